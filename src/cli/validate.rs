@@ -1,0 +1,80 @@
+//! `meshctl validate [DIR]`: every problem of a manifests folder, and of this
+//! node's identity against it.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::{Outcome, Output};
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::identity::NodeEnv;
+use crate::manifest::{self, loader};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The manifests folder (default: MESH_MANIFESTS, else ./manifests).
+    dir: Option<PathBuf>,
+    /// Print the diagnostics as text or as JSON (for editors and CI).
+    #[arg(short, long, value_enum, default_value_t)]
+    output: Output,
+}
+
+/// The JSON shape of `validate -o json`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report<'a> {
+    valid: bool,
+    objects: usize,
+    files: usize,
+    error_count: usize,
+    warning_count: usize,
+    diagnostics: &'a [Diagnostic],
+}
+
+pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+    let env = NodeEnv::load(env_file)?;
+    let dir = args.dir.unwrap_or_else(|| env.manifests_dir());
+    let (files, unreadable) = loader::load_dir(&dir)?;
+    let mut validation = manifest::validate(&files, unreadable);
+    if env.is_configured() {
+        let identity = env.check_identity(&validation.set);
+        validation.extend(identity, &files);
+    }
+
+    let error_count = validation.error_count();
+    let warning_count = validation.diagnostics.len() - error_count;
+    let objects = validation.set.len();
+    match args.output {
+        Output::Json => {
+            let report = Report {
+                valid: error_count == 0,
+                objects,
+                files: files.len(),
+                error_count,
+                warning_count,
+                diagnostics: &validation.diagnostics,
+            };
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Output::Text => {
+            for diagnostic in &validation.diagnostics {
+                eprintln!("{diagnostic}\n");
+            }
+            let warnings = match warning_count {
+                0 => String::new(),
+                1 => ", 1 warning".into(),
+                n => format!(", {n} warnings"),
+            };
+            if error_count == 0 {
+                println!("{}: {objects} objects in {} files are valid{warnings}", dir.display(), files.len());
+            } else {
+                let errors = if error_count == 1 { "1 error".into() } else { format!("{error_count} errors") };
+                eprintln!("{}: {errors}{warnings}", dir.display());
+            }
+        }
+    }
+    Ok(match validation.diagnostics.iter().any(|d| d.severity == Severity::Error) {
+        true => Outcome::Failure,
+        false => Outcome::Success,
+    })
+}

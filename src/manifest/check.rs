@@ -1,0 +1,425 @@
+//! Set-level checks: names, duplicates, cross-references, paths and templates.
+//! Every problem is collected; nothing stops at the first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::kinds::{
+    CapabilitySpec, EnvValue, HandoffPolicySpec, MeshSpec, NodeSpec, Provider, ServiceSpec,
+    SyncFolderSpec,
+};
+use super::object::{Manifest, Object, Spec};
+use super::set::ManifestSet;
+use super::values::{Located, Pos, name_problem};
+use crate::diagnostic::{Diagnostic, closest, did_you_mean};
+
+/// Builds the set from parsed objects, reporting bad names, duplicates and more
+/// than one Mesh, then checks every object against the whole set.
+pub fn check(objects: Vec<Manifest>, diagnostics: &mut Vec<Diagnostic>) -> ManifestSet {
+    let mut set = ManifestSet::default();
+    for manifest in objects {
+        let name = &manifest.metadata().name;
+        if let Some(problem) = name_problem(&name.value) {
+            diagnostics.push(Diagnostic::error(
+                &manifest.origin().file,
+                name.at,
+                manifest.key(),
+                format!("metadata.name \"{}\" {problem}", name.value),
+            ));
+        }
+        if let Err(duplicate) = set.insert(manifest) {
+            diagnostics.push(duplicate_diagnostic(&set, &duplicate));
+        }
+    }
+    let mut checker = Checker { set: &set, out: diagnostics };
+    set.nodes.values().for_each(|o| checker.node(o));
+    set.services.values().for_each(|o| checker.service(o));
+    set.capabilities.values().for_each(|o| checker.capability(o));
+    checker.sync_folders();
+    set.handoff_policies.values().for_each(|o| checker.handoff_policy(o));
+    if let Some(mesh) = &set.mesh {
+        checker.mesh(mesh);
+    }
+    set
+}
+
+fn duplicate_diagnostic(set: &ManifestSet, duplicate: &Manifest) -> Diagnostic {
+    let name = duplicate.name();
+    let first = match duplicate {
+        Manifest::Node(_) => set.nodes.get(name).map(|o| &o.origin),
+        Manifest::Service(_) => set.services.get(name).map(|o| &o.origin),
+        Manifest::Capability(_) => set.capabilities.get(name).map(|o| &o.origin),
+        Manifest::SyncFolder(_) => set.sync_folders.get(name).map(|o| &o.origin),
+        Manifest::HandoffPolicy(_) => set.handoff_policies.get(name).map(|o| &o.origin),
+        Manifest::Mesh(_) => set.mesh.as_ref().map(|o| &o.origin),
+    };
+    let first = first.map(ToString::to_string).unwrap_or_default();
+    let message = match duplicate {
+        Manifest::Mesh(_) => format!("only one Mesh is allowed; another is declared at {first}"),
+        _ => format!("{} is declared twice; first at {first}", duplicate.key()),
+    };
+    Diagnostic::error(&duplicate.origin().file, duplicate.metadata().name.at, duplicate.key(), message)
+}
+
+struct Checker<'a> {
+    set: &'a ManifestSet,
+    out: &'a mut Vec<Diagnostic>,
+}
+
+/// The object a check is about: where its file is and how errors name it.
+struct Subject<'a> {
+    file: &'a Arc<str>,
+    key: String,
+}
+
+impl Subject<'_> {
+    fn of<S: Spec>(object: &Object<S>) -> Subject<'_> {
+        Subject { file: &object.origin.file, key: format!("{}/{}", S::KIND, object.name()) }
+    }
+}
+
+const SERVICE_PLACEHOLDERS: [&str; 2] = ["node.name", "node.address"];
+const CLIENT_ENV_PLACEHOLDERS: [&str; 4] = ["host", "port", "path", "node"];
+
+impl Checker<'_> {
+    fn error(&mut self, subject: &Subject, at: Pos, message: String, help: Option<String>) {
+        self.out.push(Diagnostic::error(subject.file, at, subject.key.clone(), message).with_help(help));
+    }
+
+    fn warning(&mut self, subject: &Subject, at: Pos, message: String) {
+        self.out.push(Diagnostic::warning(subject.file, at, subject.key.clone(), message));
+    }
+
+    /// Reports `name` when no Node has it.
+    fn node_ref(&mut self, subject: &Subject, field: &str, name: &Located<String>) -> bool {
+        if self.set.nodes.contains_key(&name.value) {
+            return true;
+        }
+        let help = did_you_mean(&name.value, self.set.nodes.keys().map(String::as_str));
+        self.error(subject, name.at, format!("{field} names unknown node \"{}\"", name.value), help);
+        false
+    }
+
+    /// Reports placeholders other than `allowed`, and unclosed ones.
+    fn template(&mut self, subject: &Subject, field: &str, text: &Located<String>, allowed: &[&str]) {
+        let mut rest = text.value.as_str();
+        while let Some(open) = rest.find("{{") {
+            let Some(close) = rest[open..].find("}}") else {
+                self.error(subject, text.at, format!("{field} has an unclosed \"{{{{\""), None);
+                return;
+            };
+            let placeholder = rest[open + 2..open + close].trim();
+            if !allowed.contains(&placeholder) {
+                let known = allowed.iter().map(|p| format!("{{{{{p}}}}}")).collect::<Vec<_>>().join(", ");
+                let help = closest(placeholder, allowed.iter().copied())
+                    .map(|near| format!("did you mean {{{{{near}}}}}?"));
+                self.error(
+                    subject,
+                    text.at,
+                    format!("{field} uses unknown placeholder {{{{{placeholder}}}}} (known: {known})"),
+                    help,
+                );
+            }
+            rest = &rest[open + close + 2..];
+        }
+    }
+
+    fn url_path(&mut self, subject: &Subject, field: &str, path: &Located<String>) {
+        if !path.value.starts_with('/') {
+            self.error(subject, path.at, format!("{field} \"{}\" must start with \"/\"", path.value), None);
+        }
+    }
+
+    fn node(&mut self, object: &Object<NodeSpec>) {
+        let subject = Subject::of(object);
+        let address = &object.spec.address;
+        if address.value.trim().is_empty() {
+            self.error(&subject, address.at, "address must not be empty".into(), None);
+        } else if address.value.contains("://") || address.value.contains('/') {
+            self.error(
+                &subject,
+                address.at,
+                format!("address \"{}\" must be a host name or IP address, not a URL", address.value),
+                None,
+            );
+        }
+        if let Some(syncthing) = &object.spec.syncthing {
+            let url = &syncthing.api_url;
+            if !(url.value.starts_with("http://") || url.value.starts_with("https://")) {
+                self.error(
+                    &subject,
+                    url.at,
+                    format!("syncthing.apiUrl \"{}\" must start with http:// or https://", url.value),
+                    None,
+                );
+            }
+            let device = &syncthing.device_address;
+            let schemes = ["tcp://", "tcp4://", "tcp6://", "quic://", "quic4://", "quic6://", "relay://"];
+            if device.value != "dynamic" && !schemes.iter().any(|s| device.value.starts_with(s)) {
+                self.error(
+                    &subject,
+                    device.at,
+                    format!(
+                        "syncthing.deviceAddress \"{}\" must be \"dynamic\" or a Syncthing address such as tcp://host:22000",
+                        device.value
+                    ),
+                    None,
+                );
+            }
+        }
+    }
+
+    fn service(&mut self, object: &Object<ServiceSpec>) {
+        let subject = Subject::of(object);
+        let spec = &object.spec;
+        match (spec.nodes.is_empty(), &spec.node_selector) {
+            (true, None) => self.error(&subject, object.spec_at, "give nodes or nodeSelector to place the Service".into(), None),
+            (false, Some(_)) => self.error(&subject, object.spec_at, "give either nodes or nodeSelector, not both".into(), None),
+            _ => {}
+        }
+        let mut seen = BTreeSet::new();
+        for node in &spec.nodes {
+            if self.node_ref(&subject, "nodes", node) && !seen.insert(&node.value) {
+                self.error(&subject, node.at, format!("nodes names \"{}\" twice", node.value), None);
+            }
+        }
+        if spec.node_selector.is_some() && self.set.service_nodes(spec).is_empty() {
+            self.warning(&subject, object.spec_at, "nodeSelector matches no Node: the Service runs nowhere".into());
+        }
+        match spec.command.first() {
+            None => self.error(&subject, object.spec_at, "command must name a program".into(), None),
+            Some(program) if program.value.trim().is_empty() => {
+                self.error(&subject, program.at, "command must name a program".into(), None);
+            }
+            Some(_) => {}
+        }
+        for argument in &spec.command {
+            self.template(&subject, "command", argument, &SERVICE_PLACEHOLDERS);
+        }
+        for (name, value) in &spec.env {
+            self.env_name(&subject, "env", name, value.at);
+            if let EnvValue::Text(text) = &value.value {
+                let text = Located::new(text.clone(), value.at);
+                self.template(&subject, &format!("env.{name}"), &text, &SERVICE_PLACEHOLDERS);
+            }
+        }
+        if let Some(check) = &spec.health_check {
+            match (&check.http, &check.tcp) {
+                (None, None) => self.error(&subject, object.spec_at, "healthCheck needs http or tcp".into(), None),
+                (Some(_), Some(_)) => self.error(&subject, object.spec_at, "healthCheck takes http or tcp, not both".into(), None),
+                (Some(http), None) => self.url_path(&subject, "healthCheck.http.path", &http.path),
+                (None, Some(_)) => {}
+            }
+            if check.timeout.duration > check.interval.duration {
+                self.warning(
+                    &subject,
+                    object.spec_at,
+                    format!("healthCheck.timeout {} is longer than its interval {}", check.timeout, check.interval),
+                );
+            }
+        }
+        if spec.backoff.initial.duration > spec.backoff.max.duration {
+            self.error(
+                &subject,
+                spec.backoff.max.at,
+                format!("backoff.max {} is shorter than backoff.initial {}", spec.backoff.max.value, spec.backoff.initial),
+                None,
+            );
+        }
+    }
+
+    fn env_name(&mut self, subject: &Subject, field: &str, name: &str, at: Pos) {
+        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            self.error(
+                subject,
+                at,
+                format!("{field} name \"{name}\" is not a valid variable name (letters, digits and '_', not starting with a digit)"),
+                None,
+            );
+        }
+    }
+
+    fn capability(&mut self, object: &Object<CapabilitySpec>) {
+        let subject = Subject::of(object);
+        let spec = &object.spec;
+        if spec.placement.prefer.is_empty() {
+            self.error(&subject, spec.placement.prefer.at, "placement.prefer must name at least one node".into(), None);
+        }
+        let mut placed = BTreeSet::new();
+        for (field, name) in spec
+            .placement
+            .prefer
+            .iter()
+            .map(|n| ("placement.prefer", n))
+            .chain(spec.placement.fallback.iter().map(|n| ("placement.fallback", n)))
+        {
+            if self.node_ref(&subject, field, name) && !placed.insert(&name.value) {
+                self.error(&subject, name.at, format!("{field} names \"{}\" again: placement is an order, each node once", name.value), None);
+            }
+        }
+        if let Some(service_name) = &spec.service {
+            match self.set.services.get(&service_name.value) {
+                None => {
+                    let help = did_you_mean(&service_name.value, self.set.services.keys().map(String::as_str));
+                    self.error(&subject, service_name.at, format!("service names unknown Service \"{}\"", service_name.value), help);
+                }
+                Some(service) => {
+                    let runs_on = self.set.service_nodes(&service.spec);
+                    for name in spec.placement.order().filter(|n| self.set.nodes.contains_key(&n.value)) {
+                        if !runs_on.contains(&name.value.as_str()) {
+                            self.warning(
+                                &subject,
+                                name.at,
+                                format!("node \"{}\" is in the placement but Service/{} does not run there", name.value, service_name.value),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        self.url_path(&subject, "endpoint.path", &spec.endpoint.path);
+        if let Some(health_path) = &spec.endpoint.health_path {
+            self.url_path(&subject, "endpoint.healthPath", health_path);
+        }
+        for (name, value) in &spec.client_env {
+            self.env_name(&subject, "clientEnv", name, value.at);
+            self.template(&subject, &format!("clientEnv.{name}"), value, &CLIENT_ENV_PLACEHOLDERS);
+        }
+        if let Some(ollama) = &spec.ollama {
+            if spec.provider != Provider::Ollama {
+                self.error(&subject, ollama.at, "ollama settings need provider: ollama".into(), None);
+            }
+            for model in ollama.models.iter().filter(|m| m.value.trim().is_empty()) {
+                self.error(&subject, model.at, "ollama.models holds an empty model name".into(), None);
+            }
+        }
+    }
+
+    fn sync_folders(&mut self) {
+        let mut ids: BTreeMap<&str, &Object<SyncFolderSpec>> = BTreeMap::new();
+        for object in self.set.sync_folders.values() {
+            let subject = Subject::of(object);
+            let spec = &object.spec;
+            let id = spec.folder_id_or(object.name());
+            let id_at = spec.folder_id.as_ref().map_or(object.metadata.name.at, |id| id.at);
+            if id.trim().is_empty() || id.trim() != id {
+                self.error(&subject, id_at, format!("folderId \"{id}\" must not be empty or start or end with spaces"), None);
+            }
+            if let Some(first) = ids.insert(id, object) {
+                ids.insert(id, first);
+                self.error(&subject, id_at, format!("folderId \"{id}\" is also used by SyncFolder/{} at {}", first.name(), first.origin), None);
+            }
+            if spec.paths.is_empty() {
+                self.error(&subject, spec.paths.at, "paths must name at least one node".into(), None);
+            } else if spec.paths.len() == 1 {
+                self.warning(&subject, spec.paths.at, "paths names a single node: nothing is shared".into());
+            }
+            for (node, path) in spec.paths.iter() {
+                self.node_ref(&subject, "paths", node);
+                let value = path.value.as_str();
+                if !(value.starts_with('/') || value == "~" || value.starts_with("~/")) {
+                    self.error(
+                        &subject,
+                        path.at,
+                        format!("paths.{} \"{value}\" must be absolute or start with \"~/\"", node.value),
+                        None,
+                    );
+                }
+            }
+        }
+    }
+
+    fn handoff_policy(&mut self, object: &Object<HandoffPolicySpec>) {
+        let subject = Subject::of(object);
+        let spec = &object.spec;
+        let folder = self.set.sync_folders.get(&spec.sync_folder.value);
+        if folder.is_none() {
+            let help = did_you_mean(&spec.sync_folder.value, self.set.sync_folders.keys().map(String::as_str));
+            self.error(
+                &subject,
+                spec.sync_folder.at,
+                format!("syncFolder names unknown SyncFolder \"{}\"", spec.sync_folder.value),
+                help,
+            );
+        }
+        if let Some(problem) = relative_path_problem(&spec.sessions_dir.value) {
+            self.error(&subject, spec.sessions_dir.at, format!("sessionsDir \"{}\" {problem}", spec.sessions_dir.value), None);
+        }
+        if let Some(target) = &spec.default_target
+            && self.node_ref(&subject, "defaultTarget", target)
+            && let Some(folder) = folder
+            && !folder.spec.paths.keys().any(|node| node.value == target.value)
+        {
+            self.error(
+                &subject,
+                target.at,
+                format!("defaultTarget \"{}\" does not share SyncFolder/{}", target.value, folder.name()),
+                None,
+            );
+        }
+    }
+
+    fn mesh(&mut self, object: &Object<MeshSpec>) {
+        let subject = Subject::of(object);
+        let identity = &object.spec.auth.tailscale_identity;
+        for tag in &identity.allow_tags {
+            if !tag.value.starts_with("tag:") || tag.value.len() == 4 {
+                self.error(&subject, tag.at, format!("allowTags entry \"{}\" must look like \"tag:name\"", tag.value), None);
+            }
+        }
+        if identity.enabled && identity.allow_users.is_empty() && identity.allow_tags.is_empty() {
+            self.warning(
+                &subject,
+                object.spec_at,
+                "auth.tailscaleIdentity is enabled but allows no users or tags: it lets no one in".into(),
+            );
+        }
+    }
+}
+
+/// Why `path` is not a folder strictly inside its parent, if it is not.
+fn relative_path_problem(path: &str) -> Option<&'static str> {
+    if path.trim().is_empty() {
+        return Some("must not be empty");
+    }
+    if path.starts_with('/') || path.starts_with('~') || path.contains('\\') {
+        return Some("must be relative to its SyncFolder");
+    }
+    let mut depth: usize = 0;
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => match depth.checked_sub(1) {
+                Some(up) => depth = up,
+                None => return Some("escapes its SyncFolder"),
+            },
+            _ => depth += 1,
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative_path_problem;
+
+    #[test]
+    fn sessions_dir_must_stay_inside_its_folder() {
+        let table = [
+            ("sessions", None),
+            ("agent/sessions", None),
+            ("a/../b", None),
+            (".", None),
+            ("..", Some("escapes its SyncFolder")),
+            ("a/../../b", Some("escapes its SyncFolder")),
+            ("/abs", Some("must be relative to its SyncFolder")),
+            ("~/x", Some("must be relative to its SyncFolder")),
+            ("", Some("must not be empty")),
+        ];
+        for (path, expected) in table {
+            assert_eq!(relative_path_problem(path), expected, "{path:?}");
+        }
+    }
+}

@@ -1,0 +1,82 @@
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::values::{Located, Port};
+
+/// Something the agent calls (LLM inference, a vector DB), served by the first
+/// healthy node in placement order.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CapabilitySpec {
+    /// `ollama` or `http`.
+    pub provider: Provider,
+    /// Which nodes may serve it, in order of preference.
+    pub placement: Placement,
+    /// The Service that provides it, when the controller runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<Located<String>>,
+    /// Where it answers on the serving node.
+    pub endpoint: Endpoint,
+    /// Variables rendered for every node from the serving node:
+    /// `{{host}}`, `{{port}}`, `{{path}}` and `{{node}}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub client_env: BTreeMap<String, Located<String>>,
+    /// Settings for `provider: ollama`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ollama: Option<Located<OllamaSettings>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// An Ollama server: models are pulled, and the mesh proxies its API.
+    Ollama,
+    /// Any HTTP server: the payload is POSTed to the endpoint.
+    Http,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Placement {
+    /// Nodes that serve it when they are up, first first.
+    pub prefer: Located<Vec<Located<String>>>,
+    /// Nodes that serve it when no preferred node can.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback: Vec<Located<String>>,
+}
+
+impl Placement {
+    /// Every node named, in the order they are tried.
+    pub fn order(&self) -> impl Iterator<Item = &Located<String>> {
+        self.prefer.iter().chain(&self.fallback)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Endpoint {
+    pub port: Port,
+    /// The base path of requests.
+    #[serde(default = "default_root_path")]
+    pub path: Located<String>,
+    /// The path that answers 2xx when it is healthy (default: `path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_path: Option<Located<String>>,
+    /// The host to call (default: the serving node's `address`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OllamaSettings {
+    /// Models that must be present on every node that serves it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<Located<String>>,
+}
+
+fn default_root_path() -> Located<String> {
+    Located::new("/".into(), Default::default())
+}

@@ -1,0 +1,72 @@
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::values::{DurationSpec, Located, SecretRef};
+
+/// Settings for the whole mesh; at most one.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MeshSpec {
+    #[serde(default)]
+    pub auth: MeshAuth,
+    #[serde(default)]
+    pub discovery: Discovery,
+    #[serde(default)]
+    pub reconcile: ReconcileSettings,
+}
+
+/// Who may call the mesh API.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MeshAuth {
+    /// The shared bearer key of the mesh API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<SecretRef>,
+    #[serde(default)]
+    pub tailscale_identity: TailscaleIdentity,
+}
+
+/// Lets in callers whose Tailscale identity is allowed, without the key.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TailscaleIdentity {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Login names, e.g. `alice@example.com`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_users: Vec<String>,
+    /// Node tags, e.g. `tag:agent`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_tags: Vec<Located<String>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Discovery {
+    /// Learn peers' addresses and online state from the Tailscale LocalAPI.
+    #[serde(default)]
+    pub tailscale: bool,
+    /// The LocalAPI socket (default: the platform's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_api_socket: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReconcileSettings {
+    /// How often every object is reconciled even when nothing changed (drift).
+    #[serde(default = "default_resync_interval")]
+    pub resync_interval: DurationSpec,
+}
+
+impl Default for ReconcileSettings {
+    fn default() -> Self {
+        ReconcileSettings {
+            resync_interval: default_resync_interval(),
+        }
+    }
+}
+
+fn default_resync_interval() -> DurationSpec {
+    DurationSpec::fixed("5m")
+}

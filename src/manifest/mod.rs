@@ -1,0 +1,70 @@
+//! The manifest model and its checks: YAML text in, a checked [`ManifestSet`] and
+//! diagnostics out. Only [`loader`] touches the file system.
+
+mod check;
+pub mod kinds;
+pub mod loader;
+mod object;
+mod parse;
+pub mod schema;
+mod set;
+mod values;
+
+use std::collections::HashMap;
+
+pub use object::{API_VERSION, Kind, Manifest, Metadata, Object, Origin, Spec};
+pub use parse::SourceFile;
+pub use set::ManifestSet;
+pub use values::{DurationSpec, Located, NAME_PATTERN, Port, Pos, SecretRef, name_problem};
+
+use crate::diagnostic::Diagnostic;
+
+/// The outcome of checking a set of files: the objects that parsed, and every
+/// problem found. The set may be acted on only when there is no error.
+#[derive(Debug)]
+pub struct Validation {
+    pub set: ManifestSet,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Validation {
+    pub fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.error_count() == 0
+    }
+
+    /// Adds problems found outside the manifests (the node's `.env`), keeping the
+    /// order and source lines of [`validate`].
+    pub fn extend(&mut self, diagnostics: Vec<Diagnostic>, files: &[SourceFile]) {
+        self.diagnostics.extend(diagnostics);
+        finish(&mut self.diagnostics, files);
+    }
+}
+
+/// Parses and checks `files` as one set. `earlier` holds problems found while
+/// loading them; they are reported with the rest.
+pub fn validate(files: &[SourceFile], earlier: Vec<Diagnostic>) -> Validation {
+    let mut diagnostics = earlier;
+    let mut objects = Vec::new();
+    for file in files {
+        parse::parse_file(file, &mut objects, &mut diagnostics);
+    }
+    let set = check::check(objects, &mut diagnostics);
+    finish(&mut diagnostics, files);
+    Validation { set, diagnostics }
+}
+
+/// Orders diagnostics by place and attaches the source line each points at.
+fn finish(diagnostics: &mut [Diagnostic], files: &[SourceFile]) {
+    let texts: HashMap<&str, &str> = files.iter().map(|f| (&*f.path, f.text.as_str())).collect();
+    for diagnostic in diagnostics.iter_mut().filter(|d| d.source_line.is_none()) {
+        diagnostic.source_line = texts
+            .get(&*diagnostic.file)
+            .and_then(|text| text.lines().nth(diagnostic.line as usize - 1))
+            .map(str::to_owned);
+    }
+    diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+}

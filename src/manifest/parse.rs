@@ -1,0 +1,289 @@
+//! Text to objects: one file's documents, each read first for its header
+//! (`apiVersion`, `kind`, `metadata.name`) and then as its concrete kind, so that
+//! every error keeps its line and column. Works on strings only; the loader reads
+//! files.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_saphyr::{MessageFormatter, UserMessageFormatter};
+
+use super::kinds::{
+    CapabilitySpec, HandoffPolicySpec, MeshSpec, NodeSpec, ServiceSpec, SyncFolderSpec,
+};
+use super::object::{API_VERSION, Kind, Manifest, Object, Origin, RawObject, Spec};
+use super::values::{Located, Pos};
+use crate::diagnostic::{Diagnostic, did_you_mean};
+
+/// A manifest file's path (as the user would open it) and text.
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    pub path: Arc<str>,
+    pub text: String,
+}
+
+/// Limits that refuse alias bombs and deep nesting quickly, far above what any
+/// real manifest needs.
+const MAX_NODES_PER_DOCUMENT: usize = 20_000;
+const MAX_ALIASES_PER_DOCUMENT: usize = 1_000;
+const MAX_DEPTH: usize = 64;
+
+/// Parses every document of `file`, appending objects and problems.
+pub fn parse_file(file: &SourceFile, objects: &mut Vec<Manifest>, diagnostics: &mut Vec<Diagnostic>) {
+    let mut ordinal = 0;
+    for document in split_documents(&file.text) {
+        match parse_document(file, &document, ordinal + 1) {
+            Parsed::Empty => continue,
+            Parsed::Object(object) => objects.push(*object),
+            Parsed::Invalid(diagnostic) => diagnostics.push(*diagnostic),
+        }
+        ordinal += 1;
+    }
+}
+
+/// One document of a file: its text with the lines before it blanked, so the
+/// parser's line numbers are the file's.
+struct DocumentText {
+    text: String,
+    /// The first line with content, for errors about the document as a whole.
+    first_line: u32,
+}
+
+/// Splits at `---` lines. YAML forbids a line starting with `---` followed by a
+/// space or the end of the line inside any scalar, so this split is exact.
+fn split_documents(text: &str) -> Vec<DocumentText> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let is_marker = |line: &str| {
+        line.strip_prefix("---")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(|c: char| c.is_whitespace()))
+    };
+    let mut starts: Vec<usize> = vec![0];
+    starts.extend((1..lines.len()).filter(|&i| is_marker(lines[i])));
+    starts.push(lines.len());
+    starts
+        .windows(2)
+        .map(|range| {
+            let (start, end) = (range[0], range[1]);
+            let mut padded = "\n".repeat(start);
+            lines[start..end].iter().for_each(|line| padded.push_str(line));
+            let first_line = (start..end)
+                .find(|&i| {
+                    let trimmed = lines[i].trim();
+                    !(trimmed.is_empty() || trimmed.starts_with('#') || is_marker(lines[i]))
+                })
+                .unwrap_or(start);
+            DocumentText {
+                text: padded,
+                first_line: u32::try_from(first_line + 1).unwrap_or(u32::MAX),
+            }
+        })
+        .collect()
+}
+
+enum Parsed {
+    Empty,
+    Object(Box<Manifest>),
+    Invalid(Box<Diagnostic>),
+}
+
+/// The fields every document shares, read leniently to learn what the document
+/// claims to be before it is read strictly.
+#[derive(Deserialize)]
+struct Header {
+    #[serde(rename = "apiVersion")]
+    api_version: Option<Located<String>>,
+    kind: Option<Located<String>>,
+    metadata: Option<HeaderMetadata>,
+}
+
+#[derive(Deserialize)]
+struct HeaderMetadata {
+    name: Option<Located<String>>,
+}
+
+fn parse_document(file: &SourceFile, document: &DocumentText, ordinal: usize) -> Parsed {
+    let document_label = format!("document {ordinal}");
+    let start = Pos { line: document.first_line, column: 1, len: 1 };
+    let header = match from_yaml::<Option<Header>>(&document.text) {
+        Ok(None) => return Parsed::Empty,
+        Ok(Some(header)) => header,
+        Err(error) => {
+            let mut diagnostic = yaml_diagnostic(file, &document_label, &error);
+            if diagnostic.message.contains("expected struct Header") {
+                diagnostic.message =
+                    "a manifest must be a mapping with apiVersion, kind, metadata and spec".into();
+            }
+            return invalid(diagnostic);
+        }
+    };
+    let kind_text = header.kind.as_ref().map(|kind| kind.value.clone());
+    let name = header.metadata.and_then(|m| m.name).map(|name| name.value);
+    let label = match (&kind_text, &name) {
+        (Some(kind), Some(name)) => format!("{kind}/{name}"),
+        (Some(kind), None) => format!("{kind}/<unnamed>"),
+        (None, _) => document_label,
+    };
+
+    match &header.api_version {
+        None => {
+            return invalid(Diagnostic::error(
+                &file.path,
+                start,
+                label,
+                format!("missing field `apiVersion` (expected \"{API_VERSION}\")"),
+            ));
+        }
+        Some(version) if version.value != API_VERSION => {
+            return invalid(
+                Diagnostic::error(
+                    &file.path,
+                    version.at,
+                    label,
+                    format!("unknown apiVersion \"{}\", expected \"{API_VERSION}\"", version.value),
+                )
+                .with_help(did_you_mean(&version.value, [API_VERSION])),
+            );
+        }
+        Some(_) => {}
+    }
+    let Some(kind_text) = header.kind else {
+        return invalid(Diagnostic::error(
+            &file.path,
+            start,
+            label,
+            format!("missing field `kind` (one of {})", kind_list()),
+        ));
+    };
+    let Some(kind) = Kind::parse(&kind_text.value) else {
+        return invalid(
+            Diagnostic::error(
+                &file.path,
+                kind_text.at,
+                label,
+                format!("unknown kind \"{}\", expected one of {}", kind_text.value, kind_list()),
+            )
+            .with_help(did_you_mean(&kind_text.value, Kind::ALL.map(Kind::as_str))),
+        );
+    };
+
+    let parsed = match kind {
+        Kind::Node => parse_object::<NodeSpec>(file, document).map(Manifest::Node),
+        Kind::Service => parse_object::<ServiceSpec>(file, document).map(Manifest::Service),
+        Kind::Capability => parse_object::<CapabilitySpec>(file, document).map(Manifest::Capability),
+        Kind::SyncFolder => parse_object::<SyncFolderSpec>(file, document).map(Manifest::SyncFolder),
+        Kind::HandoffPolicy => {
+            parse_object::<HandoffPolicySpec>(file, document).map(Manifest::HandoffPolicy)
+        }
+        Kind::Mesh => parse_object::<MeshSpec>(file, document).map(Manifest::Mesh),
+    };
+    match parsed {
+        Ok(object) => Parsed::Object(Box::new(object)),
+        Err(error) => invalid(yaml_diagnostic(file, &label, &error)),
+    }
+}
+
+fn invalid(diagnostic: Diagnostic) -> Parsed {
+    Parsed::Invalid(Box::new(diagnostic))
+}
+
+fn kind_list() -> String {
+    Kind::ALL.map(Kind::as_str).join(", ")
+}
+
+fn parse_object<S: Spec>(file: &SourceFile, document: &DocumentText) -> Result<Object<S>, serde_saphyr::Error> {
+    let raw: RawObject<S> = from_yaml(&document.text)?;
+    Ok(Object {
+        origin: Origin { file: file.path.clone(), at: raw.metadata.name.at },
+        metadata: raw.metadata,
+        spec_at: raw.spec.at,
+        spec: raw.spec.value,
+    })
+}
+
+fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_saphyr::Error> {
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_nodes: MAX_NODES_PER_DOCUMENT,
+            max_aliases: MAX_ALIASES_PER_DOCUMENT,
+            max_depth: MAX_DEPTH,
+        },
+        with_snippet: false,
+    };
+    serde_saphyr::from_str_with_options(text, options)
+}
+
+/// A parser or type error as a diagnostic, with a "did you mean" for unknown
+/// fields and variants, and plain words for the limits.
+fn yaml_diagnostic(file: &SourceFile, label: &str, error: &serde_saphyr::Error) -> Diagnostic {
+    let at = error.location().map(Pos::from_location).unwrap_or_default();
+    let raw = UserMessageFormatter.format_message(error.without_snippet()).into_owned();
+    let (message, help) = if raw.starts_with("budget breached") {
+        (
+            format!(
+                "document refused: it is nested deeper than {MAX_DEPTH} levels, or expands to more than \
+                 {MAX_NODES_PER_DOCUMENT} values or {MAX_ALIASES_PER_DOCUMENT} aliases (an alias bomb?)"
+            ),
+            None,
+        )
+    } else if raw.starts_with("recursion limit exceeded") {
+        ("document refused: it is nested too deeply".to_owned(), None)
+    } else {
+        let help = unknown_name_help(&raw);
+        (raw, help)
+    };
+    Diagnostic::error(&file.path, at, label, message).with_help(help)
+}
+
+/// For "unknown field `x`, expected one of a, b" (and variants), the nearest
+/// expected name.
+fn unknown_name_help(message: &str) -> Option<String> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"))?;
+    let (wanted, expected) = rest.split_once('`')?;
+    let expected = expected.trim_start_matches(',').trim();
+    let expected = expected.strip_prefix("expected").unwrap_or(expected).trim();
+    let expected = expected.strip_prefix("one of").unwrap_or(expected);
+    let candidates: Vec<&str> = expected
+        .split(", ")
+        .flat_map(|part| part.split(" or "))
+        .map(|name| name.trim().trim_matches('`'))
+        .filter(|name| !name.is_empty())
+        .collect();
+    did_you_mean(wanted, candidates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_keeps_line_numbers_and_first_content_line() {
+        let text = "# comment\na: 1\n---\n\nb: 2\n--- # next\nc: 3\n";
+        let docs = split_documents(text);
+        assert_eq!(docs.len(), 3);
+        assert_eq!(docs[0].first_line, 2);
+        assert_eq!(docs[1].first_line, 5);
+        assert_eq!(docs[1].text, "\n\n---\n\nb: 2\n");
+        assert_eq!(docs[2].first_line, 7);
+    }
+
+    #[test]
+    fn split_ignores_dashes_that_are_not_markers() {
+        let docs = split_documents("a: |\n  ---\nb: ---x\n----\n");
+        assert_eq!(docs.len(), 1);
+    }
+
+    #[test]
+    fn unknown_names_get_the_nearest_expected_one() {
+        let table = [
+            ("unknown field `apiPrt`, expected one of role, apiPort, nodes", Some("did you mean \"apiPort\"?")),
+            ("unknown variant `primry`, expected one of primary, satellite", Some("did you mean \"primary\"?")),
+            ("unknown variant `x`, expected `a` or `b`", None),
+            ("invalid u16", None),
+        ];
+        for (message, help) in table {
+            assert_eq!(unknown_name_help(message).as_deref(), help, "{message}");
+        }
+    }
+}

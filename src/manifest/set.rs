@@ -1,0 +1,89 @@
+//! A checked set of objects, by kind and name: what the controller acts on.
+
+use std::collections::BTreeMap;
+
+use super::kinds::{
+    CapabilitySpec, HandoffPolicySpec, MeshSpec, NodeSpec, ServiceSpec, SyncFolderSpec,
+};
+use super::object::{Manifest, Object};
+
+#[derive(Clone, Debug, Default)]
+pub struct ManifestSet {
+    pub nodes: BTreeMap<String, Object<NodeSpec>>,
+    pub services: BTreeMap<String, Object<ServiceSpec>>,
+    pub capabilities: BTreeMap<String, Object<CapabilitySpec>>,
+    pub sync_folders: BTreeMap<String, Object<SyncFolderSpec>>,
+    pub handoff_policies: BTreeMap<String, Object<HandoffPolicySpec>>,
+    pub mesh: Option<Object<MeshSpec>>,
+}
+
+impl ManifestSet {
+    /// Adds `manifest`, unless an object of its kind and name is there already;
+    /// then that one is returned and the set is unchanged.
+    pub(crate) fn insert(&mut self, manifest: Manifest) -> Result<(), Manifest> {
+        fn put<S>(map: &mut BTreeMap<String, Object<S>>, object: Object<S>) -> Result<(), Object<S>> {
+            match map.entry(object.metadata.name.value.clone()) {
+                std::collections::btree_map::Entry::Occupied(_) => Err(object),
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(object);
+                    Ok(())
+                }
+            }
+        }
+        match manifest {
+            Manifest::Node(o) => put(&mut self.nodes, o).map_err(Manifest::Node),
+            Manifest::Service(o) => put(&mut self.services, o).map_err(Manifest::Service),
+            Manifest::Capability(o) => put(&mut self.capabilities, o).map_err(Manifest::Capability),
+            Manifest::SyncFolder(o) => put(&mut self.sync_folders, o).map_err(Manifest::SyncFolder),
+            Manifest::HandoffPolicy(o) => {
+                put(&mut self.handoff_policies, o).map_err(Manifest::HandoffPolicy)
+            }
+            Manifest::Mesh(o) => match self.mesh {
+                Some(_) => Err(Manifest::Mesh(o)),
+                None => {
+                    self.mesh = Some(o);
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    /// How many objects the set holds.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+            + self.services.len()
+            + self.capabilities.len()
+            + self.sync_folders.len()
+            + self.handoff_policies.len()
+            + usize::from(self.mesh.is_some())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The names of the nodes a Service is placed on: those it names, or those
+    /// its selector matches.
+    pub fn service_nodes<'a>(&'a self, service: &'a ServiceSpec) -> Vec<&'a str> {
+        if let Some(selector) = &service.node_selector {
+            return self
+                .nodes
+                .iter()
+                .filter(|(_, node)| {
+                    selector.role.is_none_or(|role| role == node.spec.role)
+                        && selector
+                            .match_labels
+                            .iter()
+                            .all(|(key, value)| node.metadata.labels.get(key) == Some(value))
+                })
+                .map(|(name, _)| name.as_str())
+                .collect();
+        }
+        service
+            .nodes
+            .iter()
+            .map(|name| name.value.as_str())
+            .filter(|name| self.nodes.contains_key(*name))
+            .collect()
+    }
+}
