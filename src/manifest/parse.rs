@@ -12,7 +12,7 @@ use super::kinds::{
     CapabilitySpec, HandoffPolicySpec, MeshSpec, NodeSpec, ServiceSpec, SyncFolderSpec,
 };
 use super::object::{API_VERSION, Kind, Manifest, Object, Origin, RawObject, Spec};
-use super::values::{Located, Pos};
+use super::values::{Located, Pos, name_problem};
 use crate::diagnostic::{Diagnostic, did_you_mean};
 
 /// A manifest file's path (as the user would open it) and text.
@@ -35,7 +35,7 @@ pub fn parse_file(file: &SourceFile, objects: &mut Vec<Manifest>, diagnostics: &
         match parse_document(file, &document, ordinal + 1) {
             Parsed::Empty => continue,
             Parsed::Object(object) => objects.push(*object),
-            Parsed::Invalid(diagnostic) => diagnostics.push(*diagnostic),
+            Parsed::Invalid(found) => diagnostics.extend(found),
         }
         ordinal += 1;
     }
@@ -83,7 +83,9 @@ fn split_documents(text: &str) -> Vec<DocumentText> {
 enum Parsed {
     Empty,
     Object(Box<Manifest>),
-    Invalid(Box<Diagnostic>),
+    /// The document's first structural problem, plus a bad name: a document
+    /// that does not parse is still checked for what its header shows.
+    Invalid(Vec<Diagnostic>),
 }
 
 /// The fields every document shares, read leniently to learn what the document
@@ -117,8 +119,8 @@ fn parse_document(file: &SourceFile, document: &DocumentText, ordinal: usize) ->
         }
     };
     let kind_text = header.kind.as_ref().map(|kind| kind.value.clone());
-    let name = header.metadata.and_then(|m| m.name).map(|name| name.value);
-    let label = match (&kind_text, &name) {
+    let name = header.metadata.and_then(|m| m.name);
+    let label = match (&kind_text, name.as_ref().map(|n| &n.value)) {
         (Some(kind), Some(name)) => format!("{kind}/{name}"),
         (Some(kind), None) => format!("{kind}/<unnamed>"),
         (None, _) => document_label,
@@ -178,12 +180,21 @@ fn parse_document(file: &SourceFile, document: &DocumentText, ordinal: usize) ->
     };
     match parsed {
         Ok(object) => Parsed::Object(Box::new(object)),
-        Err(error) => invalid(yaml_diagnostic(file, &label, &error)),
+        Err(error) => {
+            let mut found = vec![yaml_diagnostic(file, &label, &error)];
+            if let Some(name) = name
+                && let Some(problem) = name_problem(&name.value)
+            {
+                let message = format!("metadata.name \"{}\" {problem}", name.value);
+                found.push(Diagnostic::error(&file.path, name.at, label, message));
+            }
+            Parsed::Invalid(found)
+        }
     }
 }
 
 fn invalid(diagnostic: Diagnostic) -> Parsed {
-    Parsed::Invalid(Box::new(diagnostic))
+    Parsed::Invalid(vec![diagnostic])
 }
 
 fn kind_list() -> String {

@@ -1,0 +1,8 @@
+//! Integration tests: the `meshctl` binary run as a user runs it, on files in
+//! temporary folders. One binary for all of them, so they share one build.
+
+mod errors;
+mod examples;
+mod fuzz;
+mod schema;
+mod support;
