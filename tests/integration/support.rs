@@ -1,1 +1,83 @@
-//! TODO(helper) placeholder
+//! A small builder for "these files, these args, expect this output".
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use tempfile::TempDir;
+
+/// The example manifests shipped in `manifests/`.
+pub fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests")
+}
+
+/// A temporary working folder holding files, where `meshctl` runs.
+pub struct Workspace {
+    dir: TempDir,
+}
+
+/// What one run of `meshctl` printed and returned.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Workspace { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    /// Writes `text` to `relative` (folders are created).
+    pub fn file(self, relative: &str, text: &str) -> Self {
+        let path = self.dir.path().join(relative);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("create folders");
+        std::fs::write(path, text).expect("write file");
+        self
+    }
+
+    /// Copies the example manifests into `manifests/`.
+    pub fn with_examples(self) -> Self {
+        copy_tree(&examples_dir(), &self.dir.path().join("manifests"));
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `meshctl args…` in the workspace with a clean agentmesh environment.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with_env(args, &[])
+    }
+
+    pub fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = Command::cargo_bin("meshctl").expect("meshctl is built");
+        command.current_dir(self.dir.path()).args(args);
+        for name in ["AGENT_NODE_ID", "AGENT_ROLE", "MESH_MANIFESTS", "MESH_PEERS", "MESH_API_KEY"] {
+            command.env_remove(name);
+        }
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let output = command.output().expect("meshctl runs");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(output.stdout).expect("utf-8 stdout"),
+            stderr: String::from_utf8(output.stderr).expect("utf-8 stderr"),
+        }
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create folder");
+    for entry in std::fs::read_dir(from).expect("read folder") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy file");
+        }
+    }
+}
