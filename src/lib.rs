@@ -2,6 +2,9 @@
 //! See `docs/ARCHITECTURE.md` for the map.
 
 pub mod cli;
+pub mod controller;
 pub mod diagnostic;
 pub mod identity;
 pub mod manifest;
+pub mod source;
+pub mod supervisor;

@@ -1,0 +1,3 @@
+//! The node controller (design section 4).
+
+pub mod queue;
