@@ -1,10 +1,16 @@
 //! agentmesh: a declarative mesh of one person's machines for their AI agent.
 //! See `docs/ARCHITECTURE.md` for the map.
 
+pub mod api;
 pub mod cli;
+pub mod client;
+pub mod config;
 pub mod controller;
+pub mod daemon;
 pub mod diagnostic;
 pub mod identity;
 pub mod manifest;
+pub mod reconcile;
 pub mod source;
 pub mod supervisor;
+pub mod template;

@@ -1,13 +1,23 @@
 //! `meshctl`: the command line. Each command lives in its own module; exit codes
 //! are decided here, in one place: 0 ok, 1 failure, 2 usage error (clap's).
 
+mod apply;
+mod daemon;
+mod describe;
 mod schema;
+mod status;
+mod table;
 mod validate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::client::ApiClient;
+use crate::config::{DEFAULT_LISTEN, client_addr};
+use crate::identity::NodeEnv;
 
 #[derive(Debug, Parser)]
 #[command(name = "meshctl", version, about = "Declarative mesh of your AI agent's machines")]
@@ -26,6 +36,16 @@ enum Command {
     Validate(validate::Args),
     /// Write the manifests' JSON Schemas.
     Schema(schema::Args),
+    /// Run this node's controller until SIGTERM or SIGINT.
+    Daemon(daemon::Args),
+    /// Show every node of the mesh and its objects.
+    Status(status::Args),
+    /// Validate a folder and apply it on this node and every peer now.
+    Apply(apply::Args),
+    /// Print what `apply` would change; change nothing.
+    Diff(apply::DiffArgs),
+    /// Show one object: conditions, spec, events, output.
+    Describe(describe::Args),
 }
 
 /// How a command prints its result.
@@ -45,9 +65,16 @@ pub enum Outcome {
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    let env_file = cli.env_file.as_deref();
+    let with_env = |run: &dyn Fn(&NodeEnv) -> anyhow::Result<Outcome>| NodeEnv::load(env_file).map_err(Into::into).and_then(|env| run(&env));
     let result = match cli.command {
-        Command::Validate(args) => validate::run(args, cli.env_file.as_deref()),
+        Command::Validate(args) => validate::run(args, env_file),
         Command::Schema(args) => schema::run(args),
+        Command::Daemon(args) => daemon::run(args, env_file),
+        Command::Status(args) => with_env(&|env| status::run(args.clone(), env)),
+        Command::Apply(args) => with_env(&|env| apply::run(args.clone(), env)),
+        Command::Diff(args) => with_env(&|env| apply::diff(args.clone(), env)),
+        Command::Describe(args) => with_env(&|env| describe::run(args.clone(), env)),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
@@ -57,4 +84,25 @@ pub fn run() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// How long the CLI waits for its own node's controller.
+const LOCAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A client of this node's controller, found from the same settings as the
+/// daemon (`MESH_LISTEN`, `MESH_API_KEY`), and the key for its peers.
+fn local_client(env: &NodeEnv) -> anyhow::Result<(ApiClient, String)> {
+    let listen = env.get("MESH_LISTEN").map_or(DEFAULT_LISTEN, |s| s.value.as_str());
+    let listen: std::net::SocketAddr =
+        listen.parse().with_context(|| format!("MESH_LISTEN \"{listen}\" is not an address:port"))?;
+    let key = env
+        .get("MESH_API_KEY")
+        .map(|s| s.value.clone())
+        .context("MESH_API_KEY is not set: the CLI needs it to talk to the daemon (.env or the environment)")?;
+    Ok((ApiClient::new(&client_addr(listen).to_string(), &key, LOCAL_TIMEOUT), key))
+}
+
+/// A small runtime for the commands that talk HTTP.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }

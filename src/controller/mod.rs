@@ -1,3 +1,323 @@
-//! The node controller (design section 4).
+//! The node controller (design section 4): one loop that consumes a closed set
+//! of inputs — snapshots from the sources, bundles from `apply`, process events,
+//! finished reconciles, timers — keeps the last known good set, and hands object
+//! keys from the work queue to the reconcilers, a bounded number at a time.
 
 pub mod queue;
+pub mod state;
+pub mod status;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use self::queue::{Backoff, WorkQueue};
+use self::state::{Bundle, ControllerState};
+use self::status::{ObjectKey, StatusStore};
+use crate::diagnostic::Diagnostic;
+use crate::identity::{NODE_ID, NodeEnv};
+use crate::manifest::{self, ManifestSet};
+use crate::reconcile::plan::{self, Plan};
+use crate::reconcile::{self, Context, Outcome, ReconcileError};
+use crate::source::{Snapshot, SourceUpdate};
+use crate::supervisor::{Supervisor, SupervisorEvent};
+
+/// At most this many reconciles run at once.
+const MAX_CONCURRENT_RECONCILES: usize = 4;
+/// Backoff of a failing object: from this…
+const RETRY_BASE: Duration = Duration::from_secs(1);
+/// …doubling up to this.
+const RETRY_CAP: Duration = Duration::from_secs(300);
+/// Resync when no Mesh says otherwise.
+const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
+
+/// Everything the controller reacts to.
+pub enum Input {
+    Source(SourceUpdate),
+    Apply { bundle: Bundle, reply: oneshot::Sender<Result<Plan, Vec<Diagnostic>>> },
+    ReconcileAll,
+    Supervisor(SupervisorEvent),
+    Reconciled { key: ObjectKey, result: Result<Outcome, ReconcileError>, revision: String },
+}
+
+/// The set in force.
+#[derive(Clone)]
+pub struct Applied {
+    pub revision: String,
+    pub origin: String,
+    pub set: Arc<ManifestSet>,
+    pub bundle: Bundle,
+}
+
+/// The controller's state that the API reads without going through the loop.
+pub struct Shared {
+    pub node: String,
+    pub env: Arc<NodeEnv>,
+    pub supervisor: Supervisor,
+    pub started: Instant,
+    inner: Mutex<SharedInner>,
+}
+
+#[derive(Default)]
+pub struct SharedInner {
+    pub status: StatusStore,
+    pub applied: Option<Applied>,
+    /// The errors of the last rejected snapshot; None once one applies.
+    pub last_error: Option<String>,
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, SharedInner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+pub struct Controller {
+    shared: Arc<Shared>,
+    state_dir: std::path::PathBuf,
+    state: ControllerState,
+    inbox: mpsc::Receiver<Input>,
+    /// For reconcile tasks to report back.
+    outbox: mpsc::Sender<Input>,
+    queue: WorkQueue<ObjectKey>,
+    backoff: Backoff<ObjectKey>,
+    /// The last error message per object, so a failure repeating is logged once.
+    failing: HashMap<ObjectKey, String>,
+    resync_every: Duration,
+    next_resync: Instant,
+}
+
+impl Controller {
+    /// A controller for `node`, and the sender its sources, API and supervisor use.
+    pub fn new(node: String, env: Arc<NodeEnv>, supervisor: Supervisor, state_dir: std::path::PathBuf) -> (Controller, Arc<Shared>, mpsc::Sender<Input>) {
+        let (outbox, inbox) = mpsc::channel(256);
+        let shared = Arc::new(Shared { node, env, supervisor, started: Instant::now(), inner: Mutex::new(SharedInner::default()) });
+        let state = ControllerState::load(&state_dir);
+        let controller = Controller {
+            shared: shared.clone(),
+            state_dir,
+            state,
+            inbox,
+            outbox: outbox.clone(),
+            queue: WorkQueue::default(),
+            backoff: Backoff::new(RETRY_BASE, RETRY_CAP),
+            failing: HashMap::new(),
+            resync_every: DEFAULT_RESYNC,
+            next_resync: Instant::now() + DEFAULT_RESYNC,
+        };
+        (controller, shared, outbox)
+    }
+
+    /// Runs until `shutdown` resolves, then stops every supervised process.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        self.resume_last_applied();
+        tokio::pin!(shutdown);
+        loop {
+            self.dispatch_due();
+            let next_due = self.queue.next_due();
+            tokio::select! {
+                () = &mut shutdown => break,
+                input = self.inbox.recv() => match input {
+                    Some(input) => self.handle(input),
+                    None => break,
+                },
+                () = tokio::time::sleep_until(next_due.unwrap_or(self.next_resync)), if next_due.is_some() => {}
+                () = tokio::time::sleep_until(self.next_resync) => {
+                    self.next_resync = Instant::now() + self.resync_every;
+                    self.schedule_all();
+                }
+            }
+        }
+        self.shared.supervisor.shutdown().await;
+    }
+
+    /// A restarted controller runs what it applied last, until a source speaks.
+    fn resume_last_applied(&mut self) {
+        let Some(bundle) = self.state.applied.clone() else { return };
+        let origin = self.state.applied_origin.clone().unwrap_or_else(|| "state".into());
+        let files = bundle.source_files();
+        let snapshot = Snapshot { revision: bundle.revision, files, problems: Vec::new(), origin };
+        let _ = self.apply_snapshot(snapshot);
+    }
+
+    fn handle(&mut self, input: Input) {
+        match input {
+            Input::Source(SourceUpdate::Snapshot(snapshot)) => self.on_source_snapshot(snapshot),
+            Input::Source(SourceUpdate::Unavailable { origin, message }) => {
+                self.shared.lock().status.event(true, "SourceUnavailable", "", format!("{origin}: {message}; keeping the last good revision"));
+            }
+            Input::Source(SourceUpdate::Notice { origin, message }) => {
+                self.shared.lock().status.event(false, "SourceNotice", "", format!("{origin}: {message}"));
+            }
+            Input::Apply { bundle, reply } => {
+                let snapshot = Snapshot { revision: bundle.revision.clone(), files: bundle.source_files(), problems: Vec::new(), origin: "apply".into() };
+                let result = self.apply_snapshot(snapshot);
+                let _ = reply.send(result);
+            }
+            Input::ReconcileAll => self.schedule_all(),
+            Input::Supervisor(SupervisorEvent::Changed { service, message }) => {
+                tracing::debug!(service, "{message}");
+                self.queue.schedule((manifest::Kind::Service, service), Instant::now());
+            }
+            Input::Supervisor(SupervisorEvent::Log(line)) => {
+                tracing::debug!(service = line.service, stream = line.stream, "{}", line.line);
+            }
+            Input::Reconciled { key, result, revision } => self.on_reconciled(key, result, &revision),
+        }
+    }
+
+    /// A snapshot from the folder or Git. An applied bundle is kept until the
+    /// source moves to a revision it had not produced before.
+    fn on_source_snapshot(&mut self, snapshot: Snapshot) {
+        let seen_before = self.state.source_revision.as_deref() == Some(snapshot.revision.as_str());
+        let applied_by_hand = self.state.applied_origin.as_deref() == Some("apply");
+        if seen_before && applied_by_hand {
+            tracing::info!(revision = snapshot.revision, "keeping the applied bundle until the source has a new revision");
+            return;
+        }
+        self.state.source_revision = Some(snapshot.revision.clone());
+        let unchanged = self.shared.lock().applied.as_ref().is_some_and(|a| a.revision == snapshot.revision && a.origin == snapshot.origin);
+        if unchanged {
+            self.save_state();
+            return;
+        }
+        let _ = self.apply_snapshot(snapshot);
+    }
+
+    /// Validates `snapshot`; when valid it becomes the set in force and every
+    /// object of the old and new sets is reconciled. Returns the plan, or the
+    /// errors that kept it out.
+    fn apply_snapshot(&mut self, snapshot: Snapshot) -> Result<Plan, Vec<Diagnostic>> {
+        let node = self.shared.node.clone();
+        let set = match validate_for_node(&snapshot, &self.shared.env) {
+            Ok(set) => set,
+            Err(errors) => {
+                let mut shared = self.shared.lock();
+                let kept = shared.applied.as_ref().map_or_else(|| "nothing applied yet".to_owned(), |a| format!("keeping {}", a.revision));
+                let first_lines: Vec<String> = errors.iter().map(|d| d.to_string().lines().next().unwrap_or_default().to_owned()).collect();
+                shared.status.event(
+                    true,
+                    "SnapshotRejected",
+                    "",
+                    format!("revision {} from {} has {} error(s); {kept}:\n{}", snapshot.revision, snapshot.origin, errors.len(), first_lines.join("\n")),
+                );
+                shared.last_error = Some(first_lines.join("\n"));
+                return Err(errors);
+            }
+        };
+        let set = Arc::new(set);
+        let supervisor = self.shared.supervisor.clone();
+        let mut shared = self.shared.lock();
+        let current = shared.applied.as_ref().map(|a| (a.set.as_ref(), a.revision.as_str()));
+        let plan = plan::plan(current, (&set, &snapshot.revision), &node, &self.shared.env, |name| supervisor.status(name));
+        let mut keys = reconcile::keys(&set, &node);
+        if let Some(old) = &shared.applied {
+            keys.extend(reconcile::keys(&old.set, &node));
+        }
+        keys.extend(supervisor.services().into_iter().map(|name| (manifest::Kind::Service, name)));
+        shared.status.event(false, "Applied", "", format!("revision {} from {}", snapshot.revision, snapshot.origin));
+        shared.last_error = None;
+        let bundle = Bundle::from_files(snapshot.revision.clone(), &snapshot.files);
+        self.resync_every = set.mesh.as_ref().map_or(DEFAULT_RESYNC, |m| m.spec.reconcile.resync_interval.duration);
+        self.next_resync = Instant::now() + self.resync_every;
+        shared.applied = Some(Applied { revision: snapshot.revision, origin: snapshot.origin.clone(), set, bundle: bundle.clone() });
+        drop(shared);
+        self.state.applied = Some(bundle);
+        self.state.applied_origin = Some(snapshot.origin);
+        self.save_state();
+        let now = Instant::now();
+        for key in keys {
+            self.queue.schedule(key, now);
+        }
+        Ok(plan)
+    }
+
+    fn save_state(&self) {
+        if let Err(error) = self.state.save(&self.state_dir) {
+            self.shared.lock().status.event(true, "StateNotSaved", "", format!("cannot write {}: {error}", self.state_dir.display()));
+        }
+    }
+
+    fn schedule_all(&mut self) {
+        let shared = self.shared.lock();
+        let Some(applied) = &shared.applied else { return };
+        let mut keys = reconcile::keys(&applied.set, &self.shared.node);
+        keys.extend(self.shared.supervisor.services().into_iter().map(|name| (manifest::Kind::Service, name)));
+        drop(shared);
+        let now = Instant::now();
+        for key in keys {
+            self.queue.schedule(key, now);
+        }
+    }
+
+    /// Hands due keys to reconcile tasks while there is room.
+    fn dispatch_due(&mut self) {
+        let Some(applied) = self.shared.lock().applied.clone() else { return };
+        while self.queue.running() < MAX_CONCURRENT_RECONCILES {
+            let Some(key) = self.queue.pop_due(Instant::now()) else { break };
+            let ctx = Context {
+                set: applied.set.clone(),
+                revision: applied.revision.clone(),
+                node: self.shared.node.clone(),
+                env: self.shared.env.clone(),
+                supervisor: self.shared.supervisor.clone(),
+            };
+            let outbox = self.outbox.clone();
+            tokio::spawn(async move {
+                let result = reconcile::reconcile(&key, &ctx).await;
+                let _ = outbox.send(Input::Reconciled { key, result, revision: ctx.revision }).await;
+            });
+        }
+    }
+
+    fn on_reconciled(&mut self, key: ObjectKey, result: Result<Outcome, ReconcileError>, revision: &str) {
+        let object = format!("{}/{}", key.0, key.1);
+        let now = Instant::now();
+        match result {
+            Ok(outcome) => {
+                self.backoff.succeeded(&key);
+                let mut shared = self.shared.lock();
+                if self.failing.remove(&key).is_some() {
+                    shared.status.event(false, "Recovered", &object, "reconciles again");
+                }
+                for (warning, reason, message) in outcome.events {
+                    shared.status.event(warning, reason, &object, message);
+                }
+                if outcome.tracked {
+                    shared.status.set(&key, outcome.conditions, outcome.details, revision);
+                } else {
+                    shared.status.remove(&key);
+                }
+                drop(shared);
+                self.queue.finish(&key, outcome.requeue_after.map(|d| now + d));
+            }
+            Err(error) => {
+                let delay = self.backoff.failed(key.clone());
+                let mut shared = self.shared.lock();
+                if self.failing.get(&key) != Some(&error.message) {
+                    shared.status.event(true, error.reason, &object, format!("{error}; retrying with backoff"));
+                    self.failing.insert(key.clone(), error.message.clone());
+                }
+                shared.status.set(&key, error.conditions(), BTreeMap::new(), revision);
+                drop(shared);
+                self.queue.finish(&key, Some(now + delay));
+            }
+        }
+    }
+}
+
+/// Checks a snapshot as a set for this node: the manifests, the files that could
+/// not be read, and that this node is one of the set's Nodes.
+pub fn validate_for_node(snapshot: &Snapshot, env: &NodeEnv) -> Result<ManifestSet, Vec<Diagnostic>> {
+    let mut validation = manifest::validate(&snapshot.files, snapshot.problems.clone());
+    let identity: Vec<Diagnostic> = env.check_identity(&validation.set).into_iter().filter(|d| d.object == NODE_ID && d.is_error()).collect();
+    validation.extend(identity, &snapshot.files);
+    if validation.is_valid() {
+        Ok(validation.set)
+    } else {
+        Err(validation.diagnostics.into_iter().filter(Diagnostic::is_error).collect())
+    }
+}

@@ -12,6 +12,7 @@ use super::object::{Manifest, Object, Spec};
 use super::set::ManifestSet;
 use super::values::{Located, Pos, name_problem};
 use crate::diagnostic::{Diagnostic, closest, did_you_mean};
+use crate::template;
 
 /// Builds the set from parsed objects, reporting bad names, duplicates and more
 /// than one Mesh, then checks every object against the whole set.
@@ -102,25 +103,23 @@ impl Checker<'_> {
 
     /// Reports placeholders other than `allowed`, and unclosed ones.
     fn template(&mut self, subject: &Subject, field: &str, text: &Located<String>, allowed: &[&str]) {
-        let mut rest = text.value.as_str();
-        while let Some(open) = rest.find("{{") {
-            let Some(close) = rest[open..].find("}}") else {
-                self.error(subject, text.at, format!("{field} has an unclosed \"{{{{\""), None);
-                return;
-            };
-            let placeholder = rest[open + 2..open + close].trim();
-            if !allowed.contains(&placeholder) {
-                let known = allowed.iter().map(|p| format!("{{{{{p}}}}}")).collect::<Vec<_>>().join(", ");
-                let help = closest(placeholder, allowed.iter().copied())
-                    .map(|near| format!("did you mean {{{{{near}}}}}?"));
-                self.error(
-                    subject,
-                    text.at,
-                    format!("{field} uses unknown placeholder {{{{{placeholder}}}}} (known: {known})"),
-                    help,
-                );
+        let Ok(pieces) = template::parse(&text.value) else {
+            self.error(subject, text.at, format!("{field} has an unclosed \"{{{{\""), None);
+            return;
+        };
+        for piece in pieces {
+            let template::Piece::Placeholder(placeholder) = piece else { continue };
+            if allowed.contains(&placeholder) {
+                continue;
             }
-            rest = &rest[open + close + 2..];
+            let known = allowed.iter().map(|p| format!("{{{{{p}}}}}")).collect::<Vec<_>>().join(", ");
+            let help = closest(placeholder, allowed.iter().copied()).map(|near| format!("did you mean {{{{{near}}}}}?"));
+            self.error(
+                subject,
+                text.at,
+                format!("{field} uses unknown placeholder {{{{{placeholder}}}}} (known: {known})"),
+                help,
+            );
         }
     }
 

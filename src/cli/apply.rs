@@ -1,0 +1,105 @@
+//! `meshctl apply [-f DIR] [--dry-run]` and `meshctl diff [-f DIR]`: validate a
+//! folder here, then hand it to this node's controller and every peer, which
+//! validate it again and reconcile now (or only plan, for a dry run).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{Outcome, local_client, runtime};
+use crate::client::{ApiClient, ClientError};
+use crate::controller::state::Bundle;
+use crate::identity::NodeEnv;
+use crate::manifest::{self, loader};
+use crate::source::folder_revision;
+
+/// How long a peer gets to take a bundle.
+const PEER_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct Args {
+    /// The manifests folder (default: MESH_MANIFESTS, else ./manifests).
+    #[arg(short = 'f', long = "filename", value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Print the plan; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The manifests folder (default: MESH_MANIFESTS, else ./manifests).
+    #[arg(short = 'f', long = "filename", value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+pub fn diff(args: DiffArgs, env: &NodeEnv) -> anyhow::Result<Outcome> {
+    run(Args { dir: args.dir, dry_run: true }, env)
+}
+
+pub fn run(args: Args, env: &NodeEnv) -> anyhow::Result<Outcome> {
+    let dir = args.dir.unwrap_or_else(|| env.manifests_dir());
+    let (files, unreadable) = loader::load_dir(&dir)?;
+    let validation = manifest::validate(&files, unreadable);
+    for diagnostic in &validation.diagnostics {
+        eprintln!("{diagnostic}\n");
+    }
+    if !validation.is_valid() {
+        eprintln!("{}: {} error(s); nothing was applied", dir.display(), validation.error_count());
+        return Ok(Outcome::Failure);
+    }
+    let (revision, unpushed) = folder_revision(&dir, &files);
+    let bundle = Bundle::from_files(revision, &files);
+    let (local, key) = local_client(env)?;
+    let this_node = env.get(crate::identity::NODE_ID).map(|s| s.value.clone()).unwrap_or_default();
+    let peers: Vec<(String, ApiClient)> = validation
+        .set
+        .nodes
+        .values()
+        .filter(|node| node.name() != this_node)
+        .map(|node| {
+            let authority = format!("{}:{}", node.spec.address.value, node.spec.api_port);
+            (node.name().to_owned(), ApiClient::new(&authority, &key, PEER_TIMEOUT))
+        })
+        .collect();
+
+    let mut failed = false;
+    runtime()?.block_on(async {
+        match local.apply(bundle.clone(), args.dry_run).await {
+            Ok(response) => println!("{}", response.plan),
+            Err(error) => {
+                report(&this_node, &error);
+                failed = true;
+            }
+        }
+        for (name, client) in peers {
+            match client.apply(bundle.clone(), args.dry_run).await {
+                Ok(response) => println!("{}", response.plan),
+                Err(ClientError::Unreachable { reason, .. }) => {
+                    println!("node {name}: not reachable ({reason}); it picks the change up from its own source")
+                }
+                Err(error) => {
+                    report(&name, &error);
+                    failed = true;
+                }
+            }
+        }
+    });
+    if args.dry_run {
+        println!("dry run: nothing was changed");
+    }
+    if let Some(note) = unpushed {
+        println!(
+            "note: {note}. A controller with a Git source returns to the remote's state at its next new commit."
+        );
+    }
+    Ok(if failed { Outcome::Failure } else { Outcome::Success })
+}
+
+fn report(node: &str, error: &ClientError) {
+    eprintln!("node {node}: {error}");
+    if let ClientError::Api { diagnostics, .. } = error {
+        for diagnostic in diagnostics {
+            eprintln!("{diagnostic}\n");
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! `meshctl daemon`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+
+use super::Outcome;
+use crate::config::DaemonConfig;
+use crate::identity::NodeEnv;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Listen here instead of MESH_LISTEN.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Watch this folder instead of MESH_MANIFESTS.
+    #[arg(long, value_name = "DIR")]
+    manifests: Option<PathBuf>,
+    /// Keep state here instead of MESH_STATE_DIR.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Log as JSON lines (for log collectors) instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+    let env = NodeEnv::load(env_file)?;
+    let mut config = DaemonConfig::from_env(&env)
+        .map_err(|problems| anyhow!("the node is not configured:\n  {}", problems.join("\n  ")))?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(manifests) = args.manifests {
+        config.manifests = manifests;
+    }
+    if let Some(state_dir) = args.state_dir {
+        config.state_dir = state_dir;
+    }
+    init_logging(args.log_json);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(crate::daemon::serve(config, env))?;
+    Ok(Outcome::Success)
+}
+
+/// `RUST_LOG` filters (default `info`); text or JSON lines on stderr.
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

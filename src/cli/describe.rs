@@ -1,0 +1,63 @@
+//! `meshctl describe KIND NAME`: one object's conditions, spec, recent events
+//! and, for a Service, its last output lines.
+
+use super::{Outcome, local_client, runtime, table};
+use crate::identity::NodeEnv;
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct Args {
+    /// Node, Service, Capability, SyncFolder, HandoffPolicy or Mesh.
+    kind: String,
+    name: String,
+}
+
+pub fn run(args: Args, env: &NodeEnv) -> anyhow::Result<Outcome> {
+    let (client, _) = local_client(env)?;
+    let described = runtime()?.block_on(client.describe(&args.kind, &args.name))?;
+    println!("Kind:  {}", described.kind);
+    println!("Name:  {}", described.name);
+    if let Some(status) = &described.status {
+        println!("Ready: {}", if status.ready { "True" } else { "False" });
+        println!("Conditions:");
+        let mut rows = vec![["TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"].map(String::from).to_vec()];
+        for c in &status.conditions {
+            rows.push(vec![c.condition_type.clone(), c.status.clone(), c.reason.clone(), c.last_transition_time.clone(), c.message.clone()]);
+        }
+        print_indented(&table::render(&rows));
+        if !status.details.is_empty() {
+            println!("Details:");
+            for (key, value) in &status.details {
+                println!("  {key}: {value}");
+            }
+        }
+    } else {
+        println!("Ready: not acted on by this node");
+    }
+    if let Some(spec) = &described.spec {
+        println!("Spec:");
+        print_indented(&serde_saphyr::to_string(spec)?);
+    }
+    println!("Events:");
+    if described.events.is_empty() {
+        println!("  none");
+    } else {
+        let mut rows = vec![["TIME", "TYPE", "REASON", "MESSAGE"].map(String::from).to_vec()];
+        for e in &described.events {
+            rows.push(vec![e.time.clone(), e.event_type.clone(), e.reason.clone(), e.message.clone()]);
+        }
+        print_indented(&table::render(&rows));
+    }
+    if !described.logs.is_empty() {
+        println!("Output (last {} lines):", described.logs.len());
+        for line in &described.logs {
+            println!("  {} | {}", line.stream, line.line);
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+fn print_indented(text: &str) {
+    for line in text.lines() {
+        println!("  {line}");
+    }
+}

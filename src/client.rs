@@ -1,0 +1,92 @@
+//! A client of a controller's mesh API, for `meshctl` and for peers.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::api::wire::{ApplyRequest, ApplyResponse, Describe, ErrorBody, Health, MeshNode};
+use crate::controller::state::Bundle;
+use crate::controller::status::NodeStatus;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the controller at {base}: {reason}")]
+    Unreachable { base: String, reason: String },
+    #[error("{message} ({status})")]
+    Api { status: StatusCode, error: String, message: String, diagnostics: Vec<String> },
+    #[error("unexpected answer from {base}: {reason}")]
+    Decode { base: String, reason: String },
+}
+
+#[derive(Clone)]
+pub struct ApiClient {
+    base: String,
+    key: String,
+    http: reqwest::Client,
+}
+
+impl ApiClient {
+    /// A client of the API at `authority` (`host:port`), giving up after `timeout`.
+    pub fn new(authority: &str, key: &str, timeout: Duration) -> ApiClient {
+        let http = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout.min(Duration::from_secs(3))).build().expect("a plain HTTP client builds");
+        ApiClient { base: format!("http://{authority}"), key: key.to_owned(), http }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.send(self.http.get(self.url("/mesh/health"))).await
+    }
+
+    pub async fn status(&self) -> Result<NodeStatus, ClientError> {
+        self.send(self.http.get(self.url("/api/v1/status"))).await
+    }
+
+    pub async fn mesh(&self) -> Result<Vec<MeshNode>, ClientError> {
+        self.send(self.http.get(self.url("/api/v1/mesh"))).await
+    }
+
+    pub async fn apply(&self, bundle: Bundle, dry_run: bool) -> Result<ApplyResponse, ClientError> {
+        let request = ApplyRequest { bundle, dry_run };
+        self.send(self.http.post(self.url("/api/v1/apply")).json(&request)).await
+    }
+
+    pub async fn describe(&self, kind: &str, name: &str) -> Result<Describe, ClientError> {
+        self.send(self.http.get(self.url(&format!("/api/v1/objects/{kind}/{name}")))).await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ClientError> {
+        let response = request.bearer_auth(&self.key).send().await.map_err(|error| ClientError::Unreachable {
+            base: self.base.clone(),
+            reason: root_cause(&error),
+        })?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|error| ClientError::Unreachable { base: self.base.clone(), reason: root_cause(&error) })?;
+        if !status.is_success() {
+            let body: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrorBody {
+                error: "http".into(),
+                message: String::from_utf8_lossy(&bytes).into_owned(),
+                diagnostics: Vec::new(),
+            });
+            return Err(ClientError::Api { status, error: body.error, message: body.message, diagnostics: body.diagnostics });
+        }
+        serde_json::from_slice(&bytes).map_err(|error| ClientError::Decode { base: self.base.clone(), reason: error.to_string() })
+    }
+}
+
+/// The innermost cause of a transport error: "Connection refused", not
+/// "error sending request".
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
+}

@@ -1,0 +1,170 @@
+//! The daemon's typed settings, read from the node's environment (design section
+//! 2). Every problem is reported at once, naming the variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::identity::{NODE_ID, NodeEnv};
+use crate::manifest::{DurationSpec, SecretRef};
+use crate::source::git::GitSettings;
+
+/// Where the API listens when `MESH_LISTEN` is unset.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+
+#[derive(Clone, Debug)]
+pub struct DaemonConfig {
+    pub node_id: String,
+    /// `MESH_API_KEY`, the bearer key of the mesh API.
+    pub api_key: String,
+    pub listen: SocketAddr,
+    pub manifests: PathBuf,
+    pub git: Option<GitSettings>,
+    pub state_dir: PathBuf,
+}
+
+impl DaemonConfig {
+    pub fn from_env(env: &NodeEnv) -> Result<DaemonConfig, Vec<String>> {
+        let mut problems = Vec::new();
+        let value = |name: &str| env.get(name).map(|s| s.value.trim().to_owned()).filter(|v| !v.is_empty());
+
+        let node_id = value(NODE_ID).unwrap_or_else(|| {
+            problems.push(format!("{NODE_ID} is not set: it names this node's Node manifest"));
+            String::new()
+        });
+        let api_key = value("MESH_API_KEY").unwrap_or_else(|| {
+            problems.push("MESH_API_KEY is not set: it is the shared key of the mesh API (make one with `openssl rand -hex 32`)".into());
+            String::new()
+        });
+        let listen_text = value("MESH_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = listen_text.parse().unwrap_or_else(|_| {
+            problems.push(format!("MESH_LISTEN \"{listen_text}\" is not an address:port such as 127.0.0.1:8000"));
+            DEFAULT_LISTEN.parse().expect("the default address parses")
+        });
+        let git = value("MESH_GIT_REMOTE").map(|remote| {
+            let interval_text = value("MESH_GIT_INTERVAL").unwrap_or_else(|| "30s".into());
+            let interval = DurationSpec::parse(&interval_text).map(|d| d.duration).unwrap_or_else(|error| {
+                problems.push(format!("MESH_GIT_INTERVAL: {error}"));
+                Duration::from_secs(30)
+            });
+            GitSettings {
+                remote,
+                branch: value("MESH_GIT_BRANCH").unwrap_or_else(|| "main".into()),
+                path: value("MESH_GIT_PATH").unwrap_or_else(|| "manifests".into()),
+                interval,
+            }
+        });
+        let state_dir = value("MESH_STATE_DIR").map(PathBuf::from).or_else(default_state_dir).unwrap_or_else(|| {
+            problems.push("MESH_STATE_DIR is not set and there is no HOME to put it under".into());
+            PathBuf::new()
+        });
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(DaemonConfig { node_id, api_key, listen, manifests: env.manifests_dir(), git, state_dir })
+    }
+
+    /// Where a client on this machine reaches the API: the listen address, with
+    /// an unspecified IP (0.0.0.0, ::) replaced by loopback.
+    pub fn local_api_addr(&self) -> SocketAddr {
+        client_addr(self.listen)
+    }
+}
+
+/// The address a local client dials for a listen address.
+pub fn client_addr(listen: SocketAddr) -> SocketAddr {
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    addr
+}
+
+/// `~/Library/Application Support/agentmesh` on macOS, `$XDG_STATE_HOME/agentmesh`
+/// or `~/.local/state/agentmesh` elsewhere.
+fn default_state_dir() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from)?;
+    if cfg!(target_os = "macos") {
+        return Some(home.join("Library/Application Support/agentmesh"));
+    }
+    let base = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from).unwrap_or_else(|| home.join(".local/state"));
+    Some(base.join("agentmesh"))
+}
+
+/// Reads a secret from where its reference points: a variable of the node's
+/// environment (`.env` included) or a file (`~/` is the home folder).
+pub fn resolve_secret(env: &NodeEnv, secret: &SecretRef) -> Result<String, String> {
+    match secret {
+        SecretRef::Env(name) => env
+            .get(name)
+            .map(|setting| setting.value.clone())
+            .ok_or_else(|| format!("secret variable {name} is not set")),
+        SecretRef::File(path) => {
+            let path = expand_home(path);
+            std::fs::read_to_string(&path)
+                .map(|text| text.trim_end_matches(['\n', '\r']).to_owned())
+                .map_err(|error| format!("cannot read secret file {}: {error}", path.display()))
+        }
+    }
+}
+
+/// `~` and `~/x` under the home folder; anything else as written.
+pub fn expand_home(path: &str) -> PathBuf {
+    let home = || std::env::var_os("HOME").map(PathBuf::from);
+    match path.strip_prefix('~') {
+        Some("") => home().unwrap_or_else(|| PathBuf::from(path)),
+        Some(rest) if rest.starts_with('/') => {
+            home().map_or_else(|| PathBuf::from(path), |home| home.join(rest.trim_start_matches('/')))
+        }
+        _ => PathBuf::from(path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> NodeEnv {
+        NodeEnv::from_parts(None, vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap()
+    }
+
+    #[test]
+    fn every_missing_or_bad_setting_is_reported_at_once() {
+        let problems = DaemonConfig::from_env(&env(&[("MESH_LISTEN", "everywhere")])).unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].starts_with("AGENT_NODE_ID is not set"));
+        assert!(problems[1].starts_with("MESH_API_KEY is not set"));
+        assert!(problems[2].starts_with("MESH_LISTEN \"everywhere\""));
+    }
+
+    #[test]
+    fn git_settings_take_their_defaults() {
+        let config = DaemonConfig::from_env(&env(&[
+            ("AGENT_NODE_ID", "a"),
+            ("MESH_API_KEY", "k"),
+            ("MESH_GIT_REMOTE", "file:///srv/mesh.git"),
+            ("MESH_STATE_DIR", "/tmp/state"),
+        ]))
+        .unwrap();
+        let git = config.git.unwrap();
+        assert_eq!((git.branch.as_str(), git.path.as_str(), git.interval), ("main", "manifests", Duration::from_secs(30)));
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+    }
+
+    #[test]
+    fn an_unspecified_listen_address_is_dialled_on_loopback() {
+        assert_eq!(client_addr("0.0.0.0:8000".parse().unwrap()).to_string(), "127.0.0.1:8000");
+        assert_eq!(client_addr("[::]:9".parse().unwrap()).to_string(), "[::1]:9");
+        assert_eq!(client_addr("100.64.0.5:8000".parse().unwrap()).to_string(), "100.64.0.5:8000");
+    }
+
+    #[test]
+    fn secrets_come_from_the_node_environment() {
+        let env = env(&[("TOKEN", "s3cret")]);
+        assert_eq!(resolve_secret(&env, &SecretRef::Env("TOKEN".into())), Ok("s3cret".into()));
+        assert!(resolve_secret(&env, &SecretRef::Env("NOPE".into())).is_err());
+    }
+}

@@ -1,0 +1,109 @@
+//! What the controller keeps in `MESH_STATE_DIR`: the last applied set (so a
+//! restart without a reachable source runs the last known good) and the last
+//! revision a source produced. Written atomically.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::SourceFile;
+
+/// A set of manifest files with its revision, as `apply` sends it and as the
+/// controller remembers what it applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bundle {
+    pub revision: String,
+    pub files: Vec<BundleFile>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleFile {
+    pub path: String,
+    pub text: String,
+}
+
+impl Bundle {
+    pub fn from_files(revision: String, files: &[SourceFile]) -> Bundle {
+        let files = files.iter().map(|f| BundleFile { path: f.path.to_string(), text: f.text.clone() }).collect();
+        Bundle { revision, files }
+    }
+
+    pub fn source_files(&self) -> Vec<SourceFile> {
+        self.files.iter().map(|f| SourceFile { path: f.path.as_str().into(), text: f.text.clone() }).collect()
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ControllerState {
+    /// The set running now and where it came from (`folder …`, `git …`, `apply`).
+    pub applied: Option<Bundle>,
+    pub applied_origin: Option<String>,
+    /// The last revision the folder or Git source produced: an applied bundle
+    /// stays until the source moves past it.
+    pub source_revision: Option<String>,
+}
+
+const STATE_FILE: &str = "controller.json";
+
+impl ControllerState {
+    /// The saved state, or an empty one when there is none or it cannot be read
+    /// (a broken file is moved aside, not trusted).
+    pub fn load(state_dir: &Path) -> ControllerState {
+        let path = state_dir.join(STATE_FILE);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return ControllerState::default();
+        };
+        serde_json::from_str(&text).unwrap_or_else(|error| {
+            tracing::warn!("ignoring unreadable {}: {error}", path.display());
+            let _ = std::fs::rename(&path, path.with_extension("json.broken"));
+            ControllerState::default()
+        })
+    }
+
+    pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        write_atomic(&state_dir.join(STATE_FILE), &bytes)
+    }
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old or the new
+/// content: a temporary file in the same folder, synced, then renamed over.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    std::fs::create_dir_all(&dir)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&temporary, path)?;
+    if let Ok(dir) = std::fs::File::open(&dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_and_a_broken_file_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = ControllerState {
+            applied: Some(Bundle { revision: "r1".into(), files: vec![BundleFile { path: "m/a.yaml".into(), text: "x".into() }] }),
+            applied_origin: Some("apply".into()),
+            source_revision: Some("r0".into()),
+        };
+        state.save(dir.path()).unwrap();
+        assert_eq!(ControllerState::load(dir.path()), state);
+
+        std::fs::write(dir.path().join(STATE_FILE), "{not json").unwrap();
+        assert_eq!(ControllerState::load(dir.path()), ControllerState::default());
+        assert!(dir.path().join("controller.json.broken").exists());
+    }
+}

@@ -1,0 +1,205 @@
+//! What the controller reports: conditions per object, a bounded log of events,
+//! and the node's status in the stable JSON shape of design section 5.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::Kind;
+
+/// An object this controller acts on.
+pub type ObjectKey = (Kind, String);
+
+/// `Ready`, `Progressing` or `Degraded`, with `True`, `False` or `Unknown`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub condition_type: String,
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    /// When `status` last changed (RFC 3339).
+    #[serde(default)]
+    pub last_transition_time: String,
+    /// The revision the condition was computed for.
+    #[serde(default)]
+    pub revision: String,
+}
+
+/// One condition as a reconciler states it; the store adds the times.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    pub condition_type: &'static str,
+    pub status: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+impl Observed {
+    pub fn new(condition_type: &'static str, status: bool, reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Observed { condition_type, status, reason: reason.into(), message: message.into() }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectStatus {
+    pub kind: String,
+    pub name: String,
+    pub ready: bool,
+    pub conditions: Vec<Condition>,
+    /// Facts worth showing in `describe` (pid, restarts, last exit…).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, String>,
+}
+
+/// A node's entry in `status -o json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatus {
+    pub name: String,
+    pub role: String,
+    pub online: bool,
+    pub last_seen: Option<String>,
+    pub revision: Option<String>,
+    /// A rejected snapshot's errors, one per line with file:line; null when the
+    /// last snapshot was applied.
+    pub last_error: Option<String>,
+    pub objects: Vec<ObjectStatus>,
+}
+
+/// Something the controller did, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub time: String,
+    /// `Normal` or `Warning`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub reason: String,
+    /// `Kind/name`, or empty for the node as a whole.
+    pub object: String,
+    pub message: String,
+}
+
+/// How many events are kept in memory.
+const EVENT_CAPACITY: usize = 500;
+
+/// Conditions of every object and the recent events.
+#[derive(Default)]
+pub struct StatusStore {
+    objects: BTreeMap<ObjectKey, ObjectStatus>,
+    events: VecDeque<Event>,
+}
+
+impl StatusStore {
+    /// Sets the conditions of `key`, keeping each one's transition time while its
+    /// status does not change.
+    pub fn set(&mut self, key: &ObjectKey, observed: Vec<Observed>, details: BTreeMap<String, String>, revision: &str) {
+        let now = now_rfc3339();
+        let entry = self.objects.entry(key.clone()).or_insert_with(|| ObjectStatus {
+            kind: key.0.to_string(),
+            name: key.1.clone(),
+            ready: false,
+            conditions: Vec::new(),
+            details: BTreeMap::new(),
+        });
+        let conditions = observed
+            .into_iter()
+            .map(|o| {
+                let status = if o.status { "True" } else { "False" }.to_owned();
+                let since = entry
+                    .conditions
+                    .iter()
+                    .find(|c| c.condition_type == o.condition_type && c.status == status)
+                    .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+                Condition {
+                    condition_type: o.condition_type.to_owned(),
+                    status,
+                    reason: o.reason,
+                    message: o.message,
+                    last_transition_time: since,
+                    revision: revision.to_owned(),
+                }
+            })
+            .collect::<Vec<_>>();
+        entry.ready = conditions.iter().any(|c| c.condition_type == "Ready" && c.status == "True");
+        entry.conditions = conditions;
+        entry.details = details;
+    }
+
+    pub fn remove(&mut self, key: &ObjectKey) {
+        self.objects.remove(key);
+    }
+
+    pub fn objects(&self) -> Vec<ObjectStatus> {
+        self.objects.values().cloned().collect()
+    }
+
+    pub fn object(&self, key: &ObjectKey) -> Option<&ObjectStatus> {
+        self.objects.get(key)
+    }
+
+    /// Records an event in the log (and the tracing log).
+    pub fn event(&mut self, warning: bool, reason: &str, object: &str, message: impl Into<String>) {
+        let message = message.into();
+        if warning {
+            tracing::warn!(reason, object, "{message}");
+        } else {
+            tracing::info!(reason, object, "{message}");
+        }
+        if self.events.len() == EVENT_CAPACITY {
+            self.events.pop_front();
+        }
+        self.events.push_back(Event {
+            time: now_rfc3339(),
+            event_type: if warning { "Warning" } else { "Normal" }.into(),
+            reason: reason.into(),
+            object: object.into(),
+            message,
+        });
+    }
+
+    /// The most recent events, oldest first; only those about `object` when given.
+    pub fn events(&self, object: Option<&str>, limit: usize) -> Vec<Event> {
+        let matching: Vec<&Event> = self.events.iter().filter(|e| object.is_none_or(|o| e.object == o)).collect();
+        matching[matching.len().saturating_sub(limit)..].iter().map(|e| (*e).clone()).collect()
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_time_holds_while_status_is_unchanged() {
+        let mut store = StatusStore::default();
+        let key = (Kind::Service, "web".to_owned());
+        store.set(&key, vec![Observed::new("Ready", false, "Starting", "")], BTreeMap::new(), "r1");
+        let first = store.object(&key).unwrap().conditions[0].clone();
+        store.set(&key, vec![Observed::new("Ready", false, "Starting", "again")], BTreeMap::new(), "r2");
+        let second = &store.object(&key).unwrap().conditions[0];
+        assert_eq!(second.last_transition_time, first.last_transition_time);
+        assert_eq!((second.message.as_str(), second.revision.as_str()), ("again", "r2"));
+        assert!(!store.object(&key).unwrap().ready);
+        store.set(&key, vec![Observed::new("Ready", true, "Healthy", "")], BTreeMap::new(), "r2");
+        assert!(store.object(&key).unwrap().ready);
+    }
+
+    #[test]
+    fn the_event_log_is_bounded_and_filterable() {
+        let mut store = StatusStore::default();
+        for i in 0..EVENT_CAPACITY + 10 {
+            store.event(false, "Test", if i % 2 == 0 { "Service/a" } else { "Service/b" }, i.to_string());
+        }
+        assert_eq!(store.events(None, usize::MAX).len(), EVENT_CAPACITY);
+        let last_a = store.events(Some("Service/a"), 2);
+        assert_eq!(last_a.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(), ["506", "508"]);
+    }
+}

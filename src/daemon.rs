@@ -1,0 +1,97 @@
+//! `meshctl daemon`: assembles the controller, its sources, the supervisor and
+//! the API, and runs them until SIGTERM or SIGINT.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::sync::{mpsc, watch};
+
+use crate::api::{self, ApiState};
+use crate::config::DaemonConfig;
+use crate::controller::{Controller, Input};
+use crate::identity::NodeEnv;
+use crate::source::{self, SourceUpdate};
+use crate::supervisor::Supervisor;
+
+pub async fn serve(config: DaemonConfig, env: NodeEnv) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("cannot create the state folder {}", config.state_dir.display()))?;
+    let (supervisor_events, mut supervisor_rx) = mpsc::unbounded_channel();
+    let supervisor = Supervisor::new(config.state_dir.clone(), supervisor_events)
+        .await
+        .context("cannot start the process supervisor")?;
+    let (controller, shared, inbox) =
+        Controller::new(config.node_id.clone(), Arc::new(env), supervisor, config.state_dir.clone());
+
+    let forward = inbox.clone();
+    tokio::spawn(async move {
+        while let Some(event) = supervisor_rx.recv().await {
+            if forward.send(Input::Supervisor(event)).await.is_err() {
+                return;
+            }
+        }
+    });
+
+    let (updates, mut updates_rx) = mpsc::channel::<SourceUpdate>(16);
+    let (nudge, nudges) = mpsc::channel::<()>(1);
+    let _folder_watch = match &config.git {
+        Some(git) => {
+            tracing::info!(remote = git.remote, branch = git.branch, path = git.path, "reading manifests from Git");
+            tokio::spawn(source::git::run(git.clone(), config.state_dir.join("git"), updates, nudges));
+            None
+        }
+        None => {
+            tracing::info!(folder = %config.manifests.display(), "watching the manifests folder");
+            drop(nudges);
+            let watch = source::folder::watch(config.manifests.clone(), updates)
+                .with_context(|| format!("cannot watch the manifests folder {}", config.manifests.display()))?;
+            Some(watch)
+        }
+    };
+    let forward = inbox.clone();
+    tokio::spawn(async move {
+        while let Some(update) = updates_rx.recv().await {
+            if forward.send(Input::Source(update)).await.is_err() {
+                return;
+            }
+        }
+    });
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (MESH_LISTEN)", config.listen))?;
+    tracing::info!(node = config.node_id, listen = %config.listen, "mesh API listening");
+    let (stop, stopped) = watch::channel(false);
+    let router = api::router(ApiState { shared, inbox, api_key: config.api_key.as_str().into(), nudge: Some(nudge) });
+    let mut api_stopped = stopped.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router).with_graceful_shutdown(async move {
+            let _ = api_stopped.wait_for(|stop| *stop).await;
+        })
+        .await
+    });
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = stop.send(true);
+    });
+
+    let mut controller_stopped = stopped;
+    controller
+        .run(async move {
+            let _ = controller_stopped.wait_for(|stop| *stop).await;
+        })
+        .await;
+    server.await.context("the API task failed")?.context("the API server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGTERM (service managers) or SIGINT (Ctrl-C).
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM can be handled");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+    }
+}

@@ -1,0 +1,239 @@
+//! The Service reconciler: this node's Services as supervised processes.
+//! `render` and `plan` are pure; `reconcile` does the I/O through the supervisor.
+
+use std::collections::BTreeMap;
+
+use super::{Context, Outcome, ReconcileError};
+use crate::config::{expand_home, resolve_secret};
+use crate::controller::status::Observed;
+use crate::identity::NodeEnv;
+use crate::manifest::kinds::{EnvValue, NodeSpec, ServiceSpec};
+use crate::manifest::{ManifestSet, Object};
+use crate::supervisor::{Phase, Probe, ProcessSpec, UnitStatus};
+use crate::template;
+
+/// What must happen to one Service on this node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceAction {
+    /// Running as declared, or declared elsewhere and not running here.
+    Nothing,
+    Start,
+    /// Running with another spec: stop it, start the declared one.
+    Replace,
+    Stop,
+}
+
+/// Compares the declared process (if this node should run one) with the observed
+/// one. The supervisor restarts crashed processes itself, so a known fingerprint
+/// is left alone whatever its phase.
+pub fn plan(desired: Option<&ProcessSpec>, observed: Option<&UnitStatus>) -> ServiceAction {
+    match (desired, observed) {
+        (None, None) => ServiceAction::Nothing,
+        (None, Some(_)) => ServiceAction::Stop,
+        (Some(_), None) => ServiceAction::Start,
+        (Some(desired), Some(observed)) if desired.fingerprint() != observed.fingerprint => ServiceAction::Replace,
+        (Some(_), Some(_)) => ServiceAction::Nothing,
+    }
+}
+
+/// Whether `service` is placed on `node`.
+pub fn placed_on(set: &ManifestSet, service: &ServiceSpec, node: &str) -> bool {
+    set.service_nodes(service).contains(&node)
+}
+
+/// The process `service` declares for `node`: placeholders substituted, secrets
+/// resolved, durations converted. Fails only on a secret that cannot be read.
+pub fn render(service: &Object<ServiceSpec>, node: &Object<NodeSpec>, env: &NodeEnv) -> Result<ProcessSpec, ReconcileError> {
+    let spec = &service.spec;
+    let values = [("node.name", node.name()), ("node.address", node.spec.address.value.as_str())];
+    let command = spec.command.iter().map(|arg| template::render(&arg.value, &values)).collect();
+    let mut rendered_env = BTreeMap::new();
+    for (name, value) in &spec.env {
+        let value = match &value.value {
+            EnvValue::Text(text) => template::render(text, &values),
+            EnvValue::Secret(secret) => resolve_secret(env, secret)
+                .map_err(|message| ReconcileError::new("SecretUnavailable", format!("env.{name}: {message}")))?,
+        };
+        rendered_env.insert(name.clone(), value);
+    }
+    let probe = spec.health_check.as_ref().and_then(|check| {
+        let host = node.spec.address.value.clone();
+        let (interval, timeout) = (check.interval.duration, check.timeout.duration);
+        match (&check.http, &check.tcp) {
+            (Some(http), _) => Some(Probe::Http { host, port: http.port.0, path: http.path.value.clone(), interval, timeout }),
+            (None, Some(tcp)) => Some(Probe::Tcp { host, port: tcp.port.0, interval, timeout }),
+            (None, None) => None,
+        }
+    });
+    Ok(ProcessSpec {
+        name: service.name().to_owned(),
+        command,
+        env: rendered_env,
+        working_dir: spec.working_dir.as_deref().map(expand_home),
+        probe,
+        restart: spec.restart,
+        backoff_initial: spec.backoff.initial.duration,
+        backoff_max: spec.backoff.max.value.duration,
+        stop_grace: spec.stop_grace_period.duration,
+    })
+}
+
+/// The declared process for `name` on this node, if it should run here.
+pub fn desired(ctx: &Context, name: &str) -> Result<Option<ProcessSpec>, ReconcileError> {
+    let Some(service) = ctx.set.services.get(name) else {
+        return Ok(None);
+    };
+    let Some(node) = ctx.set.nodes.get(&ctx.node) else {
+        return Ok(None);
+    };
+    if !placed_on(&ctx.set, &service.spec, &ctx.node) {
+        return Ok(None);
+    }
+    render(service, node, &ctx.env).map(Some)
+}
+
+pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileError> {
+    let desired = desired(ctx, name)?;
+    let observed = ctx.supervisor.status(name);
+    let mut outcome = Outcome::default();
+    match plan(desired.as_ref(), observed.as_ref()) {
+        ServiceAction::Nothing => {}
+        ServiceAction::Start => {
+            outcome.event(false, "Starting", format!("starting {}", command_line(desired.as_ref())));
+            ctx.supervisor.start(desired.clone().expect("Start has a desired spec")).await;
+        }
+        ServiceAction::Replace => {
+            outcome.event(false, "Restarting", "the spec changed: restarting with the new one");
+            ctx.supervisor.start(desired.clone().expect("Replace has a desired spec")).await;
+        }
+        ServiceAction::Stop => {
+            outcome.event(false, "Stopping", "no longer placed on this node: stopping");
+            ctx.supervisor.stop(name).await;
+            outcome.tracked = false;
+            return Ok(outcome);
+        }
+    }
+    match ctx.supervisor.status(name) {
+        Some(status) => {
+            outcome.conditions = conditions(&status);
+            outcome.details = details(&status);
+        }
+        None => outcome.tracked = false,
+    }
+    Ok(outcome)
+}
+
+fn command_line(spec: Option<&ProcessSpec>) -> String {
+    spec.map(|s| s.command.join(" ")).unwrap_or_default()
+}
+
+/// `Ready`, `Progressing` and `Degraded` from what the supervisor sees.
+pub fn conditions(status: &UnitStatus) -> Vec<Observed> {
+    let exit = status.last_exit.clone().unwrap_or_default();
+    let (ready, progressing, degraded) = match status.phase {
+        Phase::Running => (("Running", status.message.clone()), None, None),
+        Phase::Starting => (("Starting", status.message.clone()), Some("Starting"), None),
+        Phase::Unhealthy => (("Unhealthy", status.message.clone()), None, Some("ProbeFailing")),
+        Phase::BackingOff => (("BackingOff", exit.clone()), Some("Restarting"), Some("CrashLoop")),
+        Phase::Exited => (("Exited", exit.clone()), None, Some("Exited")),
+        Phase::Stopping => (("Stopping", String::new()), Some("Stopping"), None),
+    };
+    let is_ready = status.phase == Phase::Running;
+    vec![
+        Observed::new("Ready", is_ready, ready.0, ready.1),
+        Observed::new("Progressing", progressing.is_some(), progressing.unwrap_or("Stable"), ""),
+        Observed::new(
+            "Degraded",
+            degraded.is_some(),
+            degraded.unwrap_or("AsExpected"),
+            if degraded.is_some() { exit } else { String::new() },
+        ),
+    ]
+}
+
+fn details(status: &UnitStatus) -> BTreeMap<String, String> {
+    let mut details = BTreeMap::new();
+    if let Some(pid) = status.pid {
+        details.insert("pid".into(), pid.to_string());
+    }
+    details.insert("restarts".into(), status.restarts.to_string());
+    if let Some(exit) = &status.last_exit {
+        details.insert("lastExit".into(), exit.clone());
+    }
+    if let Some(healthy) = status.healthy {
+        details.insert("healthy".into(), healthy.to_string());
+    }
+    details
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::manifest::kinds::RestartPolicy;
+
+    fn spec(command: &str) -> ProcessSpec {
+        ProcessSpec {
+            name: "web".into(),
+            command: command.split(' ').map(str::to_owned).collect(),
+            env: BTreeMap::new(),
+            working_dir: None,
+            probe: None,
+            restart: RestartPolicy::Always,
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            stop_grace: Duration::from_secs(10),
+        }
+    }
+
+    fn running(spec: &ProcessSpec, phase: Phase) -> UnitStatus {
+        UnitStatus {
+            fingerprint: spec.fingerprint(),
+            phase,
+            pid: Some(42),
+            restarts: 0,
+            last_exit: None,
+            healthy: None,
+            message: String::new(),
+            since: SystemTime::now(),
+        }
+    }
+
+    #[test]
+    fn plan_compares_declared_and_observed_processes() {
+        let v1 = spec("server --port 1");
+        let v2 = spec("server --port 2");
+        let table = [
+            ("nothing declared, nothing running", None, None, ServiceAction::Nothing),
+            ("declared, not running", Some(&v1), None, ServiceAction::Start),
+            ("running, no longer declared", None, Some(running(&v1, Phase::Running)), ServiceAction::Stop),
+            ("running as declared", Some(&v1), Some(running(&v1, Phase::Running)), ServiceAction::Nothing),
+            ("crash-looping as declared", Some(&v1), Some(running(&v1, Phase::BackingOff)), ServiceAction::Nothing),
+            ("exited for good as declared", Some(&v1), Some(running(&v1, Phase::Exited)), ServiceAction::Nothing),
+            ("running an older spec", Some(&v2), Some(running(&v1, Phase::Running)), ServiceAction::Replace),
+        ];
+        for (case, desired, observed, expected) in table {
+            assert_eq!(plan(desired, observed.as_ref()), expected, "{case}");
+        }
+    }
+
+    #[test]
+    fn conditions_follow_the_phase() {
+        let v1 = spec("server");
+        let table = [
+            (Phase::Running, ("True", "Running"), "False", "False"),
+            (Phase::Starting, ("False", "Starting"), "True", "False"),
+            (Phase::Unhealthy, ("False", "Unhealthy"), "False", "True"),
+            (Phase::BackingOff, ("False", "BackingOff"), "True", "True"),
+            (Phase::Exited, ("False", "Exited"), "False", "True"),
+        ];
+        for (phase, (ready, reason), progressing, degraded) in table {
+            let observed = conditions(&running(&v1, phase));
+            let status = |i: usize| if observed[i].status { "True" } else { "False" };
+            assert_eq!((status(0), observed[0].reason.as_str()), (ready, reason), "{phase:?}");
+            assert_eq!(status(1), progressing, "{phase:?} progressing");
+            assert_eq!(status(2), degraded, "{phase:?} degraded");
+        }
+    }
+}
