@@ -186,3 +186,73 @@ impl fmt::Display for Plan {
         write!(f, "  {} unchanged", self.unchanged)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{SourceFile, validate};
+
+    const NODES: &str = "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: a}\nspec: {role: primary, address: 127.0.0.1}\n---\napiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: b}\nspec: {role: satellite, address: 127.0.0.2}\n";
+
+    fn service(name: &str, nodes: &str, command: &str) -> String {
+        format!("---\napiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata: {{name: {name}}}\nspec: {{nodes: [{nodes}], command: [{command}]}}\n")
+    }
+
+    fn set(extra: &[String]) -> ManifestSet {
+        let text = format!("{NODES}{}", extra.concat());
+        let validation = validate(&[SourceFile { path: "m.yaml".into(), text }], Vec::new());
+        assert!(validation.is_valid(), "{:?}", validation.diagnostics);
+        validation.set
+    }
+
+    fn summary(plan: &Plan) -> Vec<String> {
+        plan.changes
+            .iter()
+            .map(|c| format!("{:?} {}/{} [{}] {}", c.op, c.kind, c.name, c.fields.join(","), c.action.clone().unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn plan_lists_object_changes_and_what_this_node_does() {
+        let env = NodeEnv::default();
+        let nothing_runs = |_: &str| None;
+        let before = set(&[service("web", "a", "serve, '1'"), service("gone", "a", "old"), service("far", "b", "x")]);
+        let after = set(&[service("web", "a", "serve, '2'"), service("new", "a", "fresh"), service("far", "b", "y")]);
+        let plan = plan(Some((&before, "r1")), (&after, "r2"), "a", &env, nothing_runs);
+        assert_eq!(
+            summary(&plan),
+            [
+                "Change Service/far [spec.command] ",
+                "Remove Service/gone [] ",
+                "Add Service/new [] start: fresh",
+                "Change Service/web [spec.command] start: serve 2",
+            ]
+        );
+        assert_eq!(plan.unchanged, 2, "the two Nodes");
+    }
+
+    #[test]
+    fn an_unchanged_world_plans_nothing() {
+        let env = NodeEnv::default();
+        let current = set(&[service("web", "a", "serve")]);
+        let node = current.nodes.get("a").unwrap();
+        let running = service::render(current.services.get("web").unwrap(), node, &env).unwrap();
+        let observed = |name: &str| {
+            (name == "web").then(|| UnitStatus {
+                fingerprint: running.fingerprint(),
+                phase: crate::supervisor::Phase::Running,
+                pid: Some(7),
+                restarts: 0,
+                last_exit: None,
+                healthy: None,
+                message: String::new(),
+                since: std::time::SystemTime::now(),
+            })
+        };
+        let plan = plan(Some((&current, "r1")), (&current, "r1"), "a", &env, observed);
+        assert!(plan.is_empty(), "{:?}", summary(&plan));
+        assert_eq!(plan.unchanged, 3);
+        let fresh_start = super::plan(None, (&current, "r1"), "a", &env, |_: &str| None);
+        assert_eq!(summary(&fresh_start)[2], "Add Service/web [] start: serve");
+    }
+}
