@@ -4,5 +4,6 @@
 mod errors;
 mod examples;
 mod fuzz;
+mod git_source;
 mod schema;
 mod support;
