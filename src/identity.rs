@@ -35,7 +35,7 @@ pub enum Source {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
-    #[error("cannot read env file {path}: {source}")]
+    #[error("cannot read env file {path}")]
     Read { path: String, source: std::io::Error },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_saphyr::{MessageFormatter, UserMessageFormatter};
 
 use super::kinds::{
@@ -103,6 +104,54 @@ struct HeaderMetadata {
     name: Option<Located<String>>,
 }
 
+/// Whether a document's root is a mapping, learned without reading its fields:
+/// the parser's own word for a list or a scalar there ("expected mapping start")
+/// is the same as for any nested value, so it does not say that the document as a
+/// whole has the wrong shape.
+enum RootShape {
+    Mapping,
+    NotAMapping,
+}
+
+impl<'de> Deserialize<'de> for RootShape {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Shape;
+        impl<'de> serde::de::Visitor<'de> for Shape {
+            type Value = RootShape;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any YAML value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RootShape, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(RootShape::Mapping)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RootShape, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(RootShape::NotAMapping)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<RootShape, E> {
+                Ok(RootShape::NotAMapping)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<RootShape, E> {
+                Ok(RootShape::NotAMapping)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<RootShape, E> {
+                Ok(RootShape::NotAMapping)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<RootShape, E> {
+                Ok(RootShape::NotAMapping)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<RootShape, E> {
+                Ok(RootShape::NotAMapping)
+            }
+            fn visit_unit<E>(self) -> Result<RootShape, E> {
+                Ok(RootShape::Mapping)
+            }
+        }
+        deserializer.deserialize_any(Shape)
+    }
+}
+
 fn parse_document(file: &SourceFile, document: &DocumentText, ordinal: usize) -> Parsed {
     let document_label = format!("document {ordinal}");
     let start = Pos { line: document.first_line, column: 1, len: 1 };
@@ -111,7 +160,7 @@ fn parse_document(file: &SourceFile, document: &DocumentText, ordinal: usize) ->
         Ok(Some(header)) => header,
         Err(error) => {
             let mut diagnostic = yaml_diagnostic(file, &document_label, &error);
-            if diagnostic.message.contains("expected struct Header") {
+            if matches!(from_yaml::<RootShape>(&document.text), Ok(RootShape::NotAMapping)) {
                 diagnostic.message =
                     "a manifest must be a mapping with apiVersion, kind, metadata and spec".into();
             }
@@ -219,6 +268,9 @@ fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_saph
             max_depth: MAX_DEPTH,
         },
         with_snippet: false,
+        // A text field given a plain `8001`, `true` or `1.0` is an error, as it is
+        // for the JSON Schema: quote it.
+        no_schema: true,
     };
     serde_saphyr::from_str_with_options(text, options)
 }
@@ -228,7 +280,7 @@ fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_saph
 fn yaml_diagnostic(file: &SourceFile, label: &str, error: &serde_saphyr::Error) -> Diagnostic {
     let at = error.location().map(Pos::from_location).unwrap_or_default();
     let raw = UserMessageFormatter.format_message(error.without_snippet()).into_owned();
-    let (message, help) = if raw.starts_with("budget breached") {
+    let (message, help) = if is_limit_breach(error) {
         (
             format!(
                 "document refused: it is nested deeper than {MAX_DEPTH} levels, or expands to more than \
@@ -238,11 +290,32 @@ fn yaml_diagnostic(file: &SourceFile, label: &str, error: &serde_saphyr::Error) 
         )
     } else if raw.starts_with("recursion limit exceeded") {
         ("document refused: it is nested too deeply".to_owned(), None)
+    } else if let serde_saphyr::Error::QuotingRequired { value, .. } = error.without_snippet() {
+        (
+            format!("{value} reads as a number, boolean or null, but this field takes text"),
+            Some(format!("quote it: \"{value}\"")),
+        )
     } else {
         let help = unknown_name_help(&raw);
         (raw, help)
     };
     Diagnostic::error(&file.path, at, label, message).with_help(help)
+}
+
+/// Whether `error` is one of the parser's limits (see the constants above),
+/// also when it was met while replaying an alias.
+fn is_limit_breach(mut error: &serde_saphyr::Error) -> bool {
+    use serde_saphyr::Error;
+    loop {
+        match error {
+            Error::AliasError { error: inner, .. } | Error::WithSnippet { error: inner, .. } => error = inner,
+            Error::Budget { .. }
+            | Error::AliasReplayLimitExceeded { .. }
+            | Error::AliasExpansionLimitExceeded { .. }
+            | Error::AliasReplayStackDepthExceeded { .. } => return true,
+            _ => return false,
+        }
+    }
 }
 
 /// For "unknown field `x`, expected one of a, b" (and variants), the nearest

@@ -119,7 +119,7 @@ pub struct Port(pub u16);
 impl<'de> Deserialize<'de> for Port {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct PortVisitor;
-        impl Visitor<'_> for PortVisitor {
+        impl<'de> Visitor<'de> for PortVisitor {
             type Value = Port;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a port number 1-65535")
@@ -136,6 +136,27 @@ impl<'de> Deserialize<'de> for Port {
                     Err(_) => Err(E::custom(format!("port {v} is out of range 1-65535"))),
                 }
             }
+            // Serde's default "invalid type" errors are placed at the key; these
+            // are raised as custom errors so that they point at the value, as the
+            // range errors above do.
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Port, E> {
+                Err(wrong_type(de::Unexpected::Str(v), &self))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Port, E> {
+                Err(wrong_type(de::Unexpected::Float(v), &self))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Port, E> {
+                Err(wrong_type(de::Unexpected::Bool(v), &self))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Port, E> {
+                Err(wrong_type(de::Unexpected::Unit, &self))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Port, A::Error> {
+                Err(wrong_type(de::Unexpected::Seq, &self))
+            }
+        }
+        fn wrong_type<E: de::Error>(unexpected: de::Unexpected<'_>, expected: &dyn de::Expected) -> E {
+            E::custom(format_args!("invalid type: {unexpected}, expected {expected}"))
         }
         deserializer.deserialize_any(PortVisitor)
     }
@@ -178,7 +199,8 @@ const DURATION_UNITS: [(&str, u64); 5] = [
     ("d", 86_400_000),
 ];
 
-const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h|d))+$";
+/// Numbers with units, at least one of them not zero (`0s` is not a duration).
+const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h|d))*[0-9]*[1-9][0-9]*(ms|s|m|h|d)([0-9]+(ms|s|m|h|d))*$";
 
 impl DurationSpec {
     pub fn parse(text: &str) -> Result<Self, String> {
