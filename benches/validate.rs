@@ -113,11 +113,7 @@ fn capability(i: usize) -> String {
     let nodes = zone_nodes(service % ZONES);
     let at = |k: usize| node_name(nodes[(i + k) % nodes.len()]);
     let ollama = i % 2 == 0;
-    let settings = if ollama {
-        "  ollama:\n    models: [llama3.2:3b, nomic-embed-text]\n"
-    } else {
-        ""
-    };
+    let settings = if ollama { "  ollama:\n    models: [llama3.2:3b, nomic-embed-text]\n" } else { "" };
     format!(
         "apiVersion: agentmesh/v1alpha1
 kind: Capability
@@ -231,9 +227,7 @@ fn write_set(dir: &Path) {
         file.push_str(object);
     }
     for (i, text) in files.iter().enumerate() {
-        let path = dir
-            .join(format!("team-{}", i % 10))
-            .join(format!("set-{i:03}.yaml"));
+        let path = dir.join(format!("team-{}", i % 10)).join(format!("set-{i:03}.yaml"));
         std::fs::create_dir_all(path.parent().expect("a folder")).expect("create folder");
         std::fs::write(path, text).expect("write file");
     }
@@ -248,11 +242,7 @@ fn run_once(dir: &Path) -> Sample {
     let done = Instant::now();
     assert_eq!(validation.set.len(), OBJECTS);
     assert!(validation.is_valid(), "the generated set is invalid");
-    Sample {
-        total: done - started,
-        load: loaded - started,
-        validate: done - loaded,
-    }
+    Sample { total: done - started, load: loaded - started, validate: done - loaded }
 }
 
 #[derive(Clone, Copy)]
@@ -276,10 +266,7 @@ fn millis(duration: Duration) -> f64 {
 
 fn main() {
     // `cargo bench` passes `--bench`; ignore any arguments.
-    let iterations: usize = std::env::var("BENCH_ITERATIONS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(30);
+    let iterations: usize = std::env::var("BENCH_ITERATIONS").ok().and_then(|n| n.parse().ok()).unwrap_or(30);
     let dir = tempfile::tempdir().expect("temp dir");
     write_set(dir.path());
 
@@ -290,13 +277,7 @@ fn main() {
     assert!(
         validation.diagnostics.is_empty(),
         "the generated set should be clean:\n{}",
-        validation
-            .diagnostics
-            .iter()
-            .take(10)
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n\n")
+        validation.diagnostics.iter().take(10).map(ToString::to_string).collect::<Vec<_>>().join("\n\n")
     );
     let bytes: usize = files.iter().map(|f| f.text.len()).sum();
 
@@ -307,12 +288,8 @@ fn main() {
     let totals: Vec<Duration> = samples.iter().map(|s| s.total).collect();
     let loads: Vec<Duration> = samples.iter().map(|s| s.load).collect();
     let checks: Vec<Duration> = samples.iter().map(|s| s.validate).collect();
-    let (min, median, p95, max) = (
-        quantile(&totals, 0.0),
-        quantile(&totals, 0.5),
-        quantile(&totals, 0.95),
-        quantile(&totals, 1.0),
-    );
+    let (min, median, p95, max) =
+        (quantile(&totals, 0.0), quantile(&totals, 0.5), quantile(&totals, 0.95), quantile(&totals, 1.0));
 
     let mut report = String::new();
     let _ = writeln!(
@@ -334,16 +311,8 @@ fn main() {
         millis(quantile(&loads, 0.5)),
         millis(quantile(&checks, 0.5))
     );
-    let _ = writeln!(
-        report,
-        "  {:.0} objects/s at the median",
-        OBJECTS as f64 / median.as_secs_f64()
-    );
+    let _ = writeln!(report, "  {:.0} objects/s at the median", OBJECTS as f64 / median.as_secs_f64());
     let verdict = if median < TARGET { "met" } else { "MISSED" };
-    let _ = writeln!(
-        report,
-        "  target: median under {} ms: {verdict}",
-        TARGET.as_millis()
-    );
+    let _ = writeln!(report, "  target: median under {} ms: {verdict}", TARGET.as_millis());
     print!("{report}");
 }

@@ -10,9 +10,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 
-use super::kinds::{
-    CapabilitySpec, HandoffPolicySpec, MeshSpec, NodeSpec, ServiceSpec, SyncFolderSpec,
-};
+use super::kinds::{CapabilitySpec, HandoffPolicySpec, MeshSpec, NodeSpec, ServiceSpec, SyncFolderSpec};
 use super::values::{Located, NAME_PATTERN, Pos};
 
 /// The only API version this build understands.
@@ -30,14 +28,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
-        Kind::Node,
-        Kind::Service,
-        Kind::Capability,
-        Kind::SyncFolder,
-        Kind::HandoffPolicy,
-        Kind::Mesh,
-    ];
+    pub const ALL: [Kind; 6] =
+        [Kind::Node, Kind::Service, Kind::Capability, Kind::SyncFolder, Kind::HandoffPolicy, Kind::Mesh];
 
     pub fn as_str(self) -> &'static str {
         match self {

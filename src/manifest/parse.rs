@@ -9,9 +9,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_saphyr::{MessageFormatter, UserMessageFormatter};
 
-use super::kinds::{
-    CapabilitySpec, HandoffPolicySpec, MeshSpec, NodeSpec, ServiceSpec, SyncFolderSpec,
-};
+use super::kinds::{CapabilitySpec, HandoffPolicySpec, MeshSpec, NodeSpec, ServiceSpec, SyncFolderSpec};
 use super::object::{API_VERSION, Kind, Manifest, Object, Origin, RawObject, Spec};
 use super::values::{Located, Pos, name_problem};
 use crate::diagnostic::{Diagnostic, did_you_mean};
@@ -55,8 +53,7 @@ struct DocumentText {
 fn split_documents(text: &str) -> Vec<DocumentText> {
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let is_marker = |line: &str| {
-        line.strip_prefix("---")
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with(|c: char| c.is_whitespace()))
+        line.strip_prefix("---").is_some_and(|rest| rest.is_empty() || rest.starts_with(|c: char| c.is_whitespace()))
     };
     let mut starts: Vec<usize> = vec![0];
     starts.extend((1..lines.len()).filter(|&i| is_marker(lines[i])));
@@ -73,10 +70,7 @@ fn split_documents(text: &str) -> Vec<DocumentText> {
                     !(trimmed.is_empty() || trimmed.starts_with('#') || is_marker(lines[i]))
                 })
                 .unwrap_or(start);
-            DocumentText {
-                text: padded,
-                first_line: u32::try_from(first_line + 1).unwrap_or(u32::MAX),
-            }
+            DocumentText { text: padded, first_line: u32::try_from(first_line + 1).unwrap_or(u32::MAX) }
         })
         .collect()
 }
@@ -161,8 +155,7 @@ fn parse_document(file: &SourceFile, document: &DocumentText, ordinal: usize) ->
         Err(error) => {
             let mut diagnostic = yaml_diagnostic(file, &document_label, &error);
             if matches!(from_yaml::<RootShape>(&document.text), Ok(RootShape::NotAMapping)) {
-                diagnostic.message =
-                    "a manifest must be a mapping with apiVersion, kind, metadata and spec".into();
+                diagnostic.message = "a manifest must be a mapping with apiVersion, kind, metadata and spec".into();
             }
             return invalid(diagnostic);
         }
@@ -222,9 +215,7 @@ fn parse_document(file: &SourceFile, document: &DocumentText, ordinal: usize) ->
         Kind::Service => parse_object::<ServiceSpec>(file, document).map(Manifest::Service),
         Kind::Capability => parse_object::<CapabilitySpec>(file, document).map(Manifest::Capability),
         Kind::SyncFolder => parse_object::<SyncFolderSpec>(file, document).map(Manifest::SyncFolder),
-        Kind::HandoffPolicy => {
-            parse_object::<HandoffPolicySpec>(file, document).map(Manifest::HandoffPolicy)
-        }
+        Kind::HandoffPolicy => parse_object::<HandoffPolicySpec>(file, document).map(Manifest::HandoffPolicy),
         Kind::Mesh => parse_object::<MeshSpec>(file, document).map(Manifest::Mesh),
     };
     match parsed {
@@ -321,9 +312,7 @@ fn is_limit_breach(mut error: &serde_saphyr::Error) -> bool {
 /// For "unknown field `x`, expected one of a, b" (and variants), the nearest
 /// expected name.
 fn unknown_name_help(message: &str) -> Option<String> {
-    let rest = message
-        .strip_prefix("unknown field `")
-        .or_else(|| message.strip_prefix("unknown variant `"))?;
+    let rest = message.strip_prefix("unknown field `").or_else(|| message.strip_prefix("unknown variant `"))?;
     let (wanted, expected) = rest.split_once('`')?;
     let expected = expected.trim_start_matches(',').trim();
     let expected = expected.strip_prefix("expected").unwrap_or(expected).trim();

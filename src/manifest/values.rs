@@ -191,13 +191,7 @@ pub struct DurationSpec {
 }
 
 /// The units a duration may use, longest suffix first so `ms` wins over `m`.
-const DURATION_UNITS: [(&str, u64); 5] = [
-    ("ms", 1),
-    ("s", 1_000),
-    ("m", 60_000),
-    ("h", 3_600_000),
-    ("d", 86_400_000),
-];
+const DURATION_UNITS: [(&str, u64); 5] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)];
 
 /// Numbers with units, at least one of them not zero (`0s` is not a duration).
 const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h|d))*[0-9]*[1-9][0-9]*(ms|s|m|h|d)([0-9]+(ms|s|m|h|d))*$";
@@ -215,19 +209,10 @@ impl DurationSpec {
             if digits == 0 {
                 return Err(format!("invalid duration \"{text}\": {help}"));
             }
-            let number: u64 = rest[..digits]
-                .parse()
-                .map_err(|_| format!("duration \"{text}\" is too long"))?;
+            let number: u64 = rest[..digits].parse().map_err(|_| format!("duration \"{text}\" is too long"))?;
             rest = &rest[digits..];
-            let Some((unit, scale)) = DURATION_UNITS
-                .iter()
-                .find(|(unit, _)| rest.starts_with(unit))
-            else {
-                let what = if rest.is_empty() {
-                    "has no unit"
-                } else {
-                    "has an unknown unit"
-                };
+            let Some((unit, scale)) = DURATION_UNITS.iter().find(|(unit, _)| rest.starts_with(unit)) else {
+                let what = if rest.is_empty() { "has no unit" } else { "has an unknown unit" };
                 return Err(format!("duration \"{text}\" {what}: {help}"));
             };
             rest = &rest[unit.len()..];
@@ -239,10 +224,7 @@ impl DurationSpec {
         if millis == 0 {
             return Err(format!("duration \"{text}\" must be longer than zero"));
         }
-        Ok(DurationSpec {
-            duration: std::time::Duration::from_millis(millis),
-            text: text.to_owned(),
-        })
+        Ok(DurationSpec { duration: std::time::Duration::from_millis(millis), text: text.to_owned() })
     }
 
     /// A duration known to be valid, for defaults.
@@ -309,21 +291,17 @@ impl<'de> Deserialize<'de> for SecretRef {
                 f.write_str("a secret reference {env: NAME} or {file: PATH}")
             }
             fn visit_str<E: de::Error>(self, _: &str) -> Result<SecretRef, E> {
-                Err(E::custom(
-                    "a secret must not be written in a manifest: use {env: NAME} or {file: PATH}",
-                ))
+                Err(E::custom("a secret must not be written in a manifest: use {env: NAME} or {file: PATH}"))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SecretRef, A::Error> {
                 let fields = Fields::deserialize(de::value::MapAccessDeserializer::new(map))?;
                 match (fields.env, fields.file) {
                     (Some(name), None) if !name.is_empty() => Ok(SecretRef::Env(name)),
                     (None, Some(path)) if !path.is_empty() => Ok(SecretRef::File(path)),
-                    (Some(_), Some(_)) => Err(de::Error::custom(
-                        "a secret reference takes either env or file, not both",
-                    )),
-                    _ => Err(de::Error::custom(
-                        "a secret reference needs a non-empty env or file",
-                    )),
+                    (Some(_), Some(_)) => {
+                        Err(de::Error::custom("a secret reference takes either env or file, not both"))
+                    }
+                    _ => Err(de::Error::custom("a secret reference needs a non-empty env or file")),
                 }
             }
         }
@@ -367,10 +345,7 @@ pub fn name_problem(name: &str) -> Option<&'static str> {
         Some("is empty")
     } else if name.len() > 63 {
         Some("is longer than 63 characters")
-    } else if !name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-    {
+    } else if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_') {
         Some("may only hold lowercase letters, digits, '-' and '_'")
     } else if !edge_ok(name.chars().next()) || !edge_ok(name.chars().last()) {
         Some("must start and end with a letter or digit")

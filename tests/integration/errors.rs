@@ -650,11 +650,7 @@ const CASES: &[Case] = &[
               address: x
         ",
         )],
-        expect: &[&[
-            "manifests/t.yaml:3:1: Node/<unnamed>: missing field `metadata`",
-            " 3 | spec:",
-            "   | ^^^^",
-        ]],
+        expect: &[&["manifests/t.yaml:3:1: Node/<unnamed>: missing field `metadata`", " 3 | spec:", "   | ^^^^"]],
     },
     Case {
         name: "missing metadata.name",
@@ -687,11 +683,7 @@ const CASES: &[Case] = &[
               name: x
         ",
         )],
-        expect: &[&[
-            "manifests/t.yaml:3:1: Node/x: missing field `spec`",
-            " 3 | metadata:",
-            "   | ^^^^^^^^",
-        ]],
+        expect: &[&["manifests/t.yaml:3:1: Node/x: missing field `spec`", " 3 | metadata:", "   | ^^^^^^^^"]],
     },
     Case {
         name: "missing required spec field",
@@ -706,11 +698,7 @@ const CASES: &[Case] = &[
               role: primary
         ",
         )],
-        expect: &[&[
-            "manifests/t.yaml:6:3: Node/x: missing field `address`",
-            " 6 |   role: primary",
-            "   |   ^^^^",
-        ]],
+        expect: &[&["manifests/t.yaml:6:3: Node/x: missing field `address`", " 6 |   role: primary", "   |   ^^^^"]],
     },
     // --- one object per kind and name, one Mesh -------------------------------
     Case {
@@ -1197,7 +1185,7 @@ const CASES: &[Case] = &[
 fn the_base_set_of_the_table_is_valid() {
     let run = workspace(&[]).run(&["validate", "manifests"]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(run.stdout, "manifests: 2 objects in 1 files are valid\n");
+    assert_eq!(run.stdout, "manifests: 2 objects in 1 file are valid\n");
     assert_eq!(run.stderr, "");
 }
 
@@ -1215,13 +1203,7 @@ fn every_rule_renders_its_exact_error_with_file_line_and_column() {
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n\n{}",
-        failures.len(),
-        CASES.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), CASES.len(), failures.join("\n"));
 }
 
 #[test]
@@ -1275,11 +1257,7 @@ fn one_run_reports_every_problem_across_files_in_file_and_line_order() {
     ])
     .run(&["validate", "manifests"]);
     assert_eq!(run.code, 1, "{run:?}");
-    let firsts: Vec<&str> = run
-        .stderr
-        .lines()
-        .filter(|line| line.starts_with("manifests/"))
-        .collect();
+    let firsts: Vec<&str> = run.stderr.lines().filter(|line| line.starts_with("manifests/")).collect();
     assert_eq!(
         firsts,
         [
@@ -1292,11 +1270,7 @@ fn one_run_reports_every_problem_across_files_in_file_and_line_order() {
         "stderr:\n{}",
         run.stderr
     );
-    assert!(
-        run.stderr.ends_with("\nmanifests: 5 errors\n"),
-        "stderr:\n{}",
-        run.stderr
-    );
+    assert!(run.stderr.ends_with("\nmanifests: 5 errors\n"), "stderr:\n{}", run.stderr);
     assert_eq!(run.stdout, "");
 }
 
@@ -1320,11 +1294,7 @@ fn cross_reference_errors_in_a_valid_document_are_all_reported_together() {
     )])
     .run(&["validate", "manifests"]);
     assert_eq!(run.code, 1, "{run:?}");
-    let firsts: Vec<&str> = run
-        .stderr
-        .lines()
-        .filter(|line| line.starts_with("manifests/"))
-        .collect();
+    let firsts: Vec<&str> = run.stderr.lines().filter(|line| line.starts_with("manifests/")).collect();
     assert_eq!(
         firsts,
         [
@@ -1335,11 +1305,7 @@ fn cross_reference_errors_in_a_valid_document_are_all_reported_together() {
         "stderr:\n{}",
         run.stderr
     );
-    assert!(
-        run.stderr.ends_with("\nmanifests: 3 errors\n"),
-        "stderr:\n{}",
-        run.stderr
-    );
+    assert!(run.stderr.ends_with("\nmanifests: 3 errors\n"), "stderr:\n{}", run.stderr);
 }
 
 // --- hostile input: refused quickly, with a clear message -----------------------
@@ -1352,10 +1318,7 @@ fn validate_hostile(text: &str) -> Run {
     let started = Instant::now();
     let run = workspace.run(&["validate", "manifests"]);
     let elapsed = started.elapsed();
-    assert!(
-        elapsed < Duration::from_secs(10),
-        "validate took {elapsed:?}"
-    );
+    assert!(elapsed < Duration::from_secs(10), "validate took {elapsed:?}");
     assert_eq!(run.code, 1, "{run:?}");
     run
 }
@@ -1378,54 +1341,30 @@ fn an_alias_bomb_is_refused_quickly_with_a_clear_error() {
     text.push_str("spec:\n  role: primary\n  address: bomb\n");
     let run = validate_hostile(&text);
     let first = run.stderr.lines().next().unwrap_or_default();
-    assert!(
-        first.starts_with("manifests/hostile.yaml:"),
-        "stderr:\n{}",
-        run.stderr
-    );
-    assert!(
-        first.ends_with(&format!(": document 1: {REFUSED}")),
-        "stderr:\n{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.ends_with("\nmanifests: 1 error\n"),
-        "stderr:\n{}",
-        run.stderr
-    );
+    assert!(first.starts_with("manifests/hostile.yaml:"), "stderr:\n{}", run.stderr);
+    assert!(first.ends_with(&format!(": document 1: {REFUSED}")), "stderr:\n{}", run.stderr);
+    assert!(run.stderr.ends_with("\nmanifests: 1 error\n"), "stderr:\n{}", run.stderr);
 }
 
 #[test]
 fn many_aliases_of_one_small_value_are_refused() {
-    let mut text = String::from(
-        "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: x\n  labels:\n    a: &a x\n",
-    );
+    let mut text =
+        String::from("apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: x\n  labels:\n    a: &a x\n");
     for i in 0..1500 {
         text.push_str(&format!("    k{i}: *a\n"));
     }
     text.push_str("spec:\n  role: primary\n  address: x\n");
     let run = validate_hostile(&text);
     let first = run.stderr.lines().next().unwrap_or_default();
-    assert_eq!(
-        first,
-        format!("manifests/hostile.yaml:1007:12: document 1: {REFUSED}"),
-        "stderr:\n{}",
-        run.stderr
-    );
+    assert_eq!(first, format!("manifests/hostile.yaml:1007:12: document 1: {REFUSED}"), "stderr:\n{}", run.stderr);
 }
 
 #[test]
 fn a_hundred_thousand_open_brackets_are_refused_quickly() {
     let run = validate_hostile(&"[".repeat(100_000));
     let first = run.stderr.lines().next().unwrap_or_default();
-    assert!(
-        first.starts_with("manifests/hostile.yaml:1:"),
-        "stderr: {first}"
-    );
-    assert!(
-        first.ends_with(": document 1: document refused: it is nested too deeply"),
-        "stderr: {first}"
-    );
+    assert!(first.starts_with("manifests/hostile.yaml:1:"), "stderr: {first}");
+    assert!(first.ends_with(": document 1: document refused: it is nested too deeply"), "stderr: {first}");
 }
 
 #[test]
@@ -1437,33 +1376,20 @@ fn deeply_nested_flow_mappings_are_refused_quickly() {
     );
     let run = validate_hostile(&text);
     let first = run.stderr.lines().next().unwrap_or_default();
-    assert!(
-        first.starts_with("manifests/hostile.yaml:6:"),
-        "stderr: {first}"
-    );
-    assert!(
-        first.ends_with(&format!(": document 1: {REFUSED}")),
-        "stderr: {first}"
-    );
+    assert!(first.starts_with("manifests/hostile.yaml:6:"), "stderr: {first}");
+    assert!(first.ends_with(&format!(": document 1: {REFUSED}")), "stderr: {first}");
 }
 
 #[test]
 fn deeply_indented_block_mappings_are_refused_at_the_first_line_too_deep() {
-    let mut text = String::from(
-        "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: deep\nspec:\n",
-    );
+    let mut text = String::from("apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: deep\nspec:\n");
     for depth in 1..=300 {
         text.push_str(&format!("{}k{depth}:\n", "  ".repeat(depth)));
     }
     let run = validate_hostile(&text);
     let first = run.stderr.lines().next().unwrap_or_default();
     // Line 69 holds key 64, the 65th level counting `spec`.
-    assert_eq!(
-        first,
-        format!("manifests/hostile.yaml:69:129: document 1: {REFUSED}"),
-        "stderr:\n{}",
-        run.stderr
-    );
+    assert_eq!(first, format!("manifests/hostile.yaml:69:129: document 1: {REFUSED}"), "stderr:\n{}", run.stderr);
 }
 
 // --- warnings -----------------------------------------------------------------
@@ -1490,10 +1416,7 @@ fn a_warning_alone_keeps_exit_zero_and_renders_with_its_place() {
          7 |     agent-home-mini: ~/scratch\n   \
          |     ^\n\n"
     );
-    assert_eq!(
-        run.stdout,
-        "manifests: 3 objects in 2 files are valid, 1 warning\n"
-    );
+    assert_eq!(run.stdout, "manifests: 3 objects in 2 files are valid, 1 warning\n");
 }
 
 #[test]
@@ -1531,10 +1454,7 @@ fn a_placement_on_a_node_the_service_skips_is_a_warning_at_the_value() {
          18 |     fallback: [agent-work-laptop]\n    \
          |                ^^^^^^^^^^^^^^^^^\n\n"
     );
-    assert_eq!(
-        run.stdout,
-        "manifests: 4 objects in 2 files are valid, 1 warning\n"
-    );
+    assert_eq!(run.stdout, "manifests: 4 objects in 2 files are valid, 1 warning\n");
 }
 
 #[test]
@@ -1553,24 +1473,12 @@ fn errors_and_warnings_are_both_counted_in_the_summary() {
     )])
     .run(&["validate", "manifests"]);
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(
-        run.stderr
-            .contains(": SyncFolder/scratch: warning: paths names a single node"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.ends_with("\nmanifests: 1 error, 1 warning\n"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains(": SyncFolder/scratch: warning: paths names a single node"), "{}", run.stderr);
+    assert!(run.stderr.ends_with("\nmanifests: 1 error, 1 warning\n"), "{}", run.stderr);
     assert_eq!(run.stdout, "");
 }
 
 #[test]
 fn dedent_strips_the_table_indentation() {
-    assert_eq!(
-        dedent("\n    a:\n      b: 1\n    c: 2\n  "),
-        "a:\n  b: 1\nc: 2\n"
-    );
+    assert_eq!(dedent("\n    a:\n      b: 1\n    c: 2\n  "), "a:\n  b: 1\nc: 2\n");
 }

@@ -19,10 +19,7 @@ use proptest::sample::{Index, select};
 use crate::support::examples_dir;
 
 fn source(path: &str, text: String) -> SourceFile {
-    SourceFile {
-        path: path.into(),
-        text,
-    }
+    SourceFile { path: path.into(), text }
 }
 
 /// The lines of `text` as a YAML parser counts them: `\n`, `\r\n` and a lone `\r`
@@ -54,16 +51,11 @@ fn misplaced(diagnostic: &Diagnostic, files: &HashMap<Arc<str>, Vec<&str>>) -> O
         return Some(format!("has line or column 0: {diagnostic}"));
     }
     if line > lines.len() + 1 {
-        return Some(format!(
-            "points at line {line} of a file of {} lines: {diagnostic}",
-            lines.len()
-        ));
+        return Some(format!("points at line {line} of a file of {} lines: {diagnostic}", lines.len()));
     }
     let width = lines.get(line - 1).map_or(0, |text| text.chars().count());
     if column > width + 1 {
-        return Some(format!(
-            "points at column {column} of a line of {width} characters: {diagnostic}"
-        ));
+        return Some(format!("points at column {column} of a line of {width} characters: {diagnostic}"));
     }
     None
 }
@@ -72,10 +64,7 @@ fn misplaced(diagnostic: &Diagnostic, files: &HashMap<Arc<str>, Vec<&str>>) -> O
 /// since rendering slices the source line at the column.
 fn validate_checked(files: &[SourceFile]) -> Result<Validation, TestCaseError> {
     let validation = validate(files, vec![]);
-    let lines: HashMap<Arc<str>, Vec<&str>> = files
-        .iter()
-        .map(|f| (f.path.clone(), yaml_lines(&f.text)))
-        .collect();
+    let lines: HashMap<Arc<str>, Vec<&str>> = files.iter().map(|f| (f.path.clone(), yaml_lines(&f.text))).collect();
     for diagnostic in &validation.diagnostics {
         if let Some(problem) = misplaced(diagnostic, &lines) {
             return Err(TestCaseError::fail(problem));
@@ -277,10 +266,7 @@ fn yaml_line(min_indent: usize) -> impl Strategy<Value = String> {
         prop::bool::weighted(0.2),
         prop::option::weighted(0.8, select(KEYS)),
         prop::option::weighted(0.8, prop_oneof![4 => select(SCALARS), 1 => select(TOKENS)]),
-        prop::option::weighted(
-            0.15,
-            select(&["&a ", "*a", "&b ", "!!str ", "!!map ", "? ", "# c"][..]),
-        ),
+        prop::option::weighted(0.15, select(&["&a ", "*a", "&b ", "!!str ", "!!map ", "? ", "# c"][..])),
     )
         .prop_map(|(indent, dash, key, value, decoration)| {
             let mut line = "  ".repeat(indent);
@@ -433,44 +419,19 @@ fn hostile_inputs_are_refused_with_diagnostics_not_panics() {
     let cases: Vec<(&str, String)> = vec![
         ("an empty file", String::new()),
         ("only document markers", "---\n---\n...\n---".to_owned()),
-        (
-            "a byte order mark",
-            "\u{FEFF}apiVersion: agentmesh/v1alpha1\n".to_owned(),
-        ),
+        ("a byte order mark", "\u{FEFF}apiVersion: agentmesh/v1alpha1\n".to_owned()),
         ("NUL bytes", "apiVersion: \0\nkind: Node\0".to_owned()),
-        (
-            "CR line ends",
-            "apiVersion: agentmesh/v1alpha1\rkind: Nodes\rmetadata: {name: a}\r".to_owned(),
-        ),
-        (
-            "CRLF line ends",
-            "apiVersion: agentmesh/v1alpha1\r\nkind: Nodes\r\n".to_owned(),
-        ),
-        (
-            "tabs for indentation",
-            "spec:\n\trole: primary\n".to_owned(),
-        ),
+        ("CR line ends", "apiVersion: agentmesh/v1alpha1\rkind: Nodes\rmetadata: {name: a}\r".to_owned()),
+        ("CRLF line ends", "apiVersion: agentmesh/v1alpha1\r\nkind: Nodes\r\n".to_owned()),
+        ("tabs for indentation", "spec:\n\trole: primary\n".to_owned()),
         ("deeply nested flow sequences", "[".repeat(100_000)),
         ("deeply nested flow mappings", "{a: ".repeat(20_000)),
-        (
-            "deeply nested block sequences",
-            (0..2_000)
-                .map(|i| format!("{}- \n", " ".repeat(i)))
-                .collect(),
-        ),
-        (
-            "deeply nested block mappings",
-            (0..2_000)
-                .map(|i| format!("{}k:\n", " ".repeat(i)))
-                .collect(),
-        ),
+        ("deeply nested block sequences", (0..2_000).map(|i| format!("{}- \n", " ".repeat(i))).collect()),
+        ("deeply nested block mappings", (0..2_000).map(|i| format!("{}k:\n", " ".repeat(i))).collect()),
         ("an alias bomb", laughs),
         ("a self-referencing alias", "a: &a [*a]\n".to_owned()),
         ("an undefined alias", "apiVersion: *nope\n".to_owned()),
-        (
-            "a very long line",
-            format!("apiVersion: {}\n", "a".repeat(300_000)),
-        ),
+        ("a very long line", format!("apiVersion: {}\n", "a".repeat(300_000))),
         // Each document is parsed with the lines before it blanked, so the time
         // grows with the square of the count: kept small here.
         ("many documents", "---\nkind: Node\n".repeat(1_000)),
@@ -482,15 +443,11 @@ fn hostile_inputs_are_refused_with_diagnostics_not_panics() {
                 "9".repeat(400)
             ),
         ),
-        (
-            "an unclosed quote",
-            "apiVersion: \"agentmesh/v1alpha1\nkind: Node\n".to_owned(),
-        ),
+        ("an unclosed quote", "apiVersion: \"agentmesh/v1alpha1\nkind: Node\n".to_owned()),
         ("a lone directive", "%YAML 1.2\n".to_owned()),
         (
             "a merge of a scalar",
-            "apiVersion: agentmesh/v1alpha1\nkind: Mesh\nmetadata: {name: m}\nspec:\n  <<: 1\n"
-                .to_owned(),
+            "apiVersion: agentmesh/v1alpha1\nkind: Mesh\nmetadata: {name: m}\nspec:\n  <<: 1\n".to_owned(),
         ),
     ];
     for (what, text) in cases {

@@ -29,11 +29,7 @@ fn files_in(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .map(|entry| entry.expect("folder entry").path())
         .filter(|path| path.is_file())
         .map(|path| {
-            let name = path
-                .file_name()
-                .expect("a file name")
-                .to_string_lossy()
-                .into_owned();
+            let name = path.file_name().expect("a file name").to_string_lossy().into_owned();
             (name, std::fs::read(&path).expect("read file"))
         })
         .collect()
@@ -45,11 +41,10 @@ static SCHEMAS: LazyLock<BTreeMap<String, jsonschema::Validator>> = LazyLock::ne
         .into_iter()
         .filter(|(name, _)| name.ends_with(".schema.json"))
         .map(|(name, bytes)| {
-            let schema: Value = serde_json::from_slice(&bytes)
-                .unwrap_or_else(|error| panic!("schemas/{name} is not JSON: {error}"));
-            let validator = jsonschema::draft202012::new(&schema).unwrap_or_else(|error| {
-                panic!("schemas/{name} is not a valid JSON Schema: {error}")
-            });
+            let schema: Value =
+                serde_json::from_slice(&bytes).unwrap_or_else(|error| panic!("schemas/{name} is not JSON: {error}"));
+            let validator = jsonschema::draft202012::new(&schema)
+                .unwrap_or_else(|error| panic!("schemas/{name} is not a valid JSON Schema: {error}"));
             (name, validator)
         })
         .collect()
@@ -57,22 +52,13 @@ static SCHEMAS: LazyLock<BTreeMap<String, jsonschema::Validator>> = LazyLock::ne
 
 /// Why the committed schema `file` rejects `document`; empty when it accepts it.
 fn schema_errors(file: &str, document: &Value) -> Vec<String> {
-    let validator = SCHEMAS
-        .get(file)
-        .unwrap_or_else(|| panic!("schemas/{file} does not exist"));
-    validator
-        .iter_errors(document)
-        .map(|error| format!("{}: {error}", error.instance_path()))
-        .collect()
+    let validator = SCHEMAS.get(file).unwrap_or_else(|| panic!("schemas/{file} does not exist"));
+    validator.iter_errors(document).map(|error| format!("{}: {error}", error.instance_path())).collect()
 }
 
 /// The schema of the kind `document` claims, if it claims a known one.
 fn kind_schema(document: &Value) -> Option<String> {
-    document
-        .get("kind")
-        .and_then(Value::as_str)
-        .and_then(Kind::parse)
-        .map(schema_file)
+    document.get("kind").and_then(Value::as_str).and_then(Kind::parse).map(schema_file)
 }
 
 /// The documents of a YAML file, read by the YAML library alone (not by the
@@ -92,10 +78,7 @@ fn example_files() -> Vec<PathBuf> {
             let path = entry.expect("folder entry").path();
             if path.is_dir() {
                 walk(&path, out);
-            } else if matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml")
-            ) {
+            } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
                 out.push(path);
             }
         }
@@ -103,19 +86,12 @@ fn example_files() -> Vec<PathBuf> {
     let mut files = Vec::new();
     walk(&examples_dir(), &mut files);
     files.sort();
-    assert!(
-        !files.is_empty(),
-        "no example manifests under {}",
-        examples_dir().display()
-    );
+    assert!(!files.is_empty(), "no example manifests under {}", examples_dir().display());
     files
 }
 
 fn shown(path: &Path) -> String {
-    path.strip_prefix(env!("CARGO_MANIFEST_DIR"))
-        .unwrap_or(path)
-        .display()
-        .to_string()
+    path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(path).display().to_string()
 }
 
 // ---------------------------------------------------------------------------
@@ -138,30 +114,16 @@ fn committed_schemas_are_exactly_what_meshctl_schema_writes() {
                     .lines()
                     .zip(String::from_utf8_lossy(text).lines())
                     .position(|(a, b)| a != b)
-                    .map_or_else(
-                        || "at the end".to_owned(),
-                        |i| format!("from line {}", i + 1),
-                    );
-                problems.push(format!(
-                    "schemas/{name} differs from the generated one {line}"
-                ));
+                    .map_or_else(|| "at the end".to_owned(), |i| format!("from line {}", i + 1));
+                problems.push(format!("schemas/{name} differs from the generated one {line}"));
             }
             Some(_) => {}
         }
     }
-    for name in committed
-        .keys()
-        .filter(|name| !generated.contains_key(*name))
-    {
-        problems.push(format!(
-            "schemas/{name} is not written by `meshctl schema`: delete it"
-        ));
+    for name in committed.keys().filter(|name| !generated.contains_key(*name)) {
+        problems.push(format!("schemas/{name} is not written by `meshctl schema`: delete it"));
     }
-    assert!(
-        problems.is_empty(),
-        "schemas/ is out of date; {REGENERATE}:\n  {}",
-        problems.join("\n  ")
-    );
+    assert!(problems.is_empty(), "schemas/ is out of date; {REGENERATE}:\n  {}", problems.join("\n  "));
 }
 
 #[test]
@@ -169,9 +131,7 @@ fn meshctl_schema_writes_one_file_per_kind_and_one_for_any_document() {
     let workspace = Workspace::new();
     let run = workspace.run(&["schema", "--out", "out"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let written: Vec<String> = files_in(&workspace.path().join("out"))
-        .into_keys()
-        .collect();
+    let written: Vec<String> = files_in(&workspace.path().join("out")).into_keys().collect();
     let expected = [
         "capability.schema.json",
         "handoffpolicy.schema.json",
@@ -188,12 +148,8 @@ fn meshctl_schema_writes_one_file_per_kind_and_one_for_any_document() {
 fn meshctl_schema_without_out_prints_the_committed_any_document_schema() {
     let run = Workspace::new().run(&["schema"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let committed =
-        std::fs::read_to_string(schemas_dir().join(ANY_SCHEMA_FILE)).expect("read schema");
-    assert!(
-        run.stdout == committed,
-        "`meshctl schema` prints another {ANY_SCHEMA_FILE}; {REGENERATE}"
-    );
+    let committed = std::fs::read_to_string(schemas_dir().join(ANY_SCHEMA_FILE)).expect("read schema");
+    assert!(run.stdout == committed, "`meshctl schema` prints another {ANY_SCHEMA_FILE}; {REGENERATE}");
 }
 
 // ---------------------------------------------------------------------------
@@ -219,16 +175,8 @@ fn every_example_document_validates_against_its_kind_schema_and_the_any_document
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "the schema rejects example manifests:\n  {}",
-        failures.join("\n  ")
-    );
-    assert_eq!(
-        kinds_seen.len(),
-        Kind::ALL.len(),
-        "the examples should show every kind: {kinds_seen:?}"
-    );
+    assert!(failures.is_empty(), "the schema rejects example manifests:\n  {}", failures.join("\n  "));
+    assert_eq!(kinds_seen.len(), Kind::ALL.len(), "the examples should show every kind: {kinds_seen:?}");
 }
 
 #[test]
@@ -239,10 +187,7 @@ fn every_example_file_names_an_existing_schema_that_accepts_it_on_its_first_line
         let text = std::fs::read_to_string(&path).expect("read example");
         let first = text.lines().next().unwrap_or_default();
         let Some(target) = first.strip_prefix("# yaml-language-server: $schema=") else {
-            failures.push(format!(
-                "{}: first line is not `# yaml-language-server: $schema=…`",
-                shown(&path)
-            ));
+            failures.push(format!("{}: first line is not `# yaml-language-server: $schema=…`", shown(&path)));
             continue;
         };
         let resolved = path.parent().expect("a folder").join(target.trim());
@@ -251,24 +196,13 @@ fn every_example_file_names_an_existing_schema_that_accepts_it_on_its_first_line
             continue;
         };
         if resolved.parent() != Some(schemas.as_path()) {
-            failures.push(format!(
-                "{}: $schema={target} is not in schemas/",
-                shown(&path)
-            ));
+            failures.push(format!("{}: $schema={target} is not in schemas/", shown(&path)));
             continue;
         }
-        let file = resolved
-            .file_name()
-            .expect("a file name")
-            .to_string_lossy()
-            .into_owned();
+        let file = resolved.file_name().expect("a file name").to_string_lossy().into_owned();
         for (index, document) in yaml_documents(&text).iter().enumerate() {
             for error in schema_errors(&file, document) {
-                failures.push(format!(
-                    "{} document {}: {file}: {error}",
-                    shown(&path),
-                    index + 1
-                ));
+                failures.push(format!("{} document {}: {file}: {error}", shown(&path), index + 1));
             }
         }
     }
@@ -352,10 +286,7 @@ const REJECTED: &[(&str, &str)] = &[
         "a secret reference with both env and file",
         "apiVersion: agentmesh/v1alpha1\nkind: Mesh\nmetadata: {name: mesh}\nspec:\n  auth:\n    apiKey: {env: MESH_API_KEY, file: /etc/key}\n",
     ),
-    (
-        "a missing spec",
-        "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: laptop}\n",
-    ),
+    ("a missing spec", "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: laptop}\n"),
     (
         "a missing required spec field",
         "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: laptop}\nspec: {address: laptop}\n",
@@ -424,9 +355,7 @@ fn meshctl_validate_with_valid_node(document: &str) -> crate::support::Run {
 
 #[test]
 fn the_valid_node_of_the_tables_is_valid_alone() {
-    let run = Workspace::new()
-        .file("manifests/node.yaml", VALID_NODE)
-        .run(&["validate", "manifests"]);
+    let run = Workspace::new().file("manifests/node.yaml", VALID_NODE).run(&["validate", "manifests"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(schema_errors("node.schema.json", &yaml_documents(VALID_NODE)[0]).is_empty());
 }
@@ -452,11 +381,7 @@ fn every_document_the_schema_rejects_meshctl_validate_rejects_too() {
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "the schema and meshctl disagree:\n  {}",
-        failures.join("\n  ")
-    );
+    assert!(failures.is_empty(), "the schema and meshctl disagree:\n  {}", failures.join("\n  "));
 }
 
 #[test]
@@ -472,17 +397,10 @@ fn every_document_the_schema_accepts_here_meshctl_validate_accepts_too() {
         }
         let run = meshctl_validate_with_valid_node(text);
         if run.code != 0 {
-            failures.push(format!(
-                "{what}: meshctl validate exited {}:\n{}",
-                run.code, run.stderr
-            ));
+            failures.push(format!("{what}: meshctl validate exited {}:\n{}", run.code, run.stderr));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "the schema and meshctl disagree:\n  {}",
-        failures.join("\n  ")
-    );
+    assert!(failures.is_empty(), "the schema and meshctl disagree:\n  {}", failures.join("\n  "));
 }
 
 // ---------------------------------------------------------------------------
@@ -495,16 +413,10 @@ fn to_yaml(value: &Value) -> String {
         match value {
             Value::String(text) => {
                 let plain_is_text = !text.is_empty()
-                    && text
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "_-./~".contains(c))
+                    && text.chars().all(|c| c.is_ascii_alphanumeric() || "_-./~".contains(c))
                     && !text.starts_with(['-', '.'])
                     && serde_saphyr::from_str::<Value>(text).ok().as_ref() == Some(value);
-                if plain_is_text {
-                    text.clone()
-                } else {
-                    value.to_string()
-                }
+                if plain_is_text { text.clone() } else { value.to_string() }
             }
             Value::Object(map) if map.is_empty() => "{}".into(),
             Value::Array(items) if items.is_empty() => "[]".into(),
@@ -514,13 +426,10 @@ fn to_yaml(value: &Value) -> String {
     fn block(value: &Value, indent: usize, out: &mut String) {
         let pad = " ".repeat(indent);
         let entries: Vec<(String, &Value)> = match value {
-            Value::Object(map) if !map.is_empty() => map
-                .iter()
-                .map(|(key, value)| (format!("{}:", scalar(&Value::String(key.clone()))), value))
-                .collect(),
-            Value::Array(items) if !items.is_empty() => {
-                items.iter().map(|item| ("-".to_owned(), item)).collect()
+            Value::Object(map) if !map.is_empty() => {
+                map.iter().map(|(key, value)| (format!("{}:", scalar(&Value::String(key.clone()))), value)).collect()
             }
+            Value::Array(items) if !items.is_empty() => items.iter().map(|item| ("-".to_owned(), item)).collect(),
             other => {
                 out.push_str(&format!("{pad}{}\n", scalar(other)));
                 return;
@@ -557,22 +466,11 @@ fn port() -> BoxedStrategy<u16> {
 
 /// A valid duration's text and length in milliseconds.
 fn duration() -> BoxedStrategy<(String, u64)> {
-    const UNITS: [(&str, u64); 5] = [
-        ("ms", 1),
-        ("s", 1_000),
-        ("m", 60_000),
-        ("h", 3_600_000),
-        ("d", 86_400_000),
-    ];
+    const UNITS: [(&str, u64); 5] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)];
     prop::collection::vec((0u64..2_000, select(&UNITS[..])), 1..4)
-        .prop_filter("a duration is longer than zero", |parts| {
-            parts.iter().any(|(n, _)| *n > 0)
-        })
+        .prop_filter("a duration is longer than zero", |parts| parts.iter().any(|(n, _)| *n > 0))
         .prop_map(|parts| {
-            let text = parts
-                .iter()
-                .map(|(n, (unit, _))| format!("{n}{unit}"))
-                .collect();
+            let text = parts.iter().map(|(n, (unit, _))| format!("{n}{unit}")).collect();
             let millis = parts.iter().map(|(n, (_, scale))| n * scale).sum();
             (text, millis)
         })
@@ -607,12 +505,8 @@ fn labels() -> BoxedStrategy<BTreeMap<String, String>> {
 fn text(placeholders: &'static [&'static str]) -> BoxedStrategy<String> {
     prop_oneof![
         "[a-zA-Z0-9 ._:/=-]{0,16}",
-        select(
-            &[
-                "8001", "true", "no", "1.5", "~", "null", "0x1F", "1e3", "", "-v", "a: b", "# hi"
-            ][..]
-        )
-        .prop_map(str::to_owned),
+        select(&["8001", "true", "no", "1.5", "~", "null", "0x1F", "1e3", "", "-v", "a: b", "# hi"][..])
+            .prop_map(str::to_owned),
         (select(placeholders), "[a-z:/]{0,6}").prop_map(|(p, rest)| format!("{{{{{p}}}}}{rest}")),
     ]
     .boxed()
@@ -639,8 +533,7 @@ fn node_spec() -> BoxedStrategy<Value> {
         prop::option::of("https?://[a-z0-9.]{1,12}:[1-9][0-9]{0,3}"),
         prop::option::of(prop_oneof![
             Just("dynamic".to_owned()),
-            ("(tcp|quic|tcp4|relay)", "[a-z0-9.-]{1,12}", port())
-                .prop_map(|(s, h, p)| format!("{s}://{h}:{p}")),
+            ("(tcp|quic|tcp4|relay)", "[a-z0-9.-]{1,12}", port()).prop_map(|(s, h, p)| format!("{s}://{h}:{p}")),
         ]),
     )
         .prop_map(|(api_key, api_url, device)| {
@@ -651,10 +544,7 @@ fn node_spec() -> BoxedStrategy<Value> {
         });
     (
         select(&["primary", "satellite"][..]),
-        prop_oneof![
-            "[a-z][a-z0-9-]{0,20}",
-            "100\\.(6[4-9]|[7-9][0-9])\\.[0-9]{1,3}\\.[0-9]{1,3}"
-        ],
+        prop_oneof!["[a-z][a-z0-9-]{0,20}", "100\\.(6[4-9]|[7-9][0-9])\\.[0-9]{1,3}\\.[0-9]{1,3}"],
         prop::option::of(port()),
         prop::option::of(syncthing),
     )
@@ -673,25 +563,17 @@ const CLIENT_ENV_PLACEHOLDERS: &[&str] = &["host", "port", "path", "node"];
 /// A Service spec placed on `nodes` (by name) or by a selector.
 fn service_spec(nodes: [String; 2]) -> BoxedStrategy<Value> {
     let placement = prop_oneof![
-        prop::sample::subsequence(nodes.to_vec(), 1..=2)
-            .prop_map(|nodes| json!({ "nodes": nodes })),
-        (
-            prop::option::of(select(&["primary", "satellite"][..])),
-            labels()
-        )
-            .prop_map(|(role, labels)| {
-                let mut selector = json!({});
-                put(&mut selector, "role", role.map(Value::from));
-                if !labels.is_empty() {
-                    selector["matchLabels"] = json!(labels);
-                }
-                json!({ "nodeSelector": selector })
-            }),
+        prop::sample::subsequence(nodes.to_vec(), 1..=2).prop_map(|nodes| json!({ "nodes": nodes })),
+        (prop::option::of(select(&["primary", "satellite"][..])), labels()).prop_map(|(role, labels)| {
+            let mut selector = json!({});
+            put(&mut selector, "role", role.map(Value::from));
+            if !labels.is_empty() {
+                selector["matchLabels"] = json!(labels);
+            }
+            json!({ "nodeSelector": selector })
+        }),
     ];
-    let command = (
-        "[a-z][a-z0-9_./-]{0,12}",
-        prop::collection::vec(text(SERVICE_PLACEHOLDERS), 0..4),
-    )
+    let command = ("[a-z][a-z0-9_./-]{0,12}", prop::collection::vec(text(SERVICE_PLACEHOLDERS), 0..4))
         .prop_map(|(program, args)| std::iter::once(program).chain(args).collect::<Vec<_>>());
     let env_value = prop_oneof![
         text(SERVICE_PLACEHOLDERS).prop_map(Value::from),
@@ -730,38 +612,32 @@ fn service_spec(nodes: [String; 2]) -> BoxedStrategy<Value> {
         prop::option::of(backoff),
         prop::option::of(duration_text()),
     )
-        .prop_map(
-            |(mut spec, command, env, working_dir, health_check, restart, backoff, grace)| {
-                spec["command"] = json!(command);
-                if !env.is_empty() {
-                    spec["env"] = json!(env);
-                }
-                put(&mut spec, "workingDir", working_dir.map(Value::from));
-                put(&mut spec, "healthCheck", health_check);
-                put(&mut spec, "restart", restart.map(Value::from));
-                put(&mut spec, "backoff", backoff);
-                put(&mut spec, "stopGracePeriod", grace.map(Value::from));
-                spec
-            },
-        )
+        .prop_map(|(mut spec, command, env, working_dir, health_check, restart, backoff, grace)| {
+            spec["command"] = json!(command);
+            if !env.is_empty() {
+                spec["env"] = json!(env);
+            }
+            put(&mut spec, "workingDir", working_dir.map(Value::from));
+            put(&mut spec, "healthCheck", health_check);
+            put(&mut spec, "restart", restart.map(Value::from));
+            put(&mut spec, "backoff", backoff);
+            put(&mut spec, "stopGracePeriod", grace.map(Value::from));
+            spec
+        })
         .boxed()
 }
 
 /// A Capability spec placed on `nodes`, maybe provided by `service`.
 fn capability_spec(nodes: [String; 2], service: String) -> BoxedStrategy<Value> {
-    let endpoint = (
-        port(),
-        prop::option::of(url_path()),
-        prop::option::of(url_path()),
-        prop::option::of("[a-z0-9.-]{1,16}"),
-    )
-        .prop_map(|(port, path, health_path, host)| {
-            let mut endpoint = json!({ "port": port });
-            put(&mut endpoint, "path", path.map(Value::from));
-            put(&mut endpoint, "healthPath", health_path.map(Value::from));
-            put(&mut endpoint, "host", host.map(Value::from));
-            endpoint
-        });
+    let endpoint =
+        (port(), prop::option::of(url_path()), prop::option::of(url_path()), prop::option::of("[a-z0-9.-]{1,16}"))
+            .prop_map(|(port, path, health_path, host)| {
+                let mut endpoint = json!({ "port": port });
+                put(&mut endpoint, "path", path.map(Value::from));
+                put(&mut endpoint, "healthPath", health_path.map(Value::from));
+                put(&mut endpoint, "host", host.map(Value::from));
+                endpoint
+            });
     (
         select(&["ollama", "http"][..]),
         any::<bool>(),
@@ -770,33 +646,22 @@ fn capability_spec(nodes: [String; 2], service: String) -> BoxedStrategy<Value> 
         prop::collection::btree_map(env_name(), text(CLIENT_ENV_PLACEHOLDERS), 0..3),
         prop::option::of(prop::collection::vec("[a-z0-9][a-z0-9.:_-]{0,16}", 0..3)),
     )
-        .prop_map(
-            move |(provider, fallback, with_service, endpoint, client_env, models)| {
-                let [first, second] = nodes.clone();
-                let mut placement = json!({ "prefer": [first] });
-                if fallback {
-                    placement["fallback"] = json!([second]);
-                }
-                let mut spec =
-                    json!({ "provider": provider, "placement": placement, "endpoint": endpoint });
-                put(
-                    &mut spec,
-                    "service",
-                    with_service.then(|| Value::from(service.clone())),
-                );
-                if !client_env.is_empty() {
-                    spec["clientEnv"] = json!(client_env);
-                }
-                if provider == "ollama" {
-                    put(
-                        &mut spec,
-                        "ollama",
-                        models.map(|models| json!({ "models": models })),
-                    );
-                }
-                spec
-            },
-        )
+        .prop_map(move |(provider, fallback, with_service, endpoint, client_env, models)| {
+            let [first, second] = nodes.clone();
+            let mut placement = json!({ "prefer": [first] });
+            if fallback {
+                placement["fallback"] = json!([second]);
+            }
+            let mut spec = json!({ "provider": provider, "placement": placement, "endpoint": endpoint });
+            put(&mut spec, "service", with_service.then(|| Value::from(service.clone())));
+            if !client_env.is_empty() {
+                spec["clientEnv"] = json!(client_env);
+            }
+            if provider == "ollama" {
+                put(&mut spec, "ollama", models.map(|models| json!({ "models": models })));
+            }
+            spec
+        })
         .boxed()
 }
 
@@ -804,11 +669,7 @@ fn capability_spec(nodes: [String; 2], service: String) -> BoxedStrategy<Value> 
 fn valid_documents() -> BoxedStrategy<Vec<Value>> {
     (prop::collection::btree_set(name(), 2), name(), name())
         .prop_flat_map(|(node_names, service, capability)| {
-            let nodes: [String; 2] = node_names
-                .into_iter()
-                .collect::<Vec<_>>()
-                .try_into()
-                .expect("two names");
+            let nodes: [String; 2] = node_names.into_iter().collect::<Vec<_>>().try_into().expect("two names");
             (
                 (node_spec(), labels(), node_spec(), labels()),
                 service_spec(nodes.clone()),
@@ -817,12 +678,7 @@ fn valid_documents() -> BoxedStrategy<Vec<Value>> {
             )
         })
         .prop_map(
-            |(
-                (node_a, labels_a, node_b, labels_b),
-                service_spec,
-                capability_spec,
-                (nodes, service, capability),
-            )| {
+            |((node_a, labels_a, node_b, labels_b), service_spec, capability_spec, (nodes, service, capability))| {
                 let [a, b] = nodes;
                 vec![
                     envelope("Node", &a, labels_a, node_a),
@@ -842,28 +698,16 @@ fn source_files(documents: &[Value]) -> Result<Vec<SourceFile>, TestCaseError> {
         .enumerate()
         .map(|(index, document)| {
             let text = to_yaml(document);
-            let read_back: Value = serde_saphyr::from_str(&text).map_err(|error| {
-                TestCaseError::fail(format!("the test's YAML is not YAML: {error}\n{text}"))
-            })?;
-            prop_assert_eq!(
-                &read_back,
-                document,
-                "the test's YAML writer is wrong:\n{}",
-                text
-            );
-            Ok(SourceFile {
-                path: format!("doc{index}.yaml").into(),
-                text,
-            })
+            let read_back: Value = serde_saphyr::from_str(&text)
+                .map_err(|error| TestCaseError::fail(format!("the test's YAML is not YAML: {error}\n{text}")))?;
+            prop_assert_eq!(&read_back, document, "the test's YAML writer is wrong:\n{}", text);
+            Ok(SourceFile { path: format!("doc{index}.yaml").into(), text })
         })
         .collect()
 }
 
 fn render(files: &[SourceFile]) -> String {
-    files
-        .iter()
-        .map(|file| format!("--- {}\n{}", file.path, file.text))
-        .collect()
+    files.iter().map(|file| format!("--- {}\n{}", file.path, file.text)).collect()
 }
 
 /// A change to one document that breaks it.
@@ -916,30 +760,19 @@ fn typo(fields: &'static [&'static str]) -> BoxedStrategy<String> {
             typo.remove(at.index(field.len()));
             typo
         })
-        .prop_filter("a typo is not a real field", move |typo| {
-            !fields.contains(&typo.as_str())
-        })
+        .prop_filter("a typo is not a real field", move |typo| !fields.contains(&typo.as_str()))
         .boxed()
 }
 
 fn bad_port() -> BoxedStrategy<Value> {
-    prop_oneof![
-        Just(json!(0)),
-        (65_536i64..10_000_000).prop_map(Value::from),
-        (-70_000i64..0).prop_map(Value::from)
-    ]
-    .boxed()
+    prop_oneof![Just(json!(0)), (65_536i64..10_000_000).prop_map(Value::from), (-70_000i64..0).prop_map(Value::from)]
+        .boxed()
 }
 
 fn bad_duration() -> BoxedStrategy<Value> {
     prop_oneof![
-        select(
-            &[
-                "0s", "00m0ms", "10", "10 s", "1.5h", "s", "-1s", "10sec", "1h 30m", "", "5M",
-                "1H", "P1D"
-            ][..]
-        )
-        .prop_map(Value::from),
+        select(&["0s", "00m0ms", "10", "10 s", "1.5h", "s", "-1s", "10sec", "1h 30m", "", "5M", "1H", "P1D"][..])
+            .prop_map(Value::from),
         (1i64..1000).prop_map(Value::from),
     ]
     .boxed()
@@ -960,30 +793,15 @@ fn bad_name() -> BoxedStrategy<Value> {
 
 /// A string that is not one of `allowed`.
 fn not_one_of(allowed: &'static [&'static str]) -> BoxedStrategy<Value> {
-    prop_oneof![
-        "[a-zA-Z-]{1,12}".prop_map(Value::from),
-        Just(Value::from(true)),
-        Just(Value::from(1))
-    ]
-    .prop_filter("not an allowed value", move |value| {
-        !value.as_str().is_some_and(|v| allowed.contains(&v))
-    })
-    .boxed()
+    prop_oneof!["[a-zA-Z-]{1,12}".prop_map(Value::from), Just(Value::from(true)), Just(Value::from(1))]
+        .prop_filter("not an allowed value", move |value| !value.as_str().is_some_and(|v| allowed.contains(&v)))
+        .boxed()
 }
 
 const ENVELOPE_FIELDS: &[&str] = &["apiVersion", "kind", "metadata", "spec"];
 const NODE_FIELDS: &[&str] = &["role", "address", "apiPort", "syncthing"];
-const SERVICE_FIELDS: &[&str] = &[
-    "nodes",
-    "nodeSelector",
-    "command",
-    "env",
-    "workingDir",
-    "healthCheck",
-    "restart",
-    "backoff",
-    "stopGracePeriod",
-];
+const SERVICE_FIELDS: &[&str] =
+    &["nodes", "nodeSelector", "command", "env", "workingDir", "healthCheck", "restart", "backoff", "stopGracePeriod"];
 const ENDPOINT_FIELDS: &[&str] = &["port", "path", "healthPath", "host"];
 
 /// Breaks any document.
@@ -993,26 +811,12 @@ fn envelope_break() -> BoxedStrategy<Break> {
         select(ENVELOPE_FIELDS).prop_map(|field| Break::remove(&[field])),
         Just(Break::remove(&["metadata", "name"])),
         typo(ENVELOPE_FIELDS).prop_map(|key| Break::set(&[key.as_str()], json!({}))),
-        select(&["namespace", "annotations", "nme"][..])
-            .prop_map(|key| Break::set(&["metadata", key], "x")),
-        prop_oneof![
-            Just(json!(1)),
-            Just(json!(true)),
-            Just(json!(null)),
-            Just(json!(["a"]))
-        ]
-        .prop_map(|value| Break::set(&["metadata", "labels", "app"], value)),
-        not_one_of(&["agentmesh/v1alpha1"])
-            .prop_map(|version| Break::set(&["apiVersion"], version)),
-        not_one_of(&[
-            "Node",
-            "Service",
-            "Capability",
-            "SyncFolder",
-            "HandoffPolicy",
-            "Mesh"
-        ])
-        .prop_map(|kind| Break::set(&["kind"], kind)),
+        select(&["namespace", "annotations", "nme"][..]).prop_map(|key| Break::set(&["metadata", key], "x")),
+        prop_oneof![Just(json!(1)), Just(json!(true)), Just(json!(null)), Just(json!(["a"]))]
+            .prop_map(|value| Break::set(&["metadata", "labels", "app"], value)),
+        not_one_of(&["agentmesh/v1alpha1"]).prop_map(|version| Break::set(&["apiVersion"], version)),
+        not_one_of(&["Node", "Service", "Capability", "SyncFolder", "HandoffPolicy", "Mesh"])
+            .prop_map(|kind| Break::set(&["kind"], kind)),
         prop_oneof![Just(json!(null)), Just(json!("spec")), Just(json!([]))]
             .prop_map(|spec| Break::set(&["spec"], spec)),
     ]
@@ -1023,12 +827,8 @@ fn node_break() -> BoxedStrategy<Break> {
     prop_oneof![
         not_one_of(&["primary", "satellite"]).prop_map(|role| Break::set(&["spec", "role"], role)),
         bad_port().prop_map(|port| Break::set(&["spec", "apiPort"], port)),
-        prop_oneof![
-            (1i64..1000).prop_map(Value::from),
-            Just(json!(false)),
-            Just(json!(["a"]))
-        ]
-        .prop_map(|address| Break::set(&["spec", "address"], address)),
+        prop_oneof![(1i64..1000).prop_map(Value::from), Just(json!(false)), Just(json!(["a"]))]
+            .prop_map(|address| Break::set(&["spec", "address"], address)),
         prop_oneof![
             "[a-zA-Z0-9]{1,16}".prop_map(Value::from),
             Just(json!({ "env": "A", "file": "/b" })),
@@ -1045,25 +845,16 @@ fn node_break() -> BoxedStrategy<Break> {
 
 fn service_break() -> BoxedStrategy<Break> {
     prop_oneof![
-        not_one_of(&["always", "on-failure", "never"])
-            .prop_map(|restart| Break::set(&["spec", "restart"], restart)),
+        not_one_of(&["always", "on-failure", "never"]).prop_map(|restart| Break::set(&["spec", "restart"], restart)),
         bad_port().prop_map(|port| Break::set(&["spec", "healthCheck", "tcp", "port"], port)),
         bad_duration().prop_map(|d| Break::set(&["spec", "stopGracePeriod"], d)),
         bad_duration().prop_map(|d| Break::set(&["spec", "healthCheck", "interval"], d)),
         bad_duration().prop_map(|d| Break::set(&["spec", "backoff", "initial"], d)),
-        prop_oneof![
-            Just(json!("ollama serve")),
-            Just(json!(["ollama", 8001])),
-            Just(json!(["ollama", true]))
-        ]
-        .prop_map(|command| Break::set(&["spec", "command"], command)),
+        prop_oneof![Just(json!("ollama serve")), Just(json!(["ollama", 8001])), Just(json!(["ollama", true]))]
+            .prop_map(|command| Break::set(&["spec", "command"], command)),
         Just(Break::remove(&["spec", "command"])),
-        prop_oneof![
-            Just(json!(["a"])),
-            Just(json!({ "env": "" })),
-            Just(json!({ "value": "x" }))
-        ]
-        .prop_map(|value| Break::set(&["spec", "env", "VAR"], value)),
+        prop_oneof![Just(json!(["a"])), Just(json!({ "env": "" })), Just(json!({ "value": "x" }))]
+            .prop_map(|value| Break::set(&["spec", "env", "VAR"], value)),
         typo(SERVICE_FIELDS).prop_map(|key| Break::set(&["spec", key.as_str()], "x")),
         Just(Break::set(&["kind"], "Node")),
     ]
@@ -1072,24 +863,14 @@ fn service_break() -> BoxedStrategy<Break> {
 
 fn capability_break() -> BoxedStrategy<Break> {
     prop_oneof![
-        not_one_of(&["ollama", "http"])
-            .prop_map(|provider| Break::set(&["spec", "provider"], provider)),
+        not_one_of(&["ollama", "http"]).prop_map(|provider| Break::set(&["spec", "provider"], provider)),
         bad_port().prop_map(|port| Break::set(&["spec", "endpoint", "port"], port)),
-        prop_oneof![
-            Just(json!("home")),
-            Just(json!([1])),
-            Just(json!({ "first": "home" }))
-        ]
-        .prop_map(|prefer| Break::set(&["spec", "placement", "prefer"], prefer)),
-        select(&["provider", "placement", "endpoint"][..])
-            .prop_map(|field| Break::remove(&["spec", field])),
+        prop_oneof![Just(json!("home")), Just(json!([1])), Just(json!({ "first": "home" }))]
+            .prop_map(|prefer| Break::set(&["spec", "placement", "prefer"], prefer)),
+        select(&["provider", "placement", "endpoint"][..]).prop_map(|field| Break::remove(&["spec", field])),
         typo(ENDPOINT_FIELDS).prop_map(|key| Break::set(&["spec", "endpoint", key.as_str()], "x")),
-        prop_oneof![
-            Just(json!(8001)),
-            Just(json!(true)),
-            Just(json!({ "env": "X" }))
-        ]
-        .prop_map(|value| Break::set(&["spec", "clientEnv", "VAR"], value)),
+        prop_oneof![Just(json!(8001)), Just(json!(true)), Just(json!({ "env": "X" }))]
+            .prop_map(|value| Break::set(&["spec", "clientEnv", "VAR"], value)),
         Just(Break::set(&["kind"], "Service")),
     ]
     .boxed()
@@ -1103,9 +884,7 @@ fn broken_documents() -> BoxedStrategy<(Vec<Value>, usize, Break)> {
         service_break().prop_map(|b| (2, b)),
         capability_break().prop_map(|b| (3, b)),
     ];
-    (valid_documents(), target)
-        .prop_map(|(documents, (index, change))| (documents, index, change))
-        .boxed()
+    (valid_documents(), target).prop_map(|(documents, (index, change))| (documents, index, change)).boxed()
 }
 
 proptest! {
@@ -1159,16 +938,12 @@ proptest! {
 fn definition(pointer: &str) -> jsonschema::Validator {
     let text = std::fs::read_to_string(schemas_dir().join(ANY_SCHEMA_FILE)).expect("read schema");
     let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
-    let definition = schema
-        .pointer(pointer)
-        .unwrap_or_else(|| panic!("{ANY_SCHEMA_FILE} has no {pointer}"));
+    let definition = schema.pointer(pointer).unwrap_or_else(|| panic!("{ANY_SCHEMA_FILE} has no {pointer}"));
     jsonschema::draft202012::new(definition).expect("a valid schema")
 }
 
-static DURATION_SCHEMA: LazyLock<jsonschema::Validator> =
-    LazyLock::new(|| definition("/$defs/Duration"));
-static NAME_SCHEMA: LazyLock<jsonschema::Validator> =
-    LazyLock::new(|| definition("/$defs/Metadata/properties/name"));
+static DURATION_SCHEMA: LazyLock<jsonschema::Validator> = LazyLock::new(|| definition("/$defs/Duration"));
+static NAME_SCHEMA: LazyLock<jsonschema::Validator> = LazyLock::new(|| definition("/$defs/Metadata/properties/name"));
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
