@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::kinds::{CapabilitySpec, HandoffPolicySpec, MeshSpec, NodeSpec, ServiceSpec, SyncFolderSpec};
@@ -123,16 +123,14 @@ impl<S: Spec> Object<S> {
     }
 }
 
-/// The wire shape of a document once its kind is known. `apiVersion` and `kind`
-/// were checked from the header already; they are listed so that they are not
-/// unknown fields.
+/// The wire shape of a document once its kind is known (or guessed: the parser
+/// compares `kind` and `apiVersion` with what it expected).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawObject<S> {
     #[serde(rename = "apiVersion")]
-    _api_version: IgnoredAny,
-    #[serde(rename = "kind")]
-    _kind: IgnoredAny,
+    pub api_version: String,
+    pub kind: String,
     pub metadata: Metadata,
     pub spec: Located<S>,
 }

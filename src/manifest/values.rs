@@ -20,10 +20,25 @@ pub struct Pos {
     pub len: u32,
 }
 
+thread_local! {
+    /// Lines of the file before the document being parsed: documents are parsed
+    /// alone, and their positions are the file's.
+    static LINE_OFFSET: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `parse` with positions shifted down by `lines`.
+pub(crate) fn with_line_offset<T>(lines: u32, parse: impl FnOnce() -> T) -> T {
+    let previous = LINE_OFFSET.replace(lines);
+    let result = parse();
+    LINE_OFFSET.set(previous);
+    result
+}
+
 impl Pos {
     pub(crate) fn from_location(location: serde_saphyr::Location) -> Self {
+        let offset = if location.line() == 0 { 0 } else { LINE_OFFSET.get() };
         Pos {
-            line: u32::try_from(location.line()).unwrap_or(u32::MAX),
+            line: u32::try_from(location.line()).unwrap_or(u32::MAX).saturating_add(offset),
             column: u32::try_from(location.column()).unwrap_or(u32::MAX),
             len: u32::try_from(location.span().len()).unwrap_or(1),
         }
