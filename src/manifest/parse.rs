@@ -288,7 +288,7 @@ fn parse_object<S: Spec>(file: &SourceFile, document: &DocumentText) -> Result<O
     if raw.kind != S::KIND.as_str() || raw.api_version != API_VERSION {
         return Err(YamlError {
             at: Pos::default(),
-            error: serde::de::Error::custom("kind or apiVersion is not the expected one"),
+            error: Box::new(serde::de::Error::custom("kind or apiVersion is not the expected one")),
         });
     }
     Ok(Object {
@@ -302,7 +302,7 @@ fn parse_object<S: Spec>(file: &SourceFile, document: &DocumentText) -> Result<O
 /// A parser error and its position in the file.
 struct YamlError {
     at: Pos,
-    error: serde_saphyr::Error,
+    error: Box<serde_saphyr::Error>,
 }
 
 fn from_yaml<T: serde::de::DeserializeOwned>(document: &DocumentText) -> Result<T, YamlError> {
@@ -318,8 +318,10 @@ fn from_yaml<T: serde::de::DeserializeOwned>(document: &DocumentText) -> Result<
         no_schema: true,
     };
     with_line_offset(document.line_offset, || {
-        serde_saphyr::from_str_with_options(document.text, options)
-            .map_err(|error| YamlError { at: error.location().map(Pos::from_location).unwrap_or_default(), error })
+        serde_saphyr::from_str_with_options(document.text, options).map_err(|error| YamlError {
+            at: error.location().map(Pos::from_location).unwrap_or_default(),
+            error: Box::new(error),
+        })
     })
 }
 
