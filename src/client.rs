@@ -29,7 +29,11 @@ pub struct ApiClient {
 impl ApiClient {
     /// A client of the API at `authority` (`host:port`), giving up after `timeout`.
     pub fn new(authority: &str, key: &str, timeout: Duration) -> ApiClient {
-        let http = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout.min(Duration::from_secs(3))).build().expect("a plain HTTP client builds");
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(3)))
+            .build()
+            .expect("a plain HTTP client builds");
         ApiClient { base: format!("http://{authority}"), key: key.to_owned(), http }
     }
 
@@ -63,21 +67,31 @@ impl ApiClient {
     }
 
     async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ClientError> {
-        let response = request.bearer_auth(&self.key).send().await.map_err(|error| ClientError::Unreachable {
-            base: self.base.clone(),
-            reason: root_cause(&error),
-        })?;
+        let response = request
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .map_err(|error| ClientError::Unreachable { base: self.base.clone(), reason: root_cause(&error) })?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|error| ClientError::Unreachable { base: self.base.clone(), reason: root_cause(&error) })?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|error| ClientError::Unreachable { base: self.base.clone(), reason: root_cause(&error) })?;
         if !status.is_success() {
             let body: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrorBody {
                 error: "http".into(),
                 message: String::from_utf8_lossy(&bytes).into_owned(),
                 diagnostics: Vec::new(),
             });
-            return Err(ClientError::Api { status, error: body.error, message: body.message, diagnostics: body.diagnostics });
+            return Err(ClientError::Api {
+                status,
+                error: body.error,
+                message: body.message,
+                diagnostics: body.diagnostics,
+            });
         }
-        serde_json::from_slice(&bytes).map_err(|error| ClientError::Decode { base: self.base.clone(), reason: error.to_string() })
+        serde_json::from_slice(&bytes)
+            .map_err(|error| ClientError::Decode { base: self.base.clone(), reason: error.to_string() })
     }
 }
 

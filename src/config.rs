@@ -33,7 +33,10 @@ impl DaemonConfig {
             String::new()
         });
         let api_key = value("MESH_API_KEY").unwrap_or_else(|| {
-            problems.push("MESH_API_KEY is not set: it is the shared key of the mesh API (make one with `openssl rand -hex 32`)".into());
+            problems.push(
+                "MESH_API_KEY is not set: it is the shared key of the mesh API (make one with `openssl rand -hex 32`)"
+                    .into(),
+            );
             String::new()
         });
         let listen_text = value("MESH_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.into());
@@ -150,7 +153,10 @@ mod tests {
         ]))
         .unwrap();
         let git = config.git.unwrap();
-        assert_eq!((git.branch.as_str(), git.path.as_str(), git.interval), ("main", "manifests", Duration::from_secs(30)));
+        assert_eq!(
+            (git.branch.as_str(), git.path.as_str(), git.interval),
+            ("main", "manifests", Duration::from_secs(30))
+        );
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
     }
 

@@ -65,10 +65,11 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv) -> anyhow::Result<()> {
     let router = api::router(ApiState { shared, inbox, api_key: config.api_key.as_str().into(), nudge: Some(nudge) });
     let mut api_stopped = stopped.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, router).with_graceful_shutdown(async move {
-            let _ = api_stopped.wait_for(|stop| *stop).await;
-        })
-        .await
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = api_stopped.wait_for(|stop| *stop).await;
+            })
+            .await
     });
     tokio::spawn(async move {
         wait_for_signal().await;

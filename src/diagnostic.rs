@@ -79,23 +79,14 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "",
             Severity::Warning => "warning: ",
         };
-        write!(
-            f,
-            "{}:{}:{}: {}: {warning}{}",
-            self.file, self.line, self.column, self.object, self.message
-        )?;
+        write!(f, "{}:{}:{}: {}: {warning}{}", self.file, self.line, self.column, self.object, self.message)?;
         let gutter = " ".repeat(self.line.to_string().len());
         if let Some(source) = &self.source_line {
             let source = source.replace('\t', " ");
             let start = (self.column as usize).saturating_sub(1).min(source.chars().count());
             let room = source.chars().count().saturating_sub(start).max(1);
             let carets = "^".repeat((self.len as usize).clamp(1, room));
-            write!(
-                f,
-                "\n {} | {source}\n {gutter} | {}{carets}",
-                self.line,
-                " ".repeat(start)
-            )?;
+            write!(f, "\n {} | {source}\n {gutter} | {}{carets}", self.line, " ".repeat(start))?;
         }
         if let Some(help) = &self.help {
             write!(f, "\n {gutter} = help: {help}")?;
@@ -111,14 +102,12 @@ pub fn closest<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) 
         .into_iter()
         .filter(|candidate| *candidate != wanted)
         .map(|candidate| {
-            let distance = if candidate.eq_ignore_ascii_case(wanted) {
-                0
-            } else {
-                strsim::levenshtein(wanted, candidate)
-            };
+            let distance =
+                if candidate.eq_ignore_ascii_case(wanted) { 0 } else { strsim::levenshtein(wanted, candidate) };
             (distance, candidate)
         })
-        .filter(|(distance, _)| *distance <= budget)
+        // A suggestion that shares nothing with the word is no suggestion.
+        .filter(|(distance, _)| *distance <= budget && *distance < wanted.chars().count())
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, candidate)| candidate)
 }
@@ -135,8 +124,13 @@ mod tests {
     fn sample() -> Diagnostic {
         let file: Arc<str> = "manifests/llm.yaml".into();
         let at = Pos { line: 7, column: 9, len: 14 };
-        let mut d = Diagnostic::error(&file, at, "Capability/llm_inference", "placement.prefer names unknown node \"agent-home-mac\"")
-            .with_help(did_you_mean("agent-home-mac", ["agent-home-mini", "agent-work-laptop"]));
+        let mut d = Diagnostic::error(
+            &file,
+            at,
+            "Capability/llm_inference",
+            "placement.prefer names unknown node \"agent-home-mac\"",
+        )
+        .with_help(did_you_mean("agent-home-mac", ["agent-home-mini", "agent-work-laptop"]));
         d.source_line = Some("      - agent-home-mac".into());
         d
     }

@@ -35,7 +35,7 @@ pub enum Source {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
-    #[error("cannot read env file {path}: {source}")]
+    #[error("cannot read env file {path}")]
     Read { path: String, source: std::io::Error },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
@@ -78,10 +78,8 @@ impl NodeEnv {
             Some((path, text)) => {
                 let shown: Arc<str> = path.display().to_string().into();
                 for item in dotenvy::from_read_iter(text.as_bytes()) {
-                    let (name, value) = item.map_err(|error| EnvError::Parse {
-                        path: shown.to_string(),
-                        message: error.to_string(),
-                    })?;
+                    let (name, value) =
+                        item.map_err(|error| EnvError::Parse { path: shown.to_string(), message: error.to_string() })?;
                     let source = locate(&shown, &text, &name);
                     settings.insert(name, Setting { value, source });
                 }
@@ -125,11 +123,14 @@ impl NodeEnv {
     pub fn check_identity(&self, set: &ManifestSet) -> Vec<Diagnostic> {
         let mut out = Vec::new();
         let Some(node_id) = self.get(NODE_ID) else {
-            let file: Arc<str> = self
-                .env_file
-                .as_deref()
-                .map_or_else(|| "(environment)".into(), |p| p.display().to_string().into());
-            out.push(Diagnostic::error(&file, Pos::default(), NODE_ID, "AGENT_NODE_ID is not set: it names this node's Node manifest"));
+            let file: Arc<str> =
+                self.env_file.as_deref().map_or_else(|| "(environment)".into(), |p| p.display().to_string().into());
+            out.push(Diagnostic::error(
+                &file,
+                Pos::default(),
+                NODE_ID,
+                "AGENT_NODE_ID is not set: it names this node's Node manifest",
+            ));
             return out;
         };
         let node = set.nodes.get(&node_id.value);
@@ -176,7 +177,13 @@ impl NodeEnv {
     }
 }
 
-fn setting_diagnostic(setting: &Setting, name: &str, message: String, warning: bool, help: Option<String>) -> Diagnostic {
+fn setting_diagnostic(
+    setting: &Setting,
+    name: &str,
+    message: String,
+    warning: bool,
+    help: Option<String>,
+) -> Diagnostic {
     let (file, at, line_text) = match &setting.source {
         Source::EnvFile { file, at, line_text } => (file.clone(), *at, Some(line_text.clone())),
         Source::Process => (Arc::from("(environment)"), Pos::default(), None),

@@ -82,7 +82,8 @@ async fn require_key(State(state): State<ApiState>, headers: HeaderMap, request:
     match presented {
         Some(key) if bool::from(key.as_bytes().ct_eq(state.api_key.as_bytes())) => next.run(request).await,
         Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the bearer key is wrong").into_response(),
-        None => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "send Authorization: Bearer <MESH_API_KEY>").into_response(),
+        None => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "send Authorization: Bearer <MESH_API_KEY>")
+            .into_response(),
     }
 }
 
@@ -104,7 +105,11 @@ async fn health(State(state): State<ApiState>) -> Json<Health> {
 pub fn node_status(shared: &Shared) -> NodeStatus {
     let inner = shared.lock();
     let applied = inner.applied.as_ref();
-    let role = applied.and_then(|a| a.set.nodes.get(&shared.node)).map(|n| n.spec.role.as_str()).or_else(|| shared.env.get(crate::identity::ROLE).map(|s| s.value.as_str())).unwrap_or("satellite");
+    let role = applied
+        .and_then(|a| a.set.nodes.get(&shared.node))
+        .map(|n| n.spec.role.as_str())
+        .or_else(|| shared.env.get(crate::identity::ROLE).map(|s| s.value.as_str()))
+        .unwrap_or("satellite");
     NodeStatus {
         name: shared.node.clone(),
         role: role.to_owned(),
@@ -141,15 +146,27 @@ async fn mesh(State(state): State<ApiState>) -> Json<Vec<MeshNode>> {
 
 /// Validates the bundle again here; a dry run returns the plan, a real one
 /// applies it through the controller loop and returns the plan it acted on.
-async fn apply(State(state): State<ApiState>, Json(request): Json<ApplyRequest>) -> Result<Json<ApplyResponse>, ApiError> {
+async fn apply(
+    State(state): State<ApiState>,
+    Json(request): Json<ApplyRequest>,
+) -> Result<Json<ApplyResponse>, ApiError> {
     let invalid = |diagnostics: Vec<crate::diagnostic::Diagnostic>| {
-        let mut error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", format!("the bundle has {} error(s)", diagnostics.len()));
+        let mut error = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!("the bundle has {} error(s)", diagnostics.len()),
+        );
         error.body.diagnostics = diagnostics.iter().map(ToString::to_string).collect();
         error
     };
     if request.dry_run {
         let shared = &state.shared;
-        let snapshot = Snapshot { revision: request.bundle.revision.clone(), files: request.bundle.source_files(), problems: Vec::new(), origin: "apply".into() };
+        let snapshot = Snapshot {
+            revision: request.bundle.revision.clone(),
+            files: request.bundle.source_files(),
+            problems: Vec::new(),
+            origin: "apply".into(),
+        };
         let set = validate_for_node(&snapshot, &shared.env).map_err(invalid)?;
         let current = shared.lock().applied.clone();
         let plan = plan::plan(
@@ -178,7 +195,10 @@ async fn reconcile_now(State(state): State<ApiState>) -> Result<Json<ReconcileRe
 }
 
 /// One object: its status, spec, recent events and, for a Service, its output.
-async fn describe(State(state): State<ApiState>, Path((kind, name)): Path<(String, String)>) -> Result<Json<Describe>, ApiError> {
+async fn describe(
+    State(state): State<ApiState>,
+    Path((kind, name)): Path<(String, String)>,
+) -> Result<Json<Describe>, ApiError> {
     let kind = Kind::ALL
         .into_iter()
         .find(|k| k.as_str().eq_ignore_ascii_case(&kind))
@@ -188,12 +208,20 @@ async fn describe(State(state): State<ApiState>, Path((kind, name)): Path<(Strin
     let spec = inner.applied.as_ref().and_then(|a| wire::spec_json(&a.set, kind, &name));
     let status = inner.status.object(&(kind, name.clone())).cloned();
     if spec.is_none() && status.is_none() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{kind}/{name} is not in the applied set")));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{kind}/{name} is not in the applied set"),
+        ));
     }
     let object = format!("{kind}/{name}");
     let events = inner.status.events(Some(&object), 20);
     drop(inner);
-    let logs = if kind == Kind::Service { shared.supervisor.logs(&name, 20).into_iter().map(Into::into).collect() } else { Vec::new() };
+    let logs = if kind == Kind::Service {
+        shared.supervisor.logs(&name, 20).into_iter().map(Into::into).collect()
+    } else {
+        Vec::new()
+    };
     Ok(Json(Describe { kind: kind.to_string(), name, spec, status, events, logs }))
 }
 

@@ -88,9 +88,7 @@ pub fn run(args: Args, env: &NodeEnv) -> anyhow::Result<Outcome> {
         println!("dry run: nothing was changed");
     }
     if let Some(note) = unpushed {
-        println!(
-            "note: {note}. A controller with a Git source returns to the remote's state at its next new commit."
-        );
+        println!("note: {note}. A controller with a Git source returns to the remote's state at its next new commit.");
     }
     Ok(if failed { Outcome::Failure } else { Outcome::Success })
 }

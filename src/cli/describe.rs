@@ -21,7 +21,13 @@ pub fn run(args: Args, env: &NodeEnv) -> anyhow::Result<Outcome> {
         println!("Conditions:");
         let mut rows = vec![["TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"].map(String::from).to_vec()];
         for c in &status.conditions {
-            rows.push(vec![c.condition_type.clone(), c.status.clone(), c.reason.clone(), c.last_transition_time.clone(), c.message.clone()]);
+            rows.push(vec![
+                c.condition_type.clone(),
+                c.status.clone(),
+                c.reason.clone(),
+                c.last_transition_time.clone(),
+                c.message.clone(),
+            ]);
         }
         print_indented(&table::render(&rows));
         if !status.details.is_empty() {

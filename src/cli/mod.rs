@@ -66,7 +66,9 @@ pub enum Outcome {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let env_file = cli.env_file.as_deref();
-    let with_env = |run: &dyn Fn(&NodeEnv) -> anyhow::Result<Outcome>| NodeEnv::load(env_file).map_err(Into::into).and_then(|env| run(&env));
+    let with_env = |run: &dyn Fn(&NodeEnv) -> anyhow::Result<Outcome>| {
+        NodeEnv::load(env_file).map_err(Into::into).and_then(|env| run(&env))
+    };
     let result = match cli.command {
         Command::Validate(args) => validate::run(args, env_file),
         Command::Schema(args) => schema::run(args),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::{Outcome, Output};
-use crate::diagnostic::{Diagnostic, Severity};
+use crate::diagnostic::Diagnostic;
 use crate::identity::NodeEnv;
 use crate::manifest::{self, loader};
 
@@ -60,21 +60,20 @@ pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
             for diagnostic in &validation.diagnostics {
                 eprintln!("{diagnostic}\n");
             }
-            let warnings = match warning_count {
-                0 => String::new(),
-                1 => ", 1 warning".into(),
-                n => format!(", {n} warnings"),
-            };
+            let warnings =
+                if warning_count == 0 { String::new() } else { format!(", {}", count(warning_count, "warning")) };
             if error_count == 0 {
-                println!("{}: {objects} objects in {} files are valid{warnings}", dir.display(), files.len());
+                let (objects, files) = (count(objects, "object"), count(files.len(), "file"));
+                println!("{}: {objects} in {files} are valid{warnings}", dir.display());
             } else {
-                let errors = if error_count == 1 { "1 error".into() } else { format!("{error_count} errors") };
-                eprintln!("{}: {errors}{warnings}", dir.display());
+                eprintln!("{}: {}{warnings}", dir.display(), count(error_count, "error"));
             }
         }
     }
-    Ok(match validation.diagnostics.iter().any(|d| d.severity == Severity::Error) {
-        true => Outcome::Failure,
-        false => Outcome::Success,
-    })
+    Ok(if error_count == 0 { Outcome::Success } else { Outcome::Failure })
+}
+
+/// "1 error", "2 errors".
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }

@@ -92,9 +92,20 @@ pub struct Controller {
 
 impl Controller {
     /// A controller for `node`, and the sender its sources, API and supervisor use.
-    pub fn new(node: String, env: Arc<NodeEnv>, supervisor: Supervisor, state_dir: std::path::PathBuf) -> (Controller, Arc<Shared>, mpsc::Sender<Input>) {
+    pub fn new(
+        node: String,
+        env: Arc<NodeEnv>,
+        supervisor: Supervisor,
+        state_dir: std::path::PathBuf,
+    ) -> (Controller, Arc<Shared>, mpsc::Sender<Input>) {
         let (outbox, inbox) = mpsc::channel(256);
-        let shared = Arc::new(Shared { node, env, supervisor, started: Instant::now(), inner: Mutex::new(SharedInner::default()) });
+        let shared = Arc::new(Shared {
+            node,
+            env,
+            supervisor,
+            started: Instant::now(),
+            inner: Mutex::new(SharedInner::default()),
+        });
         let state = ControllerState::load(&state_dir);
         let controller = Controller {
             shared: shared.clone(),
@@ -147,13 +158,23 @@ impl Controller {
         match input {
             Input::Source(SourceUpdate::Snapshot(snapshot)) => self.on_source_snapshot(snapshot),
             Input::Source(SourceUpdate::Unavailable { origin, message }) => {
-                self.shared.lock().status.event(true, "SourceUnavailable", "", format!("{origin}: {message}; keeping the last good revision"));
+                self.shared.lock().status.event(
+                    true,
+                    "SourceUnavailable",
+                    "",
+                    format!("{origin}: {message}; keeping the last good revision"),
+                );
             }
             Input::Source(SourceUpdate::Notice { origin, message }) => {
                 self.shared.lock().status.event(false, "SourceNotice", "", format!("{origin}: {message}"));
             }
             Input::Apply { bundle, reply } => {
-                let snapshot = Snapshot { revision: bundle.revision.clone(), files: bundle.source_files(), problems: Vec::new(), origin: "apply".into() };
+                let snapshot = Snapshot {
+                    revision: bundle.revision.clone(),
+                    files: bundle.source_files(),
+                    problems: Vec::new(),
+                    origin: "apply".into(),
+                };
                 let result = self.apply_snapshot(snapshot);
                 let _ = reply.send(result);
             }
@@ -175,11 +196,19 @@ impl Controller {
         let seen_before = self.state.source_revision.as_deref() == Some(snapshot.revision.as_str());
         let applied_by_hand = self.state.applied_origin.as_deref() == Some("apply");
         if seen_before && applied_by_hand {
-            tracing::info!(revision = snapshot.revision, "keeping the applied bundle until the source has a new revision");
+            tracing::info!(
+                revision = snapshot.revision,
+                "keeping the applied bundle until the source has a new revision"
+            );
             return;
         }
         self.state.source_revision = Some(snapshot.revision.clone());
-        let unchanged = self.shared.lock().applied.as_ref().is_some_and(|a| a.revision == snapshot.revision && a.origin == snapshot.origin);
+        let unchanged = self
+            .shared
+            .lock()
+            .applied
+            .as_ref()
+            .is_some_and(|a| a.revision == snapshot.revision && a.origin == snapshot.origin);
         if unchanged {
             self.save_state();
             return;
@@ -196,13 +225,23 @@ impl Controller {
             Ok(set) => set,
             Err(errors) => {
                 let mut shared = self.shared.lock();
-                let kept = shared.applied.as_ref().map_or_else(|| "nothing applied yet".to_owned(), |a| format!("keeping {}", a.revision));
-                let first_lines: Vec<String> = errors.iter().map(|d| d.to_string().lines().next().unwrap_or_default().to_owned()).collect();
+                let kept = shared
+                    .applied
+                    .as_ref()
+                    .map_or_else(|| "nothing applied yet".to_owned(), |a| format!("keeping {}", a.revision));
+                let first_lines: Vec<String> =
+                    errors.iter().map(|d| d.to_string().lines().next().unwrap_or_default().to_owned()).collect();
                 shared.status.event(
                     true,
                     "SnapshotRejected",
                     "",
-                    format!("revision {} from {} has {} error(s); {kept}:\n{}", snapshot.revision, snapshot.origin, errors.len(), first_lines.join("\n")),
+                    format!(
+                        "revision {} from {} has {} error(s); {kept}:\n{}",
+                        snapshot.revision,
+                        snapshot.origin,
+                        errors.len(),
+                        first_lines.join("\n")
+                    ),
                 );
                 shared.last_error = Some(first_lines.join("\n"));
                 return Err(errors);
@@ -212,7 +251,8 @@ impl Controller {
         let supervisor = self.shared.supervisor.clone();
         let mut shared = self.shared.lock();
         let current = shared.applied.as_ref().map(|a| (a.set.as_ref(), a.revision.as_str()));
-        let plan = plan::plan(current, (&set, &snapshot.revision), &node, &self.shared.env, |name| supervisor.status(name));
+        let plan =
+            plan::plan(current, (&set, &snapshot.revision), &node, &self.shared.env, |name| supervisor.status(name));
         let mut keys = reconcile::keys(&set, &node);
         if let Some(old) = &shared.applied {
             keys.extend(reconcile::keys(&old.set, &node));
@@ -223,7 +263,8 @@ impl Controller {
         let bundle = Bundle::from_files(snapshot.revision.clone(), &snapshot.files);
         self.resync_every = set.mesh.as_ref().map_or(DEFAULT_RESYNC, |m| m.spec.reconcile.resync_interval.duration);
         self.next_resync = Instant::now() + self.resync_every;
-        shared.applied = Some(Applied { revision: snapshot.revision, origin: snapshot.origin.clone(), set, bundle: bundle.clone() });
+        shared.applied =
+            Some(Applied { revision: snapshot.revision, origin: snapshot.origin.clone(), set, bundle: bundle.clone() });
         drop(shared);
         self.state.applied = Some(bundle);
         self.state.applied_origin = Some(snapshot.origin);
@@ -237,7 +278,12 @@ impl Controller {
 
     fn save_state(&self) {
         if let Err(error) = self.state.save(&self.state_dir) {
-            self.shared.lock().status.event(true, "StateNotSaved", "", format!("cannot write {}: {error}", self.state_dir.display()));
+            self.shared.lock().status.event(
+                true,
+                "StateNotSaved",
+                "",
+                format!("cannot write {}: {error}", self.state_dir.display()),
+            );
         }
     }
 
@@ -313,7 +359,8 @@ impl Controller {
 /// not be read, and that this node is one of the set's Nodes.
 pub fn validate_for_node(snapshot: &Snapshot, env: &NodeEnv) -> Result<ManifestSet, Vec<Diagnostic>> {
     let mut validation = manifest::validate(&snapshot.files, snapshot.problems.clone());
-    let identity: Vec<Diagnostic> = env.check_identity(&validation.set).into_iter().filter(|d| d.object == NODE_ID && d.is_error()).collect();
+    let identity: Vec<Diagnostic> =
+        env.check_identity(&validation.set).into_iter().filter(|d| d.object == NODE_ID && d.is_error()).collect();
     validation.extend(identity, &snapshot.files);
     if validation.is_valid() {
         Ok(validation.set)

@@ -95,7 +95,10 @@ mod tests {
     fn state_round_trips_and_a_broken_file_is_set_aside() {
         let dir = tempfile::tempdir().unwrap();
         let state = ControllerState {
-            applied: Some(Bundle { revision: "r1".into(), files: vec![BundleFile { path: "m/a.yaml".into(), text: "x".into() }] }),
+            applied: Some(Bundle {
+                revision: "r1".into(),
+                files: vec![BundleFile { path: "m/a.yaml".into(), text: "x".into() }],
+            }),
             applied_origin: Some("apply".into()),
             source_revision: Some("r0".into()),
         };

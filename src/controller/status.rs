@@ -38,7 +38,12 @@ pub struct Observed {
 }
 
 impl Observed {
-    pub fn new(condition_type: &'static str, status: bool, reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        condition_type: &'static str,
+        status: bool,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Observed { condition_type, status, reason: reason.into(), message: message.into() }
     }
 }

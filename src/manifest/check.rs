@@ -5,8 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::kinds::{
-    CapabilitySpec, EnvValue, HandoffPolicySpec, MeshSpec, NodeSpec, Provider, ServiceSpec,
-    SyncFolderSpec,
+    CapabilitySpec, EnvValue, HandoffPolicySpec, MeshSpec, NodeSpec, Provider, ServiceSpec, SyncFolderSpec,
 };
 use super::object::{Manifest, Object, Spec};
 use super::set::ManifestSet;
@@ -113,7 +112,8 @@ impl Checker<'_> {
                 continue;
             }
             let known = allowed.iter().map(|p| format!("{{{{{p}}}}}")).collect::<Vec<_>>().join(", ");
-            let help = closest(placeholder, allowed.iter().copied()).map(|near| format!("did you mean {{{{{near}}}}}?"));
+            let help =
+                closest(placeholder, allowed.iter().copied()).map(|near| format!("did you mean {{{{{near}}}}}?"));
             self.error(
                 subject,
                 text.at,
@@ -172,8 +172,12 @@ impl Checker<'_> {
         let subject = Subject::of(object);
         let spec = &object.spec;
         match (spec.nodes.is_empty(), &spec.node_selector) {
-            (true, None) => self.error(&subject, object.spec_at, "give nodes or nodeSelector to place the Service".into(), None),
-            (false, Some(_)) => self.error(&subject, object.spec_at, "give either nodes or nodeSelector, not both".into(), None),
+            (true, None) => {
+                self.error(&subject, object.spec_at, "give nodes or nodeSelector to place the Service".into(), None)
+            }
+            (false, Some(_)) => {
+                self.error(&subject, object.spec_at, "give either nodes or nodeSelector, not both".into(), None)
+            }
             _ => {}
         }
         let mut seen = BTreeSet::new();
@@ -205,7 +209,9 @@ impl Checker<'_> {
         if let Some(check) = &spec.health_check {
             match (&check.http, &check.tcp) {
                 (None, None) => self.error(&subject, object.spec_at, "healthCheck needs http or tcp".into(), None),
-                (Some(_), Some(_)) => self.error(&subject, object.spec_at, "healthCheck takes http or tcp, not both".into(), None),
+                (Some(_), Some(_)) => {
+                    self.error(&subject, object.spec_at, "healthCheck takes http or tcp, not both".into(), None)
+                }
                 (Some(http), None) => self.url_path(&subject, "healthCheck.http.path", &http.path),
                 (None, Some(_)) => {}
             }
@@ -221,7 +227,10 @@ impl Checker<'_> {
             self.error(
                 &subject,
                 spec.backoff.max.at,
-                format!("backoff.max {} is shorter than backoff.initial {}", spec.backoff.max.value, spec.backoff.initial),
+                format!(
+                    "backoff.max {} is shorter than backoff.initial {}",
+                    spec.backoff.max.value, spec.backoff.initial
+                ),
                 None,
             );
         }
@@ -255,14 +264,24 @@ impl Checker<'_> {
             .chain(spec.placement.fallback.iter().map(|n| ("placement.fallback", n)))
         {
             if self.node_ref(&subject, field, name) && !placed.insert(&name.value) {
-                self.error(&subject, name.at, format!("{field} names \"{}\" again: placement is an order, each node once", name.value), None);
+                self.error(
+                    &subject,
+                    name.at,
+                    format!("{field} names \"{}\" again: placement is an order, each node once", name.value),
+                    None,
+                );
             }
         }
         if let Some(service_name) = &spec.service {
             match self.set.services.get(&service_name.value) {
                 None => {
                     let help = did_you_mean(&service_name.value, self.set.services.keys().map(String::as_str));
-                    self.error(&subject, service_name.at, format!("service names unknown Service \"{}\"", service_name.value), help);
+                    self.error(
+                        &subject,
+                        service_name.at,
+                        format!("service names unknown Service \"{}\"", service_name.value),
+                        help,
+                    );
                 }
                 Some(service) => {
                     let runs_on = self.set.service_nodes(&service.spec);
@@ -271,7 +290,10 @@ impl Checker<'_> {
                             self.warning(
                                 &subject,
                                 name.at,
-                                format!("node \"{}\" is in the placement but Service/{} does not run there", name.value, service_name.value),
+                                format!(
+                                    "node \"{}\" is in the placement but Service/{} does not run there",
+                                    name.value, service_name.value
+                                ),
                             );
                         }
                     }
@@ -304,11 +326,21 @@ impl Checker<'_> {
             let id = spec.folder_id_or(object.name());
             let id_at = spec.folder_id.as_ref().map_or(object.metadata.name.at, |id| id.at);
             if id.trim().is_empty() || id.trim() != id {
-                self.error(&subject, id_at, format!("folderId \"{id}\" must not be empty or start or end with spaces"), None);
+                self.error(
+                    &subject,
+                    id_at,
+                    format!("folderId \"{id}\" must not be empty or start or end with spaces"),
+                    None,
+                );
             }
             if let Some(first) = ids.insert(id, object) {
                 ids.insert(id, first);
-                self.error(&subject, id_at, format!("folderId \"{id}\" is also used by SyncFolder/{} at {}", first.name(), first.origin), None);
+                self.error(
+                    &subject,
+                    id_at,
+                    format!("folderId \"{id}\" is also used by SyncFolder/{} at {}", first.name(), first.origin),
+                    None,
+                );
             }
             if spec.paths.is_empty() {
                 self.error(&subject, spec.paths.at, "paths must name at least one node".into(), None);
@@ -344,7 +376,12 @@ impl Checker<'_> {
             );
         }
         if let Some(problem) = relative_path_problem(&spec.sessions_dir.value) {
-            self.error(&subject, spec.sessions_dir.at, format!("sessionsDir \"{}\" {problem}", spec.sessions_dir.value), None);
+            self.error(
+                &subject,
+                spec.sessions_dir.at,
+                format!("sessionsDir \"{}\" {problem}", spec.sessions_dir.value),
+                None,
+            );
         }
         if let Some(target) = &spec.default_target
             && self.node_ref(&subject, "defaultTarget", target)
@@ -365,7 +402,12 @@ impl Checker<'_> {
         let identity = &object.spec.auth.tailscale_identity;
         for tag in &identity.allow_tags {
             if !tag.value.starts_with("tag:") || tag.value.len() == 4 {
-                self.error(&subject, tag.at, format!("allowTags entry \"{}\" must look like \"tag:name\"", tag.value), None);
+                self.error(
+                    &subject,
+                    tag.at,
+                    format!("allowTags entry \"{}\" must look like \"tag:name\"", tag.value),
+                    None,
+                );
             }
         }
         if identity.enabled && identity.allow_users.is_empty() && identity.allow_tags.is_empty() {

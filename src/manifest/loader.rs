@@ -18,7 +18,7 @@ pub enum LoadError {
     NotFound(String),
     #[error("{0} is not a folder")]
     NotAFolder(String),
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io { path: String, source: std::io::Error },
 }
 

@@ -49,12 +49,39 @@ impl Validation {
 pub fn validate(files: &[SourceFile], earlier: Vec<Diagnostic>) -> Validation {
     let mut diagnostics = earlier;
     let mut objects = Vec::new();
-    for file in files {
-        parse::parse_file(file, &mut objects, &mut diagnostics);
+    for (file_objects, file_diagnostics) in parse_files(files) {
+        objects.extend(file_objects);
+        diagnostics.extend(file_diagnostics);
     }
     let set = check::check(objects, &mut diagnostics);
     finish(&mut diagnostics, files);
     Validation { set, diagnostics }
+}
+
+/// Below this much text, parsing on one thread is faster than starting others.
+const PARALLEL_THRESHOLD_BYTES: usize = 64 * 1024;
+
+/// Each file's objects and problems, in file order; large sets are parsed on
+/// every core.
+fn parse_files(files: &[SourceFile]) -> Vec<(Vec<Manifest>, Vec<Diagnostic>)> {
+    let parse_one = |file: &SourceFile| {
+        let (mut objects, mut diagnostics) = (Vec::new(), Vec::new());
+        parse::parse_file(file, &mut objects, &mut diagnostics);
+        (objects, diagnostics)
+    };
+    let total: usize = files.iter().map(|f| f.text.len()).sum();
+    let threads = std::thread::available_parallelism().map_or(1, usize::from).min(files.len());
+    if total < PARALLEL_THRESHOLD_BYTES || threads < 2 {
+        return files.iter().map(parse_one).collect();
+    }
+    let chunk = files.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(parse_one).collect::<Vec<_>>()))
+            .collect();
+        workers.into_iter().flat_map(|worker| worker.join().expect("parsing does not panic")).collect()
+    })
 }
 
 /// Orders diagnostics by place and attaches the source line each points at.

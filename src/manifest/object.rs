@@ -7,12 +7,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::kinds::{
-    CapabilitySpec, HandoffPolicySpec, MeshSpec, NodeSpec, ServiceSpec, SyncFolderSpec,
-};
+use super::kinds::{CapabilitySpec, HandoffPolicySpec, MeshSpec, NodeSpec, ServiceSpec, SyncFolderSpec};
 use super::values::{Located, NAME_PATTERN, Pos};
 
 /// The only API version this build understands.
@@ -30,14 +28,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
-        Kind::Node,
-        Kind::Service,
-        Kind::Capability,
-        Kind::SyncFolder,
-        Kind::HandoffPolicy,
-        Kind::Mesh,
-    ];
+    pub const ALL: [Kind; 6] =
+        [Kind::Node, Kind::Service, Kind::Capability, Kind::SyncFolder, Kind::HandoffPolicy, Kind::Mesh];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -131,16 +123,14 @@ impl<S: Spec> Object<S> {
     }
 }
 
-/// The wire shape of a document once its kind is known. `apiVersion` and `kind`
-/// were checked from the header already; they are listed so that they are not
-/// unknown fields.
+/// The wire shape of a document once its kind is known (or guessed: the parser
+/// compares `kind` and `apiVersion` with what it expected).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawObject<S> {
     #[serde(rename = "apiVersion")]
-    _api_version: IgnoredAny,
-    #[serde(rename = "kind")]
-    _kind: IgnoredAny,
+    pub api_version: String,
+    pub kind: String,
     pub metadata: Metadata,
     pub spec: Located<S>,
 }

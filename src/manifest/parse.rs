@@ -6,13 +6,11 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_saphyr::{MessageFormatter, UserMessageFormatter};
 
-use super::kinds::{
-    CapabilitySpec, HandoffPolicySpec, MeshSpec, NodeSpec, ServiceSpec, SyncFolderSpec,
-};
 use super::object::{API_VERSION, Kind, Manifest, Object, Origin, RawObject, Spec};
-use super::values::{Located, Pos, name_problem};
+use super::values::{Located, Pos, name_problem, with_line_offset};
 use crate::diagnostic::{Diagnostic, did_you_mean};
 
 /// A manifest file's path (as the user would open it) and text.
@@ -41,43 +39,65 @@ pub fn parse_file(file: &SourceFile, objects: &mut Vec<Manifest>, diagnostics: &
     }
 }
 
-/// One document of a file: its text with the lines before it blanked, so the
-/// parser's line numbers are the file's.
-struct DocumentText {
-    text: String,
+/// One document of a file, parsed alone; positions are shifted by the lines
+/// before it, so they are the file's.
+struct DocumentText<'a> {
+    text: &'a str,
+    /// How many lines of the file come before it.
+    line_offset: u32,
     /// The first line with content, for errors about the document as a whole.
     first_line: u32,
 }
 
 /// Splits at `---` lines. YAML forbids a line starting with `---` followed by a
 /// space or the end of the line inside any scalar, so this split is exact.
-fn split_documents(text: &str) -> Vec<DocumentText> {
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+fn split_documents(text: &str) -> Vec<DocumentText<'_>> {
     let is_marker = |line: &str| {
-        line.strip_prefix("---")
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with(|c: char| c.is_whitespace()))
+        line.strip_prefix("---").is_some_and(|rest| rest.is_empty() || rest.starts_with(|c: char| c.is_whitespace()))
     };
-    let mut starts: Vec<usize> = vec![0];
-    starts.extend((1..lines.len()).filter(|&i| is_marker(lines[i])));
-    starts.push(lines.len());
-    starts
-        .windows(2)
-        .map(|range| {
-            let (start, end) = (range[0], range[1]);
-            let mut padded = "\n".repeat(start);
-            lines[start..end].iter().for_each(|line| padded.push_str(line));
-            let first_line = (start..end)
-                .find(|&i| {
-                    let trimmed = lines[i].trim();
-                    !(trimmed.is_empty() || trimmed.starts_with('#') || is_marker(lines[i]))
-                })
-                .unwrap_or(start);
-            DocumentText {
-                text: padded,
-                first_line: u32::try_from(first_line + 1).unwrap_or(u32::MAX),
-            }
-        })
-        .collect()
+    let mut documents = Vec::new();
+    let (mut start_byte, mut start_line, mut first_line) = (0, 0, None);
+    let mut offset = 0;
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        if index > 0 && is_marker(line) {
+            documents.push(document(&text[start_byte..offset], start_line, first_line));
+            (start_byte, start_line, first_line) = (offset, index, None);
+        }
+        let trimmed = line.trim();
+        if first_line.is_none() && !(trimmed.is_empty() || trimmed.starts_with('#') || is_marker(line)) {
+            first_line = Some(index);
+        }
+        offset += line.len();
+    }
+    documents.push(document(&text[start_byte..], start_line, first_line));
+    documents
+}
+
+fn document(text: &str, start_line: usize, first_line: Option<usize>) -> DocumentText<'_> {
+    let line = |index: usize| u32::try_from(index).unwrap_or(u32::MAX);
+    DocumentText { text, line_offset: line(start_line), first_line: line(first_line.unwrap_or(start_line)) + 1 }
+}
+
+/// The kind of a document written the usual way — one top-level `apiVersion:`
+/// line of this API and one `kind:` line of a known kind — read from the text
+/// alone, so that such a document is parsed once. Anything else takes the slow
+/// path through the header.
+fn kind_at_a_glance(text: &str) -> Option<Kind> {
+    let (mut kind, mut version, mut kinds, mut versions) = (None, None, 0, 0);
+    for line in text.lines() {
+        let value = |rest: &str| {
+            let rest = rest.split(" #").next().unwrap_or_default().trim();
+            rest.trim_matches(|c| c == '"' || c == '\'').to_owned()
+        };
+        if let Some(rest) = line.strip_prefix("kind:") {
+            kinds += 1;
+            kind = Kind::parse(&value(rest));
+        } else if let Some(rest) = line.strip_prefix("apiVersion:") {
+            versions += 1;
+            version = Some(value(rest));
+        }
+    }
+    (kinds == 1 && versions == 1 && version.as_deref() == Some(API_VERSION)).then_some(kind).flatten()
 }
 
 enum Parsed {
@@ -103,17 +123,75 @@ struct HeaderMetadata {
     name: Option<Located<String>>,
 }
 
+/// Whether a document's root is a mapping, learned without reading its fields:
+/// the parser's own word for a list or a scalar there ("expected mapping start")
+/// is the same as for any nested value, so it does not say that the document as a
+/// whole has the wrong shape.
+enum RootShape {
+    Mapping,
+    NotAMapping,
+}
+
+impl<'de> Deserialize<'de> for RootShape {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Shape;
+        impl<'de> serde::de::Visitor<'de> for Shape {
+            type Value = RootShape;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any YAML value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RootShape, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(RootShape::Mapping)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RootShape, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(RootShape::NotAMapping)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<RootShape, E> {
+                Ok(RootShape::NotAMapping)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<RootShape, E> {
+                Ok(RootShape::NotAMapping)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<RootShape, E> {
+                Ok(RootShape::NotAMapping)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<RootShape, E> {
+                Ok(RootShape::NotAMapping)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<RootShape, E> {
+                Ok(RootShape::NotAMapping)
+            }
+            fn visit_unit<E>(self) -> Result<RootShape, E> {
+                Ok(RootShape::Mapping)
+            }
+        }
+        deserializer.deserialize_any(Shape)
+    }
+}
+
 fn parse_document(file: &SourceFile, document: &DocumentText, ordinal: usize) -> Parsed {
+    if let Some(kind) = kind_at_a_glance(document.text)
+        && let Ok(object) = parse_kind(kind, file, document)
+    {
+        return Parsed::Object(Box::new(object));
+    }
+    parse_document_with_header(file, document, ordinal)
+}
+
+/// The careful path: the header first, for precise errors about it, then the
+/// kind it names.
+fn parse_document_with_header(file: &SourceFile, document: &DocumentText, ordinal: usize) -> Parsed {
     let document_label = format!("document {ordinal}");
     let start = Pos { line: document.first_line, column: 1, len: 1 };
-    let header = match from_yaml::<Option<Header>>(&document.text) {
+    let header = match from_yaml::<Option<Header>>(document) {
         Ok(None) => return Parsed::Empty,
         Ok(Some(header)) => header,
         Err(error) => {
             let mut diagnostic = yaml_diagnostic(file, &document_label, &error);
-            if diagnostic.message.contains("expected struct Header") {
-                diagnostic.message =
-                    "a manifest must be a mapping with apiVersion, kind, metadata and spec".into();
+            if matches!(from_yaml::<RootShape>(document), Ok(RootShape::NotAMapping)) {
+                diagnostic.message = "a manifest must be a mapping with apiVersion, kind, metadata and spec".into();
             }
             return invalid(diagnostic);
         }
@@ -168,16 +246,7 @@ fn parse_document(file: &SourceFile, document: &DocumentText, ordinal: usize) ->
         );
     };
 
-    let parsed = match kind {
-        Kind::Node => parse_object::<NodeSpec>(file, document).map(Manifest::Node),
-        Kind::Service => parse_object::<ServiceSpec>(file, document).map(Manifest::Service),
-        Kind::Capability => parse_object::<CapabilitySpec>(file, document).map(Manifest::Capability),
-        Kind::SyncFolder => parse_object::<SyncFolderSpec>(file, document).map(Manifest::SyncFolder),
-        Kind::HandoffPolicy => {
-            parse_object::<HandoffPolicySpec>(file, document).map(Manifest::HandoffPolicy)
-        }
-        Kind::Mesh => parse_object::<MeshSpec>(file, document).map(Manifest::Mesh),
-    };
+    let parsed = parse_kind(kind, file, document);
     match parsed {
         Ok(object) => Parsed::Object(Box::new(object)),
         Err(error) => {
@@ -201,8 +270,27 @@ fn kind_list() -> String {
     Kind::ALL.map(Kind::as_str).join(", ")
 }
 
-fn parse_object<S: Spec>(file: &SourceFile, document: &DocumentText) -> Result<Object<S>, serde_saphyr::Error> {
-    let raw: RawObject<S> = from_yaml(&document.text)?;
+fn parse_kind(kind: Kind, file: &SourceFile, document: &DocumentText) -> Result<Manifest, YamlError> {
+    match kind {
+        Kind::Node => parse_object(file, document).map(Manifest::Node),
+        Kind::Service => parse_object(file, document).map(Manifest::Service),
+        Kind::Capability => parse_object(file, document).map(Manifest::Capability),
+        Kind::SyncFolder => parse_object(file, document).map(Manifest::SyncFolder),
+        Kind::HandoffPolicy => parse_object(file, document).map(Manifest::HandoffPolicy),
+        Kind::Mesh => parse_object(file, document).map(Manifest::Mesh),
+    }
+}
+
+/// Parses the document as kind `S`. A document whose `kind` or `apiVersion` is
+/// not what was expected is an error here (the header path reports it well).
+fn parse_object<S: Spec>(file: &SourceFile, document: &DocumentText) -> Result<Object<S>, YamlError> {
+    let raw: RawObject<S> = from_yaml(document)?;
+    if raw.kind != S::KIND.as_str() || raw.api_version != API_VERSION {
+        return Err(YamlError {
+            at: Pos::default(),
+            error: Box::new(serde::de::Error::custom("kind or apiVersion is not the expected one")),
+        });
+    }
     Ok(Object {
         origin: Origin { file: file.path.clone(), at: raw.metadata.name.at },
         metadata: raw.metadata,
@@ -211,7 +299,13 @@ fn parse_object<S: Spec>(file: &SourceFile, document: &DocumentText) -> Result<O
     })
 }
 
-fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_saphyr::Error> {
+/// A parser error and its position in the file.
+struct YamlError {
+    at: Pos,
+    error: Box<serde_saphyr::Error>,
+}
+
+fn from_yaml<T: serde::de::DeserializeOwned>(document: &DocumentText) -> Result<T, YamlError> {
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_nodes: MAX_NODES_PER_DOCUMENT,
@@ -219,16 +313,24 @@ fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_saph
             max_depth: MAX_DEPTH,
         },
         with_snippet: false,
+        // A text field given a plain `8001`, `true` or `1.0` is an error, as it is
+        // for the JSON Schema: quote it.
+        no_schema: true,
     };
-    serde_saphyr::from_str_with_options(text, options)
+    with_line_offset(document.line_offset, || {
+        serde_saphyr::from_str_with_options(document.text, options).map_err(|error| YamlError {
+            at: error.location().map(Pos::from_location).unwrap_or_default(),
+            error: Box::new(error),
+        })
+    })
 }
 
 /// A parser or type error as a diagnostic, with a "did you mean" for unknown
 /// fields and variants, and plain words for the limits.
-fn yaml_diagnostic(file: &SourceFile, label: &str, error: &serde_saphyr::Error) -> Diagnostic {
-    let at = error.location().map(Pos::from_location).unwrap_or_default();
+fn yaml_diagnostic(file: &SourceFile, label: &str, YamlError { at, error }: &YamlError) -> Diagnostic {
+    let at = *at;
     let raw = UserMessageFormatter.format_message(error.without_snippet()).into_owned();
-    let (message, help) = if raw.starts_with("budget breached") {
+    let (message, help) = if is_limit_breach(error) {
         (
             format!(
                 "document refused: it is nested deeper than {MAX_DEPTH} levels, or expands to more than \
@@ -238,6 +340,11 @@ fn yaml_diagnostic(file: &SourceFile, label: &str, error: &serde_saphyr::Error) 
         )
     } else if raw.starts_with("recursion limit exceeded") {
         ("document refused: it is nested too deeply".to_owned(), None)
+    } else if let serde_saphyr::Error::QuotingRequired { value, .. } = error.without_snippet() {
+        (
+            format!("{value} reads as a number, boolean or null, but this field takes text"),
+            Some(format!("quote it: \"{value}\"")),
+        )
     } else {
         let help = unknown_name_help(&raw);
         (raw, help)
@@ -245,12 +352,26 @@ fn yaml_diagnostic(file: &SourceFile, label: &str, error: &serde_saphyr::Error) 
     Diagnostic::error(&file.path, at, label, message).with_help(help)
 }
 
+/// Whether `error` is one of the parser's limits (see the constants above),
+/// also when it was met while replaying an alias.
+fn is_limit_breach(mut error: &serde_saphyr::Error) -> bool {
+    use serde_saphyr::Error;
+    loop {
+        match error {
+            Error::AliasError { error: inner, .. } | Error::WithSnippet { error: inner, .. } => error = inner,
+            Error::Budget { .. }
+            | Error::AliasReplayLimitExceeded { .. }
+            | Error::AliasExpansionLimitExceeded { .. }
+            | Error::AliasReplayStackDepthExceeded { .. } => return true,
+            _ => return false,
+        }
+    }
+}
+
 /// For "unknown field `x`, expected one of a, b" (and variants), the nearest
 /// expected name.
 fn unknown_name_help(message: &str) -> Option<String> {
-    let rest = message
-        .strip_prefix("unknown field `")
-        .or_else(|| message.strip_prefix("unknown variant `"))?;
+    let rest = message.strip_prefix("unknown field `").or_else(|| message.strip_prefix("unknown variant `"))?;
     let (wanted, expected) = rest.split_once('`')?;
     let expected = expected.trim_start_matches(',').trim();
     let expected = expected.strip_prefix("expected").unwrap_or(expected).trim();
@@ -275,8 +396,23 @@ mod tests {
         assert_eq!(docs.len(), 3);
         assert_eq!(docs[0].first_line, 2);
         assert_eq!(docs[1].first_line, 5);
-        assert_eq!(docs[1].text, "\n\n---\n\nb: 2\n");
+        assert_eq!((docs[1].text, docs[1].line_offset), ("---\n\nb: 2\n", 2));
         assert_eq!(docs[2].first_line, 7);
+    }
+
+    #[test]
+    fn usual_documents_are_recognised_at_a_glance_and_others_are_not() {
+        let table = [
+            ("apiVersion: agentmesh/v1alpha1\nkind: Node\n", Some(Kind::Node)),
+            ("kind: \"Service\"  # a comment\napiVersion: 'agentmesh/v1alpha1'\n", Some(Kind::Service)),
+            ("apiVersion: agentmesh/v1\nkind: Node\n", None),
+            ("apiVersion: agentmesh/v1alpha1\nkind: Node\nkind: Mesh\n", None),
+            ("{apiVersion: agentmesh/v1alpha1, kind: Node}\n", None),
+            ("apiVersion: agentmesh/v1alpha1\nkind: Nod\n", None),
+        ];
+        for (text, expected) in table {
+            assert_eq!(kind_at_a_glance(text), expected, "{text:?}");
+        }
     }
 
     #[test]

@@ -2,9 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::kinds::{
-    CapabilitySpec, HandoffPolicySpec, MeshSpec, NodeSpec, ServiceSpec, SyncFolderSpec,
-};
+use super::kinds::{CapabilitySpec, HandoffPolicySpec, MeshSpec, NodeSpec, ServiceSpec, SyncFolderSpec};
 use super::object::{Manifest, Object};
 
 #[derive(Clone, Debug, Default)]
@@ -20,7 +18,7 @@ pub struct ManifestSet {
 impl ManifestSet {
     /// Adds `manifest`, unless an object of its kind and name is there already;
     /// then that one is returned and the set is unchanged.
-    pub(crate) fn insert(&mut self, manifest: Manifest) -> Result<(), Manifest> {
+    pub(crate) fn insert(&mut self, manifest: Manifest) -> Result<(), Box<Manifest>> {
         fn put<S>(map: &mut BTreeMap<String, Object<S>>, object: Object<S>) -> Result<(), Object<S>> {
             match map.entry(object.metadata.name.value.clone()) {
                 std::collections::btree_map::Entry::Occupied(_) => Err(object),
@@ -30,14 +28,12 @@ impl ManifestSet {
                 }
             }
         }
-        match manifest {
+        let result = match manifest {
             Manifest::Node(o) => put(&mut self.nodes, o).map_err(Manifest::Node),
             Manifest::Service(o) => put(&mut self.services, o).map_err(Manifest::Service),
             Manifest::Capability(o) => put(&mut self.capabilities, o).map_err(Manifest::Capability),
             Manifest::SyncFolder(o) => put(&mut self.sync_folders, o).map_err(Manifest::SyncFolder),
-            Manifest::HandoffPolicy(o) => {
-                put(&mut self.handoff_policies, o).map_err(Manifest::HandoffPolicy)
-            }
+            Manifest::HandoffPolicy(o) => put(&mut self.handoff_policies, o).map_err(Manifest::HandoffPolicy),
             Manifest::Mesh(o) => match self.mesh {
                 Some(_) => Err(Manifest::Mesh(o)),
                 None => {
@@ -45,7 +41,8 @@ impl ManifestSet {
                     Ok(())
                 }
             },
-        }
+        };
+        result.map_err(Box::new)
     }
 
     /// How many objects the set holds.
@@ -71,19 +68,11 @@ impl ManifestSet {
                 .iter()
                 .filter(|(_, node)| {
                     selector.role.is_none_or(|role| role == node.spec.role)
-                        && selector
-                            .match_labels
-                            .iter()
-                            .all(|(key, value)| node.metadata.labels.get(key) == Some(value))
+                        && selector.match_labels.iter().all(|(key, value)| node.metadata.labels.get(key) == Some(value))
                 })
                 .map(|(name, _)| name.as_str())
                 .collect();
         }
-        service
-            .nodes
-            .iter()
-            .map(|name| name.value.as_str())
-            .filter(|name| self.nodes.contains_key(*name))
-            .collect()
+        service.nodes.iter().map(|name| name.value.as_str()).filter(|name| self.nodes.contains_key(*name)).collect()
     }
 }

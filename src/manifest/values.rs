@@ -20,10 +20,25 @@ pub struct Pos {
     pub len: u32,
 }
 
+thread_local! {
+    /// Lines of the file before the document being parsed: documents are parsed
+    /// alone, and their positions are the file's.
+    static LINE_OFFSET: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `parse` with positions shifted down by `lines`.
+pub(crate) fn with_line_offset<T>(lines: u32, parse: impl FnOnce() -> T) -> T {
+    let previous = LINE_OFFSET.replace(lines);
+    let result = parse();
+    LINE_OFFSET.set(previous);
+    result
+}
+
 impl Pos {
     pub(crate) fn from_location(location: serde_saphyr::Location) -> Self {
+        let offset = if location.line() == 0 { 0 } else { LINE_OFFSET.get() };
         Pos {
-            line: u32::try_from(location.line()).unwrap_or(u32::MAX),
+            line: u32::try_from(location.line()).unwrap_or(u32::MAX).saturating_add(offset),
             column: u32::try_from(location.column()).unwrap_or(u32::MAX),
             len: u32::try_from(location.span().len()).unwrap_or(1),
         }
@@ -119,7 +134,7 @@ pub struct Port(pub u16);
 impl<'de> Deserialize<'de> for Port {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct PortVisitor;
-        impl Visitor<'_> for PortVisitor {
+        impl<'de> Visitor<'de> for PortVisitor {
             type Value = Port;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a port number 1-65535")
@@ -136,6 +151,27 @@ impl<'de> Deserialize<'de> for Port {
                     Err(_) => Err(E::custom(format!("port {v} is out of range 1-65535"))),
                 }
             }
+            // Serde's default "invalid type" errors are placed at the key; these
+            // are raised as custom errors so that they point at the value, as the
+            // range errors above do.
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Port, E> {
+                Err(wrong_type(de::Unexpected::Str(v), &self))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Port, E> {
+                Err(wrong_type(de::Unexpected::Float(v), &self))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Port, E> {
+                Err(wrong_type(de::Unexpected::Bool(v), &self))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Port, E> {
+                Err(wrong_type(de::Unexpected::Unit, &self))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Port, A::Error> {
+                Err(wrong_type(de::Unexpected::Seq, &self))
+            }
+        }
+        fn wrong_type<E: de::Error>(unexpected: de::Unexpected<'_>, expected: &dyn de::Expected) -> E {
+            E::custom(format_args!("invalid type: {unexpected}, expected {expected}"))
         }
         deserializer.deserialize_any(PortVisitor)
     }
@@ -170,15 +206,10 @@ pub struct DurationSpec {
 }
 
 /// The units a duration may use, longest suffix first so `ms` wins over `m`.
-const DURATION_UNITS: [(&str, u64); 5] = [
-    ("ms", 1),
-    ("s", 1_000),
-    ("m", 60_000),
-    ("h", 3_600_000),
-    ("d", 86_400_000),
-];
+const DURATION_UNITS: [(&str, u64); 5] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)];
 
-const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h|d))+$";
+/// Numbers with units, at least one of them not zero (`0s` is not a duration).
+const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h|d))*[0-9]*[1-9][0-9]*(ms|s|m|h|d)([0-9]+(ms|s|m|h|d))*$";
 
 impl DurationSpec {
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -193,19 +224,10 @@ impl DurationSpec {
             if digits == 0 {
                 return Err(format!("invalid duration \"{text}\": {help}"));
             }
-            let number: u64 = rest[..digits]
-                .parse()
-                .map_err(|_| format!("duration \"{text}\" is too long"))?;
+            let number: u64 = rest[..digits].parse().map_err(|_| format!("duration \"{text}\" is too long"))?;
             rest = &rest[digits..];
-            let Some((unit, scale)) = DURATION_UNITS
-                .iter()
-                .find(|(unit, _)| rest.starts_with(unit))
-            else {
-                let what = if rest.is_empty() {
-                    "has no unit"
-                } else {
-                    "has an unknown unit"
-                };
+            let Some((unit, scale)) = DURATION_UNITS.iter().find(|(unit, _)| rest.starts_with(unit)) else {
+                let what = if rest.is_empty() { "has no unit" } else { "has an unknown unit" };
                 return Err(format!("duration \"{text}\" {what}: {help}"));
             };
             rest = &rest[unit.len()..];
@@ -217,10 +239,7 @@ impl DurationSpec {
         if millis == 0 {
             return Err(format!("duration \"{text}\" must be longer than zero"));
         }
-        Ok(DurationSpec {
-            duration: std::time::Duration::from_millis(millis),
-            text: text.to_owned(),
-        })
+        Ok(DurationSpec { duration: std::time::Duration::from_millis(millis), text: text.to_owned() })
     }
 
     /// A duration known to be valid, for defaults.
@@ -287,21 +306,17 @@ impl<'de> Deserialize<'de> for SecretRef {
                 f.write_str("a secret reference {env: NAME} or {file: PATH}")
             }
             fn visit_str<E: de::Error>(self, _: &str) -> Result<SecretRef, E> {
-                Err(E::custom(
-                    "a secret must not be written in a manifest: use {env: NAME} or {file: PATH}",
-                ))
+                Err(E::custom("a secret must not be written in a manifest: use {env: NAME} or {file: PATH}"))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SecretRef, A::Error> {
                 let fields = Fields::deserialize(de::value::MapAccessDeserializer::new(map))?;
                 match (fields.env, fields.file) {
                     (Some(name), None) if !name.is_empty() => Ok(SecretRef::Env(name)),
                     (None, Some(path)) if !path.is_empty() => Ok(SecretRef::File(path)),
-                    (Some(_), Some(_)) => Err(de::Error::custom(
-                        "a secret reference takes either env or file, not both",
-                    )),
-                    _ => Err(de::Error::custom(
-                        "a secret reference needs a non-empty env or file",
-                    )),
+                    (Some(_), Some(_)) => {
+                        Err(de::Error::custom("a secret reference takes either env or file, not both"))
+                    }
+                    _ => Err(de::Error::custom("a secret reference needs a non-empty env or file")),
                 }
             }
         }
@@ -345,10 +360,7 @@ pub fn name_problem(name: &str) -> Option<&'static str> {
         Some("is empty")
     } else if name.len() > 63 {
         Some("is longer than 63 characters")
-    } else if !name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-    {
+    } else if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_') {
         Some("may only hold lowercase letters, digits, '-' and '_'")
     } else if !edge_ok(name.chars().next()) || !edge_ok(name.chars().last()) {
         Some("must start and end with a letter or digit")

@@ -41,7 +41,13 @@ pub struct Outcome {
 
 impl Default for Outcome {
     fn default() -> Self {
-        Outcome { conditions: Vec::new(), details: BTreeMap::new(), events: Vec::new(), requeue_after: None, tracked: true }
+        Outcome {
+            conditions: Vec::new(),
+            details: BTreeMap::new(),
+            events: Vec::new(),
+            requeue_after: None,
+            tracked: true,
+        }
     }
 }
 
@@ -100,9 +106,10 @@ fn this_node(ctx: &Context) -> Outcome {
     };
     let role = node.spec.role.as_str();
     let hint = ctx.env.get(crate::identity::ROLE).map(|s| s.value.clone());
-    let mismatch = hint.as_deref().filter(|hint| *hint != role).map(|hint| {
-        format!("AGENT_ROLE is \"{hint}\" but the Node manifest says {role}; the manifest wins")
-    });
+    let mismatch = hint
+        .as_deref()
+        .filter(|hint| *hint != role)
+        .map(|hint| format!("AGENT_ROLE is \"{hint}\" but the Node manifest says {role}; the manifest wins"));
     outcome.conditions = vec![
         Observed::new("Ready", true, "Registered", format!("this node, role {role}")),
         Observed::new("Progressing", false, "Stable", ""),

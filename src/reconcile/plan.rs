@@ -195,7 +195,9 @@ mod tests {
     const NODES: &str = "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: a}\nspec: {role: primary, address: 127.0.0.1}\n---\napiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: b}\nspec: {role: satellite, address: 127.0.0.2}\n";
 
     fn service(name: &str, nodes: &str, command: &str) -> String {
-        format!("---\napiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata: {{name: {name}}}\nspec: {{nodes: [{nodes}], command: [{command}]}}\n")
+        format!(
+            "---\napiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata: {{name: {name}}}\nspec: {{nodes: [{nodes}], command: [{command}]}}\n"
+        )
     }
 
     fn set(extra: &[String]) -> ManifestSet {
@@ -208,7 +210,16 @@ mod tests {
     fn summary(plan: &Plan) -> Vec<String> {
         plan.changes
             .iter()
-            .map(|c| format!("{:?} {}/{} [{}] {}", c.op, c.kind, c.name, c.fields.join(","), c.action.clone().unwrap_or_default()))
+            .map(|c| {
+                format!(
+                    "{:?} {}/{} [{}] {}",
+                    c.op,
+                    c.kind,
+                    c.name,
+                    c.fields.join(","),
+                    c.action.clone().unwrap_or_default()
+                )
+            })
             .collect()
     }
 

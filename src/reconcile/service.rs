@@ -43,7 +43,11 @@ pub fn placed_on(set: &ManifestSet, service: &ServiceSpec, node: &str) -> bool {
 
 /// The process `service` declares for `node`: placeholders substituted, secrets
 /// resolved, durations converted. Fails only on a secret that cannot be read.
-pub fn render(service: &Object<ServiceSpec>, node: &Object<NodeSpec>, env: &NodeEnv) -> Result<ProcessSpec, ReconcileError> {
+pub fn render(
+    service: &Object<ServiceSpec>,
+    node: &Object<NodeSpec>,
+    env: &NodeEnv,
+) -> Result<ProcessSpec, ReconcileError> {
     let spec = &service.spec;
     let values = [("node.name", node.name()), ("node.address", node.spec.address.value.as_str())];
     let command = spec.command.iter().map(|arg| template::render(&arg.value, &values)).collect();
@@ -60,7 +64,9 @@ pub fn render(service: &Object<ServiceSpec>, node: &Object<NodeSpec>, env: &Node
         let host = node.spec.address.value.clone();
         let (interval, timeout) = (check.interval.duration, check.timeout.duration);
         match (&check.http, &check.tcp) {
-            (Some(http), _) => Some(Probe::Http { host, port: http.port.0, path: http.path.value.clone(), interval, timeout }),
+            (Some(http), _) => {
+                Some(Probe::Http { host, port: http.port.0, path: http.path.value.clone(), interval, timeout })
+            }
             (None, Some(tcp)) => Some(Probe::Tcp { host, port: tcp.port.0, interval, timeout }),
             (None, None) => None,
         }

@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use git2::build::CheckoutBuilder;
 use git2::{
-    AutotagOption, ConfigLevel, Cred, CredentialType, FetchOptions, Oid, ProxyOptions,
-    RemoteCallbacks, Repository,
+    AutotagOption, ConfigLevel, Cred, CredentialType, FetchOptions, Oid, ProxyOptions, RemoteCallbacks, Repository,
 };
 use tokio::sync::mpsc;
 
@@ -167,29 +166,20 @@ impl Reporter {
             Err(SyncError(message)) => {
                 tracing::warn!(%origin, %message, "Git source unavailable; retrying with backoff");
                 self.failing = true;
-                out.push(SourceUpdate::Unavailable {
-                    origin: origin.clone(),
-                    message,
-                });
+                out.push(SourceUpdate::Unavailable { origin: origin.clone(), message });
                 return out;
             }
         };
         let mut notice = |message: String| {
             tracing::info!(%origin, %message, "Git source");
-            out.push(SourceUpdate::Notice {
-                origin: origin.clone(),
-                message,
-            });
+            out.push(SourceUpdate::Notice { origin: origin.clone(), message });
         };
         let commit = round.commit;
         if std::mem::take(&mut self.failing) {
             notice(format!("remote reachable again, at {}", short(commit)));
         }
         if let Some(previous) = round.recloned_from {
-            notice(format!(
-                "the clone followed {previous}; it was removed and cloned again from {}",
-                self.remote
-            ));
+            notice(format!("the clone followed {previous}; it was removed and cloned again from {}", self.remote));
         }
         if let Some(old) = round.rewritten_from {
             notice(format!(
@@ -217,10 +207,7 @@ impl Reporter {
                 let seen = (commit, message);
                 if self.unreadable.as_ref() != Some(&seen) {
                     tracing::warn!(%origin, message = %seen.1, "Git source: manifests unreadable");
-                    out.push(SourceUpdate::Unavailable {
-                        origin: origin.clone(),
-                        message: seen.1.clone(),
-                    });
+                    out.push(SourceUpdate::Unavailable { origin: origin.clone(), message: seen.1.clone() });
                     self.unreadable = Some(seen);
                 }
             }
@@ -235,14 +222,8 @@ fn sync(settings: &GitSettings, clone_dir: &Path, known: Option<Oid>) -> Result<
     let (repo, recloned_from) = open_clone(clone_dir, &settings.remote)?;
     let commit = fetch(&repo, &settings.branch)?;
     let rewritten_from = check_out(&repo, &settings.branch, commit)?;
-    let manifests =
-        (known != Some(commit)).then(|| read_manifests(clone_dir, &settings.path, commit));
-    Ok(Round {
-        commit,
-        recloned_from,
-        rewritten_from,
-        manifests,
-    })
+    let manifests = (known != Some(commit)).then(|| read_manifests(clone_dir, &settings.path, commit));
+    Ok(Round { commit, recloned_from, rewritten_from, manifests })
 }
 
 /// The clone in `clone_dir`, created when there is none. A clone of ours that
@@ -262,18 +243,13 @@ fn open_clone(clone_dir: &Path, remote: &str) -> Result<(Repository, Option<Stri
             )));
         }
     };
-    let managed = repo
-        .config()
-        .and_then(|config| config.get_bool(MANAGED_KEY));
+    let managed = repo.config().and_then(|config| config.get_bool(MANAGED_KEY));
     if repo.is_bare() || !matches!(managed, Ok(true)) {
         return Err(SyncError(format!(
             "{shown} is a Git repository that agentmesh did not create; it is left alone (remove it or choose another state folder)"
         )));
     }
-    let followed = repo
-        .find_remote("origin")
-        .ok()
-        .and_then(|origin| origin.url().ok().map(str::to_owned));
+    let followed = repo.find_remote("origin").ok().and_then(|origin| origin.url().ok().map(str::to_owned));
     if followed.as_deref() == Some(remote) {
         return Ok((repo, None));
     }
@@ -296,18 +272,10 @@ fn is_missing_or_empty(dir: &Path) -> bool {
 /// a clone that the next round simply fetches into.
 fn create_clone(clone_dir: &Path, remote: &str) -> Result<Repository, SyncError> {
     let failed = |error: git2::Error| {
-        SyncError(format!(
-            "cannot create the clone in {}: {}",
-            clone_dir.display(),
-            error.message()
-        ))
+        SyncError(format!("cannot create the clone in {}: {}", clone_dir.display(), error.message()))
     };
-    std::fs::create_dir_all(clone_dir).map_err(|error| {
-        SyncError(format!(
-            "cannot create the clone folder {}: {error}",
-            clone_dir.display()
-        ))
-    })?;
+    std::fs::create_dir_all(clone_dir)
+        .map_err(|error| SyncError(format!("cannot create the clone folder {}: {error}", clone_dir.display())))?;
     let repo = Repository::init(clone_dir).map_err(failed)?;
     repo.config()
         .and_then(|config| config.open_level(ConfigLevel::Local))
@@ -336,16 +304,12 @@ fn fetch(repo: &Repository, branch: &str) -> Result<Oid, SyncError> {
     let mut proxy = ProxyOptions::new();
     proxy.auto();
     let mut options = FetchOptions::new();
-    options
-        .remote_callbacks(callbacks)
-        .proxy_options(proxy)
-        .download_tags(AutotagOption::None);
+    options.remote_callbacks(callbacks).proxy_options(proxy).download_tags(AutotagOption::None);
     let refspec = format!("+refs/heads/{branch}:{tracking}");
     repo.find_remote("origin")
         .and_then(|mut origin| origin.fetch(&[refspec], Some(&mut options), None))
         .map_err(failed)?;
-    repo.refname_to_id(&tracking)
-        .map_err(|_| SyncError(format!("the remote has no branch {branch}")))
+    repo.refname_to_id(&tracking).map_err(|_| SyncError(format!("the remote has no branch {branch}")))
 }
 
 /// Moves the clone's branch and work tree to `commit`. Returns the commit the
@@ -356,31 +320,22 @@ fn fetch(repo: &Repository, branch: &str) -> Result<Oid, SyncError> {
 /// checkout is forced and removes untracked files: the clone is ours, and must
 /// hold exactly the commit. For a rewritten branch this is what a hard reset does.
 fn check_out(repo: &Repository, branch: &str, commit: Oid) -> Result<Option<Oid>, SyncError> {
-    let failed = |error: git2::Error| {
-        SyncError(format!(
-            "cannot check out {} in the clone: {}",
-            short(commit),
-            error.message()
-        ))
-    };
+    let failed =
+        |error: git2::Error| SyncError(format!("cannot check out {} in the clone: {}", short(commit), error.message()));
     let local = format!("refs/heads/{branch}");
-    let on_branch = repo
-        .find_reference("HEAD")
-        .is_ok_and(|head| head.symbolic_target_bytes() == Some(local.as_bytes()));
+    let on_branch =
+        repo.find_reference("HEAD").is_ok_and(|head| head.symbolic_target_bytes() == Some(local.as_bytes()));
     // None on the first checkout of the branch (a new clone, another branch).
     let previous = on_branch.then(|| repo.refname_to_id(&local).ok()).flatten();
     if previous == Some(commit) {
         return Ok(None);
     }
-    let rewritten_from =
-        previous.filter(|&old| !repo.graph_descendant_of(commit, old).unwrap_or(false));
+    let rewritten_from = previous.filter(|&old| !repo.graph_descendant_of(commit, old).unwrap_or(false));
     let target = repo.find_commit(commit).map_err(failed)?;
     let mut checkout = CheckoutBuilder::new();
     checkout.force().remove_untracked(true).remove_ignored(true);
-    repo.checkout_tree(target.as_object(), Some(&mut checkout))
-        .map_err(failed)?;
-    repo.reference(&local, commit, true, "agentmesh: follow the remote branch")
-        .map_err(failed)?;
+    repo.checkout_tree(target.as_object(), Some(&mut checkout)).map_err(failed)?;
+    repo.reference(&local, commit, true, "agentmesh: follow the remote branch").map_err(failed)?;
     repo.set_head(&local).map_err(failed)?;
     Ok(rewritten_from)
 }
@@ -388,26 +343,15 @@ fn check_out(repo: &Repository, branch: &str, commit: Oid) -> Result<Option<Oid>
 /// The manifests under `path` in the clone, their paths shown relative to the
 /// repository (`manifests/llm.yaml`) as the user knows them.
 fn read_manifests(clone_dir: &Path, path: &str, commit: Oid) -> Manifests {
-    let inside = Path::new(path)
-        .components()
-        .all(|part| matches!(part, Component::Normal(_) | Component::CurDir));
+    let inside = Path::new(path).components().all(|part| matches!(part, Component::Normal(_) | Component::CurDir));
     if !inside {
-        return Err(format!(
-            "MESH_GIT_PATH {path} must be a folder inside the repository"
-        ));
+        return Err(format!("MESH_GIT_PATH {path} must be a folder inside the repository"));
     }
-    let (mut files, mut problems) =
-        loader::load_dir(&clone_dir.join(path)).map_err(|error| match error {
-            LoadError::NotFound(_) => format!(
-                "commit {} has no folder {path} (MESH_GIT_PATH)",
-                short(commit)
-            ),
-            LoadError::NotAFolder(_) => format!(
-                "{path} is not a folder in commit {} (MESH_GIT_PATH)",
-                short(commit)
-            ),
-            other => other.to_string(),
-        })?;
+    let (mut files, mut problems) = loader::load_dir(&clone_dir.join(path)).map_err(|error| match error {
+        LoadError::NotFound(_) => format!("commit {} has no folder {path} (MESH_GIT_PATH)", short(commit)),
+        LoadError::NotAFolder(_) => format!("{path} is not a folder in commit {} (MESH_GIT_PATH)", short(commit)),
+        other => other.to_string(),
+    })?;
     let root = clone_dir.display().to_string();
     for file in &mut files {
         file.path = relative(&file.path, &root);
@@ -461,21 +405,10 @@ impl Credentials {
                 }
             }
         }
-        Credentials {
-            config,
-            ssh,
-            helper_tried: false,
-            requests: 0,
-            tried: Vec::new(),
-        }
+        Credentials { config, ssh, helper_tried: false, requests: 0, tried: Vec::new() }
     }
 
-    fn next(
-        &mut self,
-        url: &str,
-        username: Option<&str>,
-        allowed: CredentialType,
-    ) -> Result<Cred, git2::Error> {
+    fn next(&mut self, url: &str, username: Option<&str>, allowed: CredentialType) -> Result<Cred, git2::Error> {
         self.requests += 1;
         if self.requests <= MAX_CREDENTIAL_REQUESTS {
             let user = username.unwrap_or("git");
@@ -513,9 +446,7 @@ impl Credentials {
             true => "no credentials were found".to_owned(),
             false => format!("tried {}", self.tried.join(", ")),
         };
-        Err(git2::Error::from_str(&format!(
-            "authentication to {url} failed: {tried}"
-        )))
+        Err(git2::Error::from_str(&format!("authentication to {url} failed: {tried}")))
     }
 }
 
@@ -528,8 +459,7 @@ fn set_network_timeouts() {
         // fetch; the Git source is the only code that fetches, and the other git2
         // users (local repository reads) never read them.
         unsafe {
-            let connect =
-                git2::opts::set_server_connect_timeout_in_milliseconds(CONNECT_TIMEOUT_MS);
+            let connect = git2::opts::set_server_connect_timeout_in_milliseconds(CONNECT_TIMEOUT_MS);
             let server = git2::opts::set_server_timeout_in_milliseconds(SERVER_TIMEOUT_MS);
             if let Err(error) = connect.and(server) {
                 tracing::warn!(%error, "cannot set Git network timeouts");
@@ -556,12 +486,7 @@ mod tests {
     }
 
     fn round(commit: Oid, manifests: Option<Manifests>) -> Round {
-        Round {
-            commit,
-            recloned_from: None,
-            rewritten_from: None,
-            manifests,
-        }
+        Round { commit, recloned_from: None, rewritten_from: None, manifests }
     }
 
     fn read() -> Option<Manifests> {
@@ -583,24 +508,14 @@ mod tests {
     fn a_failure_streak_is_reported_once_and_its_end_once() {
         let mut reporter = Reporter::new(&settings());
         let down = || Err(SyncError("cannot fetch: no route to host".into()));
-        assert_eq!(
-            kinds(&reporter.report(down())),
-            ["unavailable: cannot fetch: no route to host"]
-        );
+        assert_eq!(kinds(&reporter.report(down())), ["unavailable: cannot fetch: no route to host"]);
         assert!(reporter.report(down()).is_empty());
         assert!(reporter.report(down()).is_empty());
         assert_eq!(
             kinds(&reporter.report(Ok(round(commit('a'), read())))),
-            [
-                "notice: remote reachable again, at aaaaaaaa",
-                "snapshot aaaaaaaa"
-            ]
+            ["notice: remote reachable again, at aaaaaaaa", "snapshot aaaaaaaa"]
         );
-        assert_eq!(
-            kinds(&reporter.report(down())).len(),
-            1,
-            "a new streak is reported again"
-        );
+        assert_eq!(kinds(&reporter.report(down())).len(), 1, "a new streak is reported again");
     }
 
     #[test]
@@ -622,21 +537,10 @@ mod tests {
     #[test]
     fn an_unreadable_commit_is_reported_once() {
         let mut reporter = Reporter::new(&settings());
-        let missing = || {
-            Some(Err(
-                "commit aaaaaaaa has no folder manifests (MESH_GIT_PATH)".into(),
-            ))
-        };
+        let missing = || Some(Err("commit aaaaaaaa has no folder manifests (MESH_GIT_PATH)".into()));
         assert_eq!(reporter.report(Ok(round(commit('a'), missing()))).len(), 1);
-        assert!(
-            reporter
-                .report(Ok(round(commit('a'), missing())))
-                .is_empty()
-        );
-        assert_eq!(
-            kinds(&reporter.report(Ok(round(commit('b'), read())))),
-            ["snapshot bbbbbbbb"]
-        );
+        assert!(reporter.report(Ok(round(commit('a'), missing()))).is_empty());
+        assert_eq!(kinds(&reporter.report(Ok(round(commit('b'), read())))), ["snapshot bbbbbbbb"]);
         assert!(reporter.report(Ok(round(commit('b'), None))).is_empty());
     }
 
@@ -648,37 +552,19 @@ mod tests {
         let config = git2::Config::new().expect("an empty config");
         let mut credentials = Credentials::new(config, Some(home.path().to_owned()), false);
         let url = "ssh://git@example.invalid/mesh.git";
-        assert!(
-            credentials
-                .next(url, Some("git"), CredentialType::SSH_KEY)
-                .is_ok(),
-            "the key file"
-        );
-        let error = credentials
-            .next(url, Some("git"), CredentialType::SSH_KEY)
-            .err()
-            .expect("no more keys");
+        assert!(credentials.next(url, Some("git"), CredentialType::SSH_KEY).is_ok(), "the key file");
+        let error = credentials.next(url, Some("git"), CredentialType::SSH_KEY).err().expect("no more keys");
         assert!(error.message().contains("id_rsa"), "{}", error.message());
         for _ in 0..MAX_CREDENTIAL_REQUESTS {
             let _ = credentials.next(url, None, CredentialType::USERNAME);
         }
-        assert!(
-            credentials
-                .next(url, None, CredentialType::USERNAME)
-                .is_err()
-        );
+        assert!(credentials.next(url, None, CredentialType::USERNAME).is_err());
     }
 
     #[test]
     fn paths_are_shown_relative_to_the_repository() {
         let root = Path::new("/state/git").display().to_string();
-        let inside: Arc<str> = Path::new("/state/git/manifests/llm.yaml")
-            .display()
-            .to_string()
-            .into();
-        assert_eq!(
-            &*relative(&inside, &root),
-            Path::new("manifests/llm.yaml").display().to_string()
-        );
+        let inside: Arc<str> = Path::new("/state/git/manifests/llm.yaml").display().to_string().into();
+        assert_eq!(&*relative(&inside, &root), Path::new("manifests/llm.yaml").display().to_string());
     }
 }

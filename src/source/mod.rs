@@ -29,8 +29,14 @@ pub enum SourceUpdate {
     Snapshot(Snapshot),
     /// The source could not produce a snapshot (a remote that cannot be reached,
     /// a folder that vanished). The last good snapshot keeps running.
-    Unavailable { origin: String, message: String },
+    Unavailable {
+        origin: String,
+        message: String,
+    },
     /// Something the user should know that is not a failure (a force-pushed
     /// remote that the clone was reset to).
-    Notice { origin: String, message: String },
+    Notice {
+        origin: String,
+        message: String,
+    },
 }

@@ -116,7 +116,10 @@ impl Supervisor {
     /// A supervisor that records its processes in `state_dir/processes.json`
     /// and reports to `events`. Processes recorded by an earlier daemon that are
     /// still alive (same pid and start time) are stopped first.
-    pub async fn new(state_dir: PathBuf, events: mpsc::UnboundedSender<SupervisorEvent>) -> std::io::Result<Supervisor> {
+    pub async fn new(
+        state_dir: PathBuf,
+        events: mpsc::UnboundedSender<SupervisorEvent>,
+    ) -> std::io::Result<Supervisor> {
         let _ = (state_dir, events);
         unimplemented!()
     }

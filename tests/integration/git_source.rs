@@ -37,10 +37,7 @@ impl Remote {
     }
 
     fn create(&self) {
-        git(
-            self.dir.path(),
-            &["init", "--quiet", "--bare", "-b", "main", "remote.git"],
-        );
+        git(self.dir.path(), &["init", "--quiet", "--bare", "-b", "main", "remote.git"]);
         git(self.dir.path(), &["init", "--quiet", "-b", "main", "work"]);
         let work = self.work();
         git(&work, &["config", "user.name", "Test User"]);
@@ -81,12 +78,7 @@ impl Remote {
     }
 
     fn settings(&self, interval: Duration) -> GitSettings {
-        GitSettings {
-            remote: self.url(),
-            branch: "main".into(),
-            path: "manifests".into(),
-            interval,
-        }
+        GitSettings { remote: self.url(), branch: "main".into(), path: "manifests".into(), interval }
     }
 }
 
@@ -98,15 +90,8 @@ fn git(dir: &Path, args: &[&str]) -> String {
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .output()
         .expect("git runs");
-    assert!(
-        output.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .expect("UTF-8 output")
-        .trim()
-        .to_owned()
+    assert!(output.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("UTF-8 output").trim().to_owned()
 }
 
 /// A running Git source and its channels.
@@ -120,11 +105,7 @@ fn start(settings: GitSettings, clone_dir: PathBuf) -> Source {
     let (updates_tx, updates) = mpsc::channel(16);
     let (nudges, nudges_rx) = mpsc::channel(4);
     let task = tokio::spawn(git::run(settings, clone_dir, updates_tx, nudges_rx));
-    Source {
-        updates,
-        nudges,
-        task,
-    }
+    Source { updates, nudges, task }
 }
 
 impl Source {
@@ -174,9 +155,7 @@ fn paths(snapshot: &Snapshot) -> Vec<&str> {
 
 fn text<'a>(snapshot: &'a Snapshot, path: &str) -> &'a str {
     let file = snapshot.files.iter().find(|file| &*file.path == path);
-    &file
-        .unwrap_or_else(|| panic!("{path} in the snapshot"))
-        .text
+    &file.unwrap_or_else(|| panic!("{path} in the snapshot")).text
 }
 
 #[tokio::test]
@@ -192,10 +171,7 @@ async fn the_first_snapshot_is_the_remote_head_with_the_manifests_under_the_path
     let snapshot = source.snapshot().await;
     assert_eq!(snapshot.revision, commit);
     assert_eq!(snapshot.revision.len(), 40);
-    assert_eq!(
-        paths(&snapshot),
-        ["manifests/more/llm.yml", "manifests/node.yaml"]
-    );
+    assert_eq!(paths(&snapshot), ["manifests/more/llm.yml", "manifests/node.yaml"]);
     assert_eq!(text(&snapshot, "manifests/node.yaml"), "kind: Node\n");
     assert!(snapshot.problems.is_empty());
     assert_eq!(snapshot.origin, format!("git {} main", remote.url()));
@@ -216,25 +192,11 @@ async fn a_nudge_fetches_a_pushed_commit_and_its_new_files_at_once() {
     source.nudge().await;
     let snapshot = source.snapshot().await;
     assert_eq!(snapshot.revision, commit);
-    assert_eq!(
-        paths(&snapshot),
-        ["manifests/new/service.yaml", "manifests/node.yaml"]
-    );
-    assert_eq!(
-        text(&snapshot, "manifests/new/service.yaml"),
-        "kind: Service\n"
-    );
-    assert_eq!(
-        text(&snapshot, "manifests/node.yaml"),
-        "kind: Node # changed\n"
-    );
+    assert_eq!(paths(&snapshot), ["manifests/new/service.yaml", "manifests/node.yaml"]);
+    assert_eq!(text(&snapshot, "manifests/new/service.yaml"), "kind: Service\n");
+    assert_eq!(text(&snapshot, "manifests/node.yaml"), "kind: Node # changed\n");
     // A checkout that moved the branch before the tree leaves new files out.
-    assert!(
-        remote
-            .clone_dir()
-            .join("manifests/new/service.yaml")
-            .is_file()
-    );
+    assert!(remote.clone_dir().join("manifests/new/service.yaml").is_file());
 
     let commit = remote.push(&[("manifests/new/service.yaml", None)]);
     source.nudge().await;
@@ -247,10 +209,7 @@ async fn a_nudge_fetches_a_pushed_commit_and_its_new_files_at_once() {
 async fn a_pushed_commit_arrives_within_the_interval_without_a_nudge() {
     let remote = Remote::new();
     remote.push(&[("manifests/node.yaml", Some("kind: Node\n"))]);
-    let mut source = start(
-        remote.settings(Duration::from_millis(200)),
-        remote.clone_dir(),
-    );
+    let mut source = start(remote.settings(Duration::from_millis(200)), remote.clone_dir());
     source.snapshot().await;
 
     let commit = remote.push(&[("manifests/mesh.yaml", Some("kind: Mesh\n"))]);
@@ -261,10 +220,7 @@ async fn a_pushed_commit_arrives_within_the_interval_without_a_nudge() {
 async fn nothing_is_sent_while_the_remote_is_unchanged() {
     let remote = Remote::new();
     remote.push(&[("manifests/node.yaml", Some("kind: Node\n"))]);
-    let mut source = start(
-        remote.settings(Duration::from_millis(100)),
-        remote.clone_dir(),
-    );
+    let mut source = start(remote.settings(Duration::from_millis(100)), remote.clone_dir());
     source.snapshot().await;
 
     for _ in 0..3 {
@@ -301,20 +257,14 @@ async fn a_force_pushed_branch_resets_the_clone_with_a_notice() {
     );
     let snapshot = source.snapshot().await;
     assert_eq!(snapshot.revision, rewritten);
-    assert_eq!(
-        paths(&snapshot),
-        ["manifests/node.yaml", "manifests/other.yaml"]
-    );
+    assert_eq!(paths(&snapshot), ["manifests/node.yaml", "manifests/other.yaml"]);
     assert!(!remote.clone_dir().join("manifests/dropped.yaml").exists());
 }
 
 #[tokio::test]
 async fn an_unreachable_remote_is_reported_once_and_recovers_when_it_appears() {
     let remote = Remote::at(tempfile::tempdir().expect("temp dir"));
-    let mut source = start(
-        remote.settings(Duration::from_millis(200)),
-        remote.clone_dir(),
-    );
+    let mut source = start(remote.settings(Duration::from_millis(200)), remote.clone_dir());
 
     let message = source.unavailable().await;
     assert!(message.starts_with("cannot fetch: "), "{message}");
@@ -335,13 +285,7 @@ async fn a_missing_manifests_folder_is_unavailable_until_a_commit_adds_it() {
     let mut source = start(remote.settings(NEVER), remote.clone_dir());
 
     let message = source.unavailable().await;
-    assert_eq!(
-        message,
-        format!(
-            "commit {} has no folder manifests (MESH_GIT_PATH)",
-            &commit[..8]
-        )
-    );
+    assert_eq!(message, format!("commit {} has no folder manifests (MESH_GIT_PATH)", &commit[..8]));
     source.nudge().await;
     let commit = remote.push(&[("manifests/node.yaml", Some("kind: Node\n"))]);
     source.nudge().await;
@@ -354,34 +298,19 @@ async fn a_missing_manifests_folder_is_unavailable_until_a_commit_adds_it() {
 async fn a_branch_the_remote_does_not_have_is_unavailable() {
     let remote = Remote::new();
     remote.push(&[("manifests/node.yaml", Some("kind: Node\n"))]);
-    let settings = GitSettings {
-        branch: "release".into(),
-        ..remote.settings(NEVER)
-    };
+    let settings = GitSettings { branch: "release".into(), ..remote.settings(NEVER) };
     let mut source = start(settings, remote.clone_dir());
-    assert_eq!(
-        source.unavailable().await,
-        "the remote has no branch release"
-    );
+    assert_eq!(source.unavailable().await, "the remote has no branch release");
 
-    git(
-        &remote.work(),
-        &["push", "--quiet", "origin", "main:release"],
-    );
+    git(&remote.work(), &["push", "--quiet", "origin", "main:release"]);
     source.nudge().await;
     assert!(source.notice().await.starts_with("remote reachable again"));
     source.snapshot().await;
 
     // Deleted on the remote: not mistaken for unchanged.
-    git(
-        &remote.work(),
-        &["push", "--quiet", "origin", "--delete", "release"],
-    );
+    git(&remote.work(), &["push", "--quiet", "origin", "--delete", "release"]);
     source.nudge().await;
-    assert_eq!(
-        source.unavailable().await,
-        "the remote has no branch release"
-    );
+    assert_eq!(source.unavailable().await, "the remote has no branch release");
 }
 
 #[tokio::test]
@@ -400,14 +329,8 @@ async fn files_left_in_the_clone_do_not_break_the_checkout() {
 
     let snapshot = source.snapshot().await;
     assert_eq!(snapshot.revision, commit);
-    assert_eq!(
-        paths(&snapshot),
-        ["manifests/incoming.yaml", "manifests/node.yaml"]
-    );
-    assert_eq!(
-        text(&snapshot, "manifests/incoming.yaml"),
-        "kind: Service\n"
-    );
+    assert_eq!(paths(&snapshot), ["manifests/incoming.yaml", "manifests/node.yaml"]);
+    assert_eq!(text(&snapshot, "manifests/incoming.yaml"), "kind: Service\n");
     assert_eq!(text(&snapshot, "manifests/node.yaml"), "kind: Node\n");
 }
 
@@ -423,16 +346,10 @@ async fn the_users_work_clone_is_never_touched() {
 
     assert_eq!(source.snapshot().await.revision, commit);
     let pushed = remote.clone_dir().join("manifests/node.yaml");
-    assert_eq!(
-        std::fs::read_to_string(pushed).expect("read"),
-        "kind: Node\n"
-    );
+    assert_eq!(std::fs::read_to_string(pushed).expect("read"), "kind: Node\n");
     assert_eq!(git(&work, &["status", "--porcelain"]), status);
     assert_eq!(git(&work, &["rev-parse", "HEAD"]), commit);
-    assert_eq!(
-        std::fs::read_to_string(work.join("manifests/node.yaml")).expect("read"),
-        "kind: Node # editing\n"
-    );
+    assert_eq!(std::fs::read_to_string(work.join("manifests/node.yaml")).expect("read"), "kind: Node # editing\n");
 }
 
 #[tokio::test]
@@ -465,19 +382,12 @@ async fn a_clone_of_another_remote_is_cloned_again_with_a_notice() {
 
     let second = Remote::new();
     let commit = second.push(&[("manifests/mesh.yaml", Some("kind: Mesh\n"))]);
-    let settings = GitSettings {
-        remote: format!("file://{}", second.url()),
-        ..second.settings(NEVER)
-    };
+    let settings = GitSettings { remote: format!("file://{}", second.url()), ..second.settings(NEVER) };
     let mut source = start(settings, clone_dir);
     let notice = source.notice().await;
     assert_eq!(
         notice,
-        format!(
-            "the clone followed {}; it was removed and cloned again from file://{}",
-            first.url(),
-            second.url()
-        )
+        format!("the clone followed {}; it was removed and cloned again from file://{}", first.url(), second.url())
     );
     let snapshot = source.snapshot().await;
     assert_eq!(snapshot.revision, commit);

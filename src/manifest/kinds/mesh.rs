@@ -61,9 +61,7 @@ pub struct ReconcileSettings {
 
 impl Default for ReconcileSettings {
     fn default() -> Self {
-        ReconcileSettings {
-            resync_interval: default_resync_interval(),
-        }
+        ReconcileSettings { resync_interval: default_resync_interval() }
     }
 }
 

@@ -12,9 +12,7 @@ pub use capability::{CapabilitySpec, Endpoint, OllamaSettings, Placement, Provid
 pub use handoff_policy::HandoffPolicySpec;
 pub use mesh::{Discovery, MeshAuth, MeshSpec, ReconcileSettings, TailscaleIdentity};
 pub use node::{NodeSpec, NodeSyncthing, Role};
-pub use service::{
-    Backoff, EnvValue, HealthCheck, HttpProbe, NodeSelector, RestartPolicy, ServiceSpec, TcpProbe,
-};
+pub use service::{Backoff, EnvValue, HealthCheck, HttpProbe, NodeSelector, RestartPolicy, ServiceSpec, TcpProbe};
 pub use sync_folder::{FolderType, SyncFolderSpec, Versioning, VersioningType};
 
 use super::object::{Kind, Spec};

@@ -86,8 +86,7 @@ impl<'de> Deserialize<'de> for EnvValue {
                 Ok(EnvValue::Text(v.to_string()))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<EnvValue, A::Error> {
-                SecretRef::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(EnvValue::Secret)
+                SecretRef::deserialize(de::value::MapAccessDeserializer::new(map)).map(EnvValue::Secret)
             }
         }
         deserializer.deserialize_any(EnvVisitor)
@@ -161,10 +160,7 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff {
-            initial: default_backoff_initial(),
-            max: default_backoff_max(),
-        }
+        Backoff { initial: default_backoff_initial(), max: default_backoff_max() }
     }
 }
 
