@@ -6,3 +6,4 @@ mod examples;
 mod fuzz;
 mod schema;
 mod support;
+mod supervisor;
