@@ -6,4 +6,5 @@ mod examples;
 mod fuzz;
 mod git_source;
 mod schema;
+mod supervisor;
 mod support;

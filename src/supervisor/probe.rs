@@ -1,0 +1,153 @@
+//! Health checks: one http or tcp probe, and how a series of verdicts moves a
+//! unit between Starting, Running and Unhealthy.
+
+use std::time::Duration;
+
+use super::{Phase, Probe};
+
+/// A just-started process gets this many failed probes before it counts as
+/// unhealthy: servers take a moment to listen.
+const START_FAILURES: u32 = 3;
+
+/// The client the http probes share. It ignores proxy settings (a probe asks
+/// the Service itself) and keeps no idle connections, so each probe proves the
+/// server still accepts new ones.
+pub(super) fn client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder().no_proxy().pool_max_idle_per_host(0).build()
+}
+
+pub(super) fn interval(probe: &Probe) -> Duration {
+    match probe {
+        Probe::Http { interval, .. } | Probe::Tcp { interval, .. } => *interval,
+    }
+}
+
+/// Runs `probe` once: Ok when healthy, else why not.
+pub(super) async fn check(probe: &Probe, http: &reqwest::Client) -> Result<(), String> {
+    match probe {
+        Probe::Http { host, port, path, timeout, .. } => {
+            let url = url(host, *port, path);
+            match http.get(&url).timeout(*timeout).send().await {
+                Ok(answer) if answer.status().is_success() => Ok(()),
+                Ok(answer) => Err(format!("GET {url}: HTTP {}", answer.status())),
+                Err(error) if error.is_timeout() => {
+                    Err(format!("GET {url}: no answer within {}", humantime::format_duration(*timeout)))
+                }
+                Err(error) => Err(format!("GET {url}: {}", root_cause(&error))),
+            }
+        }
+        Probe::Tcp { host, port, timeout, .. } => {
+            let connect = tokio::net::TcpStream::connect((host.as_str(), *port));
+            match tokio::time::timeout(*timeout, connect).await {
+                Ok(Ok(_connection)) => Ok(()),
+                Ok(Err(error)) => Err(format!("tcp {host}:{port}: {error}")),
+                Err(_elapsed) => {
+                    Err(format!("tcp {host}:{port}: no connection within {}", humantime::format_duration(*timeout)))
+                }
+            }
+        }
+    }
+}
+
+/// `http://host:port/path`, with an IPv6 address in brackets and the path
+/// starting with a slash.
+fn url(host: &str, port: u16, path: &str) -> String {
+    let host = if host.contains(':') { format!("[{host}]") } else { host.to_owned() };
+    let slash = if path.starts_with('/') { "" } else { "/" };
+    format!("http://{host}:{port}{slash}{path}")
+}
+
+/// The innermost error, e.g. "Connection refused (os error 111)": reqwest's
+/// own layers only repeat the url.
+fn root_cause(error: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
+/// Turns probe verdicts into a phase: Starting until the first success (or
+/// until [`START_FAILURES`] failures), then Running while probes pass and
+/// Unhealthy when one fails.
+#[derive(Default)]
+pub(super) struct HealthTracker {
+    healthy_once: bool,
+    failures: u32,
+}
+
+impl HealthTracker {
+    pub(super) fn observe(&mut self, healthy: bool) -> Phase {
+        if healthy {
+            self.healthy_once = true;
+            self.failures = 0;
+            return Phase::Running;
+        }
+        self.failures = self.failures.saturating_add(1);
+        if self.healthy_once || self.failures >= START_FAILURES { Phase::Unhealthy } else { Phase::Starting }
+    }
+
+    /// Whether the process passed its probe at least once.
+    pub(super) fn became_healthy(&self) -> bool {
+        self.healthy_once
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_process_has_a_few_failures_of_grace() {
+        let mut health = HealthTracker::default();
+        let phases: Vec<_> = [false, false, false, false].map(|ok| health.observe(ok)).into();
+        assert_eq!(phases, [Phase::Starting, Phase::Starting, Phase::Unhealthy, Phase::Unhealthy]);
+        assert!(!health.became_healthy());
+    }
+
+    #[test]
+    fn after_its_first_success_one_failure_makes_it_unhealthy() {
+        let mut health = HealthTracker::default();
+        let phases: Vec<_> = [false, true, false, true].map(|ok| health.observe(ok)).into();
+        assert_eq!(phases, [Phase::Starting, Phase::Running, Phase::Unhealthy, Phase::Running]);
+        assert!(health.became_healthy());
+    }
+
+    #[test]
+    fn urls_bracket_ipv6_hosts_and_start_paths_with_a_slash() {
+        assert_eq!(url("127.0.0.1", 80, "/health"), "http://127.0.0.1:80/health");
+        assert_eq!(url("::1", 8080, "health"), "http://[::1]:8080/health");
+        assert_eq!(url("agent-home-mini", 11434, ""), "http://agent-home-mini:11434/");
+    }
+
+    #[tokio::test]
+    async fn probes_fail_with_a_reason_when_nothing_listens() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let timeout = Duration::from_secs(2);
+        let host = "127.0.0.1".to_owned();
+        let interval = Duration::from_secs(1);
+        let tcp = Probe::Tcp { host: host.clone(), port, interval, timeout };
+        let http = Probe::Http { host, port, path: "/".into(), interval, timeout };
+        let client = client().unwrap();
+        let tcp_error = check(&tcp, &client).await.unwrap_err();
+        assert!(tcp_error.starts_with(&format!("tcp 127.0.0.1:{port}: ")), "{tcp_error}");
+        let http_error = check(&http, &client).await.unwrap_err();
+        assert!(http_error.starts_with(&format!("GET http://127.0.0.1:{port}/: ")), "{http_error}");
+    }
+
+    #[tokio::test]
+    async fn a_tcp_probe_passes_when_something_listens() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let probe = Probe::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(2),
+        };
+        assert_eq!(check(&probe, &client().unwrap()).await, Ok(()));
+    }
+}

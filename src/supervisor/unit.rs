@@ -1,0 +1,523 @@
+//! One supervised Service: a task that starts its process, watches it, probes
+//! its health, restarts it per policy with backoff, and stops it when asked.
+//! The task owns the process; the [`Unit`] handle owns the task, so dropping the
+//! handle kills the process group (no orphans, ever).
+
+use std::convert::Infallible;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::logs::{Capture, LogRing};
+use super::probe::{self, HealthTracker};
+use super::process::{self, ProcessGroup, Spawner};
+use super::record::{Record, RecordGuard, Records};
+use super::{LogLine, Phase, ProcessSpec, SupervisorEvent, UnitStatus, lock};
+use crate::manifest::kinds::RestartPolicy;
+
+/// A process that stayed up this long had started fine: its next crash starts
+/// the backoff over from the initial delay.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+
+/// The shortest delay between two starts, whatever the spec says, so a
+/// zero backoff cannot turn a crash loop into a busy loop.
+const MIN_BACKOFF: Duration = Duration::from_millis(10);
+
+/// What every unit shares: where events go, the record of running processes,
+/// the thread that spawns them, and the client the http probes use.
+pub(super) struct Context {
+    events: mpsc::UnboundedSender<SupervisorEvent>,
+    records: Arc<Records>,
+    spawner: Spawner,
+    http: reqwest::Client,
+}
+
+impl Context {
+    pub(super) fn new(events: mpsc::UnboundedSender<SupervisorEvent>, records: Arc<Records>) -> io::Result<Context> {
+        let http = probe::client().map_err(io::Error::other)?;
+        Ok(Context { events, records, spawner: Spawner::new()?, http })
+    }
+}
+
+/// The handle of one running unit. Dropping it aborts the unit's task, which
+/// kills its process group.
+pub(super) struct Unit {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    /// Becomes true (or closed) once the task has finished.
+    done: watch::Receiver<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Unit {
+    /// Runs `spec` in a new task, once `previous` (the unit it replaces, if any)
+    /// is stopped. `ready` fires after the first start attempt.
+    pub(super) fn launch(
+        spec: ProcessSpec,
+        previous: Option<Unit>,
+        context: Arc<Context>,
+    ) -> (Unit, oneshot::Receiver<()>) {
+        let message = match previous {
+            Some(_) => "waiting for the previous process to stop",
+            None => "starting",
+        };
+        let shared = Arc::new(Shared {
+            name: spec.name.clone(),
+            status: Mutex::new(UnitStatus {
+                fingerprint: spec.fingerprint(),
+                phase: Phase::Starting,
+                pid: None,
+                restarts: 0,
+                last_exit: None,
+                healthy: None,
+                message: message.to_owned(),
+                since: SystemTime::now(),
+            }),
+            logs: Mutex::new(LogRing::default()),
+            events: context.events.clone(),
+        });
+        let (stop, stop_requested) = watch::channel(false);
+        let (done_sender, done) = watch::channel(false);
+        let (ready_sender, ready) = oneshot::channel();
+        let runner = Runner { spec, shared: shared.clone(), context, stop: stop_requested, ready: Some(ready_sender) };
+        let task = tokio::spawn(async move {
+            runner.run(previous).await;
+            done_sender.send_replace(true);
+        });
+        let unit = Unit { shared, stop, done, task };
+        (unit, ready)
+    }
+
+    pub(super) fn status(&self) -> UnitStatus {
+        lock(&self.shared.status).clone()
+    }
+
+    pub(super) fn logs(&self, limit: usize) -> Vec<LogLine> {
+        lock(&self.shared.logs).last(limit)
+    }
+
+    /// Asks the task to stop its process and finish; see [`Unit::stopped`].
+    pub(super) fn request_stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Waits until the task has finished (its process group is gone).
+    pub(super) async fn stopped(&self) {
+        // An error means the task is gone without saying so (aborted): done too.
+        let _ = self.done.clone().wait_for(|done| *done).await;
+    }
+
+    pub(super) async fn stop(&self) {
+        self.request_stop();
+        self.stopped().await;
+    }
+}
+
+impl Drop for Unit {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The unit's state, shared between its task and its handle.
+pub(super) struct Shared {
+    name: String,
+    status: Mutex<UnitStatus>,
+    logs: Mutex<LogRing>,
+    events: mpsc::UnboundedSender<SupervisorEvent>,
+}
+
+impl Shared {
+    /// Applies `change` to the status and reports it when anything but the
+    /// message changed: a probe failing again with another error is not news.
+    fn update(&self, change: impl FnOnce(&mut UnitStatus)) {
+        let (changed, status) = {
+            let mut status = lock(&self.status);
+            let before = status.clone();
+            change(&mut status);
+            if status.phase != before.phase {
+                status.since = SystemTime::now();
+            }
+            let changed = (status.phase, status.pid, status.restarts, status.healthy)
+                != (before.phase, before.pid, before.restarts, before.healthy)
+                || status.last_exit != before.last_exit;
+            (changed, status.clone())
+        };
+        if changed {
+            tracing::info!(service = %self.name, phase = ?status.phase, pid = ?status.pid, "{}", status.message);
+            // The controller may be gone during shutdown; nobody to tell then.
+            let _ = self.events.send(SupervisorEvent::Changed { service: self.name.clone(), message: status.message });
+        }
+    }
+
+    /// Keeps one line of output and passes it on.
+    pub(super) fn log(&self, stream: &'static str, line: String) {
+        tracing::debug!(service = %self.name, stream, "{line}");
+        let line = LogLine { service: self.name.clone(), stream, line };
+        lock(&self.logs).push(line.clone());
+        let _ = self.events.send(SupervisorEvent::Log(line));
+    }
+}
+
+/// The unit's task.
+struct Runner {
+    spec: ProcessSpec,
+    shared: Arc<Shared>,
+    context: Arc<Context>,
+    stop: watch::Receiver<bool>,
+    ready: Option<oneshot::Sender<()>>,
+}
+
+/// How one run of the process ended, when it was not stopped.
+struct Ended {
+    /// `exit status 3`, `killed by signal 9`, `cannot start: …`.
+    description: String,
+    success: bool,
+    /// It stayed up long enough, or became healthy: the backoff starts over.
+    stable: bool,
+    /// False when the process could not even be spawned.
+    spawned: bool,
+}
+
+impl Runner {
+    async fn run(mut self, previous: Option<Unit>) {
+        if let Some(previous) = previous {
+            previous.stop().await;
+        }
+        let mut backoff = Backoff::new(self.spec.backoff_initial, self.spec.backoff_max);
+        let mut restarts = 0;
+        while let Some(ended) = self.run_once(restarts).await {
+            if !restarts_after(self.spec.restart, ended.success) {
+                self.shared.update(|status| {
+                    status.phase = Phase::Exited;
+                    status.pid = None;
+                    status.healthy = None;
+                    status.message =
+                        format!("{}; not restarted (restart: {})", ended.description, policy_name(self.spec.restart));
+                    status.last_exit = Some(ended.description);
+                });
+                stop_requested(&mut self.stop).await;
+                break;
+            }
+            let delay = backoff.next_delay(ended.stable);
+            self.shared.update(|status| {
+                // A spawn failure stays `Exited` while it waits: nothing ran.
+                status.phase = if ended.spawned { Phase::BackingOff } else { Phase::Exited };
+                status.pid = None;
+                status.healthy = None;
+                status.message =
+                    format!("{}; starting again in {}", ended.description, humantime::format_duration(delay));
+                status.last_exit = Some(ended.description);
+            });
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = stop_requested(&mut self.stop) => break,
+            }
+            restarts += 1;
+        }
+        self.shared.update(|status| {
+            status.phase = Phase::Stopping;
+            status.pid = None;
+            status.healthy = None;
+            status.message = "stopped".to_owned();
+        });
+    }
+
+    /// Starts the process (the `restarts`th time again) and supervises it until
+    /// it exits (`Some`) or the unit is stopped (`None`).
+    async fn run_once(&mut self, restarts: u32) -> Option<Ended> {
+        if *self.stop.borrow() {
+            return None;
+        }
+        let started = Instant::now();
+        let spawned = match command(&self.spec) {
+            Ok(command) => self.context.spawner.spawn(command).await,
+            Err(error) => Err(error),
+        };
+        let spawned = match spawned {
+            Ok(spawned) => spawned,
+            Err(error) => {
+                let description = format!("cannot start: {error}");
+                self.shared.update(|status| {
+                    status.phase = Phase::Exited;
+                    status.pid = None;
+                    status.restarts = restarts;
+                    status.message = description.clone();
+                    status.last_exit = Some(description.clone());
+                });
+                self.ready();
+                return Some(Ended { description, success: false, stable: false, spawned: false });
+            }
+        };
+        let pid = spawned.group.pid();
+        let mut running = Running {
+            _record: record(&self.spec, pid).map(|record| self.context.records.add(record)),
+            group: spawned.group,
+        };
+        let capture = Capture::start(spawned.stdout, spawned.stderr, self.shared.clone());
+        let has_probe = self.spec.probe.is_some();
+        self.shared.update(|status| {
+            status.phase = if has_probe { Phase::Starting } else { Phase::Running };
+            status.pid = Some(pid);
+            status.restarts = restarts;
+            status.healthy = None;
+            status.message = format!("started (pid {pid})");
+        });
+        self.ready();
+
+        let mut health = HealthTracker::default();
+        let exit = {
+            let watch = watch_health(self.spec.probe.as_ref(), &self.context.http, &self.shared, &mut health);
+            tokio::select! {
+                exit = running.group.wait() => Some(exit),
+                never = watch => match never {},
+                () = stop_requested(&mut self.stop) => None,
+            }
+        };
+        let Some(exit) = exit else {
+            let grace = self.spec.stop_grace;
+            self.shared.update(|status| {
+                status.phase = Phase::Stopping;
+                status.message =
+                    format!("stopping (pid {pid}): SIGTERM, then SIGKILL after {}", humantime::format_duration(grace));
+            });
+            let exit = running.group.terminate(grace).await;
+            tracing::info!(service = %self.shared.name, pid, "stopped: {}", describe(&exit));
+            capture.finish().await;
+            return None;
+        };
+        capture.finish().await;
+        Some(Ended {
+            description: describe(&exit),
+            success: exit.as_ref().is_ok_and(ExitStatus::success),
+            stable: health.became_healthy() || started.elapsed() >= STABLE_AFTER,
+            spawned: true,
+        })
+    }
+
+    fn ready(&mut self) {
+        if let Some(ready) = self.ready.take() {
+            let _ = ready.send(());
+        }
+    }
+}
+
+/// Probes on the probe's interval, the first time at once, and moves the phase
+/// between Starting, Running and Unhealthy. Never returns: it ends by being
+/// dropped when the process exits. Without a probe it does nothing.
+async fn watch_health(
+    probe: Option<&super::Probe>,
+    http: &reqwest::Client,
+    shared: &Shared,
+    health: &mut HealthTracker,
+) -> Infallible {
+    let Some(probe) = probe else {
+        return std::future::pending().await;
+    };
+    let mut ticks = tokio::time::interval(probe::interval(probe));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let verdict = probe::check(probe, http).await;
+        let phase = health.observe(verdict.is_ok());
+        shared.update(|status| {
+            status.phase = phase;
+            status.healthy = Some(verdict.is_ok());
+            status.message = match (&verdict, phase) {
+                (Ok(()), _) => "healthy".to_owned(),
+                (Err(error), Phase::Starting) => format!("waiting for the health check: {error}"),
+                (Err(error), _) => format!("health check failing: {error}"),
+            };
+        });
+    }
+}
+
+/// Resolves once the unit is asked to stop (or its handle is gone).
+async fn stop_requested(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// The command line of `spec`: its program and arguments, the daemon's
+/// environment plus the spec's, and its working folder (`~/` meaning $HOME).
+/// Output, process group and parent-death signal are `process::spawn`'s.
+fn command(spec: &ProcessSpec) -> io::Result<tokio::process::Command> {
+    let (program, args) = spec
+        .command
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the command is empty"))?;
+    let mut command = tokio::process::Command::new(program);
+    command.args(args).envs(&spec.env);
+    if let Some(dir) = &spec.working_dir {
+        command.current_dir(expand_home(dir, std::env::var_os("HOME").map(PathBuf::from)));
+    }
+    Ok(command)
+}
+
+/// `~/x` as `$HOME/x`; anything else as written.
+fn expand_home(path: &Path, home: Option<PathBuf>) -> PathBuf {
+    match (path.strip_prefix("~"), home) {
+        (Ok(rest), Some(home)) => home.join(rest),
+        _ => path.to_owned(),
+    }
+}
+
+/// `exit status 3`, `killed by signal 9`.
+fn describe(exit: &io::Result<ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match exit {
+        Ok(status) => match (status.code(), status.signal()) {
+            (Some(code), _) => format!("exit status {code}"),
+            (None, Some(signal)) => format!("killed by signal {signal}"),
+            (None, None) => status.to_string(),
+        },
+        Err(error) => format!("cannot wait for the process: {error}"),
+    }
+}
+
+fn restarts_after(policy: RestartPolicy, success: bool) -> bool {
+    match policy {
+        RestartPolicy::Always => true,
+        RestartPolicy::OnFailure => !success,
+        RestartPolicy::Never => false,
+    }
+}
+
+fn policy_name(policy: RestartPolicy) -> &'static str {
+    match policy {
+        RestartPolicy::Always => "always",
+        RestartPolicy::OnFailure => "on-failure",
+        RestartPolicy::Never => "never",
+    }
+}
+
+/// The delays between restarts: the initial one, doubling up to the max, and
+/// back to the initial one after a run that went well.
+struct Backoff {
+    initial: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(initial: Duration, max: Duration) -> Backoff {
+        let initial = initial.max(MIN_BACKOFF);
+        Backoff { initial, max: max.max(initial), next: initial }
+    }
+
+    /// The delay before the next start, after a run that was `stable` or not.
+    fn next_delay(&mut self, stable: bool) -> Duration {
+        if stable {
+            self.next = self.initial;
+        }
+        let delay = self.next;
+        self.next = delay.saturating_mul(2).min(self.max);
+        delay
+    }
+}
+
+/// A running process and its line in `processes.json`. The fields drop in this
+/// order: the group is killed before the record of it is removed.
+struct Running {
+    group: ProcessGroup,
+    _record: Option<RecordGuard>,
+}
+
+/// What `processes.json` says about `pid`. Without a start time a later daemon
+/// could not tell the process from another one with the same pid, so a process
+/// whose start time cannot be read (it is already gone) is not recorded.
+fn record(spec: &ProcessSpec, pid: u32) -> Option<Record> {
+    Some(Record {
+        service: spec.name.clone(),
+        pid,
+        start_time: process::info(pid)?.start_time,
+        fingerprint: spec.fingerprint(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn ms(millis: u64) -> Duration {
+        Duration::from_millis(millis)
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_max() {
+        let mut backoff = Backoff::new(ms(50), ms(400));
+        let delays: Vec<_> = (0..6).map(|_| backoff.next_delay(false)).collect();
+        assert_eq!(delays, [ms(50), ms(100), ms(200), ms(400), ms(400), ms(400)]);
+    }
+
+    #[test]
+    fn backoff_starts_over_after_a_stable_run() {
+        let mut backoff = Backoff::new(ms(50), ms(400));
+        backoff.next_delay(false);
+        backoff.next_delay(false);
+        assert_eq!(backoff.next_delay(true), ms(50));
+        assert_eq!(backoff.next_delay(false), ms(100));
+    }
+
+    #[test]
+    fn backoff_never_spins_even_when_configured_to_zero() {
+        let mut backoff = Backoff::new(Duration::ZERO, Duration::ZERO);
+        assert_eq!(backoff.next_delay(false), MIN_BACKOFF);
+        assert_eq!(backoff.next_delay(false), MIN_BACKOFF);
+    }
+
+    #[test]
+    fn restart_policy_decides_which_exits_are_restarted() {
+        let table = [
+            (RestartPolicy::Always, true, true),
+            (RestartPolicy::Always, false, true),
+            (RestartPolicy::OnFailure, true, false),
+            (RestartPolicy::OnFailure, false, true),
+            (RestartPolicy::Never, true, false),
+            (RestartPolicy::Never, false, false),
+        ];
+        for (policy, success, expected) in table {
+            assert_eq!(restarts_after(policy, success), expected, "{policy:?} success={success}");
+        }
+    }
+
+    #[test]
+    fn working_dir_expands_a_leading_tilde_only() {
+        let home = Some(PathBuf::from("/home/agent"));
+        assert_eq!(expand_home(Path::new("~/models"), home.clone()), Path::new("/home/agent/models"));
+        assert_eq!(expand_home(Path::new("~"), home.clone()), Path::new("/home/agent"));
+        assert_eq!(expand_home(Path::new("/srv/~/x"), home.clone()), Path::new("/srv/~/x"));
+        assert_eq!(expand_home(Path::new("~other/x"), home), Path::new("~other/x"));
+        assert_eq!(expand_home(Path::new("~/models"), None), Path::new("~/models"));
+    }
+
+    #[test]
+    fn exits_are_described_by_code_or_signal() {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(describe(&Ok(ExitStatus::from_raw(3 << 8))), "exit status 3");
+        assert_eq!(describe(&Ok(ExitStatus::from_raw(9))), "killed by signal 9");
+    }
+
+    #[test]
+    fn an_empty_command_cannot_start() {
+        let spec = ProcessSpec {
+            name: "empty".into(),
+            command: Vec::new(),
+            env: BTreeMap::new(),
+            working_dir: None,
+            probe: None,
+            restart: RestartPolicy::Never,
+            backoff_initial: ms(10),
+            backoff_max: ms(10),
+            stop_grace: ms(10),
+        };
+        assert_eq!(command(&spec).unwrap_err().to_string(), "the command is empty");
+    }
+}
