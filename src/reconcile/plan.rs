@@ -228,7 +228,7 @@ mod tests {
         let env = NodeEnv::default();
         let nothing_runs = |_: &str| None;
         let before = set(&[service("web", "a", "serve, '1'"), service("gone", "a", "old"), service("far", "b", "x")]);
-        let after = set(&[service("web", "a", "serve, '2'"), service("new", "a", "fresh"), service("far", "b", "y")]);
+        let after = set(&[service("web", "a", "serve, '2'"), service("new", "a", "fresh"), service("far", "b", "z")]);
         let plan = plan(Some((&before, "r1")), (&after, "r2"), "a", &env, nothing_runs);
         assert_eq!(
             summary(&plan),
