@@ -65,6 +65,9 @@ pub enum Outcome {
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Daemon(_)) {
+        restore_default_sigpipe();
+    }
     let env_file = cli.env_file.as_deref();
     let with_env = |run: &dyn Fn(&NodeEnv) -> anyhow::Result<Outcome>| {
         NodeEnv::load(env_file).map_err(Into::into).and_then(|env| run(&env))
@@ -107,4 +110,15 @@ fn local_client(env: &NodeEnv) -> anyhow::Result<(ApiClient, String)> {
 /// A small runtime for the commands that talk HTTP.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+/// Rust ignores SIGPIPE, so `meshctl status | head` would fail writing to a
+/// closed pipe; a command-line tool should end quietly instead, as others do.
+/// The daemon keeps ignoring it: a closed socket must not kill it.
+fn restore_default_sigpipe() {
+    // SAFETY: setting a signal's disposition to its default has no
+    // preconditions; it is done before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
