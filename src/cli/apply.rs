@@ -2,7 +2,7 @@
 //! folder here, then hand it to this node's controller and every peer, which
 //! validate it again and reconcile now (or only plan, for a dry run).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Outcome, local_client, runtime};
@@ -15,7 +15,7 @@ use crate::source::folder_revision;
 /// How long a peer gets to take a bundle.
 const PEER_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Clone, Debug, clap::Args)]
+#[derive(Debug, clap::Args)]
 pub struct Args {
     /// The manifests folder (default: MESH_MANIFESTS, else ./manifests).
     #[arg(short = 'f', long = "filename", value_name = "DIR")]
@@ -25,18 +25,19 @@ pub struct Args {
     dry_run: bool,
 }
 
-#[derive(Clone, Debug, clap::Args)]
+#[derive(Debug, clap::Args)]
 pub struct DiffArgs {
     /// The manifests folder (default: MESH_MANIFESTS, else ./manifests).
     #[arg(short = 'f', long = "filename", value_name = "DIR")]
     dir: Option<PathBuf>,
 }
 
-pub fn diff(args: DiffArgs, env: &NodeEnv) -> anyhow::Result<Outcome> {
-    run(Args { dir: args.dir, dry_run: true }, env)
+pub fn diff(args: DiffArgs, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+    run(Args { dir: args.dir, dry_run: true }, env_file)
 }
 
-pub fn run(args: Args, env: &NodeEnv) -> anyhow::Result<Outcome> {
+pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+    let env = &NodeEnv::load(env_file)?;
     let dir = args.dir.unwrap_or_else(|| env.manifests_dir());
     let (files, unreadable) = loader::load_dir(&dir)?;
     let validation = manifest::validate(&files, unreadable);

@@ -2,16 +2,19 @@
 //! and, for a Service, its last output lines.
 
 use super::{Outcome, local_client, runtime, table};
+use std::path::Path;
+
 use crate::identity::NodeEnv;
 
-#[derive(Clone, Debug, clap::Args)]
+#[derive(Debug, clap::Args)]
 pub struct Args {
     /// Node, Service, Capability, SyncFolder, HandoffPolicy or Mesh.
     kind: String,
     name: String,
 }
 
-pub fn run(args: Args, env: &NodeEnv) -> anyhow::Result<Outcome> {
+pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+    let env = &NodeEnv::load(env_file)?;
     let (client, _) = local_client(env)?;
     let described = runtime()?.block_on(client.describe(&args.kind, &args.name))?;
     println!("Kind:  {}", described.kind);

@@ -69,17 +69,14 @@ pub fn run() -> ExitCode {
         restore_default_sigpipe();
     }
     let env_file = cli.env_file.as_deref();
-    let with_env = |run: &dyn Fn(&NodeEnv) -> anyhow::Result<Outcome>| {
-        NodeEnv::load(env_file).map_err(Into::into).and_then(|env| run(&env))
-    };
     let result = match cli.command {
         Command::Validate(args) => validate::run(args, env_file),
         Command::Schema(args) => schema::run(args),
         Command::Daemon(args) => daemon::run(args, env_file),
-        Command::Status(args) => with_env(&|env| status::run(args.clone(), env)),
-        Command::Apply(args) => with_env(&|env| apply::run(args.clone(), env)),
-        Command::Diff(args) => with_env(&|env| apply::diff(args.clone(), env)),
-        Command::Describe(args) => with_env(&|env| describe::run(args.clone(), env)),
+        Command::Status(args) => status::run(args, env_file),
+        Command::Apply(args) => apply::run(args, env_file),
+        Command::Diff(args) => apply::diff(args, env_file),
+        Command::Describe(args) => describe::run(args, env_file),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -8,12 +8,14 @@ use serde::Serialize;
 use super::{Outcome, local_client, runtime, table};
 use crate::client::ApiClient;
 use crate::controller::status::NodeStatus;
+use std::path::Path;
+
 use crate::identity::NodeEnv;
 
 /// How long a peer gets to answer before it is shown offline.
 const PEER_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[derive(Clone, Debug, clap::Args)]
+#[derive(Debug, clap::Args)]
 pub struct Args {
     #[arg(short, long, value_enum, default_value_t)]
     output: Format,
@@ -32,7 +34,8 @@ struct MeshStatus {
     nodes: Vec<NodeStatus>,
 }
 
-pub fn run(args: Args, env: &NodeEnv) -> anyhow::Result<Outcome> {
+pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+    let env = &NodeEnv::load(env_file)?;
     let (client, key) = local_client(env)?;
     let nodes = runtime()?.block_on(collect(client, key))?;
     let status = MeshStatus { nodes };
