@@ -16,7 +16,9 @@ use axum::{Json, Router};
 use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, oneshot};
 
-use self::wire::{ApplyRequest, ApplyResponse, Describe, ErrorBody, Health, MeshNode, ReconcileResponse};
+use self::wire::{
+    ApplyRequest, ApplyResponse, Describe, ErrorBody, Health, MeshNode, ReconcileRequest, ReconcileResponse,
+};
 use crate::controller::status::NodeStatus;
 use crate::controller::{Input, Shared, validate_for_node};
 use crate::manifest::Kind;
@@ -184,15 +186,35 @@ async fn apply(
     Ok(Json(ApplyResponse { applied: true, plan }))
 }
 
-async fn reconcile_now(State(state): State<ApiState>) -> Result<Json<ReconcileResponse>, ApiError> {
+/// Fetches (with a Git source) and reconciles every object now. With a
+/// `revision`, waits until that revision is the one in force, so a caller knows
+/// its push has landed here.
+async fn reconcile_now(
+    State(state): State<ApiState>,
+    request: Option<Json<ReconcileRequest>>,
+) -> Result<Json<ReconcileResponse>, ApiError> {
     if let Some(nudge) = &state.nudge {
         // A full channel already holds a pending fetch.
         let _ = nudge.try_send(());
     }
     state.inbox.send(Input::ReconcileAll).await.map_err(|_| stopping())?;
-    let revision = state.shared.lock().applied.as_ref().map(|a| a.revision.clone());
-    Ok(Json(ReconcileResponse { scheduled: true, revision }))
+    let in_force = || state.shared.lock().applied.as_ref().map(|a| a.revision.clone());
+    if let Some(wanted) = request.and_then(|Json(r)| r.revision) {
+        let deadline = tokio::time::Instant::now() + REVISION_WAIT;
+        while in_force().as_deref() != Some(wanted.as_str()) {
+            if tokio::time::Instant::now() >= deadline {
+                let message = format!("revision {wanted} is not in force after {}s", REVISION_WAIT.as_secs());
+                return Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", message));
+            }
+            tokio::time::sleep(REVISION_POLL).await;
+        }
+    }
+    Ok(Json(ReconcileResponse { scheduled: true, revision: in_force() }))
 }
+
+/// How long `reconcile` waits for a requested revision, and how often it looks.
+const REVISION_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+const REVISION_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// One object: its status, spec, recent events and, for a Service, its output.
 async fn describe(

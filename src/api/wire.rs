@@ -48,6 +48,14 @@ pub struct ApplyResponse {
     pub plan: Plan,
 }
 
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconcileRequest {
+    /// Wait until this revision is in force (fetching it first with a Git source).
+    #[serde(default)]
+    pub revision: Option<String>,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReconcileResponse {
