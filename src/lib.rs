@@ -10,6 +10,8 @@ pub mod daemon;
 pub mod diagnostic;
 pub mod identity;
 pub mod manifest;
+pub mod mesh;
+pub mod metrics;
 pub mod reconcile;
 pub mod source;
 pub mod supervisor;

@@ -1,0 +1,4 @@
+//! The mesh (design sections 5 and 6): peers and their health, routing calls to
+//! the node that serves a capability.
+
+pub mod peers;
