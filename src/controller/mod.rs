@@ -210,6 +210,9 @@ impl Controller {
             .as_ref()
             .is_some_and(|a| a.revision == snapshot.revision && a.origin == snapshot.origin);
         if unchanged {
+            // The source is back at the set in force (a bad edit was undone):
+            // nothing it offers is rejected any more.
+            self.shared.lock().last_error = None;
             self.save_state();
             return;
         }
