@@ -7,6 +7,7 @@ pub mod wire;
 
 use std::sync::Arc;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -62,6 +63,16 @@ pub struct ApiError {
 impl ApiError {
     pub fn new(status: StatusCode, error: &str, message: impl Into<String>) -> Self {
         ApiError { status, body: ErrorBody { error: error.into(), message: message.into(), diagnostics: Vec::new() } }
+    }
+}
+
+/// A body that is too large, not JSON or not an apply request: answered as
+/// JSON like every other error, not as axum's plain text.
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = rejection.status();
+        let error = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_request" };
+        ApiError::new(status, error, rejection.body_text())
     }
 }
 
@@ -150,8 +161,9 @@ async fn mesh(State(state): State<ApiState>) -> Json<Vec<MeshNode>> {
 /// applies it through the controller loop and returns the plan it acted on.
 async fn apply(
     State(state): State<ApiState>,
-    Json(request): Json<ApplyRequest>,
+    request: Result<Json<ApplyRequest>, JsonRejection>,
 ) -> Result<Json<ApplyResponse>, ApiError> {
+    let Json(request) = request?;
     let invalid = |diagnostics: Vec<crate::diagnostic::Diagnostic>| {
         let mut error = ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -67,6 +67,17 @@ pub struct SharedInner {
     pub applied: Option<Applied>,
     /// The errors of the last rejected snapshot; None once one applies.
     pub last_error: Option<String>,
+    /// Reconciles finished per object, by result: what the coming `/metrics`
+    /// exposes as a counter, and how tests watch the loop at work. Kept after
+    /// an object leaves the set, as a counter is.
+    pub reconciles: BTreeMap<ObjectKey, ReconcileCounts>,
+}
+
+/// How many reconciles of one object finished, by result.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReconcileCounts {
+    pub succeeded: u64,
+    pub failed: u64,
 }
 
 impl Shared {
@@ -210,6 +221,9 @@ impl Controller {
             .as_ref()
             .is_some_and(|a| a.revision == snapshot.revision && a.origin == snapshot.origin);
         if unchanged {
+            // The source is back at the set in force (a bad edit was undone):
+            // nothing it offers is rejected any more.
+            self.shared.lock().last_error = None;
             self.save_state();
             return;
         }
@@ -326,6 +340,7 @@ impl Controller {
             Ok(outcome) => {
                 self.backoff.succeeded(&key);
                 let mut shared = self.shared.lock();
+                shared.reconciles.entry(key.clone()).or_default().succeeded += 1;
                 if self.failing.remove(&key).is_some() {
                     shared.status.event(false, "Recovered", &object, "reconciles again");
                 }
@@ -343,6 +358,7 @@ impl Controller {
             Err(error) => {
                 let delay = self.backoff.failed(key.clone());
                 let mut shared = self.shared.lock();
+                shared.reconciles.entry(key.clone()).or_default().failed += 1;
                 if self.failing.get(&key) != Some(&error.message) {
                     shared.status.event(true, error.reason, &object, format!("{error}; retrying with backoff"));
                     self.failing.insert(key.clone(), error.message.clone());
@@ -368,3 +384,6 @@ pub fn validate_for_node(snapshot: &Snapshot, env: &NodeEnv) -> Result<ManifestS
         Err(validation.diagnostics.into_iter().filter(Diagnostic::is_error).collect())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -90,8 +90,8 @@ fn finish(diagnostics: &mut [Diagnostic], files: &[SourceFile]) {
     for diagnostic in diagnostics.iter_mut().filter(|d| d.source_line.is_none()) {
         diagnostic.source_line = texts
             .get(&*diagnostic.file)
-            .and_then(|text| text.lines().nth(diagnostic.line as usize - 1))
-            .map(str::to_owned);
+            .and_then(|text| parse::lines_inclusive(text).nth(diagnostic.line as usize - 1))
+            .map(|line| line.trim_end_matches(['\r', '\n']).to_owned());
     }
     diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
 }

@@ -58,7 +58,7 @@ fn split_documents(text: &str) -> Vec<DocumentText<'_>> {
     let mut documents = Vec::new();
     let (mut start_byte, mut start_line, mut first_line) = (0, 0, None);
     let mut offset = 0;
-    for (index, line) in text.split_inclusive('\n').enumerate() {
+    for (index, line) in lines_inclusive(text).enumerate() {
         if index > 0 && is_marker(line) {
             documents.push(document(&text[start_byte..offset], start_line, first_line));
             (start_byte, start_line, first_line) = (offset, index, None);
@@ -71,6 +71,26 @@ fn split_documents(text: &str) -> Vec<DocumentText<'_>> {
     }
     documents.push(document(&text[start_byte..], start_line, first_line));
     documents
+}
+
+/// The lines of `text`, each with its line break. YAML's line breaks are
+/// `\r\n`, `\r` and `\n`, and the parser's positions count a lone `\r` as
+/// one: so must everything that maps those positions to lines.
+pub(super) fn lines_inclusive(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = match rest.find(['\r', '\n']) {
+            Some(at) if rest[at..].starts_with("\r\n") => at + 2,
+            Some(at) => at + 1,
+            None => rest.len(),
+        };
+        let (line, tail) = rest.split_at(end);
+        rest = tail;
+        Some(line)
+    })
 }
 
 fn document(text: &str, start_line: usize, first_line: Option<usize>) -> DocumentText<'_> {
@@ -413,6 +433,14 @@ mod tests {
         for (text, expected) in table {
             assert_eq!(kind_at_a_glance(text), expected, "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_lone_carriage_return_ends_a_line_as_yaml_says() {
+        let lines: Vec<&str> = lines_inclusive("a\rb\r\nc\nd").collect();
+        assert_eq!(lines, ["a\r", "b\r\n", "c\n", "d"]);
+        let docs = split_documents("\ra: 1\r---\rb: 2\r");
+        assert_eq!((docs[1].text, docs[1].line_offset, docs[1].first_line), ("---\rb: 2\r", 2, 4));
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The watched manifests folder: a snapshot at start and after every change,
-//! debounced, only when the content changed.
+//! debounced, only when the content changed. The debounce is a timer in the
+//! reading task, so a quiet folder costs no wakeups at all.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use notify::RecursiveMode;
-use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use notify::event::{AccessKind, AccessMode, Event, EventKind};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use super::{Snapshot, SourceUpdate, folder_revision};
@@ -17,19 +18,19 @@ const DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// Watches the folder while it is alive.
 pub struct FolderSource {
-    _debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
+    _watcher: RecommendedWatcher,
 }
 
 /// Starts watching `dir`, sending a snapshot now and after each change.
 pub fn watch(dir: PathBuf, updates: mpsc::Sender<SourceUpdate>) -> notify::Result<FolderSource> {
     let (changed, mut changes) = mpsc::channel::<()>(1);
-    let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
-        if result.is_ok_and(|events| !events.is_empty()) {
+    let mut watcher = notify::recommended_watcher(move |result: notify::Result<Event>| {
+        if result.is_ok_and(|event| is_change(&event)) {
             // A full channel already holds a pending re-read.
             let _ = changed.try_send(());
         }
     })?;
-    debouncer.watch(&dir, RecursiveMode::Recursive)?;
+    watcher.watch(&dir, RecursiveMode::Recursive)?;
     tokio::spawn(async move {
         let mut last_revision = None;
         loop {
@@ -54,9 +55,17 @@ pub fn watch(dir: PathBuf, updates: mpsc::Sender<SourceUpdate>) -> notify::Resul
             if changes.recv().await.is_none() {
                 return;
             }
+            // Read once the events have stopped for DEBOUNCE.
+            loop {
+                match tokio::time::timeout(DEBOUNCE, changes.recv()).await {
+                    Ok(Some(())) => {}
+                    Ok(None) => return,
+                    Err(_quiet) => break,
+                }
+            }
         }
     });
-    Ok(FolderSource { _debouncer: debouncer })
+    Ok(FolderSource { _watcher: watcher })
 }
 
 /// Reads the folder once.
@@ -72,4 +81,35 @@ pub fn read(dir: &std::path::Path) -> SourceUpdate {
 
 fn origin(dir: &std::path::Path) -> String {
     format!("folder {}", dir.display())
+}
+
+/// Whether `event` may mean that the folder's content changed. Opening and
+/// reading files is reported too (inotify's open): acting on it would re-read
+/// the folder because the folder was read, over and over.
+fn is_change(event: &Event) -> bool {
+    !matches!(event.kind, EventKind::Access(kind) if kind != AccessKind::Close(AccessMode::Write))
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{CreateKind, DataChange, ModifyKind, RemoveKind};
+
+    use super::*;
+
+    #[test]
+    fn reading_the_folder_is_no_change_and_writing_it_is() {
+        let table = [
+            (EventKind::Access(AccessKind::Open(AccessMode::Any)), false),
+            (EventKind::Access(AccessKind::Read), false),
+            (EventKind::Access(AccessKind::Close(AccessMode::Read)), false),
+            (EventKind::Access(AccessKind::Close(AccessMode::Write)), true),
+            (EventKind::Create(CreateKind::File), true),
+            (EventKind::Modify(ModifyKind::Data(DataChange::Any)), true),
+            (EventKind::Remove(RemoveKind::File), true),
+            (EventKind::Other, true),
+        ];
+        for (kind, change) in table {
+            assert_eq!(is_change(&Event::new(kind)), change, "{kind:?}");
+        }
+    }
 }

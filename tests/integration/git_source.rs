@@ -2,8 +2,7 @@
 //! the user's own work clone to commit and push from, with the `git` command as a
 //! user has it.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use agentmesh::source::git::{self, GitSettings};
@@ -11,6 +10,8 @@ use agentmesh::source::{Snapshot, SourceUpdate};
 use tempfile::TempDir;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+use crate::support::git;
 
 /// The longest any expected update may take; tests finish far sooner.
 const WAIT: Duration = Duration::from_secs(10);
@@ -80,18 +81,6 @@ impl Remote {
     fn settings(&self, interval: Duration) -> GitSettings {
         GitSettings { remote: self.url(), branch: "main".into(), path: "manifests".into(), interval }
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("git runs");
-    assert!(output.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).expect("UTF-8 output").trim().to_owned()
 }
 
 /// A running Git source and its channels.

@@ -1,6 +1,7 @@
 //! A small builder for "these files, these args, expect this output".
 
 use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
 
 use assert_cmd::Command;
 use tempfile::TempDir;
@@ -80,4 +81,18 @@ fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).expect("copy file");
         }
     }
+}
+
+/// Runs `git args…` in `dir` with no user or system configuration, as the
+/// `git` command a user has; returns its output, trimmed.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = StdCommand::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("git runs");
+    assert!(output.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("UTF-8 output").trim().to_owned()
 }

@@ -1,0 +1,211 @@
+//! The controller loop on a paused clock: when objects are reconciled again
+//! (resync, backoff after a failure, triggers arriving together), read from the
+//! reconcile counters. The clock moves only when a test advances it; work done
+//! outside the runtime (spawning a process) is awaited without moving it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tempfile::TempDir;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::{Controller, Input, ReconcileCounts, Shared};
+use crate::identity::{NODE_ID, NodeEnv};
+use crate::manifest::{Kind, SourceFile};
+use crate::source::{Snapshot, SourceUpdate};
+use crate::supervisor::{Phase, Supervisor};
+
+/// Node `a` (this one) and node `b`.
+const NODES: &str = "\
+apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: a}\nspec: {role: primary, address: 127.0.0.1}\n---
+apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: b}\nspec: {role: satellite, address: 127.0.0.2}\n";
+
+/// A Service on `node` with the given flow-style `spec` entries after `nodes`.
+fn service(name: &str, node: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata: {{name: {name}}}\nspec: {{nodes: [{node}], {spec}}}\n"
+    )
+}
+
+/// A Service placed on node `b`: nothing for this node to run, so its
+/// reconcile does no I/O.
+fn elsewhere(name: &str) -> String {
+    service(name, "b", "command: [sleep, '1000']")
+}
+
+fn mesh(resync: &str) -> String {
+    format!(
+        "---\napiVersion: agentmesh/v1alpha1\nkind: Mesh\nmetadata: {{name: home}}\nspec: {{reconcile: {{resyncInterval: {resync}}}}}\n"
+    )
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Scheduling rounds that are plenty for a trigger to be handled, its
+/// reconciles to run and their results to come back.
+const SETTLE_ROUNDS: usize = 50;
+
+/// A controller for node `a` over a fresh state folder, run as the daemon runs
+/// it (supervisor events fed back), with no source: the test sends snapshots.
+struct Harness {
+    shared: Arc<Shared>,
+    inbox: mpsc::Sender<Input>,
+    stop: oneshot::Sender<()>,
+    controller: JoinHandle<()>,
+    _state: TempDir,
+}
+
+impl Harness {
+    async fn start() -> Harness {
+        let state = tempfile::tempdir().unwrap();
+        let (events, mut events_rx) = mpsc::unbounded_channel();
+        let supervisor = Supervisor::new(state.path().to_owned(), events).await.unwrap();
+        let env = NodeEnv::from_parts(None, [(NODE_ID.to_owned(), "a".to_owned())]).unwrap();
+        let (controller, shared, inbox) =
+            Controller::new("a".into(), Arc::new(env), supervisor, state.path().to_owned());
+        let forward = inbox.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events_rx.recv().await {
+                if forward.send(Input::Supervisor(event)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let (stop, stopped) = oneshot::channel();
+        let controller = tokio::spawn(controller.run(async {
+            let _ = stopped.await;
+        }));
+        Harness { shared, inbox, stop, controller, _state: state }
+    }
+
+    /// Sends a folder snapshot of `text` and lets it be handled.
+    async fn apply(&self, revision: &str, text: &str) {
+        let files = vec![SourceFile { path: "m.yaml".into(), text: text.to_owned() }];
+        let snapshot = Snapshot { revision: revision.into(), files, problems: Vec::new(), origin: "folder m".into() };
+        self.inbox.send(Input::Source(SourceUpdate::Snapshot(snapshot))).await.unwrap();
+        settle().await;
+        assert_eq!(self.shared.lock().last_error, None, "{revision} is applied");
+    }
+
+    fn counts(&self, kind: Kind, name: &str) -> ReconcileCounts {
+        self.shared.lock().reconciles.get(&(kind, name.to_owned())).copied().unwrap_or_default()
+    }
+
+    fn succeeded(&self, kind: Kind, name: &str) -> u64 {
+        self.counts(kind, name).succeeded
+    }
+
+    fn failed(&self, name: &str) -> u64 {
+        self.counts(Kind::Service, name).failed
+    }
+
+    /// Moves the clock by `by` and lets what came due run.
+    async fn advance(&self, by: Duration) {
+        tokio::time::advance(by).await;
+        settle().await;
+    }
+
+    /// Waits, in real time and at most five seconds, for `check` to hold while
+    /// the clock stands still: for work the runtime does not drive, such as
+    /// the supervisor's thread spawning a process.
+    async fn until(&self, what: &str, check: impl Fn(&Harness) -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !check(self) {
+            assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::task::yield_now().await;
+        }
+        settle().await;
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.controller.await.unwrap();
+    }
+}
+
+/// Lets every task that can run, run, without moving the paused clock: a
+/// yielding task keeps the runtime from idling, and only an idle runtime
+/// advances a paused clock by itself.
+async fn settle() {
+    for _ in 0..SETTLE_ROUNDS {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_object_is_reconciled_again_after_the_resync_interval() {
+    let h = Harness::start().await;
+    h.apply("r1", &format!("{NODES}{}{}{}", elsewhere("one"), elsewhere("two"), mesh("30s"))).await;
+    let objects = [(Kind::Node, "a"), (Kind::Service, "one"), (Kind::Service, "two")];
+    let succeeded = || objects.map(|(kind, name)| h.succeeded(kind, name));
+    assert_eq!(succeeded(), [1, 1, 1], "each once for the new snapshot");
+
+    h.advance(Duration::from_secs(30) - ms(1)).await;
+    assert_eq!(succeeded(), [1, 1, 1], "nothing before the interval");
+    h.advance(ms(1)).await;
+    assert_eq!(succeeded(), [2, 2, 2], "everything at the interval");
+    h.advance(Duration::from_secs(30)).await;
+    assert_eq!(succeeded(), [3, 3, 3], "and at every interval after");
+    assert_eq!(h.counts(Kind::Node, "b"), ReconcileCounts::default(), "another node's Node is not acted on");
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_object_is_retried_with_doubling_backoff_and_holds_up_no_other() {
+    let h = Harness::start().await;
+    let broken = service("broken", "a", "command: [sleep, '1000'], env: {TOKEN: {env: MISSING}}");
+    let worker = service("worker", "a", "command: [sleep, '1000']");
+    h.apply("r1", &format!("{NODES}{broken}{worker}")).await;
+    h.until("the worker runs", |h| {
+        h.shared.supervisor.status("worker").is_some_and(|status| status.phase == Phase::Running)
+    })
+    .await;
+    assert_eq!(h.failed("broken"), 1);
+    let worker_reconciles = h.counts(Kind::Service, "worker");
+    assert_eq!(worker_reconciles.failed, 0);
+
+    for (gap, failures) in [(1, 2), (2, 3), (4, 4), (8, 5)] {
+        h.advance(Duration::from_secs(gap) - ms(1)).await;
+        assert_eq!(h.failed("broken"), failures - 1, "no retry before {gap} s");
+        h.advance(ms(1)).await;
+        assert_eq!(h.failed("broken"), failures, "a retry {gap} s after the last failure");
+    }
+    assert_eq!(h.counts(Kind::Service, "worker"), worker_reconciles, "the worker is not reconciled with it");
+    assert_eq!(h.shared.supervisor.status("broken"), None, "nothing was started for it");
+    let status = h.shared.lock().status.object(&(Kind::Service, "broken".to_owned())).cloned().unwrap();
+    let degraded = status.conditions.iter().find(|c| c.condition_type == "Degraded").unwrap();
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str(), degraded.message.as_str()),
+        ("True", "SecretUnavailable", "env.TOKEN: secret variable MISSING is not set")
+    );
+
+    // A success resets its backoff: the next failure is retried after 1 s again.
+    let fixed = service("broken", "a", "command: [sleep, '1000'], env: {TOKEN: plain}");
+    h.apply("r2", &format!("{NODES}{fixed}{worker}")).await;
+    h.until("the fixed Service runs", |h| h.succeeded(Kind::Service, "broken") >= 1).await;
+    h.apply("r3", &format!("{NODES}{broken}{worker}")).await;
+    assert_eq!(h.failed("broken"), 6);
+    h.advance(Duration::from_secs(1)).await;
+    assert_eq!(h.failed("broken"), 7);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn triggers_that_arrive_while_an_object_is_reconciled_run_it_once_more_not_once_each() {
+    let h = Harness::start().await;
+    h.apply("r1", &format!("{NODES}{}", elsewhere("x"))).await;
+    assert_eq!(h.succeeded(Kind::Service, "x"), 1);
+
+    for _ in 0..5 {
+        h.inbox.try_send(Input::ReconcileAll).unwrap();
+    }
+    settle().await;
+    // The first trigger starts a reconcile; the four that come while it runs
+    // ask for one more.
+    assert_eq!(h.succeeded(Kind::Service, "x"), 3);
+    assert_eq!(h.succeeded(Kind::Node, "a"), 3);
+    h.stop().await;
+}

@@ -1,0 +1,430 @@
+//! `meshctl daemon` end to end: the real binary on real files, a real Git
+//! remote and real child processes, driven and read through the real CLI and
+//! API. Each test runs its own daemon (workspace, port, state folder), so they
+//! run in parallel. Linux only: they read `/proc`.
+#![cfg(target_os = "linux")]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use self::support::{
+    Daemon, Marker, NODE, detail, eventually, free_port, http_get, is_dead, kill, object_in, python, service, sleeper,
+    web,
+};
+use crate::support::git;
+
+/// How soon the children of a daemon killed with SIGKILL must be dead.
+const ORPHAN_LIMIT: Duration = Duration::from_secs(2);
+
+/// A Python program that runs until stopped.
+const SLEEP: &str = "import time; time.sleep(1000)";
+
+/// A Service whose process carries `marker`, to be counted wherever it runs.
+fn marked(name: &str, marker: &Marker) -> String {
+    service(name, &[python(), "-c", SLEEP, marker.as_str()], "")
+}
+
+/// The `(status, reason)` of one condition of an object.
+fn condition(object: &Value, kind: &str) -> (String, String) {
+    let conditions = object["conditions"].as_array().expect("conditions");
+    let found = conditions.iter().find(|c| c["type"] == kind).unwrap_or_else(|| panic!("{kind} in {object}"));
+    (found["status"].as_str().unwrap().to_owned(), found["reason"].as_str().unwrap().to_owned())
+}
+
+fn keys(value: &Value) -> BTreeSet<&str> {
+    value.as_object().expect("an object").keys().map(String::as_str).collect()
+}
+
+// --- Services follow the manifests -------------------------------------------------
+
+#[test]
+fn an_edit_that_adds_a_service_starts_it_and_it_becomes_ready() {
+    let daemon = Daemon::builder().start();
+    let before = eventually("the first revision is applied", || daemon.revision());
+    assert_eq!(daemon.object("Service", "web"), None);
+
+    let port = free_port();
+    daemon.write("manifests/web.yaml", &web("web", port));
+    let pid = daemon.wait_until_ready("web");
+
+    assert_eq!(http_get(port, "/"), Some(200), "the server answers its health check");
+    assert!(!is_dead(pid));
+    let object = daemon.object("Service", "web").unwrap();
+    assert_eq!(condition(&object, "Ready"), ("True".into(), "Running".into()));
+    assert_eq!(condition(&object, "Degraded"), ("False".into(), "AsExpected".into()));
+    assert_ne!(daemon.revision(), Some(before), "the edit is a new revision");
+}
+
+#[test]
+fn a_crashed_service_is_restarted_with_a_new_pid_and_becomes_ready_again() {
+    let port = free_port();
+    let daemon = Daemon::builder().file("manifests/web.yaml", &web("web", port)).start();
+    daemon.wait_until_ready("web");
+    let described = daemon.meshctl(&["describe", "service", "web"]);
+    assert_eq!(described.code, 0, "{described:?}");
+    let pid: u32 = described
+        .stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("pid: "))
+        .unwrap_or_else(|| panic!("describe shows the pid: {described:?}"))
+        .parse()
+        .unwrap();
+
+    kill(pid, libc::SIGKILL);
+    let restarted = daemon.wait_for_service("web runs again under a new pid and is Ready", "web", |object| {
+        object["ready"] == true
+            && detail(object, "pid").is_some_and(|new| new != pid)
+            && detail(object, "restarts").is_some_and(|restarts| restarts >= 1)
+    });
+
+    assert!(is_dead(pid));
+    assert!(!is_dead(restarted));
+    assert_eq!(http_get(port, "/"), Some(200));
+    let object = daemon.object("Service", "web").unwrap();
+    assert_eq!(object["details"]["lastExit"], "killed by signal 9");
+}
+
+#[test]
+fn a_bad_edit_leaves_the_running_process_alone_and_shows_the_error_until_it_is_fixed() {
+    let good = sleeper("worker");
+    let daemon = Daemon::builder().file("manifests/worker.yaml", &good).start();
+    let pid = daemon.wait_until_ready("worker");
+    let revision = daemon.revision().unwrap();
+    let rejected = |what: &str| {
+        eventually(&format!("lastError reports {what}"), || {
+            let status = daemon.status();
+            let error = status["lastError"].as_str().filter(|error| error.contains(what))?.to_owned();
+            Some((error, status))
+        })
+    };
+    let assert_untouched = |status: &Value| {
+        assert_eq!(status["revision"], revision.as_str(), "the old revision stays applied");
+        let worker = object_in(status, "Service", "worker").expect("worker is still listed");
+        assert_eq!((worker["ready"].clone(), detail(&worker, "pid")), (Value::Bool(true), Some(pid)));
+        assert!(!is_dead(pid));
+    };
+
+    // Line 8 of the file, after the spec's `command`.
+    daemon.write("manifests/worker.yaml", &format!("{good}  restartt: always\n"));
+    let (error, status) = rejected("unknown field");
+    assert!(
+        error.starts_with("manifests/worker.yaml:8:3: Service/worker: unknown field `restartt`, expected one of "),
+        "{error}"
+    );
+    assert_untouched(&status);
+    let table = daemon.meshctl(&["status"]);
+    assert!(table.stdout.contains("  last snapshot rejected (the previous revision keeps running):\n"), "{table:?}");
+    assert!(table.stdout.contains("    manifests/worker.yaml:8:3: Service/worker: unknown field"), "{table:?}");
+
+    daemon.write("manifests/worker.yaml", &good.replace(&format!("[{NODE}]"), "[test-nod]"));
+    let (error, status) = rejected("unknown node");
+    assert_eq!(error, "manifests/worker.yaml:6:11: Service/worker: nodes names unknown node \"test-nod\"");
+    assert_untouched(&status);
+
+    // Undoing the edit brings back the applied content, and clears the error.
+    daemon.write("manifests/worker.yaml", &good);
+    let status = eventually("lastError is cleared", || Some(daemon.status()).filter(|s| s["lastError"].is_null()));
+    assert_untouched(&status);
+}
+
+#[test]
+fn removing_the_manifest_stops_the_process() {
+    let daemon = Daemon::builder().file("manifests/worker.yaml", &sleeper("worker")).start();
+    let pid = daemon.wait_until_ready("worker");
+
+    daemon.remove("manifests/worker.yaml");
+    eventually("the worker process ended", || is_dead(pid).then_some(()));
+    eventually("the status no longer lists the worker", || daemon.object("Service", "worker").is_none().then_some(()));
+}
+
+// --- the daemon's own life -----------------------------------------------------------
+
+#[test]
+fn sigterm_stops_the_services_and_the_daemon_exits_0() {
+    let port = free_port();
+    let mut daemon = Daemon::builder()
+        .file("manifests/worker.yaml", &sleeper("worker"))
+        .file("manifests/web.yaml", &web("web", port))
+        .start();
+    let pids = [daemon.wait_until_ready("worker"), daemon.wait_until_ready("web")];
+
+    daemon.signal(libc::SIGTERM);
+    let exit = daemon.wait_for_exit();
+
+    assert_eq!(exit.code(), Some(0), "{exit}");
+    for pid in pids {
+        assert!(is_dead(pid), "process {pid} outlived the daemon");
+    }
+    assert_eq!(http_get(port, "/"), None);
+}
+
+#[test]
+fn sigkill_of_the_daemon_leaves_no_orphan() {
+    let mut daemon = Daemon::builder().file("manifests/worker.yaml", &sleeper("worker")).start();
+    let pid = daemon.wait_until_ready("worker");
+
+    daemon.signal(libc::SIGKILL);
+    let killed = Instant::now();
+    daemon.wait_for_exit();
+    eventually("the worker died with the daemon", || is_dead(pid).then_some(()));
+    assert!(killed.elapsed() < ORPHAN_LIMIT, "the worker outlived the daemon by {:?}", killed.elapsed());
+}
+
+/// The parent-death signal reaches only the process the daemon spawned: a
+/// process *it* started survives a SIGKILL of the daemon, and the next daemon on
+/// the same state folder must stop it before starting the Service again.
+#[test]
+fn a_daemon_restarted_after_sigkill_stops_what_the_killed_one_left_and_starts_no_duplicate() {
+    let marker = Marker::new("keeper");
+    let script = format!("{} -c '{SLEEP}' {} & wait", python(), marker.as_str());
+    let mut daemon =
+        Daemon::builder().file("manifests/keeper.yaml", &service("keeper", &["sh", "-c", &script], "")).start();
+    let leader = daemon.wait_until_ready("keeper");
+    let grandchild = eventually("the marked process runs", || marker.processes().pop());
+
+    daemon.signal(libc::SIGKILL);
+    daemon.wait_for_exit();
+    eventually("the leader died with the daemon", || is_dead(leader).then_some(()));
+    assert_eq!(marker.processes(), [grandchild], "left behind until the next daemon");
+
+    daemon.restart();
+    let new_leader = daemon.wait_until_ready("keeper");
+    let running = eventually("the restarted Service's marked process runs", || {
+        Some(marker.processes()).filter(|pids| pids.iter().any(|pid| *pid != grandchild))
+    });
+
+    assert_ne!(new_leader, leader);
+    assert!(is_dead(grandchild), "the leftover was stopped");
+    assert_eq!(running.len(), 1, "exactly one marked process: {running:?}");
+}
+
+// --- sources -------------------------------------------------------------------------
+
+#[test]
+fn a_commit_pushed_to_the_git_remote_is_applied_within_the_interval() {
+    let interval = Duration::from_secs(1);
+    let repos = tempfile::tempdir().unwrap();
+    git(repos.path(), &["init", "--quiet", "--bare", "-b", "main", "remote.git"]);
+    git(repos.path(), &["init", "--quiet", "-b", "main", "work"]);
+    let work = repos.path().join("work");
+    git(&work, &["config", "user.name", "Test User"]);
+    git(&work, &["config", "user.email", "test@example.invalid"]);
+    git(&work, &["remote", "add", "origin", &repos.path().join("remote.git").display().to_string()]);
+    let push = |path: &str, text: &str| {
+        let file = work.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+        git(&work, &["add", "--all"]);
+        git(&work, &["commit", "--quiet", "-m", "change manifests"]);
+        git(&work, &["push", "--quiet", "origin", "main"]);
+        git(&work, &["rev-parse", "HEAD"])
+    };
+    let first = push("manifests/node.yaml", &support::node());
+
+    // The workspace's own manifests folder is not read when a Git remote is set.
+    let daemon = Daemon::builder()
+        .file("manifests/worker.yaml", &sleeper("unread"))
+        .setting("MESH_GIT_REMOTE", &format!("file://{}", repos.path().join("remote.git").display()))
+        .setting("MESH_GIT_INTERVAL", "1s")
+        .start();
+    daemon.wait_for_revision(&first);
+    assert_eq!(daemon.object("Service", "unread"), None);
+
+    let second = push("manifests/worker.yaml", &sleeper("worker"));
+    let pushed = Instant::now();
+    daemon.wait_for_revision(&second);
+    let took = pushed.elapsed();
+    daemon.wait_until_ready("worker");
+
+    // The next fetch is at most one interval away; the rest is reading the
+    // status through the CLI on a busy machine.
+    assert!(took < interval + Duration::from_secs(2), "applied {took:?} after the push");
+    assert_eq!(second.len(), 40);
+}
+
+// --- apply, dry runs and diffs -----------------------------------------------------
+
+#[test]
+fn apply_applies_another_folder_at_once_under_its_revision() {
+    let marker = Marker::new("extra");
+    let daemon = Daemon::builder()
+        .file("other/node.yaml", &support::node())
+        .file("other/extra.yaml", &marked("extra", &marker))
+        .start();
+    let watched = eventually("the watched folder is applied", || daemon.revision());
+
+    let run = daemon.meshctl(&["apply", "-f", "other"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let revision = daemon.revision().expect("a revision");
+    assert_eq!(
+        run.stdout,
+        format!(
+            "Plan for node {NODE} ({watched} -> {revision}):\n  \
+             + Service/extra => start: {} -c {SLEEP} {}\n  \
+             1 unchanged\n",
+            python(),
+            marker.as_str()
+        )
+    );
+    assert!(revision.starts_with("local-") && revision.len() == "local-".len() + 12, "{revision}");
+    daemon.wait_until_ready("extra");
+    eventually("the extra process runs", || Some(marker.processes()).filter(|pids| pids.len() == 1));
+
+    // A clean Git checkout is applied under its commit.
+    let other = daemon.path().join("other");
+    git(&other, &["init", "--quiet", "-b", "main"]);
+    git(&other, &["add", "--all"]);
+    git(&other, &["-c", "user.name=Test", "-c", "user.email=test@example.invalid", "commit", "--quiet", "-m", "m"]);
+    let commit = git(&other, &["rev-parse", "HEAD"]);
+    let run = daemon.meshctl(&["apply", "-f", "other"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout, format!("Plan for node {NODE} ({revision} -> {commit}):\n  no changes\n  2 unchanged\n"));
+    assert_eq!(daemon.revision(), Some(commit));
+    assert_eq!(marker.processes().len(), 1, "the same content starts nothing new");
+}
+
+#[test]
+fn apply_dry_run_and_diff_print_the_plan_and_change_nothing() {
+    let marker = Marker::new("extra");
+    let daemon = Daemon::builder()
+        .file("manifests/keep.yaml", &sleeper("keep"))
+        .file("manifests/gone.yaml", &sleeper("gone"))
+        .file("other/node.yaml", &support::node())
+        .file("other/keep.yaml", &service("keep", &["sleep", "2000"], ""))
+        .file("other/extra.yaml", &marked("extra", &marker))
+        .start();
+    let pids = [daemon.wait_until_ready("keep"), daemon.wait_until_ready("gone")];
+    let revision = daemon.revision().unwrap();
+
+    let dry_run = daemon.meshctl(&["apply", "--dry-run", "-f", "other"]);
+    let diff = daemon.meshctl(&["diff", "-f", "other"]);
+
+    assert_eq!(dry_run.code, 0, "{dry_run:?}");
+    let (first, rest) = dry_run.stdout.split_once('\n').unwrap();
+    assert!(first.starts_with(&format!("Plan for node {NODE} ({revision} -> local-")), "{first}");
+    assert_eq!(
+        rest,
+        format!(
+            "  + Service/extra => start: {} -c {SLEEP} {}\n  \
+             - Service/gone => stop\n  \
+             ~ Service/keep (spec.command) => restart: sleep 2000\n  \
+             1 unchanged\n\
+             dry run: nothing was changed\n",
+            python(),
+            marker.as_str()
+        )
+    );
+    assert_eq!((diff.code, &diff.stdout), (0, &dry_run.stdout), "diff prints the same plan: {diff:?}");
+
+    let status = daemon.status();
+    assert_eq!(status["revision"], revision.as_str());
+    assert_eq!(object_in(&status, "Service", "extra"), None);
+    for (name, pid) in [("keep", pids[0]), ("gone", pids[1])] {
+        let object = object_in(&status, "Service", name).unwrap();
+        assert_eq!(detail(&object, "pid"), Some(pid), "{name} was not restarted");
+        assert!(!is_dead(pid));
+    }
+    assert!(marker.processes().is_empty(), "no extra process was started");
+
+    let unchanged = daemon.meshctl(&["diff"]);
+    assert_eq!(
+        unchanged.stdout,
+        format!(
+            "Plan for node {NODE} ({revision} -> {revision}):\n  no changes\n  3 unchanged\ndry run: nothing was changed\n"
+        )
+    );
+}
+
+// --- what the node reports -----------------------------------------------------------
+
+#[test]
+fn status_renders_as_a_table_as_yaml_and_as_json_of_the_stable_shape() {
+    let daemon = Daemon::builder().file("manifests/worker.yaml", &sleeper("worker")).start();
+    let pid = daemon.wait_until_ready("worker");
+    let revision = daemon.revision().unwrap();
+
+    let table = daemon.meshctl(&["status"]);
+    assert_eq!(table.code, 0, "{table:?}");
+    let lines: Vec<Vec<&str>> = table.stdout.lines().map(|line| line.split_whitespace().collect()).collect();
+    assert_eq!(lines[0], ["NODE", "ROLE", "ONLINE", "REVISION", "LAST", "SEEN"]);
+    assert_eq!(lines[1][..4], [NODE, "primary", "yes", revision.as_str()]);
+    assert_eq!(lines[3], [format!("{NODE}:").as_str()]);
+    assert_eq!(lines[4], ["KIND", "NAME", "READY", "REASON", "MESSAGE"]);
+    assert_eq!(lines[5], ["Node", NODE, "True", "Registered", "this", "node,", "role", "primary"]);
+    assert_eq!(lines[6], ["Service", "worker", "True", "Running", "started", "(pid", &format!("{pid})")]);
+
+    let json = daemon.meshctl(&["status", "-o", "json"]);
+    let json: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(keys(&json), BTreeSet::from(["nodes"]));
+    let node = &json["nodes"][0];
+    assert_eq!(json["nodes"].as_array().unwrap().len(), 1);
+    assert_eq!(keys(node), BTreeSet::from(["name", "role", "online", "lastSeen", "revision", "lastError", "objects"]));
+    assert_eq!((&node["name"], &node["role"], &node["online"]), (&Value::from(NODE), &"primary".into(), &true.into()));
+    assert!(node["lastSeen"].is_string() && node["lastError"].is_null());
+    for object in node["objects"].as_array().unwrap() {
+        // `details` (pid, restarts…) comes on top of design section 5's shape.
+        assert_eq!(keys(object), BTreeSet::from(["kind", "name", "ready", "conditions", "details"]), "{object}");
+        let types: Vec<&Value> = object["conditions"].as_array().unwrap().iter().map(|c| &c["type"]).collect();
+        assert_eq!(types, ["Ready", "Progressing", "Degraded"]);
+        for condition in object["conditions"].as_array().unwrap() {
+            assert_eq!(
+                keys(condition),
+                BTreeSet::from(["type", "status", "reason", "message", "lastTransitionTime", "revision"])
+            );
+            assert_eq!(condition["revision"], revision.as_str());
+        }
+    }
+
+    let yaml = daemon.meshctl(&["status", "-o", "yaml"]);
+    assert_eq!(yaml.code, 0, "{yaml:?}");
+    let mut yaml: Value = serde_saphyr::from_str(&yaml.stdout).expect("status -o yaml is YAML");
+    let mut json = json;
+    // Read a moment apart; the rest is the same document.
+    yaml["nodes"][0]["lastSeen"] = Value::Null;
+    json["nodes"][0]["lastSeen"] = Value::Null;
+    assert_eq!(yaml, json);
+}
+
+#[tokio::test]
+async fn the_api_answers_health_to_anyone_and_wants_the_key_and_small_bodies_for_the_rest() {
+    let daemon = Daemon::builder().start();
+    let base = format!("http://127.0.0.1:{}", daemon.port());
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let json = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let kind = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+        let body: Value = response.json().await.expect("a JSON body");
+        (status, kind, body)
+    };
+
+    let (status, _, health) = json(http.get(format!("{base}/mesh/health")).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!((&health["node"], &health["apiVersion"]), (&Value::from(NODE), &Value::from("v1")));
+
+    let status_url = format!("{base}/api/v1/status");
+    for request in [http.get(&status_url), http.get(&status_url).bearer_auth("wrong-key")] {
+        let (status, kind, body) = json(request.send().await.unwrap()).await;
+        assert_eq!((status, kind.as_deref()), (401, Some("application/json")));
+        assert_eq!(keys(&body), BTreeSet::from(["error", "message"]), "{body}");
+        assert_eq!(body["error"], "unauthorized");
+    }
+    let (status, _, body) = json(http.get(&status_url).bearer_auth(Daemon::KEY).send().await.unwrap()).await;
+    assert_eq!((status, &body["name"]), (200, &Value::from(NODE)));
+
+    let oversized = vec![b' '; 17 * 1024 * 1024];
+    let response = http
+        .post(format!("{base}/api/v1/apply"))
+        .bearer_auth(Daemon::KEY)
+        .header("content-type", "application/json")
+        .body(oversized)
+        .send()
+        .await
+        .unwrap();
+    let (status, kind, body) = json(response).await;
+    assert_eq!((status, kind.as_deref()), (413, Some("application/json")), "{body}");
+    assert_eq!(keys(&body), BTreeSet::from(["error", "message"]), "{body}");
+}

@@ -1,0 +1,361 @@
+//! A running `meshctl daemon` in a temporary workspace of its own (folder,
+//! loopback port, state folder, log file), what the tests ask of it through the
+//! real CLI, and what they look at in `/proc`. Every wait is a bounded poll.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::support::Run;
+
+/// `AGENT_NODE_ID` of every test daemon, and the one Node of their manifests.
+pub const NODE: &str = "test-node";
+
+/// The longest any awaited condition may take; tests finish far sooner.
+const PATIENCE: Duration = Duration::from_secs(15);
+const POLL: Duration = Duration::from_millis(50);
+
+/// How long a daemon gets to stop after SIGTERM before the fixture kills it.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Polls `check` every 50 ms until it gives a value, for at most 15 s.
+pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {PATIENCE:?} waiting until {what}");
+        std::thread::sleep(POLL);
+    }
+}
+
+/// A loopback port nothing listens on (the OS picks it; the listener is closed
+/// before the port is handed out).
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port").local_addr().expect("an address").port()
+}
+
+/// The status code of `GET http://127.0.0.1:port/path`, or None when nothing
+/// answers. HTTP/1.0, so the server closes the connection after its answer.
+pub fn http_get(port: u16, path: &str) -> Option<u16> {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Sends `signal` to the process `pid`, which must exist.
+pub fn kill(pid: u32, signal: libc::c_int) {
+    let target = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
+    // SAFETY: kill takes plain integers and touches no memory.
+    assert_eq!(unsafe { libc::kill(target, signal) }, 0, "signal {signal} to process {pid}");
+}
+
+/// Whether `pid` has ended: gone, or a zombie that nobody reaped yet (a child
+/// of a killed daemon is reparented to init, which may take its time).
+pub fn is_dead(pid: u32) -> bool {
+    process_state(pid).is_none_or(|state| matches!(state, 'Z' | 'X'))
+}
+
+/// The state letter of `/proc/PID/stat` (`R`, `S`, `Z`…), None when there is no
+/// such process. The command name may hold spaces: the state follows its `)`.
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
+/// A word no other process has on its command line, to count the processes a
+/// test started wherever they ended up in the process tree.
+pub struct Marker(String);
+
+impl Marker {
+    pub fn new(name: &str) -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        Marker(format!("agentmesh-test-{name}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The live (not zombie) processes with this word as one of their arguments.
+    pub fn processes(&self) -> Vec<u32> {
+        let entries = std::fs::read_dir("/proc").expect("read /proc");
+        let pids = entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok());
+        pids.filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            cmdline.split(|byte| *byte == 0).any(|arg| arg == self.0.as_bytes()) && !is_dead(*pid)
+        })
+        .collect()
+    }
+}
+
+// --- manifests -------------------------------------------------------------------
+
+/// The Python interpreter `python3` stands for. Services run it directly: a
+/// version manager's shim (pyenv) in front of it runs helper processes with the
+/// same arguments, which would count as the Service's own.
+pub fn python() -> &'static str {
+    static PYTHON: OnceLock<String> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let output =
+            Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().expect("python3 runs");
+        assert!(output.status.success(), "python3 names its interpreter");
+        String::from_utf8(output.stdout).expect("a UTF-8 path").trim().to_owned()
+    })
+}
+
+/// The Node the daemons run as, at 127.0.0.1 (where health checks go).
+pub fn node() -> String {
+    format!(
+        "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: {NODE}\nspec:\n  role: primary\n  address: 127.0.0.1\n"
+    )
+}
+
+/// A Service on this node running `command`; `more` is added to its spec as is
+/// (two-space indented lines).
+pub fn service(name: &str, command: &[&str], more: &str) -> String {
+    let command = serde_json::to_string(command).expect("a command serializes");
+    format!(
+        "apiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  nodes: [{NODE}]\n  command: {command}\n{more}"
+    )
+}
+
+/// A plain process that runs until stopped.
+pub fn sleeper(name: &str) -> String {
+    service(name, &["sleep", "1000"], "")
+}
+
+/// An HTTP server on `port`, Ready once it answers; quick to restart after a
+/// crash.
+pub fn web(name: &str, port: u16) -> String {
+    let port = port.to_string();
+    let more = format!(
+        "  healthCheck:\n    http: {{port: {port}, path: /}}\n    interval: 200ms\n  backoff: {{initial: 100ms, max: 1s}}\n"
+    );
+    service(name, &[python(), "-m", "http.server", &port, "--bind", "127.0.0.1"], &more)
+}
+
+// --- the daemon ------------------------------------------------------------------
+
+/// A workspace to fill before the daemon starts.
+pub struct Builder {
+    dir: TempDir,
+    settings: Vec<(String, String)>,
+}
+
+impl Builder {
+    /// Writes `text` to `relative` in the workspace (folders are created).
+    pub fn file(self, relative: &str, text: &str) -> Self {
+        write_file(&self.dir.path().join(relative), text);
+        self
+    }
+
+    /// Adds `NAME=value` to the workspace's `.env`.
+    pub fn setting(mut self, name: &str, value: &str) -> Self {
+        self.settings.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Writes `.env` and starts the daemon; returns once its API answers.
+    pub fn start(self) -> Daemon {
+        let port = free_port();
+        let state = self.dir.path().join("state");
+        let mut env = format!(
+            "AGENT_NODE_ID={NODE}\nMESH_API_KEY={}\nMESH_LISTEN=127.0.0.1:{port}\nMESH_STATE_DIR={}\n",
+            Daemon::KEY,
+            state.display()
+        );
+        for (name, value) in &self.settings {
+            env.push_str(&format!("{name}={value}\n"));
+        }
+        write_file(&self.dir.path().join(".env"), &env);
+        let log = self.dir.path().join("daemon.log");
+        let mut daemon = Daemon { dir: self.dir, port, log, child: None };
+        daemon.restart();
+        daemon
+    }
+}
+
+/// `meshctl daemon` running in its workspace, reading the workspace's `.env`.
+/// Dropping it stops the daemon (SIGTERM, SIGKILL after a few seconds), and
+/// prints its log when the test is failing.
+pub struct Daemon {
+    dir: TempDir,
+    port: u16,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    pub const KEY: &str = "test-key-3f9a";
+
+    /// An empty workspace with `manifests/node.yaml`.
+    pub fn builder() -> Builder {
+        let builder = Builder { dir: tempfile::tempdir().expect("temp dir"), settings: Vec::new() };
+        builder.file("manifests/node.yaml", &node())
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the daemon runs").id()
+    }
+
+    /// Starts the daemon (again, after it exited) on the same workspace, port
+    /// and state; returns once its API answers.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "the daemon is still running");
+        let log = File::options().create(true).append(true).open(&self.log).expect("open the daemon log");
+        let child = self
+            .command()
+            .arg("daemon")
+            .stdout(log.try_clone().expect("clone the log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("meshctl daemon starts");
+        self.child = Some(child);
+        eventually("the daemon's API answers", || {
+            if let Some(exit) = self.child.as_mut().and_then(|child| child.try_wait().expect("try_wait")) {
+                panic!("the daemon exited at start with {exit}");
+            }
+            (http_get(self.port, "/mesh/health") == Some(200)).then_some(())
+        });
+    }
+
+    /// Writes (or replaces) a file of the workspace, e.g. a manifest.
+    pub fn write(&self, relative: &str, text: &str) {
+        write_file(&self.dir.path().join(relative), text);
+    }
+
+    pub fn remove(&self, relative: &str) {
+        std::fs::remove_file(self.dir.path().join(relative)).expect("remove the file");
+    }
+
+    /// Runs `meshctl args…` in the workspace, as a user there would.
+    pub fn meshctl(&self, args: &[&str]) -> Run {
+        let output = self.command().args(args).output().expect("meshctl runs");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
+            stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
+        }
+    }
+
+    /// This node's entry of `meshctl status -o json`.
+    pub fn status(&self) -> Value {
+        let run = self.meshctl(&["status", "-o", "json"]);
+        assert_eq!(run.code, 0, "{run:?}");
+        let status: Value = serde_json::from_str(&run.stdout).expect("status -o json is JSON");
+        status["nodes"][0].clone()
+    }
+
+    pub fn revision(&self) -> Option<String> {
+        self.status()["revision"].as_str().map(str::to_owned)
+    }
+
+    /// The status of one object, None when the node does not list it.
+    pub fn object(&self, kind: &str, name: &str) -> Option<Value> {
+        object_in(&self.status(), kind, name)
+    }
+
+    /// Waits until the Service is Ready, and returns its pid.
+    pub fn wait_until_ready(&self, service: &str) -> u32 {
+        self.wait_for_service(&format!("Service/{service} is Ready"), service, |object| object["ready"] == true)
+    }
+
+    /// Waits until `check` holds for the Service's status, and returns its pid.
+    pub fn wait_for_service(&self, what: &str, service: &str, check: impl Fn(&Value) -> bool) -> u32 {
+        eventually(what, || {
+            let object = self.object("Service", service).filter(&check)?;
+            detail(&object, "pid")
+        })
+    }
+
+    pub fn wait_for_revision(&self, revision: &str) {
+        eventually(&format!("revision {revision} is applied"), || {
+            (self.revision().as_deref() == Some(revision)).then_some(())
+        });
+    }
+
+    pub fn signal(&self, signal: libc::c_int) {
+        kill(self.pid(), signal);
+    }
+
+    /// Waits (bounded) for the daemon to exit, and reaps it.
+    pub fn wait_for_exit(&mut self) -> ExitStatus {
+        let child = self.child.as_mut().expect("the daemon was started");
+        let exit = eventually("the daemon exits", || child.try_wait().expect("try_wait"));
+        self.child = None;
+        exit
+    }
+
+    /// The shell-free command line of `meshctl` in the workspace: a clean
+    /// environment, so only the workspace's `.env` configures it.
+    fn command(&self) -> Command {
+        let mut command = Command::new(assert_cmd::cargo::cargo_bin("meshctl"));
+        command
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null());
+        command
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+                // SAFETY: kill takes plain integers and touches no memory.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+            let deadline = Instant::now() + STOP_GRACE;
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(POLL);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_else(|error| format!("(no log: {error})"));
+            eprintln!("--- daemon log ({}) ---\n{log}--- end of daemon log ---", self.log.display());
+        }
+    }
+}
+
+/// One object of a node's status.
+pub fn object_in(node: &Value, kind: &str, name: &str) -> Option<Value> {
+    let objects = node["objects"].as_array()?;
+    objects.iter().find(|object| object["kind"] == kind && object["name"] == name).cloned()
+}
+
+/// A number of an object's `details` (`pid`, `restarts`).
+pub fn detail(object: &Value, name: &str) -> Option<u32> {
+    object["details"][name].as_str()?.parse().ok()
+}
+
+fn write_file(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().expect("a parent folder")).expect("create folders");
+    std::fs::write(path, text).expect("write the file");
+}
