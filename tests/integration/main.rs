@@ -8,3 +8,4 @@ mod git_source;
 mod schema;
 mod supervisor;
 mod support;
+mod tailscale;
