@@ -1,7 +1,7 @@
 //! The daemon's typed settings, read from the node's environment (design section
 //! 2). Every problem is reported at once, naming the variable.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,15 +9,16 @@ use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::{DurationSpec, SecretRef};
 use crate::source::git::GitSettings;
 
-/// Where the API listens when `MESH_LISTEN` is unset.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+/// The API's port when `MESH_LISTEN` is unset.
+pub const DEFAULT_PORT: u16 = 8000;
 
 #[derive(Clone, Debug)]
 pub struct DaemonConfig {
     pub node_id: String,
     /// `MESH_API_KEY`, the bearer key of the mesh API.
     pub api_key: String,
-    pub listen: SocketAddr,
+    /// `MESH_LISTEN`; when unset, the daemon picks [`default_listen`] as it starts.
+    pub listen: Option<SocketAddr>,
     pub manifests: PathBuf,
     pub git: Option<GitSettings>,
     pub state_dir: PathBuf,
@@ -39,10 +40,12 @@ impl DaemonConfig {
             );
             String::new()
         });
-        let listen_text = value("MESH_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.into());
-        let listen = listen_text.parse().unwrap_or_else(|_| {
-            problems.push(format!("MESH_LISTEN \"{listen_text}\" is not an address:port such as 127.0.0.1:8000"));
-            DEFAULT_LISTEN.parse().expect("the default address parses")
+        let listen = value("MESH_LISTEN").and_then(|text| {
+            let parsed = text.parse().ok();
+            if parsed.is_none() {
+                problems.push(format!("MESH_LISTEN \"{text}\" is not an address:port such as 127.0.0.1:8000"));
+            }
+            parsed
         });
         let git = value("MESH_GIT_REMOTE").map(|remote| {
             let interval_text = value("MESH_GIT_INTERVAL").unwrap_or_else(|| "30s".into());
@@ -66,12 +69,14 @@ impl DaemonConfig {
         }
         Ok(DaemonConfig { node_id, api_key, listen, manifests: env.manifests_dir(), git, state_dir })
     }
+}
 
-    /// Where a client on this machine reaches the API: the listen address, with
-    /// an unspecified IP (0.0.0.0, ::) replaced by loopback.
-    pub fn local_api_addr(&self) -> SocketAddr {
-        client_addr(self.listen)
-    }
+/// Where the API listens when `MESH_LISTEN` is unset: this node's tailnet IPv4
+/// when Tailscale is up, so peers reach it and nothing else does, else
+/// loopback. Never the unspecified address: exposing the API on every
+/// interface is something a user asks for.
+pub fn default_listen(tailnet_ipv4: Option<Ipv4Addr>) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(tailnet_ipv4.unwrap_or(Ipv4Addr::LOCALHOST)), DEFAULT_PORT)
 }
 
 /// The address a local client dials for a listen address.
@@ -157,7 +162,13 @@ mod tests {
             (git.branch.as_str(), git.path.as_str(), git.interval),
             ("main", "manifests", Duration::from_secs(30))
         );
-        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.listen, None, "decided when the daemon starts");
+    }
+
+    #[test]
+    fn without_mesh_listen_the_api_binds_to_the_tailnet_ip_when_tailscale_is_up_else_loopback() {
+        assert_eq!(default_listen(Some(Ipv4Addr::new(100, 101, 1, 2))).to_string(), "100.101.1.2:8000");
+        assert_eq!(default_listen(None).to_string(), "127.0.0.1:8000");
     }
 
     #[test]

@@ -1,17 +1,19 @@
 //! `meshctl daemon`: assembles the controller, its sources, the supervisor and
 //! the API, and runs them until SIGTERM or SIGINT.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::sync::{mpsc, watch};
 
 use crate::api::{self, ApiState};
-use crate::config::DaemonConfig;
+use crate::config::{self, DaemonConfig};
 use crate::controller::{Controller, Input};
 use crate::identity::NodeEnv;
 use crate::source::{self, SourceUpdate};
 use crate::supervisor::Supervisor;
+use crate::tailscale;
 
 pub async fn serve(config: DaemonConfig, env: NodeEnv) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state_dir)
@@ -57,15 +59,28 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv) -> anyhow::Result<()> {
         }
     });
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let (listen, chosen_by) = match config.listen {
+        Some(listen) => (listen, "MESH_LISTEN"),
+        None => {
+            (config::default_listen(tailscale::local_tailnet_ipv4().await), "the default; set MESH_LISTEN to choose")
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {} (MESH_LISTEN)", config.listen))?;
-    tracing::info!(node = config.node_id, listen = %config.listen, "mesh API listening");
+        .with_context(|| format!("cannot listen on {listen} ({chosen_by})"))?;
+    tracing::info!(node = config.node_id, %listen, "mesh API listening");
     let (stop, stopped) = watch::channel(false);
-    let router = api::router(ApiState { shared, inbox, api_key: config.api_key.as_str().into(), nudge: Some(nudge) });
+    let router = api::router(ApiState {
+        shared,
+        inbox,
+        api_key: config.api_key.as_str().into(),
+        nudge: Some(nudge),
+        tailscale: tailscale::Connector::default(),
+    });
     let mut api_stopped = stopped.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, router)
+        // The caller's address is what Tailscale identity auth asks whois about.
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = api_stopped.wait_for(|stop| *stop).await;
             })

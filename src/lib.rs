@@ -15,4 +15,5 @@ pub mod metrics;
 pub mod reconcile;
 pub mod source;
 pub mod supervisor;
+pub mod tailscale;
 pub mod template;

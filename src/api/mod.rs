@@ -1,14 +1,15 @@
 //! The mesh API (design section 5) served by every node's controller: axum
 //! handlers over the controller's shared state, the bearer key checked in
-//! constant time on everything but `/mesh/health`. Errors are JSON
-//! `{error, message}`.
+//! constant time on everything but `/mesh/health` (or, when the Mesh enables
+//! it, the caller's Tailscale identity). Errors are JSON `{error, message}`.
 
 pub mod wire;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +26,7 @@ use crate::controller::{Input, Shared, validate_for_node};
 use crate::manifest::Kind;
 use crate::reconcile::plan;
 use crate::source::Snapshot;
+use crate::tailscale;
 
 /// The largest request body: an `apply` bundle of a whole manifests folder.
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -36,6 +38,8 @@ pub struct ApiState {
     pub api_key: Arc<str>,
     /// Asks the Git source to fetch now, when there is one.
     pub nudge: Option<mpsc::Sender<()>>,
+    /// Asks tailscaled who a caller without the key is.
+    pub tailscale: tailscale::Connector,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -92,12 +96,43 @@ async fn require_key(State(state): State<ApiState>, headers: HeaderMap, request:
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim);
+    if presented.is_some_and(|key| bool::from(key.as_bytes().ct_eq(state.api_key.as_bytes()))) {
+        return next.run(request).await;
+    }
+    let caller = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(caller)| *caller);
+    if let Some(caller) = caller
+        && tailscale_identity_allowed(&state, caller).await
+    {
+        return next.run(request).await;
+    }
     match presented {
-        Some(key) if bool::from(key.as_bytes().ct_eq(state.api_key.as_bytes())) => next.run(request).await,
         Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the bearer key is wrong").into_response(),
         None => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "send Authorization: Bearer <MESH_API_KEY>")
             .into_response(),
     }
+}
+
+/// Whether the Mesh in force enables Tailscale identity auth and allows the
+/// identity that whois gives for the caller's address.
+async fn tailscale_identity_allowed(state: &ApiState, caller: SocketAddr) -> bool {
+    let (settings, socket) = {
+        let inner = state.shared.lock();
+        let Some(mesh) = inner.applied.as_ref().and_then(|applied| applied.set.mesh.as_ref()) else {
+            return false;
+        };
+        (mesh.spec.auth.tailscale_identity.clone(), mesh.spec.discovery.local_api_socket.clone())
+    };
+    if !settings.enabled {
+        return false;
+    }
+    let socket = socket.as_deref().map(crate::config::expand_home);
+    let Some(identity) = state.tailscale.whois(socket.as_deref(), caller).await else {
+        tracing::debug!(%caller, "no Tailscale identity for a caller without the key");
+        return false;
+    };
+    let allowed = identity.allowed(&settings);
+    tracing::debug!(%caller, login = identity.login, node = identity.node_name, allowed, "Tailscale identity");
+    allowed
 }
 
 async fn health(State(state): State<ApiState>) -> Json<Health> {

@@ -30,7 +30,7 @@ pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let mut config = DaemonConfig::from_env(&env)
         .map_err(|problems| anyhow!("the node is not configured:\n  {}", problems.join("\n  ")))?;
     if let Some(listen) = args.listen {
-        config.listen = listen;
+        config.listen = Some(listen);
     }
     if let Some(manifests) = args.manifests {
         config.manifests = manifests;

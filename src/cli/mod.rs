@@ -9,6 +9,7 @@ mod status;
 mod table;
 mod validate;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,7 +17,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::client::ApiClient;
-use crate::config::{DEFAULT_LISTEN, client_addr};
+use crate::config::{client_addr, default_listen};
 use crate::identity::NodeEnv;
 
 #[derive(Debug, Parser)]
@@ -94,15 +95,35 @@ const LOCAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// A client of this node's controller, found from the same settings as the
 /// daemon (`MESH_LISTEN`, `MESH_API_KEY`), and the key for its peers.
 fn local_client(env: &NodeEnv) -> anyhow::Result<(ApiClient, String)> {
-    let listen = env.get("MESH_LISTEN").map_or(DEFAULT_LISTEN, |s| s.value.as_str());
-    let listen: std::net::SocketAddr =
-        listen.parse().with_context(|| format!("MESH_LISTEN \"{listen}\" is not an address:port"))?;
+    let addr = match env.get("MESH_LISTEN").map(|s| s.value.trim()).filter(|v| !v.is_empty()) {
+        Some(listen) => {
+            let listen: SocketAddr =
+                listen.parse().with_context(|| format!("MESH_LISTEN \"{listen}\" is not an address:port"))?;
+            client_addr(listen)
+        }
+        None => default_daemon_addr()?,
+    };
     let key = env
         .get("MESH_API_KEY")
         .map(|s| s.value.clone())
         .context("MESH_API_KEY is not set: the CLI needs it to talk to the daemon (.env or the environment)")?;
-    Ok((ApiClient::new(&client_addr(listen).to_string(), &key, LOCAL_TIMEOUT), key))
+    Ok((ApiClient::new(&addr.to_string(), &key, LOCAL_TIMEOUT), key))
 }
+
+/// Where a daemon without `MESH_LISTEN` listens: the address it picks as it
+/// starts (the tailnet IP when Tailscale is up), or loopback when nothing
+/// answers there, as when the daemon started before Tailscale came up.
+fn default_daemon_addr() -> anyhow::Result<SocketAddr> {
+    let addr = default_listen(runtime()?.block_on(crate::tailscale::local_tailnet_ipv4()));
+    let loopback = default_listen(None);
+    if addr != loopback && std::net::TcpStream::connect_timeout(&addr, TAILNET_CONNECT_TIMEOUT).is_err() {
+        return Ok(loopback);
+    }
+    Ok(addr)
+}
+
+/// This node's own tailnet IP answers at once or not at all.
+const TAILNET_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// A small runtime for the commands that talk HTTP.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

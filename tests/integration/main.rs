@@ -9,3 +9,4 @@ mod git_source;
 mod schema;
 mod supervisor;
 mod support;
+mod tailscale;
