@@ -11,7 +11,7 @@
 //! of one probe and says what changed and when to probe next; the HTTP call is
 //! behind [`Probe`], so the state machine is tested without a server.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,6 +158,8 @@ pub async fn run<P: Probe>(shared: Arc<Shared>, probe: P, api_key: String, mut s
     let probe = Arc::new(probe);
     let mut states: HashMap<String, ProbeState> = HashMap::new();
     let mut probing = JoinSet::new();
+    // Peers with a probe under way: not due again until it reports back.
+    let mut in_flight: HashSet<String> = HashSet::new();
     let mut revisions = shared.applied_revisions.subscribe();
     let mut next_tailscale = Instant::now();
     loop {
@@ -170,20 +172,19 @@ pub async fn run<P: Probe>(shared: Arc<Shared>, probe: P, api_key: String, mut s
         states.retain(|name, _| peers.iter().any(|p| &p.name == name));
         for peer in &peers {
             let state = states.entry(peer.name.clone()).or_insert_with(|| ProbeState::new(now));
-            if state.next <= now {
-                // Not due again until this probe reports back: `step` then
-                // sets the real time of the next one.
-                state.next = now + PROBE_TIMEOUT * 10;
+            if state.next <= now && in_flight.insert(peer.name.clone()) {
                 let probe = probe.clone();
                 let (name, authority) = (peer.name.clone(), peer.authority());
                 probing.spawn(async move { (name, probe.probe(&authority).await) });
             }
         }
-        let wake = states.values().map(|s| s.next).min().unwrap_or(now + IDLE).min(now + IDLE);
+        let waiting = states.iter().filter(|(name, _)| !in_flight.contains(*name));
+        let wake = waiting.map(|(_, s)| s.next).min().unwrap_or(now + IDLE).min(now + IDLE);
         tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => return,
             Some(done) = probing.join_next() => {
                 if let Ok((name, result)) = done
+                    && in_flight.remove(&name)
                     && let Some(state) = states.get_mut(&name)
                 {
                     let transition = state.step(Instant::now(), &result);
@@ -226,7 +227,10 @@ fn record(shared: &Shared, name: &str, result: &Result<Answer, String>, transiti
     shared.metrics.peer(name, result.is_ok(), result.as_ref().ok().map(|a| a.rtt));
     let object = format!("Node/{name}");
     match transition {
-        Some(Transition::Offline { reason }) => {
+        Some(Transition::Offline { mut reason }) => {
+            if shared.peers.get(name).and_then(|p| p.tailnet_online) == Some(false) {
+                reason.push_str("; Tailscale sees it offline too (asleep?)");
+            }
             shared.lock().status.event(true, "PeerOffline", &object, format!("peer {name} offline: {reason}"));
         }
         Some(Transition::Online { after }) => {
@@ -269,15 +273,17 @@ async fn refresh_tailnet_addresses(shared: &Shared) {
         }
     };
     for peer in shared.peers.all() {
-        let ipv4 = status
-            .peer_for(&peer.address)
-            .and_then(|p| p.ips.iter().find(|ip| matches!(ip, IpAddr::V4(_))))
-            .map(ToString::to_string);
+        let tailnet = status.peer_for(&peer.address);
+        let ipv4 = tailnet.and_then(|p| p.ips.iter().find(|ip| matches!(ip, IpAddr::V4(_)))).map(ToString::to_string);
+        let tailnet_online = tailnet.map(|p| p.online);
         let dial = ipv4.unwrap_or_else(|| peer.address.clone());
         if dial != peer.dial_host {
             tracing::info!(peer = peer.name, dial, "dialling the peer at its tailnet address");
-            shared.peers.update(&peer.name, |p| p.dial_host = dial);
         }
+        shared.peers.update(&peer.name, |p| {
+            p.dial_host = dial;
+            p.tailnet_online = tailnet_online;
+        });
     }
 }
 
