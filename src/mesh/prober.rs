@@ -11,7 +11,7 @@
 //! of one probe and says what changed and when to probe next; the HTTP call is
 //! behind [`Probe`], so the state machine is tested without a server.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,8 +158,9 @@ pub async fn run<P: Probe>(shared: Arc<Shared>, probe: P, api_key: String, mut s
     let probe = Arc::new(probe);
     let mut states: HashMap<String, ProbeState> = HashMap::new();
     let mut probing = JoinSet::new();
-    // Peers with a probe under way: not due again until it reports back.
-    let mut in_flight: HashSet<String> = HashSet::new();
+    // The probes under way, by task: their peer is not due again until the
+    // probe reports back (or its task fails).
+    let mut in_flight: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut revisions = shared.applied_revisions.subscribe();
     let mut next_tailscale = Instant::now();
     loop {
@@ -172,19 +173,22 @@ pub async fn run<P: Probe>(shared: Arc<Shared>, probe: P, api_key: String, mut s
         states.retain(|name, _| peers.iter().any(|p| &p.name == name));
         for peer in &peers {
             let state = states.entry(peer.name.clone()).or_insert_with(|| ProbeState::new(now));
-            if state.next <= now && in_flight.insert(peer.name.clone()) {
-                let probe = probe.clone();
-                let (name, authority) = (peer.name.clone(), peer.authority());
-                probing.spawn(async move { (name, probe.probe(&authority).await) });
+            if state.next <= now && !in_flight.values().any(|name| *name == peer.name) {
+                let (probe, authority) = (probe.clone(), peer.authority());
+                let task = probing.spawn(async move { probe.probe(&authority).await });
+                in_flight.insert(task.id(), peer.name.clone());
             }
         }
-        let waiting = states.iter().filter(|(name, _)| !in_flight.contains(*name));
+        let waiting = states.iter().filter(|(name, _)| !in_flight.values().any(|n| n == *name));
         let wake = waiting.map(|(_, s)| s.next).min().unwrap_or(now + IDLE).min(now + IDLE);
         tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => return,
-            Some(done) = probing.join_next() => {
-                if let Ok((name, result)) = done
-                    && in_flight.remove(&name)
+            Some(done) = probing.join_next_with_id() => {
+                let (id, result) = match done {
+                    Ok((id, result)) => (id, result),
+                    Err(error) => (error.id(), Err(format!("the probe failed: {error}"))),
+                };
+                if let Some(name) = in_flight.remove(&id)
                     && let Some(state) = states.get_mut(&name)
                 {
                     let transition = state.step(Instant::now(), &result);
