@@ -138,3 +138,55 @@ fn render(rows: &[Row]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(name: &str, online: bool, api_version: &str) -> MeshNode {
+        MeshNode {
+            name: name.into(),
+            role: "satellite".into(),
+            address: "10.0.0.2".into(),
+            api_port: 8000,
+            this_node: false,
+            dial: "10.0.0.2:8000".into(),
+            online,
+            known_down: !online,
+            last_seen: Some("2026-11-28T10:00:00Z".into()),
+            rtt_ms: Some(1.25),
+            revision: Some("r1".into()),
+            version: Some("0.1.0".into()),
+            api_version: Some(api_version.into()),
+            compatible: api_version == crate::api::wire::API_VERSION,
+            last_error: None,
+        }
+    }
+
+    fn status(name: &str, online: bool) -> NodeStatus {
+        NodeStatus {
+            name: name.into(),
+            role: "satellite".into(),
+            online,
+            last_seen: Some("2026-11-28T10:00:00Z".into()),
+            revision: Some("r1".into()),
+            last_error: None,
+            objects: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_table_shows_rtt_offline_peers_and_incompatible_api_versions() {
+        let rows = [
+            Row { status: status("laptop", false), view: view("laptop", false, "v1") },
+            Row { status: status("mini", true), view: view("mini", true, "v2") },
+        ];
+        let table = render(&rows);
+        let lines: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(lines[0], ["NODE", "ROLE", "ONLINE", "RTT", "REVISION", "LAST", "SEEN"]);
+        assert_eq!(lines[1], ["laptop", "satellite", "no", "1.2ms", "r1", "2026-11-28T10:00:00Z"]);
+        assert_eq!(lines[2][..5], ["mini", "satellite", "yes", "(API", "v2:"]);
+        assert!(lines[2].contains(&"incompatible)"), "{table}");
+        assert!(!table.contains("laptop:"), "an offline peer has no objects to list:\n{table}");
+    }
+}
