@@ -5,7 +5,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 
-use crate::api::wire::{ApplyRequest, ApplyResponse, Describe, ErrorBody, Health, MeshNode};
+use crate::api::wire::{
+    ApplyRequest, ApplyResponse, Describe, ErrorBody, Health, MeshNode, ReconcileRequest, ReconcileResponse,
+};
 use crate::controller::state::Bundle;
 use crate::controller::status::NodeStatus;
 
@@ -56,6 +58,11 @@ impl ApiClient {
     pub async fn apply(&self, bundle: Bundle, dry_run: bool) -> Result<ApplyResponse, ClientError> {
         let request = ApplyRequest { bundle, dry_run };
         self.send(self.http.post(self.url("/api/v1/apply")).json(&request)).await
+    }
+
+    /// Reconcile now; with a revision, fetch it and answer once it is in force.
+    pub async fn reconcile(&self, request: &ReconcileRequest) -> Result<ReconcileResponse, ClientError> {
+        self.send(self.http.post(self.url("/api/v1/reconcile")).json(request)).await
     }
 
     pub async fn describe(&self, kind: &str, name: &str) -> Result<Describe, ClientError> {

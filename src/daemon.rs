@@ -11,9 +11,16 @@ use crate::api::{self, ApiState};
 use crate::config::{self, DaemonConfig};
 use crate::controller::{Controller, Input};
 use crate::identity::NodeEnv;
+use crate::mesh::prober::{self, HttpProbe};
 use crate::source::{self, SourceUpdate};
 use crate::supervisor::Supervisor;
 use crate::tailscale;
+
+/// The peers before any set of manifests loads (a JSON list).
+const MESH_PEERS: &str = "MESH_PEERS";
+/// The port a peer named in `MESH_PEERS` without one is called on: the
+/// default `apiPort` of a Node.
+const DEFAULT_API_PORT: u16 = 8000;
 
 pub async fn serve(config: DaemonConfig, env: NodeEnv) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state_dir)
@@ -24,6 +31,13 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv) -> anyhow::Result<()> {
         .context("cannot start the process supervisor")?;
     let (controller, shared, inbox) =
         Controller::new(config.node_id.clone(), Arc::new(env), supervisor, config.state_dir.clone());
+
+    if let Some(peers) = shared.env.get(MESH_PEERS) {
+        match prober::bootstrap_peers(&peers.value, DEFAULT_API_PORT) {
+            Ok(peers) => shared.peers.set_members(peers),
+            Err(error) => tracing::warn!("{error}; no peers until a set of manifests loads"),
+        }
+    }
 
     let forward = inbox.clone();
     tokio::spawn(async move {
@@ -70,6 +84,7 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen} ({chosen_by})"))?;
     tracing::info!(node = config.node_id, %listen, "mesh API listening");
     let (stop, stopped) = watch::channel(false);
+    tokio::spawn(prober::run(shared.clone(), HttpProbe::default(), config.api_key.clone(), stopped.clone()));
     let router = api::router(ApiState {
         shared,
         inbox,

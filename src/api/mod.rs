@@ -173,23 +173,51 @@ async fn status(State(state): State<ApiState>) -> Json<NodeStatus> {
     Json(node_status(&state.shared))
 }
 
-/// The Nodes of the set in force, so a client can reach every peer.
+/// This node's view of every node: itself, then each peer as the prober last
+/// saw it, so a client can reach every peer and knows which are down.
 async fn mesh(State(state): State<ApiState>) -> Json<Vec<MeshNode>> {
-    let inner = state.shared.lock();
-    let nodes = inner.applied.as_ref().map(|a| {
-        a.set
-            .nodes
-            .values()
-            .map(|n| MeshNode {
-                name: n.name().to_owned(),
-                role: n.spec.role.as_str().to_owned(),
-                address: n.spec.address.value.clone(),
-                api_port: n.spec.api_port.0,
-                this_node: n.name() == state.shared.node,
-            })
-            .collect()
+    let shared = &state.shared;
+    let me = node_status(shared);
+    let (address, api_port) = {
+        let inner = shared.lock();
+        let node = inner.applied.as_ref().and_then(|a| a.set.nodes.get(&shared.node));
+        node.map_or_else(|| (String::new(), 0), |n| (n.spec.address.value.clone(), n.spec.api_port.0))
+    };
+    let this = MeshNode {
+        name: me.name,
+        role: me.role,
+        dial: format!("{address}:{api_port}"),
+        address,
+        api_port,
+        this_node: true,
+        online: true,
+        known_down: false,
+        last_seen: me.last_seen,
+        rtt_ms: None,
+        revision: me.revision,
+        version: Some(env!("CARGO_PKG_VERSION").into()),
+        api_version: Some(wire::API_VERSION.into()),
+        compatible: true,
+        last_error: None,
+    };
+    let peers = shared.peers.all().into_iter().map(|peer| MeshNode {
+        known_down: shared.peers.known_down(&peer.name),
+        dial: peer.authority(),
+        role: peer.role.unwrap_or_else(|| "unknown".into()),
+        this_node: false,
+        compatible: peer.api_version.as_deref().is_none_or(|v| v == wire::API_VERSION),
+        name: peer.name,
+        address: peer.address,
+        api_port: peer.api_port,
+        online: peer.online,
+        last_seen: peer.last_seen,
+        rtt_ms: peer.rtt_ms,
+        revision: peer.revision,
+        version: peer.version,
+        api_version: peer.api_version,
+        last_error: peer.last_error,
     });
-    Json(nodes.unwrap_or_default())
+    Json(std::iter::once(this).chain(peers).collect())
 }
 
 /// Validates the bundle again here; a dry run returns the plan, a real one

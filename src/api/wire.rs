@@ -63,6 +63,7 @@ pub struct ReconcileResponse {
     pub revision: Option<String>,
 }
 
+/// One node in `GET /api/v1/mesh`: this node's view of it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MeshNode {
@@ -71,6 +72,35 @@ pub struct MeshNode {
     pub address: String,
     pub api_port: u16,
     pub this_node: bool,
+    /// Where this node calls it (`host:port`): the tailnet IP when known.
+    #[serde(default)]
+    pub dial: String,
+    #[serde(default)]
+    pub online: bool,
+    /// Whether it was probed and did not answer: known to be down, not just
+    /// not probed yet.
+    #[serde(default)]
+    pub known_down: bool,
+    #[serde(default)]
+    pub last_seen: Option<String>,
+    #[serde(default)]
+    pub rtt_ms: Option<f64>,
+    #[serde(default)]
+    pub revision: Option<String>,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// False when it speaks another API version than this node.
+    #[serde(default = "yes")]
+    pub compatible: bool,
+    /// Why its last probe failed, while it is offline.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

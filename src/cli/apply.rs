@@ -52,15 +52,12 @@ pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let bundle = Bundle::from_files(revision, &files);
     let (local, key) = local_client(env)?;
     let this_node = env.get(crate::identity::NODE_ID).map(|s| s.value.clone()).unwrap_or_default();
-    let peers: Vec<(String, ApiClient)> = validation
+    let peers: Vec<(String, String)> = validation
         .set
         .nodes
         .values()
         .filter(|node| node.name() != this_node)
-        .map(|node| {
-            let authority = format!("{}:{}", node.spec.address.value, node.spec.api_port);
-            (node.name().to_owned(), ApiClient::new(&authority, &key, PEER_TIMEOUT))
-        })
+        .map(|node| (node.name().to_owned(), format!("{}:{}", node.spec.address.value, node.spec.api_port)))
         .collect();
 
     let mut failed = false;
@@ -72,8 +69,19 @@ pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
                 failed = true;
             }
         }
-        for (name, client) in peers {
-            match client.apply(bundle.clone(), args.dry_run).await {
+        // What the local daemon's prober knows: peers known to be down are
+        // skipped rather than waited for, and a peer is called where the
+        // daemon calls it (its tailnet IP when known).
+        let views = local.mesh().await.unwrap_or_default();
+        for (name, written) in peers {
+            let view = views.iter().find(|v| v.name == name);
+            if let Some(view) = view.filter(|v| v.known_down) {
+                let since = view.last_seen.as_deref().map_or_else(String::new, |t| format!(", last seen {t}"));
+                println!("node {name}: offline{since}; skipped, it picks the change up from its own source");
+                continue;
+            }
+            let authority = view.map_or(written, |v| v.dial.clone());
+            match ApiClient::new(&authority, &key, PEER_TIMEOUT).apply(bundle.clone(), args.dry_run).await {
                 Ok(response) => println!("{}", response.plan),
                 Err(ClientError::Unreachable { reason, .. }) => {
                     println!("node {name}: not reachable ({reason}); it picks the change up from its own source")

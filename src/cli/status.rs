@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{Outcome, local_client, runtime, table};
+use crate::api::wire::MeshNode;
 use crate::client::ApiClient;
 use crate::controller::status::NodeStatus;
 use std::path::Path;
@@ -37,56 +38,76 @@ struct MeshStatus {
 pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let env = &NodeEnv::load(env_file)?;
     let (client, key) = local_client(env)?;
-    let nodes = runtime()?.block_on(collect(client, key))?;
-    let status = MeshStatus { nodes };
+    let rows = runtime()?.block_on(collect(client, key))?;
     match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&status)?),
-        Format::Yaml => print!("{}", serde_saphyr::to_string(&status)?),
-        Format::Table => print!("{}", render(&status.nodes)),
+        Format::Table => print!("{}", render(&rows)),
+        format => {
+            let status = MeshStatus { nodes: rows.into_iter().map(|row| row.status).collect() };
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&status)?),
+                _ => print!("{}", serde_saphyr::to_string(&status)?),
+            }
+        }
     }
     Ok(Outcome::Success)
 }
 
-/// The local node's status, then every peer's, asked concurrently; a peer that
-/// does not answer is shown offline.
-async fn collect(local: ApiClient, key: String) -> anyhow::Result<Vec<NodeStatus>> {
+/// One node of the mesh: its status, and what this node's prober knows of it.
+struct Row {
+    status: NodeStatus,
+    view: MeshNode,
+}
+
+/// The local node's status, then every peer's, asked concurrently. A peer the
+/// local daemon knows to be down, or that does not answer, is shown with its
+/// last known state from the local daemon's view, marked offline.
+async fn collect(local: ApiClient, key: String) -> anyhow::Result<Vec<Row>> {
     let mine = local.status().await?;
-    let peers = local.mesh().await?.into_iter().filter(|n| !n.this_node);
+    let mut nodes = local.mesh().await?;
+    let this = nodes.iter().position(|n| n.this_node).map(|i| nodes.remove(i));
     let mut tasks = tokio::task::JoinSet::new();
-    for (index, peer) in peers.enumerate() {
-        let client = ApiClient::new(&format!("{}:{}", peer.address, peer.api_port), &key, PEER_TIMEOUT);
+    for (index, view) in nodes.into_iter().enumerate() {
+        let client = ApiClient::new(&view.dial, &key, PEER_TIMEOUT);
         tasks.spawn(async move {
-            let status = client.status().await.unwrap_or_else(|_| NodeStatus {
-                name: peer.name.clone(),
-                role: peer.role.clone(),
+            let fetched = if view.known_down { None } else { client.status().await.ok() };
+            let status = fetched.unwrap_or_else(|| NodeStatus {
+                name: view.name.clone(),
+                role: view.role.clone(),
                 online: false,
-                last_seen: None,
-                revision: None,
+                last_seen: view.last_seen.clone(),
+                revision: view.revision.clone(),
                 last_error: None,
                 objects: Vec::new(),
             });
-            (index, status)
+            (index, Row { status, view })
         });
     }
-    let mut others: Vec<(usize, NodeStatus)> = tasks.join_all().await;
+    let mut others: Vec<(usize, Row)> = tasks.join_all().await;
     others.sort_by_key(|(index, _)| *index);
-    Ok(std::iter::once(mine).chain(others.into_iter().map(|(_, s)| s)).collect())
+    let this = this.map(|view| Row { status: mine, view });
+    Ok(this.into_iter().chain(others.into_iter().map(|(_, row)| row)).collect())
 }
 
-fn render(nodes: &[NodeStatus]) -> String {
+fn render(rows: &[Row]) -> String {
     let dash = || "-".to_owned();
-    let mut rows = vec![["NODE", "ROLE", "ONLINE", "REVISION", "LAST SEEN"].map(String::from).to_vec()];
-    for node in nodes {
-        rows.push(vec![
+    let mut table = vec![["NODE", "ROLE", "ONLINE", "RTT", "REVISION", "LAST SEEN"].map(String::from).to_vec()];
+    for Row { status: node, view } in rows {
+        let online = match (node.online, view.compatible) {
+            (true, true) => "yes".to_owned(),
+            (true, false) => format!("yes (API {}: incompatible)", view.api_version.as_deref().unwrap_or("?")),
+            (false, _) => "no".to_owned(),
+        };
+        table.push(vec![
             node.name.clone(),
             node.role.clone(),
-            if node.online { "yes" } else { "no" }.into(),
+            online,
+            view.rtt_ms.filter(|_| !view.this_node).map_or_else(dash, |ms| format!("{ms:.1}ms")),
             node.revision.clone().unwrap_or_else(dash),
             node.last_seen.clone().unwrap_or_else(dash),
         ]);
     }
-    let mut out = table::render(&rows);
-    for node in nodes.iter().filter(|n| n.online) {
+    let mut out = table::render(&table);
+    for node in rows.iter().map(|row| &row.status).filter(|n| n.online) {
         out.push_str(&format!("\n{}:\n", node.name));
         if let Some(error) = &node.last_error {
             out.push_str("  last snapshot rejected (the previous revision keeps running):\n");
@@ -116,4 +137,56 @@ fn render(nodes: &[NodeStatus]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(name: &str, online: bool, api_version: &str) -> MeshNode {
+        MeshNode {
+            name: name.into(),
+            role: "satellite".into(),
+            address: "10.0.0.2".into(),
+            api_port: 8000,
+            this_node: false,
+            dial: "10.0.0.2:8000".into(),
+            online,
+            known_down: !online,
+            last_seen: Some("2026-11-28T10:00:00Z".into()),
+            rtt_ms: Some(1.25),
+            revision: Some("r1".into()),
+            version: Some("0.1.0".into()),
+            api_version: Some(api_version.into()),
+            compatible: api_version == crate::api::wire::API_VERSION,
+            last_error: None,
+        }
+    }
+
+    fn status(name: &str, online: bool) -> NodeStatus {
+        NodeStatus {
+            name: name.into(),
+            role: "satellite".into(),
+            online,
+            last_seen: Some("2026-11-28T10:00:00Z".into()),
+            revision: Some("r1".into()),
+            last_error: None,
+            objects: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_table_shows_rtt_offline_peers_and_incompatible_api_versions() {
+        let rows = [
+            Row { status: status("laptop", false), view: view("laptop", false, "v1") },
+            Row { status: status("mini", true), view: view("mini", true, "v2") },
+        ];
+        let table = render(&rows);
+        let lines: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(lines[0], ["NODE", "ROLE", "ONLINE", "RTT", "REVISION", "LAST", "SEEN"]);
+        assert_eq!(lines[1], ["laptop", "satellite", "no", "1.2ms", "r1", "2026-11-28T10:00:00Z"]);
+        assert_eq!(lines[2][..5], ["mini", "satellite", "yes", "(API", "v2:"]);
+        assert!(lines[2].contains(&"incompatible)"), "{table}");
+        assert!(!table.contains("laptop:"), "an offline peer has no objects to list:\n{table}");
+    }
 }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use self::queue::{Backoff, WorkQueue};
@@ -20,6 +20,8 @@ use self::status::{ObjectKey, StatusStore};
 use crate::diagnostic::Diagnostic;
 use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::{self, ManifestSet};
+use crate::mesh::peers::{PeerState, Peers};
+use crate::metrics::Metrics;
 use crate::reconcile::plan::{self, Plan};
 use crate::reconcile::{self, Context, Outcome, ReconcileError};
 use crate::source::{Snapshot, SourceUpdate};
@@ -31,6 +33,8 @@ const MAX_CONCURRENT_RECONCILES: usize = 4;
 const RETRY_BASE: Duration = Duration::from_secs(1);
 /// …doubling up to this.
 const RETRY_CAP: Duration = Duration::from_secs(300);
+/// How the Git source names itself in a snapshot's origin.
+const GIT_ORIGIN_PREFIX: &str = "git ";
 /// Resync when no Mesh says otherwise.
 const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
 
@@ -58,7 +62,21 @@ pub struct Shared {
     pub env: Arc<NodeEnv>,
     pub supervisor: Supervisor,
     pub started: Instant,
+    /// The other Nodes of the set in force (`MESH_PEERS` before one loads),
+    /// kept by the controller and probed by `mesh::prober`.
+    pub peers: Peers,
+    pub metrics: Metrics,
+    /// Each revision that becomes the set in force, for the prober to nudge
+    /// peers when it came from Git.
+    pub applied_revisions: watch::Sender<Option<AppliedRevision>>,
     inner: Mutex<SharedInner>,
+}
+
+/// A revision that became the set in force, and whether the Git source gave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedRevision {
+    pub revision: String,
+    pub from_git: bool,
 }
 
 #[derive(Default)]
@@ -115,6 +133,9 @@ impl Controller {
             env,
             supervisor,
             started: Instant::now(),
+            peers: Peers::default(),
+            metrics: Metrics::default(),
+            applied_revisions: watch::channel(None).0,
             inner: Mutex::new(SharedInner::default()),
         });
         let state = ControllerState::load(&state_dir);
@@ -277,6 +298,17 @@ impl Controller {
         let bundle = Bundle::from_files(snapshot.revision.clone(), &snapshot.files);
         self.resync_every = set.mesh.as_ref().map_or(DEFAULT_RESYNC, |m| m.spec.reconcile.resync_interval.duration);
         self.next_resync = Instant::now() + self.resync_every;
+        let peers = set
+            .nodes
+            .values()
+            .filter(|n| n.name() != node)
+            .map(|n| PeerState::new(n.name(), Some(n.spec.role.as_str()), &n.spec.address.value, n.spec.api_port.0))
+            .collect();
+        self.shared.peers.set_members(peers);
+        let from_git = snapshot.origin.starts_with(GIT_ORIGIN_PREFIX);
+        self.shared
+            .applied_revisions
+            .send_replace(Some(AppliedRevision { revision: snapshot.revision.clone(), from_git }));
         shared.applied =
             Some(Applied { revision: snapshot.revision, origin: snapshot.origin.clone(), set, bundle: bundle.clone() });
         drop(shared);

@@ -30,6 +30,9 @@ pub struct PeerState {
     pub api_version: Option<String>,
     /// Why the last probe failed, while it is offline.
     pub last_error: Option<String>,
+    /// Whether Tailscale sees it connected, when Tailscale discovery is on: a
+    /// hint (it lags a waking laptop), never a verdict; the probe decides.
+    pub tailnet_online: Option<bool>,
 }
 
 impl PeerState {
@@ -48,6 +51,7 @@ impl PeerState {
             version: None,
             api_version: None,
             last_error: None,
+            tailnet_online: None,
         }
     }
 

@@ -4,6 +4,7 @@
 //! run in parallel. Linux only: they read `/proc`.
 #![cfg(target_os = "linux")]
 
+mod peers;
 mod support;
 
 use std::collections::BTreeSet;
@@ -350,8 +351,8 @@ fn status_renders_as_a_table_as_yaml_and_as_json_of_the_stable_shape() {
     let table = daemon.meshctl(&["status"]);
     assert_eq!(table.code, 0, "{table:?}");
     let lines: Vec<Vec<&str>> = table.stdout.lines().map(|line| line.split_whitespace().collect()).collect();
-    assert_eq!(lines[0], ["NODE", "ROLE", "ONLINE", "REVISION", "LAST", "SEEN"]);
-    assert_eq!(lines[1][..4], [NODE, "primary", "yes", revision.as_str()]);
+    assert_eq!(lines[0], ["NODE", "ROLE", "ONLINE", "RTT", "REVISION", "LAST", "SEEN"]);
+    assert_eq!(lines[1][..5], [NODE, "primary", "yes", "-", revision.as_str()]);
     assert_eq!(lines[3], [format!("{NODE}:").as_str()]);
     assert_eq!(lines[4], ["KIND", "NAME", "READY", "REASON", "MESSAGE"]);
     assert_eq!(lines[5], ["Node", NODE, "True", "Registered", "this", "node,", "role", "primary"]);

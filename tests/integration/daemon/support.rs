@@ -41,13 +41,23 @@ pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 /// A loopback port nothing listens on (the OS picks it; the listener is closed
 /// before the port is handed out).
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port").local_addr().expect("an address").port()
+    free_port_on(Ipv4Addr::LOCALHOST)
+}
+
+/// A port nothing listens on at `ip` (any 127/8 address is loopback on Linux).
+pub fn free_port_on(ip: Ipv4Addr) -> u16 {
+    TcpListener::bind((ip, 0)).expect("bind a free port").local_addr().expect("an address").port()
 }
 
 /// The status code of `GET http://127.0.0.1:port/path`, or None when nothing
 /// answers. HTTP/1.0, so the server closes the connection after its answer.
 pub fn http_get(port: u16, path: &str) -> Option<u16> {
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    http_get_at(Ipv4Addr::LOCALHOST, port, path)
+}
+
+/// The status code of `GET http://ip:port/path`, as [`http_get`].
+pub fn http_get_at(ip: Ipv4Addr, port: u16, path: &str) -> Option<u16> {
+    let address = SocketAddr::from((ip, port));
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
@@ -154,6 +164,9 @@ pub fn web(name: &str, port: u16) -> String {
 pub struct Builder {
     dir: TempDir,
     settings: Vec<(String, String)>,
+    node: String,
+    ip: Ipv4Addr,
+    port: Option<u16>,
 }
 
 impl Builder {
@@ -169,12 +182,22 @@ impl Builder {
         self
     }
 
+    /// Runs the daemon as Node `node`, listening on `ip:port` (else it is
+    /// [`NODE`] on a free port of 127.0.0.1): for meshes of several daemons.
+    pub fn at(mut self, node: &str, ip: Ipv4Addr, port: u16) -> Self {
+        node.clone_into(&mut self.node);
+        self.ip = ip;
+        self.port = Some(port);
+        self
+    }
+
     /// Writes `.env` and starts the daemon; returns once its API answers.
     pub fn start(self) -> Daemon {
-        let port = free_port();
+        let (node, ip) = (self.node, self.ip);
+        let port = self.port.unwrap_or_else(|| free_port_on(ip));
         let state = self.dir.path().join("state");
         let mut env = format!(
-            "AGENT_NODE_ID={NODE}\nMESH_API_KEY={}\nMESH_LISTEN=127.0.0.1:{port}\nMESH_STATE_DIR={}\n",
+            "AGENT_NODE_ID={node}\nMESH_API_KEY={}\nMESH_LISTEN={ip}:{port}\nMESH_STATE_DIR={}\n",
             Daemon::KEY,
             state.display()
         );
@@ -183,7 +206,7 @@ impl Builder {
         }
         write_file(&self.dir.path().join(".env"), &env);
         let log = self.dir.path().join("daemon.log");
-        let mut daemon = Daemon { dir: self.dir, port, log, child: None };
+        let mut daemon = Daemon { dir: self.dir, ip, port, log, child: None };
         daemon.restart();
         daemon
     }
@@ -194,6 +217,7 @@ impl Builder {
 /// prints its log when the test is failing.
 pub struct Daemon {
     dir: TempDir,
+    ip: Ipv4Addr,
     port: u16,
     log: PathBuf,
     child: Option<Child>,
@@ -204,7 +228,13 @@ impl Daemon {
 
     /// An empty workspace with `manifests/node.yaml`.
     pub fn builder() -> Builder {
-        let builder = Builder { dir: tempfile::tempdir().expect("temp dir"), settings: Vec::new() };
+        let builder = Builder {
+            dir: tempfile::tempdir().expect("temp dir"),
+            settings: Vec::new(),
+            node: NODE.to_owned(),
+            ip: Ipv4Addr::LOCALHOST,
+            port: None,
+        };
         builder.file("manifests/node.yaml", &node())
     }
 
@@ -214,6 +244,18 @@ impl Daemon {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops the daemon with SIGKILL, as a crash or a lost machine would.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("the daemon runs");
+        child.kill().expect("kill the daemon");
+        child.wait().expect("reap the daemon");
     }
 
     pub fn pid(&self) -> u32 {
@@ -237,7 +279,7 @@ impl Daemon {
             if let Some(exit) = self.child.as_mut().and_then(|child| child.try_wait().expect("try_wait")) {
                 panic!("the daemon exited at start with {exit}");
             }
-            (http_get(self.port, "/mesh/health") == Some(200)).then_some(())
+            (http_get_at(self.ip, self.port, "/mesh/health") == Some(200)).then_some(())
         });
     }
 
@@ -258,6 +300,18 @@ impl Daemon {
             stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
             stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
         }
+    }
+
+    /// `GET path` of the daemon's API with the key; the answer's JSON.
+    pub fn api_get(&self, path: &str) -> Option<Value> {
+        let mut stream = TcpStream::connect_timeout(&SocketAddr::from((self.ip, self.port)), POLL * 20).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let request =
+            format!("GET {path} HTTP/1.0\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\r\n", self.ip, Self::KEY);
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).ok()?;
+        serde_json::from_str(answer.split_once("\r\n\r\n")?.1).ok()
     }
 
     /// This node's entry of `meshctl status -o json`.

@@ -1,0 +1,413 @@
+//! The peer prober: asks every peer's `GET /mesh/health` on an interval and
+//! keeps the [`Peers`] table, the metrics and the event log up to date.
+//!
+//! A peer that goes quiet is not necessarily gone: a laptop that sleeps is
+//! normal. So an offline peer is probed with a capped backoff, its going and
+//! coming back are each logged (and recorded as an event) once, and a peer
+//! that answers again is online at its next probe, at most [`OFFLINE_CAP`]
+//! later.
+//!
+//! Each peer is a [`ProbeState`] whose [`ProbeState::step`] takes the result
+//! of one probe and says what changed and when to probe next; the HTTP call is
+//! behind [`Probe`], so the state machine is tested without a server.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::peers::{PeerState, Peers};
+use crate::api::wire::{API_VERSION, Health, ReconcileRequest};
+use crate::controller::Shared;
+use crate::tailscale::TailscaleClient;
+
+/// How often an online peer is asked.
+pub const ONLINE_INTERVAL: Duration = Duration::from_secs(2);
+/// How long one probe may take, connection included.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The first retry of an offline peer…
+pub const OFFLINE_BASE: Duration = Duration::from_secs(2);
+/// …doubling up to this. Kept low on purpose: one connection attempt every 5 s
+/// costs a sleeping laptop nothing, and a peer that wakes up is seen online
+/// within 5 s of answering again (the issue asks for "a few seconds"), where a
+/// 30 s cap would leave it shown offline for half a minute.
+pub const OFFLINE_CAP: Duration = Duration::from_secs(5);
+/// How often tailscaled is asked for the peers' tailnet addresses.
+const TAILSCALE_REFRESH: Duration = Duration::from_secs(10);
+/// The longest the prober sleeps, so a new member of the set is probed soon.
+const IDLE: Duration = Duration::from_millis(250);
+/// A nudged peer waits for the revision (up to 30 s) before answering.
+const NUDGE_TIMEOUT: Duration = Duration::from_secs(35);
+
+/// A peer's answer to a health probe.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    pub health: Health,
+    pub rtt: Duration,
+}
+
+/// One health probe of a peer at `authority` (`host:port`); an error says why
+/// it did not answer.
+pub trait Probe: Send + Sync + 'static {
+    fn probe(&self, authority: &str) -> impl Future<Output = Result<Answer, String>> + Send;
+}
+
+/// A change worth one log line and one event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Transition {
+    /// First answer, or an answer after being offline for `after` (None at start).
+    Online { after: Option<Duration> },
+    /// It stopped answering (or never answered), for this reason.
+    Offline { reason: String },
+}
+
+/// What the prober knows of one peer between probes.
+#[derive(Clone, Debug)]
+pub struct ProbeState {
+    /// None until the first probe finished.
+    online: Option<bool>,
+    /// Failed probes in a row.
+    failures: u32,
+    offline_since: Option<Instant>,
+    /// When the next probe is due.
+    pub next: Instant,
+}
+
+impl ProbeState {
+    /// A peer to probe now.
+    pub fn new(now: Instant) -> Self {
+        ProbeState { online: None, failures: 0, offline_since: None, next: now }
+    }
+
+    /// Takes the result of a probe finished at `now`: schedules the next one and
+    /// returns the transition, if the peer's state changed.
+    pub fn step(&mut self, now: Instant, result: &Result<Answer, String>) -> Option<Transition> {
+        match result {
+            Ok(_) => {
+                self.failures = 0;
+                self.next = now + ONLINE_INTERVAL;
+                let was = self.online.replace(true);
+                let after = self.offline_since.take().map(|since| now - since);
+                (was != Some(true)).then_some(Transition::Online { after })
+            }
+            Err(reason) => {
+                self.failures = self.failures.saturating_add(1);
+                self.next = now + offline_delay(self.failures);
+                let was = self.online.replace(false);
+                if was == Some(false) {
+                    return None;
+                }
+                self.offline_since = Some(now);
+                Some(Transition::Offline { reason: reason.clone() })
+            }
+        }
+    }
+}
+
+/// The wait after the `failures`-th failed probe in a row: 2 s, 4 s, then 5 s.
+fn offline_delay(failures: u32) -> Duration {
+    let doubled = OFFLINE_BASE.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    doubled.min(OFFLINE_CAP)
+}
+
+/// The probe over HTTP, with [`PROBE_TIMEOUT`].
+#[derive(Clone)]
+pub struct HttpProbe {
+    http: reqwest::Client,
+}
+
+impl Default for HttpProbe {
+    fn default() -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(PROBE_TIMEOUT)
+            .connect_timeout(PROBE_TIMEOUT)
+            .build()
+            .expect("a plain HTTP client builds");
+        HttpProbe { http }
+    }
+}
+
+impl Probe for HttpProbe {
+    async fn probe(&self, authority: &str) -> Result<Answer, String> {
+        let started = Instant::now();
+        let response =
+            self.http.get(format!("http://{authority}/mesh/health")).send().await.map_err(|e| root_cause(&e))?;
+        if !response.status().is_success() {
+            return Err(format!("health answered {}", response.status()));
+        }
+        let health: Health = response.json().await.map_err(|e| format!("unexpected health answer: {e}"))?;
+        Ok(Answer { health, rtt: started.elapsed() })
+    }
+}
+
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
+}
+
+/// Probes the peers in `shared.peers` until `shutdown` turns true, and tells
+/// online peers to fetch when a revision from the Git source is applied here.
+pub async fn run<P: Probe>(shared: Arc<Shared>, probe: P, api_key: String, mut shutdown: watch::Receiver<bool>) {
+    let probe = Arc::new(probe);
+    let mut states: HashMap<String, ProbeState> = HashMap::new();
+    let mut probing = JoinSet::new();
+    // The probes under way, by task: their peer is not due again until the
+    // probe reports back (or its task fails).
+    let mut in_flight: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut revisions = shared.applied_revisions.subscribe();
+    let mut next_tailscale = Instant::now();
+    loop {
+        let now = Instant::now();
+        if now >= next_tailscale {
+            next_tailscale = now + TAILSCALE_REFRESH;
+            refresh_tailnet_addresses(&shared).await;
+        }
+        let peers = shared.peers.all();
+        states.retain(|name, _| peers.iter().any(|p| &p.name == name));
+        for peer in &peers {
+            let state = states.entry(peer.name.clone()).or_insert_with(|| ProbeState::new(now));
+            if state.next <= now && !in_flight.values().any(|name| *name == peer.name) {
+                let (probe, authority) = (probe.clone(), peer.authority());
+                let task = probing.spawn(async move { probe.probe(&authority).await });
+                in_flight.insert(task.id(), peer.name.clone());
+            }
+        }
+        let waiting = states.iter().filter(|(name, _)| !in_flight.values().any(|n| n == *name));
+        let wake = waiting.map(|(_, s)| s.next).min().unwrap_or(now + IDLE).min(now + IDLE);
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            Some(done) = probing.join_next_with_id() => {
+                let (id, result) = match done {
+                    Ok((id, result)) => (id, result),
+                    Err(error) => (error.id(), Err(format!("the probe failed: {error}"))),
+                };
+                if let Some(name) = in_flight.remove(&id)
+                    && let Some(state) = states.get_mut(&name)
+                {
+                    let transition = state.step(Instant::now(), &result);
+                    record(&shared, &name, &result, transition);
+                }
+            }
+            Ok(()) = revisions.changed() => {
+                let applied = revisions.borrow_and_update().clone();
+                if let Some(revision) = applied.filter(|a| a.from_git).map(|a| a.revision) {
+                    nudge(&shared.peers, &revision, &api_key);
+                }
+            }
+            () = tokio::time::sleep_until(wake) => {}
+        }
+    }
+}
+
+/// Writes a probe's result into the table and the metrics; a transition is
+/// logged and recorded as an event, once.
+fn record(shared: &Shared, name: &str, result: &Result<Answer, String>, transition: Option<Transition>) {
+    let last_seen = crate::controller::status::now_rfc3339();
+    shared.peers.update(name, |peer| match result {
+        Ok(answer) => {
+            peer.online = true;
+            peer.last_seen = Some(last_seen);
+            peer.rtt_ms = Some(answer.rtt.as_secs_f64() * 1000.0);
+            peer.revision.clone_from(&answer.health.revision);
+            peer.version = Some(answer.health.version.clone());
+            peer.api_version = Some(answer.health.api_version.clone());
+            if answer.health.role.is_some() {
+                peer.role.clone_from(&answer.health.role);
+            }
+            peer.last_error = None;
+        }
+        Err(reason) => {
+            peer.online = false;
+            peer.last_error = Some(reason.clone());
+        }
+    });
+    shared.metrics.peer(name, result.is_ok(), result.as_ref().ok().map(|a| a.rtt));
+    let object = format!("Node/{name}");
+    match transition {
+        Some(Transition::Offline { mut reason }) => {
+            if shared.peers.get(name).and_then(|p| p.tailnet_online) == Some(false) {
+                reason.push_str("; Tailscale sees it offline too (asleep?)");
+            }
+            shared.lock().status.event(true, "PeerOffline", &object, format!("peer {name} offline: {reason}"));
+        }
+        Some(Transition::Online { after }) => {
+            let mut message = match after {
+                Some(after) => format!("peer {name} online again after {}", humantime::format_duration(round(after))),
+                None => format!("peer {name} online"),
+            };
+            if let Ok(answer) = result
+                && answer.health.api_version != API_VERSION
+            {
+                message.push_str(&format!(
+                    "; it speaks API {} and this node {API_VERSION}: incompatible",
+                    answer.health.api_version
+                ));
+            }
+            shared.lock().status.event(false, "PeerOnline", &object, message);
+        }
+        None => {}
+    }
+}
+
+/// Whole seconds: "online again after 12s", not after 12.003417s.
+fn round(duration: Duration) -> Duration {
+    Duration::from_secs(duration.as_secs().max(1))
+}
+
+/// With `Mesh.spec.discovery.tailscale` on, dials each peer Tailscale knows at
+/// its tailnet IPv4: MagicDNS may fail where the IP works. Tailscale's own
+/// online flag is only a hint (it lags a waking laptop), so probing goes on.
+async fn refresh_tailnet_addresses(shared: &Shared) {
+    let discovery = shared.lock().applied.as_ref().and_then(|a| a.set.mesh.as_ref()).map(|m| m.spec.discovery.clone());
+    let Some(discovery) = discovery.filter(|d| d.tailscale) else { return };
+    let socket = discovery.local_api_socket.as_deref().map(crate::config::expand_home);
+    let Some(client) = TailscaleClient::locate(socket.as_deref()) else { return };
+    let status = match client.status().await {
+        Ok(status) => status,
+        Err(error) => {
+            tracing::debug!(%error, "Tailscale status unavailable; dialling peers at their addresses");
+            return;
+        }
+    };
+    for peer in shared.peers.all() {
+        let tailnet = status.peer_for(&peer.address);
+        let ipv4 = tailnet.and_then(|p| p.ips.iter().find(|ip| matches!(ip, IpAddr::V4(_)))).map(ToString::to_string);
+        let tailnet_online = tailnet.map(|p| p.online);
+        let dial = ipv4.unwrap_or_else(|| peer.address.clone());
+        if dial != peer.dial_host {
+            tracing::info!(peer = peer.name, dial, "dialling the peer at its tailnet address");
+        }
+        shared.peers.update(&peer.name, |p| {
+            p.dial_host = dial;
+            p.tailnet_online = tailnet_online;
+        });
+    }
+}
+
+/// Tells every online peer to fetch `revision` now, so a push reaches it in
+/// seconds rather than at its Git interval. Fire and forget; a failure is
+/// logged once per peer and revision.
+fn nudge(peers: &Peers, revision: &str, api_key: &str) {
+    for peer in peers.all().into_iter().filter(|p| p.online) {
+        let client = crate::client::ApiClient::new(&peer.authority(), api_key, NUDGE_TIMEOUT);
+        let request = ReconcileRequest { revision: Some(revision.to_owned()) };
+        let revision = revision.to_owned();
+        tokio::spawn(async move {
+            match client.reconcile(&request).await {
+                Ok(_) => tracing::info!(peer = peer.name, revision, "peer nudged to fetch"),
+                Err(error) => tracing::warn!(peer = peer.name, revision, %error, "could not nudge the peer"),
+            }
+        });
+    }
+}
+
+/// `MESH_PEERS`: a JSON list of node names or `host:port`, the peers before
+/// any set loads. A name is dialled on `default_port`.
+pub fn bootstrap_peers(json: &str, default_port: u16) -> Result<Vec<PeerState>, String> {
+    let entries: Vec<String> =
+        serde_json::from_str(json).map_err(|e| format!("MESH_PEERS is not a JSON list of strings: {e}"))?;
+    entries
+        .iter()
+        .map(|entry| {
+            let (host, port) = match entry.rsplit_once(':') {
+                Some((host, port)) if !host.ends_with(':') && !port.is_empty() => {
+                    let port = port.parse().map_err(|_| format!("MESH_PEERS: \"{entry}\" has no valid port"))?;
+                    (host.trim_start_matches('[').trim_end_matches(']'), port)
+                }
+                _ => (entry.as_str(), default_port),
+            };
+            Ok(PeerState::new(host, None, host, port))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok() -> Result<Answer, String> {
+        let health = Health {
+            node: "b".into(),
+            role: Some("satellite".into()),
+            version: "0.1.0".into(),
+            api_version: API_VERSION.into(),
+            revision: Some("r1".into()),
+            uptime_seconds: 1,
+        };
+        Ok(Answer { health, rtt: Duration::from_millis(3) })
+    }
+
+    fn refused() -> Result<Answer, String> {
+        Err("Connection refused".into())
+    }
+
+    /// Moves the clock to the next probe the state asks for, and gives it
+    /// `result`, as the prober does.
+    async fn probe_when_due(state: &mut ProbeState, result: &Result<Answer, String>) -> Option<Transition> {
+        tokio::time::advance(state.next.saturating_duration_since(Instant::now())).await;
+        state.step(Instant::now(), result)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn offline_peer_backoff_doubles_then_caps_low() {
+        let mut state = ProbeState::new(Instant::now());
+        let mut waits = Vec::new();
+        for _ in 0..5 {
+            probe_when_due(&mut state, &refused()).await;
+            waits.push((state.next - Instant::now()).as_secs());
+        }
+        assert_eq!(waits, [2, 4, 5, 5, 5]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_transition_is_reported_once() {
+        let mut state = ProbeState::new(Instant::now());
+        let mut transitions = Vec::new();
+        for result in [ok(), ok(), refused(), refused(), refused(), ok(), ok()] {
+            transitions.push(probe_when_due(&mut state, &result).await);
+        }
+        assert_eq!(transitions[0], Some(Transition::Online { after: None }));
+        assert_eq!(transitions[1], None);
+        assert_eq!(transitions[2], Some(Transition::Offline { reason: "Connection refused".into() }));
+        assert_eq!(transitions[3..5], [None, None]);
+        // Offline from the first failed probe to the answer: 2 s + 4 s + 5 s.
+        assert_eq!(transitions[5], Some(Transition::Online { after: Some(Duration::from_secs(11)) }));
+        assert_eq!(transitions[6], None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_answering_again_is_online_within_the_cap() {
+        let mut state = ProbeState::new(Instant::now());
+        for _ in 0..50 {
+            probe_when_due(&mut state, &refused()).await;
+        }
+        // It wakes up right after a failed probe: the next one finds it.
+        let woke = Instant::now();
+        assert!(matches!(probe_when_due(&mut state, &ok()).await, Some(Transition::Online { .. })));
+        assert!(Instant::now() - woke <= OFFLINE_CAP);
+        assert_eq!(state.next - Instant::now(), ONLINE_INTERVAL);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_never_answered_is_reported_offline_once() {
+        let mut state = ProbeState::new(Instant::now());
+        assert!(matches!(probe_when_due(&mut state, &refused()).await, Some(Transition::Offline { .. })));
+        assert_eq!(probe_when_due(&mut state, &refused()).await, None);
+    }
+
+    #[test]
+    fn mesh_peers_take_names_and_host_port() {
+        let peers = bootstrap_peers(r#"["mini", "127.0.0.3:8100", "[::1]:9000"]"#, 8000).unwrap();
+        let dialled: Vec<String> = peers.iter().map(PeerState::authority).collect();
+        assert_eq!(dialled, ["mini:8000", "127.0.0.3:8100", "[::1]:9000"]);
+        assert!(bootstrap_peers("mini", 8000).is_err());
+        assert!(bootstrap_peers(r#"["a:b"]"#, 8000).is_err());
+    }
+}

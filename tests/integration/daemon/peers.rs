@@ -1,0 +1,143 @@
+//! Two daemons on loopback (127.0.0.2 and 127.0.0.3) as a mesh: each probes
+//! the other, shows it offline soon after it dies and online soon after it
+//! is back, and a commit pushed to their Git remote reaches the second by
+//! nudge, long before its own Git interval.
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::support::{Daemon, eventually, free_port_on};
+use crate::support::git;
+
+const A: &str = "node-a";
+const B: &str = "node-b";
+const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+
+/// How soon a change of a peer must show: the offline backoff is capped at
+/// 5 s; the rest is slack for a busy machine.
+const SOON: Duration = Duration::from_secs(9);
+
+/// The two Nodes, each at its loopback address and port.
+fn nodes(port_a: u16, port_b: u16) -> String {
+    let node = |name: &str, role: &str, ip: Ipv4Addr, port: u16| {
+        format!(
+            "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: {name}\nspec:\n  role: {role}\n  address: {ip}\n  apiPort: {port}\n"
+        )
+    };
+    format!("{}---\n{}", node(A, "primary", IP_A, port_a), node(B, "satellite", IP_B, port_b))
+}
+
+/// `node`'s entry in `daemon`'s `meshctl status -o json`.
+fn status_of(daemon: &Daemon, node: &str) -> Value {
+    let run = daemon.meshctl(&["status", "-o", "json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let status: Value = serde_json::from_str(&run.stdout).expect("status -o json is JSON");
+    let nodes = status["nodes"].as_array().expect("nodes");
+    nodes.iter().find(|n| n["name"] == node).cloned().unwrap_or_else(|| panic!("{node} in {status}"))
+}
+
+/// `node`'s entry in `daemon`'s `GET /api/v1/mesh`.
+fn view_of(daemon: &Daemon, node: &str) -> Option<Value> {
+    daemon.api_get("/api/v1/mesh")?.as_array()?.iter().find(|n| n["name"] == node).cloned()
+}
+
+fn wait_online(daemon: &Daemon, node: &str, online: bool) -> Duration {
+    let started = Instant::now();
+    eventually(&format!("{node} is online: {online}"), || (view_of(daemon, node)?["online"] == online).then_some(()));
+    started.elapsed()
+}
+
+fn count(log: &str, needle: &str) -> usize {
+    log.matches(needle).count()
+}
+
+#[test]
+fn two_daemons_see_each_other_and_a_dead_one_goes_offline_then_back() {
+    let (port_a, port_b) = (free_port_on(IP_A), free_port_on(IP_B));
+    let mesh = nodes(port_a, port_b);
+    let a = Daemon::builder().file("manifests/node.yaml", &mesh).at(A, IP_A, port_a).start();
+    let mut b = Daemon::builder().file("manifests/node.yaml", &mesh).at(B, IP_B, port_b).start();
+
+    wait_online(&b, A, true);
+    // Online, and probed since it applied its manifests.
+    let view = eventually("node-a sees node-b's revision", || view_of(&a, B).filter(|v| v["revision"].is_string()));
+    assert_eq!(view["online"], true);
+    assert_eq!(view["role"], "satellite");
+    assert_eq!(view["apiVersion"], "v1");
+    assert_eq!(view["compatible"], true);
+    assert!(view["rttMs"].as_f64().is_some() && view["lastSeen"].is_string(), "{view}");
+    let peer = status_of(&a, B);
+    assert_eq!(peer["online"], true);
+    let mut keys: Vec<&str> = peer.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["lastError", "lastSeen", "name", "objects", "online", "revision", "role"]);
+    let table = a.meshctl(&["status"]);
+    assert!(table.stdout.contains("RTT") && table.stdout.contains(B), "{table:?}");
+
+    // Node-a may have found node-b down once already, before it started.
+    let logged_before = a.log().len();
+    b.kill();
+    let took = wait_online(&a, B, false);
+    assert!(took < SOON, "offline after {took:?}");
+    let last_known = status_of(&a, B);
+    assert_eq!(last_known["online"], false);
+    assert_eq!(last_known["role"], "satellite");
+    assert!(last_known["lastSeen"].is_string() && last_known["revision"].is_string(), "{last_known}");
+    let apply = a.meshctl(&["apply"]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert!(apply.stdout.contains(&format!("node {B}: offline")), "{apply:?}");
+
+    b.restart();
+    let took = wait_online(&a, B, true);
+    assert!(took < SOON, "online again after {took:?}");
+    wait_online(&b, A, true);
+    let log = a.log().split_off(logged_before);
+    assert_eq!(count(&log, &format!("peer {B} offline")), 1, "{log}");
+    assert_eq!(count(&log, &format!("peer {B} online again after")), 1, "{log}");
+}
+
+#[test]
+fn a_push_reaches_the_other_node_by_nudge_before_its_git_interval() {
+    let repos = tempfile::tempdir().unwrap();
+    git(repos.path(), &["init", "--quiet", "--bare", "-b", "main", "remote.git"]);
+    git(repos.path(), &["init", "--quiet", "-b", "main", "work"]);
+    let work = repos.path().join("work");
+    git(&work, &["config", "user.name", "Test User"]);
+    git(&work, &["config", "user.email", "test@example.invalid"]);
+    let remote = repos.path().join("remote.git").display().to_string();
+    git(&work, &["remote", "add", "origin", &remote]);
+    let push = |text: &str| {
+        std::fs::create_dir_all(work.join("manifests")).unwrap();
+        std::fs::write(work.join("manifests/node.yaml"), text).unwrap();
+        git(&work, &["add", "--all"]);
+        git(&work, &["commit", "--quiet", "-m", "change manifests"]);
+        git(&work, &["push", "--quiet", "origin", "main"]);
+        git(&work, &["rev-parse", "HEAD"])
+    };
+    let (port_a, port_b) = (free_port_on(IP_A), free_port_on(IP_B));
+    let mesh = nodes(port_a, port_b);
+    let first = push(&mesh);
+    let a = Daemon::builder()
+        .at(A, IP_A, port_a)
+        .setting("MESH_GIT_REMOTE", &remote)
+        .setting("MESH_GIT_INTERVAL", "1s")
+        .start();
+    let b = Daemon::builder()
+        .at(B, IP_B, port_b)
+        .setting("MESH_GIT_REMOTE", &remote)
+        .setting("MESH_GIT_INTERVAL", "60s")
+        .start();
+    a.wait_for_revision(&first);
+    b.wait_for_revision(&first);
+    wait_online(&a, B, true);
+
+    let second = push(&format!("{mesh}# a comment, a new commit\n"));
+    let pushed = Instant::now();
+    b.wait_for_revision(&second);
+    let took = pushed.elapsed();
+    assert!(took < SOON, "the push reached {B} after {took:?}; its Git interval is 60 s");
+    eventually("node-a logs the nudge", || a.log().contains("peer nudged to fetch").then_some(()));
+}
