@@ -64,6 +64,7 @@ async fn collect(local: ApiClient, key: String) -> anyhow::Result<Vec<NodeStatus
                 revision: None,
                 last_error: None,
                 objects: Vec::new(),
+                paused: false,
             });
             (index, status)
         });
