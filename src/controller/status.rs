@@ -76,8 +76,9 @@ pub struct NodeStatus {
     pub last_error: Option<String>,
     pub objects: Vec<ObjectStatus>,
     /// Whether reconciles are paused from the event stream. An addition to the
-    /// stable shape; absent (false) from nodes that predate it.
-    #[serde(default)]
+    /// stable shape, present only while true, so the usual document is exactly
+    /// design section 5's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
 }
 
