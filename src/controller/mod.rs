@@ -385,10 +385,14 @@ impl Controller {
 
     /// Hands due keys to reconcile tasks while there is room.
     fn dispatch_due(&mut self) {
-        let Some(applied) = self.shared.lock().applied.clone() else { return };
-        if self.shared.lock().paused {
-            return;
-        }
+        let applied = {
+            let shared = self.shared.lock();
+            if shared.paused {
+                return;
+            }
+            shared.applied.clone()
+        };
+        let Some(applied) = applied else { return };
         while self.queue.running() < MAX_CONCURRENT_RECONCILES {
             let Some(key) = self.queue.pop_due(Instant::now()) else { break };
             let ctx = Context {
