@@ -260,6 +260,12 @@ impl Daemon {
         }
     }
 
+    /// Starts `meshctl args…` in the workspace with its stdout piped, for a
+    /// command that runs until stopped (`events -f`).
+    pub fn meshctl_spawn(&self, args: &[&str]) -> Child {
+        self.command().args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("meshctl starts")
+    }
+
     /// This node's entry of `meshctl status -o json`.
     pub fn status(&self) -> Value {
         let run = self.meshctl(&["status", "-o", "json"]);
