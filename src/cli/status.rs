@@ -89,6 +89,9 @@ fn render(nodes: &[NodeStatus]) -> String {
     let mut out = table::render(&rows);
     for node in nodes.iter().filter(|n| n.online) {
         out.push_str(&format!("\n{}:\n", node.name));
+        if node.paused {
+            out.push_str("  reconciles paused (`meshctl events --send resume` resumes them)\n");
+        }
         if let Some(error) = &node.last_error {
             out.push_str("  last snapshot rejected (the previous revision keeps running):\n");
             for line in error.lines() {

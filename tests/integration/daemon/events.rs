@@ -192,6 +192,8 @@ fn meshctl_events_prints_the_recent_events_and_can_intervene() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("\"pause\" acknowledged"), "{run:?}");
     assert_eq!(daemon.status()["paused"], true);
+    let table = daemon.meshctl(&["status"]);
+    assert!(table.stdout.contains("reconciles paused"), "{table:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
