@@ -21,10 +21,14 @@ pub enum ClientError {
     Decode { base: String, reason: String },
 }
 
+/// The client's end of the event stream.
+pub type EventStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
 #[derive(Clone)]
 pub struct ApiClient {
     base: String,
     key: String,
+    timeout: Duration,
     http: reqwest::Client,
 }
 
@@ -36,7 +40,7 @@ impl ApiClient {
             .connect_timeout(timeout.min(Duration::from_secs(3)))
             .build()
             .expect("a plain HTTP client builds");
-        ApiClient { base: format!("http://{authority}"), key: key.to_owned(), http }
+        ApiClient { base: format!("http://{authority}"), key: key.to_owned(), timeout, http }
     }
 
     pub fn base(&self) -> &str {
@@ -67,6 +71,31 @@ impl ApiClient {
 
     pub async fn describe(&self, kind: &str, name: &str) -> Result<Describe, ClientError> {
         self.send(self.http.get(self.url(&format!("/api/v1/objects/{kind}/{name}")))).await
+    }
+
+    /// Opens the event stream (`GET /api/v1/events`, a WebSocket).
+    pub async fn events(&self) -> Result<EventStream, ClientError> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let url = format!("ws{}/api/v1/events", self.base.trim_start_matches("http"));
+        let unreachable = |reason: String| ClientError::Unreachable { base: self.base.clone(), reason };
+        let mut request = url.into_client_request().map_err(|error| unreachable(error.to_string()))?;
+        let bearer =
+            format!("Bearer {}", self.key).parse().map_err(|_| unreachable("the key is not a header value".into()))?;
+        request.headers_mut().insert(reqwest::header::AUTHORIZATION, bearer);
+        let connect = tokio_tungstenite::connect_async(request);
+        let (stream, _) = match tokio::time::timeout(self.timeout, connect).await {
+            Ok(Ok(connected)) => connected,
+            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
+                let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+                let body: Option<ErrorBody> = response.body().as_deref().and_then(|b| serde_json::from_slice(b).ok());
+                let (error, message) =
+                    body.map_or_else(|| ("http".into(), status.to_string()), |b| (b.error, b.message));
+                return Err(ClientError::Api { status, error, message, diagnostics: Vec::new() });
+            }
+            Ok(Err(error)) => return Err(unreachable(root_cause(&error))),
+            Err(_) => return Err(unreachable(format!("no answer in {}s", self.timeout.as_secs()))),
+        };
+        Ok(stream)
     }
 
     fn url(&self, path: &str) -> String {

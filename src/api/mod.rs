@@ -9,17 +9,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures_util::{SinkExt, StreamExt};
 use subtle::ConstantTimeEq;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot};
 
 use self::wire::{
-    ApplyRequest, ApplyResponse, Describe, ErrorBody, Health, MeshNode, ReconcileRequest, ReconcileResponse,
+    Action, ApplyRequest, ApplyResponse, Describe, ErrorBody, Health, Intervention, MeshNode, ReconcileRequest,
+    ReconcileResponse, StreamMessage,
 };
 use crate::controller::status::NodeStatus;
 use crate::controller::{Input, Shared, validate_for_node};
@@ -49,6 +53,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/apply", post(apply))
         .route("/api/v1/reconcile", post(reconcile_now))
         .route("/api/v1/objects/{kind}/{name}", get(describe))
+        .route("/api/v1/events", get(events))
+        .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
     Router::new()
         .route("/mesh/health", get(health))
@@ -166,6 +172,7 @@ pub fn node_status(shared: &Shared) -> NodeStatus {
         revision: applied.map(|a| a.revision.clone()),
         last_error: inner.last_error.clone(),
         objects: inner.status.objects(),
+        paused: inner.paused,
     }
 }
 
@@ -320,6 +327,87 @@ async fn describe(
         Vec::new()
     };
     Ok(Json(Describe { kind: kind.to_string(), name, spec, status, events, logs }))
+}
+
+/// How many past events a new stream client gets first, for context.
+const RECENT_EVENTS: usize = 50;
+
+/// The event stream: recent events, `live`, then events and Service output as
+/// they happen; the client may send interventions. The key was checked before the
+/// upgrade, by the same middleware as every other route.
+async fn events(State(state): State<ApiState>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(move |socket| stream_events(state, socket))
+}
+
+async fn stream_events(state: ApiState, socket: WebSocket) {
+    let (recent, mut items) = state.shared.lock().status.subscribe(RECENT_EVENTS);
+    let (mut sink, mut incoming) = socket.split();
+    for event in recent {
+        if send(&mut sink, &event.into()).await.is_err() {
+            return;
+        }
+    }
+    if send(&mut sink, &StreamMessage::Live).await.is_err() {
+        return;
+    }
+    loop {
+        let message = tokio::select! {
+            item = items.recv() => match item {
+                Ok(item) => item.into(),
+                // The channel dropped the oldest for us; the controller never waits.
+                Err(RecvError::Lagged(skipped)) => StreamMessage::Lagged { skipped },
+                Err(RecvError::Closed) => break,
+            },
+            frame = incoming.next() => match frame {
+                Some(Ok(Message::Text(text))) => intervene(&state, &text).await,
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                // Pings are answered by axum; nothing else means anything here.
+                Some(Ok(_)) => continue,
+            },
+        };
+        if send(&mut sink, &message).await.is_err() {
+            return;
+        }
+    }
+    let _ = sink.send(Message::Close(None)).await;
+}
+
+async fn send(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    message: &StreamMessage,
+) -> Result<(), axum::Error> {
+    let text = serde_json::to_string(message).expect("stream messages serialize");
+    sink.send(Message::Text(text.into())).await
+}
+
+/// Hands a client's intervention to the controller, which records it as an
+/// event; the answer is the acknowledgement or what was wrong.
+async fn intervene(state: &ApiState, text: &str) -> StreamMessage {
+    let action = match Intervention::parse(text) {
+        Ok(action) => action,
+        Err(message) => return StreamMessage::Error { message },
+    };
+    let input = match action {
+        Action::Pause => Input::Pause,
+        Action::Resume => Input::Resume,
+        Action::Reconcile => {
+            if let Some(nudge) = &state.nudge {
+                let _ = nudge.try_send(());
+            }
+            Input::ReconcileAll
+        }
+    };
+    match state.inbox.send(input).await {
+        Ok(()) => StreamMessage::Ack { action },
+        Err(_) => StreamMessage::Error { message: "the controller is shutting down".into() },
+    }
+}
+
+/// Prometheus' content type for the OpenMetrics text that `prometheus-client` writes.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    ([(header::CONTENT_TYPE, OPENMETRICS)], state.shared.metrics.render()).into_response()
 }
 
 fn stopping() -> ApiError {

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::controller::state::Bundle;
-use crate::controller::status::{Event, ObjectStatus};
+use crate::controller::status::{Event, ObjectStatus, StreamItem};
 use crate::manifest::{Kind, ManifestSet};
 use crate::reconcile::plan::Plan;
 use crate::supervisor;
@@ -140,4 +140,124 @@ pub fn spec_json(set: &ManifestSet, kind: Kind, name: &str) -> Option<serde_json
         Kind::Mesh => set.mesh.as_ref().filter(|m| m.name() == name).map(|o| serde_json::to_value(&o.spec)),
     };
     value.and_then(Result::ok)
+}
+
+/// One message of the event stream, `GET /api/v1/events`, sent as a JSON text
+/// frame tagged by `type`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum StreamMessage {
+    /// A controller event. Its own `Normal`/`Warning` is `eventType`, since
+    /// `type` tags the message.
+    #[serde(rename_all = "camelCase")]
+    Event {
+        time: String,
+        event_type: String,
+        reason: String,
+        object: String,
+        message: String,
+    },
+    Log {
+        service: String,
+        stream: String,
+        line: String,
+    },
+    /// Sent once after the recent events: what follows happens now.
+    Live,
+    /// The client fell behind and this many messages were dropped for it.
+    Lagged {
+        skipped: u64,
+    },
+    Ack {
+        action: Action,
+    },
+    Error {
+        message: String,
+    },
+}
+
+impl From<StreamItem> for StreamMessage {
+    fn from(item: StreamItem) -> Self {
+        match item {
+            StreamItem::Event(event) => event.into(),
+            StreamItem::Log(line) => {
+                StreamMessage::Log { service: line.service, stream: line.stream.to_owned(), line: line.line }
+            }
+        }
+    }
+}
+
+impl From<Event> for StreamMessage {
+    fn from(event: Event) -> Self {
+        StreamMessage::Event {
+            time: event.time,
+            event_type: event.event_type,
+            reason: event.reason,
+            object: event.object,
+            message: event.message,
+        }
+    }
+}
+
+/// What a client of the event stream may ask: `{"action": "pause"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intervention {
+    pub action: Action,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "camelCase")]
+pub enum Action {
+    /// Stop dispatching reconciles; changes keep queueing.
+    Pause,
+    /// Dispatch reconciles again, the queued ones first.
+    Resume,
+    /// Reconcile every object now.
+    Reconcile,
+}
+
+impl Intervention {
+    /// Reads a client's text frame; the error says what was wrong with it.
+    pub fn parse(text: &str) -> Result<Action, String> {
+        serde_json::from_str::<Intervention>(text).map(|i| i.action).map_err(|error| {
+            format!("not an intervention ({error}); send {{\"action\": \"pause\" | \"resume\" | \"reconcile\"}}")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interventions_are_read_from_their_action() {
+        assert_eq!(Intervention::parse(r#"{"action":"pause"}"#), Ok(Action::Pause));
+        assert_eq!(Intervention::parse(r#"{"action":"resume"}"#), Ok(Action::Resume));
+        assert_eq!(Intervention::parse(r#"{"action":"reconcile"}"#), Ok(Action::Reconcile));
+        let unknown = Intervention::parse(r#"{"action":"explode"}"#).unwrap_err();
+        assert!(unknown.contains("unknown variant `explode`"), "{unknown}");
+        assert!(Intervention::parse("pause").is_err());
+    }
+
+    #[test]
+    fn stream_messages_are_tagged_by_type() {
+        let event = Event {
+            time: "2026-01-01T00:00:00Z".into(),
+            event_type: "Normal".into(),
+            reason: "Applied".into(),
+            object: String::new(),
+            message: "revision r1".into(),
+        };
+        let json = serde_json::to_value(StreamMessage::from(StreamItem::Event(event))).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "event", "time": "2026-01-01T00:00:00Z", "eventType": "Normal",
+                "reason": "Applied", "object": "", "message": "revision r1"})
+        );
+        let line = supervisor::LogLine { service: "web".into(), stream: "stdout", line: "hi".into() };
+        let json = serde_json::to_value(StreamMessage::from(StreamItem::Log(line))).unwrap();
+        assert_eq!(json, serde_json::json!({"type": "log", "service": "web", "stream": "stdout", "line": "hi"}));
+        let ack = serde_json::to_value(StreamMessage::Ack { action: Action::Pause }).unwrap();
+        assert_eq!(ack, serde_json::json!({"type": "ack", "action": "pause"}));
+    }
 }

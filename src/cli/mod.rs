@@ -4,6 +4,7 @@
 mod apply;
 mod daemon;
 mod describe;
+mod events;
 mod schema;
 mod status;
 mod table;
@@ -47,6 +48,8 @@ enum Command {
     Diff(apply::DiffArgs),
     /// Show one object: conditions, spec, events, output.
     Describe(describe::Args),
+    /// Print the controller's recent events; with -f, follow events and output.
+    Events(events::Args),
 }
 
 /// How a command prints its result.
@@ -78,6 +81,7 @@ pub fn run() -> ExitCode {
         Command::Apply(args) => apply::run(args, env_file),
         Command::Diff(args) => apply::diff(args, env_file),
         Command::Describe(args) => describe::run(args, env_file),
+        Command::Events(args) => events::run(args, env_file),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

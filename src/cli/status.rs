@@ -78,6 +78,7 @@ async fn collect(local: ApiClient, key: String) -> anyhow::Result<Vec<Row>> {
                 revision: view.revision.clone(),
                 last_error: None,
                 objects: Vec::new(),
+                paused: false,
             });
             (index, Row { status, view })
         });
@@ -109,6 +110,9 @@ fn render(rows: &[Row]) -> String {
     let mut out = table::render(&table);
     for node in rows.iter().map(|row| &row.status).filter(|n| n.online) {
         out.push_str(&format!("\n{}:\n", node.name));
+        if node.paused {
+            out.push_str("  reconciles paused (`meshctl events --send resume` resumes them)\n");
+        }
         if let Some(error) = &node.last_error {
             out.push_str("  last snapshot rejected (the previous revision keeps running):\n");
             for line in error.lines() {
@@ -172,6 +176,7 @@ mod tests {
             revision: Some("r1".into()),
             last_error: None,
             objects: Vec::new(),
+            paused: false,
         }
     }
 

@@ -41,10 +41,21 @@ const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
 /// Everything the controller reacts to.
 pub enum Input {
     Source(SourceUpdate),
-    Apply { bundle: Bundle, reply: oneshot::Sender<Result<Plan, Vec<Diagnostic>>> },
+    Apply {
+        bundle: Bundle,
+        reply: oneshot::Sender<Result<Plan, Vec<Diagnostic>>>,
+    },
     ReconcileAll,
+    /// Stop handing keys to reconcilers; sources and triggers still fill the queue.
+    Pause,
+    Resume,
     Supervisor(SupervisorEvent),
-    Reconciled { key: ObjectKey, result: Result<Outcome, ReconcileError>, revision: String },
+    Reconciled {
+        key: ObjectKey,
+        result: Result<Outcome, ReconcileError>,
+        revision: String,
+        took: Duration,
+    },
 }
 
 /// The set in force.
@@ -89,6 +100,8 @@ pub struct SharedInner {
     /// exposes as a counter, and how tests watch the loop at work. Kept after
     /// an object leaves the set, as a counter is.
     pub reconciles: BTreeMap<ObjectKey, ReconcileCounts>,
+    /// Reconciles are paused from the event stream.
+    pub paused: bool,
 }
 
 /// How many reconciles of one object finished, by result.
@@ -117,6 +130,8 @@ pub struct Controller {
     failing: HashMap<ObjectKey, String>,
     resync_every: Duration,
     next_resync: Instant,
+    /// Each Service's restart count when last seen, so a restart is counted once.
+    restarts_seen: HashMap<String, u32>,
 }
 
 impl Controller {
@@ -150,6 +165,7 @@ impl Controller {
             failing: HashMap::new(),
             resync_every: DEFAULT_RESYNC,
             next_resync: Instant::now() + DEFAULT_RESYNC,
+            restarts_seen: HashMap::new(),
         };
         (controller, shared, outbox)
     }
@@ -160,7 +176,8 @@ impl Controller {
         tokio::pin!(shutdown);
         loop {
             self.dispatch_due();
-            let next_due = self.queue.next_due();
+            // While paused, due keys wait; waking for them would only spin.
+            let next_due = if self.shared.lock().paused { None } else { self.queue.next_due() };
             tokio::select! {
                 () = &mut shutdown => break,
                 input = self.inbox.recv() => match input {
@@ -175,6 +192,7 @@ impl Controller {
             }
         }
         self.shared.supervisor.shutdown().await;
+        self.shared.lock().status.close_stream();
     }
 
     /// A restarted controller runs what it applied last, until a source speaks.
@@ -210,15 +228,62 @@ impl Controller {
                 let result = self.apply_snapshot(snapshot);
                 let _ = reply.send(result);
             }
-            Input::ReconcileAll => self.schedule_all(),
+            Input::ReconcileAll => {
+                self.shared.lock().status.event(false, "ReconcileRequested", "", "reconciling every object now");
+                self.schedule_all();
+            }
+            Input::Pause => self.set_paused(true),
+            Input::Resume => self.set_paused(false),
             Input::Supervisor(SupervisorEvent::Changed { service, message }) => {
                 tracing::debug!(service, "{message}");
+                self.count_restarts(&service);
                 self.queue.schedule((manifest::Kind::Service, service), Instant::now());
             }
             Input::Supervisor(SupervisorEvent::Log(line)) => {
                 tracing::debug!(service = line.service, stream = line.stream, "{}", line.line);
+                self.shared.lock().status.log(line);
             }
-            Input::Reconciled { key, result, revision } => self.on_reconciled(key, result, &revision),
+            Input::Reconciled { key, result, revision, took } => {
+                self.shared.metrics.reconciled(key.0.as_str(), result.is_ok(), took);
+                self.on_reconciled(key, result, &revision);
+            }
+        }
+    }
+
+    fn set_paused(&mut self, paused: bool) {
+        let mut shared = self.shared.lock();
+        if shared.paused == paused {
+            return;
+        }
+        shared.paused = paused;
+        let (reason, message) = if paused {
+            ("Paused", format!("reconciles paused; {} object(s) waiting", self.queue.waiting()))
+        } else {
+            ("Resumed", format!("reconciles resumed; {} object(s) waiting", self.queue.waiting()))
+        };
+        shared.status.event(false, reason, "", message);
+    }
+
+    /// Counts the restarts a unit made since its status was last seen: the
+    /// supervisor restarts a process on its own and only tells us it changed.
+    fn count_restarts(&mut self, service: &str) {
+        let Some(unit) = self.shared.supervisor.status(service) else {
+            self.restarts_seen.remove(service);
+            return;
+        };
+        let seen = self.restarts_seen.insert(service.to_owned(), unit.restarts).unwrap_or(0);
+        // A unit started anew (a changed spec) counts from zero again.
+        for _ in seen..unit.restarts {
+            self.shared.metrics.service_restarted(service);
+        }
+        if unit.restarts > seen {
+            let exit = unit.last_exit.as_deref().unwrap_or("it exited");
+            self.shared.lock().status.event(
+                true,
+                "Restarted",
+                &format!("{}/{service}", manifest::Kind::Service),
+                format!("{exit}; restart {}", unit.restarts),
+            );
         }
     }
 
@@ -279,6 +344,7 @@ impl Controller {
                     ),
                 );
                 shared.last_error = Some(first_lines.join("\n"));
+                self.shared.metrics.snapshot(false);
                 return Err(errors);
             }
         };
@@ -295,6 +361,7 @@ impl Controller {
         keys.extend(supervisor.services().into_iter().map(|name| (manifest::Kind::Service, name)));
         shared.status.event(false, "Applied", "", format!("revision {} from {}", snapshot.revision, snapshot.origin));
         shared.last_error = None;
+        self.shared.metrics.snapshot(true);
         let bundle = Bundle::from_files(snapshot.revision.clone(), &snapshot.files);
         self.resync_every = set.mesh.as_ref().map_or(DEFAULT_RESYNC, |m| m.spec.reconcile.resync_interval.duration);
         self.next_resync = Instant::now() + self.resync_every;
@@ -347,7 +414,14 @@ impl Controller {
 
     /// Hands due keys to reconcile tasks while there is room.
     fn dispatch_due(&mut self) {
-        let Some(applied) = self.shared.lock().applied.clone() else { return };
+        let applied = {
+            let shared = self.shared.lock();
+            if shared.paused {
+                return;
+            }
+            shared.applied.clone()
+        };
+        let Some(applied) = applied else { return };
         while self.queue.running() < MAX_CONCURRENT_RECONCILES {
             let Some(key) = self.queue.pop_due(Instant::now()) else { break };
             let ctx = Context {
@@ -359,8 +433,10 @@ impl Controller {
             };
             let outbox = self.outbox.clone();
             tokio::spawn(async move {
+                let started = Instant::now();
                 let result = reconcile::reconcile(&key, &ctx).await;
-                let _ = outbox.send(Input::Reconciled { key, result, revision: ctx.revision }).await;
+                let took = started.elapsed();
+                let _ = outbox.send(Input::Reconciled { key, result, revision: ctx.revision, took }).await;
             });
         }
     }

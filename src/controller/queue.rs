@@ -87,6 +87,11 @@ impl<K: Clone + Eq + Hash + Ord> WorkQueue<K> {
         self.running.len()
     }
 
+    /// How many keys wait (not counting those running).
+    pub fn waiting(&self) -> usize {
+        self.due.len()
+    }
+
     pub fn is_waiting(&self, key: &K) -> bool {
         self.due.contains_key(key)
     }

@@ -5,8 +5,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 
 use crate::manifest::Kind;
+use crate::supervisor::LogLine;
 
 /// An object this controller acts on.
 pub type ObjectKey = (Kind, String);
@@ -73,6 +75,11 @@ pub struct NodeStatus {
     /// last snapshot was applied.
     pub last_error: Option<String>,
     pub objects: Vec<ObjectStatus>,
+    /// Whether reconciles are paused from the event stream. An addition to the
+    /// stable shape, present only while true, so the usual document is exactly
+    /// design section 5's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
 }
 
 /// Something the controller did, and why.
@@ -89,14 +96,32 @@ pub struct Event {
     pub message: String,
 }
 
+/// What the event stream carries, as it happens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamItem {
+    Event(Event),
+    Log(LogLine),
+}
+
 /// How many events are kept in memory.
 const EVENT_CAPACITY: usize = 500;
 
-/// Conditions of every object and the recent events.
-#[derive(Default)]
+/// How many items a stream subscriber may fall behind before it is told it
+/// lagged and skips ahead: sending never waits for a slow client.
+const STREAM_CAPACITY: usize = 1024;
+
+/// Conditions of every object, the recent events, and the live stream of
+/// events and log lines.
 pub struct StatusStore {
     objects: BTreeMap<ObjectKey, ObjectStatus>,
     events: VecDeque<Event>,
+    stream: broadcast::Sender<StreamItem>,
+}
+
+impl Default for StatusStore {
+    fn default() -> Self {
+        StatusStore { objects: BTreeMap::new(), events: VecDeque::new(), stream: broadcast::channel(STREAM_CAPACITY).0 }
+    }
 }
 
 impl StatusStore {
@@ -158,13 +183,34 @@ impl StatusStore {
         if self.events.len() == EVENT_CAPACITY {
             self.events.pop_front();
         }
-        self.events.push_back(Event {
+        let event = Event {
             time: now_rfc3339(),
             event_type: if warning { "Warning" } else { "Normal" }.into(),
             reason: reason.into(),
             object: object.into(),
             message,
-        });
+        };
+        // An error only means nobody is listening.
+        let _ = self.stream.send(StreamItem::Event(event.clone()));
+        self.events.push_back(event);
+    }
+
+    /// Sends a Service's output line to the stream's subscribers; the log ring
+    /// of the supervisor keeps it for `describe`.
+    pub fn log(&self, line: LogLine) {
+        let _ = self.stream.send(StreamItem::Log(line));
+    }
+
+    /// The last `recent` events and a subscription to what follows them. Both
+    /// are taken under the store's lock, so nothing is missed or seen twice.
+    pub fn subscribe(&self, recent: usize) -> (Vec<Event>, broadcast::Receiver<StreamItem>) {
+        (self.events(None, recent), self.stream.subscribe())
+    }
+
+    /// Ends every subscription, so the API's graceful shutdown does not wait on
+    /// clients that follow the stream forever.
+    pub fn close_stream(&mut self) {
+        self.stream = broadcast::channel(STREAM_CAPACITY).0;
     }
 
     /// The most recent events, oldest first; only those about `object` when given.
@@ -206,5 +252,39 @@ mod tests {
         assert_eq!(store.events(None, usize::MAX).len(), EVENT_CAPACITY);
         let last_a = store.events(Some("Service/a"), 2);
         assert_eq!(last_a.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(), ["506", "508"]);
+    }
+
+    #[test]
+    fn every_subscriber_gets_what_follows_its_recent_events() {
+        let mut store = StatusStore::default();
+        store.event(false, "Before", "", "old");
+        let (recent, mut first) = store.subscribe(50);
+        let (_, mut second) = store.subscribe(50);
+        assert_eq!(recent.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(), ["Before"]);
+        store.event(true, "After", "Service/web", "new");
+        store.log(LogLine { service: "web".into(), stream: "stdout", line: "hello".into() });
+        for receiver in [&mut first, &mut second] {
+            assert!(matches!(receiver.try_recv(), Ok(StreamItem::Event(e)) if e.reason == "After"));
+            assert!(matches!(receiver.try_recv(), Ok(StreamItem::Log(l)) if l.line == "hello"));
+        }
+    }
+
+    #[test]
+    fn a_subscriber_that_falls_behind_learns_how_much_it_skipped() {
+        let mut store = StatusStore::default();
+        let (_, mut slow) = store.subscribe(0);
+        for i in 0..STREAM_CAPACITY + 3 {
+            store.event(false, "Test", "", i.to_string());
+        }
+        assert_eq!(slow.try_recv(), Err(broadcast::error::TryRecvError::Lagged(3)));
+        assert!(matches!(slow.try_recv(), Ok(StreamItem::Event(e)) if e.message == "3"));
+    }
+
+    #[test]
+    fn closing_the_stream_ends_subscriptions() {
+        let mut store = StatusStore::default();
+        let (_, mut receiver) = store.subscribe(0);
+        store.close_stream();
+        assert_eq!(receiver.try_recv(), Err(broadcast::error::TryRecvError::Closed));
     }
 }

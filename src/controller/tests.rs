@@ -209,3 +209,28 @@ async fn triggers_that_arrive_while_an_object_is_reconciled_run_it_once_more_not
     assert_eq!(h.succeeded(Kind::Node, "a"), 3);
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn paused_reconciles_wait_in_the_queue_and_run_once_resumed() {
+    let h = Harness::start().await;
+    h.apply("r1", &format!("{NODES}{}{}", elsewhere("x"), mesh("30s"))).await;
+    h.inbox.send(Input::Pause).await.unwrap();
+    settle().await;
+    assert!(h.shared.lock().paused);
+
+    h.apply("r2", &format!("{NODES}{}{}{}", elsewhere("x"), elsewhere("z"), mesh("30s"))).await;
+    h.advance(Duration::from_secs(60)).await;
+    assert_eq!(h.succeeded(Kind::Service, "z"), 0, "the new object waits");
+    assert_eq!(h.succeeded(Kind::Service, "x"), 1, "and so do resyncs");
+
+    h.inbox.send(Input::Resume).await.unwrap();
+    settle().await;
+    assert!(!h.shared.lock().paused);
+    assert_eq!((h.succeeded(Kind::Service, "x"), h.succeeded(Kind::Service, "z")), (2, 1), "each queued once");
+    let reasons: Vec<String> = h.shared.lock().status.events(None, 50).into_iter().map(|e| e.reason).collect();
+    assert!(reasons.contains(&"Paused".to_owned()) && reasons.contains(&"Resumed".to_owned()), "{reasons:?}");
+    let metrics = h.shared.metrics.render();
+    assert!(metrics.contains("agentmesh_snapshots_total{result=\"applied\"} 2"), "{metrics}");
+    assert!(metrics.contains("agentmesh_reconciles_total{kind=\"Service\",result=\"ok\"} 3"), "{metrics}");
+    h.stop().await;
+}

@@ -314,6 +314,12 @@ impl Daemon {
         serde_json::from_str(answer.split_once("\r\n\r\n")?.1).ok()
     }
 
+    /// Starts `meshctl args…` in the workspace with its stdout piped, for a
+    /// command that runs until stopped (`events -f`).
+    pub fn meshctl_spawn(&self, args: &[&str]) -> Child {
+        self.command().args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("meshctl starts")
+    }
+
     /// This node's entry of `meshctl status -o json`.
     pub fn status(&self) -> Value {
         let run = self.meshctl(&["status", "-o", "json"]);
