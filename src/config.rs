@@ -2,7 +2,7 @@
 //! 2). Every problem is reported at once, naming the variable.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::identity::{NODE_ID, NodeEnv};
@@ -121,19 +121,29 @@ pub fn resolve_secret(env: &NodeEnv, secret: &SecretRef) -> Result<String, Strin
 
 /// `~` and `~/x` under the home folder; anything else as written.
 pub fn expand_home(path: &str) -> PathBuf {
-    let home = || std::env::var_os("HOME").map(PathBuf::from);
-    match path.strip_prefix('~') {
-        Some("") => home().unwrap_or_else(|| PathBuf::from(path)),
-        Some(rest) if rest.starts_with('/') => {
-            home().map_or_else(|| PathBuf::from(path), |home| home.join(rest.trim_start_matches('/')))
-        }
-        _ => PathBuf::from(path),
+    expand_home_in(Path::new(path), std::env::var_os("HOME").map(PathBuf::from))
+}
+
+fn expand_home_in(path: &Path, home: Option<PathBuf>) -> PathBuf {
+    match (path.strip_prefix("~"), home) {
+        (Ok(rest), Some(home)) => home.join(rest),
+        _ => path.to_owned(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn working_dir_expands_a_leading_tilde_only() {
+        let home = Some(PathBuf::from("/home/agent"));
+        assert_eq!(expand_home_in(Path::new("~/models"), home.clone()), Path::new("/home/agent/models"));
+        assert_eq!(expand_home_in(Path::new("~"), home.clone()), Path::new("/home/agent"));
+        assert_eq!(expand_home_in(Path::new("/srv/~/x"), home.clone()), Path::new("/srv/~/x"));
+        assert_eq!(expand_home_in(Path::new("~other/x"), home), Path::new("~other/x"));
+        assert_eq!(expand_home_in(Path::new("~/models"), None), Path::new("~/models"));
+    }
 
     fn env(vars: &[(&str, &str)]) -> NodeEnv {
         NodeEnv::from_parts(None, vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap()

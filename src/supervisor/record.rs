@@ -7,9 +7,10 @@
 //! few hundred bytes and an fsync, once per process start or end.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
+
+use crate::atomic_file::write_atomic;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -80,7 +81,7 @@ impl Records {
         let running = lock(&self.running);
         let file = ProcessesFile { processes: running.values().cloned().collect() };
         let json = serde_json::to_vec_pretty(&file).expect("records serialize");
-        if let Err(error) = write_atomically(&self.path, &json) {
+        if let Err(error) = write_atomic(&self.path, &json) {
             tracing::warn!(path = %self.path.display(), "cannot record the running processes: {error}");
         }
     }
@@ -105,21 +106,6 @@ fn read(path: &Path) -> io::Result<Vec<Record>> {
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(error) => Err(error),
     }
-}
-
-/// Writes a temporary file next to `path`, flushes it to disk and renames it
-/// over `path`: a crash leaves the old file or the new one, never half of one.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let folder = path.parent().unwrap_or(Path::new("."));
-    let mut temporary_name = path.file_name().unwrap_or_default().to_owned();
-    temporary_name.push(".tmp");
-    let temporary = folder.join(temporary_name);
-    let mut file = File::create(&temporary)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)?;
-    // The rename itself is on disk once the folder is.
-    File::open(folder)?.sync_all()
 }
 
 #[cfg(test)]

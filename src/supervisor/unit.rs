@@ -5,7 +5,6 @@
 
 use std::convert::Infallible;
 use std::io;
-use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -354,17 +353,9 @@ fn command(spec: &ProcessSpec) -> io::Result<tokio::process::Command> {
     let mut command = tokio::process::Command::new(program);
     command.args(args).envs(&spec.env);
     if let Some(dir) = &spec.working_dir {
-        command.current_dir(expand_home(dir, std::env::var_os("HOME").map(PathBuf::from)));
+        command.current_dir(dir);
     }
     Ok(command)
-}
-
-/// `~/x` as `$HOME/x`; anything else as written.
-fn expand_home(path: &Path, home: Option<PathBuf>) -> PathBuf {
-    match (path.strip_prefix("~"), home) {
-        (Ok(rest), Some(home)) => home.join(rest),
-        _ => path.to_owned(),
-    }
 }
 
 /// `exit status 3`, `killed by signal 9`.
@@ -486,16 +477,6 @@ mod tests {
         for (policy, success, expected) in table {
             assert_eq!(restarts_after(policy, success), expected, "{policy:?} success={success}");
         }
-    }
-
-    #[test]
-    fn working_dir_expands_a_leading_tilde_only() {
-        let home = Some(PathBuf::from("/home/agent"));
-        assert_eq!(expand_home(Path::new("~/models"), home.clone()), Path::new("/home/agent/models"));
-        assert_eq!(expand_home(Path::new("~"), home.clone()), Path::new("/home/agent"));
-        assert_eq!(expand_home(Path::new("/srv/~/x"), home.clone()), Path::new("/srv/~/x"));
-        assert_eq!(expand_home(Path::new("~other/x"), home), Path::new("~other/x"));
-        assert_eq!(expand_home(Path::new("~/models"), None), Path::new("~/models"));
     }
 
     #[test]
