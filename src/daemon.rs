@@ -10,6 +10,7 @@ use crate::api::{self, ApiState};
 use crate::config::DaemonConfig;
 use crate::controller::{Controller, Input};
 use crate::identity::NodeEnv;
+use crate::mesh::router::{self, MeshRouter};
 use crate::source::{self, SourceUpdate};
 use crate::supervisor::Supervisor;
 
@@ -62,7 +63,21 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (MESH_LISTEN)", config.listen))?;
     tracing::info!(node = config.node_id, listen = %config.listen, "mesh API listening");
     let (stop, stopped) = watch::channel(false);
-    let router = api::router(ApiState { shared, inbox, api_key: config.api_key.as_str().into(), nudge: Some(nudge) });
+    let set_in_force = {
+        let shared = shared.clone();
+        Arc::new(move || shared.applied_set())
+    };
+    let mesh_router = MeshRouter::new(
+        config.node_id.clone(),
+        &config.api_key,
+        shared.peers.clone(),
+        shared.metrics.clone(),
+        set_in_force,
+        router::DEFAULT_TIMEOUT,
+    );
+    let state =
+        ApiState { shared, inbox, api_key: config.api_key.as_str().into(), nudge: Some(nudge), router: mesh_router };
+    let router = api::router(state);
     let mut api_stopped = stopped.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, router)

@@ -7,6 +7,7 @@ pub mod wire;
 
 use std::sync::Arc;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -18,10 +19,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::wire::{
     ApplyRequest, ApplyResponse, Describe, ErrorBody, Health, MeshNode, ReconcileRequest, ReconcileResponse,
+    RouteRequest,
 };
 use crate::controller::status::NodeStatus;
 use crate::controller::{Input, Shared, validate_for_node};
 use crate::manifest::Kind;
+use crate::mesh::router::{HOP_HEADER, MeshRouter, Routed};
 use crate::reconcile::plan;
 use crate::source::Snapshot;
 
@@ -35,6 +38,7 @@ pub struct ApiState {
     pub api_key: Arc<str>,
     /// Asks the Git source to fetch now, when there is one.
     pub nudge: Option<mpsc::Sender<()>>,
+    pub router: MeshRouter,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -44,6 +48,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/apply", post(apply))
         .route("/api/v1/reconcile", post(reconcile_now))
         .route("/api/v1/objects/{kind}/{name}", get(describe))
+        .route("/mesh/route", post(route))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
     Router::new()
         .route("/mesh/health", get(health))
@@ -245,6 +250,27 @@ async fn describe(
         Vec::new()
     };
     Ok(Json(Describe { kind: kind.to_string(), name, spec, status, events, logs }))
+}
+
+/// Calls a capability through the MeshRouter. A call another router handed
+/// over ([`HOP_HEADER`]) is served here or not at all, never forwarded again.
+async fn route(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    request: Result<Json<RouteRequest>, JsonRejection>,
+) -> Result<Json<Routed>, ApiError> {
+    let Json(request) =
+        request.map_err(|rejection| ApiError::new(rejection.status(), "bad_request", rejection.body_text()))?;
+    let RouteRequest { capability, payload, prefer_node } = request;
+    let result = if headers.contains_key(HOP_HEADER) {
+        state.router.serve_here(&capability, payload, prefer_node.as_deref()).await
+    } else {
+        state.router.route(&capability, payload, prefer_node.as_deref()).await
+    };
+    result.map(Json).map_err(|error| {
+        let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_GATEWAY);
+        ApiError::new(status, error.code(), error.to_string())
+    })
 }
 
 fn stopping() -> ApiError {

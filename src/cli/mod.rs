@@ -4,6 +4,7 @@
 mod apply;
 mod daemon;
 mod describe;
+mod route;
 mod schema;
 mod status;
 mod table;
@@ -46,6 +47,8 @@ enum Command {
     Diff(apply::DiffArgs),
     /// Show one object: conditions, spec, events, output.
     Describe(describe::Args),
+    /// Call a capability on the node that serves it, through this node's router.
+    Route(route::Args),
 }
 
 /// How a command prints its result.
@@ -77,6 +80,7 @@ pub fn run() -> ExitCode {
         Command::Apply(args) => apply::run(args, env_file),
         Command::Diff(args) => apply::diff(args, env_file),
         Command::Describe(args) => describe::run(args, env_file),
+        Command::Route(args) => route::run(args, env_file),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -20,6 +20,8 @@ use self::status::{ObjectKey, StatusStore};
 use crate::diagnostic::Diagnostic;
 use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::{self, ManifestSet};
+use crate::mesh::peers::Peers;
+use crate::metrics::Metrics;
 use crate::reconcile::plan::{self, Plan};
 use crate::reconcile::{self, Context, Outcome, ReconcileError};
 use crate::source::{Snapshot, SourceUpdate};
@@ -58,6 +60,9 @@ pub struct Shared {
     pub env: Arc<NodeEnv>,
     pub supervisor: Supervisor,
     pub started: Instant,
+    /// What this node knows of its peers.
+    pub peers: Peers,
+    pub metrics: Metrics,
     inner: Mutex<SharedInner>,
 }
 
@@ -72,6 +77,11 @@ pub struct SharedInner {
 impl Shared {
     pub fn lock(&self) -> MutexGuard<'_, SharedInner> {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The set in force, if any.
+    pub fn applied_set(&self) -> Option<Arc<ManifestSet>> {
+        self.lock().applied.as_ref().map(|applied| applied.set.clone())
     }
 }
 
@@ -104,6 +114,8 @@ impl Controller {
             env,
             supervisor,
             started: Instant::now(),
+            peers: Peers::default(),
+            metrics: Metrics::default(),
             inner: Mutex::new(SharedInner::default()),
         });
         let state = ControllerState::load(&state_dir);

@@ -2,3 +2,4 @@
 //! the node that serves a capability.
 
 pub mod peers;
+pub mod router;

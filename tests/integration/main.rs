@@ -1,10 +1,12 @@
 //! Integration tests: the `meshctl` binary run as a user runs it, on files in
 //! temporary folders. One binary for all of them, so they share one build.
 
+mod daemons;
 mod errors;
 mod examples;
 mod fuzz;
 mod git_source;
+mod router;
 mod schema;
 mod supervisor;
 mod support;
