@@ -6,10 +6,16 @@ use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 
 use crate::api::wire::{
-    ApplyRequest, ApplyResponse, Describe, ErrorBody, Health, MeshNode, ReconcileRequest, ReconcileResponse,
+    ApplyRequest, ApplyResponse, Describe, ErrorBody, Health, MeshNode, ReconcileRequest, ReconcileResponse, RouteCall,
 };
 use crate::controller::state::Bundle;
 use crate::controller::status::NodeStatus;
+use crate::mesh::router::Routed;
+
+/// How long `route` waits: longer than the router's own worst case (a connect
+/// timeout per node that is down, then one endpoint's whole timeout), so its
+/// error, which says what it tried, arrives rather than a timeout of ours.
+const ROUTE_WAIT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -98,6 +104,17 @@ impl ApiClient {
         Ok(stream)
     }
 
+    /// Calls a capability through this controller's MeshRouter.
+    pub async fn route(
+        &self,
+        capability: &str,
+        payload: &serde_json::Value,
+        prefer_node: Option<&str>,
+    ) -> Result<Routed, ClientError> {
+        let call = RouteCall { capability, payload, prefer_node };
+        self.send(self.http.post(self.url("/mesh/route")).json(&call).timeout(ROUTE_WAIT)).await
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -133,7 +150,7 @@ impl ApiClient {
 
 /// The innermost cause of a transport error: "Connection refused", not
 /// "error sending request".
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = error;
     while let Some(inner) = cause.source() {
         cause = inner;

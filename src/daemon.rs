@@ -12,6 +12,7 @@ use crate::config::{self, DaemonConfig};
 use crate::controller::{Controller, Input};
 use crate::identity::NodeEnv;
 use crate::mesh::prober::{self, HttpProbe};
+use crate::mesh::router::{self, MeshRouter};
 use crate::source::{self, SourceUpdate};
 use crate::supervisor::Supervisor;
 use crate::tailscale;
@@ -85,12 +86,25 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv) -> anyhow::Result<()> {
     tracing::info!(node = config.node_id, %listen, "mesh API listening");
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(prober::run(shared.clone(), HttpProbe::default(), config.api_key.clone(), stopped.clone()));
+    let set_in_force = {
+        let shared = shared.clone();
+        Arc::new(move || shared.applied_set())
+    };
+    let mesh_router = MeshRouter::new(
+        config.node_id.clone(),
+        &config.api_key,
+        shared.peers.clone(),
+        shared.metrics.clone(),
+        set_in_force,
+        router::DEFAULT_TIMEOUT,
+    );
     let router = api::router(ApiState {
         shared,
         inbox,
         api_key: config.api_key.as_str().into(),
         nudge: Some(nudge),
         tailscale: tailscale::Connector::default(),
+        router: mesh_router,
     });
     let mut api_stopped = stopped.clone();
     let server = tokio::spawn(async move {

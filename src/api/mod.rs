@@ -23,11 +23,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::wire::{
     Action, ApplyRequest, ApplyResponse, Describe, ErrorBody, Health, Intervention, MeshNode, ReconcileRequest,
-    ReconcileResponse, StreamMessage,
+    ReconcileResponse, RouteRequest, StreamMessage,
 };
 use crate::controller::status::NodeStatus;
 use crate::controller::{Input, Shared, validate_for_node};
 use crate::manifest::Kind;
+use crate::mesh::router::{HOP_HEADER, MeshRouter, Routed};
 use crate::reconcile::plan;
 use crate::source::Snapshot;
 use crate::tailscale;
@@ -44,6 +45,7 @@ pub struct ApiState {
     pub nudge: Option<mpsc::Sender<()>>,
     /// Asks tailscaled who a caller without the key is.
     pub tailscale: tailscale::Connector,
+    pub router: MeshRouter,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -55,6 +57,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/objects/{kind}/{name}", get(describe))
         .route("/api/v1/events", get(events))
         .route("/metrics", get(metrics))
+        .route("/mesh/route", post(route))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
     Router::new()
         .route("/mesh/health", get(health))
@@ -408,6 +411,27 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 
 async fn metrics(State(state): State<ApiState>) -> Response {
     ([(header::CONTENT_TYPE, OPENMETRICS)], state.shared.metrics.render()).into_response()
+}
+
+/// Calls a capability through the MeshRouter. A call another router handed
+/// over ([`HOP_HEADER`]) is served here or not at all, never forwarded again.
+async fn route(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    request: Result<Json<RouteRequest>, JsonRejection>,
+) -> Result<Json<Routed>, ApiError> {
+    let Json(request) =
+        request.map_err(|rejection| ApiError::new(rejection.status(), "bad_request", rejection.body_text()))?;
+    let RouteRequest { capability, payload, prefer_node } = request;
+    let result = if headers.contains_key(HOP_HEADER) {
+        state.router.serve_here(&capability, payload, prefer_node.as_deref()).await
+    } else {
+        state.router.route(&capability, payload, prefer_node.as_deref()).await
+    };
+    result.map(Json).map_err(|error| {
+        let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_GATEWAY);
+        ApiError::new(status, error.code(), error.to_string())
+    })
 }
 
 fn stopping() -> ApiError {

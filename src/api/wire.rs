@@ -103,6 +103,28 @@ fn yes() -> bool {
     true
 }
 
+/// `POST /mesh/route` as a caller sends it. It borrows: a router hands one
+/// payload to several nodes in turn.
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteCall<'a> {
+    pub capability: &'a str,
+    pub payload: &'a serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefer_node: Option<&'a str>,
+}
+
+/// `POST /mesh/route` as the API reads it. Unknown fields are refused: a
+/// caller writing `prefer_node` must hear about it, not have it ignored.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RouteRequest {
+    pub capability: String,
+    pub payload: serde_json::Value,
+    #[serde(default)]
+    pub prefer_node: Option<String>,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Describe {
@@ -259,5 +281,18 @@ mod tests {
         assert_eq!(json, serde_json::json!({"type": "log", "service": "web", "stream": "stdout", "line": "hi"}));
         let ack = serde_json::to_value(StreamMessage::Ack { action: Action::Pause }).unwrap();
         assert_eq!(ack, serde_json::json!({"type": "ack", "action": "pause"}));
+    }
+
+    #[test]
+    fn a_route_call_reads_back_as_the_request_it_was() {
+        let payload = serde_json::json!({"n": [1, 2], "prompt": "hi"});
+        let text =
+            serde_json::to_string(&RouteCall { capability: "llm", payload: &payload, prefer_node: Some("mini") })
+                .unwrap();
+        assert_eq!(text, r#"{"capability":"llm","payload":{"n":[1,2],"prompt":"hi"},"preferNode":"mini"}"#);
+        let read: RouteRequest = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, RouteRequest { capability: "llm".into(), payload, prefer_node: Some("mini".into()) });
+        let typo = serde_json::from_str::<RouteRequest>(r#"{"capability":"llm","payload":1,"prefer_node":"mini"}"#);
+        assert!(typo.unwrap_err().to_string().contains("unknown field `prefer_node`"));
     }
 }

@@ -5,6 +5,7 @@ mod apply;
 mod daemon;
 mod describe;
 mod events;
+mod route;
 mod schema;
 mod status;
 mod table;
@@ -50,6 +51,8 @@ enum Command {
     Describe(describe::Args),
     /// Print the controller's recent events; with -f, follow events and output.
     Events(events::Args),
+    /// Call a capability on the node that serves it, through this node's router.
+    Route(route::Args),
 }
 
 /// How a command prints its result.
@@ -82,6 +85,7 @@ pub fn run() -> ExitCode {
         Command::Diff(args) => apply::diff(args, env_file),
         Command::Describe(args) => describe::run(args, env_file),
         Command::Events(args) => events::run(args, env_file),
+        Command::Route(args) => route::run(args, env_file),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

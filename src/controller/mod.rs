@@ -115,6 +115,11 @@ impl Shared {
     pub fn lock(&self) -> MutexGuard<'_, SharedInner> {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// The set in force, if any.
+    pub fn applied_set(&self) -> Option<Arc<ManifestSet>> {
+        self.lock().applied.as_ref().map(|applied| applied.set.clone())
+    }
 }
 
 pub struct Controller {

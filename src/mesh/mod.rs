@@ -3,3 +3,4 @@
 
 pub mod peers;
 pub mod prober;
+pub mod router;

@@ -2,10 +2,12 @@
 //! temporary folders. One binary for all of them, so they share one build.
 
 mod daemon;
+mod daemons;
 mod errors;
 mod examples;
 mod fuzz;
 mod git_source;
+mod router;
 mod schema;
 mod supervisor;
 mod support;

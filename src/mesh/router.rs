@@ -1,0 +1,717 @@
+//! The MeshRouter (design section 5): calls a Capability on a node that serves
+//! it. The nodes are tried in placement order (a preferred node first), nodes
+//! known to be down are skipped, this node's endpoint is called directly and a
+//! peer's through its `POST /mesh/route`.
+//!
+//! The one rule that matters: a call moves on to the next node only while
+//! nothing has reached an endpoint. A refused connection, a failed name lookup
+//! or a connect timeout moves on (a router that does not keeps sending to a dead
+//! host, BerriAI/litellm#27362); once a request was sent — any HTTP answer, a
+//! timeout while waiting for one, a connection that broke mid-call — that
+//! result is the answer, because the payload is not known to be idempotent and
+//! running it twice could be worse than failing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::peers::{PeerState, Peers};
+use crate::api::wire::RouteCall;
+use crate::client::root_cause;
+use crate::diagnostic::did_you_mean;
+use crate::manifest::ManifestSet;
+use crate::manifest::kinds::CapabilitySpec;
+use crate::metrics::Metrics;
+
+/// Set on a call one router hands to another: the callee serves it itself and
+/// never forwards it again, so two nodes that disagree about a placement (one
+/// has a newer revision) cannot pass a call back and forth.
+pub const HOP_HEADER: &str = "x-mesh-route-hop";
+
+/// How long an endpoint gets to answer once a call reached it.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A node that has not taken the connection by then is treated as down. Long
+/// enough for a tailnet path through a relay, short enough that a sleeping
+/// laptop delays the failover by seconds, not by the whole call timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A call handed to a peer waits this much longer than the peer waits for its
+/// endpoint, so the peer's answer, which says what timed out, arrives first.
+const HOP_GRACE: Duration = Duration::from_secs(2);
+
+/// The error codes of a `/mesh/route` answer that prove the callee sent nothing
+/// to an endpoint: it has no set or another revision of it (it does not know
+/// the capability, or it is not in the placement there), its own endpoint
+/// refused the connection, it does not take our key, or it has no such route.
+/// The call moves on from these as from a refused connection: a live daemon in
+/// front of a dead endpoint is as unable to serve as a dead daemon.
+const NOTHING_SENT: [&str; 6] =
+    ["no_set", "unknown_capability", "bad_prefer_node", "unreachable", "unauthorized", "not_found"];
+
+/// Reads the set in force when a call comes, so the router follows every new
+/// revision without knowing the controller.
+pub type SetInForce = Arc<dyn Fn() -> Option<Arc<ManifestSet>> + Send + Sync>;
+
+/// A call's answer, and the JSON answer of `POST /mesh/route`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Routed {
+    /// The node whose endpoint answered.
+    pub node: String,
+    /// The endpoint's HTTP status.
+    pub status: u16,
+    /// The endpoint's answer: its JSON, or its text as a JSON string when it is
+    /// not JSON.
+    pub body: serde_json::Value,
+}
+
+/// One node a call could not reach, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    pub node: String,
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error("no manifests are in force on this node yet, so it knows no capability")]
+    NoSet,
+    #[error("unknown capability \"{name}\"{}", help_suffix(help))]
+    UnknownCapability { name: String, help: Option<String> },
+    #[error(
+        "node \"{node}\" is not in the placement of capability \"{capability}\" (placement: {}){}",
+        placement.join(", "),
+        help_suffix(help)
+    )]
+    NotPlaced { capability: String, node: String, placement: Vec<String>, help: Option<String> },
+    #[error(
+        "no node could take the call for capability \"{capability}\": {}{}",
+        list(attempts),
+        skipped_suffix(skipped)
+    )]
+    Unreachable { capability: String, attempts: Vec<Attempt>, skipped: Vec<String> },
+    /// A call handed over by another router could not reach this node's
+    /// endpoint. The same code as `Unreachable`: nothing was sent.
+    #[error("node \"{node}\" cannot reach its endpoint: {reason}")]
+    EndpointDown { node: String, reason: String },
+    #[error(
+        "node \"{node}\" took the call for capability \"{capability}\" but did not answer within {}; \
+         not tried elsewhere, as it may have run{}",
+        humantime::format_duration(*after),
+        earlier_suffix(earlier)
+    )]
+    Timeout { capability: String, node: String, after: Duration, earlier: Vec<Attempt> },
+    #[error(
+        "the call for capability \"{capability}\" reached node \"{node}\" but {reason}; \
+         not tried elsewhere, as it may have run{}",
+        earlier_suffix(earlier)
+    )]
+    Broken { capability: String, node: String, reason: String, earlier: Vec<Attempt> },
+    /// A peer took the call and answered with an error of its own, which is
+    /// passed on as it is.
+    #[error("{message}{}", earlier_suffix(earlier))]
+    Remote { node: String, status: u16, code: String, message: String, earlier: Vec<Attempt> },
+}
+
+impl RouteError {
+    /// The HTTP status `/mesh/route` answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            RouteError::NoSet | RouteError::Unreachable { .. } | RouteError::EndpointDown { .. } => 503,
+            RouteError::UnknownCapability { .. } => 404,
+            RouteError::NotPlaced { .. } => 400,
+            RouteError::Timeout { .. } => 504,
+            RouteError::Broken { .. } => 502,
+            RouteError::Remote { status, .. } => *status,
+        }
+    }
+
+    /// The `error` code of `/mesh/route`'s JSON error.
+    pub fn code(&self) -> &str {
+        match self {
+            RouteError::NoSet => "no_set",
+            RouteError::UnknownCapability { .. } => "unknown_capability",
+            RouteError::NotPlaced { .. } => "bad_prefer_node",
+            RouteError::Unreachable { .. } | RouteError::EndpointDown { .. } => "unreachable",
+            RouteError::Timeout { .. } => "timeout",
+            RouteError::Broken { .. } => "bad_gateway",
+            RouteError::Remote { code, .. } => code,
+        }
+    }
+}
+
+/// The nodes a call tries, in order, and the nodes left out because they are
+/// known to be down.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Order<'a> {
+    pub attempt: Vec<&'a str>,
+    pub skipped: Vec<&'a str>,
+}
+
+/// The order of a call over `placement` (prefer then fallback): `prefer_node`
+/// first, then the placement. None when `prefer_node` is not in the placement.
+///
+/// Nodes known to be down are skipped, the preferred one too (a preference is
+/// not an order to wait for a sleeping laptop). When every node is known to be
+/// down, all are tried in order after all: what the prober knows may be seconds
+/// old (a laptop that just woke), trying costs a refused connection or a
+/// connect timeout, and not trying is a certain failure.
+pub fn order<'a>(
+    placement: &[&'a str],
+    prefer_node: Option<&'a str>,
+    known_down: impl Fn(&str) -> bool,
+) -> Option<Order<'a>> {
+    let mut nodes = Vec::with_capacity(placement.len());
+    if let Some(preferred) = prefer_node {
+        if !placement.contains(&preferred) {
+            return None;
+        }
+        nodes.push(preferred);
+    }
+    nodes.extend(placement.iter().copied().filter(|node| Some(*node) != prefer_node));
+    let (attempt, skipped): (Vec<&str>, Vec<&str>) = nodes.iter().partition(|node| !known_down(node));
+    if attempt.is_empty() {
+        return Some(Order { attempt: nodes, skipped: Vec::new() });
+    }
+    Some(Order { attempt, skipped })
+}
+
+/// Routes capability calls. Cheap to clone; clones share one connection pool.
+#[derive(Clone)]
+pub struct MeshRouter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node: String,
+    api_key: String,
+    peers: Peers,
+    metrics: Metrics,
+    set_in_force: SetInForce,
+    /// One client for every call, so connections to endpoints and peers are
+    /// kept alive and reused.
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+/// How one node's attempt failed.
+enum Failure {
+    /// Nothing reached an endpoint: the next node may take the call.
+    NotSent(String),
+    /// Sent, and no answer within the timeout.
+    TimedOut(Duration),
+    /// Sent, and the connection broke or the answer could not be read.
+    Broken(String),
+    /// A peer took the call and answered with an error of its own.
+    Remote { status: u16, code: String, message: String },
+}
+
+impl MeshRouter {
+    /// A router for node `node`, calling peers with `api_key`; an endpoint gets
+    /// `timeout` to answer once a call reached it.
+    pub fn new(
+        node: String,
+        api_key: &str,
+        peers: Peers,
+        metrics: Metrics,
+        set_in_force: SetInForce,
+        timeout: Duration,
+    ) -> MeshRouter {
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            // Endpoints and peers are reached by the address the manifests
+            // give; a proxy from the environment would break that.
+            .no_proxy()
+            // Whether a call is sent again is this router's decision alone,
+            // and a redirect is the endpoint's answer to pass back: following
+            // it would turn the POST into a GET somewhere else.
+            .retry(reqwest::retry::never())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a plain HTTP client builds");
+        let inner = Inner { node, api_key: api_key.to_owned(), peers, metrics, set_in_force, http, timeout };
+        MeshRouter { inner: Arc::new(inner) }
+    }
+
+    /// Calls `capability` with `payload` on the first node, in placement order
+    /// (`prefer_node` first), that takes it.
+    pub async fn route(
+        &self,
+        capability: &str,
+        payload: serde_json::Value,
+        prefer_node: Option<&str>,
+    ) -> Result<Routed, RouteError> {
+        let set = (self.inner.set_in_force)().ok_or(RouteError::NoSet)?;
+        let spec = find(&set, capability)?;
+        let placement: Vec<&str> = spec.placement.order().map(|node| node.value.as_str()).collect();
+        let order = order(&placement, prefer_node, |node| self.inner.peers.known_down(node))
+            .ok_or_else(|| not_placed(capability, prefer_node.unwrap_or_default(), &placement))?;
+        self.run(&set, spec, capability, &payload, order).await
+    }
+
+    /// Serves a call another router handed over ([`HOP_HEADER`]): on this node
+    /// only, never forwarded again. `prefer_node`, when given, must be this
+    /// node, and this node must be in the placement.
+    pub async fn serve_here(
+        &self,
+        capability: &str,
+        payload: serde_json::Value,
+        prefer_node: Option<&str>,
+    ) -> Result<Routed, RouteError> {
+        let set = (self.inner.set_in_force)().ok_or(RouteError::NoSet)?;
+        let spec = find(&set, capability)?;
+        let here = self.inner.node.as_str();
+        let placement: Vec<&str> = spec.placement.order().map(|node| node.value.as_str()).collect();
+        let wanted = prefer_node.unwrap_or(here);
+        if wanted != here || !placement.contains(&here) {
+            return Err(not_placed(capability, wanted, &placement));
+        }
+        let order = Order { attempt: vec![here], skipped: Vec::new() };
+        self.run(&set, spec, capability, &payload, order).await.map_err(|error| match error {
+            RouteError::Unreachable { attempts, .. } => RouteError::EndpointDown {
+                node: here.to_owned(),
+                reason: attempts.into_iter().map(|a| a.reason).collect::<Vec<_>>().join("; "),
+            },
+            other => other,
+        })
+    }
+
+    /// Tries the nodes of `order` until one takes the call.
+    async fn run(
+        &self,
+        set: &ManifestSet,
+        spec: &CapabilitySpec,
+        capability: &str,
+        payload: &serde_json::Value,
+        order: Order<'_>,
+    ) -> Result<Routed, RouteError> {
+        let mut attempts = Vec::new();
+        for node in order.attempt {
+            let result = if node == self.inner.node {
+                self.call_endpoint(set, spec, payload).await
+            } else {
+                self.call_peer(set, node, capability, payload).await
+            };
+            let served = matches!(&result, Ok(routed) if routed.status < 500);
+            self.inner.metrics.routed(capability, node, served);
+            let (capability, node, earlier) = (capability.to_owned(), node.to_owned(), attempts.clone());
+            match result {
+                Ok(routed) => return Ok(routed),
+                Err(Failure::NotSent(reason)) => attempts.push(Attempt { node, reason }),
+                Err(Failure::TimedOut(after)) => return Err(RouteError::Timeout { capability, node, after, earlier }),
+                Err(Failure::Broken(reason)) => return Err(RouteError::Broken { capability, node, reason, earlier }),
+                Err(Failure::Remote { status, code, message }) => {
+                    return Err(RouteError::Remote { node, status, code, message, earlier });
+                }
+            }
+        }
+        let skipped = order.skipped.iter().map(|node| (*node).to_owned()).collect();
+        Err(RouteError::Unreachable { capability: capability.to_owned(), attempts, skipped })
+    }
+
+    /// POSTs the payload to this node's endpoint.
+    async fn call_endpoint(
+        &self,
+        set: &ManifestSet,
+        spec: &CapabilitySpec,
+        payload: &serde_json::Value,
+    ) -> Result<Routed, Failure> {
+        let endpoint = &spec.endpoint;
+        let host = match &endpoint.host {
+            Some(host) => host.as_str(),
+            None => set
+                .nodes
+                .get(&self.inner.node)
+                .map(|node| node.spec.address.value.as_str())
+                .ok_or_else(|| Failure::NotSent("this node has no Node manifest to take its address from".into()))?,
+        };
+        // The checker made sure the path starts with "/".
+        let url = format!("http://{}{}", host_port(host, endpoint.port.0), endpoint.path.value);
+        let timeout = self.inner.timeout;
+        let request = self.inner.http.post(&url).json(payload).timeout(timeout);
+        let response = request.send().await.map_err(|error| failure(&url, &error, timeout))?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.map_err(|error| failure(&url, &error, timeout))?;
+        Ok(Routed { node: self.inner.node.clone(), status, body: answer_body(&bytes) })
+    }
+
+    /// Hands the call to `node`'s router, to serve there and nowhere else.
+    async fn call_peer(
+        &self,
+        set: &ManifestSet,
+        node: &str,
+        capability: &str,
+        payload: &serde_json::Value,
+    ) -> Result<Routed, Failure> {
+        let authority = match self.inner.peers.get(node) {
+            Some(peer) => peer.authority(),
+            None => set
+                .nodes
+                .get(node)
+                .map(|n| PeerState::new(node, None, &n.spec.address.value, n.spec.api_port.0).authority())
+                .ok_or_else(|| Failure::NotSent(format!("no Node manifest says where \"{node}\" is")))?,
+        };
+        let url = format!("http://{authority}/mesh/route");
+        let call = RouteCall { capability, payload, prefer_node: Some(node) };
+        let timeout = self.inner.timeout + HOP_GRACE;
+        let request = self
+            .inner
+            .http
+            .post(&url)
+            .bearer_auth(&self.inner.api_key)
+            .header(HOP_HEADER, "1")
+            .json(&call)
+            .timeout(timeout);
+        let response = request.send().await.map_err(|error| failure(&url, &error, timeout))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|error| failure(&url, &error, timeout))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map_err(|error| Failure::Broken(format!("its answer from {url} is not a route answer: {error}")));
+        }
+        #[derive(Deserialize)]
+        struct PeerError {
+            error: String,
+            message: String,
+        }
+        let error = serde_json::from_slice::<PeerError>(&bytes).unwrap_or_else(|_| PeerError {
+            error: "http".into(),
+            message: format!("{url} answered {status}: {}", String::from_utf8_lossy(&bytes)),
+        });
+        if NOTHING_SENT.contains(&error.error.as_str()) {
+            return Err(Failure::NotSent(error.message));
+        }
+        Err(Failure::Remote { status: status.as_u16(), code: error.error, message: error.message })
+    }
+}
+
+fn find<'a>(set: &'a ManifestSet, capability: &str) -> Result<&'a CapabilitySpec, RouteError> {
+    set.capabilities.get(capability).map(|object| &object.spec).ok_or_else(|| RouteError::UnknownCapability {
+        name: capability.to_owned(),
+        help: did_you_mean(capability, set.capabilities.keys().map(String::as_str)),
+    })
+}
+
+fn not_placed(capability: &str, node: &str, placement: &[&str]) -> RouteError {
+    RouteError::NotPlaced {
+        capability: capability.to_owned(),
+        node: node.to_owned(),
+        placement: placement.iter().map(|node| (*node).to_owned()).collect(),
+        help: did_you_mean(node, placement.iter().copied()),
+    }
+}
+
+/// Sorts a transport error by whether the request may have reached the other
+/// side: only a failure to connect (refused, unreachable, name lookup, connect
+/// timeout) proves it did not.
+fn failure(url: &str, error: &reqwest::Error, timeout: Duration) -> Failure {
+    if error.is_connect() {
+        Failure::NotSent(format!("{url}: {}", root_cause(error)))
+    } else if error.is_timeout() {
+        Failure::TimedOut(timeout)
+    } else {
+        Failure::Broken(format!("the exchange with {url} broke: {}", root_cause(error)))
+    }
+}
+
+/// `host:port`, with an IPv6 host in brackets.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+}
+
+/// The endpoint's answer as JSON, or its text as a JSON string.
+fn answer_body(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+fn help_suffix(help: &Option<String>) -> String {
+    help.as_ref().map(|help| format!("; {help}")).unwrap_or_default()
+}
+
+fn list(attempts: &[Attempt]) -> String {
+    attempts.iter().map(|a| format!("{}: {}", a.node, a.reason)).collect::<Vec<_>>().join("; ")
+}
+
+fn skipped_suffix(skipped: &[String]) -> String {
+    if skipped.is_empty() { String::new() } else { format!("; skipped as known to be down: {}", skipped.join(", ")) }
+}
+
+fn earlier_suffix(earlier: &[Attempt]) -> String {
+    if earlier.is_empty() { String::new() } else { format!(" (before it: {})", list(earlier)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::Json;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::post;
+
+    use super::*;
+    use crate::manifest::{SourceFile, validate};
+
+    #[test]
+    fn order_follows_placement_prefer_node_and_known_down_nodes() {
+        type Case = (
+            &'static [&'static str],
+            Option<&'static str>,
+            &'static [&'static str],
+            Option<(&'static [&'static str], &'static [&'static str])>,
+        );
+        let table: &[Case] = &[
+            // placement, prefer_node, known down, (attempt, skipped) or None
+            (&["a", "b", "c"], None, &[], Some((&["a", "b", "c"], &[]))),
+            (&["a", "b", "c"], Some("c"), &[], Some((&["c", "a", "b"], &[]))),
+            (&["a", "b", "c"], Some("a"), &[], Some((&["a", "b", "c"], &[]))),
+            (&["a", "b", "c"], Some("d"), &[], None),
+            (&["a", "b", "c"], None, &["a"], Some((&["b", "c"], &["a"]))),
+            (&["a", "b", "c"], Some("c"), &["c"], Some((&["a", "b"], &["c"]))),
+            (&["a", "b", "c"], None, &["a", "c"], Some((&["b"], &["a", "c"]))),
+            // Everything known down: all are tried after all, in order.
+            (&["a", "b", "c"], None, &["a", "b", "c"], Some((&["a", "b", "c"], &[]))),
+            (&["a", "b"], Some("b"), &["a", "b"], Some((&["b", "a"], &[]))),
+            (&["a"], None, &[], Some((&["a"], &[]))),
+        ];
+        for (placement, prefer_node, down, expected) in table {
+            let got = order(placement, *prefer_node, |node| down.contains(&node));
+            let expected =
+                expected.map(|(attempt, skipped)| Order { attempt: attempt.to_vec(), skipped: skipped.to_vec() });
+            assert_eq!(got, expected, "placement {placement:?}, prefer {prefer_node:?}, down {down:?}");
+        }
+    }
+
+    /// What a fake peer's `/mesh/route` answers, and what it was sent.
+    #[derive(Clone, Default)]
+    struct FakePeer {
+        answer: Arc<Mutex<Option<(StatusCode, serde_json::Value)>>>,
+        calls: Arc<Mutex<Vec<(HeaderMap, serde_json::Value)>>>,
+    }
+
+    /// A router on node `here` over a set where `here` and `peer` both live
+    /// on 127.0.0.1: `here`'s endpoint server (`/json`, `/text`, `/slow`)
+    /// counts its calls, and `peer`'s API is a [`FakePeer`].
+    struct Fixture {
+        peer: FakePeer,
+        endpoint_calls: Arc<AtomicUsize>,
+        endpoint_port: u16,
+        peer_port: u16,
+        closed_port: u16,
+        peers: Peers,
+    }
+
+    impl Fixture {
+        async fn new() -> Fixture {
+            let endpoint_calls = Arc::new(AtomicUsize::new(0));
+            let counted = |answer: fn() -> axum::response::Response| {
+                let calls = endpoint_calls.clone();
+                post(move || async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    answer()
+                })
+            };
+            use axum::response::IntoResponse;
+            let endpoint = axum::Router::new()
+                .route("/json", counted(|| Json(serde_json::json!({"served": true})).into_response()))
+                .route("/text", counted(|| "plain words".into_response()))
+                .route("/fail", counted(|| (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response()))
+                .route(
+                    "/slow",
+                    post({
+                        let calls = endpoint_calls.clone();
+                        move || async move {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                            "late"
+                        }
+                    }),
+                );
+            let peer = FakePeer::default();
+            let fake = peer.clone();
+            let peer_api = axum::Router::new().route(
+                "/mesh/route",
+                post(move |headers: HeaderMap, Json(body): Json<serde_json::Value>| async move {
+                    fake.calls.lock().unwrap().push((headers, body));
+                    let (status, answer) = fake.answer.lock().unwrap().clone().expect("an answer is set");
+                    (status, Json(answer))
+                }),
+            );
+            let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            Fixture {
+                peer,
+                endpoint_calls,
+                endpoint_port: serve(endpoint).await,
+                peer_port: serve(peer_api).await,
+                closed_port,
+                peers: Peers::default(),
+            }
+        }
+
+        /// A router whose set holds one capability `cap` placed as given, with
+        /// its endpoint at `port` and `path`.
+        fn router(&self, placement: &str, port: u16, path: &str, timeout: Duration) -> MeshRouter {
+            let text = format!(
+                "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: here}}\nspec: {{role: primary, address: 127.0.0.1}}\n\
+                 ---\napiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: peer}}\nspec: {{role: satellite, address: 127.0.0.1, apiPort: {}}}\n\
+                 ---\napiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {{name: cap}}\n\
+                 spec: {{provider: http, placement: {placement}, endpoint: {{port: {port}, path: {path}}}}}\n",
+                self.peer_port
+            );
+            let validation = validate(&[SourceFile { path: "m.yaml".into(), text }], Vec::new());
+            assert!(validation.is_valid(), "{:?}", validation.diagnostics);
+            let set = Arc::new(validation.set);
+            let metrics = Metrics::default();
+            MeshRouter::new(
+                "here".into(),
+                "key",
+                self.peers.clone(),
+                metrics,
+                Arc::new(move || Some(set.clone())),
+                timeout,
+            )
+        }
+
+        fn answer(&self, status: StatusCode, body: serde_json::Value) {
+            *self.peer.answer.lock().unwrap() = Some((status, body));
+        }
+
+        fn peer_calls(&self) -> Vec<(HeaderMap, serde_json::Value)> {
+            self.peer.calls.lock().unwrap().clone()
+        }
+
+        fn endpoint_calls(&self) -> usize {
+            self.endpoint_calls.load(Ordering::SeqCst)
+        }
+    }
+
+    async fn serve(app: axum::Router) -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        port
+    }
+
+    const LONG: Duration = Duration::from_secs(10);
+
+    #[tokio::test]
+    async fn this_nodes_endpoint_answers_json_or_text() {
+        let f = Fixture::new().await;
+        let routed = f.router("{prefer: [here]}", f.endpoint_port, "/json", LONG).route("cap", 1.into(), None).await;
+        assert_eq!(
+            routed.unwrap(),
+            Routed { node: "here".into(), status: 200, body: serde_json::json!({"served": true}) }
+        );
+        let routed = f.router("{prefer: [here]}", f.endpoint_port, "/text", LONG).route("cap", 1.into(), None).await;
+        assert_eq!(routed.unwrap().body, serde_json::json!("plain words"));
+    }
+
+    #[tokio::test]
+    async fn a_refused_endpoint_fails_over_to_a_peer_told_to_serve_it_itself() {
+        let f = Fixture::new().await;
+        f.answer(StatusCode::OK, serde_json::json!({"node": "peer", "status": 201, "body": "made"}));
+        let router = f.router("{prefer: [here], fallback: [peer]}", f.closed_port, "/json", LONG);
+        let routed = router.route("cap", serde_json::json!({"q": 1}), None).await.unwrap();
+        assert_eq!(routed, Routed { node: "peer".into(), status: 201, body: "made".into() });
+        let calls = f.peer_calls();
+        assert_eq!(calls.len(), 1);
+        let (headers, body) = &calls[0];
+        assert_eq!(headers[HOP_HEADER], "1");
+        assert_eq!(headers["authorization"], "Bearer key");
+        assert_eq!(body, &serde_json::json!({"capability": "cap", "payload": {"q": 1}, "preferNode": "peer"}));
+    }
+
+    #[tokio::test]
+    async fn a_call_that_reached_an_endpoint_is_never_tried_elsewhere() {
+        let f = Fixture::new().await;
+        f.answer(StatusCode::OK, serde_json::json!({"node": "peer", "status": 200, "body": null}));
+        let timeout = Duration::from_millis(300);
+        let slow = f.router("{prefer: [here], fallback: [peer]}", f.endpoint_port, "/slow", timeout);
+        let error = slow.route("cap", 1.into(), None).await.unwrap_err();
+        assert!(matches!(error, RouteError::Timeout { .. }), "{error:?}");
+        assert_eq!((error.status(), error.code()), (504, "timeout"));
+        assert!(
+            error
+                .to_string()
+                .contains("node \"here\" took the call for capability \"cap\" but did not answer within 300ms"),
+            "{error}"
+        );
+        let failing = f.router("{prefer: [here], fallback: [peer]}", f.endpoint_port, "/fail", LONG);
+        let routed = failing.route("cap", 1.into(), None).await.unwrap();
+        assert_eq!((routed.node.as_str(), routed.status, routed.body), ("here", 500, "boom".into()));
+        assert!(f.peer_calls().is_empty(), "the peer was never asked");
+        assert_eq!(f.endpoint_calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_sent_nothing_is_failed_over_but_a_peer_that_timed_out_is_not() {
+        let f = Fixture::new().await;
+        let router = f.router("{prefer: [peer], fallback: [here]}", f.endpoint_port, "/json", LONG);
+        f.answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"error": "unreachable", "message": "peer: its endpoint refused"}),
+        );
+        let routed = router.route("cap", 1.into(), None).await.unwrap();
+        assert_eq!(routed.node, "here");
+        f.answer(StatusCode::GATEWAY_TIMEOUT, serde_json::json!({"error": "timeout", "message": "peer was slow"}));
+        let error = router.route("cap", 1.into(), None).await.unwrap_err();
+        assert_eq!((error.status(), error.code(), error.to_string()), (504, "timeout", "peer was slow".into()));
+        assert_eq!((f.peer_calls().len(), f.endpoint_calls()), (2, 1), "only the first call reached here");
+    }
+
+    #[tokio::test]
+    async fn nodes_known_to_be_down_are_skipped_and_every_failure_is_listed() {
+        let f = Fixture::new().await;
+        f.peers.set_members(vec![PeerState::new("peer", None, "127.0.0.1", f.peer_port)]);
+        f.peers.update("peer", |p| p.last_error = Some("no answer".into()));
+        let router = f.router("{prefer: [peer], fallback: [here]}", f.closed_port, "/json", LONG);
+        let error = router.route("cap", 1.into(), None).await.unwrap_err();
+        let url = format!("http://127.0.0.1:{}/json", f.closed_port);
+        assert_eq!((error.status(), error.code()), (503, "unreachable"));
+        assert!(
+            error.to_string().starts_with(&format!(
+                "no node could take the call for capability \"cap\": here: {url}: Connection refused"
+            )),
+            "{error}"
+        );
+        assert!(error.to_string().ends_with("; skipped as known to be down: peer"), "{error}");
+        assert!(f.peer_calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_handed_over_call_is_served_here_or_not_at_all() {
+        let f = Fixture::new().await;
+        f.answer(StatusCode::OK, serde_json::json!({"node": "peer", "status": 200, "body": null}));
+        let router = f.router("{prefer: [here], fallback: [peer]}", f.closed_port, "/json", LONG);
+        let error = router.serve_here("cap", 1.into(), Some("here")).await.unwrap_err();
+        let url = format!("http://127.0.0.1:{}/json", f.closed_port);
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("node \"here\" cannot reach its endpoint: {url}: Connection refused")),
+            "{error}"
+        );
+        assert_eq!((error.status(), error.code()), (503, "unreachable"), "the caller moves on from this");
+        assert!(f.peer_calls().is_empty(), "never forwarded");
+    }
+
+    #[tokio::test]
+    async fn unknown_capabilities_and_nodes_out_of_the_placement_are_named() {
+        let f = Fixture::new().await;
+        let router = f.router("{prefer: [here]}", f.endpoint_port, "/json", LONG);
+        let error = router.route("cpa", 1.into(), None).await.unwrap_err();
+        assert_eq!(error.to_string(), "unknown capability \"cpa\"; did you mean \"cap\"?");
+        assert_eq!((error.status(), error.code()), (404, "unknown_capability"));
+        let error = router.route("cap", 1.into(), Some("peer")).await.unwrap_err();
+        assert_eq!(error.to_string(), "node \"peer\" is not in the placement of capability \"cap\" (placement: here)");
+        assert_eq!((error.status(), error.code()), (400, "bad_prefer_node"));
+        let error = router.serve_here("cap", 1.into(), Some("elsewhere")).await.unwrap_err();
+        assert_eq!(error.code(), "bad_prefer_node");
+        let only_peer = f.router("{prefer: [peer]}", f.endpoint_port, "/json", LONG);
+        let error = only_peer.serve_here("cap", 1.into(), None).await.unwrap_err();
+        assert_eq!(error.to_string(), "node \"here\" is not in the placement of capability \"cap\" (placement: peer)");
+        assert_eq!(f.endpoint_calls(), 0);
+    }
+}

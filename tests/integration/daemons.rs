@@ -1,0 +1,94 @@
+//! Real `meshctl daemon`s for end-to-end tests, each on its own loopback
+//! address (Linux routes all of 127.0.0.0/8 to `lo`), so two of them stand for
+//! two machines: the same port on 127.0.0.2 and 127.0.0.3 are different nodes.
+
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// The mesh API key every test daemon takes.
+pub const KEY: &str = "test-mesh-key";
+
+/// A daemon process, killed and reaped on drop. Its log is written to
+/// `daemon.log` in its state folder and shown when it fails to come up.
+pub struct Daemon {
+    pub name: String,
+    pub api: SocketAddr,
+    log: std::path::PathBuf,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// Starts node `name` listening on `api`, watching `manifests`, keeping its
+    /// state in `state` (created).
+    pub fn start(name: &str, api: SocketAddr, manifests: &Path, state: &Path) -> Daemon {
+        std::fs::create_dir_all(state).expect("create the state folder");
+        let log = state.join("daemon.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_meshctl"))
+            .arg("daemon")
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("AGENT_NODE_ID", name)
+            .env("MESH_API_KEY", KEY)
+            .env("MESH_LISTEN", api.to_string())
+            .env("MESH_MANIFESTS", manifests)
+            .env("MESH_STATE_DIR", state)
+            .env("RUST_LOG", "info")
+            .current_dir(state)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("create the log"))
+            .spawn()
+            .expect("meshctl daemon starts");
+        Daemon { name: name.to_owned(), api, log, child: Some(child) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.api)
+    }
+
+    /// Waits until the daemon answers and has a set in force.
+    pub async fn ready(&self) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let health = client.get(self.url("/mesh/health")).send().await;
+            if let Ok(response) = health {
+                let body: serde_json::Value = response.json().await.unwrap_or_default();
+                if body["revision"].is_string() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon {} did not come up with a set in force; its log:\n{}",
+                self.name,
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL, as a crash or a pulled plug; returns once the process is gone
+    /// (and its sockets with it).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A port that is free on `ip` now.
+pub fn free_port(ip: IpAddr) -> u16 {
+    TcpListener::bind((ip, 0)).expect("bind a free port").local_addr().expect("an address").port()
+}
