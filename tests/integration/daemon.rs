@@ -5,6 +5,7 @@
 #![cfg(target_os = "linux")]
 
 mod events;
+mod partition;
 mod peers;
 mod support;
 

@@ -167,6 +167,7 @@ pub struct Builder {
     node: String,
     ip: Ipv4Addr,
     port: Option<u16>,
+    netns: Option<String>,
 }
 
 impl Builder {
@@ -191,6 +192,13 @@ impl Builder {
         self
     }
 
+    /// Runs the daemon, and every `meshctl` of the test, in the network
+    /// namespace `name` (which the test created), through `ip netns exec`.
+    pub fn netns(mut self, name: &str) -> Self {
+        self.netns = Some(name.to_owned());
+        self
+    }
+
     /// Writes `.env` and starts the daemon; returns once its API answers.
     pub fn start(self) -> Daemon {
         let (node, ip) = (self.node, self.ip);
@@ -206,7 +214,7 @@ impl Builder {
         }
         write_file(&self.dir.path().join(".env"), &env);
         let log = self.dir.path().join("daemon.log");
-        let mut daemon = Daemon { dir: self.dir, ip, port, log, child: None };
+        let mut daemon = Daemon { dir: self.dir, ip, port, log, child: None, netns: self.netns };
         daemon.restart();
         daemon
     }
@@ -221,6 +229,7 @@ pub struct Daemon {
     port: u16,
     log: PathBuf,
     child: Option<Child>,
+    netns: Option<String>,
 }
 
 impl Daemon {
@@ -234,6 +243,7 @@ impl Daemon {
             node: NODE.to_owned(),
             ip: Ipv4Addr::LOCALHOST,
             port: None,
+            netns: None,
         };
         builder.file("manifests/node.yaml", &node())
     }
@@ -279,7 +289,8 @@ impl Daemon {
             if let Some(exit) = self.child.as_mut().and_then(|child| child.try_wait().expect("try_wait")) {
                 panic!("the daemon exited at start with {exit}");
             }
-            (http_get_at(self.ip, self.port, "/mesh/health") == Some(200)).then_some(())
+            let (ip, port) = (self.ip, self.port);
+            (self.in_netns(move || http_get_at(ip, port, "/mesh/health")) == Some(200)).then_some(())
         });
     }
 
@@ -304,14 +315,22 @@ impl Daemon {
 
     /// `GET path` of the daemon's API with the key; the answer's JSON.
     pub fn api_get(&self, path: &str) -> Option<Value> {
-        let mut stream = TcpStream::connect_timeout(&SocketAddr::from((self.ip, self.port)), POLL * 20).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        let request =
-            format!("GET {path} HTTP/1.0\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\r\n", self.ip, Self::KEY);
-        stream.write_all(request.as_bytes()).ok()?;
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).ok()?;
-        serde_json::from_str(answer.split_once("\r\n\r\n")?.1).ok()
+        let (ip, port, path) = (self.ip, self.port, path.to_owned());
+        self.in_netns(move || api_get_at(ip, port, &path))
+    }
+
+    /// Runs `work` on a thread in the daemon's network namespace, if it has one
+    /// (a thread's namespace is its own: the test's other threads stay put).
+    fn in_netns<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> T {
+        let Some(netns) = self.netns.clone() else { return work() };
+        let thread = std::thread::spawn(move || {
+            let file = File::open(format!("/var/run/netns/{netns}")).expect("open the network namespace");
+            // SAFETY: setns takes an open descriptor and a flag; it moves only this thread.
+            let entered = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+            assert_eq!(entered, 0, "enter network namespace {netns}: {}", std::io::Error::last_os_error());
+            work()
+        });
+        thread.join().expect("the thread in the network namespace")
     }
 
     /// Starts `meshctl args…` in the workspace with its stdout piped, for a
@@ -371,7 +390,15 @@ impl Daemon {
     /// The shell-free command line of `meshctl` in the workspace: a clean
     /// environment, so only the workspace's `.env` configures it.
     fn command(&self) -> Command {
-        let mut command = Command::new(assert_cmd::cargo::cargo_bin("meshctl"));
+        let meshctl = assert_cmd::cargo::cargo_bin("meshctl");
+        let mut command = match &self.netns {
+            None => Command::new(meshctl),
+            Some(netns) => {
+                let mut command = Command::new(ip_command());
+                command.args(["netns", "exec", netns]).arg(meshctl);
+                command
+            }
+        };
         command
             .current_dir(self.dir.path())
             .env_clear()
@@ -418,4 +445,20 @@ pub fn detail(object: &Value, name: &str) -> Option<u32> {
 fn write_file(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().expect("a parent folder")).expect("create folders");
     std::fs::write(path, text).expect("write the file");
+}
+
+/// `GET path` of the API at `ip:port` with the test key; the answer's JSON.
+fn api_get_at(ip: Ipv4Addr, port: u16, path: &str) -> Option<Value> {
+    let mut stream = TcpStream::connect_timeout(&SocketAddr::from((ip, port)), POLL * 20).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {ip}\r\nAuthorization: Bearer {}\r\n\r\n", Daemon::KEY);
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    serde_json::from_str(answer.split_once("\r\n\r\n")?.1).ok()
+}
+
+/// `ip` of iproute2: `/usr/sbin/ip` where it is, else whatever PATH finds.
+pub fn ip_command() -> &'static str {
+    if Path::new("/usr/sbin/ip").exists() { "/usr/sbin/ip" } else { "ip" }
 }

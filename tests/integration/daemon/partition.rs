@@ -1,0 +1,165 @@
+//! A network partition between two daemons, each in a network namespace of
+//! its own that the test creates, joined by a veth pair: cutting the link shows
+//! each peer offline with one log line (no error storm while it stays cut), and
+//! restoring it shows each online again. Needs root and iproute2 (`ip`).
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::support::{Daemon, eventually, ip_command};
+
+const A: &str = "node-a";
+const B: &str = "node-b";
+/// Any port: the namespaces are new, nothing else listens in them.
+const PORT: u16 = 7420;
+
+/// How long the link stays cut once both sides see it: several failed probes.
+const HOLD: Duration = Duration::from_secs(12);
+/// How soon a change must show on both sides: the offline backoff is capped at
+/// 5 s, a probe times out after 2 s; the rest is slack for a busy machine.
+const SOON: Duration = Duration::from_secs(10);
+
+/// Runs `ip args…`, which must succeed.
+fn ip(args: &[&str]) {
+    let output = Command::new(ip_command()).args(args).output().unwrap_or_else(|error| {
+        panic!("cannot run `ip` ({error}): this test needs iproute2 (apt-get install iproute2) and root")
+    });
+    assert!(
+        output.status.success(),
+        "`ip {}` failed: {}this test needs root and iproute2",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Two network namespaces joined by a veth pair, deleted (with the pair) when
+/// dropped, even when the test panics.
+struct Link {
+    netns: [String; 2],
+    veth: [String; 2],
+    ips: [Ipv4Addr; 2],
+}
+
+impl Link {
+    fn new() -> Link {
+        let pid = std::process::id();
+        let subnet = u8::try_from(pid % 250).expect("below 250");
+        let link = Link {
+            netns: [format!("am-a-{pid}"), format!("am-b-{pid}")],
+            veth: [format!("am-va-{pid}"), format!("am-vb-{pid}")],
+            ips: [Ipv4Addr::new(10, 213, subnet, 1), Ipv4Addr::new(10, 213, subnet, 2)],
+        };
+        for netns in &link.netns {
+            ip(&["netns", "add", netns]);
+        }
+        let [va, vb] = &link.veth;
+        ip(&["link", "add", va, "netns", &link.netns[0], "type", "veth", "peer", "name", vb, "netns", &link.netns[1]]);
+        for side in 0..2 {
+            let address = format!("{}/30", link.ips[side]);
+            link.exec(side, &["ip", "addr", "add", &address, "dev", &link.veth[side]]);
+            link.exec(side, &["ip", "link", "set", "lo", "up"]);
+            link.set(side, true);
+        }
+        link
+    }
+
+    /// Runs `ip args…` in side `side`'s namespace.
+    fn exec(&self, side: usize, args: &[&str]) {
+        assert_eq!(args[0], "ip");
+        let mut all = vec!["netns", "exec", &self.netns[side], ip_command()];
+        all.extend(&args[1..]);
+        ip(&all);
+    }
+
+    /// Brings side `side`'s end of the pair up or down.
+    fn set(&self, side: usize, up: bool) {
+        self.exec(side, &["ip", "link", "set", &self.veth[side], if up { "up" } else { "down" }]);
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        for netns in &self.netns {
+            let _ = Command::new(ip_command()).args(["netns", "del", netns]).output();
+        }
+    }
+}
+
+/// The two Nodes, each at its namespace's address.
+fn nodes(ips: [Ipv4Addr; 2]) -> String {
+    let node = |name: &str, role: &str, ip: Ipv4Addr| {
+        format!(
+            "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: {name}\nspec:\n  role: {role}\n  address: {ip}\n  apiPort: {PORT}\n"
+        )
+    };
+    format!("{}---\n{}", node(A, "primary", ips[0]), node(B, "satellite", ips[1]))
+}
+
+/// `node`'s entry in `daemon`'s `GET /api/v1/mesh`.
+fn view_of(daemon: &Daemon, node: &str) -> Option<Value> {
+    daemon.api_get("/api/v1/mesh")?.as_array()?.iter().find(|n| n["name"] == node).cloned()
+}
+
+fn is_online(daemon: &Daemon, node: &str, online: bool) -> bool {
+    view_of(daemon, node).is_some_and(|view| view["online"] == online)
+}
+
+/// Waits until both daemons show each other `online`; how long it took.
+fn wait_both(a: &Daemon, b: &Daemon, online: bool) -> Duration {
+    let started = Instant::now();
+    eventually(&format!("both peers are online: {online}"), || {
+        (is_online(a, B, online) && is_online(b, A, online)).then_some(())
+    });
+    started.elapsed()
+}
+
+/// The lines of `log` that warn or fail, without their timestamps.
+fn complaints(log: &str) -> Vec<String> {
+    let lines = log.lines().filter(|line| line.contains("WARN") || line.contains("ERROR"));
+    lines.map(|line| line.split_once(' ').map_or(line, |(_, rest)| rest).to_owned()).collect()
+}
+
+#[test]
+fn a_cut_link_shows_each_peer_offline_once_and_online_again_when_restored() {
+    let link = Link::new();
+    let mesh = nodes(link.ips);
+    let daemon = |side: usize, name: &str| {
+        Daemon::builder()
+            .file("manifests/node.yaml", &mesh)
+            .netns(&link.netns[side])
+            .at(name, link.ips[side], PORT)
+            .start()
+    };
+    let a = daemon(0, A);
+    let b = daemon(1, B);
+    wait_both(&a, &b, true);
+    let (before_a, before_b) = (a.log().len(), b.log().len());
+
+    link.set(0, false);
+    let took = wait_both(&a, &b, false);
+    assert!(took < SOON, "offline after {took:?}");
+    std::thread::sleep(HOLD);
+    assert!(is_online(&a, B, false) && is_online(&b, A, false), "still offline while cut");
+    for (daemon, peer, before) in [(&a, B, before_a), (&b, A, before_b)] {
+        let log = &daemon.log()[before..];
+        assert_eq!(log.matches(&format!("peer {peer} offline")).count(), 1, "one offline line:\n{log}");
+        let complaints = complaints(log);
+        let mut unique = complaints.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), complaints.len(), "a line repeats while cut:\n{log}");
+        assert!(complaints.len() <= 2, "a storm of warnings while cut:\n{log}");
+    }
+
+    link.set(0, true);
+    let took = wait_both(&a, &b, true);
+    assert!(took < SOON, "online again after {took:?}");
+    for (daemon, peer, before) in [(&a, B, before_a), (&b, A, before_b)] {
+        let log = &daemon.log()[before..];
+        assert_eq!(log.matches(&format!("peer {peer} online again after")).count(), 1, "{log}");
+        assert_eq!(log.matches(&format!("peer {peer} offline")).count(), 1, "{log}");
+    }
+}
