@@ -16,6 +16,10 @@
 //! (release) profile for it and names it in `CARGO_BIN_EXE_meshctl`.
 //! `BENCH_IDLE_SECONDS=10` shortens the idle measurement. Needs `python3`.
 
+mod common;
+
+use common::{copy_tree, millis, quantile};
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -353,29 +357,4 @@ fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap_or_else(|error| panic!("write {}: {error}", path.display()));
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create folder");
-    for entry in std::fs::read_dir(from).expect("read folder") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy file");
-        }
-    }
-}
-
-/// The `q`-quantile (0..=1) of `values`, by the nearest-rank method.
-fn quantile(values: &[Duration], q: f64) -> Duration {
-    let mut sorted = values.to_vec();
-    sorted.sort();
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1_000.0
 }

@@ -8,6 +8,10 @@
 //! Run: `cargo bench --bench validate` (optimised build; no extra harness).
 //! `BENCH_ITERATIONS=100 cargo bench --bench validate` takes more samples.
 
+mod common;
+
+use common::{millis, quantile};
+
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -250,18 +254,6 @@ struct Sample {
     total: Duration,
     load: Duration,
     validate: Duration,
-}
-
-/// The `q`-quantile (0..=1) of `values`, by the nearest-rank method.
-fn quantile(values: &[Duration], q: f64) -> Duration {
-    let mut sorted = values.to_vec();
-    sorted.sort();
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1_000.0
 }
 
 fn main() {

@@ -18,7 +18,7 @@ use self::support::{
     Daemon, Marker, NODE, detail, eventually, free_port, http_get, is_dead, kill, object_in, python, service, sleeper,
     web,
 };
-use crate::support::git;
+use crate::support::{GitRemote, git};
 
 /// How soon the children of a daemon killed with SIGKILL must be dead.
 const ORPHAN_LIMIT: Duration = Duration::from_secs(2);
@@ -210,28 +210,14 @@ fn a_daemon_restarted_after_sigkill_stops_what_the_killed_one_left_and_starts_no
 #[test]
 fn a_commit_pushed_to_the_git_remote_is_applied_within_the_interval() {
     let interval = Duration::from_secs(1);
-    let repos = tempfile::tempdir().unwrap();
-    git(repos.path(), &["init", "--quiet", "--bare", "-b", "main", "remote.git"]);
-    git(repos.path(), &["init", "--quiet", "-b", "main", "work"]);
-    let work = repos.path().join("work");
-    git(&work, &["config", "user.name", "Test User"]);
-    git(&work, &["config", "user.email", "test@example.invalid"]);
-    git(&work, &["remote", "add", "origin", &repos.path().join("remote.git").display().to_string()]);
-    let push = |path: &str, text: &str| {
-        let file = work.join(path);
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::write(file, text).unwrap();
-        git(&work, &["add", "--all"]);
-        git(&work, &["commit", "--quiet", "-m", "change manifests"]);
-        git(&work, &["push", "--quiet", "origin", "main"]);
-        git(&work, &["rev-parse", "HEAD"])
-    };
+    let repo = GitRemote::new();
+    let push = |path: &str, text: &str| repo.push(path, text);
     let first = push("manifests/node.yaml", &support::node());
 
     // The workspace's own manifests folder is not read when a Git remote is set.
     let daemon = Daemon::builder()
         .file("manifests/worker.yaml", &sleeper("unread"))
-        .setting("MESH_GIT_REMOTE", &format!("file://{}", repos.path().join("remote.git").display()))
+        .setting("MESH_GIT_REMOTE", &format!("file://{}", repo.remote.display()))
         .setting("MESH_GIT_INTERVAL", "1s")
         .start();
     daemon.wait_for_revision(&first);

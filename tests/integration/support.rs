@@ -96,3 +96,36 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     assert!(output.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).expect("UTF-8 output").trim().to_owned()
 }
+
+/// A bare Git remote (`remote.git`, branch `main`) and a work clone to push to it
+/// from, in a temporary folder.
+pub struct GitRemote {
+    _dir: TempDir,
+    pub work: PathBuf,
+    pub remote: PathBuf,
+}
+
+impl GitRemote {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        git(dir.path(), &["init", "--quiet", "--bare", "-b", "main", "remote.git"]);
+        git(dir.path(), &["init", "--quiet", "-b", "main", "work"]);
+        let (work, remote) = (dir.path().join("work"), dir.path().join("remote.git"));
+        git(&work, &["config", "user.name", "Test User"]);
+        git(&work, &["config", "user.email", "test@example.invalid"]);
+        git(&work, &["remote", "add", "origin", &remote.display().to_string()]);
+        GitRemote { _dir: dir, work, remote }
+    }
+
+    /// Writes `path` (relative to the work clone), commits everything and pushes;
+    /// returns the new commit id.
+    pub fn push(&self, path: &str, text: &str) -> String {
+        let file = self.work.join(path);
+        std::fs::create_dir_all(file.parent().expect("a parent")).expect("create folders");
+        std::fs::write(file, text).expect("write file");
+        git(&self.work, &["add", "--all"]);
+        git(&self.work, &["commit", "--quiet", "-m", "change manifests"]);
+        git(&self.work, &["push", "--quiet", "origin", "main"]);
+        git(&self.work, &["rev-parse", "HEAD"])
+    }
+}

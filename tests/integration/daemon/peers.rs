@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::support::{Daemon, eventually, free_port_on};
-use crate::support::git;
+use crate::support::GitRemote;
 
 const A: &str = "node-a";
 const B: &str = "node-b";
@@ -101,22 +101,9 @@ fn two_daemons_see_each_other_and_a_dead_one_goes_offline_then_back() {
 
 #[test]
 fn a_push_reaches_the_other_node_by_nudge_before_its_git_interval() {
-    let repos = tempfile::tempdir().unwrap();
-    git(repos.path(), &["init", "--quiet", "--bare", "-b", "main", "remote.git"]);
-    git(repos.path(), &["init", "--quiet", "-b", "main", "work"]);
-    let work = repos.path().join("work");
-    git(&work, &["config", "user.name", "Test User"]);
-    git(&work, &["config", "user.email", "test@example.invalid"]);
-    let remote = repos.path().join("remote.git").display().to_string();
-    git(&work, &["remote", "add", "origin", &remote]);
-    let push = |text: &str| {
-        std::fs::create_dir_all(work.join("manifests")).unwrap();
-        std::fs::write(work.join("manifests/node.yaml"), text).unwrap();
-        git(&work, &["add", "--all"]);
-        git(&work, &["commit", "--quiet", "-m", "change manifests"]);
-        git(&work, &["push", "--quiet", "origin", "main"]);
-        git(&work, &["rev-parse", "HEAD"])
-    };
+    let repo = GitRemote::new();
+    let remote = repo.remote.display().to_string();
+    let push = |text: &str| repo.push("manifests/node.yaml", text);
     let (port_a, port_b) = (free_port_on(IP_A), free_port_on(IP_B));
     let mesh = nodes(port_a, port_b);
     let first = push(&mesh);
