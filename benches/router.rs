@@ -18,6 +18,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use agentmesh::api_key::ApiKey;
 use agentmesh::manifest::{SourceFile, validate};
 use agentmesh::mesh::peers::Peers;
 use agentmesh::mesh::router::{DEFAULT_TIMEOUT, MeshRouter};
@@ -50,8 +51,14 @@ fn main() {
     std::fs::write(manifests.join("mesh.yaml"), &text).expect("write manifests");
     let set = Arc::new(validate(&[SourceFile { path: "mesh.yaml".into(), text }], Vec::new()).set);
     let set_in_force = Arc::new(move || Some(set.clone()));
-    let in_process =
-        MeshRouter::new("bench".into(), KEY, Peers::default(), Metrics::default(), set_in_force, DEFAULT_TIMEOUT);
+    let in_process = MeshRouter::new(
+        "bench".into(),
+        ApiKey::new(Some(KEY.into())),
+        Peers::default(),
+        Metrics::default(),
+        set_in_force,
+        DEFAULT_TIMEOUT,
+    );
     let _daemon = Daemon::start(api_port, &manifests, &dir.path().join("state"));
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");

@@ -33,20 +33,21 @@ pub type EventStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::May
 #[derive(Clone)]
 pub struct ApiClient {
     base: String,
-    key: String,
+    /// None: the API lets this caller in by its Tailscale identity, or not at all.
+    key: Option<String>,
     timeout: Duration,
     http: reqwest::Client,
 }
 
 impl ApiClient {
     /// A client of the API at `authority` (`host:port`), giving up after `timeout`.
-    pub fn new(authority: &str, key: &str, timeout: Duration) -> ApiClient {
+    pub fn new(authority: &str, key: Option<&str>, timeout: Duration) -> ApiClient {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(3)))
             .build()
             .expect("a plain HTTP client builds");
-        ApiClient { base: format!("http://{authority}"), key: key.to_owned(), timeout, http }
+        ApiClient { base: format!("http://{authority}"), key: key.map(str::to_owned), timeout, http }
     }
 
     pub fn base(&self) -> &str {
@@ -85,9 +86,11 @@ impl ApiClient {
         let url = format!("ws{}/api/v1/events", self.base.trim_start_matches("http"));
         let unreachable = |reason: String| ClientError::Unreachable { base: self.base.clone(), reason };
         let mut request = url.into_client_request().map_err(|error| unreachable(error.to_string()))?;
-        let bearer =
-            format!("Bearer {}", self.key).parse().map_err(|_| unreachable("the key is not a header value".into()))?;
-        request.headers_mut().insert(reqwest::header::AUTHORIZATION, bearer);
+        if let Some(key) = &self.key {
+            let bearer =
+                format!("Bearer {key}").parse().map_err(|_| unreachable("the key is not a header value".into()))?;
+            request.headers_mut().insert(reqwest::header::AUTHORIZATION, bearer);
+        }
         let connect = tokio_tungstenite::connect_async(request);
         let (stream, _) = match tokio::time::timeout(self.timeout, connect).await {
             Ok(Ok(connected)) => connected,
@@ -120,8 +123,11 @@ impl ApiClient {
     }
 
     async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ClientError> {
+        let request = match &self.key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        };
         let response = request
-            .bearer_auth(&self.key)
             .send()
             .await
             .map_err(|error| ClientError::Unreachable { base: self.base.clone(), reason: root_cause(&error) })?;

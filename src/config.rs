@@ -15,8 +15,6 @@ pub const DEFAULT_PORT: u16 = 8000;
 #[derive(Clone, Debug)]
 pub struct DaemonConfig {
     pub node_id: String,
-    /// `MESH_API_KEY`, the bearer key of the mesh API.
-    pub api_key: String,
     /// `MESH_LISTEN`; when unset, the daemon picks [`default_listen`] as it starts.
     pub listen: Option<SocketAddr>,
     pub manifests: PathBuf,
@@ -31,13 +29,6 @@ impl DaemonConfig {
 
         let node_id = value(NODE_ID).unwrap_or_else(|| {
             problems.push(format!("{NODE_ID} is not set: it names this node's Node manifest"));
-            String::new()
-        });
-        let api_key = value("MESH_API_KEY").unwrap_or_else(|| {
-            problems.push(
-                "MESH_API_KEY is not set: it is the shared key of the mesh API (make one with `openssl rand -hex 32`)"
-                    .into(),
-            );
             String::new()
         });
         let listen = value("MESH_LISTEN").and_then(|text| {
@@ -67,7 +58,7 @@ impl DaemonConfig {
         if !problems.is_empty() {
             return Err(problems);
         }
-        Ok(DaemonConfig { node_id, api_key, listen, manifests: env.manifests_dir(), git, state_dir })
+        Ok(DaemonConfig { node_id, listen, manifests: env.manifests_dir(), git, state_dir })
     }
 }
 
@@ -152,17 +143,15 @@ mod tests {
     #[test]
     fn every_missing_or_bad_setting_is_reported_at_once() {
         let problems = DaemonConfig::from_env(&env(&[("MESH_LISTEN", "everywhere")])).unwrap_err();
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].starts_with("AGENT_NODE_ID is not set"));
-        assert!(problems[1].starts_with("MESH_API_KEY is not set"));
-        assert!(problems[2].starts_with("MESH_LISTEN \"everywhere\""));
+        assert!(problems[1].starts_with("MESH_LISTEN \"everywhere\""));
     }
 
     #[test]
     fn git_settings_take_their_defaults() {
         let config = DaemonConfig::from_env(&env(&[
             ("AGENT_NODE_ID", "a"),
-            ("MESH_API_KEY", "k"),
             ("MESH_GIT_REMOTE", "file:///srv/mesh.git"),
             ("MESH_STATE_DIR", "/tmp/state"),
         ]))

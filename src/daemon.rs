@@ -85,14 +85,20 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen} ({chosen_by})"))?;
     tracing::info!(node = config.node_id, %listen, "mesh API listening");
     let (stop, stopped) = watch::channel(false);
-    tokio::spawn(prober::run(shared.clone(), HttpProbe::default(), config.api_key.clone(), stopped.clone()));
+    if shared.api_key.get().is_none() {
+        tracing::warn!(
+            "MESH_API_KEY is not set: until the Mesh's auth.apiKey gives a key, only callers with an allowed \
+             Tailscale identity are let in"
+        );
+    }
+    tokio::spawn(prober::run(shared.clone(), HttpProbe::default(), stopped.clone()));
     let set_in_force = {
         let shared = shared.clone();
         Arc::new(move || shared.applied_set())
     };
     let mesh_router = MeshRouter::new(
         config.node_id.clone(),
-        &config.api_key,
+        shared.api_key.clone(),
         shared.peers.clone(),
         shared.metrics.clone(),
         set_in_force,
@@ -101,7 +107,6 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv) -> anyhow::Result<()> {
     let router = api::router(ApiState {
         shared,
         inbox,
-        api_key: config.api_key.as_str().into(),
         nudge: Some(nudge),
         tailscale: tailscale::Connector::default(),
         router: mesh_router,

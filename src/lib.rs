@@ -2,6 +2,7 @@
 //! See `docs/ARCHITECTURE.md` for the map.
 
 pub mod api;
+pub mod api_key;
 pub mod atomic_file;
 pub mod cli;
 pub mod client;

@@ -17,7 +17,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::{SinkExt, StreamExt};
-use subtle::ConstantTimeEq;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot};
 
@@ -40,7 +39,6 @@ const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub struct ApiState {
     pub shared: Arc<Shared>,
     pub inbox: mpsc::Sender<Input>,
-    pub api_key: Arc<str>,
     /// Asks the Git source to fetch now, when there is one.
     pub nudge: Option<mpsc::Sender<()>>,
     /// Asks tailscaled who a caller without the key is.
@@ -105,7 +103,7 @@ async fn require_key(State(state): State<ApiState>, headers: HeaderMap, request:
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim);
-    if presented.is_some_and(|key| bool::from(key.as_bytes().ct_eq(state.api_key.as_bytes()))) {
+    if presented.is_some_and(|key| state.shared.api_key.matches(key)) {
         return next.run(request).await;
     }
     let caller = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(caller)| *caller);

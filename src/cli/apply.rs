@@ -81,7 +81,7 @@ pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
                 continue;
             }
             let authority = view.map_or(written, |v| v.dial.clone());
-            match ApiClient::new(&authority, &key, PEER_TIMEOUT).apply(bundle.clone(), args.dry_run).await {
+            match ApiClient::new(&authority, key.as_deref(), PEER_TIMEOUT).apply(bundle.clone(), args.dry_run).await {
                 Ok(response) => println!("{}", response.plan),
                 Err(ClientError::Unreachable { reason, .. }) => {
                     println!("node {name}: not reachable ({reason}); it picks the change up from its own source")

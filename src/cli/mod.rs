@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::api_key;
 use crate::client::ApiClient;
 use crate::config::{client_addr, default_listen};
 use crate::identity::NodeEnv;
@@ -101,8 +102,8 @@ pub fn run() -> ExitCode {
 const LOCAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A client of this node's controller, found from the same settings as the
-/// daemon (`MESH_LISTEN`, `MESH_API_KEY`), and the key for its peers.
-fn local_client(env: &NodeEnv) -> anyhow::Result<(ApiClient, String)> {
+/// daemon (`MESH_LISTEN`, the key), and the key for its peers.
+fn local_client(env: &NodeEnv) -> anyhow::Result<(ApiClient, Option<String>)> {
     let addr = match env.get("MESH_LISTEN").map(|s| s.value.trim()).filter(|v| !v.is_empty()) {
         Some(listen) => {
             let listen: SocketAddr =
@@ -111,11 +112,20 @@ fn local_client(env: &NodeEnv) -> anyhow::Result<(ApiClient, String)> {
         }
         None => default_daemon_addr()?,
     };
-    let key = env
-        .get("MESH_API_KEY")
-        .map(|s| s.value.clone())
-        .context("MESH_API_KEY is not set: the CLI needs it to talk to the daemon (.env or the environment)")?;
-    Ok((ApiClient::new(&addr.to_string(), &key, LOCAL_TIMEOUT), key))
+    let key = cli_api_key(env)?;
+    Ok((ApiClient::new(&addr.to_string(), key.as_deref(), LOCAL_TIMEOUT), key))
+}
+
+/// The key the daemon uses: where the Mesh of the local manifests points, or
+/// else `MESH_API_KEY`. None when neither gives one: the daemon then lets the
+/// CLI in only by its Tailscale identity.
+fn cli_api_key(env: &NodeEnv) -> anyhow::Result<Option<String>> {
+    let dir = env.manifests_dir();
+    let set = crate::manifest::loader::load_dir(&dir)
+        .ok()
+        .map(|(files, problems)| crate::manifest::validate(&files, problems).set);
+    let mesh = set.as_ref().and_then(|set| set.mesh.as_ref()).map(|mesh| &mesh.spec);
+    api_key::resolve(env, mesh).map_err(|error| anyhow::anyhow!("{error} (from {})", dir.display()))
 }
 
 /// Where a daemon without `MESH_LISTEN` listens: the address it picks as it

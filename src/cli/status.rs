@@ -61,13 +61,13 @@ struct Row {
 /// The local node's status, then every peer's, asked concurrently. A peer the
 /// local daemon knows to be down, or that does not answer, is shown with its
 /// last known state from the local daemon's view, marked offline.
-async fn collect(local: ApiClient, key: String) -> anyhow::Result<Vec<Row>> {
+async fn collect(local: ApiClient, key: Option<String>) -> anyhow::Result<Vec<Row>> {
     let mine = local.status().await?;
     let mut nodes = local.mesh().await?;
     let this = nodes.iter().position(|n| n.this_node).map(|i| nodes.remove(i));
     let mut tasks = tokio::task::JoinSet::new();
     for (index, view) in nodes.into_iter().enumerate() {
-        let client = ApiClient::new(&view.dial, &key, PEER_TIMEOUT);
+        let client = ApiClient::new(&view.dial, key.as_deref(), PEER_TIMEOUT);
         tasks.spawn(async move {
             let fetched = if view.known_down { None } else { client.status().await.ok() };
             let status = fetched.unwrap_or_else(|| NodeStatus {

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use self::queue::{Backoff, WorkQueue};
 use self::state::{Bundle, ControllerState};
 use self::status::{ObjectKey, StatusStore};
+use crate::api_key::{self, ApiKey};
 use crate::diagnostic::Diagnostic;
 use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::{self, ManifestSet};
@@ -77,6 +78,8 @@ pub struct Shared {
     /// kept by the controller and probed by `mesh::prober`.
     pub peers: Peers,
     pub metrics: Metrics,
+    /// The mesh API's key in force, from where the Mesh in force points.
+    pub api_key: ApiKey,
     /// Each revision that becomes the set in force, for the prober to nudge
     /// peers when it came from Git.
     pub applied_revisions: watch::Sender<Option<AppliedRevision>>,
@@ -148,6 +151,8 @@ impl Controller {
         state_dir: std::path::PathBuf,
     ) -> (Controller, Arc<Shared>, mpsc::Sender<Input>) {
         let (outbox, inbox) = mpsc::channel(256);
+        // Without a Mesh, the key can only come from MESH_API_KEY, which cannot fail.
+        let api_key = ApiKey::new(api_key::resolve(&env, None).unwrap_or_default());
         let shared = Arc::new(Shared {
             node,
             env,
@@ -155,6 +160,7 @@ impl Controller {
             started: Instant::now(),
             peers: Peers::default(),
             metrics: Metrics::default(),
+            api_key,
             applied_revisions: watch::channel(None).0,
             inner: Mutex::new(SharedInner::default()),
         });
@@ -377,6 +383,7 @@ impl Controller {
             .map(|n| PeerState::new(n.name(), Some(n.spec.role.as_str()), &n.spec.address.value, n.spec.api_port.0))
             .collect();
         self.shared.peers.set_members(peers);
+        self.put_api_key_in_force(&set, &mut shared);
         let from_git = snapshot.origin.starts_with(GIT_ORIGIN_PREFIX);
         self.shared
             .applied_revisions
@@ -392,6 +399,38 @@ impl Controller {
             self.queue.schedule(key, now);
         }
         Ok(plan)
+    }
+
+    /// Reads the key where the Mesh of `set` points; a key that cannot be read
+    /// keeps the one in force, and no key at all is a warning unless Tailscale
+    /// identity auth lets callers in.
+    fn put_api_key_in_force(&self, set: &ManifestSet, shared: &mut SharedInner) {
+        let mesh = set.mesh.as_ref().map(|mesh| &mesh.spec);
+        match api_key::resolve(&self.shared.env, mesh) {
+            Ok(key) => {
+                let had_key = self.shared.api_key.get().is_some();
+                let present = key.is_some();
+                if self.shared.api_key.replace(key) && had_key && present {
+                    shared.status.event(false, "ApiKeyChanged", "", "the mesh API key in force changed");
+                }
+                let identity_auth = mesh.is_some_and(|mesh| mesh.auth.tailscale_identity.enabled);
+                if !present && !identity_auth {
+                    shared.status.event(
+                        true,
+                        "NoApiKey",
+                        "",
+                        format!(
+                            "no mesh API key ({} is not set) and Tailscale identity auth is off: \
+                             every endpoint but /mesh/health refuses callers",
+                            api_key::MESH_API_KEY
+                        ),
+                    );
+                }
+            }
+            Err(error) => {
+                shared.status.event(true, "ApiKeyUnreadable", "", format!("{error}; keeping the key in force"))
+            }
+        }
     }
 
     fn save_state(&self) {

@@ -154,7 +154,7 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// Probes the peers in `shared.peers` until `shutdown` turns true, and tells
 /// online peers to fetch when a revision from the Git source is applied here.
-pub async fn run<P: Probe>(shared: Arc<Shared>, probe: P, api_key: String, mut shutdown: watch::Receiver<bool>) {
+pub async fn run<P: Probe>(shared: Arc<Shared>, probe: P, mut shutdown: watch::Receiver<bool>) {
     let probe = Arc::new(probe);
     let mut states: HashMap<String, ProbeState> = HashMap::new();
     let mut probing = JoinSet::new();
@@ -181,27 +181,35 @@ pub async fn run<P: Probe>(shared: Arc<Shared>, probe: P, api_key: String, mut s
         }
         let waiting = states.iter().filter(|(name, _)| !in_flight.values().any(|n| n == *name));
         let wake = waiting.map(|(_, s)| s.next).min().unwrap_or(now + IDLE).min(now + IDLE);
-        tokio::select! {
+        let done = tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => return,
-            Some(done) = probing.join_next_with_id() => {
-                let (id, result) = match done {
-                    Ok((id, result)) => (id, result),
-                    Err(error) => (error.id(), Err(format!("the probe failed: {error}"))),
-                };
-                if let Some(name) = in_flight.remove(&id)
-                    && let Some(state) = states.get_mut(&name)
-                {
-                    let transition = state.step(Instant::now(), &result);
-                    record(&shared, &name, &result, transition);
-                }
-            }
+            Some(done) = probing.join_next_with_id() => done,
             Ok(()) = revisions.changed() => {
+                // A new set may turn discovery on or name new peers: ask
+                // Tailscale where they are before probing them by name.
+                next_tailscale = Instant::now();
                 let applied = revisions.borrow_and_update().clone();
                 if let Some(revision) = applied.filter(|a| a.from_git).map(|a| a.revision) {
-                    nudge(&shared.peers, &revision, &api_key);
+                    nudge(&shared.peers, &revision, shared.api_key.get().as_deref());
                 }
+                continue;
             }
-            () = tokio::time::sleep_until(wake) => {}
+            () = tokio::time::sleep_until(wake) => continue,
+        };
+        let (id, result) = match done {
+            Ok((id, result)) => (id, result),
+            Err(error) => (error.id(), Err(format!("the probe failed: {error}"))),
+        };
+        if let Some(name) = in_flight.remove(&id)
+            && let Some(state) = states.get_mut(&name)
+        {
+            let transition = state.step(Instant::now(), &result);
+            if matches!(transition, Some(Transition::Offline { .. })) {
+                // Tailscale may know why (asleep) or where it went.
+                refresh_tailnet_addresses(&shared).await;
+                next_tailscale = Instant::now() + TAILSCALE_REFRESH;
+            }
+            record(&shared, &name, &result, transition);
         }
     }
 }
@@ -294,7 +302,7 @@ async fn refresh_tailnet_addresses(shared: &Shared) {
 /// Tells every online peer to fetch `revision` now, so a push reaches it in
 /// seconds rather than at its Git interval. Fire and forget; a failure is
 /// logged once per peer and revision.
-fn nudge(peers: &Peers, revision: &str, api_key: &str) {
+fn nudge(peers: &Peers, revision: &str, api_key: Option<&str>) {
     for peer in peers.all().into_iter().filter(|p| p.online) {
         let client = crate::client::ApiClient::new(&peer.authority(), api_key, NUDGE_TIMEOUT);
         let request = ReconcileRequest { revision: Some(revision.to_owned()) };

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::peers::{PeerState, Peers};
 use crate::api::wire::RouteCall;
+use crate::api_key::ApiKey;
 use crate::client::root_cause;
 use crate::diagnostic::did_you_mean;
 use crate::manifest::ManifestSet;
@@ -185,7 +186,7 @@ pub struct MeshRouter {
 
 struct Inner {
     node: String,
-    api_key: String,
+    api_key: ApiKey,
     peers: Peers,
     metrics: Metrics,
     set_in_force: SetInForce,
@@ -208,11 +209,11 @@ enum Failure {
 }
 
 impl MeshRouter {
-    /// A router for node `node`, calling peers with `api_key`; an endpoint gets
+    /// A router for node `node`, calling peers with the key in force; an endpoint gets
     /// `timeout` to answer once a call reached it.
     pub fn new(
         node: String,
-        api_key: &str,
+        api_key: ApiKey,
         peers: Peers,
         metrics: Metrics,
         set_in_force: SetInForce,
@@ -230,7 +231,7 @@ impl MeshRouter {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a plain HTTP client builds");
-        let inner = Inner { node, api_key: api_key.to_owned(), peers, metrics, set_in_force, http, timeout };
+        let inner = Inner { node, api_key, peers, metrics, set_in_force, http, timeout };
         MeshRouter { inner: Arc::new(inner) }
     }
 
@@ -355,14 +356,11 @@ impl MeshRouter {
         let url = format!("http://{authority}/mesh/route");
         let call = RouteCall { capability, payload, prefer_node: Some(node) };
         let timeout = self.inner.timeout + HOP_GRACE;
-        let request = self
-            .inner
-            .http
-            .post(&url)
-            .bearer_auth(&self.inner.api_key)
-            .header(HOP_HEADER, "1")
-            .json(&call)
-            .timeout(timeout);
+        let mut request = self.inner.http.post(&url).header(HOP_HEADER, "1").json(&call).timeout(timeout);
+        // Without a key, the peer lets this node in by its Tailscale identity.
+        if let Some(key) = self.inner.api_key.get() {
+            request = request.bearer_auth(key);
+        }
         let response = request.send().await.map_err(|error| failure(&url, &error, timeout))?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(|error| failure(&url, &error, timeout))?;
@@ -566,7 +564,7 @@ mod tests {
             let metrics = Metrics::default();
             MeshRouter::new(
                 "here".into(),
-                "key",
+                ApiKey::new(Some("key".into())),
                 self.peers.clone(),
                 metrics,
                 Arc::new(move || Some(set.clone())),

@@ -8,6 +8,7 @@ mod events;
 mod partition;
 mod peers;
 mod support;
+mod tailnet;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -416,4 +417,28 @@ async fn the_api_answers_health_to_anyone_and_wants_the_key_and_small_bodies_for
     let (status, kind, body) = json(response).await;
     assert_eq!((status, kind.as_deref()), (413, Some("application/json")), "{body}");
     assert_eq!(keys(&body), BTreeSet::from(["error", "message"]), "{body}");
+}
+
+// --- the mesh API key ----------------------------------------------------------------
+
+#[test]
+fn the_mesh_key_is_read_where_the_mesh_points_and_the_cli_finds_it_too() {
+    let mesh = "apiVersion: agentmesh/v1alpha1\nkind: Mesh\nmetadata:\n  name: mesh\nspec:\n  auth:\n    \
+                apiKey: {file: ~/mesh.key}\n";
+    let daemon = Daemon::builder().file("mesh.key", "file-key-7c1d\n").file("manifests/mesh.yaml", mesh).start();
+    eventually("the Mesh is in force", || daemon.revision());
+    let status_with = |key: &str| {
+        let (port, key) = (daemon.port(), key.to_owned());
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let request = format!("GET /api/v1/status HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\r\n");
+        std::io::Write::write_all(&mut stream, request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+        answer.split_whitespace().nth(1).unwrap().to_owned()
+    };
+    eventually("the file's key is let in", || (status_with("file-key-7c1d") == "200").then_some(()));
+    assert_eq!(status_with(Daemon::KEY), "401", "MESH_API_KEY gives way to the key the Mesh points at");
+    let run = daemon.meshctl(&["status", "-o", "json"]);
+    assert_eq!(run.code, 0, "the CLI reads the key where the Mesh points: {run:?}");
+    assert!(!daemon.log().contains("file-key-7c1d"), "the key is never logged");
 }

@@ -168,6 +168,7 @@ pub struct Builder {
     ip: Ipv4Addr,
     port: Option<u16>,
     netns: Option<String>,
+    with_key: bool,
 }
 
 impl Builder {
@@ -192,6 +193,17 @@ impl Builder {
         self
     }
 
+    /// The workspace folder (the daemon's HOME).
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Leaves `MESH_API_KEY` out of `.env`: callers get in by Tailscale identity.
+    pub fn without_api_key(mut self) -> Self {
+        self.with_key = false;
+        self
+    }
+
     /// Runs the daemon, and every `meshctl` of the test, in the network
     /// namespace `name` (which the test created), through `ip netns exec`.
     pub fn netns(mut self, name: &str) -> Self {
@@ -204,11 +216,10 @@ impl Builder {
         let (node, ip) = (self.node, self.ip);
         let port = self.port.unwrap_or_else(|| free_port_on(ip));
         let state = self.dir.path().join("state");
-        let mut env = format!(
-            "AGENT_NODE_ID={node}\nMESH_API_KEY={}\nMESH_LISTEN={ip}:{port}\nMESH_STATE_DIR={}\n",
-            Daemon::KEY,
-            state.display()
-        );
+        let mut env = format!("AGENT_NODE_ID={node}\nMESH_LISTEN={ip}:{port}\nMESH_STATE_DIR={}\n", state.display());
+        if self.with_key {
+            env.push_str(&format!("MESH_API_KEY={}\n", Daemon::KEY));
+        }
         for (name, value) in &self.settings {
             env.push_str(&format!("{name}={value}\n"));
         }
@@ -244,6 +255,7 @@ impl Daemon {
             ip: Ipv4Addr::LOCALHOST,
             port: None,
             netns: None,
+            with_key: true,
         };
         builder.file("manifests/node.yaml", &node())
     }
