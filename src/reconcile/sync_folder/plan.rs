@@ -1,0 +1,581 @@
+//! The pure planning step of the SyncFolder reconciler: the folders this node's
+//! Syncthing should have (`desired_folders`), compared with what it has
+//! (`Observed`), gives the actions that make them agree (`plan`). No I/O: the
+//! executor reads Syncthing into `Observed`, runs the actions in order and records
+//! what it created in `Managed`.
+//!
+//! Only the fields agentmesh owns are compared and patched (see `FolderSettings`);
+//! whatever the user changed elsewhere in the GUI stays. Only folders and devices
+//! the controller created (or adopted) are ever removed, and a folder whose
+//! directory is missing is never touched, so Syncthing's own guard against data
+//! loss keeps working.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::config::expand_home_in;
+use crate::controller::status;
+use crate::manifest::ManifestSet;
+use crate::manifest::kinds::{FolderType, SyncFolderSpec, Versioning, VersioningType};
+
+/// The file watcher's delay. Syncthing's default of 10 s makes a small change take
+/// about 9 s to reach the peer; with 1 s it took about 1.1 s.
+pub const FS_WATCHER_DELAY_S: u64 = 1;
+
+/// Syncthing's default versioning cleanup interval, used when the manifest sets none.
+pub const DEFAULT_CLEANUP_INTERVAL_S: u64 = 3600;
+
+/// How a peer's Syncthing is known: its device ID and the address to dial.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerDevice {
+    pub device_id: String,
+    /// `tcp://host:port`, or `dynamic`.
+    pub address: String,
+}
+
+/// The folder fields agentmesh owns, in the shape Syncthing has them. Both sides of
+/// the comparison use it, so one `diff` covers every owned field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FolderSettings {
+    pub label: String,
+    pub path: String,
+    /// `sendreceive`, `sendonly` or `receiveonly`.
+    pub folder_type: String,
+    /// The peers' device IDs, never this node's own (Syncthing adds that itself).
+    pub devices: BTreeSet<String>,
+    pub versioning: VersioningSettings,
+    pub rescan_interval_s: u64,
+    pub fs_watcher_enabled: bool,
+    pub fs_watcher_delay_s: u64,
+}
+
+/// Syncthing's `versioning` object; an empty type means no versioning.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersioningSettings {
+    pub versioning_type: String,
+    pub params: BTreeMap<String, String>,
+    pub cleanup_interval_s: u64,
+}
+
+/// One folder this node's Syncthing should have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredFolder {
+    /// The SyncFolder object that declares it, for messages.
+    pub object: String,
+    pub id: String,
+    pub settings: FolderSettings,
+    /// The `.stignore` lines.
+    pub ignores: Vec<String>,
+    /// The other nodes that share it and whose device ID is known: node to device ID.
+    pub peers: BTreeMap<String, String>,
+    /// The other nodes that share it whose device ID was not learned yet.
+    pub pending: Vec<String>,
+}
+
+/// One folder as this node's Syncthing has it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedFolder {
+    pub settings: FolderSettings,
+    /// The user's to decide: never patched, shown in status.
+    pub paused: bool,
+    /// The `.stignore` lines, or `None` when they were not read.
+    pub ignores: Option<Vec<String>>,
+    /// The folder's error as Syncthing reports it, e.g. "folder path missing".
+    pub error: Option<String>,
+}
+
+/// A device in Syncthing's configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedDevice {
+    pub name: String,
+    pub addresses: Vec<String>,
+}
+
+/// What the controller created in Syncthing (or adopted), kept in its state dir.
+/// Only these are patched as devices or removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Managed {
+    pub folders: BTreeSet<String>,
+    pub devices: BTreeSet<String>,
+}
+
+/// This node's Syncthing as the executor read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    pub own_device: String,
+    /// By folder ID.
+    pub folders: BTreeMap<String, ObservedFolder>,
+    /// By device ID, this node's own included or not.
+    pub devices: BTreeMap<String, ObservedDevice>,
+    pub managed: Managed,
+}
+
+/// What to do, in the order the executor must do it: devices are added before the
+/// folders that list them (Syncthing silently drops an unknown device from a
+/// folder), and removed after the folders that used them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncPlan {
+    pub actions: Vec<Action>,
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// POST the device; the executor records it as managed.
+    AddDevice { device_id: String, name: String, addresses: Vec<String> },
+    /// PATCH a managed device's fields that differ.
+    PatchDevice { device_id: String, patch: Value, changed: Vec<Change> },
+    /// Record an existing folder at the declared path as managed; its owned fields
+    /// are then corrected like any other.
+    Adopt { id: String },
+    /// POST the folder, then its ignores; the executor records it as managed.
+    AddFolder { folder: DesiredFolder },
+    /// PATCH only the owned fields that differ; arrays are sent whole.
+    PatchFolder { id: String, patch: Value, changed: Vec<Change> },
+    /// POST the `.stignore` lines.
+    SetIgnores { id: String, lines: Vec<String> },
+    /// DELETE a managed folder: Syncthing keeps the files on disk.
+    RemoveFolder { id: String },
+    /// DELETE a managed device no folder needs any more.
+    RemoveDevice { device_id: String },
+}
+
+/// One field set back to the declared value, for the event that says so.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// Syncthing's JSON name of the field.
+    pub field: &'static str,
+    pub from: Value,
+    pub to: Value,
+}
+
+impl fmt::Display for Change {
+    /// `label from "x" to "y"`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} from {} to {}", self.field, self.from, self.to)
+    }
+}
+
+/// Something the controller will not fix by itself; it becomes a Degraded
+/// condition and a warning.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub folder_id: String,
+    pub reason: ProblemReason,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProblemReason {
+    /// Syncthing has a folder with the declared ID at another path, not made by us.
+    Conflict,
+    /// The folder's directory or its `.stfolder` marker is gone.
+    PathMissing,
+}
+
+impl ProblemReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemReason::Conflict => "Conflict",
+            ProblemReason::PathMissing => "PathMissing",
+        }
+    }
+}
+
+/// How one peer node stands with a folder, as the executor read it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerSync {
+    pub online: bool,
+    /// Syncthing's completion for that peer's device, 0 to 100.
+    pub completion: Option<f64>,
+    pub need_items: Option<u64>,
+}
+
+/// The folders of `set` that `node` takes part in, with `~` expanded against
+/// `home` and the other nodes' devices taken from `peer_devices` (by node name).
+pub fn desired_folders(
+    set: &ManifestSet,
+    node: &str,
+    home: &Path,
+    peer_devices: &BTreeMap<String, PeerDevice>,
+) -> Vec<DesiredFolder> {
+    set.sync_folders
+        .values()
+        .filter_map(|object| {
+            let spec = &object.spec;
+            let path = spec.paths.iter().find(|(name, _)| name.value == node).map(|(_, path)| &path.value)?;
+            let mut peers = BTreeMap::new();
+            let mut pending = Vec::new();
+            for peer in spec.paths.keys().map(|name| &name.value).filter(|name| *name != node) {
+                match peer_devices.get(peer) {
+                    Some(device) => {
+                        peers.insert(peer.clone(), device.device_id.clone());
+                    }
+                    None => pending.push(peer.clone()),
+                }
+            }
+            let settings = FolderSettings {
+                label: spec.label.clone().unwrap_or_else(|| object.name().to_owned()),
+                path: expand_home_in(Path::new(path), Some(home.to_owned())).to_string_lossy().into_owned(),
+                folder_type: folder_type_name(spec.folder_type).to_owned(),
+                devices: peers.values().cloned().collect(),
+                versioning: versioning_settings(spec.versioning.as_ref()),
+                rescan_interval_s: rescan_interval_s(spec),
+                fs_watcher_enabled: true,
+                fs_watcher_delay_s: FS_WATCHER_DELAY_S,
+            };
+            Some(DesiredFolder {
+                object: object.name().to_owned(),
+                id: spec.folder_id_or(object.name()).to_owned(),
+                settings,
+                ignores: spec.ignore.clone(),
+                peers,
+                pending,
+            })
+        })
+        .collect()
+}
+
+/// The actions that bring `observed` to `desired`, and what stands in the way.
+/// `peers` are the known peer devices by node name, as given to `desired_folders`.
+pub fn plan(desired: &[DesiredFolder], peers: &BTreeMap<String, PeerDevice>, observed: &Observed) -> SyncPlan {
+    let mut actions = Vec::new();
+    let mut problems = Vec::new();
+
+    let needed_devices: BTreeSet<&str> =
+        desired.iter().flat_map(|folder| folder.settings.devices.iter().map(String::as_str)).collect();
+    for (node, peer) in peers.iter().filter(|(_, peer)| needed_devices.contains(peer.device_id.as_str())) {
+        let addresses = vec![peer.address.clone()];
+        match observed.devices.get(&peer.device_id) {
+            None => {
+                actions.push(Action::AddDevice { device_id: peer.device_id.clone(), name: node.clone(), addresses })
+            }
+            Some(device) if observed.managed.devices.contains(&peer.device_id) && device.addresses != addresses => {
+                let change = Change { field: "addresses", from: json!(device.addresses), to: json!(addresses) };
+                actions.push(Action::PatchDevice {
+                    device_id: peer.device_id.clone(),
+                    patch: json!({ "addresses": addresses }),
+                    changed: vec![change],
+                });
+            }
+            Some(_) => {}
+        }
+    }
+
+    for folder in desired {
+        let Some(current) = observed.folders.get(&folder.id) else {
+            actions.push(Action::AddFolder { folder: folder.clone() });
+            continue;
+        };
+        let managed = observed.managed.folders.contains(&folder.id);
+        if !managed && !same_path(&current.settings.path, &folder.settings.path) {
+            problems.push(Problem {
+                folder_id: folder.id.clone(),
+                reason: ProblemReason::Conflict,
+                message: format!(
+                    "Syncthing already has a folder \"{}\" at {} that agentmesh did not create; remove it or change folderId",
+                    folder.id, current.settings.path
+                ),
+            });
+            continue;
+        }
+        if let Some(problem) = path_missing(&folder.id, current) {
+            problems.push(problem);
+            continue;
+        }
+        if !managed {
+            actions.push(Action::Adopt { id: folder.id.clone() });
+        }
+        let changed = diff(&current.settings, &folder.settings);
+        if !changed.is_empty() {
+            let patch = changed.iter().map(|change| (change.field.to_owned(), change.to.clone())).collect();
+            actions.push(Action::PatchFolder { id: folder.id.clone(), patch: Value::Object(patch), changed });
+        }
+        if current.ignores.as_ref().is_some_and(|lines| *lines != folder.ignores) {
+            actions.push(Action::SetIgnores { id: folder.id.clone(), lines: folder.ignores.clone() });
+        }
+    }
+
+    let desired_ids: BTreeSet<&str> = desired.iter().map(|folder| folder.id.as_str()).collect();
+    for id in observed.managed.folders.iter().filter(|id| !desired_ids.contains(id.as_str())) {
+        match observed.folders.get(id).and_then(|current| path_missing(id, current)) {
+            Some(problem) => problems.push(problem),
+            None => actions.push(Action::RemoveFolder { id: id.clone() }),
+        }
+    }
+
+    let used_by_user_folders: BTreeSet<&str> = observed
+        .folders
+        .iter()
+        .filter(|(id, _)| !observed.managed.folders.contains(*id))
+        .flat_map(|(_, folder)| folder.settings.devices.iter().map(String::as_str))
+        .collect();
+    for device_id in observed.managed.devices.iter() {
+        if !needed_devices.contains(device_id.as_str()) && !used_by_user_folders.contains(device_id.as_str()) {
+            actions.push(Action::RemoveDevice { device_id: device_id.clone() });
+        }
+    }
+
+    SyncPlan { actions, problems }
+}
+
+/// `Ready`, `Progressing` and `Degraded` for one desired folder, from Syncthing's
+/// view after the plan ran: `db_state` is the folder's state (`idle`, `syncing`…)
+/// when it could be read, `completion` is by peer node (a peer without an entry
+/// counts as offline). A path that still differs from the declared one is a
+/// conflict, since the plan corrects the path of every folder it manages.
+pub fn folder_status(
+    desired: &DesiredFolder,
+    observed: Option<&ObservedFolder>,
+    db_state: Option<&str>,
+    completion: &BTreeMap<String, PeerSync>,
+) -> Vec<status::Observed> {
+    verdict(desired, observed, db_state, completion).conditions()
+}
+
+/// The one state a folder is in, most serious first.
+enum Verdict {
+    Degraded(&'static str, String),
+    /// Stopped by the user: not ready, but nothing to fix and nothing under way.
+    Paused,
+    Progressing(&'static str, String),
+    Ready(String),
+}
+
+impl Verdict {
+    fn conditions(self) -> Vec<status::Observed> {
+        let stable = || status::Observed::new("Progressing", false, "Stable", "");
+        let as_expected = || status::Observed::new("Degraded", false, "AsExpected", "");
+        match self {
+            Verdict::Degraded(reason, message) => vec![
+                status::Observed::new("Ready", false, reason, message.clone()),
+                stable(),
+                status::Observed::new("Degraded", true, reason, message),
+            ],
+            Verdict::Paused => vec![
+                status::Observed::new("Ready", false, "Paused", "paused in Syncthing; agentmesh leaves that to you"),
+                stable(),
+                as_expected(),
+            ],
+            Verdict::Progressing(reason, message) => vec![
+                status::Observed::new("Ready", false, reason, message.clone()),
+                status::Observed::new("Progressing", true, reason, message),
+                as_expected(),
+            ],
+            Verdict::Ready(message) => {
+                vec![status::Observed::new("Ready", true, "InSync", message), stable(), as_expected()]
+            }
+        }
+    }
+}
+
+fn verdict(
+    desired: &DesiredFolder,
+    observed: Option<&ObservedFolder>,
+    db_state: Option<&str>,
+    completion: &BTreeMap<String, PeerSync>,
+) -> Verdict {
+    let Some(current) = observed else {
+        return Verdict::Progressing("Creating", format!("adding folder \"{}\" to Syncthing", desired.id));
+    };
+    if let Some(problem) = path_missing(&desired.id, current) {
+        return Verdict::Degraded(problem.reason.as_str(), problem.message);
+    }
+    if !same_path(&current.settings.path, &desired.settings.path) {
+        return Verdict::Degraded(
+            ProblemReason::Conflict.as_str(),
+            format!(
+                "Syncthing has folder \"{}\" at {}, not at {}",
+                desired.id, current.settings.path, desired.settings.path
+            ),
+        );
+    }
+    if let Some(error) = &current.error {
+        return Verdict::Degraded("FolderError", format!("Syncthing reports: {error}"));
+    }
+    if current.paused {
+        return Verdict::Paused;
+    }
+
+    let mut waiting = Vec::new();
+    let mut offline = Vec::new();
+    let mut in_sync = Vec::new();
+    for (node, device_id) in &desired.peers {
+        match completion.get(node).filter(|peer| peer.online) {
+            None => offline.push(format!("{node} is offline")),
+            Some(_) if !current.settings.devices.contains(device_id) => {
+                waiting.push(format!("not shared with {node} yet"));
+            }
+            Some(PeerSync { completion: Some(done), need_items: Some(0), .. }) if *done >= 100.0 => {
+                in_sync.push(node.as_str());
+            }
+            Some(PeerSync { completion: done, need_items: need, .. }) => waiting.push(format!(
+                "{node} at {}% ({} items to go)",
+                done.map_or("?".into(), |done| format!("{done:.0}")),
+                need.map_or("?".into(), |need| need.to_string())
+            )),
+        }
+    }
+    // Offline peers never block Ready, but every message names them.
+    let with_offline = |mut parts: Vec<String>| {
+        parts.extend(offline.iter().cloned());
+        parts.join("; ")
+    };
+    if !desired.pending.is_empty() {
+        let names = desired.pending.iter().map(|node| format!("waiting to learn {node}'s device ID")).collect();
+        return Verdict::Progressing("WaitingForDeviceId", with_offline(names));
+    }
+    match db_state {
+        None => Verdict::Progressing(
+            "StateUnknown",
+            with_offline(vec!["Syncthing did not report the folder's state".into()]),
+        ),
+        Some(state) if state.starts_with("scan") => {
+            Verdict::Progressing("Scanning", with_offline(vec![format!("Syncthing is {state}")]))
+        }
+        Some("idle") if waiting.is_empty() => Verdict::Ready(match in_sync.is_empty() {
+            true if offline.is_empty() => "not shared with another node".to_owned(),
+            true => with_offline(Vec::new()),
+            false => with_offline(vec![format!("in sync with {}", in_sync.join(", "))]),
+        }),
+        Some("idle") => Verdict::Progressing("Syncing", with_offline(waiting)),
+        Some(state) => {
+            Verdict::Progressing("Syncing", with_offline([vec![format!("Syncthing is {state}")], waiting].concat()))
+        }
+    }
+}
+
+/// The owned fields that differ, with the declared value as `to`.
+fn diff(observed: &FolderSettings, desired: &FolderSettings) -> Vec<Change> {
+    let mut changes = Vec::new();
+    let mut compare = |field: &'static str, same: bool, from: Value, to: Value| {
+        if !same {
+            changes.push(Change { field, from, to });
+        }
+    };
+    compare("label", observed.label == desired.label, json!(observed.label), json!(desired.label));
+    compare("path", same_path(&observed.path, &desired.path), json!(observed.path), json!(desired.path));
+    compare(
+        "type",
+        observed.folder_type == desired.folder_type,
+        json!(observed.folder_type),
+        json!(desired.folder_type),
+    );
+    compare(
+        "devices",
+        observed.devices == desired.devices,
+        devices_json(&observed.devices),
+        devices_json(&desired.devices),
+    );
+    compare(
+        "versioning",
+        same_versioning(&observed.versioning, &desired.versioning),
+        versioning_json(&observed.versioning),
+        versioning_json(&desired.versioning),
+    );
+    compare(
+        "rescanIntervalS",
+        observed.rescan_interval_s == desired.rescan_interval_s,
+        json!(observed.rescan_interval_s),
+        json!(desired.rescan_interval_s),
+    );
+    compare(
+        "fsWatcherEnabled",
+        observed.fs_watcher_enabled == desired.fs_watcher_enabled,
+        json!(observed.fs_watcher_enabled),
+        json!(desired.fs_watcher_enabled),
+    );
+    compare(
+        "fsWatcherDelayS",
+        observed.fs_watcher_delay_s == desired.fs_watcher_delay_s,
+        json!(observed.fs_watcher_delay_s),
+        json!(desired.fs_watcher_delay_s),
+    );
+    changes
+}
+
+/// The Problem for a folder whose directory or marker is gone, if it is. The
+/// controller must not recreate either: an empty directory would look to Syncthing
+/// like every file was deleted, and the peer would delete them too.
+fn path_missing(id: &str, folder: &ObservedFolder) -> Option<Problem> {
+    let error = folder.error.as_deref()?;
+    if !(error.contains("folder path missing") || error.contains("folder marker missing")) {
+        return None;
+    }
+    Some(Problem {
+        folder_id: id.to_owned(),
+        reason: ProblemReason::PathMissing,
+        message: format!(
+            "folder \"{id}\": {} is missing on this node ({error}); agentmesh will not recreate it: \
+             restore the directory (mount the disk) and Syncthing resumes",
+            folder.settings.path
+        ),
+    })
+}
+
+/// Paths as Syncthing compares them in practice: a trailing `/` is no difference.
+fn same_path(a: &str, b: &str) -> bool {
+    let trim = |path: &str| if path.len() > 1 { path.trim_end_matches('/').to_owned() } else { path.to_owned() };
+    trim(a) == trim(b)
+}
+
+/// With versioning off, Syncthing keeps whatever params were left: they mean nothing.
+fn same_versioning(a: &VersioningSettings, b: &VersioningSettings) -> bool {
+    (a.versioning_type.is_empty() && b.versioning_type.is_empty()) || a == b
+}
+
+fn devices_json(devices: &BTreeSet<String>) -> Value {
+    Value::Array(devices.iter().map(|id| json!({ "deviceID": id })).collect())
+}
+
+fn versioning_json(versioning: &VersioningSettings) -> Value {
+    json!({
+        "type": versioning.versioning_type,
+        "params": versioning.params,
+        "cleanupIntervalS": versioning.cleanup_interval_s,
+    })
+}
+
+fn folder_type_name(folder_type: FolderType) -> &'static str {
+    match folder_type {
+        FolderType::SendReceive => "sendreceive",
+        FolderType::SendOnly => "sendonly",
+        FolderType::ReceiveOnly => "receiveonly",
+    }
+}
+
+fn versioning_settings(versioning: Option<&Versioning>) -> VersioningSettings {
+    let Some(versioning) = versioning else {
+        return VersioningSettings {
+            versioning_type: String::new(),
+            params: BTreeMap::new(),
+            cleanup_interval_s: DEFAULT_CLEANUP_INTERVAL_S,
+        };
+    };
+    let versioning_type = match versioning.versioning_type {
+        VersioningType::Simple => "simple",
+        VersioningType::Staggered => "staggered",
+        VersioningType::Trashcan => "trashcan",
+        VersioningType::External => "external",
+    };
+    VersioningSettings {
+        versioning_type: versioning_type.to_owned(),
+        params: versioning.params.clone(),
+        cleanup_interval_s: versioning
+            .cleanup_interval
+            .as_ref()
+            .map_or(DEFAULT_CLEANUP_INTERVAL_S, |interval| whole_seconds(interval.duration)),
+    }
+}
+
+fn rescan_interval_s(spec: &SyncFolderSpec) -> u64 {
+    whole_seconds(spec.rescan_interval.duration)
+}
+
+/// Syncthing counts in whole seconds and reads 0 as "never": round up.
+fn whole_seconds(duration: std::time::Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
