@@ -219,7 +219,7 @@ pub fn desired_folders(
             }
             let settings = FolderSettings {
                 label: spec.label.clone().unwrap_or_else(|| object.name().to_owned()),
-                path: expand_home_in(Path::new(path), Some(home.to_owned())).to_string_lossy().into_owned(),
+                path: syncthing_path(path, home),
                 folder_type: folder_type_name(spec.folder_type).to_owned(),
                 devices: peers.values().cloned().collect(),
                 versioning: versioning_settings(spec.versioning.as_ref()),
@@ -539,6 +539,13 @@ fn versioning_json(versioning: &VersioningSettings) -> Value {
     })
 }
 
+/// The folder's path on this node: `~` expanded, no trailing `/` (`~` alone gives
+/// the home folder itself).
+fn syncthing_path(path: &str, home: &Path) -> String {
+    let expanded = expand_home_in(Path::new(path), Some(home.to_owned()));
+    expanded.components().collect::<std::path::PathBuf>().to_string_lossy().into_owned()
+}
+
 fn folder_type_name(folder_type: FolderType) -> &'static str {
     match folder_type {
         FolderType::SendReceive => "sendreceive",
@@ -578,4 +585,325 @@ fn rescan_interval_s(spec: &SyncFolderSpec) -> u64 {
 /// Syncthing counts in whole seconds and reads 0 as "never": round up.
 fn whole_seconds(duration: std::time::Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{SourceFile, validate};
+
+    const LAPTOP: &str = "agent-work-laptop";
+    const MINI: &str = "agent-home-mini";
+    const LAPTOP_ID: &str = "LAPTOP-ID";
+    const MINI_ID: &str = "MINI-ID";
+    const MINI_ADDRESS: &str = "tcp://agent-home-mini:22000";
+
+    fn set(sync_folders: &str) -> ManifestSet {
+        let node = |name: &str, role: &str| {
+            format!(
+                "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: {name}}}\nspec: {{role: {role}, address: {name}}}\n---\n"
+            )
+        };
+        let text = format!("{}{}{sync_folders}", node(LAPTOP, "primary"), node(MINI, "satellite"));
+        let validation = validate(&[SourceFile { path: "m.yaml".into(), text }], Vec::new());
+        assert!(validation.is_valid(), "{:?}", validation.diagnostics);
+        validation.set
+    }
+
+    fn sync_folder(name: &str, spec: &str) -> String {
+        format!("apiVersion: agentmesh/v1alpha1\nkind: SyncFolder\nmetadata: {{name: {name}}}\nspec: {spec}\n---\n")
+    }
+
+    fn known_peers() -> BTreeMap<String, PeerDevice> {
+        BTreeMap::from([(MINI.to_owned(), PeerDevice { device_id: MINI_ID.into(), address: MINI_ADDRESS.into() })])
+    }
+
+    /// `notes`, shared by the laptop and the mini, as the laptop sees it.
+    fn notes(peers: &BTreeMap<String, PeerDevice>) -> Vec<DesiredFolder> {
+        let spec = format!("{{paths: {{{LAPTOP}: ~/notes, {MINI}: /Volumes/data/notes}}, ignore: ['*.tmp']}}");
+        desired_folders(&set(&sync_folder("notes", &spec)), LAPTOP, Path::new("/home/agent"), peers)
+    }
+
+    /// Syncthing holding exactly what is desired, all of it created by the controller.
+    fn converged(desired: &[DesiredFolder]) -> Observed {
+        let folders = desired
+            .iter()
+            .map(|folder| {
+                let observed = ObservedFolder {
+                    settings: folder.settings.clone(),
+                    paused: false,
+                    ignores: Some(folder.ignores.clone()),
+                    error: None,
+                };
+                (folder.id.clone(), observed)
+            })
+            .collect();
+        let devices = known_peers()
+            .into_iter()
+            .map(|(node, peer)| (peer.device_id, ObservedDevice { name: node, addresses: vec![peer.address] }))
+            .chain([(LAPTOP_ID.to_owned(), ObservedDevice { name: LAPTOP.into(), addresses: vec!["dynamic".into()] })])
+            .collect();
+        Observed {
+            own_device: LAPTOP_ID.into(),
+            folders,
+            devices,
+            managed: Managed {
+                folders: desired.iter().map(|folder| folder.id.clone()).collect(),
+                devices: BTreeSet::from([MINI_ID.to_owned()]),
+            },
+        }
+    }
+
+    fn empty_syncthing() -> Observed {
+        let own = ObservedDevice { name: LAPTOP.into(), addresses: vec!["dynamic".into()] };
+        Observed {
+            own_device: LAPTOP_ID.into(),
+            folders: BTreeMap::new(),
+            devices: BTreeMap::from([(LAPTOP_ID.to_owned(), own)]),
+            managed: Managed::default(),
+        }
+    }
+
+    /// A user's own folder, made in the GUI, shared with the mini.
+    fn user_folder(devices: &[&str]) -> ObservedFolder {
+        ObservedFolder {
+            settings: FolderSettings {
+                label: "Photos".into(),
+                path: "/home/agent/Photos".into(),
+                folder_type: "sendreceive".into(),
+                devices: devices.iter().map(|id| id.to_string()).collect(),
+                versioning: versioning_settings(None),
+                rescan_interval_s: 3600,
+                fs_watcher_enabled: true,
+                fs_watcher_delay_s: 10,
+            },
+            paused: false,
+            ignores: None,
+            error: None,
+        }
+    }
+
+    fn summary(action: &Action) -> String {
+        match action {
+            Action::AddDevice { device_id, name, addresses } => format!("add device {device_id} {name} {addresses:?}"),
+            Action::PatchDevice { device_id, patch, .. } => format!("patch device {device_id} {patch}"),
+            Action::Adopt { id } => format!("adopt {id}"),
+            Action::AddFolder { folder } => format!("add folder {} at {}", folder.id, folder.settings.path),
+            Action::PatchFolder { id, changed, .. } => {
+                let fields: Vec<&str> = changed.iter().map(|change| change.field).collect();
+                format!("patch folder {id} {}", fields.join(","))
+            }
+            Action::SetIgnores { id, lines } => format!("set ignores {id} {lines:?}"),
+            Action::RemoveFolder { id } => format!("remove folder {id}"),
+            Action::RemoveDevice { device_id } => format!("remove device {device_id}"),
+        }
+    }
+
+    #[test]
+    fn desired_folders_take_this_nodes_path_and_the_peers_devices() {
+        let folders = format!(
+            "{}{}{}",
+            sync_folder(
+                "notes",
+                &format!(
+                    "{{paths: {{{LAPTOP}: ~/notes, {MINI}: /srv/notes}}, rescanInterval: 90s, versioning: {{type: simple, params: {{keep: '5'}}}}}}"
+                )
+            ),
+            sync_folder(
+                "home",
+                &format!(
+                    "{{folderId: home-dir, label: Home, type: sendonly, paths: {{{LAPTOP}: '~', {MINI}: /srv/home}}}}"
+                )
+            ),
+            sync_folder("mini-only", &format!("{{paths: {{{MINI}: /srv/a}}}}")),
+        );
+        let desired = desired_folders(&set(&folders), LAPTOP, Path::new("/home/agent"), &known_peers());
+        let seen: Vec<_> = desired
+            .iter()
+            .map(|f| {
+                let s = &f.settings;
+                (f.object.as_str(), f.id.as_str(), s.label.as_str(), s.path.as_str(), s.folder_type.as_str())
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("home", "home-dir", "Home", "/home/agent", "sendonly"),
+                ("notes", "notes", "notes", "/home/agent/notes", "sendreceive"),
+            ]
+        );
+        let notes = &desired[1].settings;
+        assert_eq!(notes.devices, BTreeSet::from([MINI_ID.to_owned()]));
+        assert_eq!((notes.rescan_interval_s, notes.fs_watcher_enabled, notes.fs_watcher_delay_s), (90, true, 1));
+        assert_eq!(
+            versioning_json(&notes.versioning),
+            json!({"type": "simple", "params": {"keep": "5"}, "cleanupIntervalS": 3600})
+        );
+        assert_eq!(desired[0].settings.versioning.versioning_type, "", "no versioning declared: off");
+        assert_eq!(desired[0].settings.rescan_interval_s, 3600, "the default rescan interval is 1h");
+    }
+
+    #[test]
+    fn a_peer_whose_device_id_is_unknown_is_pending_and_gets_no_device() {
+        let desired = notes(&BTreeMap::new());
+        assert_eq!(desired[0].pending, [MINI]);
+        assert!(desired[0].settings.devices.is_empty());
+        let plan = plan(&desired, &BTreeMap::new(), &empty_syncthing());
+        let actions: Vec<String> = plan.actions.iter().map(summary).collect();
+        assert_eq!(actions, ["add folder notes at /home/agent/notes"]);
+    }
+
+    #[test]
+    fn plan_compares_the_owned_fields_and_prunes_only_what_it_made() {
+        type Edit = fn(&mut Observed);
+        let drift: Edit = |o| {
+            let s = &mut o.folders.get_mut("notes").unwrap().settings;
+            s.label = "Old".into();
+            s.folder_type = "receiveonly".into();
+            s.fs_watcher_delay_s = 10;
+            s.devices.clear();
+        };
+        let unmanaged: Edit = |o| o.managed = Managed { folders: BTreeSet::new(), devices: BTreeSet::new() };
+        let missing: Edit = |o| {
+            let folder = o.folders.get_mut("notes").unwrap();
+            folder.error = Some("folder path missing".into());
+            folder.settings.label = "Old".into();
+            folder.ignores = Some(Vec::new());
+        };
+        let table: [(&str, bool, Edit, &[&str], &[ProblemReason]); 17] = [
+            (
+                "fresh node: devices first, then the folder",
+                true,
+                |o| *o = empty_syncthing(),
+                &[
+                    "add device MINI-ID agent-home-mini [\"tcp://agent-home-mini:22000\"]",
+                    "add folder notes at /home/agent/notes",
+                ],
+                &[],
+            ),
+            ("already converged", true, |_| {}, &[], &[]),
+            (
+                "drift on label, type, watcher delay and devices",
+                true,
+                drift,
+                &["patch folder notes label,type,devices,fsWatcherDelayS"],
+                &[],
+            ),
+            (
+                "a trailing slash on the path is no drift",
+                true,
+                |o| {
+                    o.folders.get_mut("notes").unwrap().settings.path.push('/');
+                },
+                &[],
+                &[],
+            ),
+            (
+                "the user paused the folder: not owned, not touched",
+                true,
+                |o| {
+                    o.folders.get_mut("notes").unwrap().paused = true;
+                },
+                &[],
+                &[],
+            ),
+            (
+                "ignores differ",
+                true,
+                |o| o.folders.get_mut("notes").unwrap().ignores = Some(vec!["*.bak".into()]),
+                &["set ignores notes [\"*.tmp\"]"],
+                &[],
+            ),
+            ("ignores not read: left alone", true, |o| o.folders.get_mut("notes").unwrap().ignores = None, &[], &[]),
+            (
+                "the user deleted the managed folder in the GUI",
+                true,
+                |o| {
+                    o.folders.remove("notes");
+                },
+                &["add folder notes at /home/agent/notes"],
+                &[],
+            ),
+            (
+                "managed device moved: its address is patched",
+                true,
+                |o| {
+                    o.devices.get_mut(MINI_ID).unwrap().addresses = vec!["dynamic".into()];
+                },
+                &["patch device MINI-ID {\"addresses\":[\"tcp://agent-home-mini:22000\"]}"],
+                &[],
+            ),
+            (
+                "hand-added device with another address: used as is",
+                true,
+                |o| {
+                    o.devices.get_mut(MINI_ID).unwrap().addresses = vec!["dynamic".into()];
+                    o.managed.devices.clear();
+                },
+                &[],
+                &[],
+            ),
+            ("unmanaged folder with the same id and path is adopted", true, unmanaged, &["adopt notes"], &[]),
+            (
+                "adopted folder with drift is then corrected",
+                true,
+                |o| {
+                    o.managed.folders.clear();
+                    o.folders.get_mut("notes").unwrap().settings.label = "Old".into();
+                },
+                &["adopt notes", "patch folder notes label"],
+                &[],
+            ),
+            (
+                "unmanaged folder at another path is a conflict",
+                true,
+                |o| {
+                    o.managed.folders.clear();
+                    o.folders.get_mut("notes").unwrap().settings.path = "/elsewhere".into();
+                },
+                &[],
+                &[ProblemReason::Conflict],
+            ),
+            ("path missing: nothing touches it", true, missing, &[], &[ProblemReason::PathMissing]),
+            (
+                "SyncFolder removed: the managed folder and device go, the user's folder stays",
+                false,
+                |o| {
+                    o.folders.insert("photos".into(), user_folder(&[]));
+                },
+                &["remove folder notes", "remove device MINI-ID"],
+                &[],
+            ),
+            (
+                "SyncFolder removed: a user's folder still shares the device",
+                false,
+                |o| {
+                    o.folders.insert("photos".into(), user_folder(&[MINI_ID]));
+                },
+                &["remove folder notes"],
+                &[],
+            ),
+            (
+                "SyncFolder removed while its path is missing: kept until the path is back",
+                false,
+                |o| {
+                    o.folders.get_mut("notes").unwrap().error =
+                        Some("folder marker missing (this indicates potential data loss)".into());
+                },
+                &["remove device MINI-ID"],
+                &[ProblemReason::PathMissing],
+            ),
+        ];
+        let declared = notes(&known_peers());
+        for (case, still_declared, edit, expected_actions, expected_problems) in table {
+            let mut observed = converged(&declared);
+            edit(&mut observed);
+            let desired = if still_declared { declared.clone() } else { Vec::new() };
+            let plan = plan(&desired, &known_peers(), &observed);
+            let actions: Vec<String> = plan.actions.iter().map(summary).collect();
+            let problems: Vec<ProblemReason> = plan.problems.iter().map(|problem| problem.reason).collect();
+            assert_eq!(actions, expected_actions, "{case}");
+            assert_eq!(problems, expected_problems, "{case}");
+        }
+    }
 }
