@@ -906,4 +906,287 @@ mod tests {
             assert_eq!(problems, expected_problems, "{case}");
         }
     }
+
+    #[test]
+    fn drift_is_patched_with_only_the_fields_that_differ_and_named_for_the_event() {
+        let desired = notes(&known_peers());
+        let mut observed = converged(&desired);
+        let settings = &mut observed.folders.get_mut("notes").unwrap().settings;
+        settings.label = "Old".into();
+        settings.fs_watcher_delay_s = 10;
+        settings.devices = BTreeSet::from(["STRANGER-ID".to_owned()]);
+        let plan = plan(&desired, &known_peers(), &observed);
+        let [Action::PatchFolder { id, patch, changed }] = plan.actions.as_slice() else {
+            panic!("one PatchFolder expected: {:?}", plan.actions);
+        };
+        assert_eq!(id, "notes");
+        assert_eq!(*patch, json!({"label": "notes", "devices": [{"deviceID": MINI_ID}], "fsWatcherDelayS": 1}));
+        let events: Vec<String> = changed.iter().map(Change::to_string).collect();
+        assert_eq!(
+            events,
+            [
+                "label from \"Old\" to \"notes\"",
+                "devices from [{\"deviceID\":\"STRANGER-ID\"}] to [{\"deviceID\":\"MINI-ID\"}]",
+                "fsWatcherDelayS from 10 to 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn problems_say_what_is_wrong_and_what_to_do() {
+        let desired = notes(&known_peers());
+        let mut observed = converged(&desired);
+        observed.managed.folders.clear();
+        observed.folders.get_mut("notes").unwrap().settings.path = "/other/path".into();
+        let conflict = plan(&desired, &known_peers(), &observed).problems;
+        assert_eq!(
+            conflict[0].message,
+            "Syncthing already has a folder \"notes\" at /other/path that agentmesh did not create; \
+             remove it or change folderId"
+        );
+
+        let mut observed = converged(&desired);
+        observed.folders.get_mut("notes").unwrap().error = Some("folder path missing".into());
+        let missing = plan(&desired, &known_peers(), &observed).problems;
+        assert_eq!(
+            missing[0].message,
+            "folder \"notes\": /home/agent/notes is missing on this node (folder path missing); \
+             agentmesh will not recreate it: restore the directory (mount the disk) and Syncthing resumes"
+        );
+    }
+
+    /// Carries a plan out the way Syncthing and the executor would, on `observed`.
+    fn execute(actions: &[Action], observed: &mut Observed) {
+        for action in actions {
+            match action {
+                Action::AddDevice { device_id, name, addresses } => {
+                    let device = ObservedDevice { name: name.clone(), addresses: addresses.clone() };
+                    observed.devices.insert(device_id.clone(), device);
+                    observed.managed.devices.insert(device_id.clone());
+                }
+                Action::PatchDevice { device_id, patch, .. } => {
+                    let addresses = serde_json::from_value(patch["addresses"].clone()).unwrap();
+                    observed.devices.get_mut(device_id).unwrap().addresses = addresses;
+                }
+                Action::Adopt { id } => {
+                    observed.managed.folders.insert(id.clone());
+                }
+                Action::AddFolder { folder } => {
+                    let added = ObservedFolder {
+                        settings: folder.settings.clone(),
+                        paused: false,
+                        ignores: Some(folder.ignores.clone()),
+                        error: None,
+                    };
+                    observed.folders.insert(folder.id.clone(), added);
+                    observed.managed.folders.insert(folder.id.clone());
+                }
+                Action::PatchFolder { id, patch, .. } => {
+                    let settings = &mut observed.folders.get_mut(id).unwrap().settings;
+                    for (field, value) in patch.as_object().unwrap() {
+                        match field.as_str() {
+                            "label" => settings.label = value.as_str().unwrap().into(),
+                            "path" => settings.path = value.as_str().unwrap().into(),
+                            "type" => settings.folder_type = value.as_str().unwrap().into(),
+                            "devices" => {
+                                let ids = value.as_array().unwrap().iter();
+                                settings.devices = ids.map(|d| d["deviceID"].as_str().unwrap().into()).collect();
+                            }
+                            "versioning" => {
+                                settings.versioning = VersioningSettings {
+                                    versioning_type: value["type"].as_str().unwrap().into(),
+                                    params: serde_json::from_value(value["params"].clone()).unwrap(),
+                                    cleanup_interval_s: value["cleanupIntervalS"].as_u64().unwrap(),
+                                }
+                            }
+                            "rescanIntervalS" => settings.rescan_interval_s = value.as_u64().unwrap(),
+                            "fsWatcherEnabled" => settings.fs_watcher_enabled = value.as_bool().unwrap(),
+                            "fsWatcherDelayS" => settings.fs_watcher_delay_s = value.as_u64().unwrap(),
+                            other => panic!("not an owned field: {other}"),
+                        }
+                    }
+                }
+                Action::SetIgnores { id, lines } => observed.folders.get_mut(id).unwrap().ignores = Some(lines.clone()),
+                Action::RemoveFolder { id } => {
+                    observed.folders.remove(id);
+                    observed.managed.folders.remove(id);
+                }
+                Action::RemoveDevice { device_id } => {
+                    observed.devices.remove(device_id);
+                    observed.managed.devices.remove(device_id);
+                    for folder in observed.folders.values_mut() {
+                        folder.settings.devices.remove(device_id);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_second_plan_after_the_first_was_carried_out_does_nothing() {
+        let versioned = format!(
+            "{{label: Notes, type: sendonly, rescanInterval: 10m, paths: {{{LAPTOP}: ~/notes, {MINI}: /srv/notes}}, \
+             ignore: [a], versioning: {{type: staggered, params: {{maxAge: '86400'}}, cleanupInterval: 1m}}}}"
+        );
+        let desired = desired_folders(&set(&sync_folder("notes", &versioned)), LAPTOP, Path::new("/h"), &known_peers());
+        let mut drifted = converged(&desired);
+        let folder = drifted.folders.get_mut("notes").unwrap();
+        folder.settings = user_folder(&["STRANGER-ID"]).settings;
+        folder.ignores = Some(Vec::new());
+        drifted.managed.folders.insert("gone".into());
+        drifted.folders.insert("gone".into(), user_folder(&[]));
+        let starts = [("empty Syncthing", empty_syncthing()), ("every owned field drifted", drifted)];
+        for (case, mut observed) in starts {
+            let first = plan(&desired, &known_peers(), &observed);
+            assert!(!first.actions.is_empty(), "{case}");
+            execute(&first.actions, &mut observed);
+            assert_eq!(
+                plan(&desired, &known_peers(), &observed),
+                SyncPlan { actions: vec![], problems: vec![] },
+                "{case}"
+            );
+        }
+    }
+
+    fn in_sync(online: bool) -> PeerSync {
+        PeerSync { online, completion: Some(100.0), need_items: Some(0) }
+    }
+
+    #[test]
+    fn folder_status_follows_syncthing_and_the_peers() {
+        type Edit = fn(&mut Option<ObservedFolder>);
+        let peer_at_40 = PeerSync { online: true, completion: Some(40.0), need_items: Some(17) };
+        let table: [(&str, Edit, bool, Option<&str>, PeerSync, &str, &str); 12] = [
+            (
+                "idle and in sync",
+                |_| {},
+                true,
+                Some("idle"),
+                in_sync(true),
+                "Ready=true InSync, Progressing=false Stable, Degraded=false AsExpected",
+                "in sync with agent-home-mini",
+            ),
+            (
+                "an offline peer does not block Ready",
+                |_| {},
+                true,
+                Some("idle"),
+                in_sync(false),
+                "Ready=true InSync, Progressing=false Stable, Degraded=false AsExpected",
+                "agent-home-mini is offline",
+            ),
+            (
+                "the peer is behind",
+                |_| {},
+                true,
+                Some("idle"),
+                peer_at_40,
+                "Ready=false Syncing, Progressing=true Syncing, Degraded=false AsExpected",
+                "agent-home-mini at 40% (17 items to go)",
+            ),
+            (
+                "syncing",
+                |_| {},
+                true,
+                Some("syncing"),
+                in_sync(true),
+                "Ready=false Syncing, Progressing=true Syncing, Degraded=false AsExpected",
+                "Syncthing is syncing",
+            ),
+            (
+                "scanning",
+                |_| {},
+                true,
+                Some("scan-waiting"),
+                in_sync(true),
+                "Ready=false Scanning, Progressing=true Scanning, Degraded=false AsExpected",
+                "Syncthing is scan-waiting",
+            ),
+            (
+                "state not read",
+                |_| {},
+                true,
+                None,
+                in_sync(true),
+                "Ready=false StateUnknown, Progressing=true StateUnknown, Degraded=false AsExpected",
+                "did not report",
+            ),
+            (
+                "the peer's device ID is not known yet",
+                |_| {},
+                false,
+                Some("idle"),
+                in_sync(true),
+                "Ready=false WaitingForDeviceId, Progressing=true WaitingForDeviceId, Degraded=false AsExpected",
+                "waiting to learn agent-home-mini's device ID",
+            ),
+            (
+                "not in Syncthing yet",
+                |o| *o = None,
+                true,
+                None,
+                in_sync(true),
+                "Ready=false Creating, Progressing=true Creating, Degraded=false AsExpected",
+                "adding folder \"notes\"",
+            ),
+            (
+                "not shared with the online peer yet",
+                |o| o.as_mut().unwrap().settings.devices.clear(),
+                true,
+                Some("idle"),
+                in_sync(true),
+                "Ready=false Syncing, Progressing=true Syncing, Degraded=false AsExpected",
+                "not shared with agent-home-mini yet",
+            ),
+            (
+                "path missing",
+                |o| o.as_mut().unwrap().error = Some("folder path missing".into()),
+                true,
+                Some("error"),
+                in_sync(true),
+                "Ready=false PathMissing, Progressing=false Stable, Degraded=true PathMissing",
+                "will not recreate it",
+            ),
+            (
+                "another Syncthing error",
+                |o| o.as_mut().unwrap().error = Some("folder path not a directory".into()),
+                true,
+                Some("error"),
+                in_sync(true),
+                "Ready=false FolderError, Progressing=false Stable, Degraded=true FolderError",
+                "Syncthing reports: folder path not a directory",
+            ),
+            (
+                "a folder with our id at another path",
+                |o| o.as_mut().unwrap().settings.path = "/other".into(),
+                true,
+                Some("idle"),
+                in_sync(true),
+                "Ready=false Conflict, Progressing=false Stable, Degraded=true Conflict",
+                "at /other, not at /home/agent/notes",
+            ),
+        ];
+        for (case, edit, device_known, db_state, peer, expected, message) in table {
+            let desired = notes(&if device_known { known_peers() } else { BTreeMap::new() });
+            let mut observed = converged(&notes(&known_peers())).folders.remove("notes");
+            edit(&mut observed);
+            let completion = BTreeMap::from([(MINI.to_owned(), peer)]);
+            let conditions = folder_status(&desired[0], observed.as_ref(), db_state, &completion);
+            let seen: Vec<String> =
+                conditions.iter().map(|c| format!("{}={} {}", c.condition_type, c.status, c.reason)).collect();
+            assert_eq!(seen.join(", "), expected, "{case}");
+            assert!(conditions[0].message.contains(message), "{case}: {:?}", conditions[0].message);
+        }
+    }
+
+    #[test]
+    fn a_paused_folder_is_not_ready_and_not_degraded() {
+        let desired = notes(&known_peers());
+        let mut observed = converged(&desired).folders.remove("notes").unwrap();
+        observed.paused = true;
+        let completion = BTreeMap::from([(MINI.to_owned(), in_sync(true))]);
+        let conditions = folder_status(&desired[0], Some(&observed), Some(""), &completion);
+        let seen: Vec<(bool, &str)> = conditions.iter().map(|c| (c.status, c.reason.as_str())).collect();
+        assert_eq!(seen, [(false, "Paused"), (false, "Stable"), (false, "AsExpected")]);
+    }
 }
