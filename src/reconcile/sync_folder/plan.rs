@@ -132,7 +132,7 @@ pub enum Action {
     /// are then corrected like any other.
     Adopt { id: String },
     /// POST the folder, then its ignores; the executor records it as managed.
-    AddFolder { folder: DesiredFolder },
+    AddFolder { folder: Box<DesiredFolder> },
     /// PATCH only the owned fields that differ; arrays are sent whole.
     PatchFolder { id: String, patch: Value, changed: Vec<Change> },
     /// POST the `.stignore` lines.
@@ -267,7 +267,7 @@ pub fn plan(desired: &[DesiredFolder], peers: &BTreeMap<String, PeerDevice>, obs
 
     for folder in desired {
         let Some(current) = observed.folders.get(&folder.id) else {
-            actions.push(Action::AddFolder { folder: folder.clone() });
+            actions.push(Action::AddFolder { folder: Box::new(folder.clone()) });
             continue;
         };
         let managed = observed.managed.folders.contains(&folder.id);
@@ -276,7 +276,8 @@ pub fn plan(desired: &[DesiredFolder], peers: &BTreeMap<String, PeerDevice>, obs
                 folder_id: folder.id.clone(),
                 reason: ProblemReason::Conflict,
                 message: format!(
-                    "Syncthing already has a folder \"{}\" at {} that agentmesh did not create; remove it or change folderId",
+                    "Syncthing already has a folder \"{}\" at {} that agentmesh did not create; \
+                     remove it or change folderId",
                     folder.id, current.settings.path
                 ),
             });
@@ -601,7 +602,8 @@ mod tests {
     fn set(sync_folders: &str) -> ManifestSet {
         let node = |name: &str, role: &str| {
             format!(
-                "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: {name}}}\nspec: {{role: {role}, address: {name}}}\n---\n"
+                "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: {name}}}\n\
+                 spec: {{role: {role}, address: {name}}}\n---\n"
             )
         };
         let text = format!("{}{}{sync_folders}", node(LAPTOP, "primary"), node(MINI, "satellite"));
@@ -706,7 +708,8 @@ mod tests {
             sync_folder(
                 "notes",
                 &format!(
-                    "{{paths: {{{LAPTOP}: ~/notes, {MINI}: /srv/notes}}, rescanInterval: 90s, versioning: {{type: simple, params: {{keep: '5'}}}}}}"
+                    "{{paths: {{{LAPTOP}: ~/notes, {MINI}: /srv/notes}}, rescanInterval: 90s, \
+                     versioning: {{type: simple, params: {{keep: '5'}}}}}}"
                 )
             ),
             sync_folder(
@@ -753,25 +756,26 @@ mod tests {
         assert_eq!(actions, ["add folder notes at /home/agent/notes"]);
     }
 
+    /// One row of the plan table: how Syncthing differs from the converged world,
+    /// and what the plan must then do.
+    struct PlanCase {
+        case: &'static str,
+        /// Whether the SyncFolder is still in the manifests.
+        declared: bool,
+        edit: fn(&mut Observed),
+        actions: &'static [&'static str],
+        problems: &'static [ProblemReason],
+    }
+
+    fn notes_folder(observed: &mut Observed) -> &mut ObservedFolder {
+        observed.folders.get_mut("notes").unwrap()
+    }
+
     #[test]
     fn plan_compares_the_owned_fields_and_prunes_only_what_it_made() {
-        type Edit = fn(&mut Observed);
-        let drift: Edit = |o| {
-            let s = &mut o.folders.get_mut("notes").unwrap().settings;
-            s.label = "Old".into();
-            s.folder_type = "receiveonly".into();
-            s.fs_watcher_delay_s = 10;
-            s.devices.clear();
-        };
-        let unmanaged: Edit = |o| o.managed = Managed { folders: BTreeSet::new(), devices: BTreeSet::new() };
-        let missing: Edit = |o| {
-            let folder = o.folders.get_mut("notes").unwrap();
-            folder.error = Some("folder path missing".into());
-            folder.settings.label = "Old".into();
-            folder.ignores = Some(Vec::new());
-        };
-        let table: [(&str, bool, Edit, &[&str], &[ProblemReason]); 17] = [
-            (
+        let row = |case, declared, edit, actions, problems| PlanCase { case, declared, edit, actions, problems };
+        let table = [
+            row(
                 "fresh node: devices first, then the folder",
                 true,
                 |o| *o = empty_syncthing(),
@@ -781,60 +785,58 @@ mod tests {
                 ],
                 &[],
             ),
-            ("already converged", true, |_| {}, &[], &[]),
-            (
+            row("already converged", true, |_| {}, &[], &[]),
+            row(
                 "drift on label, type, watcher delay and devices",
                 true,
-                drift,
+                |o| {
+                    let settings = &mut notes_folder(o).settings;
+                    settings.label = "Old".into();
+                    settings.folder_type = "receiveonly".into();
+                    settings.fs_watcher_delay_s = 10;
+                    settings.devices.clear();
+                },
                 &["patch folder notes label,type,devices,fsWatcherDelayS"],
                 &[],
             ),
-            (
+            row(
                 "a trailing slash on the path is no drift",
                 true,
-                |o| {
-                    o.folders.get_mut("notes").unwrap().settings.path.push('/');
-                },
+                |o| notes_folder(o).settings.path.push('/'),
                 &[],
                 &[],
             ),
-            (
+            row(
                 "the user paused the folder: not owned, not touched",
                 true,
-                |o| {
-                    o.folders.get_mut("notes").unwrap().paused = true;
-                },
+                |o| notes_folder(o).paused = true,
                 &[],
                 &[],
             ),
-            (
+            row(
                 "ignores differ",
                 true,
-                |o| o.folders.get_mut("notes").unwrap().ignores = Some(vec!["*.bak".into()]),
+                |o| notes_folder(o).ignores = Some(vec!["*.bak".into()]),
                 &["set ignores notes [\"*.tmp\"]"],
                 &[],
             ),
-            ("ignores not read: left alone", true, |o| o.folders.get_mut("notes").unwrap().ignores = None, &[], &[]),
-            (
+            row("ignores not read: left alone", true, |o| notes_folder(o).ignores = None, &[], &[]),
+            row(
                 "the user deleted the managed folder in the GUI",
                 true,
-                |o| {
-                    o.folders.remove("notes");
-                },
+                |o| drop(o.folders.remove("notes")),
                 &["add folder notes at /home/agent/notes"],
                 &[],
             ),
-            (
-                "managed device moved: its address is patched",
+            row(
+                "managed device with another address is patched",
                 true,
-                |o| {
-                    o.devices.get_mut(MINI_ID).unwrap().addresses = vec!["dynamic".into()];
-                },
+                |o| o.devices.get_mut(MINI_ID).unwrap().addresses = vec!["dynamic".into()],
                 &["patch device MINI-ID {\"addresses\":[\"tcp://agent-home-mini:22000\"]}"],
                 &[],
             ),
-            (
-                "hand-added device with another address: used as is",
+            row(
+                "hand-added device with another address is used as it is",
                 true,
                 |o| {
                     o.devices.get_mut(MINI_ID).unwrap().addresses = vec!["dynamic".into()];
@@ -843,59 +845,71 @@ mod tests {
                 &[],
                 &[],
             ),
-            ("unmanaged folder with the same id and path is adopted", true, unmanaged, &["adopt notes"], &[]),
-            (
+            row(
+                "unmanaged folder with the same id and path is adopted",
+                true,
+                |o| o.managed = Managed::default(),
+                &["adopt notes"],
+                &[],
+            ),
+            row(
                 "adopted folder with drift is then corrected",
                 true,
                 |o| {
                     o.managed.folders.clear();
-                    o.folders.get_mut("notes").unwrap().settings.label = "Old".into();
+                    notes_folder(o).settings.label = "Old".into();
                 },
                 &["adopt notes", "patch folder notes label"],
                 &[],
             ),
-            (
+            row(
                 "unmanaged folder at another path is a conflict",
                 true,
                 |o| {
                     o.managed.folders.clear();
-                    o.folders.get_mut("notes").unwrap().settings.path = "/elsewhere".into();
+                    notes_folder(o).settings.path = "/elsewhere".into();
                 },
                 &[],
                 &[ProblemReason::Conflict],
             ),
-            ("path missing: nothing touches it", true, missing, &[], &[ProblemReason::PathMissing]),
-            (
+            row(
+                "path missing: nothing touches it, not even drift or ignores",
+                true,
+                |o| {
+                    let folder = notes_folder(o);
+                    folder.error = Some("folder path missing".into());
+                    folder.settings.label = "Old".into();
+                    folder.ignores = Some(Vec::new());
+                },
+                &[],
+                &[ProblemReason::PathMissing],
+            ),
+            row(
                 "SyncFolder removed: the managed folder and device go, the user's folder stays",
                 false,
-                |o| {
-                    o.folders.insert("photos".into(), user_folder(&[]));
-                },
+                |o| drop(o.folders.insert("photos".into(), user_folder(&[]))),
                 &["remove folder notes", "remove device MINI-ID"],
                 &[],
             ),
-            (
+            row(
                 "SyncFolder removed: a user's folder still shares the device",
                 false,
-                |o| {
-                    o.folders.insert("photos".into(), user_folder(&[MINI_ID]));
-                },
+                |o| drop(o.folders.insert("photos".into(), user_folder(&[MINI_ID]))),
                 &["remove folder notes"],
                 &[],
             ),
-            (
-                "SyncFolder removed while its path is missing: kept until the path is back",
+            row(
+                "SyncFolder removed while its marker is missing: the folder stays until it is back",
                 false,
-                |o| {
-                    o.folders.get_mut("notes").unwrap().error =
-                        Some("folder marker missing (this indicates potential data loss)".into());
-                },
+                |o| notes_folder(o).error = Some("folder marker missing (this indicates potential data loss)".into()),
                 &["remove device MINI-ID"],
                 &[ProblemReason::PathMissing],
             ),
         ];
         let declared = notes(&known_peers());
-        for (case, still_declared, edit, expected_actions, expected_problems) in table {
+        for PlanCase { case, declared: still_declared, edit, actions: expected_actions, problems: expected_problems } in
+            table
+        {
             let mut observed = converged(&declared);
             edit(&mut observed);
             let desired = if still_declared { declared.clone() } else { Vec::new() };
@@ -1052,75 +1066,89 @@ mod tests {
         PeerSync { online, completion: Some(100.0), need_items: Some(0) }
     }
 
+    /// One row of the status table: the folder as Syncthing shows it, the mini's
+    /// sync state, and the conditions with a part of Ready's message.
+    struct StatusCase {
+        case: &'static str,
+        edit: fn(&mut Option<ObservedFolder>),
+        mini_device_known: bool,
+        db_state: Option<&'static str>,
+        mini: PeerSync,
+        conditions: &'static str,
+        message: &'static str,
+    }
+
     #[test]
     fn folder_status_follows_syncthing_and_the_peers() {
-        type Edit = fn(&mut Option<ObservedFolder>);
-        let peer_at_40 = PeerSync { online: true, completion: Some(40.0), need_items: Some(17) };
-        let table: [(&str, Edit, bool, Option<&str>, PeerSync, &str, &str); 12] = [
-            (
+        let row = |case, edit, mini_device_known, db_state, mini, conditions, message| StatusCase {
+            case,
+            edit,
+            mini_device_known,
+            db_state,
+            mini,
+            conditions,
+            message,
+        };
+        let unchanged: fn(&mut Option<ObservedFolder>) = |_| {};
+        let ready = "Ready=true InSync, Progressing=false Stable, Degraded=false AsExpected";
+        let syncing = "Ready=false Syncing, Progressing=true Syncing, Degraded=false AsExpected";
+        let table = [
+            row(
                 "idle and in sync",
-                |_| {},
+                unchanged,
                 true,
                 Some("idle"),
                 in_sync(true),
-                "Ready=true InSync, Progressing=false Stable, Degraded=false AsExpected",
+                ready,
                 "in sync with agent-home-mini",
             ),
-            (
+            row(
                 "an offline peer does not block Ready",
-                |_| {},
+                unchanged,
                 true,
                 Some("idle"),
                 in_sync(false),
-                "Ready=true InSync, Progressing=false Stable, Degraded=false AsExpected",
+                ready,
                 "agent-home-mini is offline",
             ),
-            (
+            row(
                 "the peer is behind",
-                |_| {},
+                unchanged,
                 true,
                 Some("idle"),
-                peer_at_40,
-                "Ready=false Syncing, Progressing=true Syncing, Degraded=false AsExpected",
+                PeerSync { online: true, completion: Some(40.0), need_items: Some(17) },
+                syncing,
                 "agent-home-mini at 40% (17 items to go)",
             ),
-            (
-                "syncing",
-                |_| {},
-                true,
-                Some("syncing"),
-                in_sync(true),
-                "Ready=false Syncing, Progressing=true Syncing, Degraded=false AsExpected",
-                "Syncthing is syncing",
-            ),
-            (
+            row("syncing", unchanged, true, Some("syncing"), in_sync(true), syncing, "Syncthing is syncing"),
+            row(
                 "scanning",
-                |_| {},
+                unchanged,
                 true,
                 Some("scan-waiting"),
                 in_sync(true),
                 "Ready=false Scanning, Progressing=true Scanning, Degraded=false AsExpected",
                 "Syncthing is scan-waiting",
             ),
-            (
+            row(
                 "state not read",
-                |_| {},
+                unchanged,
                 true,
                 None,
                 in_sync(true),
                 "Ready=false StateUnknown, Progressing=true StateUnknown, Degraded=false AsExpected",
                 "did not report",
             ),
-            (
+            row(
                 "the peer's device ID is not known yet",
-                |_| {},
+                unchanged,
                 false,
                 Some("idle"),
                 in_sync(true),
                 "Ready=false WaitingForDeviceId, Progressing=true WaitingForDeviceId, Degraded=false AsExpected",
                 "waiting to learn agent-home-mini's device ID",
             ),
-            (
+            row(
                 "not in Syncthing yet",
                 |o| *o = None,
                 true,
@@ -1129,16 +1157,16 @@ mod tests {
                 "Ready=false Creating, Progressing=true Creating, Degraded=false AsExpected",
                 "adding folder \"notes\"",
             ),
-            (
+            row(
                 "not shared with the online peer yet",
                 |o| o.as_mut().unwrap().settings.devices.clear(),
                 true,
                 Some("idle"),
                 in_sync(true),
-                "Ready=false Syncing, Progressing=true Syncing, Degraded=false AsExpected",
+                syncing,
                 "not shared with agent-home-mini yet",
             ),
-            (
+            row(
                 "path missing",
                 |o| o.as_mut().unwrap().error = Some("folder path missing".into()),
                 true,
@@ -1147,7 +1175,7 @@ mod tests {
                 "Ready=false PathMissing, Progressing=false Stable, Degraded=true PathMissing",
                 "will not recreate it",
             ),
-            (
+            row(
                 "another Syncthing error",
                 |o| o.as_mut().unwrap().error = Some("folder path not a directory".into()),
                 true,
@@ -1156,7 +1184,7 @@ mod tests {
                 "Ready=false FolderError, Progressing=false Stable, Degraded=true FolderError",
                 "Syncthing reports: folder path not a directory",
             ),
-            (
+            row(
                 "a folder with our id at another path",
                 |o| o.as_mut().unwrap().settings.path = "/other".into(),
                 true,
@@ -1166,11 +1194,11 @@ mod tests {
                 "at /other, not at /home/agent/notes",
             ),
         ];
-        for (case, edit, device_known, db_state, peer, expected, message) in table {
-            let desired = notes(&if device_known { known_peers() } else { BTreeMap::new() });
+        for StatusCase { case, edit, mini_device_known, db_state, mini, conditions: expected, message } in table {
+            let desired = notes(&if mini_device_known { known_peers() } else { BTreeMap::new() });
             let mut observed = converged(&notes(&known_peers())).folders.remove("notes");
             edit(&mut observed);
-            let completion = BTreeMap::from([(MINI.to_owned(), peer)]);
+            let completion = BTreeMap::from([(MINI.to_owned(), mini)]);
             let conditions = folder_status(&desired[0], observed.as_ref(), db_state, &completion);
             let seen: Vec<String> =
                 conditions.iter().map(|c| format!("{}={} {}", c.condition_type, c.status, c.reason)).collect();
