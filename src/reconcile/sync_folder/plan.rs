@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::config::expand_home_in;
 use crate::controller::status;
 use crate::manifest::ManifestSet;
-use crate::manifest::kinds::{FolderType, SyncFolderSpec, Versioning, VersioningType};
+use crate::manifest::kinds::{FolderType, Versioning, VersioningType};
 
 /// The file watcher's delay. Syncthing's default of 10 s makes a small change take
 /// about 9 s to reach the peer; with 1 s it took about 1.1 s.
@@ -108,7 +108,7 @@ pub struct Observed {
     pub own_device: String,
     /// By folder ID.
     pub folders: BTreeMap<String, ObservedFolder>,
-    /// By device ID, this node's own included or not.
+    /// By device ID; this node's own may be among them and is never added or removed.
     pub devices: BTreeMap<String, ObservedDevice>,
     pub managed: Managed,
 }
@@ -137,9 +137,10 @@ pub enum Action {
     PatchFolder { id: String, patch: Value, changed: Vec<Change> },
     /// POST the `.stignore` lines.
     SetIgnores { id: String, lines: Vec<String> },
-    /// DELETE a managed folder: Syncthing keeps the files on disk.
+    /// DELETE a managed folder (Syncthing keeps the files on disk); the executor
+    /// then forgets it.
     RemoveFolder { id: String },
-    /// DELETE a managed device no folder needs any more.
+    /// DELETE a managed device no folder needs any more; the executor then forgets it.
     RemoveDevice { device_id: String },
 }
 
@@ -223,7 +224,7 @@ pub fn desired_folders(
                 folder_type: folder_type_name(spec.folder_type).to_owned(),
                 devices: peers.values().cloned().collect(),
                 versioning: versioning_settings(spec.versioning.as_ref()),
-                rescan_interval_s: rescan_interval_s(spec),
+                rescan_interval_s: whole_seconds(spec.rescan_interval.duration),
                 fs_watcher_enabled: true,
                 fs_watcher_delay_s: FS_WATCHER_DELAY_S,
             };
@@ -308,14 +309,16 @@ pub fn plan(desired: &[DesiredFolder], peers: &BTreeMap<String, PeerDevice>, obs
         }
     }
 
-    let used_by_user_folders: BTreeSet<&str> = observed
+    // Deleting a device takes it out of every folder, so a device stays while a
+    // folder the plan must not touch (the user's, or one whose path is missing) lists it.
+    let used_by_untouchable_folders: BTreeSet<&str> = observed
         .folders
         .iter()
-        .filter(|(id, _)| !observed.managed.folders.contains(*id))
+        .filter(|(id, folder)| !observed.managed.folders.contains(*id) || path_missing(id, folder).is_some())
         .flat_map(|(_, folder)| folder.settings.devices.iter().map(String::as_str))
         .collect();
     for device_id in observed.managed.devices.iter() {
-        if !needed_devices.contains(device_id.as_str()) && !used_by_user_folders.contains(device_id.as_str()) {
+        if !needed_devices.contains(device_id.as_str()) && !used_by_untouchable_folders.contains(device_id.as_str()) {
             actions.push(Action::RemoveDevice { device_id: device_id.clone() });
         }
     }
@@ -394,7 +397,8 @@ fn verdict(
             ),
         );
     }
-    if let Some(error) = &current.error {
+    let state_error = (db_state == Some("error")).then_some("the folder is in state error");
+    if let Some(error) = current.error.as_deref().or(state_error) {
         return Verdict::Degraded("FolderError", format!("Syncthing reports: {error}"));
     }
     if current.paused {
@@ -577,10 +581,6 @@ fn versioning_settings(versioning: Option<&Versioning>) -> VersioningSettings {
             .as_ref()
             .map_or(DEFAULT_CLEANUP_INTERVAL_S, |interval| whole_seconds(interval.duration)),
     }
-}
-
-fn rescan_interval_s(spec: &SyncFolderSpec) -> u64 {
-    whole_seconds(spec.rescan_interval.duration)
 }
 
 /// Syncthing counts in whole seconds and reads 0 as "never": round up.
@@ -899,11 +899,22 @@ mod tests {
                 &[],
             ),
             row(
-                "SyncFolder removed while its marker is missing: the folder stays until it is back",
+                "SyncFolder removed while its marker is missing: folder and device stay until it is back",
                 false,
                 |o| notes_folder(o).error = Some("folder marker missing (this indicates potential data loss)".into()),
-                &["remove device MINI-ID"],
+                &[],
                 &[ProblemReason::PathMissing],
+            ),
+            row(
+                "a managed device recorded but gone from Syncthing is forgotten",
+                false,
+                |o| {
+                    o.folders.clear();
+                    o.devices.remove(MINI_ID);
+                    o.managed.folders.clear();
+                },
+                &["remove device MINI-ID"],
+                &[],
             ),
         ];
         let declared = notes(&known_peers());
@@ -1183,6 +1194,15 @@ mod tests {
                 in_sync(true),
                 "Ready=false FolderError, Progressing=false Stable, Degraded=true FolderError",
                 "Syncthing reports: folder path not a directory",
+            ),
+            row(
+                "Syncthing says error without a message",
+                unchanged,
+                true,
+                Some("error"),
+                in_sync(true),
+                "Ready=false FolderError, Progressing=false Stable, Degraded=true FolderError",
+                "the folder is in state error",
             ),
             row(
                 "a folder with our id at another path",
