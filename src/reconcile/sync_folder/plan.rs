@@ -441,11 +441,11 @@ fn verdict(
         Some(state) if state.starts_with("scan") => {
             Verdict::Progressing("Scanning", with_offline(vec![format!("Syncthing is {state}")]))
         }
-        Some("idle") if waiting.is_empty() => Verdict::Ready(match in_sync.is_empty() {
-            true if offline.is_empty() => "not shared with another node".to_owned(),
-            true => with_offline(Vec::new()),
-            false => with_offline(vec![format!("in sync with {}", in_sync.join(", "))]),
-        }),
+        Some("idle") if waiting.is_empty() => {
+            let synced = if in_sync.is_empty() { vec![] } else { vec![format!("in sync with {}", in_sync.join(", "))] };
+            let message = with_offline(synced);
+            Verdict::Ready(if message.is_empty() { "not shared with another node".into() } else { message })
+        }
         Some("idle") => Verdict::Progressing("Syncing", with_offline(waiting)),
         Some(state) => {
             Verdict::Progressing("Syncing", with_offline([vec![format!("Syncthing is {state}")], waiting].concat()))
@@ -1236,5 +1236,14 @@ mod tests {
         let conditions = folder_status(&desired[0], Some(&observed), Some(""), &completion);
         let seen: Vec<(bool, &str)> = conditions.iter().map(|c| (c.status, c.reason.as_str())).collect();
         assert_eq!(seen, [(false, "Paused"), (false, "Stable"), (false, "AsExpected")]);
+    }
+
+    #[test]
+    fn a_folder_on_this_node_alone_is_ready_when_idle() {
+        let alone = sync_folder("scratch", &format!("{{paths: {{{LAPTOP}: /srv/scratch}}}}"));
+        let desired = desired_folders(&set(&alone), LAPTOP, Path::new("/home/agent"), &known_peers());
+        let observed = converged(&desired).folders.remove("scratch");
+        let conditions = folder_status(&desired[0], observed.as_ref(), Some("idle"), &BTreeMap::new());
+        assert_eq!((conditions[0].status, conditions[0].message.as_str()), (true, "not shared with another node"));
     }
 }
