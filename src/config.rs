@@ -115,7 +115,8 @@ pub fn expand_home(path: &str) -> PathBuf {
     expand_home_in(Path::new(path), std::env::var_os("HOME").map(PathBuf::from))
 }
 
-fn expand_home_in(path: &Path, home: Option<PathBuf>) -> PathBuf {
+/// `~` and `~/x` under `home`; anything else as written.
+pub(crate) fn expand_home_in(path: &Path, home: Option<PathBuf>) -> PathBuf {
     match (path.strip_prefix("~"), home) {
         (Ok(rest), Some(home)) => home.join(rest),
         _ => path.to_owned(),

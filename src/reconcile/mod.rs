@@ -5,6 +5,7 @@
 
 pub mod plan;
 pub mod service;
+pub mod sync_folder;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
