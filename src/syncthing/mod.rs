@@ -53,7 +53,7 @@ pub enum SyncthingError {
 }
 
 impl SyncthingError {
-    /// The HTTP status of a [`SyncthingError::Status`].
+    /// The HTTP status Syncthing answered with, if it answered.
     pub fn status(&self) -> Option<StatusCode> {
         match self {
             SyncthingError::Status { status, .. } | SyncthingError::WrongKey { status, .. } => Some(*status),
@@ -200,7 +200,8 @@ impl Client {
         mask: Option<&[&str]>,
     ) -> Result<Vec<Event>, SyncthingError> {
         let since = since.to_string();
-        let seconds = timeout.as_secs().to_string();
+        // Whole seconds, rounded up: 0 means "answer at once".
+        let seconds = (timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0)).to_string();
         let joined = mask.map(|types| types.join(","));
         let mut query = vec![("since", since.as_str()), ("timeout", seconds.as_str())];
         if let Some(types) = &joined {

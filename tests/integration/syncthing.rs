@@ -140,6 +140,29 @@ async fn a_wrong_key_and_an_unreachable_syncthing_are_told_apart() {
     let message = error.to_string();
     assert!(message.contains("the key is wrong") && !message.contains("not-the-key-1234"), "{message}");
 
+    // With a GUI user and password set, Syncthing answers 401 instead.
+    let gui = format!("{}/rest/config/gui", syncthing.api_url());
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .patch(gui)
+        .header("X-API-Key", syncthing.api_key())
+        .json(&json!({"user": "someone", "password": "a password"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    // A change to the GUI settings restarts the API's listener: for a moment
+    // nothing answers.
+    let error = eventually("the API answers again", || async {
+        let error = wrong.system_status().await.unwrap_err();
+        (!matches!(error, SyncthingError::Unreachable { .. })).then_some(error)
+    })
+    .await;
+    assert!(matches!(error, SyncthingError::WrongKey { status: StatusCode::UNAUTHORIZED, .. }), "{error:?}");
+    client(&syncthing).system_status().await.expect("the key still works");
+
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let nobody = Client::new(&format!("http://127.0.0.1:{port}"), syncthing.api_key());
     let error = nobody.folders().await.unwrap_err();
@@ -151,6 +174,27 @@ async fn a_wrong_key_and_an_unreachable_syncthing_are_told_apart() {
     let error = client(&syncthing).scan("nope").await.unwrap_err();
     assert_eq!(error.status(), Some(StatusCode::INTERNAL_SERVER_ERROR), "{error}");
     assert!(error.to_string().ends_with("no such folder"), "{error}");
+}
+
+#[tokio::test]
+async fn a_syncthing_that_takes_the_call_and_never_answers_is_given_up_on() {
+    // What a Syncthing under launchd does with `/rest/db/*` when macOS keeps
+    // it from a folder: the connection is taken, no answer ever comes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = listener.accept().await {
+            held.push(connection);
+        }
+    });
+    let started = Instant::now();
+    let error = Client::new(&url, "key").db_status("shared").await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(matches!(error, SyncthingError::Unreachable { .. }), "{error:?}");
+    assert!(error.to_string().contains("no answer to GET /rest/db/status within 5s"), "{error}");
+    assert!(waited < Duration::from_secs(8), "gave up after {waited:?}");
+    silent.abort();
 }
 
 fn client(syncthing: &Syncthing) -> Client {
