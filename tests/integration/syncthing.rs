@@ -89,10 +89,13 @@ async fn two_syncthings_pair_share_a_folder_and_keep_the_fields_we_do_not_own() 
     assert!(matches!(invalid, SyncthingError::InvalidIgnores { .. }), "{invalid}");
     ca.set_ignores("shared", &patterns).await.unwrap();
 
+    let before = file_names(&a.data("shared"));
+    assert_eq!(before, [".stfolder", ".stignore", "hello.txt"]);
     ca.delete_folder("shared").await.unwrap();
     assert_eq!(ca.folder("shared").await.unwrap(), None);
-    assert_eq!(std::fs::read_to_string(&written).unwrap(), "hello from A", "deleting the folder keeps its files");
-    assert!(a.data("shared").join(".stignore").exists());
+    // Every file stays; only Syncthing's marker goes.
+    assert_eq!(file_names(&a.data("shared")), [".stignore", "hello.txt"]);
+    assert_eq!(std::fs::read_to_string(&written).unwrap(), "hello from A");
     let unknown = ca.db_status("shared").await.unwrap_err();
     assert_eq!(unknown.status(), Some(StatusCode::NOT_FOUND), "{unknown}");
     ca.delete_folder("shared").await.expect("deleting an unknown folder is not an error");
@@ -195,6 +198,14 @@ async fn a_syncthing_that_takes_the_call_and_never_answers_is_given_up_on() {
     assert!(error.to_string().contains("no answer to GET /rest/db/status within 5s"), "{error}");
     assert!(waited < Duration::from_secs(8), "gave up after {waited:?}");
     silent.abort();
+}
+
+/// The names in `folder`, sorted.
+fn file_names(folder: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(folder).unwrap().map(|entry| entry.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    names
 }
 
 fn client(syncthing: &Syncthing) -> Client {
