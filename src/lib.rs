@@ -17,5 +17,6 @@ pub mod metrics;
 pub mod reconcile;
 pub mod source;
 pub mod supervisor;
+pub mod syncthing;
 pub mod tailscale;
 pub mod template;

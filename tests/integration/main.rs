@@ -11,4 +11,5 @@ mod router;
 mod schema;
 mod supervisor;
 mod support;
+mod syncthing;
 mod tailscale;

@@ -1,4 +1,7 @@
-//! A small builder for "these files, these args, expect this output".
+//! A small builder for "these files, these args, expect this output", and
+//! fixtures for the tests' outside world (Git remotes, Syncthing).
+
+pub mod syncthing;
 
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
