@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use tokio::sync::{mpsc, watch};
 
 use crate::api::{self, ApiState};
@@ -112,6 +113,13 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv) -> anyhow::Result<()> {
         router: mesh_router,
     });
     let mut api_stopped = stopped.clone();
+    // Answers go out as soon as they are written: with Nagle's algorithm a
+    // response written in two pieces waits a round trip for the first's ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     let server = tokio::spawn(async move {
         // The caller's address is what Tailscale identity auth asks whois about.
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
