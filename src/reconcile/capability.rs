@@ -16,8 +16,10 @@ use std::time::Duration;
 use super::{Context, Outcome, ReconcileError};
 use crate::controller::status::Observed;
 use crate::manifest::ManifestSet;
-use crate::manifest::kinds::CapabilitySpec;
+use crate::manifest::kinds::{CapabilitySpec, Provider};
 use crate::mesh::placement::Served;
+use crate::ollama::OllamaClient;
+use crate::ollama::pulls::PullState;
 use crate::template;
 
 /// The client env's file name in the state folder.
@@ -29,6 +31,8 @@ pub const RECHECK: Duration = Duration::from_secs(5);
 
 /// How long an endpoint's health path gets to answer.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// While a model is being pulled, its progress is read this often.
+const PULL_RECHECK: Duration = Duration::from_secs(2);
 
 /// What the last health probe of a node's endpoint found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -330,9 +334,61 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
     let (conditions, details) = status(spec, &decision);
     outcome.conditions = conditions;
     outcome.details = details;
+    ensure_models(ctx, spec, addresses.get(&ctx.node).map(String::as_str), &mut outcome).await;
     write_client_env(ctx, &mut outcome);
-    outcome.requeue_after = Some(RECHECK);
+    outcome.requeue_after = Some(outcome.requeue_after.map_or(RECHECK, |sooner| sooner.min(RECHECK)));
     Ok(outcome)
+}
+
+/// On a node that may serve an `ollama` capability (named in its placement),
+/// the declared models are present: the missing ones are pulled in the
+/// background, their progress shown in details and as Progressing, a failing
+/// pull as Degraded (retried with backoff). An Ollama that does not answer is
+/// the health probe's to report.
+async fn ensure_models(ctx: &Context, spec: &CapabilitySpec, address: Option<&str>, outcome: &mut Outcome) {
+    let wanted: Vec<String> =
+        spec.ollama.iter().flat_map(|ollama| ollama.value.models.iter().map(|m| m.value.clone())).collect();
+    let here = spec.placement.order().any(|node| node.value == ctx.node);
+    let Some(host) = endpoint_host(spec, address).filter(|_| here && spec.provider == Provider::Ollama) else {
+        return;
+    };
+    if wanted.is_empty() {
+        return;
+    }
+    let client = OllamaClient::new(&format!("http://{}", crate::mesh::router::host_port(host, spec.endpoint.port.0)));
+    let present = match client.models().await {
+        Ok(present) => present,
+        Err(error) => {
+            outcome.details.insert("models".into(), format!("cannot list them: {error}"));
+            return;
+        }
+    };
+    let missing = ctx.pulls.ensure(&client, &present, &wanted);
+    let now = std::time::Instant::now();
+    outcome.details.insert("models".into(), format!("{} of {} present", wanted.len() - missing.len(), wanted.len()));
+    for (model, state) in &missing {
+        outcome.details.insert(format!("model/{model}"), state.describe(now));
+    }
+    let failed: Vec<String> = missing
+        .iter()
+        .filter(|(_, state)| matches!(state, PullState::Failed { .. }))
+        .map(|(model, state)| format!("{model}: {}", state.describe(now)))
+        .collect();
+    let pulling: Vec<String> = missing
+        .iter()
+        .filter(|(_, state)| !matches!(state, PullState::Failed { .. }))
+        .map(|(model, state)| format!("{model}: {}", state.describe(now)))
+        .collect();
+    let degraded = outcome.conditions.iter().any(|c| c.condition_type == "Degraded" && c.status);
+    if !failed.is_empty() && !degraded {
+        outcome.conditions.retain(|c| c.condition_type != "Degraded");
+        outcome.conditions.push(Observed::new("Degraded", true, "ModelPullFailed", failed.join("; ")));
+    }
+    if !pulling.is_empty() {
+        outcome.conditions.retain(|c| c.condition_type != "Progressing");
+        outcome.conditions.push(Observed::new("Progressing", true, "PullingModels", pulling.join("; ")));
+        outcome.requeue_after = Some(PULL_RECHECK);
+    }
 }
 
 /// Writes the client env; a failure is a warning and shows as Degraded.

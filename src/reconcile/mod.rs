@@ -20,6 +20,7 @@ use crate::identity::NodeEnv;
 use crate::manifest::{Kind, ManifestSet};
 use crate::mesh::peers::Peers;
 use crate::mesh::placement::Placements;
+use crate::ollama::pulls::ModelPulls;
 use crate::supervisor::Supervisor;
 
 /// What every reconcile gets: the set in force and the handles to act with.
@@ -40,6 +41,8 @@ pub struct Context {
     pub placements: Placements,
     /// `client.env` in the state folder, which the Capability reconciler writes.
     pub client_env: ClientEnvFile,
+    /// Ollama models being pulled for the capabilities this node may serve.
+    pub pulls: ModelPulls,
 }
 
 /// What a reconcile found and did.
