@@ -3,6 +3,7 @@
 //! constant time on everything but `/mesh/health` (or, when the Mesh enables
 //! it, the caller's Tailscale identity). Errors are JSON `{error, message}`.
 
+pub mod ollama;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
@@ -57,6 +58,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/syncthing/device", get(syncthing_device))
         .route("/metrics", get(metrics))
         .route("/mesh/route", post(route))
+        .route(ollama::PREFIX, any(ollama::proxy))
+        .route("/ollama/", any(ollama::proxy))
+        .route("/ollama/{*rest}", any(ollama::proxy))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
     Router::new()
         .route("/mesh/health", get(health))
