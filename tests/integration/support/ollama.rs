@@ -191,18 +191,31 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({"error": message}))).into_response()
 }
 
-/// The request body as JSON, or Ollama's 400s for a missing or broken one.
-fn body_json(body: &Bytes) -> Result<Value, Response> {
-    if body.is_empty() {
-        return Err(error(StatusCode::BAD_REQUEST, "missing request body"));
+/// An error answer, for `?`.
+struct Failed(StatusCode, String);
+
+impl IntoResponse for Failed {
+    fn into_response(self) -> Response {
+        error(self.0, &self.1)
     }
-    serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, &e.to_string()))
+}
+
+/// The request body as JSON, or Ollama's 400s for a missing or broken one.
+fn body_json(body: &Bytes) -> Result<Value, Failed> {
+    if body.is_empty() {
+        return Err(Failed(StatusCode::BAD_REQUEST, "missing request body".into()));
+    }
+    serde_json::from_slice(body).map_err(|e| Failed(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
 /// The `model` of a request (the legacy `name` too), or 400.
-fn model_of(request: &Value) -> Result<String, Response> {
+fn model_of(request: &Value) -> Result<String, Failed> {
     let model = request["model"].as_str().or(request["name"].as_str()).unwrap_or_default();
-    if model.is_empty() { Err(error(StatusCode::BAD_REQUEST, "model is required")) } else { Ok(model.to_owned()) }
+    if model.is_empty() {
+        Err(Failed(StatusCode::BAD_REQUEST, "model is required".into()))
+    } else {
+        Ok(model.to_owned())
+    }
 }
 
 fn now() -> String {
@@ -239,21 +252,18 @@ async fn tags(State(state): Shared) -> Json<Value> {
     Json(json!({ "models": models }))
 }
 
-async fn show(State(state): Shared, body: Bytes) -> Response {
-    let model = match body_json(&body).and_then(|request| model_of(&request)) {
-        Ok(model) => model,
-        Err(response) => return response,
-    };
+async fn show(State(state): Shared, body: Bytes) -> Result<Response, Failed> {
+    let model = model_of(&body_json(&body)?)?;
     if !state.models.lock().unwrap().contains(&full_name(&model)) {
-        return error(StatusCode::NOT_FOUND, &format!("model '{model}' not found"));
+        return Err(Failed(StatusCode::NOT_FOUND, format!("model '{model}' not found")));
     }
-    Json(json!({
+    Ok(Json(json!({
         "modelfile": format!("FROM {model}\n"), "parameters": "", "template": "{{ .Prompt }}",
         "details": {"format": "gguf", "family": "llama", "parameter_size": "1B", "quantization_level": "Q4_0"},
         "model_info": {"general.architecture": "llama", "general.basename": state.config.name},
         "capabilities": ["completion"], "modified_at": "2026-01-01T08:06:48.639712648-07:00"
     }))
-    .into_response()
+    .into_response())
 }
 
 /// The final object's counters (nanoseconds and token counts).
@@ -271,17 +281,11 @@ fn counters(line: &mut Value, tokens: usize) {
 /// Generate (`response`) and chat (`message`): validation, then one answer
 /// (`stream: false`) or an NDJSON stream of `chunks` lines `chunk_delay`
 /// apart and a final `done: true` line with the counters.
-async fn answer(state: Arc<Inner>, body: Bytes, chat: bool) -> Response {
-    let request = match body_json(&body) {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    let model = match model_of(&request) {
-        Ok(model) => model,
-        Err(response) => return response,
-    };
+async fn answer(state: Arc<Inner>, body: Bytes, chat: bool) -> Result<Response, Failed> {
+    let request = body_json(&body)?;
+    let model = model_of(&request)?;
     if !state.models.lock().unwrap().contains(&full_name(&model)) {
-        return error(StatusCode::NOT_FOUND, &format!("model \"{model}\" not found, try pulling it first"));
+        return Err(Failed(StatusCode::NOT_FOUND, format!("model \"{model}\" not found, try pulling it first")));
     }
     let name = state.config.name.clone();
     let words: Vec<String> =
@@ -305,7 +309,7 @@ async fn answer(state: Arc<Inner>, body: Bytes, chat: bool) -> Response {
     };
     if request["stream"] == json!(false) {
         let whole = finish(line(&words.concat()), words.len());
-        return Json(whole).into_response();
+        return Ok(Json(whole).into_response());
     }
     let mut lines: Vec<Value> = words.iter().map(|word| line(word)).collect();
     lines.push(finish(line(""), words.len()));
@@ -325,42 +329,36 @@ async fn answer(state: Arc<Inner>, body: Bytes, chat: bool) -> Response {
             Ok::<_, std::convert::Infallible>(format!("{line}\n"))
         }
     });
-    ndjson(Body::from_stream(stream))
+    Ok(ndjson(Body::from_stream(stream)))
 }
 
 fn ndjson(body: Body) -> Response {
     ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
 }
 
-async fn generate(State(state): Shared, body: Bytes) -> Response {
+async fn generate(State(state): Shared, body: Bytes) -> Result<Response, Failed> {
     answer(state, body, false).await
 }
 
-async fn chat(State(state): Shared, body: Bytes) -> Response {
+async fn chat(State(state): Shared, body: Bytes) -> Result<Response, Failed> {
     answer(state, body, true).await
 }
 
 /// The status lines of a pull; the model is added once `writing manifest`
 /// is sent. A name the registry lacks fails after `pulling manifest`, as the
 /// real server does.
-async fn pull(State(state): Shared, body: Bytes) -> Response {
-    let request = match body_json(&body) {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    let model = match model_of(&request) {
-        Ok(model) => model,
-        Err(response) => return response,
-    };
+async fn pull(State(state): Shared, body: Bytes) -> Result<Response, Failed> {
+    let request = body_json(&body)?;
+    let model = model_of(&request)?;
     let full = full_name(&model);
     let known = state.config.registry.iter().any(|m| full_name(m) == full);
     let missing = "pull model manifest: file does not exist";
     if request["stream"] == json!(false) {
         if !known {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, missing);
+            return Err(Failed(StatusCode::INTERNAL_SERVER_ERROR, missing.into()));
         }
         state.models.lock().unwrap().insert(full);
-        return Json(json!({"status": "success"})).into_response();
+        return Ok(Json(json!({"status": "success"})).into_response());
     }
     let mut lines = vec![json!({"status": "pulling manifest"})];
     if known {
@@ -378,7 +376,7 @@ async fn pull(State(state): Shared, body: Bytes) -> Response {
         lines.push(json!({"error": missing}));
     }
     let text: String = lines.iter().map(|line| format!("{line}\n")).collect();
-    ndjson(Body::from(text))
+    Ok(ndjson(Body::from(text)))
 }
 
 /// OpenAI's chat completions, the non-streamed answer and, with
