@@ -239,17 +239,22 @@ async fn when_the_minis_daemon_and_backend_die_the_laptops_fallback_answers() {
     let run = client(&mesh.laptop_host(), Some(KEY), generate).await;
     assert_eq!(run.lines, [json!("[mini] w1 w2")]);
 
+    // The mini's backend dies, its daemon lives: the mini says it sent nothing.
+    mesh.mini_ollama.stop().await;
+    let run = client(&mesh.laptop_host(), Some(KEY), generate).await;
+    assert_eq!(run.lines, [json!("[laptop] w1 w2")], "{run:?}");
+
+    // Both die. At once (the prober has not noticed: the refused connection
+    // moves on), and again once the mini may be known to be down.
     mesh.mini.kill();
-    mesh.mini_ollama.stop();
-    // At once (the prober has not noticed: the refused connection moves on),
-    // and again once the mini may be known to be down.
     let twice = format!("{generate}time.sleep(2.5)\n{generate}");
     let run = client(&mesh.laptop_host(), Some(KEY), &twice).await;
     assert_eq!(run.lines, [json!("[laptop] w1 w2"), json!("[laptop] w1 w2")], "{run:?}");
-    assert_eq!(mesh.laptop_ollama.seen().len(), 2);
+    assert_eq!(mesh.laptop_ollama.seen().len(), 3);
+    assert_eq!(mesh.mini_ollama.seen().len(), 1, "only the first call reached the mini");
 
     // With no backend left, the client gets the proxy's error as Ollama's.
-    mesh.laptop_ollama.stop();
+    mesh.laptop_ollama.stop().await;
     let script = format!(
         "try:\n    ollama.generate(model='tiny', prompt='hi')\nexcept ollama.ResponseError as e:\n    {PRINT_ERROR}\n"
     );

@@ -66,14 +66,14 @@ pub struct Seen {
     pub authorization: Option<String>,
 }
 
-/// A running fake; stops serving (new connections are refused) on [`stop`]
-/// or drop.
+/// A running fake; stops serving on [`stop`] or drop.
 ///
 /// [`stop`]: FakeOllama::stop
 pub struct FakeOllama {
     pub addr: SocketAddr,
     state: Arc<Inner>,
     task: tokio::task::JoinHandle<()>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 struct Inner {
@@ -104,19 +104,31 @@ impl FakeOllama {
             .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found") })
             .layer(middleware::from_fn_with_state(state.clone(), host_check))
             .with_state(state.clone());
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await;
         });
-        FakeOllama { addr, state, task }
+        FakeOllama { addr, state, task, shutdown: Some(shutdown) }
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting connections, as a killed Ollama.
-    pub fn stop(&self) {
-        self.task.abort();
+    /// Stops as a killed Ollama would: the listener closes and so does every
+    /// connection (kept-alive ones included, which a client's pool would
+    /// otherwise reuse); returns once they are closed.
+    pub async fn stop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if tokio::time::timeout(Duration::from_secs(5), &mut self.task).await.is_err() {
+            self.task.abort();
+        }
     }
 
     /// The models it has now, full names.
