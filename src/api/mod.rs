@@ -1,7 +1,8 @@
 //! The mesh API (design section 5) served by every node's controller: axum
 //! handlers over the controller's shared state, the bearer key checked in
 //! constant time on everything but `/mesh/health` (or, when the Mesh enables
-//! it, the caller's Tailscale identity). Errors are JSON `{error, message}`.
+//! it, the caller's Tailscale identity). Errors are JSON `{error, message}`,
+//! but for the Ollama proxy's own (`ollama.rs`), which are Ollama's `{error}`.
 
 pub mod ollama;
 pub mod wire;
