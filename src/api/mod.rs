@@ -1,8 +1,10 @@
 //! The mesh API (design section 5) served by every node's controller: axum
 //! handlers over the controller's shared state, the bearer key checked in
 //! constant time on everything but `/mesh/health` (or, when the Mesh enables
-//! it, the caller's Tailscale identity). Errors are JSON `{error, message}`.
+//! it, the caller's Tailscale identity). Errors are JSON `{error, message}`,
+//! but for the Ollama proxy's own (`ollama.rs`), which are Ollama's `{error}`.
 
+pub mod ollama;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -14,7 +16,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
@@ -57,6 +59,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/syncthing/device", get(syncthing_device))
         .route("/metrics", get(metrics))
         .route("/mesh/route", post(route))
+        .route(ollama::PREFIX, any(ollama::proxy))
+        .route("/ollama/", any(ollama::proxy))
+        .route("/ollama/{*rest}", any(ollama::proxy))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
     Router::new()
         .route("/mesh/health", get(health))

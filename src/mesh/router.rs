@@ -49,7 +49,7 @@ const HOP_GRACE: Duration = Duration::from_secs(2);
 /// refused the connection, it does not take our key, or it has no such route.
 /// The call moves on from these as from a refused connection: a live daemon in
 /// front of a dead endpoint is as unable to serve as a dead daemon.
-const NOTHING_SENT: [&str; 6] =
+pub const NOTHING_SENT: [&str; 6] =
     ["no_set", "unknown_capability", "bad_prefer_node", "unreachable", "unauthorized", "not_found"];
 
 /// Reads the set in force when a call comes, so the router follows every new
@@ -328,14 +328,8 @@ impl MeshRouter {
         payload: &serde_json::Value,
     ) -> Result<Routed, Failure> {
         let endpoint = &spec.endpoint;
-        let host = match &endpoint.host {
-            Some(host) => host.as_str(),
-            None => set
-                .nodes
-                .get(&self.inner.node)
-                .map(|node| node.spec.address.value.as_str())
-                .ok_or_else(|| Failure::NotSent("this node has no Node manifest to take its address from".into()))?,
-        };
+        let host = endpoint_host(set, spec, &self.inner.node)
+            .ok_or_else(|| Failure::NotSent("this node has no Node manifest to take its address from".into()))?;
         // The checker made sure the path starts with "/".
         let url = format!("http://{}{}", host_port(host, endpoint.port.0), endpoint.path.value);
         let timeout = self.inner.timeout;
@@ -346,6 +340,39 @@ impl MeshRouter {
         Ok(Routed { node: self.inner.node.clone(), status, body: answer_body(&bytes) })
     }
 
+    /// The node this router runs on.
+    pub fn node(&self) -> &str {
+        &self.inner.node
+    }
+
+    /// The pooled client of every call: a connect timeout, no proxy, no
+    /// retries, no redirects followed, no total timeout (each call sets its own).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// The mesh API key in force, which peers take.
+    pub fn api_key(&self) -> &ApiKey {
+        &self.inner.api_key
+    }
+
+    /// Whether the prober knows `node` to be down now.
+    pub fn known_down(&self, node: &str) -> bool {
+        self.inner.peers.known_down(node)
+    }
+
+    /// Where `node`'s mesh API answers (`host:port`): as the prober dials it,
+    /// else as its Node manifest says.
+    pub fn peer_authority(&self, set: &ManifestSet, node: &str) -> Option<String> {
+        match self.inner.peers.get(node) {
+            Some(peer) => Some(peer.authority()),
+            None => set
+                .nodes
+                .get(node)
+                .map(|n| PeerState::new(node, None, &n.spec.address.value, n.spec.api_port.0).authority()),
+        }
+    }
+
     /// Hands the call to `node`'s router, to serve there and nowhere else.
     async fn call_peer(
         &self,
@@ -354,14 +381,9 @@ impl MeshRouter {
         capability: &str,
         payload: &serde_json::Value,
     ) -> Result<Routed, Failure> {
-        let authority = match self.inner.peers.get(node) {
-            Some(peer) => peer.authority(),
-            None => set
-                .nodes
-                .get(node)
-                .map(|n| PeerState::new(node, None, &n.spec.address.value, n.spec.api_port.0).authority())
-                .ok_or_else(|| Failure::NotSent(format!("no Node manifest says where \"{node}\" is")))?,
-        };
+        let authority = self
+            .peer_authority(set, node)
+            .ok_or_else(|| Failure::NotSent(format!("no Node manifest says where \"{node}\" is")))?;
         let url = format!("http://{authority}/mesh/route");
         let call = RouteCall { capability, payload, prefer_node: Some(node) };
         let timeout = self.inner.timeout + HOP_GRACE;
@@ -422,8 +444,17 @@ fn failure(url: &str, error: &reqwest::Error, timeout: Duration) -> Failure {
     }
 }
 
+/// The host of `spec`'s endpoint on `node`: `endpoint.host`, else the node's
+/// address; None when the set has no such Node.
+pub fn endpoint_host<'a>(set: &'a ManifestSet, spec: &'a CapabilitySpec, node: &str) -> Option<&'a str> {
+    match &spec.endpoint.host {
+        Some(host) => Some(host.as_str()),
+        None => set.nodes.get(node).map(|node| node.spec.address.value.as_str()),
+    }
+}
+
 /// `host:port`, with an IPv6 host in brackets.
-pub(crate) fn host_port(host: &str, port: u16) -> String {
+pub fn host_port(host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }
 

@@ -7,6 +7,7 @@ mod errors;
 mod examples;
 mod fuzz;
 mod git_source;
+mod ollama;
 mod router;
 mod schema;
 mod supervisor;

@@ -1,6 +1,7 @@
 //! A small builder for "these files, these args, expect this output", and
 //! fixtures for the tests' outside world (Git remotes, Syncthing).
 
+pub mod ollama;
 pub mod syncthing;
 
 use std::path::{Path, PathBuf};
