@@ -136,8 +136,11 @@ impl FakeOllama {
         self.state.models.lock().unwrap().iter().cloned().collect()
     }
 
+    /// The requests it took, but for `GET /`: the controllers' health probes
+    /// of the endpoint, which come on their own schedule.
     pub fn seen(&self) -> Vec<Seen> {
-        self.state.seen.lock().unwrap().clone()
+        let seen = self.state.seen.lock().unwrap();
+        seen.iter().filter(|s| !(s.method == "GET" && s.path == "/")).cloned().collect()
     }
 
     /// When each line of each streamed generate/chat was sent (Unix seconds).
