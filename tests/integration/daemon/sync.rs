@@ -78,13 +78,10 @@ struct Pair {
 }
 
 impl Syncthings {
-    /// Starts both at once: each takes a few seconds to measure hashing speed.
+    /// Starts both, one after the other on the test's thread: the fixture has
+    /// the kernel kill a Syncthing when the thread that started it ends.
     fn start() -> Syncthings {
-        let (a, b) = std::thread::scope(|scope| {
-            let a = scope.spawn(|| Syncthing::start("a"));
-            let b = scope.spawn(|| Syncthing::start("b"));
-            (a.join().expect("Syncthing a starts"), b.join().expect("Syncthing b starts"))
-        });
+        let (a, b) = (Syncthing::start("a"), Syncthing::start("b"));
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
         Syncthings { a, b, runtime }
     }
@@ -141,9 +138,7 @@ impl Pair {
     /// Waits until the SyncFolder is Ready on both nodes.
     fn wait_until_ready(&self) {
         for side in self.sides() {
-            within(&format!("SyncFolder/{OBJECT} is ready on {}", side.name), || {
-                side.sync_folder().filter(|object| object["ready"] == true).map(drop)
-            });
+            side.wait_for_sync_folder("ready", |object| object["ready"] == true);
         }
     }
 
@@ -164,6 +159,25 @@ impl Side {
         self.daemon.object("SyncFolder", OBJECT)
     }
 
+    /// Waits until `check` holds for the SyncFolder's status on this node; the
+    /// panic shows the last status seen.
+    fn wait_for_sync_folder(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let object = self.sync_folder();
+            if let Some(object) = object.as_ref().filter(|object| check(object)) {
+                return object.clone();
+            }
+            let shown = object.map_or("not listed".to_owned(), |object| object.to_string());
+            assert!(
+                Instant::now() < deadline,
+                "SyncFolder/{OBJECT} on {} is not {what} after {PATIENCE:?}: {shown}",
+                self.name
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
     /// `agentmesh_reconciles_total{kind="SyncFolder",result="ok"}` of this
     /// daemon's `/metrics`.
     fn sync_folder_reconciles(&self) -> f64 {
@@ -181,6 +195,19 @@ impl Side {
             .map(|line| serde_json::from_str::<Value>(line).expect("events -o json prints JSON lines"))
             .filter(|message| message["type"] == "event" && message["reason"] == reason)
             .collect()
+    }
+}
+
+impl Drop for Side {
+    /// Shows the end of Syncthing's log when the test is failing (the
+    /// daemon's own log follows, as the daemon drops).
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.syncthing.log()).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            eprintln!("--- end of {}'s Syncthing log ---\n{tail}\n---", self.name);
+        }
     }
 }
 
@@ -398,15 +425,12 @@ fn a_dead_syncthing_degrades_the_folder_and_its_return_makes_it_ready_without_re
     let pid = pair.a.daemon.pid();
 
     pair.a.syncthing.kill();
-    let object = within("node-a's SyncFolder is Degraded", || {
-        pair.a.sync_folder().filter(|object| condition(object, "Degraded").0 == "True")
-    });
+    let object = pair.a.wait_for_sync_folder("Degraded", |object| condition(object, "Degraded").0 == "True");
     assert_eq!(condition(&object, "Degraded"), ("True".into(), "SyncthingUnreachable".into()), "{object}");
     assert_eq!(object["ready"], false, "{object}");
 
     pair.a.syncthing.start_again();
-    let object =
-        within("node-a's SyncFolder is ready again", || pair.a.sync_folder().filter(|object| object["ready"] == true));
+    let object = pair.a.wait_for_sync_folder("ready again", |object| object["ready"] == true);
     assert_eq!(condition(&object, "Degraded"), ("False".into(), "AsExpected".into()), "{object}");
     assert_eq!(pair.a.daemon.pid(), pid, "the same daemon");
     pair.write_and_wait(&pair.a, &pair.b, "after.txt", "after the restart");
