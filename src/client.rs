@@ -5,6 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 
+use crate::api::wire::SyncthingDevice;
 use crate::api::wire::{
     ApplyRequest, ApplyResponse, Describe, ErrorBody, Health, MeshNode, ReconcileRequest, ReconcileResponse, RouteCall,
 };
@@ -105,6 +106,11 @@ impl ApiClient {
             Err(_) => return Err(unreachable(format!("no answer in {}s", self.timeout.as_secs()))),
         };
         Ok(stream)
+    }
+
+    /// The node's Syncthing device ID and the address its peers dial.
+    pub async fn syncthing_device(&self) -> Result<SyncthingDevice, ClientError> {
+        self.send(self.http.get(self.url("/api/v1/syncthing/device"))).await
     }
 
     /// Calls a capability through this controller's MeshRouter.

@@ -22,13 +22,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::wire::{
     Action, ApplyRequest, ApplyResponse, Describe, ErrorBody, Health, Intervention, MeshNode, ReconcileRequest,
-    ReconcileResponse, RouteRequest, StreamMessage,
+    ReconcileResponse, RouteRequest, StreamMessage, SyncthingDevice,
 };
 use crate::controller::status::NodeStatus;
 use crate::controller::{Input, Shared, validate_for_node};
 use crate::manifest::Kind;
 use crate::mesh::router::{HOP_HEADER, MeshRouter, Routed};
-use crate::reconcile::plan;
+use crate::reconcile::{plan, sync_folder};
 use crate::source::Snapshot;
 use crate::tailscale;
 
@@ -54,6 +54,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/reconcile", post(reconcile_now))
         .route("/api/v1/objects/{kind}/{name}", get(describe))
         .route("/api/v1/events", get(events))
+        .route("/api/v1/syncthing/device", get(syncthing_device))
         .route("/metrics", get(metrics))
         .route("/mesh/route", post(route))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
@@ -434,4 +435,20 @@ async fn route(
 
 fn stopping() -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", "the controller is shutting down")
+}
+
+/// This node's Syncthing device: its ID from the local Syncthing, and the
+/// address its Node manifest gives peers to dial.
+async fn syncthing_device(State(state): State<ApiState>) -> Result<Json<SyncthingDevice>, ApiError> {
+    let Some(set) = state.shared.applied_set() else {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "no manifests are in force yet"));
+    };
+    let node = state.shared.node.clone();
+    let (client, device_address) = sync_folder::this_node_client(&set, &node, &state.shared.env)
+        .map_err(|error| ApiError::new(StatusCode::NOT_FOUND, "no_syncthing", error.message))?;
+    let status = client
+        .system_status()
+        .await
+        .map_err(|error| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "syncthing_unreachable", error.to_string()))?;
+    Ok(Json(SyncthingDevice { node, device_id: status.my_id, device_address }))
 }

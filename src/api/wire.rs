@@ -296,3 +296,14 @@ mod tests {
         assert!(typo.unwrap_err().to_string().contains("unknown field `prefer_node`"));
     }
 }
+
+/// `GET /api/v1/syncthing/device`: this node's Syncthing device, so peers pair
+/// with it without anyone copying an ID.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncthingDevice {
+    pub node: String,
+    pub device_id: String,
+    /// What peers dial: `tcp://host:port`, or `dynamic`.
+    pub device_address: String,
+}

@@ -24,9 +24,11 @@ use crate::manifest::{self, ManifestSet};
 use crate::mesh::peers::{PeerState, Peers};
 use crate::metrics::Metrics;
 use crate::reconcile::plan::{self, Plan};
+use crate::reconcile::sync_folder::SyncState;
 use crate::reconcile::{self, Context, Outcome, ReconcileError};
 use crate::source::{Snapshot, SourceUpdate};
 use crate::supervisor::{Supervisor, SupervisorEvent};
+use crate::syncthing::events::Notice;
 
 /// At most this many reconciles run at once.
 const MAX_CONCURRENT_RECONCILES: usize = 4;
@@ -80,6 +82,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// The mesh API's key in force, from where the Mesh in force points.
     pub api_key: ApiKey,
+    /// What the SyncFolder reconciler created and learned.
+    pub syncthing: Arc<SyncState>,
     /// Each revision that becomes the set in force, for the prober to nudge
     /// peers when it came from Git.
     pub applied_revisions: watch::Sender<Option<AppliedRevision>>,
@@ -140,6 +144,8 @@ pub struct Controller {
     next_resync: Instant,
     /// Each Service's restart count when last seen, so a restart is counted once.
     restarts_seen: HashMap<String, u32>,
+    /// Syncthing's events, told by the follower the SyncFolder reconciler runs.
+    syncthing_notices: mpsc::Receiver<Notice>,
 }
 
 impl Controller {
@@ -153,6 +159,8 @@ impl Controller {
         let (outbox, inbox) = mpsc::channel(256);
         // Without a Mesh, the key can only come from MESH_API_KEY, which cannot fail.
         let api_key = ApiKey::new(api_key::resolve(&env, None).unwrap_or_default());
+        let (notices, syncthing_notices) = mpsc::channel(4);
+        let syncthing = Arc::new(SyncState::load(&state_dir, notices));
         let shared = Arc::new(Shared {
             node,
             env,
@@ -161,6 +169,7 @@ impl Controller {
             peers: Peers::default(),
             metrics: Metrics::default(),
             api_key,
+            syncthing,
             applied_revisions: watch::channel(None).0,
             inner: Mutex::new(SharedInner::default()),
         });
@@ -177,6 +186,7 @@ impl Controller {
             resync_every: DEFAULT_RESYNC,
             next_resync: Instant::now() + DEFAULT_RESYNC,
             restarts_seen: HashMap::new(),
+            syncthing_notices,
         };
         (controller, shared, outbox)
     }
@@ -195,6 +205,7 @@ impl Controller {
                     Some(input) => self.handle(input),
                     None => break,
                 },
+                Some(notice) = self.syncthing_notices.recv() => self.on_syncthing(notice),
                 () = tokio::time::sleep_until(next_due.unwrap_or(self.next_resync)), if next_due.is_some() => {}
                 () = tokio::time::sleep_until(self.next_resync) => {
                     self.next_resync = Instant::now() + self.resync_every;
@@ -258,6 +269,23 @@ impl Controller {
                 self.shared.metrics.reconciled(key.0.as_str(), result.is_ok(), took);
                 self.on_reconciled(key, result, &revision);
             }
+        }
+    }
+
+    /// Syncthing's config or a folder's state changed, or Syncthing is back:
+    /// every SyncFolder is looked at again (drift is put back at once).
+    fn on_syncthing(&mut self, notice: Notice) {
+        if notice == Notice::Back {
+            tracing::info!("Syncthing answers again");
+        }
+        let shared = self.shared.lock();
+        let Some(applied) = &shared.applied else { return };
+        let keys: Vec<ObjectKey> =
+            applied.set.sync_folders.keys().map(|name| (manifest::Kind::SyncFolder, name.clone())).collect();
+        drop(shared);
+        let now = Instant::now();
+        for key in keys {
+            self.queue.schedule(key, now);
         }
     }
 
@@ -474,6 +502,9 @@ impl Controller {
                 node: self.shared.node.clone(),
                 env: self.shared.env.clone(),
                 supervisor: self.shared.supervisor.clone(),
+                peers: self.shared.peers.clone(),
+                api_key: self.shared.api_key.clone(),
+                syncthing: self.shared.syncthing.clone(),
             };
             let outbox = self.outbox.clone();
             tokio::spawn(async move {

@@ -11,9 +11,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use self::sync_folder::SyncState;
+use crate::api_key::ApiKey;
 use crate::controller::status::{ObjectKey, Observed};
 use crate::identity::NodeEnv;
 use crate::manifest::{Kind, ManifestSet};
+use crate::mesh::peers::Peers;
 use crate::supervisor::Supervisor;
 
 /// What every reconcile gets: the set in force and the handles to act with.
@@ -25,6 +28,11 @@ pub struct Context {
     pub node: String,
     pub env: Arc<NodeEnv>,
     pub supervisor: Supervisor,
+    /// The other nodes and whether they answer, to ask them over the mesh.
+    pub peers: Peers,
+    /// The mesh API key, to call peers with.
+    pub api_key: ApiKey,
+    pub syncthing: Arc<SyncState>,
 }
 
 /// What a reconcile found and did.
@@ -87,12 +95,16 @@ pub fn keys(set: &ManifestSet, node: &str) -> Vec<ObjectKey> {
     if set.nodes.contains_key(node) {
         keys.push((Kind::Node, node.to_owned()));
     }
+    // Every SyncFolder, not only this node's: one that no longer names this
+    // node is reconciled to un-share it here.
+    keys.extend(set.sync_folders.keys().map(|name| (Kind::SyncFolder, name.clone())));
     keys
 }
 
 pub async fn reconcile(key: &ObjectKey, ctx: &Context) -> Result<Outcome, ReconcileError> {
     match key.0 {
         Kind::Service => service::reconcile(&key.1, ctx).await,
+        Kind::SyncFolder => sync_folder::reconcile(&key.1, ctx).await,
         Kind::Node if key.1 == ctx.node => Ok(this_node(ctx)),
         _ => Ok(Outcome { tracked: false, ..Outcome::default() }),
     }

@@ -8,13 +8,16 @@
 //! empty body, errors are plain text), and objects are only ever POSTed whole
 //! or PATCHed: a partial PUT resets the rest to defaults.
 
+pub mod events;
 mod wire;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::client::root_cause;
 
@@ -214,6 +217,13 @@ impl Client {
     pub async fn folder_errors(&self, folder: &str) -> Result<Vec<FolderError>, SyncthingError> {
         let errors: FolderErrors = self.get(&["folder", "errors"], &[("folder", folder)], DB_TIMEOUT).await?;
         Ok(errors.errors)
+    }
+
+    /// The IDs of devices that dialled this one and are not in its config.
+    pub async fn pending_devices(&self) -> Result<BTreeSet<String>, SyncthingError> {
+        let pending: BTreeMap<String, Value> =
+            self.get(&["cluster", "pending", "devices"], &[], CONFIG_TIMEOUT).await?;
+        Ok(pending.into_keys().collect())
     }
 
     /// Which devices are connected, and how.

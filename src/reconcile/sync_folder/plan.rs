@@ -29,7 +29,8 @@ pub const FS_WATCHER_DELAY_S: u64 = 1;
 pub const DEFAULT_CLEANUP_INTERVAL_S: u64 = 3600;
 
 /// How a peer's Syncthing is known: its device ID and the address to dial.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PeerDevice {
     pub device_id: String,
     /// `tcp://host:port`, or `dynamic`.

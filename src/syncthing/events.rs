@@ -1,0 +1,88 @@
+//! Following one Syncthing's event stream: a long poll of `/rest/events` with
+//! the kinds of event that may change what a reconcile finds, telling the
+//! controller when one arrives. Event ids are per subscription and start again
+//! at 1 when Syncthing restarts, so a change of `startTime` resets `since`.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::Client;
+
+/// The events that can make a SyncFolder's state or config differ from the
+/// last reconcile: a config change (the GUI included), folder state and
+/// completion, peers coming and going or dialling in unknown, folder errors.
+pub const WATCHED: &[&str] = &[
+    "ConfigSaved",
+    "StateChanged",
+    "FolderCompletion",
+    "DeviceConnected",
+    "DeviceDisconnected",
+    "PendingDevicesChanged",
+    "FolderErrors",
+];
+
+/// How long one poll waits for an event.
+const POLL: Duration = Duration::from_secs(30);
+/// Events that come together are told as one, after this pause.
+const SETTLE: Duration = Duration::from_millis(300);
+/// While Syncthing cannot be reached: from this…
+const RETRY_BASE: Duration = Duration::from_secs(1);
+/// …doubling up to this.
+const RETRY_CAP: Duration = Duration::from_secs(30);
+
+/// What the controller hears.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// One or more watched events arrived.
+    Changed,
+    /// Syncthing answers again after it could not be reached, or restarted.
+    Back,
+}
+
+/// Follows `client`'s events until `notices` is closed. Never fails: while
+/// Syncthing is down it retries with backoff, and says so once.
+pub async fn follow(client: Client, notices: mpsc::Sender<Notice>) {
+    let mut since = 0;
+    let mut started: Option<String> = None;
+    let mut retry = RETRY_BASE;
+    let mut down = false;
+    while !notices.is_closed() {
+        let status = match client.system_status().await {
+            Ok(status) => status,
+            Err(error) => {
+                if !down {
+                    tracing::debug!(%error, "not following Syncthing's events while it cannot be reached");
+                    down = true;
+                }
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(RETRY_CAP);
+                continue;
+            }
+        };
+        let restarted = started.as_ref().is_some_and(|s| *s != status.start_time);
+        if restarted || started.is_none() {
+            since = 0;
+            started = Some(status.start_time);
+        }
+        if down || restarted {
+            down = false;
+            retry = RETRY_BASE;
+            if notices.send(Notice::Back).await.is_err() {
+                return;
+            }
+        }
+        match client.events(since, POLL, Some(WATCHED)).await {
+            Ok(events) if events.is_empty() => {}
+            Ok(events) => {
+                since = events.iter().map(|event| event.id).max().unwrap_or(since);
+                tokio::time::sleep(SETTLE).await;
+                if notices.send(Notice::Changed).await.is_err() {
+                    return;
+                }
+            }
+            // Down, or restarting: the status call above tells which.
+            Err(_) => tokio::time::sleep(RETRY_BASE).await,
+        }
+    }
+}
