@@ -74,6 +74,8 @@ struct Syncthings {
 struct Pair {
     a: Side,
     b: Side,
+    /// The Mesh and the Nodes, without the SyncFolder.
+    mesh: String,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -90,32 +92,30 @@ impl Syncthings {
         self.runtime.block_on(future)
     }
 
-    /// Starts a daemon per node on the Nodes and Mesh, and the SyncFolder
-    /// when `with_folder`.
-    fn start_daemons(self, with_folder: bool) -> Pair {
+    /// Starts a daemon per node on the Nodes, the Mesh and the SyncFolder.
+    fn start_daemons(self) -> Pair {
         let (port_a, port_b) = (free_port_on(IP_A), free_port_on(IP_B));
         let mesh = mesh(&[(A, IP_A, port_a, &self.a), (B, IP_B, port_b, &self.b)]);
         let folder = sync_folder(FOLDER_ID, &self.a.data(OBJECT), &self.b.data(OBJECT));
         let start = |name: &'static str, ip: Ipv4Addr, port: u16, syncthing: Syncthing| {
-            let mut builder = Daemon::builder()
+            let builder = Daemon::builder()
                 .file("manifests/node.yaml", &mesh)
+                .file("manifests/sync.yaml", &folder)
                 .setting("SYNCTHING_API_KEY", syncthing.api_key())
                 .at(name, ip, port);
-            if with_folder {
-                builder = builder.file("manifests/sync.yaml", &folder);
-            }
             let client = Client::new(&syncthing.api_url(), syncthing.api_key());
             Side { name, ip, daemon: builder.start(), syncthing, client }
         };
         let Syncthings { a, b, runtime } = self;
-        Pair { a: start(A, IP_A, port_a, a), b: start(B, IP_B, port_b, b), runtime }
+        let (a, b) = (start(A, IP_A, port_a, a), start(B, IP_B, port_b, b));
+        Pair { a, b, mesh, runtime }
     }
 }
 
 impl Pair {
     /// Both nodes, sharing the SyncFolder.
     fn start() -> Pair {
-        Syncthings::start().start_daemons(true)
+        Syncthings::start().start_daemons()
     }
 
     fn block<F: Future>(&self, future: F) -> F::Output {
@@ -139,6 +139,31 @@ impl Pair {
     fn wait_until_ready(&self) {
         for side in self.sides() {
             side.wait_for_sync_folder("ready", |object| object["ready"] == true);
+        }
+    }
+
+    /// The names in each node's folder.
+    fn files(&self) -> Vec<(PathBuf, BTreeSet<String>)> {
+        self.sides()
+            .iter()
+            .map(|side| {
+                let path = side.syncthing.data(OBJECT);
+                let names = file_names(&path);
+                (path, names)
+            })
+            .collect()
+    }
+
+    /// Waits until neither Syncthing has the folder, nor either daemon the
+    /// SyncFolder.
+    fn wait_until_unshared(&self) {
+        for side in self.sides() {
+            within(&format!("{} no longer has the folder", side.name), || {
+                self.folder(side, FOLDER_ID).is_none().then_some(())
+            });
+            within(&format!("{} no longer lists the SyncFolder", side.name), || {
+                side.sync_folder().is_none().then_some(())
+            });
         }
     }
 
@@ -322,26 +347,34 @@ fn removing_the_sync_folder_unshares_it_on_both_nodes_and_keeps_every_file() {
     let pair = Pair::start();
     pair.write_and_wait(&pair.a, &pair.b, "kept.txt", "keep me");
     pair.wait_until_ready();
-    let before: Vec<(PathBuf, BTreeSet<String>)> = pair
-        .sides()
-        .iter()
-        .map(|side| {
-            let path = side.syncthing.data(OBJECT);
-            let names = file_names(&path);
-            (path, names)
-        })
-        .collect();
+    let before = pair.files();
 
     for side in pair.sides() {
         side.daemon.remove("manifests/sync.yaml");
     }
-    for side in pair.sides() {
-        within(&format!("{} no longer has the folder", side.name), || {
-            pair.folder(side, FOLDER_ID).is_none().then_some(())
-        });
-        within(&format!("{} no longer lists the SyncFolder", side.name), || side.sync_folder().is_none().then_some(()));
-    }
+    pair.wait_until_unshared();
 
+    assert_every_file_kept(before);
+}
+
+#[test]
+fn an_apply_without_the_sync_folder_on_one_node_unshares_it_on_both() {
+    let pair = Pair::start();
+    pair.write_and_wait(&pair.b, &pair.a, "kept.txt", "keep me");
+    pair.wait_until_ready();
+    let before = pair.files();
+
+    pair.a.daemon.write("other/node.yaml", &pair.mesh);
+    let run = pair.a.daemon.meshctl(&["apply", "-f", "other"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains(&format!("- SyncFolder/{OBJECT}")), "the plan names the removal: {run:?}");
+    pair.wait_until_unshared();
+
+    assert_every_file_kept(before);
+}
+
+/// Every file of `before` is still there but Syncthing's marker.
+fn assert_every_file_kept(before: Vec<(PathBuf, BTreeSet<String>)>) {
     for (path, names) in before {
         let expected: BTreeSet<String> = names.into_iter().filter(|name| name != ".stfolder").collect();
         assert!(expected.contains("kept.txt"), "{expected:?}");
@@ -368,7 +401,7 @@ fn a_folder_and_a_device_made_by_hand_are_left_exactly_as_they_were() {
     let devices = syncthings.block(client.devices()).unwrap();
     let device_before = devices.into_iter().find(|device| device.device_id == by_hand.device_id).expect("the device");
 
-    let pair = syncthings.start_daemons(true);
+    let pair = syncthings.start_daemons();
     pair.wait_until_ready();
     // A change of an owned field of the managed folder is put back: node-a's
     // controller has looked at its Syncthing since.
@@ -383,11 +416,25 @@ fn a_folder_and_a_device_made_by_hand_are_left_exactly_as_they_were() {
             .then_some(())
     });
 
-    assert_eq!(pair.folder(&pair.a, "by-hand"), Some(folder_before));
-    let devices = pair.devices(&pair.a);
-    let device_after = devices.iter().find(|device| device.device_id == by_hand.device_id);
-    assert_eq!(device_after, Some(&device_before), "the device made by hand is untouched");
+    let untouched = |when: &str| {
+        assert_eq!(pair.folder(&pair.a, "by-hand").as_ref(), Some(&folder_before), "{when}");
+        let devices = pair.devices(&pair.a);
+        let device_after = devices.iter().find(|device| device.device_id == by_hand.device_id);
+        assert_eq!(device_after, Some(&device_before), "the device made by hand is untouched {when}");
+    };
+    untouched("after reconciles and a resync");
     assert_eq!(pair.folder(&pair.b, "by-hand"), None, "nothing was copied to node-b");
+
+    // Removing the SyncFolder prunes what the controllers made, only that.
+    // With no SyncFolder left nothing reconciles after the removal's own
+    // pass, which the metrics count once it is over.
+    let reconciles = pair.a.sync_folder_reconciles();
+    for side in pair.sides() {
+        side.daemon.remove("manifests/sync.yaml");
+    }
+    pair.wait_until_unshared();
+    within("node-a's removal pass is over", || (pair.a.sync_folder_reconciles() > reconciles).then_some(()));
+    untouched("after the SyncFolder was removed");
 }
 
 #[test]
@@ -434,4 +481,56 @@ fn a_dead_syncthing_degrades_the_folder_and_its_return_makes_it_ready_without_re
     assert_eq!(condition(&object, "Degraded"), ("False".into(), "AsExpected".into()), "{object}");
     assert_eq!(pair.a.daemon.pid(), pid, "the same daemon");
     pair.write_and_wait(&pair.a, &pair.b, "after.txt", "after the restart");
+}
+
+#[test]
+fn a_gui_unshare_from_the_peer_is_put_back_as_drift() {
+    let pair = Pair::start();
+    pair.wait_until_ready();
+    let (a, peer) = (&pair.a, pair.b.syncthing.device_id());
+
+    // What the GUI sends when the peer is unticked: the list without it.
+    pair.block(a.client.patch_folder(FOLDER_ID, &json!({"devices": [{"deviceID": a.syncthing.device_id()}]}))).unwrap();
+    within("node-a's folder is shared with node-b again", || {
+        pair.folder(a, FOLDER_ID)?.devices.iter().any(|device| device.device_id == peer).then_some(())
+    });
+
+    let event = within("a DriftCorrected event naming the devices", || {
+        a.events("DriftCorrected")
+            .into_iter()
+            .find(|event| event["message"].as_str().unwrap_or_default().contains("devices"))
+    });
+    assert_eq!(event["object"], format!("SyncFolder/{OBJECT}"), "{event}");
+}
+
+#[test]
+fn every_owned_field_changed_in_the_gui_is_put_back() {
+    let pair = Pair::start();
+    pair.wait_until_ready();
+    let a = &pair.a;
+    let declared = pair.folder(a, FOLDER_ID).unwrap();
+
+    let changes = json!({
+        "type": "sendonly",
+        "fsWatcherDelayS": 30,
+        "rescanIntervalS": 60,
+        "versioning": {"type": "trashcan", "params": {"cleanoutDays": "3"}, "cleanupIntervalS": 3600},
+    });
+    pair.block(a.client.patch_folder(FOLDER_ID, &changes)).unwrap();
+    let folder = within("every owned field is put back", || {
+        let folder = pair.folder(a, FOLDER_ID)?;
+        (folder.folder_type == declared.folder_type
+            && folder.fs_watcher_delay_s == declared.fs_watcher_delay_s
+            && folder.rescan_interval_s == declared.rescan_interval_s
+            && folder.versioning.versioning_type == declared.versioning.versioning_type)
+            .then_some(folder)
+    });
+    assert_eq!(folder.label, LABEL);
+    assert_eq!(folder.devices.len(), declared.devices.len(), "{folder:?}");
+
+    let events = within("DriftCorrected events", || Some(a.events("DriftCorrected")).filter(|e| !e.is_empty()));
+    let messages: Vec<&str> = events.iter().filter_map(|event| event["message"].as_str()).collect();
+    for field in ["type", "fsWatcherDelayS", "rescanIntervalS", "versioning"] {
+        assert!(messages.iter().any(|message| message.contains(field)), "{field} is named in {messages:?}");
+    }
 }
