@@ -534,3 +534,37 @@ fn every_owned_field_changed_in_the_gui_is_put_back() {
         assert!(messages.iter().any(|message| message.contains(field)), "{field} is named in {messages:?}");
     }
 }
+
+#[test]
+fn a_path_changed_in_the_gui_is_put_back() {
+    let pair = Pair::start();
+    pair.write_and_wait(&pair.a, &pair.b, "kept.txt", "keep me");
+    pair.wait_until_ready();
+    let a = &pair.a;
+    let declared = a.syncthing.data(OBJECT).display().to_string();
+
+    let elsewhere = a.syncthing.data("elsewhere").display().to_string();
+    pair.block(a.client.patch_folder(FOLDER_ID, &json!({"path": elsewhere}))).unwrap();
+    // The status shows why, should it not be put back.
+    a.wait_for_sync_folder("back at its declared path and ready", |object| {
+        object["ready"] == true && pair.folder(a, FOLDER_ID).is_some_and(|folder| folder.path == declared)
+    });
+    assert_eq!(std::fs::read_to_string(a.syncthing.data(OBJECT).join("kept.txt")).unwrap(), "keep me");
+    assert_eq!(std::fs::read_to_string(pair.b.syncthing.data(OBJECT).join("kept.txt")).unwrap(), "keep me");
+}
+
+#[test]
+fn a_daemon_restarted_after_sigkill_still_prunes_the_folder_it_made() {
+    let mut pair = Pair::start();
+    pair.write_and_wait(&pair.a, &pair.b, "kept.txt", "keep me");
+    pair.wait_until_ready();
+    let before = pair.files();
+
+    pair.a.daemon.kill();
+    pair.a.daemon.remove("manifests/sync.yaml");
+    pair.a.daemon.restart();
+    pair.b.daemon.remove("manifests/sync.yaml");
+    pair.wait_until_unshared();
+
+    assert_every_file_kept(before);
+}
