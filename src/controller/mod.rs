@@ -22,6 +22,7 @@ use crate::diagnostic::Diagnostic;
 use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::{self, ManifestSet};
 use crate::mesh::peers::{PeerState, Peers};
+use crate::mesh::placement::Placements;
 use crate::metrics::Metrics;
 use crate::reconcile::plan::{self, Plan};
 use crate::reconcile::sync_folder::SyncState;
@@ -84,6 +85,8 @@ pub struct Shared {
     pub api_key: ApiKey,
     /// What the SyncFolder reconciler created and learned.
     pub syncthing: Arc<SyncState>,
+    /// Which node serves each capability now (the Capability reconciler's).
+    pub placements: Placements,
     /// Each revision that becomes the set in force, for the prober to nudge
     /// peers when it came from Git.
     pub applied_revisions: watch::Sender<Option<AppliedRevision>>,
@@ -170,6 +173,7 @@ impl Controller {
             metrics: Metrics::default(),
             api_key,
             syncthing,
+            placements: Placements::default(),
             applied_revisions: watch::channel(None).0,
             inner: Mutex::new(SharedInner::default()),
         });
@@ -505,6 +509,7 @@ impl Controller {
                 peers: self.shared.peers.clone(),
                 api_key: self.shared.api_key.clone(),
                 syncthing: self.shared.syncthing.clone(),
+                placements: self.shared.placements.clone(),
             };
             let outbox = self.outbox.clone();
             tokio::spawn(async move {

@@ -2,5 +2,6 @@
 //! the node that serves a capability.
 
 pub mod peers;
+pub mod placement;
 pub mod prober;
 pub mod router;

@@ -17,6 +17,7 @@ use crate::controller::status::{ObjectKey, Observed};
 use crate::identity::NodeEnv;
 use crate::manifest::{Kind, ManifestSet};
 use crate::mesh::peers::Peers;
+use crate::mesh::placement::Placements;
 use crate::supervisor::Supervisor;
 
 /// What every reconcile gets: the set in force and the handles to act with.
@@ -33,6 +34,8 @@ pub struct Context {
     /// The mesh API key, to call peers with.
     pub api_key: ApiKey,
     pub syncthing: Arc<SyncState>,
+    /// Which node serves each capability, as the Capability reconciler decides.
+    pub placements: Placements,
 }
 
 /// What a reconcile found and did.

@@ -427,7 +427,6 @@ fn the_mesh_key_is_read_where_the_mesh_points_and_the_cli_finds_it_too() {
     let mesh = "apiVersion: agentmesh/v1alpha1\nkind: Mesh\nmetadata:\n  name: mesh\nspec:\n  auth:\n    \
                 apiKey: {file: ~/mesh.key}\n";
     let daemon = Daemon::builder().file("mesh.key", "file-key-7c1d\n").file("manifests/mesh.yaml", mesh).start();
-    eventually("the Mesh is in force", || daemon.revision());
     let status_with = |key: &str| {
         let (port, key) = (daemon.port(), key.to_owned());
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -437,6 +436,7 @@ fn the_mesh_key_is_read_where_the_mesh_points_and_the_cli_finds_it_too() {
         std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
         answer.split_whitespace().nth(1).unwrap().to_owned()
     };
+    // Until the Mesh is in force the daemon takes MESH_API_KEY.
     eventually("the file's key is let in", || (status_with("file-key-7c1d") == "200").then_some(()));
     assert_eq!(status_with(Daemon::KEY), "401", "MESH_API_KEY gives way to the key the Mesh points at");
     let run = daemon.meshctl(&["status", "-o", "json"]);

@@ -125,7 +125,7 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
     let Some(folder) = this_folder.filter(|_| declared_here) else {
         return Ok(Outcome { tracked: false, ..outcome });
     };
-    observe_status(&client, &folder, &own, &mut outcome).await?;
+    observe_status(&client, &folder, &own, &ctx.peers, &mut outcome).await?;
     Ok(outcome)
 }
 
@@ -299,6 +299,7 @@ async fn observe_status(
     client: &Client,
     folder: &DesiredFolder,
     own: &str,
+    peers: &crate::mesh::peers::Peers,
     outcome: &mut Outcome,
 ) -> Result<(), ReconcileError> {
     let observed = client.folder(&folder.id).await.map_err(unreachable)?.map(|f| observe_folder(&f, own));
@@ -310,8 +311,11 @@ async fn observe_status(
     let connections = client.connections().await.map(|c| c.connections).unwrap_or_default();
     let mut completion = BTreeMap::new();
     for (node, device) in &folder.peers {
-        let online = connections.get(device).is_some_and(|c| c.connected);
-        let done = if online { client.completion(&folder.id, device).await.ok() } else { None };
+        let connected = connections.get(device).is_some_and(|c| c.connected);
+        // A peer the mesh sees that Syncthing has not reached yet is not
+        // offline: the folder is not in sync with it yet.
+        let online = connected || peers.get(node).is_some_and(|peer| peer.online);
+        let done = if connected { client.completion(&folder.id, device).await.ok() } else { None };
         if let Some(done) = &done {
             outcome.details.insert(format!("completion/{node}"), format!("{:.0}%", done.completion));
         }
