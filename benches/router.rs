@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use agentmesh::api_key::ApiKey;
 use agentmesh::manifest::{SourceFile, validate};
 use agentmesh::mesh::peers::Peers;
+use agentmesh::mesh::placement::Placements;
 use agentmesh::mesh::router::{DEFAULT_TIMEOUT, MeshRouter};
 use agentmesh::metrics::Metrics;
 use axum::Json;
@@ -56,6 +57,7 @@ fn main() {
         "bench".into(),
         ApiKey::new(Some(KEY.into())),
         Peers::default(),
+        Placements::default(),
         Metrics::default(),
         set_in_force,
         DEFAULT_TIMEOUT,

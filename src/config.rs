@@ -51,7 +51,7 @@ impl DaemonConfig {
                 interval,
             }
         });
-        let state_dir = value("MESH_STATE_DIR").map(PathBuf::from).or_else(default_state_dir).unwrap_or_else(|| {
+        let state_dir = state_dir(env).unwrap_or_else(|| {
             problems.push("MESH_STATE_DIR is not set and there is no HOME to put it under".into());
             PathBuf::new()
         });
@@ -80,6 +80,13 @@ pub fn client_addr(listen: SocketAddr) -> SocketAddr {
         });
     }
     addr
+}
+
+/// The controller's state folder: `MESH_STATE_DIR`, else the platform's
+/// (None without a HOME). The daemon and the CLI find it the same way.
+pub fn state_dir(env: &NodeEnv) -> Option<PathBuf> {
+    let set = env.get("MESH_STATE_DIR").map(|s| s.value.trim().to_owned()).filter(|v| !v.is_empty());
+    set.map(PathBuf::from).or_else(default_state_dir)
 }
 
 /// `~/Library/Application Support/agentmesh` on macOS, `$XDG_STATE_HOME/agentmesh`

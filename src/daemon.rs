@@ -101,6 +101,7 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv) -> anyhow::Result<()> {
         config.node_id.clone(),
         shared.api_key.clone(),
         shared.peers.clone(),
+        shared.placements.clone(),
         shared.metrics.clone(),
         set_in_force,
         router::DEFAULT_TIMEOUT,

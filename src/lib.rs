@@ -14,6 +14,7 @@ pub mod identity;
 pub mod manifest;
 pub mod mesh;
 pub mod metrics;
+pub mod ollama;
 pub mod reconcile;
 pub mod source;
 pub mod supervisor;

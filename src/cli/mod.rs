@@ -1,9 +1,11 @@
 //! `meshctl`: the command line. Each command lives in its own module; exit codes
-//! are decided here, in one place: 0 ok, 1 failure, 2 usage error (clap's).
+//! are decided here, in one place: 0 ok, 1 failure, 2 usage error (clap's);
+//! `exec` ends with its command's code, or 127 (not found) / 126 (cannot run).
 
 mod apply;
 mod daemon;
 mod describe;
+mod env;
 mod events;
 mod route;
 mod schema;
@@ -54,6 +56,10 @@ enum Command {
     Events(events::Args),
     /// Call a capability on the node that serves it, through this node's router.
     Route(route::Args),
+    /// Print the client env (where each capability is served now) in dotenv form.
+    Env(env::EnvArgs),
+    /// Run a command with the client env, e.g. `meshctl exec -- python agent.py`.
+    Exec(env::ExecArgs),
 }
 
 /// How a command prints its result.
@@ -69,6 +75,8 @@ pub enum Outcome {
     Success,
     /// The command ran and found a problem it has already printed.
     Failure,
+    /// Ends with this exit code (`exec`: the command could not be run).
+    Code(u8),
 }
 
 pub fn run() -> ExitCode {
@@ -87,10 +95,13 @@ pub fn run() -> ExitCode {
         Command::Describe(args) => describe::run(args, env_file),
         Command::Events(args) => events::run(args, env_file),
         Command::Route(args) => route::run(args, env_file),
+        Command::Env(args) => env::env(args, env_file),
+        Command::Exec(args) => env::exec(args, env_file),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Failure) => ExitCode::from(1),
+        Ok(Outcome::Code(code)) => ExitCode::from(code),
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(1)

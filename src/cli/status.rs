@@ -139,8 +139,29 @@ fn render(rows: &[Row]) -> String {
         for line in table::render(&rows).lines() {
             out.push_str(&format!("  {line}\n"));
         }
+        let placements = placements(node);
+        if !placements.is_empty() {
+            out.push_str("  capabilities:\n");
+            for line in placements {
+                out.push_str(&format!("    {line}\n"));
+            }
+        }
     }
     out
+}
+
+/// `llm_inference -> agent-home-mini` for each Capability of `node`: which
+/// node serves it as this node decided (`none` while no node can).
+fn placements(node: &NodeStatus) -> Vec<String> {
+    let capabilities = node.objects.iter().filter(|object| object.kind == "Capability");
+    capabilities
+        .map(|object| {
+            let served_by = object.details.get("servedBy").map_or("none", String::as_str);
+            let ready = object.conditions.iter().find(|c| c.condition_type == "Ready");
+            let note = ready.and_then(|c| c.message.split_once(" (")).map(|(_, note)| format!(" ({note}"));
+            format!("{} -> {served_by}{}", object.name, note.unwrap_or_default())
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -178,6 +199,37 @@ mod tests {
             objects: Vec::new(),
             paused: false,
         }
+    }
+
+    #[test]
+    fn the_table_shows_which_node_serves_each_capability() {
+        use crate::controller::status::{Condition, ObjectStatus};
+        let capability = |name: &str, served_by: Option<&str>, message: &str| ObjectStatus {
+            kind: "Capability".into(),
+            name: name.into(),
+            ready: served_by.is_some(),
+            conditions: vec![Condition {
+                condition_type: "Ready".into(),
+                status: if served_by.is_some() { "True" } else { "False" }.into(),
+                reason: "Served".into(),
+                message: message.into(),
+                last_transition_time: String::new(),
+                revision: String::new(),
+            }],
+            details: served_by.map(|node| [("servedBy".to_owned(), node.to_owned())].into()).unwrap_or_default(),
+        };
+        let mut mini = status("mini", true);
+        mini.objects = vec![
+            capability("llm_inference", Some("laptop"), "served by laptop (fallback; mini is offline)"),
+            capability("vector_db", None, "no node can serve it: mini is offline"),
+        ];
+        let table = render(&[Row { status: mini, view: view("mini", true, "v1") }]);
+        assert!(
+            table.ends_with(
+                "  capabilities:\n    llm_inference -> laptop (fallback; mini is offline)\n    vector_db -> none\n"
+            ),
+            "{table}"
+        );
     }
 
     #[test]

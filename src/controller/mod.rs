@@ -24,6 +24,8 @@ use crate::manifest::{self, ManifestSet};
 use crate::mesh::peers::{PeerState, Peers};
 use crate::mesh::placement::Placements;
 use crate::metrics::Metrics;
+use crate::ollama::pulls::ModelPulls;
+use crate::reconcile::capability::ClientEnvFile;
 use crate::reconcile::plan::{self, Plan};
 use crate::reconcile::sync_folder::SyncState;
 use crate::reconcile::{self, Context, Outcome, ReconcileError};
@@ -87,6 +89,10 @@ pub struct Shared {
     pub syncthing: Arc<SyncState>,
     /// Which node serves each capability now (the Capability reconciler's).
     pub placements: Placements,
+    /// The client env the Capability reconciler writes (`client.env`).
+    pub client_env: ClientEnvFile,
+    /// The Ollama model pulls under way or failed.
+    pub pulls: ModelPulls,
     /// Each revision that becomes the set in force, for the prober to nudge
     /// peers when it came from Git.
     pub applied_revisions: watch::Sender<Option<AppliedRevision>>,
@@ -174,6 +180,8 @@ impl Controller {
             api_key,
             syncthing,
             placements: Placements::default(),
+            client_env: ClientEnvFile::in_state_dir(&state_dir),
+            pulls: ModelPulls::default(),
             applied_revisions: watch::channel(None).0,
             inner: Mutex::new(SharedInner::default()),
         });
@@ -510,6 +518,8 @@ impl Controller {
                 api_key: self.shared.api_key.clone(),
                 syncthing: self.shared.syncthing.clone(),
                 placements: self.shared.placements.clone(),
+                client_env: self.shared.client_env.clone(),
+                pulls: self.shared.pulls.clone(),
             };
             let outbox = self.outbox.clone();
             tokio::spawn(async move {

@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::peers::{PeerState, Peers};
+use super::placement::Placements;
 use crate::api::wire::RouteCall;
 use crate::api_key::ApiKey;
 use crate::client::root_cause;
@@ -188,6 +189,8 @@ struct Inner {
     node: String,
     api_key: ApiKey,
     peers: Peers,
+    /// Who serves each capability now, tried first when the caller prefers no node.
+    placements: Placements,
     metrics: Metrics,
     set_in_force: SetInForce,
     /// One client for every call, so connections to endpoints and peers are
@@ -215,6 +218,7 @@ impl MeshRouter {
         node: String,
         api_key: ApiKey,
         peers: Peers,
+        placements: Placements,
         metrics: Metrics,
         set_in_force: SetInForce,
         timeout: Duration,
@@ -231,12 +235,13 @@ impl MeshRouter {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a plain HTTP client builds");
-        let inner = Inner { node, api_key, peers, metrics, set_in_force, http, timeout };
+        let inner = Inner { node, api_key, peers, placements, metrics, set_in_force, http, timeout };
         MeshRouter { inner: Arc::new(inner) }
     }
 
     /// Calls `capability` with `payload` on the first node, in placement order
-    /// (`prefer_node` first), that takes it.
+    /// (`prefer_node` first, else the node the Capability reconciler found
+    /// serving it), that takes it.
     pub async fn route(
         &self,
         capability: &str,
@@ -246,7 +251,11 @@ impl MeshRouter {
         let set = (self.inner.set_in_force)().ok_or(RouteError::NoSet)?;
         let spec = find(&set, capability)?;
         let placement: Vec<&str> = spec.placement.order().map(|node| node.value.as_str()).collect();
-        let order = order(&placement, prefer_node, |node| self.inner.peers.known_down(node))
+        let served = self.inner.placements.get(capability).map(|served| served.node);
+        // A placement decided under an older revision may name a node no
+        // longer in the placement: then it is no preference at all.
+        let serving = served.as_deref().and_then(|node| placement.iter().copied().find(|n| *n == node));
+        let order = order(&placement, prefer_node.or(serving), |node| self.inner.peers.known_down(node))
             .ok_or_else(|| not_placed(capability, prefer_node.unwrap_or_default(), &placement))?;
         self.run(&set, spec, capability, &payload, order).await
     }
@@ -414,7 +423,7 @@ fn failure(url: &str, error: &reqwest::Error, timeout: Duration) -> Failure {
 }
 
 /// `host:port`, with an IPv6 host in brackets.
-fn host_port(host: &str, port: u16) -> String {
+pub(crate) fn host_port(host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }
 
@@ -451,6 +460,7 @@ mod tests {
 
     use super::*;
     use crate::manifest::{SourceFile, validate};
+    use crate::mesh::placement::Served;
 
     #[test]
     fn order_follows_placement_prefer_node_and_known_down_nodes() {
@@ -499,6 +509,7 @@ mod tests {
         peer_port: u16,
         closed_port: u16,
         peers: Peers,
+        placements: Placements,
     }
 
     impl Fixture {
@@ -545,6 +556,7 @@ mod tests {
                 peer_port: serve(peer_api).await,
                 closed_port,
                 peers: Peers::default(),
+                placements: Placements::default(),
             }
         }
 
@@ -566,6 +578,7 @@ mod tests {
                 "here".into(),
                 ApiKey::new(Some("key".into())),
                 self.peers.clone(),
+                self.placements.clone(),
                 metrics,
                 Arc::new(move || Some(set.clone())),
                 timeout,
@@ -604,6 +617,23 @@ mod tests {
         );
         let routed = f.router("{prefer: [here]}", f.endpoint_port, "/text", LONG).route("cap", 1.into(), None).await;
         assert_eq!(routed.unwrap().body, serde_json::json!("plain words"));
+    }
+
+    #[tokio::test]
+    async fn without_a_preferred_node_the_node_serving_it_now_is_tried_first() {
+        let f = Fixture::new().await;
+        f.answer(StatusCode::OK, serde_json::json!({"node": "peer", "status": 200, "body": "from peer"}));
+        let router = f.router("{prefer: [peer], fallback: [here]}", f.endpoint_port, "/json", LONG);
+        let here = Served { node: "here".into(), host: "127.0.0.1".into(), port: f.endpoint_port };
+        f.placements.set("cap", Some(here));
+        let routed = router.route("cap", 1.into(), None).await.unwrap();
+        assert_eq!((routed.node.as_str(), f.endpoint_calls()), ("here", 1));
+        assert!(f.peer_calls().is_empty(), "the preferred peer is not what serves it now");
+        let routed = router.route("cap", 1.into(), Some("peer")).await.unwrap();
+        assert_eq!(routed.node, "peer", "a preferNode still wins");
+        f.placements.set("cap", None);
+        let routed = router.route("cap", 1.into(), None).await.unwrap();
+        assert_eq!((routed.node.as_str(), f.peer_calls().len()), ("peer", 2), "no decision: placement order");
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 //! exit): it compares what is declared with what is, every time, which keeps it
 //! idempotent. Planning is pure and shared with `meshctl diff`.
 
+pub mod capability;
 pub mod plan;
 pub mod service;
 pub mod sync_folder;
@@ -11,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use self::capability::ClientEnvFile;
 use self::sync_folder::SyncState;
 use crate::api_key::ApiKey;
 use crate::controller::status::{ObjectKey, Observed};
@@ -18,6 +20,7 @@ use crate::identity::NodeEnv;
 use crate::manifest::{Kind, ManifestSet};
 use crate::mesh::peers::Peers;
 use crate::mesh::placement::Placements;
+use crate::ollama::pulls::ModelPulls;
 use crate::supervisor::Supervisor;
 
 /// What every reconcile gets: the set in force and the handles to act with.
@@ -36,6 +39,10 @@ pub struct Context {
     pub syncthing: Arc<SyncState>,
     /// Which node serves each capability, as the Capability reconciler decides.
     pub placements: Placements,
+    /// `client.env` in the state folder, which the Capability reconciler writes.
+    pub client_env: ClientEnvFile,
+    /// Ollama models being pulled for the capabilities this node may serve.
+    pub pulls: ModelPulls,
 }
 
 /// What a reconcile found and did.
@@ -101,6 +108,8 @@ pub fn keys(set: &ManifestSet, node: &str) -> Vec<ObjectKey> {
     // Every SyncFolder, not only this node's: one that no longer names this
     // node is reconciled to un-share it here.
     keys.extend(set.sync_folders.keys().map(|name| (Kind::SyncFolder, name.clone())));
+    // Every Capability: each node renders every capability's client env.
+    keys.extend(set.capabilities.keys().map(|name| (Kind::Capability, name.clone())));
     keys
 }
 
@@ -108,6 +117,7 @@ pub async fn reconcile(key: &ObjectKey, ctx: &Context) -> Result<Outcome, Reconc
     match key.0 {
         Kind::Service => service::reconcile(&key.1, ctx).await,
         Kind::SyncFolder => sync_folder::reconcile(&key.1, ctx).await,
+        Kind::Capability => capability::reconcile(&key.1, ctx).await,
         Kind::Node if key.1 == ctx.node => Ok(this_node(ctx)),
         _ => Ok(Outcome { tracked: false, ..Outcome::default() }),
     }

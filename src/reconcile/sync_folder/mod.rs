@@ -196,7 +196,16 @@ async fn execute(
         }
         Action::PatchFolder { id, patch, changed } => {
             let patch = keep_device_fields(patch.clone(), wire_folders.get(id));
-            client.patch_folder(id, &patch).await.map_err(failed(format!("cannot update folder {id}")))?;
+            match wire_folders.get(id).filter(|_| patch.get("versioning").is_some()) {
+                // A PATCH merges maps: a versioning parameter the manifest
+                // dropped would stay. The whole folder, as read, is written back.
+                Some(current) => {
+                    let folder =
+                        overlay(current, &patch).map_err(|error| ReconcileError::new("SyncthingError", error))?;
+                    client.add_folder(&folder).await.map_err(failed(format!("cannot update folder {id}")))?;
+                }
+                None => client.patch_folder(id, &patch).await.map_err(failed(format!("cannot update folder {id}")))?,
+            }
             let changes: Vec<String> = changed.iter().map(ToString::to_string).collect();
             if let Some(added) = only_adds_devices(changed) {
                 let added: Vec<&str> = added.iter().map(|id| short(id)).collect();
@@ -392,6 +401,17 @@ fn new_folder(folder: &DesiredFolder) -> Folder {
     }
 }
 
+/// `current` with the fields of `patch` put in whole, as one object to write.
+fn overlay(current: &Folder, patch: &Value) -> Result<Folder, String> {
+    let mut whole = serde_json::to_value(current).map_err(|error| error.to_string())?;
+    if let (Some(whole), Some(patch)) = (whole.as_object_mut(), patch.as_object()) {
+        for (field, value) in patch {
+            whole.insert(field.clone(), value.clone());
+        }
+    }
+    serde_json::from_value(whole).map_err(|error| format!("the folder to write back does not read: {error}"))
+}
+
 /// A PATCH replaces the devices list whole: the entries that stay keep what
 /// Syncthing holds for them (an encryption password, who introduced them).
 fn keep_device_fields(mut patch: Value, current: Option<&Folder>) -> Value {
@@ -439,4 +459,51 @@ fn reason_of(error: &SyncthingError) -> &'static str {
 
 fn unreachable(error: SyncthingError) -> ReconcileError {
     ReconcileError::new(reason_of(&error), error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_folder_written_back_whole_takes_the_patch_and_keeps_the_rest() {
+        let mut current: Folder = serde_json::from_value(json!({
+            "id": "docs", "label": "Docs", "path": "/d", "type": "sendreceive",
+            "devices": [{"deviceID": "AAA", "encryptionPassword": "s3cret"}],
+            "versioning": {"type": "simple", "params": {"keep": "5", "extra": "1"}, "cleanupIntervalS": 3600},
+            "maxConflicts": 7
+        }))
+        .unwrap();
+        current.fs_watcher_delay_s = 1.0;
+        let patch = json!({"versioning": {"type": "simple", "params": {"keep": "5"}, "cleanupIntervalS": 3600}});
+        let written = overlay(&current, &patch).unwrap();
+        assert_eq!(written.versioning.params, [("keep".to_owned(), "5".to_owned())].into(), "the dropped param goes");
+        assert_eq!(written.other["maxConflicts"], 7, "a field we do not own stays");
+        assert_eq!(written.devices[0].other["encryptionPassword"], "s3cret");
+        assert_eq!(written.label, "Docs");
+    }
+
+    #[test]
+    fn devices_kept_in_a_patch_keep_what_syncthing_holds_for_them() {
+        let current: Folder = serde_json::from_value(json!({
+            "id": "docs", "devices": [{"deviceID": "AAA", "introducedBy": "BBB"}, {"deviceID": "OLD"}]
+        }))
+        .unwrap();
+        let patch = json!({"devices": [{"deviceID": "AAA"}, {"deviceID": "NEW"}], "label": "x"});
+        let kept = keep_device_fields(patch, Some(&current));
+        assert_eq!(kept["devices"], json!([{"deviceID": "AAA", "introducedBy": "BBB"}, {"deviceID": "NEW"}]));
+        assert_eq!(kept["label"], "x");
+    }
+
+    #[test]
+    fn a_change_that_only_adds_devices_is_sharing_not_drift() {
+        let change = |from: Value, to: Value| plan::Change { field: "devices", from, to };
+        let added = only_adds_devices(&[change(json!([]), json!([{"deviceID": "AAA"}]))]);
+        assert_eq!(added, Some(vec!["AAA".to_owned()]));
+        assert_eq!(only_adds_devices(&[change(json!([{"deviceID": "AAA"}]), json!([]))]), None, "a removal is drift");
+        let label = plan::Change { field: "label", from: json!("a"), to: json!("b") };
+        assert_eq!(only_adds_devices(&[label]), None);
+    }
 }

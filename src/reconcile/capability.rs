@@ -1,0 +1,635 @@
+//! The Capability reconciler: which node serves each capability, and the client
+//! env every node renders from that choice (design section 3, Capability).
+//!
+//! A capability is served by the first node, in `prefer` then `fallback` order,
+//! that is online (this node always is) and whose endpoint answers its health
+//! path with 2xx. `decide` and `render_client_env` are pure and table-tested;
+//! `reconcile` probes the candidates in order until one is healthy, records the
+//! decision in the shared `Placements`, writes `client.env` in the state folder
+//! and comes back after [`RECHECK`] so a change of health moves the capability.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{Context, Outcome, ReconcileError};
+use crate::controller::status::Observed;
+use crate::manifest::ManifestSet;
+use crate::manifest::kinds::{CapabilitySpec, Provider};
+use crate::mesh::placement::Served;
+use crate::ollama::OllamaClient;
+use crate::ollama::pulls::PullState;
+use crate::template;
+
+/// The client env's file name in the state folder.
+pub const CLIENT_ENV_FILE: &str = "client.env";
+
+/// How often a capability's placement is decided again without a trigger:
+/// the bound on how long a dead endpoint keeps clients pointed at it.
+pub const RECHECK: Duration = Duration::from_secs(5);
+
+/// How long an endpoint's health path gets to answer.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// While a model is being pulled, its progress is read this often.
+const PULL_RECHECK: Duration = Duration::from_secs(2);
+
+/// What the last health probe of a node's endpoint found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    Healthy,
+    /// Why it is not: the probe's error or the status it answered.
+    Unhealthy(String),
+    /// Not probed: a node before it was healthy.
+    Unknown,
+}
+
+/// Who serves a capability, and why each node before it does not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub served: Option<Served>,
+    /// The nodes passed over, in order, with why.
+    pub tried: Vec<(String, String)>,
+}
+
+/// The first node of `spec`'s placement that is online (`this_node` always is)
+/// and whose endpoint is `Healthy` in `health`. `addresses` holds each Node's
+/// `address`, the endpoint's host unless `endpoint.host` says otherwise.
+pub fn decide(
+    spec: &CapabilitySpec,
+    this_node: &str,
+    addresses: &BTreeMap<String, String>,
+    health: &BTreeMap<String, Health>,
+    online: impl Fn(&str) -> bool,
+) -> Decision {
+    let mut tried = Vec::new();
+    for node in spec.placement.order().map(|n| n.value.as_str()) {
+        let Some(host) = endpoint_host(spec, addresses.get(node).map(String::as_str)) else {
+            tried.push((node.to_owned(), "no Node manifest gives its address".to_owned()));
+            continue;
+        };
+        if node != this_node && !online(node) {
+            tried.push((node.to_owned(), "offline".to_owned()));
+            continue;
+        }
+        match health.get(node).unwrap_or(&Health::Unknown) {
+            Health::Healthy => {
+                let served = Served { node: node.to_owned(), host: host.to_owned(), port: spec.endpoint.port.0 };
+                return Decision { served: Some(served), tried };
+            }
+            Health::Unhealthy(why) => tried.push((node.to_owned(), format!("endpoint unhealthy: {why}"))),
+            Health::Unknown => tried.push((node.to_owned(), "endpoint not probed".to_owned())),
+        }
+    }
+    Decision { served: None, tried }
+}
+
+/// The host clients call on a node at `address`: `endpoint.host`, else the address.
+pub fn endpoint_host<'a>(spec: &'a CapabilitySpec, address: Option<&'a str>) -> Option<&'a str> {
+    spec.endpoint.host.as_deref().or(address)
+}
+
+/// The URL a node's endpoint is health-checked at: `healthPath`, else `path`.
+pub fn health_url(spec: &CapabilitySpec, host: &str) -> String {
+    let path = spec.endpoint.health_path.as_ref().unwrap_or(&spec.endpoint.path);
+    format!("http://{}{}", crate::mesh::router::host_port(host, spec.endpoint.port.0), path.value)
+}
+
+/// `Served by …`, naming why the nodes before it were passed over.
+fn served_message(spec: &CapabilitySpec, decision: &Decision) -> String {
+    let Some(served) = &decision.served else {
+        return format!("no node can serve it: {}", reasons(&decision.tried));
+    };
+    if decision.tried.is_empty() {
+        return format!("served by {}", served.node);
+    }
+    let fallback = spec.placement.fallback.iter().any(|n| n.value == served.node);
+    let note = if fallback { "fallback; " } else { "" };
+    format!("served by {} ({note}{})", served.node, reasons(&decision.tried))
+}
+
+/// "node-b is offline, node-c's endpoint unhealthy: …".
+fn reasons(tried: &[(String, String)]) -> String {
+    if tried.is_empty() {
+        return "its placement names no node".into();
+    }
+    let reason = |(node, why): &(String, String)| match why.as_str() {
+        "offline" => format!("{node} is offline"),
+        why => format!("{node}: {why}"),
+    };
+    tried.iter().map(reason).collect::<Vec<_>>().join(", ")
+}
+
+/// The conditions and details of a capability from its decision.
+pub fn status(spec: &CapabilitySpec, decision: &Decision) -> (Vec<Observed>, BTreeMap<String, String>) {
+    let message = served_message(spec, decision);
+    let mut details = BTreeMap::new();
+    let conditions = match &decision.served {
+        Some(served) => {
+            details.insert("servedBy".into(), served.node.clone());
+            details.insert("endpoint".into(), endpoint_url(spec, served));
+            vec![
+                Observed::new("Ready", true, "Served", message),
+                Observed::new("Progressing", false, "Stable", ""),
+                Observed::new("Degraded", false, "AsExpected", ""),
+            ]
+        }
+        None => vec![
+            Observed::new("Ready", false, "NoNodeAvailable", message.clone()),
+            Observed::new("Progressing", false, "Stable", ""),
+            Observed::new("Degraded", true, "NoNodeAvailable", message),
+        ],
+    };
+    (conditions, details)
+}
+
+/// `http://host:port/path` of the serving node's endpoint.
+fn endpoint_url(spec: &CapabilitySpec, served: &Served) -> String {
+    format!("http://{}{}", crate::mesh::router::host_port(&served.host, served.port), spec.endpoint.path.value)
+}
+
+/// The client env of every Capability of `set` for the nodes that serve them
+/// (`placements`), in dotenv form: a header naming `node` and `revision`, one
+/// comment per capability saying who serves it, then the variables sorted by
+/// name. A capability no node serves leaves its variables out; of two
+/// capabilities setting one variable, the first by name wins.
+pub fn render_client_env(
+    set: &ManifestSet,
+    placements: &BTreeMap<String, Served>,
+    node: &str,
+    revision: &str,
+) -> String {
+    let mut out = format!(
+        "# Generated by the agentmesh controller of {node} from revision {revision}; do not edit.\n\
+         # `meshctl env` prints it, `meshctl exec -- CMD` runs CMD with it.\n"
+    );
+    let mut variables: BTreeMap<&str, (String, &str)> = BTreeMap::new();
+    for (name, capability) in &set.capabilities {
+        let spec = &capability.spec;
+        let names: Vec<&str> = spec.client_env.keys().map(String::as_str).collect();
+        let Some(served) = placements.get(name) else {
+            let left_out = if names.is_empty() { String::new() } else { format!("; left out: {}", names.join(", ")) };
+            out.push_str(&format!("# {name}: no node serves it now{left_out}\n"));
+            continue;
+        };
+        out.push_str(&format!("# {name}: served by {}\n", served.node));
+        let port = served.port.to_string();
+        let values = [
+            ("host", served.host.as_str()),
+            ("port", port.as_str()),
+            ("path", spec.endpoint.path.value.as_str()),
+            ("node", served.node.as_str()),
+        ];
+        for (variable, text) in &spec.client_env {
+            match variables.get(variable.as_str()) {
+                Some((_, owner)) => {
+                    out.push_str(&format!("# {name}: {variable} is left to {owner}, which sets it too\n"));
+                }
+                None => {
+                    variables.insert(variable, (template::render(&text.value, &values), name));
+                }
+            }
+        }
+    }
+    for (variable, (value, _)) in variables {
+        out.push_str(&format!("{variable}={}\n", quote(&value)));
+    }
+    out
+}
+
+/// A dotenv value that reads the same to a shell (`set -a; . client.env`) and
+/// to dotenv libraries: bare when it holds only plain characters, else in
+/// single quotes, else (a `'` or a line break in it) in double quotes with
+/// `\`, `"`, `$`, `` ` `` escaped and line breaks as `\n`.
+pub fn quote(value: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./:@%+,=".contains(c);
+    if !value.is_empty() && value.chars().all(plain) {
+        return value.to_owned();
+    }
+    if !value.contains(['\'', '\n', '\r']) {
+        return format!("'{value}'");
+    }
+    let mut quoted = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '\\' | '"' | '$' | '`' => {
+                quoted.push('\\');
+                quoted.push(c);
+            }
+            '\n' => quoted.push_str("\\n"),
+            '\r' => quoted.push_str("\\r"),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// The variables of a client env file, as [`render_client_env`] writes them
+/// (comments and blank lines skipped, values unquoted). Err names the first
+/// line that is not `NAME=value`.
+pub fn parse_client_env(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut variables = BTreeMap::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = || format!("line {}: not NAME=value: {line}", index + 1);
+        let (name, value) = line.split_once('=').ok_or_else(bad)?;
+        let value = unquote(value).ok_or_else(bad)?;
+        variables.insert(name.to_owned(), value);
+    }
+    Ok(variables)
+}
+
+fn unquote(value: &str) -> Option<String> {
+    if let Some(inner) = value.strip_prefix('\'') {
+        return inner.strip_suffix('\'').map(str::to_owned);
+    }
+    let Some(inner) = value.strip_prefix('"') else { return Some(value.to_owned()) };
+    let inner = inner.strip_suffix('"')?;
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next()? {
+            'n' => out.push('\n'),
+            'r' => out.push('\r'),
+            other => out.push(other),
+        }
+    }
+    Some(out)
+}
+
+/// `client.env` in the state folder. Cheap to clone; clones share the lock
+/// that keeps two capabilities' reconciles from writing it at once.
+#[derive(Clone, Debug)]
+pub struct ClientEnvFile {
+    path: PathBuf,
+    lock: Arc<Mutex<()>>,
+}
+
+impl ClientEnvFile {
+    /// The file of the state folder `state_dir`.
+    pub fn in_state_dir(state_dir: &Path) -> Self {
+        ClientEnvFile { path: state_dir.join(CLIENT_ENV_FILE), lock: Arc::default() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renders the client env from the placements now and writes it when it
+    /// changed (atomically). Rendering under the lock means the last writer
+    /// always wrote the newest table.
+    fn write(&self, ctx: &Context) -> std::io::Result<bool> {
+        let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let text = render_client_env(&ctx.set, &ctx.placements.all(), &ctx.node, &ctx.revision);
+        if std::fs::read_to_string(&self.path).is_ok_and(|old| old == text) {
+            return Ok(false);
+        }
+        crate::atomic_file::write_atomic(&self.path, text.as_bytes())?;
+        Ok(true)
+    }
+}
+
+pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileError> {
+    let mut outcome = Outcome::default();
+    let Some(capability) = ctx.set.capabilities.get(name) else {
+        // Removed: nobody serves it, and its variables leave the client env.
+        ctx.placements.set(name, None);
+        write_client_env(ctx, &mut outcome);
+        outcome.tracked = false;
+        return Ok(outcome);
+    };
+    let spec = &capability.spec;
+    let addresses: BTreeMap<String, String> =
+        ctx.set.nodes.iter().map(|(name, node)| (name.clone(), node.spec.address.value.clone())).collect();
+    let online = |node: &str| node == ctx.node || !ctx.peers.known_down(node);
+    let mut health = BTreeMap::new();
+    for node in spec.placement.order().map(|n| n.value.as_str()) {
+        let Some(host) = endpoint_host(spec, addresses.get(node).map(String::as_str)) else { continue };
+        if !online(node) {
+            continue;
+        }
+        let found = probe(&health_url(spec, host)).await;
+        let healthy = found == Health::Healthy;
+        health.insert(node.to_owned(), found);
+        if healthy {
+            break;
+        }
+    }
+    let decision = decide(spec, &ctx.node, &addresses, &health, online);
+    let before = ctx.placements.set(name, decision.served.clone());
+    if before.as_ref().map(|s| &s.node) != decision.served.as_ref().map(|s| &s.node) {
+        let from = before.map_or_else(|| "none".to_owned(), |s| s.node);
+        let to = decision.served.as_ref().map_or_else(|| "none".to_owned(), |s| s.node.clone());
+        let why = served_message(spec, &decision);
+        outcome.event(decision.served.is_none(), "PlacementChanged", format!("{name}: {from} -> {to} ({why})"));
+    }
+    let (conditions, details) = status(spec, &decision);
+    outcome.conditions = conditions;
+    outcome.details = details;
+    ensure_models(ctx, spec, addresses.get(&ctx.node).map(String::as_str), &mut outcome).await;
+    write_client_env(ctx, &mut outcome);
+    outcome.requeue_after = Some(outcome.requeue_after.map_or(RECHECK, |sooner| sooner.min(RECHECK)));
+    Ok(outcome)
+}
+
+/// On a node that may serve an `ollama` capability (named in its placement),
+/// the declared models are present: the missing ones are pulled in the
+/// background, their progress shown in details and as Progressing, a failing
+/// pull as Degraded (retried with backoff). An Ollama that does not answer is
+/// the health probe's to report.
+async fn ensure_models(ctx: &Context, spec: &CapabilitySpec, address: Option<&str>, outcome: &mut Outcome) {
+    let wanted: Vec<String> =
+        spec.ollama.iter().flat_map(|ollama| ollama.value.models.iter().map(|m| m.value.clone())).collect();
+    let here = spec.placement.order().any(|node| node.value == ctx.node);
+    let Some(host) = endpoint_host(spec, address).filter(|_| here && spec.provider == Provider::Ollama) else {
+        return;
+    };
+    if wanted.is_empty() {
+        return;
+    }
+    let client = OllamaClient::new(&format!("http://{}", crate::mesh::router::host_port(host, spec.endpoint.port.0)));
+    let present = match client.models().await {
+        Ok(present) => present,
+        Err(error) => {
+            outcome.details.insert("models".into(), format!("cannot list them: {error}"));
+            return;
+        }
+    };
+    let missing = ctx.pulls.ensure(&client, &present, &wanted);
+    let now = std::time::Instant::now();
+    outcome.details.insert("models".into(), format!("{} of {} present", wanted.len() - missing.len(), wanted.len()));
+    for (model, state) in &missing {
+        outcome.details.insert(format!("model/{model}"), state.describe(now));
+    }
+    let failed: Vec<String> = missing
+        .iter()
+        .filter(|(_, state)| matches!(state, PullState::Failed { .. }))
+        .map(|(model, state)| format!("{model}: {}", state.describe(now)))
+        .collect();
+    let pulling: Vec<String> = missing
+        .iter()
+        .filter(|(_, state)| !matches!(state, PullState::Failed { .. }))
+        .map(|(model, state)| format!("{model}: {}", state.describe(now)))
+        .collect();
+    let degraded = outcome.conditions.iter().any(|c| c.condition_type == "Degraded" && c.status);
+    if !failed.is_empty() && !degraded {
+        outcome.conditions.retain(|c| c.condition_type != "Degraded");
+        outcome.conditions.push(Observed::new("Degraded", true, "ModelPullFailed", failed.join("; ")));
+    }
+    if !pulling.is_empty() {
+        outcome.conditions.retain(|c| c.condition_type != "Progressing");
+        outcome.conditions.push(Observed::new("Progressing", true, "PullingModels", pulling.join("; ")));
+        outcome.requeue_after = Some(PULL_RECHECK);
+    }
+}
+
+/// Writes the client env; a failure is a warning and shows as Degraded.
+fn write_client_env(ctx: &Context, outcome: &mut Outcome) {
+    if let Err(error) = ctx.client_env.write(ctx) {
+        let message = format!("cannot write {}: {error}", ctx.client_env.path().display());
+        outcome.event(true, "ClientEnvNotWritten", message.clone());
+        outcome.conditions.retain(|c| c.condition_type != "Degraded");
+        outcome.conditions.push(Observed::new("Degraded", true, "ClientEnvNotWritten", message));
+    }
+}
+
+/// GETs `url`: Healthy on a 2xx answer within [`HEALTH_TIMEOUT`].
+async fn probe(url: &str) -> Health {
+    static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let http = HTTP.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(HEALTH_TIMEOUT)
+            // Endpoints are reached at the address the manifests give.
+            .no_proxy()
+            .build()
+            .expect("a plain HTTP client builds")
+    });
+    match http.get(url).send().await {
+        Ok(response) if response.status().is_success() => Health::Healthy,
+        Ok(response) => Health::Unhealthy(format!("{url} answered {}", response.status())),
+        Err(error) if error.is_timeout() => {
+            Health::Unhealthy(format!("{url} did not answer within {}", humantime::format_duration(HEALTH_TIMEOUT)))
+        }
+        Err(error) => Health::Unhealthy(format!("{url}: {}", crate::client::root_cause(&error))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{SourceFile, validate};
+
+    /// Nodes a (10.0.0.1), b (10.0.0.2) and c (10.0.0.3); Capabilities `llm`
+    /// (prefer [b], fallback [a, c], port 11434) and `db` (prefer [b], with
+    /// `host` set), plus `extra` as given.
+    fn set(extra: &str) -> ManifestSet {
+        let node = |name: &str, ip: &str| {
+            format!(
+                "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: {name}}}\nspec: {{role: satellite, address: {ip}}}\n---\n"
+            )
+        };
+        let text = format!(
+            "{}{}{}\
+             apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {{name: llm}}\n\
+             spec:\n  provider: ollama\n  placement: {{prefer: [b], fallback: [a, c]}}\n  endpoint: {{port: 11434, path: /v1}}\n  \
+             clientEnv: {{LLM_URL: 'http://{{{{host}}}}:{{{{port}}}}{{{{path}}}}', LLM_NODE: '{{{{ node }}}}'}}\n---\n\
+             apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {{name: db}}\n\
+             spec:\n  provider: http\n  placement: {{prefer: [b]}}\n  endpoint: {{port: 8001, host: db.lan}}\n  \
+             clientEnv: {{DB_HOST: '{{{{host}}}}', DB_PORT: '{{{{port}}}}'}}\n{extra}",
+            node("a", "10.0.0.1"),
+            node("b", "10.0.0.2"),
+            node("c", "10.0.0.3"),
+        );
+        let validation = validate(&[SourceFile { path: "m.yaml".into(), text }], Vec::new());
+        assert!(validation.is_valid(), "{:?}", validation.diagnostics);
+        validation.set
+    }
+
+    fn addresses(set: &ManifestSet) -> BTreeMap<String, String> {
+        set.nodes.iter().map(|(n, o)| (n.clone(), o.spec.address.value.clone())).collect()
+    }
+
+    fn served(node: &str, host: &str, port: u16) -> Option<Served> {
+        Some(Served { node: node.into(), host: host.into(), port })
+    }
+
+    #[test]
+    fn decide_takes_the_first_online_healthy_node_in_prefer_then_fallback_order() {
+        use Health::*;
+        let set = set("");
+        let llm = &set.capabilities["llm"].spec;
+        let sick = || Unhealthy("refused".into());
+        type Case<'a> =
+            (&'a str, &'a str, &'a [&'a str], Vec<(&'a str, Health)>, Option<Served>, &'a [(&'a str, &'a str)]);
+        let table: Vec<Case> = vec![
+            // case, this node, offline peers, health, served, passed over
+            ("preferred healthy", "a", &[], vec![("b", Healthy)], served("b", "10.0.0.2", 11434), &[]),
+            (
+                "preferred offline: the fallback",
+                "a",
+                &["b"],
+                vec![("a", Healthy)],
+                served("a", "10.0.0.1", 11434),
+                &[("b", "offline")],
+            ),
+            (
+                "preferred unhealthy, first fallback unhealthy",
+                "c",
+                &[],
+                vec![("b", sick()), ("a", sick()), ("c", Healthy)],
+                served("c", "10.0.0.3", 11434),
+                &[("b", "endpoint unhealthy: refused"), ("a", "endpoint unhealthy: refused")],
+            ),
+            (
+                "this node counts as online even when a peer thinks not",
+                "b",
+                &["b"],
+                vec![("b", Healthy)],
+                served("b", "10.0.0.2", 11434),
+                &[],
+            ),
+            (
+                "an offline node is passed over even when it looked healthy",
+                "a",
+                &["b"],
+                vec![("b", Healthy), ("a", Healthy)],
+                served("a", "10.0.0.1", 11434),
+                &[("b", "offline")],
+            ),
+            (
+                "nobody",
+                "a",
+                &["b", "c"],
+                vec![("a", sick())],
+                None,
+                &[("b", "offline"), ("a", "endpoint unhealthy: refused"), ("c", "offline")],
+            ),
+            (
+                "not probed is not healthy",
+                "a",
+                &[],
+                vec![],
+                None,
+                &[("b", "endpoint not probed"), ("a", "endpoint not probed"), ("c", "endpoint not probed")],
+            ),
+        ];
+        for (case, this_node, offline, health, expected, passed_over) in table {
+            let health: BTreeMap<String, Health> = health.into_iter().map(|(n, h)| (n.to_owned(), h)).collect();
+            let decision = decide(llm, this_node, &addresses(&set), &health, |n| !offline.contains(&n));
+            let tried: Vec<(String, String)> =
+                passed_over.iter().map(|(n, why)| ((*n).to_owned(), (*why).to_owned())).collect();
+            assert_eq!(decision, Decision { served: expected, tried }, "{case}");
+        }
+        let db = &set.capabilities["db"].spec;
+        let health = BTreeMap::from([("b".to_owned(), Healthy)]);
+        let decision = decide(db, "a", &addresses(&set), &health, |_| true);
+        assert_eq!(decision.served, served("b", "db.lan", 8001), "endpoint.host wins over the address");
+    }
+
+    #[test]
+    fn messages_name_the_fallback_and_why_the_others_were_passed_over() {
+        let set = set("");
+        let llm = &set.capabilities["llm"].spec;
+        let decision = |served: Option<Served>, tried: &[(&str, &str)]| Decision {
+            served,
+            tried: tried.iter().map(|(n, w)| ((*n).to_owned(), (*w).to_owned())).collect(),
+        };
+        let table = [
+            (decision(served("b", "10.0.0.2", 1), &[]), (true, "Served", "served by b")),
+            (
+                decision(served("a", "10.0.0.1", 1), &[("b", "offline")]),
+                (true, "Served", "served by a (fallback; b is offline)"),
+            ),
+            (
+                decision(None, &[("b", "offline"), ("a", "endpoint unhealthy: x")]),
+                (false, "NoNodeAvailable", "no node can serve it: b is offline, a: endpoint unhealthy: x"),
+            ),
+        ];
+        for (decision, (ready, reason, message)) in table {
+            let (conditions, details) = status(llm, &decision);
+            assert_eq!(
+                (conditions[0].status, conditions[0].reason.as_str(), conditions[0].message.as_str()),
+                (ready, reason, message)
+            );
+            assert_eq!(conditions[2].status, !ready, "Degraded when no node serves it");
+            assert_eq!(details.get("servedBy"), decision.served.as_ref().map(|s| &s.node));
+        }
+        let (_, details) = status(llm, &decision(served("a", "10.0.0.1", 11434), &[]));
+        assert_eq!(details["endpoint"], "http://10.0.0.1:11434/v1");
+        assert_eq!(health_url(llm, "fd7a::1"), "http://[fd7a::1]:11434/v1");
+    }
+
+    #[test]
+    fn the_client_env_follows_the_placements_and_leaves_out_what_nobody_serves() {
+        let set = set("");
+        let placements = BTreeMap::from([("llm".to_owned(), served("a", "10.0.0.1", 11434).unwrap())]);
+        let text = render_client_env(&set, &placements, "c", "r1");
+        assert_eq!(
+            text,
+            "# Generated by the agentmesh controller of c from revision r1; do not edit.\n\
+             # `meshctl env` prints it, `meshctl exec -- CMD` runs CMD with it.\n\
+             # db: no node serves it now; left out: DB_HOST, DB_PORT\n\
+             # llm: served by a\n\
+             LLM_NODE=a\n\
+             LLM_URL=http://10.0.0.1:11434/v1\n"
+        );
+        let both = BTreeMap::from([
+            ("llm".to_owned(), served("b", "10.0.0.2", 11434).unwrap()),
+            ("db".to_owned(), served("b", "db.lan", 8001).unwrap()),
+        ]);
+        let variables = parse_client_env(&render_client_env(&set, &both, "c", "r1")).unwrap();
+        let expected =
+            [("DB_HOST", "db.lan"), ("DB_PORT", "8001"), ("LLM_NODE", "b"), ("LLM_URL", "http://10.0.0.2:11434/v1")];
+        assert_eq!(variables, expected.map(|(k, v)| (k.to_owned(), v.to_owned())).into());
+    }
+
+    #[test]
+    fn a_variable_two_capabilities_set_goes_to_the_first_by_name() {
+        let extra = "---\napiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {name: ann}\n\
+                     spec:\n  provider: http\n  placement: {prefer: [c]}\n  endpoint: {port: 9}\n  clientEnv: {LLM_NODE: 'ann-{{node}}'}\n";
+        let set = set(extra);
+        let placements = BTreeMap::from([
+            ("llm".to_owned(), served("a", "10.0.0.1", 11434).unwrap()),
+            ("ann".to_owned(), served("c", "10.0.0.3", 9).unwrap()),
+        ]);
+        let text = render_client_env(&set, &placements, "c", "r1");
+        assert!(text.contains("# llm: LLM_NODE is left to ann, which sets it too\n"), "{text}");
+        assert_eq!(parse_client_env(&text).unwrap()["LLM_NODE"], "ann-c");
+    }
+
+    #[test]
+    fn values_are_quoted_so_shells_and_dotenv_read_them_back() {
+        let table = [
+            ("http://10.0.0.1:11434/v1", "http://10.0.0.1:11434/v1"),
+            ("", "''"),
+            ("two words", "'two words'"),
+            ("$HOME and `cmd`", "'$HOME and `cmd`'"),
+            ("it's", "\"it's\""),
+            ("a'b\"c$d`e\\f\ng", "\"a'b\\\"c\\$d\\`e\\\\f\\ng\""),
+        ];
+        for (value, quoted) in table {
+            assert_eq!(quote(value), quoted, "{value:?}");
+            let parsed = parse_client_env(&format!("X={quoted}\n")).unwrap();
+            assert_eq!(parsed["X"], value, "{quoted} reads back");
+        }
+        assert_eq!(parse_client_env("# c\n\nA=1\nnot a line\n"), Err("line 4: not NAME=value: not a line".into()));
+        assert!(parse_client_env("A='open\n").is_err());
+    }
+
+    #[test]
+    fn quoted_values_read_the_same_to_a_shell() {
+        let values = ["two words", "$HOME and `cmd`", "it's", "a'b\"c$d`e\\f"];
+        let file: String = values.iter().enumerate().map(|(i, v)| format!("V{i}={}\n", quote(v))).collect();
+        let script = format!("{file}printf '%s\\n' \"$V0\" \"$V1\" \"$V2\" \"$V3\"");
+        let output = std::process::Command::new("sh").args(["-c", &script]).output().expect("sh runs");
+        assert_eq!(String::from_utf8(output.stdout).unwrap(), values.map(|v| format!("{v}\n")).concat());
+    }
+}
