@@ -9,6 +9,7 @@ mod events;
 mod partition;
 mod peers;
 mod support;
+mod sync;
 mod tailnet;
 
 use std::collections::BTreeSet;

@@ -1,0 +1,276 @@
+//! How long a new SyncFolder takes to carry its first file: two real
+//! Syncthings and two real optimised daemons on loopback (node-a on
+//! 127.0.0.2, node-b on 127.0.0.3), configured by manifests and keys only.
+//! Each round `meshctl apply`s, on node-a, the manifests plus one more
+//! SyncFolder (a new folder id; node-a hands the bundle to node-b), writes a
+//! file into node-a's new folder right after, and times until the file is in
+//! node-b's folder. The first round also pairs the two Syncthings, so it is
+//! printed apart from the median.
+//!
+//! Run: `cargo bench --bench sync` (cargo builds the optimised `meshctl`).
+//! `BENCH_ROUNDS=10` measures more rounds.
+
+mod common;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{millis, quantile};
+use tempfile::TempDir;
+
+const KEY: &str = "bench-key";
+const NODES: [(&str, Ipv4Addr); 2] = [("node-a", Ipv4Addr::new(127, 0, 0, 2)), ("node-b", Ipv4Addr::new(127, 0, 0, 3))];
+/// The longest anything awaited may take before the bench gives up.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn main() {
+    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(5);
+    let data = tempfile::tempdir().expect("temp dir");
+    let syncthings = [Syncthing::start("a"), Syncthing::start("b")];
+    let ports = NODES.map(|(_, ip)| free_port(ip));
+    let mut nodes = String::new();
+    for (((name, ip), port), syncthing) in NODES.iter().zip(ports).zip(&syncthings) {
+        nodes.push_str(&format!(
+            "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: {name}}}\nspec:\n  role: satellite\n  \
+             address: {ip}\n  apiPort: {port}\n  syncthing:\n    apiUrl: http://127.0.0.1:{}\n    \
+             apiKey: {{env: SYNCTHING_API_KEY}}\n    deviceAddress: tcp://127.0.0.1:{}\n---\n",
+            syncthing.gui_port, syncthing.listen_port
+        ));
+    }
+    let daemons: Vec<Daemon> = NODES
+        .iter()
+        .zip(ports)
+        .zip(&syncthings)
+        .map(|(((name, ip), port), syncthing)| Daemon::start(name, *ip, port, &syncthing.key, &nodes))
+        .collect();
+    for (daemon, (peer, _)) in daemons.iter().zip(NODES.iter().rev()) {
+        wait("the daemons see each other", || {
+            let mesh: serde_json::Value = serde_json::from_str(&daemon.get("/api/v1/mesh")?).ok()?;
+            mesh.as_array()?.iter().any(|node| node["name"] == *peer && node["online"] == true).then_some(())
+        });
+    }
+
+    let bundle = data.path().join("bundle");
+    fs::create_dir_all(&bundle).expect("create the bundle folder");
+    fs::write(bundle.join("nodes.yaml"), &nodes).expect("write the Nodes");
+    let mut times = Vec::new();
+    for round in 0..=rounds {
+        let id = format!("bench-{round}");
+        let paths = NODES.map(|(name, _)| data.path().join(name).join(&id));
+        let folder = format!(
+            "apiVersion: agentmesh/v1alpha1\nkind: SyncFolder\nmetadata: {{name: {id}}}\nspec:\n  paths:\n    \
+             {}: {}\n    {}: {}\n",
+            NODES[0].0,
+            paths[0].display(),
+            NODES[1].0,
+            paths[1].display()
+        );
+        fs::write(bundle.join(format!("{id}.yaml")), folder).expect("write the SyncFolder");
+
+        let started = Instant::now();
+        let apply = daemons[0].meshctl(&["apply", "-f", bundle.to_str().expect("a UTF-8 path")]);
+        let applied = started.elapsed();
+        assert!(apply.status.success(), "meshctl apply failed: {}", String::from_utf8_lossy(&apply.stderr));
+        fs::create_dir_all(&paths[0]).expect("create node-a's folder");
+        fs::write(paths[0].join("first.txt"), format!("round {round}")).expect("write the file");
+        let arrived = paths[1].join("first.txt");
+        wait(&format!("the file of round {round} reaches node-b"), || fs::metadata(&arrived).ok());
+        let took = started.elapsed();
+        let kind = if round == 0 { " (pairs the Syncthings; not in the median)" } else { "" };
+        println!(
+            "round {round}: folder {id}: file on node-b {:8.1} ms after apply (apply returned after {:.1} ms){kind}",
+            millis(took),
+            millis(applied)
+        );
+        if round > 0 {
+            times.push(took);
+        }
+    }
+    if !times.is_empty() {
+        println!(
+            "apply to first file on the peer, {} rounds: median {:.1} ms, min {:.1} ms, max {:.1} ms",
+            times.len(),
+            millis(quantile(&times, 0.5)),
+            millis(quantile(&times, 0.0)),
+            millis(quantile(&times, 1.0))
+        );
+    }
+    drop(daemons);
+}
+
+/// Polls `check` every 10 ms until it gives a value; panics after [`PATIENCE`].
+fn wait<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {PATIENCE:?} waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn free_port(ip: Ipv4Addr) -> u16 {
+    TcpListener::bind((ip, 0)).expect("bind a free port").local_addr().expect("an address").port()
+}
+
+/// The body of a 200 answer to `GET path` at `ip:port`, with `headers`.
+fn http_get(ip: Ipv4Addr, port: u16, path: &str, headers: &str) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&SocketAddr::from((ip, port)), Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {ip}\r\n{headers}\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    (head.split_whitespace().nth(1)? == "200").then(|| body.to_owned())
+}
+
+/// `meshctl daemon` in a workspace of its own; stopped (SIGTERM) when dropped.
+struct Daemon {
+    dir: TempDir,
+    ip: Ipv4Addr,
+    port: u16,
+    child: Child,
+}
+
+impl Daemon {
+    fn start(name: &str, ip: Ipv4Addr, port: u16, syncthing_key: &str, nodes: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let env = format!(
+            "AGENT_NODE_ID={name}\nMESH_LISTEN={ip}:{port}\nMESH_STATE_DIR={}\nMESH_API_KEY={KEY}\n\
+             SYNCTHING_API_KEY={syncthing_key}\n",
+            dir.path().join("state").display()
+        );
+        fs::write(dir.path().join(".env"), env).expect("write .env");
+        fs::create_dir(dir.path().join("manifests")).expect("create manifests");
+        fs::write(dir.path().join("manifests/nodes.yaml"), nodes).expect("write the Nodes");
+        let log = File::create(dir.path().join("daemon.log")).expect("create the log");
+        let child = command(dir.path())
+            .arg("daemon")
+            .stdout(log.try_clone().expect("clone the log"))
+            .stderr(log)
+            .spawn()
+            .expect("meshctl daemon starts");
+        let daemon = Daemon { dir, ip, port, child };
+        wait(&format!("{name}'s API answers"), || http_get(ip, port, "/mesh/health", ""));
+        daemon
+    }
+
+    fn get(&self, path: &str) -> Option<String> {
+        http_get(self.ip, self.port, path, &format!("Authorization: Bearer {KEY}\r\n"))
+    }
+
+    fn meshctl(&self, args: &[&str]) -> std::process::Output {
+        command(self.dir.path()).args(args).output().expect("meshctl runs")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: kill takes plain integers and touches no memory.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The optimised `meshctl` in `workspace`, configured by its `.env` only.
+fn command(workspace: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_meshctl"));
+    command
+        .current_dir(workspace)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", workspace)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null());
+    command
+}
+
+/// The installed `syncthing`, loopback only (no discovery, relays, NAT,
+/// usage reports or upgrades), in a home of its own; killed when dropped.
+struct Syncthing {
+    _dir: TempDir,
+    gui_port: u16,
+    listen_port: u16,
+    key: String,
+    child: Child,
+}
+
+impl Syncthing {
+    fn start(name: &str) -> Syncthing {
+        let dir = tempfile::Builder::new().prefix(&format!("bench-syncthing-{name}-")).tempdir().expect("temp dir");
+        let home = dir.path().join("home");
+        let version = Command::new("syncthing").arg("--version").output().expect("syncthing --version runs");
+        let v2 =
+            String::from_utf8_lossy(&version.stdout).split_whitespace().nth(1).is_some_and(|v| v.starts_with("v2"));
+        let flags: &[&str] = if v2 { &["--no-port-probing"] } else { &["--no-default-folder", "--skip-port-probing"] };
+        let generated = Command::new("syncthing")
+            .arg("generate")
+            .arg(format!("--home={}", home.display()))
+            .args(flags)
+            .env("STNODEFAULTFOLDER", "1")
+            .output()
+            .expect("syncthing generate runs");
+        assert!(generated.status.success(), "syncthing generate: {}", String::from_utf8_lossy(&generated.stderr));
+
+        let (gui_port, listen_port) = (free_port(Ipv4Addr::LOCALHOST), free_port(Ipv4Addr::LOCALHOST));
+        let key = format!("bench-syncthing-key-{name}-{}", std::process::id());
+        let config = home.join("config.xml");
+        let mut xml = fs::read_to_string(&config).expect("read config.xml");
+        for (element, value) in [
+            ("listenAddress", format!("tcp://127.0.0.1:{listen_port}")),
+            ("globalAnnounceEnabled", "false".into()),
+            ("localAnnounceEnabled", "false".into()),
+            ("relaysEnabled", "false".into()),
+            ("natEnabled", "false".into()),
+            ("urAccepted", "-1".into()),
+            ("autoUpgradeIntervalH", "0".into()),
+            ("startBrowser", "false".into()),
+            ("crashReportingEnabled", "false".into()),
+            ("apikey", key.clone()),
+        ] {
+            let (open, close) = (format!("<{element}>"), format!("</{element}>"));
+            let start = xml.find(&open).unwrap_or_else(|| panic!("config.xml has no {open}")) + open.len();
+            let end = start + xml[start..].find(&close).expect("a closing tag");
+            xml.replace_range(start..end, &value);
+        }
+        fs::write(&config, xml).expect("write config.xml");
+
+        let log = OpenOptions::new().create(true).append(true).open(dir.path().join("syncthing.log")).expect("log");
+        let child = Command::new("syncthing")
+            .arg("serve")
+            .arg(format!("--home={}", home.display()))
+            .args(["--no-browser", "--no-upgrade", "--no-restart"])
+            .arg(format!("--gui-address=http://127.0.0.1:{gui_port}"))
+            .arg(format!("--gui-apikey={key}"))
+            .env("STNODEFAULTFOLDER", "1")
+            // No monitor process: the real Syncthing is this child.
+            .env("STMONITORED", "yes")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone the log"))
+            .stderr(log)
+            .spawn()
+            .expect("syncthing serve starts");
+        let syncthing = Syncthing { _dir: dir, gui_port, listen_port, key, child };
+        wait(&format!("Syncthing {name} answers"), || {
+            http_get(Ipv4Addr::LOCALHOST, gui_port, "/rest/system/ping", &format!("X-API-Key: {}\r\n", syncthing.key))
+        });
+        syncthing
+    }
+}
+
+impl Drop for Syncthing {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
