@@ -104,13 +104,20 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
         }
     }
 
+    // What a folder is seen shared with, it was shared with: losing one later is drift.
+    for folder in &desired {
+        if let Some(seen) = observed.folders.get(&folder.id) {
+            let kept = seen.settings.devices.intersection(&folder.settings.devices).cloned();
+            ctx.syncthing.shared(&folder.id, kept);
+        }
+    }
     let declared: BTreeSet<&str> = desired.iter().map(|folder| folder.id.as_str()).collect();
     let mine = this_folder.as_ref().map(|folder| folder.id.as_str());
     let planned = plan::plan(&desired, &pairing, &observed);
     let mut outcome = Outcome::default();
     let mut failure = None;
     for action in planned.actions.into_iter().filter(|action| concerns(action, mine, &declared)) {
-        if let Err(error) = execute(&client, &action, &wire_folders, &mut record, &mut outcome).await {
+        if let Err(error) = execute(&client, &action, &wire_folders, &mut record, &ctx.syncthing, &mut outcome).await {
             failure = Some(error);
             break;
         }
@@ -147,6 +154,7 @@ async fn execute(
     action: &Action,
     wire_folders: &BTreeMap<String, Folder>,
     record: &mut state::Record,
+    sync_state: &SyncState,
     outcome: &mut Outcome,
 ) -> Result<(), ReconcileError> {
     let failed =
@@ -182,6 +190,7 @@ async fn execute(
         Action::AddFolder { folder } => {
             client.add_folder(&new_folder(folder)).await.map_err(failed(format!("cannot add folder {}", folder.id)))?;
             record.managed_folders.insert(folder.id.clone());
+            sync_state.shared(&folder.id, folder.settings.devices.iter().cloned());
             if !folder.ignores.is_empty() {
                 client
                     .set_ignores(&folder.id, &folder.ignores)
@@ -207,7 +216,12 @@ async fn execute(
                 None => client.patch_folder(id, &patch).await.map_err(failed(format!("cannot update folder {id}")))?,
             }
             let changes: Vec<String> = changed.iter().map(ToString::to_string).collect();
-            if let Some(added) = only_adds_devices(changed) {
+            let never_shared = |added: &Vec<String>| !added.iter().any(|device| sync_state.was_shared(id, device));
+            let sharing = only_adds_devices(changed).filter(never_shared);
+            if let Some(devices) = patch.get("devices") {
+                sync_state.shared(id, device_ids(devices));
+            }
+            if let Some(added) = sharing {
                 let added: Vec<&str> = added.iter().map(|id| short(id)).collect();
                 outcome.event(false, "Shared", format!("folder {id} now shared with device {}", added.join(", ")));
             } else {
@@ -427,15 +441,17 @@ fn keep_device_fields(mut patch: Value, current: Option<&Folder>) -> Value {
     patch
 }
 
-/// The devices added, when a change only shares the folder with more of
-/// them: a peer paired since the folder was added, not a setting someone changed.
+/// The devices added, when a change only shares the folder with more of them:
+/// with a peer paired since the folder was added, it is no setting someone changed.
 fn only_adds_devices(changed: &[plan::Change]) -> Option<Vec<String>> {
-    let ids = |value: &Value| -> BTreeSet<String> {
-        value.as_array().into_iter().flatten().filter_map(|d| d["deviceID"].as_str().map(str::to_owned)).collect()
-    };
     let [change] = changed else { return None };
-    let (from, to) = (ids(&change.from), ids(&change.to));
+    let (from, to) = (device_ids(&change.from), device_ids(&change.to));
     (change.field == "devices" && from.is_subset(&to)).then(|| to.difference(&from).cloned().collect())
+}
+
+/// The IDs in a folder's `devices` JSON.
+fn device_ids(devices: &Value) -> BTreeSet<String> {
+    devices.as_array().into_iter().flatten().filter_map(|d| d["deviceID"].as_str().map(str::to_owned)).collect()
 }
 
 fn peers_text(folder: &DesiredFolder) -> String {

@@ -285,7 +285,11 @@ pub fn plan(desired: &[DesiredFolder], peers: &BTreeMap<String, PeerDevice>, obs
             });
             continue;
         }
-        if let Some(problem) = path_missing(&folder.id, current) {
+        // Missing at the declared path: never touched. Missing at a path the
+        // GUI set: the declared one is put back, like any other drift.
+        if same_path(&current.settings.path, &folder.settings.path)
+            && let Some(problem) = path_missing(&folder.id, current)
+        {
             problems.push(problem);
             continue;
         }
@@ -884,6 +888,17 @@ mod tests {
                 },
                 &[],
                 &[ProblemReason::PathMissing],
+            ),
+            row(
+                "path changed in the GUI to one that is missing: the declared path is put back",
+                true,
+                |o| {
+                    let folder = notes_folder(o);
+                    folder.settings.path = "/typo".into();
+                    folder.error = Some("folder path missing".into());
+                },
+                &["patch folder notes path"],
+                &[],
             ),
             row(
                 "SyncFolder removed: the managed folder and device go, the user's folder stays",

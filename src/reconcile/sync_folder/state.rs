@@ -3,7 +3,7 @@
 //! the mesh (so an offline peer stays paired), and the task that follows
 //! Syncthing's events. The record is written atomically to the state dir.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex as SyncMutex;
 use std::time::{Duration, Instant};
@@ -35,6 +35,9 @@ pub struct SyncState {
     record: Mutex<Record>,
     /// When each peer was last asked for its device.
     asked: SyncMutex<HashMap<String, Instant>>,
+    /// (folder, device) pairs this controller has seen or made shared, so that
+    /// one coming back is told apart from one shared for the first time.
+    shared: SyncMutex<HashSet<(String, String)>>,
     /// Since when each peer device waits for the peer to dial first.
     deferred: SyncMutex<HashMap<String, Instant>>,
     /// The task following the events of the Syncthing at this URL.
@@ -60,6 +63,7 @@ impl SyncState {
             record: Mutex::new(record),
             asked: SyncMutex::default(),
             deferred: SyncMutex::default(),
+            shared: SyncMutex::default(),
             follower: SyncMutex::default(),
             notices,
         }
@@ -97,6 +101,18 @@ impl SyncState {
     pub fn still_deferring(&self, device_id: &str, wait: Duration) -> bool {
         let mut deferred = self.deferred.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         deferred.entry(device_id.to_owned()).or_insert_with(Instant::now).elapsed() < wait
+    }
+
+    /// Notes that `folder` is shared with `devices`.
+    pub fn shared(&self, folder: &str, devices: impl IntoIterator<Item = String>) {
+        let mut shared = self.shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        shared.extend(devices.into_iter().map(|device| (folder.to_owned(), device)));
+    }
+
+    /// Whether `folder` was ever seen shared with `device`.
+    pub fn was_shared(&self, folder: &str, device: &str) -> bool {
+        let shared = self.shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        shared.contains(&(folder.to_owned(), device.to_owned()))
     }
 
     pub fn asked(&self, node: &str) {
