@@ -79,7 +79,7 @@ impl Subject<'_> {
 }
 
 const SERVICE_PLACEHOLDERS: [&str; 2] = ["node.name", "node.address"];
-const CLIENT_ENV_PLACEHOLDERS: [&str; 4] = ["host", "port", "path", "node"];
+const CLIENT_ENV_PLACEHOLDERS: [&str; 6] = ["host", "port", "path", "node", "api", "apiKey"];
 
 impl Checker<'_> {
     fn error(&mut self, subject: &Subject, at: Pos, message: String, help: Option<String>) {

@@ -1151,7 +1151,7 @@ const CASES: &[Case] = &[
         "#,
         )],
         expect: &[&[
-            "manifests/t.yaml:10:18: Capability/llm_inference: clientEnv.OLLAMA_HOST uses unknown placeholder {{hots}} (known: {{host}}, {{port}}, {{path}}, {{node}})",
+            "manifests/t.yaml:10:18: Capability/llm_inference: clientEnv.OLLAMA_HOST uses unknown placeholder {{hots}} (known: {{host}}, {{port}}, {{path}}, {{node}}, {{api}}, {{apiKey}})",
             r#" 10 |     OLLAMA_HOST: "http://{{hots}}:{{port}}""#,
             "    |                  ^^^^^^^^^^^^^^^^^^^^^^^^^^",
             "    = help: did you mean {{host}}?",

@@ -99,10 +99,18 @@ impl Mesh {
     /// Both fakes have `tiny`; the mini's can pull `newmodel`. `mini` sets
     /// the mini's fake further.
     async fn start(mini: impl FnOnce(&mut Config)) -> Mesh {
+        Mesh::start_with(mini, "").await
+    }
+
+    /// As `start`, with `more` added to the Capability's spec (flow style,
+    /// starting with a comma). Both fakes can pull `newmodel`.
+    async fn start_with(mini: impl FnOnce(&mut Config), more: &str) -> Mesh {
         let dir = tempfile::tempdir().unwrap();
         let (laptop_listener, mini_listener) = same_port_on_both().await;
         let port = laptop_listener.local_addr().unwrap().port();
-        let laptop_ollama = FakeOllama::start(laptop_listener, Config::new("laptop", &["tiny"]));
+        let mut laptop_config = Config::new("laptop", &["tiny"]);
+        laptop_config.registry = vec!["newmodel".into()];
+        let laptop_ollama = FakeOllama::start(laptop_listener, laptop_config);
         let mut mini_config = Config::new("mini", &["tiny"]);
         mini_config.registry = vec!["newmodel".into()];
         mini(&mut mini_config);
@@ -119,7 +127,7 @@ impl Mesh {
         };
         let capability = format!(
             "apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {{name: llm_inference}}\n\
-             spec: {{provider: ollama, placement: {{prefer: [mini], fallback: [laptop]}}, endpoint: {{port: {port}}}}}\n"
+             spec: {{provider: ollama, placement: {{prefer: [mini], fallback: [laptop]}}, endpoint: {{port: {port}}}{more}}}\n"
         );
         let manifests = dir.path().join("manifests");
         std::fs::create_dir(&manifests).unwrap();
@@ -316,4 +324,53 @@ async fn a_client_without_the_key_gets_a_401_response_error() {
         assert!(run.stderr.is_empty(), "{}", run.stderr);
     }
     assert!(mesh.mini_ollama.seen().is_empty() && mesh.laptop_ollama.seen().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meshctl_exec_gives_the_agent_the_proxy_and_the_declared_models_are_pulled_on_both_nodes() {
+    let more = r#", clientEnv: {OLLAMA_HOST: "{{api}}/ollama", OLLAMA_API_KEY: "{{apiKey}}"}, ollama: {models: [tiny, newmodel]}"#;
+    let mesh = Mesh::start_with(|_| {}, more).await;
+    // The model the manifests name and neither fake has is pulled on each
+    // node that may serve the capability, without anyone asking.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !(mesh.mini_ollama.models().contains(&"newmodel:latest".to_owned())
+        && mesh.laptop_ollama.models().contains(&"newmodel:latest".to_owned()))
+    {
+        assert!(tokio::time::Instant::now() < deadline, "newmodel was not pulled on both nodes");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pulls: Vec<String> = mesh.mini_ollama.seen().iter().map(|s| format!("{} {}", s.method, s.path)).collect();
+    assert_eq!(pulls.iter().filter(|call| *call == "POST /api/pull").count(), 1, "pulled once: {pulls:?}");
+
+    // The agent is started the way the README says: `meshctl exec -- python …`
+    // on the laptop, with the env the laptop's controller rendered.
+    let state = mesh._dir.path().join("state-laptop");
+    let env_file = state.join("client.env");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&env_file).is_ok_and(|text| text.contains("OLLAMA_API_KEY")) {
+        assert!(tokio::time::Instant::now() < deadline, "client.env was not written");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "client.env holds the key: owner only");
+    let script = "import json, os, ollama\n\
+                  r = ollama.generate(model='newmodel', prompt='hi')\n\
+                  print(json.dumps({'response': r.response, 'host': os.environ['OLLAMA_HOST']}))";
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshctl"))
+        .args(["exec", "--"])
+        .arg(client_python())
+        .args(["-c", script])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AGENT_NODE_ID", "laptop")
+        .env("MESH_STATE_DIR", &state)
+        .output()
+        .await
+        .expect("meshctl exec runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let answer: Value = serde_json::from_str(stdout.trim()).expect("the script prints JSON");
+    assert_eq!(answer["host"], mesh.laptop_host(), "the agent talks to its own node's proxy");
+    assert!(answer["response"].as_str().unwrap().starts_with("[mini]"), "answered by the mini: {answer}");
 }

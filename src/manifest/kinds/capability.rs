@@ -20,7 +20,9 @@ pub struct CapabilitySpec {
     /// Where it answers on the serving node.
     pub endpoint: Endpoint,
     /// Variables rendered for every node from the serving node:
-    /// `{{host}}`, `{{port}}`, `{{path}}` and `{{node}}`.
+    /// `{{host}}`, `{{port}}`, `{{path}}` and `{{node}}`; and for going through
+    /// this node's Ollama proxy, `{{api}}` (its mesh API, `http://address:apiPort`)
+    /// and `{{apiKey}}` (the mesh key).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub client_env: BTreeMap<String, Located<String>>,
     /// Settings for `provider: ollama`.
