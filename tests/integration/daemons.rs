@@ -92,3 +92,14 @@ impl Drop for Daemon {
 pub fn free_port(ip: IpAddr) -> u16 {
     TcpListener::bind((ip, 0)).expect("bind a free port").local_addr().expect("an address").port()
 }
+
+/// A Node manifest for `name` at `api` (its address and `apiPort`), ending
+/// with the document separator.
+pub fn node_manifest(name: &str, role: &str, api: SocketAddr) -> String {
+    format!(
+        "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: {name}}}\n\
+         spec: {{role: {role}, address: {}, apiPort: {}}}\n---\n",
+        api.ip(),
+        api.port()
+    )
+}

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::daemons::{Daemon, KEY, free_port};
+use crate::daemons::{Daemon, KEY, free_port, node_manifest};
 use crate::support::ollama::{Config, FakeOllama, allowed_host};
 
 const LAPTOP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
@@ -117,21 +117,15 @@ impl Mesh {
         let mini_ollama = FakeOllama::start(mini_listener, mini_config);
         let (laptop_api, mini_api) =
             (SocketAddr::new(LAPTOP, free_port(LAPTOP)), SocketAddr::new(MINI, free_port(MINI)));
-        let node = |name: &str, role: &str, api: SocketAddr| {
-            format!(
-                "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: {name}}}\n\
-                 spec: {{role: {role}, address: {}, apiPort: {}}}\n---\n",
-                api.ip(),
-                api.port()
-            )
-        };
         let capability = format!(
             "apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {{name: llm_inference}}\n\
              spec: {{provider: ollama, placement: {{prefer: [mini], fallback: [laptop]}}, endpoint: {{port: {port}}}{more}}}\n"
         );
         let manifests = dir.path().join("manifests");
         std::fs::create_dir(&manifests).unwrap();
-        let text = [node("laptop", "primary", laptop_api), node("mini", "satellite", mini_api), capability].concat();
+        let text =
+            [node_manifest("laptop", "primary", laptop_api), node_manifest("mini", "satellite", mini_api), capability]
+                .concat();
         std::fs::write(manifests.join("mesh.yaml"), text).unwrap();
         let laptop = Daemon::start("laptop", laptop_api, &manifests, &dir.path().join("state-laptop"));
         let mini = Daemon::start("mini", mini_api, &manifests, &dir.path().join("state-mini"));

@@ -14,7 +14,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::daemons::{Daemon, KEY, free_port};
+use crate::daemons::{Daemon, KEY, free_port, node_manifest};
 use crate::support::Workspace;
 
 const A: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
@@ -49,15 +49,6 @@ impl Mesh {
         serve_endpoint("b", only_b, calls.clone());
         let nowhere_port = free_port(A);
         let (a_api, b_api) = (SocketAddr::new(A, free_port(A)), SocketAddr::new(B, free_port(B)));
-
-        let node = |name: &str, role: &str, api: SocketAddr| {
-            format!(
-                "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: {name}}}\n\
-                 spec: {{role: {role}, address: {}, apiPort: {}}}\n---\n",
-                api.ip(),
-                api.port()
-            )
-        };
         let capability = |name: &str, port: u16, path: &str| {
             format!(
                 "apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {{name: {name}}}\n\
@@ -67,8 +58,8 @@ impl Mesh {
         let manifests = dir.path().join("manifests");
         std::fs::create_dir(&manifests).unwrap();
         let text = [
-            node("a", "primary", a_api),
-            node("b", "satellite", b_api),
+            node_manifest("a", "primary", a_api),
+            node_manifest("b", "satellite", b_api),
             capability("echo", port, "/echo"),
             capability("fails", port, "/fail"),
             capability("only_b", only_b_port, "/echo"),

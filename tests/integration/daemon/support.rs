@@ -27,13 +27,18 @@ const POLL: Duration = Duration::from_millis(50);
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Polls `check` every 50 ms until it gives a value, for at most 15 s.
-pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + PATIENCE;
+pub fn eventually<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    eventually_within(PATIENCE, what, check)
+}
+
+/// Polls `check` every 50 ms until it gives a value, for at most `patience`.
+pub fn eventually_within<T>(patience: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + patience;
     loop {
         if let Some(value) = check() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {PATIENCE:?} waiting until {what}");
+        assert!(Instant::now() < deadline, "timed out after {patience:?} waiting until {what}");
         std::thread::sleep(POLL);
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use agentmesh::syncthing::{Client, Device, Folder, FolderDevice};
 use serde_json::{Value, json};
 
-use super::support::{Daemon, free_port_on};
+use super::support::{Daemon, eventually_within, free_port_on};
 use crate::support::syncthing::Syncthing;
 
 const A: &str = "node-a";
@@ -39,15 +39,8 @@ const PATIENCE: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
 
 /// Polls `check` until it gives a value, for at most [`PATIENCE`].
-fn within<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out after {PATIENCE:?} waiting until {what}");
-        std::thread::sleep(POLL);
-    }
+fn within<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    eventually_within(PATIENCE, what, check)
 }
 
 // --- the fixture -------------------------------------------------------------------
