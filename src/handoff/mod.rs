@@ -1,0 +1,3 @@
+//! Handoff (design section 7).
+
+pub mod folder;
