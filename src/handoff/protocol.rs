@@ -44,9 +44,9 @@
 //!   epoch always wins (the node that sees one takes its owner and demotes
 //!   itself), and T's decisions settle an abort whose answer was lost.
 //!
-//! `Force` takes ownership on a node that is not the owner, at its known epoch
-//! + 1, when the owner is unreachable (the I/O layer checks that the policy
-//! allows it). The old owner, when it hears of the higher epoch, demotes itself;
+//! `Force` takes ownership on a node that is not the owner, at the epoch it
+//! knows plus one, when the owner is unreachable (the I/O layer checks that the
+//! policy allows it). The old owner, when it hears of the higher epoch, demotes itself;
 //! what it wrote since is stale. With two nodes, two forced takeovers cannot
 //! collide: a node forces only when its record names the other node as owner,
 //! and both records cannot name the other (each node's epoch is at least the one
@@ -478,5 +478,400 @@ impl Node {
 
     fn envelope(&self, to: &str, message: Message) -> Envelope {
         Envelope { from: self.me.clone(), to: to.to_owned(), message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAPTOP: &str = "laptop";
+    const MINI: &str = "mini";
+
+    fn h(id: &str) -> HandoffId {
+        HandoffId(id.into())
+    }
+
+    fn record(owner: &str, epoch: u64) -> Record {
+        Record { epoch, ..Record::new(owner) }
+    }
+
+    fn frozen(owner: &str, epoch: u64, stage: Stage) -> Record {
+        let phase = Phase::Frozen { handoff: h("h1"), target: MINI.into(), stage };
+        Record { phase, ..record(owner, epoch) }
+    }
+
+    fn decided(mut record: Record, handoff: &str, decision: Decision) -> Record {
+        record.decisions.insert(h(handoff), decision);
+        record
+    }
+
+    /// A message to this node from the peer.
+    fn from(peer: &str, message: Message) -> Input {
+        let to = if peer == LAPTOP { MINI } else { LAPTOP };
+        Input::Received(Envelope { from: peer.into(), to: to.into(), message })
+    }
+
+    fn start(handoff: &str, target: &str) -> Input {
+        Input::StartHandoff { handoff: h(handoff), target: target.into() }
+    }
+
+    fn passed() -> Input {
+        Input::BarrierPassed { handoff: h("h1") }
+    }
+
+    fn accept(epoch: u64) -> Message {
+        Message::Accept { handoff: h("h1"), epoch }
+    }
+
+    fn accepted(epoch: u64) -> Message {
+        Message::Accepted { handoff: h("h1"), epoch }
+    }
+
+    fn record_of(record: Record) -> Message {
+        Message::RecordOf { record }
+    }
+
+    fn summary(step: &Step) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Some(record) = &step.persist {
+            let phase = match &record.phase {
+                Phase::Owned => "owned".to_owned(),
+                Phase::Frozen { handoff, target, stage } => format!("frozen {handoff} to {target} {stage:?}"),
+            };
+            let decisions: Vec<String> =
+                record.decisions.iter().map(|(id, decision)| format!(" {id}={decision:?}")).collect();
+            lines.push(format!("persist {}@{} {phase}{}", record.owner, record.epoch, decisions.concat()));
+        }
+        for envelope in &step.send {
+            lines.push(format!("send {} {:?}", envelope.to, envelope.message).replace("HandoffId(\"h1\")", "h1"));
+        }
+        for notice in &step.notices {
+            lines.push(format!("notice {notice:?}").replace("HandoffId(\"h1\")", "h1"));
+        }
+        if let Some(handoff) = &step.check_barrier {
+            lines.push(format!("check barrier {handoff}"));
+        }
+        lines
+    }
+
+    struct Case {
+        name: &'static str,
+        me: &'static str,
+        record: Record,
+        inputs: Vec<Input>,
+        /// What the last input asks for.
+        last: &'static [&'static str],
+        /// Owner and epoch at the end, and whether this node may write.
+        then: (&'static str, u64, bool),
+    }
+
+    #[test]
+    fn transitions_of_one_node() {
+        let cases = [
+            Case {
+                name: "the source freezes and asks for the barrier",
+                me: LAPTOP,
+                record: record(LAPTOP, 0),
+                inputs: vec![start("h1", MINI)],
+                last: &[
+                    "persist laptop@0 frozen h1 to mini Barrier",
+                    "notice Frozen { handoff: h1 }",
+                    "check barrier h1",
+                ],
+                then: (LAPTOP, 0, false),
+            },
+            Case {
+                name: "the barrier passed: the stage is persisted, then Accept sent",
+                me: LAPTOP,
+                record: record(LAPTOP, 0),
+                inputs: vec![start("h1", MINI), passed()],
+                last: &["persist laptop@0 frozen h1 to mini Accepting", "send mini Accept { handoff: h1, epoch: 0 }"],
+                then: (LAPTOP, 0, false),
+            },
+            Case {
+                name: "happy path, target: accepts at epoch + 1 and resumes",
+                me: MINI,
+                record: record(LAPTOP, 0),
+                inputs: vec![from(LAPTOP, accept(0))],
+                last: &[
+                    "persist mini@1 owned h1=Accepted { epoch: 1 }",
+                    "send laptop Accepted { handoff: h1, epoch: 1 }",
+                    "notice Resume { handoff: h1, epoch: 1 }",
+                ],
+                then: (MINI, 1, true),
+            },
+            Case {
+                name: "happy path, source: released on Accepted",
+                me: LAPTOP,
+                record: record(LAPTOP, 0),
+                inputs: vec![start("h1", MINI), passed(), from(MINI, accepted(1))],
+                last: &["persist mini@1 owned", "notice Released { handoff: h1, owner: \"mini\", epoch: 1 }"],
+                then: (MINI, 1, false),
+            },
+            Case {
+                name: "a failed barrier unfreezes at once: Accept was never sent",
+                me: LAPTOP,
+                record: record(LAPTOP, 0),
+                inputs: vec![start("h1", MINI), Input::BarrierFailed { handoff: h("h1") }],
+                last: &["persist laptop@0 owned", "notice Unfrozen { handoff: h1, reason: BarrierFailed }"],
+                then: (LAPTOP, 0, true),
+            },
+            Case {
+                name: "the target refuses an epoch older than it knows, and says so again on a retry",
+                me: MINI,
+                record: record(MINI, 2),
+                inputs: vec![from(LAPTOP, accept(1)), from(LAPTOP, accept(1))],
+                last: &["send laptop Refused { handoff: h1, reason: StaleEpoch { known: 2 } }"],
+                then: (MINI, 2, true),
+            },
+            Case {
+                name: "the source unfreezes on a refusal",
+                me: LAPTOP,
+                record: frozen(LAPTOP, 1, Stage::Accepting),
+                inputs: vec![from(
+                    MINI,
+                    Message::Refused { handoff: h("h1"), reason: Reason::StaleEpoch { known: 2 } },
+                )],
+                last: &["persist laptop@1 owned", "notice Unfrozen { handoff: h1, reason: StaleEpoch { known: 2 } }"],
+                then: (LAPTOP, 1, true),
+            },
+            Case {
+                name: "a timeout after Accept went out sends Abort and stays frozen",
+                me: LAPTOP,
+                record: frozen(LAPTOP, 0, Stage::Accepting),
+                inputs: vec![Input::Timeout],
+                last: &["persist laptop@0 frozen h1 to mini Aborting", "send mini Abort { handoff: h1 }"],
+                then: (LAPTOP, 0, false),
+            },
+            Case {
+                name: "another timeout sends Abort again",
+                me: LAPTOP,
+                record: frozen(LAPTOP, 0, Stage::Aborting),
+                inputs: vec![Input::Timeout],
+                last: &["send mini Abort { handoff: h1 }"],
+                then: (LAPTOP, 0, false),
+            },
+            Case {
+                name: "the target persists its refusal before it acknowledges an abort",
+                me: MINI,
+                record: record(LAPTOP, 0),
+                inputs: vec![from(LAPTOP, Message::Abort { handoff: h("h1") })],
+                last: &[
+                    "persist laptop@0 owned h1=Refused { reason: Aborted }",
+                    "send laptop AbortAcked { handoff: h1 }",
+                ],
+                then: (LAPTOP, 0, false),
+            },
+            Case {
+                name: "an abort acknowledged unfreezes the source at its epoch",
+                me: LAPTOP,
+                record: frozen(LAPTOP, 0, Stage::Aborting),
+                inputs: vec![from(MINI, Message::AbortAcked { handoff: h("h1") })],
+                last: &["persist laptop@0 owned", "notice Unfrozen { handoff: h1, reason: Aborted }"],
+                then: (LAPTOP, 0, true),
+            },
+            Case {
+                name: "a late Accept after the abort is refused",
+                me: MINI,
+                record: record(LAPTOP, 0),
+                inputs: vec![from(LAPTOP, Message::Abort { handoff: h("h1") }), from(LAPTOP, accept(0))],
+                last: &["send laptop Refused { handoff: h1, reason: Aborted }"],
+                then: (LAPTOP, 0, false),
+            },
+            Case {
+                name: "an abort that came too late is answered with the acceptance",
+                me: MINI,
+                record: record(LAPTOP, 0),
+                inputs: vec![from(LAPTOP, accept(0)), from(LAPTOP, Message::Abort { handoff: h("h1") })],
+                last: &["send laptop Accepted { handoff: h1, epoch: 1 }"],
+                then: (MINI, 1, true),
+            },
+            Case {
+                name: "the same Accept again gets the same answer and changes nothing",
+                me: MINI,
+                record: record(LAPTOP, 0),
+                inputs: vec![from(LAPTOP, accept(0)), from(LAPTOP, accept(0))],
+                last: &["send laptop Accepted { handoff: h1, epoch: 1 }"],
+                then: (MINI, 1, true),
+            },
+            Case {
+                name: "abort lost: the target's record without a decision settles nothing",
+                me: LAPTOP,
+                record: frozen(LAPTOP, 0, Stage::Aborting),
+                inputs: vec![from(MINI, record_of(record(LAPTOP, 0)))],
+                last: &[],
+                then: (LAPTOP, 0, false),
+            },
+            Case {
+                name: "abort lost: the target's record with its refusal unfreezes the source",
+                me: LAPTOP,
+                record: frozen(LAPTOP, 0, Stage::Aborting),
+                inputs: vec![from(
+                    MINI,
+                    record_of(decided(record(LAPTOP, 0), "h1", Decision::Refused { reason: Reason::Aborted })),
+                )],
+                last: &["persist laptop@0 owned", "notice Unfrozen { handoff: h1, reason: Aborted }"],
+                then: (LAPTOP, 0, true),
+            },
+            Case {
+                name: "abort lost: the target's record at a higher epoch releases the source",
+                me: LAPTOP,
+                record: frozen(LAPTOP, 0, Stage::Aborting),
+                inputs: vec![from(MINI, record_of(record(MINI, 1)))],
+                last: &["persist mini@1 owned", "notice Released { handoff: h1, owner: \"mini\", epoch: 1 }"],
+                then: (MINI, 1, false),
+            },
+            Case {
+                name: "a retry of the same handoff while Accepting sends Accept again",
+                me: LAPTOP,
+                record: frozen(LAPTOP, 0, Stage::Accepting),
+                inputs: vec![start("h1", MINI)],
+                last: &["send mini Accept { handoff: h1, epoch: 0 }"],
+                then: (LAPTOP, 0, false),
+            },
+            Case {
+                name: "a retry after the handoff succeeded reports it done",
+                me: LAPTOP,
+                record: record(MINI, 1),
+                inputs: vec![start("h1", MINI)],
+                last: &["notice Released { handoff: h1, owner: \"mini\", epoch: 1 }"],
+                then: (MINI, 1, false),
+            },
+            Case {
+                name: "another handoff while one is under way is rejected",
+                me: LAPTOP,
+                record: frozen(LAPTOP, 0, Stage::Accepting),
+                inputs: vec![start("h2", MINI)],
+                last: &["notice Rejected { reason: Busy { handoff: h1 } }"],
+                then: (LAPTOP, 0, false),
+            },
+            Case {
+                name: "a handoff on the other node, to the owner, is done already",
+                me: MINI,
+                record: record(LAPTOP, 3),
+                inputs: vec![start("h1", LAPTOP)],
+                last: &["notice Released { handoff: h1, owner: \"laptop\", epoch: 3 }"],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "a handoff to the node itself is rejected",
+                me: LAPTOP,
+                record: record(LAPTOP, 3),
+                inputs: vec![start("h1", LAPTOP)],
+                last: &["notice Rejected { reason: SameNode }"],
+                then: (LAPTOP, 3, true),
+            },
+            Case {
+                name: "a source restarted before the barrier passed unfreezes",
+                me: LAPTOP,
+                record: frozen(LAPTOP, 0, Stage::Barrier),
+                inputs: vec![Input::Restart],
+                last: &["persist laptop@0 owned", "notice Unfrozen { handoff: h1, reason: Restarted }"],
+                then: (LAPTOP, 0, true),
+            },
+            Case {
+                name: "a source restarted after Accept went out aborts and stays frozen",
+                me: LAPTOP,
+                record: frozen(LAPTOP, 0, Stage::Accepting),
+                inputs: vec![Input::Restart],
+                last: &["persist laptop@0 frozen h1 to mini Aborting", "send mini Abort { handoff: h1 }"],
+                then: (LAPTOP, 0, false),
+            },
+            Case {
+                name: "a target restarted after accepting, before replying, answers the retry the same",
+                me: MINI,
+                record: decided(record(MINI, 1), "h1", Decision::Accepted { epoch: 1 }),
+                inputs: vec![Input::Restart, from(LAPTOP, accept(0))],
+                last: &["send laptop Accepted { handoff: h1, epoch: 1 }"],
+                then: (MINI, 1, true),
+            },
+            Case {
+                name: "a late barrier result after a timeout changes nothing",
+                me: LAPTOP,
+                record: record(LAPTOP, 0),
+                inputs: vec![start("h1", MINI), Input::Timeout, passed()],
+                last: &[],
+                then: (LAPTOP, 0, true),
+            },
+            Case {
+                name: "force takes ownership at the known epoch + 1",
+                me: MINI,
+                record: record(LAPTOP, 3),
+                inputs: vec![Input::Force],
+                last: &["persist mini@4 owned", "notice TookOver { epoch: 4 }"],
+                then: (MINI, 4, true),
+            },
+            Case {
+                name: "force on the owner is rejected",
+                me: LAPTOP,
+                record: record(LAPTOP, 3),
+                inputs: vec![Input::Force],
+                last: &["notice Rejected { reason: NotOwner { owner: \"laptop\", epoch: 3 } }"],
+                then: (LAPTOP, 3, true),
+            },
+            Case {
+                name: "the old owner, seeing the forced epoch, demotes itself",
+                me: LAPTOP,
+                record: record(LAPTOP, 3),
+                inputs: vec![from(MINI, record_of(record(MINI, 4)))],
+                last: &["persist mini@4 owned", "notice Demoted { owner: \"mini\", epoch: 4 }"],
+                then: (MINI, 4, false),
+            },
+            Case {
+                name: "a handoff offered by the old owner after a force is refused",
+                me: MINI,
+                record: record(MINI, 4),
+                inputs: vec![from(LAPTOP, accept(3))],
+                last: &[
+                    "persist mini@4 owned h1=Refused { reason: StaleEpoch { known: 4 } }",
+                    "send laptop Refused { handoff: h1, reason: StaleEpoch { known: 4 } }",
+                ],
+                then: (MINI, 4, true),
+            },
+            Case {
+                name: "an older record changes nothing",
+                me: MINI,
+                record: record(MINI, 4),
+                inputs: vec![from(LAPTOP, record_of(record(LAPTOP, 3)))],
+                last: &[],
+                then: (MINI, 4, true),
+            },
+        ];
+        for case in cases {
+            let mut node = Node::new(case.me, case.record);
+            let mut last = Step::default();
+            for input in case.inputs {
+                last = node.step(input);
+            }
+            assert_eq!(summary(&last), case.last, "{}", case.name);
+            let (owner, epoch, can_write) = case.then;
+            assert_eq!(
+                (node.record().owner.as_str(), node.record().epoch, node.can_write()),
+                (owner, epoch, can_write),
+                "{}",
+                case.name
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_is_camel_case_json_and_reads_back() {
+        let record = decided(frozen(LAPTOP, 2, Stage::Aborting), "h0", Decision::Accepted { epoch: 1 });
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "owner": "laptop",
+                "epoch": 2,
+                "phase": {"state": "frozen", "handoff": "h1", "target": "mini", "stage": "aborting"},
+                "decisions": {"h0": {"decision": "accepted", "epoch": 1}},
+            })
+        );
+        assert_eq!(serde_json::from_value::<Record>(json).unwrap(), record);
+        let message = Message::Refused { handoff: h("h1"), reason: Reason::StaleEpoch { known: 4 } };
+        let json = serde_json::to_string(&message).unwrap();
+        assert_eq!(json, r#"{"type":"refused","handoff":"h1","reason":{"reason":"staleEpoch","known":4}}"#);
+        assert_eq!(serde_json::from_str::<Message>(&json).unwrap(), message);
     }
 }
