@@ -415,9 +415,13 @@ impl Node {
         let decision = match refusal {
             Some(reason) => Decision::Refused { reason },
             None => {
+                // This node may still be frozen at an older epoch it owned, for a
+                // handoff the peer overtook: that one is over.
+                if let Phase::Frozen { handoff: own, .. } = std::mem::replace(&mut self.record.phase, Phase::Owned) {
+                    step.notices.push(Notice::Unfrozen { handoff: own, reason: Reason::StaleEpoch { known: epoch } });
+                }
                 self.record.owner = self.me.clone();
                 self.record.epoch = epoch + 1;
-                self.record.phase = Phase::Owned;
                 step.notices.push(Notice::Resume { handoff: handoff.clone(), epoch: epoch + 1 });
                 Decision::Accepted { epoch: epoch + 1 }
             }
@@ -686,6 +690,19 @@ mod tests {
                 inputs: vec![from(LAPTOP, accept(0)), from(LAPTOP, Message::Abort { handoff: h("h1") })],
                 last: &["send laptop Accepted { handoff: h1, epoch: 1 }"],
                 then: (MINI, 1, true),
+            },
+            Case {
+                name: "a node still frozen at an older epoch it owned ends that handoff when it accepts",
+                me: LAPTOP,
+                record: frozen(LAPTOP, 0, Stage::Aborting),
+                inputs: vec![from(MINI, Message::Accept { handoff: h("h2"), epoch: 1 })],
+                last: &[
+                    "persist laptop@2 owned h2=Accepted { epoch: 2 }",
+                    "send mini Accepted { handoff: HandoffId(\"h2\"), epoch: 2 }",
+                    "notice Unfrozen { handoff: h1, reason: StaleEpoch { known: 1 } }",
+                    "notice Resume { handoff: HandoffId(\"h2\"), epoch: 2 }",
+                ],
+                then: (LAPTOP, 2, true),
             },
             Case {
                 name: "the same Accept again gets the same answer and changes nothing",
