@@ -1,3 +1,16 @@
-//! Handoff (design section 7).
+//! Handing a conversation from one node to the other (design section 7).
+//!
+//! `protocol.rs` is the pure half: one conversation's ownership as one node sees
+//! it, a state machine that takes inputs (a local command, a barrier result, a
+//! message from the peer, a timeout, a restart) and returns what to persist, what
+//! to send and what to tell the agent. No I/O, no clock, no async: the daemon's
+//! handoff task (state files, the mesh API, Syncthing's completion and the folder
+//! hash) drives it. `sim.rs` is its deterministic simulation under message loss,
+//! duplication, reordering and crashes of either node. `folder.rs` finds the
+//! conversation folders and hashes their content for the barrier.
 
 pub mod folder;
+pub mod protocol;
+
+#[cfg(test)]
+mod sim;
