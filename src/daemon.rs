@@ -2,10 +2,12 @@
 //! the API, and runs them until SIGTERM or SIGINT.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::serve::ListenerExt as _;
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
 use crate::api::{self, ApiState};
@@ -24,7 +26,9 @@ const MESH_PEERS: &str = "MESH_PEERS";
 /// default `apiPort` of a Node.
 const DEFAULT_API_PORT: u16 = 8000;
 
-pub async fn serve(config: DaemonConfig, env: NodeEnv) -> anyhow::Result<()> {
+/// Runs the daemon with `env`, read from `env_file` (or `./.env`), which SIGHUP
+/// reads again.
+pub async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<PathBuf>) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("cannot create the state folder {}", config.state_dir.display()))?;
     let (supervisor_events, mut supervisor_rx) = mpsc::unbounded_channel();
@@ -34,7 +38,7 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv) -> anyhow::Result<()> {
     let (controller, shared, inbox) =
         Controller::new(config.node_id.clone(), Arc::new(env), supervisor, config.state_dir.clone());
 
-    if let Some(peers) = shared.env.get(MESH_PEERS) {
+    if let Some(peers) = shared.env().get(MESH_PEERS) {
         match prober::bootstrap_peers(&peers.value, DEFAULT_API_PORT) {
             Ok(peers) => shared.peers.set_members(peers),
             Err(error) => tracing::warn!("{error}; no peers until a set of manifests loads"),
@@ -52,7 +56,8 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv) -> anyhow::Result<()> {
 
     let (updates, mut updates_rx) = mpsc::channel::<SourceUpdate>(16);
     let (nudge, nudges) = mpsc::channel::<()>(1);
-    let _folder_watch = match &config.git {
+    let fetch_now = nudge.clone();
+    let folder_watch = match &config.git {
         Some(git) => {
             tracing::info!(remote = git.remote, branch = git.branch, path = git.path, "reading manifests from Git");
             tokio::spawn(source::git::run(git.clone(), config.state_dir.join("git"), updates, nudges));
@@ -66,6 +71,7 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv) -> anyhow::Result<()> {
             Some(watch)
         }
     };
+    let inbox_for_reload = inbox.clone();
     let forward = inbox.clone();
     tokio::spawn(async move {
         while let Some(update) = updates_rx.recv().await {
@@ -133,6 +139,27 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv) -> anyhow::Result<()> {
         wait_for_signal().await;
         let _ = stop.send(true);
     });
+    let reload_inbox = inbox_for_reload;
+    tokio::spawn(async move {
+        let mut hangups = signal(SignalKind::hangup()).expect("SIGHUP can be handled");
+        while hangups.recv().await.is_some() {
+            match NodeEnv::load(env_file.as_deref()) {
+                Ok(env) => {
+                    tracing::info!("SIGHUP: reading the settings and the manifests again");
+                    if reload_inbox.send(Input::Reload(env)).await.is_err() {
+                        return;
+                    }
+                    match &folder_watch {
+                        Some(folder) => folder.rescan(),
+                        None => {
+                            let _ = fetch_now.try_send(());
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "SIGHUP: cannot read the settings; keeping the ones in force"),
+            }
+        }
+    });
 
     let mut controller_stopped = stopped;
     controller
@@ -147,7 +174,6 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv) -> anyhow::Result<()> {
 
 /// SIGTERM (service managers) or SIGINT (Ctrl-C).
 async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM can be handled");
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),

@@ -164,12 +164,13 @@ async fn health(State(state): State<ApiState>) -> Json<Health> {
 
 /// This node's status in the shape of `status -o json`.
 pub fn node_status(shared: &Shared) -> NodeStatus {
+    let env = shared.env();
     let inner = shared.lock();
     let applied = inner.applied.as_ref();
     let role = applied
         .and_then(|a| a.set.nodes.get(&shared.node))
         .map(|n| n.spec.role.as_str())
-        .or_else(|| shared.env.get(crate::identity::ROLE).map(|s| s.value.as_str()))
+        .or_else(|| env.get(crate::identity::ROLE).map(|s| s.value.as_str()))
         .unwrap_or("satellite");
     NodeStatus {
         name: shared.node.clone(),
@@ -258,13 +259,13 @@ async fn apply(
             problems: Vec::new(),
             origin: "apply".into(),
         };
-        let set = validate_for_node(&snapshot, &shared.env).map_err(invalid)?;
+        let set = validate_for_node(&snapshot, &shared.env()).map_err(invalid)?;
         let current = shared.lock().applied.clone();
         let plan = plan::plan(
             current.as_ref().map(|a| (a.set.as_ref(), a.revision.as_str())),
             (&set, &snapshot.revision),
             &shared.node,
-            &shared.env,
+            &shared.env(),
             |name| shared.supervisor.status(name),
         );
         return Ok(Json(ApplyResponse { applied: false, plan }));
@@ -449,7 +450,7 @@ async fn syncthing_device(State(state): State<ApiState>) -> Result<Json<Syncthin
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "no manifests are in force yet"));
     };
     let node = state.shared.node.clone();
-    let (client, device_address) = sync_folder::this_node_client(&set, &node, &state.shared.env)
+    let (client, device_address) = sync_folder::this_node_client(&set, &node, &state.shared.env())
         .map_err(|error| ApiError::new(StatusCode::NOT_FOUND, "no_syncthing", error.message))?;
     let status = client
         .system_status()

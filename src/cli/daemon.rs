@@ -40,7 +40,7 @@ pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     }
     init_logging(args.log_json);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(crate::daemon::serve(config, env))?;
+    runtime.block_on(crate::daemon::serve(config, env, env_file.map(Path::to_path_buf)))?;
     Ok(Outcome::Success)
 }
 

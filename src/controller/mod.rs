@@ -8,7 +8,7 @@ pub mod state;
 pub mod status;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -55,6 +55,8 @@ pub enum Input {
     /// Stop handing keys to reconcilers; sources and triggers still fill the queue.
     Pause,
     Resume,
+    /// SIGHUP: the node's settings were read again.
+    Reload(NodeEnv),
     Supervisor(SupervisorEvent),
     Reconciled {
         key: ObjectKey,
@@ -76,7 +78,8 @@ pub struct Applied {
 /// The controller's state that the API reads without going through the loop.
 pub struct Shared {
     pub node: String,
-    pub env: Arc<NodeEnv>,
+    /// The node's settings; SIGHUP puts newly read ones in place.
+    env: RwLock<Arc<NodeEnv>>,
     pub supervisor: Supervisor,
     pub started: Instant,
     /// The other Nodes of the set in force (`MESH_PEERS` before one loads),
@@ -132,6 +135,11 @@ impl Shared {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The node's settings as last read.
+    pub fn env(&self) -> Arc<NodeEnv> {
+        self.env.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
     /// The set in force, if any.
     pub fn applied_set(&self) -> Option<Arc<ManifestSet>> {
         self.lock().applied.as_ref().map(|applied| applied.set.clone())
@@ -172,7 +180,7 @@ impl Controller {
         let syncthing = Arc::new(SyncState::load(&state_dir, notices));
         let shared = Arc::new(Shared {
             node,
-            env,
+            env: RwLock::new(env),
             supervisor,
             started: Instant::now(),
             peers: Peers::default(),
@@ -266,6 +274,7 @@ impl Controller {
                 self.shared.lock().status.event(false, "ReconcileRequested", "", "reconciling every object now");
                 self.schedule_all();
             }
+            Input::Reload(env) => self.reload(env),
             Input::Pause => self.set_paused(true),
             Input::Resume => self.set_paused(false),
             Input::Supervisor(SupervisorEvent::Changed { service, message }) => {
@@ -299,6 +308,36 @@ impl Controller {
         for key in keys {
             self.queue.schedule(key, now);
         }
+    }
+
+    /// Puts newly read settings in place and reconciles every object with them:
+    /// only what they change is touched (a Service whose rendered env is the
+    /// same keeps running). The node's name, listen address and state folder
+    /// are fixed for the process's life.
+    fn reload(&mut self, env: NodeEnv) {
+        let before = self.shared.env();
+        let fixed: Vec<&str> = [NODE_ID, "MESH_LISTEN", "MESH_STATE_DIR", "MESH_MANIFESTS", "MESH_GIT_REMOTE"]
+            .into_iter()
+            .filter(|name| before.get(name).map(|s| &s.value) != env.get(name).map(|s| &s.value))
+            .collect();
+        *self.shared.env.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(env);
+        let mut shared = self.shared.lock();
+        if !fixed.is_empty() {
+            shared.status.event(
+                true,
+                "RestartNeeded",
+                "",
+                format!("{} changed in the settings; they take effect when the daemon restarts", fixed.join(", ")),
+            );
+        }
+        shared.status.event(false, "Reloaded", "", "settings read again; reconciling every object");
+        if let Some(set) = shared.applied.as_ref().map(|applied| applied.set.clone()) {
+            self.put_api_key_in_force(&set, &mut shared);
+        } else if let Ok(key) = api_key::resolve(&self.shared.env(), None) {
+            self.shared.api_key.replace(key);
+        }
+        drop(shared);
+        self.schedule_all();
     }
 
     fn set_paused(&mut self, paused: bool) {
@@ -372,7 +411,7 @@ impl Controller {
     /// errors that kept it out.
     fn apply_snapshot(&mut self, snapshot: Snapshot) -> Result<Plan, Vec<Diagnostic>> {
         let node = self.shared.node.clone();
-        let set = match validate_for_node(&snapshot, &self.shared.env) {
+        let set = match validate_for_node(&snapshot, &self.shared.env()) {
             Ok(set) => set,
             Err(errors) => {
                 let mut shared = self.shared.lock();
@@ -404,7 +443,7 @@ impl Controller {
         let mut shared = self.shared.lock();
         let current = shared.applied.as_ref().map(|a| (a.set.as_ref(), a.revision.as_str()));
         let plan =
-            plan::plan(current, (&set, &snapshot.revision), &node, &self.shared.env, |name| supervisor.status(name));
+            plan::plan(current, (&set, &snapshot.revision), &node, &self.shared.env(), |name| supervisor.status(name));
         let mut keys = reconcile::keys(&set, &node);
         if let Some(old) = &shared.applied {
             keys.extend(reconcile::keys(&old.set, &node));
@@ -446,7 +485,7 @@ impl Controller {
     /// identity auth lets callers in.
     fn put_api_key_in_force(&self, set: &ManifestSet, shared: &mut SharedInner) {
         let mesh = set.mesh.as_ref().map(|mesh| &mesh.spec);
-        match api_key::resolve(&self.shared.env, mesh) {
+        match api_key::resolve(&self.shared.env(), mesh) {
             Ok(key) => {
                 let had_key = self.shared.api_key.get().is_some();
                 let present = key.is_some();
@@ -512,7 +551,7 @@ impl Controller {
                 set: applied.set.clone(),
                 revision: applied.revision.clone(),
                 node: self.shared.node.clone(),
-                env: self.shared.env.clone(),
+                env: self.shared.env(),
                 supervisor: self.shared.supervisor.clone(),
                 peers: self.shared.peers.clone(),
                 api_key: self.shared.api_key.clone(),

@@ -19,15 +19,26 @@ const DEBOUNCE: Duration = Duration::from_millis(100);
 /// Watches the folder while it is alive.
 pub struct FolderSource {
     _watcher: RecommendedWatcher,
+    /// Asks the reading task for a fresh read, as a change does.
+    changed: mpsc::Sender<()>,
+}
+
+impl FolderSource {
+    /// Reads the folder again now (SIGHUP); a snapshot follows only when the
+    /// content differs from the last one sent.
+    pub fn rescan(&self) {
+        let _ = self.changed.try_send(());
+    }
 }
 
 /// Starts watching `dir`, sending a snapshot now and after each change.
 pub fn watch(dir: PathBuf, updates: mpsc::Sender<SourceUpdate>) -> notify::Result<FolderSource> {
     let (changed, mut changes) = mpsc::channel::<()>(1);
+    let on_change = changed.clone();
     let mut watcher = notify::recommended_watcher(move |result: notify::Result<Event>| {
         if result.is_ok_and(|event| is_change(&event)) {
             // A full channel already holds a pending re-read.
-            let _ = changed.try_send(());
+            let _ = on_change.try_send(());
         }
     })?;
     watcher.watch(&dir, RecursiveMode::Recursive)?;
@@ -65,7 +76,7 @@ pub fn watch(dir: PathBuf, updates: mpsc::Sender<SourceUpdate>) -> notify::Resul
             }
         }
     });
-    Ok(FolderSource { _watcher: watcher })
+    Ok(FolderSource { _watcher: watcher, changed })
 }
 
 /// Reads the folder once.

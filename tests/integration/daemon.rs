@@ -444,3 +444,29 @@ fn the_mesh_key_is_read_where_the_mesh_points_and_the_cli_finds_it_too() {
     assert_eq!(run.code, 0, "the CLI reads the key where the Mesh points: {run:?}");
     assert!(!daemon.log().contains("file-key-7c1d"), "the key is never logged");
 }
+
+#[test]
+fn sighup_reads_the_settings_again_and_leaves_unchanged_services_running() {
+    let port = free_port();
+    let daemon = Daemon::builder().file("manifests/web.yaml", &web("web", port)).start();
+    let pid = daemon.wait_until_ready("web");
+    let env = std::fs::read_to_string(daemon.path().join(".env")).unwrap();
+    daemon.write(".env", &env.replace(Daemon::KEY, "rotated-key-5b2e"));
+    let status_with = |key: &str| {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", daemon.port())).unwrap();
+        let request = format!("GET /api/v1/status HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\r\n");
+        std::io::Write::write_all(&mut stream, request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+        answer.split_whitespace().nth(1).unwrap().to_owned()
+    };
+    assert_eq!(status_with("rotated-key-5b2e"), "401", "nothing changes before the signal");
+
+    kill(daemon.pid(), libc::SIGHUP);
+    eventually("the rotated key is in force", || (status_with("rotated-key-5b2e") == "200").then_some(()));
+    assert_eq!(status_with(Daemon::KEY), "401", "the old key is out");
+    eventually("the reload is told", || daemon.log().contains("settings read again").then_some(()));
+    let after = daemon.wait_until_ready("web");
+    assert_eq!(after, pid, "the unchanged Service kept running");
+    assert!(!is_dead(pid));
+}
