@@ -447,10 +447,8 @@ fn failure(url: &str, error: &reqwest::Error, timeout: Duration) -> Failure {
 /// The host of `spec`'s endpoint on `node`: `endpoint.host`, else the node's
 /// address; None when the set has no such Node.
 pub fn endpoint_host<'a>(set: &'a ManifestSet, spec: &'a CapabilitySpec, node: &str) -> Option<&'a str> {
-    match &spec.endpoint.host {
-        Some(host) => Some(host.as_str()),
-        None => set.nodes.get(node).map(|node| node.spec.address.value.as_str()),
-    }
+    let address = set.nodes.get(node).map(|node| node.spec.address.value.as_str());
+    crate::reconcile::capability::endpoint_host(spec, address)
 }
 
 /// `host:port`, with an IPv6 host in brackets.
