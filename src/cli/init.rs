@@ -216,7 +216,11 @@ fn settings(
         (None, Some(_)) => old(LISTEN),
         (None, None) => tailnet().map(|ip| SocketAddr::from((ip, crate::config::DEFAULT_PORT)).to_string()),
     };
-    let manifests = old(MANIFESTS).unwrap_or_else(|| DEFAULT_MANIFESTS.to_owned());
+    // An existing file without it means the same default: leave it so.
+    let manifests = match existing {
+        Some(_) => old(MANIFESTS),
+        None => Some(DEFAULT_MANIFESTS.to_owned()),
+    };
     let syncthing = wanted.syncthing_key.clone().or_else(|| old(SYNCTHING_API_KEY));
     Ok(Settings {
         values: vec![
@@ -224,7 +228,7 @@ fn settings(
             (ROLE, Some(role)),
             (API_KEY, Some(api_key)),
             (LISTEN, listen),
-            (MANIFESTS, Some(manifests)),
+            (MANIFESTS, manifests),
             (SYNCTHING_API_KEY, syncthing),
         ],
     })

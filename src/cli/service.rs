@@ -330,7 +330,7 @@ fn carry_out(steps: &[Step], dry_run: bool) -> anyhow::Result<()> {
                 Step::Write { path, content } => println!("write {}:\n{content}", path.display()),
                 Step::Remove(path) => println!("remove {}", path.display()),
                 Step::Run { argv, may_fail } => {
-                    let note = if *may_fail { "  (its failure is ignored: nothing was loaded)" } else { "" };
+                    let note = if *may_fail { "  (a failure means it was not loaded and is ignored)" } else { "" };
                     println!("run: {}{note}", shell_words(argv));
                 }
             }
