@@ -84,7 +84,8 @@ pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     };
     let tailnet_ip = std::cell::OnceCell::new();
     let tailnet = || {
-        *tailnet_ip.get_or_init(|| super::runtime().ok().and_then(|rt| rt.block_on(crate::tailscale::local_tailnet_ipv4())))
+        *tailnet_ip
+            .get_or_init(|| super::runtime().ok().and_then(|rt| rt.block_on(crate::tailscale::local_tailnet_ipv4())))
     };
     let wanted = Wanted {
         node: args.node.clone(),
@@ -105,7 +106,9 @@ pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
                     for difference in &differences {
                         eprintln!("  {difference}");
                     }
-                    eprintln!("Run again with --force to write the new settings (an existing key is kept unless --api-key is given).");
+                    eprintln!(
+                        "Run again with --force to write the new settings (an existing key is kept unless --api-key is given)."
+                    );
                     return Ok(Outcome::Failure);
                 }
                 write_env(&env_path, &settings, old)?;

@@ -69,10 +69,16 @@ pub struct ServicePaths {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
     CreateDir(PathBuf),
-    Write { path: PathBuf, content: String },
+    Write {
+        path: PathBuf,
+        content: String,
+    },
     Remove(PathBuf),
     /// A command; `may_fail` when failing means there was nothing to undo.
-    Run { argv: Vec<String>, may_fail: bool },
+    Run {
+        argv: Vec<String>,
+        may_fail: bool,
+    },
 }
 
 pub fn install(args: InstallArgs, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
@@ -443,7 +449,9 @@ mod tests {
         assert!(unit.contains("WorkingDirectory=/home/al%%ice/my node\n"), "{unit}");
         assert!(unit.contains("EnvironmentFile=/home/al%%ice/my node/.env\n"), "{unit}");
         assert!(
-            unit.contains("ExecStart=\"/opt/agent mesh/bin/meshctl\" daemon --env-file \"/home/al%%ice/my node/.env\"\n"),
+            unit.contains(
+                "ExecStart=\"/opt/agent mesh/bin/meshctl\" daemon --env-file \"/home/al%%ice/my node/.env\"\n"
+            ),
             "{unit}"
         );
     }

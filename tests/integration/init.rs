@@ -119,7 +119,8 @@ fn init_reads_the_syncthing_key_from_a_config_syncthing_generated() {
     let expected = &gui[start..start + gui[start..].find('<').expect("its end")];
 
     let workspace = Workspace::new();
-    let run = workspace.run(&["init", "--node", "agent-work-laptop", "--syncthing-from-config", &config.to_string_lossy()]);
+    let run =
+        workspace.run(&["init", "--node", "agent-work-laptop", "--syncthing-from-config", &config.to_string_lossy()]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(env_var(&workspace.path().join(".env"), "SYNCTHING_API_KEY").as_deref(), Some(expected));
     let node = std::fs::read_to_string(workspace.path().join("manifests/nodes/agent-work-laptop.yaml")).expect("Node");
@@ -280,7 +281,8 @@ fn the_launch_agent_parses_as_a_property_list_with_the_expected_keys() {
     let file = workspace.path().join("agent.plist");
     std::fs::write(&file, plist).expect("plist");
 
-    let script = "import json, plistlib, sys\nprint(json.dumps(plistlib.load(open(sys.argv[1], 'rb')), sort_keys=True))";
+    let script =
+        "import json, plistlib, sys\nprint(json.dumps(plistlib.load(open(sys.argv[1], 'rb')), sort_keys=True))";
     let output = Command::new("python3").args(["-c", script]).arg(&file).output().expect("python3 runs");
     assert!(output.status.success(), "plistlib: {}", String::from_utf8_lossy(&output.stderr));
     let parsed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
