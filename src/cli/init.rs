@@ -135,6 +135,9 @@ pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
         changed.push(format!("wrote a starter set in {} (this Node and a Mesh)", manifests.display()));
     }
 
+    for warning in warnings(&env_path, &settings) {
+        eprintln!("warning: {warning}");
+    }
     if changed.is_empty() {
         println!("already set up: nothing changed");
     } else {
@@ -375,6 +378,22 @@ fn starter_manifests(settings: &Settings, tailscale: bool) -> Vec<(String, Strin
     vec![(format!("nodes/{node}.yaml"), node_yaml), ("mesh.yaml".to_owned(), mesh_yaml)]
 }
 
+/// What a kept `.env` may have wrong that `init` does not change by itself.
+fn warnings(env_path: &Path, settings: &Settings) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut out = Vec::new();
+    if let Ok(metadata) = std::fs::metadata(env_path) {
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            out.push(format!("{} is readable by others (mode {mode:o}): chmod 600 it", env_path.display()));
+        }
+    }
+    if settings.get(API_KEY).is_some_and(|key| key.len() < 32) {
+        out.push("MESH_API_KEY is shorter than 32 characters: give a longer one with --api-key and --force".into());
+    }
+    out
+}
+
 /// An existing manifests folder is left alone; say when it lacks this node.
 fn check_manifests(env_path: &Path) {
     let Ok(env) = NodeEnv::load(Some(env_path)) else { return };
@@ -478,8 +497,10 @@ fn syncthing_api_key(path: Option<&Path>) -> anyhow::Result<String> {
 
 fn syncthing_config_candidates() -> Vec<PathBuf> {
     let Some(home) = std::env::var_os("HOME").map(PathBuf::from) else { return Vec::new() };
-    let state = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from).unwrap_or_else(|| home.join(".local/state"));
-    let config = std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from).unwrap_or_else(|| home.join(".config"));
+    // An XDG variable that is empty or relative is ignored, as the spec says.
+    let xdg = |name: &str| std::env::var_os(name).map(PathBuf::from).filter(|p| p.is_absolute());
+    let state = xdg("XDG_STATE_HOME").unwrap_or_else(|| home.join(".local/state"));
+    let config = xdg("XDG_CONFIG_HOME").unwrap_or_else(|| home.join(".config"));
     vec![
         state.join("syncthing/config.xml"),
         config.join("syncthing/config.xml"),
