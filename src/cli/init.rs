@@ -53,8 +53,8 @@ pub struct Args {
     /// Overwrite settings of an existing .env that differ.
     #[arg(long)]
     force: bool,
-    /// The folder to set up: .env and manifests/ go there (--env-file names
-    /// the env file itself; the manifests go next to it).
+    /// The folder to set up: .env and manifests/ go there (with --env-file,
+    /// next to that file).
     #[arg(long, value_name = "DIR", default_value = ".")]
     dir: PathBuf,
 }
