@@ -7,8 +7,10 @@ mod daemon;
 mod describe;
 mod env;
 mod events;
+mod init;
 mod route;
 mod schema;
+mod service;
 mod status;
 mod table;
 mod validate;
@@ -60,6 +62,12 @@ enum Command {
     Env(env::EnvArgs),
     /// Run a command with the client env, e.g. `meshctl exec -- python agent.py`.
     Exec(env::ExecArgs),
+    /// Set this node up: write .env (a new API key) and, when missing, starter manifests.
+    Init(init::Args),
+    /// Run this node's controller at login (systemd user unit or LaunchAgent).
+    InstallService(service::InstallArgs),
+    /// Stop the controller's service and remove it.
+    UninstallService(service::UninstallArgs),
 }
 
 /// How a command prints its result.
@@ -97,6 +105,9 @@ pub fn run() -> ExitCode {
         Command::Route(args) => route::run(args, env_file),
         Command::Env(args) => env::env(args, env_file),
         Command::Exec(args) => env::exec(args, env_file),
+        Command::Init(args) => init::run(args, env_file),
+        Command::InstallService(args) => service::install(args, env_file),
+        Command::UninstallService(args) => service::uninstall(args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@ mod errors;
 mod examples;
 mod fuzz;
 mod git_source;
+mod init;
 mod ollama;
 mod router;
 mod schema;

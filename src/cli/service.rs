@@ -1,0 +1,501 @@
+//! `meshctl install-service` and `uninstall-service`: run this node's controller
+//! at login, as a systemd user unit on Linux or a LaunchAgent on macOS. The
+//! files are rendered by pure functions; the steps (folders, the file, the
+//! service manager's commands) are listed, then printed (`--dry-run`) or done.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, anyhow, bail};
+
+use super::Outcome;
+
+/// The systemd unit's name and the LaunchAgent's label.
+pub const UNIT_NAME: &str = "agentmesh.service";
+pub const LAUNCHD_LABEL: &str = "dev.agentmesh.meshctl";
+
+#[derive(Debug, clap::Args)]
+pub struct InstallArgs {
+    /// Print the file and the commands; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// The service manager to write for (default: this machine's).
+    #[arg(long, value_enum)]
+    platform: Option<Platform>,
+    /// The meshctl the service runs (default: this one). For tests.
+    #[arg(long, hide = true, value_name = "PATH")]
+    binary: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UninstallArgs {
+    /// Print the commands; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// The service manager to remove from (default: this machine's).
+    #[arg(long, value_enum)]
+    platform: Option<Platform>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Platform {
+    /// launchd, a LaunchAgent in ~/Library/LaunchAgents.
+    Macos,
+    /// systemd, a user unit in ~/.config/systemd/user.
+    Linux,
+}
+
+impl Platform {
+    fn current() -> Platform {
+        if cfg!(target_os = "macos") { Platform::Macos } else { Platform::Linux }
+    }
+}
+
+/// The absolute paths a service definition names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServicePaths {
+    /// The meshctl to run.
+    pub binary: PathBuf,
+    /// The node's `.env`.
+    pub env_file: PathBuf,
+    /// The folder the daemon runs in: the `.env`'s.
+    pub working_dir: PathBuf,
+    /// The user's home folder.
+    pub home: PathBuf,
+}
+
+/// One thing install or uninstall does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    CreateDir(PathBuf),
+    Write {
+        path: PathBuf,
+        content: String,
+    },
+    Remove(PathBuf),
+    /// A command; `may_fail` when failing means there was nothing to undo.
+    Run {
+        argv: Vec<String>,
+        may_fail: bool,
+    },
+}
+
+pub fn install(args: InstallArgs, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+    let platform = args.platform.unwrap_or_else(Platform::current);
+    let binary = match args.binary {
+        Some(binary) => std::path::absolute(binary)?,
+        None => std::env::current_exe().context("cannot tell where this meshctl is")?,
+    };
+    let env_file = std::path::absolute(env_file.unwrap_or(Path::new(".env")))?;
+    if !env_file.is_file() {
+        bail!("no env file at {}: run `meshctl init` first (or give --env-file)", env_file.display());
+    }
+    let working_dir = env_file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    let paths = ServicePaths { binary, env_file, working_dir, home: home()? };
+    let location = service_file(platform, &paths.home);
+    let previous = std::fs::read_to_string(&location).ok();
+    let steps = install_steps(platform, &paths, previous.as_deref(), uid())?;
+    if !args.dry_run && is_build_output(&paths.binary) {
+        eprintln!(
+            "warning: the service will run {}, a build output; `cargo install --path .` gives it a lasting path",
+            paths.binary.display()
+        );
+    }
+    carry_out(&steps, args.dry_run)?;
+    if !args.dry_run {
+        println!("installed: the controller runs at login ({})", manager_hint(platform));
+    }
+    Ok(Outcome::Success)
+}
+
+pub fn uninstall(args: UninstallArgs) -> anyhow::Result<Outcome> {
+    let platform = args.platform.unwrap_or_else(Platform::current);
+    let location = service_file(platform, &home()?);
+    if !location.exists() {
+        println!("not installed: {} does not exist; nothing to do", location.display());
+        return Ok(Outcome::Success);
+    }
+    let steps = uninstall_steps(platform, &location, uid());
+    carry_out(&steps, args.dry_run)?;
+    if !args.dry_run {
+        println!("uninstalled: the controller no longer runs at login");
+    }
+    Ok(Outcome::Success)
+}
+
+/// Where the service definition lives: `~/.config/systemd/user/agentmesh.service`
+/// (or under `$XDG_CONFIG_HOME`), `~/Library/LaunchAgents/dev.agentmesh.meshctl.plist`.
+pub fn service_file(platform: Platform, home: &Path) -> PathBuf {
+    match platform {
+        Platform::Linux => {
+            let config = std::env::var_os("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .unwrap_or_else(|| home.join(".config"));
+            config.join("systemd/user").join(UNIT_NAME)
+        }
+        Platform::Macos => home.join("Library/LaunchAgents").join(format!("{LAUNCHD_LABEL}.plist")),
+    }
+}
+
+/// The LaunchAgent's log folder, `~/Library/Logs/agentmesh`.
+pub fn launchd_log_dir(home: &Path) -> PathBuf {
+    home.join("Library/Logs/agentmesh")
+}
+
+/// What installing does, given the file there now (if any).
+pub fn install_steps(
+    platform: Platform,
+    paths: &ServicePaths,
+    previous: Option<&str>,
+    uid: u32,
+) -> anyhow::Result<Vec<Step>> {
+    let file = service_file(platform, &paths.home);
+    let parent = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut steps = Vec::new();
+    match platform {
+        Platform::Linux => {
+            let content = systemd_unit(paths)?;
+            let replaced = previous.is_some_and(|p| p != content);
+            steps.push(Step::CreateDir(parent));
+            steps.push(Step::Write { path: file, content });
+            steps.push(run(&["systemctl", "--user", "daemon-reload"]));
+            steps.push(run(&["systemctl", "--user", "enable", "--now", UNIT_NAME]));
+            if replaced {
+                steps.push(run(&["systemctl", "--user", "restart", UNIT_NAME]));
+            }
+        }
+        Platform::Macos => {
+            let content = launchd_plist(paths);
+            steps.push(Step::CreateDir(parent));
+            steps.push(Step::CreateDir(launchd_log_dir(&paths.home)));
+            steps.push(Step::Write { path: file.clone(), content });
+            if previous.is_some() {
+                let argv = vec!["launchctl".into(), "bootout".into(), format!("gui/{uid}/{LAUNCHD_LABEL}")];
+                steps.push(Step::Run { argv, may_fail: true });
+            }
+            let argv = vec!["launchctl".into(), "bootstrap".into(), format!("gui/{uid}"), path_string(&file)];
+            steps.push(Step::Run { argv, may_fail: false });
+        }
+    }
+    Ok(steps)
+}
+
+/// What uninstalling does: stop, unload, remove the file.
+pub fn uninstall_steps(platform: Platform, file: &Path, uid: u32) -> Vec<Step> {
+    match platform {
+        Platform::Linux => vec![
+            Step::Run { argv: argv(&["systemctl", "--user", "disable", "--now", UNIT_NAME]), may_fail: true },
+            Step::Remove(file.to_owned()),
+            run(&["systemctl", "--user", "daemon-reload"]),
+        ],
+        Platform::Macos => vec![
+            Step::Run {
+                argv: vec!["launchctl".into(), "bootout".into(), format!("gui/{uid}/{LAUNCHD_LABEL}")],
+                may_fail: true,
+            },
+            Step::Remove(file.to_owned()),
+        ],
+    }
+}
+
+/// The systemd user unit. Paths are written as systemd reads them: `%`
+/// doubled everywhere, and `ExecStart`'s words quoted when they need it.
+pub fn systemd_unit(paths: &ServicePaths) -> anyhow::Result<String> {
+    for path in [&paths.binary, &paths.env_file, &paths.working_dir] {
+        let text = path_string(path);
+        if text.contains(['\n', '\r']) || text.trim() != text {
+            bail!("{text:?} cannot be written in a systemd unit (a line break, or spaces at an end)");
+        }
+    }
+    let exec = [path_string(&paths.binary), "daemon".into(), "--env-file".into(), path_string(&paths.env_file)]
+        .iter()
+        .map(|word| systemd_word(word))
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok(format!(
+        "# This node's agentmesh controller, written by `meshctl install-service`.\n\
+         # `meshctl uninstall-service` removes it; logs: journalctl --user -u {UNIT_NAME}\n\
+         [Unit]\n\
+         Description=agentmesh controller (meshctl daemon)\n\
+         After=network-online.target\n\
+         \n\
+         [Service]\n\
+         Type=simple\n\
+         WorkingDirectory={}\n\
+         EnvironmentFile={}\n\
+         ExecStart={exec}\n\
+         Restart=on-failure\n\
+         RestartSec=5\n\
+         StandardOutput=journal\n\
+         StandardError=journal\n\
+         \n\
+         [Install]\n\
+         WantedBy=default.target\n",
+        systemd_specifiers(&path_string(&paths.working_dir)),
+        systemd_specifiers(&path_string(&paths.env_file)),
+    ))
+}
+
+/// The LaunchAgent property list.
+pub fn launchd_plist(paths: &ServicePaths) -> String {
+    let log_dir = launchd_log_dir(&paths.home);
+    let string = |value: &str| format!("<string>{}</string>", xml_escape(value));
+    let arguments = [path_string(&paths.binary), "daemon".into(), "--env-file".into(), path_string(&paths.env_file)];
+    let arguments: String = arguments.iter().map(|a| format!("\t\t{}\n", string(a))).collect();
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
+         <!-- This node's agentmesh controller, written by `meshctl install-service`. -->\n\
+         <plist version=\"1.0\">\n\
+         <dict>\n\
+         \t<key>Label</key>\n\
+         \t{label}\n\
+         \t<key>ProgramArguments</key>\n\
+         \t<array>\n\
+         {arguments}\
+         \t</array>\n\
+         \t<key>WorkingDirectory</key>\n\
+         \t{working_dir}\n\
+         \t<key>EnvironmentVariables</key>\n\
+         \t<dict>\n\
+         \t\t<key>PATH</key>\n\
+         \t\t{path}\n\
+         \t</dict>\n\
+         \t<key>RunAtLoad</key>\n\
+         \t<true/>\n\
+         \t<key>KeepAlive</key>\n\
+         \t<true/>\n\
+         \t<key>StandardOutPath</key>\n\
+         \t{stdout}\n\
+         \t<key>StandardErrorPath</key>\n\
+         \t{stderr}\n\
+         </dict>\n\
+         </plist>\n",
+        label = string(LAUNCHD_LABEL),
+        working_dir = string(&path_string(&paths.working_dir)),
+        path = string(&launchd_path(&paths.binary)),
+        stdout = string(&path_string(&log_dir.join("meshctl.log"))),
+        stderr = string(&path_string(&log_dir.join("meshctl.err.log"))),
+    )
+}
+
+/// launchd's own PATH is `/usr/bin:/bin:/usr/sbin:/sbin`; Services the
+/// controller starts (ollama from Homebrew) need more: meshctl's folder first.
+fn launchd_path(binary: &Path) -> String {
+    let mut folders: Vec<String> = Vec::new();
+    if let Some(dir) = binary.parent() {
+        folders.push(path_string(dir));
+    }
+    for dir in ["/opt/homebrew/bin", "/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"] {
+        if !folders.iter().any(|f| f == dir) {
+            folders.push(dir.to_owned());
+        }
+    }
+    folders.join(":")
+}
+
+/// `&`, `<`, `>`, `"` and `'` as XML entities.
+pub fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A value with systemd's specifiers (`%x`) made literal.
+fn systemd_specifiers(text: &str) -> String {
+    text.replace('%', "%%")
+}
+
+/// One word of `ExecStart`: specifiers and `$` made literal, and quoted (C
+/// escapes inside) when it holds a space, a quote or a backslash.
+fn systemd_word(word: &str) -> String {
+    let word = systemd_specifiers(word).replace('$', "$$");
+    if !word.is_empty() && !word.contains(|c: char| c.is_whitespace() || "\"'\\;".contains(c)) {
+        return word;
+    }
+    format!("\"{}\"", word.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn carry_out(steps: &[Step], dry_run: bool) -> anyhow::Result<()> {
+    if dry_run {
+        println!("Dry run: nothing is changed. Without --dry-run, meshctl would:");
+        for step in steps {
+            match step {
+                Step::CreateDir(dir) => println!("create the folder {}", dir.display()),
+                Step::Write { path, content } => println!("write {}:\n{content}", path.display()),
+                Step::Remove(path) => println!("remove {}", path.display()),
+                Step::Run { argv, may_fail } => {
+                    let note = if *may_fail { "  (a failure means it was not loaded and is ignored)" } else { "" };
+                    println!("run: {}{note}", shell_words(argv));
+                }
+            }
+        }
+        return Ok(());
+    }
+    for step in steps {
+        match step {
+            Step::CreateDir(dir) => {
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            Step::Write { path, content } => {
+                if std::fs::read_to_string(path).is_ok_and(|old| &old == content) {
+                    println!("{} is up to date", path.display());
+                } else {
+                    std::fs::write(path, content).with_context(|| format!("cannot write {}", path.display()))?;
+                    println!("wrote {}", path.display());
+                }
+            }
+            Step::Remove(path) => {
+                std::fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display()))?;
+                println!("removed {}", path.display());
+            }
+            Step::Run { argv, may_fail } => {
+                println!("running: {}", shell_words(argv));
+                let status = Command::new(&argv[0])
+                    .args(&argv[1..])
+                    .status()
+                    .with_context(|| format!("cannot run {}", argv[0]))?;
+                if !status.success() && !may_fail {
+                    return Err(anyhow!("`{}` failed ({status})", shell_words(argv)));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn manager_hint(platform: Platform) -> &'static str {
+    match platform {
+        Platform::Linux => {
+            "logs: journalctl --user -u agentmesh.service; to keep it running while logged out: loginctl enable-linger"
+        }
+        Platform::Macos => "logs in ~/Library/Logs/agentmesh",
+    }
+}
+
+fn run(words: &[&str]) -> Step {
+    Step::Run { argv: argv(words), may_fail: false }
+}
+
+fn argv(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| (*w).to_owned()).collect()
+}
+
+/// A command as a shell reads it back: words with anything but plain
+/// characters single-quoted.
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|word| {
+            if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c)) {
+                word.clone()
+            } else {
+                format!("'{}'", word.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn path_string(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+fn home() -> anyhow::Result<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .filter(|h| h.is_absolute())
+        .ok_or_else(|| anyhow!("HOME is not set to an absolute path"))
+}
+
+fn uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// A binary under a Cargo `target/` folder moves or disappears with the next build.
+fn is_build_output(binary: &Path) -> bool {
+    let components: Vec<OsString> = binary.components().map(|c| c.as_os_str().to_owned()).collect();
+    components.windows(2).any(|w| w[0] == "target" && (w[1] == "debug" || w[1] == "release"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths() -> ServicePaths {
+        ServicePaths {
+            binary: "/opt/agent mesh/bin/meshctl".into(),
+            env_file: "/home/al%ice/my node/.env".into(),
+            working_dir: "/home/al%ice/my node".into(),
+            home: "/home/al%ice".into(),
+        }
+    }
+
+    #[test]
+    fn the_unit_quotes_exec_words_and_doubles_percent_signs() {
+        let unit = systemd_unit(&paths()).expect("unit");
+        assert!(unit.contains("WorkingDirectory=/home/al%%ice/my node\n"), "{unit}");
+        assert!(unit.contains("EnvironmentFile=/home/al%%ice/my node/.env\n"), "{unit}");
+        assert!(
+            unit.contains(
+                "ExecStart=\"/opt/agent mesh/bin/meshctl\" daemon --env-file \"/home/al%%ice/my node/.env\"\n"
+            ),
+            "{unit}"
+        );
+    }
+
+    #[test]
+    fn exec_words_escape_quotes_backslashes_and_dollars() {
+        assert_eq!(systemd_word("/usr/bin/meshctl"), "/usr/bin/meshctl");
+        assert_eq!(systemd_word("/a\"b\\c"), "\"/a\\\"b\\\\c\"");
+        assert_eq!(systemd_word("/a$HOME"), "/a$$HOME");
+    }
+
+    #[test]
+    fn a_path_with_a_line_break_is_refused() {
+        let mut paths = paths();
+        paths.binary = "/opt/x\nExecStartPre=/bin/evil".into();
+        assert!(systemd_unit(&paths).is_err());
+    }
+
+    #[test]
+    fn the_plist_escapes_xml() {
+        let mut paths = paths();
+        paths.working_dir = "/Users/a&b <c>".into();
+        let plist = launchd_plist(&paths);
+        assert!(plist.contains("<string>/Users/a&amp;b &lt;c&gt;</string>"), "{plist}");
+        assert!(plist.contains("<string>/opt/agent mesh/bin:/opt/homebrew/bin:/usr/local/bin:"), "{plist}");
+    }
+
+    #[test]
+    fn reinstalling_a_changed_unit_restarts_it_and_a_launch_agent_is_booted_out_first() {
+        let linux = install_steps(Platform::Linux, &paths(), Some("old"), 501).expect("steps");
+        assert_eq!(linux.last(), Some(&run(&["systemctl", "--user", "restart", UNIT_NAME])));
+        let unchanged = systemd_unit(&paths()).expect("unit");
+        let linux = install_steps(Platform::Linux, &paths(), Some(&unchanged), 501).expect("steps");
+        assert_eq!(linux.last(), Some(&run(&["systemctl", "--user", "enable", "--now", UNIT_NAME])));
+        let mac = install_steps(Platform::Macos, &paths(), Some("old"), 501).expect("steps");
+        assert!(mac.contains(&Step::Run {
+            argv: argv(&["launchctl", "bootout", "gui/501/dev.agentmesh.meshctl"]),
+            may_fail: true
+        }));
+    }
+
+    #[test]
+    fn build_outputs_are_recognised() {
+        assert!(is_build_output(Path::new("/src/agentmesh/target/debug/meshctl")));
+        assert!(!is_build_output(Path::new("/home/a/.cargo/bin/meshctl")));
+    }
+}
