@@ -84,7 +84,7 @@ pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
 
 /// One line per check: status, name, message, and the fix when there is one.
 fn render(checks: &[Check]) -> String {
-    let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0).max(14);
+    let width = checks.iter().map(|c| c.name.len() + 1).max().unwrap_or(0).max(14);
     let mut out = String::new();
     for check in checks {
         let status = match check.status {
@@ -231,9 +231,13 @@ impl Manifests {
         let dir = env.manifests_dir();
         let shown = dir.display().to_string();
         match loader::load_dir(&dir) {
-            Err(error) => {
-                Manifests { dir: shown, unreadable: Some(error.to_string()), files: 0, errors: vec![], set: default_set() }
-            }
+            Err(error) => Manifests {
+                dir: shown,
+                unreadable: Some(error.to_string()),
+                files: 0,
+                errors: vec![],
+                set: default_set(),
+            },
             Ok((files, problems)) => {
                 let validation = manifest::validate(&files, problems);
                 let errors = validation.diagnostics.iter().filter(|d| d.is_error());
@@ -257,11 +261,11 @@ impl Manifests {
         match self.errors.as_slice() {
             [] => Check::pass(
                 NAME,
-                format!("{} in {} in {} are valid", count(self.set.len(), "object"), count(self.files, "file"), self.dir),
+                format!("{}: {} in {} are valid", self.dir, count(self.set.len(), "object"), count(self.files, "file")),
             ),
             errors => Check::fail(
                 NAME,
-                format!("{} in {}: {}", count(errors.len(), "error"), self.dir, errors.join("; ")),
+                format!("{}: {}: {}", self.dir, count(errors.len(), "error"), errors.join("; ")),
                 format!("correct them (meshctl validate {} shows each in context)", self.dir),
             ),
         }
@@ -278,10 +282,9 @@ fn node_check(env: &NodeEnv, set: &ManifestSet, node: Option<&str>) -> Check {
         return Check::fail(NAME, format!("{NODE_ID} is not set"), format!("add {NODE_ID} to .env"));
     };
     match set.nodes.get(node) {
-        Some(object) => Check::pass(
-            NAME,
-            format!("Node/{node}: {}, at {}", object.spec.role.as_str(), object.spec.address.value),
-        ),
+        Some(object) => {
+            Check::pass(NAME, format!("Node/{node}: {}, at {}", object.spec.role.as_str(), object.spec.address.value))
+        }
         None => {
             let help = env.check_identity(set).into_iter().find_map(|d| d.help);
             let hint = help.map(|help| format!(" ({help})")).unwrap_or_default();
@@ -327,7 +330,10 @@ fn bind(listen: SocketAddr) -> Bind {
 enum DaemonFound {
     Unreachable(String),
     /// `/mesh/health` answered; `status` is `/api/v1/status` with the key.
-    Answered { health: Health, status: Result<NodeStatus, ClientError> },
+    Answered {
+        health: Health,
+        status: Result<NodeStatus, ClientError>,
+    },
 }
 
 impl DaemonFound {
@@ -455,8 +461,8 @@ async fn syncthing_check(set: &ManifestSet, node: &str, env: &NodeEnv) -> Option
     let settings = set.nodes.get(node)?.spec.syncthing.as_ref()?;
     let url = &settings.api_url.value;
     let where_key = match &settings.api_key {
-        SecretRef::Env(name) => format!("set {name} in .env"),
-        SecretRef::File(path) => format!("write into {path}"),
+        SecretRef::Env(name) => format!("set {name} in .env to"),
+        SecretRef::File(path) => format!("write to {path}"),
     };
     let key = match resolve_secret(env, &settings.api_key) {
         Ok(key) => key,
@@ -585,7 +591,9 @@ fn peer_check(name: &str, dial: &str, found: &PeerFound) -> Check {
         ),
         PeerFound::Answered { api_version, version, .. } if api_version != API_VERSION => Check::fail(
             &check,
-            format!("{name} at {dial} speaks mesh API {api_version} (meshctl {version}); this node speaks {API_VERSION}"),
+            format!(
+                "{name} at {dial} speaks mesh API {api_version} (meshctl {version}); this node speaks {API_VERSION}"
+            ),
             "run the same meshctl version on every node",
         ),
         PeerFound::Answered { version, .. } => {
@@ -689,14 +697,16 @@ fn capability_verdict(
     match (served_by, url, health) {
         (None, _, _) => Check::fail(
             &check,
-            format!("no node serves it: {}", reason.unwrap_or_else(|| "not placed yet".into())),
+            reason.filter(|r| !r.is_empty()).unwrap_or_else(|| "no node serves it yet".into()),
             format!("start its service on a node of its placement ({describe})"),
         ),
         (Some(node), Some(url), Some(Ok(()))) => Check::pass(&check, format!("served by {node}, healthy at {url}")),
         (Some(node), Some(url), Some(Err(why))) => Check::fail(
             &check,
             format!("served by {node}, but {url} is not healthy: {why}"),
-            format!("check its service on {node} ({describe}); the mesh moves it within seconds if another node can serve it"),
+            format!(
+                "check its service on {node} ({describe}); the mesh moves it within seconds if another node can serve it"
+            ),
         ),
         (Some(node), _, _) => Check::warn(
             &check,
@@ -709,4 +719,225 @@ fn capability_verdict(
 /// "1 error", "2 errors".
 fn count(n: usize, noun: &str) -> String {
     if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn health(node: &str) -> Health {
+        Health {
+            node: node.into(),
+            role: None,
+            version: "0.1.0".into(),
+            api_version: API_VERSION.into(),
+            revision: Some("r1".into()),
+            uptime_seconds: 61,
+        }
+    }
+
+    fn answered(node: &str) -> DaemonFound {
+        let status = NodeStatus {
+            name: node.into(),
+            role: "primary".into(),
+            online: true,
+            last_seen: None,
+            revision: Some("r1".into()),
+            last_error: None,
+            objects: Vec::new(),
+            paused: false,
+        };
+        DaemonFound::Answered { health: health(node), status: Ok(status) }
+    }
+
+    #[test]
+    fn the_api_port_is_free_or_served_by_our_daemon_and_anything_else_fails() {
+        let listen: SocketAddr = "127.0.0.1:8000".parse().unwrap();
+        let nobody = DaemonFound::Unreachable("refused".into());
+        let refused = Bind::Refused("cannot assign requested address".into());
+        let table = [
+            (Bind::Free, &nobody, Status::Pass, "is free"),
+            (Bind::InUse, &answered("laptop"), Status::Pass, "served by this node's daemon"),
+            (Bind::InUse, &answered("mini"), Status::Fail, "another node, mini"),
+            (Bind::InUse, &nobody, Status::Fail, "not a meshctl daemon"),
+            (refused.clone(), &answered("laptop"), Status::Pass, "served by this node's daemon"),
+            (refused, &nobody, Status::Fail, "cannot listen on 127.0.0.1:8000"),
+        ];
+        for (bind, daemon, status, words) in table {
+            let check = port_check(listen, &bind, daemon, "laptop");
+            assert_eq!(check.status, status, "{bind:?}: {check:?}");
+            assert!(check.message.contains(words), "{bind:?}: {check:?}");
+        }
+    }
+
+    #[test]
+    fn the_daemon_must_answer_as_this_node_and_take_the_key() {
+        let unauthorized = ClientError::Api {
+            status: reqwest::StatusCode::UNAUTHORIZED,
+            error: "unauthorized".into(),
+            message: "a valid key is required".into(),
+            diagnostics: vec![],
+        };
+        let refused = DaemonFound::Answered { health: health("laptop"), status: Err(unauthorized) };
+        let table = [
+            (answered("laptop"), Status::Pass, "laptop answers at http://x: meshctl 0.1.0, API v1, r1, up 1m 1s"),
+            (answered("mini"), Status::Fail, "the daemon at http://x is Node mini, not laptop"),
+            (refused, Status::Fail, "http://x refused the key: the key in .env is not the daemon's"),
+            (DaemonFound::Unreachable("refused".into()), Status::Fail, "nothing answers: refused"),
+        ];
+        for (found, status, message) in table {
+            let check = daemon_check("http://x", &found, "laptop");
+            assert_eq!((check.status, check.message.as_str()), (status, message));
+        }
+        let down = daemon_check("http://x", &DaemonFound::Unreachable("refused".into()), "laptop");
+        assert_eq!(down.fix.as_deref(), Some("start it: meshctl daemon or meshctl install-service"));
+    }
+
+    #[test]
+    fn clock_skew_passes_to_5_s_warns_to_60_s_and_fails_beyond() {
+        let table = [
+            (0.4, Status::Pass),
+            (-5.0, Status::Pass),
+            (5.6, Status::Warn),
+            (-59.0, Status::Warn),
+            (61.0, Status::Fail),
+            (-3600.0, Status::Fail),
+        ];
+        for (skew, status) in table {
+            assert_eq!(clock_check("mini", skew).status, status, "{skew}");
+        }
+        assert_eq!(clock_check("mini", -90.2).message, "mini's clock is 90s behind this node's (to within 1 s)");
+    }
+
+    #[test]
+    fn skew_is_the_peer_date_against_the_middle_of_the_round_trip() {
+        let at = |s: u64, ms: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s) + Duration::from_millis(ms);
+        // Sent at 100.2 s, answered at 100.4 s: the peer's 100 s means 100.5 s.
+        let skew = skew_seconds(at(100, 0), at(100, 200), at(100, 400));
+        assert!((skew - 0.2).abs() < 1e-6, "{skew}");
+        assert!((skew_seconds(at(40, 0), at(100, 0), at(100, 0)) + 59.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn http_dates_are_read_and_anything_else_is_not() {
+        let date = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(date.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(), 784_111_777);
+        for text in ["Sunday, 06-Nov-94 08:49:37 GMT", "Sun, 06 Foo 1994 08:49:37 GMT", "", "Sun, 06 Nov 1994 08:49:37"]
+        {
+            assert_eq!(parse_http_date(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_peer_that_does_not_answer_is_a_warning_and_another_api_version_fails() {
+        let answered = |api: &str| PeerFound::Answered { api_version: api.into(), version: "0.2.0".into(), skew: None };
+        let table = [
+            (PeerFound::Unreachable("refused".into()), Status::Warn, "mini does not answer at mini:8000 (refused)"),
+            (answered(API_VERSION), Status::Pass, "mini answers at mini:8000: meshctl 0.2.0, API v1"),
+            (answered("v2"), Status::Fail, "mini at mini:8000 speaks mesh API v2 (meshctl 0.2.0)"),
+        ];
+        for (found, status, words) in table {
+            let check = peer_check("mini", "mini:8000", &found);
+            assert_eq!((check.name.as_str(), check.status), ("peer/mini", status));
+            assert!(check.message.starts_with(words), "{check:?}");
+        }
+    }
+
+    #[test]
+    fn the_env_needs_a_node_and_a_key_unless_tailscale_identity_lets_callers_in() {
+        let found = |node: Option<&str>, key: Result<Option<&str>, &str>, identity_auth: bool| EnvFound {
+            problem: None,
+            file: Some(".env".into()),
+            node: node.map(Into::into),
+            key: key.map(|k| k.map(Into::into)).map_err(Into::into),
+            identity_auth,
+        };
+        let long = "k".repeat(MIN_KEY_LEN);
+        let table = [
+            (found(Some("laptop"), Ok(Some(&long)), false), Status::Pass, ".env: laptop, API key set"),
+            (found(Some("laptop"), Ok(Some("short")), false), Status::Warn, "the API key is 5 characters long"),
+            (found(Some("laptop"), Ok(None), false), Status::Fail, "MESH_API_KEY is not set"),
+            (found(Some("laptop"), Ok(None), true), Status::Pass, "by Tailscale identity"),
+            (found(Some("laptop"), Err("the Mesh's auth.apiKey: x"), false), Status::Fail, "auth.apiKey"),
+            (found(None, Ok(Some(&long)), false), Status::Fail, "AGENT_NODE_ID is not set in .env"),
+        ];
+        for (found, status, words) in table {
+            let check = env_check(&found);
+            assert_eq!(check.status, status, "{check:?}");
+            assert!(check.message.contains(words), "{check:?}");
+        }
+        let unreadable = EnvFound { problem: Some(".env: line 3".into()), ..found(None, Ok(None), false) };
+        assert_eq!(env_check(&unreadable).status, Status::Fail);
+    }
+
+    #[test]
+    fn tailscale_down_is_a_warning_unless_the_mesh_relies_on_it() {
+        let up = TailnetStatus {
+            running: true,
+            self_ips: vec!["100.101.1.2".parse().unwrap()],
+            self_dns_name: Some("laptop.tail1234.ts.net".into()),
+            ..TailnetStatus::default()
+        };
+        let stopped = TailnetStatus::default();
+        let missing = Err("Tailscale is not installed".to_owned());
+        let table = [
+            (Ok(up), false, Status::Pass),
+            (Ok(stopped.clone()), false, Status::Warn),
+            (Ok(stopped), true, Status::Fail),
+            (missing.clone(), false, Status::Warn),
+            (missing, true, Status::Fail),
+        ];
+        for (found, required, status) in table {
+            assert_eq!(tailscale_check(&found, required).status, status, "{found:?} {required}");
+        }
+        let up = tailscale_check(&Ok(TailnetStatus { running: true, ..TailnetStatus::default() }), false);
+        assert_eq!(up.message, "up as no MagicDNS name");
+    }
+
+    #[test]
+    fn syncthing_names_a_wrong_key_apart_from_an_unreachable_one() {
+        let url = "http://127.0.0.1:8384";
+        let wrong = syncthing_verdict(url, "set SYNCTHING_API_KEY in .env to", &Err(SyncthingProblem::WrongKey));
+        assert_eq!(
+            render(&[wrong]),
+            "fail  syncthing      Syncthing at http://127.0.0.1:8384 refused the API key — fix: set SYNCTHING_API_KEY in .env to the key in Syncthing's GUI (Actions > Settings > API Key)\n"
+        );
+        let down = syncthing_verdict(url, "", &Err(SyncthingProblem::Unreachable("refused".into())));
+        assert_eq!(
+            (down.status, down.message.as_str()),
+            (Status::Fail, "Syncthing at http://127.0.0.1:8384 is not reachable: refused")
+        );
+        let ok = syncthing_verdict(url, "", &Ok("ABCDEFG-HIJKLMN".into()));
+        assert_eq!(
+            (ok.status, ok.message.as_str()),
+            (Status::Pass, "Syncthing at http://127.0.0.1:8384 answers with the key (device ABCDEFG)")
+        );
+    }
+
+    #[test]
+    fn a_capability_passes_only_where_it_is_served_and_healthy() {
+        let url = Some("http://mini:11434/api/tags");
+        let table = [
+            (Some("mini"), url, Some(Ok(())), Status::Pass),
+            (Some("mini"), url, Some(Err("refused".to_owned())), Status::Fail),
+            (None, None, None, Status::Fail),
+            (Some("mini"), None, None, Status::Warn),
+        ];
+        for (served_by, url, health, status) in table {
+            let check = capability_verdict("llm", served_by, url, health.clone(), Some("mini is offline".into()));
+            assert_eq!((check.name.as_str(), check.status), ("capability/llm", status), "{check:?}");
+        }
+        let none = capability_verdict("llm", None, None, None, Some("no node can serve it: mini is offline".into()));
+        assert_eq!(none.message, "no node can serve it: mini is offline");
+        assert_eq!(capability_verdict("llm", None, None, None, None).message, "no node serves it yet");
+    }
+
+    #[test]
+    fn json_lists_check_status_message_and_fix() {
+        let json = serde_json::to_value([Check::pass("node", "Node/laptop")]).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([{"check": "node", "status": "pass", "message": "Node/laptop", "fix": null}])
+        );
+    }
 }

@@ -111,7 +111,7 @@ fn doctor_passes_a_healthy_mesh_and_names_a_wrong_key_an_invalid_manifest_and_a_
     assert_eq!(without_tailscale(&verdicts), expected, "{run:?}");
     let check = find(&checks, "syncthing");
     assert!(check["message"].as_str().unwrap().contains("refused the API key"), "{check}");
-    assert!(check["fix"].as_str().unwrap().contains("set SYNCTHING_API_KEY in .env"), "{check}");
+    assert!(check["fix"].as_str().unwrap().starts_with("set SYNCTHING_API_KEY in .env to the key"), "{check}");
     a.write(".env", &env);
 
     // An invalid manifest: a misspelt field on line 7.
@@ -123,7 +123,7 @@ fn doctor_passes_a_healthy_mesh_and_names_a_wrong_key_an_invalid_manifest_and_a_
     assert_eq!(run.code, 1, "{run:?}");
     assert!(verdicts.contains(&("manifests".into(), "fail".into())), "{run:?}");
     let message = find(&checks, "manifests")["message"].as_str().unwrap().to_owned();
-    assert!(message.starts_with("1 error in manifests: "), "{message}");
+    assert!(message.starts_with("manifests: 1 error: "), "{message}");
     assert!(message.contains("broken.yaml:7:"), "{message}");
     assert_eq!(find(&checks, "syncthing")["status"], "pass");
     a.remove("manifests/broken.yaml");
