@@ -138,8 +138,8 @@ async fn all_checks(env_file: Option<&Path>) -> Vec<Check> {
         let mut checks = vec![port_check(listen, &bind(listen), &answered, &node)];
         checks.push(daemon_check(client.base(), &answered, &node));
         let status = match &answered {
-            DaemonFound::Answered { status: Ok(status), .. } => Some(status),
-            _ => None,
+            DaemonFound::Answered { status, .. } => status.as_ref().as_ref().ok(),
+            DaemonFound::Unreachable(_) => None,
         };
         checks.extend(capability_checks(set, status).await);
         checks
@@ -332,7 +332,7 @@ enum DaemonFound {
     /// `/mesh/health` answered; `status` is `/api/v1/status` with the key.
     Answered {
         health: Health,
-        status: Result<NodeStatus, ClientError>,
+        status: Box<Result<NodeStatus, ClientError>>,
     },
 }
 
@@ -340,7 +340,7 @@ impl DaemonFound {
     async fn ask(client: &ApiClient) -> DaemonFound {
         match client.health().await {
             Err(error) => DaemonFound::Unreachable(error.to_string()),
-            Ok(health) => DaemonFound::Answered { health, status: client.status().await },
+            Ok(health) => DaemonFound::Answered { health, status: Box::new(client.status().await) },
         }
     }
 
@@ -364,7 +364,7 @@ fn port_check(listen: SocketAddr, bind: &Bind, daemon: &DaemonFound, node: &str)
         (Bind::InUse, Some(other)) => Check::fail(
             NAME,
             format!("{listen} is served by the daemon of another node, {other}"),
-            format!("stop that daemon, or give this node another port with MESH_LISTEN in .env"),
+            "stop that daemon, or give this node another port with MESH_LISTEN in .env",
         ),
         (Bind::InUse, None) => Check::fail(
             NAME,
@@ -391,35 +391,42 @@ fn daemon_check(base: &str, daemon: &DaemonFound, node: &str) -> Check {
             format!("the daemon at {base} is Node {}, not {node}", health.node),
             "run this node's daemon with this .env, or point MESH_LISTEN at it",
         ),
-        DaemonFound::Answered { status: Err(ClientError::Api { status, .. }), .. } if status.as_u16() == 401 => {
-            Check::fail(
+        DaemonFound::Answered { health, .. } if health.api_version != API_VERSION => Check::fail(
+            NAME,
+            format!("the daemon at {base} speaks mesh API {}, this meshctl {API_VERSION}", health.api_version),
+            "restart the daemon with this meshctl (meshctl daemon, or restart its service)",
+        ),
+        DaemonFound::Answered { health, status } => match status.as_ref() {
+            Err(ClientError::Api { status, .. }) if status.as_u16() == 401 => Check::fail(
                 NAME,
                 format!("{base} refused the key: the key in .env is not the daemon's"),
                 "set MESH_API_KEY in .env to the daemon's key (restart the daemon after changing its .env)",
-            )
-        }
-        DaemonFound::Answered { status: Err(error), .. } => {
-            Check::fail(NAME, format!("{base} answers its health but not its status: {error}"), START_DAEMON)
-        }
-        DaemonFound::Answered { health, status: Ok(status) } => {
-            let revision = health.revision.as_deref().unwrap_or("no revision yet");
-            let rejected = status.last_error.is_some();
-            let message = format!(
-                "{node} answers at {base}: meshctl {}, API {}, {revision}, up {}",
-                health.version,
-                health.api_version,
-                humantime::format_duration(Duration::from_secs(health.uptime_seconds))
-            );
-            if rejected {
-                Check::warn(
-                    NAME,
-                    format!("{message}; it rejected the last snapshot"),
-                    "meshctl status shows why; the previous revision keeps running",
-                )
-            } else {
-                Check::pass(NAME, message)
+            ),
+            Err(error) => Check::fail(
+                NAME,
+                format!("{base} answers its health but not its status: {error}"),
+                "look at the daemon's log (RUST_LOG=debug meshctl daemon shows more)",
+            ),
+            Ok(status) => {
+                let revision = health.revision.as_deref().unwrap_or("no revision yet");
+                let rejected = status.last_error.is_some();
+                let message = format!(
+                    "{node} answers at {base}: meshctl {}, API {}, {revision}, up {}",
+                    health.version,
+                    health.api_version,
+                    humantime::format_duration(Duration::from_secs(health.uptime_seconds))
+                );
+                if rejected {
+                    Check::warn(
+                        NAME,
+                        format!("{message}; it rejected the last snapshot"),
+                        "meshctl status shows why; the previous revision keeps running",
+                    )
+                } else {
+                    Check::pass(NAME, message)
+                }
             }
-        }
+        },
     }
 }
 
@@ -747,7 +754,7 @@ mod tests {
             objects: Vec::new(),
             paused: false,
         };
-        DaemonFound::Answered { health: health(node), status: Ok(status) }
+        DaemonFound::Answered { health: health(node), status: Box::new(Ok(status)) }
     }
 
     #[test]
@@ -778,10 +785,18 @@ mod tests {
             message: "a valid key is required".into(),
             diagnostics: vec![],
         };
-        let refused = DaemonFound::Answered { health: health("laptop"), status: Err(unauthorized) };
+        let newer = match answered("laptop") {
+            DaemonFound::Answered { mut health, status } => {
+                health.api_version = "v2".into();
+                DaemonFound::Answered { health, status }
+            }
+            unreachable => unreachable,
+        };
+        let refused = DaemonFound::Answered { health: health("laptop"), status: Box::new(Err(unauthorized)) };
         let table = [
             (answered("laptop"), Status::Pass, "laptop answers at http://x: meshctl 0.1.0, API v1, r1, up 1m 1s"),
             (answered("mini"), Status::Fail, "the daemon at http://x is Node mini, not laptop"),
+            (newer, Status::Fail, "the daemon at http://x speaks mesh API v2, this meshctl v1"),
             (refused, Status::Fail, "http://x refused the key: the key in .env is not the daemon's"),
             (DaemonFound::Unreachable("refused".into()), Status::Fail, "nothing answers: refused"),
         ];
