@@ -2,7 +2,7 @@
 //! 127.0.0.3): node-a has a real Syncthing, and a Capability is placed on
 //! node-b, whose endpoint is node-b's own `/mesh/health`. Healthy, doctor
 //! passes; then a wrong Syncthing key, an invalid manifest and a stopped peer
-//! are each named, and each makes it exit 1.
+//! are each named, and each makes it exit 1; so does node-a's own daemon stopped.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -64,7 +64,7 @@ fn doctor_passes_a_healthy_mesh_and_names_a_wrong_key_an_invalid_manifest_and_a_
     let syncthing = Syncthing::start("doctor");
     let (port_a, port_b) = (free_port_on(IP_A), free_port_on(IP_B));
     let text = manifests(port_a, port_b, &syncthing);
-    let a = Daemon::builder()
+    let mut a = Daemon::builder()
         .file("manifests/node.yaml", &text)
         .setting("SYNCTHING_API_KEY", syncthing.api_key())
         .at(A, IP_A, port_a)
@@ -139,5 +139,15 @@ fn doctor_passes_a_healthy_mesh_and_names_a_wrong_key_an_invalid_manifest_and_a_
     assert_eq!(find(&checks, "capability/echo")["status"], "fail", "{run:?}");
     assert!(!verdicts.iter().any(|(name, _)| name == "clock/node-b"), "no clock without an answer: {verdicts:?}");
     assert_eq!(find(&checks, "syncthing")["status"], "pass");
+
+    // node-a's own daemon stopped: its port is free, and the daemon check says how to start it.
+    a.kill();
+    let (run, _, checks) = doctor(&a);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(find(&checks, "api-port")["status"], "pass", "{run:?}");
+    let daemon = find(&checks, "daemon");
+    assert_eq!(daemon["status"], "fail", "{run:?}");
+    assert_eq!(daemon["fix"], "start it: meshctl daemon or meshctl install-service");
+    assert_eq!(find(&checks, "capability/echo")["status"], "warn", "cannot tell without the daemon: {run:?}");
     eprintln!("doctor on a healthy mesh took {healthy_took:?}");
 }
