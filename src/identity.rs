@@ -93,6 +93,11 @@ impl NodeEnv {
         Ok(NodeEnv { settings, env_file })
     }
 
+    /// The env file that was read, if any.
+    pub fn env_file(&self) -> Option<&Path> {
+        self.env_file.as_deref()
+    }
+
     pub fn get(&self, name: &str) -> Option<&Setting> {
         self.settings.get(name)
     }

@@ -5,6 +5,7 @@
 mod apply;
 mod daemon;
 mod describe;
+mod doctor;
 mod env;
 mod events;
 mod init;
@@ -58,6 +59,8 @@ enum Command {
     Events(events::Args),
     /// Call a capability on the node that serves it, through this node's router.
     Route(route::Args),
+    /// Check this node's setup, one line per check, with the fix for each problem.
+    Doctor(doctor::Args),
     /// Print the client env (where each capability is served now) in dotenv form.
     Env(env::EnvArgs),
     /// Run a command with the client env, e.g. `meshctl exec -- python agent.py`.
@@ -103,6 +106,7 @@ pub fn run() -> ExitCode {
         Command::Describe(args) => describe::run(args, env_file),
         Command::Events(args) => events::run(args, env_file),
         Command::Route(args) => route::run(args, env_file),
+        Command::Doctor(args) => doctor::run(args, env_file),
         Command::Env(args) => env::env(args, env_file),
         Command::Exec(args) => env::exec(args, env_file),
         Command::Init(args) => init::run(args, env_file),

@@ -33,6 +33,8 @@ pub struct TailnetStatus {
     pub self_ips: Vec<IpAddr>,
     /// The tailnet's MagicDNS domain, e.g. `tail1234.ts.net`.
     pub magic_dns_suffix: Option<String>,
+    /// This node's MagicDNS name without the trailing dot (`Self.DNSName`).
+    pub self_dns_name: Option<String>,
     /// Every other node of the tailnet, by DNS name.
     pub peers: Vec<TailnetPeer>,
 }

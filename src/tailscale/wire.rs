@@ -78,6 +78,7 @@ struct UserProfile {
 
 impl From<Status> for TailnetStatus {
     fn from(status: Status) -> Self {
+        let self_dns_name = status.this_node.as_ref().map(|node| node.dns_name.trim_end_matches('.').to_owned());
         let self_ips = if status.tailscale_ips.is_empty() {
             status.this_node.map(|node| node.tailscale_ips).unwrap_or_default()
         } else {
@@ -94,6 +95,7 @@ impl From<Status> for TailnetStatus {
             running: status.backend_state == "Running",
             self_ips,
             magic_dns_suffix: Some(suffix.trim_matches('.').to_owned()).filter(|s| !s.is_empty()),
+            self_dns_name: self_dns_name.filter(|name| !name.is_empty()),
             peers,
         }
     }

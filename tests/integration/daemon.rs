@@ -5,6 +5,7 @@
 #![cfg(target_os = "linux")]
 
 mod capability;
+mod doctor;
 mod events;
 mod partition;
 mod peers;

@@ -1,0 +1,958 @@
+//! `meshctl doctor`: one line per check of this node's setup, each `pass`,
+//! `warn` or `fail` with the fix in plain words; exit 1 on any fail.
+//!
+//! Each check is a small function returning a [`Check`]. What a check found is
+//! gathered at the edges (files, sockets, HTTP with a short timeout, the
+//! network checks run concurrently); deciding pass / warn / fail from it is
+//! pure and table-tested below.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::{Outcome, Output};
+use crate::api::wire::{API_VERSION, Health};
+use crate::client::{ApiClient, ClientError, root_cause};
+use crate::config::{client_addr, default_listen, resolve_secret};
+use crate::controller::status::NodeStatus;
+use crate::identity::{NODE_ID, NodeEnv};
+use crate::manifest::{self, ManifestSet, SecretRef, loader};
+use crate::mesh::router::host_port;
+use crate::reconcile::capability::{endpoint_host, health_url};
+use crate::syncthing::{self, SyncthingError};
+use crate::tailscale::{TailnetStatus, TailscaleClient};
+
+/// How long any one network check waits.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A key shorter than this is easy to guess.
+const MIN_KEY_LEN: usize = 32;
+
+/// Clock skew with a peer above which a check warns, and fails.
+const SKEW_WARN: Duration = Duration::from_secs(5);
+const SKEW_FAIL: Duration = Duration::from_secs(60);
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print one line per check, or the checks as a JSON list.
+    #[arg(short, long, value_enum, default_value_t)]
+    output: Output,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+}
+
+/// One check's verdict; `-o json` prints a list of these.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Check {
+    #[serde(rename = "check")]
+    pub name: String,
+    pub status: Status,
+    pub message: String,
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn pass(name: &str, message: impl Into<String>) -> Check {
+        Check { name: name.into(), status: Status::Pass, message: message.into(), fix: None }
+    }
+
+    fn warn(name: &str, message: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check { name: name.into(), status: Status::Warn, message: message.into(), fix: Some(fix.into()) }
+    }
+
+    fn fail(name: &str, message: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check { name: name.into(), status: Status::Fail, message: message.into(), fix: Some(fix.into()) }
+    }
+}
+
+pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+    let checks = super::runtime()?.block_on(all_checks(env_file));
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&checks)?),
+        Output::Text => print!("{}", render(&checks)),
+    }
+    Ok(if checks.iter().any(|c| c.status == Status::Fail) { Outcome::Failure } else { Outcome::Success })
+}
+
+/// One line per check: status, name, message, and the fix when there is one.
+fn render(checks: &[Check]) -> String {
+    let width = checks.iter().map(|c| c.name.len() + 1).max().unwrap_or(0).max(14);
+    let mut out = String::new();
+    for check in checks {
+        let status = match check.status {
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+        };
+        let fix = check.fix.as_deref().map(|fix| format!(" — fix: {fix}")).unwrap_or_default();
+        out.push_str(&format!("{status}  {:<width$} {}{fix}\n", check.name, check.message));
+    }
+    out
+}
+
+/// Every check, in order: the local ones first, then those that talk to the
+/// daemon, Tailscale, Syncthing and the peers, concurrently.
+async fn all_checks(env_file: Option<&Path>) -> Vec<Check> {
+    let (env, env_problem) = match NodeEnv::load(env_file) {
+        Ok(env) => (env, None),
+        Err(error) => (NodeEnv::from_parts(None, std::env::vars()).unwrap_or_default(), Some(error.to_string())),
+    };
+    let node = env.get(NODE_ID).map(|s| s.value.trim().to_owned()).filter(|v| !v.is_empty());
+    let manifests = Manifests::load(&env);
+    let mesh = manifests.set.mesh.as_ref().map(|mesh| mesh.spec.clone()).unwrap_or_default();
+    let key = crate::api_key::resolve(&env, Some(&mesh));
+
+    let mut checks = vec![
+        env_check(&EnvFound {
+            problem: env_problem,
+            file: env.env_file().map(|p| p.display().to_string()),
+            node: node.clone(),
+            key: key.clone(),
+            identity_auth: mesh.auth.tailscale_identity.enabled,
+        }),
+        manifests.check(),
+        node_check(&env, &manifests.set, node.as_deref()),
+    ];
+    let node = node.unwrap_or_default();
+    let key = key.ok().flatten();
+    let set = &manifests.set;
+
+    let daemon_and_capabilities = async {
+        let listen = match listen_addr(&env).await {
+            Ok(listen) => listen,
+            Err(problem) => {
+                let fix = "set MESH_LISTEN in .env to an address:port such as 127.0.0.1:8000";
+                return vec![Check::fail("api-port", problem, fix)];
+            }
+        };
+        let client = ApiClient::new(&client_addr(listen).to_string(), key.as_deref(), TIMEOUT);
+        let answered = DaemonFound::ask(&client).await;
+        let mut checks = vec![port_check(listen, &bind(listen), &answered, &node)];
+        checks.push(daemon_check(client.base(), &answered, &node));
+        let status = match &answered {
+            DaemonFound::Answered { status, .. } => status.as_ref().as_ref().ok(),
+            DaemonFound::Unreachable(_) => None,
+        };
+        checks.extend(capability_checks(set, status).await);
+        checks
+    };
+    let tailscale_and_peers = async {
+        let required = mesh.discovery.tailscale || mesh.auth.tailscale_identity.enabled;
+        let socket = mesh.discovery.local_api_socket.as_deref().map(crate::config::expand_home);
+        let tailnet = match TailscaleClient::locate(socket.as_deref()) {
+            None => Err("Tailscale is not installed (no tailscaled socket, no `tailscale` command)".to_owned()),
+            Some(client) => client.with_timeout(TIMEOUT).status().await.map_err(|error| error.to_string()),
+        };
+        let mut checks = vec![tailscale_check(&tailnet, required)];
+        let tailnet = tailnet.ok().filter(|_| mesh.discovery.tailscale);
+        checks.extend(peer_checks(set, &node, tailnet.as_ref(), key.as_deref()).await);
+        checks
+    };
+    let (mut local, mut remote, syncthing) =
+        tokio::join!(daemon_and_capabilities, tailscale_and_peers, syncthing_check(set, &node, &env));
+    // In order: the port and the daemon, Tailscale, Syncthing, the peers, the capabilities.
+    let capabilities = local.split_off(local.len().min(2));
+    let peers = remote.split_off(1);
+    checks.extend(local.into_iter().chain(remote).chain(syncthing).chain(peers).chain(capabilities));
+    checks
+}
+
+// --- .env --------------------------------------------------------------------------
+
+/// What was found of the node's settings.
+#[derive(Clone, Debug)]
+struct EnvFound {
+    /// Why the env file could not be read or parsed.
+    problem: Option<String>,
+    /// The env file read, if any.
+    file: Option<String>,
+    node: Option<String>,
+    /// The mesh API key, as `api_key::resolve` found it.
+    key: Result<Option<String>, String>,
+    /// Whether the Mesh lets callers in by Tailscale identity.
+    identity_auth: bool,
+}
+
+fn env_check(found: &EnvFound) -> Check {
+    const NAME: &str = "env";
+    if let Some(problem) = &found.problem {
+        return Check::fail(NAME, problem.clone(), "fix the line it names (NAME=value, one a line)");
+    }
+    let file = found.file.as_deref().unwrap_or("the environment (no .env here)");
+    let Some(node) = &found.node else {
+        return Check::fail(
+            NAME,
+            format!("{NODE_ID} is not set in {file}"),
+            format!("add {NODE_ID}=<this machine's Node name> to .env"),
+        );
+    };
+    match &found.key {
+        Err(problem) => Check::fail(NAME, problem.clone(), "set the variable or file the Mesh's auth.apiKey names"),
+        Ok(None) if found.identity_auth => {
+            Check::pass(NAME, format!("{file}: {node}, no API key (callers get in by Tailscale identity)"))
+        }
+        Ok(None) => Check::fail(
+            NAME,
+            format!("{file}: MESH_API_KEY is not set and Tailscale identity auth is off"),
+            "add MESH_API_KEY=$(openssl rand -hex 32) to .env, the same on every node",
+        ),
+        Ok(Some(key)) if key.chars().count() < MIN_KEY_LEN => Check::warn(
+            NAME,
+            format!("{file}: {node}, but the API key is {} characters long", key.chars().count()),
+            format!("use a key of {MIN_KEY_LEN} characters or more: openssl rand -hex 32, the same on every node"),
+        ),
+        Ok(Some(_)) => Check::pass(NAME, format!("{file}: {node}, API key set")),
+    }
+}
+
+// --- manifests and this node ----------------------------------------------------------
+
+/// The local manifests, checked as `meshctl validate` checks them.
+struct Manifests {
+    dir: String,
+    /// Why the folder could not be read.
+    unreadable: Option<String>,
+    files: usize,
+    /// The first line of each error, `file:line:col: Kind/name: message`.
+    errors: Vec<String>,
+    set: ManifestSet,
+}
+
+impl Manifests {
+    fn load(env: &NodeEnv) -> Manifests {
+        let dir = env.manifests_dir();
+        let shown = dir.display().to_string();
+        match loader::load_dir(&dir) {
+            Err(error) => Manifests {
+                dir: shown,
+                unreadable: Some(error.to_string()),
+                files: 0,
+                errors: vec![],
+                set: default_set(),
+            },
+            Ok((files, problems)) => {
+                let validation = manifest::validate(&files, problems);
+                let errors = validation.diagnostics.iter().filter(|d| d.is_error());
+                let errors = errors.map(|d| format!("{}:{}:{}: {}: {}", d.file, d.line, d.column, d.object, d.message));
+                Manifests {
+                    dir: shown,
+                    unreadable: None,
+                    files: files.len(),
+                    errors: errors.collect(),
+                    set: validation.set,
+                }
+            }
+        }
+    }
+
+    fn check(&self) -> Check {
+        const NAME: &str = "manifests";
+        if let Some(problem) = &self.unreadable {
+            return Check::fail(NAME, problem.clone(), "set MESH_MANIFESTS in .env to the manifests folder");
+        }
+        match self.errors.as_slice() {
+            [] => Check::pass(
+                NAME,
+                format!("{}: {} in {} are valid", self.dir, count(self.set.len(), "object"), count(self.files, "file")),
+            ),
+            errors => Check::fail(
+                NAME,
+                format!("{}: {}: {}", self.dir, count(errors.len(), "error"), errors.join("; ")),
+                format!("correct them (meshctl validate {} shows each in context)", self.dir),
+            ),
+        }
+    }
+}
+
+fn default_set() -> ManifestSet {
+    manifest::validate(&[], Vec::new()).set
+}
+
+fn node_check(env: &NodeEnv, set: &ManifestSet, node: Option<&str>) -> Check {
+    const NAME: &str = "node";
+    let Some(node) = node else {
+        return Check::fail(NAME, format!("{NODE_ID} is not set"), format!("add {NODE_ID} to .env"));
+    };
+    match set.nodes.get(node) {
+        Some(object) => {
+            Check::pass(NAME, format!("Node/{node}: {}, at {}", object.spec.role.as_str(), object.spec.address.value))
+        }
+        None => {
+            let help = env.check_identity(set).into_iter().find_map(|d| d.help);
+            let hint = help.map(|help| format!(" ({help})")).unwrap_or_default();
+            Check::fail(
+                NAME,
+                format!("no Node in the manifests is named \"{node}\"{hint}"),
+                format!("add a Node named {node} to the manifests, or set {NODE_ID} to one of them"),
+            )
+        }
+    }
+}
+
+// --- the API port and the daemon --------------------------------------------------------
+
+/// Where the daemon listens: `MESH_LISTEN`, else the address it would pick.
+async fn listen_addr(env: &NodeEnv) -> Result<SocketAddr, String> {
+    match env.get("MESH_LISTEN").map(|s| s.value.trim()).filter(|v| !v.is_empty()) {
+        Some(text) => text.parse().map_err(|_| format!("MESH_LISTEN \"{text}\" is not an address:port")),
+        None => {
+            let tailnet = tokio::time::timeout(TIMEOUT, crate::tailscale::local_tailnet_ipv4()).await.ok().flatten();
+            Ok(default_listen(tailnet))
+        }
+    }
+}
+
+/// What binding the listen address found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Bind {
+    Free,
+    InUse,
+    Refused(String),
+}
+
+fn bind(listen: SocketAddr) -> Bind {
+    match TcpListener::bind(listen) {
+        Ok(_) => Bind::Free,
+        Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => Bind::InUse,
+        Err(error) => Bind::Refused(error.to_string()),
+    }
+}
+
+/// What the daemon's API answered.
+enum DaemonFound {
+    Unreachable(String),
+    /// `/mesh/health` answered; `status` is `/api/v1/status` with the key.
+    Answered {
+        health: Health,
+        status: Box<Result<NodeStatus, ClientError>>,
+    },
+}
+
+impl DaemonFound {
+    async fn ask(client: &ApiClient) -> DaemonFound {
+        match client.health().await {
+            Err(error) => DaemonFound::Unreachable(error.to_string()),
+            Ok(health) => DaemonFound::Answered { health, status: Box::new(client.status().await) },
+        }
+    }
+
+    fn node(&self) -> Option<&str> {
+        match self {
+            DaemonFound::Answered { health, .. } => Some(&health.node),
+            DaemonFound::Unreachable(_) => None,
+        }
+    }
+}
+
+const START_DAEMON: &str = "start it: meshctl daemon or meshctl install-service";
+
+fn port_check(listen: SocketAddr, bind: &Bind, daemon: &DaemonFound, node: &str) -> Check {
+    const NAME: &str = "api-port";
+    match (bind, daemon.node()) {
+        (Bind::Free, _) => Check::pass(NAME, format!("{listen} is free for the daemon")),
+        (Bind::InUse, Some(answering)) if answering == node => {
+            Check::pass(NAME, format!("{listen} is served by this node's daemon ({node})"))
+        }
+        (Bind::InUse, Some(other)) => Check::fail(
+            NAME,
+            format!("{listen} is served by the daemon of another node, {other}"),
+            "stop that daemon, or give this node another port with MESH_LISTEN in .env",
+        ),
+        (Bind::InUse, None) => Check::fail(
+            NAME,
+            format!("{listen} is in use by something that is not a meshctl daemon"),
+            format!("stop what listens there (lsof -i :{}), or set MESH_LISTEN in .env", listen.port()),
+        ),
+        (Bind::Refused(why), Some(answering)) if answering == node => {
+            Check::pass(NAME, format!("{listen} is served by this node's daemon ({why} to bind it here)"))
+        }
+        (Bind::Refused(why), _) => Check::fail(
+            NAME,
+            format!("cannot listen on {listen}: {why}"),
+            "set MESH_LISTEN in .env to an address of this machine",
+        ),
+    }
+}
+
+fn daemon_check(base: &str, daemon: &DaemonFound, node: &str) -> Check {
+    const NAME: &str = "daemon";
+    match daemon {
+        DaemonFound::Unreachable(why) => Check::fail(NAME, format!("nothing answers: {why}"), START_DAEMON),
+        DaemonFound::Answered { health, .. } if health.node != node => Check::fail(
+            NAME,
+            format!("the daemon at {base} is Node {}, not {node}", health.node),
+            "run this node's daemon with this .env, or point MESH_LISTEN at it",
+        ),
+        DaemonFound::Answered { health, .. } if health.api_version != API_VERSION => Check::fail(
+            NAME,
+            format!("the daemon at {base} speaks mesh API {}, this meshctl {API_VERSION}", health.api_version),
+            "restart the daemon with this meshctl (meshctl daemon, or restart its service)",
+        ),
+        DaemonFound::Answered { health, status } => match status.as_ref() {
+            Err(ClientError::Api { status, .. }) if status.as_u16() == 401 => Check::fail(
+                NAME,
+                format!("{base} refused the key: the key in .env is not the daemon's"),
+                "set MESH_API_KEY in .env to the daemon's key (restart the daemon after changing its .env)",
+            ),
+            Err(error) => Check::fail(
+                NAME,
+                format!("{base} answers its health but not its status: {error}"),
+                "look at the daemon's log (RUST_LOG=debug meshctl daemon shows more)",
+            ),
+            Ok(status) => {
+                let revision = health.revision.as_deref().unwrap_or("no revision yet");
+                let rejected = status.last_error.is_some();
+                let message = format!(
+                    "{node} answers at {base}: meshctl {}, API {}, {revision}, up {}",
+                    health.version,
+                    health.api_version,
+                    humantime::format_duration(Duration::from_secs(health.uptime_seconds))
+                );
+                if rejected {
+                    Check::warn(
+                        NAME,
+                        format!("{message}; it rejected the last snapshot"),
+                        "meshctl status shows why; the previous revision keeps running",
+                    )
+                } else {
+                    Check::pass(NAME, message)
+                }
+            }
+        },
+    }
+}
+
+// --- Tailscale --------------------------------------------------------------------------
+
+fn tailscale_check(found: &Result<TailnetStatus, String>, required: bool) -> Check {
+    const NAME: &str = "tailscale";
+    let down = |why: String| {
+        if required {
+            Check::fail(
+                NAME,
+                format!("{why}; the Mesh uses Tailscale (discovery or identity auth)"),
+                "install Tailscale and run `tailscale up`, or turn the Mesh's Tailscale settings off",
+            )
+        } else {
+            Check::warn(
+                NAME,
+                format!("{why}; fine while the Nodes' addresses are plain"),
+                "install Tailscale and run `tailscale up` to reach peers away from home",
+            )
+        }
+    };
+    match found {
+        Err(why) => down(why.clone()),
+        Ok(status) if !status.running => down("Tailscale is not running".into()),
+        Ok(status) => {
+            let name = status.self_dns_name.as_deref().unwrap_or("no MagicDNS name");
+            let ip = status.tailnet_ipv4().map(|ip| format!(", {ip}")).unwrap_or_default();
+            Check::pass(NAME, format!("up as {name}{ip}"))
+        }
+    }
+}
+
+// --- Syncthing --------------------------------------------------------------------------
+
+/// The Syncthing check, when this Node has `spec.syncthing`.
+async fn syncthing_check(set: &ManifestSet, node: &str, env: &NodeEnv) -> Option<Check> {
+    const NAME: &str = "syncthing";
+    let settings = set.nodes.get(node)?.spec.syncthing.as_ref()?;
+    let url = &settings.api_url.value;
+    let where_key = match &settings.api_key {
+        SecretRef::Env(name) => format!("set {name} in .env to"),
+        SecretRef::File(path) => format!("write to {path}"),
+    };
+    let key = match resolve_secret(env, &settings.api_key) {
+        Ok(key) => key,
+        Err(error) => {
+            return Some(Check::fail(
+                NAME,
+                format!("Node/{node} spec.syncthing.apiKey: {error}"),
+                format!("{where_key} the key in Syncthing's GUI (Actions > Settings > API Key)"),
+            ));
+        }
+    };
+    let client = syncthing::Client::new(url, &key);
+    let answer = tokio::time::timeout(TIMEOUT, client.system_status()).await;
+    let found = match answer {
+        Err(_) => Err(SyncthingProblem::Unreachable(format!("no answer in {}s", TIMEOUT.as_secs()))),
+        Ok(Ok(status)) => Ok(status.my_id),
+        Ok(Err(SyncthingError::WrongKey { .. })) => Err(SyncthingProblem::WrongKey),
+        Ok(Err(SyncthingError::Unreachable { reason, .. })) => Err(SyncthingProblem::Unreachable(reason)),
+        Ok(Err(error)) => Err(SyncthingProblem::Other(error.to_string())),
+    };
+    Some(syncthing_verdict(url, &where_key, &found))
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum SyncthingProblem {
+    Unreachable(String),
+    WrongKey,
+    Other(String),
+}
+
+fn syncthing_verdict(url: &str, where_key: &str, found: &Result<String, SyncthingProblem>) -> Check {
+    const NAME: &str = "syncthing";
+    match found {
+        Ok(device) => {
+            let short = device.split('-').next().unwrap_or(device);
+            Check::pass(NAME, format!("Syncthing at {url} answers with the key (device {short})"))
+        }
+        Err(SyncthingProblem::WrongKey) => Check::fail(
+            NAME,
+            format!("Syncthing at {url} refused the API key"),
+            format!("{where_key} the key in Syncthing's GUI (Actions > Settings > API Key)"),
+        ),
+        Err(SyncthingProblem::Unreachable(why)) => Check::fail(
+            NAME,
+            format!("Syncthing at {url} is not reachable: {why}"),
+            "start Syncthing, or set the Node's spec.syncthing.apiUrl to where its GUI listens",
+        ),
+        Err(SyncthingProblem::Other(why)) => {
+            Check::fail(NAME, why.clone(), "look at Syncthing's log; meshctl needs its REST API")
+        }
+    }
+}
+
+// --- peers ------------------------------------------------------------------------------
+
+/// What asking a peer's `/mesh/health` found.
+#[derive(Clone, Debug, PartialEq)]
+enum PeerFound {
+    Unreachable(String),
+    Answered {
+        api_version: String,
+        version: String,
+        /// The peer's clock minus ours, in seconds, from its `Date` header.
+        skew: Option<f64>,
+    },
+}
+
+/// A `peer/<name>` and, when it answered, a `clock/<name>` check per other Node.
+async fn peer_checks(set: &ManifestSet, node: &str, tailnet: Option<&TailnetStatus>, key: Option<&str>) -> Vec<Check> {
+    let http = reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .connect_timeout(TIMEOUT)
+        .no_proxy()
+        .build()
+        .expect("a plain HTTP client builds");
+    let peers = set.nodes.iter().filter(|(name, _)| name.as_str() != node);
+    let asks = peers.map(|(name, object)| {
+        let address = &object.spec.address.value;
+        let tailnet_ip = tailnet.and_then(|t| t.peer_for(address)).and_then(|p| p.ips.iter().find(|ip| ip.is_ipv4()));
+        let host = tailnet_ip.map_or_else(|| address.clone(), ToString::to_string);
+        let dial = host_port(&host, object.spec.api_port.0);
+        let http = http.clone();
+        async move {
+            let found = ask_peer(&http, &dial, key).await;
+            let mut checks = vec![peer_check(name, &dial, &found)];
+            if let PeerFound::Answered { skew: Some(skew), .. } = found {
+                checks.push(clock_check(name, skew));
+            }
+            checks
+        }
+    });
+    futures_util::future::join_all(asks).await.into_iter().flatten().collect()
+}
+
+async fn ask_peer(http: &reqwest::Client, dial: &str, key: Option<&str>) -> PeerFound {
+    let request = http.get(format!("http://{dial}/mesh/health"));
+    let request = match key {
+        Some(key) => request.bearer_auth(key),
+        None => request,
+    };
+    let sent = SystemTime::now();
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(error) => return PeerFound::Unreachable(root_cause(&error)),
+    };
+    let received = SystemTime::now();
+    let date = response.headers().get(reqwest::header::DATE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if !response.status().is_success() {
+        return PeerFound::Unreachable(format!("it answered {}", response.status()));
+    }
+    let health: Health = match response.json().await {
+        Ok(health) => health,
+        Err(error) => return PeerFound::Unreachable(format!("not a mesh API: {}", root_cause(&error))),
+    };
+    let skew = date.as_deref().and_then(parse_http_date).map(|peer| skew_seconds(peer, sent, received));
+    PeerFound::Answered { api_version: health.api_version, version: health.version, skew }
+}
+
+fn peer_check(name: &str, dial: &str, found: &PeerFound) -> Check {
+    let check = format!("peer/{name}");
+    match found {
+        PeerFound::Unreachable(why) => Check::warn(
+            &check,
+            format!("{name} does not answer at {dial} ({why}); normal while it sleeps"),
+            format!("if it should be up: start meshctl daemon on {name}, and check {dial} reaches it"),
+        ),
+        PeerFound::Answered { api_version, version, .. } if api_version != API_VERSION => Check::fail(
+            &check,
+            format!(
+                "{name} at {dial} speaks mesh API {api_version} (meshctl {version}); this node speaks {API_VERSION}"
+            ),
+            "run the same meshctl version on every node",
+        ),
+        PeerFound::Answered { version, .. } => {
+            Check::pass(&check, format!("{name} answers at {dial}: meshctl {version}, API {API_VERSION}"))
+        }
+    }
+}
+
+/// Clock skew in seconds (the peer's clock minus ours, measured from a `Date`
+/// header of 1 s resolution, so up to about a second off).
+fn clock_check(name: &str, skew: f64) -> Check {
+    let check = format!("clock/{name}");
+    let size = Duration::from_secs_f64(skew.abs());
+    let direction = if skew > 0.0 { "ahead of" } else { "behind" };
+    let message = format!("{name}'s clock is {:.0}s {direction} this node's (to within 1 s)", skew.abs());
+    let fix = "turn on network time on both machines (macOS: System Settings > General > Date & Time)";
+    if size > SKEW_FAIL {
+        Check::fail(&check, message, fix)
+    } else if size > SKEW_WARN {
+        Check::warn(&check, message, fix)
+    } else {
+        Check::pass(&check, format!("{name}'s clock agrees with this node's to within {}s", SKEW_WARN.as_secs()))
+    }
+}
+
+/// The peer's clock minus ours: its `Date` (truncated to the second, so half
+/// a second is added) against the middle of the round trip.
+fn skew_seconds(peer: SystemTime, sent: SystemTime, received: SystemTime) -> f64 {
+    let seconds = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let ours = (seconds(sent) + seconds(received)) / 2.0;
+    seconds(peer) + 0.5 - ours
+}
+
+/// An HTTP `Date` (IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`).
+fn parse_http_date(text: &str) -> Option<SystemTime> {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = words.as_slice() else { return None };
+    let month = MONTHS.iter().position(|m| m == month)? + 1;
+    let day: u8 = day.parse().ok()?;
+    humantime::parse_rfc3339(&format!("{year}-{month:02}-{day:02}T{time}Z")).ok()
+}
+
+// --- capabilities -----------------------------------------------------------------------
+
+/// A `capability/<name>` check per Capability the daemon reconciles: where it
+/// is placed now, and whether its endpoint there is healthy.
+async fn capability_checks(set: &ManifestSet, status: Option<&NodeStatus>) -> Vec<Check> {
+    let Some(status) = status else {
+        let names = set.capabilities.keys();
+        return names
+            .map(|name| {
+                Check::warn(
+                    &format!("capability/{name}"),
+                    "cannot tell where it is placed: the daemon does not answer",
+                    START_DAEMON,
+                )
+            })
+            .collect();
+    };
+    let http = reqwest::Client::builder().timeout(TIMEOUT).no_proxy().build().expect("a plain HTTP client builds");
+    let capabilities = status.objects.iter().filter(|object| object.kind == "Capability");
+    let checks = capabilities.map(|object| {
+        let http = http.clone();
+        async move {
+            let served_by = object.details.get("servedBy");
+            let url = served_by.and_then(|node| {
+                let spec = &set.capabilities.get(&object.name)?.spec;
+                let address = set.nodes.get(node).map(|n| n.spec.address.value.as_str());
+                Some(health_url(spec, endpoint_host(spec, address)?))
+            });
+            let url = url.or_else(|| object.details.get("endpoint").cloned());
+            let health = match &url {
+                Some(url) => Some(endpoint_health(&http, url).await),
+                None => None,
+            };
+            let reason = object.conditions.iter().find(|c| c.condition_type == "Ready").map(|c| c.message.clone());
+            capability_verdict(&object.name, served_by.map(String::as_str), url.as_deref(), health, reason)
+        }
+    });
+    futures_util::future::join_all(checks).await
+}
+
+async fn endpoint_health(http: &reqwest::Client, url: &str) -> Result<(), String> {
+    match http.get(url).send().await {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => Err(format!("it answered {}", response.status())),
+        Err(error) => Err(root_cause(&error)),
+    }
+}
+
+fn capability_verdict(
+    name: &str,
+    served_by: Option<&str>,
+    url: Option<&str>,
+    health: Option<Result<(), String>>,
+    reason: Option<String>,
+) -> Check {
+    let check = format!("capability/{name}");
+    let describe = format!("meshctl describe capability {name}");
+    match (served_by, url, health) {
+        (None, _, _) => Check::fail(
+            &check,
+            reason.filter(|r| !r.is_empty()).unwrap_or_else(|| "no node serves it yet".into()),
+            format!("start its service on a node of its placement ({describe})"),
+        ),
+        (Some(node), Some(url), Some(Ok(()))) => Check::pass(&check, format!("served by {node}, healthy at {url}")),
+        (Some(node), Some(url), Some(Err(why))) => Check::fail(
+            &check,
+            format!("served by {node}, but {url} is not healthy: {why}"),
+            format!(
+                "check its service on {node} ({describe}); the mesh moves it within seconds if another node can serve it"
+            ),
+        ),
+        (Some(node), _, _) => Check::warn(
+            &check,
+            format!("served by {node}, at an endpoint this meshctl cannot tell"),
+            "apply the manifests again so this node and its daemon agree",
+        ),
+    }
+}
+
+/// "1 error", "2 errors".
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn health(node: &str) -> Health {
+        Health {
+            node: node.into(),
+            role: None,
+            version: "0.1.0".into(),
+            api_version: API_VERSION.into(),
+            revision: Some("r1".into()),
+            uptime_seconds: 61,
+        }
+    }
+
+    fn answered(node: &str) -> DaemonFound {
+        let status = NodeStatus {
+            name: node.into(),
+            role: "primary".into(),
+            online: true,
+            last_seen: None,
+            revision: Some("r1".into()),
+            last_error: None,
+            objects: Vec::new(),
+            paused: false,
+        };
+        DaemonFound::Answered { health: health(node), status: Box::new(Ok(status)) }
+    }
+
+    #[test]
+    fn the_api_port_is_free_or_served_by_our_daemon_and_anything_else_fails() {
+        let listen: SocketAddr = "127.0.0.1:8000".parse().unwrap();
+        let nobody = DaemonFound::Unreachable("refused".into());
+        let refused = Bind::Refused("cannot assign requested address".into());
+        let table = [
+            (Bind::Free, &nobody, Status::Pass, "is free"),
+            (Bind::InUse, &answered("laptop"), Status::Pass, "served by this node's daemon"),
+            (Bind::InUse, &answered("mini"), Status::Fail, "another node, mini"),
+            (Bind::InUse, &nobody, Status::Fail, "not a meshctl daemon"),
+            (refused.clone(), &answered("laptop"), Status::Pass, "served by this node's daemon"),
+            (refused, &nobody, Status::Fail, "cannot listen on 127.0.0.1:8000"),
+        ];
+        for (bind, daemon, status, words) in table {
+            let check = port_check(listen, &bind, daemon, "laptop");
+            assert_eq!(check.status, status, "{bind:?}: {check:?}");
+            assert!(check.message.contains(words), "{bind:?}: {check:?}");
+        }
+    }
+
+    #[test]
+    fn the_daemon_must_answer_as_this_node_and_take_the_key() {
+        let unauthorized = ClientError::Api {
+            status: reqwest::StatusCode::UNAUTHORIZED,
+            error: "unauthorized".into(),
+            message: "a valid key is required".into(),
+            diagnostics: vec![],
+        };
+        let newer = match answered("laptop") {
+            DaemonFound::Answered { mut health, status } => {
+                health.api_version = "v2".into();
+                DaemonFound::Answered { health, status }
+            }
+            unreachable => unreachable,
+        };
+        let refused = DaemonFound::Answered { health: health("laptop"), status: Box::new(Err(unauthorized)) };
+        let table = [
+            (answered("laptop"), Status::Pass, "laptop answers at http://x: meshctl 0.1.0, API v1, r1, up 1m 1s"),
+            (answered("mini"), Status::Fail, "the daemon at http://x is Node mini, not laptop"),
+            (newer, Status::Fail, "the daemon at http://x speaks mesh API v2, this meshctl v1"),
+            (refused, Status::Fail, "http://x refused the key: the key in .env is not the daemon's"),
+            (DaemonFound::Unreachable("refused".into()), Status::Fail, "nothing answers: refused"),
+        ];
+        for (found, status, message) in table {
+            let check = daemon_check("http://x", &found, "laptop");
+            assert_eq!((check.status, check.message.as_str()), (status, message));
+        }
+        let down = daemon_check("http://x", &DaemonFound::Unreachable("refused".into()), "laptop");
+        assert_eq!(down.fix.as_deref(), Some("start it: meshctl daemon or meshctl install-service"));
+    }
+
+    #[test]
+    fn clock_skew_passes_to_5_s_warns_to_60_s_and_fails_beyond() {
+        let table = [
+            (0.4, Status::Pass),
+            (-5.0, Status::Pass),
+            (5.6, Status::Warn),
+            (-59.0, Status::Warn),
+            (61.0, Status::Fail),
+            (-3600.0, Status::Fail),
+        ];
+        for (skew, status) in table {
+            assert_eq!(clock_check("mini", skew).status, status, "{skew}");
+        }
+        assert_eq!(clock_check("mini", -90.2).message, "mini's clock is 90s behind this node's (to within 1 s)");
+    }
+
+    #[test]
+    fn skew_is_the_peer_date_against_the_middle_of_the_round_trip() {
+        let at = |s: u64, ms: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s) + Duration::from_millis(ms);
+        // Sent at 100.2 s, answered at 100.4 s: the peer's 100 s means 100.5 s.
+        let skew = skew_seconds(at(100, 0), at(100, 200), at(100, 400));
+        assert!((skew - 0.2).abs() < 1e-6, "{skew}");
+        assert!((skew_seconds(at(40, 0), at(100, 0), at(100, 0)) + 59.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn http_dates_are_read_and_anything_else_is_not() {
+        let date = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(date.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(), 784_111_777);
+        for text in ["Sunday, 06-Nov-94 08:49:37 GMT", "Sun, 06 Foo 1994 08:49:37 GMT", "", "Sun, 06 Nov 1994 08:49:37"]
+        {
+            assert_eq!(parse_http_date(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_peer_that_does_not_answer_is_a_warning_and_another_api_version_fails() {
+        let answered = |api: &str| PeerFound::Answered { api_version: api.into(), version: "0.2.0".into(), skew: None };
+        let table = [
+            (PeerFound::Unreachable("refused".into()), Status::Warn, "mini does not answer at mini:8000 (refused)"),
+            (answered(API_VERSION), Status::Pass, "mini answers at mini:8000: meshctl 0.2.0, API v1"),
+            (answered("v2"), Status::Fail, "mini at mini:8000 speaks mesh API v2 (meshctl 0.2.0)"),
+        ];
+        for (found, status, words) in table {
+            let check = peer_check("mini", "mini:8000", &found);
+            assert_eq!((check.name.as_str(), check.status), ("peer/mini", status));
+            assert!(check.message.starts_with(words), "{check:?}");
+        }
+    }
+
+    #[test]
+    fn the_env_needs_a_node_and_a_key_unless_tailscale_identity_lets_callers_in() {
+        let found = |node: Option<&str>, key: Result<Option<&str>, &str>, identity_auth: bool| EnvFound {
+            problem: None,
+            file: Some(".env".into()),
+            node: node.map(Into::into),
+            key: key.map(|k| k.map(Into::into)).map_err(Into::into),
+            identity_auth,
+        };
+        let long = "k".repeat(MIN_KEY_LEN);
+        let table = [
+            (found(Some("laptop"), Ok(Some(&long)), false), Status::Pass, ".env: laptop, API key set"),
+            (found(Some("laptop"), Ok(Some("short")), false), Status::Warn, "the API key is 5 characters long"),
+            (found(Some("laptop"), Ok(None), false), Status::Fail, "MESH_API_KEY is not set"),
+            (found(Some("laptop"), Ok(None), true), Status::Pass, "by Tailscale identity"),
+            (found(Some("laptop"), Err("the Mesh's auth.apiKey: x"), false), Status::Fail, "auth.apiKey"),
+            (found(None, Ok(Some(&long)), false), Status::Fail, "AGENT_NODE_ID is not set in .env"),
+        ];
+        for (found, status, words) in table {
+            let check = env_check(&found);
+            assert_eq!(check.status, status, "{check:?}");
+            assert!(check.message.contains(words), "{check:?}");
+        }
+        let unreadable = EnvFound { problem: Some(".env: line 3".into()), ..found(None, Ok(None), false) };
+        assert_eq!(env_check(&unreadable).status, Status::Fail);
+    }
+
+    #[test]
+    fn tailscale_down_is_a_warning_unless_the_mesh_relies_on_it() {
+        let up = TailnetStatus {
+            running: true,
+            self_ips: vec!["100.101.1.2".parse().unwrap()],
+            self_dns_name: Some("laptop.tail1234.ts.net".into()),
+            ..TailnetStatus::default()
+        };
+        let stopped = TailnetStatus::default();
+        let missing = Err("Tailscale is not installed".to_owned());
+        let table = [
+            (Ok(up), false, Status::Pass),
+            (Ok(stopped.clone()), false, Status::Warn),
+            (Ok(stopped), true, Status::Fail),
+            (missing.clone(), false, Status::Warn),
+            (missing, true, Status::Fail),
+        ];
+        for (found, required, status) in table {
+            assert_eq!(tailscale_check(&found, required).status, status, "{found:?} {required}");
+        }
+        let up = tailscale_check(&Ok(TailnetStatus { running: true, ..TailnetStatus::default() }), false);
+        assert_eq!(up.message, "up as no MagicDNS name");
+    }
+
+    #[test]
+    fn syncthing_names_a_wrong_key_apart_from_an_unreachable_one() {
+        let url = "http://127.0.0.1:8384";
+        let wrong = syncthing_verdict(url, "set SYNCTHING_API_KEY in .env to", &Err(SyncthingProblem::WrongKey));
+        assert_eq!(
+            render(&[wrong]),
+            "fail  syncthing      Syncthing at http://127.0.0.1:8384 refused the API key — fix: set SYNCTHING_API_KEY in .env to the key in Syncthing's GUI (Actions > Settings > API Key)\n"
+        );
+        let down = syncthing_verdict(url, "", &Err(SyncthingProblem::Unreachable("refused".into())));
+        assert_eq!(
+            (down.status, down.message.as_str()),
+            (Status::Fail, "Syncthing at http://127.0.0.1:8384 is not reachable: refused")
+        );
+        let ok = syncthing_verdict(url, "", &Ok("ABCDEFG-HIJKLMN".into()));
+        assert_eq!(
+            (ok.status, ok.message.as_str()),
+            (Status::Pass, "Syncthing at http://127.0.0.1:8384 answers with the key (device ABCDEFG)")
+        );
+    }
+
+    #[test]
+    fn a_capability_passes_only_where_it_is_served_and_healthy() {
+        let url = Some("http://mini:11434/api/tags");
+        let table = [
+            (Some("mini"), url, Some(Ok(())), Status::Pass),
+            (Some("mini"), url, Some(Err("refused".to_owned())), Status::Fail),
+            (None, None, None, Status::Fail),
+            (Some("mini"), None, None, Status::Warn),
+        ];
+        for (served_by, url, health, status) in table {
+            let check = capability_verdict("llm", served_by, url, health.clone(), Some("mini is offline".into()));
+            assert_eq!((check.name.as_str(), check.status), ("capability/llm", status), "{check:?}");
+        }
+        let none = capability_verdict("llm", None, None, None, Some("no node can serve it: mini is offline".into()));
+        assert_eq!(none.message, "no node can serve it: mini is offline");
+        assert_eq!(capability_verdict("llm", None, None, None, None).message, "no node serves it yet");
+    }
+
+    #[test]
+    fn json_lists_check_status_message_and_fix() {
+        let json = serde_json::to_value([Check::pass("node", "Node/laptop")]).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([{"check": "node", "status": "pass", "message": "Node/laptop", "fix": null}])
+        );
+    }
+}
