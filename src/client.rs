@@ -5,6 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 
+use crate::api::wire::HandoffRequest;
 use crate::api::wire::SyncthingDevice;
 use crate::api::wire::{
     ApplyRequest, ApplyResponse, Describe, ErrorBody, HandoffMessage, Health, MeshNode, ReconcileRequest,
@@ -12,6 +13,7 @@ use crate::api::wire::{
 };
 use crate::controller::state::Bundle;
 use crate::controller::status::NodeStatus;
+use crate::handoff::store::Progress;
 use crate::mesh::router::Routed;
 
 /// How long `route` waits: longer than the router's own worst case (a connect
@@ -135,6 +137,16 @@ impl ApiClient {
             diagnostics: Vec::new(),
         });
         Err(ClientError::Api { status, error: body.error, message: body.message, diagnostics: body.diagnostics })
+    }
+
+    /// Starts a handoff on this (the owner's) controller.
+    pub async fn handoff(&self, request: &HandoffRequest) -> Result<Progress, ClientError> {
+        self.send(self.http.post(self.url("/api/v1/handoff")).json(request)).await
+    }
+
+    /// How a handoff started on this controller goes.
+    pub async fn handoff_progress(&self, handoff: &str) -> Result<Progress, ClientError> {
+        self.send(self.http.get(self.url(&format!("/api/v1/handoff/{handoff}")))).await
     }
 
     /// Every conversation this node knows of (`GET /api/v1/sessions`).

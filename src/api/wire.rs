@@ -345,3 +345,18 @@ pub struct Session {
     /// The peer reported the same content as here.
     pub in_sync: bool,
 }
+
+/// `POST /api/v1/handoff`: hand conversation `id` to `to` (by default the
+/// policy's `defaultTarget`, else the other node), or take it over (`force`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HandoffRequest {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// A duration (`30s`); by default the policy's `timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub force: bool,
+}

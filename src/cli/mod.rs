@@ -8,6 +8,7 @@ mod describe;
 mod doctor;
 mod env;
 mod events;
+mod handoff;
 mod init;
 mod route;
 mod schema;
@@ -50,6 +51,8 @@ enum Command {
     Daemon(daemon::Args),
     /// Show every node of the mesh and its objects.
     Status(status::Args),
+    /// Hand a conversation to another node, following each step until it is done.
+    Handoff(handoff::Args),
     /// Every conversation of this node: owner, epoch, in sync with the peer, conflicts.
     Sessions(sessions::Args),
     /// Validate a folder and apply it on this node and every peer now.
@@ -105,6 +108,7 @@ pub fn run() -> ExitCode {
         Command::Daemon(args) => daemon::run(args, env_file),
         Command::Status(args) => status::run(args, env_file),
         Command::Sessions(args) => sessions::run(args, env_file),
+        Command::Handoff(args) => handoff::run(args, env_file),
         Command::Apply(args) => apply::run(args, env_file),
         Command::Diff(args) => apply::diff(args, env_file),
         Command::Describe(args) => describe::run(args, env_file),

@@ -47,6 +47,12 @@ pub fn conversations(root: &Path) -> io::Result<Vec<String>> {
     Ok(ids)
 }
 
+/// Whether `id` can name a conversation folder: one path component, not
+/// hidden (ids come from the peer, and become paths here).
+pub fn is_conversation_id(id: &str) -> bool {
+    !id.is_empty() && !id.starts_with('.') && !id.contains(['/', '\\', '\0'])
+}
+
 /// What a conversation folder holds, as the barrier compares it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Content {
@@ -150,6 +156,16 @@ mod tests {
                 std::fs::remove_file(c.path().join("attachments/notes.md")).unwrap();
             }
             assert_ne!(content(c.path()).unwrap().hash, content_a.hash, "{case}");
+        }
+    }
+
+    #[test]
+    fn a_conversation_id_is_one_visible_path_component() {
+        for id in ["c-1", "2026-11-28 chat", "a.b"] {
+            assert!(is_conversation_id(id), "{id}");
+        }
+        for id in ["", ".", "..", "../x", "a/b", ".hidden", "a\\b"] {
+            assert!(!is_conversation_id(id), "{id}");
         }
     }
 

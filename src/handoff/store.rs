@@ -14,6 +14,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
+use serde::{Deserialize, Serialize};
+
 use super::protocol::{Envelope, Input, Node, Record, Step};
 
 /// `(policy, conversation id)`.
@@ -25,9 +27,35 @@ struct Entry {
     peer_hash: Option<String>,
 }
 
+/// How one handoff started on this node goes, for `meshctl handoff` to follow
+/// (`GET /api/v1/handoff/{handoff}`). Kept in memory only.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    pub handoff: String,
+    pub policy: String,
+    pub conversation: String,
+    pub target: String,
+    /// What happened so far, one line per step.
+    pub lines: Vec<String>,
+    pub done: bool,
+    pub succeeded: bool,
+    /// The step that failed: `freeze`, `barrier`, `accept` or `release`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_step: Option<String>,
+    /// The outcome in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Who owns the conversation now, at which epoch.
+    pub owner: String,
+    pub epoch: u64,
+}
+
 #[derive(Default)]
 struct Inner {
     entries: BTreeMap<Key, Entry>,
+    /// The handoffs started here, by id.
+    progress: BTreeMap<String, Progress>,
     /// Steps of the restart, whose messages are still to be sent.
     pending: Vec<(Key, Step)>,
 }
@@ -154,6 +182,42 @@ impl HandoffStore {
     /// `RecordOf` of the conversation for `peer`, when there is a record.
     pub fn record_for(&self, policy: &str, id: &str, peer: &str) -> Option<Envelope> {
         self.lock().entries.get(&(policy.to_owned(), id.to_owned())).map(|entry| entry.node.record_for(peer))
+    }
+
+    /// Starts following a handoff.
+    pub fn begin(&self, progress: Progress) {
+        self.lock().progress.insert(progress.handoff.clone(), progress);
+    }
+
+    /// Adds a line to a handoff's progress.
+    pub fn note(&self, handoff: &str, line: String) {
+        if let Some(progress) = self.lock().progress.get_mut(handoff) {
+            progress.lines.push(line);
+        }
+    }
+
+    /// Ends a handoff's progress (the first outcome wins).
+    pub fn finish(&self, handoff: &str, failed_step: Option<&str>, message: String) {
+        let mut inner = self.lock();
+        let Some(progress) = inner.progress.get_mut(handoff) else { return };
+        if progress.done {
+            return;
+        }
+        let key = (progress.policy.clone(), progress.conversation.clone());
+        progress.done = true;
+        progress.succeeded = failed_step.is_none();
+        progress.failed_step = failed_step.map(str::to_owned);
+        progress.lines.push(message.clone());
+        progress.message = Some(message);
+        if let Some(entry) = inner.entries.get(&key) {
+            let (owner, epoch) = (entry.node.record().owner.clone(), entry.node.record().epoch);
+            let progress = inner.progress.get_mut(handoff).expect("still there");
+            (progress.owner, progress.epoch) = (owner, epoch);
+        }
+    }
+
+    pub fn progress(&self, handoff: &str) -> Option<Progress> {
+        self.lock().progress.get(handoff).cloned()
     }
 
     pub fn set_peer_hash(&self, policy: &str, id: &str, hash: String) {

@@ -16,7 +16,7 @@ use super::{Context, Outcome, ReconcileError};
 use crate::api::wire::{HandoffMessage, Session};
 use crate::controller::status::Observed;
 use crate::handoff::folder;
-use crate::handoff::protocol::{Envelope, Input, Notice, Phase, Record, Step};
+use crate::handoff::protocol::{Envelope, Input, Notice, Phase, Reason, Record, Stage, Step};
 use crate::handoff::store::HandoffStore;
 use crate::manifest::ManifestSet;
 use crate::mesh::peers::Peers;
@@ -71,8 +71,10 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
     let sessions_dir = policy.spec.sessions_dir.value.trim_matches('/').to_owned();
     let mut outcome = Outcome { requeue_after: Some(EXCHANGE_EVERY), ..Outcome::default() };
 
+    let key = ctx.api_key.get();
     for (id, step) in ctx.handoff.take_pending(name) {
-        carry_out(&ctx.peers, &ctx.api_key.get(), name, &id, step, &mut outcome.events);
+        let events = carry_out(&ctx.handoff, &ctx.peers, &key, (name, &id), Some(&root.join(&id)), step);
+        outcome.events.extend(events);
     }
 
     let ids = folder::conversations(&root).map_err(|error| {
@@ -106,11 +108,20 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
         }
     }
 
+    // A handoff that timed out after Accept went out asks the target to abort
+    // until it answers (the protocol's retransmission tick).
+    for (id, record) in ctx.handoff.records(name) {
+        if matches!(record.phase, Phase::Frozen { stage: Stage::Aborting, .. })
+            && let Ok(Some(step)) = ctx.handoff.step(name, &id, Input::Timeout)
+        {
+            let events = carry_out(&ctx.handoff, &ctx.peers, &key, (name, &id), Some(&root.join(&id)), step);
+            outcome.events.extend(events);
+        }
+    }
     let records = ctx.handoff.records(name);
     if let Some(peer) = &peer
         && !ctx.peers.known_down(peer)
     {
-        let key = ctx.api_key.get();
         for (id, _) in &records {
             let Some(envelope) = ctx.handoff.record_for(name, id, peer) else { continue };
             let hash = folder::content(&root.join(id)).ok().map(|content| content.hash);
@@ -139,12 +150,12 @@ fn not_saved(id: &str, error: &std::io::Error) -> ReconcileError {
     ReconcileError::new("StateNotSaved", format!("cannot persist the record of conversation {id}: {error}"))
 }
 
-fn home() -> PathBuf {
+pub fn home() -> PathBuf {
     std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default()
 }
 
 /// The other node of the policy's SyncFolder.
-fn peer_of(set: &ManifestSet, policy: &str, me: &str) -> Option<String> {
+pub fn peer_of(set: &ManifestSet, policy: &str, me: &str) -> Option<String> {
     let spec = &set.handoff_policies.get(policy)?.spec;
     let folder = set.sync_folders.get(&spec.sync_folder.value)?;
     folder.spec.paths.keys().map(|node| node.value.clone()).find(|node| node != me)
@@ -155,6 +166,7 @@ pub fn receive(
     store: &HandoffStore,
     peers: &Peers,
     key: &Option<Arc<str>>,
+    dir: Option<&Path>,
     message: HandoffMessage,
 ) -> Result<Vec<(bool, &'static str, String)>, std::io::Error> {
     let HandoffMessage { policy, conversation, envelope, hash } = message;
@@ -162,27 +174,78 @@ pub fn receive(
     if let Some(hash) = hash {
         store.set_peer_hash(&policy, &conversation, hash);
     }
-    let mut events = Vec::new();
-    if let Some(step) = step {
-        carry_out(peers, key, &policy, &conversation, step, &mut events);
-    }
-    Ok(events)
+    let Some(step) = step else { return Ok(Vec::new()) };
+    Ok(carry_out(store, peers, key, (&policy, &conversation), dir, step))
 }
 
-/// Sends what a (persisted) step asks to send and turns its notices into events.
-fn carry_out(
+/// The file that marks a conversation frozen for a handoff: a write after
+/// it is detectable (it is newer), and the agent can see it.
+pub fn marker(dir: &Path) -> PathBuf {
+    dir.join(format!("{}frozen", folder::MARKER_PREFIX))
+}
+
+/// Carries out a (persisted) step: sends its messages, writes or removes the
+/// freeze marker in the conversation folder `dir`, follows the handoff's
+/// progress, and returns its notices as events.
+pub fn carry_out(
+    store: &HandoffStore,
     peers: &Peers,
     key: &Option<Arc<str>>,
-    policy: &str,
-    id: &str,
+    (policy, id): (&str, &str),
+    dir: Option<&Path>,
     step: Step,
-    events: &mut Vec<(bool, &'static str, String)>,
-) {
+) -> Vec<(bool, &'static str, String)> {
     for envelope in step.send {
         send(peers, key, HandoffMessage { policy: policy.into(), conversation: id.into(), envelope, hash: None });
     }
-    for notice in step.notices {
-        events.push(notice_event(id, &notice));
+    let mut events = Vec::new();
+    for notice in &step.notices {
+        events.push(notice_event(id, notice));
+        match notice {
+            Notice::Frozen { handoff } => {
+                let written = dir.map(|dir| std::fs::write(marker(dir), format!("{handoff}\n")));
+                if let Some(Err(error)) = written {
+                    events.push((true, "MarkerNotWritten", format!("conversation {id}: {error}")));
+                }
+                store.note(&handoff.0, "freeze: the conversation is frozen (marker written, agent told)".into());
+            }
+            Notice::Unfrozen { handoff, reason } => {
+                if let Some(dir) = dir {
+                    let _ = std::fs::remove_file(marker(dir));
+                }
+                let (step, why) = failed_step(reason);
+                store.finish(
+                    &handoff.0,
+                    Some(step),
+                    format!("handoff failed at the {step} step: {why}; still owned here"),
+                );
+            }
+            Notice::Resume { .. } => {
+                if let Some(dir) = dir {
+                    let _ = std::fs::remove_file(marker(dir));
+                }
+            }
+            Notice::Released { handoff, owner, epoch } => {
+                store.finish(&handoff.0, None, format!("release: {owner} owns the conversation at epoch {epoch}"));
+            }
+            Notice::Demoted { .. } | Notice::TookOver { .. } | Notice::Rejected { .. } => {}
+        }
+    }
+    events
+}
+
+/// The step a failed handoff stopped at, and why, for `meshctl handoff`.
+pub fn failed_step(reason: &Reason) -> (&'static str, String) {
+    match reason {
+        Reason::BarrierFailed => ("barrier", "the target did not hold the same content in time".into()),
+        Reason::TimedOut => ("accept", "the target did not answer in time".into()),
+        Reason::Aborted => ("accept", "the target did not accept in time; the handoff was aborted".into()),
+        Reason::Restarted => ("barrier", "this daemon restarted during the handoff".into()),
+        Reason::StaleEpoch { known } => ("accept", format!("the target refused: it knows a newer epoch ({known})")),
+        Reason::OwnerMismatch => ("accept", "the target refused: it knows another owner at this epoch".into()),
+        Reason::NotOwner { owner, epoch } => ("freeze", format!("{owner} owns the conversation at epoch {epoch}")),
+        Reason::Busy { handoff } => ("freeze", format!("handoff {handoff} of this conversation is under way")),
+        Reason::SameNode => ("freeze", "the target is this node".into()),
     }
 }
 

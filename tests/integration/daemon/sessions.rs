@@ -6,7 +6,9 @@
 use serde_json::Value;
 
 use super::support::eventually_within;
-use super::sync::{A, OBJECT, PATIENCE, Side, Syncthings};
+use std::time::{Duration, Instant};
+
+use super::sync::{A, B, OBJECT, PATIENCE, Pair, Side, Syncthings};
 
 const POLICY: &str = "chats";
 
@@ -22,6 +24,93 @@ fn wait_for_session(side: &Side, id: &str, what: &str, check: impl Fn(&Value) ->
     eventually_within(PATIENCE, &format!("{} shows {id} {what}", side.name), || {
         side.daemon.api_get(&format!("/api/v1/sessions/{id}")).filter(|session| check(session))
     })
+}
+
+/// Both nodes with the policy, and conversation `c-1` written on node-a,
+/// owned by node-a and in sync on both.
+fn pair_with_a_conversation() -> Pair {
+    let pair = Syncthings::start().start_daemons_with(&policy());
+    pair.wait_until_ready();
+    let conversation = pair.a.syncthing.data(OBJECT).join("sessions/c-1");
+    std::fs::create_dir_all(conversation.join("attachments")).expect("make the conversation folder");
+    std::fs::write(conversation.join("messages.jsonl"), "{\"role\":\"user\",\"content\":\"hello\"}\n").unwrap();
+    std::fs::write(conversation.join("attachments/notes.md"), "# notes\n").unwrap();
+    for side in [&pair.a, &pair.b] {
+        wait_for_session(side, "c-1", "owned by node-a, in sync", |s| s["owner"] == A && s["inSync"] == true);
+    }
+    pair
+}
+
+/// Every file of a folder, by relative path, with its bytes.
+fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read the folder") {
+        let path = entry.expect("an entry").path();
+        if path.is_dir() {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            found.extend(files(&path).into_iter().map(|(relative, bytes)| (format!("{name}/{relative}"), bytes)));
+        } else {
+            found.push((path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&path).unwrap()));
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn a_handoff_from_node_a_to_node_b_makes_node_b_the_owner_at_epoch_2_with_the_same_content() {
+    let pair = pair_with_a_conversation();
+
+    let started = Instant::now();
+    let run = pair.a.daemon.meshctl(&["handoff", "c-1", "--to", B, "--timeout", "30s"]);
+    let took = started.elapsed();
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains(&format!(" of c-1 to {B} started\n")), "{run:?}");
+    assert!(run.stdout.contains("  freeze: the conversation is frozen"), "{run:?}");
+    assert!(run.stdout.contains("  barrier: the target holds the same content"), "{run:?}");
+    assert!(run.stdout.ends_with(&format!("{B} now owns c-1 at epoch 2\n")), "{run:?}");
+    assert!(took < Duration::from_secs(15), "the handoff took {took:?}");
+
+    for side in [&pair.a, &pair.b] {
+        wait_for_session(side, "c-1", "owned by node-b at epoch 2", |s| s["owner"] == B && s["epoch"] == 2);
+    }
+    let (dir_a, dir_b) =
+        (pair.a.syncthing.data(OBJECT).join("sessions/c-1"), pair.b.syncthing.data(OBJECT).join("sessions/c-1"));
+    let conversation = |dir: &std::path::Path| {
+        files(dir).into_iter().filter(|(name, _)| !name.starts_with(".agentmesh-")).collect::<Vec<_>>()
+    };
+    assert_eq!(conversation(&dir_b), conversation(&dir_a), "byte-identical content");
+    assert_eq!(conversation(&dir_b).len(), 2);
+    let resumed = pair.b.events("handoff.resume");
+    assert_eq!(resumed.len(), 1, "{resumed:?}");
+    assert!(resumed[0]["message"].as_str().unwrap().contains("owned here at epoch 2"), "{resumed:?}");
+    assert_eq!(pair.a.events("handoff.freeze").len(), 1);
+    assert_eq!(pair.a.events("handoff.released").len(), 1);
+    assert!(!dir_b.join(".agentmesh-frozen").exists(), "the new owner is not frozen");
+
+    // The same handoff again, from node-a, which no longer owns it, is done already.
+    let again = pair.a.daemon.meshctl(&["handoff", "c-1", "--to", B]);
+    assert!(again.code == 0 && again.stdout.contains("now owns c-1 at epoch 2"), "already done: {again:?}");
+}
+
+#[test]
+fn a_handoff_to_a_stopped_node_is_refused_at_once_and_changes_nothing() {
+    let mut pair = pair_with_a_conversation();
+    pair.b.daemon.kill();
+    eventually_within(PATIENCE, "node-a knows node-b is down", || {
+        let mesh = pair.a.daemon.api_get("/api/v1/mesh")?;
+        mesh.as_array()?.iter().any(|node| node["name"] == B && node["knownDown"] == true).then_some(())
+    });
+
+    let started = Instant::now();
+    let run = pair.a.daemon.meshctl(&["handoff", "c-1", "--to", B]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "refused at once, not after {:?}", started.elapsed());
+    assert!(run.stderr.contains(&format!("{B} is offline")), "{run:?}");
+    assert!(run.stderr.contains("c-1 stays with node-a at epoch 1"), "{run:?}");
+    let session = pair.a.daemon.api_get("/api/v1/sessions/c-1").unwrap();
+    assert_eq!((&session["owner"], &session["epoch"], &session["phase"]), (&A.into(), &1.into(), &"owned".into()));
+    assert!(pair.a.events("handoff.freeze").is_empty(), "nothing was frozen");
 }
 
 #[test]
