@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use super::protocol::{Envelope, Input, Node, Record, Step};
 
+/// How many handoffs' progress is kept.
+const KEEP_PROGRESS: usize = 64;
+
 /// `(policy, conversation id)`.
 pub type Key = (String, String);
 
@@ -186,7 +189,14 @@ impl HandoffStore {
 
     /// Starts following a handoff.
     pub fn begin(&self, progress: Progress) {
-        self.lock().progress.insert(progress.handoff.clone(), progress);
+        let mut inner = self.lock();
+        // Only the recent ones are kept: the oldest finished ones go first.
+        while inner.progress.len() >= KEEP_PROGRESS {
+            let oldest = inner.progress.iter().find(|(_, p)| p.done).map(|(id, _)| id.clone());
+            let Some(oldest) = oldest.or_else(|| inner.progress.keys().next().cloned()) else { break };
+            inner.progress.remove(&oldest);
+        }
+        inner.progress.insert(progress.handoff.clone(), progress);
     }
 
     /// Adds a line to a handoff's progress.

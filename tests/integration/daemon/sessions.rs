@@ -87,10 +87,48 @@ fn a_handoff_from_node_a_to_node_b_makes_node_b_the_owner_at_epoch_2_with_the_sa
     assert_eq!(pair.a.events("handoff.freeze").len(), 1);
     assert_eq!(pair.a.events("handoff.released").len(), 1);
     assert!(!dir_b.join(".agentmesh-frozen").exists(), "the new owner is not frozen");
+    let saved = |side: &Side| -> Value {
+        let path = side.daemon.path().join("state/handoff/chats/c-1.json");
+        serde_json::from_slice(&std::fs::read(path).expect("the record in the state folder")).unwrap()
+    };
+    assert_eq!((&saved(&pair.a)["owner"], &saved(&pair.a)["epoch"]), (&B.into(), &2.into()));
+    assert_eq!((&saved(&pair.b)["owner"], &saved(&pair.b)["epoch"]), (&B.into(), &2.into()));
 
     // The same handoff again, from node-a, which no longer owns it, is done already.
     let again = pair.a.daemon.meshctl(&["handoff", "c-1", "--to", B]);
     assert!(again.code == 0 && again.stdout.contains("now owns c-1 at epoch 2"), "already done: {again:?}");
+}
+
+#[test]
+fn a_barrier_that_does_not_pass_in_time_fails_the_handoff_at_that_step_and_node_a_keeps_it() {
+    let mut pair = pair_with_a_conversation();
+    // The fixture's SyncFolder ignores `*.tmp`: node-b holds content node-a never gets.
+    let dir_b = pair.b.syncthing.data(OBJECT).join("sessions/c-1");
+    std::fs::write(dir_b.join("only-here.tmp"), "not synced").unwrap();
+    wait_for_session(&pair.a, "c-1", "out of sync", |s| s["inSync"] == false);
+
+    let run = pair.a.daemon.meshctl(&["handoff", "c-1", "--to", B, "--timeout", "3s"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains("  barrier: not passed within 3s: node-b's content differs from this node's"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("handoff failed at the barrier step; node-a still owns c-1 at epoch 1"), "{run:?}");
+    let session = pair.a.daemon.api_get("/api/v1/sessions/c-1").unwrap();
+    assert_eq!((&session["owner"], &session["epoch"], &session["phase"]), (&A.into(), &1.into(), &"owned".into()));
+    assert!(!pair.a.syncthing.data(OBJECT).join("sessions/c-1/.agentmesh-frozen").exists(), "unfrozen");
+    assert_eq!(pair.a.events("handoff.unfreeze").len(), 1);
+    assert!(pair.b.events("handoff.resume").is_empty());
+
+    // The record is in the state folder, and read back by a restarted daemon.
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(pair.a.daemon.path().join("state/handoff/chats/c-1.json")).unwrap())
+            .unwrap();
+    assert_eq!(saved, serde_json::json!({"owner": A, "epoch": 1, "phase": {"state": "owned"}}));
+    pair.a.daemon.kill();
+    pair.a.daemon.restart();
+    let session = wait_for_session(&pair.a, "c-1", "read back", |s| s["owner"].is_string());
+    assert_eq!((&session["owner"], &session["epoch"]), (&A.into(), &1.into()));
 }
 
 #[test]
