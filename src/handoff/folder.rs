@@ -85,6 +85,36 @@ pub fn content(dir: &Path) -> io::Result<Content> {
     Ok(Content { hash: hash.to_string(), files: files.len(), bytes, conflicts })
 }
 
+/// A cheap summary of the folder's files (relative path, size, modification
+/// time), to tell when [`content`] must be read again: the same fingerprint
+/// means the same content, short of a rewrite that keeps size and time.
+pub fn fingerprint(dir: &Path) -> io::Result<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut entries = Vec::new();
+    stat_walk(dir, dir, &mut entries)?;
+    entries.sort();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    entries.hash(&mut hasher);
+    Ok(hasher.finish())
+}
+
+fn stat_walk(root: &Path, dir: &Path, entries: &mut Vec<(String, u64, i64, i64)>) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            stat_walk(root, &path, entries)?;
+        } else if kind.is_file() {
+            let meta = entry.metadata()?;
+            let relative = path.strip_prefix(root).map_err(io::Error::other)?.to_string_lossy().into_owned();
+            entries.push((relative, meta.len(), meta.mtime(), meta.mtime_nsec()));
+        }
+    }
+    Ok(())
+}
+
 fn walk(root: &Path, dir: &Path, files: &mut Vec<String>, conflicts: &mut Vec<String>) -> io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -157,6 +187,19 @@ mod tests {
             }
             assert_ne!(content(c.path()).unwrap().hash, content_a.hash, "{case}");
         }
+    }
+
+    #[test]
+    fn the_fingerprint_changes_with_a_file_and_not_without() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "messages.jsonl", "x");
+        let first = fingerprint(dir.path()).unwrap();
+        assert_eq!(fingerprint(dir.path()).unwrap(), first);
+        write(dir.path(), "messages.jsonl", "xy");
+        let second = fingerprint(dir.path()).unwrap();
+        assert_ne!(second, first);
+        write(dir.path(), "attachments/a.md", "");
+        assert_ne!(fingerprint(dir.path()).unwrap(), second);
     }
 
     #[test]

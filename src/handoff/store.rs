@@ -30,6 +30,11 @@ struct Entry {
     peer_hash: Option<String>,
 }
 
+/// Hashing every conversation on every pass would keep an idle node busy: a
+/// folder's content is read again only when its fingerprint changed.
+#[derive(Default)]
+struct ContentCache(BTreeMap<PathBuf, (u64, super::folder::Content)>);
+
 /// How one handoff started on this node goes, for `meshctl handoff` to follow
 /// (`GET /api/v1/handoff/{handoff}`). Kept in memory only.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,13 +73,19 @@ pub struct HandoffStore {
     me: String,
     dir: PathBuf,
     inner: Mutex<Inner>,
+    contents: Mutex<ContentCache>,
 }
 
 impl HandoffStore {
     /// Reads every record under `<state_dir>/handoff/` and restarts its node. A
     /// file that cannot be read is logged and left alone (not overwritten).
     pub fn load(state_dir: &Path, me: &str) -> HandoffStore {
-        let store = HandoffStore { me: me.to_owned(), dir: state_dir.join("handoff"), inner: Mutex::default() };
+        let store = HandoffStore {
+            me: me.to_owned(),
+            dir: state_dir.join("handoff"),
+            inner: Mutex::default(),
+            contents: Mutex::default(),
+        };
         let mut inner = Inner::default();
         for (key, record) in read_all(&store.dir) {
             let mut node = Node::new(me, record);
@@ -228,6 +239,22 @@ impl HandoffStore {
 
     pub fn progress(&self, handoff: &str) -> Option<Progress> {
         self.lock().progress.get(handoff).cloned()
+    }
+
+    /// The content of the conversation folder `dir`, read again only when
+    /// its fingerprint changed (blocking I/O: call it off the async threads
+    /// when the folder may be large).
+    pub fn content(&self, dir: &Path) -> io::Result<super::folder::Content> {
+        let fingerprint = super::folder::fingerprint(dir)?;
+        let mut cache = self.contents.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((seen, content)) = cache.0.get(dir)
+            && *seen == fingerprint
+        {
+            return Ok(content.clone());
+        }
+        let content = super::folder::content(dir)?;
+        cache.0.insert(dir.to_owned(), (fingerprint, content.clone()));
+        Ok(content)
     }
 
     pub fn set_peer_hash(&self, policy: &str, id: &str, hash: String) {

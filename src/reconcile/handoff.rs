@@ -119,14 +119,18 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
         }
     }
     let records = ctx.handoff.records(name);
-    if let Some(peer) = &peer
-        && !ctx.peers.known_down(peer)
-    {
-        for (id, _) in &records {
-            let Some(envelope) = ctx.handoff.record_for(name, id, peer) else { continue };
-            let hash = folder::content(&root.join(id)).ok().map(|content| content.hash);
-            send(&ctx.peers, &key, HandoffMessage { policy: name.into(), conversation: id.clone(), envelope, hash });
+    let peer_up = peer.as_ref().filter(|peer| !ctx.peers.known_down(peer));
+    let mut conflicts = Vec::new();
+    for (id, _) in &records {
+        // Hashing is blocking I/O, but cached: only a changed folder is read.
+        let content = ctx.handoff.content(&root.join(id)).ok();
+        if let Some(content) = &content {
+            conflicts.extend(content.conflicts.iter().map(|path| format!("{id}/{path}")));
         }
+        let Some(peer) = peer_up else { continue };
+        let Some(envelope) = ctx.handoff.record_for(name, id, peer) else { continue };
+        let hash = content.map(|content| content.hash);
+        send(&ctx.peers, &key, HandoffMessage { policy: name.into(), conversation: id.clone(), envelope, hash });
     }
 
     let owned = records.iter().filter(|(_, record)| record.owner == ctx.node).count();
@@ -139,9 +143,18 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
             if waiting.is_empty() { "Stable" } else { "Waiting" },
             waiting.join(", "),
         ),
-        Observed::new("Degraded", false, "AsExpected", ""),
+        match conflicts.len() {
+            0 => Observed::new("Degraded", false, "AsExpected", ""),
+            n => Observed::new(
+                "Degraded",
+                true,
+                "ConflictCopies",
+                format!("{n} Syncthing conflict copies: {}", conflicts.join(", ")),
+            ),
+        },
     ];
     outcome.details.insert("conversations".into(), records.len().to_string());
+    outcome.details.insert("conflicts".into(), conflicts.len().to_string());
     outcome.details.insert("owned".into(), owned.to_string());
     Ok(outcome)
 }
@@ -303,15 +316,29 @@ pub fn sessions(set: &ManifestSet, node: &str, store: &HandoffStore) -> Vec<Sess
         ids.sort();
         ids.dedup();
         for id in ids {
-            sessions.push(session(policy, &id, &root, store.record(policy, &id), store.peer_hash(policy, &id)));
+            let content = store.content(&root.join(&id)).ok();
+            sessions.push(session(
+                policy,
+                &id,
+                &root,
+                content,
+                store.record(policy, &id),
+                store.peer_hash(policy, &id),
+            ));
         }
     }
     sessions
 }
 
-fn session(policy: &str, id: &str, root: &Path, record: Option<Record>, peer_hash: Option<String>) -> Session {
+fn session(
+    policy: &str,
+    id: &str,
+    root: &Path,
+    content: Option<folder::Content>,
+    record: Option<Record>,
+    peer_hash: Option<String>,
+) -> Session {
     let path = root.join(id);
-    let content = folder::content(&path).ok();
     let hash = content.as_ref().map(|content| content.hash.clone());
     let phase = match record.as_ref().map(|record| &record.phase) {
         None => "unclaimed",

@@ -188,6 +188,20 @@ fn a_conversation_written_on_node_a_is_owned_by_node_a_on_both_nodes_and_node_b_
     let json: Value = serde_json::from_str(&json.stdout).expect("sessions -o json prints JSON");
     assert_eq!(json.as_array().map(Vec::len), Some(1), "{json}");
     assert_eq!((&json[0]["id"], &json[0]["owner"]), (&"c-1".into(), &A.into()));
+    let object = pair.a.daemon.object("HandoffPolicy", POLICY).expect("the policy in node-a's status");
+    assert_eq!((&object["details"]["conversations"], &object["details"]["owned"]), (&"1".into(), &"1".into()));
+
+    // A conflict copy is reported, not hashed: the content is still in sync.
+    let copy = "messages.sync-conflict-20261128-101500-ABCDEFG.jsonl";
+    std::fs::write(conversation.join(copy), "{}\n").unwrap();
+    for side in [&pair.a, &pair.b] {
+        wait_for_session(side, "c-1", "with its conflict copy", |s| s["conflicts"] == serde_json::json!([copy]));
+    }
+    let object = eventually_within(PATIENCE, "the policy reports the conflict copy", || {
+        pair.b.daemon.object("HandoffPolicy", POLICY).filter(|object| object["details"]["conflicts"] == "1")
+    });
+    assert!(object.to_string().contains("ConflictCopies"), "{object}");
+
     let unknown = pair.a.daemon.api_get("/api/v1/sessions/nope").expect("an answer");
     assert_eq!(unknown["error"], "not_found", "an unknown conversation is a 404: {unknown}");
 }
