@@ -176,6 +176,7 @@ pub async fn start(
     let handoff = HandoffId(format!("{node}-{millis}"));
     progress.handoff = handoff.0.clone();
     progress.target = target.clone();
+    progress.timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
     shared.handoff.begin(progress);
     let started =
         step(&shared, &conversation, Input::StartHandoff { handoff: handoff.clone(), target: target.clone() })?;

@@ -55,7 +55,7 @@ pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Success);
         }
         println!("handoff {} of {} to {} started", started.handoff, started.conversation, started.target);
-        let patience = args.timeout.map_or(Duration::from_secs(120), |t| t.duration) + GRACE;
+        let patience = Duration::from_millis(started.timeout_ms) + GRACE;
         let deadline = Instant::now() + patience;
         let mut printed = 0;
         let mut progress = started;

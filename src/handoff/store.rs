@@ -44,6 +44,9 @@ pub struct Progress {
     pub policy: String,
     pub conversation: String,
     pub target: String,
+    /// How long the handoff may take, in milliseconds.
+    #[serde(default)]
+    pub timeout_ms: u64,
     /// What happened so far, one line per step.
     pub lines: Vec<String>,
     pub done: bool,
