@@ -5,12 +5,15 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 
+use crate::api::wire::HandoffRequest;
 use crate::api::wire::SyncthingDevice;
 use crate::api::wire::{
-    ApplyRequest, ApplyResponse, Describe, ErrorBody, Health, MeshNode, ReconcileRequest, ReconcileResponse, RouteCall,
+    ApplyRequest, ApplyResponse, Describe, ErrorBody, HandoffMessage, Health, MeshNode, ReconcileRequest,
+    ReconcileResponse, RouteCall, Session,
 };
 use crate::controller::state::Bundle;
 use crate::controller::status::NodeStatus;
+use crate::handoff::store::Progress;
 use crate::mesh::router::Routed;
 
 /// How long `route` waits: longer than the router's own worst case (a connect
@@ -111,6 +114,49 @@ impl ApiClient {
     /// The node's Syncthing device ID and the address its peers dial.
     pub async fn syncthing_device(&self) -> Result<SyncthingDevice, ClientError> {
         self.send(self.http.get(self.url("/api/v1/syncthing/device"))).await
+    }
+
+    /// Delivers one handoff protocol message to this (peer's) controller.
+    pub async fn handoff_message(&self, message: &HandoffMessage) -> Result<(), ClientError> {
+        let request = self.http.post(self.url("/api/v1/handoff/message")).json(message);
+        let request = match &self.key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|error| ClientError::Unreachable { base: self.base.clone(), reason: root_cause(&error) })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body: ErrorBody = response.json().await.unwrap_or_else(|_| ErrorBody {
+            error: "http".into(),
+            message: status.to_string(),
+            diagnostics: Vec::new(),
+        });
+        Err(ClientError::Api { status, error: body.error, message: body.message, diagnostics: body.diagnostics })
+    }
+
+    /// Starts a handoff on this (the owner's) controller.
+    pub async fn handoff(&self, request: &HandoffRequest) -> Result<Progress, ClientError> {
+        self.send(self.http.post(self.url("/api/v1/handoff")).json(request)).await
+    }
+
+    /// How a handoff started on this controller goes.
+    pub async fn handoff_progress(&self, handoff: &str) -> Result<Progress, ClientError> {
+        self.send(self.http.get(self.url(&format!("/api/v1/handoff/{handoff}")))).await
+    }
+
+    /// Every conversation this node knows of (`GET /api/v1/sessions`).
+    pub async fn sessions(&self) -> Result<Vec<Session>, ClientError> {
+        self.send(self.http.get(self.url("/api/v1/sessions"))).await
+    }
+
+    /// One conversation (`GET /api/v1/sessions/ID`).
+    pub async fn session(&self, id: &str) -> Result<Session, ClientError> {
+        self.send(self.http.get(self.url(&format!("/api/v1/sessions/{id}")))).await
     }
 
     /// Calls a capability through this controller's MeshRouter.

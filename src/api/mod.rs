@@ -4,6 +4,7 @@
 //! it, the caller's Tailscale identity). Errors are JSON `{error, message}`,
 //! but for the Ollama proxy's own (`ollama.rs`), which are Ollama's `{error}`.
 
+mod handoff;
 pub mod ollama;
 pub mod wire;
 
@@ -23,13 +24,14 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot};
 
 use self::wire::{
-    Action, ApplyRequest, ApplyResponse, Describe, ErrorBody, Health, Intervention, MeshNode, ReconcileRequest,
-    ReconcileResponse, RouteRequest, StreamMessage, SyncthingDevice,
+    Action, ApplyRequest, ApplyResponse, Describe, ErrorBody, HandoffMessage, Health, Intervention, MeshNode,
+    ReconcileRequest, ReconcileResponse, RouteRequest, Session, StreamMessage, SyncthingDevice,
 };
 use crate::controller::status::NodeStatus;
 use crate::controller::{Input, Shared, validate_for_node};
 use crate::manifest::Kind;
 use crate::mesh::router::{HOP_HEADER, MeshRouter, Routed};
+use crate::reconcile::handoff as handoff_io;
 use crate::reconcile::{plan, sync_folder};
 use crate::source::Snapshot;
 use crate::tailscale;
@@ -57,6 +59,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/objects/{kind}/{name}", get(describe))
         .route("/api/v1/events", get(events))
         .route("/api/v1/syncthing/device", get(syncthing_device))
+        .route("/api/v1/handoff", post(self::handoff::start))
+        .route("/api/v1/handoff/message", post(handoff_message))
+        .route("/api/v1/handoff/{handoff}", get(self::handoff::progress))
+        .route("/api/v1/sessions", get(sessions))
+        .route("/api/v1/sessions/{id}", get(session))
         .route("/metrics", get(metrics))
         .route("/mesh/route", post(route))
         .route(ollama::PREFIX, any(ollama::proxy))
@@ -457,4 +464,62 @@ async fn syncthing_device(State(state): State<ApiState>) -> Result<Json<Syncthin
         .await
         .map_err(|error| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "syncthing_unreachable", error.to_string()))?;
     Ok(Json(SyncthingDevice { node, device_id: status.my_id, device_address }))
+}
+
+/// A protocol message from the peer's controller: the conversation's node
+/// steps, persists, and its replies go back (fire and forget).
+async fn handoff_message(
+    State(state): State<ApiState>,
+    body: Result<Json<HandoffMessage>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(message) = body?;
+    let shared = &state.shared;
+    if message.envelope.to != shared.node {
+        let text = format!("the message is for {}, this is {}", message.envelope.to, shared.node);
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "wrong_node", text));
+    }
+    let known_policy = shared.applied_set().is_some_and(|set| set.handoff_policies.contains_key(&message.policy));
+    if !known_policy || !crate::handoff::folder::is_conversation_id(&message.conversation) {
+        let text = format!("no HandoffPolicy {} with a conversation {:?}", message.policy, message.conversation);
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", text));
+    }
+    let object = format!("{}/{}", Kind::HandoffPolicy, message.policy);
+    let dir = shared.applied_set().and_then(|set| {
+        crate::handoff::folder::sessions_root(&set, &message.policy, &shared.node, &handoff_io::home())
+            .map(|root| root.join(&message.conversation))
+    });
+    let (store, peers, key) = (&shared.handoff, &shared.peers, &shared.api_key.get());
+    let events = handoff_io::receive(store, peers, key, dir.as_deref(), message).map_err(|error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "state_not_saved",
+            format!("cannot persist the record: {error}"),
+        )
+    })?;
+    let mut inner = shared.lock();
+    for (warning, reason, text) in events {
+        inner.status.event(warning, reason, &object, text);
+    }
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Every conversation of every HandoffPolicy on this node.
+async fn sessions(State(state): State<ApiState>) -> Result<Json<Vec<Session>>, ApiError> {
+    let Some(set) = state.shared.applied_set() else {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "no manifests are in force yet"));
+    };
+    let shared = state.shared.clone();
+    let listed = tokio::task::spawn_blocking(move || handoff_io::sessions(&set, &shared.node, &shared.handoff))
+        .await
+        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string()))?;
+    Ok(Json(listed))
+}
+
+/// One conversation, by id (the first policy that has it).
+async fn session(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<Session>, ApiError> {
+    let Json(all) = sessions(State(state)).await?;
+    all.into_iter()
+        .find(|session| session.id == id)
+        .map(Json)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no conversation {id} on this node")))
 }

@@ -307,3 +307,56 @@ pub struct SyncthingDevice {
     /// What peers dial: `tcp://host:port`, or `dynamic`.
     pub device_address: String,
 }
+
+/// `POST /api/v1/handoff/message`: one protocol message between the two
+/// controllers, about one conversation of one HandoffPolicy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HandoffMessage {
+    pub policy: String,
+    pub conversation: String,
+    pub envelope: crate::handoff::protocol::Envelope,
+    /// The sender's content hash of the conversation folder, when it has one:
+    /// what `inSync` compares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+}
+
+/// `GET /api/v1/sessions[/ID]`: one conversation as this node sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    pub id: String,
+    pub policy: String,
+    /// None while no node has claimed it (as far as this node knows).
+    pub owner: Option<String>,
+    pub epoch: Option<u64>,
+    /// `owned`, `frozen` (handing over) or `unclaimed`.
+    pub phase: String,
+    /// The conversation folder on this node.
+    pub path: String,
+    /// The content hash of the folder here; None when it is not (yet) here.
+    pub hash: Option<String>,
+    pub files: usize,
+    /// Syncthing's conflict copies in the folder, relative paths.
+    pub conflicts: Vec<String>,
+    /// The hash the peer last reported.
+    pub peer_hash: Option<String>,
+    /// The peer reported the same content as here.
+    pub in_sync: bool,
+}
+
+/// `POST /api/v1/handoff`: hand conversation `id` to `to` (by default the
+/// policy's `defaultTarget`, else the other node), or take it over (`force`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HandoffRequest {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// A duration (`30s`); by default the policy's `timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub force: bool,
+}

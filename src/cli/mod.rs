@@ -8,10 +8,12 @@ mod describe;
 mod doctor;
 mod env;
 mod events;
+mod handoff;
 mod init;
 mod route;
 mod schema;
 mod service;
+mod sessions;
 mod status;
 mod table;
 mod validate;
@@ -49,6 +51,10 @@ enum Command {
     Daemon(daemon::Args),
     /// Show every node of the mesh and its objects.
     Status(status::Args),
+    /// Hand a conversation to another node, following each step until it is done.
+    Handoff(handoff::Args),
+    /// Every conversation of this node: owner, epoch, in sync with the peer, conflicts.
+    Sessions(sessions::Args),
     /// Validate a folder and apply it on this node and every peer now.
     Apply(apply::Args),
     /// Print what `apply` would change; change nothing.
@@ -101,6 +107,8 @@ pub fn run() -> ExitCode {
         Command::Schema(args) => schema::run(args),
         Command::Daemon(args) => daemon::run(args, env_file),
         Command::Status(args) => status::run(args, env_file),
+        Command::Sessions(args) => sessions::run(args, env_file),
+        Command::Handoff(args) => handoff::run(args, env_file),
         Command::Apply(args) => apply::run(args, env_file),
         Command::Diff(args) => apply::diff(args, env_file),
         Command::Describe(args) => describe::run(args, env_file),

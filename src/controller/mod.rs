@@ -19,6 +19,7 @@ use self::state::{Bundle, ControllerState};
 use self::status::{ObjectKey, StatusStore};
 use crate::api_key::{self, ApiKey};
 use crate::diagnostic::Diagnostic;
+use crate::handoff::store::HandoffStore;
 use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::{self, ManifestSet};
 use crate::mesh::peers::{PeerState, Peers};
@@ -96,6 +97,8 @@ pub struct Shared {
     pub client_env: ClientEnvFile,
     /// The Ollama model pulls under way or failed.
     pub pulls: ModelPulls,
+    /// Every conversation's ownership record, persisted under `handoff/`.
+    pub handoff: Arc<HandoffStore>,
     /// Each revision that becomes the set in force, for the prober to nudge
     /// peers when it came from Git.
     pub applied_revisions: watch::Sender<Option<AppliedRevision>>,
@@ -178,6 +181,7 @@ impl Controller {
         let api_key = ApiKey::new(api_key::resolve(&env, None).unwrap_or_default());
         let (notices, syncthing_notices) = mpsc::channel(4);
         let syncthing = Arc::new(SyncState::load(&state_dir, notices));
+        let handoff = Arc::new(HandoffStore::load(&state_dir, &node));
         let shared = Arc::new(Shared {
             node,
             env: RwLock::new(env),
@@ -190,6 +194,7 @@ impl Controller {
             placements: Placements::default(),
             client_env: ClientEnvFile::in_state_dir(&state_dir),
             pulls: ModelPulls::default(),
+            handoff,
             applied_revisions: watch::channel(None).0,
             inner: Mutex::new(SharedInner::default()),
         });
@@ -559,6 +564,7 @@ impl Controller {
                 placements: self.shared.placements.clone(),
                 client_env: self.shared.client_env.clone(),
                 pulls: self.shared.pulls.clone(),
+                handoff: self.shared.handoff.clone(),
             };
             let outbox = self.outbox.clone();
             tokio::spawn(async move {

@@ -47,6 +47,12 @@ pub fn conversations(root: &Path) -> io::Result<Vec<String>> {
     Ok(ids)
 }
 
+/// Whether `id` can name a conversation folder: one path component, not
+/// hidden (ids come from the peer, and become paths here).
+pub fn is_conversation_id(id: &str) -> bool {
+    !id.is_empty() && !id.starts_with('.') && !id.contains(['/', '\\', '\0'])
+}
+
 /// What a conversation folder holds, as the barrier compares it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Content {
@@ -77,6 +83,36 @@ pub fn content(dir: &Path) -> io::Result<Content> {
     }
     let hash = git2::Oid::hash_object(git2::ObjectType::Blob, &listing).map_err(io::Error::other)?;
     Ok(Content { hash: hash.to_string(), files: files.len(), bytes, conflicts })
+}
+
+/// A cheap summary of the folder's files (relative path, size, modification
+/// time), to tell when [`content`] must be read again: the same fingerprint
+/// means the same content, short of a rewrite that keeps size and time.
+pub fn fingerprint(dir: &Path) -> io::Result<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut entries = Vec::new();
+    stat_walk(dir, dir, &mut entries)?;
+    entries.sort();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    entries.hash(&mut hasher);
+    Ok(hasher.finish())
+}
+
+fn stat_walk(root: &Path, dir: &Path, entries: &mut Vec<(String, u64, i64, i64)>) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            stat_walk(root, &path, entries)?;
+        } else if kind.is_file() {
+            let meta = entry.metadata()?;
+            let relative = path.strip_prefix(root).map_err(io::Error::other)?.to_string_lossy().into_owned();
+            entries.push((relative, meta.len(), meta.mtime(), meta.mtime_nsec()));
+        }
+    }
+    Ok(())
 }
 
 fn walk(root: &Path, dir: &Path, files: &mut Vec<String>, conflicts: &mut Vec<String>) -> io::Result<()> {
@@ -150,6 +186,29 @@ mod tests {
                 std::fs::remove_file(c.path().join("attachments/notes.md")).unwrap();
             }
             assert_ne!(content(c.path()).unwrap().hash, content_a.hash, "{case}");
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_changes_with_a_file_and_not_without() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "messages.jsonl", "x");
+        let first = fingerprint(dir.path()).unwrap();
+        assert_eq!(fingerprint(dir.path()).unwrap(), first);
+        write(dir.path(), "messages.jsonl", "xy");
+        let second = fingerprint(dir.path()).unwrap();
+        assert_ne!(second, first);
+        write(dir.path(), "attachments/a.md", "");
+        assert_ne!(fingerprint(dir.path()).unwrap(), second);
+    }
+
+    #[test]
+    fn a_conversation_id_is_one_visible_path_component() {
+        for id in ["c-1", "2026-11-28 chat", "a.b"] {
+            assert!(is_conversation_id(id), "{id}");
+        }
+        for id in ["", ".", "..", "../x", "a/b", ".hidden", "a\\b"] {
+            assert!(!is_conversation_id(id), "{id}");
         }
     }
 

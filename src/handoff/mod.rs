@@ -5,12 +5,15 @@
 //! message from the peer, a timeout, a restart) and returns what to persist, what
 //! to send and what to tell the agent. No I/O, no clock, no async: the daemon's
 //! handoff task (state files, the mesh API, Syncthing's completion and the folder
-//! hash) drives it. `sim.rs` is its deterministic simulation under message loss,
+//! hash) drives it: `store.rs` keeps each conversation's record in the state
+//! folder, the HandoffPolicy reconciler (`reconcile/handoff.rs`) claims and
+//! exchanges them. `sim.rs` is its deterministic simulation under message loss,
 //! duplication, reordering and crashes of either node. `folder.rs` finds the
 //! conversation folders and hashes their content for the barrier.
 
 pub mod folder;
 pub mod protocol;
+pub mod store;
 
 #[cfg(test)]
 mod sim;

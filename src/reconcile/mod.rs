@@ -4,6 +4,7 @@
 //! idempotent. Planning is pure and shared with `meshctl diff`.
 
 pub mod capability;
+pub mod handoff;
 pub mod plan;
 pub mod service;
 pub mod sync_folder;
@@ -16,6 +17,7 @@ use self::capability::ClientEnvFile;
 use self::sync_folder::SyncState;
 use crate::api_key::ApiKey;
 use crate::controller::status::{ObjectKey, Observed};
+use crate::handoff::store::HandoffStore;
 use crate::identity::NodeEnv;
 use crate::manifest::{Kind, ManifestSet};
 use crate::mesh::peers::Peers;
@@ -43,6 +45,8 @@ pub struct Context {
     pub client_env: ClientEnvFile,
     /// Ollama models being pulled for the capabilities this node may serve.
     pub pulls: ModelPulls,
+    /// Every conversation's ownership record (the HandoffPolicy reconciler's).
+    pub handoff: Arc<HandoffStore>,
 }
 
 /// What a reconcile found and did.
@@ -110,6 +114,8 @@ pub fn keys(set: &ManifestSet, node: &str) -> Vec<ObjectKey> {
     keys.extend(set.sync_folders.keys().map(|name| (Kind::SyncFolder, name.clone())));
     // Every Capability: each node renders every capability's client env.
     keys.extend(set.capabilities.keys().map(|name| (Kind::Capability, name.clone())));
+    // Every HandoffPolicy: one whose folder is not on this node is untracked.
+    keys.extend(set.handoff_policies.keys().map(|name| (Kind::HandoffPolicy, name.clone())));
     keys
 }
 
@@ -118,6 +124,7 @@ pub async fn reconcile(key: &ObjectKey, ctx: &Context) -> Result<Outcome, Reconc
         Kind::Service => service::reconcile(&key.1, ctx).await,
         Kind::SyncFolder => sync_folder::reconcile(&key.1, ctx).await,
         Kind::Capability => capability::reconcile(&key.1, ctx).await,
+        Kind::HandoffPolicy => handoff::reconcile(&key.1, ctx).await,
         Kind::Node if key.1 == ctx.node => Ok(this_node(ctx)),
         _ => Ok(Outcome { tracked: false, ..Outcome::default() }),
     }

@@ -189,6 +189,22 @@ impl Client {
         self.send(Method::POST, &["db", "scan"], &[("folder", folder)], None::<&()>, DB_TIMEOUT).await
     }
 
+    /// Asks for a scan of one path of the folder now (`sub`, relative).
+    pub async fn scan_sub(&self, folder: &str, sub: &str) -> Result<(), SyncthingError> {
+        self.send(Method::POST, &["db", "scan"], &[("folder", folder), ("sub", sub)], None::<&()>, DB_TIMEOUT).await
+    }
+
+    /// Who last changed `file` (a path relative to the folder) in this
+    /// Syncthing's own copy: the short device ID (`local.modifiedBy`), or None
+    /// while Syncthing has not scanned or received it (404).
+    pub async fn file_modified_by(&self, folder: &str, file: &str) -> Result<Option<String>, SyncthingError> {
+        match self.get::<Value>(&["db", "file"], &[("folder", folder), ("file", file)], DB_TIMEOUT).await {
+            Ok(info) => Ok(info["local"]["modifiedBy"].as_str().map(str::to_owned)),
+            Err(error) if error.status() == Some(StatusCode::NOT_FOUND) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Events with an `id` above `since`, waiting up to `timeout` for one.
     ///
     /// Each distinct `mask` is a subscription of its own, made on first use:

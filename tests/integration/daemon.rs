@@ -9,6 +9,7 @@ mod doctor;
 mod events;
 mod partition;
 mod peers;
+mod sessions;
 mod support;
 mod sync;
 mod tailnet;

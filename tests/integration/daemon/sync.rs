@@ -19,13 +19,13 @@ use serde_json::{Value, json};
 use super::support::{Daemon, eventually_within, free_port_on};
 use crate::support::syncthing::Syncthing;
 
-const A: &str = "node-a";
-const B: &str = "node-b";
+pub(super) const A: &str = "node-a";
+pub(super) const B: &str = "node-b";
 const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 
 /// The SyncFolder of every test, and its Syncthing folder ID.
-const OBJECT: &str = "shared";
+pub(super) const OBJECT: &str = "shared";
 const FOLDER_ID: &str = "shared-e2e";
 const LABEL: &str = "Shared by agentmesh";
 
@@ -35,7 +35,7 @@ const RESYNC: Duration = Duration::from_secs(5);
 /// The longest pairing, sharing and syncing may take: peers are probed every
 /// 2 s, a small file takes about 1 s on loopback, the rest is slack for a busy
 /// machine.
-const PATIENCE: Duration = Duration::from_secs(30);
+pub(super) const PATIENCE: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
 
 /// Polls `check` until it gives a value, for at most [`PATIENCE`].
@@ -47,26 +47,26 @@ fn within<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
 
 /// One node: its daemon, its Syncthing and a client of that Syncthing. The
 /// daemon is declared first, so it stops before its Syncthing.
-struct Side {
-    name: &'static str,
+pub(super) struct Side {
+    pub(super) name: &'static str,
     ip: Ipv4Addr,
-    daemon: Daemon,
-    syncthing: Syncthing,
+    pub(super) daemon: Daemon,
+    pub(super) syncthing: Syncthing,
     client: Client,
 }
 
 /// The two Syncthings, running, before any daemon starts: a test may change
 /// them by hand first.
-struct Syncthings {
+pub(super) struct Syncthings {
     a: Syncthing,
     b: Syncthing,
     runtime: tokio::runtime::Runtime,
 }
 
 /// Two nodes, each a real Syncthing and a real daemon, with the same manifests.
-struct Pair {
-    a: Side,
-    b: Side,
+pub(super) struct Pair {
+    pub(super) a: Side,
+    pub(super) b: Side,
     /// The Mesh and the Nodes, without the SyncFolder.
     mesh: String,
     runtime: tokio::runtime::Runtime,
@@ -75,7 +75,7 @@ struct Pair {
 impl Syncthings {
     /// Starts both, one after the other on the test's thread: the fixture has
     /// the kernel kill a Syncthing when the thread that started it ends.
-    fn start() -> Syncthings {
+    pub(super) fn start() -> Syncthings {
         let (a, b) = (Syncthing::start("a"), Syncthing::start("b"));
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
         Syncthings { a, b, runtime }
@@ -87,15 +87,21 @@ impl Syncthings {
 
     /// Starts a daemon per node on the Nodes, the Mesh and the SyncFolder.
     fn start_daemons(self) -> Pair {
+        self.start_daemons_with("")
+    }
+
+    /// Starts a daemon per node on the Nodes, the Mesh, the SyncFolder and
+    /// `extra` manifests (none when empty).
+    pub(super) fn start_daemons_with(self, extra: &str) -> Pair {
         let (port_a, port_b) = (free_port_on(IP_A), free_port_on(IP_B));
         let mesh = mesh(&[(A, IP_A, port_a, &self.a), (B, IP_B, port_b, &self.b)]);
         let folder = sync_folder(FOLDER_ID, &self.a.data(OBJECT), &self.b.data(OBJECT));
         let start = |name: &'static str, ip: Ipv4Addr, port: u16, syncthing: Syncthing| {
-            let builder = Daemon::builder()
-                .file("manifests/node.yaml", &mesh)
-                .file("manifests/sync.yaml", &folder)
-                .setting("SYNCTHING_API_KEY", syncthing.api_key())
-                .at(name, ip, port);
+            let mut builder = Daemon::builder().file("manifests/node.yaml", &mesh).file("manifests/sync.yaml", &folder);
+            if !extra.is_empty() {
+                builder = builder.file("manifests/extra.yaml", extra);
+            }
+            let builder = builder.setting("SYNCTHING_API_KEY", syncthing.api_key()).at(name, ip, port);
             let client = Client::new(&syncthing.api_url(), syncthing.api_key());
             Side { name, ip, daemon: builder.start(), syncthing, client }
         };
@@ -129,7 +135,7 @@ impl Pair {
     }
 
     /// Waits until the SyncFolder is Ready on both nodes.
-    fn wait_until_ready(&self) {
+    pub(super) fn wait_until_ready(&self) {
         for side in self.sides() {
             side.wait_for_sync_folder("ready", |object| object["ready"] == true);
         }
@@ -205,7 +211,7 @@ impl Side {
     }
 
     /// The events of `meshctl events -o json` with `reason`.
-    fn events(&self, reason: &str) -> Vec<Value> {
+    pub(super) fn events(&self, reason: &str) -> Vec<Value> {
         let run = self.daemon.meshctl(&["events", "-o", "json"]);
         assert_eq!(run.code, 0, "{run:?}");
         run.stdout

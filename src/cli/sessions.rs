@@ -1,0 +1,49 @@
+//! `meshctl sessions`: every conversation of this node's HandoffPolicies, its
+//! owner and epoch, whether the peer holds the same content, and its conflict
+//! copies; a table, or the API's JSON.
+
+use std::path::Path;
+
+use super::{Outcome, Output, local_client, runtime, table};
+use crate::api::wire::Session;
+use crate::identity::NodeEnv;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(short, long, value_enum, default_value_t)]
+    output: Output,
+}
+
+pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+    let env = &NodeEnv::load(env_file)?;
+    let (client, _) = local_client(env)?;
+    let sessions = runtime()?.block_on(client.sessions())?;
+    match args.output {
+        Output::Text => print!("{}", render(&sessions)),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&sessions)?),
+    }
+    Ok(Outcome::Success)
+}
+
+fn render(sessions: &[Session]) -> String {
+    if sessions.is_empty() {
+        return "no conversations\n".into();
+    }
+    let mut rows = vec![["ID", "POLICY", "OWNER", "EPOCH", "IN SYNC", "CONFLICTS"].map(str::to_owned).to_vec()];
+    for session in sessions {
+        let owner = match (&session.owner, session.phase.as_str()) {
+            (Some(owner), "frozen") => format!("{owner} (frozen)"),
+            (Some(owner), _) => owner.clone(),
+            (None, _) => "-".into(),
+        };
+        rows.push(vec![
+            session.id.clone(),
+            session.policy.clone(),
+            owner,
+            session.epoch.map_or("-".into(), |epoch| epoch.to_string()),
+            if session.in_sync { "yes" } else { "no" }.into(),
+            session.conflicts.len().to_string(),
+        ]);
+    }
+    table::render(&rows)
+}

@@ -1,0 +1,340 @@
+//! Where each conversation's ownership lives on this node: one
+//! [`protocol::Node`](super::protocol::Node) per `(policy, conversation)`, its
+//! record persisted as `<state dir>/handoff/<policy>/<id>.json` (written
+//! atomically), in memory behind one lock.
+//!
+//! Every change goes through [`HandoffStore::step`] (or [`HandoffStore::claim`]),
+//! which persists the record *before* it returns the `Step`: the caller sends
+//! what the step says only afterwards, as `protocol::Step` requires. At start,
+//! every record is read back and fed `Input::Restart`; what those steps ask to
+//! send waits in `pending` until the HandoffPolicy reconciler takes it.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use super::protocol::{Envelope, Input, Node, Record, Step};
+
+/// How many handoffs' progress is kept.
+const KEEP_PROGRESS: usize = 64;
+
+/// `(policy, conversation id)`.
+pub type Key = (String, String);
+
+struct Entry {
+    node: Node,
+    /// The content hash the peer last reported for this conversation.
+    peer_hash: Option<String>,
+}
+
+/// Hashing every conversation on every pass would keep an idle node busy: a
+/// folder's content is read again only when its fingerprint changed.
+#[derive(Default)]
+struct ContentCache(BTreeMap<PathBuf, (u64, super::folder::Content)>);
+
+/// How one handoff started on this node goes, for `meshctl handoff` to follow
+/// (`GET /api/v1/handoff/{handoff}`). Kept in memory only.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    pub handoff: String,
+    pub policy: String,
+    pub conversation: String,
+    pub target: String,
+    /// How long the handoff may take, in milliseconds.
+    #[serde(default)]
+    pub timeout_ms: u64,
+    /// What happened so far, one line per step.
+    pub lines: Vec<String>,
+    pub done: bool,
+    pub succeeded: bool,
+    /// The step that failed: `freeze`, `barrier`, `accept` or `release`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_step: Option<String>,
+    /// The outcome in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Who owns the conversation now, at which epoch.
+    pub owner: String,
+    pub epoch: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: BTreeMap<Key, Entry>,
+    /// The handoffs started here, by id.
+    progress: BTreeMap<String, Progress>,
+    /// Steps of the restart, whose messages are still to be sent.
+    pending: Vec<(Key, Step)>,
+}
+
+/// Every conversation's ownership as this node knows it.
+pub struct HandoffStore {
+    me: String,
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+    contents: Mutex<ContentCache>,
+}
+
+impl HandoffStore {
+    /// Reads every record under `<state_dir>/handoff/` and restarts its node. A
+    /// file that cannot be read is logged and left alone (not overwritten).
+    pub fn load(state_dir: &Path, me: &str) -> HandoffStore {
+        let store = HandoffStore {
+            me: me.to_owned(),
+            dir: state_dir.join("handoff"),
+            inner: Mutex::default(),
+            contents: Mutex::default(),
+        };
+        let mut inner = Inner::default();
+        for (key, record) in read_all(&store.dir) {
+            let mut node = Node::new(me, record);
+            let step = node.step(Input::Restart);
+            if let Some(record) = &step.persist
+                && let Err(error) = store.save(&key, record)
+            {
+                tracing::warn!(policy = key.0, id = key.1, %error, "cannot persist a restarted handoff record");
+                continue;
+            }
+            inner.entries.insert(key.clone(), Entry { node, peer_hash: None });
+            if !step.send.is_empty() || !step.notices.is_empty() {
+                inner.pending.push((key, step));
+            }
+        }
+        *store.lock() = inner;
+        store
+    }
+
+    pub fn me(&self) -> &str {
+        &self.me
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn path(&self, (policy, id): &Key) -> PathBuf {
+        self.dir.join(policy).join(format!("{id}.json"))
+    }
+
+    fn save(&self, key: &Key, record: &Record) -> io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
+        crate::atomic_file::write_atomic(&self.path(key), &bytes)
+    }
+
+    /// Makes this node the owner, at epoch 1, of a conversation it knows no
+    /// record of. False when it knows one (nothing changes).
+    pub fn claim(&self, policy: &str, id: &str) -> io::Result<bool> {
+        let key = (policy.to_owned(), id.to_owned());
+        let mut inner = self.lock();
+        if inner.entries.contains_key(&key) {
+            return Ok(false);
+        }
+        let record = Record { epoch: 1, ..Record::new(self.me.clone()) };
+        self.save(&key, &record)?;
+        inner.entries.insert(key, Entry { node: Node::new(self.me.clone(), record), peer_hash: None });
+        Ok(true)
+    }
+
+    /// Feeds `input` to the conversation's node and persists its record when
+    /// it changed, before returning the step. A message about a conversation
+    /// this node has no record of starts from a record naming the sender as
+    /// owner at epoch 0 (any record it sends is newer); it is kept only once
+    /// the step changed it. None for any other input about an unknown one.
+    pub fn step(&self, policy: &str, id: &str, input: Input) -> io::Result<Option<Step>> {
+        let key = (policy.to_owned(), id.to_owned());
+        let mut inner = self.lock();
+        let known = inner.entries.contains_key(&key);
+        let mut fresh = None;
+        let node = match inner.entries.get_mut(&key) {
+            Some(entry) => &mut entry.node,
+            None => match &input {
+                Input::Received(Envelope { from, .. }) => {
+                    fresh.insert(Node::new(self.me.clone(), Record { epoch: 0, ..Record::new(from.clone()) }))
+                }
+                _ => return Ok(None),
+            },
+        };
+        let before = node.clone();
+        let step = node.step(input);
+        if let Some(record) = &step.persist
+            && let Err(error) = self.save(&key, record)
+        {
+            // Not persisted: nothing of the step may happen.
+            *node = before;
+            return Err(error);
+        }
+        if !known && step.persist.is_some() {
+            let node = fresh.take().expect("a fresh node");
+            inner.entries.insert(key, Entry { node, peer_hash: None });
+        }
+        Ok(Some(step))
+    }
+
+    /// What the restart asked to send and tell, for one policy; taken once.
+    pub fn take_pending(&self, policy: &str) -> Vec<(String, Step)> {
+        let mut inner = self.lock();
+        let (mine, rest) = std::mem::take(&mut inner.pending).into_iter().partition(|((p, _), _)| p == policy);
+        inner.pending = rest;
+        mine.into_iter().map(|((_, id), step)| (id, step)).collect()
+    }
+
+    pub fn record(&self, policy: &str, id: &str) -> Option<Record> {
+        self.lock().entries.get(&(policy.to_owned(), id.to_owned())).map(|entry| entry.node.record().clone())
+    }
+
+    /// Every conversation of `policy` this node has a record of.
+    pub fn records(&self, policy: &str) -> Vec<(String, Record)> {
+        self.lock()
+            .entries
+            .iter()
+            .filter(|((p, _), _)| p == policy)
+            .map(|((_, id), entry)| (id.clone(), entry.node.record().clone()))
+            .collect()
+    }
+
+    /// `RecordOf` of the conversation for `peer`, when there is a record.
+    pub fn record_for(&self, policy: &str, id: &str, peer: &str) -> Option<Envelope> {
+        self.lock().entries.get(&(policy.to_owned(), id.to_owned())).map(|entry| entry.node.record_for(peer))
+    }
+
+    /// Starts following a handoff.
+    pub fn begin(&self, progress: Progress) {
+        let mut inner = self.lock();
+        // Only the recent ones are kept: the oldest finished ones go first.
+        while inner.progress.len() >= KEEP_PROGRESS {
+            let oldest = inner.progress.iter().find(|(_, p)| p.done).map(|(id, _)| id.clone());
+            let Some(oldest) = oldest.or_else(|| inner.progress.keys().next().cloned()) else { break };
+            inner.progress.remove(&oldest);
+        }
+        inner.progress.insert(progress.handoff.clone(), progress);
+    }
+
+    /// Adds a line to a handoff's progress.
+    pub fn note(&self, handoff: &str, line: String) {
+        if let Some(progress) = self.lock().progress.get_mut(handoff) {
+            progress.lines.push(line);
+        }
+    }
+
+    /// Ends a handoff's progress (the first outcome wins).
+    pub fn finish(&self, handoff: &str, failed_step: Option<&str>, message: String) {
+        let mut inner = self.lock();
+        let Some(progress) = inner.progress.get_mut(handoff) else { return };
+        if progress.done {
+            return;
+        }
+        let key = (progress.policy.clone(), progress.conversation.clone());
+        progress.done = true;
+        progress.succeeded = failed_step.is_none();
+        progress.failed_step = failed_step.map(str::to_owned);
+        progress.lines.push(message.clone());
+        progress.message = Some(message);
+        if let Some(entry) = inner.entries.get(&key) {
+            let (owner, epoch) = (entry.node.record().owner.clone(), entry.node.record().epoch);
+            let progress = inner.progress.get_mut(handoff).expect("still there");
+            (progress.owner, progress.epoch) = (owner, epoch);
+        }
+    }
+
+    pub fn progress(&self, handoff: &str) -> Option<Progress> {
+        self.lock().progress.get(handoff).cloned()
+    }
+
+    /// The content of the conversation folder `dir`, read again only when
+    /// its fingerprint changed (blocking I/O: call it off the async threads
+    /// when the folder may be large).
+    pub fn content(&self, dir: &Path) -> io::Result<super::folder::Content> {
+        let fingerprint = super::folder::fingerprint(dir)?;
+        let mut cache = self.contents.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((seen, content)) = cache.0.get(dir)
+            && *seen == fingerprint
+        {
+            return Ok(content.clone());
+        }
+        let content = super::folder::content(dir)?;
+        cache.0.insert(dir.to_owned(), (fingerprint, content.clone()));
+        Ok(content)
+    }
+
+    pub fn set_peer_hash(&self, policy: &str, id: &str, hash: String) {
+        if let Some(entry) = self.lock().entries.get_mut(&(policy.to_owned(), id.to_owned())) {
+            entry.peer_hash = Some(hash);
+        }
+    }
+
+    pub fn peer_hash(&self, policy: &str, id: &str) -> Option<String> {
+        self.lock().entries.get(&(policy.to_owned(), id.to_owned())).and_then(|entry| entry.peer_hash.clone())
+    }
+}
+
+/// Every `<dir>/<policy>/<id>.json` that reads as a record.
+fn read_all(dir: &Path) -> Vec<(Key, Record)> {
+    let mut found = Vec::new();
+    let Ok(policies) = std::fs::read_dir(dir) else { return found };
+    for policy in policies.flatten() {
+        let Ok(files) = std::fs::read_dir(policy.path()) else { continue };
+        let policy_name = policy.file_name().to_string_lossy().into_owned();
+        for file in files.flatten() {
+            let name = file.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.strip_suffix(".json").filter(|id| !id.starts_with('.')) else { continue };
+            let read = std::fs::read(file.path()).map_err(|e| e.to_string());
+            match read.and_then(|bytes| serde_json::from_slice::<Record>(&bytes).map_err(|e| e.to_string())) {
+                Ok(record) => found.push(((policy_name.clone(), id.to_owned()), record)),
+                Err(error) => tracing::warn!(file = %file.path().display(), error, "cannot read a handoff record"),
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::protocol::{Message, Phase, Stage};
+    use super::*;
+
+    #[test]
+    fn a_claim_is_persisted_and_read_back_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HandoffStore::load(dir.path(), "a");
+        assert!(store.claim("chats", "c1").unwrap());
+        assert!(!store.claim("chats", "c1").unwrap(), "a second claim changes nothing");
+        assert!(dir.path().join("handoff/chats/c1.json").exists());
+
+        let again = HandoffStore::load(dir.path(), "a");
+        let record = again.record("chats", "c1").unwrap();
+        assert_eq!((record.owner.as_str(), record.epoch, record.phase), ("a", 1, Phase::Owned));
+        assert!(again.take_pending("chats").is_empty());
+    }
+
+    #[test]
+    fn the_peers_record_makes_a_record_here_and_a_restart_aborts_an_accept_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HandoffStore::load(dir.path(), "b");
+        assert_eq!(store.step("chats", "c1", Input::Timeout).unwrap(), None);
+        let record = Record { epoch: 1, ..Record::new("a") };
+        let envelope = Envelope { from: "a".into(), to: "b".into(), message: Message::RecordOf { record } };
+        store.step("chats", "c1", Input::Received(envelope)).unwrap().unwrap();
+        let learned = store.record("chats", "c1").unwrap();
+        assert_eq!((learned.owner.as_str(), learned.epoch), ("a", 1));
+
+        // A node frozen after Accept went out, restarted: it sends Abort.
+        let frozen = Record {
+            phase: Phase::Frozen {
+                handoff: super::super::protocol::HandoffId("h".into()),
+                target: "a".into(),
+                stage: Stage::Accepting,
+            },
+            ..Record { epoch: 2, ..Record::new("b") }
+        };
+        store.save(&("chats".into(), "c2".into()), &frozen).unwrap();
+        let restarted = HandoffStore::load(dir.path(), "b");
+        let pending = restarted.take_pending("chats");
+        assert_eq!(pending.len(), 1);
+        assert!(matches!(pending[0].1.send[0].message, Message::Abort { .. }), "{pending:?}", pending = pending[0].1);
+        assert!(restarted.take_pending("chats").is_empty());
+    }
+}

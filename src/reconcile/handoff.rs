@@ -1,0 +1,361 @@
+//! The HandoffPolicy reconciler: the I/O half of `handoff::protocol` for the
+//! conversations of one policy on this node. Each pass (every
+//! [`EXCHANGE_EVERY`]) finds the conversation folders, claims the new ones
+//! that appeared here first, sends the peer this node's record of every
+//! conversation (`RecordOf`, with the folder's content hash) and what a restart
+//! left to send. Messages from the peer come in through the API
+//! (`POST /api/v1/handoff/message`, [`receive`]), whose replies go back at once.
+//! Sending is fire and forget: the protocol tolerates loss, and the next pass
+//! sends the record again.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Context, Outcome, ReconcileError};
+use crate::api::wire::{HandoffMessage, Session};
+use crate::controller::status::Observed;
+use crate::handoff::folder;
+use crate::handoff::protocol::{Envelope, Input, Notice, Phase, Reason, Record, Stage, Step};
+use crate::handoff::store::HandoffStore;
+use crate::manifest::ManifestSet;
+use crate::mesh::peers::Peers;
+use crate::syncthing::Client;
+
+/// How often the records are sent to the peer (and new folders looked for).
+pub const EXCHANGE_EVERY: Duration = Duration::from_secs(2);
+/// How long a peer gets to take one message.
+const SEND_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Whether this node may claim a conversation folder it has no record of.
+#[derive(Debug, PartialEq, Eq)]
+enum Claim {
+    Mine,
+    /// Wait for the peer's record, or for Syncthing to scan the folder.
+    Wait(String),
+}
+
+/// Who owns a new conversation: the node where its folder appeared first.
+///
+/// The folder is Syncthing-mirrored, so both nodes see it; only one may claim
+/// it, or there would be two owners at epoch 1. Syncthing knows who made it:
+/// its database entry for `<sessionsDir>/<id>` names, in `local.modifiedBy`,
+/// the short device ID (the first block of the device ID) of the device whose
+/// change this copy is. When that is this node's Syncthing, the folder was
+/// made here and this node claims it (owner = this node, epoch 1). When it is
+/// the peer's, the folder came over from the peer, which claims it: this node
+/// waits for the peer's record (`RecordOf`). While Syncthing has not scanned the
+/// folder yet (404), nobody can tell, so this node asks for a scan and waits.
+/// A node without Syncthing shares the folder with nobody: it claims at once.
+async fn may_claim(syncthing: Option<&(Client, String)>, folder_id: &str, path: &str) -> Claim {
+    let Some((client, own_short)) = syncthing else { return Claim::Mine };
+    match client.file_modified_by(folder_id, path).await {
+        Ok(Some(by)) if by == *own_short => Claim::Mine,
+        Ok(Some(by)) => Claim::Wait(format!("made by device {by}; waiting for the peer's record")),
+        Ok(None) => {
+            let _ = client.scan_sub(folder_id, path).await;
+            Claim::Wait("Syncthing has not scanned it yet".into())
+        }
+        Err(error) => Claim::Wait(format!("cannot ask Syncthing who made it: {error}")),
+    }
+}
+
+/// Reconciles HandoffPolicy `name` on this node.
+pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileError> {
+    let untracked = Ok(Outcome { tracked: false, ..Outcome::default() });
+    let Some(policy) = ctx.set.handoff_policies.get(name) else { return untracked };
+    let Some(root) = folder::sessions_root(&ctx.set, name, &ctx.node, &home()) else { return untracked };
+    let Some(sync_folder) = ctx.set.sync_folders.get(&policy.spec.sync_folder.value) else { return untracked };
+    let folder_id = sync_folder.spec.folder_id_or(sync_folder.name()).to_owned();
+    let peer = peer_of(&ctx.set, name, &ctx.node);
+    let sessions_dir = policy.spec.sessions_dir.value.trim_matches('/').to_owned();
+    let mut outcome = Outcome { requeue_after: Some(EXCHANGE_EVERY), ..Outcome::default() };
+
+    let key = ctx.api_key.get();
+    for (id, step) in ctx.handoff.take_pending(name) {
+        let events = carry_out(&ctx.handoff, &ctx.peers, &key, (name, &id), Some(&root.join(&id)), step);
+        outcome.events.extend(events);
+    }
+
+    let ids = folder::conversations(&root).map_err(|error| {
+        ReconcileError::new("SessionsUnreadable", format!("cannot list {}: {error}", root.display()))
+    })?;
+    let unknown: Vec<&String> = ids.iter().filter(|id| ctx.handoff.record(name, id).is_none()).collect();
+    let has_syncthing = ctx.set.nodes.get(&ctx.node).is_some_and(|node| node.spec.syncthing.is_some());
+    let syncthing = if !unknown.is_empty() && has_syncthing {
+        let (client, _) = super::sync_folder::this_node_client(&ctx.set, &ctx.node, &ctx.env)?;
+        let own = client.system_status().await.map_err(|error| {
+            ReconcileError::new("SyncthingUnreachable", format!("cannot ask who made a conversation: {error}"))
+        })?;
+        let short = own.my_id.split('-').next().unwrap_or_default().to_owned();
+        Some((client, short))
+    } else {
+        None
+    };
+    let mut waiting = Vec::new();
+    for id in unknown {
+        match may_claim(syncthing.as_ref(), &folder_id, &format!("{sessions_dir}/{id}")).await {
+            Claim::Mine => match ctx.handoff.claim(name, id) {
+                Ok(true) => outcome.event(
+                    false,
+                    "Claimed",
+                    format!("conversation {id} appeared here first: owned here at epoch 1"),
+                ),
+                Ok(false) => {}
+                Err(error) => return Err(not_saved(id, &error)),
+            },
+            Claim::Wait(why) => waiting.push(format!("{id} ({why})")),
+        }
+    }
+
+    // A handoff that timed out after Accept went out asks the target to abort
+    // until it answers (the protocol's retransmission tick).
+    for (id, record) in ctx.handoff.records(name) {
+        if matches!(record.phase, Phase::Frozen { stage: Stage::Aborting, .. })
+            && let Ok(Some(step)) = ctx.handoff.step(name, &id, Input::Timeout)
+        {
+            let events = carry_out(&ctx.handoff, &ctx.peers, &key, (name, &id), Some(&root.join(&id)), step);
+            outcome.events.extend(events);
+        }
+    }
+    let records = ctx.handoff.records(name);
+    let peer_up = peer.as_ref().filter(|peer| !ctx.peers.known_down(peer));
+    let mut conflicts = Vec::new();
+    for (id, _) in &records {
+        // Hashing is blocking I/O, but cached: only a changed folder is read.
+        let content = ctx.handoff.content(&root.join(id)).ok();
+        if let Some(content) = &content {
+            conflicts.extend(content.conflicts.iter().map(|path| format!("{id}/{path}")));
+        }
+        let Some(peer) = peer_up else { continue };
+        let Some(envelope) = ctx.handoff.record_for(name, id, peer) else { continue };
+        let hash = content.map(|content| content.hash);
+        send(&ctx.peers, &key, HandoffMessage { policy: name.into(), conversation: id.clone(), envelope, hash });
+    }
+
+    let owned = records.iter().filter(|(_, record)| record.owner == ctx.node).count();
+    let message = format!("{} conversation(s), {owned} owned here", records.len());
+    outcome.conditions = vec![
+        Observed::new("Ready", true, "Tracking", message),
+        Observed::new(
+            "Progressing",
+            !waiting.is_empty(),
+            if waiting.is_empty() { "Stable" } else { "Waiting" },
+            waiting.join(", "),
+        ),
+        match conflicts.len() {
+            0 => Observed::new("Degraded", false, "AsExpected", ""),
+            n => Observed::new(
+                "Degraded",
+                true,
+                "ConflictCopies",
+                format!("{n} Syncthing conflict copies: {}", conflicts.join(", ")),
+            ),
+        },
+    ];
+    outcome.details.insert("conversations".into(), records.len().to_string());
+    outcome.details.insert("conflicts".into(), conflicts.len().to_string());
+    outcome.details.insert("owned".into(), owned.to_string());
+    Ok(outcome)
+}
+
+fn not_saved(id: &str, error: &std::io::Error) -> ReconcileError {
+    ReconcileError::new("StateNotSaved", format!("cannot persist the record of conversation {id}: {error}"))
+}
+
+pub fn home() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default()
+}
+
+/// The other node of the policy's SyncFolder.
+pub fn peer_of(set: &ManifestSet, policy: &str, me: &str) -> Option<String> {
+    let spec = &set.handoff_policies.get(policy)?.spec;
+    let folder = set.sync_folders.get(&spec.sync_folder.value)?;
+    folder.spec.paths.keys().map(|node| node.value.clone()).find(|node| node != me)
+}
+
+/// A message from the peer: stepped, persisted, and the replies sent back.
+pub fn receive(
+    store: &HandoffStore,
+    peers: &Peers,
+    key: &Option<Arc<str>>,
+    dir: Option<&Path>,
+    message: HandoffMessage,
+) -> Result<Vec<(bool, &'static str, String)>, std::io::Error> {
+    let HandoffMessage { policy, conversation, envelope, hash } = message;
+    let step = store.step(&policy, &conversation, Input::Received(envelope))?;
+    if let Some(hash) = hash {
+        store.set_peer_hash(&policy, &conversation, hash);
+    }
+    let Some(step) = step else { return Ok(Vec::new()) };
+    Ok(carry_out(store, peers, key, (&policy, &conversation), dir, step))
+}
+
+/// The file that marks a conversation frozen for a handoff: a write after
+/// it is detectable (it is newer), and the agent can see it.
+pub fn marker(dir: &Path) -> PathBuf {
+    dir.join(format!("{}frozen", folder::MARKER_PREFIX))
+}
+
+/// Carries out a (persisted) step: sends its messages, writes or removes the
+/// freeze marker in the conversation folder `dir`, follows the handoff's
+/// progress, and returns its notices as events.
+pub fn carry_out(
+    store: &HandoffStore,
+    peers: &Peers,
+    key: &Option<Arc<str>>,
+    (policy, id): (&str, &str),
+    dir: Option<&Path>,
+    step: Step,
+) -> Vec<(bool, &'static str, String)> {
+    for envelope in step.send {
+        send(peers, key, HandoffMessage { policy: policy.into(), conversation: id.into(), envelope, hash: None });
+    }
+    let mut events = Vec::new();
+    for notice in &step.notices {
+        events.push(notice_event(id, notice));
+        match notice {
+            Notice::Frozen { handoff } => {
+                let written = dir.map(|dir| std::fs::write(marker(dir), format!("{handoff}\n")));
+                if let Some(Err(error)) = written {
+                    events.push((true, "MarkerNotWritten", format!("conversation {id}: {error}")));
+                }
+                store.note(&handoff.0, "freeze: the conversation is frozen (marker written, agent told)".into());
+            }
+            Notice::Unfrozen { handoff, reason } => {
+                if let Some(dir) = dir {
+                    let _ = std::fs::remove_file(marker(dir));
+                }
+                let (step, why) = failed_step(reason);
+                store.finish(
+                    &handoff.0,
+                    Some(step),
+                    format!("handoff failed at the {step} step: {why}; still owned here"),
+                );
+            }
+            Notice::Resume { .. } => {
+                if let Some(dir) = dir {
+                    let _ = std::fs::remove_file(marker(dir));
+                }
+            }
+            Notice::Released { handoff, owner, epoch } => {
+                store.finish(&handoff.0, None, format!("release: {owner} owns the conversation at epoch {epoch}"));
+            }
+            Notice::Demoted { .. } | Notice::TookOver { .. } | Notice::Rejected { .. } => {}
+        }
+    }
+    events
+}
+
+/// The step a failed handoff stopped at, and why, for `meshctl handoff`.
+pub fn failed_step(reason: &Reason) -> (&'static str, String) {
+    match reason {
+        Reason::BarrierFailed => ("barrier", "the target did not hold the same content in time".into()),
+        Reason::TimedOut => ("accept", "the target did not answer in time".into()),
+        Reason::Aborted => ("accept", "the target did not accept in time; the handoff was aborted".into()),
+        Reason::Restarted => ("barrier", "this daemon restarted during the handoff".into()),
+        Reason::StaleEpoch { known } => ("accept", format!("the target refused: it knows a newer epoch ({known})")),
+        Reason::OwnerMismatch => ("accept", "the target refused: it knows another owner at this epoch".into()),
+        Reason::NotOwner { owner, epoch } => ("freeze", format!("{owner} owns the conversation at epoch {epoch}")),
+        Reason::Busy { handoff } => ("freeze", format!("handoff {handoff} of this conversation is under way")),
+        Reason::SameNode => ("freeze", "the target is this node".into()),
+    }
+}
+
+/// Sends one message to the node it is for, fire and forget.
+fn send(peers: &Peers, key: &Option<Arc<str>>, message: HandoffMessage) {
+    let Envelope { to, .. } = &message.envelope;
+    let Some(peer) = peers.get(to) else { return };
+    let client = crate::client::ApiClient::new(&peer.authority(), key.as_deref(), SEND_TIMEOUT);
+    tokio::spawn(async move {
+        if let Err(error) = client.handoff_message(&message).await {
+            tracing::debug!(peer = message.envelope.to, %error, "a handoff message was not delivered");
+        }
+    });
+}
+
+/// A notice as an event of the controller's log (and so of the event stream).
+pub fn notice_event(id: &str, notice: &Notice) -> (bool, &'static str, String) {
+    match notice {
+        Notice::Frozen { handoff } => {
+            (false, "handoff.freeze", format!("conversation {id}: frozen for handoff {handoff}"))
+        }
+        Notice::Unfrozen { handoff, reason } => (
+            true,
+            "handoff.unfreeze",
+            format!("conversation {id}: handoff {handoff} failed ({reason:?}); still owned here"),
+        ),
+        Notice::Resume { handoff, epoch } => {
+            (false, "handoff.resume", format!("conversation {id}: owned here at epoch {epoch} (handoff {handoff})"))
+        }
+        Notice::Released { handoff, owner, epoch } => (
+            false,
+            "handoff.released",
+            format!("conversation {id}: {owner} owns it at epoch {epoch} (handoff {handoff})"),
+        ),
+        Notice::Demoted { owner, epoch } => (
+            true,
+            "handoff.demoted",
+            format!("conversation {id}: {owner} owns it at epoch {epoch}; writes here are stale"),
+        ),
+        Notice::TookOver { epoch } => {
+            (true, "handoff.tookOver", format!("conversation {id}: taken over at epoch {epoch}"))
+        }
+        Notice::Rejected { reason } => (true, "handoff.rejected", format!("conversation {id}: {reason:?}")),
+    }
+}
+
+/// Every conversation of every HandoffPolicy on this node: the folders here
+/// and the records this node keeps.
+pub fn sessions(set: &ManifestSet, node: &str, store: &HandoffStore) -> Vec<Session> {
+    let mut sessions = Vec::new();
+    for policy in set.handoff_policies.keys() {
+        let Some(root) = folder::sessions_root(set, policy, node, &home()) else { continue };
+        let mut ids = folder::conversations(&root).unwrap_or_default();
+        ids.extend(store.records(policy).into_iter().map(|(id, _)| id));
+        ids.sort();
+        ids.dedup();
+        for id in ids {
+            let content = store.content(&root.join(&id)).ok();
+            sessions.push(session(
+                policy,
+                &id,
+                &root,
+                content,
+                store.record(policy, &id),
+                store.peer_hash(policy, &id),
+            ));
+        }
+    }
+    sessions
+}
+
+fn session(
+    policy: &str,
+    id: &str,
+    root: &Path,
+    content: Option<folder::Content>,
+    record: Option<Record>,
+    peer_hash: Option<String>,
+) -> Session {
+    let path = root.join(id);
+    let hash = content.as_ref().map(|content| content.hash.clone());
+    let phase = match record.as_ref().map(|record| &record.phase) {
+        None => "unclaimed",
+        Some(Phase::Owned) => "owned",
+        Some(Phase::Frozen { .. }) => "frozen",
+    };
+    Session {
+        id: id.into(),
+        policy: policy.into(),
+        owner: record.as_ref().map(|record| record.owner.clone()),
+        epoch: record.as_ref().map(|record| record.epoch),
+        phase: phase.into(),
+        path: path.display().to_string(),
+        in_sync: hash.is_some() && hash == peer_hash,
+        files: content.as_ref().map_or(0, |content| content.files),
+        conflicts: content.map(|content| content.conflicts).unwrap_or_default(),
+        hash,
+        peer_hash,
+    }
+}

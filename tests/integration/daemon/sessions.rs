@@ -1,0 +1,207 @@
+//! Conversations' ownership end to end, on the two-node fixture of `sync.rs`
+//! (real Syncthings, real daemons) with a HandoffPolicy on its SyncFolder: a
+//! conversation folder is claimed by the node where it appeared first, and
+//! both nodes show the same owner, epoch and content.
+
+use serde_json::Value;
+
+use super::support::eventually_within;
+use std::time::{Duration, Instant};
+
+use super::sync::{A, B, OBJECT, PATIENCE, Pair, Side, Syncthings};
+
+const POLICY: &str = "chats";
+
+fn policy() -> String {
+    format!(
+        "apiVersion: agentmesh/v1alpha1\nkind: HandoffPolicy\nmetadata:\n  name: {POLICY}\nspec:\n  syncFolder: {OBJECT}\n  \
+         sessionsDir: sessions\n"
+    )
+}
+
+/// Waits until `side` shows conversation `id` as `check` wants it.
+fn wait_for_session(side: &Side, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    eventually_within(PATIENCE, &format!("{} shows {id} {what}", side.name), || {
+        side.daemon.api_get(&format!("/api/v1/sessions/{id}")).filter(|session| check(session))
+    })
+}
+
+/// Both nodes with the policy, and conversation `c-1` written on node-a,
+/// owned by node-a and in sync on both.
+fn pair_with_a_conversation() -> Pair {
+    let pair = Syncthings::start().start_daemons_with(&policy());
+    pair.wait_until_ready();
+    let conversation = pair.a.syncthing.data(OBJECT).join("sessions/c-1");
+    std::fs::create_dir_all(conversation.join("attachments")).expect("make the conversation folder");
+    std::fs::write(conversation.join("messages.jsonl"), "{\"role\":\"user\",\"content\":\"hello\"}\n").unwrap();
+    std::fs::write(conversation.join("attachments/notes.md"), "# notes\n").unwrap();
+    for side in [&pair.a, &pair.b] {
+        wait_for_session(side, "c-1", "owned by node-a, in sync", |s| s["owner"] == A && s["inSync"] == true);
+    }
+    pair
+}
+
+/// Every file of a folder, by relative path, with its bytes.
+fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read the folder") {
+        let path = entry.expect("an entry").path();
+        if path.is_dir() {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            found.extend(files(&path).into_iter().map(|(relative, bytes)| (format!("{name}/{relative}"), bytes)));
+        } else {
+            found.push((path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&path).unwrap()));
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn a_handoff_from_node_a_to_node_b_makes_node_b_the_owner_at_epoch_2_with_the_same_content() {
+    let pair = pair_with_a_conversation();
+
+    let started = Instant::now();
+    let run = pair.a.daemon.meshctl(&["handoff", "c-1", "--to", B, "--timeout", "30s"]);
+    let took = started.elapsed();
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains(&format!(" of c-1 to {B} started\n")), "{run:?}");
+    assert!(run.stdout.contains("  freeze: the conversation is frozen"), "{run:?}");
+    assert!(run.stdout.contains("  barrier: the target holds the same content"), "{run:?}");
+    assert!(run.stdout.ends_with(&format!("{B} now owns c-1 at epoch 2\n")), "{run:?}");
+    assert!(took < Duration::from_secs(15), "the handoff took {took:?}");
+
+    for side in [&pair.a, &pair.b] {
+        wait_for_session(side, "c-1", "owned by node-b at epoch 2", |s| s["owner"] == B && s["epoch"] == 2);
+    }
+    let (dir_a, dir_b) =
+        (pair.a.syncthing.data(OBJECT).join("sessions/c-1"), pair.b.syncthing.data(OBJECT).join("sessions/c-1"));
+    let conversation = |dir: &std::path::Path| {
+        files(dir).into_iter().filter(|(name, _)| !name.starts_with(".agentmesh-")).collect::<Vec<_>>()
+    };
+    assert_eq!(conversation(&dir_b), conversation(&dir_a), "byte-identical content");
+    assert_eq!(conversation(&dir_b).len(), 2);
+    let resumed = pair.b.events("handoff.resume");
+    assert_eq!(resumed.len(), 1, "{resumed:?}");
+    assert!(resumed[0]["message"].as_str().unwrap().contains("owned here at epoch 2"), "{resumed:?}");
+    assert_eq!(pair.a.events("handoff.freeze").len(), 1);
+    assert_eq!(pair.a.events("handoff.released").len(), 1);
+    assert!(!dir_b.join(".agentmesh-frozen").exists(), "the new owner is not frozen");
+    let saved = |side: &Side| -> Value {
+        let path = side.daemon.path().join("state/handoff/chats/c-1.json");
+        serde_json::from_slice(&std::fs::read(path).expect("the record in the state folder")).unwrap()
+    };
+    assert_eq!((&saved(&pair.a)["owner"], &saved(&pair.a)["epoch"]), (&B.into(), &2.into()));
+    assert_eq!((&saved(&pair.b)["owner"], &saved(&pair.b)["epoch"]), (&B.into(), &2.into()));
+
+    // The same handoff again, from node-a, which no longer owns it, is done already.
+    let again = pair.a.daemon.meshctl(&["handoff", "c-1", "--to", B]);
+    assert!(again.code == 0 && again.stdout.contains("now owns c-1 at epoch 2"), "already done: {again:?}");
+}
+
+#[test]
+fn a_barrier_that_does_not_pass_in_time_fails_the_handoff_at_that_step_and_node_a_keeps_it() {
+    let mut pair = pair_with_a_conversation();
+    // The fixture's SyncFolder ignores `*.tmp`: node-b holds content node-a never gets.
+    let dir_b = pair.b.syncthing.data(OBJECT).join("sessions/c-1");
+    std::fs::write(dir_b.join("only-here.tmp"), "not synced").unwrap();
+    wait_for_session(&pair.a, "c-1", "out of sync", |s| s["inSync"] == false);
+
+    let run = pair.a.daemon.meshctl(&["handoff", "c-1", "--to", B, "--timeout", "3s"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains("  barrier: not passed within 3s: node-b's content differs from this node's"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("handoff failed at the barrier step; node-a still owns c-1 at epoch 1"), "{run:?}");
+    let session = pair.a.daemon.api_get("/api/v1/sessions/c-1").unwrap();
+    assert_eq!((&session["owner"], &session["epoch"], &session["phase"]), (&A.into(), &1.into(), &"owned".into()));
+    assert!(!pair.a.syncthing.data(OBJECT).join("sessions/c-1/.agentmesh-frozen").exists(), "unfrozen");
+    assert_eq!(pair.a.events("handoff.unfreeze").len(), 1);
+    assert!(pair.b.events("handoff.resume").is_empty());
+
+    // The record is in the state folder, and read back by a restarted daemon.
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(pair.a.daemon.path().join("state/handoff/chats/c-1.json")).unwrap())
+            .unwrap();
+    assert_eq!(saved, serde_json::json!({"owner": A, "epoch": 1, "phase": {"state": "owned"}}));
+    pair.a.daemon.kill();
+    pair.a.daemon.restart();
+    let session = wait_for_session(&pair.a, "c-1", "read back", |s| s["owner"].is_string());
+    assert_eq!((&session["owner"], &session["epoch"]), (&A.into(), &1.into()));
+}
+
+#[test]
+fn a_handoff_to_a_stopped_node_is_refused_at_once_and_changes_nothing() {
+    let mut pair = pair_with_a_conversation();
+    pair.b.daemon.kill();
+    eventually_within(PATIENCE, "node-a knows node-b is down", || {
+        let mesh = pair.a.daemon.api_get("/api/v1/mesh")?;
+        mesh.as_array()?.iter().any(|node| node["name"] == B && node["knownDown"] == true).then_some(())
+    });
+
+    let started = Instant::now();
+    let run = pair.a.daemon.meshctl(&["handoff", "c-1", "--to", B]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "refused at once, not after {:?}", started.elapsed());
+    assert!(run.stderr.contains(&format!("{B} is offline")), "{run:?}");
+    assert!(run.stderr.contains("c-1 stays with node-a at epoch 1"), "{run:?}");
+    let session = pair.a.daemon.api_get("/api/v1/sessions/c-1").unwrap();
+    assert_eq!((&session["owner"], &session["epoch"], &session["phase"]), (&A.into(), &1.into(), &"owned".into()));
+    assert!(pair.a.events("handoff.freeze").is_empty(), "nothing was frozen");
+}
+
+#[test]
+fn a_conversation_written_on_node_a_is_owned_by_node_a_on_both_nodes_and_node_b_never_claims_it() {
+    let pair = Syncthings::start().start_daemons_with(&policy());
+    pair.wait_until_ready();
+    let conversation = pair.a.syncthing.data(OBJECT).join("sessions/c-1");
+    std::fs::create_dir_all(&conversation).expect("make the conversation folder");
+    std::fs::write(conversation.join("messages.jsonl"), "{\"role\":\"user\",\"content\":\"hello\"}\n").unwrap();
+
+    let mut hashes = Vec::new();
+    for side in [&pair.a, &pair.b] {
+        let session = wait_for_session(side, "c-1", "owned by node-a at epoch 1, in sync", |session| {
+            session["owner"] == A && session["inSync"] == true
+        });
+        assert_eq!(
+            (&session["epoch"], &session["phase"], &session["policy"]),
+            (&1.into(), &"owned".into(), &POLICY.into())
+        );
+        assert_eq!(session["files"], 1, "{session}");
+        assert_eq!(session["conflicts"], Value::Array(Vec::new()), "{session}");
+        assert_eq!(session["path"], side.syncthing.data(OBJECT).join("sessions/c-1").display().to_string());
+        hashes.push(session["hash"].clone());
+    }
+    assert!(hashes[0].is_string() && hashes[0] == hashes[1], "{hashes:?}");
+    assert_eq!(pair.a.events("Claimed").len(), 1, "node-a claims it once");
+    assert!(pair.b.events("Claimed").is_empty(), "node-b never claims it");
+
+    let table = pair.b.daemon.meshctl(&["sessions"]);
+    assert_eq!(table.code, 0, "{table:?}");
+    let lines: Vec<Vec<&str>> = table.stdout.lines().map(|line| line.split_whitespace().collect()).collect();
+    assert_eq!(
+        lines,
+        [vec!["ID", "POLICY", "OWNER", "EPOCH", "IN", "SYNC", "CONFLICTS"], vec!["c-1", POLICY, A, "1", "yes", "0"]]
+    );
+    let json = pair.a.daemon.meshctl(&["sessions", "-o", "json"]);
+    let json: Value = serde_json::from_str(&json.stdout).expect("sessions -o json prints JSON");
+    assert_eq!(json.as_array().map(Vec::len), Some(1), "{json}");
+    assert_eq!((&json[0]["id"], &json[0]["owner"]), (&"c-1".into(), &A.into()));
+    let object = pair.a.daemon.object("HandoffPolicy", POLICY).expect("the policy in node-a's status");
+    assert_eq!((&object["details"]["conversations"], &object["details"]["owned"]), (&"1".into(), &"1".into()));
+
+    // A conflict copy is reported, not hashed: the content is still in sync.
+    let copy = "messages.sync-conflict-20261128-101500-ABCDEFG.jsonl";
+    std::fs::write(conversation.join(copy), "{}\n").unwrap();
+    for side in [&pair.a, &pair.b] {
+        wait_for_session(side, "c-1", "with its conflict copy", |s| s["conflicts"] == serde_json::json!([copy]));
+    }
+    let object = eventually_within(PATIENCE, "the policy reports the conflict copy", || {
+        pair.b.daemon.object("HandoffPolicy", POLICY).filter(|object| object["details"]["conflicts"] == "1")
+    });
+    assert!(object.to_string().contains("ConflictCopies"), "{object}");
+
+    let unknown = pair.a.daemon.api_get("/api/v1/sessions/nope").expect("an answer");
+    assert_eq!(unknown["error"], "not_found", "an unknown conversation is a 404: {unknown}");
+}
