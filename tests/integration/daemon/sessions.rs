@@ -29,7 +29,12 @@ fn wait_for_session(side: &Side, id: &str, what: &str, check: impl Fn(&Value) ->
 /// Both nodes with the policy, and conversation `c-1` written on node-a,
 /// owned by node-a and in sync on both.
 fn pair_with_a_conversation() -> Pair {
-    let pair = Syncthings::start().start_daemons_with(&policy());
+    pair_with_a_conversation_under(&policy())
+}
+
+/// [`pair_with_a_conversation`] with `policy` as the HandoffPolicy.
+fn pair_with_a_conversation_under(policy: &str) -> Pair {
+    let pair = Syncthings::start().start_daemons_with(policy);
     pair.wait_until_ready();
     let conversation = pair.a.syncthing.data(OBJECT).join("sessions/c-1");
     std::fs::create_dir_all(conversation.join("attachments")).expect("make the conversation folder");
@@ -204,4 +209,96 @@ fn a_conversation_written_on_node_a_is_owned_by_node_a_on_both_nodes_and_node_b_
 
     let unknown = pair.a.daemon.api_get("/api/v1/sessions/nope").expect("an answer");
     assert_eq!(unknown["error"], "not_found", "an unknown conversation is a 404: {unknown}");
+}
+
+/// Waits until `side` sees `peer`'s daemon as offline.
+fn wait_until_offline(side: &Side, peer: &str) {
+    eventually_within(PATIENCE, &format!("{} sees {peer} offline", side.name), || {
+        let mesh = side.daemon.api_get("/api/v1/mesh")?;
+        mesh.as_array()?.iter().any(|node| node["name"] == peer && node["online"] == false).then_some(())
+    });
+}
+
+/// `(owner, epoch, phase)` of conversation `id` on `side`, None while it has no answer.
+fn ownership(side: &Side, id: &str) -> Option<(Value, Value, Value)> {
+    let session = side.daemon.api_get(&format!("/api/v1/sessions/{id}"))?;
+    session["owner"].is_string().then(|| (session["owner"].clone(), session["epoch"].clone(), session["phase"].clone()))
+}
+
+#[test]
+fn a_forced_takeover_from_a_stopped_owner_makes_node_b_the_owner_at_epoch_2_on_both_nodes_once_node_a_is_back() {
+    let mut pair = pair_with_a_conversation_under(&format!("{}  allowForce: true\n", policy()));
+    pair.a.daemon.kill();
+    wait_until_offline(&pair.b, A);
+
+    let run = pair.b.daemon.meshctl(&["handoff", "c-1", "--to", B, "--force"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains(&format!("taken over: {B} owns c-1 at epoch 2")), "{run:?}");
+    let session = pair.b.daemon.api_get("/api/v1/sessions/c-1").unwrap();
+    assert_eq!((&session["owner"], &session["epoch"], &session["phase"]), (&B.into(), &2.into(), &"owned".into()));
+
+    pair.a.daemon.restart();
+    // Until node-a hears of epoch 2 it may still name itself at epoch 1 (its
+    // saved record); node-b never goes back, and both end at node-b, epoch 2.
+    let expected = (Value::from(B), Value::from(2), Value::from("owned"));
+    eventually_within(PATIENCE, "node-a shows node-b as the owner at epoch 2", || {
+        assert_eq!(ownership(&pair.b, "c-1").as_ref(), Some(&expected), "node-b keeps it");
+        (ownership(&pair.a, "c-1").as_ref() == Some(&expected)).then_some(())
+    });
+    // A few record exchanges later, still one owner at one epoch.
+    std::thread::sleep(Duration::from_secs(5));
+    for side in [&pair.a, &pair.b] {
+        assert_eq!(ownership(side, "c-1"), Some(expected.clone()), "on {}", side.name);
+        assert!(!side.syncthing.data(OBJECT).join("sessions/c-1/.agentmesh-frozen").exists(), "{} unfrozen", side.name);
+    }
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(pair.a.daemon.path().join("state/handoff/chats/c-1.json")).unwrap())
+            .unwrap();
+    assert_eq!((&saved["owner"], &saved["epoch"]), (&B.into(), &2.into()), "node-a persisted the demotion");
+}
+
+#[test]
+fn force_is_refused_naming_the_policy_when_it_does_not_allow_force() {
+    let pair = pair_with_a_conversation();
+    let run = pair.b.daemon.meshctl(&["handoff", "c-1", "--to", B, "--force"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains(&format!("HandoffPolicy/{POLICY} does not allow --force (allowForce: false)")),
+        "{run:?}"
+    );
+    for side in [&pair.a, &pair.b] {
+        let expected = (Value::from(A), Value::from(1), Value::from("owned"));
+        assert_eq!(ownership(side, "c-1"), Some(expected), "nothing changed on {}", side.name);
+    }
+}
+
+#[test]
+fn a_source_daemon_killed_mid_handoff_comes_back_with_one_owner_at_one_epoch_on_both_nodes_and_unfrozen() {
+    let mut pair = pair_with_a_conversation();
+    // The fixture's SyncFolder ignores `*.tmp`: node-b holds content node-a
+    // never gets, so the barrier cannot pass and the handoff stays frozen.
+    std::fs::write(pair.b.syncthing.data(OBJECT).join("sessions/c-1/only-here.tmp"), "not synced").unwrap();
+    wait_for_session(&pair.a, "c-1", "out of sync", |s| s["inSync"] == false);
+
+    let mut follower = pair.a.daemon.meshctl_spawn(&["handoff", "c-1", "--to", B, "--timeout", "5m"]);
+    wait_for_session(&pair.a, "c-1", "frozen for the handoff", |s| s["phase"] == "frozen");
+    assert!(pair.a.syncthing.data(OBJECT).join("sessions/c-1/.agentmesh-frozen").exists(), "frozen on disk");
+    pair.a.daemon.kill();
+    let _ = follower.kill();
+    let _ = follower.wait();
+
+    pair.a.daemon.restart();
+    let settled = eventually_within(PATIENCE, "both nodes agree on one owner at one epoch, unfrozen", || {
+        let (a, b) = (ownership(&pair.a, "c-1")?, ownership(&pair.b, "c-1")?);
+        (a == b && a.2 == "owned").then_some(a)
+    });
+    assert!([(A, 1), (B, 2)].iter().any(|(owner, epoch)| settled.0 == *owner && settled.1 == *epoch), "{settled:?}");
+    // A few record exchanges later, still the same on both.
+    std::thread::sleep(Duration::from_secs(5));
+    for side in [&pair.a, &pair.b] {
+        assert_eq!(ownership(side, "c-1"), Some(settled.clone()), "on {}", side.name);
+        assert!(!side.syncthing.data(OBJECT).join("sessions/c-1/.agentmesh-frozen").exists(), "{} unfrozen", side.name);
+    }
+    assert_eq!(pair.a.events("handoff.unfreeze").len(), 1, "node-a unfroze it after the restart");
+    assert!(pair.b.events("handoff.resume").is_empty(), "node-b never accepted");
 }
