@@ -2,6 +2,8 @@
 //! this module; not every bench uses every helper).
 #![allow(dead_code)]
 
+pub mod mesh;
+
 use std::path::Path;
 use std::time::Duration;
 

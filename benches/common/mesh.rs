@@ -1,0 +1,197 @@
+//! Two real Syncthings and real optimised daemons on loopback (node-a on
+//! 127.0.0.2, node-b on 127.0.0.3), configured by manifests and keys only:
+//! the fixture of the benches that need a mesh.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+pub const KEY: &str = "bench-key";
+pub const NODES: [(&str, Ipv4Addr); 2] =
+    [("node-a", Ipv4Addr::new(127, 0, 0, 2)), ("node-b", Ipv4Addr::new(127, 0, 0, 3))];
+/// The longest anything awaited may take before the bench gives up.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Polls `check` every 10 ms until it gives a value; panics after [`PATIENCE`].
+pub fn wait<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    wait_within(PATIENCE, what, check)
+}
+
+/// Polls `check` every 10 ms until it gives a value; panics after `patience`.
+pub fn wait_within<T>(patience: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + patience;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {patience:?} waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn free_port(ip: Ipv4Addr) -> u16 {
+    TcpListener::bind((ip, 0)).expect("bind a free port").local_addr().expect("an address").port()
+}
+
+/// The body of a 200 answer to `GET path` at `ip:port`, with `headers`.
+pub fn http_get(ip: Ipv4Addr, port: u16, path: &str, headers: &str) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&SocketAddr::from((ip, port)), Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {ip}\r\n{headers}\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    (head.split_whitespace().nth(1)? == "200").then(|| body.to_owned())
+}
+
+/// `meshctl daemon` in a workspace of its own; stopped (SIGTERM) when dropped.
+pub struct Daemon {
+    dir: TempDir,
+    ip: Ipv4Addr,
+    port: u16,
+    child: Child,
+}
+
+impl Daemon {
+    /// Starts it on `manifests` (its `manifests/nodes.yaml`); returns once its API answers.
+    pub fn start(name: &str, ip: Ipv4Addr, port: u16, syncthing_key: &str, manifests: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let env = format!(
+            "AGENT_NODE_ID={name}\nMESH_LISTEN={ip}:{port}\nMESH_STATE_DIR={}\nMESH_API_KEY={KEY}\n\
+             SYNCTHING_API_KEY={syncthing_key}\n",
+            dir.path().join("state").display()
+        );
+        fs::write(dir.path().join(".env"), env).expect("write .env");
+        fs::create_dir(dir.path().join("manifests")).expect("create manifests");
+        fs::write(dir.path().join("manifests/nodes.yaml"), manifests).expect("write the Nodes");
+        let log = File::create(dir.path().join("daemon.log")).expect("create the log");
+        let child = command(dir.path())
+            .arg("daemon")
+            .stdout(log.try_clone().expect("clone the log"))
+            .stderr(log)
+            .spawn()
+            .expect("meshctl daemon starts");
+        let daemon = Daemon { dir, ip, port, child };
+        wait(&format!("{name}'s API answers"), || http_get(ip, port, "/mesh/health", ""));
+        daemon
+    }
+
+    pub fn get(&self, path: &str) -> Option<String> {
+        http_get(self.ip, self.port, path, &format!("Authorization: Bearer {KEY}\r\n"))
+    }
+
+    pub fn meshctl(&self, args: &[&str]) -> std::process::Output {
+        command(self.dir.path()).args(args).output().expect("meshctl runs")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: kill takes plain integers and touches no memory.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The optimised `meshctl` in `workspace`, configured by its `.env` only.
+pub fn command(workspace: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_meshctl"));
+    command
+        .current_dir(workspace)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", workspace)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null());
+    command
+}
+
+/// The installed `syncthing`, loopback only (no discovery, relays, NAT,
+/// usage reports or upgrades), in a home of its own; killed when dropped.
+pub struct Syncthing {
+    _dir: TempDir,
+    pub gui_port: u16,
+    pub listen_port: u16,
+    pub key: String,
+    child: Child,
+}
+
+impl Syncthing {
+    pub fn start(name: &str) -> Syncthing {
+        let dir = tempfile::Builder::new().prefix(&format!("bench-syncthing-{name}-")).tempdir().expect("temp dir");
+        let home = dir.path().join("home");
+        let version = Command::new("syncthing").arg("--version").output().expect("syncthing --version runs");
+        let v2 =
+            String::from_utf8_lossy(&version.stdout).split_whitespace().nth(1).is_some_and(|v| v.starts_with("v2"));
+        let flags: &[&str] = if v2 { &["--no-port-probing"] } else { &["--no-default-folder", "--skip-port-probing"] };
+        let generated = Command::new("syncthing")
+            .arg("generate")
+            .arg(format!("--home={}", home.display()))
+            .args(flags)
+            .env("STNODEFAULTFOLDER", "1")
+            .output()
+            .expect("syncthing generate runs");
+        assert!(generated.status.success(), "syncthing generate: {}", String::from_utf8_lossy(&generated.stderr));
+
+        let (gui_port, listen_port) = (free_port(Ipv4Addr::LOCALHOST), free_port(Ipv4Addr::LOCALHOST));
+        let key = format!("bench-syncthing-key-{name}-{}", std::process::id());
+        let config = home.join("config.xml");
+        let mut xml = fs::read_to_string(&config).expect("read config.xml");
+        for (element, value) in [
+            ("listenAddress", format!("tcp://127.0.0.1:{listen_port}")),
+            ("globalAnnounceEnabled", "false".into()),
+            ("localAnnounceEnabled", "false".into()),
+            ("relaysEnabled", "false".into()),
+            ("natEnabled", "false".into()),
+            ("urAccepted", "-1".into()),
+            ("autoUpgradeIntervalH", "0".into()),
+            ("startBrowser", "false".into()),
+            ("crashReportingEnabled", "false".into()),
+            ("apikey", key.clone()),
+        ] {
+            let (open, close) = (format!("<{element}>"), format!("</{element}>"));
+            let start = xml.find(&open).unwrap_or_else(|| panic!("config.xml has no {open}")) + open.len();
+            let end = start + xml[start..].find(&close).expect("a closing tag");
+            xml.replace_range(start..end, &value);
+        }
+        fs::write(&config, xml).expect("write config.xml");
+
+        let log = OpenOptions::new().create(true).append(true).open(dir.path().join("syncthing.log")).expect("log");
+        let child = Command::new("syncthing")
+            .arg("serve")
+            .arg(format!("--home={}", home.display()))
+            .args(["--no-browser", "--no-upgrade", "--no-restart"])
+            .arg(format!("--gui-address=http://127.0.0.1:{gui_port}"))
+            .arg(format!("--gui-apikey={key}"))
+            .env("STNODEFAULTFOLDER", "1")
+            // No monitor process: the real Syncthing is this child.
+            .env("STMONITORED", "yes")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone the log"))
+            .stderr(log)
+            .spawn()
+            .expect("syncthing serve starts");
+        let syncthing = Syncthing { _dir: dir, gui_port, listen_port, key, child };
+        wait(&format!("Syncthing {name} answers"), || {
+            http_get(Ipv4Addr::LOCALHOST, gui_port, "/rest/system/ping", &format!("X-API-Key: {}\r\n", syncthing.key))
+        });
+        syncthing
+    }
+}
+
+impl Drop for Syncthing {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,115 @@
+//! How long `meshctl handoff ID --to node-b` takes for a conversation of 1 MB
+//! and of 100 MB: two real Syncthings and two real optimised daemons on
+//! loopback (node-a on 127.0.0.2, node-b on 127.0.0.3), a SyncFolder and a
+//! HandoffPolicy on it. Each round writes a new conversation folder (a few
+//! files of random bytes) on node-a, waits until both nodes show it owned by
+//! node-a and in sync, then times the command, run on node-a, until it reports
+//! that node-b owns it (freeze, barrier, accept).
+//!
+//! Run: `cargo bench --bench handoff` (cargo builds the optimised `meshctl`).
+//! `BENCH_ROUNDS=5` measures more rounds of each size.
+
+mod common;
+
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::mesh::{Daemon, NODES, Syncthing, free_port, wait, wait_within};
+use common::{millis, quantile};
+
+const POLICY: &str = "chats";
+/// How long a conversation of 100 MB may take to reach node-b.
+const SYNC_PATIENCE: Duration = Duration::from_secs(300);
+const FILES: usize = 4;
+
+fn main() {
+    let extra: Option<usize> = std::env::var("BENCH_ROUNDS").ok().and_then(|n| n.parse().ok());
+    let data = tempfile::tempdir().expect("temp dir");
+    let syncthings = [Syncthing::start("a"), Syncthing::start("b")];
+    let ports = NODES.map(|(_, ip)| free_port(ip));
+    let mut manifests = String::new();
+    for (((name, ip), port), syncthing) in NODES.iter().zip(ports).zip(&syncthings) {
+        manifests.push_str(&format!(
+            "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: {name}}}\nspec:\n  role: satellite\n  \
+             address: {ip}\n  apiPort: {port}\n  syncthing:\n    apiUrl: http://127.0.0.1:{}\n    \
+             apiKey: {{env: SYNCTHING_API_KEY}}\n    deviceAddress: tcp://127.0.0.1:{}\n---\n",
+            syncthing.gui_port, syncthing.listen_port
+        ));
+    }
+    let folders = NODES.map(|(name, _)| data.path().join(name).join("chats"));
+    manifests.push_str(&format!(
+        "apiVersion: agentmesh/v1alpha1\nkind: SyncFolder\nmetadata: {{name: chats}}\nspec:\n  paths:\n    \
+         {}: {}\n    {}: {}\n---\napiVersion: agentmesh/v1alpha1\nkind: HandoffPolicy\nmetadata: {{name: {POLICY}}}\n\
+         spec:\n  syncFolder: chats\n  sessionsDir: sessions\n  timeout: 10m\n",
+        NODES[0].0,
+        folders[0].display(),
+        NODES[1].0,
+        folders[1].display()
+    ));
+    let daemons: Vec<Daemon> = NODES
+        .iter()
+        .zip(ports)
+        .zip(&syncthings)
+        .map(|(((name, ip), port), syncthing)| Daemon::start(name, *ip, port, &syncthing.key, &manifests))
+        .collect();
+    for (daemon, (peer, _)) in daemons.iter().zip(NODES.iter().rev()) {
+        wait("the daemons see each other", || {
+            let mesh: serde_json::Value = serde_json::from_str(&daemon.get("/api/v1/mesh")?).ok()?;
+            mesh.as_array()?.iter().any(|node| node["name"] == *peer && node["online"] == true).then_some(())
+        });
+    }
+
+    for (label, bytes, rounds) in [("1 MB", 1 << 20, extra.unwrap_or(3)), ("100 MB", 100 << 20, extra.unwrap_or(2))] {
+        let mut times = Vec::new();
+        for round in 0..rounds {
+            let id = format!("c-{}-{round}", bytes >> 20);
+            write_conversation(&folders[0].join("sessions").join(&id), bytes);
+            let synced = Instant::now();
+            for daemon in &daemons {
+                wait_within(SYNC_PATIENCE, &format!("{id} is owned by node-a and in sync"), || {
+                    let session: serde_json::Value =
+                        serde_json::from_str(&daemon.get(&format!("/api/v1/sessions/{id}"))?).ok()?;
+                    (session["owner"] == NODES[0].0 && session["inSync"] == true).then_some(())
+                });
+            }
+            let synced = synced.elapsed();
+
+            let started = Instant::now();
+            let run = daemons[0].meshctl(&["handoff", &id, "--to", NODES[1].0]);
+            let took = started.elapsed();
+            let stdout = String::from_utf8_lossy(&run.stdout);
+            assert!(
+                run.status.success() && stdout.contains(&format!("{} now owns {id} at epoch 2", NODES[1].0)),
+                "the handoff of {id} failed: {stdout}{}",
+                String::from_utf8_lossy(&run.stderr)
+            );
+            println!(
+                "{label:>6} round {round}: handoff {:8.1} ms (written to in sync on both: {:.1} ms)",
+                millis(took),
+                millis(synced)
+            );
+            times.push(took);
+        }
+        println!(
+            "{label:>6} handoff, {} rounds: median {:.1} ms, min {:.1} ms, max {:.1} ms",
+            times.len(),
+            millis(quantile(&times, 0.5)),
+            millis(quantile(&times, 0.0)),
+            millis(quantile(&times, 1.0))
+        );
+    }
+    drop(daemons);
+}
+
+/// A conversation folder of `bytes` random bytes in [`FILES`] files.
+fn write_conversation(dir: &Path, bytes: usize) {
+    fs::create_dir_all(dir).expect("make the conversation folder");
+    let mut random = fs::File::open("/dev/urandom").expect("open /dev/urandom");
+    for index in 0..FILES {
+        let mut content = vec![0; bytes / FILES];
+        random.read_exact(&mut content).expect("read random bytes");
+        fs::write(dir.join(format!("part-{index}.bin")), content).expect("write a file");
+    }
+}
