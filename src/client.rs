@@ -118,25 +118,7 @@ impl ApiClient {
 
     /// Delivers one handoff protocol message to this (peer's) controller.
     pub async fn handoff_message(&self, message: &HandoffMessage) -> Result<(), ClientError> {
-        let request = self.http.post(self.url("/api/v1/handoff/message")).json(message);
-        let request = match &self.key {
-            Some(key) => request.bearer_auth(key),
-            None => request,
-        };
-        let response = request
-            .send()
-            .await
-            .map_err(|error| ClientError::Unreachable { base: self.base.clone(), reason: root_cause(&error) })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let body: ErrorBody = response.json().await.unwrap_or_else(|_| ErrorBody {
-            error: "http".into(),
-            message: status.to_string(),
-            diagnostics: Vec::new(),
-        });
-        Err(ClientError::Api { status, error: body.error, message: body.message, diagnostics: body.diagnostics })
+        self.exchange(self.http.post(self.url("/api/v1/handoff/message")).json(message)).await.map(drop)
     }
 
     /// Starts a handoff on this (the owner's) controller.
@@ -175,34 +157,32 @@ impl ApiClient {
     }
 
     async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ClientError> {
+        let bytes = self.exchange(request).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|error| ClientError::Decode { base: self.base.clone(), reason: error.to_string() })
+    }
+
+    /// Sends `request` with the key (when there is one) and returns the body
+    /// of a success, or the API's `{error, message}` as an error.
+    async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<hyper::body::Bytes, ClientError> {
         let request = match &self.key {
             Some(key) => request.bearer_auth(key),
             None => request,
         };
-        let response = request
-            .send()
-            .await
-            .map_err(|error| ClientError::Unreachable { base: self.base.clone(), reason: root_cause(&error) })?;
+        let unreachable =
+            |error: reqwest::Error| ClientError::Unreachable { base: self.base.clone(), reason: root_cause(&error) };
+        let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|error| ClientError::Unreachable { base: self.base.clone(), reason: root_cause(&error) })?;
-        if !status.is_success() {
-            let body: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrorBody {
-                error: "http".into(),
-                message: String::from_utf8_lossy(&bytes).into_owned(),
-                diagnostics: Vec::new(),
-            });
-            return Err(ClientError::Api {
-                status,
-                error: body.error,
-                message: body.message,
-                diagnostics: body.diagnostics,
-            });
+        let bytes = response.bytes().await.map_err(unreachable)?;
+        if status.is_success() {
+            return Ok(bytes);
         }
-        serde_json::from_slice(&bytes)
-            .map_err(|error| ClientError::Decode { base: self.base.clone(), reason: error.to_string() })
+        let body: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrorBody {
+            error: "http".into(),
+            message: String::from_utf8_lossy(&bytes).into_owned(),
+            diagnostics: Vec::new(),
+        });
+        Err(ClientError::Api { status, error: body.error, message: body.message, diagnostics: body.diagnostics })
     }
 }
 
