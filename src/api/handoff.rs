@@ -162,8 +162,15 @@ pub async fn start(
         let Some(peer) = shared.peers.get(&target) else {
             return Err(ApiError::new(StatusCode::BAD_REQUEST, "unknown_node", format!("{target} is not a peer")));
         };
-        if shared.peers.known_down(&target) {
-            let why = peer.last_error.unwrap_or_else(|| "it does not answer".into());
+        // A peer the prober has not reached yet (this daemon just started)
+        // is asked now, so an offline one is refused here too, not at the barrier.
+        let never_probed = !peer.online && peer.last_error.is_none();
+        let unanswered = match never_probed {
+            true => ApiClient::new(&peer.authority(), None, PEER_TIMEOUT).health().await.err().map(|e| e.to_string()),
+            false => None,
+        };
+        if shared.peers.known_down(&target) || unanswered.is_some() {
+            let why = unanswered.or(peer.last_error).unwrap_or_else(|| "it does not answer".into());
             let message = format!(
                 "{target} is offline ({why}): refused at once; {} stays with {} at epoch {}",
                 request.id, record.owner, record.epoch

@@ -340,6 +340,10 @@ pub struct Session {
     pub files: usize,
     /// Syncthing's conflict copies in the folder, relative paths.
     pub conflicts: Vec<String>,
+    /// Writes from a node that did not own the conversation, kept aside by
+    /// the owner as `<file>.stale-<epoch>`, relative paths.
+    #[serde(default)]
+    pub stale: Vec<String>,
     /// The hash the peer last reported.
     pub peer_hash: Option<String>,
     /// The peer reported the same content as here.

@@ -299,15 +299,25 @@ impl Controller {
     }
 
     /// Syncthing's config or a folder's state changed, or Syncthing is back:
-    /// every SyncFolder is looked at again (drift is put back at once).
+    /// every SyncFolder is looked at again (drift is put back at once). Files
+    /// changed: every HandoffPolicy is (an owner keeps stale writes aside).
     fn on_syncthing(&mut self, notice: Notice) {
         if notice == Notice::Back {
             tracing::info!("Syncthing answers again");
         }
         let shared = self.shared.lock();
         let Some(applied) = &shared.applied else { return };
-        let keys: Vec<ObjectKey> =
-            applied.set.sync_folders.keys().map(|name| (manifest::Kind::SyncFolder, name.clone())).collect();
+        let policies = applied.set.handoff_policies.keys().map(|name| (manifest::Kind::HandoffPolicy, name.clone()));
+        let keys: Vec<ObjectKey> = match notice {
+            Notice::Files => policies.collect(),
+            Notice::Changed | Notice::Back => applied
+                .set
+                .sync_folders
+                .keys()
+                .map(|name| (manifest::Kind::SyncFolder, name.clone()))
+                .chain(policies)
+                .collect(),
+        };
         drop(shared);
         let now = Instant::now();
         for key in keys {

@@ -3,17 +3,19 @@
 //! barrier, and the Syncthing conflict copies in it, which status reports.
 //!
 //! The hash covers what the agent wrote: every regular file's relative path and
-//! bytes, in path order. Syncthing's own files (its marker, ignores, temporary
+//! bytes, in path order (stale writes set aside included). Syncthing's own files (its marker, ignores, temporary
 //! and conflict copies) and agentmesh's markers are left out, so two nodes
 //! holding the same conversation agree whatever Syncthing is doing.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::manifest::ManifestSet;
 
 /// The prefix of the files agentmesh itself keeps in a conversation (the
-/// freeze marker, stale writes set aside).
+/// freeze marker, a restored file on its way in). Stale writes set aside are
+/// the conversation's, not agentmesh's: they are named after their file.
 pub const MARKER_PREFIX: &str = ".agentmesh-";
 
 /// Where one HandoffPolicy keeps its conversations on `node`: the policy's
@@ -62,15 +64,15 @@ pub struct Content {
     pub bytes: u64,
     /// Syncthing's conflict copies (`*.sync-conflict-*`), relative paths.
     pub conflicts: Vec<String>,
+    /// Stale writes the owner kept aside (`<file>.stale-<epoch>`), relative
+    /// paths. They are hashed like any file: both nodes hold them.
+    pub stale: Vec<String>,
 }
 
 /// Reads the conversation folder `dir` and hashes what the agent wrote.
 pub fn content(dir: &Path) -> io::Result<Content> {
-    let mut files = Vec::new();
-    let mut conflicts = Vec::new();
-    walk(dir, dir, &mut files, &mut conflicts)?;
-    files.sort();
-    conflicts.sort();
+    let (conflicts, files): (Vec<String>, Vec<String>) =
+        self::files(dir)?.into_keys().partition(|relative| conflict_base(relative).is_some());
     let mut listing = Vec::new();
     let mut bytes = 0;
     for relative in &files {
@@ -82,7 +84,42 @@ pub fn content(dir: &Path) -> io::Result<Content> {
         listing.extend_from_slice(blob.as_bytes());
     }
     let hash = git2::Oid::hash_object(git2::ObjectType::Blob, &listing).map_err(io::Error::other)?;
-    Ok(Content { hash: hash.to_string(), files: files.len(), bytes, conflicts })
+    let stale = files.iter().filter(|relative| is_stale_copy(relative)).cloned().collect();
+    Ok(Content { hash: hash.to_string(), files: files.len(), bytes, conflicts, stale })
+}
+
+/// A file's size and modification time: what tells a changed file from an
+/// unchanged one without reading it (and what Syncthing records of it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stat {
+    pub size: u64,
+    /// Nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+}
+
+impl Stat {
+    pub fn of(meta: &std::fs::Metadata) -> Stat {
+        use std::os::unix::fs::MetadataExt as _;
+        Stat { size: meta.len(), mtime_ns: meta.mtime().saturating_mul(1_000_000_000) + meta.mtime_nsec() }
+    }
+}
+
+/// Every file of the conversation folder `dir` (conflict copies included,
+/// Syncthing's and agentmesh's own files left out) by relative path, with its
+/// [`Stat`].
+pub fn files(dir: &Path) -> io::Result<BTreeMap<String, Stat>> {
+    let mut found = BTreeMap::new();
+    stat_walk(dir, dir, &mut found)?;
+    Ok(found)
+}
+
+/// [`files`], or none when the folder itself is not there.
+pub fn files_if_any(dir: &Path) -> io::Result<BTreeMap<String, Stat>> {
+    match files(dir) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound && !dir.exists() => Ok(BTreeMap::new()),
+        result => result,
+    }
 }
 
 /// A cheap summary of the folder's files (relative path, size, modification
@@ -90,52 +127,56 @@ pub fn content(dir: &Path) -> io::Result<Content> {
 /// means the same content, short of a rewrite that keeps size and time.
 pub fn fingerprint(dir: &Path) -> io::Result<u64> {
     use std::hash::{Hash, Hasher};
-    let mut entries = Vec::new();
-    stat_walk(dir, dir, &mut entries)?;
-    entries.sort();
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    entries.hash(&mut hasher);
+    files(dir)?.hash(&mut hasher);
     Ok(hasher.finish())
 }
 
-fn stat_walk(root: &Path, dir: &Path, entries: &mut Vec<(String, u64, i64, i64)>) -> io::Result<()> {
-    use std::os::unix::fs::MetadataExt as _;
+/// The name a stale write to `path` is kept aside under: `<path>.stale-<epoch>`,
+/// or `<path>.stale-<epoch>-<n>` when that is taken.
+pub fn stale_copy_name(path: &str, epoch: u64, taken: impl Fn(&str) -> bool) -> String {
+    let first = format!("{path}.stale-{epoch}");
+    if !taken(&first) {
+        return first;
+    }
+    (2..).map(|n| format!("{first}-{n}")).find(|name| !taken(name)).expect("some number is free")
+}
+
+/// Whether `path` is a stale write kept aside ([`stale_copy_name`]).
+pub fn is_stale_copy(path: &str) -> bool {
+    path.rsplit_once(".stale-").is_some_and(|(_, tag)| {
+        !tag.is_empty() && tag.split('-').all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+fn stat_walk(root: &Path, dir: &Path, found: &mut BTreeMap<String, Stat>) -> io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
         let kind = entry.file_type()?;
         if kind.is_dir() {
-            stat_walk(root, &path, entries)?;
-        } else if kind.is_file() {
-            let meta = entry.metadata()?;
-            let relative = path.strip_prefix(root).map_err(io::Error::other)?.to_string_lossy().into_owned();
-            entries.push((relative, meta.len(), meta.mtime(), meta.mtime_nsec()));
+            stat_walk(root, &path, found)?;
+        } else if kind.is_file() && !left_out(&entry.file_name().to_string_lossy()) {
+            let relative = path.strip_prefix(root).map_err(io::Error::other)?.to_string_lossy().replace('\\', "/");
+            found.insert(relative, Stat::of(&entry.metadata()?));
         }
     }
     Ok(())
 }
 
-fn walk(root: &Path, dir: &Path, files: &mut Vec<String>, conflicts: &mut Vec<String>) -> io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path = entry.path();
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            walk(root, &path, files, conflicts)?;
-            continue;
-        }
-        if !kind.is_file() || left_out(&name) {
-            continue;
-        }
-        let relative = path.strip_prefix(root).map_err(io::Error::other)?.to_string_lossy().replace('\\', "/");
-        if name.contains(".sync-conflict-") {
-            conflicts.push(relative);
-        } else {
-            files.push(relative);
-        }
-    }
-    Ok(())
+/// The file a Syncthing conflict copy is a copy of:
+/// `notes.sync-conflict-20261128-142704-LW3TOQJ.md` is one of `notes.md`.
+pub fn conflict_base(path: &str) -> Option<String> {
+    let (stem, rest) = path.rsplit_once(".sync-conflict-")?;
+    // `<date>-<time>-<short device id>`, then the extension if any.
+    let tag_len = "20261128-142704-LW3TOQJ".len();
+    let tag = rest.get(..tag_len)?;
+    let well_formed = tag.bytes().enumerate().all(|(i, byte)| match i {
+        8 | 15 => byte == b'-',
+        0..=14 => byte.is_ascii_digit(),
+        _ => byte.is_ascii_alphanumeric(),
+    });
+    well_formed.then(|| format!("{stem}{}", &rest[tag_len..]))
 }
 
 /// Files that are Syncthing's or agentmesh's, not the conversation's.
@@ -221,6 +262,33 @@ mod tests {
         let with_conflict = content(dir.path()).unwrap();
         assert_eq!(with_conflict.hash, clean.hash);
         assert_eq!(with_conflict.conflicts, ["messages.sync-conflict-20261128-101500-ABCDEFG.jsonl"]);
+    }
+
+    #[test]
+    fn a_conflict_copy_names_the_file_it_copies() {
+        let cases = [
+            ("m.sync-conflict-20261128-142704-LW3TOQJ.jsonl", Some("m.jsonl")),
+            ("a/notes.sync-conflict-20261128-142704-LW3TOQJ", Some("a/notes")),
+            ("x.tar.sync-conflict-20261128-142704-LW3TOQJ.gz", Some("x.tar.gz")),
+            ("m.jsonl", None),
+            ("m.sync-conflict-yesterday.jsonl", None),
+        ];
+        for (path, base) in cases {
+            assert_eq!(conflict_base(path).as_deref(), base, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_stale_copy_is_named_by_epoch_and_numbered_when_taken() {
+        let taken = ["m.jsonl.stale-2", "m.jsonl.stale-2-2"];
+        assert_eq!(stale_copy_name("m.jsonl", 3, |name| taken.contains(&name)), "m.jsonl.stale-3");
+        assert_eq!(stale_copy_name("m.jsonl", 2, |name| taken.contains(&name)), "m.jsonl.stale-2-3");
+        for name in ["m.jsonl.stale-2", "m.jsonl.stale-2-3", "a/b.md.stale-10"] {
+            assert!(is_stale_copy(name), "{name}");
+        }
+        for name in ["m.jsonl", "m.stale-", "m.stale-x", "m.stale-2-", "stale-notes.md"] {
+            assert!(!is_stale_copy(name), "{name}");
+        }
     }
 
     #[test]

@@ -9,10 +9,14 @@
 //! folder, the HandoffPolicy reconciler (`reconcile/handoff.rs`) claims and
 //! exchanges them. `sim.rs` is its deterministic simulation under message loss,
 //! duplication, reordering and crashes of either node. `folder.rs` finds the
-//! conversation folders and hashes their content for the barrier.
+//! conversation folders and hashes their content for the barrier. `stale.rs`
+//! (pure) and `shadow.rs` (the owner's copy of its files) keep a stale write
+//! from the other node aside instead of letting it replace the owner's.
 
 pub mod folder;
 pub mod protocol;
+pub mod shadow;
+pub mod stale;
 pub mod store;
 
 #[cfg(test)]

@@ -28,6 +28,15 @@ struct Entry {
     node: Node,
     /// The content hash the peer last reported for this conversation.
     peer_hash: Option<String>,
+    /// A message about it came from the peer since this daemon started: the
+    /// record here is not one the peer has long moved past.
+    heard: bool,
+}
+
+impl Entry {
+    fn new(node: Node) -> Entry {
+        Entry { node, peer_hash: None, heard: false }
+    }
 }
 
 /// Hashing every conversation on every pass would keep an idle node busy: a
@@ -77,6 +86,9 @@ pub struct HandoffStore {
     dir: PathBuf,
     inner: Mutex<Inner>,
     contents: Mutex<ContentCache>,
+    /// Held while a shadow is read or changed (`shadow.rs`): the reconciler
+    /// and a handoff's acceptance may both reach for one.
+    shadows: Mutex<()>,
 }
 
 impl HandoffStore {
@@ -88,6 +100,7 @@ impl HandoffStore {
             dir: state_dir.join("handoff"),
             inner: Mutex::default(),
             contents: Mutex::default(),
+            shadows: Mutex::default(),
         };
         let mut inner = Inner::default();
         for (key, record) in read_all(&store.dir) {
@@ -99,7 +112,7 @@ impl HandoffStore {
                 tracing::warn!(policy = key.0, id = key.1, %error, "cannot persist a restarted handoff record");
                 continue;
             }
-            inner.entries.insert(key.clone(), Entry { node, peer_hash: None });
+            inner.entries.insert(key.clone(), Entry::new(node));
             if !step.send.is_empty() || !step.notices.is_empty() {
                 inner.pending.push((key, step));
             }
@@ -135,7 +148,7 @@ impl HandoffStore {
         }
         let record = Record { epoch: 1, ..Record::new(self.me.clone()) };
         self.save(&key, &record)?;
-        inner.entries.insert(key, Entry { node: Node::new(self.me.clone(), record), peer_hash: None });
+        inner.entries.insert(key, Entry::new(Node::new(self.me.clone(), record)));
         Ok(true)
     }
 
@@ -159,6 +172,7 @@ impl HandoffStore {
             },
         };
         let before = node.clone();
+        let from_peer = matches!(input, Input::Received(_));
         let step = node.step(input);
         if let Some(record) = &step.persist
             && let Err(error) = self.save(&key, record)
@@ -169,7 +183,10 @@ impl HandoffStore {
         }
         if !known && step.persist.is_some() {
             let node = fresh.take().expect("a fresh node");
-            inner.entries.insert(key, Entry { node, peer_hash: None });
+            inner.entries.insert(key.clone(), Entry::new(node));
+        }
+        if let Some(entry) = inner.entries.get_mut(&key) {
+            entry.heard |= from_peer;
         }
         Ok(Some(step))
     }
@@ -260,10 +277,26 @@ impl HandoffStore {
         Ok(content)
     }
 
+    /// Where the owner keeps its shadow of a conversation (`shadow.rs`).
+    pub fn shadow_dir(&self, policy: &str, id: &str) -> PathBuf {
+        self.dir.with_file_name("handoff-shadow").join(policy).join(id)
+    }
+
+    /// Runs `f` on the shadows alone (blocking I/O: off the async threads).
+    pub fn with_shadows<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _held = self.shadows.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f()
+    }
+
     pub fn set_peer_hash(&self, policy: &str, id: &str, hash: String) {
         if let Some(entry) = self.lock().entries.get_mut(&(policy.to_owned(), id.to_owned())) {
             entry.peer_hash = Some(hash);
         }
+    }
+
+    /// Whether the peer told this daemon about the conversation yet.
+    pub fn heard_from_peer(&self, policy: &str, id: &str) -> bool {
+        self.lock().entries.get(&(policy.to_owned(), id.to_owned())).is_some_and(|entry| entry.heard)
     }
 
     pub fn peer_hash(&self, policy: &str, id: &str) -> Option<String> {

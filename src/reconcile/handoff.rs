@@ -8,6 +8,7 @@
 //! Sending is fire and forget: the protocol tolerates loss, and the next pass
 //! sends the record again.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,12 +16,14 @@ use std::time::Duration;
 use super::{Context, Outcome, ReconcileError};
 use crate::api::wire::{HandoffMessage, Session};
 use crate::controller::status::Observed;
-use crate::handoff::folder;
+use crate::handoff::folder::{self, Stat};
 use crate::handoff::protocol::{Envelope, Input, Notice, Phase, Reason, Record, Stage, Step};
+use crate::handoff::shadow::Shadow;
+use crate::handoff::stale;
 use crate::handoff::store::HandoffStore;
 use crate::manifest::ManifestSet;
 use crate::mesh::peers::Peers;
-use crate::syncthing::Client;
+use crate::syncthing::{Client, FileRecord};
 
 /// How often the records are sent to the peer (and new folders looked for).
 pub const EXCHANGE_EVERY: Duration = Duration::from_secs(2);
@@ -49,9 +52,11 @@ enum Claim {
 /// A node without Syncthing shares the folder with nobody: it claims at once.
 async fn may_claim(syncthing: Option<&(Client, String)>, folder_id: &str, path: &str) -> Claim {
     let Some((client, own_short)) = syncthing else { return Claim::Mine };
-    match client.file_modified_by(folder_id, path).await {
-        Ok(Some(by)) if by == *own_short => Claim::Mine,
-        Ok(Some(by)) => Claim::Wait(format!("made by device {by}; waiting for the peer's record")),
+    match client.file_record(folder_id, path).await {
+        Ok(Some(record)) if record.modified_by == *own_short => Claim::Mine,
+        Ok(Some(FileRecord { modified_by: by, .. })) => {
+            Claim::Wait(format!("made by device {by}; waiting for the peer's record"))
+        }
         Ok(None) => {
             let _ = client.scan_sub(folder_id, path).await;
             Claim::Wait("Syncthing has not scanned it yet".into())
@@ -82,15 +87,11 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
     })?;
     let unknown: Vec<&String> = ids.iter().filter(|id| ctx.handoff.record(name, id).is_none()).collect();
     let has_syncthing = ctx.set.nodes.get(&ctx.node).is_some_and(|node| node.spec.syncthing.is_some());
-    let syncthing = if !unknown.is_empty() && has_syncthing {
-        let (client, _) = super::sync_folder::this_node_client(&ctx.set, &ctx.node, &ctx.env)?;
-        let own = client.system_status().await.map_err(|error| {
+    let syncthing = match has_syncthing && !unknown.is_empty() {
+        true => Some(own_syncthing(ctx).await.map_err(|error| {
             ReconcileError::new("SyncthingUnreachable", format!("cannot ask who made a conversation: {error}"))
-        })?;
-        let short = own.my_id.split('-').next().unwrap_or_default().to_owned();
-        Some((client, short))
-    } else {
-        None
+        })?),
+        false => None,
     };
     let mut waiting = Vec::new();
     for id in unknown {
@@ -119,13 +120,50 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
         }
     }
     let records = ctx.handoff.records(name);
+    // The owner keeps stale writes from the other node aside.
+    let mut syncthing = syncthing.map(Ok);
+    let mut unguarded = Vec::new();
+    for (id, record) in &records {
+        let shadow_dir = ctx.handoff.shadow_dir(name, id);
+        if record.owner != ctx.node {
+            if shadow_dir.exists() {
+                let _ = ctx.handoff.with_shadows(|| Shadow::remove(&shadow_dir));
+            }
+            continue;
+        }
+        // A restarted daemon may hold a record the peer has moved past (a
+        // forced takeover while it was down): it guards only once the peer
+        // told it about the conversation, or while the peer is down.
+        let peer_may_know_better = peer.as_ref().is_some_and(|peer| !ctx.peers.known_down(peer));
+        if peer_may_know_better && !ctx.handoff.heard_from_peer(name, id) {
+            continue;
+        }
+        if syncthing.is_none() && has_syncthing {
+            syncthing = Some(own_syncthing(ctx).await);
+        }
+        let conversation = Guarded { policy: name, id, epoch: record.epoch, dir: root.join(id) };
+        let synced = match &syncthing {
+            Some(Ok((client, me))) => Some((client, me.as_str(), folder_id.as_str(), format!("{sessions_dir}/{id}"))),
+            Some(Err(error)) => {
+                unguarded.push(format!("{id}: stale writes are not looked for: Syncthing: {error}"));
+                continue;
+            }
+            None => None,
+        };
+        match guard(&ctx.handoff, &conversation, synced).await {
+            Ok(events) => outcome.events.extend(events),
+            Err(error) => unguarded.push(format!("{id}: {error}")),
+        }
+    }
+
     let peer_up = peer.as_ref().filter(|peer| !ctx.peers.known_down(peer));
-    let mut conflicts = Vec::new();
+    let (mut conflicts, mut stale) = (Vec::new(), Vec::new());
     for (id, _) in &records {
         // Hashing is blocking I/O, but cached: only a changed folder is read.
         let content = ctx.handoff.content(&root.join(id)).ok();
         if let Some(content) = &content {
             conflicts.extend(content.conflicts.iter().map(|path| format!("{id}/{path}")));
+            stale.extend(content.stale.iter().map(|path| format!("{id}/{path}")));
         }
         let Some(peer) = peer_up else { continue };
         let Some(envelope) = ctx.handoff.record_for(name, id, peer) else { continue };
@@ -143,20 +181,168 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
             if waiting.is_empty() { "Stable" } else { "Waiting" },
             waiting.join(", "),
         ),
-        match conflicts.len() {
-            0 => Observed::new("Degraded", false, "AsExpected", ""),
-            n => Observed::new(
-                "Degraded",
-                true,
-                "ConflictCopies",
-                format!("{n} Syncthing conflict copies: {}", conflicts.join(", ")),
-            ),
-        },
+        degraded(&conflicts, &stale, &unguarded),
     ];
     outcome.details.insert("conversations".into(), records.len().to_string());
     outcome.details.insert("conflicts".into(), conflicts.len().to_string());
+    outcome.details.insert("stale".into(), stale.len().to_string());
     outcome.details.insert("owned".into(), owned.to_string());
     Ok(outcome)
+}
+
+/// Whether the policy's conversations need a look: Syncthing conflict copies,
+/// stale writes kept aside (both left for a person to read and delete), or
+/// owned conversations whose stale writes could not be looked for.
+fn degraded(conflicts: &[String], stale: &[String], unguarded: &[String]) -> Observed {
+    let mut parts = Vec::new();
+    if !conflicts.is_empty() {
+        parts.push((
+            "ConflictCopies",
+            format!("{} Syncthing conflict copies: {}", conflicts.len(), conflicts.join(", ")),
+        ));
+    }
+    if !stale.is_empty() {
+        parts.push(("StaleWrites", format!("{} stale writes kept aside: {}", stale.len(), stale.join(", "))));
+    }
+    if !unguarded.is_empty() {
+        parts.push(("StaleWritesUnchecked", unguarded.join(", ")));
+    }
+    match parts.first() {
+        None => Observed::new("Degraded", false, "AsExpected", ""),
+        Some((reason, _)) => {
+            let message = parts.iter().map(|(_, message)| message.as_str()).collect::<Vec<_>>().join("; ");
+            Observed::new("Degraded", true, *reason, message)
+        }
+    }
+}
+
+/// This node's Syncthing, and its short device ID (what `modifiedBy` says).
+async fn own_syncthing(ctx: &Context) -> Result<(Client, String), String> {
+    let (client, _) =
+        super::sync_folder::this_node_client(&ctx.set, &ctx.node, &ctx.env).map_err(|error| error.message)?;
+    let own = client.system_status().await.map_err(|error| error.to_string())?;
+    let short = own.my_id.split('-').next().unwrap_or_default().to_owned();
+    Ok((client, short))
+}
+
+/// A conversation this node owns, at `epoch`.
+struct Guarded<'a> {
+    policy: &'a str,
+    id: &'a str,
+    epoch: u64,
+    dir: PathBuf,
+}
+
+/// Keeps the stale writes to an owned conversation aside (`handoff::stale`):
+/// takes the shadow at a new epoch, else compares the folder with it. A
+/// changed file is looked at after a rescan of the conversation, so a change
+/// made here is this device's in Syncthing's records; `synced` is this node's
+/// Syncthing, its short device ID, the folder ID and the conversation's path
+/// in the folder (None: a node without Syncthing, whose changes are all its
+/// own). What was set aside and put back is rescanned at once, so the other
+/// node sees it within a second, and told as `handoff.stale` events.
+async fn guard(
+    store: &Arc<HandoffStore>,
+    conversation: &Guarded<'_>,
+    synced: Option<(&Client, &str, &str, String)>,
+) -> Result<Vec<(bool, &'static str, String)>, String> {
+    let (dir, epoch) = (conversation.dir.clone(), conversation.epoch);
+    let shadow_dir = store.shadow_dir(conversation.policy, conversation.id);
+    let looked = {
+        let (store, dir, shadow_dir) = (store.clone(), dir.clone(), shadow_dir.clone());
+        off_thread(move || {
+            let (shadow, taken) = store.with_shadows(|| Shadow::at_epoch(&shadow_dir, &dir, epoch))?;
+            Ok((shadow.files, taken, folder::files_if_any(&dir)?))
+        })
+        .await?
+    };
+    let (shadow, taken, disk) = looked;
+    if taken || stale::changed(&disk, &shadow).is_empty() {
+        return Ok(Vec::new());
+    }
+    let (me, records, disk) = match &synced {
+        None => (String::new(), BTreeMap::new(), disk),
+        Some((client, me, folder_id, sub)) => {
+            client.scan_sub(folder_id, sub).await.map_err(|error| format!("cannot rescan it: {error}"))?;
+            let dir = dir.clone();
+            let disk = off_thread(move || folder::files_if_any(&dir)).await?;
+            let mut records = BTreeMap::new();
+            for path in stale::changed(&disk, &shadow) {
+                let record = client
+                    .file_record(folder_id, &format!("{sub}/{path}"))
+                    .await
+                    .map_err(|error| format!("cannot ask Syncthing whose {path} is: {error}"))?;
+                if let Some(record) = record {
+                    records.insert(path, synced_of(&record));
+                }
+            }
+            ((*me).to_owned(), records, disk)
+        }
+    };
+    let plan = stale::plan(&disk, &shadow, &records, &me, epoch);
+    if plan.actions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let actions = plan.actions.clone();
+    {
+        let (store, dir) = (store.clone(), dir.clone());
+        off_thread(move || {
+            store.with_shadows(|| {
+                // Taken again at another epoch meanwhile: this plan is void.
+                let Some(mut shadow) = Shadow::load(&shadow_dir).filter(|shadow| shadow.epoch == epoch) else {
+                    return Ok(());
+                };
+                let done = actions.iter().try_for_each(|action| shadow.apply(&dir, action));
+                shadow.save()?;
+                done
+            })
+        })
+        .await?;
+    }
+    let id = conversation.id;
+    let mut events = Vec::new();
+    for action in &plan.actions {
+        match action {
+            stale::Action::SetAside { path, to, by } => events.push((
+                true,
+                "handoff.stale",
+                format!(
+                    "conversation {id}: {path} was written by device {by}, which does not own it at epoch {epoch}; \
+                     kept aside as {to}"
+                ),
+            )),
+            stale::Action::Restore { path, .. } => events.push((
+                true,
+                "handoff.stale",
+                format!("conversation {id}: {path} is back to this owner's version (epoch {epoch})"),
+            )),
+            stale::Action::Adopt(_) | stale::Action::Forget(_) => {}
+        }
+    }
+    if let (false, Some((client, _, folder_id, sub))) = (events.is_empty(), &synced) {
+        let _ = client.scan_sub(folder_id, sub).await;
+    }
+    Ok(events)
+}
+
+/// Runs blocking file work on tokio's blocking threads.
+async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(|error| error.to_string()),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// Syncthing's record as `handoff::stale` reads it. A time that does not
+/// read never equals a file's, so such a file waits.
+fn synced_of(record: &FileRecord) -> stale::Synced {
+    stale::Synced {
+        modified_by: record.modified_by.clone(),
+        deleted: record.deleted,
+        stat: Stat { size: record.size, mtime_ns: record.modified_ns().unwrap_or(i64::MIN) },
+    }
 }
 
 fn not_saved(id: &str, error: &std::io::Error) -> ReconcileError {
@@ -233,15 +419,21 @@ pub fn carry_out(
                     format!("handoff failed at the {step} step: {why}; still owned here"),
                 );
             }
-            Notice::Resume { .. } => {
+            Notice::Resume { epoch, .. } | Notice::TookOver { epoch } => {
                 if let Some(dir) = dir {
                     let _ = std::fs::remove_file(marker(dir));
+                    // At once, not at the next pass: a stale write that comes
+                    // in from now on must find the accepted content to go back to.
+                    let shadow_dir = store.shadow_dir(policy, id);
+                    if let Err(error) = store.with_shadows(|| Shadow::at_epoch(&shadow_dir, dir, *epoch)) {
+                        events.push((true, "ShadowNotTaken", format!("conversation {id}: {error}")));
+                    }
                 }
             }
             Notice::Released { handoff, owner, epoch } => {
                 store.finish(&handoff.0, None, format!("release: {owner} owns the conversation at epoch {epoch}"));
             }
-            Notice::Demoted { .. } | Notice::TookOver { .. } | Notice::Rejected { .. } => {}
+            Notice::Demoted { .. } | Notice::Rejected { .. } => {}
         }
     }
     events
@@ -354,6 +546,7 @@ fn session(
         path: path.display().to_string(),
         in_sync: hash.is_some() && hash == peer_hash,
         files: content.as_ref().map_or(0, |content| content.files),
+        stale: content.as_ref().map(|content| content.stale.clone()).unwrap_or_default(),
         conflicts: content.map(|content| content.conflicts).unwrap_or_default(),
         hash,
         peer_hash,

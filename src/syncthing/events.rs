@@ -12,7 +12,7 @@ use super::Client;
 /// The events that can make a SyncFolder's state or config differ from the
 /// last reconcile: a config change (the GUI included), folder state and
 /// completion, peers coming and going or dialling in unknown, folder errors.
-pub const WATCHED: &[&str] = &[
+const FOLDER_EVENTS: &[&str] = &[
     "ConfigSaved",
     "StateChanged",
     "FolderCompletion",
@@ -21,6 +21,11 @@ pub const WATCHED: &[&str] = &[
     "PendingDevicesChanged",
     "FolderErrors",
 ];
+
+/// The events of files changing: a scan found local changes, or a file
+/// came in from a peer. A conversation's owner looks at once, so that it has
+/// its own write in its shadow before a stale one can come in.
+const FILE_EVENTS: &[&str] = &["LocalIndexUpdated", "ItemFinished"];
 
 /// How long one poll waits for an event.
 const POLL: Duration = Duration::from_secs(30);
@@ -34,8 +39,10 @@ const RETRY_CAP: Duration = Duration::from_secs(30);
 /// What the controller hears.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Notice {
-    /// One or more watched events arrived.
+    /// One or more events of a folder's config or state arrived.
     Changed,
+    /// Files changed (and no folder's config or state).
+    Files,
     /// Syncthing answers again after it could not be reached, or restarted.
     Back,
 }
@@ -72,12 +79,15 @@ pub async fn follow(client: Client, notices: mpsc::Sender<Notice>) {
                 return;
             }
         }
-        match client.events(since, POLL, Some(WATCHED)).await {
+        let watched: Vec<&str> = FOLDER_EVENTS.iter().chain(FILE_EVENTS).copied().collect();
+        match client.events(since, POLL, Some(&watched)).await {
             Ok(events) if events.is_empty() => {}
             Ok(events) => {
                 since = events.iter().map(|event| event.id).max().unwrap_or(since);
+                let folders = events.iter().any(|event| FOLDER_EVENTS.contains(&event.event_type.as_str()));
                 tokio::time::sleep(SETTLE).await;
-                if notices.send(Notice::Changed).await.is_err() {
+                let notice = if folders { Notice::Changed } else { Notice::Files };
+                if notices.send(notice).await.is_err() {
                     return;
                 }
             }

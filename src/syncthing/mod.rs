@@ -22,8 +22,8 @@ use serde_json::Value;
 use crate::client::root_cause;
 
 pub use wire::{
-    Completion, Connection, Connections, DbStatus, Device, Event, Folder, FolderDevice, FolderError, FolderErrors,
-    SystemStatus, Version, Versioning,
+    Completion, Connection, Connections, DbStatus, Device, Event, FileRecord, Folder, FolderDevice, FolderError,
+    FolderErrors, SystemStatus, Version, Versioning,
 };
 
 /// For `/rest/system/*` and `/rest/config/*`, which answer at once.
@@ -194,12 +194,15 @@ impl Client {
         self.send(Method::POST, &["db", "scan"], &[("folder", folder), ("sub", sub)], None::<&()>, DB_TIMEOUT).await
     }
 
-    /// Who last changed `file` (a path relative to the folder) in this
-    /// Syncthing's own copy: the short device ID (`local.modifiedBy`), or None
-    /// while Syncthing has not scanned or received it (404).
-    pub async fn file_modified_by(&self, folder: &str, file: &str) -> Result<Option<String>, SyncthingError> {
-        match self.get::<Value>(&["db", "file"], &[("folder", folder), ("file", file)], DB_TIMEOUT).await {
-            Ok(info) => Ok(info["local"]["modifiedBy"].as_str().map(str::to_owned)),
+    /// Syncthing's record of this device's copy of `file` (a path relative to
+    /// the folder), or None while Syncthing has not scanned or received it (404).
+    pub async fn file_record(&self, folder: &str, file: &str) -> Result<Option<FileRecord>, SyncthingError> {
+        #[derive(serde::Deserialize)]
+        struct FileInfo {
+            local: FileRecord,
+        }
+        match self.get::<FileInfo>(&["db", "file"], &[("folder", folder), ("file", file)], DB_TIMEOUT).await {
+            Ok(info) => Ok(Some(info.local)),
             Err(error) if error.status() == Some(StatusCode::NOT_FOUND) => Ok(None),
             Err(error) => Err(error),
         }

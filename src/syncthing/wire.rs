@@ -192,6 +192,44 @@ pub struct Completion {
     pub sequence: i64,
 }
 
+/// `/rest/db/file`'s `local`: Syncthing's record of this device's copy of a file.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct FileRecord {
+    /// The short device ID (the device ID's first block) whose change this is.
+    pub modified_by: String,
+    pub deleted: bool,
+    pub size: u64,
+    /// RFC 3339 with nanoseconds, in Syncthing's time zone.
+    pub modified: String,
+}
+
+impl FileRecord {
+    /// `modified` in nanoseconds since the Unix epoch; None when it does not
+    /// read as RFC 3339.
+    pub fn modified_ns(&self) -> Option<i64> {
+        let text = self.modified.as_str();
+        // humantime reads UTC only: the offset, if any, is taken off by hand.
+        let (utc, offset_s) = match text.strip_suffix('Z') {
+            Some(utc) => (utc, 0),
+            None => {
+                let (utc, offset) = text.split_at(text.len().checked_sub(6)?);
+                let sign = match offset.as_bytes()[0] {
+                    b'+' => 1,
+                    b'-' => -1,
+                    _ => return None,
+                };
+                let (hours, minutes) = offset[1..].split_once(':')?;
+                (utc, sign * (hours.parse::<i64>().ok()? * 3600 + minutes.parse::<i64>().ok()? * 60))
+            }
+        };
+        let time = humantime::parse_rfc3339_weak(utc).ok()?;
+        let since = time.duration_since(std::time::UNIX_EPOCH).ok()?;
+        let ns = i64::try_from(since.as_nanos()).ok()?;
+        Some(ns - offset_s * 1_000_000_000)
+    }
+}
+
 /// One item of `/rest/events`. `id` counts per subscription (one per event
 /// mask) and restarts at 1 when Syncthing does; `global_id` is shared by all.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -279,6 +317,18 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_file_records_time_reads_in_utc_or_with_an_offset() {
+        let record = |modified: &str| FileRecord { modified: modified.into(), ..FileRecord::default() };
+        let utc = record("2026-11-28T14:26:53.472165267Z").modified_ns().unwrap();
+        assert_eq!(utc, 1_795_876_013_472_165_267);
+        assert_eq!(record("2026-11-28T15:26:53.472165267+01:00").modified_ns(), Some(utc));
+        assert_eq!(record("2026-11-28T09:26:53.472165267-05:00").modified_ns(), Some(utc));
+        assert_eq!(record("2026-11-28T14:26:53Z").modified_ns(), Some(1_795_876_013_000_000_000));
+        assert_eq!(record("yesterday").modified_ns(), None);
+        assert_eq!(record("").modified_ns(), None);
+    }
 
     #[test]
     fn a_folder_read_and_written_back_keeps_fields_it_does_not_type() {

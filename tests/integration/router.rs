@@ -187,7 +187,15 @@ async fn a_dead_preferred_node_is_failed_over_and_used_again_once_back() {
     assert_eq!(served_by(&mesh.b, json!({"capability": "echo", "payload": 2, "preferNode": "a"})).await, "b");
     mesh.a = Daemon::start("a", api, &manifests, &state);
     mesh.a.ready().await;
-    assert_eq!(served_by(&mesh.b, json!({"capability": "echo", "payload": 3})).await, "a");
+    // Once b's prober sees a again (at once if it never saw it down; after
+    // its next probe, 2 to 5 s, if it did), calls go back to a.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut payload = 3;
+    while served_by(&mesh.b, json!({"capability": "echo", "payload": payload})).await != "a" {
+        assert!(tokio::time::Instant::now() < deadline, "b never routed to a again");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        payload += 1;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -157,6 +157,27 @@ fn a_handoff_to_a_stopped_node_is_refused_at_once_and_changes_nothing() {
 }
 
 #[test]
+fn a_handoff_to_a_node_the_prober_has_not_heard_from_yet_is_refused_without_freezing() {
+    let mut pair = pair_with_a_conversation();
+    // node-b's API address now takes connections and never answers, and
+    // node-a starts again: its prober waits 2 s for node-b's first answer.
+    pair.b.daemon.kill();
+    let _silent = std::net::TcpListener::bind(pair.b.api_address()).expect("take node-b's API address");
+    pair.a.daemon.kill();
+    pair.a.daemon.restart();
+
+    let started = Instant::now();
+    let run = pair.a.daemon.meshctl(&["handoff", "c-1", "--to", B]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains(&format!("{B} is offline")), "{run:?}");
+    assert!(run.stderr.contains("c-1 stays with node-a at epoch 1"), "{run:?}");
+    assert!(started.elapsed() < Duration::from_secs(8), "refused after {:?}", started.elapsed());
+    assert!(pair.a.events("handoff.freeze").is_empty(), "nothing was frozen");
+    let session = pair.a.daemon.api_get("/api/v1/sessions/c-1").unwrap();
+    assert_eq!((&session["owner"], &session["epoch"], &session["phase"]), (&A.into(), &1.into(), &"owned".into()));
+}
+
+#[test]
 fn a_conversation_written_on_node_a_is_owned_by_node_a_on_both_nodes_and_node_b_never_claims_it() {
     let pair = Syncthings::start().start_daemons_with(&policy());
     pair.wait_until_ready();
@@ -187,7 +208,10 @@ fn a_conversation_written_on_node_a_is_owned_by_node_a_on_both_nodes_and_node_b_
     let lines: Vec<Vec<&str>> = table.stdout.lines().map(|line| line.split_whitespace().collect()).collect();
     assert_eq!(
         lines,
-        [vec!["ID", "POLICY", "OWNER", "EPOCH", "IN", "SYNC", "CONFLICTS"], vec!["c-1", POLICY, A, "1", "yes", "0"]]
+        [
+            vec!["ID", "POLICY", "OWNER", "EPOCH", "IN", "SYNC", "CONFLICTS", "STALE"],
+            vec!["c-1", POLICY, A, "1", "yes", "0", "0"]
+        ]
     );
     let json = pair.a.daemon.meshctl(&["sessions", "-o", "json"]);
     let json: Value = serde_json::from_str(&json.stdout).expect("sessions -o json prints JSON");
@@ -301,4 +325,154 @@ fn a_source_daemon_killed_mid_handoff_comes_back_with_one_owner_at_one_epoch_on_
     }
     assert_eq!(pair.a.events("handoff.unfreeze").len(), 1, "node-a unfroze it after the restart");
     assert!(pair.b.events("handoff.resume").is_empty(), "node-b never accepted");
+}
+
+/// Appends `text` to `path`, giving it modification time `mtime`.
+fn append(path: &std::path::Path, text: &str, mtime: std::time::SystemTime) {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).expect("open to append");
+    file.write_all(text.as_bytes()).expect("append");
+    file.set_modified(mtime).expect("set the modification time");
+}
+
+fn read(path: &std::path::Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+/// Waits until `side` holds each `(file, text)` of conversation c-1, no
+/// Syncthing conflict copy, and no other stale copy.
+fn wait_for_files(side: &Side, expected: &[(&str, &str)]) {
+    let dir = side.syncthing.data(OBJECT).join("sessions/c-1");
+    eventually_within(PATIENCE, &format!("{} holds {expected:?}", side.name), || {
+        let names: Vec<String> = files(&dir).into_iter().map(|(name, _)| name).collect();
+        let stale_or_conflicts =
+            names.iter().filter(|name| name.contains(".stale-") || name.contains(".sync-conflict-"));
+        let expected_aside = expected.iter().filter(|(name, _)| name.contains(".stale-")).count();
+        let all_there = expected.iter().all(|(name, text)| read(&dir.join(name)).as_deref() == Some(*text));
+        (all_there && stale_or_conflicts.count() == expected_aside).then_some(())
+    });
+}
+
+/// Waits until the owner `side` has taken its version of `file` of c-1 into
+/// its shadow (what it goes back to when a stale write replaces the file).
+/// It does within a moment of its Syncthing's scan; a test's stale write can
+/// come faster than any real agent's, so the test waits.
+fn wait_until_kept(side: &Side, file: &str, text: &str) {
+    let copy = side.daemon.path().join("state/handoff-shadow").join(POLICY).join("c-1/files").join(file);
+    eventually_within(PATIENCE, &format!("{} keeps its {file}", side.name), || {
+        (read(&copy).as_deref() == Some(text)).then_some(())
+    });
+}
+
+const HELLO: &str = "{\"role\":\"user\",\"content\":\"hello\"}\n";
+const ON_B: &str = "{\"role\":\"assistant\",\"content\":\"answered on node-b\"}\n";
+const STALE: &str = "{\"role\":\"user\",\"content\":\"typed on node-a after the handoff\"}\n";
+
+#[test]
+fn a_write_on_node_a_after_it_handed_the_conversation_over_is_kept_aside_and_node_bs_version_stays() {
+    let pair = pair_with_a_conversation();
+    let run = pair.a.daemon.meshctl(&["handoff", "c-1", "--to", B, "--timeout", "30s"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    for side in [&pair.a, &pair.b] {
+        wait_for_session(side, "c-1", "owned by node-b at epoch 2", |s| s["owner"] == B && s["epoch"] == 2);
+    }
+    let (dir_a, dir_b) =
+        (pair.a.syncthing.data(OBJECT).join("sessions/c-1"), pair.b.syncthing.data(OBJECT).join("sessions/c-1"));
+    let now = std::time::SystemTime::now();
+
+    // The new owner answers; node-a gets it.
+    append(&dir_b.join("messages.jsonl"), ON_B, now);
+    pair.rescan(&pair.b);
+    let owners = format!("{HELLO}{ON_B}");
+    wait_until_kept(&pair.b, "messages.jsonl", &owners);
+    wait_for_files(&pair.a, &[("messages.jsonl", &owners)]);
+
+    // node-a's agent ignored the handoff and writes on.
+    append(&dir_a.join("messages.jsonl"), STALE, now + Duration::from_secs(1));
+    pair.rescan(&pair.a);
+    let stale = format!("{owners}{STALE}");
+    let expected = [("messages.jsonl", owners.as_str()), ("messages.jsonl.stale-2", stale.as_str())];
+    for side in [&pair.a, &pair.b] {
+        wait_for_files(side, &expected);
+        let session = wait_for_session(side, "c-1", "with the stale copy, in sync", |s| s["inSync"] == true);
+        assert_eq!(session["stale"], serde_json::json!(["messages.jsonl.stale-2"]), "{session}");
+        assert_eq!((&session["owner"], &session["epoch"]), (&B.into(), &2.into()));
+    }
+    let kept = pair.b.events("handoff.stale");
+    let said = |text: &str| kept.iter().any(|event| event["message"].as_str().is_some_and(|m| m.contains(text)));
+    assert!(said("messages.jsonl was written by device"), "{kept:?}");
+    assert!(said("kept aside as messages.jsonl.stale-2"), "{kept:?}");
+    assert!(said("messages.jsonl is back to this owner's version (epoch 2)"), "{kept:?}");
+    assert!(pair.a.events("handoff.stale").is_empty(), "only the owner keeps writes aside");
+    let object = eventually_within(PATIENCE, "the policy reports the stale write", || {
+        pair.b.daemon.object("HandoffPolicy", POLICY).filter(|object| object["details"]["stale"] == "1")
+    });
+    assert!(object.to_string().contains("StaleWrites"), "{object}");
+
+    // Settled: the owner's next write is its own, nothing more is set aside.
+    append(&dir_b.join("messages.jsonl"), ON_B, std::time::SystemTime::now());
+    pair.rescan(&pair.b);
+    let owners = format!("{owners}{ON_B}");
+    let expected = [("messages.jsonl", owners.as_str()), ("messages.jsonl.stale-2", stale.as_str())];
+    for side in [&pair.a, &pair.b] {
+        wait_for_files(side, &expected);
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    for side in [&pair.a, &pair.b] {
+        wait_for_files(side, &expected);
+    }
+    assert_eq!(pair.b.events("handoff.stale").len(), kept.len(), "nothing more was set aside");
+}
+
+#[test]
+fn writes_on_node_a_while_it_slept_through_a_forced_takeover_are_kept_aside_when_it_wakes_up() {
+    let mut pair = pair_with_a_conversation_under(&format!("{}  allowForce: true\n", policy()));
+    // node-a goes to sleep: its daemon and its Syncthing stop.
+    pair.a.daemon.kill();
+    pair.a.syncthing.kill();
+    wait_until_offline(&pair.b, A);
+    let run = pair.b.daemon.meshctl(&["handoff", "c-1", "--to", B, "--force"]);
+    assert_eq!(run.code, 0, "{run:?}");
+
+    // Both write to both files. Syncthing keeps the newer of two clashing
+    // versions: node-a's messages (written later) and node-b's notes.
+    let (dir_a, dir_b) =
+        (pair.a.syncthing.data(OBJECT).join("sessions/c-1"), pair.b.syncthing.data(OBJECT).join("sessions/c-1"));
+    let now = std::time::SystemTime::now();
+    append(&dir_b.join("messages.jsonl"), ON_B, now);
+    append(&dir_b.join("attachments/notes.md"), "- from node-b\n", now);
+    pair.rescan(&pair.b);
+    wait_until_kept(&pair.b, "messages.jsonl", &format!("{HELLO}{ON_B}"));
+    append(&dir_a.join("messages.jsonl"), STALE, now + Duration::from_secs(60));
+    append(&dir_a.join("attachments/notes.md"), "- from node-a\n", now - Duration::from_secs(60));
+
+    // node-a wakes up.
+    pair.a.syncthing.start_again();
+    pair.a.daemon.restart();
+    let (owners, stale) = (format!("{HELLO}{ON_B}"), format!("{HELLO}{STALE}"));
+    let expected = [
+        ("messages.jsonl", owners.as_str()),
+        ("messages.jsonl.stale-2", stale.as_str()),
+        ("attachments/notes.md", "# notes\n- from node-b\n"),
+        ("attachments/notes.md.stale-2", "# notes\n- from node-a\n"),
+    ];
+    for side in [&pair.a, &pair.b] {
+        wait_for_files(side, &expected);
+        wait_for_session(side, "c-1", "owned by node-b at epoch 2, in sync", |s| {
+            s["owner"] == B && s["epoch"] == 2 && s["inSync"] == true
+        });
+    }
+    assert!(pair.a.events("handoff.stale").is_empty(), "node-a, restarted at epoch 1, set nothing aside");
+    // Each clash went the way the times say: node-a's notes lost (its conflict
+    // copy is set aside), node-a's messages won (set aside, node-b's back).
+    let kept: Vec<String> =
+        pair.b.events("handoff.stale").iter().filter_map(|e| e["message"].as_str().map(str::to_owned)).collect();
+    for text in [
+        "attachments/notes.sync-conflict-",
+        "kept aside as attachments/notes.md.stale-2",
+        "kept aside as messages.jsonl.stale-2",
+        "messages.jsonl is back to this owner's version",
+    ] {
+        assert!(kept.iter().any(|message| message.contains(text)), "{text}: {kept:#?}");
+    }
 }

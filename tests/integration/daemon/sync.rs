@@ -121,6 +121,11 @@ impl Pair {
         self.runtime.block_on(future)
     }
 
+    /// Has `side`'s Syncthing scan the folder now, not after its watcher's delay.
+    pub(super) fn rescan(&self, side: &Side) {
+        self.block(side.client.scan(FOLDER_ID)).unwrap_or_else(|error| panic!("rescan on {}: {error}", side.name));
+    }
+
     fn sides(&self) -> [&Side; 2] {
         [&self.a, &self.b]
     }
@@ -219,6 +224,13 @@ impl Side {
             .map(|line| serde_json::from_str::<Value>(line).expect("events -o json prints JSON lines"))
             .filter(|message| message["type"] == "event" && message["reason"] == reason)
             .collect()
+    }
+}
+
+impl Side {
+    /// Where this node's daemon serves the mesh API.
+    pub(super) fn api_address(&self) -> std::net::SocketAddr {
+        (self.ip, self.daemon.port()).into()
     }
 }
 
