@@ -327,6 +327,34 @@ fn a_source_daemon_killed_mid_handoff_comes_back_with_one_owner_at_one_epoch_on_
     assert!(pair.b.events("handoff.resume").is_empty(), "node-b never accepted");
 }
 
+#[test]
+fn a_target_daemon_killed_mid_handoff_leaves_node_a_the_owner_at_epoch_1_on_both_nodes_after_its_restart() {
+    let mut pair = pair_with_a_conversation();
+    // The barrier cannot pass (node-b holds a file node-a never gets), so the
+    // handoff is frozen when node-b's daemon dies.
+    std::fs::write(pair.b.syncthing.data(OBJECT).join("sessions/c-1/only-here.tmp"), "not synced").unwrap();
+    wait_for_session(&pair.a, "c-1", "out of sync", |s| s["inSync"] == false);
+    let mut follower = pair.a.daemon.meshctl_spawn(&["handoff", "c-1", "--to", B, "--timeout", "6s"]);
+    wait_for_session(&pair.a, "c-1", "frozen for the handoff", |s| s["phase"] == "frozen");
+    pair.b.daemon.kill();
+    let outcome = follower.wait().expect("meshctl handoff ends");
+    assert_eq!(outcome.code(), Some(1), "the handoff failed");
+
+    pair.b.daemon.restart();
+    let expected = (Value::from(A), Value::from(1), Value::from("owned"));
+    for side in [&pair.a, &pair.b] {
+        eventually_within(PATIENCE, &format!("{} shows node-a the owner at epoch 1", side.name), || {
+            (ownership(side, "c-1").as_ref() == Some(&expected)).then_some(())
+        });
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    for side in [&pair.a, &pair.b] {
+        assert_eq!(ownership(side, "c-1"), Some(expected.clone()), "still, on {}", side.name);
+        assert!(!side.syncthing.data(OBJECT).join("sessions/c-1/.agentmesh-frozen").exists(), "{} unfrozen", side.name);
+    }
+    assert!(pair.b.events("handoff.resume").is_empty(), "node-b never took it");
+}
+
 /// Appends `text` to `path`, giving it modification time `mtime`.
 fn append(path: &std::path::Path, text: &str, mtime: std::time::SystemTime) {
     use std::io::Write as _;
