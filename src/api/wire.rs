@@ -348,6 +348,10 @@ pub struct Session {
     pub peer_hash: Option<String>,
     /// The peer reported the same content as here.
     pub in_sync: bool,
+    /// The agent on this node may write to it now: owned here, not frozen
+    /// for a handoff. A write anywhere else is stale and is kept aside.
+    #[serde(default)]
+    pub writable: bool,
 }
 
 /// `POST /api/v1/handoff`: hand conversation `id` to `to` (by default the

@@ -59,6 +59,7 @@ pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
         let deadline = Instant::now() + patience;
         let mut printed = 0;
         let mut progress = started;
+        let mut last_error = None;
         loop {
             for line in &progress.lines[printed..] {
                 println!("  {line}");
@@ -85,8 +86,15 @@ pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
             }
             tokio::time::sleep(POLL).await;
             match client.handoff_progress(&progress.handoff).await {
-                Ok(next) => progress = next,
-                Err(error) => eprintln!("  (cannot follow the handoff: {error})"),
+                Ok(next) => (progress, last_error) = (next, None),
+                Err(error) => {
+                    // Once per distinct error: a restarting daemon is not a flood.
+                    let error = error.to_string();
+                    if last_error.as_ref() != Some(&error) {
+                        eprintln!("  (cannot follow the handoff: {error})");
+                    }
+                    last_error = Some(error);
+                }
             }
         }
     })

@@ -45,7 +45,8 @@ impl Entry {
 struct ContentCache(BTreeMap<PathBuf, (u64, super::folder::Content)>);
 
 /// How one handoff started on this node goes, for `meshctl handoff` to follow
-/// (`GET /api/v1/handoff/{handoff}`). Kept in memory only.
+/// (`GET /api/v1/handoff/{handoff}`). Kept in `<state dir>/handoff-progress.json`,
+/// so that a follower of a handoff whose daemon restarted learns how it ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Progress {
@@ -102,7 +103,7 @@ impl HandoffStore {
             contents: Mutex::default(),
             shadows: Mutex::default(),
         };
-        let mut inner = Inner::default();
+        let mut inner = Inner { progress: read_progress(&store.progress_path()), ..Inner::default() };
         for (key, record) in read_all(&store.dir) {
             let mut node = Node::new(me, record);
             let step = node.step(Input::Restart);
@@ -131,6 +132,21 @@ impl HandoffStore {
 
     fn path(&self, (policy, id): &Key) -> PathBuf {
         self.dir.join(policy).join(format!("{id}.json"))
+    }
+
+    fn progress_path(&self) -> PathBuf {
+        self.dir.with_file_name("handoff-progress.json")
+    }
+
+    /// Saves every handoff's progress; a failure costs only what a follower
+    /// sees after a restart, so it is logged.
+    fn save_progress(&self, progress: &BTreeMap<String, Progress>) {
+        let written = serde_json::to_vec_pretty(progress)
+            .map_err(io::Error::other)
+            .and_then(|bytes| crate::atomic_file::write_atomic(&self.progress_path(), &bytes));
+        if let Err(error) = written {
+            tracing::warn!(%error, "cannot save the progress of the handoffs");
+        }
     }
 
     fn save(&self, key: &Key, record: &Record) -> io::Result<()> {
@@ -203,6 +219,12 @@ impl HandoffStore {
         self.lock().entries.get(&(policy.to_owned(), id.to_owned())).map(|entry| entry.node.record().clone())
     }
 
+    /// Whether the agent on this node may write to the conversation now
+    /// ([`Node::can_write`]): owned here and not frozen.
+    pub fn can_write(&self, policy: &str, id: &str) -> bool {
+        self.lock().entries.get(&(policy.to_owned(), id.to_owned())).is_some_and(|entry| entry.node.can_write())
+    }
+
     /// Every conversation of `policy` this node has a record of.
     pub fn records(&self, policy: &str) -> Vec<(String, Record)> {
         self.lock()
@@ -228,12 +250,15 @@ impl HandoffStore {
             inner.progress.remove(&oldest);
         }
         inner.progress.insert(progress.handoff.clone(), progress);
+        self.save_progress(&inner.progress);
     }
 
     /// Adds a line to a handoff's progress.
     pub fn note(&self, handoff: &str, line: String) {
-        if let Some(progress) = self.lock().progress.get_mut(handoff) {
+        let mut inner = self.lock();
+        if let Some(progress) = inner.progress.get_mut(handoff) {
             progress.lines.push(line);
+            self.save_progress(&inner.progress);
         }
     }
 
@@ -255,6 +280,7 @@ impl HandoffStore {
             let progress = inner.progress.get_mut(handoff).expect("still there");
             (progress.owner, progress.epoch) = (owner, epoch);
         }
+        self.save_progress(&inner.progress);
     }
 
     pub fn progress(&self, handoff: &str) -> Option<Progress> {
@@ -304,6 +330,23 @@ impl HandoffStore {
     }
 }
 
+/// The handoffs' progress saved in `path`; none when there is no such file
+/// or it does not read.
+fn read_progress(path: &Path) -> BTreeMap<String, Progress> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return BTreeMap::new(),
+        Err(error) => {
+            tracing::warn!(file = %path.display(), %error, "cannot read the progress of the handoffs");
+            return BTreeMap::new();
+        }
+    };
+    serde_json::from_slice(&bytes).unwrap_or_else(|error| {
+        tracing::warn!(file = %path.display(), %error, "cannot read the progress of the handoffs");
+        BTreeMap::new()
+    })
+}
+
 /// Every `<dir>/<policy>/<id>.json` that reads as a record.
 fn read_all(dir: &Path) -> Vec<(Key, Record)> {
     let mut found = Vec::new();
@@ -341,6 +384,21 @@ mod tests {
         let record = again.record("chats", "c1").unwrap();
         assert_eq!((record.owner.as_str(), record.epoch, record.phase), ("a", 1, Phase::Owned));
         assert!(again.take_pending("chats").is_empty());
+    }
+
+    #[test]
+    fn a_handoffs_progress_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HandoffStore::load(dir.path(), "a");
+        let progress = Progress { handoff: "a-1".into(), policy: "chats".into(), ..Progress::default() };
+        store.begin(progress);
+        store.note("a-1", "freeze: the conversation is frozen".into());
+        let again = HandoffStore::load(dir.path(), "a");
+        again.finish("a-1", Some("barrier"), "this daemon restarted during the handoff".into());
+        let ended = HandoffStore::load(dir.path(), "a").progress("a-1").expect("kept");
+        assert_eq!(ended.lines, ["freeze: the conversation is frozen", "this daemon restarted during the handoff"]);
+        assert_eq!((ended.done, ended.succeeded, ended.failed_step.as_deref()), (true, false, Some("barrier")));
+        assert_eq!(again.progress("nope"), None);
     }
 
     #[test]

@@ -509,14 +509,8 @@ pub fn sessions(set: &ManifestSet, node: &str, store: &HandoffStore) -> Vec<Sess
         ids.dedup();
         for id in ids {
             let content = store.content(&root.join(&id)).ok();
-            sessions.push(session(
-                policy,
-                &id,
-                &root,
-                content,
-                store.record(policy, &id),
-                store.peer_hash(policy, &id),
-            ));
+            let (record, peer_hash) = (store.record(policy, &id), store.peer_hash(policy, &id));
+            sessions.push(session(policy, &id, &root, content, record, peer_hash, store.can_write(policy, &id)));
         }
     }
     sessions
@@ -529,6 +523,7 @@ fn session(
     content: Option<folder::Content>,
     record: Option<Record>,
     peer_hash: Option<String>,
+    writable: bool,
 ) -> Session {
     let path = root.join(id);
     let hash = content.as_ref().map(|content| content.hash.clone());
@@ -550,5 +545,6 @@ fn session(
         conflicts: content.map(|content| content.conflicts).unwrap_or_default(),
         hash,
         peer_hash,
+        writable,
     }
 }

@@ -77,7 +77,9 @@ fn a_handoff_from_node_a_to_node_b_makes_node_b_the_owner_at_epoch_2_with_the_sa
     assert!(took < Duration::from_secs(15), "the handoff took {took:?}");
 
     for side in [&pair.a, &pair.b] {
-        wait_for_session(side, "c-1", "owned by node-b at epoch 2", |s| s["owner"] == B && s["epoch"] == 2);
+        let session =
+            wait_for_session(side, "c-1", "owned by node-b at epoch 2", |s| s["owner"] == B && s["epoch"] == 2);
+        assert_eq!(session["writable"], side.name == B, "only the owner's agent may write: {session}");
     }
     let (dir_a, dir_b) =
         (pair.a.syncthing.data(OBJECT).join("sessions/c-1"), pair.b.syncthing.data(OBJECT).join("sessions/c-1"));
@@ -305,7 +307,11 @@ fn a_source_daemon_killed_mid_handoff_comes_back_with_one_owner_at_one_epoch_on_
     wait_for_session(&pair.a, "c-1", "out of sync", |s| s["inSync"] == false);
 
     let mut follower = pair.a.daemon.meshctl_spawn(&["handoff", "c-1", "--to", B, "--timeout", "5m"]);
-    wait_for_session(&pair.a, "c-1", "frozen for the handoff", |s| s["phase"] == "frozen");
+    let mut started = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(follower.stdout.take().unwrap()), &mut started).unwrap();
+    let handoff = started.split_whitespace().nth(1).expect("`handoff ID of c-1 to node-b started`").to_owned();
+    let frozen = wait_for_session(&pair.a, "c-1", "frozen for the handoff", |s| s["phase"] == "frozen");
+    assert_eq!(frozen["writable"], false, "no writing while frozen: {frozen}");
     assert!(pair.a.syncthing.data(OBJECT).join("sessions/c-1/.agentmesh-frozen").exists(), "frozen on disk");
     pair.a.daemon.kill();
     let _ = follower.kill();
@@ -324,6 +330,10 @@ fn a_source_daemon_killed_mid_handoff_comes_back_with_one_owner_at_one_epoch_on_
         assert!(!side.syncthing.data(OBJECT).join("sessions/c-1/.agentmesh-frozen").exists(), "{} unfrozen", side.name);
     }
     assert_eq!(pair.a.events("handoff.unfreeze").len(), 1, "node-a unfroze it after the restart");
+    // `meshctl handoff` finds how it ended, though the daemon restarted.
+    let progress = pair.a.daemon.api_get(&format!("/api/v1/handoff/{handoff}")).expect("the handoff's progress");
+    assert_eq!((&progress["done"], &progress["succeeded"]), (&true.into(), &false.into()), "{progress}");
+    assert!(progress["message"].as_str().is_some_and(|m| m.contains("restarted during the handoff")), "{progress}");
     assert!(pair.b.events("handoff.resume").is_empty(), "node-b never accepted");
 }
 
