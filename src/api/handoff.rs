@@ -210,6 +210,15 @@ pub async fn progress(State(state): State<ApiState>, Path(handoff): Path<String>
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no handoff {handoff} started here")))
 }
 
+/// The files of the conversation folder `dir` changed after its freeze marker
+/// was written: an agent that did not stop at `handoff.freeze`.
+fn written_after_freeze(dir: &std::path::Path) -> Vec<String> {
+    let Ok(marker) = std::fs::metadata(crate::reconcile::handoff::marker(dir)) else { return Vec::new() };
+    let frozen_at = folder::Stat::of(&marker).mtime_ns;
+    let files = folder::files_if_any(dir).unwrap_or_default();
+    files.into_iter().filter(|(_, stat)| stat.mtime_ns > frozen_at).map(|(path, _)| path).collect()
+}
+
 struct Driver {
     shared: Arc<Shared>,
     conversation: Conversation,
@@ -224,6 +233,16 @@ impl Driver {
         let barrier = if require_in_sync { self.barrier(deadline).await } else { Ok(()) };
         let input = match barrier {
             Ok(()) => {
+                let late = written_after_freeze(&self.conversation.dir);
+                if !late.is_empty() {
+                    let files = late.join(", ");
+                    self.note(format!("barrier: written after the freeze, handed over with the rest: {files}"));
+                    let message = format!(
+                        "conversation {}: {files} written after the freeze for handoff {}; handed over with the rest",
+                        self.conversation.id, self.handoff
+                    );
+                    emit(&self.shared, &self.conversation.policy, vec![(true, "handoff.lateWrite", message)]);
+                }
                 self.note("barrier: the target holds the same content; asking it to accept".into());
                 Input::BarrierPassed { handoff: self.handoff.clone() }
             }

@@ -365,6 +365,36 @@ fn a_target_daemon_killed_mid_handoff_leaves_node_a_the_owner_at_epoch_1_on_both
     assert!(pair.b.events("handoff.resume").is_empty(), "node-b never took it");
 }
 
+#[test]
+fn a_write_on_node_a_after_the_freeze_is_detected_and_handed_over_with_the_rest() {
+    let pair = pair_with_a_conversation();
+    // The barrier waits while node-b holds a file node-a never gets.
+    let (dir_a, dir_b) =
+        (pair.a.syncthing.data(OBJECT).join("sessions/c-1"), pair.b.syncthing.data(OBJECT).join("sessions/c-1"));
+    std::fs::write(dir_b.join("only-here.tmp"), "not synced").unwrap();
+    wait_for_session(&pair.a, "c-1", "out of sync", |s| s["inSync"] == false);
+    let follower = pair.a.daemon.meshctl_spawn(&["handoff", "c-1", "--to", B, "--timeout", "60s"]);
+    wait_for_session(&pair.a, "c-1", "frozen for the handoff", |s| s["phase"] == "frozen");
+
+    // node-a's agent writes on after the freeze; then the barrier may pass.
+    append(&dir_a.join("messages.jsonl"), STALE, std::time::SystemTime::now());
+    pair.rescan(&pair.a);
+    std::fs::remove_file(dir_b.join("only-here.tmp")).unwrap();
+    let outcome = follower.wait_with_output().expect("meshctl handoff ends");
+    let stdout = String::from_utf8_lossy(&outcome.stdout);
+    assert_eq!(outcome.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("  barrier: written after the freeze, handed over with the rest: messages.jsonl\n"),
+        "{stdout}"
+    );
+    let late = pair.a.events("handoff.lateWrite");
+    assert_eq!(late.len(), 1, "{late:?}");
+    assert!(late[0]["message"].as_str().unwrap().contains("messages.jsonl written after the freeze"), "{late:?}");
+    // Nothing is lost: node-b, the owner now, has it.
+    assert_eq!(read(&dir_b.join("messages.jsonl")), Some(format!("{HELLO}{STALE}")));
+    wait_for_session(&pair.b, "c-1", "owned by node-b at epoch 2", |s| s["owner"] == B && s["epoch"] == 2);
+}
+
 /// Appends `text` to `path`, giving it modification time `mtime`.
 fn append(path: &std::path::Path, text: &str, mtime: std::time::SystemTime) {
     use std::io::Write as _;
@@ -460,6 +490,23 @@ fn a_write_on_node_a_after_it_handed_the_conversation_over_is_kept_aside_and_nod
         wait_for_files(side, &expected);
     }
     assert_eq!(pair.b.events("handoff.stale").len(), kept.len(), "nothing more was set aside");
+
+    // A deletion on node-a is a stale write too: node-b puts the file back.
+    std::fs::remove_file(dir_a.join("attachments/notes.md")).unwrap();
+    pair.rescan(&pair.a);
+    eventually_within(PATIENCE, "node-b puts notes.md back", || {
+        let events = pair.b.events("handoff.stale");
+        events
+            .iter()
+            .any(|e| e["message"].as_str().is_some_and(|m| m.contains("attachments/notes.md is back")))
+            .then_some(())
+    });
+    for side in [&pair.a, &pair.b] {
+        let dir = side.syncthing.data(OBJECT).join("sessions/c-1");
+        eventually_within(PATIENCE, &format!("{} holds notes.md again", side.name), || {
+            (read(&dir.join("attachments/notes.md")).as_deref() == Some("# notes\n")).then_some(())
+        });
+    }
 }
 
 #[test]
