@@ -4,7 +4,9 @@
 //! HandoffPolicy on it. Each round writes a new conversation folder (a few
 //! files of random bytes) on node-a, waits until both nodes show it owned by
 //! node-a and in sync, then times the command, run on node-a, until it reports
-//! that node-b owns it (freeze, barrier, accept).
+//! that node-b owns it (freeze, barrier, accept). Then node-a, which no longer
+//! owns it, appends to one of its files: the time until both nodes hold node-b's
+//! file back and node-a's kept aside as `<file>.stale-2` is the stale write's.
 //!
 //! Run: `cargo bench --bench handoff` (cargo builds the optimised `meshctl`).
 //! `BENCH_ROUNDS=5` measures more rounds of each size.
@@ -62,7 +64,7 @@ fn main() {
     }
 
     for (label, bytes, rounds) in [("1 MB", 1 << 20, extra.unwrap_or(3)), ("100 MB", 100 << 20, extra.unwrap_or(2))] {
-        let mut times = Vec::new();
+        let (mut times, mut stale_times) = (Vec::new(), Vec::new());
         for round in 0..rounds {
             let id = format!("c-{}-{round}", bytes >> 20);
             write_conversation(&folders[0].join("sessions").join(&id), bytes);
@@ -91,6 +93,10 @@ fn main() {
                 millis(synced)
             );
             times.push(took);
+
+            let aside = keep_aside_stale_write(&folders, &syncthings[0], &id);
+            println!("{label:>6} round {round}: stale write kept aside on both nodes {:8.1} ms", millis(aside));
+            stale_times.push(aside);
         }
         println!(
             "{label:>6} handoff, {} rounds: median {:.1} ms, min {:.1} ms, max {:.1} ms",
@@ -99,8 +105,38 @@ fn main() {
             millis(quantile(&times, 0.0)),
             millis(quantile(&times, 1.0))
         );
+        println!(
+            "{label:>6} stale write kept aside, {} rounds: median {:.1} ms, min {:.1} ms, max {:.1} ms",
+            stale_times.len(),
+            millis(quantile(&stale_times, 0.5)),
+            millis(quantile(&stale_times, 0.0)),
+            millis(quantile(&stale_times, 1.0))
+        );
     }
     drop(daemons);
+}
+
+/// Appends to `part-0.bin` of conversation `id` on node-a (no longer its
+/// owner), has node-a's Syncthing scan it, and times until both nodes hold
+/// the owner's file and node-a's kept aside as `part-0.bin.stale-2`.
+fn keep_aside_stale_write(folders: &[std::path::PathBuf; 2], syncthing_a: &Syncthing, id: &str) -> Duration {
+    use std::io::Write as _;
+    let relative = Path::new("sessions").join(id).join("part-0.bin");
+    let owners = fs::read(folders[1].join(&relative)).expect("node-b's file");
+    let started = Instant::now();
+    let mut file = fs::OpenOptions::new().append(true).open(folders[0].join(&relative)).expect("open node-a's file");
+    file.write_all(b"written on node-a after the handoff\n").expect("append");
+    drop(file);
+    let stale_len = owners.len() as u64 + 36;
+    syncthing_a.scan("chats");
+    for folder in folders {
+        let (file, aside) = (folder.join(&relative), folder.join(relative.with_extension("bin.stale-2")));
+        wait_within(SYNC_PATIENCE, &format!("{} keeps the stale write aside", folder.display()), || {
+            let kept = fs::metadata(&aside).ok()?.len() == stale_len;
+            (kept && fs::read(&file).ok()? == owners).then_some(())
+        });
+    }
+    started.elapsed()
 }
 
 /// A conversation folder of `bytes` random bytes in [`FILES`] files.

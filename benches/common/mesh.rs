@@ -49,6 +49,16 @@ pub fn http_get(ip: Ipv4Addr, port: u16, path: &str, headers: &str) -> Option<St
     (head.split_whitespace().nth(1)? == "200").then(|| body.to_owned())
 }
 
+/// The status code of `POST path` (no body) at `ip:port`, with `headers`.
+pub fn http_post(ip: Ipv4Addr, port: u16, path: &str, headers: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect_timeout(&SocketAddr::from((ip, port)), Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    write!(stream, "POST {path} HTTP/1.0\r\nHost: {ip}\r\nContent-Length: 0\r\n{headers}\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// `meshctl daemon` in a workspace of its own; stopped (SIGTERM) when dropped.
 pub struct Daemon {
     dir: TempDir,
@@ -127,6 +137,13 @@ pub struct Syncthing {
 }
 
 impl Syncthing {
+    /// Has Syncthing scan `folder` now (it answers once the scan is done).
+    pub fn scan(&self, folder: &str) {
+        let headers = format!("X-API-Key: {}\r\n", self.key);
+        let status = http_post(Ipv4Addr::LOCALHOST, self.gui_port, &format!("/rest/db/scan?folder={folder}"), &headers);
+        assert_eq!(status, Some(200), "scan of {folder}");
+    }
+
     pub fn start(name: &str) -> Syncthing {
         let dir = tempfile::Builder::new().prefix(&format!("bench-syncthing-{name}-")).tempdir().expect("temp dir");
         let home = dir.path().join("home");
