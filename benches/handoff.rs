@@ -8,8 +8,12 @@
 //! owns it, appends to one of its files: the time until both nodes hold node-b's
 //! file back and node-a's kept aside as `<file>.stale-2` is the stale write's.
 //!
+//! Last, both daemons are left idle, node-b owning every conversation (it
+//! looks for stale writes in each every 2 s): their CPU time is measured.
+//!
 //! Run: `cargo bench --bench handoff` (cargo builds the optimised `meshctl`).
-//! `BENCH_ROUNDS=5` measures more rounds of each size.
+//! `BENCH_ROUNDS=5` measures more rounds of each size; `BENCH_IDLE_SECONDS=10`
+//! shortens the idle measurement (30 s).
 
 mod common;
 
@@ -19,7 +23,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::mesh::{Daemon, NODES, Syncthing, free_port, wait, wait_within};
-use common::{millis, quantile};
+use common::{clock_ticks_per_second, cpu_ticks, millis, quantile};
 
 const POLICY: &str = "chats";
 /// How long a conversation of 100 MB may take to reach node-b.
@@ -63,10 +67,12 @@ fn main() {
         });
     }
 
+    let mut conversations = 0;
     for (label, bytes, rounds) in [("1 MB", 1 << 20, extra.unwrap_or(3)), ("100 MB", 100 << 20, extra.unwrap_or(2))] {
         let (mut times, mut stale_times) = (Vec::new(), Vec::new());
         for round in 0..rounds {
             let id = format!("c-{}-{round}", bytes >> 20);
+            conversations += 1;
             write_conversation(&folders[0].join("sessions").join(&id), bytes);
             let synced = Instant::now();
             for daemon in &daemons {
@@ -113,7 +119,25 @@ fn main() {
             millis(quantile(&stale_times, 1.0))
         );
     }
+    idle_cost(&daemons, conversations);
     drop(daemons);
+}
+
+/// The CPU each daemon uses while nothing happens, node-b owning
+/// `conversations` conversations.
+fn idle_cost(daemons: &[Daemon], conversations: usize) {
+    let seconds = std::env::var("BENCH_IDLE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    // Let the last stale write's echoes settle first.
+    std::thread::sleep(Duration::from_secs(5));
+    let begin: Vec<u64> = daemons.iter().map(|daemon| cpu_ticks(daemon.pid())).collect();
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(seconds));
+    let elapsed = started.elapsed().as_secs_f64();
+    println!("idle, {conversations} conversations owned by {}, over {elapsed:.0} s:", NODES[1].0);
+    for ((daemon, begin), (name, _)) in daemons.iter().zip(begin).zip(NODES) {
+        let cpu = (cpu_ticks(daemon.pid()) - begin) as f64 / clock_ticks_per_second() as f64;
+        println!("  {name}: CPU {cpu:.2} s = {:.3} % of one core", cpu / elapsed * 100.0);
+    }
 }
 
 /// Appends to `part-0.bin` of conversation `id` on node-a (no longer its

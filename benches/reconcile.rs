@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::{copy_tree, millis, quantile};
+use common::{clock_ticks_per_second, copy_tree, cpu_ticks, millis, quantile};
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -211,25 +211,11 @@ fn failed_starts(log: &str, service: &str) -> Vec<Duration> {
     times.iter().filter_map(|time| time.duration_since(*times.first()?).ok()).collect()
 }
 
-/// utime + stime of `pid`, in clock ticks: fields 14 and 15 of
-/// `/proc/PID/stat`, counted after the command name's closing parenthesis.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
-    let fields: Vec<&str> = stat[stat.rfind(')').expect("a command name") + 1..].split_whitespace().collect();
-    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
-}
-
 /// A `Name: value kB` (or plain count) line of `/proc/PID/status`.
 fn proc_status_kib(pid: u32, name: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
     let line = status.lines().find(|line| line.starts_with(name)).expect("the field is there");
     line[name.len()..].split_whitespace().next().and_then(|n| n.parse().ok()).expect("a number")
-}
-
-fn clock_ticks_per_second() -> u64 {
-    // SAFETY: sysconf reads a constant of the system.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    u64::try_from(ticks).expect("a positive tick rate")
 }
 
 // --- the daemon -----------------------------------------------------------------------

@@ -91,6 +91,10 @@ impl Daemon {
         daemon
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn get(&self, path: &str) -> Option<String> {
         http_get(self.ip, self.port, path, &format!("Authorization: Bearer {KEY}\r\n"))
     }

@@ -31,3 +31,17 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// utime + stime of `pid`, in clock ticks: fields 14 and 15 of
+/// `/proc/PID/stat`, counted after the command name's closing parenthesis.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("a command name") + 1..].split_whitespace().collect();
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf reads a constant of the system.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).expect("a positive tick rate")
+}
