@@ -107,6 +107,31 @@ fn a_handoff_from_node_a_to_node_b_makes_node_b_the_owner_at_epoch_2_with_the_sa
 }
 
 #[test]
+fn the_agent_hands_its_conversation_over_with_the_python_script_of_the_docs() {
+    let pair = pair_with_a_conversation();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/handoff_from_agent.py");
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(super::support::python())
+            .arg(&script)
+            .args(args)
+            .env("MESH_API", format!("http://{}", pair.a.api_address()))
+            .env("MESH_API_KEY", super::support::Daemon::KEY)
+            .output()
+            .expect("python3 runs");
+        (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let (code, stdout) = run(&["c-1", B]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("  freeze: the conversation is frozen"), "{stdout}");
+    assert!(stdout.ends_with(&format!("{B} now owns c-1 at epoch 2\n")), "{stdout}");
+    wait_for_session(&pair.b, "c-1", "owned by node-b at epoch 2", |s| s["owner"] == B && s["writable"] == true);
+
+    // Again, from node-a, which no longer owns it.
+    let (code, stdout) = run(&["c-1"]);
+    assert_eq!((code, stdout.as_str()), (Some(1), "c-1 is not this node's to hand over (owner: node-b)\n"));
+}
+
+#[test]
 fn a_barrier_that_does_not_pass_in_time_fails_the_handoff_at_that_step_and_node_a_keeps_it() {
     let mut pair = pair_with_a_conversation();
     // The fixture's SyncFolder ignores `*.tmp`: node-b holds content node-a never gets.
