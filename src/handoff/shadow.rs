@@ -97,8 +97,26 @@ impl Shadow {
         crate::atomic_file::write_atomic(&self.dir.join("index.json"), &bytes)
     }
 
+    /// Carries out a `stale::plan`'s actions on the conversation folder, in
+    /// order, up to the first that fails. A file set aside whose owner's
+    /// version then cannot come back is put back in its place: set aside and
+    /// missing, it would read as a deletion by the owner on the next pass.
+    pub fn apply_all(&mut self, conversation: &Path, actions: &[Action]) -> io::Result<()> {
+        for (index, action) in actions.iter().enumerate() {
+            let Err(error) = self.apply(conversation, action) else { continue };
+            let previous = index.checked_sub(1).map(|before| &actions[before]);
+            if let (Action::Restore { path, .. }, Some(Action::SetAside { path: aside, to, .. })) = (action, previous)
+                && aside == path
+            {
+                let _ = std::fs::rename(conversation.join(to), conversation.join(path));
+            }
+            return Err(error);
+        }
+        Ok(())
+    }
+
     /// Carries out one action of a `stale::plan` on the conversation folder.
-    pub fn apply(&mut self, conversation: &Path, action: &Action) -> io::Result<()> {
+    fn apply(&mut self, conversation: &Path, action: &Action) -> io::Result<()> {
         match action {
             Action::Adopt(path) => self.adopt(conversation, path),
             Action::Forget(path) => {
@@ -185,12 +203,27 @@ mod tests {
             Action::SetAside { path: "m.jsonl".into(), to: "m.jsonl.stale-2".into(), by: "PEER777".into() },
             Action::Restore { path: "m.jsonl".into(), from: stale::Source::Shadow },
         ];
-        for action in &actions {
-            shadow.apply(chat.path(), action).unwrap();
-        }
+        shadow.apply_all(chat.path(), &actions).unwrap();
         assert_eq!(read(chat.path(), "m.jsonl"), "owner\n");
         assert_eq!(read(chat.path(), "m.jsonl.stale-2"), "owner\nstale line\n");
         assert_eq!(folder::files(chat.path()).unwrap()["m.jsonl"], shadow.files["m.jsonl"]);
         assert!(!chat.path().join(".agentmesh-restore.tmp").exists());
+    }
+
+    #[test]
+    fn a_file_set_aside_whose_owners_version_cannot_come_back_returns_to_its_place() {
+        let (state, chat) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        write(chat.path(), "m.jsonl", "owner\n");
+        let dir = state.path().join("chats/c1");
+        let (mut shadow, _) = Shadow::at_epoch(&dir, chat.path(), 2).unwrap();
+        write(chat.path(), "m.jsonl", "stale\n");
+        std::fs::remove_file(dir.join("files/m.jsonl")).unwrap();
+        let actions = [
+            Action::SetAside { path: "m.jsonl".into(), to: "m.jsonl.stale-2".into(), by: "PEER777".into() },
+            Action::Restore { path: "m.jsonl".into(), from: stale::Source::Shadow },
+        ];
+        assert!(shadow.apply_all(chat.path(), &actions).is_err());
+        assert_eq!(read(chat.path(), "m.jsonl"), "stale\n");
+        assert!(!chat.path().join("m.jsonl.stale-2").exists());
     }
 }

@@ -292,7 +292,7 @@ async fn guard(
                 let Some(mut shadow) = Shadow::load(&shadow_dir).filter(|shadow| shadow.epoch == epoch) else {
                     return Ok(());
                 };
-                let done = actions.iter().try_for_each(|action| shadow.apply(&dir, action));
+                let done = shadow.apply_all(&dir, &actions);
                 shadow.save()?;
                 done
             })
