@@ -121,6 +121,11 @@ impl ApiClient {
         self.exchange(self.http.post(self.url("/api/v1/handoff/message")).json(message)).await.map(drop)
     }
 
+    /// Delivers several handoff protocol messages (the records of a pass) at once.
+    pub async fn handoff_messages(&self, messages: &[HandoffMessage]) -> Result<(), ClientError> {
+        self.exchange(self.http.post(self.url("/api/v1/handoff/messages")).json(messages)).await.map(drop)
+    }
+
     /// Starts a handoff on this (the owner's) controller.
     pub async fn handoff(&self, request: &HandoffRequest) -> Result<Progress, ClientError> {
         self.send(self.http.post(self.url("/api/v1/handoff")).json(request)).await

@@ -61,6 +61,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/syncthing/device", get(syncthing_device))
         .route("/api/v1/handoff", post(self::handoff::start))
         .route("/api/v1/handoff/message", post(handoff_message))
+        .route("/api/v1/handoff/messages", post(handoff_messages))
         .route("/api/v1/handoff/{handoff}", get(self::handoff::progress))
         .route("/api/v1/sessions", get(sessions))
         .route("/api/v1/sessions/{id}", get(session))
@@ -473,7 +474,24 @@ async fn handoff_message(
     body: Result<Json<HandoffMessage>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Json(message) = body?;
-    let shared = &state.shared;
+    take_handoff_message(&state.shared, message)?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Several protocol messages at once: the peer's records of a pass. Each is
+/// taken as if it came alone; the first bad one stops the rest.
+async fn handoff_messages(
+    State(state): State<ApiState>,
+    body: Result<Json<Vec<HandoffMessage>>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(messages) = body?;
+    for message in messages {
+        take_handoff_message(&state.shared, message)?;
+    }
+    Ok(StatusCode::ACCEPTED)
+}
+
+fn take_handoff_message(shared: &Shared, message: HandoffMessage) -> Result<(), ApiError> {
     if message.envelope.to != shared.node {
         let text = format!("the message is for {}, this is {}", message.envelope.to, shared.node);
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "wrong_node", text));
@@ -500,7 +518,7 @@ async fn handoff_message(
     for (warning, reason, text) in events {
         inner.status.event(warning, reason, &object, text);
     }
-    Ok(StatusCode::ACCEPTED)
+    Ok(())
 }
 
 /// Every conversation of every HandoffPolicy on this node.

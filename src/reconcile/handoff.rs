@@ -2,11 +2,12 @@
 //! conversations of one policy on this node. Each pass (every
 //! [`EXCHANGE_EVERY`]) finds the conversation folders, claims the new ones
 //! that appeared here first, sends the peer this node's record of every
-//! conversation (`RecordOf`, with the folder's content hash) and what a restart
-//! left to send. Messages from the peer come in through the API
-//! (`POST /api/v1/handoff/message`, [`receive`]), whose replies go back at once.
-//! Sending is fire and forget: the protocol tolerates loss, and the next pass
-//! sends the record again.
+//! conversation (`RecordOf`, with the folder's content hash, all in one
+//! `POST /api/v1/handoff/messages`) and what a restart left to send, and keeps
+//! stale writes to the conversations it owns aside. Messages from the peer
+//! come in through the API (`POST /api/v1/handoff/message[s]`, [`receive`]),
+//! whose replies go back at once. Sending is fire and forget: the protocol
+//! tolerates loss, and the next pass sends the record again.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -157,7 +158,7 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
     }
 
     let peer_up = peer.as_ref().filter(|peer| !ctx.peers.known_down(peer));
-    let (mut conflicts, mut stale) = (Vec::new(), Vec::new());
+    let (mut conflicts, mut stale, mut outgoing) = (Vec::new(), Vec::new(), Vec::new());
     for (id, _) in &records {
         // Hashing is blocking I/O, but cached: only a changed folder is read.
         let content = ctx.handoff.content(&root.join(id)).ok();
@@ -168,7 +169,10 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
         let Some(peer) = peer_up else { continue };
         let Some(envelope) = ctx.handoff.record_for(name, id, peer) else { continue };
         let hash = content.map(|content| content.hash);
-        send(&ctx.peers, &key, HandoffMessage { policy: name.into(), conversation: id.clone(), envelope, hash });
+        outgoing.push(HandoffMessage { policy: name.into(), conversation: id.clone(), envelope, hash });
+    }
+    if let Some(peer) = peer_up {
+        send_records(&ctx.peers, &key, peer, outgoing);
     }
 
     let owned = records.iter().filter(|(_, record)| record.owner == ctx.node).count();
@@ -462,6 +466,25 @@ fn send(peers: &Peers, key: &Option<Arc<str>>, message: HandoffMessage) {
     tokio::spawn(async move {
         if let Err(error) = client.handoff_message(&message).await {
             tracing::debug!(peer = message.envelope.to, %error, "a handoff message was not delivered");
+        }
+    });
+}
+
+/// How many records go in one message to the peer.
+const RECORDS_PER_MESSAGE: usize = 500;
+
+/// Sends the records of a policy's conversations to `peer`, fire and forget:
+/// a few messages a pass, however many conversations there are.
+fn send_records(peers: &Peers, key: &Option<Arc<str>>, peer: &str, records: Vec<HandoffMessage>) {
+    let Some(state) = peers.get(peer).filter(|_| !records.is_empty()) else { return };
+    let client = crate::client::ApiClient::new(&state.authority(), key.as_deref(), SEND_TIMEOUT);
+    let peer = peer.to_owned();
+    tokio::spawn(async move {
+        for batch in records.chunks(RECORDS_PER_MESSAGE) {
+            if let Err(error) = client.handoff_messages(batch).await {
+                tracing::debug!(peer, %error, "the handoff records were not delivered");
+                return;
+            }
         }
     });
 }
