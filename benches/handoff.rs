@@ -8,12 +8,15 @@
 //! owns it, appends to one of its files: the time until both nodes hold node-b's
 //! file back and node-a's kept aside as `<file>.stale-2` is the stale write's.
 //!
-//! Last, both daemons are left idle, node-b owning every conversation (it
-//! looks for stale writes in each every 2 s): their CPU time is measured.
+//! Last, node-a makes 100 small conversations more (as months of chats would),
+//! and both daemons are left idle, each owning some (each looks for stale
+//! writes in its own every 2 s and sends the peer every record): their CPU
+//! time is measured.
 //!
 //! Run: `cargo bench --bench handoff` (cargo builds the optimised `meshctl`).
 //! `BENCH_ROUNDS=5` measures more rounds of each size; `BENCH_IDLE_SECONDS=10`
-//! shortens the idle measurement (30 s).
+//! shortens the idle measurement (30 s); `BENCH_IDLE_CONVERSATIONS=500` makes
+//! more small conversations.
 
 mod common;
 
@@ -119,13 +122,28 @@ fn main() {
             millis(quantile(&stale_times, 1.0))
         );
     }
-    idle_cost(&daemons, conversations);
+    // Months of chats leave many small conversations: the idle cost with them.
+    let small = std::env::var("BENCH_IDLE_CONVERSATIONS").ok().and_then(|n| n.parse().ok()).unwrap_or(100);
+    for index in 0..small {
+        let dir = folders[0].join("sessions").join(format!("chat-{index}"));
+        fs::create_dir_all(&dir).expect("make a conversation folder");
+        fs::write(dir.join("messages.jsonl"), "{\"role\":\"user\",\"content\":\"hello\"}\n".repeat(20))
+            .expect("write a conversation");
+    }
+    for daemon in &daemons {
+        wait_within(SYNC_PATIENCE, &format!("{small} more conversations in sync"), || {
+            let sessions: serde_json::Value = serde_json::from_str(&daemon.get("/api/v1/sessions")?).ok()?;
+            let in_sync = sessions.as_array()?.iter().filter(|session| session["inSync"] == true).count();
+            (in_sync == conversations + small).then_some(())
+        });
+    }
+    idle_cost(&daemons, conversations, small);
     drop(daemons);
 }
 
 /// The CPU each daemon uses while nothing happens, node-b owning
-/// `conversations` conversations.
-fn idle_cost(daemons: &[Daemon], conversations: usize) {
+/// `handed` conversations and node-a `small` more.
+fn idle_cost(daemons: &[Daemon], handed: usize, small: usize) {
     let seconds = std::env::var("BENCH_IDLE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
     // Let the last stale write's echoes settle first.
     std::thread::sleep(Duration::from_secs(5));
@@ -133,7 +151,8 @@ fn idle_cost(daemons: &[Daemon], conversations: usize) {
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(seconds));
     let elapsed = started.elapsed().as_secs_f64();
-    println!("idle, {conversations} conversations owned by {}, over {elapsed:.0} s:", NODES[1].0);
+    let (a, b) = (NODES[0].0, NODES[1].0);
+    println!("idle, {small} small conversations owned by {a} and {handed} by {b}, over {elapsed:.0} s:");
     for ((daemon, begin), (name, _)) in daemons.iter().zip(begin).zip(NODES) {
         let cpu = (cpu_ticks(daemon.pid()) - begin) as f64 / clock_ticks_per_second() as f64;
         println!("  {name}: CPU {cpu:.2} s = {:.3} % of one core", cpu / elapsed * 100.0);

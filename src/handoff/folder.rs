@@ -126,10 +126,15 @@ pub fn files_if_any(dir: &Path) -> io::Result<BTreeMap<String, Stat>> {
 /// time), to tell when [`content`] must be read again: the same fingerprint
 /// means the same content, short of a rewrite that keeps size and time.
 pub fn fingerprint(dir: &Path) -> io::Result<u64> {
+    Ok(fingerprint_of(&files(dir)?))
+}
+
+/// The fingerprint of files already listed by [`files`].
+pub fn fingerprint_of(files: &BTreeMap<String, Stat>) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    files(dir)?.hash(&mut hasher);
-    Ok(hasher.finish())
+    files.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The name a stale write to `path` is kept aside under: `<path>.stale-<epoch>`,

@@ -90,6 +90,9 @@ pub struct HandoffStore {
     /// Held while a shadow is read or changed (`shadow.rs`): the reconciler
     /// and a handoff's acceptance may both reach for one.
     shadows: Mutex<()>,
+    /// Owned conversations last found equal to their shadow: the epoch and
+    /// their files' fingerprint then. The same again means nothing to look at.
+    quiet: Mutex<BTreeMap<Key, (u64, u64)>>,
 }
 
 impl HandoffStore {
@@ -102,6 +105,7 @@ impl HandoffStore {
             inner: Mutex::default(),
             contents: Mutex::default(),
             shadows: Mutex::default(),
+            quiet: Mutex::default(),
         };
         let mut inner = Inner { progress: read_progress(&store.progress_path()), ..Inner::default() };
         for (key, record) in read_all(&store.dir) {
@@ -312,6 +316,20 @@ impl HandoffStore {
     pub fn with_shadows<T>(&self, f: impl FnOnce() -> T) -> T {
         let _held = self.shadows.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         f()
+    }
+
+    /// Whether conversation `id`, owned at `epoch`, was found equal to its
+    /// shadow when its files had this `fingerprint`.
+    pub fn is_quiet(&self, (policy, id): (&str, &str), epoch: u64, fingerprint: u64) -> bool {
+        let quiet = self.quiet.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        quiet.get(&(policy.to_owned(), id.to_owned())) == Some(&(epoch, fingerprint))
+    }
+
+    /// Notes that conversation `id`, owned at `epoch`, equals its shadow with
+    /// its files at this `fingerprint`.
+    pub fn set_quiet(&self, (policy, id): (&str, &str), epoch: u64, fingerprint: u64) {
+        let mut quiet = self.quiet.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        quiet.insert((policy.to_owned(), id.to_owned()), (epoch, fingerprint));
     }
 
     pub fn set_peer_hash(&self, policy: &str, id: &str, hash: String) {

@@ -121,9 +121,9 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
         }
     }
     let records = ctx.handoff.records(name);
-    // The owner keeps stale writes from the other node aside.
-    let mut syncthing = syncthing.map(Ok);
-    let mut unguarded = Vec::new();
+    // The owner keeps stale writes from the other node aside. Which of its
+    // conversations changed since their shadow is looked at in one go.
+    let mut owned_here = Vec::new();
     for (id, record) in &records {
         let shadow_dir = ctx.handoff.shadow_dir(name, id);
         if record.owner != ctx.node {
@@ -136,13 +136,22 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
         // forced takeover while it was down): it guards only once the peer
         // told it about the conversation, or while the peer is down.
         let peer_may_know_better = peer.as_ref().is_some_and(|peer| !ctx.peers.known_down(peer));
-        if peer_may_know_better && !ctx.handoff.heard_from_peer(name, id) {
-            continue;
+        if !peer_may_know_better || ctx.handoff.heard_from_peer(name, id) {
+            owned_here.push(Guarded {
+                policy: name.to_owned(),
+                id: id.clone(),
+                epoch: record.epoch,
+                dir: root.join(id),
+            });
         }
+    }
+    let (changed, mut unguarded) = changed_since_shadow(&ctx.handoff, owned_here).await;
+    let mut syncthing = syncthing.map(Ok);
+    for (conversation, looked) in changed {
         if syncthing.is_none() && has_syncthing {
             syncthing = Some(own_syncthing(ctx).await);
         }
-        let conversation = Guarded { policy: name, id, epoch: record.epoch, dir: root.join(id) };
+        let id = &conversation.id;
         let synced = match &syncthing {
             Some(Ok((client, me))) => Some((client, me.as_str(), folder_id.as_str(), format!("{sessions_dir}/{id}"))),
             Some(Err(error)) => {
@@ -151,7 +160,7 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
             }
             None => None,
         };
-        match guard(&ctx.handoff, &conversation, synced).await {
+        match guard(&ctx.handoff, &conversation, looked, synced).await {
             Ok(events) => outcome.events.extend(events),
             Err(error) => unguarded.push(format!("{id}: {error}")),
         }
@@ -230,40 +239,74 @@ async fn own_syncthing(ctx: &Context) -> Result<(Client, String), String> {
 }
 
 /// A conversation this node owns, at `epoch`.
-struct Guarded<'a> {
-    policy: &'a str,
-    id: &'a str,
+struct Guarded {
+    policy: String,
+    id: String,
     epoch: u64,
     dir: PathBuf,
 }
 
-/// Keeps the stale writes to an owned conversation aside (`handoff::stale`):
-/// takes the shadow at a new epoch, else compares the folder with it. A
-/// changed file is looked at after a rescan of the conversation, so a change
-/// made here is this device's in Syncthing's records; `synced` is this node's
-/// Syncthing, its short device ID, the folder ID and the conversation's path
-/// in the folder (None: a node without Syncthing, whose changes are all its
-/// own). What was set aside and put back is rescanned at once, so the other
-/// node sees it within a second, and told as `handoff.stale` events.
+/// A conversation's shadow (each file's `Stat`) and its files on disk.
+struct Looked {
+    shadow: BTreeMap<String, Stat>,
+    disk: BTreeMap<String, Stat>,
+}
+
+/// The owned conversations whose files differ from their shadow (taking the
+/// shadow of any at a new epoch), in one trip to the blocking threads: an
+/// idle node with many conversations stays idle. Also what could not be read.
+async fn changed_since_shadow(store: &Arc<HandoffStore>, owned: Vec<Guarded>) -> (Vec<(Guarded, Looked)>, Vec<String>) {
+    if owned.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let store = store.clone();
+    let looked = off_thread(move || {
+        let (mut changed, mut unreadable) = (Vec::new(), Vec::new());
+        for conversation in owned {
+            let key = (conversation.policy.as_str(), conversation.id.as_str());
+            let shadow_dir = store.shadow_dir(key.0, key.1);
+            let look = folder::files_if_any(&conversation.dir).and_then(|disk| {
+                let fingerprint = folder::fingerprint_of(&disk);
+                if store.is_quiet(key, conversation.epoch, fingerprint) {
+                    return Ok(None);
+                }
+                let (shadow, taken) =
+                    store.with_shadows(|| Shadow::at_epoch(&shadow_dir, &conversation.dir, conversation.epoch))?;
+                Ok(Some((shadow.files, taken, disk, fingerprint)))
+            });
+            match look {
+                Ok(Some((shadow, false, disk, _))) if !stale::changed(&disk, &shadow).is_empty() => {
+                    changed.push((conversation, Looked { shadow, disk }));
+                }
+                // Taken now, from these very files, or equal to them.
+                Ok(Some((_, _, _, fingerprint))) => store.set_quiet(key, conversation.epoch, fingerprint),
+                Ok(None) => {}
+                Err(error) => unreadable.push(format!("{}: {error}", conversation.id)),
+            }
+        }
+        Ok((changed, unreadable))
+    })
+    .await;
+    looked.unwrap_or_else(|error| (Vec::new(), vec![error]))
+}
+
+/// Keeps the stale writes to an owned conversation aside (`handoff::stale`)
+/// once `looked` found files that differ from the shadow. A changed file is
+/// looked at after a rescan of the conversation, so a change made here is
+/// this device's in Syncthing's records; `synced` is this node's Syncthing,
+/// its short device ID, the folder ID and the conversation's path in the
+/// folder (None: a node without Syncthing, whose changes are all its own).
+/// What was set aside and put back is rescanned at once, so the other node
+/// sees it within a second, and told as `handoff.stale` events.
 async fn guard(
     store: &Arc<HandoffStore>,
-    conversation: &Guarded<'_>,
+    conversation: &Guarded,
+    looked: Looked,
     synced: Option<(&Client, &str, &str, String)>,
 ) -> Result<Vec<(bool, &'static str, String)>, String> {
     let (dir, epoch) = (conversation.dir.clone(), conversation.epoch);
-    let shadow_dir = store.shadow_dir(conversation.policy, conversation.id);
-    let looked = {
-        let (store, dir, shadow_dir) = (store.clone(), dir.clone(), shadow_dir.clone());
-        off_thread(move || {
-            let (shadow, taken) = store.with_shadows(|| Shadow::at_epoch(&shadow_dir, &dir, epoch))?;
-            Ok((shadow.files, taken, folder::files_if_any(&dir)?))
-        })
-        .await?
-    };
-    let (shadow, taken, disk) = looked;
-    if taken || stale::changed(&disk, &shadow).is_empty() {
-        return Ok(Vec::new());
-    }
+    let shadow_dir = store.shadow_dir(&conversation.policy, &conversation.id);
+    let Looked { shadow, disk } = looked;
     let (me, records, disk) = match &synced {
         None => (String::new(), BTreeMap::new(), disk),
         Some((client, me, folder_id, sub)) => {
@@ -303,7 +346,7 @@ async fn guard(
         })
         .await?;
     }
-    let id = conversation.id;
+    let id = &conversation.id;
     let mut events = Vec::new();
     for action in &plan.actions {
         match action {
