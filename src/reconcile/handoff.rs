@@ -614,3 +614,47 @@ fn session(
         writable,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn degraded_names_the_first_problem_and_tells_them_all() {
+        let list = |items: &[&str]| items.iter().map(|item| (*item).to_owned()).collect::<Vec<_>>();
+        let cases = [
+            (list(&[]), list(&[]), list(&[]), false, "AsExpected", ""),
+            (
+                list(&["c-1/m.sync-conflict-20261128-101500-ABCDEFG.jsonl"]),
+                list(&[]),
+                list(&[]),
+                true,
+                "ConflictCopies",
+                "1 Syncthing conflict copies: c-1/m.sync-conflict-20261128-101500-ABCDEFG.jsonl",
+            ),
+            (
+                list(&[]),
+                list(&["c-1/m.jsonl.stale-2"]),
+                list(&["c-2: cannot rescan it"]),
+                true,
+                "StaleWrites",
+                "1 stale writes kept aside: c-1/m.jsonl.stale-2; c-2: cannot rescan it",
+            ),
+            (
+                list(&[]),
+                list(&[]),
+                list(&["c-2: cannot rescan it"]),
+                true,
+                "StaleWritesUnchecked",
+                "c-2: cannot rescan it",
+            ),
+        ];
+        for (conflicts, stale, unguarded, status, reason, message) in cases {
+            let observed = degraded(&conflicts, &stale, &unguarded);
+            assert_eq!(
+                (observed.status, observed.reason.as_str(), observed.message.as_str()),
+                (status, reason, message)
+            );
+        }
+    }
+}

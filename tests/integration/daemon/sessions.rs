@@ -501,6 +501,9 @@ fn a_write_on_node_a_after_it_handed_the_conversation_over_is_kept_aside_and_nod
         pair.b.daemon.object("HandoffPolicy", POLICY).filter(|object| object["details"]["stale"] == "1")
     });
     assert!(object.to_string().contains("StaleWrites"), "{object}");
+    let table = pair.a.daemon.meshctl(&["sessions"]);
+    let row: Vec<&str> = table.stdout.lines().nth(1).unwrap_or_default().split_whitespace().collect();
+    assert_eq!(row, ["c-1", POLICY, B, "2", "yes", "0", "1"], "{table:?}");
 
     // Settled: the owner's next write is its own, nothing more is set aside.
     append(&dir_b.join("messages.jsonl"), ON_B, std::time::SystemTime::now());
