@@ -25,7 +25,7 @@ use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::mesh::{Daemon, NODES, Syncthing, free_port, wait, wait_within};
+use common::mesh::{Daemon, Mesh, NODES, Syncthing, wait_within};
 use common::{clock_ticks_per_second, cpu_ticks, millis, quantile};
 
 const POLICY: &str = "chats";
@@ -36,17 +36,8 @@ const FILES: usize = 4;
 fn main() {
     let extra: Option<usize> = std::env::var("BENCH_ROUNDS").ok().and_then(|n| n.parse().ok());
     let data = tempfile::tempdir().expect("temp dir");
-    let syncthings = [Syncthing::start("a"), Syncthing::start("b")];
-    let ports = NODES.map(|(_, ip)| free_port(ip));
-    let mut manifests = String::new();
-    for (((name, ip), port), syncthing) in NODES.iter().zip(ports).zip(&syncthings) {
-        manifests.push_str(&format!(
-            "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: {name}}}\nspec:\n  role: satellite\n  \
-             address: {ip}\n  apiPort: {port}\n  syncthing:\n    apiUrl: http://127.0.0.1:{}\n    \
-             apiKey: {{env: SYNCTHING_API_KEY}}\n    deviceAddress: tcp://127.0.0.1:{}\n---\n",
-            syncthing.gui_port, syncthing.listen_port
-        ));
-    }
+    let mesh = Mesh::start();
+    let mut manifests = mesh.nodes();
     let folders = NODES.map(|(name, _)| data.path().join(name).join("chats"));
     manifests.push_str(&format!(
         "apiVersion: agentmesh/v1alpha1\nkind: SyncFolder\nmetadata: {{name: chats}}\nspec:\n  paths:\n    \
@@ -57,18 +48,7 @@ fn main() {
         NODES[1].0,
         folders[1].display()
     ));
-    let daemons: Vec<Daemon> = NODES
-        .iter()
-        .zip(ports)
-        .zip(&syncthings)
-        .map(|(((name, ip), port), syncthing)| Daemon::start(name, *ip, port, &syncthing.key, &manifests))
-        .collect();
-    for (daemon, (peer, _)) in daemons.iter().zip(NODES.iter().rev()) {
-        wait("the daemons see each other", || {
-            let mesh: serde_json::Value = serde_json::from_str(&daemon.get("/api/v1/mesh")?).ok()?;
-            mesh.as_array()?.iter().any(|node| node["name"] == *peer && node["online"] == true).then_some(())
-        });
-    }
+    let daemons = mesh.start_daemons(&manifests);
 
     let mut conversations = 0;
     for (label, bytes, rounds) in [("1 MB", 1 << 20, extra.unwrap_or(3)), ("100 MB", 100 << 20, extra.unwrap_or(2))] {
@@ -103,7 +83,7 @@ fn main() {
             );
             times.push(took);
 
-            let aside = keep_aside_stale_write(&folders, &syncthings[0], &id);
+            let aside = keep_aside_stale_write(&folders, &mesh.syncthings[0], &id);
             println!("{label:>6} round {round}: stale write kept aside on both nodes {:8.1} ms", millis(aside));
             stale_times.push(aside);
         }

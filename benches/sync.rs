@@ -15,35 +15,15 @@ mod common;
 use std::fs;
 use std::time::Instant;
 
-use common::mesh::{Daemon, NODES, Syncthing, free_port, wait};
+use common::mesh::{Mesh, NODES, wait};
 use common::{millis, quantile};
 
 fn main() {
     let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(5);
     let data = tempfile::tempdir().expect("temp dir");
-    let syncthings = [Syncthing::start("a"), Syncthing::start("b")];
-    let ports = NODES.map(|(_, ip)| free_port(ip));
-    let mut nodes = String::new();
-    for (((name, ip), port), syncthing) in NODES.iter().zip(ports).zip(&syncthings) {
-        nodes.push_str(&format!(
-            "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: {name}}}\nspec:\n  role: satellite\n  \
-             address: {ip}\n  apiPort: {port}\n  syncthing:\n    apiUrl: http://127.0.0.1:{}\n    \
-             apiKey: {{env: SYNCTHING_API_KEY}}\n    deviceAddress: tcp://127.0.0.1:{}\n---\n",
-            syncthing.gui_port, syncthing.listen_port
-        ));
-    }
-    let daemons: Vec<Daemon> = NODES
-        .iter()
-        .zip(ports)
-        .zip(&syncthings)
-        .map(|(((name, ip), port), syncthing)| Daemon::start(name, *ip, port, &syncthing.key, &nodes))
-        .collect();
-    for (daemon, (peer, _)) in daemons.iter().zip(NODES.iter().rev()) {
-        wait("the daemons see each other", || {
-            let mesh: serde_json::Value = serde_json::from_str(&daemon.get("/api/v1/mesh")?).ok()?;
-            mesh.as_array()?.iter().any(|node| node["name"] == *peer && node["online"] == true).then_some(())
-        });
-    }
+    let mesh = Mesh::start();
+    let nodes = mesh.nodes();
+    let daemons = mesh.start_daemons(&nodes);
 
     let bundle = data.path().join("bundle");
     fs::create_dir_all(&bundle).expect("create the bundle folder");

@@ -59,6 +59,49 @@ pub fn http_post(ip: Ipv4Addr, port: u16, path: &str, headers: &str) -> Option<u
     answer.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The two nodes of a bench: a Syncthing each, and a port for each daemon.
+pub struct Mesh {
+    pub syncthings: [Syncthing; 2],
+    pub ports: [u16; 2],
+}
+
+impl Mesh {
+    pub fn start() -> Mesh {
+        Mesh { syncthings: [Syncthing::start("a"), Syncthing::start("b")], ports: NODES.map(|(_, ip)| free_port(ip)) }
+    }
+
+    /// The Node manifests of both nodes, each naming its Syncthing.
+    pub fn nodes(&self) -> String {
+        let mut nodes = String::new();
+        for (((name, ip), port), syncthing) in NODES.iter().zip(self.ports).zip(&self.syncthings) {
+            nodes.push_str(&format!(
+                "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: {name}}}\nspec:\n  role: satellite\n  \
+                 address: {ip}\n  apiPort: {port}\n  syncthing:\n    apiUrl: http://127.0.0.1:{}\n    \
+                 apiKey: {{env: SYNCTHING_API_KEY}}\n    deviceAddress: tcp://127.0.0.1:{}\n---\n",
+                syncthing.gui_port, syncthing.listen_port
+            ));
+        }
+        nodes
+    }
+
+    /// A daemon per node on `manifests`, returned once each sees the other online.
+    pub fn start_daemons(&self, manifests: &str) -> Vec<Daemon> {
+        let daemons: Vec<Daemon> = NODES
+            .iter()
+            .zip(self.ports)
+            .zip(&self.syncthings)
+            .map(|(((name, ip), port), syncthing)| Daemon::start(name, *ip, port, &syncthing.key, manifests))
+            .collect();
+        for (daemon, (peer, _)) in daemons.iter().zip(NODES.iter().rev()) {
+            wait("the daemons see each other", || {
+                let mesh: serde_json::Value = serde_json::from_str(&daemon.get("/api/v1/mesh")?).ok()?;
+                mesh.as_array()?.iter().any(|node| node["name"] == *peer && node["online"] == true).then_some(())
+            });
+        }
+        daemons
+    }
+}
+
 /// `meshctl daemon` in a workspace of its own; stopped (SIGTERM) when dropped.
 pub struct Daemon {
     dir: TempDir,
