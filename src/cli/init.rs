@@ -322,7 +322,7 @@ fn render_env(settings: &Settings, old: &Existing) -> String {
     out
 }
 
-/// A value as dotenv (and systemd's EnvironmentFile) read it back unchanged.
+/// A value as dotenv reads it back unchanged.
 fn quote(value: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "-_.:/@,+=[]".contains(c);
     if value.chars().all(plain) {

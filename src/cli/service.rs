@@ -224,7 +224,8 @@ pub fn systemd_unit(paths: &ServicePaths) -> anyhow::Result<String> {
          [Service]\n\
          Type=simple\n\
          WorkingDirectory={}\n\
-         EnvironmentFile={}\n\
+         # The daemon reads its .env itself (--env-file): loaded here, its keys would\n\
+         # reach every Service's environment.\n\
          ExecStart={exec}\n\
          Restart=on-failure\n\
          RestartSec=5\n\
@@ -234,7 +235,6 @@ pub fn systemd_unit(paths: &ServicePaths) -> anyhow::Result<String> {
          [Install]\n\
          WantedBy=default.target\n",
         systemd_specifiers(&path_string(&paths.working_dir)),
-        systemd_specifiers(&path_string(&paths.env_file)),
     ))
 }
 
@@ -447,7 +447,7 @@ mod tests {
     fn the_unit_quotes_exec_words_and_doubles_percent_signs() {
         let unit = systemd_unit(&paths()).expect("unit");
         assert!(unit.contains("WorkingDirectory=/home/al%%ice/my node\n"), "{unit}");
-        assert!(unit.contains("EnvironmentFile=/home/al%%ice/my node/.env\n"), "{unit}");
+        assert!(!unit.contains("EnvironmentFile"), "the daemon reads .env itself: {unit}");
         assert!(
             unit.contains(
                 "ExecStart=\"/opt/agent mesh/bin/meshctl\" daemon --env-file \"/home/al%%ice/my node/.env\"\n"

@@ -7,12 +7,14 @@
 //! starting duplicates.
 //!
 //! - `unit.rs`: the task that runs one Service (start, watch, probe, restart, stop).
+//! - `environment.rs`: a Service's environment, from scratch plus an allow-list.
 //! - `process.rs`: process groups: spawning, signalling, reaping, the parent-death
 //!   signal, and what the OS says about a pid.
 //! - `probe.rs`: the http and tcp health checks and the start grace.
 //! - `logs.rs`: reading output line by line into a bounded ring buffer.
 //! - `record.rs`: `processes.json` and the leftovers of an earlier daemon.
 
+mod environment;
 mod logs;
 mod probe;
 mod process;
@@ -38,7 +40,8 @@ use unit::Unit;
 pub struct ProcessSpec {
     pub name: String,
     pub command: Vec<String>,
-    /// Added to the daemon's own environment.
+    /// Added to the allowed part of the daemon's environment
+    /// (`environment::INHERITED`).
     #[serde(skip_serializing)]
     pub env: BTreeMap<String, String>,
     pub working_dir: Option<PathBuf>,

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::environment;
 use super::logs::{Capture, LogRing};
 use super::probe::{self, HealthTracker};
 use super::process::{self, ProcessGroup, Spawner};
@@ -342,8 +343,9 @@ async fn stop_requested(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
-/// The command line of `spec`: its program and arguments, the daemon's
-/// environment plus the spec's, and its working folder (`~/` meaning $HOME).
+/// The command line of `spec`: its program and arguments, its environment
+/// (built from scratch: `environment::build`), and its working folder (`~/`
+/// meaning $HOME).
 /// Output, process group and parent-death signal are `process::spawn`'s.
 fn command(spec: &ProcessSpec) -> io::Result<tokio::process::Command> {
     let (program, args) = spec
@@ -351,7 +353,7 @@ fn command(spec: &ProcessSpec) -> io::Result<tokio::process::Command> {
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the command is empty"))?;
     let mut command = tokio::process::Command::new(program);
-    command.args(args).envs(&spec.env);
+    command.args(args).env_clear().envs(environment::build(std::env::vars_os(), &spec.env));
     if let Some(dir) = &spec.working_dir {
         command.current_dir(dir);
     }

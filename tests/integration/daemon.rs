@@ -14,7 +14,7 @@ mod support;
 mod sync;
 mod tailnet;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -471,4 +471,49 @@ fn sighup_reads_the_settings_again_and_leaves_unchanged_services_running() {
     let after = daemon.wait_until_ready("web");
     assert_eq!(after, pid, "the unchanged Service kept running");
     assert!(!is_dead(pid));
+}
+
+// --- secrets stay with the controller ----------------------------------------------
+
+#[test]
+fn a_service_gets_what_it_declares_and_the_allowed_variables_never_the_daemons_keys() {
+    let builder = Daemon::builder();
+    let dump = builder.path().join("service-env.txt");
+    let more = format!(
+        "  env:\n    DUMP: {}\n    STORE_KEY: {{env: SYNCTHING_API_KEY}}\n    MODE: declared\n",
+        dump.display()
+    );
+    let printenv = service("printenv", &["sh", "-c", "env > \"$DUMP\"; exec sleep 1000"], &more);
+    // What a unit with EnvironmentFile= gave the daemon: the keys in its
+    // process environment, beside what every login has.
+    let daemon = builder
+        .setting("DOTENV_ONLY_TOKEN", "dotenv-secret-61aa")
+        .process_env("MESH_API_KEY", Daemon::KEY)
+        .process_env("SYNCTHING_API_KEY", "syncthing-secret-8d02")
+        .process_env("MESH_METRICS_KEY", "metrics-secret-27fe")
+        .process_env("AWS_SECRET_ACCESS_KEY", "cloud-secret-0c3b")
+        .process_env("LC_TIME", "C.UTF-8")
+        .process_env("TZ", "UTC")
+        .process_env("https_proxy", "http://127.0.0.1:9")
+        .file("manifests/printenv.yaml", &printenv)
+        .start();
+    daemon.wait_until_ready("printenv");
+    let text = eventually("the Service wrote its environment", || {
+        std::fs::read_to_string(&dump).ok().filter(|text| text.contains("MODE="))
+    });
+    let env: BTreeMap<&str, &str> = text.lines().filter_map(|line| line.split_once('=')).collect();
+
+    assert_eq!(env.get("MODE"), Some(&"declared"));
+    assert_eq!(env.get("STORE_KEY"), Some(&"syncthing-secret-8d02"), "a key asked for by reference is given");
+    assert_eq!(env.get("HOME"), Some(&daemon.path().to_str().unwrap()));
+    assert_eq!(env.get("LC_TIME"), Some(&"C.UTF-8"));
+    assert_eq!(env.get("TZ"), Some(&"UTC"));
+    assert_eq!(env.get("https_proxy"), Some(&"http://127.0.0.1:9"));
+    assert!(env.contains_key("PATH"));
+    for name in ["MESH_API_KEY", "SYNCTHING_API_KEY", "MESH_METRICS_KEY", "AWS_SECRET_ACCESS_KEY", "AGENT_NODE_ID"] {
+        assert!(!env.contains_key(name), "{name} reached the Service:\n{text}");
+    }
+    for secret in [Daemon::KEY, "metrics-secret-27fe", "cloud-secret-0c3b", "dotenv-secret-61aa"] {
+        assert!(!text.contains(secret), "a secret of the daemon reached the Service:\n{text}");
+    }
 }

@@ -166,7 +166,8 @@ After=network-online.target
 [Service]
 Type=simple
 WorkingDirectory={dir}
-EnvironmentFile={dir}/.env
+# The daemon reads its .env itself (--env-file): loaded here, its keys would
+# reach every Service's environment.
 ExecStart="/opt/agent mesh/bin/meshctl" daemon --env-file {dir}/.env
 Restart=on-failure
 RestartSec=5
@@ -372,7 +373,8 @@ fn install_and_uninstall_write_the_file_and_call_the_service_manager() {
     let run = workspace.run_with_env(&install, &env);
     assert_eq!(run.code, 0, "{run:?}");
     let unit = std::fs::read_to_string(format!("{home}/.config/systemd/user/agentmesh.service")).expect("the unit");
-    assert!(unit.contains(&format!("EnvironmentFile={dir}/.env\n")), "{unit}");
+    assert!(unit.contains(&format!("--env-file {dir}/.env\n")), "{unit}");
+    assert!(!unit.contains("EnvironmentFile"), "{unit}");
     assert_eq!(calls(), "systemctl --user daemon-reload\nsystemctl --user enable --now agentmesh.service\n");
 
     let run = workspace.run_with_env(&install, &env);

@@ -174,6 +174,7 @@ pub struct Builder {
     port: Option<u16>,
     netns: Option<String>,
     with_key: bool,
+    process_env: Vec<(String, String)>,
 }
 
 impl Builder {
@@ -186,6 +187,13 @@ impl Builder {
     /// Adds `NAME=value` to the workspace's `.env`.
     pub fn setting(mut self, name: &str, value: &str) -> Self {
         self.settings.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Sets `NAME=value` in the daemon's process environment (as a service
+    /// manager would), where it wins over `.env`.
+    pub fn process_env(mut self, name: &str, value: &str) -> Self {
+        self.process_env.push((name.to_owned(), value.to_owned()));
         self
     }
 
@@ -230,7 +238,8 @@ impl Builder {
         }
         write_file(&self.dir.path().join(".env"), &env);
         let log = self.dir.path().join("daemon.log");
-        let mut daemon = Daemon { dir: self.dir, ip, port, log, child: None, netns: self.netns };
+        let mut daemon =
+            Daemon { dir: self.dir, ip, port, log, child: None, netns: self.netns, process_env: self.process_env };
         daemon.restart();
         daemon
     }
@@ -246,6 +255,7 @@ pub struct Daemon {
     log: PathBuf,
     child: Option<Child>,
     netns: Option<String>,
+    process_env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -261,6 +271,7 @@ impl Daemon {
             port: None,
             netns: None,
             with_key: true,
+            process_env: Vec::new(),
         };
         builder.file("manifests/node.yaml", &node())
     }
@@ -405,7 +416,8 @@ impl Daemon {
     }
 
     /// The shell-free command line of `meshctl` in the workspace: a clean
-    /// environment, so only the workspace's `.env` configures it.
+    /// environment, so only the workspace's `.env` (and the builder's
+    /// `process_env`) configures it.
     fn command(&self) -> Command {
         let meshctl = assert_cmd::cargo::cargo_bin("meshctl");
         let mut command = match &self.netns {
@@ -422,6 +434,7 @@ impl Daemon {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
             .env("RUST_LOG", "info")
+            .envs(self.process_env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null());
         command
     }
