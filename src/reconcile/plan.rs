@@ -256,6 +256,7 @@ mod tests {
                 restarts: 0,
                 last_exit: None,
                 healthy: None,
+                port_in_use: None,
                 message: String::new(),
                 since: std::time::SystemTime::now(),
             })

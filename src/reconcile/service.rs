@@ -140,7 +140,11 @@ pub fn conditions(status: &UnitStatus) -> Vec<Observed> {
         Phase::Running => (("Running", status.message.clone()), None, None),
         Phase::Starting => (("Starting", status.message.clone()), Some("Starting"), None),
         Phase::Unhealthy => (("Unhealthy", status.message.clone()), None, Some("ProbeFailing")),
+        Phase::BackingOff if status.port_in_use.is_some() => {
+            (("BackingOff", exit.clone()), Some("Restarting"), Some("PortInUse"))
+        }
         Phase::BackingOff => (("BackingOff", exit.clone()), Some("Restarting"), Some("CrashLoop")),
+        Phase::Exited if status.port_in_use.is_some() => (("Exited", exit.clone()), None, Some("PortInUse")),
         Phase::Exited => (("Exited", exit.clone()), None, Some("Exited")),
         Phase::Stopping => (("Stopping", String::new()), Some("Stopping"), None),
     };
@@ -168,6 +172,9 @@ fn details(status: &UnitStatus) -> BTreeMap<String, String> {
     }
     if let Some(healthy) = status.healthy {
         details.insert("healthy".into(), healthy.to_string());
+    }
+    if let Some(port) = status.port_in_use {
+        details.insert("portInUse".into(), port.to_string());
     }
     details
 }
@@ -201,6 +208,7 @@ mod tests {
             restarts: 0,
             last_exit: None,
             healthy: None,
+            port_in_use: None,
             message: String::new(),
             since: SystemTime::now(),
         }
@@ -240,6 +248,23 @@ mod tests {
             assert_eq!((status(0), observed[0].reason.as_str()), (ready, reason), "{phase:?}");
             assert_eq!(status(1), progressing, "{phase:?} progressing");
             assert_eq!(status(2), degraded, "{phase:?} degraded");
+        }
+    }
+
+    #[test]
+    fn a_port_held_by_a_stranger_is_the_reason_it_is_degraded() {
+        let v1 = spec("ollama serve");
+        let table = [
+            (Phase::BackingOff, None, "CrashLoop"),
+            (Phase::BackingOff, Some(11434), "PortInUse"),
+            (Phase::Exited, None, "Exited"),
+            (Phase::Exited, Some(11434), "PortInUse"),
+        ];
+        for (phase, port_in_use, reason) in table {
+            let status = UnitStatus { port_in_use, ..running(&v1, phase) };
+            let degraded = &conditions(&status)[2];
+            assert!(degraded.status, "{phase:?} {port_in_use:?}");
+            assert_eq!(degraded.reason, reason, "{phase:?} {port_in_use:?}");
         }
     }
 }

@@ -112,6 +112,10 @@ pub struct UnitStatus {
     pub last_exit: Option<String>,
     /// The probe's last verdict; None before the first probe or without a probe.
     pub healthy: Option<bool>,
+    /// The probe's port, when the last run exited within its start grace while
+    /// a process this supervisor did not start held that port: the probe was
+    /// answered by the stranger, and restarting will not help until it is gone.
+    pub port_in_use: Option<u16>,
     /// Why the probe failed, or why the process is where it is.
     pub message: String,
     #[serde(skip)]

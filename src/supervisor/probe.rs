@@ -49,6 +49,21 @@ pub(super) async fn check(probe: &Probe, http: &reqwest::Client) -> Result<(), S
     }
 }
 
+/// Whether something accepts TCP connections on the probe's port. Asked once
+/// the unit's own process group is gone, a yes means a stranger holds it.
+pub(super) async fn port_held(probe: &Probe) -> bool {
+    let (Probe::Http { host, port, timeout, .. } | Probe::Tcp { host, port, timeout, .. }) = probe;
+    let connect = tokio::net::TcpStream::connect((host.as_str(), *port));
+    matches!(tokio::time::timeout(*timeout, connect).await, Ok(Ok(_connection)))
+}
+
+/// The port a probe checks.
+pub(super) fn port(probe: &Probe) -> u16 {
+    match probe {
+        Probe::Http { port, .. } | Probe::Tcp { port, .. } => *port,
+    }
+}
+
 /// `http://host:port/path`, with an IPv6 address in brackets and the path
 /// starting with a slash.
 fn url(host: &str, port: u16, path: &str) -> String {

@@ -21,8 +21,8 @@ use super::record::{Record, RecordGuard, Records};
 use super::{LogLine, Phase, ProcessSpec, SupervisorEvent, UnitStatus, lock};
 use crate::manifest::kinds::RestartPolicy;
 
-/// A process that stayed up this long had started fine: its next crash starts
-/// the backoff over from the initial delay.
+/// The start grace: a process that stayed up this long had started fine, and
+/// its next crash starts the backoff over from the initial delay.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 /// The shortest delay between two starts, whatever the spec says, so a
@@ -76,6 +76,7 @@ impl Unit {
                 restarts: 0,
                 last_exit: None,
                 healthy: None,
+                port_in_use: None,
                 message: message.to_owned(),
                 since: SystemTime::now(),
             }),
@@ -183,6 +184,8 @@ struct Ended {
     stable: bool,
     /// False when the process could not even be spawned.
     spawned: bool,
+    /// The probe's port, held by a process this unit did not start.
+    port_in_use: Option<u16>,
 }
 
 impl Runner {
@@ -201,6 +204,7 @@ impl Runner {
                     status.message =
                         format!("{}; not restarted (restart: {})", ended.description, policy_name(self.spec.restart));
                     status.last_exit = Some(ended.description);
+                    status.port_in_use = ended.port_in_use;
                 });
                 stop_requested(&mut self.stop).await;
                 break;
@@ -214,6 +218,7 @@ impl Runner {
                 status.message =
                     format!("{}; starting again in {}", ended.description, humantime::format_duration(delay));
                 status.last_exit = Some(ended.description);
+                status.port_in_use = ended.port_in_use;
             });
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
@@ -252,7 +257,7 @@ impl Runner {
                     status.last_exit = Some(description.clone());
                 });
                 self.ready();
-                return Some(Ended { description, success: false, stable: false, spawned: false });
+                return Some(Ended { description, success: false, stable: false, spawned: false, port_in_use: None });
             }
         };
         let pid = spawned.group.pid();
@@ -267,6 +272,7 @@ impl Runner {
             status.pid = Some(pid);
             status.restarts = restarts;
             status.healthy = None;
+            status.port_in_use = None;
             status.message = format!("started (pid {pid})");
         });
         self.ready();
@@ -293,11 +299,26 @@ impl Runner {
             return None;
         };
         capture.finish().await;
+        let uptime = started.elapsed();
+        // The group is gone: whoever answers on the probe's port now is a
+        // stranger, and so was whoever made the probe pass.
+        let port_held = match &self.spec.probe {
+            Some(probe) if uptime < STABLE_AFTER && probe::port_held(probe).await => Some(probe::port(probe)),
+            _ => None,
+        };
+        let judged = judge_run(uptime, health.became_healthy(), port_held);
+        let mut description = describe(&exit);
+        if let Some(port) = judged.port_in_use {
+            description.push_str(&format!(
+                " within its start grace while port {port} is held by a process this controller did not start"
+            ));
+        }
         Some(Ended {
-            description: describe(&exit),
+            description,
             success: exit.as_ref().is_ok_and(ExitStatus::success),
-            stable: health.became_healthy() || started.elapsed() >= STABLE_AFTER,
+            stable: judged.stable,
             spawned: true,
+            port_in_use: judged.port_in_use,
         })
     }
 
@@ -391,6 +412,24 @@ fn policy_name(policy: RestartPolicy) -> &'static str {
 
 /// The delays between restarts: the initial one, doubling up to the max, and
 /// back to the initial one after a run that went well.
+/// How a run that ended by itself counts for the backoff.
+#[derive(Debug, PartialEq)]
+struct Judged {
+    /// It started fine: the next delay is the initial one again.
+    stable: bool,
+    /// It died young while a stranger held its probe's port.
+    port_in_use: Option<u16>,
+}
+
+/// Judges a run that lasted `uptime`, whose probe passed at least once or not,
+/// and after whose end a stranger was found holding the probe's port or not.
+/// A passing probe proves nothing when a stranger answered it.
+fn judge_run(uptime: Duration, became_healthy: bool, port_held: Option<u16>) -> Judged {
+    let young = uptime < STABLE_AFTER;
+    let port_in_use = port_held.filter(|_| young);
+    Judged { stable: !young || (became_healthy && port_in_use.is_none()), port_in_use }
+}
+
 struct Backoff {
     initial: Duration,
     max: Duration,
@@ -464,6 +503,23 @@ mod tests {
         let mut backoff = Backoff::new(Duration::ZERO, Duration::ZERO);
         assert_eq!(backoff.next_delay(false), MIN_BACKOFF);
         assert_eq!(backoff.next_delay(false), MIN_BACKOFF);
+    }
+
+    #[test]
+    fn a_run_is_stable_when_it_outlived_the_grace_or_passed_its_own_probe() {
+        let young = ms(300);
+        let old = STABLE_AFTER + ms(1);
+        let table = [
+            ("died young, never healthy", young, false, None, false, None),
+            ("died young after passing its probe", young, true, None, true, None),
+            ("died young, a stranger answered its probe", young, true, Some(11434), false, Some(11434)),
+            ("died young, a stranger holds the port", young, false, Some(11434), false, Some(11434)),
+            ("ran past the grace, never healthy", old, false, None, true, None),
+            ("ran past the grace; the port was taken after", old, true, Some(11434), true, None),
+        ];
+        for (case, uptime, became_healthy, port_held, stable, port_in_use) in table {
+            assert_eq!(judge_run(uptime, became_healthy, port_held), Judged { stable, port_in_use }, "{case}");
+        }
     }
 
     #[test]

@@ -97,6 +97,48 @@ fn a_crashed_service_is_restarted_with_a_new_pid_and_becomes_ready_again() {
 }
 
 #[test]
+fn a_service_whose_port_a_stranger_holds_is_degraded_port_in_use_and_backs_off_to_its_max() {
+    let port = free_port();
+    let mut stranger = std::process::Command::new(python())
+        .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the stranger starts");
+    eventually("the stranger listens", || (http_get(port, "/") == Some(200)).then_some(()));
+    // The Service binds the same port, so it exits at once; its probe is
+    // answered by the stranger. Backoff: 100 ms doubling to 1 s.
+    let daemon = Daemon::builder().file("manifests/web.yaml", &web("web", port)).start();
+
+    let object = eventually("web is Degraded with PortInUse", || {
+        daemon.object("Service", "web").filter(|object| condition(object, "Degraded").1 == "PortInUse")
+    });
+    assert_eq!(object["details"]["portInUse"], port.to_string());
+    let message = object["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Degraded").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains(&format!("port {port} is held by a process this controller did not start")), "{message}");
+    // Once the delay has doubled up to its max (0.1 + 0.2 + 0.4 + 0.8 s), a
+    // start at most every second or so; a reset backoff would start it every
+    // ~0.1 s plus Python's start-up.
+    std::thread::sleep(Duration::from_secs(2));
+    let restarts = |daemon: &Daemon| detail(&daemon.object("Service", "web").unwrap(), "restarts").unwrap();
+    let before = restarts(&daemon);
+    std::thread::sleep(Duration::from_secs(4));
+    let during = restarts(&daemon) - before;
+    assert!(during <= 6, "{during} restarts in 4 s: the backoff was not kept");
+
+    stranger.kill().expect("stop the stranger");
+    stranger.wait().expect("reap the stranger");
+    let object = eventually("web runs once the port is free", || {
+        daemon.object("Service", "web").filter(|object| object["ready"] == true)
+    });
+    assert_eq!(condition(&object, "Degraded"), ("False".into(), "AsExpected".into()));
+    assert!(object["details"].get("portInUse").is_none(), "{object}");
+}
+
+#[test]
 fn a_bad_edit_leaves_the_running_process_alone_and_shows_the_error_until_it_is_fixed() {
     let good = sleeper("worker");
     let daemon = Daemon::builder().file("manifests/worker.yaml", &good).start();
