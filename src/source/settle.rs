@@ -2,10 +2,13 @@
 //! shrank or vanished keeps the text last sent for it until it has been
 //! unchanged for the settle time: an editor, a sync tool or `git checkout`
 //! truncates a file and writes it back a moment later, and a prefix of a file
-//! may still parse (`port: 114` for `port: 11434`). Every other file is sent as
-//! read, at once. Pure: the folder source reads the files and keeps the clock.
+//! may still parse (`port: 114` for `port: 11434`). A file that shrank is held
+//! whole, a new object in it too: it may be cut as well. Every other file (new,
+//! grown, or of the same length) is sent as read, at once, and so is a deleted
+//! file whose text reappeared under another name. Pure: the folder source reads
+//! the files and keeps the clock.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +53,10 @@ impl Settle {
         let read: BTreeMap<&Arc<str>, &String> = read.iter().map(|file| (&file.path, &file.text)).collect();
         let paths: BTreeSet<Arc<str>> =
             read.keys().map(|path| (*path).clone()).chain(self.sent.keys().cloned()).collect();
+        // A file that vanished as a new one appeared with its very text was
+        // renamed (`mv`, `git mv`): what it declares is not going away.
+        let new_texts: HashSet<&str> =
+            read.iter().filter(|(path, _)| !self.sent.contains_key(**path)).map(|(_, text)| text.as_str()).collect();
         let mut readings = BTreeMap::new();
         let (mut files, mut held, mut look_again) = (BTreeMap::new(), Vec::new(), None::<Instant>);
         for path in paths {
@@ -59,7 +66,10 @@ impl Settle {
                 _ => Reading { text, since: now },
             };
             let sent = self.sent.get(&path);
-            let shrank = sent.is_some_and(|sent| reading.text.as_ref().is_none_or(|text| text.len() < sent.len()));
+            let shrank = sent.is_some_and(|sent| match &reading.text {
+                Some(text) => text.len() < sent.len(),
+                None => !new_texts.contains(sent.as_str()),
+            });
             let settled_at = reading.since + settle_time;
             match (sent, &reading.text) {
                 (Some(sent), _) if shrank && now < settled_at => {
@@ -194,6 +204,25 @@ mod tests {
             (2, &[("a.yaml", "aa")], &[("a.yaml", "aaaa")], &[("a.yaml")]),
             (3, &[("a.yaml", "aa")], &[("a.yaml", "aaaa")], &[("a.yaml")]),
             (4, &[("a.yaml", "aa")], &[("a.yaml", "aa")], &[]),
+        ]);
+    }
+
+    #[test]
+    fn a_renamed_file_is_not_held() {
+        run(&[
+            (0, &[("a.yaml", "aaaa"), ("b.yaml", "b")], &[("a.yaml", "aaaa"), ("b.yaml", "b")], &[]),
+            (1, &[("b.yaml", "b"), ("c.yaml", "aaaa")], &[("b.yaml", "b"), ("c.yaml", "aaaa")], &[]),
+        ]);
+    }
+
+    #[test]
+    fn a_shrunk_file_is_held_whole_even_with_a_new_object_in_it() {
+        let two = "kind: Service\nmetadata: {name: a}\n---\nkind: Service\nmetadata: {name: b}\n";
+        let renamed = "kind: Service\nmetadata: {name: c}\n";
+        run(&[
+            (0, &[("a.yaml", two)], &[("a.yaml", two)], &[]),
+            (1, &[("a.yaml", renamed)], &[("a.yaml", two)], &[("a.yaml")]),
+            (3, &[("a.yaml", renamed)], &[("a.yaml", renamed)], &[]),
         ]);
     }
 
