@@ -83,15 +83,10 @@ pub fn watch(
                     return;
                 }
             }
-            let changed = match look_again {
-                Some(at) => tokio::time::timeout_at(at, changes.recv()).await.ok(),
-                None => Some(changes.recv().await),
-            };
-            match changed {
-                Some(Some(())) => {}
-                Some(None) => return,
-                // A held file has settled: read the folder again now.
-                None => continue,
+            match next_wake(&mut changes, look_again).await {
+                Wake::Changed => {}
+                Wake::Settled => continue,
+                Wake::Closed => return,
             }
             // Read once the events have stopped for DEBOUNCE.
             loop {
@@ -117,6 +112,28 @@ pub fn read(dir: &std::path::Path) -> SourceUpdate {
     }
 }
 
+/// What ends the reading task's wait.
+enum Wake {
+    /// The folder changed: read it once the events stop.
+    Changed,
+    /// A held file has settled: read the folder again now.
+    Settled,
+    /// The `FolderSource` is gone.
+    Closed,
+}
+
+/// Waits for a change, or until `look_again` when a file is held.
+async fn next_wake(changes: &mut mpsc::Receiver<()>, look_again: Option<Instant>) -> Wake {
+    let change = match look_again {
+        Some(at) => match tokio::time::timeout_at(at, changes.recv()).await {
+            Ok(change) => change,
+            Err(_settled) => return Wake::Settled,
+        },
+        None => changes.recv().await,
+    };
+    if change.is_some() { Wake::Changed } else { Wake::Closed }
+}
+
 /// The snapshot to send once `decision` is taken: as read when nothing is
 /// held; else with each held file's last sent text (and without the problem
 /// of one that could not be read), named by its content. None when that is
@@ -125,10 +142,10 @@ fn settled(mut snapshot: Snapshot, decision: Decision, dir: &Path) -> Option<Sna
     if decision.held.is_empty() {
         return Some(snapshot);
     }
+    tracing::info!(files = ?decision.held, "a file shrank: what it declares is held until it settles");
     if decision.unchanged {
         return None;
     }
-    tracing::info!(files = ?decision.held, "holding what a file that shrank declares until it settles");
     snapshot.revision = content_revision(dir, &decision.files);
     snapshot.problems.retain(|problem| !decision.held.contains(&problem.file));
     snapshot.files = decision.files;
