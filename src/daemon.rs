@@ -66,7 +66,7 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<PathBuf>
         None => {
             tracing::info!(folder = %config.manifests.display(), "watching the manifests folder");
             drop(nudges);
-            let watch = source::folder::watch(config.manifests.clone(), updates)
+            let watch = source::folder::watch(config.manifests.clone(), updates, shared.settle_time.subscribe())
                 .with_context(|| format!("cannot watch the manifests folder {}", config.manifests.display()))?;
             Some(watch)
         }

@@ -21,6 +21,7 @@ use crate::api_key::{self, ApiKey};
 use crate::diagnostic::Diagnostic;
 use crate::handoff::store::HandoffStore;
 use crate::identity::{NODE_ID, NodeEnv};
+use crate::manifest::kinds::ReconcileSettings;
 use crate::manifest::{self, ManifestSet};
 use crate::mesh::peers::{PeerState, Peers};
 use crate::mesh::placement::Placements;
@@ -102,6 +103,9 @@ pub struct Shared {
     /// Each revision that becomes the set in force, for the prober to nudge
     /// peers when it came from Git.
     pub applied_revisions: watch::Sender<Option<AppliedRevision>>,
+    /// The settle time of the Mesh in force (`reconcile.settleTime`), which
+    /// the folder source waits for before a file that shrank takes effect.
+    pub settle_time: watch::Sender<Duration>,
     inner: Mutex<SharedInner>,
 }
 
@@ -196,6 +200,7 @@ impl Controller {
             pulls: ModelPulls::default(),
             handoff,
             applied_revisions: watch::channel(None).0,
+            settle_time: watch::channel(ReconcileSettings::default().settle_time.duration).0,
             inner: Mutex::new(SharedInner::default()),
         });
         let state = ControllerState::load(&state_dir);
@@ -470,6 +475,8 @@ impl Controller {
         let bundle = Bundle::from_files(snapshot.revision.clone(), &snapshot.files);
         self.resync_every = set.mesh.as_ref().map_or(DEFAULT_RESYNC, |m| m.spec.reconcile.resync_interval.duration);
         self.next_resync = Instant::now() + self.resync_every;
+        let reconcile = set.mesh.as_ref().map(|m| m.spec.reconcile.clone()).unwrap_or_default();
+        self.shared.settle_time.send_replace(reconcile.settle_time.duration);
         let peers = set
             .nodes
             .values()

@@ -1,15 +1,19 @@
 //! The watched manifests folder: a snapshot at start and after every change,
-//! debounced, only when the content changed. The debounce is a timer in the
-//! reading task, so a quiet folder costs no wakeups at all.
+//! debounced, only when the content changed. A file that became empty, shrank
+//! or vanished is held at its last sent text until it settles (`settle`), and
+//! the folder is read again when it has. The debounce and the settle time are
+//! timers in the reading task, so a quiet folder costs no wakeups at all.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode, Event, EventKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch as watch_channel};
+use tokio::time::Instant;
 
-use super::{Snapshot, SourceUpdate, folder_revision};
+use super::settle::{Decision, Settle};
+use super::{Snapshot, SourceUpdate, content_revision, folder_revision};
 use crate::manifest::loader;
 
 /// How long the folder must be quiet before it is read: an editor's save is
@@ -32,7 +36,12 @@ impl FolderSource {
 }
 
 /// Starts watching `dir`, sending a snapshot now and after each change.
-pub fn watch(dir: PathBuf, updates: mpsc::Sender<SourceUpdate>) -> notify::Result<FolderSource> {
+/// `settle_time` is the Mesh in force's `reconcile.settleTime`.
+pub fn watch(
+    dir: PathBuf,
+    updates: mpsc::Sender<SourceUpdate>,
+    settle_time: watch_channel::Receiver<Duration>,
+) -> notify::Result<FolderSource> {
     let (changed, mut changes) = mpsc::channel::<()>(1);
     let on_change = changed.clone();
     let mut watcher = notify::recommended_watcher(move |result: notify::Result<Event>| {
@@ -44,6 +53,7 @@ pub fn watch(dir: PathBuf, updates: mpsc::Sender<SourceUpdate>) -> notify::Resul
     watcher.watch(&dir, RecursiveMode::Recursive)?;
     tokio::spawn(async move {
         let mut last_revision = None;
+        let mut settle = Settle::default();
         loop {
             let read_dir = dir.clone();
             let update = tokio::task::spawn_blocking(move || read(&read_dir)).await;
@@ -51,11 +61,21 @@ pub fn watch(dir: PathBuf, updates: mpsc::Sender<SourceUpdate>) -> notify::Resul
                 Ok(update) => update,
                 Err(error) => SourceUpdate::Unavailable { origin: origin(&dir), message: error.to_string() },
             };
-            let fresh = match &update {
-                SourceUpdate::Snapshot(snapshot) => last_revision.as_ref() != Some(&snapshot.revision),
-                _ => true,
+            let mut look_again = None;
+            let update = match update {
+                SourceUpdate::Snapshot(snapshot) => {
+                    let decision = settle.step(&snapshot.files, Instant::now(), *settle_time.borrow());
+                    look_again = decision.look_again;
+                    settled(snapshot, decision, &dir).map(SourceUpdate::Snapshot)
+                }
+                other => Some(other),
             };
-            if fresh {
+            let fresh = match &update {
+                Some(SourceUpdate::Snapshot(snapshot)) => last_revision.as_ref() != Some(&snapshot.revision),
+                Some(_) => true,
+                None => false,
+            };
+            if let Some(update) = update.filter(|_| fresh) {
                 if let SourceUpdate::Snapshot(snapshot) = &update {
                     last_revision = Some(snapshot.revision.clone());
                 }
@@ -63,8 +83,10 @@ pub fn watch(dir: PathBuf, updates: mpsc::Sender<SourceUpdate>) -> notify::Resul
                     return;
                 }
             }
-            if changes.recv().await.is_none() {
-                return;
+            match next_wake(&mut changes, look_again).await {
+                Wake::Changed => {}
+                Wake::Settled => continue,
+                Wake::Closed => return,
             }
             // Read once the events have stopped for DEBOUNCE.
             loop {
@@ -88,6 +110,46 @@ pub fn read(dir: &std::path::Path) -> SourceUpdate {
         }
         Err(error) => SourceUpdate::Unavailable { origin: origin(dir), message: error.to_string() },
     }
+}
+
+/// What ends the reading task's wait.
+enum Wake {
+    /// The folder changed: read it once the events stop.
+    Changed,
+    /// A held file has settled: read the folder again now.
+    Settled,
+    /// The `FolderSource` is gone.
+    Closed,
+}
+
+/// Waits for a change, or until `look_again` when a file is held.
+async fn next_wake(changes: &mut mpsc::Receiver<()>, look_again: Option<Instant>) -> Wake {
+    let change = match look_again {
+        Some(at) => match tokio::time::timeout_at(at, changes.recv()).await {
+            Ok(change) => change,
+            Err(_settled) => return Wake::Settled,
+        },
+        None => changes.recv().await,
+    };
+    if change.is_some() { Wake::Changed } else { Wake::Closed }
+}
+
+/// The snapshot to send once `decision` is taken: as read when nothing is
+/// held; else with each held file's last sent text (and without the problem
+/// of one that could not be read), named by its content. None when that is
+/// what was sent last.
+fn settled(mut snapshot: Snapshot, decision: Decision, dir: &Path) -> Option<Snapshot> {
+    if decision.held.is_empty() {
+        return Some(snapshot);
+    }
+    tracing::info!(files = ?decision.held, "a file shrank: what it declares is held until it settles");
+    if decision.unchanged {
+        return None;
+    }
+    snapshot.revision = content_revision(dir, &decision.files);
+    snapshot.problems.retain(|problem| !decision.held.contains(&problem.file));
+    snapshot.files = decision.files;
+    Some(snapshot)
 }
 
 fn origin(dir: &std::path::Path) -> String {

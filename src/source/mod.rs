@@ -5,6 +5,7 @@
 pub mod folder;
 pub mod git;
 mod revision;
+pub mod settle;
 
 pub use revision::{content_revision, folder_revision};
 

@@ -10,6 +10,7 @@ mod events;
 mod partition;
 mod peers;
 mod sessions;
+mod settle;
 mod support;
 mod sync;
 mod tailnet;

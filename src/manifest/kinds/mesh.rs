@@ -57,14 +57,23 @@ pub struct ReconcileSettings {
     /// How often every object is reconciled even when nothing changed (drift).
     #[serde(default = "default_resync_interval")]
     pub resync_interval: DurationSpec,
+    /// How long a manifest file that became empty, shrank or was deleted must
+    /// stay unchanged before what it no longer declares is changed or removed:
+    /// an editor, a sync tool or `git checkout` writing the file is not a decision.
+    #[serde(default = "default_settle_time")]
+    pub settle_time: DurationSpec,
 }
 
 impl Default for ReconcileSettings {
     fn default() -> Self {
-        ReconcileSettings { resync_interval: default_resync_interval() }
+        ReconcileSettings { resync_interval: default_resync_interval(), settle_time: default_settle_time() }
     }
 }
 
 fn default_resync_interval() -> DurationSpec {
     DurationSpec::fixed("5m")
+}
+
+fn default_settle_time() -> DurationSpec {
+    DurationSpec::fixed("2s")
 }
