@@ -13,7 +13,7 @@ mod values;
 use std::collections::HashMap;
 
 pub use object::{API_VERSION, Kind, Manifest, Metadata, Object, Origin, Spec};
-pub use parse::SourceFile;
+pub use parse::{SourceFile, new_documents};
 pub use set::ManifestSet;
 pub use values::{DurationSpec, Located, NAME_PATTERN, Port, Pos, SecretRef, name_problem};
 

@@ -3,6 +3,7 @@
 //! every error keeps its line and column. Works on strings only; the loader reads
 //! files.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -39,6 +40,38 @@ pub fn parse_file(file: &SourceFile, objects: &mut Vec<Manifest>, diagnostics: &
     }
 }
 
+/// The documents of `new` that declare an object (`kind` and `metadata.name`)
+/// that `old` does not, at their own lines: every other line is left empty but
+/// for the `---` markers, so positions stay the file's. None when there is none.
+/// The folder source lets these through at once while it holds `old`.
+pub fn new_documents(old: &str, new: &str) -> Option<String> {
+    let declared = |text| -> Vec<(Option<(String, String)>, &str)> {
+        split_documents(text).into_iter().map(|document| (declares(&document), document.text)).collect()
+    };
+    let known: HashSet<(String, String)> = declared(old).into_iter().filter_map(|(object, _)| object).collect();
+    let mut out = String::with_capacity(new.len());
+    let mut added = false;
+    for (object, text) in declared(new) {
+        let is_new = object.is_some_and(|object| !known.contains(&object));
+        added |= is_new;
+        for (index, line) in lines_inclusive(text).enumerate() {
+            let marker = index == 0 && is_marker(line);
+            if is_new || marker {
+                out.push_str(line);
+            } else {
+                out.push_str(&line[line.trim_end_matches(['\r', '\n']).len()..]);
+            }
+        }
+    }
+    added.then_some(out)
+}
+
+/// The kind and name a document declares, when its header reads.
+fn declares(document: &DocumentText) -> Option<(String, String)> {
+    let header = from_yaml::<Option<Header>>(document).ok()??;
+    Some((header.kind?.value, header.metadata?.name?.value))
+}
+
 /// One document of a file, parsed alone; positions are shifted by the lines
 /// before it, so they are the file's.
 struct DocumentText<'a> {
@@ -52,9 +85,6 @@ struct DocumentText<'a> {
 /// Splits at `---` lines. YAML forbids a line starting with `---` followed by a
 /// space or the end of the line inside any scalar, so this split is exact.
 fn split_documents(text: &str) -> Vec<DocumentText<'_>> {
-    let is_marker = |line: &str| {
-        line.strip_prefix("---").is_some_and(|rest| rest.is_empty() || rest.starts_with(|c: char| c.is_whitespace()))
-    };
     let mut documents = Vec::new();
     let (mut start_byte, mut start_line, mut first_line) = (0, 0, None);
     let mut offset = 0;
@@ -71,6 +101,11 @@ fn split_documents(text: &str) -> Vec<DocumentText<'_>> {
     }
     documents.push(document(&text[start_byte..], start_line, first_line));
     documents
+}
+
+/// A `---` line: the start of a new document.
+fn is_marker(line: &str) -> bool {
+    line.strip_prefix("---").is_some_and(|rest| rest.is_empty() || rest.starts_with(|c: char| c.is_whitespace()))
 }
 
 /// The lines of `text`, each with its line break. YAML's line breaks are
@@ -418,6 +453,32 @@ mod tests {
         assert_eq!(docs[1].first_line, 5);
         assert_eq!((docs[1].text, docs[1].line_offset), ("---\n\nb: 2\n", 2));
         assert_eq!(docs[2].first_line, 7);
+    }
+
+    #[test]
+    fn new_documents_keep_their_lines_and_leave_known_objects_out() {
+        let svc = |name: &str| format!("kind: Service\nmetadata:\n  name: {name}\nspec: {{}}\n");
+        let old = format!("{}---\n{}", svc("a"), svc("b"));
+        let table: [(&str, String, Option<String>); 6] = [
+            ("same objects, shorter", format!("{}---\n{}", svc("a"), &svc("b")[..30]), None),
+            ("one removed", svc("a"), None),
+            (
+                "one removed, one added",
+                format!("{}---\n{}", svc("a"), svc("c")),
+                Some(format!("\n\n\n\n---\n{}", svc("c"))),
+            ),
+            ("added first", format!("{}---\n{}", svc("c"), svc("a")), Some(format!("{}---\n\n\n\n\n", svc("c")))),
+            ("emptied", String::new(), None),
+            ("a document without a name", "kind: Service\nspec: {}\n".into(), None),
+        ];
+        for (case, new, expected) in table {
+            assert_eq!(new_documents(&old, &new), expected, "{case}");
+        }
+        let crlf = "kind: Mesh\r\nmetadata: {name: home}\r\n---\r\nkind: Node\r\nmetadata: {name: laptop}\r\n";
+        assert_eq!(
+            new_documents("kind: Mesh\nmetadata: {name: home}\n", crlf).as_deref(),
+            Some("\r\n\r\n---\r\nkind: Node\r\nmetadata: {name: laptop}\r\n")
+        );
     }
 
     #[test]

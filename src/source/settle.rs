@@ -2,11 +2,12 @@
 //! shrank or vanished keeps the text last sent for it until it has been
 //! unchanged for the settle time: an editor, a sync tool or `git checkout`
 //! truncates a file and writes it back a moment later, and a prefix of a file
-//! may still parse (`port: 114` for `port: 11434`). A file that shrank is held
-//! whole, a new object in it too: it may be cut as well. Every other file (new,
-//! grown, or of the same length) is sent as read, at once, and so is a deleted
-//! file whose text reappeared under another name. Pure: the folder source reads
-//! the files and keeps the clock.
+//! may still parse (`port: 114` for `port: 11434`). What a held file declares
+//! is neither changed nor removed, but an object new in it goes at once, as a
+//! second text of the same path holding only the new documents at their lines.
+//! Every other file (new, grown, or of the same length) is sent as read, at
+//! once, and so is a deleted file whose text reappeared under another name.
+//! Pure: the folder source reads the files and keeps the clock.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -14,13 +15,15 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::manifest::SourceFile;
+use crate::manifest::{SourceFile, new_documents};
 
 /// What the folder source sent last, and each file's text as last read.
 #[derive(Debug, Default)]
 pub struct Settle {
     /// Each file's text as last sent.
     sent: BTreeMap<Arc<str>, String>,
+    /// The new documents of each held file, as last sent.
+    sent_additions: BTreeMap<Arc<str>, String>,
     /// Each file sent or read, as last read (None: absent or unreadable), and
     /// since when it has read so.
     readings: BTreeMap<Arc<str>, Reading>,
@@ -59,6 +62,7 @@ impl Settle {
             read.iter().filter(|(path, _)| !self.sent.contains_key(**path)).map(|(_, text)| text.as_str()).collect();
         let mut readings = BTreeMap::new();
         let (mut files, mut held, mut look_again) = (BTreeMap::new(), Vec::new(), None::<Instant>);
+        let mut additions = BTreeMap::new();
         for path in paths {
             let text = read.get(&path).map(|text| (*text).clone());
             let reading = match self.readings.remove(&path) {
@@ -72,8 +76,11 @@ impl Settle {
             });
             let settled_at = reading.since + settle_time;
             match (sent, &reading.text) {
-                (Some(sent), _) if shrank && now < settled_at => {
+                (Some(sent), current) if shrank && now < settled_at => {
                     files.insert(path.clone(), sent.clone());
+                    if let Some(new) = current.as_deref().and_then(|current| new_documents(sent, current)) {
+                        additions.insert(path.clone(), new);
+                    }
                     held.push(path.clone());
                     look_again = Some(look_again.map_or(settled_at, |at| at.min(settled_at)));
                 }
@@ -84,10 +91,17 @@ impl Settle {
             }
             readings.insert(path, reading);
         }
-        let unchanged = files == self.sent;
+        let unchanged = files == self.sent && additions == self.sent_additions;
         self.sent.clone_from(&files);
+        self.sent_additions.clone_from(&additions);
         self.readings = readings;
-        let files = files.into_iter().map(|(path, text)| SourceFile { path, text }).collect();
+        let files = files
+            .into_iter()
+            .flat_map(|(path, text)| {
+                let new = additions.remove(&path).map(|text| SourceFile { path: path.clone(), text });
+                std::iter::once(SourceFile { path, text }).chain(new)
+            })
+            .collect();
         Decision { files, held, look_again, unchanged }
     }
 }
@@ -216,13 +230,22 @@ mod tests {
     }
 
     #[test]
-    fn a_shrunk_file_is_held_whole_even_with_a_new_object_in_it() {
+    fn a_shrunk_file_is_held_but_an_object_new_in_it_goes_at_once() {
         let two = "kind: Service\nmetadata: {name: a}\n---\nkind: Service\nmetadata: {name: b}\n";
         let renamed = "kind: Service\nmetadata: {name: c}\n";
+        let kept_and_new = "kind: Service\nmetadata: {name: a}\n---\nkind: Service\nmetadata: {name: c}\n";
+        let new_at_its_lines = "\n\n---\nkind: Service\nmetadata: {name: c}\n";
         run(&[
             (0, &[("a.yaml", two)], &[("a.yaml", two)], &[]),
-            (1, &[("a.yaml", renamed)], &[("a.yaml", two)], &[("a.yaml")]),
+            (1, &[("a.yaml", renamed)], &[("a.yaml", two), ("a.yaml", renamed)], &[("a.yaml")]),
             (3, &[("a.yaml", renamed)], &[("a.yaml", renamed)], &[]),
+        ]);
+        let longer = "kind: Service\nmetadata: {name: a}\n---\nkind: Service\nmetadata: {name: bbbb}\n";
+        run(&[
+            (0, &[("a.yaml", longer)], &[("a.yaml", longer)], &[]),
+            (1, &[("a.yaml", &kept_and_new[..40])], &[("a.yaml", longer)], &[("a.yaml")]),
+            (1, &[("a.yaml", kept_and_new)], &[("a.yaml", longer), ("a.yaml", new_at_its_lines)], &[("a.yaml")]),
+            (4, &[("a.yaml", kept_and_new)], &[("a.yaml", kept_and_new)], &[]),
         ]);
     }
 

@@ -156,3 +156,24 @@ fn the_settle_time_of_the_mesh_is_honoured_for_a_deleted_file() {
     assert!(deleted.elapsed() >= settle, "removed {:?} after the file was deleted", deleted.elapsed());
     eventually("the worker's process is stopped", || is_dead(worker).then_some(()));
 }
+
+#[test]
+fn an_object_new_in_a_shrunk_file_starts_at_once_while_the_removed_one_waits() {
+    let two = format!("{}---\n{}", sleeper("worker"), service("retiring-service", &["sleep", "1000"], ""));
+    let daemon = Daemon::builder().file("manifests/workers.yaml", &two).start();
+    let worker = daemon.wait_until_ready("worker");
+    let retiring = daemon.wait_until_ready("retiring-service");
+
+    let saved = Instant::now();
+    daemon.write("manifests/workers.yaml", &format!("{}---\n{}", sleeper("worker"), sleeper("fresh")));
+    daemon.wait_until_ready("fresh");
+    assert!(saved.elapsed() < DEFAULT_SETTLE - MARGIN, "the new Service waited {:?}", saved.elapsed());
+
+    stays_running(&daemon, "retiring-service", retiring, saved + DEFAULT_SETTLE - MARGIN);
+    eventually("the removed Service goes once the file settled", || {
+        daemon.object("Service", "retiring-service").is_none().then_some(())
+    });
+    assert!(saved.elapsed() >= DEFAULT_SETTLE, "removed {:?} after the save", saved.elapsed());
+    assert_eq!(daemon.wait_until_ready("worker"), worker, "the unchanged Service kept running");
+    assert!(daemon.object("Service", "fresh").is_some());
+}
