@@ -238,7 +238,14 @@ pub fn systemd_unit(paths: &ServicePaths) -> anyhow::Result<String> {
     ))
 }
 
-/// The LaunchAgent property list.
+/// The open files a LaunchAgent may have, soft and hard: launchd's default
+/// soft limit is 256, which a few hundred idle API connections exhaust; this is
+/// `kern.maxfilesperproc`'s long-standing default.
+const LAUNCHD_OPEN_FILES: u32 = 10_240;
+
+/// The LaunchAgent property list. `ProcessType` `Interactive`: launchd
+/// throttles the CPU and I/O of a `Standard` job, and this one serves the
+/// agent.
 pub fn launchd_plist(paths: &ServicePaths) -> String {
     let log_dir = launchd_log_dir(&paths.home);
     let string = |value: &str| format!("<string>{}</string>", xml_escape(value));
@@ -267,6 +274,18 @@ pub fn launchd_plist(paths: &ServicePaths) -> String {
          \t<true/>\n\
          \t<key>KeepAlive</key>\n\
          \t<true/>\n\
+         \t<key>ProcessType</key>\n\
+         \t<string>Interactive</string>\n\
+         \t<key>SoftResourceLimits</key>\n\
+         \t<dict>\n\
+         \t\t<key>NumberOfFiles</key>\n\
+         \t\t<integer>{LAUNCHD_OPEN_FILES}</integer>\n\
+         \t</dict>\n\
+         \t<key>HardResourceLimits</key>\n\
+         \t<dict>\n\
+         \t\t<key>NumberOfFiles</key>\n\
+         \t\t<integer>{LAUNCHD_OPEN_FILES}</integer>\n\
+         \t</dict>\n\
          \t<key>StandardOutPath</key>\n\
          \t{stdout}\n\
          \t<key>StandardErrorPath</key>\n\

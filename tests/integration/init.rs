@@ -218,6 +218,18 @@ write /Users/alice/Library/LaunchAgents/dev.agentmesh.meshctl.plist:
 	<true/>
 	<key>KeepAlive</key>
 	<true/>
+	<key>ProcessType</key>
+	<string>Interactive</string>
+	<key>SoftResourceLimits</key>
+	<dict>
+		<key>NumberOfFiles</key>
+		<integer>10240</integer>
+	</dict>
+	<key>HardResourceLimits</key>
+	<dict>
+		<key>NumberOfFiles</key>
+		<integer>10240</integer>
+	</dict>
 	<key>StandardOutPath</key>
 	<string>/Users/alice/Library/Logs/agentmesh/meshctl.log</string>
 	<key>StandardErrorPath</key>
@@ -294,6 +306,9 @@ fn the_launch_agent_parses_as_a_property_list_with_the_expected_keys() {
         "EnvironmentVariables": {"PATH": "/opt/agent <mesh>:/opt/homebrew/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"},
         "RunAtLoad": true,
         "KeepAlive": true,
+        "ProcessType": "Interactive",
+        "SoftResourceLimits": {"NumberOfFiles": 10240},
+        "HardResourceLimits": {"NumberOfFiles": 10240},
         "StandardOutPath": "/Users/a&b/Library/Logs/agentmesh/meshctl.log",
         "StandardErrorPath": "/Users/a&b/Library/Logs/agentmesh/meshctl.err.log",
     });
