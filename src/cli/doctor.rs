@@ -147,7 +147,7 @@ async fn all_checks(env_file: Option<&Path>) -> Vec<Check> {
     let tailscale_and_peers = async {
         let required = mesh.discovery.tailscale || mesh.auth.tailscale_identity.enabled;
         let socket = mesh.discovery.local_api_socket.as_deref().map(crate::config::expand_home);
-        let tailnet = match TailscaleClient::locate(socket.as_deref()) {
+        let tailnet = match TailscaleClient::locate(socket.as_deref()).await {
             None => Err("Tailscale is not installed (no tailscaled socket, no `tailscale` command)".to_owned()),
             Some(client) => client.with_timeout(TIMEOUT).status().await.map_err(|error| error.to_string()),
         };

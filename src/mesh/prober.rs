@@ -276,7 +276,7 @@ async fn refresh_tailnet_addresses(shared: &Shared) {
     let discovery = shared.lock().applied.as_ref().and_then(|a| a.set.mesh.as_ref()).map(|m| m.spec.discovery.clone());
     let Some(discovery) = discovery.filter(|d| d.tailscale) else { return };
     let socket = discovery.local_api_socket.as_deref().map(crate::config::expand_home);
-    let Some(client) = TailscaleClient::locate(socket.as_deref()) else { return };
+    let Some(client) = TailscaleClient::locate(socket.as_deref()).await else { return };
     let status = match client.status().await {
         Ok(status) => status,
         Err(error) => {

@@ -1,34 +1,59 @@
-//! One HTTP/1.1 GET to tailscaled's LocalAPI over its unix socket.
+//! One HTTP/1.1 GET to tailscaled's LocalAPI, over its unix socket or, for the
+//! macOS apps, over loopback TCP with the same-user token as the Basic auth
+//! password (empty user name).
 //!
 //! tailscaled refuses (403) a request whose Host is not `local-tailscaled.sock`
 //! or that carries an Origin or Referer header (its guard against browsers), so
 //! the request is built by hand with exactly that Host and nothing else.
 
-use std::path::Path;
+use std::net::Ipv4Addr;
 
+use base64::Engine as _;
 use http_body_util::BodyExt as _;
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
-use tokio::net::UnixStream;
+use tokio::net::{TcpStream, UnixStream};
 
-use super::Error;
+use super::{Endpoint, Error};
 
 /// The Host the LocalAPI insists on; no DNS lookup happens.
 const HOST: &str = "local-tailscaled.sock";
 
-/// Sends `GET path_and_query` on a fresh connection and returns the status and
-/// body. The caller bounds it with a timeout; dropping this future drops the
-/// connection with it, since nothing is spawned.
-pub(super) async fn get(socket: &Path, path_and_query: &str) -> Result<(StatusCode, Bytes), Error> {
-    let connect_error = |error| Error::Connect { socket: socket.to_owned(), error };
-    let stream = UnixStream::connect(socket).await.map_err(connect_error)?;
+/// Sends `GET path_and_query` to `endpoint` (a socket or the apps' TCP port)
+/// on a fresh connection and returns the status and body. The caller bounds it
+/// with a timeout; dropping this future drops the connection with it, since
+/// nothing is spawned.
+pub(super) async fn get(endpoint: &Endpoint, path_and_query: &str) -> Result<(StatusCode, Bytes), Error> {
+    let mut request = Request::get(path_and_query).header(header::HOST, HOST);
+    match endpoint {
+        Endpoint::Socket(socket) => {
+            let connect_error = |error| Error::Connect { socket: socket.clone(), error };
+            let stream = UnixStream::connect(socket).await.map_err(connect_error)?;
+            exchange(stream, request).await
+        }
+        Endpoint::Tcp { port, token } => {
+            let address = (Ipv4Addr::LOCALHOST, *port);
+            let connect_error = |error| Error::Connect { socket: format!("127.0.0.1:{port}").into(), error };
+            let stream = TcpStream::connect(address).await.map_err(connect_error)?;
+            let credentials = base64::engine::general_purpose::STANDARD.encode(format!(":{token}"));
+            request = request.header(header::AUTHORIZATION, format!("Basic {credentials}"));
+            exchange(stream, request).await
+        }
+        Endpoint::Command(program) => {
+            Err(Error::Http(format!("{} is a command, not a LocalAPI address", program.display())))
+        }
+    }
+}
+
+/// One request and its answer on a fresh connection.
+async fn exchange<S>(stream: S, request: hyper::http::request::Builder) -> Result<(StatusCode, Bytes), Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(http_error)?;
-    let request = Request::get(path_and_query)
-        .header(header::HOST, HOST)
-        .body(String::new())
-        .map_err(|error| Error::Http(error.to_string()))?;
+    let request = request.body(String::new()).map_err(|error| Error::Http(error.to_string()))?;
     let exchange = async move {
         let response = sender.send_request(request).await.map_err(http_error)?;
         let status = response.status();

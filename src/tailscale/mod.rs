@@ -4,11 +4,13 @@
 //! API lets a caller in on its Tailscale identity ([`TailscaleClient::whois`]);
 //! the daemon binds to this node's tailnet IP by default.
 //!
-//! The LocalAPI is reached over tailscaled's unix socket, or through the
-//! `tailscale` command where there is none (the macOS app). Its JSON stays in
+//! The LocalAPI is reached over tailscaled's unix socket, over loopback TCP
+//! with a token for the macOS apps (`discover` finds which), or through the
+//! `tailscale` command where there is neither. Its JSON stays in
 //! `wire`; callers see [`TailnetStatus`] and [`Identity`].
 
 mod command;
+mod discover;
 mod localapi;
 mod wire;
 
@@ -143,12 +145,26 @@ pub enum Error {
 }
 
 /// How a [`TailscaleClient`] reaches the LocalAPI.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Endpoint {
     /// tailscaled's unix socket.
     Socket(PathBuf),
-    /// The `tailscale` command, for a daemon without a socket (the macOS app).
+    /// The macOS app's LocalAPI on `127.0.0.1:port`, which wants its same-user
+    /// token as the Basic auth password.
+    Tcp { port: u16, token: String },
+    /// The `tailscale` command, when nothing else is found.
     Command(PathBuf),
+}
+
+/// The token stays out of logs.
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Socket(socket) => f.debug_tuple("Socket").field(socket).finish(),
+            Endpoint::Tcp { port, .. } => f.debug_struct("Tcp").field("port", port).finish_non_exhaustive(),
+            Endpoint::Command(program) => f.debug_tuple("Command").field(program).finish(),
+        }
+    }
 }
 
 /// The LocalAPI sockets tailscaled uses on this platform, in the order tried:
@@ -194,18 +210,11 @@ impl TailscaleClient {
     }
 
     /// The client for `socket` when given (`Mesh.spec.discovery.localApiSocket`),
-    /// else for the platform's socket that exists, else for the `tailscale`
-    /// command (in PATH, or the macOS app's); None when there is no Tailscale.
-    pub fn locate(socket: Option<&Path>) -> Option<Self> {
-        if let Some(socket) = socket {
-            return Some(TailscaleClient::new(Endpoint::Socket(socket.to_owned())));
-        }
-        let socket = SOCKETS.iter().map(Path::new).find(|path| path.exists());
-        let endpoint = match socket {
-            Some(socket) => Endpoint::Socket(socket.to_owned()),
-            None => Endpoint::Command(find_command()?),
-        };
-        Some(TailscaleClient::new(endpoint))
+    /// else (on macOS) for the App Store or Standalone app's LocalAPI, else for
+    /// the platform's socket that exists, else for the `tailscale` command (in
+    /// PATH, or the macOS app's); None when there is no Tailscale.
+    pub async fn locate(socket: Option<&Path>) -> Option<Self> {
+        discover::choose(discover::gather(socket, SOCKETS).await).map(TailscaleClient::new)
     }
 
     /// Bounds every call, the connection and the whole answer included.
@@ -223,8 +232,8 @@ impl TailscaleClient {
         let body = self
             .bounded(async {
                 match &*self.endpoint {
-                    Endpoint::Socket(socket) => expect_ok(localapi::get(socket, "/localapi/v0/status").await?),
                     Endpoint::Command(program) => command::status(program).await,
+                    endpoint => expect_ok(localapi::get(endpoint, "/localapi/v0/status").await?),
                 }
             })
             .await?;
@@ -244,14 +253,14 @@ impl TailscaleClient {
         let body = self
             .bounded(async {
                 match &*self.endpoint {
-                    Endpoint::Socket(socket) => {
+                    Endpoint::Command(program) => command::whois(program, addr).await,
+                    endpoint => {
                         let query = format!("/localapi/v0/whois?addr={}", localapi::query_escape(&addr.to_string()));
-                        match localapi::get(socket, &query).await? {
+                        match localapi::get(endpoint, &query).await? {
                             (StatusCode::NOT_FOUND, _) => Ok(None),
                             answer => expect_ok(answer).map(Some),
                         }
                     }
-                    Endpoint::Command(program) => command::whois(program, addr).await,
                 }
             })
             .await?;
@@ -308,7 +317,7 @@ fn find_command() -> Option<PathBuf> {
 /// This node's tailnet IPv4 when Tailscale is up, from the platform's LocalAPI;
 /// None when it is down, missing or does not answer in time.
 pub async fn local_tailnet_ipv4() -> Option<Ipv4Addr> {
-    let client = TailscaleClient::locate(None)?;
+    let client = TailscaleClient::locate(None).await?;
     match client.status().await {
         Ok(status) => status.tailnet_ipv4(),
         Err(error) => {
@@ -339,7 +348,7 @@ impl Connector {
     /// platform's when None). None when it is no tailnet node or Tailscale
     /// cannot tell; a failure is logged once until it changes or clears.
     pub async fn whois(&self, socket: Option<&Path>, addr: SocketAddr) -> Option<Identity> {
-        let Some(client) = self.client(socket) else {
+        let Some(client) = self.client(socket).await else {
             self.failed("Tailscale identity auth is on, but there is no tailscaled socket or tailscale command".into());
             return None;
         };
@@ -352,19 +361,24 @@ impl Connector {
                 identity
             }
             Err(error) => {
+                // The app's port and token change when it restarts: look
+                // again next time.
+                self.lock().client = None;
                 self.failed(format!("Tailscale whois failed: {error}"));
                 None
             }
         }
     }
 
-    fn client(&self, socket: Option<&Path>) -> Option<TailscaleClient> {
-        let mut state = self.lock();
-        if let Some((_, client)) = state.client.as_ref().filter(|(made_for, _)| made_for.as_deref() == socket) {
-            return Some(client.clone());
+    async fn client(&self, socket: Option<&Path>) -> Option<TailscaleClient> {
+        {
+            let state = self.lock();
+            if let Some((_, client)) = state.client.as_ref().filter(|(made_for, _)| made_for.as_deref() == socket) {
+                return Some(client.clone());
+            }
         }
-        let client = TailscaleClient::locate(socket)?;
-        state.client = Some((socket.map(Path::to_owned), client.clone()));
+        let client = TailscaleClient::locate(socket).await?;
+        self.lock().client = Some((socket.map(Path::to_owned), client.clone()));
         Some(client)
     }
 
@@ -572,9 +586,9 @@ mod tests {
         assert!(error.to_string().contains("/nonexistent/tailscaled.sock"), "{error}");
     }
 
-    #[test]
-    fn an_explicit_socket_is_used_as_given() {
-        let client = TailscaleClient::locate(Some(Path::new("/srv/ts/tailscaled.sock"))).unwrap();
+    #[tokio::test]
+    async fn an_explicit_socket_is_used_as_given() {
+        let client = TailscaleClient::locate(Some(Path::new("/srv/ts/tailscaled.sock"))).await.unwrap();
         assert_eq!(client.endpoint(), &Endpoint::Socket("/srv/ts/tailscaled.sock".into()));
     }
 }

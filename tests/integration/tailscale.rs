@@ -39,6 +39,22 @@ async fn status_over_the_socket_lists_the_peers_with_their_ips_and_online_state(
 }
 
 #[tokio::test]
+async fn the_macos_apps_localapi_is_reached_over_loopback_with_its_token() {
+    let app = FakeTailscaled::start_app("4e9b1fd7a08c5f2e").await;
+    app.answer_whois("100.101.3.4".parse().unwrap(), fake::WHOIS_USER);
+    let client = TailscaleClient::new(Endpoint::Tcp { port: app.port(), token: "4e9b1fd7a08c5f2e".into() });
+    let status = client.status().await.unwrap();
+    assert_eq!(status.tailnet_ipv4(), Some(Ipv4Addr::new(100, 101, 1, 2)));
+    let user = client.whois(addr("100.101.3.4:41000")).await.unwrap().expect("a user");
+    assert_eq!(user.login, "me@example.com");
+
+    let wrong = TailscaleClient::new(Endpoint::Tcp { port: app.port(), token: "stale".into() });
+    let error = wrong.status().await.unwrap_err();
+    assert!(matches!(error, Error::Refused { status, .. } if status == 403), "{error}");
+    assert!(!format!("{:?}", wrong.endpoint()).contains("stale"), "the token is never printed");
+}
+
+#[tokio::test]
 async fn status_with_no_peers_has_an_empty_peer_list() {
     let tailscaled = FakeTailscaled::start();
     tailscaled.set_status(fake::STATUS_NO_PEERS);

@@ -14,6 +14,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use base64::Engine as _;
 use tempfile::TempDir;
 use tokio::net::UnixListener;
 use tokio::task::JoinHandle;
@@ -25,10 +26,12 @@ pub const WHOIS_USER: &str = include_str!("../../fixtures/tailscale/whois-user.j
 pub const WHOIS_OTHER_USER: &str = include_str!("../../fixtures/tailscale/whois-other-user.json");
 pub const WHOIS_TAGGED: &str = include_str!("../../fixtures/tailscale/whois-tagged.json");
 
-/// The fake's socket and what it answers; the server stops when dropped.
+/// The fake's socket (or, as the macOS apps serve it, loopback port) and what
+/// it answers; the server stops when dropped.
 pub struct FakeTailscaled {
     _dir: TempDir,
     socket: PathBuf,
+    port: Option<u16>,
     state: Arc<FakeState>,
     server: JoinHandle<()>,
 }
@@ -44,27 +47,52 @@ struct FakeState {
 }
 
 impl FakeTailscaled {
-    /// Serves [`STATUS`] and knows nobody for whois.
+    /// Serves [`STATUS`] on a unix socket and knows nobody for whois.
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let socket = dir.path().join("tailscaled.sock");
         let state = Arc::new(FakeState { status: Mutex::new(STATUS.into()), ..FakeState::default() });
-        let router = Router::new()
-            .route("/", get(|| async { "tailscaled\n" }))
-            .route("/localapi/v0/status", get(status))
-            .route("/localapi/v0/whois", get(whois))
-            .fallback(|| async { go_error(StatusCode::NOT_FOUND, "404 page not found") })
-            .layer(middleware::from_fn(localapi_guard))
-            .with_state(state.clone());
+        let router = router(state.clone());
         let listener = UnixListener::bind(&socket).expect("bind the fake LocalAPI socket");
         let server = tokio::spawn(async move {
             axum::serve(listener, router).await.expect("the fake LocalAPI serves");
         });
-        FakeTailscaled { _dir: dir, socket, state, server }
+        FakeTailscaled { _dir: dir, socket, port: None, state, server }
+    }
+
+    /// Serves as the macOS apps do: on a loopback port, to callers whose Basic
+    /// auth password is `token` (401 without one, 403 with another).
+    pub async fn start_app(token: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = Arc::new(FakeState { status: Mutex::new(STATUS.into()), ..FakeState::default() });
+        let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!(":{token}")));
+        let router = router(state.clone()).layer(middleware::from_fn(move |request: Request, next: Next| {
+            let expected = expected.clone();
+            async move {
+                match request.headers().get(header::AUTHORIZATION) {
+                    None => go_error(StatusCode::UNAUTHORIZED, "auth required"),
+                    Some(given) if given.as_bytes() != expected.as_bytes() => {
+                        go_error(StatusCode::FORBIDDEN, "bad password")
+                    }
+                    Some(_) => next.run(request).await,
+                }
+            }
+        }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fake app's port");
+        let port = listener.local_addr().expect("an address").port();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).await.expect("the fake LocalAPI serves");
+        });
+        FakeTailscaled { socket: dir.path().join("no-socket"), _dir: dir, port: Some(port), state, server }
     }
 
     pub fn socket(&self) -> &Path {
         &self.socket
+    }
+
+    /// The loopback port of a fake started with [`FakeTailscaled::start_app`].
+    pub fn port(&self) -> u16 {
+        self.port.expect("the fake serves on a port")
     }
 
     pub fn set_status(&self, json: &str) {
@@ -86,6 +114,17 @@ impl Drop for FakeTailscaled {
     fn drop(&mut self) {
         self.server.abort();
     }
+}
+
+/// The LocalAPI's routes behind tailscaled's browser guard.
+fn router(state: Arc<FakeState>) -> Router {
+    Router::new()
+        .route("/", get(|| async { "tailscaled\n" }))
+        .route("/localapi/v0/status", get(status))
+        .route("/localapi/v0/whois", get(whois))
+        .fallback(|| async { go_error(StatusCode::NOT_FOUND, "404 page not found") })
+        .layer(middleware::from_fn(localapi_guard))
+        .with_state(state)
 }
 
 /// A socket that accepts connections and never answers: a hung tailscaled.
