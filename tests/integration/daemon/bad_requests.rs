@@ -271,9 +271,8 @@ fn from_peer(id: &str, message: Value) -> Value {
 }
 
 #[tokio::test]
-async fn handoff_messages_tolerate_unknown_fields_say_their_protocol_and_an_accept_for_no_conversation_creates_nothing()
-{
-    let (daemon, peer) = daemon_with_a_peer();
+async fn handoff_messages_tolerate_unknown_fields_and_say_their_protocol() {
+    let (daemon, _peer) = daemon_with_a_peer();
     let post = |path: &'static str, body: Value| {
         let body = typed(body.to_string());
         let daemon = &daemon;
@@ -330,11 +329,23 @@ async fn handoff_messages_tolerate_unknown_fields_say_their_protocol_and_an_acce
     assert!(saved_record(&daemon, "c-11").is_some());
     assert_eq!((saved_record(&daemon, "c-12"), saved_record(&daemon, "bad id")), (None, None));
     assert_eq!(daemon.log().matches("a handoff message from the peer was dropped").count(), 2);
+}
+
+#[tokio::test]
+async fn an_accept_for_a_conversation_that_does_not_exist_creates_nothing_and_is_refused() {
+    let (daemon, peer) = daemon_with_a_peer();
+    let post = |body: Value| {
+        let body = typed(body.to_string());
+        let daemon = &daemon;
+        async move { call(daemon, "POST", "/api/v1/handoff/message", &body).await }
+    };
+    let record = json!({"type": "recordOf", "record": {"owner": PEER, "epoch": 3, "phase": {"state": "owned"}}});
+    assert_eq!(post(from_peer("c-9", record)).await.status, 202);
 
     // An Accept for a conversation that does not exist here creates nothing
     // and is answered Refused, in this release's protocol.
     let accept = from_peer("ghost", json!({"type": "accept", "handoff": "node-b-1", "epoch": 1}));
-    let answer = post("/api/v1/handoff/message", accept).await;
+    let answer = post(accept).await;
     assert_eq!(answer.status, 202, "{answer:?}");
     let refused = eventually("the peer hears the refusal", || peer.received("refused").into_iter().next());
     assert_eq!(refused["protocol"], 1, "the reply says its protocol: {refused}");
@@ -348,7 +359,7 @@ async fn handoff_messages_tolerate_unknown_fields_say_their_protocol_and_an_acce
     // An Accept for a conversation it knows (c-9, the peer's at epoch 3) is
     // still accepted: owned here at epoch 4, and the peer is told so.
     let accept = from_peer("c-9", json!({"type": "accept", "handoff": "node-b-2", "epoch": 3}));
-    assert_eq!(post("/api/v1/handoff/message", accept).await.status, 202);
+    assert_eq!(post(accept).await.status, 202);
     let accepted = eventually("the peer hears the acceptance", || peer.received("accepted").into_iter().next());
     assert_eq!((&accepted["protocol"], &accepted["envelope"]["message"]["epoch"]), (&json!(1), &json!(4)));
     assert_eq!(saved_record(&daemon, "c-9").unwrap()["owner"], NODE);
