@@ -522,7 +522,7 @@ async fn handoff_message(
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Json(body) = body?;
-    let message = read_handoff_message(body)?;
+    let message = HandoffMessage::read(body)?;
     take_handoff_message(&state.shared, message)?;
     Ok(StatusCode::ACCEPTED)
 }
@@ -540,41 +540,39 @@ async fn handoff_messages(
     let mut batch = HandoffBatch::default();
     let mut read = Vec::with_capacity(messages.len());
     for (index, value) in messages.into_iter().enumerate() {
-        match read_handoff_message(value) {
+        match HandoffMessage::read(value) {
             Ok(message) => read.push((index, message)),
-            Err(error) if error.body.error == "unsupported_protocol" => return Err(error),
-            Err(error) => {
-                batch.dropped.push(DroppedMessage { index, error: error.body.error, message: error.body.message })
-            }
+            Err(newer @ wire::ReadError::NewerProtocol(_)) => return Err(newer.into()),
+            Err(malformed) => batch.dropped.push(dropped(index, malformed.into())),
         }
     }
     for (index, message) in read {
         match take_handoff_message(&state.shared, message) {
             Ok(()) => batch.taken += 1,
             Err(error) if error.status.is_server_error() => return Err(error),
-            Err(error) => {
-                batch.dropped.push(DroppedMessage { index, error: error.body.error, message: error.body.message })
-            }
+            Err(error) => batch.dropped.push(dropped(index, error)),
         }
     }
-    for dropped in &batch.dropped {
-        tracing::warn!(
-            index = dropped.index,
-            error = dropped.error,
-            "a handoff message from the peer was dropped: {}",
-            dropped.message
-        );
-    }
+    batch.dropped.sort_by_key(|dropped| dropped.index);
     Ok((StatusCode::ACCEPTED, Json(batch)))
 }
 
-fn read_handoff_message(value: serde_json::Value) -> Result<HandoffMessage, ApiError> {
-    HandoffMessage::read(value).map_err(|error| match error {
-        wire::ReadError::NewerProtocol(message) => {
-            ApiError::new(StatusCode::BAD_REQUEST, "unsupported_protocol", message)
+/// A message of a batch that was refused: logged, and named in the answer.
+fn dropped(index: usize, error: ApiError) -> DroppedMessage {
+    let ErrorBody { error, message, .. } = error.body;
+    tracing::warn!(index, error, "a handoff message from the peer was dropped: {message}");
+    DroppedMessage { index, error, message }
+}
+
+impl From<wire::ReadError> for ApiError {
+    fn from(error: wire::ReadError) -> Self {
+        match error {
+            wire::ReadError::NewerProtocol(message) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "unsupported_protocol", message)
+            }
+            wire::ReadError::Malformed(message) => bad_request(message),
         }
-        wire::ReadError::Malformed(message) => bad_request(message),
-    })
+    }
 }
 
 fn take_handoff_message(shared: &Shared, message: HandoffMessage) -> Result<(), ApiError> {

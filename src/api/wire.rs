@@ -242,6 +242,7 @@ impl From<Event> for StreamMessage {
 
 /// What a client of the event stream may ask: `{"action": "pause"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Intervention {
     pub action: Action,
 }
@@ -278,6 +279,8 @@ mod tests {
         let unknown = Intervention::parse(r#"{"action":"explode"}"#).unwrap_err();
         assert!(unknown.contains("unknown variant `explode`"), "{unknown}");
         assert!(Intervention::parse("pause").is_err());
+        let typo = Intervention::parse(r#"{"action":"pause","node":"b"}"#).unwrap_err();
+        assert!(typo.contains("unknown field `node`"), "{typo}");
     }
 
     #[test]
