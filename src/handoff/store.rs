@@ -435,6 +435,10 @@ fn read_all(dir: &Path) -> Vec<(Key, Record)> {
         for file in files.flatten() {
             let name = file.file_name().to_string_lossy().into_owned();
             let Some(id) = name.strip_suffix(".json").filter(|id| !id.starts_with('.')) else { continue };
+            if let Err(why) = super::folder::check_conversation_id(id) {
+                tracing::warn!(file = %file.path().display(), "a handoff record left alone: {why}");
+                continue;
+            }
             let read = std::fs::read(file.path()).map_err(|e| e.to_string());
             match read.and_then(|bytes| serde_json::from_slice::<Record>(&bytes).map_err(|e| e.to_string())) {
                 Ok(record) => found.push(((policy_name.clone(), id.to_owned()), record)),
@@ -462,6 +466,18 @@ mod tests {
         let record = again.record("chats", "c1").unwrap();
         assert_eq!((record.owner.as_str(), record.epoch, record.phase), ("a", 1, Phase::Owned));
         assert!(again.take_pending("chats").is_empty());
+    }
+
+    #[test]
+    fn a_record_whose_name_is_not_a_conversation_id_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HandoffStore::load(dir.path(), "a");
+        store.claim("chats", "c-1").unwrap();
+        let older = dir.path().join("handoff/chats/2026-11-28 chat.json");
+        std::fs::copy(dir.path().join("handoff/chats/c-1.json"), &older).unwrap();
+        let again = HandoffStore::load(dir.path(), "a");
+        assert_eq!(again.records("chats").into_iter().map(|(id, _)| id).collect::<Vec<_>>(), ["c-1"]);
+        assert!(older.exists(), "kept as it is");
     }
 
     #[test]
