@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
@@ -104,6 +104,7 @@ pub async fn start(
     body: Result<Json<HandoffRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Progress>), ApiError> {
     let Json(request) = body?;
+    folder::check_conversation_id(&request.id).map_err(super::bad_request)?;
     let shared = state.shared.clone();
     let Some(set) = shared.applied_set() else {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "no manifests are in force yet"));
@@ -113,7 +114,7 @@ pub async fn start(
         ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no conversation {} on this node", request.id))
     })?;
     let spec = set.handoff_policies[&conversation.policy].spec.clone();
-    let record = shared.handoff.record(&conversation.policy, &conversation.id).expect("found by its record");
+    let record = shared.handoff.record(&conversation.policy, &conversation.id).ok_or_else(|| no_record(&request.id))?;
     let mut progress = Progress {
         policy: conversation.policy.clone(),
         conversation: conversation.id.clone(),
@@ -137,7 +138,8 @@ pub async fn start(
             return Err(conflict("rejected", failed_step(reason).1));
         }
         carry(&shared, &conversation, taken);
-        let now = shared.handoff.record(&conversation.policy, &conversation.id).expect("a record");
+        let now =
+            shared.handoff.record(&conversation.policy, &conversation.id).ok_or_else(|| no_record(&request.id))?;
         progress.target.clone_from(&node);
         progress.message = Some(format!("taken over: {node} owns {} at epoch {}", request.id, now.epoch));
         (progress.done, progress.succeeded, progress.owner, progress.epoch) = (true, true, now.owner, now.epoch);
@@ -184,6 +186,7 @@ pub async fn start(
     progress.handoff = handoff.0.clone();
     progress.target = target.clone();
     progress.timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+    let begun = progress.clone();
     shared.handoff.begin(progress);
     let started =
         step(&shared, &conversation, Input::StartHandoff { handoff: handoff.clone(), target: target.clone() })?;
@@ -197,11 +200,24 @@ pub async fn start(
         let driver = Driver { shared: shared.clone(), conversation, handoff: handoff.clone(), target, timeout };
         tokio::spawn(driver.run(spec.require_in_sync));
     }
-    let progress = shared.handoff.progress(&handoff.0).expect("begun");
+    // Gone only when 64 more handoffs began meanwhile; its progress then is
+    // what was known when it began.
+    let progress = shared.handoff.progress(&handoff.0).unwrap_or(begun);
     Ok((StatusCode::ACCEPTED, Json(progress)))
 }
 
-pub async fn progress(State(state): State<ApiState>, Path(handoff): Path<String>) -> Result<Json<Progress>, ApiError> {
+fn no_record(id: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no record of conversation {id} on this node"))
+}
+
+/// A handoff id that no handoff can have is a bad request; one that was not
+/// started here is not found.
+pub async fn progress(
+    State(state): State<ApiState>,
+    handoff: Result<Path<String>, PathRejection>,
+) -> Result<Json<Progress>, ApiError> {
+    let Path(handoff) = handoff?;
+    folder::check_id("handoff id", &handoff).map_err(super::bad_request)?;
     state
         .shared
         .handoff

@@ -2,7 +2,9 @@
 //! handlers over the controller's shared state, the bearer key checked in
 //! constant time on everything but `/mesh/health` (or, when the Mesh enables
 //! it, the caller's Tailscale identity). Errors are JSON `{error, message}`,
-//! but for the Ollama proxy's own (`ollama.rs`), which are Ollama's `{error}`.
+//! but for the Ollama proxy's own (`ollama.rs`), which are Ollama's `{error}`:
+//! every rejection of axum's (body, path, upgrade, method, route) is turned
+//! into that shape, and no input gets a 500.
 
 mod handoff;
 pub mod ollama;
@@ -11,10 +13,11 @@ pub mod wire;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -24,8 +27,8 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot};
 
 use self::wire::{
-    Action, ApplyRequest, ApplyResponse, Describe, ErrorBody, HandoffMessage, Health, Intervention, MeshNode,
-    ReconcileRequest, ReconcileResponse, RouteRequest, Session, StreamMessage, SyncthingDevice,
+    Action, ApplyRequest, ApplyResponse, Describe, DroppedMessage, ErrorBody, HandoffBatch, HandoffMessage, Health,
+    Intervention, MeshNode, ReconcileRequest, ReconcileResponse, RouteRequest, Session, StreamMessage, SyncthingDevice,
 };
 use crate::controller::status::NodeStatus;
 use crate::controller::{Input, Shared, validate_for_node};
@@ -75,8 +78,19 @@ pub fn router(state: ApiState) -> Router {
         .route("/mesh/health", get(health))
         .merge(protected)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        // After every route: it is set on the routes there are. axum adds `Allow`.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    let message = format!("{} does not take {method}; see the Allow header", uri.path());
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
 }
 
 /// An error as the API returns it.
@@ -91,13 +105,36 @@ impl ApiError {
     }
 }
 
-/// A body that is too large, not JSON or not an apply request: answered as
-/// JSON like every other error, not as axum's plain text.
+/// A body that is too large (413), not sent as JSON (415), not JSON or not
+/// the request's shape (400: a wrong type, a missing or an unknown field,
+/// which axum alone would answer 422): answered as JSON like every other
+/// error, not as axum's plain text. 422 is kept for a request that reads but
+/// is refused on its merits (a bundle with manifest errors).
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        let status = rejection.status();
-        let error = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_request" };
+        let (status, error) = match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            StatusCode::UNPROCESSABLE_ENTITY => (StatusCode::BAD_REQUEST, "bad_request"),
+            status => (status, "bad_request"),
+        };
         ApiError::new(status, error, rejection.body_text())
+    }
+}
+
+/// A path parameter that does not read (not UTF-8 once decoded).
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        let status = if rejection.status().is_server_error() { rejection.status() } else { StatusCode::BAD_REQUEST };
+        ApiError::new(status, "bad_request", rejection.body_text())
+    }
+}
+
+/// `GET /api/v1/events` without a WebSocket handshake.
+impl From<WebSocketUpgradeRejection> for ApiError {
+    fn from(rejection: WebSocketUpgradeRejection) -> Self {
+        let message = format!("{}; /api/v1/events is a WebSocket", rejection.body_text());
+        ApiError::new(rejection.status(), "bad_request", message)
     }
 }
 
@@ -289,8 +326,9 @@ async fn apply(
 /// its push has landed here.
 async fn reconcile_now(
     State(state): State<ApiState>,
-    request: Option<Json<ReconcileRequest>>,
+    request: Result<Option<Json<ReconcileRequest>>, JsonRejection>,
 ) -> Result<Json<ReconcileResponse>, ApiError> {
+    let request = request?;
     if let Some(nudge) = &state.nudge {
         // A full channel already holds a pending fetch.
         let _ = nudge.try_send(());
@@ -315,14 +353,20 @@ const REVISION_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 const REVISION_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// One object: its status, spec, recent events and, for a Service, its output.
+/// A kind or a name that can never be in a set is a bad request (400); a
+/// well-formed one that is not there is not found (404).
 async fn describe(
     State(state): State<ApiState>,
-    Path((kind, name)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<Describe>, ApiError> {
-    let kind = Kind::ALL
-        .into_iter()
-        .find(|k| k.as_str().eq_ignore_ascii_case(&kind))
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("unknown kind \"{kind}\"")))?;
+    let Path((kind, name)) = path?;
+    let kind = Kind::ALL.into_iter().find(|k| k.as_str().eq_ignore_ascii_case(&kind)).ok_or_else(|| {
+        let kinds = Kind::ALL.map(|kind| kind.as_str()).join(", ");
+        bad_request(format!("unknown kind {kind:?}; the kinds are {kinds}"))
+    })?;
+    if let Some(problem) = crate::manifest::name_problem(&name) {
+        return Err(bad_request(format!("{name:?} cannot name a {kind}: {problem}")));
+    }
     let shared = &state.shared;
     let inner = shared.lock();
     let spec = inner.applied.as_ref().and_then(|a| wire::spec_json(&a.set, kind, &name));
@@ -351,8 +395,11 @@ const RECENT_EVENTS: usize = 50;
 /// The event stream: recent events, `live`, then events and Service output as
 /// they happen; the client may send interventions. The key was checked before the
 /// upgrade, by the same middleware as every other route.
-async fn events(State(state): State<ApiState>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.on_upgrade(move |socket| stream_events(state, socket))
+async fn events(
+    State(state): State<ApiState>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    Ok(upgrade?.on_upgrade(move |socket| stream_events(state, socket)))
 }
 
 async fn stream_events(state: ApiState, socket: WebSocket) {
@@ -433,8 +480,7 @@ async fn route(
     headers: HeaderMap,
     request: Result<Json<RouteRequest>, JsonRejection>,
 ) -> Result<Json<Routed>, ApiError> {
-    let Json(request) =
-        request.map_err(|rejection| ApiError::new(rejection.status(), "bad_request", rejection.body_text()))?;
+    let Json(request) = request?;
     let RouteRequest { capability, payload, prefer_node } = request;
     let result = if headers.contains_key(HOP_HEADER) {
         state.router.serve_here(&capability, payload, prefer_node.as_deref()).await
@@ -468,27 +514,65 @@ async fn syncthing_device(State(state): State<ApiState>) -> Result<Json<Syncthin
 }
 
 /// A protocol message from the peer's controller: the conversation's node
-/// steps, persists, and its replies go back (fire and forget).
+/// steps, persists, and its replies go back (fire and forget). A message of a
+/// newer protocol, about an id that is not a conversation's or not meant for
+/// this node is refused (400), and nothing is written for it.
 async fn handoff_message(
     State(state): State<ApiState>,
-    body: Result<Json<HandoffMessage>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let Json(message) = body?;
+    let Json(body) = body?;
+    let message = HandoffMessage::read(body)?;
     take_handoff_message(&state.shared, message)?;
     Ok(StatusCode::ACCEPTED)
 }
 
-/// Several protocol messages at once: the peer's records of a pass. Each is
-/// taken as if it came alone; the first bad one stops the rest.
+/// Several protocol messages at once: the peer's records of a pass. A batch
+/// of a newer protocol is refused whole (400); otherwise each message is
+/// taken as if it came alone, and one that is refused is dropped with a
+/// warning and named in the answer, so one bad record does not hold up the
+/// others (the peer sends them all again next pass).
 async fn handoff_messages(
     State(state): State<ApiState>,
-    body: Result<Json<Vec<HandoffMessage>>, JsonRejection>,
-) -> Result<StatusCode, ApiError> {
+    body: Result<Json<Vec<serde_json::Value>>, JsonRejection>,
+) -> Result<(StatusCode, Json<HandoffBatch>), ApiError> {
     let Json(messages) = body?;
-    for message in messages {
-        take_handoff_message(&state.shared, message)?;
+    let mut batch = HandoffBatch::default();
+    let mut read = Vec::with_capacity(messages.len());
+    for (index, value) in messages.into_iter().enumerate() {
+        match HandoffMessage::read(value) {
+            Ok(message) => read.push((index, message)),
+            Err(newer @ wire::ReadError::NewerProtocol(_)) => return Err(newer.into()),
+            Err(malformed) => batch.dropped.push(dropped(index, malformed.into())),
+        }
     }
-    Ok(StatusCode::ACCEPTED)
+    for (index, message) in read {
+        match take_handoff_message(&state.shared, message) {
+            Ok(()) => batch.taken += 1,
+            Err(error) if error.status.is_server_error() => return Err(error),
+            Err(error) => batch.dropped.push(dropped(index, error)),
+        }
+    }
+    batch.dropped.sort_by_key(|dropped| dropped.index);
+    Ok((StatusCode::ACCEPTED, Json(batch)))
+}
+
+/// A message of a batch that was refused: logged, and named in the answer.
+fn dropped(index: usize, error: ApiError) -> DroppedMessage {
+    let ErrorBody { error, message, .. } = error.body;
+    tracing::warn!(index, error, "a handoff message from the peer was dropped: {message}");
+    DroppedMessage { index, error, message }
+}
+
+impl From<wire::ReadError> for ApiError {
+    fn from(error: wire::ReadError) -> Self {
+        match error {
+            wire::ReadError::NewerProtocol(message) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "unsupported_protocol", message)
+            }
+            wire::ReadError::Malformed(message) => bad_request(message),
+        }
+    }
 }
 
 fn take_handoff_message(shared: &Shared, message: HandoffMessage) -> Result<(), ApiError> {
@@ -496,16 +580,22 @@ fn take_handoff_message(shared: &Shared, message: HandoffMessage) -> Result<(), 
         let text = format!("the message is for {}, this is {}", message.envelope.to, shared.node);
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "wrong_node", text));
     }
-    let known_policy = shared.applied_set().is_some_and(|set| set.handoff_policies.contains_key(&message.policy));
-    if !known_policy || !crate::handoff::folder::is_conversation_id(&message.conversation) {
-        let text = format!("no HandoffPolicy {} with a conversation {:?}", message.policy, message.conversation);
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", text));
+    crate::handoff::folder::check_conversation_id(&message.conversation).map_err(bad_request)?;
+    let set = shared.applied_set();
+    let Some(set) = set.filter(|set| set.handoff_policies.contains_key(&message.policy)) else {
+        return Err(bad_request(format!("no HandoffPolicy {:?} on this node", message.policy)));
+    };
+    let peer = handoff_io::peer_of(&set, &message.policy, &shared.node);
+    if peer.as_deref() != Some(message.envelope.from.as_str()) {
+        let text = format!(
+            "the message is from {:?}, which does not share HandoffPolicy {} with this node",
+            message.envelope.from, message.policy
+        );
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "wrong_node", text));
     }
     let object = format!("{}/{}", Kind::HandoffPolicy, message.policy);
-    let dir = shared.applied_set().and_then(|set| {
-        crate::handoff::folder::sessions_root(&set, &message.policy, &shared.node, &handoff_io::home())
-            .map(|root| root.join(&message.conversation))
-    });
+    let dir = crate::handoff::folder::sessions_root(&set, &message.policy, &shared.node, &handoff_io::home())
+        .map(|root| root.join(&message.conversation));
     let (store, peers, key) = (&shared.handoff, &shared.peers, &shared.api_key.get());
     let events = handoff_io::receive(store, peers, key, dir.as_deref(), message).map_err(|error| {
         ApiError::new(
@@ -533,8 +623,14 @@ async fn sessions(State(state): State<ApiState>) -> Result<Json<Vec<Session>>, A
     Ok(Json(listed))
 }
 
-/// One conversation, by id (the first policy that has it).
-async fn session(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<Session>, ApiError> {
+/// One conversation, by id (the first policy that has it); an id no
+/// conversation can have is a bad request.
+async fn session(
+    State(state): State<ApiState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Session>, ApiError> {
+    let Path(id) = id?;
+    crate::handoff::folder::check_conversation_id(&id).map_err(bad_request)?;
     let Json(all) = sessions(State(state)).await?;
     all.into_iter()
         .find(|session| session.id == id)

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::controller::state::Bundle;
 use crate::controller::status::{Event, ObjectStatus, StreamItem};
+use crate::handoff::protocol::Envelope;
 use crate::manifest::{Kind, ManifestSet};
 use crate::reconcile::plan::Plan;
 use crate::supervisor;
@@ -32,13 +33,31 @@ pub struct ErrorBody {
     pub diagnostics: Vec<String>,
 }
 
+/// `POST /api/v1/apply`: a bundle (`revision`, `files`) and `dryRun`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", from = "StrictApplyRequest")]
 pub struct ApplyRequest {
     #[serde(flatten)]
     pub bundle: Bundle,
     #[serde(default)]
     pub dry_run: bool,
+}
+
+/// [`ApplyRequest`] as it is read: serde cannot refuse unknown fields
+/// next to a flattened one, so the bundle's fields are spelled out here.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StrictApplyRequest {
+    revision: String,
+    files: Vec<crate::controller::state::BundleFile>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+impl From<StrictApplyRequest> for ApplyRequest {
+    fn from(StrictApplyRequest { revision, files, dry_run }: StrictApplyRequest) -> Self {
+        ApplyRequest { bundle: Bundle { revision, files }, dry_run }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -49,7 +68,7 @@ pub struct ApplyResponse {
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReconcileRequest {
     /// Wait until this revision is in force (fetching it first with a Git source).
     #[serde(default)]
@@ -223,6 +242,7 @@ impl From<Event> for StreamMessage {
 
 /// What a client of the event stream may ask: `{"action": "pause"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Intervention {
     pub action: Action,
 }
@@ -259,6 +279,8 @@ mod tests {
         let unknown = Intervention::parse(r#"{"action":"explode"}"#).unwrap_err();
         assert!(unknown.contains("unknown variant `explode`"), "{unknown}");
         assert!(Intervention::parse("pause").is_err());
+        let typo = Intervention::parse(r#"{"action":"pause","node":"b"}"#).unwrap_err();
+        assert!(typo.contains("unknown field `node`"), "{typo}");
     }
 
     #[test]
@@ -295,6 +317,79 @@ mod tests {
         let typo = serde_json::from_str::<RouteRequest>(r#"{"capability":"llm","payload":1,"prefer_node":"mini"}"#);
         assert!(typo.unwrap_err().to_string().contains("unknown field `prefer_node`"));
     }
+
+    #[test]
+    fn a_users_request_with_a_misspelled_field_is_refused_naming_it() {
+        let cases = [
+            (serde_json::from_str::<ReconcileRequest>(r#"{"revison":"abc"}"#).map(drop), "unknown field `revison`"),
+            (
+                serde_json::from_str::<ApplyRequest>(r#"{"revision":"r","files":[],"dryrun":true}"#).map(drop),
+                "unknown field `dryrun`",
+            ),
+            (
+                serde_json::from_str::<HandoffRequest>(r#"{"id":"c-1","target":"b"}"#).map(drop),
+                "unknown field `target`",
+            ),
+            (serde_json::from_str::<ReconcileRequest>(r#"{"revision":1}"#).map(drop), "invalid type: integer"),
+        ];
+        for (read, expected) in cases {
+            let error = read.expect_err(expected).to_string();
+            assert!(error.contains(expected), "{error}");
+        }
+        let apply: ApplyRequest =
+            serde_json::from_str(r#"{"revision":"r","files":[{"path":"a.yaml","text":"x"}],"dryRun":true}"#).unwrap();
+        assert_eq!((apply.bundle.revision.as_str(), apply.bundle.files.len(), apply.dry_run), ("r", 1, true));
+        let sent = serde_json::to_value(&apply).unwrap();
+        assert_eq!(sent, serde_json::json!({"revision":"r","files":[{"path":"a.yaml","text":"x"}],"dryRun":true}));
+    }
+
+    #[test]
+    fn a_handoff_message_tolerates_unknown_fields_and_refuses_a_newer_protocol() {
+        let message = |extra: serde_json::Value| {
+            let mut value = serde_json::json!({"policy": "chats", "conversation": "c-1", "envelope": {
+                "from": "a", "to": "b", "future": 1,
+                "message": {"type": "recordOf", "record": {"owner": "a", "epoch": 2, "phase": {"state": "owned", "x": 1}, "y": []}, "z": null},
+            }});
+            value.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            value
+        };
+        let read = HandoffMessage::read(message(serde_json::json!({"newField": {"a": 1}}))).unwrap();
+        assert_eq!((read.protocol, read.envelope.from.as_str()), (1, "a"), "no field: the first version");
+        assert!(
+            matches!(read.envelope.message, crate::handoff::protocol::Message::RecordOf { ref record } if record.epoch == 2)
+        );
+        assert_eq!(HandoffMessage::read(message(serde_json::json!({"protocol": 1}))).unwrap().protocol, 1);
+        let newer = HandoffMessage::read(message(serde_json::json!({"protocol": 2}))).unwrap_err();
+        let expected = "the message speaks handoff protocol 2; this node speaks 1: upgrade it";
+        assert_eq!(newer, ReadError::NewerProtocol(expected.into()));
+        for bad in [serde_json::json!("1"), serde_json::json!(0), serde_json::json!(-1), serde_json::json!(1.5)] {
+            let error = HandoffMessage::read(message(serde_json::json!({"protocol": bad}))).unwrap_err();
+            assert!(
+                matches!(&error, ReadError::Malformed(text) if text.contains("is not a version number")),
+                "{error:?}"
+            );
+        }
+        let error = HandoffMessage::read(serde_json::json!({"policy": "chats"})).unwrap_err();
+        let missing =
+            matches!(&error, ReadError::Malformed(text) if text.starts_with("not a handoff message: missing field"));
+        assert!(missing, "{error:?}");
+
+        let envelope = read.envelope.clone();
+        let sent = serde_json::to_value(HandoffMessage::new("chats", "c-1", envelope, None)).unwrap();
+        assert_eq!(sent["protocol"], HANDOFF_PROTOCOL, "every message says its version: {sent}");
+    }
+
+    #[test]
+    fn a_refusal_for_a_reason_of_a_newer_release_still_reads() {
+        let refused: crate::handoff::protocol::Message =
+            serde_json::from_str(r#"{"type":"refused","handoff":"h","reason":{"reason":"somethingNew","detail":3}}"#)
+                .unwrap();
+        let expected = crate::handoff::protocol::Message::Refused {
+            handoff: crate::handoff::protocol::HandoffId("h".into()),
+            reason: crate::handoff::protocol::Reason::Other,
+        };
+        assert_eq!(refused, expected);
+    }
 }
 
 /// `GET /api/v1/syncthing/device`: this node's Syncthing device, so peers pair
@@ -308,18 +403,94 @@ pub struct SyncthingDevice {
     pub device_address: String,
 }
 
+/// The version of the handoff protocol this release speaks, sent in every
+/// message as `protocol`. Added fields and reasons keep it (a node ignores the
+/// fields it does not know); a change an older node would misread (a new
+/// message, a field it must not ignore) bumps it, and a node refuses a
+/// message of a newer version than its own.
+pub const HANDOFF_PROTOCOL: u32 = 1;
+
 /// `POST /api/v1/handoff/message`: one protocol message between the two
-/// controllers, about one conversation of one HandoffPolicy.
+/// controllers, about one conversation of one HandoffPolicy. Unknown fields
+/// are ignored, so nodes one release apart still talk.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct HandoffMessage {
+    /// [`HANDOFF_PROTOCOL`] of the sender; a message without it is from a
+    /// release before the field, which spoke version 1.
+    #[serde(default = "first_protocol")]
+    pub protocol: u32,
     pub policy: String,
     pub conversation: String,
-    pub envelope: crate::handoff::protocol::Envelope,
+    pub envelope: Envelope,
     /// The sender's content hash of the conversation folder, when it has one:
     /// what `inSync` compares.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash: Option<String>,
+}
+
+fn first_protocol() -> u32 {
+    1
+}
+
+impl HandoffMessage {
+    /// A message of this release's protocol.
+    pub fn new(policy: &str, conversation: &str, envelope: Envelope, hash: Option<String>) -> HandoffMessage {
+        HandoffMessage {
+            protocol: HANDOFF_PROTOCOL,
+            policy: policy.into(),
+            conversation: conversation.into(),
+            envelope,
+            hash,
+        }
+    }
+
+    /// Reads one message from the peer: its protocol version first (a newer
+    /// one is refused before its shape is looked at), then the message,
+    /// ignoring the fields this release does not know.
+    pub fn read(value: serde_json::Value) -> Result<HandoffMessage, ReadError> {
+        let version = match value.get("protocol") {
+            None => first_protocol(),
+            Some(version) => {
+                let number = version.as_u64().filter(|number| *number >= 1);
+                let number = number
+                    .ok_or_else(|| ReadError::Malformed(format!("protocol {version} is not a version number")))?;
+                u32::try_from(number).unwrap_or(u32::MAX)
+            }
+        };
+        if version > HANDOFF_PROTOCOL {
+            return Err(ReadError::NewerProtocol(format!(
+                "the message speaks handoff protocol {version}; this node speaks {HANDOFF_PROTOCOL}: upgrade it"
+            )));
+        }
+        serde_json::from_value(value).map_err(|error| ReadError::Malformed(format!("not a handoff message: {error}")))
+    }
+}
+
+/// Why a handoff message from the peer was not read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadError {
+    /// It speaks a newer protocol than this release.
+    NewerProtocol(String),
+    Malformed(String),
+}
+
+/// The answer to `POST /api/v1/handoff/messages`: how many messages were
+/// taken, and the ones dropped (by their index in the batch), with why.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HandoffBatch {
+    pub taken: usize,
+    #[serde(default)]
+    pub dropped: Vec<DroppedMessage>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DroppedMessage {
+    pub index: usize,
+    pub error: String,
+    pub message: String,
 }
 
 /// `GET /api/v1/sessions[/ID]`: one conversation as this node sees it.

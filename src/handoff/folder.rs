@@ -29,30 +29,67 @@ pub fn sessions_root(set: &ManifestSet, policy: &str, node: &str, home: &Path) -
     Some(base.join(&spec.sessions_dir.value))
 }
 
+/// The longest conversation id, in bytes.
+pub const MAX_CONVERSATION_ID: usize = 128;
+
+/// The sub-folders of a sessions root, by name: the conversations, and the
+/// visible folders whose name is not a conversation id (never claimed).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub ids: Vec<String>,
+    pub ignored: Vec<String>,
+}
+
 /// The conversations under `root`: its sub-folders, by name, hidden ones left
 /// out. A root that does not exist yet holds none.
-pub fn conversations(root: &Path) -> io::Result<Vec<String>> {
+pub fn conversations(root: &Path) -> io::Result<Listing> {
     let entries = match std::fs::read_dir(root) {
         Ok(entries) => entries,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Listing::default()),
         Err(error) => return Err(error),
     };
-    let mut ids = Vec::new();
+    let mut listing = Listing::default();
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with('.') && entry.file_type()?.is_dir() {
-            ids.push(name);
+        if name.starts_with('.') || !entry.file_type()?.is_dir() {
+            continue;
+        }
+        match check_conversation_id(&name) {
+            Ok(()) => listing.ids.push(name),
+            Err(_) => listing.ignored.push(name),
         }
     }
-    ids.sort();
-    Ok(ids)
+    listing.ids.sort();
+    listing.ignored.sort();
+    Ok(listing)
 }
 
-/// Whether `id` can name a conversation folder: one path component, not
-/// hidden (ids come from the peer, and become paths here).
-pub fn is_conversation_id(id: &str) -> bool {
-    !id.is_empty() && !id.starts_with('.') && !id.contains(['/', '\\', '\0'])
+/// Whether `id` can name a conversation: 1 to 128 bytes of `[A-Za-z0-9._-]`,
+/// not starting with a dot. Ids come from users and from the peer and become
+/// file and folder names here, so one rule, checked where they enter, keeps
+/// them one visible, portable path component. The error says what is wrong.
+pub fn check_conversation_id(id: &str) -> Result<(), String> {
+    check_id("conversation id", id)
+}
+
+/// [`check_conversation_id`]'s rule for any id named `what` (a handoff id,
+/// `<node>-<millis>`, keeps it too).
+pub fn check_id(what: &str, id: &str) -> Result<(), String> {
+    let shown = || format!("{:?}", id.chars().take(40).collect::<String>());
+    if id.is_empty() {
+        return Err(format!("a {what} cannot be empty"));
+    }
+    if id.len() > MAX_CONVERSATION_ID {
+        return Err(format!("{what} {}… is {} bytes; at most {MAX_CONVERSATION_ID} are allowed", shown(), id.len()));
+    }
+    if id.starts_with('.') {
+        return Err(format!("{what} {} starts with a dot", shown()));
+    }
+    if let Some(bad) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(format!("{what} {} holds {bad:?}; only A-Z, a-z, 0-9, '.', '_' and '-' are allowed", shown()));
+    }
+    Ok(())
 }
 
 /// What a conversation folder holds, as the barrier compares it.
@@ -249,13 +286,48 @@ mod tests {
     }
 
     #[test]
-    fn a_conversation_id_is_one_visible_path_component() {
-        for id in ["c-1", "2026-11-28 chat", "a.b"] {
-            assert!(is_conversation_id(id), "{id}");
+    fn a_conversation_id_is_up_to_128_bytes_of_a_portable_charset_not_starting_with_a_dot() {
+        let longest = "a".repeat(128);
+        let too_long = "a".repeat(129);
+        let cases: &[(&str, Option<&str>)] = &[
+            ("c-1", None),
+            ("a.b-c_d", None),
+            ("2026-11-28T10.15", None),
+            ("a..b", None),
+            (&longest, None),
+            ("", Some("cannot be empty")),
+            (&too_long, Some("is 129 bytes; at most 128")),
+            (".hidden", Some("starts with a dot")),
+            (".", Some("starts with a dot")),
+            ("..", Some("starts with a dot")),
+            ("a/b", Some("holds '/'")),
+            ("../x", Some("starts with a dot")),
+            ("a\\b", Some("holds '\\\\'")),
+            ("2026-11-28 chat", Some("holds ' '")),
+            ("café", Some("holds 'é'")),
+            ("a\0b", Some("holds '\\0'")),
+            ("tab\there", Some("holds '\\t'")),
+        ];
+        for (id, problem) in cases {
+            match (check_conversation_id(id), problem) {
+                (Ok(()), None) => {}
+                (Err(error), Some(expected)) => assert!(error.contains(expected), "{id:?}: {error}"),
+                (got, _) => panic!("{id:?}: {got:?}, expected {problem:?}"),
+            }
         }
-        for id in ["", ".", "..", "../x", "a/b", ".hidden", "a\\b"] {
-            assert!(!is_conversation_id(id), "{id}");
+    }
+
+    #[test]
+    fn folders_whose_name_is_not_an_id_are_listed_apart_and_hidden_ones_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["c-1", "b.2", "with space", ".stversions", "x".repeat(129).as_str()] {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
         }
+        write(dir.path(), "README.md", "not a conversation");
+        let listing = conversations(dir.path()).unwrap();
+        assert_eq!(listing.ids, ["b.2", "c-1"]);
+        assert_eq!(listing.ignored, ["with space".to_owned(), "x".repeat(129)]);
+        assert_eq!(conversations(&dir.path().join("none")).unwrap(), Listing::default());
     }
 
     #[test]
@@ -294,17 +366,6 @@ mod tests {
         for name in ["m.jsonl", "m.stale-", "m.stale-x", "m.stale-2-", "stale-notes.md"] {
             assert!(!is_stale_copy(name), "{name}");
         }
-    }
-
-    #[test]
-    fn conversations_are_the_visible_sub_folders_of_the_sessions_folder() {
-        let root = tempfile::tempdir().unwrap();
-        assert_eq!(conversations(&root.path().join("not-yet")).unwrap(), Vec::<String>::new());
-        for name in ["b-2", "a-1", ".stversions"] {
-            std::fs::create_dir(root.path().join(name)).unwrap();
-        }
-        write(root.path(), "README.md", "not a conversation");
-        assert_eq!(conversations(root.path()).unwrap(), ["a-1", "b-2"]);
     }
 
     #[test]

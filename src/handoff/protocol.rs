@@ -150,6 +150,12 @@ pub enum Reason {
     },
     /// A handoff to the node itself.
     SameNode,
+    /// The target has no record of the conversation: it created none for the
+    /// `Accept` (an `Accept` never brings a conversation into being).
+    UnknownConversation,
+    /// A reason from a newer release that this one does not know.
+    #[serde(other)]
+    Other,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

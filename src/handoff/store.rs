@@ -16,10 +16,12 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
-use super::protocol::{Envelope, Input, Node, Record, Step};
+use super::protocol::{Decision, Envelope, HandoffId, Input, Message, Node, Reason, Record, Step};
 
 /// How many handoffs' progress is kept.
 const KEEP_PROGRESS: usize = 64;
+/// How many conversations' refusals without a record are remembered.
+const KEEP_REFUSALS: usize = 1024;
 
 /// `(policy, conversation id)`.
 pub type Key = (String, String);
@@ -79,6 +81,14 @@ struct Inner {
     progress: BTreeMap<String, Progress>,
     /// Steps of the restart, whose messages are still to be sent.
     pending: Vec<(Key, Step)>,
+    /// Handoffs refused because this node had no record of the conversation.
+    /// Nothing was written for them; should a record come later (the peer's
+    /// `RecordOf`), it starts with these refusals, so a late copy of the same
+    /// `Accept` is refused still and the source, which unfroze, stays the
+    /// only owner.
+    refused_unknown: BTreeMap<Key, Vec<HandoffId>>,
+    /// Folders not named like a conversation, by policy, already warned about.
+    ignored: std::collections::BTreeSet<(String, String)>,
 }
 
 /// Every conversation's ownership as this node knows it.
@@ -166,8 +176,10 @@ impl HandoffStore {
         if inner.entries.contains_key(&key) {
             return Ok(false);
         }
-        let record = Record { epoch: 1, ..Record::new(self.me.clone()) };
+        let mut record = Record { epoch: 1, ..Record::new(self.me.clone()) };
+        refusals_into(&inner.refused_unknown, &key, &mut record);
         self.save(&key, &record)?;
+        inner.refused_unknown.remove(&key);
         inner.entries.insert(key, Entry::new(Node::new(self.me.clone(), record)));
         Ok(true)
     }
@@ -176,17 +188,27 @@ impl HandoffStore {
     /// it changed, before returning the step. A message about a conversation
     /// this node has no record of starts from a record naming the sender as
     /// owner at epoch 0 (any record it sends is newer); it is kept only once
-    /// the step changed it. None for any other input about an unknown one.
+    /// the step changed it. But an `Accept` or an `Abort` about one creates
+    /// nothing: it is answered `Refused` (`UnknownConversation`) or
+    /// `AbortAcked` at once. None for any other input about an unknown one.
     pub fn step(&self, policy: &str, id: &str, input: Input) -> io::Result<Option<Step>> {
         let key = (policy.to_owned(), id.to_owned());
         let mut inner = self.lock();
         let known = inner.entries.contains_key(&key);
+        if !known
+            && let Input::Received(envelope) = &input
+            && let Some(step) = self.refuse_unknown(&mut inner, &key, envelope)
+        {
+            return Ok(Some(step));
+        }
         let mut fresh = None;
         let node = match inner.entries.get_mut(&key) {
             Some(entry) => &mut entry.node,
             None => match &input {
                 Input::Received(Envelope { from, .. }) => {
-                    fresh.insert(Node::new(self.me.clone(), Record { epoch: 0, ..Record::new(from.clone()) }))
+                    let mut record = Record { epoch: 0, ..Record::new(from.clone()) };
+                    refusals_into(&inner.refused_unknown, &key, &mut record);
+                    fresh.insert(Node::new(self.me.clone(), record))
                 }
                 _ => return Ok(None),
             },
@@ -204,11 +226,40 @@ impl HandoffStore {
         if !known && step.persist.is_some() {
             let node = fresh.take().expect("a fresh node");
             inner.entries.insert(key.clone(), Entry::new(node));
+            inner.refused_unknown.remove(&key);
         }
         if let Some(entry) = inner.entries.get_mut(&key) {
             entry.heard |= from_peer;
         }
         Ok(Some(step))
+    }
+
+    /// The answer to an `Accept` or an `Abort` about a conversation this node
+    /// has no record of, which writes nothing: the refusal is remembered in
+    /// memory until a record exists. None for any other message.
+    fn refuse_unknown(&self, inner: &mut Inner, key: &Key, envelope: &Envelope) -> Option<Step> {
+        let (handoff, reply) = match &envelope.message {
+            Message::Accept { handoff, .. } => {
+                (handoff, Message::Refused { handoff: handoff.clone(), reason: Reason::UnknownConversation })
+            }
+            Message::Abort { handoff } => (handoff, Message::AbortAcked { handoff: handoff.clone() }),
+            _ => return None,
+        };
+        if !inner.refused_unknown.contains_key(key) && inner.refused_unknown.len() >= KEEP_REFUSALS {
+            inner.refused_unknown.pop_first();
+        }
+        let refused = inner.refused_unknown.entry(key.clone()).or_default();
+        if !refused.contains(handoff) {
+            refused.push(handoff.clone());
+        }
+        let send = vec![Envelope { from: self.me.clone(), to: envelope.from.clone(), message: reply }];
+        Some(Step { send, ..Step::default() })
+    }
+
+    /// True the first time it is asked about folder `name` of `policy`, which
+    /// is not named like a conversation: it is warned about once a daemon.
+    pub fn first_sight_of_ignored(&self, policy: &str, name: &str) -> bool {
+        self.lock().ignored.insert((policy.to_owned(), name.to_owned()))
     }
 
     /// What the restart asked to send and tell, for one policy; taken once.
@@ -348,6 +399,15 @@ impl HandoffStore {
     }
 }
 
+/// Writes the refusals of handoffs made while there was no record of the
+/// conversation into its first record.
+fn refusals_into(refused: &BTreeMap<Key, Vec<HandoffId>>, key: &Key, record: &mut Record) {
+    for handoff in refused.get(key).into_iter().flatten() {
+        let refusal = Decision::Refused { reason: Reason::UnknownConversation };
+        record.decisions.entry(handoff.clone()).or_insert(refusal);
+    }
+}
+
 /// The handoffs' progress saved in `path`; none when there is no such file
 /// or it does not read.
 fn read_progress(path: &Path) -> BTreeMap<String, Progress> {
@@ -375,6 +435,10 @@ fn read_all(dir: &Path) -> Vec<(Key, Record)> {
         for file in files.flatten() {
             let name = file.file_name().to_string_lossy().into_owned();
             let Some(id) = name.strip_suffix(".json").filter(|id| !id.starts_with('.')) else { continue };
+            if let Err(why) = super::folder::check_conversation_id(id) {
+                tracing::warn!(file = %file.path().display(), "a handoff record left alone: {why}");
+                continue;
+            }
             let read = std::fs::read(file.path()).map_err(|e| e.to_string());
             match read.and_then(|bytes| serde_json::from_slice::<Record>(&bytes).map_err(|e| e.to_string())) {
                 Ok(record) => found.push(((policy_name.clone(), id.to_owned()), record)),
@@ -405,6 +469,18 @@ mod tests {
     }
 
     #[test]
+    fn a_record_whose_name_is_not_a_conversation_id_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HandoffStore::load(dir.path(), "a");
+        store.claim("chats", "c-1").unwrap();
+        let older = dir.path().join("handoff/chats/2026-11-28 chat.json");
+        std::fs::copy(dir.path().join("handoff/chats/c-1.json"), &older).unwrap();
+        let again = HandoffStore::load(dir.path(), "a");
+        assert_eq!(again.records("chats").into_iter().map(|(id, _)| id).collect::<Vec<_>>(), ["c-1"]);
+        assert!(older.exists(), "kept as it is");
+    }
+
+    #[test]
     fn a_handoffs_progress_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let store = HandoffStore::load(dir.path(), "a");
@@ -417,6 +493,34 @@ mod tests {
         assert_eq!(ended.lines, ["freeze: the conversation is frozen", "this daemon restarted during the handoff"]);
         assert_eq!((ended.done, ended.succeeded, ended.failed_step.as_deref()), (true, false, Some("barrier")));
         assert_eq!(again.progress("nope"), None);
+    }
+
+    #[test]
+    fn an_accept_or_abort_about_an_unknown_conversation_writes_nothing_and_a_later_record_keeps_the_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HandoffStore::load(dir.path(), "b");
+        let from_a = |message| Input::Received(Envelope { from: "a".into(), to: "b".into(), message });
+        let handoff = HandoffId("a-1".into());
+        let accept = || from_a(Message::Accept { handoff: handoff.clone(), epoch: 1 });
+
+        let step = store.step("chats", "ghost", accept()).unwrap().expect("an answer");
+        let refused = Message::Refused { handoff: handoff.clone(), reason: Reason::UnknownConversation };
+        assert_eq!(step.send, [Envelope { from: "b".into(), to: "a".into(), message: refused.clone() }]);
+        assert_eq!((step.persist, step.notices), (None, Vec::new()));
+        let abort = store.step("chats", "ghost", from_a(Message::Abort { handoff: handoff.clone() })).unwrap();
+        assert_eq!(abort.unwrap().send[0].message, Message::AbortAcked { handoff: handoff.clone() });
+        assert_eq!(store.record("chats", "ghost"), None);
+        assert!(!dir.path().join("handoff").exists(), "no record file, no folder");
+
+        // The peer's record arrives, then a late copy of the same Accept: still refused.
+        let record = Record { epoch: 1, ..Record::new("a") };
+        store.step("chats", "ghost", from_a(Message::RecordOf { record })).unwrap();
+        let saved = std::fs::read(dir.path().join("handoff/chats/ghost.json")).unwrap();
+        let saved: Record = serde_json::from_slice(&saved).unwrap();
+        assert_eq!(saved.decisions[&handoff], Decision::Refused { reason: Reason::UnknownConversation });
+        let late = store.step("chats", "ghost", accept()).unwrap().unwrap();
+        assert_eq!(late.send[0].message, refused);
+        assert_eq!(store.record("chats", "ghost").unwrap().owner, "a", "not accepted");
     }
 
     #[test]

@@ -83,9 +83,19 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
         outcome.events.extend(events);
     }
 
-    let ids = folder::conversations(&root).map_err(|error| {
+    let folder::Listing { ids, ignored } = folder::conversations(&root).map_err(|error| {
         ReconcileError::new("SessionsUnreadable", format!("cannot list {}: {error}", root.display()))
     })?;
+    // A folder whose name is not a conversation id is never claimed; said once.
+    for folder_name in ignored.iter().filter(|folder_name| ctx.handoff.first_sight_of_ignored(name, folder_name)) {
+        let why = folder::check_conversation_id(folder_name).err().unwrap_or_default();
+        let path = root.join(folder_name);
+        outcome.event(
+            true,
+            "handoff.ignoredFolder",
+            format!("{}: not a conversation, left alone: {why}", path.display()),
+        );
+    }
     let unknown: Vec<&String> = ids.iter().filter(|id| ctx.handoff.record(name, id).is_none()).collect();
     let has_syncthing = ctx.set.nodes.get(&ctx.node).is_some_and(|node| node.spec.syncthing.is_some());
     let syncthing = match has_syncthing && !unknown.is_empty() {
@@ -178,7 +188,7 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
         let Some(peer) = peer_up else { continue };
         let Some(envelope) = ctx.handoff.record_for(name, id, peer) else { continue };
         let hash = content.map(|content| content.hash);
-        outgoing.push(HandoffMessage { policy: name.into(), conversation: id.clone(), envelope, hash });
+        outgoing.push(HandoffMessage::new(name, id, envelope, hash));
     }
     if let Some(peer) = peer_up {
         send_records(&ctx.peers, &key, peer, outgoing);
@@ -415,7 +425,7 @@ pub fn receive(
     dir: Option<&Path>,
     message: HandoffMessage,
 ) -> Result<Vec<(bool, &'static str, String)>, std::io::Error> {
-    let HandoffMessage { policy, conversation, envelope, hash } = message;
+    let HandoffMessage { policy, conversation, envelope, hash, .. } = message;
     let step = store.step(&policy, &conversation, Input::Received(envelope))?;
     if let Some(hash) = hash {
         store.set_peer_hash(&policy, &conversation, hash);
@@ -442,7 +452,7 @@ pub fn carry_out(
     step: Step,
 ) -> Vec<(bool, &'static str, String)> {
     for envelope in step.send {
-        send(peers, key, HandoffMessage { policy: policy.into(), conversation: id.into(), envelope, hash: None });
+        send(peers, key, HandoffMessage::new(policy, id, envelope, None));
     }
     let mut events = Vec::new();
     for notice in &step.notices {
@@ -498,6 +508,8 @@ pub fn failed_step(reason: &Reason) -> (&'static str, String) {
         Reason::NotOwner { owner, epoch } => ("freeze", format!("{owner} owns the conversation at epoch {epoch}")),
         Reason::Busy { handoff } => ("freeze", format!("handoff {handoff} of this conversation is under way")),
         Reason::SameNode => ("freeze", "the target is this node".into()),
+        Reason::UnknownConversation => ("accept", "the target refused: it has no record of the conversation".into()),
+        Reason::Other => ("accept", "the target refused for a reason this release does not know".into()),
     }
 }
 
@@ -569,7 +581,7 @@ pub fn sessions(set: &ManifestSet, node: &str, store: &HandoffStore) -> Vec<Sess
     let mut sessions = Vec::new();
     for policy in set.handoff_policies.keys() {
         let Some(root) = folder::sessions_root(set, policy, node, &home()) else { continue };
-        let mut ids = folder::conversations(&root).unwrap_or_default();
+        let mut ids = folder::conversations(&root).unwrap_or_default().ids;
         ids.extend(store.records(policy).into_iter().map(|(id, _)| id));
         ids.sort();
         ids.dedup();

@@ -233,7 +233,7 @@ async fn bad_calls_and_wrong_keys_get_json_errors_and_reach_no_endpoint() {
         (echo.clone(), Some("wrong-key"), 401, "unauthorized"),
         (json!({"capability": "ecko", "payload": 1}), Some(KEY), 404, "unknown_capability"),
         (json!({"capability": "echo", "payload": 1, "preferNode": "c"}), Some(KEY), 400, "bad_prefer_node"),
-        (json!({"capability": "echo", "payload": 1, "prefer_node": "b"}), Some(KEY), 422, "bad_request"),
+        (json!({"capability": "echo", "payload": 1, "prefer_node": "b"}), Some(KEY), 400, "bad_request"),
     ];
     for (body, key, status, error) in cases {
         let (got, answer) = route(&mesh.b, body.clone(), key).await;
