@@ -7,9 +7,11 @@
 mod capability;
 mod doctor;
 mod events;
+mod idle_connections;
 mod partition;
 mod peers;
 mod sessions;
+mod state_folder;
 mod support;
 mod sync;
 mod tailnet;
