@@ -14,6 +14,8 @@ const SOFT_LIMIT: u64 = 1024;
 const IDLE_CONNECTIONS: usize = 3000;
 /// How soon the server must close an idle connection.
 const IDLE_LIMIT: Duration = Duration::from_secs(30);
+/// How long connecting, or an answer on a keep-alive connection, may take.
+const CONNECT_LIMIT: Duration = Duration::from_secs(5);
 /// How soon `/mesh/health` must answer while the idle connections are open.
 const HEALTH_LIMIT: Duration = Duration::from_secs(2);
 
@@ -85,22 +87,14 @@ fn health_answers_while_thousands_of_idle_connections_are_open_and_the_server_cl
     let ulimit = service("ulimit", &["sh", "-c", &format!("ulimit -n > {limit_file}; exec sleep 1000")], "");
     let daemon = Daemon::builder().file("manifests/ulimit.yaml", &ulimit).soft_descriptor_limit(SOFT_LIMIT).start();
 
-    // The daemon raised its own soft limit; the Service has the original.
-    assert_eq!(open_files_limit(daemon.pid()), (hard, hard));
-    let service_pid = daemon.wait_until_ready("ulimit");
-    assert_eq!(open_files_limit(service_pid).0, SOFT_LIMIT);
-    let written = eventually("the Service writes its limit", || {
-        std::fs::read_to_string(daemon.path().join(limit_file)).ok().filter(|text| text.ends_with('\n'))
-    });
-    assert_eq!(written.trim(), SOFT_LIMIT.to_string());
-
     // Three kinds of idle: silent, half a request line, and keep-alive after
     // an answer.
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, daemon.port()));
     let opened = Instant::now();
     let mut idle: Vec<TcpStream> = (0..IDLE_CONNECTIONS)
         .map(|n| {
-            let mut stream = TcpStream::connect(address).expect("connect to the API");
+            let mut stream = TcpStream::connect_timeout(&address, CONNECT_LIMIT).expect("connect to the API");
+            stream.set_read_timeout(Some(CONNECT_LIMIT)).expect("a read timeout");
             match n % 3 {
                 0 => {}
                 1 => stream.write_all(b"GET /mesh/hea").expect("send half a request line"),
@@ -127,4 +121,13 @@ fn health_answers_while_thousands_of_idle_connections_are_open_and_the_server_cl
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(http_get(daemon.port(), "/mesh/health"), Some(200));
+
+    // The daemon raised its own soft limit; the Service has the original.
+    assert_eq!(open_files_limit(daemon.pid()), (hard, hard));
+    let service_pid = daemon.wait_until_ready("ulimit");
+    assert_eq!(open_files_limit(service_pid).0, SOFT_LIMIT);
+    let written = eventually("the Service writes its limit", || {
+        std::fs::read_to_string(daemon.path().join(limit_file)).ok().filter(|text| text.ends_with('\n'))
+    });
+    assert_eq!(written.trim(), SOFT_LIMIT.to_string());
 }
