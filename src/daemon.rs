@@ -100,7 +100,7 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<PathBuf>
         .with_context(|| format!("cannot listen on {listen} ({chosen_by})"))?;
     tracing::info!(node = config.node_id, %listen, "mesh API listening");
     let (stop, stopped) = watch::channel(false);
-    tokio::spawn(keep_state_folder(state_folder, supervisor, stopped.clone()));
+    let folder_keeper = tokio::spawn(keep_state_folder(state_folder, supervisor, stopped.clone()));
     if shared.api_key.get().is_none() {
         tracing::warn!(
             "MESH_API_KEY is not set: until the Mesh's auth.apiKey gives a key, only callers with an allowed \
@@ -162,6 +162,8 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<PathBuf>
         })
         .await;
     server.await.context("the API task failed")?;
+    // Done before the lock is let go: no write to the folder after that.
+    folder_keeper.await.context("the state folder task failed")?;
     tracing::info!("stopped");
     Ok(())
 }
