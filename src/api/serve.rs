@@ -160,3 +160,47 @@ impl AsyncWrite for Counted {
         Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::time::timeout;
+
+    use super::*;
+
+    /// Answers with the caller's address as the handlers see it.
+    fn echo_caller() -> Router {
+        Router::new().route("/", get(|ConnectInfo(caller): ConnectInfo<SocketAddr>| async move { caller.to_string() }))
+    }
+
+    async fn read_answer(stream: &mut TcpStream) -> String {
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+    }
+
+    #[tokio::test]
+    async fn a_full_server_leaves_new_connections_waiting_until_one_closes_and_stops_with_idle_ones_open() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = watch::channel(false);
+        let server = tokio::spawn(run(listener, echo_caller(), 2, stopped));
+        let first = TcpStream::connect(address).await.unwrap();
+        let _second = TcpStream::connect(address).await.unwrap();
+
+        // The kernel completes the third handshake, but the server does not take it.
+        let mut third = TcpStream::connect(address).await.unwrap();
+        third.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+        let waiting = timeout(Duration::from_millis(300), read_answer(&mut third)).await;
+        assert!(waiting.is_err(), "a third connection was served beside two: {waiting:?}");
+        drop(first);
+        let answer = timeout(Duration::from_secs(5), read_answer(&mut third)).await.expect("served once one closed");
+        assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+        assert!(answer.ends_with(&third.local_addr().unwrap().to_string()), "the caller's address: {answer}");
+
+        // The second connection is still open and idle: stopping closes it.
+        stop.send(true).unwrap();
+        timeout(Duration::from_secs(5), server).await.expect("the server stops").unwrap();
+    }
+}
