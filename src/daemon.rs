@@ -1,22 +1,24 @@
 //! `meshctl daemon`: assembles the controller, its sources, the supervisor and
 //! the API, and runs them until SIGTERM or SIGINT.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::serve::ListenerExt as _;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
+use tokio::time::MissedTickBehavior;
 
 use crate::api::{self, ApiState};
 use crate::config::{self, DaemonConfig};
 use crate::controller::{Controller, Input};
+use crate::descriptor_limit;
 use crate::identity::NodeEnv;
 use crate::mesh::prober::{self, HttpProbe};
 use crate::mesh::router::{self, MeshRouter};
 use crate::source::{self, SourceUpdate};
+use crate::state_lock::{self, FolderChange, StateFolder};
 use crate::supervisor::Supervisor;
 use crate::tailscale;
 
@@ -25,18 +27,24 @@ const MESH_PEERS: &str = "MESH_PEERS";
 /// The port a peer named in `MESH_PEERS` without one is called on: the
 /// default `apiPort` of a Node.
 const DEFAULT_API_PORT: u16 = 8000;
+/// How often the daemon looks whether its state folder was deleted.
+const STATE_FOLDER_CHECK: Duration = Duration::from_secs(2);
+/// The open-file limit assumed when it cannot be read or raised: systemd's
+/// default soft limit.
+const ASSUMED_DESCRIPTOR_LIMIT: u64 = 1024;
 
 /// Runs the daemon with `env`, read from `env_file` (or `./.env`), which SIGHUP
 /// reads again.
 pub async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<PathBuf>) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.state_dir)
-        .with_context(|| format!("cannot create the state folder {}", config.state_dir.display()))?;
+    // Held until the daemon returns: before it, nothing in the folder is ours.
+    let (_state_lock, state_folder) = state_lock::acquire(&config.state_dir)?;
+    let max_connections = descriptor_limit::connection_cap(raise_descriptor_limit());
     let (supervisor_events, mut supervisor_rx) = mpsc::unbounded_channel();
     let supervisor = Supervisor::new(config.state_dir.clone(), supervisor_events)
         .await
         .context("cannot start the process supervisor")?;
     let (controller, shared, inbox) =
-        Controller::new(config.node_id.clone(), Arc::new(env), supervisor, config.state_dir.clone());
+        Controller::new(config.node_id.clone(), Arc::new(env), supervisor.clone(), config.state_dir.clone());
 
     if let Some(peers) = shared.env().get(MESH_PEERS) {
         match prober::bootstrap_peers(&peers.value, DEFAULT_API_PORT) {
@@ -92,6 +100,7 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<PathBuf>
         .with_context(|| format!("cannot listen on {listen} ({chosen_by})"))?;
     tracing::info!(node = config.node_id, %listen, "mesh API listening");
     let (stop, stopped) = watch::channel(false);
+    let folder_keeper = tokio::spawn(keep_state_folder(state_folder, supervisor, stopped.clone()));
     if shared.api_key.get().is_none() {
         tracing::warn!(
             "MESH_API_KEY is not set: until the Mesh's auth.apiKey gives a key, only callers with an allowed \
@@ -119,22 +128,7 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<PathBuf>
         tailscale: tailscale::Connector::default(),
         router: mesh_router,
     });
-    let mut api_stopped = stopped.clone();
-    // Answers go out as soon as they are written: with Nagle's algorithm a
-    // response written in two pieces waits a round trip for the first's ACK.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
-    let server = tokio::spawn(async move {
-        // The caller's address is what Tailscale identity auth asks whois about.
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = api_stopped.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    let server = tokio::spawn(api::serve::run(listener, router, max_connections, stopped.clone()));
     tokio::spawn(async move {
         wait_for_signal().await;
         let _ = stop.send(true);
@@ -167,9 +161,63 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<PathBuf>
             let _ = controller_stopped.wait_for(|stop| *stop).await;
         })
         .await;
-    server.await.context("the API task failed")?.context("the API server failed")?;
+    server.await.context("the API task failed")?;
+    // Done before the lock is let go: no write to the folder after that.
+    folder_keeper.await.context("the state folder task failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Raises the soft limit on open descriptors (see `descriptor_limit`) and
+/// returns the one in force.
+fn raise_descriptor_limit() -> u64 {
+    match descriptor_limit::raise() {
+        Ok(raised) if raised.soft > raised.original => {
+            tracing::info!(
+                from = raised.original,
+                to = raised.soft,
+                "raised the open-file limit; Services get {} back",
+                raised.original
+            );
+            raised.soft
+        }
+        Ok(raised) => {
+            tracing::debug!(limit = raised.soft, "the open-file limit is already the highest allowed");
+            raised.soft
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot raise the open-file limit; assuming {ASSUMED_DESCRIPTOR_LIMIT}");
+            ASSUMED_DESCRIPTOR_LIMIT
+        }
+    }
+}
+
+/// Looks every few seconds whether the state folder is still there; when it
+/// was deleted, creates it again and writes `processes.json` again. (The lock
+/// is beside the folder, so it holds all the while.)
+async fn keep_state_folder(mut folder: StateFolder, supervisor: Supervisor, mut stopped: watch::Receiver<bool>) {
+    let mut checks = tokio::time::interval(STATE_FOLDER_CHECK);
+    checks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stopped.wait_for(|stop| *stop) => return,
+            _ = checks.tick() => {}
+        }
+        let supervisor = supervisor.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            let change = folder.ensure();
+            if matches!(change, Ok(change) if change != FolderChange::Unchanged) {
+                supervisor.record_again();
+            }
+            (folder, change)
+        })
+        .await;
+        let Ok((checked_folder, change)) = checked else { return };
+        folder = checked_folder;
+        if let Err(error) = change {
+            tracing::warn!(%error, "cannot look at or create the state folder");
+        }
+    }
 }
 
 /// SIGTERM (service managers) or SIGINT (Ctrl-C).

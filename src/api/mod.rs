@@ -8,6 +8,7 @@
 
 mod handoff;
 pub mod ollama;
+pub mod serve;
 pub mod wire;
 
 use std::net::SocketAddr;

@@ -222,6 +222,13 @@ impl Supervisor {
         self.units().get(service).map(|unit| unit.logs(limit)).unwrap_or_default()
     }
 
+    /// Writes `processes.json` again (blocking: a small write and an fsync),
+    /// after the state folder was deleted: the next daemon must still find
+    /// what this one started.
+    pub fn record_again(&self) {
+        self.inner.context.records.save();
+    }
+
     /// Stops every unit (daemon shutdown), all at once: the slowest grace bounds
     /// how long it takes.
     pub async fn shutdown(&self) {

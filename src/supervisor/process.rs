@@ -1,7 +1,8 @@
 //! Process groups: a Service's process is spawned as the leader of its own
 //! group, so that it and everything it starts can be signalled together; the
 //! group is killed when the handle is dropped, and (on Linux) the leader gets
-//! SIGKILL when the daemon dies. Also what the OS says about a pid, to find the
+//! SIGKILL when the daemon dies; it gets back the soft descriptor limit the
+//! daemon was started with. Also what the OS says about a pid, to find the
 //! leftovers of an earlier daemon without mistaking a reused pid for one.
 
 use std::collections::BTreeSet;
@@ -12,6 +13,8 @@ use std::time::Duration;
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+
+use crate::descriptor_limit;
 
 /// A freshly spawned process and its output pipes.
 pub(super) struct Spawned {
@@ -68,6 +71,7 @@ fn spawn(mut command: Command) -> io::Result<Spawned> {
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
     #[cfg(target_os = "linux")]
     die_with_parent(&mut command);
+    restore_descriptor_limit(&mut command);
     let mut child = command.spawn()?;
     let pid = child.id().ok_or_else(|| io::Error::other("the process exited before it had a pid"))?;
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
@@ -98,6 +102,24 @@ fn die_with_parent(command: &mut Command) {
             }
             if libc::getppid() != parent {
                 libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Gives the child the soft descriptor limit the daemon was started with: the
+/// daemon raised its own (`descriptor_limit`), and programs expect the usual
+/// default (`select` fails past 1,024 descriptors; some size tables by it).
+fn restore_descriptor_limit(command: &mut Command) {
+    let Some(limit) = descriptor_limit::original() else { return };
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed: setrlimit is, it reads a copy made
+    // before the fork, and `last_os_error` only reads errno.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(io::Error::last_os_error());
             }
             Ok(())
         });

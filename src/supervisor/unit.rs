@@ -33,7 +33,7 @@ const MIN_BACKOFF: Duration = Duration::from_millis(10);
 /// the thread that spawns them, and the client the http probes use.
 pub(super) struct Context {
     events: mpsc::UnboundedSender<SupervisorEvent>,
-    records: Arc<Records>,
+    pub(super) records: Arc<Records>,
     spawner: Spawner,
     http: reqwest::Client,
 }

@@ -175,6 +175,7 @@ pub struct Builder {
     netns: Option<String>,
     with_key: bool,
     process_env: Vec<(String, String)>,
+    soft_descriptor_limit: Option<u64>,
 }
 
 impl Builder {
@@ -217,6 +218,13 @@ impl Builder {
         self
     }
 
+    /// Starts the daemon with this soft limit on open descriptors (the hard one
+    /// unchanged), as a service manager's default would.
+    pub fn soft_descriptor_limit(mut self, soft: u64) -> Self {
+        self.soft_descriptor_limit = Some(soft);
+        self
+    }
+
     /// Runs the daemon, and every `meshctl` of the test, in the network
     /// namespace `name` (which the test created), through `ip netns exec`.
     pub fn netns(mut self, name: &str) -> Self {
@@ -238,8 +246,16 @@ impl Builder {
         }
         write_file(&self.dir.path().join(".env"), &env);
         let log = self.dir.path().join("daemon.log");
-        let mut daemon =
-            Daemon { dir: self.dir, ip, port, log, child: None, netns: self.netns, process_env: self.process_env };
+        let mut daemon = Daemon {
+            dir: self.dir,
+            ip,
+            port,
+            log,
+            child: None,
+            netns: self.netns,
+            process_env: self.process_env,
+            soft_descriptor_limit: self.soft_descriptor_limit,
+        };
         daemon.restart();
         daemon
     }
@@ -256,6 +272,7 @@ pub struct Daemon {
     child: Option<Child>,
     netns: Option<String>,
     process_env: Vec<(String, String)>,
+    soft_descriptor_limit: Option<u64>,
 }
 
 impl Daemon {
@@ -272,6 +289,7 @@ impl Daemon {
             netns: None,
             with_key: true,
             process_env: Vec::new(),
+            soft_descriptor_limit: None,
         };
         builder.file("manifests/node.yaml", &node())
     }
@@ -305,13 +323,12 @@ impl Daemon {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "the daemon is still running");
         let log = File::options().create(true).append(true).open(&self.log).expect("open the daemon log");
-        let child = self
-            .command()
-            .arg("daemon")
-            .stdout(log.try_clone().expect("clone the log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("meshctl daemon starts");
+        let mut command = self.command();
+        command.arg("daemon").stdout(log.try_clone().expect("clone the log handle")).stderr(log);
+        if let Some(soft) = self.soft_descriptor_limit {
+            lower_soft_descriptor_limit(&mut command, soft);
+        }
+        let child = command.spawn().expect("meshctl daemon starts");
         self.child = Some(child);
         eventually("the daemon's API answers", || {
             if let Some(exit) = self.child.as_mut().and_then(|child| child.try_wait().expect("try_wait")) {
@@ -359,6 +376,28 @@ impl Daemon {
             work()
         });
         thread.join().expect("the thread in the network namespace")
+    }
+
+    /// Runs `meshctl args…` in the workspace as [`Daemon::meshctl`] does, but
+    /// kills it and returns None if it has not ended within `patience`.
+    pub fn meshctl_within(&self, patience: Duration, args: &[&str]) -> Option<Run> {
+        let mut child =
+            self.command().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("meshctl starts");
+        let deadline = Instant::now() + patience;
+        while child.try_wait().expect("try_wait").is_none() {
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(POLL);
+        }
+        let output = child.wait_with_output().expect("meshctl's output");
+        Some(Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
+            stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
+        })
     }
 
     /// Starts `meshctl args…` in the workspace with its stdout piped, for a
@@ -458,6 +497,26 @@ impl Drop for Daemon {
             let log = std::fs::read_to_string(&self.log).unwrap_or_else(|error| format!("(no log: {error})"));
             eprintln!("--- daemon log ({}) ---\n{log}--- end of daemon log ---", self.log.display());
         }
+    }
+}
+
+/// Makes `command` start with the soft limit `soft` on open descriptors.
+fn lower_soft_descriptor_limit(command: &mut Command, soft: u64) {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: the closure runs between fork and exec and only calls
+    // getrlimit and setrlimit, which are async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            limit.rlim_cur = soft.min(limit.rlim_max);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
