@@ -10,6 +10,7 @@ pub mod config;
 pub mod controller;
 pub mod daemon;
 pub mod diagnostic;
+pub mod git;
 pub mod handoff;
 pub mod identity;
 pub mod manifest;

@@ -79,7 +79,13 @@ impl Remote {
     }
 
     fn settings(&self, interval: Duration) -> GitSettings {
-        GitSettings { remote: self.url(), branch: "main".into(), path: "manifests".into(), interval }
+        GitSettings {
+            remote: self.url(),
+            branch: "main".into(),
+            path: "manifests".into(),
+            interval,
+            timeout: git::DEFAULT_TIMEOUT,
+        }
     }
 }
 
