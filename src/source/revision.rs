@@ -82,4 +82,38 @@ mod tests {
         let files = [SourceFile { path: "x.yaml".into(), text: "x: 1\n".into() }];
         assert_eq!(folder_revision(dir.path(), &files), (content_revision(dir.path(), &files), None));
     }
+
+    #[test]
+    fn a_clean_checkout_is_its_commit_with_what_is_not_pushed_and_a_changed_one_its_content() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let git = |dir: &Path, args: &[&str]| {
+            let mut all =
+                vec!["-c", "user.name=Test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false"];
+            all.extend(args);
+            Git::new(dir, LOCAL_TIMEOUT).run(&all).expect("git runs").trim_end().to_owned()
+        };
+        git(root.path(), &["init", "--quiet", "--bare", "-b", "main", "remote.git"]);
+        git(root.path(), &["clone", "--quiet", "remote.git", "work"]);
+        let work = root.path().join("work");
+        let manifests = work.join("manifests");
+        std::fs::create_dir(&manifests).expect("mkdir");
+        std::fs::write(manifests.join("node.yaml"), "kind: Node\n").expect("write");
+        git(&work, &["add", "--all"]);
+        git(&work, &["commit", "--quiet", "-m", "one"]);
+        git(&work, &["push", "--quiet", "origin", "HEAD:main"]);
+        git(&work, &["branch", "--quiet", "--set-upstream-to", "origin/main"]);
+        let files = [SourceFile { path: "x.yaml".into(), text: "x: 1\n".into() }];
+        let pushed = git(&work, &["rev-parse", "HEAD"]);
+        assert_eq!(folder_revision(&manifests, &files), (pushed, None));
+
+        git(&work, &["commit", "--quiet", "--allow-empty", "-m", "two"]);
+        let ahead = git(&work, &["rev-parse", "HEAD"]);
+        assert_eq!(folder_revision(&manifests, &files), (ahead, Some("1 commit(s) not pushed to origin/main".into())));
+
+        // A change elsewhere in the repository does not count; one under the folder does.
+        std::fs::write(work.join("README.md"), "draft\n").expect("write");
+        assert!(!folder_revision(&manifests, &files).0.starts_with("local-"));
+        std::fs::write(manifests.join("draft.yaml"), "kind: Draft\n").expect("write");
+        assert_eq!(folder_revision(&manifests, &files), (content_revision(&manifests, &files), None));
+    }
 }
