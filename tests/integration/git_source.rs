@@ -479,7 +479,7 @@ async fn a_remote_that_asks_for_a_password_fails_without_prompting() {
 async fn a_clone_an_earlier_version_left_is_used_as_it_is() {
     let remote = Remote::new();
     let first = remote.push(&[("manifests/node.yaml", Some("kind: Node\n"))]);
-    // What the libgit2-based source left: a work tree clone marked as ours,
+    // What the earlier, library-based source left: a work tree clone marked as ours,
     // following `origin`, on the branch.
     let clone = remote.clone_dir();
     std::fs::create_dir(&clone).expect("mkdir");
