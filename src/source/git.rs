@@ -242,9 +242,11 @@ fn open_clone(clone_dir: &Path, remote: &str, timeout: Duration) -> Result<(Git,
     let cannot_open = |error: GitError| SyncError(format!("cannot open the clone {shown}: {error}"));
     let git_dir = match git.run(&["rev-parse", "--absolute-git-dir"]) {
         Ok(dir) => PathBuf::from(dir.trim_end()),
+        // Git's own words say which: no repository, or one it refuses (owned
+        // by another user, say).
         Err(error) if error.exited_with(128) => {
             return Err(SyncError(format!(
-                "{shown} holds files but no Git repository; remove it so the Git source can clone there"
+                "{shown} holds files but no Git repository it can open ({error}); remove it so the Git source can clone there"
             )));
         }
         Err(error) => return Err(cannot_open(error)),

@@ -519,3 +519,17 @@ async fn manifests_are_read_from_the_commit_and_links_are_not_followed() {
     assert_eq!(problems, ["manifests/link.yaml"]);
     assert!(!snapshot.problems[0].is_error(), "a warning: {:?}", snapshot.problems[0]);
 }
+
+#[tokio::test]
+async fn a_clone_folder_holding_other_files_is_left_alone_with_gits_reason() {
+    let remote = Remote::new();
+    remote.push(&[("manifests/node.yaml", Some("kind: Node\n"))]);
+    std::fs::create_dir(remote.clone_dir()).expect("mkdir");
+    std::fs::write(remote.clone_dir().join("notes.txt"), "mine\n").expect("write");
+    let mut source = start(remote.settings(NEVER), remote.clone_dir());
+
+    let message = source.unavailable().await;
+    assert!(message.contains("holds files but no Git repository it can open"), "{message}");
+    assert!(message.contains("fatal: not a git repository"), "{message}");
+    assert!(remote.clone_dir().join("notes.txt").is_file());
+}
