@@ -49,6 +49,7 @@ impl DaemonConfig {
                 branch: value("MESH_GIT_BRANCH").unwrap_or_else(|| "main".into()),
                 path: value("MESH_GIT_PATH").unwrap_or_else(|| "manifests".into()),
                 interval,
+                timeout: crate::source::git::DEFAULT_TIMEOUT,
             }
         });
         let state_dir = state_dir(env).unwrap_or_else(|| {

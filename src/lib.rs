@@ -11,6 +11,7 @@ pub mod controller;
 pub mod daemon;
 pub mod descriptor_limit;
 pub mod diagnostic;
+pub mod git;
 pub mod handoff;
 pub mod identity;
 pub mod manifest;

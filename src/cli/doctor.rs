@@ -17,6 +17,7 @@ use crate::api::wire::{API_VERSION, Health};
 use crate::client::{ApiClient, ClientError, root_cause};
 use crate::config::{client_addr, default_listen, resolve_secret};
 use crate::controller::status::NodeStatus;
+use crate::git::Git;
 use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::{self, ManifestSet, SecretRef, loader};
 use crate::mesh::router::host_port;
@@ -121,6 +122,9 @@ async fn all_checks(env_file: Option<&Path>) -> Vec<Check> {
         manifests.check(),
         node_check(&env, &manifests.set, node.as_deref()),
     ];
+    if env.get("MESH_GIT_REMOTE").is_some_and(|remote| !remote.value.trim().is_empty()) {
+        checks.push(git_check(&git_version().await));
+    }
     let node = node.unwrap_or_default();
     let key = key.ok().flatten();
     let set = &manifests.set;
@@ -428,6 +432,52 @@ fn daemon_check(base: &str, daemon: &DaemonFound, node: &str) -> Check {
             }
         },
     }
+}
+
+// --- Git --------------------------------------------------------------------------------
+
+/// The oldest `git` the Git source is tested with (Debian 11's).
+const GIT_MIN: (u32, u32) = (2, 30);
+
+/// What `git --version` prints, or why it could not run.
+async fn git_version() -> Result<String, String> {
+    let version = || Git::new(".", TIMEOUT).run(&["--version"]).map(|out| out.trim().to_owned());
+    match tokio::task::spawn_blocking(version).await {
+        Ok(found) => found.map_err(|error| error.to_string()),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// The Git source (`MESH_GIT_REMOTE`) runs the system's `git`.
+fn git_check(found: &Result<String, String>) -> Check {
+    const NAME: &str = "git";
+    let install = "install Git (Debian: `apt-get install git`; macOS: `xcode-select --install` or `brew install git`)";
+    match found {
+        Err(why) => Check::fail(NAME, format!("{why}; MESH_GIT_REMOTE is set and the Git source runs git"), install),
+        Ok(version) => match git_version_number(version) {
+            Some(number) if number >= GIT_MIN => Check::pass(NAME, format!("{version}, for MESH_GIT_REMOTE")),
+            Some(_) => Check::warn(
+                NAME,
+                format!(
+                    "{version} is older than {}.{}, the oldest the Git source is tested with",
+                    GIT_MIN.0, GIT_MIN.1
+                ),
+                install,
+            ),
+            None => Check::warn(
+                NAME,
+                format!("`git --version` printed \"{version}\", not a Git version"),
+                "check which `git` is first on PATH",
+            ),
+        },
+    }
+}
+
+/// `(major, minor)` of `git version 2.39.3 (Apple Git-145)`.
+fn git_version_number(version: &str) -> Option<(u32, u32)> {
+    let number = version.strip_prefix("git version ")?.split_whitespace().next()?;
+    let mut parts = number.split('.').map(str::parse::<u32>);
+    Some((parts.next()?.ok()?, parts.next()?.ok()?))
 }
 
 // --- Tailscale --------------------------------------------------------------------------
@@ -806,6 +856,25 @@ mod tests {
         }
         let down = daemon_check("http://x", &DaemonFound::Unreachable("refused".into()), "laptop");
         assert_eq!(down.fix.as_deref(), Some("start it: meshctl daemon or meshctl install-service"));
+    }
+
+    #[test]
+    fn git_passes_from_2_30_warns_older_and_fails_when_missing() {
+        let table = [
+            (Ok("git version 2.47.3"), Status::Pass, "git version 2.47.3, for MESH_GIT_REMOTE"),
+            (Ok("git version 2.39.3 (Apple Git-145)"), Status::Pass, "Apple Git-145"),
+            (Ok("git version 2.30.0.windows.1"), Status::Pass, "2.30.0"),
+            (Ok("git version 2.29.2"), Status::Warn, "older than 2.30"),
+            (Ok("git version 1.9.1"), Status::Warn, "older than 2.30"),
+            (Ok("hub version 2.14"), Status::Warn, "not a Git version"),
+            (Err("`git --version` failed: git is not installed or not on PATH"), Status::Fail, "not installed"),
+        ];
+        for (found, status, words) in table {
+            let check = git_check(&found.map(str::to_owned).map_err(str::to_owned));
+            assert_eq!(check.status, status, "{found:?}");
+            assert!(check.message.contains(words), "{found:?}: {}", check.message);
+            assert_eq!(check.fix.is_some(), status != Status::Pass, "{found:?}");
+        }
     }
 
     #[test]

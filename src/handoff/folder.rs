@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::git::blob::{blob_hex, blob_id};
 use crate::manifest::ManifestSet;
 
 /// The prefix of the files agentmesh itself keeps in a conversation (the
@@ -115,14 +116,13 @@ pub fn content(dir: &Path) -> io::Result<Content> {
     for relative in &files {
         let data = std::fs::read(dir.join(relative))?;
         bytes += data.len() as u64;
-        let blob = git2::Oid::hash_object(git2::ObjectType::Blob, &data).map_err(io::Error::other)?;
         listing.extend_from_slice(relative.as_bytes());
         listing.push(0);
-        listing.extend_from_slice(blob.as_bytes());
+        listing.extend_from_slice(&blob_id(&data));
     }
-    let hash = git2::Oid::hash_object(git2::ObjectType::Blob, &listing).map_err(io::Error::other)?;
+    let hash = blob_hex(&listing);
     let stale = files.iter().filter(|relative| is_stale_copy(relative)).cloned().collect();
-    Ok(Content { hash: hash.to_string(), files: files.len(), bytes, conflicts, stale })
+    Ok(Content { hash, files: files.len(), bytes, conflicts, stale })
 }
 
 /// A file's size and modification time: what tells a changed file from an
@@ -254,6 +254,9 @@ mod tests {
         let (content_a, content_b) = (content(a.path()).unwrap(), content(b.path()).unwrap());
         assert_eq!(content_a, content_b);
         assert_eq!((content_a.files, content_a.bytes), (2, 24));
+        // Nodes of different versions compare it: pinned from `git hash-object`
+        // over the listing of paths and blob ids.
+        assert_eq!(content_a.hash, "612389cd26b1a25ee890df7c630751baa92d3937");
 
         let cases = [
             ("a byte changed", "messages.jsonl", "{\"role\":\"usex\"}\n"),

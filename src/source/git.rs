@@ -1,28 +1,28 @@
 //! The Git source: the controller's own clone of `MESH_GIT_REMOTE` under the state
-//! folder, fetched and fast-forwarded on an interval and when nudged. The user's
-//! working copy is never touched.
+//! folder, fetched with the system's `git` on an interval and when nudged, and
+//! the manifests read from the fetched commit's objects. The user's working copy
+//! is never touched, and the clone's work tree, kept at the commit for people to
+//! look at, is never read.
 //!
-//! Each round runs on a blocking thread, as git2 blocks: open (or create) the
-//! clone, fetch the branch, move the clone's work tree to the fetched commit, and
-//! read the manifests when that commit has not been sent yet. The async loop
-//! around it decides what to tell the controller, once, and when to fetch again.
+//! Each round runs on a blocking thread, as `git` calls block: open (or create)
+//! the clone, ask the remote for the branch's commit and fetch it when new, move
+//! the clone's branch and work tree to it, and read the manifests when that
+//! commit has not been sent yet. The async loop around it decides what to tell
+//! the controller, once, and when to fetch again.
 
-use std::collections::VecDeque;
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
-use git2::build::CheckoutBuilder;
-use git2::{
-    AutotagOption, ConfigLevel, Cred, CredentialType, FetchOptions, Oid, ProxyOptions, RemoteCallbacks, Repository,
-};
 use tokio::sync::mpsc;
 
 use super::{Snapshot, SourceUpdate};
 use crate::controller::queue::Backoff;
 use crate::diagnostic::Diagnostic;
+use crate::git::tree::{self, FileKind};
+use crate::git::{Git, GitError};
+use crate::manifest::Pos;
 use crate::manifest::SourceFile;
-use crate::manifest::loader::{self, LoadError};
 
 /// `MESH_GIT_*`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,7 +32,15 @@ pub struct GitSettings {
     /// The manifests folder inside the repository.
     pub path: String,
     pub interval: Duration,
+    /// How long one `git` call may run before it is killed (a fetch from a
+    /// server that stopped answering).
+    pub timeout: Duration,
 }
+
+/// [`GitSettings::timeout`] unless a test needs it shorter: long enough for a
+/// slow first fetch of a manifests repository, short enough that a hung one
+/// does not hold back the next.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The first retry after a failed fetch; each further failure doubles it, up to
 /// the interval and never more than [`MAX_RETRY`].
@@ -43,16 +51,12 @@ const MAX_RETRY: Duration = Duration::from_secs(5 * 60);
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Set in the clone's own config when this source creates it: only a clone that
-/// says so is ever removed.
+/// says so is ever removed. Clones made by earlier versions (with a Git
+/// library, not the `git` command) say so too, and are used as they are.
 const MANAGED_KEY: &str = "agentmesh.managed";
 
-/// libgit2 waits forever on a silent server by default; a fetch must not hang.
-const CONNECT_TIMEOUT_MS: i32 = 30_000;
-const SERVER_TIMEOUT_MS: i32 = 60_000;
-
-/// libgit2 asks for credentials again after each rejected one: past this many
-/// requests in one fetch, the fetch fails.
-const MAX_CREDENTIAL_REQUESTS: usize = 6;
+/// The folder loader's limit: larger files are refused unread.
+const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Keeps the clone in `clone_dir` at the remote branch's head and sends a
 /// snapshot of `settings.path` for every new commit, until `updates` closes.
@@ -70,15 +74,14 @@ pub async fn run(
     updates: mpsc::Sender<SourceUpdate>,
     mut nudges: mpsc::Receiver<()>,
 ) {
-    set_network_timeouts();
     let mut reporter = Reporter::new(&settings);
     let interval = settings.interval.max(MIN_INTERVAL);
     let mut backoff = Backoff::new(FIRST_RETRY, interval.min(MAX_RETRY));
     loop {
-        let known = reporter.sent;
+        let known = reporter.sent.clone();
         let round = {
             let (settings, clone_dir) = (settings.clone(), clone_dir.clone());
-            tokio::task::spawn_blocking(move || sync(&settings, &clone_dir, known))
+            tokio::task::spawn_blocking(move || sync(&settings, &clone_dir, known.as_deref()))
                 .await
                 .unwrap_or_else(|error| Err(SyncError(format!("the Git task failed: {error}"))))
         };
@@ -108,14 +111,15 @@ pub async fn run(
     }
 }
 
-/// What one round found: the branch's commit, now checked out in the clone.
+/// What one round found: the branch's commit (its id in hex), now checked out
+/// in the clone.
 #[derive(Debug)]
 struct Round {
-    commit: Oid,
+    commit: String,
     /// The clone was made anew because it followed this other remote.
     recloned_from: Option<String>,
     /// The branch was rewritten on the remote: the commit the clone left.
-    rewritten_from: Option<Oid>,
+    rewritten_from: Option<String>,
     /// The manifests at `commit`; `None` when `commit` was sent already.
     manifests: Option<Manifests>,
 }
@@ -135,9 +139,9 @@ struct Reporter {
     remote: String,
     branch: String,
     /// The commit of the last snapshot sent.
-    sent: Option<Oid>,
+    sent: Option<String>,
     /// A commit whose manifests could not be read, and why.
-    unreadable: Option<(Oid, String)>,
+    unreadable: Option<(String, String)>,
     /// Rounds have been failing since the last success; the controller was told.
     failing: bool,
 }
@@ -176,7 +180,7 @@ impl Reporter {
         };
         let commit = round.commit;
         if std::mem::take(&mut self.failing) {
-            notice(format!("remote reachable again, at {}", short(commit)));
+            notice(format!("remote reachable again, at {}", short(&commit)));
         }
         if let Some(previous) = round.recloned_from {
             notice(format!("the clone followed {previous}; it was removed and cloned again from {}", self.remote));
@@ -186,18 +190,18 @@ impl Reporter {
                 "remote {} branch {} was rewritten (force-pushed): the clone was reset from {} to {}",
                 self.remote,
                 self.branch,
-                short(old),
-                short(commit)
+                short(&old),
+                short(&commit)
             ));
         }
         match round.manifests {
             None => {}
             Some(Ok((files, problems))) => {
                 tracing::info!(%origin, %commit, files = files.len(), "Git source: new commit");
-                self.sent = Some(commit);
+                self.sent = Some(commit.clone());
                 self.unreadable = None;
                 out.push(SourceUpdate::Snapshot(Snapshot {
-                    revision: commit.to_string(),
+                    revision: commit,
                     files,
                     problems,
                     origin: origin.clone(),
@@ -218,46 +222,55 @@ impl Reporter {
 
 /// One round, blocking: the clone at the remote branch's commit, and its
 /// manifests unless that commit is `known` (sent already).
-fn sync(settings: &GitSettings, clone_dir: &Path, known: Option<Oid>) -> Result<Round, SyncError> {
-    let (repo, recloned_from) = open_clone(clone_dir, &settings.remote)?;
-    let commit = fetch(&repo, &settings.branch)?;
-    let rewritten_from = check_out(&repo, &settings.branch, commit)?;
-    let manifests = (known != Some(commit)).then(|| read_manifests(clone_dir, &settings.path, commit));
+fn sync(settings: &GitSettings, clone_dir: &Path, known: Option<&str>) -> Result<Round, SyncError> {
+    let (clone, recloned_from) = open_clone(clone_dir, &settings.remote, settings.timeout)?;
+    let commit = fetch(&clone, &settings.branch)?;
+    let rewritten_from = check_out(&clone, &settings.branch, &commit)?;
+    let manifests = (known != Some(commit.as_str())).then(|| read_manifests(&clone, &settings.path, &commit));
     Ok(Round { commit, recloned_from, rewritten_from, manifests })
 }
 
 /// The clone in `clone_dir`, created when there is none. A clone of ours that
 /// follows another remote is removed and made again; the old URL is returned.
 /// Anything else found there is left alone and reported.
-fn open_clone(clone_dir: &Path, remote: &str) -> Result<(Repository, Option<String>), SyncError> {
+fn open_clone(clone_dir: &Path, remote: &str, timeout: Duration) -> Result<(Git, Option<String>), SyncError> {
     let shown = clone_dir.display();
-    let repo = match Repository::open(clone_dir) {
-        Ok(repo) => repo,
-        Err(_) if is_missing_or_empty(clone_dir) => {
-            return Ok((create_clone(clone_dir, remote)?, None));
-        }
-        Err(error) => {
+    let git = Git::new(clone_dir, timeout).here_only();
+    if is_missing_or_empty(clone_dir) {
+        return Ok((create_clone(git, remote)?, None));
+    }
+    let cannot_open = |error: GitError| SyncError(format!("cannot open the clone {shown}: {error}"));
+    let git_dir = match git.run(&["rev-parse", "--absolute-git-dir"]) {
+        Ok(dir) => PathBuf::from(dir.trim_end()),
+        // Git's own words say which: no repository, or one it refuses (owned
+        // by another user, say).
+        Err(error) if error.exited_with(128) => {
             return Err(SyncError(format!(
-                "{shown} holds files but no Git repository ({}); remove it so the Git source can clone there",
-                error.message()
+                "{shown} holds files but no Git repository it can open ({error}); remove it so the Git source can clone there"
             )));
         }
+        Err(error) => return Err(cannot_open(error)),
     };
-    let managed = repo.config().and_then(|config| config.get_bool(MANAGED_KEY));
-    if repo.is_bare() || !matches!(managed, Ok(true)) {
+    // A bare repository, or one whose work tree is elsewhere, is not ours.
+    let own_layout = same_file(&git_dir, &clone_dir.join(".git"));
+    let managed = git.config(MANAGED_KEY).map_err(cannot_open)?;
+    if !own_layout || !managed.is_some_and(|value| value.eq_ignore_ascii_case("true")) {
         return Err(SyncError(format!(
             "{shown} is a Git repository that agentmesh did not create; it is left alone (remove it or choose another state folder)"
         )));
     }
-    let followed = repo.find_remote("origin").ok().and_then(|origin| origin.url().ok().map(str::to_owned));
+    let followed = git.config("remote.origin.url").map_err(cannot_open)?;
     if followed.as_deref() == Some(remote) {
-        return Ok((repo, None));
+        return Ok((git, None));
     }
-    drop(repo);
     std::fs::remove_dir_all(clone_dir)
         .map_err(|error| SyncError(format!("cannot remove the old clone {shown}: {error}")))?;
-    let repo = create_clone(clone_dir, remote)?;
-    Ok((repo, Some(followed.unwrap_or_else(|| "no remote".into()))))
+    let git = create_clone(git, remote)?;
+    Ok((git, Some(followed.unwrap_or_else(|| "no remote".into()))))
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
 }
 
 fn is_missing_or_empty(dir: &Path) -> bool {
@@ -270,202 +283,146 @@ fn is_missing_or_empty(dir: &Path) -> bool {
 /// An empty repository with `origin` set; the first fetch fills it. Made this
 /// way rather than by a clone, a remote that is down at the first start leaves
 /// a clone that the next round simply fetches into.
-fn create_clone(clone_dir: &Path, remote: &str) -> Result<Repository, SyncError> {
-    let failed = |error: git2::Error| {
-        SyncError(format!("cannot create the clone in {}: {}", clone_dir.display(), error.message()))
-    };
-    std::fs::create_dir_all(clone_dir)
-        .map_err(|error| SyncError(format!("cannot create the clone folder {}: {error}", clone_dir.display())))?;
-    let repo = Repository::init(clone_dir).map_err(failed)?;
-    repo.config()
-        .and_then(|config| config.open_level(ConfigLevel::Local))
-        .and_then(|mut local| local.set_bool(MANAGED_KEY, true))
-        .map_err(failed)?;
-    repo.remote("origin", remote).map_err(failed)?;
-    Ok(repo)
+fn create_clone(git: Git, remote: &str) -> Result<Git, SyncError> {
+    let shown = git.dir().display().to_string();
+    let failed = |error: GitError| SyncError(format!("cannot create the clone in {shown}: {error}"));
+    std::fs::create_dir_all(git.dir())
+        .map_err(|error| SyncError(format!("cannot create the clone folder {shown}: {error}")))?;
+    git.run(&["init", "--quiet"]).map_err(failed)?;
+    git.run(&["config", MANAGED_KEY, "true"]).map_err(failed)?;
+    git.run(&["remote", "add", "origin", remote]).map_err(failed)?;
+    Ok(git)
 }
 
-/// Fetches the branch into `refs/remotes/origin/<branch>` and returns its commit.
-fn fetch(repo: &Repository, branch: &str) -> Result<Oid, SyncError> {
-    let failed = |error: git2::Error| SyncError(format!("cannot fetch: {}", error.message()));
+/// Asks the remote for the branch's commit (`git ls-remote`, the cheap check),
+/// fetches it into `refs/remotes/origin/<branch>` when the clone lacks it, and
+/// returns it.
+fn fetch(clone: &Git, branch: &str) -> Result<String, SyncError> {
+    let failed = |error: GitError| SyncError(format!("cannot fetch: {error}"));
+    let remote = clone.clone().for_remote().map_err(failed)?;
+    let head = format!("refs/heads/{branch}");
+    let listed = remote.run(&["ls-remote", "origin", &head]).map_err(failed)?;
+    let Some(remote_commit) = listed_commit(&listed, &head) else {
+        return Err(SyncError(format!("the remote has no branch {branch}")));
+    };
     let tracking = format!("refs/remotes/origin/{branch}");
-    // A fetch leaves the ref alone when the remote has no such branch: start
-    // without it, so a deleted branch is seen as missing and not as unchanged.
-    if let Ok(mut stale) = repo.find_reference(&tracking) {
-        stale.delete().map_err(failed)?;
+    let resolve = || resolve(clone, &tracking).map_err(failed);
+    if resolve()?.as_deref() != Some(remote_commit) {
+        let refspec = format!("+{head}:{tracking}");
+        remote.run(&["fetch", "--quiet", "--no-tags", "origin", &refspec]).map_err(failed)?;
     }
-    let mut credentials = Credentials::new(
-        repo.config().map_err(failed)?,
-        std::env::var_os("HOME").map(PathBuf::from),
-        std::env::var_os("SSH_AUTH_SOCK").is_some(),
-    );
-    let mut callbacks = RemoteCallbacks::new();
-    callbacks.credentials(move |url, username, allowed| credentials.next(url, username, allowed));
-    let mut proxy = ProxyOptions::new();
-    proxy.auto();
-    let mut options = FetchOptions::new();
-    options.remote_callbacks(callbacks).proxy_options(proxy).download_tags(AutotagOption::None);
-    let refspec = format!("+refs/heads/{branch}:{tracking}");
-    repo.find_remote("origin")
-        .and_then(|mut origin| origin.fetch(&[refspec], Some(&mut options), None))
-        .map_err(failed)?;
-    repo.refname_to_id(&tracking).map_err(|_| SyncError(format!("the remote has no branch {branch}")))
+    resolve()?.ok_or_else(|| SyncError(format!("the remote has no branch {branch}")))
+}
+
+/// The commit `git ls-remote` lists for exactly `refname` (its patterns also
+/// match longer names that end the same).
+fn listed_commit<'a>(listed: &'a str, refname: &str) -> Option<&'a str> {
+    listed.lines().find_map(|line| line.split_once('\t').filter(|(_, name)| *name == refname).map(|(id, _)| id))
+}
+
+/// The commit `refname` points to, `None` when there is no such ref.
+fn resolve(git: &Git, refname: &str) -> Result<Option<String>, GitError> {
+    match git.run(&["rev-parse", "--quiet", "--verify", &format!("{refname}^{{commit}}")]) {
+        Ok(commit) => Ok(Some(commit.trim_end().to_owned())),
+        Err(error) if error.exited_with(1) => Ok(None),
+        Err(error) => Err(error),
+    }
 }
 
 /// Moves the clone's branch and work tree to `commit`. Returns the commit the
 /// branch was on when `commit` does not descend from it (a rewritten branch).
 ///
-/// The work tree is checked out first, then the branch moved and HEAD set:
-/// moving the branch first and then checking out HEAD leaves new files out. The
-/// checkout is forced and removes untracked files: the clone is ours, and must
-/// hold exactly the commit. For a rewritten branch this is what a hard reset does.
-fn check_out(repo: &Repository, branch: &str, commit: Oid) -> Result<Option<Oid>, SyncError> {
-    let failed =
-        |error: git2::Error| SyncError(format!("cannot check out {} in the clone: {}", short(commit), error.message()));
+/// The checkout is forced and untracked files are removed: the clone is ours,
+/// and its work tree shows exactly the commit (the manifests are read from the
+/// commit, not from there). The user's own hooks do not run in it.
+fn check_out(clone: &Git, branch: &str, commit: &str) -> Result<Option<String>, SyncError> {
+    let failed = |error: GitError| SyncError(format!("cannot check out {} in the clone: {error}", short(commit)));
     let local = format!("refs/heads/{branch}");
-    let on_branch =
-        repo.find_reference("HEAD").is_ok_and(|head| head.symbolic_target_bytes() == Some(local.as_bytes()));
+    let on_branch = clone.run(&["symbolic-ref", "--quiet", "HEAD"]).is_ok_and(|head| head.trim_end() == local);
     // None on the first checkout of the branch (a new clone, another branch).
-    let previous = on_branch.then(|| repo.refname_to_id(&local).ok()).flatten();
-    if previous == Some(commit) {
+    let previous = if on_branch { resolve(clone, &local).map_err(failed)? } else { None };
+    if previous.as_deref() == Some(commit) {
         return Ok(None);
     }
-    let rewritten_from = previous.filter(|&old| !repo.graph_descendant_of(commit, old).unwrap_or(false));
-    let target = repo.find_commit(commit).map_err(failed)?;
-    let mut checkout = CheckoutBuilder::new();
-    checkout.force().remove_untracked(true).remove_ignored(true);
-    repo.checkout_tree(target.as_object(), Some(&mut checkout)).map_err(failed)?;
-    repo.reference(&local, commit, true, "agentmesh: follow the remote branch").map_err(failed)?;
-    repo.set_head(&local).map_err(failed)?;
+    let rewritten_from = previous.filter(|old| clone.run(&["merge-base", "--is-ancestor", old, commit]).is_err());
+    clone
+        .run(&["-c", "core.hooksPath=/dev/null", "checkout", "--quiet", "--force", "-B", branch, commit])
+        .map_err(failed)?;
+    clone.run(&["clean", "--quiet", "-ffdx"]).map_err(failed)?;
     Ok(rewritten_from)
 }
 
-/// The manifests under `path` in the clone, their paths shown relative to the
-/// repository (`manifests/llm.yaml`) as the user knows them.
-fn read_manifests(clone_dir: &Path, path: &str, commit: Oid) -> Manifests {
-    let inside = Path::new(path).components().all(|part| matches!(part, Component::Normal(_) | Component::CurDir));
-    if !inside {
-        return Err(format!("MESH_GIT_PATH {path} must be a folder inside the repository"));
+/// The manifests under `path` in `commit`, read from the clone's objects with
+/// the folder loader's rules (`*.yaml` and `*.yml`, hidden files and folders
+/// skipped, the same size limit, UTF-8 text), paths shown relative to the
+/// repository (`manifests/llm.yaml`) as the user knows them. Symbolic links are
+/// not followed: each is reported.
+fn read_manifests(clone: &Git, path: &str, commit: &str) -> Manifests {
+    let folder = folder_in_repository(path)?;
+    let failed = |error: GitError| format!("cannot read commit {}: {error}", short(commit));
+    match tree::object_type(clone, commit, &folder).map_err(failed)?.as_deref() {
+        None => return Err(format!("commit {} has no folder {path} (MESH_GIT_PATH)", short(commit))),
+        Some("tree") => {}
+        Some(_) => return Err(format!("{path} is not a folder in commit {} (MESH_GIT_PATH)", short(commit))),
     }
-    let (mut files, mut problems) = loader::load_dir(&clone_dir.join(path)).map_err(|error| match error {
-        LoadError::NotFound(_) => format!("commit {} has no folder {path} (MESH_GIT_PATH)", short(commit)),
-        LoadError::NotAFolder(_) => format!("{path} is not a folder in commit {} (MESH_GIT_PATH)", short(commit)),
-        other => other.to_string(),
-    })?;
-    let root = clone_dir.display().to_string();
-    for file in &mut files {
-        file.path = relative(&file.path, &root);
+    let mut problems = Vec::new();
+    let mut wanted = Vec::new();
+    for file in tree::files(clone, commit, &folder).map_err(failed)? {
+        let below = file.path.strip_prefix(&folder).unwrap_or(&file.path).trim_start_matches('/');
+        if below.split('/').any(|part| part.starts_with('.')) || !is_yaml(&file.path) {
+            continue;
+        }
+        let shown: Arc<str> = file.path.as_str().into();
+        let refused = |message: String| Diagnostic::error(&shown, Pos::default(), "file", message);
+        match file.kind {
+            FileKind::Symlink => problems.push(Diagnostic::warning(
+                &shown,
+                Pos::default(),
+                "file",
+                "a symbolic link in the repository; the Git source does not follow links, so it was not read",
+            )),
+            FileKind::Regular if file.size > MAX_FILE_BYTES => problems.push(refused(format!(
+                "file is {} bytes, more than the {MAX_FILE_BYTES} a manifest file may hold",
+                file.size
+            ))),
+            FileKind::Regular => wanted.push((shown, file.blob)),
+        }
     }
-    for problem in &mut problems {
-        problem.file = relative(&problem.file, &root);
+    let blobs: Vec<&str> = wanted.iter().map(|(_, blob)| blob.as_str()).collect();
+    let contents = tree::read_blobs(clone, &blobs).map_err(failed)?;
+    let mut files = Vec::with_capacity(wanted.len());
+    for ((shown, _), bytes) in wanted.into_iter().zip(contents) {
+        match String::from_utf8(bytes) {
+            Ok(text) => files.push(SourceFile { path: shown, text }),
+            Err(_) => problems.push(Diagnostic::error(&shown, Pos::default(), "file", "file is not UTF-8 text")),
+        }
     }
+    // The folder loader's order: by path, folder by folder.
+    files.sort_by(|a, b| Path::new(&*a.path).cmp(Path::new(&*b.path)));
     Ok((files, problems))
 }
 
-fn relative(shown: &Arc<str>, root: &str) -> Arc<str> {
-    match shown.strip_prefix(root) {
-        Some(rest) => rest.trim_start_matches(std::path::MAIN_SEPARATOR).into(),
-        None => shown.clone(),
+/// `MESH_GIT_PATH` as a path from the repository's root, `/`-separated, empty
+/// for the root itself.
+fn folder_in_repository(path: &str) -> Result<String, String> {
+    let mut parts = Vec::new();
+    for part in Path::new(path).components() {
+        match part {
+            Component::Normal(name) => parts.push(name.to_string_lossy()),
+            Component::CurDir => {}
+            _ => return Err(format!("MESH_GIT_PATH {path} must be a folder inside the repository")),
+        }
     }
+    Ok(parts.join("/"))
+}
+
+fn is_yaml(path: &str) -> bool {
+    matches!(Path::new(path).extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
 
 /// The first 8 hex digits, as events show a commit.
-fn short(commit: Oid) -> String {
-    commit.to_string()[..8].to_owned()
-}
-
-/// Answers libgit2's credential requests during one fetch, each way once, in
-/// order: the SSH agent, `~/.ssh/id_ed25519`, `~/.ssh/id_rsa`, then the Git
-/// credential helper (https). libgit2 asks again after each rejection, so the
-/// answers run out and the fetch fails instead of looping.
-struct Credentials {
-    config: git2::Config,
-    ssh: VecDeque<SshKey>,
-    helper_tried: bool,
-    requests: usize,
-    tried: Vec<String>,
-}
-
-enum SshKey {
-    Agent,
-    File(PathBuf),
-}
-
-impl Credentials {
-    fn new(config: git2::Config, home: Option<PathBuf>, agent: bool) -> Self {
-        let mut ssh = VecDeque::new();
-        if agent {
-            ssh.push_back(SshKey::Agent);
-        }
-        if let Some(home) = home {
-            for name in ["id_ed25519", "id_rsa"] {
-                let key = home.join(".ssh").join(name);
-                if key.is_file() {
-                    ssh.push_back(SshKey::File(key));
-                }
-            }
-        }
-        Credentials { config, ssh, helper_tried: false, requests: 0, tried: Vec::new() }
-    }
-
-    fn next(&mut self, url: &str, username: Option<&str>, allowed: CredentialType) -> Result<Cred, git2::Error> {
-        self.requests += 1;
-        if self.requests <= MAX_CREDENTIAL_REQUESTS {
-            let user = username.unwrap_or("git");
-            if allowed.contains(CredentialType::USERNAME) {
-                return Cred::username(user);
-            }
-            if allowed.contains(CredentialType::SSH_KEY) {
-                while let Some(key) = self.ssh.pop_front() {
-                    let cred = match &key {
-                        SshKey::Agent => {
-                            self.tried.push("the SSH agent".into());
-                            Cred::ssh_key_from_agent(user)
-                        }
-                        SshKey::File(path) => {
-                            self.tried.push(path.display().to_string());
-                            let public = path.with_extension("pub");
-                            let public = public.is_file().then_some(public.as_path());
-                            Cred::ssh_key(user, public, path, None)
-                        }
-                    };
-                    if cred.is_ok() {
-                        return cred;
-                    }
-                }
-            }
-            if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) && !self.helper_tried {
-                self.helper_tried = true;
-                self.tried.push("the Git credential helper".into());
-                if let Ok(cred) = Cred::credential_helper(&self.config, url, username) {
-                    return Ok(cred);
-                }
-            }
-        }
-        let tried = match self.tried.is_empty() {
-            true => "no credentials were found".to_owned(),
-            false => format!("tried {}", self.tried.join(", ")),
-        };
-        Err(git2::Error::from_str(&format!("authentication to {url} failed: {tried}")))
-    }
-}
-
-/// Sets libgit2's network timeouts, once per process.
-fn set_network_timeouts() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: libgit2 keeps these in plain globals, read only when it opens a
-        // connection. They are written once, here, before this source's first
-        // fetch; the Git source is the only code that fetches, and the other git2
-        // users (local repository reads) never read them.
-        unsafe {
-            let connect = git2::opts::set_server_connect_timeout_in_milliseconds(CONNECT_TIMEOUT_MS);
-            let server = git2::opts::set_server_timeout_in_milliseconds(SERVER_TIMEOUT_MS);
-            if let Err(error) = connect.and(server) {
-                tracing::warn!(%error, "cannot set Git network timeouts");
-            }
-        }
-    });
+fn short(commit: &str) -> &str {
+    commit.get(..8).unwrap_or(commit)
 }
 
 #[cfg(test)]
@@ -478,14 +435,15 @@ mod tests {
             branch: "main".into(),
             path: "manifests".into(),
             interval: Duration::from_secs(30),
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 
-    fn commit(digit: char) -> Oid {
-        Oid::from_str(&digit.to_string().repeat(40)).expect("an oid")
+    fn commit(digit: char) -> String {
+        digit.to_string().repeat(40)
     }
 
-    fn round(commit: Oid, manifests: Option<Manifests>) -> Round {
+    fn round(commit: String, manifests: Option<Manifests>) -> Round {
         Round { commit, recloned_from: None, rewritten_from: None, manifests }
     }
 
@@ -545,26 +503,25 @@ mod tests {
     }
 
     #[test]
-    fn credentials_run_out_instead_of_looping() {
-        let home = tempfile::tempdir().expect("temp dir");
-        std::fs::create_dir(home.path().join(".ssh")).expect("create .ssh");
-        std::fs::write(home.path().join(".ssh/id_rsa"), "key").expect("write key");
-        let config = git2::Config::new().expect("an empty config");
-        let mut credentials = Credentials::new(config, Some(home.path().to_owned()), false);
-        let url = "ssh://git@example.invalid/mesh.git";
-        assert!(credentials.next(url, Some("git"), CredentialType::SSH_KEY).is_ok(), "the key file");
-        let error = credentials.next(url, Some("git"), CredentialType::SSH_KEY).err().expect("no more keys");
-        assert!(error.message().contains("id_rsa"), "{}", error.message());
-        for _ in 0..MAX_CREDENTIAL_REQUESTS {
-            let _ = credentials.next(url, None, CredentialType::USERNAME);
+    fn the_path_is_a_folder_from_the_repositorys_root() {
+        let cases = [
+            ("manifests", Ok("manifests")),
+            ("./deploy/manifests/", Ok("deploy/manifests")),
+            (".", Ok("")),
+            ("../manifests", Err(())),
+            ("/etc", Err(())),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(folder_in_repository(path).as_deref().map_err(|_| ()), expected, "{path}");
         }
-        assert!(credentials.next(url, None, CredentialType::USERNAME).is_err());
     }
 
     #[test]
-    fn paths_are_shown_relative_to_the_repository() {
-        let root = Path::new("/state/git").display().to_string();
-        let inside: Arc<str> = Path::new("/state/git/manifests/llm.yaml").display().to_string().into();
-        assert_eq!(&*relative(&inside, &root), Path::new("manifests/llm.yaml").display().to_string());
+    fn ls_remote_is_read_for_the_exact_branch() {
+        let listed = "1111111111111111111111111111111111111111\trefs/heads/team/refs/heads/main\n\
+                      2222222222222222222222222222222222222222\trefs/heads/main\n";
+        assert_eq!(listed_commit(listed, "refs/heads/main"), Some("2".repeat(40).as_str()));
+        assert_eq!(listed_commit("", "refs/heads/main"), None);
+        assert_eq!(listed_commit(listed, "refs/heads/mai"), None);
     }
 }

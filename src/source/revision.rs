@@ -2,8 +2,15 @@
 //! checkout, else a hash of their content.
 
 use std::path::Path;
+use std::time::Duration;
 
+use crate::git::Git;
+use crate::git::blob::blob_hex;
 use crate::manifest::SourceFile;
+
+/// Each local `git` call here answers in milliseconds; past this, the folder
+/// is taken as not a clean checkout.
+const LOCAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `local-<12 hex>`: a hash of every file's path (relative to `root`) and text,
 /// so the same content always has the same revision.
@@ -17,8 +24,7 @@ pub fn content_revision(root: &Path, files: &[SourceFile]) -> String {
         bytes.extend_from_slice(file.text.as_bytes());
         bytes.push(0);
     }
-    let oid = git2::Oid::hash_object(git2::ObjectType::Blob, &bytes).expect("hashing a buffer cannot fail");
-    format!("local-{}", &oid.to_string()[..12])
+    format!("local-{}", &blob_hex(&bytes)[..12])
 }
 
 /// The commit id when `dir` lies in a Git work tree with no change under it,
@@ -31,32 +37,83 @@ pub fn folder_revision(dir: &Path, files: &[SourceFile]) -> (String, Option<Stri
     }
 }
 
+/// The commit of the Git work tree `dir` lies in, when nothing under `dir` has
+/// changed, and the unpushed note. `None` when the system's `git` is missing,
+/// `dir` is not in a work tree, or something under it changed.
 fn clean_commit(dir: &Path) -> Option<(String, Option<String>)> {
-    let repo = git2::Repository::discover(dir).ok()?;
-    let workdir = repo.workdir()?.canonicalize().ok()?;
-    let dir = dir.canonicalize().ok()?;
-    let relative = dir.strip_prefix(&workdir).ok()?;
-    let mut options = git2::StatusOptions::new();
-    options.include_untracked(true).recurse_untracked_dirs(true);
-    if !relative.as_os_str().is_empty() {
-        options.pathspec(relative);
-    }
-    let statuses = repo.statuses(Some(&mut options)).ok()?;
-    if statuses.iter().any(|s| s.status() != git2::Status::CURRENT && s.status() != git2::Status::IGNORED) {
+    let git = Git::new(dir, LOCAL_TIMEOUT);
+    let inside = git.run(&["rev-parse", "--is-inside-work-tree"]).ok()?;
+    if inside.trim_end() != "true" {
         return None;
     }
-    let head = repo.head().ok()?;
-    let commit = head.peel_to_commit().ok()?.id();
-    let unpushed = unpushed_note(&repo, &head, commit);
-    Some((commit.to_string(), unpushed))
+    // Untracked files count as changes; ignored ones do not. Paths are `dir`'s.
+    let status = git.run(&["status", "--porcelain", "--untracked-files=all", "--", "."]).ok()?;
+    if !status.is_empty() {
+        return None;
+    }
+    let commit = git.run(&["rev-parse", "--verify", "HEAD^{commit}"]).ok()?.trim_end().to_owned();
+    Some((commit, unpushed_note(&git)))
 }
 
-/// "N commits not pushed to origin/main" when HEAD is ahead of its upstream.
-fn unpushed_note(repo: &git2::Repository, head: &git2::Reference, commit: git2::Oid) -> Option<String> {
-    let branch = git2::Branch::wrap(repo.find_reference(head.name().ok()?).ok()?);
-    let upstream = branch.upstream().ok()?;
-    let upstream_commit = upstream.get().peel_to_commit().ok()?.id();
-    let (ahead, _) = repo.graph_ahead_behind(commit, upstream_commit).ok()?;
-    let name = upstream.name().ok().flatten()?.to_owned();
-    (ahead > 0).then(|| format!("{ahead} commit(s) not pushed to {name}"))
+/// "N commit(s) not pushed to origin/main" when HEAD is ahead of its upstream.
+fn unpushed_note(git: &Git) -> Option<String> {
+    let upstream = git.run(&["rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}"]).ok()?;
+    let ahead: u64 = git.run(&["rev-list", "--count", "@{upstream}..HEAD"]).ok()?.trim().parse().ok()?;
+    (ahead > 0).then(|| format!("{ahead} commit(s) not pushed to {}", upstream.trim_end()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_content_revision_is_gits_blob_id_of_paths_and_texts() {
+        let files = [
+            SourceFile { path: "/m/manifests/a.yaml".into(), text: "kind: Node\n".into() },
+            SourceFile { path: "/m/b.yml".into(), text: "x: 1\n".into() },
+        ];
+        // Pinned from `git hash-object` of `manifests/a.yaml\0kind: Node\n\0b.yml\0x: 1\n\0`.
+        assert_eq!(content_revision(Path::new("/m"), &files), "local-14bb31a6ab2e");
+    }
+
+    #[test]
+    fn a_folder_outside_any_repository_has_its_content_revision() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let files = [SourceFile { path: "x.yaml".into(), text: "x: 1\n".into() }];
+        assert_eq!(folder_revision(dir.path(), &files), (content_revision(dir.path(), &files), None));
+    }
+
+    #[test]
+    fn a_clean_checkout_is_its_commit_with_what_is_not_pushed_and_a_changed_one_its_content() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let git = |dir: &Path, args: &[&str]| {
+            let mut all =
+                vec!["-c", "user.name=Test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false"];
+            all.extend(args);
+            Git::new(dir, LOCAL_TIMEOUT).run(&all).expect("git runs").trim_end().to_owned()
+        };
+        git(root.path(), &["init", "--quiet", "--bare", "-b", "main", "remote.git"]);
+        git(root.path(), &["clone", "--quiet", "remote.git", "work"]);
+        let work = root.path().join("work");
+        let manifests = work.join("manifests");
+        std::fs::create_dir(&manifests).expect("mkdir");
+        std::fs::write(manifests.join("node.yaml"), "kind: Node\n").expect("write");
+        git(&work, &["add", "--all"]);
+        git(&work, &["commit", "--quiet", "-m", "one"]);
+        git(&work, &["push", "--quiet", "origin", "HEAD:main"]);
+        git(&work, &["branch", "--quiet", "--set-upstream-to", "origin/main"]);
+        let files = [SourceFile { path: "x.yaml".into(), text: "x: 1\n".into() }];
+        let pushed = git(&work, &["rev-parse", "HEAD"]);
+        assert_eq!(folder_revision(&manifests, &files), (pushed, None));
+
+        git(&work, &["commit", "--quiet", "--allow-empty", "-m", "two"]);
+        let ahead = git(&work, &["rev-parse", "HEAD"]);
+        assert_eq!(folder_revision(&manifests, &files), (ahead, Some("1 commit(s) not pushed to origin/main".into())));
+
+        // A change elsewhere in the repository does not count; one under the folder does.
+        std::fs::write(work.join("README.md"), "draft\n").expect("write");
+        assert!(!folder_revision(&manifests, &files).0.starts_with("local-"));
+        std::fs::write(manifests.join("draft.yaml"), "kind: Draft\n").expect("write");
+        assert_eq!(folder_revision(&manifests, &files), (content_revision(&manifests, &files), None));
+    }
 }

@@ -27,6 +27,7 @@ use self::support::{
     Daemon, Marker, NODE, detail, eventually, free_port, http_get, is_dead, kill, object_in, python, service, sleeper,
     web,
 };
+use crate::support::sshd::Sshd;
 use crate::support::{GitRemote, git};
 
 /// How soon the children of a daemon killed with SIGKILL must be dead.
@@ -284,6 +285,53 @@ fn a_commit_pushed_to_the_git_remote_is_applied_within_the_interval() {
     // status through the CLI on a busy machine.
     assert!(took < interval + Duration::from_secs(2), "applied {took:?} after the push");
     assert_eq!(second.len(), 40);
+}
+
+#[test]
+fn a_remote_behind_a_host_alias_of_the_users_ssh_config_is_followed() {
+    let sshd = Sshd::start();
+    let repo = GitRemote::new();
+    let first = repo.push("manifests/node.yaml", &support::node());
+
+    // As a user sets it: their own ssh command, their own config file; the Git
+    // URL names only the alias.
+    let daemon = Daemon::builder()
+        .setting("MESH_GIT_REMOTE", &format!("{}:{}", Sshd::ALIAS, repo.remote.display()))
+        .setting("MESH_GIT_INTERVAL", "1s")
+        .process_env("GIT_SSH_COMMAND", &format!("ssh -F {}", sshd.ssh_config().display()))
+        .start();
+    daemon.wait_for_revision(&first);
+
+    let second = repo.push("manifests/worker.yaml", &sleeper("worker"));
+    daemon.wait_for_revision(&second);
+    daemon.wait_until_ready("worker");
+}
+
+#[test]
+fn ssh_never_asks_when_the_user_set_no_ssh_command_of_their_own() {
+    let sshd = Sshd::start();
+    let repo = GitRemote::new();
+    repo.push("manifests/node.yaml", &support::node());
+    let builder = Daemon::builder();
+    // An askpass program ssh would run to ask about the unknown host key (or a
+    // password) even without a terminal; it leaves a mark when asked.
+    let asked = builder.path().join("asked");
+    let askpass = builder.path().join("askpass");
+    std::fs::write(&askpass, format!("#!/bin/sh\ntouch {}\necho yes\n", asked.display())).expect("write askpass");
+    std::fs::set_permissions(&askpass, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let daemon = builder
+        .setting("MESH_GIT_REMOTE", &format!("ssh://127.0.0.1:{}{}", sshd.port, repo.remote.display()))
+        .process_env("SSH_ASKPASS", &askpass.display().to_string())
+        .process_env("SSH_ASKPASS_REQUIRE", "force")
+        .start();
+
+    let started = Instant::now();
+    eventually("the fetch fails on the unknown host key", || {
+        daemon.log().contains("Host key verification failed").then_some(())
+    });
+    assert!(started.elapsed() < Duration::from_secs(10), "failed after {:?}", started.elapsed());
+    assert!(!asked.exists(), "ssh asked");
+    assert_eq!(daemon.revision(), None);
 }
 
 // --- apply, dry runs and diffs -----------------------------------------------------

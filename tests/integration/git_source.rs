@@ -79,7 +79,13 @@ impl Remote {
     }
 
     fn settings(&self, interval: Duration) -> GitSettings {
-        GitSettings { remote: self.url(), branch: "main".into(), path: "manifests".into(), interval }
+        GitSettings {
+            remote: self.url(),
+            branch: "main".into(),
+            path: "manifests".into(),
+            interval,
+            timeout: git::DEFAULT_TIMEOUT,
+        }
     }
 }
 
@@ -394,4 +400,136 @@ async fn the_source_stops_when_nudges_close() {
         .await
         .expect("the source stops when its nudges close")
         .expect("the source ran to its end");
+}
+
+/// Accepts connections on a loopback port and answers each with `reply`
+/// (`None`: never answers, holding the connection open), until the test ends.
+fn loopback_server(reply: Option<&'static str>) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut stream in listener.incoming().flatten() {
+            match reply {
+                None => held.push(stream),
+                Some(reply) => {
+                    let mut request = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !request.ends_with(b"\r\n\r\n")
+                        && std::io::Read::read(&mut stream, &mut byte).unwrap_or(0) == 1
+                    {
+                        request.push(byte[0]);
+                    }
+                    let _ = std::io::Write::write_all(&mut stream, reply.as_bytes());
+                }
+            }
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_missing_local_remote_names_gits_own_cause_and_the_command() {
+    let remote = Remote::at(tempfile::tempdir().expect("temp dir"));
+    let mut source = start(remote.settings(NEVER), remote.clone_dir());
+
+    let message = source.unavailable().await;
+    assert_eq!(
+        message,
+        format!(
+            "cannot fetch: `git ls-remote origin refs/heads/main` failed (exit status: 128): fatal: '{}' does not appear to be a git repository",
+            remote.url()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_fetch_from_a_server_that_never_answers_is_killed_after_the_timeout() {
+    let port = loopback_server(None);
+    let remote = Remote::new();
+    let settings = GitSettings {
+        remote: format!("git://127.0.0.1:{port}/mesh.git"),
+        timeout: Duration::from_secs(1),
+        ..remote.settings(NEVER)
+    };
+    let started = std::time::Instant::now();
+    let mut source = start(settings, remote.clone_dir());
+
+    let message = source.unavailable().await;
+    assert_eq!(message, "cannot fetch: `git ls-remote origin refs/heads/main` was killed after 1s without finishing");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_remote_that_asks_for_a_password_fails_without_prompting() {
+    let port = loopback_server(Some(
+        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"mesh\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    ));
+    let remote = Remote::new();
+    let settings = GitSettings { remote: format!("http://127.0.0.1:{port}/mesh.git"), ..remote.settings(NEVER) };
+    let started = std::time::Instant::now();
+    let mut source = start(settings, remote.clone_dir());
+
+    let message = source.unavailable().await;
+    assert!(message.ends_with("terminal prompts disabled"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_clone_an_earlier_version_left_is_used_as_it_is() {
+    let remote = Remote::new();
+    let first = remote.push(&[("manifests/node.yaml", Some("kind: Node\n"))]);
+    // What the earlier, library-based source left: a work tree clone marked as ours,
+    // following `origin`, on the branch.
+    let clone = remote.clone_dir();
+    std::fs::create_dir(&clone).expect("mkdir");
+    git(&clone, &["init", "--quiet"]);
+    git(&clone, &["config", "agentmesh.managed", "true"]);
+    git(&clone, &["config", "test.kept", "yes"]);
+    git(&clone, &["remote", "add", "origin", &remote.url()]);
+    git(&clone, &["fetch", "--quiet", "origin", "+refs/heads/main:refs/remotes/origin/main"]);
+    git(&clone, &["checkout", "--quiet", "-B", "main", &first]);
+    let commit = remote.push(&[("manifests/mesh.yaml", Some("kind: Mesh\n"))]);
+    let mut source = start(remote.settings(NEVER), clone.clone());
+
+    let snapshot = source.snapshot().await;
+    assert_eq!(snapshot.revision, commit);
+    assert_eq!(paths(&snapshot), ["manifests/mesh.yaml", "manifests/node.yaml"]);
+    assert_eq!(git(&clone, &["config", "test.kept"]), "yes", "the same clone, not a new one");
+    assert_eq!(git(&clone, &["rev-parse", "HEAD"]), commit);
+}
+
+#[tokio::test]
+async fn manifests_are_read_from_the_commit_and_links_are_not_followed() {
+    let remote = Remote::new();
+    std::fs::create_dir_all(remote.work().join("manifests")).expect("mkdir");
+    std::os::unix::fs::symlink("../outside.yaml", remote.work().join("manifests/link.yaml")).expect("symlink");
+    let commit = remote.push(&[
+        ("manifests/node.yaml", Some("kind: Node\n")),
+        ("outside.yaml", Some("kind: Outside\n")),
+        ("manifests/.hidden/skip.yaml", Some("kind: Hidden\n")),
+        ("manifests/notes.txt", Some("not yaml\n")),
+    ]);
+    let mut source = start(remote.settings(NEVER), remote.clone_dir());
+
+    let snapshot = source.snapshot().await;
+    assert_eq!(snapshot.revision, commit);
+    assert_eq!(paths(&snapshot), ["manifests/node.yaml"]);
+    let problems: Vec<String> = snapshot.problems.iter().map(|problem| problem.file.to_string()).collect();
+    assert_eq!(problems, ["manifests/link.yaml"]);
+    assert!(!snapshot.problems[0].is_error(), "a warning: {:?}", snapshot.problems[0]);
+}
+
+#[tokio::test]
+async fn a_clone_folder_holding_other_files_is_left_alone_with_gits_reason() {
+    let remote = Remote::new();
+    remote.push(&[("manifests/node.yaml", Some("kind: Node\n"))]);
+    std::fs::create_dir(remote.clone_dir()).expect("mkdir");
+    std::fs::write(remote.clone_dir().join("notes.txt"), "mine\n").expect("write");
+    let mut source = start(remote.settings(NEVER), remote.clone_dir());
+
+    let message = source.unavailable().await;
+    assert!(message.contains("holds files but no Git repository it can open"), "{message}");
+    assert!(message.contains("fatal: not a git repository"), "{message}");
+    assert!(remote.clone_dir().join("notes.txt").is_file());
 }

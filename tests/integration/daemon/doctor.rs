@@ -151,3 +151,23 @@ fn doctor_passes_a_healthy_mesh_and_names_a_wrong_key_an_invalid_manifest_and_a_
     assert_eq!(find(&checks, "capability/echo")["status"], "warn", "cannot tell without the daemon: {run:?}");
     eprintln!("doctor on a healthy mesh took {healthy_took:?}");
 }
+
+#[test]
+fn doctor_checks_git_only_when_the_git_source_is_set() {
+    let workspace = crate::support::Workspace::new().file("manifests/node.yaml", &super::support::node());
+    let git_check = |env: &[(&str, &str)]| {
+        let run = workspace.run_with_env(&["doctor", "-o", "json"], env);
+        let checks: Vec<Value> = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run:?}"));
+        checks.into_iter().find(|check| check["check"] == "git")
+    };
+    let remote = ("MESH_GIT_REMOTE", "git@example.invalid:mesh.git");
+
+    assert_eq!(git_check(&[]), None);
+    let found = git_check(&[remote]).expect("a git check");
+    assert_eq!(found["status"], "pass", "{found}");
+    assert!(found["message"].as_str().unwrap().starts_with("git version 2."), "{found}");
+    let missing = git_check(&[remote, ("PATH", "/nonexistent")]).expect("a git check");
+    assert_eq!(missing["status"], "fail", "{missing}");
+    assert!(missing["message"].as_str().unwrap().contains("git is not installed or not on PATH"), "{missing}");
+    assert!(missing["fix"].as_str().unwrap().starts_with("install Git"), "{missing}");
+}

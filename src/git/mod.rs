@@ -1,0 +1,9 @@
+//! The system's `git`, the one Git the crate uses: run as a child process that
+//! never prompts and is killed past a timeout ([`command`]), the files of a
+//! commit read from its objects ([`tree`]), and Git's blob ids ([`blob`]).
+
+pub mod blob;
+pub mod command;
+pub mod tree;
+
+pub use command::{Git, GitError};
