@@ -2,6 +2,7 @@
 //! fixtures for the tests' outside world (Git remotes, Syncthing).
 
 pub mod ollama;
+#[cfg(target_os = "linux")]
 pub mod sshd;
 pub mod syncthing;
 
@@ -103,13 +104,15 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 /// A bare Git remote (`remote.git`, branch `main`) and a work clone to push to it
-/// from, in a temporary folder.
+/// from, in a temporary folder; for the daemon's tests, which are Linux only.
+#[cfg(target_os = "linux")]
 pub struct GitRemote {
     _dir: TempDir,
     pub work: PathBuf,
     pub remote: PathBuf,
 }
 
+#[cfg(target_os = "linux")]
 impl GitRemote {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");

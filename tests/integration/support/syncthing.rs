@@ -76,6 +76,7 @@ impl Syncthing {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone the log"))
             .stderr(log);
+        #[cfg(target_os = "linux")]
         kill_with_parent(&mut command);
         self.child = Some(command.spawn().expect("syncthing serve starts"));
         self.device_id = self.wait_for_api();
@@ -262,7 +263,8 @@ fn descendants(pid: u32) -> Vec<u32> {
 }
 
 /// Has the kernel kill the process when the thread that started it ends (a
-/// test that is itself killed), as Drop would not run then.
+/// test that is itself killed), as Drop would not run then. Linux only.
+#[cfg(target_os = "linux")]
 fn kill_with_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt as _;
     // SAFETY: prctl is async-signal-safe and touches no memory of ours.
