@@ -72,6 +72,24 @@ impl Daemon {
         }
     }
 
+    /// Waits until this daemon places `capability` on `node`: a daemon that
+    /// started before its peer saw it down for a moment, and places the
+    /// capability on the next node until its recheck.
+    pub async fn served_by(&self, capability: &str, node: &str) {
+        let client = reqwest::Client::new();
+        let url = self.url(&format!("/api/v1/objects/Capability/{capability}"));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let object: serde_json::Value =
+                client.get(&url).bearer_auth(KEY).send().await.unwrap().json().await.unwrap_or_default();
+            if object["status"]["details"]["servedBy"] == node {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{} does not place {capability} on {node}: {object}", self.name);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// SIGKILL, as a crash or a pulled plug; returns once the process is gone
     /// (and its sockets with it).
     pub fn kill(&mut self) {
