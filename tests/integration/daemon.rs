@@ -8,6 +8,7 @@ mod bad_requests;
 mod capability;
 mod doctor;
 mod events;
+mod loopback;
 mod partition;
 mod peers;
 mod sessions;
