@@ -1,6 +1,8 @@
 //! The capability pass-through at `/cap/<name>/…` (design section 5): any
 //! HTTP request (any method, path, query, headers and body) goes to the node
-//! that serves capability `<name>` now, so a client of an HTTP capability
+//! that serves capability `<name>` now, `/cap/<name>/x` to its endpoint's
+//! `/x` (the server's root, whatever `endpoint.path` says, so `healthPath`
+//! and a client's own paths read the same through it), so a client of an HTTP capability
 //! (Chroma's) talks to its own node's mesh API, with the mesh key, and the
 //! endpoint itself can stay on its node's loopback. Which node, how, failover
 //! and streaming: [`passthrough`](super::passthrough). Errors of the
@@ -54,7 +56,7 @@ pub async fn proxy(State(state): State<ApiState>, request: Request) -> Response 
         return shape.not_sent(StatusCode::NOT_FOUND, "unknown_capability", &message);
     };
     let mount = format!("{PREFIX}/{capability}");
-    let target = Target { set: &set, capability, spec: &object.spec, mount, shape };
+    let target = Target { set: &set, capability, spec: &object.spec, mount, base: "/", shape };
     pass_through(&state, target, &parts, &rest, body).await
 }
 

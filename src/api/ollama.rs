@@ -56,7 +56,8 @@ pub async fn proxy(State(state): State<ApiState>, request: Request) -> Response 
             "no Capability with provider: ollama is declared",
         );
     };
-    let target = Target { set: &set, capability, spec, mount: PREFIX.to_owned(), shape };
+    let base = &spec.endpoint.path.value;
+    let target = Target { set: &set, capability, spec, mount: PREFIX.to_owned(), base, shape };
     pass_through(&state, target, &parts, &rest, body).await
 }
 

@@ -79,6 +79,9 @@ pub struct Target<'a> {
     pub spec: &'a CapabilitySpec,
     /// The mount on every node's API: `/ollama`, `/cap/<name>`.
     pub mount: String,
+    /// The endpoint's path the mount stands for: `endpoint.path` for
+    /// `/ollama`, the root for `/cap/<name>`.
+    pub base: &'a str,
     pub shape: ErrorShape,
 }
 
@@ -169,7 +172,7 @@ pub fn request_headers(incoming: &HeaderMap) -> HeaderMap {
 /// Passes one request (`rest`: the path after the mount) through to the
 /// first node of the candidates that takes it.
 pub async fn pass_through(state: &ApiState, target: Target<'_>, parts: &Parts, rest: &str, body: Bytes) -> Response {
-    let Target { set, capability, spec, mount, shape } = target;
+    let Target { set, capability, spec, mount, base, shape } = target;
     let router = &state.router;
     let here = router.node();
     let placement: Vec<&str> = spec.placement.order().map(|node| node.value.as_str()).collect();
@@ -194,7 +197,7 @@ pub async fn pass_through(state: &ApiState, target: Target<'_>, parts: &Parts, r
                 continue;
             };
             let port = spec.endpoint.port.0;
-            let url = backend_url(&host_port(host, port), &spec.endpoint.path.value, rest, query);
+            let url = backend_url(&host_port(host, port), base, rest, query);
             let mut outgoing = headers.clone();
             // Other endpoints get the Host of their URL, as a direct client sends.
             if spec.provider == Provider::Ollama {

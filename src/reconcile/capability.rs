@@ -134,7 +134,8 @@ pub fn is_loopback_host(host: &str) -> bool {
 }
 
 /// The URL at which a peer (its mesh API at `authority`) checks its own
-/// endpoint of `capability` for this node: its pass-through, then the health path.
+/// endpoint of `capability` for this node: its pass-through, which stands
+/// for the endpoint's root, then the health path.
 pub fn health_url_by_node(authority: &str, capability: &str, spec: &CapabilitySpec) -> String {
     format!("http://{authority}{}/{capability}{}", crate::api::cap::PREFIX, health_path(spec))
 }

@@ -23,11 +23,11 @@ use crate::daemons::{Daemon, KEY, free_port, node_manifest};
 const LAPTOP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 const MINI: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
 
-/// The pause between the chunks of `/base/stream`.
+/// The pause between the chunks of `/stream`.
 const CHUNK_DELAY: Duration = Duration::from_millis(300);
 
 /// An HTTP endpoint that answers every request with what it got, as JSON,
-/// and streams three chunks at `/base/stream`, recording when it sent each.
+/// and streams three chunks at `/stream`, recording when it sent each.
 struct Echo {
     sent: Arc<Mutex<Vec<Instant>>>,
     task: tokio::task::JoinHandle<()>,
@@ -39,7 +39,7 @@ impl Echo {
         let sent: Arc<Mutex<Vec<Instant>>> = Arc::default();
         let app = Router::new()
             .route("/health", get(|| async { "ok" }))
-            .route("/base/stream", get(stream))
+            .route("/stream", get(stream))
             .fallback(any(move |request: Request| echo(name, request)))
             .with_state(sent.clone());
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -149,11 +149,11 @@ async fn any_request_passes_through_to_the_serving_node_and_fails_over_on_a_refu
     let answer: Value = put().send().await.unwrap().json().await.unwrap();
     assert_eq!(
         answer,
-        json!({"node": "mini", "method": "PUT", "path": "/base/some/path", "query": "q=1&r", "body": "the body",
+        json!({"node": "mini", "method": "PUT", "path": "/some/path", "query": "q=1&r", "body": "the body",
                "authorization": null, "custom": "kept", "hop": null}),
         "the mesh key and the hop marker never reach the endpoint"
     );
-    for (path, expected) in [("/cap/echo", "/base"), ("/cap/echo/", "/base/")] {
+    for (path, expected) in [("/cap/echo", "/"), ("/cap/echo/", "/"), ("/cap/echo/base", "/base")] {
         let answer: Value =
             http.delete(mesh.laptop.url(path)).bearer_auth(KEY).send().await.unwrap().json().await.unwrap();
         assert_eq!((answer["method"].as_str(), answer["path"].as_str()), (Some("DELETE"), Some(expected)), "{path}");
