@@ -2,6 +2,7 @@
 //! temporary folders. One binary for all of them, so they share one build.
 
 mod cap;
+mod chroma;
 mod daemon;
 mod daemons;
 mod errors;
