@@ -20,7 +20,7 @@ use std::time::Duration;
 use super::{Context, Outcome, ReconcileError};
 use crate::controller::status::Observed;
 use crate::manifest::ManifestSet;
-use crate::manifest::kinds::{CapabilitySpec, Provider};
+use crate::manifest::kinds::{CapabilitySpec, Provider, is_loopback_host};
 use crate::mesh::placement::Served;
 use crate::mesh::router::peer_authority;
 use crate::ollama::OllamaClient;
@@ -118,19 +118,6 @@ pub enum HealthCheck {
 /// what such a client meets); by its node for a peer's loopback endpoint.
 pub fn health_check(host: &str, node: &str, this_node: &str) -> HealthCheck {
     if node != this_node && is_loopback_host(host) { HealthCheck::ByItsNode } else { HealthCheck::Direct }
-}
-
-/// Whether `host` names the machine it is used on: 127.0.0.0/8, `::1` or
-/// `localhost` (and its subdomains, RFC 6761).
-pub fn is_loopback_host(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.');
-    match bare.parse::<std::net::IpAddr>() {
-        Ok(ip) => ip.is_loopback(),
-        Err(_) => {
-            let lower = bare.to_ascii_lowercase();
-            lower == "localhost" || lower.ends_with(".localhost")
-        }
-    }
 }
 
 /// The URL at which a peer (its mesh API at `authority`) checks its own
