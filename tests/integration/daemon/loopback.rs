@@ -3,9 +3,9 @@
 //! namespace of its own (so each has its own loopback, as two machines do),
 //! each with an HTTP server on its own 127.0.0.1 and no Service. node-b
 //! cannot reach node-a's endpoint; it places the capability on node-a by
-//! node-a's word, reaches it through node-b's `/cap/` and `/ollama/`, and
-//! moves to its own endpoint when node-a says its endpoint died. Needs root
-//! and iproute2 (`ip`).
+//! node-a's word, reaches it through node-b's `/cap/`, `/ollama/` and
+//! `/mesh/route`, and moves to its own endpoint when node-a says its
+//! endpoint died. Needs root and iproute2 (`ip`).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -107,6 +107,9 @@ fn a_loopback_endpoint_is_placed_by_its_nodes_word_and_reached_through_its_api()
     for path in ["/cap/llm_inference/who", "/ollama/who"] {
         assert_eq!(b.api_get(path), Some(Value::from(A)), "{path} on {B} reaches {A}'s loopback endpoint");
     }
+    // `/mesh/route` too: http.server answers a POST with 501, from node-a's loopback.
+    let routed = b.meshctl(&["route", "llm_inference", "--data", "{}"]);
+    assert!(routed.stderr.contains(&format!("served by {A} (HTTP 501)")), "{routed:?}");
     let env = b.meshctl(&["env", "-o", "json"]);
     let env: Value = serde_json::from_str(&env.stdout).expect("env -o json is JSON");
     let api = format!("http://{}:{API_PORT}/ollama", link.ips[1]);
