@@ -90,6 +90,25 @@ impl Daemon {
         }
     }
 
+    /// Waits until this daemon's prober has seen `peer` answer: one that
+    /// started first saw its peer down for a moment, and skips a node known
+    /// to be down until then.
+    pub async fn sees_online(&self, peer: &str) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let mesh: serde_json::Value =
+                client.get(self.url("/api/v1/mesh")).bearer_auth(KEY).send().await.unwrap().json().await.unwrap();
+            let online =
+                mesh.as_array().is_some_and(|nodes| nodes.iter().any(|n| n["name"] == peer && n["online"] == true));
+            if online {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{} does not see {peer} online: {mesh}", self.name);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// SIGKILL, as a crash or a pulled plug; returns once the process is gone
     /// (and its sockets with it).
     pub fn kill(&mut self) {
