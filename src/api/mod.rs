@@ -4,10 +4,14 @@
 //! it, the caller's Tailscale identity). Errors are JSON `{error, message}`,
 //! but for the Ollama proxy's own (`ollama.rs`), which are Ollama's `{error}`:
 //! every rejection of axum's (body, path, upgrade, method, route) is turned
-//! into that shape, and no input gets a 500.
+//! into that shape, and no input gets a 500. `/ollama/` and `/cap/<name>/`
+//! (`cap.rs`) pass requests on to the node serving a capability
+//! (`passthrough.rs`).
 
+pub mod cap;
 mod handoff;
 pub mod ollama;
+pub mod passthrough;
 pub mod serve;
 pub mod wire;
 
@@ -74,6 +78,9 @@ pub fn router(state: ApiState) -> Router {
         .route(ollama::PREFIX, any(ollama::proxy))
         .route("/ollama/", any(ollama::proxy))
         .route("/ollama/{*rest}", any(ollama::proxy))
+        .route("/cap/{name}", any(cap::proxy))
+        .route("/cap/{name}/", any(cap::proxy))
+        .route("/cap/{name}/{*rest}", any(cap::proxy))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
     Router::new()
         .route("/mesh/health", get(health))

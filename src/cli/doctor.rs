@@ -21,7 +21,7 @@ use crate::git::Git;
 use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::{self, ManifestSet, SecretRef, loader};
 use crate::mesh::router::host_port;
-use crate::reconcile::capability::{endpoint_host, health_url};
+use crate::reconcile::capability::{HealthCheck, endpoint_host, health_check, health_url, health_url_by_node};
 use crate::syncthing::{self, SyncthingError};
 use crate::tailscale::{TailnetStatus, TailscaleClient};
 
@@ -145,7 +145,8 @@ async fn all_checks(env_file: Option<&Path>) -> Vec<Check> {
             DaemonFound::Answered { status, .. } => status.as_ref().as_ref().ok(),
             DaemonFound::Unreachable(_) => None,
         };
-        checks.extend(capability_checks(set, status).await);
+        let this_node = CapabilityProbe { node: &node, api: client.base(), key: key.as_deref() };
+        checks.extend(capability_checks(set, status, &this_node).await);
         checks
     };
     let tailscale_and_peers = async {
@@ -696,9 +697,39 @@ fn parse_http_date(text: &str) -> Option<SystemTime> {
 
 // --- capabilities -----------------------------------------------------------------------
 
+/// This node, as the capability checks reach endpoints from it.
+struct CapabilityProbe<'a> {
+    node: &'a str,
+    /// This node's mesh API (`http://host:port`) and its key.
+    api: &'a str,
+    key: Option<&'a str>,
+}
+
+/// Where a capability served by `served_by` is checked from this node: its
+/// endpoint directly, as the Capability reconciler probes it, or, for a
+/// peer's loopback endpoint that only the peer can reach, through this
+/// node's own `/cap/<name>/` (the way a client reaches it; true: send the key).
+fn capability_health_target(
+    set: &ManifestSet,
+    name: &str,
+    served_by: &str,
+    this: &CapabilityProbe<'_>,
+) -> Option<(String, bool)> {
+    let spec = &set.capabilities.get(name)?.spec;
+    let address = set.nodes.get(served_by).map(|n| n.spec.address.value.as_str());
+    let host = endpoint_host(spec, address)?;
+    Some(match health_check(host, served_by, this.node) {
+        HealthCheck::Direct => (health_url(spec, host), false),
+        HealthCheck::ByItsNode => {
+            let api = this.api.trim_start_matches("http://");
+            (health_url_by_node(api, name, spec), true)
+        }
+    })
+}
+
 /// A `capability/<name>` check per Capability the daemon reconciles: where it
 /// is placed now, and whether its endpoint there is healthy.
-async fn capability_checks(set: &ManifestSet, status: Option<&NodeStatus>) -> Vec<Check> {
+async fn capability_checks(set: &ManifestSet, status: Option<&NodeStatus>, this: &CapabilityProbe<'_>) -> Vec<Check> {
     let Some(status) = status else {
         let names = set.capabilities.keys();
         return names
@@ -717,14 +748,13 @@ async fn capability_checks(set: &ManifestSet, status: Option<&NodeStatus>) -> Ve
         let http = http.clone();
         async move {
             let served_by = object.details.get("servedBy");
-            let url = served_by.and_then(|node| {
-                let spec = &set.capabilities.get(&object.name)?.spec;
-                let address = set.nodes.get(node).map(|n| n.spec.address.value.as_str());
-                Some(health_url(spec, endpoint_host(spec, address)?))
-            });
-            let url = url.or_else(|| object.details.get("endpoint").cloned());
+            let target = served_by.and_then(|node| capability_health_target(set, &object.name, node, this));
+            let (url, with_key) = match target {
+                Some((url, with_key)) => (Some(url), with_key),
+                None => (object.details.get("endpoint").cloned(), false),
+            };
             let health = match &url {
-                Some(url) => Some(endpoint_health(&http, url).await),
+                Some(url) => Some(endpoint_health(&http, url, this.key.filter(|_| with_key)).await),
                 None => None,
             };
             let reason = object.conditions.iter().find(|c| c.condition_type == "Ready").map(|c| c.message.clone());
@@ -734,8 +764,12 @@ async fn capability_checks(set: &ManifestSet, status: Option<&NodeStatus>) -> Ve
     futures_util::future::join_all(checks).await
 }
 
-async fn endpoint_health(http: &reqwest::Client, url: &str) -> Result<(), String> {
-    match http.get(url).send().await {
+async fn endpoint_health(http: &reqwest::Client, url: &str, key: Option<&str>) -> Result<(), String> {
+    let mut request = http.get(url);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    match request.send().await {
         Ok(response) if response.status().is_success() => Ok(()),
         Ok(response) => Err(format!("it answered {}", response.status())),
         Err(error) => Err(root_cause(&error)),
@@ -976,6 +1010,43 @@ mod tests {
         }
         let up = tailscale_check(&Ok(TailnetStatus { running: true, ..TailnetStatus::default() }), false);
         assert_eq!(up.message, "up as no MagicDNS name");
+    }
+
+    #[test]
+    fn a_peers_loopback_endpoint_is_checked_through_this_nodes_pass_through() {
+        use crate::manifest::{SourceFile, validate};
+        let node = |name: &str, ip: &str| {
+            format!(
+                "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: {name}}}\nspec: {{role: satellite, address: {ip}}}\n---\n"
+            )
+        };
+        let capability = |name: &str, endpoint: &str| {
+            format!(
+                "apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {{name: {name}}}\n\
+                 spec: {{provider: http, placement: {{prefer: [mini], fallback: [laptop]}}, endpoint: {endpoint}}}\n---\n"
+            )
+        };
+        let text = [
+            node("mini", "100.64.0.1"),
+            node("laptop", "100.64.0.2"),
+            capability("llm", "{host: 127.0.0.1, port: 11434, healthPath: /api/version}"),
+            capability("db", "{port: 8001, healthPath: /api/v2/heartbeat}"),
+        ]
+        .concat();
+        let validation = validate(&[SourceFile { path: "m.yaml".into(), text }], Vec::new());
+        assert!(validation.is_valid(), "{:?}", validation.diagnostics);
+        let this = CapabilityProbe { node: "laptop", api: "http://100.64.0.2:8000", key: Some("k") };
+        let target = |name: &str, served_by: &str| capability_health_target(&validation.set, name, served_by, &this);
+        let table = [
+            ("llm", "mini", Some(("http://100.64.0.2:8000/cap/llm/api/version", true))),
+            ("llm", "laptop", Some(("http://127.0.0.1:11434/api/version", false))),
+            ("db", "mini", Some(("http://100.64.0.1:8001/api/v2/heartbeat", false))),
+            ("gone", "mini", None),
+        ];
+        for (name, served_by, expected) in table {
+            let expected = expected.map(|(url, key)| (url.to_owned(), key));
+            assert_eq!(target(name, served_by), expected, "{name} served by {served_by}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::kinds::{
     CapabilitySpec, EnvValue, HandoffPolicySpec, MeshSpec, NodeSpec, Provider, ServiceSpec, SyncFolderSpec,
+    is_loopback_host,
 };
 use super::object::{Manifest, Object, Spec};
 use super::set::ManifestSet;
@@ -304,9 +305,20 @@ impl Checker<'_> {
         if let Some(health_path) = &spec.endpoint.health_path {
             self.url_path(&subject, "endpoint.healthPath", health_path);
         }
+        let loopback = spec.endpoint.host.as_deref().filter(|host| is_loopback_host(host));
         for (name, value) in &spec.client_env {
             self.env_name(&subject, "clientEnv", name, value.at);
             self.template(&subject, &format!("clientEnv.{name}"), value, &CLIENT_ENV_PLACEHOLDERS);
+            let uses_host = template::parse(&value.value)
+                .is_ok_and(|pieces| pieces.contains(&template::Piece::Placeholder("host")));
+            if let Some(host) = loopback.filter(|_| uses_host) {
+                let message = format!(
+                    "clientEnv.{name} uses {{{{host}}}}, which is {host}: a client on another node cannot reach it \
+                     there; use \"{{{{api}}}}/cap/{}\" (through its own node's mesh API, with {{{{apiKey}}}})",
+                    object.name()
+                );
+                self.warning(&subject, value.at, message);
+            }
         }
         if let Some(ollama) = &spec.ollama {
             if spec.provider != Provider::Ollama {

@@ -364,13 +364,7 @@ impl MeshRouter {
     /// Where `node`'s mesh API answers (`host:port`): as the prober dials it,
     /// else as its Node manifest says.
     pub fn peer_authority(&self, set: &ManifestSet, node: &str) -> Option<String> {
-        match self.inner.peers.get(node) {
-            Some(peer) => Some(peer.authority()),
-            None => set
-                .nodes
-                .get(node)
-                .map(|n| PeerState::new(node, None, &n.spec.address.value, n.spec.api_port.0).authority()),
-        }
+        peer_authority(&self.inner.peers, set, node)
     }
 
     /// Hands the call to `node`'s router, to serve there and nowhere else.
@@ -449,6 +443,18 @@ fn failure(url: &str, error: &reqwest::Error, timeout: Duration) -> Failure {
 pub fn endpoint_host<'a>(set: &'a ManifestSet, spec: &'a CapabilitySpec, node: &str) -> Option<&'a str> {
     let address = set.nodes.get(node).map(|node| node.spec.address.value.as_str());
     crate::reconcile::capability::endpoint_host(spec, address)
+}
+
+/// Where `node`'s mesh API answers (`host:port`): as the prober dials it,
+/// else as its Node manifest says.
+pub fn peer_authority(peers: &Peers, set: &ManifestSet, node: &str) -> Option<String> {
+    match peers.get(node) {
+        Some(peer) => Some(peer.authority()),
+        None => set
+            .nodes
+            .get(node)
+            .map(|n| PeerState::new(node, None, &n.spec.address.value, n.spec.api_port.0).authority()),
+    }
 }
 
 /// `host:port`, with an IPv6 host in brackets.

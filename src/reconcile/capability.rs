@@ -3,10 +3,14 @@
 //!
 //! A capability is served by the first node, in `prefer` then `fallback` order,
 //! that is online (this node always is) and whose endpoint answers its health
-//! path with 2xx. `decide` and `render_client_env` are pure and table-tested;
-//! `reconcile` probes the candidates in order until one is healthy, records the
-//! decision in the shared `Placements`, writes `client.env` in the state folder
-//! and comes back after [`RECHECK`] so a change of health moves the capability.
+//! path with 2xx. An endpoint on its node's loopback (`endpoint.host:
+//! 127.0.0.1`, Ollama.app's) cannot be reached from a peer: its node checks
+//! it and peers take that node's word, asking through its `/cap/<name>/`
+//! pass-through ([`health_check`]). `decide` and `render_client_env` are pure
+//! and table-tested; `reconcile` probes the candidates in order until one is
+//! healthy, records the decision in the shared `Placements`, writes
+//! `client.env` in the state folder and comes back after [`RECHECK`] so a
+//! change of health moves the capability.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,8 +20,9 @@ use std::time::Duration;
 use super::{Context, Outcome, ReconcileError};
 use crate::controller::status::Observed;
 use crate::manifest::ManifestSet;
-use crate::manifest::kinds::{CapabilitySpec, Provider};
+use crate::manifest::kinds::{CapabilitySpec, Provider, is_loopback_host};
 use crate::mesh::placement::Served;
+use crate::mesh::router::peer_authority;
 use crate::ollama::OllamaClient;
 use crate::ollama::pulls::PullState;
 use crate::template;
@@ -91,8 +96,35 @@ pub fn endpoint_host<'a>(spec: &'a CapabilitySpec, address: Option<&'a str>) -> 
 
 /// The URL a node's endpoint is health-checked at: `healthPath`, else `path`.
 pub fn health_url(spec: &CapabilitySpec, host: &str) -> String {
-    let path = spec.endpoint.health_path.as_ref().unwrap_or(&spec.endpoint.path);
-    format!("http://{}{}", crate::mesh::router::host_port(host, spec.endpoint.port.0), path.value)
+    format!("http://{}{}", crate::mesh::router::host_port(host, spec.endpoint.port.0), health_path(spec))
+}
+
+fn health_path(spec: &CapabilitySpec) -> &str {
+    &spec.endpoint.health_path.as_ref().unwrap_or(&spec.endpoint.path).value
+}
+
+/// How this node learns whether `node`'s endpoint at `host` is healthy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HealthCheck {
+    /// It probes the endpoint itself: its own, or a peer's it can reach.
+    Direct,
+    /// It takes the node's word: a peer's endpoint on that peer's loopback,
+    /// which only the peer can reach.
+    ByItsNode,
+}
+
+/// Direct for this node's endpoint and for a peer's at a host others can
+/// reach (what a client given `{{host}}` would call, so the probe checks
+/// what such a client meets); by its node for a peer's loopback endpoint.
+pub fn health_check(host: &str, node: &str, this_node: &str) -> HealthCheck {
+    if node != this_node && is_loopback_host(host) { HealthCheck::ByItsNode } else { HealthCheck::Direct }
+}
+
+/// The URL at which a peer (its mesh API at `authority`) checks its own
+/// endpoint of `capability` for this node: its pass-through, which stands
+/// for the endpoint's root, then the health path.
+pub fn health_url_by_node(authority: &str, capability: &str, spec: &CapabilitySpec) -> String {
+    format!("http://{authority}{}/{capability}{}", crate::api::cap::PREFIX, health_path(spec))
 }
 
 /// `Served by …`, naming why the nodes before it were passed over.
@@ -324,7 +356,13 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
         if !online(node) {
             continue;
         }
-        let found = probe(&health_url(spec, host)).await;
+        let found = match health_check(host, node, &ctx.node) {
+            HealthCheck::Direct => probe(&health_url(spec, host), None).await,
+            HealthCheck::ByItsNode => match peer_authority(&ctx.peers, &ctx.set, node) {
+                Some(authority) => probe(&health_url_by_node(&authority, name, spec), Some(ctx)).await,
+                None => Health::Unhealthy(format!("no Node manifest says where \"{node}\" is")),
+            },
+        };
         let healthy = found == Health::Healthy;
         health.insert(node.to_owned(), found);
         if healthy {
@@ -409,8 +447,11 @@ fn write_client_env(ctx: &Context, outcome: &mut Outcome) {
     }
 }
 
-/// GETs `url`: Healthy on a 2xx answer within [`HEALTH_TIMEOUT`].
-async fn probe(url: &str) -> Health {
+/// GETs `url`: Healthy on a 2xx answer within [`HEALTH_TIMEOUT`]. With
+/// `by_node`, `url` is a peer's pass-through, asked with the mesh key and the
+/// router's hop header so the peer answers for its own endpoint only; its
+/// refusal says why.
+async fn probe(url: &str, by_node: Option<&Context>) -> Health {
     static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     let http = HTTP.get_or_init(|| {
         reqwest::Client::builder()
@@ -420,8 +461,27 @@ async fn probe(url: &str) -> Health {
             .build()
             .expect("a plain HTTP client builds")
     });
-    match http.get(url).send().await {
+    let mut request = http.get(url);
+    if let Some(ctx) = by_node {
+        request = request.header(crate::mesh::router::HOP_HEADER, "1");
+        // Without a key, the peer lets this node in by its Tailscale identity.
+        if let Some(key) = ctx.api_key.get() {
+            request = request.bearer_auth(key);
+        }
+    }
+    match request.send().await {
         Ok(response) if response.status().is_success() => Health::Healthy,
+        Ok(response) if by_node.is_some() => {
+            let status = response.status();
+            #[derive(serde::Deserialize)]
+            struct Refusal {
+                message: String,
+            }
+            match response.json::<Refusal>().await {
+                Ok(refusal) => Health::Unhealthy(format!("its node says: {}", refusal.message)),
+                Err(_) => Health::Unhealthy(format!("{url} answered {status}")),
+            }
+        }
         Ok(response) => Health::Unhealthy(format!("{url} answered {}", response.status())),
         Err(error) if error.is_timeout() => {
             Health::Unhealthy(format!("{url} did not answer within {}", humantime::format_duration(HEALTH_TIMEOUT)))
@@ -540,6 +600,38 @@ mod tests {
         let health = BTreeMap::from([("b".to_owned(), Healthy)]);
         let decision = decide(db, "a", &addresses(&set), &health, |_| true);
         assert_eq!(decision.served, served("b", "db.lan", 8001), "endpoint.host wins over the address");
+    }
+
+    #[test]
+    fn a_peers_loopback_endpoint_is_checked_by_its_node_every_other_one_directly() {
+        use HealthCheck::*;
+        let table = [
+            // host, node, this node, how
+            ("127.0.0.1", "mini", "laptop", ByItsNode),
+            ("127.0.0.2", "mini", "laptop", ByItsNode),
+            ("::1", "mini", "laptop", ByItsNode),
+            ("[::1]", "mini", "laptop", ByItsNode),
+            ("localhost", "mini", "laptop", ByItsNode),
+            ("LocalHost.", "mini", "laptop", ByItsNode),
+            ("ollama.localhost", "mini", "laptop", ByItsNode),
+            // This node's own endpoint: probed here, loopback or not.
+            ("127.0.0.1", "mini", "mini", Direct),
+            ("100.64.0.5", "mini", "mini", Direct),
+            // A peer's endpoint others can reach: probed as a client would call it.
+            ("100.64.0.5", "mini", "laptop", Direct),
+            ("fd7a:115c:a1e0::1", "mini", "laptop", Direct),
+            ("agent-home-mini", "mini", "laptop", Direct),
+            ("notlocalhost", "mini", "laptop", Direct),
+            ("128.0.0.1", "mini", "laptop", Direct),
+        ];
+        for (host, node, this_node, expected) in table {
+            assert_eq!(health_check(host, node, this_node), expected, "{host} of {node} seen from {this_node}");
+        }
+        let set = set("");
+        assert_eq!(
+            health_url_by_node("10.0.0.2:8000", "llm", &set.capabilities["llm"].spec),
+            "http://10.0.0.2:8000/cap/llm/v1"
+        );
     }
 
     #[test]

@@ -61,13 +61,17 @@ pub fn render(
         rendered_env.insert(name.clone(), value);
     }
     let probe = spec.health_check.as_ref().and_then(|check| {
-        let host = node.spec.address.value.clone();
+        let address = &node.spec.address.value;
         let (interval, timeout) = (check.interval.duration, check.timeout.duration);
         match (&check.http, &check.tcp) {
             (Some(http), _) => {
+                let host = http.host.as_ref().unwrap_or(address).clone();
                 Some(Probe::Http { host, port: http.port.0, path: http.path.value.clone(), interval, timeout })
             }
-            (None, Some(tcp)) => Some(Probe::Tcp { host, port: tcp.port.0, interval, timeout }),
+            (None, Some(tcp)) => {
+                let host = tcp.host.as_ref().unwrap_or(address).clone();
+                Some(Probe::Tcp { host, port: tcp.port.0, interval, timeout })
+            }
             (None, None) => None,
         }
     });
@@ -212,6 +216,25 @@ mod tests {
             message: String::new(),
             since: SystemTime::now(),
         }
+    }
+
+    #[test]
+    fn a_health_check_probes_its_host_else_the_nodes_address() {
+        use crate::manifest::{SourceFile, validate};
+        let text = "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: mini}\nspec: {role: primary, address: 100.64.0.5}\n\
+                    ---\napiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata: {name: chroma}\n\
+                    spec: {nodes: [mini], command: [chroma], healthCheck: {http: {host: 127.0.0.1, port: 8001}}}\n\
+                    ---\napiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata: {name: db}\n\
+                    spec: {nodes: [mini], command: [db], healthCheck: {tcp: {port: 5432}}}\n";
+        let validation = validate(&[SourceFile { path: "m.yaml".into(), text: text.into() }], Vec::new());
+        assert!(validation.is_valid(), "{:?}", validation.diagnostics);
+        let set = validation.set;
+        let env = NodeEnv::from_parts(None, std::iter::empty()).unwrap();
+        let host = |name: &str| match render(&set.services[name], &set.nodes["mini"], &env).unwrap().probe {
+            Some(Probe::Http { host, .. } | Probe::Tcp { host, .. }) => host,
+            None => panic!("{name} has a probe"),
+        };
+        assert_eq!((host("chroma"), host("db")), ("127.0.0.1".to_owned(), "100.64.0.5".to_owned()));
     }
 
     #[test]

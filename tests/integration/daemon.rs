@@ -9,6 +9,7 @@ mod capability;
 mod doctor;
 mod events;
 mod idle_connections;
+mod loopback;
 mod partition;
 mod peers;
 mod sessions;

@@ -72,47 +72,39 @@ impl Daemon {
         }
     }
 
-    /// Waits until this daemon's prober has seen `peer` online: a peer probed
-    /// before it listened stays known down until its next probe (2 s later).
-    pub async fn sees(&self, peer: &str) {
-        self.eventually(&format!("{} sees {peer} online", self.name), "/api/v1/mesh", |mesh| {
-            mesh.as_array().is_some_and(|nodes| nodes.iter().any(|n| n["name"] == peer && n["online"] == true))
-        })
-        .await;
+    /// Waits until this daemon places `capability` on `node`: a daemon that
+    /// started before its peer saw it down for a moment, and places the
+    /// capability on the next node until its recheck.
+    pub async fn served_by(&self, capability: &str, node: &str) {
+        let client = reqwest::Client::new();
+        let url = self.url(&format!("/api/v1/objects/Capability/{capability}"));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let object: serde_json::Value =
+                client.get(&url).bearer_auth(KEY).send().await.unwrap().json().await.unwrap_or_default();
+            if object["status"]["details"]["servedBy"] == node {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{} does not place {capability} on {node}: {object}", self.name);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
-    /// Waits until this daemon's status says `capability` is served by `node`.
-    pub async fn serves(&self, capability: &str, node: &str) {
-        let served_by = format!("served by {node}");
-        self.eventually(&format!("{} places {capability} on {node}", self.name), "/api/v1/status", |status| {
-            status["objects"].as_array().is_some_and(|objects| {
-                objects.iter().any(|object| {
-                    object["kind"] == "Capability"
-                        && object["name"] == capability
-                        && object["conditions"].as_array().is_some_and(|conditions| {
-                            conditions.iter().any(|c| {
-                                c["type"] == "Ready" && c["message"].as_str().is_some_and(|m| m.contains(&served_by))
-                            })
-                        })
-                })
-            })
-        })
-        .await;
-    }
-
-    /// Polls `GET path` (with the key) until `check` holds, for at most 15 s.
-    async fn eventually(&self, what: &str, path: &str, check: impl Fn(&serde_json::Value) -> bool) {
+    /// Waits until this daemon's prober has seen `peer` answer: one that
+    /// started first saw its peer down for a moment, and skips a node known
+    /// to be down until then.
+    pub async fn sees_online(&self, peer: &str) {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let answer = client.get(self.url(path)).bearer_auth(KEY).send().await;
-            if let Ok(answer) = answer
-                && let Ok(body) = answer.json::<serde_json::Value>().await
-                && check(&body)
-            {
+            let mesh: serde_json::Value =
+                client.get(self.url("/api/v1/mesh")).bearer_auth(KEY).send().await.unwrap().json().await.unwrap();
+            let online =
+                mesh.as_array().is_some_and(|nodes| nodes.iter().any(|n| n["name"] == peer && n["online"] == true));
+            if online {
                 return;
             }
-            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            assert!(Instant::now() < deadline, "{} does not see {peer} online: {mesh}", self.name);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -1458,6 +1458,38 @@ fn a_placement_on_a_node_the_service_skips_is_a_warning_at_the_value() {
 }
 
 #[test]
+fn a_loopback_endpoints_host_in_the_client_env_is_a_warning_at_the_value() {
+    let run = workspace(&[(
+        "manifests/vector-db.yaml",
+        "
+        apiVersion: agentmesh/v1alpha1
+        kind: Capability
+        metadata:
+          name: vector_db
+        spec:
+          provider: http
+          placement:
+            prefer: [agent-home-mini]
+          endpoint: {host: 127.0.0.1, port: 8001}
+          clientEnv:
+            CHROMA_HOST: \"{{host}}\"
+            CHROMA_URL: \"{{api}}/cap/vector_db\"
+    ",
+    )])
+    .run(&["validate", "manifests"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "manifests/vector-db.yaml:11:18: Capability/vector_db: warning: clientEnv.CHROMA_HOST uses {{host}}, which is \
+         127.0.0.1: a client on another node cannot reach it there; use \"{{api}}/cap/vector_db\" (through its own \
+         node's mesh API, with {{apiKey}})\n \
+         11 |     CHROMA_HOST: \"{{host}}\"\n    \
+         |                  ^^^^^^^^^^\n\n"
+    );
+    assert_eq!(run.stdout, "manifests: 3 objects in 2 files are valid, 1 warning\n");
+}
+
+#[test]
 fn errors_and_warnings_are_both_counted_in_the_summary() {
     let run = workspace(&[(
         "manifests/sync.yaml",

@@ -220,7 +220,7 @@ fn json_output_carries_every_diagnostic_field_and_exits_one_when_invalid() {
         serde_json::json!({
             "severity": "error",
             "file": "manifests/llm.yaml",
-            "line": 29,
+            "line": 34,
             "column": 14,
             "object": "Capability/llm_inference",
             "message": "placement.prefer names unknown node \"agent-home-mac\"",

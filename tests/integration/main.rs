@@ -1,6 +1,8 @@
 //! Integration tests: the `meshctl` binary run as a user runs it, on files in
 //! temporary folders. One binary for all of them, so they share one build.
 
+mod cap;
+mod chroma;
 mod daemon;
 mod daemons;
 mod errors;

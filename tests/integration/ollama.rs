@@ -131,9 +131,7 @@ impl Mesh {
         let mini = Daemon::start("mini", mini_api, &manifests, &dir.path().join("state-mini"));
         laptop.ready().await;
         mini.ready().await;
-        laptop.sees("mini").await;
-        mini.sees("laptop").await;
-        laptop.serves("llm_inference", "mini").await;
+        laptop.served_by("llm_inference", "mini").await;
         Mesh { _dir: dir, laptop, mini, laptop_ollama, mini_ollama }
     }
 

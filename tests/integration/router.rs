@@ -72,8 +72,8 @@ impl Mesh {
         let b = Daemon::start("b", b_api, &manifests, &dir.path().join("state-b"));
         a.ready().await;
         b.ready().await;
-        a.sees("b").await;
-        b.sees("a").await;
+        a.sees_online("b").await;
+        b.sees_online("a").await;
         Mesh { dir, a, b, calls }
     }
 

@@ -66,9 +66,24 @@ pub struct Endpoint {
     /// The path that answers 2xx when it is healthy (default: `path`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_path: Option<Located<String>>,
-    /// The host to call (default: the serving node's `address`).
+    /// The host to call (default: the serving node's `address`). A loopback
+    /// host (`127.0.0.1`) is each serving node's own: that node checks its
+    /// health, and peers reach it through that node's mesh API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+}
+
+/// Whether `host` names the machine it is used on: 127.0.0.0/8, `::1` or
+/// `localhost` (and its subdomains, RFC 6761).
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => {
+            let lower = bare.to_ascii_lowercase();
+            lower == "localhost" || lower.ends_with(".localhost")
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]

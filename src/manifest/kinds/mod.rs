@@ -8,7 +8,7 @@ mod node;
 mod service;
 mod sync_folder;
 
-pub use capability::{CapabilitySpec, Endpoint, OllamaSettings, Placement, Provider};
+pub use capability::{CapabilitySpec, Endpoint, OllamaSettings, Placement, Provider, is_loopback_host};
 pub use handoff_policy::HandoffPolicySpec;
 pub use mesh::{Discovery, MeshAuth, MeshSpec, ReconcileSettings, TailscaleIdentity};
 pub use node::{NodeSpec, NodeSyncthing, Role};

@@ -121,20 +121,28 @@ pub struct HealthCheck {
     pub timeout: DurationSpec,
 }
 
-/// Healthy when `GET http://<node address>:port/path` answers 2xx.
+/// Healthy when `GET http://<host>:port/path` answers 2xx.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpProbe {
     pub port: Port,
     #[serde(default = "default_probe_path")]
     pub path: Located<String>,
+    /// The host to probe (default: the node's `address`); `127.0.0.1` for a
+    /// server that listens on loopback only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
-/// Healthy when a TCP connection to the port succeeds.
+/// Healthy when a TCP connection to `host`:port succeeds.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TcpProbe {
     pub port: Port,
+    /// The host to probe (default: the node's `address`); `127.0.0.1` for a
+    /// server that listens on loopback only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]

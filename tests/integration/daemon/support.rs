@@ -547,6 +547,73 @@ fn api_get_at(ip: Ipv4Addr, port: u16, path: &str) -> Option<Value> {
     serde_json::from_str(answer.split_once("\r\n\r\n")?.1).ok()
 }
 
+/// Runs `ip args…`, which must succeed.
+pub fn ip(args: &[&str]) {
+    let output = Command::new(ip_command()).args(args).output().unwrap_or_else(|error| {
+        panic!("cannot run `ip` ({error}): this test needs iproute2 (apt-get install iproute2) and root")
+    });
+    assert!(
+        output.status.success(),
+        "`ip {}` failed: {}this test needs root and iproute2",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Two network namespaces joined by a veth pair (each with its own
+/// loopback, as two machines), deleted (with the pair) when
+/// dropped, even when the test panics.
+pub struct Link {
+    pub netns: [String; 2],
+    veth: [String; 2],
+    pub ips: [Ipv4Addr; 2],
+}
+
+impl Link {
+    pub fn new() -> Link {
+        let pid = std::process::id();
+        let subnet = u8::try_from(pid % 250).expect("below 250");
+        let link = Link {
+            netns: [format!("am-a-{pid}"), format!("am-b-{pid}")],
+            veth: [format!("am-va-{pid}"), format!("am-vb-{pid}")],
+            ips: [Ipv4Addr::new(10, 213, subnet, 1), Ipv4Addr::new(10, 213, subnet, 2)],
+        };
+        for netns in &link.netns {
+            ip(&["netns", "add", netns]);
+        }
+        let [va, vb] = &link.veth;
+        ip(&["link", "add", va, "netns", &link.netns[0], "type", "veth", "peer", "name", vb, "netns", &link.netns[1]]);
+        for side in 0..2 {
+            let address = format!("{}/30", link.ips[side]);
+            link.exec(side, &["ip", "addr", "add", &address, "dev", &link.veth[side]]);
+            link.exec(side, &["ip", "link", "set", "lo", "up"]);
+            link.set(side, true);
+        }
+        link
+    }
+
+    /// Runs `ip args…` in side `side`'s namespace.
+    pub fn exec(&self, side: usize, args: &[&str]) {
+        assert_eq!(args[0], "ip");
+        let mut all = vec!["netns", "exec", &self.netns[side], ip_command()];
+        all.extend(&args[1..]);
+        ip(&all);
+    }
+
+    /// Brings side `side`'s end of the pair up or down.
+    pub fn set(&self, side: usize, up: bool) {
+        self.exec(side, &["ip", "link", "set", &self.veth[side], if up { "up" } else { "down" }]);
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        for netns in &self.netns {
+            let _ = Command::new(ip_command()).args(["netns", "del", netns]).output();
+        }
+    }
+}
+
 /// `ip` of iproute2: `/usr/sbin/ip` where it is, else whatever PATH finds.
 pub fn ip_command() -> &'static str {
     if Path::new("/usr/sbin/ip").exists() { "/usr/sbin/ip" } else { "ip" }
