@@ -1,6 +1,7 @@
 //! Integration tests: the `meshctl` binary run as a user runs it, on files in
 //! temporary folders. One binary for all of them, so they share one build.
 
+mod containment;
 mod daemon;
 mod daemons;
 mod errors;
@@ -10,6 +11,7 @@ mod git_source;
 mod init;
 mod ollama;
 mod router;
+mod scaling;
 mod schema;
 mod supervisor;
 mod support;

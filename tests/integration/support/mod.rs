@@ -2,6 +2,7 @@
 //! fixtures for the tests' outside world (Git remotes, Syncthing).
 
 pub mod ollama;
+pub mod shapes;
 pub mod syncthing;
 
 use std::path::{Path, PathBuf};
