@@ -66,3 +66,10 @@ fn ten_thousand_duplicates_get_one_diagnostic_each_naming_the_first() {
         validation.diagnostics[0]
     );
 }
+
+#[test]
+fn the_distinct_valid_shape_is_valid() {
+    let validation = validate(&crate::support::shapes::distinct_valid(1_000), Vec::new());
+    assert_eq!(validation.set.len(), 1_000);
+    assert!(validation.is_valid(), "{}", validation.diagnostics.iter().find(|d| d.is_error()).expect("an error"));
+}
