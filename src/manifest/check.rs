@@ -507,7 +507,43 @@ fn relative_path_problem(path: &str) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::relative_path_problem;
+    use super::*;
+    use crate::manifest::{SourceFile, validate};
+
+    #[test]
+    fn a_selector_matches_any_node_when_one_node_meets_every_condition() {
+        let node = |name: &str, role: &str, labels: &str| {
+            format!(
+                "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: {name}, labels: {{{labels}}}}}\nspec: {{role: {role}, address: {name}}}\n"
+            )
+        };
+        let text = [
+            node("a", "primary", "zone: home, gpu: \"true\""),
+            node("b", "satellite", "zone: home"),
+            node("c", "satellite", "zone: work, gpu: \"true\""),
+        ]
+        .join("---\n");
+        let set = validate(&[SourceFile { path: "nodes.yaml".into(), text }], Vec::new()).set;
+        let selector = |role: Option<Role>, labels: &[(&str, &str)]| NodeSelector {
+            role,
+            match_labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        let table = [
+            (selector(None, &[]), true),
+            (selector(Some(Role::Primary), &[]), true),
+            (selector(None, &[("zone", "home"), ("gpu", "true")]), true),
+            (selector(Some(Role::Satellite), &[("gpu", "true")]), true),
+            (selector(Some(Role::Primary), &[("zone", "work")]), false),
+            (selector(Some(Role::Satellite), &[("zone", "home"), ("gpu", "true")]), false),
+            (selector(None, &[("zone", "nowhere")]), false),
+        ];
+        let mut index = NodeIndex::new(&set);
+        for (selector, expected) in &table {
+            assert_eq!(index.matches_any(selector), *expected, "{selector:?}");
+            // Asked again, the remembered answer is the same.
+            assert_eq!(index.matches_any(selector), *expected, "{selector:?}");
+        }
+    }
 
     #[test]
     fn sessions_dir_must_stay_inside_its_folder() {

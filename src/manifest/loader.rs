@@ -171,3 +171,26 @@ fn read_text(path: &Path) -> Result<String, String> {
 fn is_yaml(path: &Path) -> bool {
     matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_read_once_under_its_own_name_else_under_its_first_link() {
+        let found = |shown: &str, real: &str, through_link: bool| Found {
+            shown: PathBuf::from(shown),
+            real: PathBuf::from(real),
+            through_link,
+        };
+        let kept = readable(vec![
+            found("m/z.yaml", "/r/z.yaml", false),
+            found("m/a-link.yaml", "/r/z.yaml", true),
+            found("m/b-link.yaml", "/r/.hidden/v.yaml", true),
+            found("m/c-link.yaml", "/r/.hidden/v.yaml", true),
+            found("m/d.yaml", "/r/d.yaml", false),
+        ]);
+        let shown: Vec<&str> = kept.iter().map(|f| f.shown.to_str().expect("UTF-8")).collect();
+        assert_eq!(shown, ["m/b-link.yaml", "m/d.yaml", "m/z.yaml"]);
+    }
+}
