@@ -546,6 +546,23 @@ mod tests {
     }
 
     #[test]
+    fn suggestions_stop_when_their_budget_is_spent() {
+        let text =
+            "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: laptop}\nspec: {role: primary, address: a}\n";
+        let set = validate(&[SourceFile { path: "nodes.yaml".into(), text: text.into() }], Vec::new()).set;
+        let mut out = Vec::new();
+        // "laptp" against one candidate costs 6; the budget covers one such look.
+        let mut checker = Checker { set: &set, out: &mut out, nodes: NodeIndex::new(&set), suggestion_budget: 11 };
+        let file: Arc<str> = "s.yaml".into();
+        let subject = Subject { file: &file, key: "Service/s".into() };
+        let typo = Located::new("laptp".to_owned(), Pos::default());
+        assert!(!checker.node_ref(&subject, "nodes", &typo));
+        assert!(!checker.node_ref(&subject, "nodes", &typo));
+        let helps: Vec<Option<&str>> = out.iter().map(|d| d.help.as_deref()).collect();
+        assert_eq!(helps, [Some("did you mean \"laptop\"?"), None]);
+    }
+
+    #[test]
     fn sessions_dir_must_stay_inside_its_folder() {
         let table = [
             ("sessions", None),
