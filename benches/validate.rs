@@ -5,10 +5,17 @@
 //! with `load_dir` and checked with `validate`, as the command and the controller
 //! do. The target is a median under 50 ms.
 //!
+//! Then 10,000 documents of each shape of `tests/integration/support/shapes.rs`
+//! (one Node duplicated, distinct valid objects, invalid documents, deep and
+//! long values, all mixed), validated and every diagnostic rendered: each under
+//! 1 s (issue #13, point 6).
+//!
 //! Run: `cargo bench --bench validate` (optimised build; no extra harness).
 //! `BENCH_ITERATIONS=100 cargo bench --bench validate` takes more samples.
 
 mod common;
+#[path = "../tests/integration/support/shapes.rs"]
+mod shapes;
 
 use common::{millis, quantile};
 
@@ -307,4 +314,36 @@ fn main() {
     let verdict = if median < TARGET { "met" } else { "MISSED" };
     let _ = writeln!(report, "  target: median under {} ms: {verdict}", TARGET.as_millis());
     print!("{report}");
+    many_documents();
+}
+
+const MANY: usize = 10_000;
+const MANY_TARGET: Duration = Duration::from_secs(1);
+
+/// [`MANY`] documents of each shape: validated, every diagnostic rendered.
+fn many_documents() {
+    println!("validate + render: {MANY} documents of each shape, slowest of 3 runs");
+    for shape in &shapes::SHAPES {
+        let files = (shape.files)(MANY);
+        let mut diagnostics = 0;
+        let slowest = (0..3)
+            .map(|_| {
+                let started = Instant::now();
+                let validation = validate(&files, Vec::new());
+                let rendered: usize = validation.diagnostics.iter().map(|d| d.to_string().len()).sum();
+                std::hint::black_box(rendered);
+                diagnostics = validation.diagnostics.len();
+                started.elapsed()
+            })
+            .max()
+            .expect("three runs");
+        let verdict = if slowest < MANY_TARGET { "met" } else { "MISSED" };
+        println!(
+            "  {:<24} {:>8.1} ms  ({} files, {diagnostics} diagnostics)  target under {} s: {verdict}",
+            shape.name,
+            millis(slowest),
+            files.len(),
+            MANY_TARGET.as_secs()
+        );
+    }
 }

@@ -1,7 +1,9 @@
 //! Diagnostics: a problem at a place in a file, about an object, rendered the way
 //! compilers do (`path:line:col: Kind/name: message`, the source line, a caret and
-//! a "did you mean").
+//! a "did you mean"). Control characters in anything shown are escaped, so a
+//! value cannot forge a line of its own.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -79,20 +81,46 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "",
             Severity::Warning => "warning: ",
         };
-        write!(f, "{}:{}:{}: {}: {warning}{}", self.file, self.line, self.column, self.object, self.message)?;
+        let (file, object, message) = (escaped(&self.file), escaped(&self.object), escaped(&self.message));
+        write!(f, "{file}:{}:{}: {object}: {warning}{message}", self.line, self.column)?;
         let gutter = " ".repeat(self.line.to_string().len());
         if let Some(source) = &self.source_line {
-            let source = source.replace('\t', " ");
-            let start = (self.column as usize).saturating_sub(1).min(source.chars().count());
-            let room = source.chars().count().saturating_sub(start).max(1);
-            let carets = "^".repeat((self.len as usize).clamp(1, room));
-            write!(f, "\n {} | {source}\n {gutter} | {}{carets}", self.line, " ".repeat(start))?;
+            // Each character becomes its shown text (a tab one space), so that the
+            // caret stays under the column it points at.
+            let shown: Vec<String> =
+                source.chars().map(|c| if c == '\t' { " ".to_owned() } else { escaped_char(c) }).collect();
+            let start = (self.column as usize).saturating_sub(1).min(shown.len());
+            let (before, after) = shown.split_at(start);
+            let indent = before.iter().map(|s| s.chars().count()).sum::<usize>();
+            let room = after.iter().map(|s| s.chars().count()).sum::<usize>().max(1);
+            let underlined: usize = after.iter().take(self.len as usize).map(|s| s.chars().count()).sum();
+            let carets = "^".repeat(underlined.clamp(1, room));
+            write!(f, "\n {} | {}\n {gutter} | {}{carets}", self.line, shown.concat(), " ".repeat(indent))?;
         }
         if let Some(help) = &self.help {
-            write!(f, "\n {gutter} = help: {help}")?;
+            write!(f, "\n {gutter} = help: {}", escaped(help))?;
         }
         Ok(())
     }
+}
+
+/// `text` with every control character (line breaks among them) and every
+/// character that moves or reorders text on a terminal written as an escape, the
+/// way Rust writes it (`\n`, `\u{1b}`): shown text stays on its own line and reads
+/// as it is.
+pub fn escaped(text: &str) -> Cow<'_, str> {
+    if !text.contains(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(text.chars().map(escaped_char).collect())
+}
+
+fn escaped_char(c: char) -> String {
+    if needs_escape(c) { c.escape_default().to_string() } else { c.to_string() }
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// The candidate closest to `wanted`, when it is close enough to be a typo.
@@ -144,6 +172,36 @@ mod tests {
              |         ^^^^^^^^^^^^^^\n   \
              = help: did you mean \"agent-home-mini\"?"
         );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_so_no_line_can_be_forged() {
+        let file: Arc<str> = "manifests/a\nb.yaml".into();
+        // Column 8 is the right-to-left override: the caret starts under its escape.
+        let at = Pos { line: 3, column: 8, len: 3 };
+        let forged = "a\nmanifests/x.yaml:1:1: error: forged";
+        let mut d = Diagnostic::error(&file, at, format!("Node/{forged}"), format!("metadata.name \"{forged}\""))
+            .with_help(Some("use \u{1b}[31m\r\u{2028}".into()));
+        d.source_line = Some("\u{1b}[2J\u{0}: \u{202e}abc".into());
+        let rendered = d.to_string();
+        let lines: Vec<&str> = rendered.lines().collect();
+        let caret = format!("   | {}{}", " ".repeat(16), "^".repeat(10));
+        assert_eq!(
+            lines,
+            [
+                "manifests/a\\nb.yaml:3:8: Node/a\\nmanifests/x.yaml:1:1: error: forged: \
+                 metadata.name \"a\\nmanifests/x.yaml:1:1: error: forged\"",
+                " 3 | \\u{1b}[2J\\u{0}: \\u{202e}abc",
+                caret.as_str(),
+                "   = help: use \\u{1b}[31m\\r\\u{2028}",
+            ]
+        );
+    }
+
+    #[test]
+    fn text_without_control_characters_is_not_copied() {
+        assert!(matches!(escaped("Node/home: \"é\" 漢"), Cow::Borrowed(_)));
+        assert_eq!(escaped("a\tb\u{7f}\u{85}"), "a\\tb\\u{7f}\\u{85}");
     }
 
     #[test]

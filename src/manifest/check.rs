@@ -1,15 +1,15 @@
 //! Set-level checks: names, duplicates, cross-references, paths and templates.
 //! Every problem is collected; nothing stops at the first.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::kinds::{
-    CapabilitySpec, EnvValue, HandoffPolicySpec, MeshSpec, NodeSpec, Provider, ServiceSpec, SyncFolderSpec,
-    is_loopback_host,
+    CapabilitySpec, EnvValue, HandoffPolicySpec, MeshSpec, NodeSelector, NodeSpec, Provider, Role, ServiceSpec,
+    SyncFolderSpec, is_loopback_host,
 };
 use super::object::{Manifest, Object, Spec};
-use super::set::ManifestSet;
+use super::set::{ManifestSet, selects};
 use super::values::{Located, Pos, name_problem};
 use crate::diagnostic::{Diagnostic, closest, did_you_mean};
 use crate::template;
@@ -32,7 +32,8 @@ pub fn check(objects: Vec<Manifest>, diagnostics: &mut Vec<Diagnostic>) -> Manif
             diagnostics.push(duplicate_diagnostic(&set, &duplicate));
         }
     }
-    let mut checker = Checker { set: &set, out: diagnostics };
+    let mut checker =
+        Checker { set: &set, out: diagnostics, nodes: NodeIndex::new(&set), suggestion_budget: SUGGESTION_BUDGET };
     set.nodes.values().for_each(|o| checker.node(o));
     set.services.values().for_each(|o| checker.service(o));
     set.capabilities.values().for_each(|o| checker.capability(o));
@@ -62,9 +63,62 @@ fn duplicate_diagnostic(set: &ManifestSet, duplicate: &Manifest) -> Diagnostic {
     Diagnostic::error(&duplicate.origin().file, duplicate.metadata().name.at, duplicate.key(), message)
 }
 
+/// How many characters a validation may compare to find "did you mean"
+/// suggestions for unknown names (each suggestion compares the name with every
+/// candidate). Past it, problems come without one: many typos among many names
+/// stay linear in time.
+const SUGGESTION_BUDGET: usize = 100_000;
+
 struct Checker<'a> {
     set: &'a ManifestSet,
     out: &'a mut Vec<Diagnostic>,
+    nodes: NodeIndex<'a>,
+    suggestion_budget: usize,
+}
+
+/// The Nodes by role and label, so that whether a selector matches any Node is
+/// found without trying every Node for every Service.
+struct NodeIndex<'a> {
+    all: Vec<&'a Object<NodeSpec>>,
+    by_role: HashMap<Role, Vec<&'a Object<NodeSpec>>>,
+    by_label: HashMap<(&'a str, &'a str), Vec<&'a Object<NodeSpec>>>,
+    /// Answers already found, for Services that share a selector.
+    matches_any: HashMap<&'a NodeSelector, bool>,
+}
+
+impl<'a> NodeIndex<'a> {
+    fn new(set: &'a ManifestSet) -> Self {
+        let mut index = NodeIndex {
+            all: Vec::new(),
+            by_role: HashMap::new(),
+            by_label: HashMap::new(),
+            matches_any: HashMap::new(),
+        };
+        for node in set.nodes.values() {
+            index.all.push(node);
+            index.by_role.entry(node.spec.role).or_default().push(node);
+            for (key, value) in &node.metadata.labels {
+                index.by_label.entry((key, value)).or_default().push(node);
+            }
+        }
+        index
+    }
+
+    /// Whether `selector` matches at least one Node: only the Nodes that meet its
+    /// rarest condition are tried.
+    fn matches_any(&mut self, selector: &'a NodeSelector) -> bool {
+        if let Some(&answer) = self.matches_any.get(selector) {
+            return answer;
+        }
+        let none = Vec::new();
+        let role = selector.role.map(|role| self.by_role.get(&role).unwrap_or(&none));
+        let labels =
+            selector.match_labels.iter().map(|(k, v)| self.by_label.get(&(k.as_str(), v.as_str())).unwrap_or(&none));
+        let rarest = role.into_iter().chain(labels).min_by_key(|nodes| nodes.len()).unwrap_or(&self.all);
+        let answer = rarest.iter().any(|node| selects(selector, node));
+        self.matches_any.insert(selector, answer);
+        answer
+    }
 }
 
 /// The object a check is about: where its file is and how errors name it.
@@ -82,7 +136,7 @@ impl Subject<'_> {
 const SERVICE_PLACEHOLDERS: [&str; 2] = ["node.name", "node.address"];
 const CLIENT_ENV_PLACEHOLDERS: [&str; 6] = ["host", "port", "path", "node", "api", "apiKey"];
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
     fn error(&mut self, subject: &Subject, at: Pos, message: String, help: Option<String>) {
         self.out.push(Diagnostic::error(subject.file, at, subject.key.clone(), message).with_help(help));
     }
@@ -91,12 +145,19 @@ impl Checker<'_> {
         self.out.push(Diagnostic::warning(subject.file, at, subject.key.clone(), message));
     }
 
+    /// The closest of `candidates` to `wanted`, while the suggestion budget lasts.
+    fn did_you_mean<'n>(&mut self, wanted: &str, candidates: impl ExactSizeIterator<Item = &'n str>) -> Option<String> {
+        let cost = candidates.len().saturating_mul(wanted.chars().count() + 1);
+        self.suggestion_budget = self.suggestion_budget.checked_sub(cost)?;
+        did_you_mean(wanted, candidates)
+    }
+
     /// Reports `name` when no Node has it.
     fn node_ref(&mut self, subject: &Subject, field: &str, name: &Located<String>) -> bool {
         if self.set.nodes.contains_key(&name.value) {
             return true;
         }
-        let help = did_you_mean(&name.value, self.set.nodes.keys().map(String::as_str));
+        let help = self.did_you_mean(&name.value, self.set.nodes.keys().map(String::as_str));
         self.error(subject, name.at, format!("{field} names unknown node \"{}\"", name.value), help);
         false
     }
@@ -169,7 +230,7 @@ impl Checker<'_> {
         }
     }
 
-    fn service(&mut self, object: &Object<ServiceSpec>) {
+    fn service(&mut self, object: &'a Object<ServiceSpec>) {
         let subject = Subject::of(object);
         let spec = &object.spec;
         match (spec.nodes.is_empty(), &spec.node_selector) {
@@ -187,7 +248,9 @@ impl Checker<'_> {
                 self.error(&subject, node.at, format!("nodes names \"{}\" twice", node.value), None);
             }
         }
-        if spec.node_selector.is_some() && self.set.service_nodes(spec).is_empty() {
+        if let Some(selector) = &spec.node_selector
+            && !self.nodes.matches_any(selector)
+        {
             self.warning(&subject, object.spec_at, "nodeSelector matches no Node: the Service runs nowhere".into());
         }
         match spec.command.first() {
@@ -276,7 +339,7 @@ impl Checker<'_> {
         if let Some(service_name) = &spec.service {
             match self.set.services.get(&service_name.value) {
                 None => {
-                    let help = did_you_mean(&service_name.value, self.set.services.keys().map(String::as_str));
+                    let help = self.did_you_mean(&service_name.value, self.set.services.keys().map(String::as_str));
                     self.error(
                         &subject,
                         service_name.at,
@@ -285,9 +348,8 @@ impl Checker<'_> {
                     );
                 }
                 Some(service) => {
-                    let runs_on = self.set.service_nodes(&service.spec);
                     for name in spec.placement.order().filter(|n| self.set.nodes.contains_key(&n.value)) {
-                        if !runs_on.contains(&name.value.as_str()) {
+                        if !self.set.runs_on(&service.spec, &name.value) {
                             self.warning(
                                 &subject,
                                 name.at,
@@ -379,7 +441,7 @@ impl Checker<'_> {
         let spec = &object.spec;
         let folder = self.set.sync_folders.get(&spec.sync_folder.value);
         if folder.is_none() {
-            let help = did_you_mean(&spec.sync_folder.value, self.set.sync_folders.keys().map(String::as_str));
+            let help = self.did_you_mean(&spec.sync_folder.value, self.set.sync_folders.keys().map(String::as_str));
             self.error(
                 &subject,
                 spec.sync_folder.at,
@@ -456,7 +518,60 @@ fn relative_path_problem(path: &str) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::relative_path_problem;
+    use super::*;
+    use crate::manifest::{SourceFile, validate};
+
+    #[test]
+    fn a_selector_matches_any_node_when_one_node_meets_every_condition() {
+        let node = |name: &str, role: &str, labels: &str| {
+            format!(
+                "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: {name}, labels: {{{labels}}}}}\nspec: {{role: {role}, address: {name}}}\n"
+            )
+        };
+        let text = [
+            node("a", "primary", "zone: home, gpu: \"true\""),
+            node("b", "satellite", "zone: home"),
+            node("c", "satellite", "zone: work, gpu: \"true\""),
+        ]
+        .join("---\n");
+        let set = validate(&[SourceFile { path: "nodes.yaml".into(), text }], Vec::new()).set;
+        let selector = |role: Option<Role>, labels: &[(&str, &str)]| NodeSelector {
+            role,
+            match_labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        let table = [
+            (selector(None, &[]), true),
+            (selector(Some(Role::Primary), &[]), true),
+            (selector(None, &[("zone", "home"), ("gpu", "true")]), true),
+            (selector(Some(Role::Satellite), &[("gpu", "true")]), true),
+            (selector(Some(Role::Primary), &[("zone", "work")]), false),
+            (selector(Some(Role::Satellite), &[("zone", "home"), ("gpu", "true")]), false),
+            (selector(None, &[("zone", "nowhere")]), false),
+        ];
+        let mut index = NodeIndex::new(&set);
+        for (selector, expected) in &table {
+            assert_eq!(index.matches_any(selector), *expected, "{selector:?}");
+            // Asked again, the remembered answer is the same.
+            assert_eq!(index.matches_any(selector), *expected, "{selector:?}");
+        }
+    }
+
+    #[test]
+    fn suggestions_stop_when_their_budget_is_spent() {
+        let text =
+            "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: laptop}\nspec: {role: primary, address: a}\n";
+        let set = validate(&[SourceFile { path: "nodes.yaml".into(), text: text.into() }], Vec::new()).set;
+        let mut out = Vec::new();
+        // "laptp" against one candidate costs 6; the budget covers one such look.
+        let mut checker = Checker { set: &set, out: &mut out, nodes: NodeIndex::new(&set), suggestion_budget: 11 };
+        let file: Arc<str> = "s.yaml".into();
+        let subject = Subject { file: &file, key: "Service/s".into() };
+        let typo = Located::new("laptp".to_owned(), Pos::default());
+        assert!(!checker.node_ref(&subject, "nodes", &typo));
+        assert!(!checker.node_ref(&subject, "nodes", &typo));
+        let helps: Vec<Option<&str>> = out.iter().map(|d| d.help.as_deref()).collect();
+        assert_eq!(helps, [Some("did you mean \"laptop\"?"), None]);
+    }
 
     #[test]
     fn sessions_dir_must_stay_inside_its_folder() {

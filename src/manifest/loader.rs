@@ -1,7 +1,11 @@
 //! The only code that reads manifest files: every `*.yaml` / `*.yml` under a
 //! folder, recursively, in a stable order. Hidden files and folders (`.git`) are
-//! skipped.
+//! skipped, and nothing outside the folder is ever read: a symlink that leads out
+//! of it (or nowhere, or round in a loop) is skipped with a warning naming it.
 
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,66 +27,170 @@ pub enum LoadError {
 }
 
 /// The manifest files under `dir`, with a diagnostic for each one that could not
-/// be read as text. Paths are shown joined to `dir` as given.
+/// be read as text and a warning for each symlink that was not followed. Paths
+/// are shown joined to `dir` as given.
+///
+/// `dir` itself may be a symlink. Below it, a symlink to a manifest file inside
+/// the folder is read under the link's name, unless that file is read anyway; a
+/// symlink to a folder is never walked (a folder inside is read where it is), so
+/// no loop can be entered.
 pub fn load_dir(dir: &Path) -> Result<(Vec<SourceFile>, Vec<Diagnostic>), LoadError> {
     let shown = dir.display().to_string();
-    let metadata = std::fs::metadata(dir).map_err(|source| match source.kind() {
+    let io_error = |source: std::io::Error| match source.kind() {
         std::io::ErrorKind::NotFound => LoadError::NotFound(shown.clone()),
         _ => LoadError::Io { path: shown.clone(), source },
-    })?;
+    };
+    let metadata = std::fs::metadata(dir).map_err(io_error)?;
     if !metadata.is_dir() {
         return Err(LoadError::NotAFolder(shown));
     }
-    let mut paths = Vec::new();
-    collect_yaml_files(dir, &mut paths)?;
-    paths.sort();
+    let root = std::fs::canonicalize(dir).map_err(io_error)?;
+    let mut walk = Walk { dir, root: &root, found: Vec::new(), skipped: Vec::new() };
+    walk.folder(dir)?;
+    let Walk { found, mut skipped, .. } = walk;
 
-    let mut files = Vec::with_capacity(paths.len());
-    let mut diagnostics = Vec::new();
-    for path in paths {
-        let shown: Arc<str> = path.display().to_string().into();
-        let unreadable = |message: String| Diagnostic::error(&shown, Pos::default(), "file", message);
-        match std::fs::metadata(&path) {
-            Ok(meta) if meta.len() > MAX_FILE_BYTES => {
-                diagnostics.push(unreadable(format!(
-                    "file is {} bytes, more than the {MAX_FILE_BYTES} a manifest file may hold",
-                    meta.len()
-                )));
-                continue;
-            }
-            Ok(_) => {}
-            Err(error) => {
-                diagnostics.push(unreadable(format!("cannot read: {error}")));
-                continue;
-            }
-        }
-        match std::fs::read(&path).map(String::from_utf8) {
-            Ok(Ok(text)) => files.push(SourceFile { path: shown, text }),
-            Ok(Err(_)) => diagnostics.push(unreadable("file is not UTF-8 text".into())),
-            Err(error) => diagnostics.push(unreadable(format!("cannot read: {error}"))),
+    let mut files = Vec::with_capacity(found.len());
+    for Found { shown, real, .. } in readable(found) {
+        let shown: Arc<str> = shown.display().to_string().into();
+        match read_text(&real) {
+            Ok(text) => files.push(SourceFile { path: shown, text }),
+            Err(message) => skipped.push(Diagnostic::error(&shown, Pos::default(), "file", message)),
         }
     }
-    Ok((files, diagnostics))
+    Ok((files, skipped))
 }
 
-fn collect_yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
-    let io_error = |source| LoadError::Io { path: dir.display().to_string(), source };
-    for entry in std::fs::read_dir(dir).map_err(io_error)? {
-        let entry = entry.map_err(io_error)?;
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
+/// A manifest file found by the walk.
+struct Found {
+    /// The path to show: the file's, or the link's.
+    shown: PathBuf,
+    /// The file to read, inside the folder with every symlink resolved.
+    real: PathBuf,
+    through_link: bool,
+}
+
+/// The files to read, by shown path: each real file once, a link only when its
+/// target is not read under its own name or an earlier link's.
+fn readable(mut found: Vec<Found>) -> Vec<Found> {
+    found.sort_by(|a, b| a.shown.cmp(&b.shown));
+    let own: BTreeSet<PathBuf> = found.iter().filter(|f| !f.through_link).map(|f| f.real.clone()).collect();
+    let mut linked = BTreeSet::new();
+    found.retain(|f| !f.through_link || (!own.contains(&f.real) && linked.insert(f.real.clone())));
+    found
+}
+
+struct Walk<'a> {
+    /// The folder as given, which shown paths start with.
+    dir: &'a Path,
+    /// The folder with every symlink resolved: containment is checked against it.
+    root: &'a Path,
+    found: Vec<Found>,
+    skipped: Vec<Diagnostic>,
+}
+
+impl Walk<'_> {
+    fn folder(&mut self, folder: &Path) -> Result<(), LoadError> {
+        let io_error = |source| LoadError::Io { path: folder.display().to_string(), source };
+        for entry in std::fs::read_dir(folder).map_err(io_error)? {
+            let entry = entry.map_err(io_error)?;
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => self.folder(&path)?,
+                Ok(kind) if kind.is_file() && is_yaml(&path) => {
+                    // Only real folders are walked, so the path inside `root` is
+                    // the file's own.
+                    let real = path.strip_prefix(self.dir).map_or_else(|_| path.clone(), |rest| self.root.join(rest));
+                    self.found.push(Found { shown: path, real, through_link: false });
+                }
+                Ok(kind) if kind.is_symlink() => self.symlink(path),
+                _ => {}
+            }
         }
-        let path = entry.path();
-        let file_type = std::fs::metadata(&path).map(|m| m.file_type());
-        match file_type {
-            Ok(kind) if kind.is_dir() => collect_yaml_files(&path, out)?,
-            Ok(kind) if kind.is_file() && is_yaml(&path) => out.push(path),
-            _ => {}
+        Ok(())
+    }
+
+    fn symlink(&mut self, link: PathBuf) {
+        let target = match std::fs::canonicalize(&link) {
+            Ok(target) => target,
+            Err(error) => {
+                let why = if error.raw_os_error() == Some(libc::ELOOP) {
+                    "it is a loop".to_owned()
+                } else {
+                    format!("its target cannot be reached ({})", error.kind())
+                };
+                return self.warn(&link, format!("not followed: {why}"));
+            }
+        };
+        let is_folder = std::fs::metadata(&target).is_ok_and(|m| m.is_dir());
+        if !target.starts_with(self.root) {
+            if is_folder || is_yaml(&link) {
+                self.warn(
+                    &link,
+                    format!("not followed: it leads outside the manifests folder, to {}", target.display()),
+                );
+            }
+        } else if is_folder {
+            self.warn(
+                &link,
+                "not followed: it leads to a folder inside the manifests folder, which is read where it is".into(),
+            );
+        } else if is_yaml(&link) {
+            self.found.push(Found { shown: link, real: target, through_link: true });
         }
     }
-    Ok(())
+
+    fn warn(&mut self, link: &Path, message: String) {
+        let shown: Arc<str> = link.display().to_string().into();
+        self.skipped.push(Diagnostic::warning(&shown, Pos::default(), "symlink", message));
+    }
+}
+
+/// The text of `path`, read without following a symlink in its last part (the
+/// walk checked where it leads; one swapped in since is refused), or why not.
+fn read_text(path: &Path) -> Result<String, String> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|error| format!("cannot read: {error}"))?;
+    let size = file.metadata().map_err(|error| format!("cannot read: {error}"))?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(format!("file is {size} bytes, more than the {MAX_FILE_BYTES} a manifest file may hold"));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|error| format!("cannot read: {error}"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!("file grew past the {MAX_FILE_BYTES} bytes a manifest file may hold while it was read"));
+    }
+    String::from_utf8(bytes).map_err(|_| "file is not UTF-8 text".to_owned())
 }
 
 fn is_yaml(path: &Path) -> bool {
     matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_read_once_under_its_own_name_else_under_its_first_link() {
+        let found = |shown: &str, real: &str, through_link: bool| Found {
+            shown: PathBuf::from(shown),
+            real: PathBuf::from(real),
+            through_link,
+        };
+        let kept = readable(vec![
+            found("m/z.yaml", "/r/z.yaml", false),
+            found("m/a-link.yaml", "/r/z.yaml", true),
+            found("m/b-link.yaml", "/r/.hidden/v.yaml", true),
+            found("m/c-link.yaml", "/r/.hidden/v.yaml", true),
+            found("m/d.yaml", "/r/d.yaml", false),
+        ]);
+        let shown: Vec<&str> = kept.iter().map(|f| f.shown.to_str().expect("UTF-8")).collect();
+        assert_eq!(shown, ["m/b-link.yaml", "m/d.yaml", "m/z.yaml"]);
+    }
 }

@@ -84,14 +84,16 @@ fn parse_files(files: &[SourceFile]) -> Vec<(Vec<Manifest>, Vec<Diagnostic>)> {
     })
 }
 
-/// Orders diagnostics by place and attaches the source line each points at.
+/// Orders diagnostics by place and attaches the source line each points at. Each
+/// file's lines are found once, however many diagnostics point into it.
 fn finish(diagnostics: &mut [Diagnostic], files: &[SourceFile]) {
     let texts: HashMap<&str, &str> = files.iter().map(|f| (&*f.path, f.text.as_str())).collect();
+    let mut lines: HashMap<&str, Vec<&str>> = HashMap::new();
     for diagnostic in diagnostics.iter_mut().filter(|d| d.source_line.is_none()) {
-        diagnostic.source_line = texts
-            .get(&*diagnostic.file)
-            .and_then(|text| parse::lines_inclusive(text).nth(diagnostic.line as usize - 1))
-            .map(|line| line.trim_end_matches(['\r', '\n']).to_owned());
+        let Some((&path, &text)) = texts.get_key_value(&*diagnostic.file) else { continue };
+        let file_lines = lines.entry(path).or_insert_with(|| parse::lines_inclusive(text).collect());
+        diagnostic.source_line =
+            file_lines.get(diagnostic.line as usize - 1).map(|line| line.trim_end_matches(['\r', '\n']).to_owned());
     }
     diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
 }

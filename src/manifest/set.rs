@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::kinds::{CapabilitySpec, HandoffPolicySpec, MeshSpec, NodeSpec, ServiceSpec, SyncFolderSpec};
+use super::kinds::{CapabilitySpec, HandoffPolicySpec, MeshSpec, NodeSelector, NodeSpec, ServiceSpec, SyncFolderSpec};
 use super::object::{Manifest, Object};
 
 #[derive(Clone, Debug, Default)]
@@ -66,13 +66,26 @@ impl ManifestSet {
             return self
                 .nodes
                 .iter()
-                .filter(|(_, node)| {
-                    selector.role.is_none_or(|role| role == node.spec.role)
-                        && selector.match_labels.iter().all(|(key, value)| node.metadata.labels.get(key) == Some(value))
-                })
+                .filter(|(_, node)| selects(selector, node))
                 .map(|(name, _)| name.as_str())
                 .collect();
         }
         service.nodes.iter().map(|name| name.value.as_str()).filter(|name| self.nodes.contains_key(*name)).collect()
     }
+
+    /// Whether the Service is placed on the node `node`: without listing every
+    /// node it is placed on.
+    pub fn runs_on(&self, service: &ServiceSpec, node: &str) -> bool {
+        let Some(object) = self.nodes.get(node) else { return false };
+        match &service.node_selector {
+            Some(selector) => selects(selector, object),
+            None => service.nodes.iter().any(|name| name.value == node),
+        }
+    }
+}
+
+/// Whether every condition of `selector` holds for `node`.
+pub(crate) fn selects(selector: &NodeSelector, node: &Object<NodeSpec>) -> bool {
+    selector.role.is_none_or(|role| role == node.spec.role)
+        && selector.match_labels.iter().all(|(key, value)| node.metadata.labels.get(key) == Some(value))
 }

@@ -1,16 +1,23 @@
-//! Robustness of the loader and the checks: whatever a manifests folder holds
-//! (arbitrary bytes, YAML-shaped noise, example files with random edits, inputs
-//! built to hurt), `load_dir` and `validate` return diagnostics and never panic,
-//! and every diagnostic points at a line and column that exist in its file.
+//! Robustness of the loader, the checks and the `.env` reader: whatever a
+//! manifests folder holds (arbitrary bytes, YAML-shaped noise, example files with
+//! random edits, inputs built to hurt), `load_dir` and `validate` return
+//! diagnostics and never panic, every diagnostic points at a line and column
+//! that exist in its file, and renders as its own lines.
 //!
-//! These are property tests (proptest) on the library, not cargo-fuzz targets:
-//! they run on stable with `cargo test`, in seconds, with nothing else to
-//! install, and a failure shrinks to a small input. cargo-fuzz is not needed.
+//! These are property tests (proptest) on the library: they run on stable with
+//! `cargo test`, in seconds, and a failure shrinks to a small input. The
+//! coverage-guided fuzz targets in `fuzz/` (cargo-fuzz, nightly) hold the same
+//! inputs to the same promises: this file includes their checks
+//! (`fuzz/src/lib.rs`), feeds them inputs in their format (files split at 0xFF
+//! bytes), and replays every input the fuzzers ever found wrong
+//! (`fuzz/regressions/`).
 
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+#[path = "../../fuzz/src/lib.rs"]
+mod inputs;
 
-use agentmesh::diagnostic::Diagnostic;
+use std::path::Path;
+use std::sync::LazyLock;
+
 use agentmesh::manifest::loader::load_dir;
 use agentmesh::manifest::{SourceFile, Validation, validate};
 use proptest::prelude::*;
@@ -22,56 +29,9 @@ fn source(path: &str, text: String) -> SourceFile {
     SourceFile { path: path.into(), text }
 }
 
-/// The lines of `text` as a YAML parser counts them: `\n`, `\r\n` and a lone `\r`
-/// each end one.
-fn yaml_lines(text: &str) -> Vec<&str> {
-    let bytes = text.as_bytes();
-    let (mut lines, mut start, mut at) = (Vec::new(), 0, 0);
-    while at < bytes.len() {
-        if matches!(bytes[at], b'\n' | b'\r') {
-            lines.push(&text[start..at]);
-            if bytes[at] == b'\r' && bytes.get(at + 1) == Some(&b'\n') {
-                at += 1;
-            }
-            start = at + 1;
-        }
-        at += 1;
-    }
-    lines.push(&text[start..]);
-    lines
-}
-
-/// What is wrong with where `diagnostic` points, given the lines of each file.
-fn misplaced(diagnostic: &Diagnostic, files: &HashMap<Arc<str>, Vec<&str>>) -> Option<String> {
-    let Some(lines) = files.get(&diagnostic.file) else {
-        return Some(format!("names a file that was not given: {diagnostic}"));
-    };
-    let (line, column) = (diagnostic.line as usize, diagnostic.column as usize);
-    if line < 1 || column < 1 {
-        return Some(format!("has line or column 0: {diagnostic}"));
-    }
-    if line > lines.len() + 1 {
-        return Some(format!("points at line {line} of a file of {} lines: {diagnostic}", lines.len()));
-    }
-    let width = lines.get(line - 1).map_or(0, |text| text.chars().count());
-    if column > width + 1 {
-        return Some(format!("points at column {column} of a line of {width} characters: {diagnostic}"));
-    }
-    None
-}
-
-/// Validates `files` and checks every diagnostic's place; renders each one too,
-/// since rendering slices the source line at the column.
+/// Validates `files` and checks every diagnostic's place and rendering.
 fn validate_checked(files: &[SourceFile]) -> Result<Validation, TestCaseError> {
-    let validation = validate(files, vec![]);
-    let lines: HashMap<Arc<str>, Vec<&str>> = files.iter().map(|f| (f.path.clone(), yaml_lines(&f.text))).collect();
-    for diagnostic in &validation.diagnostics {
-        if let Some(problem) = misplaced(diagnostic, &lines) {
-            return Err(TestCaseError::fail(problem));
-        }
-        let _rendered = diagnostic.to_string();
-    }
-    Ok(validation)
+    inputs::check_files(files).map_err(TestCaseError::fail)
 }
 
 // ---------------------------------------------------------------------------
@@ -84,6 +44,12 @@ proptest! {
     fn arbitrary_bytes_as_text_never_panic_the_validator(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
         let text = String::from_utf8_lossy(&bytes).into_owned();
         validate_checked(&[source("bytes.yaml", text)])?;
+    }
+
+    #[test]
+    fn arbitrary_bytes_hold_both_fuzz_targets_promises(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        inputs::manifests(&bytes);
+        inputs::env_file(&bytes);
     }
 }
 
@@ -321,12 +287,63 @@ proptest! {
         validate_checked(&[source("noise.yaml", text)])?;
     }
 
+    /// The manifests fuzz target's own input format: several files of noise, one
+    /// input.
+    #[test]
+    fn yaml_shaped_file_sets_hold_the_fuzz_targets_promises(texts in prop::collection::vec(yaml_text(), 1..5)) {
+        let data = inputs::input_of(&texts);
+        prop_assert_eq!(inputs::file_set(&data).len(), texts.len());
+        inputs::manifests(&data);
+    }
+
+    /// The `.env` fuzz target on env-shaped lines.
+    #[test]
+    fn env_shaped_text_holds_the_env_targets_promises(lines in prop::collection::vec(env_line(), 0..12)) {
+        inputs::env_file(lines.concat().as_bytes());
+    }
+
     /// Two files, so that the checks across objects see what the noise declares.
     #[test]
     fn yaml_shaped_text_next_to_valid_nodes_never_panics(text in yaml_text()) {
         let nodes = "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: home}\nspec: {role: primary, address: home}\n---\napiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: laptop}\nspec: {role: satellite, address: laptop}\n";
         validate_checked(&[source("nodes.yaml", nodes.to_owned()), source("noise.yaml", text)])?;
     }
+}
+
+/// One line of a `.env`: the variables the identity check reads, values plain,
+/// quoted, substituted or broken, comments and `export`.
+fn env_line() -> impl Strategy<Value = String> {
+    (
+        prop::bool::weighted(0.2),
+        select(&["AGENT_NODE_ID", "AGENT_ROLE", "MESH_MANIFESTS", "X", "1BAD", "A B", ""][..]),
+        select(&["=", " = ", "=\"", "='", ":", ""][..]),
+        prop_oneof![
+            3 => select(&["home", "laptop", "primary", "satellite", "primry", "", "\"a b\"", "'x'", "${X}", "$X", "\\", "#c", "\"a\nb\"", "\u{1b}[2J", "\u{0}", "é"][..])
+                .prop_map(str::to_owned),
+            1 => "[ -~]{0,12}",
+        ],
+        select(&["\n", "\r\n", "\r", " # note\n", ""][..]),
+    )
+        .prop_map(|(export, name, assign, value, end)| {
+            format!("{}{name}{assign}{value}{end}", if export { "export " } else { "" })
+        })
+}
+
+/// Every input a fuzz target was found to fail on, kept in
+/// `fuzz/regressions/<target>/`, passes now.
+#[test]
+fn every_input_the_fuzzers_found_wrong_passes_now() {
+    let regressions = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+    let mut replayed = 0;
+    for (target, check) in [("manifests", inputs::manifests as fn(&[u8])), ("env_file", inputs::env_file)] {
+        let Ok(entries) = std::fs::read_dir(regressions.join(target)) else { continue };
+        for entry in entries {
+            let path = entry.expect("entry").path();
+            check(&std::fs::read(&path).expect("read regression"));
+            replayed += 1;
+        }
+    }
+    assert!(replayed > 0, "no regression inputs in {}", regressions.display());
 }
 
 // ---------------------------------------------------------------------------
@@ -432,8 +449,7 @@ fn hostile_inputs_are_refused_with_diagnostics_not_panics() {
         ("a self-referencing alias", "a: &a [*a]\n".to_owned()),
         ("an undefined alias", "apiVersion: *nope\n".to_owned()),
         ("a very long line", format!("apiVersion: {}\n", "a".repeat(300_000))),
-        // Each document is parsed with the lines before it blanked, so the time
-        // grows with the square of the count: kept small here.
+        // Time grows linearly with the count (tests/integration/scaling.rs).
         ("many documents", "---\nkind: Node\n".repeat(1_000)),
         ("a duplicated key, many times", "kind: Node\n".repeat(5_000)),
         (

@@ -3,6 +3,7 @@
 
 mod cap;
 mod chroma;
+mod containment;
 mod daemon;
 mod daemons;
 mod errors;
@@ -12,6 +13,7 @@ mod git_source;
 mod init;
 mod ollama;
 mod router;
+mod scaling;
 mod schema;
 mod supervisor;
 mod support;

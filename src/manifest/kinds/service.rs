@@ -44,7 +44,7 @@ pub struct ServiceSpec {
 }
 
 /// Picks nodes by role and labels; every condition given must hold.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NodeSelector {
     #[serde(default, skip_serializing_if = "Option::is_none")]

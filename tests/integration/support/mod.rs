@@ -2,6 +2,7 @@
 //! fixtures for the tests' outside world (Git remotes, Syncthing).
 
 pub mod ollama;
+pub mod shapes;
 #[cfg(target_os = "linux")]
 pub mod sshd;
 pub mod syncthing;
