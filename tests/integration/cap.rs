@@ -4,7 +4,6 @@
 //! the mini and falls back to the laptop. The client always talks to the
 //! laptop's `/cap/echo/`.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,10 +17,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::daemons::{Daemon, KEY, free_port, node_manifest};
-
-const LAPTOP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
-const MINI: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
+use crate::daemons::{Daemon, KEY, LAPTOP, MINI, laptop_and_mini, same_port_on};
 
 /// The pause between the chunks of `/stream`.
 const CHUNK_DELAY: Duration = Duration::from_millis(300);
@@ -93,16 +89,6 @@ async fn stream(State(sent): State<Arc<Mutex<Vec<Instant>>>>) -> Response {
     Body::from_stream(chunks).into_response()
 }
 
-/// Two listeners on one port, one on each node's address.
-async fn same_port_on_both() -> (tokio::net::TcpListener, tokio::net::TcpListener) {
-    loop {
-        let a = tokio::net::TcpListener::bind((LAPTOP, 0)).await.unwrap();
-        if let Ok(b) = tokio::net::TcpListener::bind((MINI, a.local_addr().unwrap().port())).await {
-            return (a, b);
-        }
-    }
-}
-
 struct Mesh {
     _dir: TempDir,
     laptop: Daemon,
@@ -114,26 +100,15 @@ struct Mesh {
 impl Mesh {
     async fn start() -> Mesh {
         let dir = tempfile::tempdir().unwrap();
-        let (laptop_listener, mini_listener) = same_port_on_both().await;
+        let (laptop_listener, mini_listener) = same_port_on(LAPTOP, MINI).await;
         let port = laptop_listener.local_addr().unwrap().port();
         let (laptop_echo, mini_echo) = (Echo::start(laptop_listener, "laptop"), Echo::start(mini_listener, "mini"));
-        let (laptop_api, mini_api) =
-            (SocketAddr::new(LAPTOP, free_port(LAPTOP)), SocketAddr::new(MINI, free_port(MINI)));
         let capability = format!(
             "apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {{name: echo}}\n\
              spec: {{provider: http, placement: {{prefer: [mini], fallback: [laptop]}}, \
              endpoint: {{port: {port}, path: /base, healthPath: /health}}}}\n"
         );
-        let manifests = dir.path().join("manifests");
-        std::fs::create_dir(&manifests).unwrap();
-        let text =
-            [node_manifest("laptop", "primary", laptop_api), node_manifest("mini", "satellite", mini_api), capability]
-                .concat();
-        std::fs::write(manifests.join("mesh.yaml"), text).unwrap();
-        let laptop = Daemon::start("laptop", laptop_api, &manifests, &dir.path().join("state-laptop"));
-        let mini = Daemon::start("mini", mini_api, &manifests, &dir.path().join("state-mini"));
-        laptop.ready().await;
-        mini.ready().await;
+        let (laptop, mini) = laptop_and_mini(dir.path(), &capability).await;
         let mesh = Mesh { _dir: dir, laptop, _mini: mini, laptop_echo, mini_echo };
         mesh.laptop.served_by("echo", "mini").await;
         mesh

@@ -6,48 +6,23 @@
 //! it at `CHROMA_URL` (its own node's `/cap/vector_db`) with the mesh key as
 //! chromadb's token auth settings, as `manifests/vector-db.yaml` declares.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::daemons::{Daemon, free_port, node_manifest};
-
-const LAPTOP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
-const MINI: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
+use crate::daemons::{MINI, free_port, laptop_and_mini};
+use crate::support::venv_python;
 
 /// The version `.ci/run` installs.
 const CHROMADB_VERSION: &str = "1.5.9";
 
 /// The interpreter of the venv holding `chromadb` (and its `chroma` server
-/// beside it): `AGENTMESH_TEST_CHROMA_PYTHON` (set by `.ci/run`), else
-/// `.venv-chroma/bin/python` in the repository. The test fails, never
-/// skips, when it is not there.
+/// beside it).
 fn chroma_python() -> &'static PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let python = std::env::var_os("AGENTMESH_TEST_CHROMA_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-chroma/bin/python"));
-        let how = format!(
-            "the Chroma test needs the Python `chromadb` {CHROMADB_VERSION}: run `.ci/run`, or \
-             `python3 -m venv .venv-chroma && .venv-chroma/bin/pip install chromadb=={CHROMADB_VERSION}`, or set \
-             AGENTMESH_TEST_CHROMA_PYTHON to a python that has it"
-        );
-        let output = std::process::Command::new(&python)
-            .args(["-c", "import importlib.metadata as m, chromadb; print(m.version('chromadb'))"])
-            .output()
-            .unwrap_or_else(|error| panic!("{} does not run ({error}); {how}", python.display()));
-        assert!(
-            output.status.success(),
-            "{} cannot import chromadb: {}; {how}",
-            python.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        python
-    })
+    PYTHON.get_or_init(|| venv_python("AGENTMESH_TEST_CHROMA_PYTHON", ".venv-chroma", "chromadb", CHROMADB_VERSION))
 }
 
 /// The agent: creates a collection, adds two documents with their embeddings
@@ -85,7 +60,6 @@ async fn the_chromadb_client_on_the_laptop_uses_the_minis_chroma_through_both_da
     let chroma = python.with_file_name("chroma");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port(MINI);
-    let (laptop_api, mini_api) = (SocketAddr::new(LAPTOP, free_port(LAPTOP)), SocketAddr::new(MINI, free_port(MINI)));
     let data = dir.path().join("chroma-data");
     let chroma_yaml = format!(
         "apiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata: {{name: chroma}}\nspec:\n  nodes: [mini]\n  \
@@ -101,16 +75,7 @@ async fn the_chromadb_client_on_the_laptop_uses_the_minis_chroma_through_both_da
         chroma = chroma.display(),
         data = data.display(),
     );
-    let manifests = dir.path().join("manifests");
-    std::fs::create_dir(&manifests).unwrap();
-    let text =
-        [node_manifest("laptop", "primary", laptop_api), node_manifest("mini", "satellite", mini_api), chroma_yaml]
-            .concat();
-    std::fs::write(manifests.join("mesh.yaml"), text).unwrap();
-    let laptop = Daemon::start("laptop", laptop_api, &manifests, &dir.path().join("state-laptop"));
-    let mini = Daemon::start("mini", mini_api, &manifests, &dir.path().join("state-mini"));
-    laptop.ready().await;
-    mini.ready().await;
+    let (laptop, _mini) = laptop_and_mini(dir.path(), &chroma_yaml).await;
     laptop.served_by("vector_db", "mini").await;
 
     let state = dir.path().join("state-laptop");

@@ -125,6 +125,37 @@ impl Drop for Daemon {
     }
 }
 
+/// The laptop's and the mini's addresses in the two-node tests.
+pub const LAPTOP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+pub const MINI: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 3));
+
+/// Node `laptop` (primary, on [`LAPTOP`]) and node `mini` (satellite, on
+/// [`MINI`]), each with its daemon, reading `manifests/mesh.yaml` in `dir`:
+/// both Nodes, then `objects`. Returns once both have a set in force.
+pub async fn laptop_and_mini(dir: &Path, objects: &str) -> (Daemon, Daemon) {
+    let (laptop_api, mini_api) = (SocketAddr::new(LAPTOP, free_port(LAPTOP)), SocketAddr::new(MINI, free_port(MINI)));
+    let manifests = dir.join("manifests");
+    std::fs::create_dir(&manifests).expect("create the manifests folder");
+    let text = [node_manifest("laptop", "primary", laptop_api), node_manifest("mini", "satellite", mini_api)].concat();
+    std::fs::write(manifests.join("mesh.yaml"), text + objects).expect("write the manifests");
+    let laptop = Daemon::start("laptop", laptop_api, &manifests, &dir.join("state-laptop"));
+    let mini = Daemon::start("mini", mini_api, &manifests, &dir.join("state-mini"));
+    laptop.ready().await;
+    mini.ready().await;
+    (laptop, mini)
+}
+
+/// Two listeners on one port, one on each of `a` and `b`: the same endpoint
+/// port on two nodes.
+pub async fn same_port_on(a: IpAddr, b: IpAddr) -> (tokio::net::TcpListener, tokio::net::TcpListener) {
+    loop {
+        let first = tokio::net::TcpListener::bind((a, 0)).await.expect("bind a free port");
+        if let Ok(second) = tokio::net::TcpListener::bind((b, first.local_addr().expect("an address").port())).await {
+            return (first, second);
+        }
+    }
+}
+
 /// A port that is free on `ip` now.
 pub fn free_port(ip: IpAddr) -> u16 {
     TcpListener::bind((ip, 0)).expect("bind a free port").local_addr().expect("an address").port()

@@ -4,7 +4,6 @@
 //! and a Capability `llm_inference` that prefers the mini and falls back to
 //! the laptop. The client always talks to the laptop's `/ollama`.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -12,41 +11,17 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::daemons::{Daemon, KEY, free_port, node_manifest};
+use crate::daemons::{Daemon, KEY, LAPTOP, MINI, laptop_and_mini, same_port_on};
 use crate::support::ollama::{Config, FakeOllama, allowed_host};
-
-const LAPTOP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
-const MINI: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
+use crate::support::venv_python;
 
 /// The version of the client `.ci/run` installs.
 const CLIENT_VERSION: &str = "0.6.3";
 
-/// The interpreter of the venv holding the real client: `AGENTMESH_TEST_PYTHON`
-/// (set by `.ci/run`), else `.venv-ci/bin/python` in the repository. A test
-/// fails, never skips, when the client is not there.
+/// The interpreter of the venv holding the real `ollama` client.
 fn client_python() -> &'static PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let python = std::env::var_os("AGENTMESH_TEST_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-ci/bin/python"));
-        let how = format!(
-            "the Ollama proxy tests need the Python `ollama` client {CLIENT_VERSION}: run `.ci/run`, or \
-             `python3 -m venv .venv-ci && .venv-ci/bin/pip install ollama=={CLIENT_VERSION}`, or set \
-             AGENTMESH_TEST_PYTHON to a python that has it"
-        );
-        let output = std::process::Command::new(&python)
-            .args(["-c", "import importlib.metadata as m, ollama; print(m.version('ollama'))"])
-            .output()
-            .unwrap_or_else(|error| panic!("{} does not run ({error}); {how}", python.display()));
-        assert!(
-            output.status.success(),
-            "{} cannot import ollama: {}; {how}",
-            python.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        python
-    })
+    PYTHON.get_or_init(|| venv_python("AGENTMESH_TEST_PYTHON", ".venv-ci", "ollama", CLIENT_VERSION))
 }
 
 /// What one client script printed: one JSON value per line.
@@ -106,7 +81,7 @@ impl Mesh {
     /// starting with a comma). Both fakes can pull `newmodel`.
     async fn start_with(mini: impl FnOnce(&mut Config), more: &str) -> Mesh {
         let dir = tempfile::tempdir().unwrap();
-        let (laptop_listener, mini_listener) = same_port_on_both().await;
+        let (laptop_listener, mini_listener) = same_port_on(LAPTOP, MINI).await;
         let port = laptop_listener.local_addr().unwrap().port();
         let mut laptop_config = Config::new("laptop", &["tiny"]);
         laptop_config.registry = vec!["newmodel".into()];
@@ -115,22 +90,11 @@ impl Mesh {
         mini_config.registry = vec!["newmodel".into()];
         mini(&mut mini_config);
         let mini_ollama = FakeOllama::start(mini_listener, mini_config);
-        let (laptop_api, mini_api) =
-            (SocketAddr::new(LAPTOP, free_port(LAPTOP)), SocketAddr::new(MINI, free_port(MINI)));
         let capability = format!(
             "apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {{name: llm_inference}}\n\
              spec: {{provider: ollama, placement: {{prefer: [mini], fallback: [laptop]}}, endpoint: {{port: {port}}}{more}}}\n"
         );
-        let manifests = dir.path().join("manifests");
-        std::fs::create_dir(&manifests).unwrap();
-        let text =
-            [node_manifest("laptop", "primary", laptop_api), node_manifest("mini", "satellite", mini_api), capability]
-                .concat();
-        std::fs::write(manifests.join("mesh.yaml"), text).unwrap();
-        let laptop = Daemon::start("laptop", laptop_api, &manifests, &dir.path().join("state-laptop"));
-        let mini = Daemon::start("mini", mini_api, &manifests, &dir.path().join("state-mini"));
-        laptop.ready().await;
-        mini.ready().await;
+        let (laptop, mini) = laptop_and_mini(dir.path(), &capability).await;
         laptop.served_by("llm_inference", "mini").await;
         Mesh { _dir: dir, laptop, mini, laptop_ollama, mini_ollama }
     }
@@ -138,16 +102,6 @@ impl Mesh {
     /// `OLLAMA_HOST` for the laptop's proxy.
     fn laptop_host(&self) -> String {
         self.laptop.url("/ollama")
-    }
-}
-
-/// Two listeners on one port, one on each node's address.
-async fn same_port_on_both() -> (tokio::net::TcpListener, tokio::net::TcpListener) {
-    loop {
-        let a = tokio::net::TcpListener::bind((LAPTOP, 0)).await.unwrap();
-        if let Ok(b) = tokio::net::TcpListener::bind((MINI, a.local_addr().unwrap().port())).await {
-            return (a, b);
-        }
     }
 }
 

@@ -14,7 +14,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::daemons::{Daemon, KEY, free_port, node_manifest};
+use crate::daemons::{Daemon, KEY, free_port, node_manifest, same_port_on};
 use crate::support::Workspace;
 
 const A: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
@@ -40,7 +40,7 @@ impl Mesh {
     async fn start() -> Mesh {
         let dir = tempfile::tempdir().unwrap();
         let calls = Calls::default();
-        let (a_endpoint, b_endpoint) = same_port_on_both().await;
+        let (a_endpoint, b_endpoint) = same_port_on(A, B).await;
         let port = a_endpoint.local_addr().unwrap().port();
         serve_endpoint("a", a_endpoint, calls.clone());
         serve_endpoint("b", b_endpoint, calls.clone());
@@ -91,16 +91,6 @@ impl Mesh {
         })
         .await
         .unwrap()
-    }
-}
-
-/// Two listeners on one port, one on each node's address.
-async fn same_port_on_both() -> (tokio::net::TcpListener, tokio::net::TcpListener) {
-    loop {
-        let a = tokio::net::TcpListener::bind((A, 0)).await.unwrap();
-        if let Ok(b) = tokio::net::TcpListener::bind((B, a.local_addr().unwrap().port())).await {
-            return (a, b);
-        }
     }
 }
 

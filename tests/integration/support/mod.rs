@@ -104,6 +104,31 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("UTF-8 output").trim().to_owned()
 }
 
+/// The interpreter of a venv holding the Python `package` at `version`:
+/// `$variable` when it is set (`.ci/run` sets it), else `<venv>/bin/python` in
+/// the repository. A test fails, never skips, when it cannot import the
+/// package: the message says how to make the venv.
+pub fn venv_python(variable: &str, venv: &str, package: &str, version: &str) -> PathBuf {
+    let python = std::env::var_os(variable)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(venv).join("bin/python"));
+    let how = format!(
+        "the test needs the Python `{package}` {version}: run `.ci/run`, or `python3 -m venv {venv} && \
+         {venv}/bin/pip install {package}=={version}`, or set {variable} to a python that has it"
+    );
+    let output = StdCommand::new(&python)
+        .args(["-c", &format!("import importlib.metadata as m, {package}; print(m.version('{package}'))")])
+        .output()
+        .unwrap_or_else(|error| panic!("{} does not run ({error}); {how}", python.display()));
+    assert!(
+        output.status.success(),
+        "{} cannot import {package}: {}; {how}",
+        python.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    python
+}
+
 /// A bare Git remote (`remote.git`, branch `main`) and a work clone to push to it
 /// from, in a temporary folder; for the daemon's tests, which are Linux only.
 #[cfg(target_os = "linux")]
