@@ -36,31 +36,25 @@ pub(super) async fn check(probe: &Probe, http: &reqwest::Client) -> Result<(), S
                 Err(error) => Err(format!("GET {url}: {}", root_cause(&error))),
             }
         }
-        Probe::Tcp { host, port, timeout, .. } => {
-            let connect = tokio::net::TcpStream::connect((host.as_str(), *port));
-            match tokio::time::timeout(*timeout, connect).await {
-                Ok(Ok(_connection)) => Ok(()),
-                Ok(Err(error)) => Err(format!("tcp {host}:{port}: {error}")),
-                Err(_elapsed) => {
-                    Err(format!("tcp {host}:{port}: no connection within {}", humantime::format_duration(*timeout)))
-                }
-            }
-        }
+        Probe::Tcp { host, port, timeout, .. } => connect(host, *port, *timeout).await,
     }
 }
 
-/// Whether something accepts TCP connections on the probe's port. Asked once
-/// the unit's own process group is gone, a yes means a stranger holds it.
-pub(super) async fn port_held(probe: &Probe) -> bool {
+/// The probe's port when something accepts TCP connections on it. Asked once
+/// the unit's own process group is gone, an answer means a stranger holds it.
+pub(super) async fn held_port(probe: &Probe) -> Option<u16> {
     let (Probe::Http { host, port, timeout, .. } | Probe::Tcp { host, port, timeout, .. }) = probe;
-    let connect = tokio::net::TcpStream::connect((host.as_str(), *port));
-    matches!(tokio::time::timeout(*timeout, connect).await, Ok(Ok(_connection)))
+    connect(host, *port, *timeout).await.ok().map(|()| *port)
 }
 
-/// The port a probe checks.
-pub(super) fn port(probe: &Probe) -> u16 {
-    match probe {
-        Probe::Http { port, .. } | Probe::Tcp { port, .. } => *port,
+/// A TCP connection to `host:port` within `timeout`, or why not.
+async fn connect(host: &str, port: u16, timeout: Duration) -> Result<(), String> {
+    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host, port))).await {
+        Ok(Ok(_connection)) => Ok(()),
+        Ok(Err(error)) => Err(format!("tcp {host}:{port}: {error}")),
+        Err(_elapsed) => {
+            Err(format!("tcp {host}:{port}: no connection within {}", humantime::format_duration(timeout)))
+        }
     }
 }
 

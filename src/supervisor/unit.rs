@@ -303,7 +303,7 @@ impl Runner {
         // The group is gone: whoever answers on the probe's port now is a
         // stranger, and so was whoever made the probe pass.
         let port_held = match &self.spec.probe {
-            Some(probe) if uptime < STABLE_AFTER && probe::port_held(probe).await => Some(probe::port(probe)),
+            Some(probe) if uptime < STABLE_AFTER => probe::held_port(probe).await,
             _ => None,
         };
         let judged = judge_run(uptime, health.became_healthy(), port_held);
