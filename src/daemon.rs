@@ -29,7 +29,7 @@ const MESH_PEERS: &str = "MESH_PEERS";
 const DEFAULT_API_PORT: u16 = 8000;
 /// How often the daemon looks whether its state folder was deleted.
 const STATE_FOLDER_CHECK: Duration = Duration::from_secs(2);
-/// The open-file limit assumed when it cannot be read or raised: systemd's
+/// The open-file limit assumed when it cannot be read: systemd's
 /// default soft limit.
 const ASSUMED_DESCRIPTOR_LIMIT: u64 = 1024;
 
@@ -186,7 +186,7 @@ fn raise_descriptor_limit() -> u64 {
             raised.soft
         }
         Err(error) => {
-            tracing::warn!(%error, "cannot raise the open-file limit; assuming {ASSUMED_DESCRIPTOR_LIMIT}");
+            tracing::warn!(%error, "cannot read the open-file limit; assuming {ASSUMED_DESCRIPTOR_LIMIT}");
             ASSUMED_DESCRIPTOR_LIMIT
         }
     }
@@ -212,7 +212,10 @@ async fn keep_state_folder(mut folder: StateFolder, supervisor: Supervisor, mut 
             (folder, change)
         })
         .await;
-        let Ok((checked_folder, change)) = checked else { return };
+        let Ok((checked_folder, change)) = checked else {
+            tracing::error!("the state folder check failed; the folder is no longer watched");
+            return;
+        };
         folder = checked_folder;
         if let Err(error) = change {
             tracing::warn!(%error, "cannot look at or create the state folder");

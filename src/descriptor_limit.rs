@@ -25,7 +25,10 @@ pub fn raise() -> io::Result<Raised> {
     let limit = get()?;
     let soft = target(limit.rlim_cur, limit.rlim_max, ceiling());
     if soft != limit.rlim_cur {
-        set(&libc::rlimit { rlim_cur: soft, rlim_max: limit.rlim_max })?;
+        if let Err(error) = set(&libc::rlimit { rlim_cur: soft, rlim_max: limit.rlim_max }) {
+            tracing::warn!(%error, limit = limit.rlim_cur, "cannot raise the open-file limit; keeping it");
+            return Ok(Raised { original: limit.rlim_cur, soft: limit.rlim_cur });
+        }
         let _ = ORIGINAL.set(limit);
     }
     Ok(Raised { original: limit.rlim_cur, soft })
