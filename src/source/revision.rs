@@ -39,27 +39,33 @@ pub fn folder_revision(dir: &Path, files: &[SourceFile]) -> (String, Option<Stri
 
 /// The commit of the Git work tree `dir` lies in, when nothing under `dir` has
 /// changed, and the unpushed note. `None` when the system's `git` is missing,
-/// `dir` is not in a work tree, or something under it changed.
+/// `dir` is not in a work tree, or something under it changed. One `git`
+/// process: its `#` lines name the commit, the upstream and how far ahead.
 fn clean_commit(dir: &Path) -> Option<(String, Option<String>)> {
     let git = Git::new(dir, LOCAL_TIMEOUT);
-    let inside = git.run(&["rev-parse", "--is-inside-work-tree"]).ok()?;
-    if inside.trim_end() != "true" {
-        return None;
-    }
     // Untracked files count as changes; ignored ones do not. Paths are `dir`'s.
-    let status = git.run(&["status", "--porcelain", "--untracked-files=all", "--", "."]).ok()?;
-    if !status.is_empty() {
-        return None;
-    }
-    let commit = git.run(&["rev-parse", "--verify", "HEAD^{commit}"]).ok()?.trim_end().to_owned();
-    Some((commit, unpushed_note(&git)))
+    let status = git.run(&["status", "--porcelain=v2", "--branch", "--untracked-files=all", "--", "."]).ok()?;
+    clean_status(&status)
 }
 
-/// "N commit(s) not pushed to origin/main" when HEAD is ahead of its upstream.
-fn unpushed_note(git: &Git) -> Option<String> {
-    let upstream = git.run(&["rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}"]).ok()?;
-    let ahead: u64 = git.run(&["rev-list", "--count", "@{upstream}..HEAD"]).ok()?.trim().parse().ok()?;
-    (ahead > 0).then(|| format!("{ahead} commit(s) not pushed to {}", upstream.trim_end()))
+/// The commit and "N commit(s) not pushed to origin/main" from `git status
+/// --porcelain=v2 --branch`; None when a path changed or there is no commit.
+fn clean_status(status: &str) -> Option<(String, Option<String>)> {
+    let (mut commit, mut upstream, mut ahead) = (None, None, 0_u64);
+    for line in status.lines() {
+        // Any line but a `#` header is a changed path.
+        let header = line.strip_prefix("# ")?;
+        if let Some(oid) = header.strip_prefix("branch.oid ") {
+            commit = Some(oid);
+        } else if let Some(name) = header.strip_prefix("branch.upstream ") {
+            upstream = Some(name);
+        } else if let Some(counts) = header.strip_prefix("branch.ab +") {
+            ahead = counts.split(' ').next()?.parse().ok()?;
+        }
+    }
+    let commit = commit.filter(|oid| *oid != "(initial)")?;
+    let unpushed = upstream.filter(|_| ahead > 0).map(|name| format!("{ahead} commit(s) not pushed to {name}"));
+    Some((commit.to_owned(), unpushed))
 }
 
 #[cfg(test)]
