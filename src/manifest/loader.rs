@@ -157,8 +157,8 @@ fn read_text(path: &Path) -> Result<String, String> {
         .open(path)
         .map_err(|error| format!("cannot read: {error}"))?;
     let size = file.metadata().map_err(|error| format!("cannot read: {error}"))?.len();
-    if size > MAX_FILE_BYTES {
-        return Err(format!("file is {size} bytes, more than the {MAX_FILE_BYTES} a manifest file may hold"));
+    if let Some(refused) = too_large(size) {
+        return Err(refused);
     }
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|error| format!("cannot read: {error}"))?;
@@ -168,8 +168,17 @@ fn read_text(path: &Path) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|_| "file is not UTF-8 text".to_owned())
 }
 
-fn is_yaml(path: &Path) -> bool {
+/// Whether `path` names a manifest file (`*.yaml`, `*.yml`); the Git source
+/// reads a commit's files by the same rule.
+pub fn is_yaml(path: &Path) -> bool {
     matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+/// Why a file of `size` bytes is refused unread, if it is: the same limit for
+/// a folder and a commit.
+pub fn too_large(size: u64) -> Option<String> {
+    (size > MAX_FILE_BYTES)
+        .then(|| format!("file is {size} bytes, more than the {MAX_FILE_BYTES} a manifest file may hold"))
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use crate::diagnostic::Diagnostic;
 use crate::git::tree::{self, FileKind};
 use crate::git::{Git, GitError};
 use crate::manifest::Pos;
-use crate::manifest::SourceFile;
+use crate::manifest::{SourceFile, loader};
 
 /// `MESH_GIT_*`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,9 +54,6 @@ const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// says so is ever removed. Clones made by earlier versions (with a Git
 /// library, not the `git` command) say so too, and are used as they are.
 const MANAGED_KEY: &str = "agentmesh.managed";
-
-/// The folder loader's limit: larger files are refused unread.
-const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Keeps the clone in `clone_dir` at the remote branch's head and sends a
 /// snapshot of `settings.path` for every new commit, until `updates` closes.
@@ -307,10 +304,11 @@ fn fetch(clone: &Git, branch: &str) -> Result<String, SyncError> {
     };
     let tracking = format!("refs/remotes/origin/{branch}");
     let resolve = || resolve(clone, &tracking).map_err(failed);
-    if resolve()?.as_deref() != Some(remote_commit) {
-        let refspec = format!("+{head}:{tracking}");
-        remote.run(&["fetch", "--quiet", "--no-tags", "origin", &refspec]).map_err(failed)?;
+    if resolve()?.as_deref() == Some(remote_commit) {
+        return Ok(remote_commit.to_owned());
     }
+    let refspec = format!("+{head}:{tracking}");
+    remote.run(&["fetch", "--quiet", "--no-tags", "origin", &refspec]).map_err(failed)?;
     resolve()?.ok_or_else(|| SyncError(format!("the remote has no branch {branch}")))
 }
 
@@ -369,7 +367,7 @@ fn read_manifests(clone: &Git, path: &str, commit: &str) -> Manifests {
     let mut wanted = Vec::new();
     for file in tree::files(clone, commit, &folder).map_err(failed)? {
         let below = file.path.strip_prefix(&folder).unwrap_or(&file.path).trim_start_matches('/');
-        if below.split('/').any(|part| part.starts_with('.')) || !is_yaml(&file.path) {
+        if below.split('/').any(|part| part.starts_with('.')) || !loader::is_yaml(Path::new(&file.path)) {
             continue;
         }
         let shown: Arc<str> = file.path.as_str().into();
@@ -381,11 +379,10 @@ fn read_manifests(clone: &Git, path: &str, commit: &str) -> Manifests {
                 "file",
                 "a symbolic link in the repository; the Git source does not follow links, so it was not read",
             )),
-            FileKind::Regular if file.size > MAX_FILE_BYTES => problems.push(refused(format!(
-                "file is {} bytes, more than the {MAX_FILE_BYTES} a manifest file may hold",
-                file.size
-            ))),
-            FileKind::Regular => wanted.push((shown, file.blob)),
+            FileKind::Regular => match loader::too_large(file.size) {
+                Some(message) => problems.push(refused(message)),
+                None => wanted.push((shown, file.blob)),
+            },
         }
     }
     let blobs: Vec<&str> = wanted.iter().map(|(_, blob)| blob.as_str()).collect();
@@ -414,10 +411,6 @@ fn folder_in_repository(path: &str) -> Result<String, String> {
         }
     }
     Ok(parts.join("/"))
-}
-
-fn is_yaml(path: &str) -> bool {
-    matches!(Path::new(path).extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
 
 /// The first 8 hex digits, as events show a commit.
