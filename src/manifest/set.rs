@@ -59,22 +59,8 @@ impl ManifestSet {
         self.len() == 0
     }
 
-    /// The names of the nodes a Service is placed on: those it names, or those
+    /// Whether the Service is placed on the node `node`: one it names, or one
     /// its selector matches.
-    pub fn service_nodes<'a>(&'a self, service: &'a ServiceSpec) -> Vec<&'a str> {
-        if let Some(selector) = &service.node_selector {
-            return self
-                .nodes
-                .iter()
-                .filter(|(_, node)| selects(selector, node))
-                .map(|(name, _)| name.as_str())
-                .collect();
-        }
-        service.nodes.iter().map(|name| name.value.as_str()).filter(|name| self.nodes.contains_key(*name)).collect()
-    }
-
-    /// Whether the Service is placed on the node `node`: without listing every
-    /// node it is placed on.
     pub fn runs_on(&self, service: &ServiceSpec, node: &str) -> bool {
         let Some(object) = self.nodes.get(node) else { return false };
         match &service.node_selector {

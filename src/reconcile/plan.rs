@@ -143,7 +143,7 @@ fn service_action(
     let desired = set
         .services
         .get(name)
-        .filter(|s| service::placed_on(set, &s.spec, node))
+        .filter(|s| set.runs_on(&s.spec, node))
         .and_then(|s| set.nodes.get(node).map(|n| service::render(s, n, env)));
     let desired = match desired.transpose() {
         Ok(desired) => desired,

@@ -8,7 +8,7 @@ use crate::config::{expand_home, resolve_secret};
 use crate::controller::status::Observed;
 use crate::identity::NodeEnv;
 use crate::manifest::kinds::{EnvValue, NodeSpec, ServiceSpec};
-use crate::manifest::{ManifestSet, Object};
+use crate::manifest::Object;
 use crate::supervisor::{Phase, Probe, ProcessSpec, UnitStatus};
 use crate::template;
 
@@ -36,10 +36,6 @@ pub fn plan(desired: Option<&ProcessSpec>, observed: Option<&UnitStatus>) -> Ser
     }
 }
 
-/// Whether `service` is placed on `node`.
-pub fn placed_on(set: &ManifestSet, service: &ServiceSpec, node: &str) -> bool {
-    set.service_nodes(service).contains(&node)
-}
 
 /// The process `service` declares for `node`: placeholders substituted, secrets
 /// resolved, durations converted. Fails only on a secret that cannot be read.
@@ -96,7 +92,7 @@ pub fn desired(ctx: &Context, name: &str) -> Result<Option<ProcessSpec>, Reconci
     let Some(node) = ctx.set.nodes.get(&ctx.node) else {
         return Ok(None);
     };
-    if !placed_on(&ctx.set, &service.spec, &ctx.node) {
+    if !ctx.set.runs_on(&service.spec, &ctx.node) {
         return Ok(None);
     }
     render(service, node, &ctx.env).map(Some)
