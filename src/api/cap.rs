@@ -35,11 +35,6 @@ pub async fn proxy(State(state): State<ApiState>, request: Request) -> Response 
     let Some((name, rest)) = name_and_rest(parts.uri.path()) else {
         return shape.error(StatusCode::NOT_FOUND, "not_found", "name a capability: /cap/<name>/...");
     };
-    let (name, rest) = (name.to_owned(), rest.to_owned());
-    let body = match read_body(body, shape).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
     let Some(set) = state.shared.applied_set() else {
         let here = state.router.node();
         return shape.not_sent(
@@ -48,16 +43,21 @@ pub async fn proxy(State(state): State<ApiState>, request: Request) -> Response 
             &format!("node \"{here}\" has no manifests in force yet"),
         );
     };
-    let Some((capability, object)) = set.capabilities.get_key_value(&name) else {
-        let help = did_you_mean(&name, set.capabilities.keys().map(String::as_str));
+    let Some((capability, object)) = set.capabilities.get_key_value(name) else {
+        let help = did_you_mean(name, set.capabilities.keys().map(String::as_str));
         let help = help.map(|help| format!("; {help}")).unwrap_or_default();
         // A peer that does not know it (another revision) sent nothing.
         let message = format!("unknown capability \"{name}\"{help}");
         return shape.not_sent(StatusCode::NOT_FOUND, "unknown_capability", &message);
     };
+    // Read only once there is somewhere to send it.
+    let body = match read_body(body, shape).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     let mount = format!("{PREFIX}/{capability}");
     let target = Target { set: &set, capability, spec: &object.spec, mount, base: "/", shape };
-    pass_through(&state, target, &parts, &rest, body).await
+    pass_through(&state, target, &parts, rest, body).await
 }
 
 #[cfg(test)]

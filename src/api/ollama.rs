@@ -39,11 +39,7 @@ pub fn ollama_capability(set: &ManifestSet) -> Option<(&str, &CapabilitySpec)> {
 pub async fn proxy(State(state): State<ApiState>, request: Request) -> Response {
     let shape = ErrorShape::Ollama;
     let (parts, body) = request.into_parts();
-    let rest = parts.uri.path().strip_prefix(PREFIX).unwrap_or_default().to_owned();
-    let body = match read_body(body, shape).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
+    let rest = parts.uri.path().strip_prefix(PREFIX).unwrap_or_default();
     let Some(set) = state.shared.applied_set() else {
         let here = state.router.node();
         let message = format!("node \"{here}\" has no manifests in force yet, so it knows no Ollama capability");
@@ -56,9 +52,14 @@ pub async fn proxy(State(state): State<ApiState>, request: Request) -> Response 
             "no Capability with provider: ollama is declared",
         );
     };
+    // Read only once there is somewhere to send it.
+    let body = match read_body(body, shape).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     let base = &spec.endpoint.path.value;
     let target = Target { set: &set, capability, spec, mount: PREFIX.to_owned(), base, shape };
-    pass_through(&state, target, &parts, &rest, body).await
+    pass_through(&state, target, &parts, rest, body).await
 }
 
 #[cfg(test)]

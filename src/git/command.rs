@@ -199,7 +199,7 @@ fn shown(args: &[&str]) -> String {
 
 /// The line of git's stderr that says why it failed: the last one, past the
 /// advice git prints after any transport error.
-pub fn cause(stderr: &str) -> String {
+fn cause(stderr: &str) -> String {
     let mut lines = stderr.lines().map(str::trim).filter(|line| !line.is_empty());
     let telling = lines.clone().rfind(|line| !BOILERPLATE.contains(line));
     match telling.or_else(|| lines.next_back()) {

@@ -371,9 +371,10 @@ impl<'a> Checker<'a> {
         for (name, value) in &spec.client_env {
             self.env_name(&subject, "clientEnv", name, value.at);
             self.template(&subject, &format!("clientEnv.{name}"), value, &CLIENT_ENV_PLACEHOLDERS);
-            let uses_host = template::parse(&value.value)
-                .is_ok_and(|pieces| pieces.contains(&template::Piece::Placeholder("host")));
-            if let Some(host) = loopback.filter(|_| uses_host) {
+            let uses_host = || {
+                template::parse(&value.value).is_ok_and(|pieces| pieces.contains(&template::Piece::Placeholder("host")))
+            };
+            if let Some(host) = loopback.filter(|_| uses_host()) {
                 let message = format!(
                     "clientEnv.{name} uses {{{{host}}}}, which is {host}: a client on another node cannot reach it \
                      there; use \"{{{{api}}}}/cap/{}\" (through its own node's mesh API, with {{{{apiKey}}}})",

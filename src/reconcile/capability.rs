@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{Context, Outcome, ReconcileError};
+use crate::api_key::ApiKey;
 use crate::controller::status::Observed;
 use crate::manifest::ManifestSet;
 use crate::manifest::kinds::{CapabilitySpec, Provider, is_loopback_host};
@@ -359,7 +360,7 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
         let found = match health_check(host, node, &ctx.node) {
             HealthCheck::Direct => probe(&health_url(spec, host), None).await,
             HealthCheck::ByItsNode => match peer_authority(&ctx.peers, &ctx.set, node) {
-                Some(authority) => probe(&health_url_by_node(&authority, name, spec), Some(ctx)).await,
+                Some(authority) => probe(&health_url_by_node(&authority, name, spec), Some(&ctx.api_key)).await,
                 None => Health::Unhealthy(format!("no Node manifest says where \"{node}\" is")),
             },
         };
@@ -451,7 +452,7 @@ fn write_client_env(ctx: &Context, outcome: &mut Outcome) {
 /// `by_node`, `url` is a peer's pass-through, asked with the mesh key and the
 /// router's hop header so the peer answers for its own endpoint only; its
 /// refusal says why.
-async fn probe(url: &str, by_node: Option<&Context>) -> Health {
+async fn probe(url: &str, by_node: Option<&ApiKey>) -> Health {
     static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     let http = HTTP.get_or_init(|| {
         reqwest::Client::builder()
@@ -462,10 +463,10 @@ async fn probe(url: &str, by_node: Option<&Context>) -> Health {
             .expect("a plain HTTP client builds")
     });
     let mut request = http.get(url);
-    if let Some(ctx) = by_node {
+    if let Some(api_key) = by_node {
         request = request.header(crate::mesh::router::HOP_HEADER, "1");
         // Without a key, the peer lets this node in by its Tailscale identity.
-        if let Some(key) = ctx.api_key.get() {
+        if let Some(key) = api_key.get() {
             request = request.bearer_auth(key);
         }
     }

@@ -7,8 +7,8 @@ use super::{Context, Outcome, ReconcileError};
 use crate::config::{expand_home, resolve_secret};
 use crate::controller::status::Observed;
 use crate::identity::NodeEnv;
-use crate::manifest::kinds::{EnvValue, NodeSpec, ServiceSpec};
 use crate::manifest::Object;
+use crate::manifest::kinds::{EnvValue, NodeSpec, ServiceSpec};
 use crate::supervisor::{Phase, Probe, ProcessSpec, UnitStatus};
 use crate::template;
 
@@ -35,7 +35,6 @@ pub fn plan(desired: Option<&ProcessSpec>, observed: Option<&UnitStatus>) -> Ser
         (Some(_), Some(_)) => ServiceAction::Nothing,
     }
 }
-
 
 /// The process `service` declares for `node`: placeholders substituted, secrets
 /// resolved, durations converted. Fails only on a secret that cannot be read.
