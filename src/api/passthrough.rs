@@ -236,15 +236,15 @@ pub async fn pass_through(state: &ApiState, target: Target<'_>, parts: &Parts, r
                 return shape.error(StatusCode::BAD_GATEWAY, "bad_gateway", &message);
             }
         };
-        let answer = if node == here { Answer::Stream(response) } else { peer_answer(response).await };
+        let answer = if node == here { Ok(Answer::Stream(response)) } else { peer_answer(response).await };
         match answer {
-            Answer::NotSent(reason) => {
+            Err(nothing_sent) => {
                 state.shared.metrics.routed(capability, node, false);
-                failures.push(format!("{node}: {reason}"));
+                failures.push(format!("{node}: {nothing_sent}"));
             }
-            answer => {
+            Ok(answer) => {
                 state.shared.metrics.routed(capability, node, answer.status().as_u16() < 500);
-                return answer.into_response(shape);
+                return answer.into_response();
             }
         }
     }
@@ -258,8 +258,6 @@ enum Answer {
     Stream(reqwest::Response),
     /// Read already (a peer's error, to see whether it sent anything).
     Read { status: StatusCode, headers: HeaderMap, body: Bytes },
-    /// The node sent the request to no endpoint.
-    NotSent(String),
 }
 
 impl Answer {
@@ -267,11 +265,10 @@ impl Answer {
         match self {
             Answer::Stream(response) => response.status(),
             Answer::Read { status, .. } => *status,
-            Answer::NotSent(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
-    fn into_response(self, shape: ErrorShape) -> Response {
+    fn into_response(self) -> Response {
         let (status, headers, body) = match self {
             Answer::Stream(response) => {
                 let (status, headers) = (response.status(), end_to_end(response.headers()));
@@ -282,7 +279,6 @@ impl Answer {
                 (status, headers, Body::from_stream(chunks))
             }
             Answer::Read { status, headers, body } => (status, end_to_end(&headers), Body::from(body)),
-            Answer::NotSent(reason) => return shape.not_sent(StatusCode::SERVICE_UNAVAILABLE, "unreachable", &reason),
         };
         let mut response = Response::new(body);
         *response.status_mut() = status;
@@ -293,18 +289,19 @@ impl Answer {
 
 /// Sorts a peer's answer: its pass-through's own "nothing sent", the mesh
 /// API's refusal (our key, or an older peer without the mount: the router's
-/// [`NOTHING_SENT`] codes), or its backend's answer, passed on.
-async fn peer_answer(response: reqwest::Response) -> Answer {
+/// [`NOTHING_SENT`] codes), or its backend's answer, passed on. `Err` says
+/// why nothing was sent.
+async fn peer_answer(response: reqwest::Response) -> Result<Answer, String> {
     let status = response.status();
     let refused = matches!(status, StatusCode::UNAUTHORIZED | StatusCode::NOT_FOUND);
     if !response.headers().contains_key(NOT_SENT_HEADER) && !refused {
-        return Answer::Stream(response);
+        return Ok(Answer::Stream(response));
     }
     let headers = response.headers().clone();
     let url = response.url().to_string();
     let body = match response.bytes().await {
         Ok(body) => body,
-        Err(error) => return Answer::NotSent(format!("{url} answered {status}, then broke: {}", root_cause(&error))),
+        Err(error) => return Err(format!("{url} answered {status}, then broke: {}", root_cause(&error))),
     };
     #[derive(serde::Deserialize)]
     struct PeerError {
@@ -314,14 +311,14 @@ async fn peer_answer(response: reqwest::Response) -> Answer {
     let error = serde_json::from_slice::<PeerError>(&body).ok();
     if headers.contains_key(NOT_SENT_HEADER) {
         let reason = error.map(|e| e.message.unwrap_or(e.error));
-        return Answer::NotSent(reason.unwrap_or_else(|| format!("{url} answered {status}")));
+        return Err(reason.unwrap_or_else(|| format!("{url} answered {status}")));
     }
     match error {
         // The mesh API's own errors carry a message; Ollama's never do.
         Some(PeerError { error, message: Some(message) }) if NOTHING_SENT.contains(&error.as_str()) => {
-            Answer::NotSent(format!("{url} answered {status}: {message}"))
+            Err(format!("{url} answered {status}: {message}"))
         }
-        _ => Answer::Read { status, headers, body },
+        _ => Ok(Answer::Read { status, headers, body }),
     }
 }
 
