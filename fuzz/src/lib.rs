@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use agentmesh::diagnostic::Diagnostic;
 use agentmesh::identity::NodeEnv;
-use agentmesh::manifest::{SourceFile, Validation, validate};
+use agentmesh::manifest::{ManifestSet, SourceFile, Validation, validate};
 
 /// Separates files in a fuzz input: a byte that UTF-8 text never holds.
 pub const FILE_SEPARATOR: u8 = 0xFF;
@@ -72,11 +72,14 @@ pub fn env_file(data: &[u8]) {
     let Ok(env) = NodeEnv::from_parts(Some((PathBuf::from("node/.env"), text.clone())), Vec::new()) else {
         return;
     };
-    let nodes = "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: home}\nspec: {role: primary, address: home}\n---\napiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: laptop}\nspec: {role: satellite, address: laptop}\n";
-    let set = validate(&[SourceFile { path: "manifests/nodes.yaml".into(), text: nodes.into() }], Vec::new()).set;
+    // The same two Nodes for every input: validated once.
+    static NODES: std::sync::LazyLock<ManifestSet> = std::sync::LazyLock::new(|| {
+        let nodes = "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: home}\nspec: {role: primary, address: home}\n---\napiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: laptop}\nspec: {role: satellite, address: laptop}\n";
+        validate(&[SourceFile { path: "manifests/nodes.yaml".into(), text: nodes.into() }], Vec::new()).set
+    });
     let _ = env.manifests_dir();
     let line_count = text.lines().count().max(1);
-    for diagnostic in env.check_identity(&set) {
+    for diagnostic in env.check_identity(&NODES) {
         if diagnostic.file.as_ref() == "node/.env" && diagnostic.line as usize > line_count {
             panic!("points at line {} of a .env of {line_count} lines: {diagnostic}", diagnostic.line);
         }
