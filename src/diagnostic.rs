@@ -85,17 +85,17 @@ impl fmt::Display for Diagnostic {
         write!(f, "{file}:{}:{}: {object}: {warning}{message}", self.line, self.column)?;
         let gutter = " ".repeat(self.line.to_string().len());
         if let Some(source) = &self.source_line {
-            // Each character becomes its shown text (a tab one space), so that the
-            // caret stays under the column it points at.
-            let shown: Vec<String> =
-                source.chars().map(|c| if c == '\t' { " ".to_owned() } else { escaped_char(c) }).collect();
-            let start = (self.column as usize).saturating_sub(1).min(shown.len());
-            let (before, after) = shown.split_at(start);
-            let indent = before.iter().map(|s| s.chars().count()).sum::<usize>();
-            let room = after.iter().map(|s| s.chars().count()).sum::<usize>().max(1);
-            let underlined: usize = after.iter().take(self.len as usize).map(|s| s.chars().count()).sum();
+            // A tab is shown as one space and an escaped character as its escape,
+            // so the caret is placed by the shown width of what comes before it.
+            let source = source.replace('\t', " ");
+            let widths: Vec<usize> = source.chars().map(shown_width).collect();
+            let start = (self.column as usize).saturating_sub(1).min(widths.len());
+            let (before, after) = widths.split_at(start);
+            let indent: usize = before.iter().sum();
+            let room = after.iter().sum::<usize>().max(1);
+            let underlined: usize = after.iter().take(self.len as usize).sum();
             let carets = "^".repeat(underlined.clamp(1, room));
-            write!(f, "\n {} | {}\n {gutter} | {}{carets}", self.line, shown.concat(), " ".repeat(indent))?;
+            write!(f, "\n {} | {}\n {gutter} | {}{carets}", self.line, escaped(&source), " ".repeat(indent))?;
         }
         if let Some(help) = &self.help {
             write!(f, "\n {gutter} = help: {}", escaped(help))?;
@@ -112,11 +112,20 @@ pub fn escaped(text: &str) -> Cow<'_, str> {
     if !text.contains(needs_escape) {
         return Cow::Borrowed(text);
     }
-    Cow::Owned(text.chars().map(escaped_char).collect())
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        if needs_escape(c) {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    Cow::Owned(shown)
 }
 
-fn escaped_char(c: char) -> String {
-    if needs_escape(c) { c.escape_default().to_string() } else { c.to_string() }
+/// How many characters `c` takes once shown by [`escaped`].
+fn shown_width(c: char) -> usize {
+    if needs_escape(c) { c.escape_default().count() } else { 1 }
 }
 
 fn needs_escape(c: char) -> bool {
