@@ -1,6 +1,7 @@
 //! Integration tests: the `meshctl` binary run as a user runs it, on files in
 //! temporary folders. One binary for all of them, so they share one build.
 
+mod architecture;
 mod cap;
 mod chroma;
 mod containment;
