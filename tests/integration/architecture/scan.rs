@@ -17,8 +17,6 @@ pub struct SourceFile {
     /// Shown in failures, relative to the crate.
     pub shown: String,
     pub text: String,
-    /// `mod.rs`, `lib.rs`: `super` from here names the parent of `module`'s parent.
-    pub is_directory_module: bool,
 }
 
 /// Which files each file imports, by module path, each with the line of its
@@ -56,11 +54,10 @@ pub fn read_tree(src: &Path) -> Vec<SourceFile> {
 pub fn source_file(relative: &str, text: String) -> SourceFile {
     let stem = relative.trim_end_matches(".rs");
     let mut module: ModulePath = stem.split('/').map(str::to_owned).collect();
-    let is_directory_module = matches!(module.last().map(String::as_str), Some("mod" | "lib"));
-    if is_directory_module {
+    if matches!(module.last().map(String::as_str), Some("mod" | "lib")) {
         module.pop();
     }
-    SourceFile { module, shown: format!("src/{relative}"), text, is_directory_module }
+    SourceFile { module, shown: format!("src/{relative}"), text }
 }
 
 /// The import graph of `files`, between files only (a file's imports of itself
