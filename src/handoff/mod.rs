@@ -13,11 +13,14 @@
 //! (pure) and `shadow.rs` (the owner's copy of its files) keep a stale write
 //! from the other node aside instead of letting it replace the owner's.
 
+pub mod driver;
 pub mod folder;
+pub mod io;
 pub mod protocol;
 pub mod shadow;
 pub mod stale;
 pub mod store;
+pub mod view;
 
 #[cfg(test)]
 mod sim;
