@@ -49,13 +49,10 @@ pub async fn start(
 /// What a handoff needs, from the controller's shared state; its events go
 /// to the log of the conversation's policy.
 fn handoffs(shared: &Arc<Shared>) -> Handoffs {
-    let key = shared.api_key.get();
     let log = shared.clone();
     Handoffs {
-        io: HandoffIo::new(shared.handoff.clone(), shared.peers.clone(), key.clone()),
+        io: HandoffIo::new(shared.handoff.clone(), shared.peers.clone(), shared.api_key.get()),
         node: shared.node.clone(),
-        peers: shared.peers.clone(),
-        key,
         events: Arc::new(move |policy: &str, events: Vec<Event>| record_events(&log, policy, events)),
     }
 }

@@ -43,9 +43,6 @@ pub struct Handoffs {
     pub io: HandoffIo,
     /// This node's name.
     pub node: String,
-    pub peers: Peers,
-    /// The mesh API key, to ask the target for its hash.
-    pub key: Option<Arc<str>>,
     pub events: EventSink,
 }
 
@@ -152,7 +149,7 @@ pub async fn start(
     }
     let (target, timeout) = target_and_timeout(set, (policy, spec), node, &request)?;
     if target != *node {
-        target_answers(&handoffs.peers, &target, &request.id, &record).await?;
+        target_answers(handoffs.io.peers(), &target, &request.id, &record).await?;
     }
     let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
     let handoff = HandoffId(format!("{node}-{millis}"));
@@ -190,7 +187,7 @@ async fn take_over(
     progress: Progress,
 ) -> Result<Started, StartError> {
     let id = &located.conversation.id;
-    if handoffs.peers.get(&record.owner).is_some_and(|peer| peer.online) {
+    if handoffs.io.peers().get(&record.owner).is_some_and(|peer| peer.online) {
         let message = format!("{} owns {id} and is online: hand it over from there instead", record.owner);
         return Err(StartError::OwnerOnline(message));
     }
@@ -386,8 +383,9 @@ impl Driver {
     /// Until `deadline`: Syncthing reports the folder complete for the target,
     /// and the target's hash of the conversation equals this node's.
     async fn barrier(&self, syncthing: &Syncthing, deadline: Instant) -> Result<(), String> {
-        let peer = self.handoffs.peers.get(&self.target).ok_or_else(|| format!("{} is not a peer", self.target))?;
-        let client = ApiClient::new(&peer.authority(), self.handoffs.key.as_deref(), PEER_TIMEOUT);
+        let peer =
+            self.handoffs.io.peers().get(&self.target).ok_or_else(|| format!("{} is not a peer", self.target))?;
+        let client = ApiClient::new(&peer.authority(), self.handoffs.io.key(), PEER_TIMEOUT);
         let _ = syncthing.scan_sub(&self.located.folder_id, &self.located.sub).await;
         let mut device = None;
         let mut why = String::from("not checked");

@@ -48,6 +48,16 @@ impl HandoffIo {
         HandoffIo { store, peers, key }
     }
 
+    /// The other nodes, and whether they answer.
+    pub fn peers(&self) -> &Peers {
+        &self.peers
+    }
+
+    /// The mesh API key, to call a peer with.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
     /// Steps the conversation's node and persists its record (on a blocking
     /// thread). None when there is no record for an input that needs one.
     pub async fn persist(&self, conversation: &Conversation, input: Input) -> std::io::Result<Option<Step>> {

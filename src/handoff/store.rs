@@ -5,7 +5,11 @@
 //!
 //! Every change goes through [`HandoffStore::step`] (or [`HandoffStore::claim`]),
 //! which persists the record *before* it returns the `Step`: the caller sends
-//! what the step says only afterwards, as `protocol::Step` requires. At start,
+//! what the step says only afterwards, as `protocol::Step` requires. Both
+//! block on the disk (the record is synced), so `handoff::io` calls them on
+//! tokio's blocking threads; a change is made on a copy of the node, under a
+//! lock of its own, and takes the node's place once it is on disk, so reading
+//! a record never waits for the disk nor sees one that is not there. At start,
 //! every record is read back and fed `Input::Restart`; what those steps ask to
 //! send waits in `pending` until the HandoffPolicy reconciler takes it.
 
@@ -47,7 +51,7 @@ impl Entry {
 struct ContentCache(BTreeMap<PathBuf, (u64, super::folder::Content)>);
 
 /// How one handoff started on this node goes, for `meshctl handoff` to follow
-/// (`GET /api/v1/handoff/{handoff}`). Kept in `<state dir>/handoff-progress.json`,
+/// (the API shows it as `wire::HandoffProgress`). Kept in `<state dir>/handoff-progress.json`,
 /// so that a follower of a handoff whose daemon restarted learns how it ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
