@@ -265,3 +265,34 @@ fn session_to_wire(view: ConversationView) -> Session {
         writable,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handoffs_progress_has_the_same_json_on_the_wire_as_in_the_store() {
+        let running = Progress {
+            handoff: "a-1".into(),
+            policy: "chats".into(),
+            conversation: "c-1".into(),
+            target: "b".into(),
+            timeout_ms: 30_000,
+            lines: vec!["freeze: the conversation is frozen (marker written, agent told)".into()],
+            owner: "a".into(),
+            epoch: 1,
+            ..Progress::default()
+        };
+        let failed = Progress {
+            done: true,
+            failed_step: Some("barrier".into()),
+            message: Some("handoff failed at the barrier step".into()),
+            ..running.clone()
+        };
+        for progress in [running, failed] {
+            let stored = serde_json::to_value(&progress).unwrap();
+            let sent = serde_json::to_value(progress_to_wire(progress)).unwrap();
+            assert_eq!(sent, stored);
+        }
+    }
+}
