@@ -5,15 +5,14 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 
-use crate::api::wire::HandoffRequest;
 use crate::api::wire::SyncthingDevice;
 use crate::api::wire::{
     ApplyRequest, ApplyResponse, Describe, ErrorBody, HandoffMessage, Health, MeshNode, ReconcileRequest,
     ReconcileResponse, RouteCall, Session,
 };
+use crate::api::wire::{HandoffProgress, HandoffRequest};
 use crate::controller::state::Bundle;
 use crate::controller::status::NodeStatus;
-use crate::handoff::store::Progress;
 use crate::mesh::router::Routed;
 
 /// How long `route` waits: longer than the router's own worst case (a connect
@@ -127,12 +126,12 @@ impl ApiClient {
     }
 
     /// Starts a handoff on this (the owner's) controller.
-    pub async fn handoff(&self, request: &HandoffRequest) -> Result<Progress, ClientError> {
+    pub async fn handoff(&self, request: &HandoffRequest) -> Result<HandoffProgress, ClientError> {
         self.send(self.http.post(self.url("/api/v1/handoff")).json(request)).await
     }
 
     /// How a handoff started on this controller goes.
-    pub async fn handoff_progress(&self, handoff: &str) -> Result<Progress, ClientError> {
+    pub async fn handoff_progress(&self, handoff: &str) -> Result<HandoffProgress, ClientError> {
         self.send(self.http.get(self.url(&format!("/api/v1/handoff/{handoff}")))).await
     }
 

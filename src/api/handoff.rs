@@ -1,76 +1,64 @@
-//! `POST /api/v1/handoff` and `GET /api/v1/handoff/{handoff}`: a handoff
-//! started on this node (the source) and driven by a task of its own, which
-//! the request starts and `meshctl handoff` follows.
-//!
-//! The task checks the barrier (this node's Syncthing reports the folder 100 %
-//! complete for the target's device, and the target's hash of the conversation,
-//! from its `GET /api/v1/sessions/{id}`, equals this node's; a rescan of the
-//! conversation is asked for first so this takes about a second), then resends
-//! `Accept` every second until the target answers or the timeout: then
-//! `Timeout` asks the target to abort, and the HandoffPolicy reconciler keeps
-//! asking until it answers. The outcome comes through the notices, wherever
-//! the step that makes them runs (the target's `Accepted` arrives at the API).
+//! The handoff endpoints: `POST /api/v1/handoff` starts a handoff on this
+//! node (`handoff::driver`) and `GET /api/v1/handoff/{handoff}` is its
+//! progress; `POST /api/v1/handoff/message[s]` takes the peer's protocol
+//! messages (`handoff::io`); `GET /api/v1/sessions[/ID]` lists the
+//! conversations (`handoff::view`). Each maps the domain's values to and
+//! from their wire shapes (`api/wire.rs`) and the domain's errors to statuses.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-use super::wire::HandoffRequest;
-use super::{ApiError, ApiState};
-use crate::client::ApiClient;
+use super::error::{ApiError, bad_request};
+use super::state::ApiState;
+use super::wire::{
+    self, DroppedMessage, ErrorBody, HandoffBatch, HandoffMessage, HandoffProgress, HandoffRequest, Session,
+};
 use crate::controller::Shared;
+use crate::handoff::driver::{self, Handoffs, StartError, Started};
 use crate::handoff::folder;
-use crate::handoff::protocol::{HandoffId, Input, Notice, Phase, Stage, Step};
+use crate::handoff::io::{Event, HandoffIo};
+use crate::handoff::protocol::Phase;
 use crate::handoff::store::Progress;
+use crate::handoff::view::{self, ConversationView};
 use crate::manifest::{Kind, ManifestSet};
-use crate::reconcile::handoff::{carry_out, failed_step, home, peer_of};
 
-/// How often the barrier is looked at, and `Accept` resent.
-const POLL: Duration = Duration::from_millis(300);
-const RESEND_EVERY: Duration = Duration::from_secs(1);
-/// How long one call to the target may take.
-const PEER_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// Where a conversation is on this node.
-struct Conversation {
-    policy: String,
-    id: String,
-    dir: PathBuf,
-    folder_id: String,
-    /// `<sessionsDir>/<id>`, relative to the SyncFolder.
-    sub: String,
-}
-
-fn find(set: &ManifestSet, node: &str, shared: &Shared, id: &str) -> Option<Conversation> {
-    for (policy, object) in &set.handoff_policies {
-        if shared.handoff.record(policy, id).is_none() {
-            continue;
-        }
-        let root = folder::sessions_root(set, policy, node, &home())?;
-        let sync_folder = set.sync_folders.get(&object.spec.sync_folder.value)?;
-        let sessions_dir = object.spec.sessions_dir.value.trim_matches('/');
-        return Some(Conversation {
-            policy: policy.clone(),
-            id: id.to_owned(),
-            dir: root.join(id),
-            folder_id: sync_folder.spec.folder_id_or(sync_folder.name()).to_owned(),
-            sub: format!("{sessions_dir}/{id}"),
-        });
+pub async fn start(
+    State(state): State<ApiState>,
+    body: Result<Json<HandoffRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<HandoffProgress>), ApiError> {
+    let Json(request) = body?;
+    folder::check_conversation_id(&request.id).map_err(bad_request)?;
+    let shared = state.shared.clone();
+    let set = applied_set(&shared)?;
+    let syncthing = crate::reconcile::sync_folder::this_node_client(&set, &shared.node, &shared.env())
+        .map(|(client, _)| client)
+        .map_err(|error| error.message);
+    let HandoffRequest { id, to, timeout, force } = request;
+    let request = driver::Request { id, to, timeout, force };
+    match driver::start(&handoffs(&shared), &set, syncthing, request).await {
+        Ok(Started::TakenOver(progress)) => Ok((StatusCode::OK, Json(progress_to_wire(progress)))),
+        Ok(Started::Begun(progress)) => Ok((StatusCode::ACCEPTED, Json(progress_to_wire(progress)))),
+        Err(error) => Err(start_error(error)),
     }
-    None
 }
 
-fn conflict(error: &str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, error, message)
+/// What a handoff needs, from the controller's shared state; its events go
+/// to the log of the conversation's policy.
+fn handoffs(shared: &Arc<Shared>) -> Handoffs {
+    let log = shared.clone();
+    Handoffs {
+        io: HandoffIo::new(shared.handoff.clone(), shared.peers.clone(), shared.api_key.get()),
+        node: shared.node.clone(),
+        events: Arc::new(move |policy: &str, events: Vec<Event>| record_events(&log, policy, events)),
+    }
 }
 
-/// Emits a step's notices as events of the conversation's policy.
-fn emit(shared: &Shared, policy: &str, events: Vec<(bool, &'static str, String)>) {
+/// Records events of HandoffPolicy `policy`.
+fn record_events(shared: &Shared, policy: &str, events: Vec<Event>) {
     let object = format!("{}/{policy}", Kind::HandoffPolicy);
     let mut inner = shared.lock();
     for (warning, reason, message) in events {
@@ -78,136 +66,50 @@ fn emit(shared: &Shared, policy: &str, events: Vec<(bool, &'static str, String)>
     }
 }
 
-fn carry(shared: &Shared, conversation: &Conversation, step: Step) {
-    let key = shared.api_key.get();
-    let events = carry_out(
-        &shared.handoff,
-        &shared.peers,
-        &key,
-        (&conversation.policy, &conversation.id),
-        Some(&conversation.dir),
-        step,
-    );
-    emit(shared, &conversation.policy, events);
+fn start_error(error: StartError) -> ApiError {
+    let (status, code) = match &error {
+        StartError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        StartError::ForceNotAllowed(_) => (StatusCode::FORBIDDEN, "force_not_allowed"),
+        StartError::OwnerOnline(_) => (StatusCode::CONFLICT, "owner_online"),
+        StartError::Rejected(_) => (StatusCode::CONFLICT, "rejected"),
+        StartError::NoTarget => (StatusCode::BAD_REQUEST, "no_target"),
+        StartError::BadTimeout(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+        StartError::UnknownNode(_) => (StatusCode::BAD_REQUEST, "unknown_node"),
+        StartError::TargetOffline(_) => (StatusCode::CONFLICT, "target_offline"),
+        StartError::NotSaved(_) => (StatusCode::INTERNAL_SERVER_ERROR, "state_not_saved"),
+    };
+    ApiError::new(status, code, error.to_string())
 }
 
-fn step(shared: &Shared, conversation: &Conversation, input: Input) -> Result<Step, ApiError> {
-    shared
-        .handoff
-        .step(&conversation.policy, &conversation.id, input)
-        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "state_not_saved", error.to_string()))?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no record of the conversation"))
-}
-
-pub async fn start(
-    State(state): State<ApiState>,
-    body: Result<Json<HandoffRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<Progress>), ApiError> {
-    let Json(request) = body?;
-    folder::check_conversation_id(&request.id).map_err(super::bad_request)?;
-    let shared = state.shared.clone();
-    let Some(set) = shared.applied_set() else {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "no manifests are in force yet"));
-    };
-    let node = shared.node.clone();
-    let conversation = find(&set, &node, &shared, &request.id).ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no conversation {} on this node", request.id))
-    })?;
-    let spec = set.handoff_policies[&conversation.policy].spec.clone();
-    let record = shared.handoff.record(&conversation.policy, &conversation.id).ok_or_else(|| no_record(&request.id))?;
-    let mut progress = Progress {
-        policy: conversation.policy.clone(),
-        conversation: conversation.id.clone(),
-        owner: record.owner.clone(),
-        epoch: record.epoch,
-        ..Progress::default()
-    };
-
-    if request.force {
-        if !spec.allow_force {
-            let message = format!("HandoffPolicy/{} does not allow --force (allowForce: false)", conversation.policy);
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "force_not_allowed", message));
-        }
-        if shared.peers.get(&record.owner).is_some_and(|peer| peer.online) {
-            let message =
-                format!("{} owns {} and is online: hand it over from there instead", record.owner, request.id);
-            return Err(conflict("owner_online", message));
-        }
-        let taken = step(&shared, &conversation, Input::Force)?;
-        if let Some(Notice::Rejected { reason }) = taken.notices.first() {
-            return Err(conflict("rejected", failed_step(reason).1));
-        }
-        carry(&shared, &conversation, taken);
-        let now =
-            shared.handoff.record(&conversation.policy, &conversation.id).ok_or_else(|| no_record(&request.id))?;
-        progress.target.clone_from(&node);
-        progress.message = Some(format!("taken over: {node} owns {} at epoch {}", request.id, now.epoch));
-        (progress.done, progress.succeeded, progress.owner, progress.epoch) = (true, true, now.owner, now.epoch);
-        return Ok((StatusCode::OK, Json(progress)));
+fn progress_to_wire(progress: Progress) -> HandoffProgress {
+    let Progress {
+        handoff,
+        policy,
+        conversation,
+        target,
+        timeout_ms,
+        lines,
+        done,
+        succeeded,
+        failed_step,
+        message,
+        owner,
+        epoch,
+    } = progress;
+    HandoffProgress {
+        handoff,
+        policy,
+        conversation,
+        target,
+        timeout_ms,
+        lines,
+        done,
+        succeeded,
+        failed_step,
+        message,
+        owner,
+        epoch,
     }
-
-    let target = request
-        .to
-        .clone()
-        .or_else(|| spec.default_target.as_ref().map(|target| target.value.clone()))
-        .or_else(|| peer_of(&set, &conversation.policy, &node))
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "no_target", "no --to, no defaultTarget, no peer"))?;
-    let timeout = match &request.timeout {
-        Some(text) => {
-            crate::manifest::DurationSpec::parse(text)
-                .map_err(|error| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", error))?
-                .duration
-        }
-        None => spec.timeout.duration,
-    };
-    if target != node {
-        let Some(peer) = shared.peers.get(&target) else {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "unknown_node", format!("{target} is not a peer")));
-        };
-        // A peer the prober has not reached yet (this daemon just started)
-        // is asked now, so an offline one is refused here too, not at the barrier.
-        let never_probed = !peer.online && peer.last_error.is_none();
-        let unanswered = match never_probed {
-            true => ApiClient::new(&peer.authority(), None, PEER_TIMEOUT).health().await.err().map(|e| e.to_string()),
-            false => None,
-        };
-        if shared.peers.known_down(&target) || unanswered.is_some() {
-            let why = unanswered.or(peer.last_error).unwrap_or_else(|| "it does not answer".into());
-            let message = format!(
-                "{target} is offline ({why}): refused at once; {} stays with {} at epoch {}",
-                request.id, record.owner, record.epoch
-            );
-            return Err(conflict("target_offline", message));
-        }
-    }
-
-    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
-    let handoff = HandoffId(format!("{node}-{millis}"));
-    progress.handoff = handoff.0.clone();
-    progress.target = target.clone();
-    progress.timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-    let begun = progress.clone();
-    shared.handoff.begin(progress);
-    let started =
-        step(&shared, &conversation, Input::StartHandoff { handoff: handoff.clone(), target: target.clone() })?;
-    if let Some(Notice::Rejected { reason }) = started.notices.first() {
-        let (step, why) = failed_step(reason);
-        return Err(conflict("rejected", format!("refused at the {step} step: {why}")));
-    }
-    let check_barrier = started.check_barrier.is_some();
-    carry(&shared, &conversation, started);
-    if check_barrier {
-        let driver = Driver { shared: shared.clone(), conversation, handoff: handoff.clone(), target, timeout };
-        tokio::spawn(driver.run(spec.require_in_sync));
-    }
-    // Gone only when 64 more handoffs began meanwhile; its progress then is
-    // what was known when it began.
-    let progress = shared.handoff.progress(&handoff.0).unwrap_or(begun);
-    Ok((StatusCode::ACCEPTED, Json(progress)))
-}
-
-fn no_record(id: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no record of conversation {id} on this node"))
 }
 
 /// A handoff id that no handoff can have is a bad request; one that was not
@@ -215,160 +117,182 @@ fn no_record(id: &str) -> ApiError {
 pub async fn progress(
     State(state): State<ApiState>,
     handoff: Result<Path<String>, PathRejection>,
-) -> Result<Json<Progress>, ApiError> {
+) -> Result<Json<HandoffProgress>, ApiError> {
     let Path(handoff) = handoff?;
-    folder::check_id("handoff id", &handoff).map_err(super::bad_request)?;
-    state
-        .shared
-        .handoff
-        .progress(&handoff)
-        .map(Json)
+    folder::check_id("handoff id", &handoff).map_err(bad_request)?;
+    let progress = state.shared.handoff.progress(&handoff);
+    progress
+        .map(|progress| Json(progress_to_wire(progress)))
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no handoff {handoff} started here")))
 }
 
-/// The files of the conversation folder `dir` changed after its freeze marker
-/// was written: an agent that did not stop at `handoff.freeze`.
-fn written_after_freeze(dir: &std::path::Path) -> Vec<String> {
-    let Ok(marker) = std::fs::metadata(crate::reconcile::handoff::marker(dir)) else { return Vec::new() };
-    let frozen_at = folder::Stat::of(&marker).mtime_ns;
-    let files = folder::files_if_any(dir).unwrap_or_default();
-    files.into_iter().filter(|(_, stat)| stat.mtime_ns > frozen_at).map(|(path, _)| path).collect()
+fn applied_set(shared: &Shared) -> Result<Arc<ManifestSet>, ApiError> {
+    shared
+        .applied_set()
+        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "no manifests are in force yet"))
 }
 
-struct Driver {
-    shared: Arc<Shared>,
-    conversation: Conversation,
-    handoff: HandoffId,
-    target: String,
-    timeout: Duration,
+/// A protocol message from the peer's controller: the conversation's node
+/// steps, persists, and its replies go back (fire and forget). A message of a
+/// newer protocol, about an id that is not a conversation's or not meant for
+/// this node is refused (400), and nothing is written for it.
+pub async fn message(
+    State(state): State<ApiState>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(body) = body?;
+    let message = HandoffMessage::read(body)?;
+    take_message(&state.shared, message).await?;
+    Ok(StatusCode::ACCEPTED)
 }
 
-impl Driver {
-    async fn run(self, require_in_sync: bool) {
-        let deadline = Instant::now() + self.timeout;
-        let barrier = if require_in_sync { self.barrier(deadline).await } else { Ok(()) };
-        let input = match barrier {
-            Ok(()) => {
-                let late = written_after_freeze(&self.conversation.dir);
-                if !late.is_empty() {
-                    let files = late.join(", ");
-                    self.note(format!("barrier: written after the freeze, handed over with the rest: {files}"));
-                    let message = format!(
-                        "conversation {}: {files} written after the freeze for handoff {}; handed over with the rest",
-                        self.conversation.id, self.handoff
-                    );
-                    emit(&self.shared, &self.conversation.policy, vec![(true, "handoff.lateWrite", message)]);
-                }
-                self.note("barrier: the target holds the same content; asking it to accept".into());
-                Input::BarrierPassed { handoff: self.handoff.clone() }
-            }
-            Err(why) => {
-                self.note(format!("barrier: {why}"));
-                Input::BarrierFailed { handoff: self.handoff.clone() }
-            }
+/// Several protocol messages at once: the peer's records of a pass. A batch
+/// of a newer protocol is refused whole (400); otherwise each message is
+/// taken as if it came alone, and one that is refused is dropped with a
+/// warning and named in the answer, so one bad record does not hold up the
+/// others (the peer sends them all again next pass).
+pub async fn messages(
+    State(state): State<ApiState>,
+    body: Result<Json<Vec<serde_json::Value>>, JsonRejection>,
+) -> Result<(StatusCode, Json<HandoffBatch>), ApiError> {
+    let Json(messages) = body?;
+    let mut batch = HandoffBatch::default();
+    let mut read = Vec::with_capacity(messages.len());
+    for (index, value) in messages.into_iter().enumerate() {
+        match HandoffMessage::read(value) {
+            Ok(message) => read.push((index, message)),
+            Err(newer @ wire::ReadError::NewerProtocol(_)) => return Err(newer.into()),
+            Err(malformed) => batch.dropped.push(dropped(index, malformed.into())),
+        }
+    }
+    for (index, message) in read {
+        match take_message(&state.shared, message).await {
+            Ok(()) => batch.taken += 1,
+            Err(error) if error.status.is_server_error() => return Err(error),
+            Err(error) => batch.dropped.push(dropped(index, error)),
+        }
+    }
+    batch.dropped.sort_by_key(|dropped| dropped.index);
+    Ok((StatusCode::ACCEPTED, Json(batch)))
+}
+
+/// A message of a batch that was refused: logged, and named in the answer.
+fn dropped(index: usize, error: ApiError) -> DroppedMessage {
+    let ErrorBody { error, message, .. } = error.body;
+    tracing::warn!(index, error, "a handoff message from the peer was dropped: {message}");
+    DroppedMessage { index, error, message }
+}
+
+async fn take_message(shared: &Arc<Shared>, message: HandoffMessage) -> Result<(), ApiError> {
+    if message.envelope.to != shared.node {
+        let text = format!("the message is for {}, this is {}", message.envelope.to, shared.node);
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "wrong_node", text));
+    }
+    folder::check_conversation_id(&message.conversation).map_err(bad_request)?;
+    let set = shared.applied_set();
+    let Some(set) = set.filter(|set| set.handoff_policies.contains_key(&message.policy)) else {
+        return Err(bad_request(format!("no HandoffPolicy {:?} on this node", message.policy)));
+    };
+    let peer = folder::peer_of(&set, &message.policy, &shared.node);
+    if peer.as_deref() != Some(message.envelope.from.as_str()) {
+        let text = format!(
+            "the message is from {:?}, which does not share HandoffPolicy {} with this node",
+            message.envelope.from, message.policy
+        );
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "wrong_node", text));
+    }
+    let policy = message.policy.clone();
+    let dir = folder::sessions_root(&set, &policy, &shared.node, &folder::home())
+        .map(|root| root.join(&message.conversation));
+    let io = HandoffIo::new(shared.handoff.clone(), shared.peers.clone(), shared.api_key.get());
+    let events = io.receive(dir, message).await.map_err(|error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "state_not_saved",
+            format!("cannot persist the record: {error}"),
+        )
+    })?;
+    record_events(shared, &policy, events);
+    Ok(())
+}
+
+/// Every conversation of every HandoffPolicy on this node.
+pub async fn sessions(State(state): State<ApiState>) -> Result<Json<Vec<Session>>, ApiError> {
+    let set = applied_set(&state.shared)?;
+    let shared = state.shared.clone();
+    let listed = tokio::task::spawn_blocking(move || view::conversations(&set, &shared.node, &shared.handoff))
+        .await
+        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string()))?;
+    Ok(Json(listed.into_iter().map(session_to_wire).collect()))
+}
+
+/// One conversation, by id (the first policy that has it); an id no
+/// conversation can have is a bad request.
+pub async fn session(
+    State(state): State<ApiState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Session>, ApiError> {
+    let Path(id) = id?;
+    folder::check_conversation_id(&id).map_err(bad_request)?;
+    let Json(all) = sessions(State(state)).await?;
+    all.into_iter()
+        .find(|session| session.id == id)
+        .map(Json)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no conversation {id} on this node")))
+}
+
+fn session_to_wire(view: ConversationView) -> Session {
+    let ConversationView { policy, id, dir, content, record, peer_hash, writable } = view;
+    let hash = content.as_ref().map(|content| content.hash.clone());
+    let phase = match record.as_ref().map(|record| &record.phase) {
+        None => "unclaimed",
+        Some(Phase::Owned) => "owned",
+        Some(Phase::Frozen { .. }) => "frozen",
+    };
+    Session {
+        id,
+        policy,
+        owner: record.as_ref().map(|record| record.owner.clone()),
+        epoch: record.as_ref().map(|record| record.epoch),
+        phase: phase.into(),
+        path: dir.display().to_string(),
+        in_sync: hash.is_some() && hash == peer_hash,
+        files: content.as_ref().map_or(0, |content| content.files),
+        stale: content.as_ref().map(|content| content.stale.clone()).unwrap_or_default(),
+        conflicts: content.map(|content| content.conflicts).unwrap_or_default(),
+        hash,
+        peer_hash,
+        writable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handoffs_progress_has_the_same_json_on_the_wire_as_in_the_store() {
+        let running = Progress {
+            handoff: "a-1".into(),
+            policy: "chats".into(),
+            conversation: "c-1".into(),
+            target: "b".into(),
+            timeout_ms: 30_000,
+            lines: vec!["freeze: the conversation is frozen (marker written, agent told)".into()],
+            owner: "a".into(),
+            epoch: 1,
+            ..Progress::default()
         };
-        if !self.feed(input) {
-            return;
+        let failed = Progress {
+            done: true,
+            failed_step: Some("barrier".into()),
+            message: Some("handoff failed at the barrier step".into()),
+            ..running.clone()
+        };
+        for progress in [running, failed] {
+            let stored = serde_json::to_value(&progress).unwrap();
+            let sent = serde_json::to_value(progress_to_wire(progress)).unwrap();
+            assert_eq!(sent, stored);
         }
-        let mut last_sent = Instant::now();
-        loop {
-            tokio::time::sleep(POLL).await;
-            let record = self.shared.handoff.record(&self.conversation.policy, &self.conversation.id);
-            let accepting = record.is_some_and(|record| {
-                matches!(record.phase, Phase::Frozen { handoff, stage: Stage::Accepting, .. } if handoff == self.handoff)
-            });
-            if !accepting {
-                return;
-            }
-            if Instant::now() >= deadline {
-                self.note("accept: no answer in time; asking the target to abort".into());
-                self.feed(Input::Timeout);
-                return;
-            }
-            if last_sent.elapsed() >= RESEND_EVERY {
-                last_sent = Instant::now();
-                let again = Input::StartHandoff { handoff: self.handoff.clone(), target: self.target.clone() };
-                self.feed(again);
-            }
-        }
-    }
-
-    fn note(&self, line: String) {
-        self.shared.handoff.note(&self.handoff.0, line);
-    }
-
-    /// Steps and carries out; false when the record could not be persisted.
-    fn feed(&self, input: Input) -> bool {
-        match step(&self.shared, &self.conversation, input) {
-            Ok(step) => {
-                carry(&self.shared, &self.conversation, step);
-                true
-            }
-            Err(error) => {
-                let message = format!("cannot persist the record: {}", error.body.message);
-                self.shared.handoff.finish(&self.handoff.0, Some("freeze"), message);
-                false
-            }
-        }
-    }
-
-    /// Until `deadline`: Syncthing reports the folder complete for the target,
-    /// and the target's hash of the conversation equals this node's.
-    async fn barrier(&self, deadline: Instant) -> Result<(), String> {
-        let shared = &self.shared;
-        let set = shared.applied_set().ok_or("no manifests are in force")?;
-        let (syncthing, _) = crate::reconcile::sync_folder::this_node_client(&set, &shared.node, &shared.env())
-            .map_err(|e| e.message)?;
-        let peer = shared.peers.get(&self.target).ok_or_else(|| format!("{} is not a peer", self.target))?;
-        let key = shared.api_key.get();
-        let client = ApiClient::new(&peer.authority(), key.as_deref(), PEER_TIMEOUT);
-        let (folder_id, sub) = (&self.conversation.folder_id, &self.conversation.sub);
-        let _ = syncthing.scan_sub(folder_id, sub).await;
-        let mut device = None;
-        let mut why = String::from("not checked");
-        while Instant::now() < deadline {
-            if device.is_none() {
-                match client.syncthing_device().await {
-                    Ok(found) => device = Some(found.device_id),
-                    Err(error) => why = format!("cannot learn {}'s Syncthing device: {error}", self.target),
-                }
-            }
-            if let Some(device) = &device {
-                match self.check(&syncthing, &client, device).await {
-                    Ok(()) => return Ok(()),
-                    Err(reason) => why = reason,
-                }
-            }
-            tokio::time::sleep(POLL).await;
-        }
-        Err(format!("not passed within {}: {why}", humantime::format_duration(self.timeout)))
-    }
-
-    async fn check(
-        &self,
-        syncthing: &crate::syncthing::Client,
-        client: &ApiClient,
-        device: &str,
-    ) -> Result<(), String> {
-        let completion = syncthing
-            .completion(&self.conversation.folder_id, device)
-            .await
-            .map_err(|error| format!("cannot read Syncthing's completion: {error}"))?;
-        if completion.completion < 100.0 {
-            return Err(format!("Syncthing reports the target {:.0}% complete", completion.completion));
-        }
-        let dir = self.conversation.dir.clone();
-        let ours = tokio::task::spawn_blocking(move || folder::content(&dir))
-            .await
-            .map_err(|error| error.to_string())?
-            .map_err(|error| format!("cannot hash the conversation here: {error}"))?;
-        let theirs = client
-            .session(&self.conversation.id)
-            .await
-            .map_err(|error| format!("cannot ask {} for its hash: {error}", self.target))?;
-        if theirs.hash.as_deref() != Some(ours.hash.as_str()) {
-            return Err(format!("{}'s content differs from this node's", self.target));
-        }
-        Ok(())
     }
 }

@@ -9,14 +9,17 @@
 //! (`passthrough.rs`).
 
 pub mod cap;
+mod error;
 mod handoff;
 pub mod ollama;
 pub mod passthrough;
 pub mod serve;
+mod state;
 pub mod wire;
 
+pub use self::state::ApiState;
+
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -29,34 +32,22 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
+use self::error::{ApiError, bad_request};
 use self::wire::{
-    Action, ApplyRequest, ApplyResponse, Describe, DroppedMessage, ErrorBody, HandoffBatch, HandoffMessage, Health,
-    Intervention, MeshNode, ReconcileRequest, ReconcileResponse, RouteRequest, Session, StreamMessage, SyncthingDevice,
+    Action, ApplyRequest, ApplyResponse, Describe, Health, Intervention, MeshNode, ReconcileRequest, ReconcileResponse,
+    RouteRequest, StreamMessage, SyncthingDevice,
 };
 use crate::controller::status::NodeStatus;
 use crate::controller::{Input, Shared, validate_for_node};
 use crate::manifest::Kind;
-use crate::mesh::router::{HOP_HEADER, MeshRouter, Routed};
-use crate::reconcile::handoff as handoff_io;
+use crate::mesh::router::{HOP_HEADER, Routed};
 use crate::reconcile::{plan, sync_folder};
 use crate::source::Snapshot;
-use crate::tailscale;
 
 /// The largest request body: an `apply` bundle of a whole manifests folder.
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-
-#[derive(Clone)]
-pub struct ApiState {
-    pub shared: Arc<Shared>,
-    pub inbox: mpsc::Sender<Input>,
-    /// Asks the Git source to fetch now, when there is one.
-    pub nudge: Option<mpsc::Sender<()>>,
-    /// Asks tailscaled who a caller without the key is.
-    pub tailscale: tailscale::Connector,
-    pub router: MeshRouter,
-}
 
 pub fn router(state: ApiState) -> Router {
     let protected = Router::new()
@@ -68,11 +59,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/events", get(events))
         .route("/api/v1/syncthing/device", get(syncthing_device))
         .route("/api/v1/handoff", post(self::handoff::start))
-        .route("/api/v1/handoff/message", post(handoff_message))
-        .route("/api/v1/handoff/messages", post(handoff_messages))
+        .route("/api/v1/handoff/message", post(self::handoff::message))
+        .route("/api/v1/handoff/messages", post(self::handoff::messages))
         .route("/api/v1/handoff/{handoff}", get(self::handoff::progress))
-        .route("/api/v1/sessions", get(sessions))
-        .route("/api/v1/sessions/{id}", get(session))
+        .route("/api/v1/sessions", get(self::handoff::sessions))
+        .route("/api/v1/sessions/{id}", get(self::handoff::session))
         .route("/metrics", get(metrics))
         .route("/mesh/route", post(route))
         .route(ollama::PREFIX, any(ollama::proxy))
@@ -95,65 +86,6 @@ pub fn router(state: ApiState) -> Router {
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     let message = format!("{} does not take {method}; see the Allow header", uri.path());
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)
-}
-
-fn bad_request(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
-}
-
-/// An error as the API returns it.
-pub struct ApiError {
-    status: StatusCode,
-    body: ErrorBody,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, error: &str, message: impl Into<String>) -> Self {
-        ApiError { status, body: ErrorBody { error: error.into(), message: message.into(), diagnostics: Vec::new() } }
-    }
-}
-
-/// A body that is too large (413), not sent as JSON (415), not JSON or not
-/// the request's shape (400: a wrong type, a missing or an unknown field,
-/// which axum alone would answer 422): answered as JSON like every other
-/// error, not as axum's plain text. 422 is kept for a request that reads but
-/// is refused on its merits (a bundle with manifest errors).
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
-        let (status, error) = match rejection.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-            StatusCode::UNPROCESSABLE_ENTITY => (StatusCode::BAD_REQUEST, "bad_request"),
-            status => (status, "bad_request"),
-        };
-        ApiError::new(status, error, rejection.body_text())
-    }
-}
-
-/// A path parameter that does not read (not UTF-8 once decoded).
-impl From<PathRejection> for ApiError {
-    fn from(rejection: PathRejection) -> Self {
-        let status = if rejection.status().is_server_error() { rejection.status() } else { StatusCode::BAD_REQUEST };
-        ApiError::new(status, "bad_request", rejection.body_text())
-    }
-}
-
-/// `GET /api/v1/events` without a WebSocket handshake.
-impl From<WebSocketUpgradeRejection> for ApiError {
-    fn from(rejection: WebSocketUpgradeRejection) -> Self {
-        let message = format!("{}; /api/v1/events is a WebSocket", rejection.body_text());
-        ApiError::new(rejection.status(), "bad_request", message)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("a valid header"));
-        }
-        response
-    }
 }
 
 async fn require_key(State(state): State<ApiState>, headers: HeaderMap, request: Request, next: Next) -> Response {
@@ -519,129 +451,4 @@ async fn syncthing_device(State(state): State<ApiState>) -> Result<Json<Syncthin
         .await
         .map_err(|error| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "syncthing_unreachable", error.to_string()))?;
     Ok(Json(SyncthingDevice { node, device_id: status.my_id, device_address }))
-}
-
-/// A protocol message from the peer's controller: the conversation's node
-/// steps, persists, and its replies go back (fire and forget). A message of a
-/// newer protocol, about an id that is not a conversation's or not meant for
-/// this node is refused (400), and nothing is written for it.
-async fn handoff_message(
-    State(state): State<ApiState>,
-    body: Result<Json<serde_json::Value>, JsonRejection>,
-) -> Result<StatusCode, ApiError> {
-    let Json(body) = body?;
-    let message = HandoffMessage::read(body)?;
-    take_handoff_message(&state.shared, message)?;
-    Ok(StatusCode::ACCEPTED)
-}
-
-/// Several protocol messages at once: the peer's records of a pass. A batch
-/// of a newer protocol is refused whole (400); otherwise each message is
-/// taken as if it came alone, and one that is refused is dropped with a
-/// warning and named in the answer, so one bad record does not hold up the
-/// others (the peer sends them all again next pass).
-async fn handoff_messages(
-    State(state): State<ApiState>,
-    body: Result<Json<Vec<serde_json::Value>>, JsonRejection>,
-) -> Result<(StatusCode, Json<HandoffBatch>), ApiError> {
-    let Json(messages) = body?;
-    let mut batch = HandoffBatch::default();
-    let mut read = Vec::with_capacity(messages.len());
-    for (index, value) in messages.into_iter().enumerate() {
-        match HandoffMessage::read(value) {
-            Ok(message) => read.push((index, message)),
-            Err(newer @ wire::ReadError::NewerProtocol(_)) => return Err(newer.into()),
-            Err(malformed) => batch.dropped.push(dropped(index, malformed.into())),
-        }
-    }
-    for (index, message) in read {
-        match take_handoff_message(&state.shared, message) {
-            Ok(()) => batch.taken += 1,
-            Err(error) if error.status.is_server_error() => return Err(error),
-            Err(error) => batch.dropped.push(dropped(index, error)),
-        }
-    }
-    batch.dropped.sort_by_key(|dropped| dropped.index);
-    Ok((StatusCode::ACCEPTED, Json(batch)))
-}
-
-/// A message of a batch that was refused: logged, and named in the answer.
-fn dropped(index: usize, error: ApiError) -> DroppedMessage {
-    let ErrorBody { error, message, .. } = error.body;
-    tracing::warn!(index, error, "a handoff message from the peer was dropped: {message}");
-    DroppedMessage { index, error, message }
-}
-
-impl From<wire::ReadError> for ApiError {
-    fn from(error: wire::ReadError) -> Self {
-        match error {
-            wire::ReadError::NewerProtocol(message) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "unsupported_protocol", message)
-            }
-            wire::ReadError::Malformed(message) => bad_request(message),
-        }
-    }
-}
-
-fn take_handoff_message(shared: &Shared, message: HandoffMessage) -> Result<(), ApiError> {
-    if message.envelope.to != shared.node {
-        let text = format!("the message is for {}, this is {}", message.envelope.to, shared.node);
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "wrong_node", text));
-    }
-    crate::handoff::folder::check_conversation_id(&message.conversation).map_err(bad_request)?;
-    let set = shared.applied_set();
-    let Some(set) = set.filter(|set| set.handoff_policies.contains_key(&message.policy)) else {
-        return Err(bad_request(format!("no HandoffPolicy {:?} on this node", message.policy)));
-    };
-    let peer = handoff_io::peer_of(&set, &message.policy, &shared.node);
-    if peer.as_deref() != Some(message.envelope.from.as_str()) {
-        let text = format!(
-            "the message is from {:?}, which does not share HandoffPolicy {} with this node",
-            message.envelope.from, message.policy
-        );
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "wrong_node", text));
-    }
-    let object = format!("{}/{}", Kind::HandoffPolicy, message.policy);
-    let dir = crate::handoff::folder::sessions_root(&set, &message.policy, &shared.node, &handoff_io::home())
-        .map(|root| root.join(&message.conversation));
-    let (store, peers, key) = (&shared.handoff, &shared.peers, &shared.api_key.get());
-    let events = handoff_io::receive(store, peers, key, dir.as_deref(), message).map_err(|error| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "state_not_saved",
-            format!("cannot persist the record: {error}"),
-        )
-    })?;
-    let mut inner = shared.lock();
-    for (warning, reason, text) in events {
-        inner.status.event(warning, reason, &object, text);
-    }
-    Ok(())
-}
-
-/// Every conversation of every HandoffPolicy on this node.
-async fn sessions(State(state): State<ApiState>) -> Result<Json<Vec<Session>>, ApiError> {
-    let Some(set) = state.shared.applied_set() else {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "no manifests are in force yet"));
-    };
-    let shared = state.shared.clone();
-    let listed = tokio::task::spawn_blocking(move || handoff_io::sessions(&set, &shared.node, &shared.handoff))
-        .await
-        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string()))?;
-    Ok(Json(listed))
-}
-
-/// One conversation, by id (the first policy that has it); an id no
-/// conversation can have is a bad request.
-async fn session(
-    State(state): State<ApiState>,
-    id: Result<Path<String>, PathRejection>,
-) -> Result<Json<Session>, ApiError> {
-    let Path(id) = id?;
-    crate::handoff::folder::check_conversation_id(&id).map_err(bad_request)?;
-    let Json(all) = sessions(State(state)).await?;
-    all.into_iter()
-        .find(|session| session.id == id)
-        .map(Json)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no conversation {id} on this node")))
 }

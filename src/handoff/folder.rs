@@ -30,6 +30,18 @@ pub fn sessions_root(set: &ManifestSet, policy: &str, node: &str, home: &Path) -
     Some(base.join(&spec.sessions_dir.value))
 }
 
+/// The user's home folder, which `~` in a SyncFolder's path names.
+pub fn home() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default()
+}
+
+/// The other node of the policy's SyncFolder.
+pub fn peer_of(set: &ManifestSet, policy: &str, me: &str) -> Option<String> {
+    let spec = &set.handoff_policies.get(policy)?.spec;
+    let folder = set.sync_folders.get(&spec.sync_folder.value)?;
+    folder.spec.paths.keys().map(|node| node.value.clone()).find(|node| node != me)
+}
+
 /// The longest conversation id, in bytes.
 pub const MAX_CONVERSATION_ID: usize = 128;
 

@@ -3,21 +3,29 @@
 //! `protocol.rs` is the pure half: one conversation's ownership as one node sees
 //! it, a state machine that takes inputs (a local command, a barrier result, a
 //! message from the peer, a timeout, a restart) and returns what to persist, what
-//! to send and what to tell the agent. No I/O, no clock, no async: the daemon's
-//! handoff task (state files, the mesh API, Syncthing's completion and the folder
-//! hash) drives it: `store.rs` keeps each conversation's record in the state
-//! folder, the HandoffPolicy reconciler (`reconcile/handoff.rs`) claims and
-//! exchanges them. `sim.rs` is its deterministic simulation under message loss,
-//! duplication, reordering and crashes of either node. `folder.rs` finds the
-//! conversation folders and hashes their content for the barrier. `stale.rs`
-//! (pure) and `shadow.rs` (the owner's copy of its files) keep a stale write
-//! from the other node aside instead of letting it replace the owner's.
+//! to send and what to tell the agent. No I/O, no clock, no async. `sim.rs` is
+//! its deterministic simulation under message loss, duplication, reordering and
+//! crashes of either node. `stale.rs` (pure) plans how a stale write from the
+//! other node is kept aside instead of replacing the owner's.
+//!
+//! The I/O half: `store.rs` keeps each conversation's node and persists its
+//! record in the state folder before a step is acted on; `io.rs` carries a step
+//! out (envelopes to the peer, the freeze marker, the shadow, the progress) off
+//! the async threads; `driver.rs` is a handoff started on this node, from the
+//! request to its end; `shadow.rs` is the owner's copy of its files;
+//! `folder.rs` finds the conversation folders and hashes their content;
+//! `view.rs` is what `GET /api/v1/sessions` shows. The HandoffPolicy reconciler
+//! (`reconcile/handoff.rs`) claims, guards and exchanges the records each pass;
+//! the API (`api/handoff.rs`) starts handoffs and takes the peer's messages.
 
+pub mod driver;
 pub mod folder;
+pub mod io;
 pub mod protocol;
 pub mod shadow;
 pub mod stale;
 pub mod store;
+pub mod view;
 
 #[cfg(test)]
 mod sim;

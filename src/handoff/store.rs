@@ -5,7 +5,11 @@
 //!
 //! Every change goes through [`HandoffStore::step`] (or [`HandoffStore::claim`]),
 //! which persists the record *before* it returns the `Step`: the caller sends
-//! what the step says only afterwards, as `protocol::Step` requires. At start,
+//! what the step says only afterwards, as `protocol::Step` requires. Both
+//! block on the disk (the record is synced), so `handoff::io` calls them on
+//! tokio's blocking threads; a change is made on a copy of the node, under a
+//! lock of its own, and takes the node's place once it is on disk, so reading
+//! a record never waits for the disk nor sees one that is not there. At start,
 //! every record is read back and fed `Input::Restart`; what those steps ask to
 //! send waits in `pending` until the HandoffPolicy reconciler takes it.
 
@@ -47,7 +51,7 @@ impl Entry {
 struct ContentCache(BTreeMap<PathBuf, (u64, super::folder::Content)>);
 
 /// How one handoff started on this node goes, for `meshctl handoff` to follow
-/// (`GET /api/v1/handoff/{handoff}`). Kept in `<state dir>/handoff-progress.json`,
+/// (the API shows it as `wire::HandoffProgress`). Kept in `<state dir>/handoff-progress.json`,
 /// so that a follower of a handoff whose daemon restarted learns how it ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -96,6 +100,10 @@ pub struct HandoffStore {
     me: String,
     dir: PathBuf,
     inner: Mutex<Inner>,
+    /// Taken only on blocking threads; see [`HandoffStore::changing`].
+    changes: Mutex<()>,
+    /// Held while `handoff-progress.json` is written.
+    progress_file: Mutex<()>,
     contents: Mutex<ContentCache>,
     /// Held while a shadow is read or changed (`shadow.rs`): the reconciler
     /// and a handoff's acceptance may both reach for one.
@@ -113,6 +121,8 @@ impl HandoffStore {
             me: me.to_owned(),
             dir: state_dir.join("handoff"),
             inner: Mutex::default(),
+            changes: Mutex::default(),
+            progress_file: Mutex::default(),
             contents: Mutex::default(),
             shadows: Mutex::default(),
             quiet: Mutex::default(),
@@ -144,6 +154,13 @@ impl HandoffStore {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Held while a record changes, from the step to its file on disk: steps
+    /// of the protocol are taken one at a time, and a record's file is never
+    /// written by two threads at once.
+    fn changing(&self) -> MutexGuard<'_, ()> {
+        self.changes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn path(&self, (policy, id): &Key) -> PathBuf {
         self.dir.join(policy).join(format!("{id}.json"))
     }
@@ -152,10 +169,14 @@ impl HandoffStore {
         self.dir.with_file_name("handoff-progress.json")
     }
 
-    /// Saves every handoff's progress; a failure costs only what a follower
-    /// sees after a restart, so it is logged.
-    fn save_progress(&self, progress: &BTreeMap<String, Progress>) {
-        let written = serde_json::to_vec_pretty(progress)
+    /// Saves every handoff's progress as it is now; a failure costs only what
+    /// a follower sees after a restart, so it is logged. Blocking; the file's
+    /// own lock is taken before the progress is read, so the last write holds
+    /// the latest progress, and readers never wait for the disk.
+    fn save_progress(&self) {
+        let _file = self.progress_file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let progress = self.lock().progress.clone();
+        let written = serde_json::to_vec_pretty(&progress)
             .map_err(io::Error::other)
             .and_then(|bytes| crate::atomic_file::write_atomic(&self.progress_path(), &bytes));
         if let Err(error) = written {
@@ -169,16 +190,22 @@ impl HandoffStore {
     }
 
     /// Makes this node the owner, at epoch 1, of a conversation it knows no
-    /// record of. False when it knows one (nothing changes).
+    /// record of. False when it knows one (nothing changes). Blocking: the
+    /// record is synced to disk before anyone can read it.
     pub fn claim(&self, policy: &str, id: &str) -> io::Result<bool> {
         let key = (policy.to_owned(), id.to_owned());
-        let mut inner = self.lock();
-        if inner.entries.contains_key(&key) {
-            return Ok(false);
-        }
-        let mut record = Record { epoch: 1, ..Record::new(self.me.clone()) };
-        refusals_into(&inner.refused_unknown, &key, &mut record);
+        let _changing = self.changing();
+        let record = {
+            let inner = self.lock();
+            if inner.entries.contains_key(&key) {
+                return Ok(false);
+            }
+            let mut record = Record { epoch: 1, ..Record::new(self.me.clone()) };
+            refusals_into(&inner.refused_unknown, &key, &mut record);
+            record
+        };
         self.save(&key, &record)?;
+        let mut inner = self.lock();
         inner.refused_unknown.remove(&key);
         inner.entries.insert(key, Entry::new(Node::new(self.me.clone(), record)));
         Ok(true)
@@ -191,45 +218,46 @@ impl HandoffStore {
     /// the step changed it. But an `Accept` or an `Abort` about one creates
     /// nothing: it is answered `Refused` (`UnknownConversation`) or
     /// `AbortAcked` at once. None for any other input about an unknown one.
+    ///
+    /// Blocking (the record is synced to disk): call it off the async threads.
+    /// The step runs on a copy of the node, which takes the node's place once
+    /// persisted: readers never wait for the disk and never see a record that
+    /// is not on it yet.
     pub fn step(&self, policy: &str, id: &str, input: Input) -> io::Result<Option<Step>> {
         let key = (policy.to_owned(), id.to_owned());
-        let mut inner = self.lock();
-        let known = inner.entries.contains_key(&key);
-        if !known
-            && let Input::Received(envelope) = &input
-            && let Some(step) = self.refuse_unknown(&mut inner, &key, envelope)
-        {
-            return Ok(Some(step));
-        }
-        let mut fresh = None;
-        let node = match inner.entries.get_mut(&key) {
-            Some(entry) => &mut entry.node,
-            None => match &input {
-                Input::Received(Envelope { from, .. }) => {
-                    let mut record = Record { epoch: 0, ..Record::new(from.clone()) };
+        let _changing = self.changing();
+        let (mut node, known) = {
+            let mut inner = self.lock();
+            match inner.entries.get(&key) {
+                Some(entry) => (entry.node.clone(), true),
+                None => {
+                    let Input::Received(envelope) = &input else { return Ok(None) };
+                    if let Some(step) = self.refuse_unknown(&mut inner, &key, envelope) {
+                        return Ok(Some(step));
+                    }
+                    let mut record = Record { epoch: 0, ..Record::new(envelope.from.clone()) };
                     refusals_into(&inner.refused_unknown, &key, &mut record);
-                    fresh.insert(Node::new(self.me.clone(), record))
+                    (Node::new(self.me.clone(), record), false)
                 }
-                _ => return Ok(None),
-            },
+            }
         };
-        let before = node.clone();
         let from_peer = matches!(input, Input::Received(_));
         let step = node.step(input);
-        if let Some(record) = &step.persist
-            && let Err(error) = self.save(&key, record)
-        {
+        if let Some(record) = &step.persist {
             // Not persisted: nothing of the step may happen.
-            *node = before;
-            return Err(error);
+            self.save(&key, record)?;
         }
-        if !known && step.persist.is_some() {
-            let node = fresh.take().expect("a fresh node");
-            inner.entries.insert(key.clone(), Entry::new(node));
-            inner.refused_unknown.remove(&key);
-        }
-        if let Some(entry) = inner.entries.get_mut(&key) {
-            entry.heard |= from_peer;
+        let mut inner = self.lock();
+        match inner.entries.get_mut(&key) {
+            Some(entry) => {
+                entry.node = node;
+                entry.heard |= from_peer;
+            }
+            None if known || step.persist.is_none() => {}
+            None => {
+                inner.refused_unknown.remove(&key);
+                inner.entries.insert(key, Entry { heard: from_peer, ..Entry::new(node) });
+            }
         }
         Ok(Some(step))
     }
@@ -295,47 +323,48 @@ impl HandoffStore {
         self.lock().entries.get(&(policy.to_owned(), id.to_owned())).map(|entry| entry.node.record_for(peer))
     }
 
-    /// Starts following a handoff.
+    /// Starts following a handoff. Blocking (the progress is saved).
     pub fn begin(&self, progress: Progress) {
-        let mut inner = self.lock();
-        // Only the recent ones are kept: the oldest finished ones go first.
-        while inner.progress.len() >= KEEP_PROGRESS {
-            let oldest = inner.progress.iter().find(|(_, p)| p.done).map(|(id, _)| id.clone());
-            let Some(oldest) = oldest.or_else(|| inner.progress.keys().next().cloned()) else { break };
-            inner.progress.remove(&oldest);
+        {
+            let mut inner = self.lock();
+            // Only the recent ones are kept: the oldest finished ones go first.
+            while inner.progress.len() >= KEEP_PROGRESS {
+                let oldest = inner.progress.iter().find(|(_, p)| p.done).map(|(id, _)| id.clone());
+                let Some(oldest) = oldest.or_else(|| inner.progress.keys().next().cloned()) else { break };
+                inner.progress.remove(&oldest);
+            }
+            inner.progress.insert(progress.handoff.clone(), progress);
         }
-        inner.progress.insert(progress.handoff.clone(), progress);
-        self.save_progress(&inner.progress);
+        self.save_progress();
     }
 
-    /// Adds a line to a handoff's progress.
+    /// Adds a line to a handoff's progress. Blocking (the progress is saved).
     pub fn note(&self, handoff: &str, line: String) {
-        let mut inner = self.lock();
-        if let Some(progress) = inner.progress.get_mut(handoff) {
-            progress.lines.push(line);
-            self.save_progress(&inner.progress);
+        let noted = self.lock().progress.get_mut(handoff).map(|progress| progress.lines.push(line)).is_some();
+        if noted {
+            self.save_progress();
         }
     }
 
-    /// Ends a handoff's progress (the first outcome wins).
+    /// Ends a handoff's progress (the first outcome wins), with the owner and
+    /// epoch of the conversation then. Blocking (the progress is saved).
     pub fn finish(&self, handoff: &str, failed_step: Option<&str>, message: String) {
-        let mut inner = self.lock();
-        let Some(progress) = inner.progress.get_mut(handoff) else { return };
-        if progress.done {
-            return;
+        {
+            let mut inner = self.lock();
+            let Some(progress) = inner.progress.get(handoff).filter(|progress| !progress.done) else { return };
+            let key = (progress.policy.clone(), progress.conversation.clone());
+            let now = inner.entries.get(&key).map(|entry| entry.node.record().clone());
+            let Some(progress) = inner.progress.get_mut(handoff) else { return };
+            progress.done = true;
+            progress.succeeded = failed_step.is_none();
+            progress.failed_step = failed_step.map(str::to_owned);
+            progress.lines.push(message.clone());
+            progress.message = Some(message);
+            if let Some(Record { owner, epoch, .. }) = now {
+                (progress.owner, progress.epoch) = (owner, epoch);
+            }
         }
-        let key = (progress.policy.clone(), progress.conversation.clone());
-        progress.done = true;
-        progress.succeeded = failed_step.is_none();
-        progress.failed_step = failed_step.map(str::to_owned);
-        progress.lines.push(message.clone());
-        progress.message = Some(message);
-        if let Some(entry) = inner.entries.get(&key) {
-            let (owner, epoch) = (entry.node.record().owner.clone(), entry.node.record().epoch);
-            let progress = inner.progress.get_mut(handoff).expect("still there");
-            (progress.owner, progress.epoch) = (owner, epoch);
-        }
-        self.save_progress(&inner.progress);
+        self.save_progress();
     }
 
     pub fn progress(&self, handoff: &str) -> Option<Progress> {
@@ -466,6 +495,29 @@ mod tests {
         let record = again.record("chats", "c1").unwrap();
         assert_eq!((record.owner.as_str(), record.epoch, record.phase), ("a", 1, Phase::Owned));
         assert!(again.take_pending("chats").is_empty());
+    }
+
+    #[test]
+    fn a_step_that_cannot_be_persisted_leaves_the_record_as_it_was_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HandoffStore::load(dir.path(), "a");
+        store.claim("chats", "c1").unwrap();
+        let before = store.record("chats", "c1").unwrap();
+        // The record's folder becomes a file: no record can be written there.
+        std::fs::remove_dir_all(dir.path().join("handoff/chats")).unwrap();
+        std::fs::write(dir.path().join("handoff/chats"), "").unwrap();
+        let start = Input::StartHandoff { handoff: HandoffId("a-1".into()), target: "b".into() };
+        assert!(store.step("chats", "c1", start).is_err());
+        assert_eq!(store.record("chats", "c1"), Some(before), "not frozen: the freeze was never persisted");
+        assert!(store.can_write("chats", "c1"));
+
+        let from_b = Envelope {
+            from: "b".into(),
+            to: "a".into(),
+            message: Message::RecordOf { record: Record { epoch: 1, ..Record::new("b") } },
+        };
+        assert!(store.step("chats", "c2", Input::Received(from_b)).is_err());
+        assert_eq!(store.record("chats", "c2"), None, "a record that is not on disk is not known");
     }
 
     #[test]

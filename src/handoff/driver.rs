@@ -1,0 +1,432 @@
+//! A handoff started on this node (the source), from the request to its end.
+//! [`start`] checks the request against what this node knows (the record,
+//! the policy's `allowForce`, whether the target answers), takes the
+//! conversation over at once for `force`, or steps `StartHandoff` (the
+//! freeze) and spawns the handoff's [`Driver`].
+//!
+//! The driver checks the barrier (this node's Syncthing reports the folder
+//! 100 % complete for the target's device, and the target's hash of the
+//! conversation, from its `GET /api/v1/sessions/{id}`, equals this node's; a
+//! rescan of the conversation is asked for first so this takes about a
+//! second), then resends `Accept` every second until the target answers or
+//! the timeout: then `Timeout` asks the target to abort, and the
+//! HandoffPolicy reconciler keeps asking until it answers. The outcome comes
+//! through the notices, wherever the step that makes them runs (the target's
+//! `Accepted` arrives at the API).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::folder;
+use super::io::{Conversation, Event, HandoffIo, failed_step, off_thread, written_after_freeze};
+use super::protocol::{HandoffId, Input, Notice, Phase, Record, Stage, Step};
+use super::store::Progress;
+use crate::client::ApiClient;
+use crate::manifest::kinds::HandoffPolicySpec;
+use crate::manifest::{DurationSpec, ManifestSet};
+use crate::mesh::peers::Peers;
+use crate::syncthing::Client as Syncthing;
+
+/// How often the barrier is looked at, and `Accept` resent.
+const POLL: Duration = Duration::from_millis(300);
+const RESEND_EVERY: Duration = Duration::from_secs(1);
+/// How long one call to the target may take.
+const PEER_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Where a handoff's events go: the log of the conversation's policy.
+pub type EventSink = Arc<dyn Fn(&str, Vec<Event>) + Send + Sync>;
+
+/// What a handoff needs of the daemon.
+#[derive(Clone)]
+pub struct Handoffs {
+    pub io: HandoffIo,
+    /// This node's name.
+    pub node: String,
+    pub events: EventSink,
+}
+
+/// Hand conversation `id` to `to` (by default the policy's `defaultTarget`,
+/// else the other node), or take it over (`force`).
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    pub id: String,
+    pub to: Option<String>,
+    /// A duration as written (`30s`); by default the policy's `timeout`.
+    pub timeout: Option<String>,
+    pub force: bool,
+}
+
+/// How a request went, when it was taken.
+#[derive(Debug)]
+pub enum Started {
+    /// `force`: this node owns the conversation now; the progress is done.
+    TakenOver(Progress),
+    /// The conversation is frozen and its driver runs; follow the progress.
+    Begun(Progress),
+}
+
+/// Why a request was refused; nothing changed but for `NotSaved`.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    ForceNotAllowed(String),
+    #[error("{0}")]
+    OwnerOnline(String),
+    #[error("{0}")]
+    Rejected(String),
+    #[error("no --to, no defaultTarget, no peer")]
+    NoTarget,
+    #[error("{0}")]
+    BadTimeout(String),
+    #[error("{0} is not a peer")]
+    UnknownNode(String),
+    #[error("{0}")]
+    TargetOffline(String),
+    #[error("{0}")]
+    NotSaved(std::io::Error),
+}
+
+/// Where a conversation this node has a record of is.
+struct Located {
+    conversation: Conversation,
+    dir: PathBuf,
+    folder_id: String,
+    /// `<sessionsDir>/<id>`, relative to the SyncFolder.
+    sub: String,
+}
+
+impl Located {
+    /// The first policy of `set` with a record of conversation `id` here.
+    fn find(set: &ManifestSet, node: &str, io: &HandoffIo, id: &str) -> Option<(Located, Record)> {
+        let (policy, object, record) = set
+            .handoff_policies
+            .iter()
+            .find_map(|(policy, object)| Some((policy, object, io.store.record(policy, id)?)))?;
+        let dir = folder::sessions_root(set, policy, node, &folder::home())?.join(id);
+        let sync_folder = set.sync_folders.get(&object.spec.sync_folder.value)?;
+        let sessions_dir = object.spec.sessions_dir.value.trim_matches('/');
+        let located = Located {
+            conversation: Conversation { policy: policy.clone(), id: id.to_owned(), dir: Some(dir.clone()) },
+            dir,
+            folder_id: sync_folder.spec.folder_id_or(sync_folder.name()).to_owned(),
+            sub: format!("{sessions_dir}/{id}"),
+        };
+        Some((located, record))
+    }
+}
+
+/// Starts the handoff `request` asks for under the set in force; `syncthing`
+/// is this node's (the barrier asks it), or why there is none.
+pub async fn start(
+    handoffs: &Handoffs,
+    set: &ManifestSet,
+    syncthing: Result<Syncthing, String>,
+    request: Request,
+) -> Result<Started, StartError> {
+    let node = &handoffs.node;
+    let (located, record) = Located::find(set, node, &handoffs.io, &request.id)
+        .ok_or_else(|| StartError::NotFound(format!("no conversation {} on this node", request.id)))?;
+    let policy = &located.conversation.policy;
+    let Some(spec) = set.handoff_policies.get(policy).map(|object| &object.spec) else {
+        return Err(StartError::NotFound(format!("no HandoffPolicy {policy} on this node")));
+    };
+    let progress = Progress {
+        policy: policy.clone(),
+        conversation: request.id.clone(),
+        owner: record.owner.clone(),
+        epoch: record.epoch,
+        ..Progress::default()
+    };
+    if request.force {
+        if !spec.allow_force {
+            let message = format!("HandoffPolicy/{policy} does not allow --force (allowForce: false)");
+            return Err(StartError::ForceNotAllowed(message));
+        }
+        return take_over(handoffs, &located, &record, progress).await;
+    }
+    let (target, timeout) = target_and_timeout(set, (policy, spec), node, &request)?;
+    if target != *node {
+        target_answers(handoffs.io.peers(), &target, &request.id, &record).await?;
+    }
+    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
+    let handoff = HandoffId(format!("{node}-{millis}"));
+    let driver = Driver { handoffs: handoffs.clone(), located, handoff, target, timeout };
+    driver.freeze(progress, spec.require_in_sync, syncthing).await
+}
+
+/// Where the handoff goes (`to`, the policy's `defaultTarget`, the other
+/// node) and how long it may take.
+fn target_and_timeout(
+    set: &ManifestSet,
+    (policy, spec): (&str, &HandoffPolicySpec),
+    node: &str,
+    request: &Request,
+) -> Result<(String, Duration), StartError> {
+    let target = request
+        .to
+        .clone()
+        .or_else(|| spec.default_target.as_ref().map(|target| target.value.clone()))
+        .or_else(|| folder::peer_of(set, policy, node))
+        .ok_or(StartError::NoTarget)?;
+    let timeout = match &request.timeout {
+        Some(text) => DurationSpec::parse(text).map_err(StartError::BadTimeout)?.duration,
+        None => spec.timeout.duration,
+    };
+    Ok((target, timeout))
+}
+
+/// `force`: this node takes the conversation over from an owner that does
+/// not answer.
+async fn take_over(
+    handoffs: &Handoffs,
+    located: &Located,
+    record: &Record,
+    progress: Progress,
+) -> Result<Started, StartError> {
+    let id = &located.conversation.id;
+    if handoffs.io.peers().get(&record.owner).is_some_and(|peer| peer.online) {
+        let message = format!("{} owns {id} and is online: hand it over from there instead", record.owner);
+        return Err(StartError::OwnerOnline(message));
+    }
+    let taken = persist(handoffs, &located.conversation, Input::Force).await?;
+    if let Some(Notice::Rejected { reason }) = taken.notices.first() {
+        return Err(StartError::Rejected(failed_step(reason).1));
+    }
+    carry_out(handoffs, &located.conversation, taken).await;
+    // Read again: the record is whatever it is once the step was carried out.
+    let now = handoffs
+        .io
+        .store
+        .record(&located.conversation.policy, id)
+        .ok_or_else(|| StartError::NotFound(format!("no record of conversation {id} on this node")))?;
+    let node = &handoffs.node;
+    Ok(Started::TakenOver(Progress {
+        target: node.clone(),
+        message: Some(format!("taken over: {node} owns {id} at epoch {}", now.epoch)),
+        done: true,
+        succeeded: true,
+        owner: now.owner,
+        epoch: now.epoch,
+        ..progress
+    }))
+}
+
+/// Refuses at once a target the prober knows down. A peer the prober has not
+/// reached yet (this daemon just started) is asked now, so an offline one is
+/// refused here too, not at the barrier.
+async fn target_answers(peers: &Peers, target: &str, id: &str, record: &Record) -> Result<(), StartError> {
+    let Some(peer) = peers.get(target) else { return Err(StartError::UnknownNode(target.to_owned())) };
+    let never_probed = !peer.online && peer.last_error.is_none();
+    let unanswered = match never_probed {
+        true => ApiClient::new(&peer.authority(), None, PEER_TIMEOUT).health().await.err().map(|e| e.to_string()),
+        false => None,
+    };
+    if peers.known_down(target) || unanswered.is_some() {
+        let why = unanswered.or(peer.last_error).unwrap_or_else(|| "it does not answer".into());
+        let message = format!(
+            "{target} is offline ({why}): refused at once; {id} stays with {} at epoch {}",
+            record.owner, record.epoch
+        );
+        return Err(StartError::TargetOffline(message));
+    }
+    Ok(())
+}
+
+async fn persist(handoffs: &Handoffs, conversation: &Conversation, input: Input) -> Result<Step, StartError> {
+    handoffs
+        .io
+        .persist(conversation, input)
+        .await
+        .map_err(StartError::NotSaved)?
+        .ok_or_else(|| StartError::NotFound("no record of the conversation".into()))
+}
+
+/// Carries out a persisted step; its events go to the policy's log.
+async fn carry_out(handoffs: &Handoffs, conversation: &Conversation, step: Step) {
+    let events = handoffs.io.carry_out(conversation, step).await;
+    (handoffs.events)(&conversation.policy, events);
+}
+
+/// One handoff under way on this node, the source: from the barrier to the
+/// target's answer or the deadline.
+struct Driver {
+    handoffs: Handoffs,
+    located: Located,
+    handoff: HandoffId,
+    target: String,
+    timeout: Duration,
+}
+
+impl Driver {
+    /// Follows the handoff, freezes the conversation (`StartHandoff`) and,
+    /// when the step asks for the barrier, runs on in a task of its own.
+    async fn freeze(
+        self,
+        progress: Progress,
+        require_in_sync: bool,
+        syncthing: Result<Syncthing, String>,
+    ) -> Result<Started, StartError> {
+        let begun = Progress {
+            handoff: self.handoff.0.clone(),
+            target: self.target.clone(),
+            timeout_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+            ..progress
+        };
+        let store = self.handoffs.io.store.clone();
+        let follow = begun.clone();
+        off_thread(move || store.begin(follow)).await.map_err(StartError::NotSaved)?;
+        let input = Input::StartHandoff { handoff: self.handoff.clone(), target: self.target.clone() };
+        let started = persist(&self.handoffs, &self.located.conversation, input).await?;
+        if let Some(Notice::Rejected { reason }) = started.notices.first() {
+            let (step, why) = failed_step(reason);
+            return Err(StartError::Rejected(format!("refused at the {step} step: {why}")));
+        }
+        let check_barrier = started.check_barrier.is_some();
+        carry_out(&self.handoffs, &self.located.conversation, started).await;
+        let store = self.handoffs.io.store.clone();
+        let handoff = self.handoff.0.clone();
+        if check_barrier {
+            tokio::spawn(self.run(require_in_sync, syncthing));
+        }
+        // Gone only when 64 more handoffs began meanwhile; its progress then
+        // is what was known when it began.
+        Ok(Started::Begun(store.progress(&handoff).unwrap_or(begun)))
+    }
+
+    async fn run(self, require_in_sync: bool, syncthing: Result<Syncthing, String>) {
+        let deadline = Instant::now() + self.timeout;
+        let barrier = match (require_in_sync, syncthing) {
+            (false, _) => Ok(()),
+            (true, Ok(syncthing)) => self.barrier(&syncthing, deadline).await,
+            (true, Err(why)) => Err(why),
+        };
+        let input = match barrier {
+            Ok(()) => {
+                self.tell_late_writes().await;
+                self.note("barrier: the target holds the same content; asking it to accept".into()).await;
+                Input::BarrierPassed { handoff: self.handoff.clone() }
+            }
+            Err(why) => {
+                self.note(format!("barrier: {why}")).await;
+                Input::BarrierFailed { handoff: self.handoff.clone() }
+            }
+        };
+        if self.feed(input).await {
+            self.await_answer(deadline).await;
+        }
+    }
+
+    /// Names the files written after the freeze: they are handed over too.
+    async fn tell_late_writes(&self) {
+        let dir = self.located.dir.clone();
+        let late = off_thread(move || written_after_freeze(&dir)).await.unwrap_or_default();
+        if late.is_empty() {
+            return;
+        }
+        let files = late.join(", ");
+        self.note(format!("barrier: written after the freeze, handed over with the rest: {files}")).await;
+        let message = format!(
+            "conversation {}: {files} written after the freeze for handoff {}; handed over with the rest",
+            self.located.conversation.id, self.handoff
+        );
+        (self.handoffs.events)(&self.located.conversation.policy, vec![(true, "handoff.lateWrite", message)]);
+    }
+
+    /// Resends `Accept` every second while the record says it is awaited,
+    /// and steps `Timeout` at the deadline.
+    async fn await_answer(&self, deadline: Instant) {
+        let mut last_sent = Instant::now();
+        loop {
+            tokio::time::sleep(POLL).await;
+            let Conversation { policy, id, .. } = &self.located.conversation;
+            let record = self.handoffs.io.store.record(policy, id);
+            let accepting = record.is_some_and(|record| {
+                matches!(record.phase, Phase::Frozen { handoff, stage: Stage::Accepting, .. } if handoff == self.handoff)
+            });
+            if !accepting {
+                return;
+            }
+            if Instant::now() >= deadline {
+                self.note("accept: no answer in time; asking the target to abort".into()).await;
+                self.feed(Input::Timeout).await;
+                return;
+            }
+            if last_sent.elapsed() >= RESEND_EVERY {
+                last_sent = Instant::now();
+                self.feed(Input::StartHandoff { handoff: self.handoff.clone(), target: self.target.clone() }).await;
+            }
+        }
+    }
+
+    async fn note(&self, line: String) {
+        self.handoffs.io.note(&self.handoff.0, line).await;
+    }
+
+    /// Steps and carries out; false when the record could not be persisted.
+    async fn feed(&self, input: Input) -> bool {
+        match persist(&self.handoffs, &self.located.conversation, input).await {
+            Ok(step) => {
+                carry_out(&self.handoffs, &self.located.conversation, step).await;
+                true
+            }
+            Err(error) => {
+                let message = format!("cannot persist the record: {error}");
+                self.handoffs.io.finish(&self.handoff.0, "freeze", message).await;
+                false
+            }
+        }
+    }
+
+    /// Until `deadline`: Syncthing reports the folder complete for the target,
+    /// and the target's hash of the conversation equals this node's.
+    async fn barrier(&self, syncthing: &Syncthing, deadline: Instant) -> Result<(), String> {
+        let peer =
+            self.handoffs.io.peers().get(&self.target).ok_or_else(|| format!("{} is not a peer", self.target))?;
+        let client = ApiClient::new(&peer.authority(), self.handoffs.io.key(), PEER_TIMEOUT);
+        let _ = syncthing.scan_sub(&self.located.folder_id, &self.located.sub).await;
+        let mut device = None;
+        let mut why = String::from("not checked");
+        while Instant::now() < deadline {
+            if device.is_none() {
+                match client.syncthing_device().await {
+                    Ok(found) => device = Some(found.device_id),
+                    Err(error) => why = format!("cannot learn {}'s Syncthing device: {error}", self.target),
+                }
+            }
+            if let Some(device) = &device {
+                match self.check(syncthing, &client, device).await {
+                    Ok(()) => return Ok(()),
+                    Err(reason) => why = reason,
+                }
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Err(format!("not passed within {}: {why}", humantime::format_duration(self.timeout)))
+    }
+
+    async fn check(&self, syncthing: &Syncthing, client: &ApiClient, device: &str) -> Result<(), String> {
+        let completion = syncthing
+            .completion(&self.located.folder_id, device)
+            .await
+            .map_err(|error| format!("cannot read Syncthing's completion: {error}"))?;
+        if completion.completion < 100.0 {
+            return Err(format!("Syncthing reports the target {:.0}% complete", completion.completion));
+        }
+        let dir = self.located.dir.clone();
+        let ours = off_thread(move || folder::content(&dir))
+            .await
+            .map_err(|error| error.to_string())?
+            .map_err(|error| format!("cannot hash the conversation here: {error}"))?;
+        let theirs = client
+            .session(&self.located.conversation.id)
+            .await
+            .map_err(|error| format!("cannot ask {} for its hash: {error}", self.target))?;
+        if theirs.hash.as_deref() != Some(ours.hash.as_str()) {
+            return Err(format!("{}'s content differs from this node's", self.target));
+        }
+        Ok(())
+    }
+}
