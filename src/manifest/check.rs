@@ -10,8 +10,8 @@ use super::kinds::{
 };
 use super::object::{Manifest, Object, Spec};
 use super::set::{ManifestSet, selects};
-use super::values::{Located, Pos, name_problem};
-use crate::diagnostic::{Diagnostic, closest, did_you_mean};
+use super::values::{Located, name_problem};
+use crate::diagnostic::{Diagnostic, Pos, closest, did_you_mean};
 use crate::template;
 
 /// Builds the set from parsed objects, reporting bad names, duplicates and more

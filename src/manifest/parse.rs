@@ -11,8 +11,8 @@ use serde::de::IgnoredAny;
 use serde_saphyr::{MessageFormatter, UserMessageFormatter};
 
 use super::object::{API_VERSION, Kind, Manifest, Object, Origin, RawObject, Spec};
-use super::values::{Located, Pos, name_problem, with_line_offset};
-use crate::diagnostic::{Diagnostic, did_you_mean};
+use super::values::{Located, name_problem, with_line_offset};
+use crate::diagnostic::{Diagnostic, Pos, did_you_mean};
 
 /// A manifest file's path (as the user would open it) and text.
 #[derive(Clone, Debug)]
