@@ -18,6 +18,10 @@
 //! shortens the idle measurement (30 s); `BENCH_IDLE_CONVERSATIONS=500` makes
 //! more small conversations.
 
+// Like an operator, this code signals processes and sets their limits with
+// libc directly; the crate itself keeps its `unsafe` in `src/sys.rs`.
+#![allow(unsafe_code)]
+
 mod common;
 
 use std::fs;

@@ -10,6 +10,10 @@
 //! Run: `cargo bench --bench sync` (cargo builds the optimised `meshctl`).
 //! `BENCH_ROUNDS=10` measures more rounds.
 
+// Like an operator, this code signals processes and sets their limits with
+// libc directly; the crate itself keeps its `unsafe` in `src/sys.rs`.
+#![allow(unsafe_code)]
+
 mod common;
 
 use std::fs;

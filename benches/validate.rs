@@ -13,6 +13,10 @@
 //! Run: `cargo bench --bench validate` (optimised build; no extra harness).
 //! `BENCH_ITERATIONS=100 cargo bench --bench validate` takes more samples.
 
+// Like an operator, this code signals processes and sets their limits with
+// libc directly; the crate itself keeps its `unsafe` in `src/sys.rs`.
+#![allow(unsafe_code)]
+
 mod common;
 #[path = "../tests/integration/support/shapes.rs"]
 mod shapes;

@@ -23,5 +23,7 @@ pub mod source;
 pub mod state_lock;
 pub mod supervisor;
 pub mod syncthing;
+#[allow(unsafe_code)]
+mod sys;
 pub mod tailscale;
 pub mod template;
