@@ -18,9 +18,10 @@
 //! shortens the idle measurement (30 s); `BENCH_IDLE_CONVERSATIONS=500` makes
 //! more small conversations.
 
-// Like an operator, this code signals processes and sets their limits with
-// libc directly; the crate itself keeps its `unsafe` in `src/sys.rs`.
-#![allow(unsafe_code)]
+#![allow(
+    unsafe_code,
+    reason = "the benches signal and inspect processes with libc; the crate keeps its unsafe in src/sys.rs"
+)]
 
 mod common;
 

@@ -16,9 +16,10 @@
 //! (release) profile for it and names it in `CARGO_BIN_EXE_meshctl`.
 //! `BENCH_IDLE_SECONDS=10` shortens the idle measurement. Needs `python3`.
 
-// Like an operator, this code signals processes and sets their limits with
-// libc directly; the crate itself keeps its `unsafe` in `src/sys.rs`.
-#![allow(unsafe_code)]
+#![allow(
+    unsafe_code,
+    reason = "the benches signal and inspect processes with libc; the crate keeps its unsafe in src/sys.rs"
+)]
 
 mod common;
 

@@ -10,9 +10,10 @@
 //! Run: `cargo bench --bench sync` (cargo builds the optimised `meshctl`).
 //! `BENCH_ROUNDS=10` measures more rounds.
 
-// Like an operator, this code signals processes and sets their limits with
-// libc directly; the crate itself keeps its `unsafe` in `src/sys.rs`.
-#![allow(unsafe_code)]
+#![allow(
+    unsafe_code,
+    reason = "the benches signal and inspect processes with libc; the crate keeps its unsafe in src/sys.rs"
+)]
 
 mod common;
 

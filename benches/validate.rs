@@ -13,9 +13,10 @@
 //! Run: `cargo bench --bench validate` (optimised build; no extra harness).
 //! `BENCH_ITERATIONS=100 cargo bench --bench validate` takes more samples.
 
-// Like an operator, this code signals processes and sets their limits with
-// libc directly; the crate itself keeps its `unsafe` in `src/sys.rs`.
-#![allow(unsafe_code)]
+#![allow(
+    unsafe_code,
+    reason = "the benches signal and inspect processes with libc; the crate keeps its unsafe in src/sys.rs"
+)]
 
 mod common;
 #[path = "../tests/integration/support/shapes.rs"]

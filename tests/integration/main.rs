@@ -1,10 +1,10 @@
 //! Integration tests: the `meshctl` binary run as a user runs it, on files in
 //! temporary folders. One binary for all of them, so they share one build.
 
-// Like an operator, these tests signal processes, set their limits and enter
-// network namespaces with libc directly; the crate keeps its `unsafe` in
-// `src/sys.rs`.
-#![allow(unsafe_code)]
+#![allow(
+    unsafe_code,
+    reason = "the tests signal and inspect processes with libc; the crate keeps its unsafe in src/sys.rs"
+)]
 
 mod cap;
 mod chroma;
