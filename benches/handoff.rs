@@ -18,6 +18,11 @@
 //! shortens the idle measurement (30 s); `BENCH_IDLE_CONVERSATIONS=500` makes
 //! more small conversations.
 
+#![allow(
+    unsafe_code,
+    reason = "the benches signal and inspect processes with libc; the crate keeps its unsafe in src/sys.rs"
+)]
+
 mod common;
 
 use std::fs;

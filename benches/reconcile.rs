@@ -16,6 +16,11 @@
 //! (release) profile for it and names it in `CARGO_BIN_EXE_meshctl`.
 //! `BENCH_IDLE_SECONDS=10` shortens the idle measurement. Needs `python3`.
 
+#![allow(
+    unsafe_code,
+    reason = "the benches signal and inspect processes with libc; the crate keeps its unsafe in src/sys.rs"
+)]
+
 mod common;
 
 use common::{clock_ticks_per_second, copy_tree, cpu_ticks, millis, quantile};

@@ -10,6 +10,11 @@
 //! Run: `cargo bench --bench sync` (cargo builds the optimised `meshctl`).
 //! `BENCH_ROUNDS=10` measures more rounds.
 
+#![allow(
+    unsafe_code,
+    reason = "the benches signal and inspect processes with libc; the crate keeps its unsafe in src/sys.rs"
+)]
+
 mod common;
 
 use std::fs;

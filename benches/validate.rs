@@ -13,6 +13,11 @@
 //! Run: `cargo bench --bench validate` (optimised build; no extra harness).
 //! `BENCH_ITERATIONS=100 cargo bench --bench validate` takes more samples.
 
+#![allow(
+    unsafe_code,
+    reason = "the benches signal and inspect processes with libc; the crate keeps its unsafe in src/sys.rs"
+)]
+
 mod common;
 #[path = "../tests/integration/support/shapes.rs"]
 mod shapes;

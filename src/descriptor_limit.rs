@@ -7,6 +7,8 @@
 use std::io;
 use std::sync::OnceLock;
 
+use crate::sys;
+
 /// The soft limit the daemon started with, once [`raise`] changed it.
 static ORIGINAL: OnceLock<libc::rlimit> = OnceLock::new();
 
@@ -22,10 +24,10 @@ pub struct Raised {
 /// Raises the soft limit to [`target`] and remembers the original for
 /// [`original`]. Call once, before any Service is started.
 pub fn raise() -> io::Result<Raised> {
-    let limit = get()?;
+    let limit = sys::open_file_limit()?;
     let soft = target(limit.rlim_cur, limit.rlim_max, ceiling());
     if soft != limit.rlim_cur {
-        if let Err(error) = set(&libc::rlimit { rlim_cur: soft, rlim_max: limit.rlim_max }) {
+        if let Err(error) = sys::set_open_file_limit(&libc::rlimit { rlim_cur: soft, rlim_max: limit.rlim_max }) {
             tracing::warn!(%error, limit = limit.rlim_cur, "cannot raise the open-file limit; keeping it");
             return Ok(Raised { original: limit.rlim_cur, soft: limit.rlim_cur });
         }
@@ -57,41 +59,12 @@ pub fn connection_cap(soft: u64) -> usize {
     half.clamp(1, tokio::sync::Semaphore::MAX_PERMITS)
 }
 
-fn get() -> io::Result<libc::rlimit> {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes only into `limit`.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(limit)
-}
-
-fn set(limit: &libc::rlimit) -> io::Result<()> {
-    // SAFETY: setrlimit only reads `limit`.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, limit) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// `kern.maxfilesperproc`: the most descriptors a macOS process may have,
 /// whatever its hard limit says.
 #[cfg(target_os = "macos")]
 fn ceiling() -> Option<u64> {
-    let mut value: libc::c_int = 0;
-    let mut size = std::mem::size_of::<libc::c_int>();
-    // SAFETY: sysctlbyname writes at most `size` bytes into `value`, and the
-    // name is a NUL-terminated string.
-    let found = unsafe {
-        libc::sysctlbyname(
-            c"kern.maxfilesperproc".as_ptr(),
-            (&raw mut value).cast(),
-            &mut size,
-            std::ptr::null_mut(),
-            0,
-        )
-    } == 0;
-    u64::try_from(value).ok().filter(|value| found && *value > 0)
+    let value = crate::sys::sysctl_int(c"kern.maxfilesperproc").ok()?;
+    u64::try_from(value).ok().filter(|value| *value > 0)
 }
 
 /// Elsewhere (Linux) the hard limit is a number the soft one may take.

@@ -9,7 +9,14 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::manifest::Pos;
+/// Where a value sits in its source file (1-based), and how many characters it
+/// spans, so a caret can underline it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pos {
+    pub line: u32,
+    pub column: u32,
+    pub len: u32,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

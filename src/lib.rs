@@ -23,5 +23,7 @@ pub mod source;
 pub mod state_lock;
 pub mod supervisor;
 pub mod syncthing;
+#[allow(unsafe_code, reason = "the safe wrappers over the C library live here")]
+mod sys;
 pub mod tailscale;
 pub mod template;

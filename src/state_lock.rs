@@ -5,7 +5,6 @@
 
 use std::fs::File;
 use std::io::{self, Read as _, Write as _};
-use std::os::fd::AsRawFd as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -56,9 +55,7 @@ pub fn acquire(state_dir: &Path) -> Result<(StateLock, StateFolder), LockError> 
         std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o644).open(&lock)
     }
     .map_err(io_error)?;
-    // SAFETY: flock takes an open descriptor and flags, and touches no memory.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let error = io::Error::last_os_error();
+    if let Err(error) = crate::sys::try_lock_exclusive(&file) {
         if error.kind() == io::ErrorKind::WouldBlock {
             let mut text = String::new();
             let pid = file.read_to_string(&mut text).ok().and_then(|_| text.trim().parse().ok());

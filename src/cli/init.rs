@@ -446,16 +446,7 @@ fn parse_api_key(key: &str) -> Result<String, String> {
 /// This machine's host name as a node name: lowercased, its first label only,
 /// other characters made `-`, trimmed to 63 and to alphanumeric ends.
 fn hostname_node_name() -> String {
-    let mut buffer = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname writes at most that.
-    let result = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
-    let raw = if result == 0 {
-        let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
-        String::from_utf8_lossy(&buffer[..end]).into_owned()
-    } else {
-        String::new()
-    };
-    node_name_from_host(&raw)
+    node_name_from_host(&crate::sys::hostname().unwrap_or_default())
 }
 
 fn node_name_from_host(host: &str) -> String {

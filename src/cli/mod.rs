@@ -186,9 +186,5 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// closed pipe; a command-line tool should end quietly instead, as others do.
 /// The daemon keeps ignoring it: a closed socket must not kill it.
 fn restore_default_sigpipe() {
-    // SAFETY: setting a signal's disposition to its default has no
-    // preconditions; it is done before any other thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    crate::sys::restore_default_disposition(libc::SIGPIPE);
 }

@@ -439,8 +439,7 @@ fn home() -> anyhow::Result<PathBuf> {
 }
 
 fn uid() -> u32 {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    unsafe { libc::getuid() }
+    crate::sys::getuid()
 }
 
 /// A binary under a Cargo `target/` folder moves or disappears with the next build.

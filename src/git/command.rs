@@ -209,11 +209,7 @@ fn cause(stderr: &str) -> String {
 }
 
 fn kill_group(pgid: u32) {
-    // SAFETY: killpg takes plain integers and touches no memory. Pids are
-    // positive `pid_t`s that std hands out as `u32`.
-    unsafe {
-        libc::killpg(pgid as libc::pid_t, libc::SIGKILL);
-    }
+    let _ = crate::sys::killpg(pgid, libc::SIGKILL);
 }
 
 #[cfg(test)]

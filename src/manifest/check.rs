@@ -10,13 +10,13 @@ use super::kinds::{
 };
 use super::object::{Manifest, Object, Spec};
 use super::set::{ManifestSet, selects};
-use super::values::{Located, Pos, name_problem};
-use crate::diagnostic::{Diagnostic, closest, did_you_mean};
+use super::values::{Located, name_problem};
+use crate::diagnostic::{Diagnostic, Pos, closest, did_you_mean};
 use crate::template;
 
 /// Builds the set from parsed objects, reporting bad names, duplicates and more
 /// than one Mesh, then checks every object against the whole set.
-pub fn check(objects: Vec<Manifest>, diagnostics: &mut Vec<Diagnostic>) -> ManifestSet {
+pub(super) fn check(objects: Vec<Manifest>, diagnostics: &mut Vec<Diagnostic>) -> ManifestSet {
     let mut set = ManifestSet::default();
     for manifest in objects {
         let name = &manifest.metadata().name;
@@ -137,11 +137,11 @@ const SERVICE_PLACEHOLDERS: [&str; 2] = ["node.name", "node.address"];
 const CLIENT_ENV_PLACEHOLDERS: [&str; 6] = ["host", "port", "path", "node", "api", "apiKey"];
 
 impl<'a> Checker<'a> {
-    fn error(&mut self, subject: &Subject, at: Pos, message: String, help: Option<String>) {
+    fn error(&mut self, subject: &Subject<'_>, at: Pos, message: String, help: Option<String>) {
         self.out.push(Diagnostic::error(subject.file, at, subject.key.clone(), message).with_help(help));
     }
 
-    fn warning(&mut self, subject: &Subject, at: Pos, message: String) {
+    fn warning(&mut self, subject: &Subject<'_>, at: Pos, message: String) {
         self.out.push(Diagnostic::warning(subject.file, at, subject.key.clone(), message));
     }
 
@@ -153,7 +153,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Reports `name` when no Node has it.
-    fn node_ref(&mut self, subject: &Subject, field: &str, name: &Located<String>) -> bool {
+    fn node_ref(&mut self, subject: &Subject<'_>, field: &str, name: &Located<String>) -> bool {
         if self.set.nodes.contains_key(&name.value) {
             return true;
         }
@@ -163,7 +163,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Reports placeholders other than `allowed`, and unclosed ones.
-    fn template(&mut self, subject: &Subject, field: &str, text: &Located<String>, allowed: &[&str]) {
+    fn template(&mut self, subject: &Subject<'_>, field: &str, text: &Located<String>, allowed: &[&str]) {
         let Ok(pieces) = template::parse(&text.value) else {
             self.error(subject, text.at, format!("{field} has an unclosed \"{{{{\""), None);
             return;
@@ -185,7 +185,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn url_path(&mut self, subject: &Subject, field: &str, path: &Located<String>) {
+    fn url_path(&mut self, subject: &Subject<'_>, field: &str, path: &Located<String>) {
         if !path.value.starts_with('/') {
             self.error(subject, path.at, format!("{field} \"{}\" must start with \"/\"", path.value), None);
         }
@@ -235,10 +235,10 @@ impl<'a> Checker<'a> {
         let spec = &object.spec;
         match (spec.nodes.is_empty(), &spec.node_selector) {
             (true, None) => {
-                self.error(&subject, object.spec_at, "give nodes or nodeSelector to place the Service".into(), None)
+                self.error(&subject, object.spec_at, "give nodes or nodeSelector to place the Service".into(), None);
             }
             (false, Some(_)) => {
-                self.error(&subject, object.spec_at, "give either nodes or nodeSelector, not both".into(), None)
+                self.error(&subject, object.spec_at, "give either nodes or nodeSelector, not both".into(), None);
             }
             _ => {}
         }
@@ -274,7 +274,7 @@ impl<'a> Checker<'a> {
             match (&check.http, &check.tcp) {
                 (None, None) => self.error(&subject, object.spec_at, "healthCheck needs http or tcp".into(), None),
                 (Some(_), Some(_)) => {
-                    self.error(&subject, object.spec_at, "healthCheck takes http or tcp, not both".into(), None)
+                    self.error(&subject, object.spec_at, "healthCheck takes http or tcp, not both".into(), None);
                 }
                 (Some(http), None) => self.url_path(&subject, "healthCheck.http.path", &http.path),
                 (None, Some(_)) => {}
@@ -300,7 +300,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn env_name(&mut self, subject: &Subject, field: &str, name: &str, at: Pos) {
+    fn env_name(&mut self, subject: &Subject<'_>, field: &str, name: &str, at: Pos) {
         let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {

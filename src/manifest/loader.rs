@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::parse::SourceFile;
-use super::values::Pos;
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Pos};
 
 /// Files larger than this are refused unread: no manifest comes near it.
 const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;

@@ -12,10 +12,11 @@ mod values;
 
 use std::collections::HashMap;
 
+pub use crate::diagnostic::Pos;
 pub use object::{API_VERSION, Kind, Manifest, Metadata, Object, Origin, Spec};
 pub use parse::{SourceFile, new_documents};
 pub use set::ManifestSet;
-pub use values::{DurationSpec, Located, NAME_PATTERN, Port, Pos, SecretRef, name_problem};
+pub use values::{DurationSpec, Located, NAME_PATTERN, Port, SecretRef, name_problem};
 
 use crate::diagnostic::Diagnostic;
 

@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::kinds::{CapabilitySpec, HandoffPolicySpec, MeshSpec, NodeSpec, ServiceSpec, SyncFolderSpec};
-use super::values::{Located, NAME_PATTERN, Pos};
+use super::values::{Located, NAME_PATTERN};
+use crate::diagnostic::Pos;
 
 /// The only API version this build understands.
 pub const API_VERSION: &str = "agentmesh/v1alpha1";
@@ -53,9 +54,29 @@ impl fmt::Display for Kind {
     }
 }
 
-/// The `spec` of one kind.
+/// The `spec` of one kind. Each kind's spec is paired with its `Kind` here,
+/// beside `Manifest`, so the kind modules need nothing from the envelope.
 pub trait Spec: DeserializeOwned + JsonSchema + Serialize + Clone + fmt::Debug {
     const KIND: Kind;
+}
+
+impl Spec for NodeSpec {
+    const KIND: Kind = Kind::Node;
+}
+impl Spec for ServiceSpec {
+    const KIND: Kind = Kind::Service;
+}
+impl Spec for CapabilitySpec {
+    const KIND: Kind = Kind::Capability;
+}
+impl Spec for SyncFolderSpec {
+    const KIND: Kind = Kind::SyncFolder;
+}
+impl Spec for HandoffPolicySpec {
+    const KIND: Kind = Kind::HandoffPolicy;
+}
+impl Spec for MeshSpec {
+    const KIND: Kind = Kind::Mesh;
 }
 
 /// `metadata`: the object's name and labels (what `nodeSelector.matchLabels`

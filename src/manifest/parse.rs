@@ -11,8 +11,8 @@ use serde::de::IgnoredAny;
 use serde_saphyr::{MessageFormatter, UserMessageFormatter};
 
 use super::object::{API_VERSION, Kind, Manifest, Object, Origin, RawObject, Spec};
-use super::values::{Located, Pos, name_problem, with_line_offset};
-use crate::diagnostic::{Diagnostic, did_you_mean};
+use super::values::{Located, name_problem, with_line_offset};
+use crate::diagnostic::{Diagnostic, Pos, did_you_mean};
 
 /// A manifest file's path (as the user would open it) and text.
 #[derive(Clone, Debug)]
@@ -28,7 +28,7 @@ const MAX_ALIASES_PER_DOCUMENT: usize = 1_000;
 const MAX_DEPTH: usize = 64;
 
 /// Parses every document of `file`, appending objects and problems.
-pub fn parse_file(file: &SourceFile, objects: &mut Vec<Manifest>, diagnostics: &mut Vec<Diagnostic>) {
+pub(super) fn parse_file(file: &SourceFile, objects: &mut Vec<Manifest>, diagnostics: &mut Vec<Diagnostic>) {
     let mut ordinal = 0;
     for document in split_documents(&file.text) {
         match parse_document(file, &document, ordinal + 1) {
@@ -67,7 +67,7 @@ pub fn new_documents(old: &str, new: &str) -> Option<String> {
 }
 
 /// The kind and name a document declares, when its header reads.
-fn declares(document: &DocumentText) -> Option<(String, String)> {
+fn declares(document: &DocumentText<'_>) -> Option<(String, String)> {
     let header = from_yaml::<Option<Header>>(document).ok()??;
     Some((header.kind?.value, header.metadata?.name?.value))
 }
@@ -226,7 +226,7 @@ impl<'de> Deserialize<'de> for RootShape {
     }
 }
 
-fn parse_document(file: &SourceFile, document: &DocumentText, ordinal: usize) -> Parsed {
+fn parse_document(file: &SourceFile, document: &DocumentText<'_>, ordinal: usize) -> Parsed {
     if let Some(kind) = kind_at_a_glance(document.text)
         && let Ok(object) = parse_kind(kind, file, document)
     {
@@ -237,7 +237,7 @@ fn parse_document(file: &SourceFile, document: &DocumentText, ordinal: usize) ->
 
 /// The careful path: the header first, for precise errors about it, then the
 /// kind it names.
-fn parse_document_with_header(file: &SourceFile, document: &DocumentText, ordinal: usize) -> Parsed {
+fn parse_document_with_header(file: &SourceFile, document: &DocumentText<'_>, ordinal: usize) -> Parsed {
     let document_label = format!("document {ordinal}");
     let start = Pos { line: document.first_line, column: 1, len: 1 };
     let header = match from_yaml::<Option<Header>>(document) {
@@ -325,7 +325,7 @@ fn kind_list() -> String {
     Kind::ALL.map(Kind::as_str).join(", ")
 }
 
-fn parse_kind(kind: Kind, file: &SourceFile, document: &DocumentText) -> Result<Manifest, YamlError> {
+fn parse_kind(kind: Kind, file: &SourceFile, document: &DocumentText<'_>) -> Result<Manifest, YamlError> {
     match kind {
         Kind::Node => parse_object(file, document).map(Manifest::Node),
         Kind::Service => parse_object(file, document).map(Manifest::Service),
@@ -338,7 +338,7 @@ fn parse_kind(kind: Kind, file: &SourceFile, document: &DocumentText) -> Result<
 
 /// Parses the document as kind `S`. A document whose `kind` or `apiVersion` is
 /// not what was expected is an error here (the header path reports it well).
-fn parse_object<S: Spec>(file: &SourceFile, document: &DocumentText) -> Result<Object<S>, YamlError> {
+fn parse_object<S: Spec>(file: &SourceFile, document: &DocumentText<'_>) -> Result<Object<S>, YamlError> {
     let raw: RawObject<S> = from_yaml(document)?;
     if raw.kind != S::KIND.as_str() || raw.api_version != API_VERSION {
         return Err(YamlError {
@@ -360,7 +360,7 @@ struct YamlError {
     error: Box<serde_saphyr::Error>,
 }
 
-fn from_yaml<T: serde::de::DeserializeOwned>(document: &DocumentText) -> Result<T, YamlError> {
+fn from_yaml<T: serde::de::DeserializeOwned>(document: &DocumentText<'_>) -> Result<T, YamlError> {
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_nodes: MAX_NODES_PER_DOCUMENT,

@@ -11,14 +11,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-/// Where a value sits in its source file (1-based), and how many characters it
-/// spans, so a caret can underline it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Pos {
-    pub line: u32,
-    pub column: u32,
-    pub len: u32,
-}
+use crate::diagnostic::Pos;
 
 thread_local! {
     /// Lines of the file before the document being parsed: documents are parsed

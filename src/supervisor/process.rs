@@ -14,7 +14,7 @@ use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::descriptor_limit;
+use crate::{descriptor_limit, sys};
 
 /// A freshly spawned process and its output pipes.
 pub(super) struct Spawned {
@@ -89,23 +89,7 @@ fn spawn(mut command: Command) -> io::Result<Spawned> {
 /// SIGKILL leaves its Services running until the next daemon stops them.
 #[cfg(target_os = "linux")]
 fn die_with_parent(command: &mut Command) {
-    // Read before the fork: in the child, a different parent means this one
-    // died before the signal was armed, and nothing would ever deliver it.
-    let parent = raw(std::process::id());
-    // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed: prctl, getppid and _exit are, and
-    // `last_os_error` only reads errno.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
+    sys::signal_child_when_parent_dies(command, libc::SIGKILL);
 }
 
 /// Gives the child the soft descriptor limit the daemon was started with: the
@@ -113,17 +97,7 @@ fn die_with_parent(command: &mut Command) {
 /// default (`select` fails past 1,024 descriptors; some size tables by it).
 fn restore_descriptor_limit(command: &mut Command) {
     let Some(limit) = descriptor_limit::original() else { return };
-    // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed: setrlimit is, it reads a copy made
-    // before the fork, and `last_os_error` only reads errno.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    sys::set_open_file_limit_in_child(command, limit);
 }
 
 /// A spawned process that leads its own group. Dropping it SIGKILLs the group
@@ -179,11 +153,8 @@ impl ProcessGroup {
     /// belong to anyone else.
     fn signal(&self, signal: libc::c_int) {
         signal_group(self.pid, signal);
-        // SAFETY: getpgid and kill take plain integers and touch no memory.
-        unsafe {
-            if libc::getpgid(raw(self.pid)) != raw(self.pid) {
-                libc::kill(raw(self.pid), signal);
-            }
+        if sys::process_group(self.pid) != Some(self.pid) {
+            let _ = sys::kill(self.pid, signal);
         }
     }
 }
@@ -199,16 +170,7 @@ impl Drop for ProcessGroup {
 /// Sends `signal` to every process of group `pgid`. A group that is gone
 /// (ESRCH) is what we wanted anyway.
 fn signal_group(pgid: u32, signal: libc::c_int) {
-    // SAFETY: killpg takes plain integers and touches no memory.
-    unsafe {
-        libc::killpg(raw(pgid), signal);
-    }
-}
-
-/// A pid as the C calls take it. Pids are positive `pid_t`s that std hands
-/// out as `u32`, so the conversion never wraps.
-fn raw(pid: u32) -> libc::pid_t {
-    pid as libc::pid_t
+    let _ = sys::killpg(pgid, signal);
 }
 
 /// A process group an earlier daemon recorded: its leader's pid and start time.
@@ -269,10 +231,7 @@ pub(super) async fn stop_leftovers(groups: &[Leftover], grace: Duration) {
 
 fn signal_each(pids: &BTreeSet<u32>, signal: libc::c_int) {
     for &pid in pids {
-        // SAFETY: kill takes plain integers and touches no memory.
-        unsafe {
-            libc::kill(raw(pid), signal);
-        }
+        let _ = sys::kill(pid, signal);
     }
 }
 
@@ -322,12 +281,8 @@ fn group_members(pgid: u32) -> Vec<(u32, ProcessInfo)> {
 
 #[cfg(target_os = "macos")]
 pub(super) fn info(pid: u32) -> Option<ProcessInfo> {
-    // SAFETY: proc_bsdinfo is plain integers, for which zero is a valid value.
-    let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
-    let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
-    // SAFETY: proc_pidinfo writes at most `size` bytes into `info`.
-    let written = unsafe { libc::proc_pidinfo(raw(pid), libc::PROC_PIDTBSDINFO, 0, (&raw mut info).cast(), size) };
-    (written == size).then(|| ProcessInfo {
+    let info = sys::bsd_info(pid)?;
+    Some(ProcessInfo {
         pgid: info.pbi_pgid,
         start_time: info.pbi_start_tvsec * 1_000_000 + info.pbi_start_tvusec,
         zombie: info.pbi_status == libc::SZOMB,
@@ -337,15 +292,9 @@ pub(super) fn info(pid: u32) -> Option<ProcessInfo> {
 /// The running (not zombie) processes of group `pgid`.
 #[cfg(target_os = "macos")]
 fn group_members(pgid: u32) -> Vec<(u32, ProcessInfo)> {
-    let mut pids = vec![0 as libc::pid_t; 4096];
-    let bytes = std::mem::size_of_val(pids.as_slice()) as libc::c_int;
-    // SAFETY: proc_listpgrppids writes at most `bytes` bytes into `pids`.
-    let listed = unsafe { libc::proc_listpgrppids(raw(pgid), pids.as_mut_ptr().cast(), bytes) };
-    // Whether it counts pids or bytes, unused slots stay zero, and every pid
-    // is checked again below.
-    pids.truncate(usize::try_from(listed).unwrap_or(0).min(pids.len()));
-    pids.into_iter()
-        .filter_map(|pid| u32::try_from(pid).ok().filter(|pid| *pid > 0))
+    // Every pid listed is checked again: it may have left the group since.
+    sys::group_pids(pgid)
+        .into_iter()
         .filter_map(|pid| Some((pid, info(pid)?)))
         .filter(|(_, info)| info.pgid == pgid && !info.zombie)
         .collect()
@@ -398,13 +347,14 @@ mod tests {
         })
         .join()
         .unwrap();
-        let mut status = 0;
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        // SAFETY: waitpid writes only into `status`.
-        while unsafe { libc::waitpid(raw(pid), &mut status, libc::WNOHANG) } == 0 {
+        let status = loop {
+            if let Some(status) = sys::try_reap(pid).unwrap() {
+                break status;
+            }
             assert!(std::time::Instant::now() < deadline, "sleep {pid} survived its spawning thread");
             std::thread::sleep(Duration::from_millis(10));
-        }
+        };
         assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL);
     }
 }

@@ -94,8 +94,7 @@ pub(super) fn standalone_token(dir: &Path) -> Option<(u16, String)> {
 /// The files the App Store app's network extension has open, as `lsof -F`
 /// lists them for this user; None when lsof fails or is not there.
 async fn app_store_lsof() -> Option<String> {
-    // SAFETY: getuid has no preconditions.
-    let uid = unsafe { libc::getuid() };
+    let uid = crate::sys::getuid();
     let lsof = tokio::process::Command::new("lsof")
         .args(["-n", "-a", &format!("-u{uid}"), "-c", "IPNExtension", "-F"])
         .stdin(std::process::Stdio::null())

@@ -1,6 +1,11 @@
 //! Integration tests: the `meshctl` binary run as a user runs it, on files in
 //! temporary folders. One binary for all of them, so they share one build.
 
+#![allow(
+    unsafe_code,
+    reason = "the tests signal and inspect processes with libc; the crate keeps its unsafe in src/sys.rs"
+)]
+
 mod architecture;
 mod cap;
 mod chroma;

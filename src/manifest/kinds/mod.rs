@@ -14,24 +14,3 @@ pub use mesh::{Discovery, MeshAuth, MeshSpec, ReconcileSettings, TailscaleIdenti
 pub use node::{NodeSpec, NodeSyncthing, Role};
 pub use service::{Backoff, EnvValue, HealthCheck, HttpProbe, NodeSelector, RestartPolicy, ServiceSpec, TcpProbe};
 pub use sync_folder::{FolderType, SyncFolderSpec, Versioning, VersioningType};
-
-use super::object::{Kind, Spec};
-
-impl Spec for NodeSpec {
-    const KIND: Kind = Kind::Node;
-}
-impl Spec for ServiceSpec {
-    const KIND: Kind = Kind::Service;
-}
-impl Spec for CapabilitySpec {
-    const KIND: Kind = Kind::Capability;
-}
-impl Spec for SyncFolderSpec {
-    const KIND: Kind = Kind::SyncFolder;
-}
-impl Spec for HandoffPolicySpec {
-    const KIND: Kind = Kind::HandoffPolicy;
-}
-impl Spec for MeshSpec {
-    const KIND: Kind = Kind::Mesh;
-}

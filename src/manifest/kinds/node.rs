@@ -1,7 +1,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::values::{Located, Port, Pos, SecretRef};
+use crate::diagnostic::Pos;
+use crate::manifest::values::{Located, Port, SecretRef};
 
 /// A machine of the mesh.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
