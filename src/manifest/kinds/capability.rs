@@ -1,3 +1,5 @@
+//! `kind: Capability`: something a node offers the mesh (the LLM), where it is served and what clients are told.
+
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;

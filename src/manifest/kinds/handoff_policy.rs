@@ -1,3 +1,5 @@
+//! `kind: HandoffPolicy`: where conversations live and how one moves from node to node.
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -1,3 +1,5 @@
+//! `kind: Mesh`: the settings of the whole mesh (API key, discovery, reconcile timing).
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -1,3 +1,5 @@
+//! `kind: Node`: one machine of the mesh, its address and roles.
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

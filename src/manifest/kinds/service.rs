@@ -1,3 +1,5 @@
+//! `kind: Service`: a server a node runs and supervises.
+
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;

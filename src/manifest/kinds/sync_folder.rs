@@ -1,3 +1,5 @@
+//! `kind: SyncFolder`: a folder Syncthing mirrors between nodes.
+
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
