@@ -9,12 +9,12 @@ use crate::api::wire::HandoffRequest;
 use crate::api::wire::SyncthingDevice;
 use crate::api::wire::{
     ApplyRequest, ApplyResponse, Describe, ErrorBody, HandoffMessage, Health, MeshNode, ReconcileRequest,
-    ReconcileResponse, RouteCall, Session,
+    ReconcileResponse, RouteCall, Routed, Session,
 };
 use crate::controller::state::Bundle;
 use crate::controller::status::NodeStatus;
 use crate::handoff::store::Progress;
-use crate::mesh::router::Routed;
+use crate::net::{self, root_cause};
 
 /// How long `route` waits: longer than the router's own worst case (a connect
 /// timeout per node that is down, then one endpoint's whole timeout), so its
@@ -46,9 +46,8 @@ pub struct ApiClient {
 impl ApiClient {
     /// A client of the API at `authority` (`host:port`), giving up after `timeout`.
     pub fn new(authority: &str, key: Option<&str>, timeout: Duration) -> ApiClient {
-        let http = reqwest::Client::builder()
+        let http = net::http_client(timeout.min(net::CONNECT_TIMEOUT))
             .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(3)))
             .build()
             .expect("a plain HTTP client builds");
         ApiClient { base: format!("http://{authority}"), key: key.map(str::to_owned), timeout, http }
@@ -189,14 +188,4 @@ impl ApiClient {
         });
         Err(ClientError::Api { status, error: body.error, message: body.message, diagnostics: body.diagnostics })
     }
-}
-
-/// The innermost cause of a transport error: "Connection refused", not
-/// "error sending request".
-pub(crate) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = error;
-    while let Some(inner) = cause.source() {
-        cause = inner;
-    }
-    cause.to_string()
 }

@@ -33,12 +33,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::wire::{
     Action, ApplyRequest, ApplyResponse, Describe, DroppedMessage, ErrorBody, HandoffBatch, HandoffMessage, Health,
-    Intervention, MeshNode, ReconcileRequest, ReconcileResponse, RouteRequest, Session, StreamMessage, SyncthingDevice,
+    Intervention, MeshNode, ReconcileRequest, ReconcileResponse, RouteRequest, Routed, Session, StreamMessage,
+    SyncthingDevice,
 };
 use crate::controller::status::NodeStatus;
 use crate::controller::{Input, Shared, validate_for_node};
 use crate::manifest::Kind;
-use crate::mesh::router::{HOP_HEADER, MeshRouter, Routed};
+use crate::mesh::router::{HOP_HEADER, MeshRouter};
 use crate::reconcile::handoff as handoff_io;
 use crate::reconcile::{plan, sync_folder};
 use crate::source::Snapshot;

@@ -33,10 +33,10 @@ use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 
 use super::{ApiState, MAX_BODY_BYTES};
-use crate::client::root_cause;
 use crate::manifest::ManifestSet;
 use crate::manifest::kinds::{CapabilitySpec, Provider};
-use crate::mesh::router::{HOP_HEADER, NOTHING_SENT, endpoint_host, host_port, order};
+use crate::mesh::router::{HOP_HEADER, NOTHING_SENT, endpoint_host, order};
+use crate::net::{host_port, root_cause};
 
 /// Set on the pass-through's own error when it sent the request to no
 /// endpoint, so a peer's "I could not reach my backend" is told apart from a

@@ -14,14 +14,14 @@ use serde::Serialize;
 
 use super::{Outcome, Output};
 use crate::api::wire::{API_VERSION, Health};
-use crate::client::{ApiClient, ClientError, root_cause};
+use crate::client::{ApiClient, ClientError};
 use crate::config::{client_addr, default_listen, resolve_secret};
 use crate::controller::status::NodeStatus;
 use crate::git::Git;
 use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::{self, ManifestSet, SecretRef, loader};
-use crate::mesh::router::host_port;
-use crate::reconcile::capability::{HealthCheck, endpoint_host, health_check, health_url, health_url_by_node};
+use crate::net::{host_port, root_cause};
+use crate::reconcile::capability::{HealthCheck, health_check, health_url, health_url_by_node};
 use crate::syncthing::{self, SyncthingError};
 use crate::tailscale::{TailnetStatus, TailscaleClient};
 
@@ -717,7 +717,7 @@ fn capability_health_target(
 ) -> Option<(String, bool)> {
     let spec = &set.capabilities.get(name)?.spec;
     let address = set.nodes.get(served_by).map(|n| n.spec.address.value.as_str());
-    let host = endpoint_host(spec, address)?;
+    let host = spec.endpoint_host(address)?;
     Some(match health_check(host, served_by, this.node) {
         HealthCheck::Direct => (health_url(spec, host), false),
         HealthCheck::ByItsNode => {

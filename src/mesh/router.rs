@@ -14,17 +14,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::peers::{PeerState, Peers};
 use super::placement::Placements;
-use crate::api::wire::RouteCall;
+use crate::api::wire::{RouteCall, Routed};
 use crate::api_key::ApiKey;
-use crate::client::root_cause;
 use crate::diagnostic::did_you_mean;
 use crate::manifest::ManifestSet;
 use crate::manifest::kinds::CapabilitySpec;
 use crate::metrics::Metrics;
+use crate::net::{self, host_port, root_cause};
 
 /// Set on a call one router hands to another: the callee serves it itself and
 /// never forwards it again, so two nodes that disagree about a placement (one
@@ -33,11 +33,6 @@ pub const HOP_HEADER: &str = "x-mesh-route-hop";
 
 /// How long an endpoint gets to answer once a call reached it.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A node that has not taken the connection by then is treated as down. Long
-/// enough for a tailnet path through a relay, short enough that a sleeping
-/// laptop delays the failover by seconds, not by the whole call timeout.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A call handed to a peer waits this much longer than the peer waits for its
 /// endpoint, so the peer's answer, which says what timed out, arrives first.
@@ -55,18 +50,6 @@ pub const NOTHING_SENT: [&str; 6] =
 /// Reads the set in force when a call comes, so the router follows every new
 /// revision without knowing the controller.
 pub type SetInForce = Arc<dyn Fn() -> Option<Arc<ManifestSet>> + Send + Sync>;
-
-/// A call's answer, and the JSON answer of `POST /mesh/route`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Routed {
-    /// The node whose endpoint answered.
-    pub node: String,
-    /// The endpoint's HTTP status.
-    pub status: u16,
-    /// The endpoint's answer: its JSON, or its text as a JSON string when it is
-    /// not JSON.
-    pub body: serde_json::Value,
-}
 
 /// One node a call could not reach, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -223,11 +206,7 @@ impl MeshRouter {
         set_in_force: SetInForce,
         timeout: Duration,
     ) -> MeshRouter {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            // Endpoints and peers are reached by the address the manifests
-            // give; a proxy from the environment would break that.
-            .no_proxy()
+        let http = net::http_client(net::CONNECT_TIMEOUT)
             // Whether a call is sent again is this router's decision alone,
             // and a redirect is the endpoint's answer to pass back: following
             // it would turn the POST into a GET somewhere else.
@@ -441,8 +420,7 @@ fn failure(url: &str, error: &reqwest::Error, timeout: Duration) -> Failure {
 /// The host of `spec`'s endpoint on `node`: `endpoint.host`, else the node's
 /// address; None when the set has no such Node.
 pub fn endpoint_host<'a>(set: &'a ManifestSet, spec: &'a CapabilitySpec, node: &str) -> Option<&'a str> {
-    let address = set.nodes.get(node).map(|node| node.spec.address.value.as_str());
-    crate::reconcile::capability::endpoint_host(spec, address)
+    spec.endpoint_host(set.nodes.get(node).map(|node| node.spec.address.value.as_str()))
 }
 
 /// Where `node`'s mesh API answers (`host:port`): as the prober dials it,
@@ -455,11 +433,6 @@ pub fn peer_authority(peers: &Peers, set: &ManifestSet, node: &str) -> Option<St
             .get(node)
             .map(|n| PeerState::new(node, None, &n.spec.address.value, n.spec.api_port.0).authority()),
     }
-}
-
-/// `host:port`, with an IPv6 host in brackets.
-pub fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }
 
 /// The endpoint's answer as JSON, or its text as a JSON string.

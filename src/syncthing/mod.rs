@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::client::root_cause;
+use crate::net::{self, root_cause};
 
 pub use wire::{
     Completion, Connection, Connections, DbStatus, Device, Event, FileRecord, Folder, FolderDevice, FolderError,
@@ -78,11 +78,7 @@ impl Client {
     /// A client of the Syncthing whose GUI/API listens at `api_url`
     /// (`http://127.0.0.1:8384`), using `api_key` as `X-API-Key`.
     pub fn new(api_url: &str, api_key: &str) -> Client {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            // Syncthing is at the address given; a proxy from the environment
-            // would break that (and see the key).
-            .no_proxy()
+        let http = net::http_client(CONNECT_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a plain HTTP client builds");
