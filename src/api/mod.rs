@@ -39,7 +39,8 @@ use self::wire::{
 use crate::controller::status::NodeStatus;
 use crate::controller::{Input, Shared, validate_for_node};
 use crate::manifest::Kind;
-use crate::mesh::router::{HOP_HEADER, MeshRouter};
+use crate::mesh::failover::HOP_HEADER;
+use crate::mesh::router::MeshRouter;
 use crate::reconcile::handoff as handoff_io;
 use crate::reconcile::{plan, sync_folder};
 use crate::source::Snapshot;

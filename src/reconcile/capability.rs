@@ -20,8 +20,8 @@ use crate::api_key::ApiKey;
 use crate::controller::status::Observed;
 use crate::manifest::ManifestSet;
 use crate::manifest::kinds::{CapabilitySpec, Provider, is_loopback_host};
+use crate::mesh::failover::HOP_HEADER;
 use crate::mesh::placement::Served;
-use crate::mesh::router::peer_authority;
 use crate::net::{self, host_port, root_cause};
 use crate::ollama::OllamaClient;
 use crate::ollama::pulls::PullState;
@@ -317,7 +317,7 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
         }
         let found = match health_check(host, node, &ctx.node) {
             HealthCheck::Direct => probe(&health_url(spec, host), None).await,
-            HealthCheck::ByItsNode => match peer_authority(&ctx.peers, &ctx.set, node) {
+            HealthCheck::ByItsNode => match ctx.peers.authority_of(&ctx.set, node) {
                 Some(authority) => probe(&health_url_by_node(&authority, name, spec), Some(&ctx.api_key)).await,
                 None => Health::Unhealthy(format!("no Node manifest says where \"{node}\" is")),
             },
@@ -425,7 +425,7 @@ async fn probe(url: &str, by_node: Option<&ApiKey>) -> Health {
     });
     let mut request = http.get(url);
     if let Some(api_key) = by_node {
-        request = request.header(crate::mesh::router::HOP_HEADER, "1");
+        request = request.header(HOP_HEADER, "1");
         // Without a key, the peer lets this node in by its Tailscale identity.
         if let Some(key) = api_key.get() {
             request = request.bearer_auth(key);
