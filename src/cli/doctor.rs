@@ -20,7 +20,7 @@ use crate::controller::status::NodeStatus;
 use crate::git::Git;
 use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::{self, ManifestSet, SecretRef, loader};
-use crate::net::{host_port, root_cause};
+use crate::net::{self, host_port, root_cause};
 use crate::reconcile::capability::{HealthCheck, health_check, health_url, health_url_by_node};
 use crate::syncthing::{self, SyncthingError};
 use crate::tailscale::{TailnetStatus, TailscaleClient};
@@ -590,12 +590,7 @@ enum PeerFound {
 
 /// A `peer/<name>` and, when it answered, a `clock/<name>` check per other Node.
 async fn peer_checks(set: &ManifestSet, node: &str, tailnet: Option<&TailnetStatus>, key: Option<&str>) -> Vec<Check> {
-    let http = reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .connect_timeout(TIMEOUT)
-        .no_proxy()
-        .build()
-        .expect("a plain HTTP client builds");
+    let http = net::http_client(TIMEOUT).timeout(TIMEOUT).build().expect("a plain HTTP client builds");
     let peers = set.nodes.iter().filter(|(name, _)| name.as_str() != node);
     let asks = peers.map(|(name, object)| {
         let address = &object.spec.address.value;
@@ -742,7 +737,7 @@ async fn capability_checks(set: &ManifestSet, status: Option<&NodeStatus>, this:
             })
             .collect();
     };
-    let http = reqwest::Client::builder().timeout(TIMEOUT).no_proxy().build().expect("a plain HTTP client builds");
+    let http = net::http_client(TIMEOUT).timeout(TIMEOUT).build().expect("a plain HTTP client builds");
     let capabilities = status.objects.iter().filter(|object| object.kind == "Capability");
     let checks = capabilities.map(|object| {
         let http = http.clone();

@@ -186,6 +186,7 @@ pub fn lost(url: &str, error: &reqwest::Error, timeout: Option<Duration>) -> Res
     } else {
         Attempted::Broke
     };
+    // A transport error is sorted the same whatever protocol the call speaks.
     if moves_on(PeerProtocol::Route, attempted) {
         return Err(format!("{url}: {}", root_cause(error)));
     }
@@ -350,8 +351,8 @@ impl Failover {
         let reply = if to_peer {
             match peer_reply(call.protocol(), url, response, timeout).await {
                 Ok(reply) => reply,
-                Err(PeerNot::Sent(reason)) => return Tried::NotSent(reason),
-                Err(PeerNot::Answered(lost)) => return Tried::Lost(lost),
+                Err(NoAnswer::NothingSent(reason)) => return Tried::NotSent(reason),
+                Err(NoAnswer::Lost(lost)) => return Tried::Lost(lost),
             }
         } else {
             Reply::Stream(response)
@@ -363,12 +364,12 @@ impl Failover {
     }
 }
 
-/// Why a peer's reply is not an answer to pass on.
-enum PeerNot {
+/// Why a peer's reply is no answer to pass on.
+enum NoAnswer {
     /// It sent nothing: why.
-    Sent(String),
+    NothingSent(String),
     /// Its error could not be read.
-    Answered(Lost),
+    Lost(Lost),
 }
 
 /// Sorts a peer's reply: an answer to stream, an error read whole, or its
@@ -378,7 +379,7 @@ async fn peer_reply(
     url: String,
     response: reqwest::Response,
     timeout: Option<Duration>,
-) -> Result<Reply, PeerNot> {
+) -> Result<Reply, NoAnswer> {
     let status = response.status();
     let marked_not_sent = response.headers().contains_key(NOT_SENT_HEADER);
     let may_refuse = match protocol {
@@ -393,10 +394,10 @@ async fn peer_reply(
         Ok(body) => body,
         // Its mark says nothing was sent, whether or not its reasons arrive.
         Err(error) if marked_not_sent => {
-            return Err(PeerNot::Sent(format!("{url} answered {status}, then broke: {}", root_cause(&error))));
+            return Err(NoAnswer::NothingSent(format!("{url} answered {status}, then broke: {}", root_cause(&error))));
         }
         Err(error) => {
-            return Err(PeerNot::Answered(
+            return Err(NoAnswer::Lost(
                 lost(&url, &error, timeout).unwrap_or_else(|cause| Lost::Broke { url: url.clone(), cause }),
             ));
         }
@@ -421,7 +422,7 @@ async fn peer_reply(
             format!("{url} answered {status}: {}", message.unwrap_or_default())
         }
     };
-    Err(PeerNot::Sent(reason))
+    Err(NoAnswer::NothingSent(reason))
 }
 
 #[cfg(test)]
