@@ -178,7 +178,7 @@ pub enum Lost {
 
 /// Sorts the transport error of a call sent to `url` with `timeout`: Err
 /// when nothing was sent (the reason), else how the call was lost.
-pub fn lost(url: &str, error: &reqwest::Error, timeout: Option<Duration>) -> Result<Lost, String> {
+fn sort_transport_error(url: &str, error: &reqwest::Error, timeout: Option<Duration>) -> Result<Lost, String> {
     let attempted = if error.is_connect() {
         Attempted::NotConnected
     } else if error.is_timeout() {
@@ -190,10 +190,16 @@ pub fn lost(url: &str, error: &reqwest::Error, timeout: Option<Duration>) -> Res
     if moves_on(PeerProtocol::Route, attempted) {
         return Err(format!("{url}: {}", root_cause(error)));
     }
-    Ok(match (attempted, timeout) {
-        (Attempted::TimedOut, Some(after)) => Lost::TimedOut(after),
-        _ => Lost::Broke { url: url.to_owned(), cause: root_cause(error) },
-    })
+    Ok(lost_while_reading(url, error, timeout))
+}
+
+/// How a call whose answer from `url` had begun to arrive was lost: it was
+/// sent, whatever the error.
+pub fn lost_while_reading(url: &str, error: &reqwest::Error, timeout: Option<Duration>) -> Lost {
+    match timeout.filter(|_| error.is_timeout()) {
+        Some(after) => Lost::TimedOut(after),
+        None => Lost::Broke { url: url.to_owned(), cause: root_cause(error) },
+    }
 }
 
 /// A call failover carries from node to node: what to send, and how to read
@@ -342,7 +348,7 @@ impl Failover {
         let response = match self.http.execute(request).await {
             Ok(response) => response,
             Err(error) => {
-                return match lost(&url, &error, timeout) {
+                return match sort_transport_error(&url, &error, timeout) {
                     Ok(lost) => Tried::Lost(lost),
                     Err(reason) => Tried::NotSent(reason),
                 };
@@ -397,9 +403,7 @@ async fn peer_reply(
             return Err(NoAnswer::NothingSent(format!("{url} answered {status}, then broke: {}", root_cause(&error))));
         }
         Err(error) => {
-            return Err(NoAnswer::Lost(
-                lost(&url, &error, timeout).unwrap_or_else(|cause| Lost::Broke { url: url.clone(), cause }),
-            ));
+            return Err(NoAnswer::Lost(lost_while_reading(&url, &error, timeout)));
         }
     };
     #[derive(Deserialize)]

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::failover::{self, Attempt, Call, Failover, Finish, Lost, Order, PeerProtocol, Reply, list, order};
+use super::failover::{
+    Attempt, Call, Failover, Finish, Lost, Order, PeerProtocol, Reply, list, lost_while_reading, order,
+};
 use super::peers::Peers;
 use super::placement::Placements;
 use crate::api::wire::{RouteCall, Routed};
@@ -151,7 +153,7 @@ impl MeshRouter {
         self.run(&set, spec, capability, &payload, order).await
     }
 
-    /// Serves a call another router handed over ([`HOP_HEADER`](failover::HOP_HEADER)):
+    /// Serves a call another router handed over ([`HOP_HEADER`](super::failover::HOP_HEADER)):
     /// on this node only, never forwarded again. `prefer_node`, when given,
     /// must be this node, and this node must be in the placement.
     pub async fn serve_here(
@@ -269,7 +271,7 @@ impl Call for JsonCall<'_> {
         match reply {
             Reply::Stream(response) => {
                 let (url, status) = (response.url().to_string(), response.status());
-                let bytes = response.bytes().await.map_err(|error| lost(&url, &error, timeout))?;
+                let bytes = response.bytes().await.map_err(|error| lost_while_reading(&url, &error, timeout))?;
                 if !from_peer {
                     return Ok(Ok(Routed {
                         node: self.here.to_owned(),
@@ -299,11 +301,6 @@ impl Call for JsonCall<'_> {
     fn served(answer: &Self::Answer) -> bool {
         matches!(answer, Ok(routed) if routed.status < 500)
     }
-}
-
-/// How a call was lost while its answer was read.
-fn lost(url: &str, error: &reqwest::Error, timeout: Option<Duration>) -> Lost {
-    failover::lost(url, error, timeout).unwrap_or_else(|cause| Lost::Broke { url: url.to_owned(), cause })
 }
 
 fn find<'a>(set: &'a ManifestSet, capability: &str) -> Result<&'a CapabilitySpec, RouteError> {
