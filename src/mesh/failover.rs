@@ -511,4 +511,115 @@ mod tests {
             assert_eq!(moves_on(protocol, attempted), expected, "{protocol:?} {attempted:?}");
         }
     }
+
+    /// A pass-through call: GET `/x` of this node's endpoint, or of a peer's
+    /// `/cap/x`; the answer is its status and text.
+    struct PassThroughGet;
+
+    impl Call for PassThroughGet {
+        type Answer = (u16, String);
+
+        fn protocol(&self) -> PeerProtocol {
+            PeerProtocol::PassThrough
+        }
+
+        fn to_endpoint(&self, http: &reqwest::Client, host: &str, port: u16) -> reqwest::RequestBuilder {
+            http.get(format!("http://{}/x", net::host_port(host, port)))
+        }
+
+        fn to_peer(&self, http: &reqwest::Client, _node: &str, authority: &str) -> reqwest::RequestBuilder {
+            http.get(format!("http://{authority}/cap/x"))
+        }
+
+        fn timeout(&self, _to_peer: bool) -> Option<Duration> {
+            None
+        }
+
+        async fn answer(&self, _from_peer: bool, reply: Reply) -> Result<(u16, String), Lost> {
+            Ok(match reply {
+                Reply::Stream(response) => {
+                    let status = response.status().as_u16();
+                    (status, response.text().await.unwrap())
+                }
+                Reply::Read { status, body, .. } => (status.as_u16(), String::from_utf8_lossy(&body).into_owned()),
+            })
+        }
+
+        fn served(answer: &(u16, String)) -> bool {
+            answer.0 < 500
+        }
+    }
+
+    async fn serve(app: axum::Router) -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_pass_through_moves_on_from_a_peer_that_sent_nothing_but_passes_a_backends_error_on() {
+        use axum::http::HeaderValue;
+        use axum::response::IntoResponse;
+        let endpoint_port = serve(axum::Router::new().fallback(|| async { "from here" })).await;
+        type PeerAnswer = (u16, bool, &'static str);
+        type Answered = (&'static str, u16, &'static str);
+        let table: &[(PeerAnswer, Answered, &[&str])] = &[
+            // The peer's answer (status, marked not sent, body); who answered
+            // (node, status, body); why earlier nodes did not.
+            (
+                (503, true, r#"{"error":"unreachable","message":"its backend refused"}"#),
+                ("here", 200, "from here"),
+                &["peer: its backend refused"],
+            ),
+            ((503, true, "not json"), ("here", 200, "from here"), &["peer: {url} answered 503 Service Unavailable"]),
+            (
+                (401, false, r#"{"error":"unauthorized","message":"no key"}"#),
+                ("here", 200, "from here"),
+                &["peer: {url} answered 401 Unauthorized: no key"],
+            ),
+            // A backend's own errors, even in the mesh API's shape, are answers.
+            (
+                (503, false, r#"{"error":"unreachable","message":"queue full"}"#),
+                ("peer", 503, r#"{"error":"unreachable","message":"queue full"}"#),
+                &[],
+            ),
+            ((404, false, r#"{"error":"model not found"}"#), ("peer", 404, r#"{"error":"model not found"}"#), &[]),
+        ];
+        for &((status, marked, body), (node, answer_status, answer_body), earlier) in table {
+            let peer = axum::Router::new().fallback(move || async move {
+                let mut response = (axum::http::StatusCode::from_u16(status).unwrap(), body).into_response();
+                if marked {
+                    response.headers_mut().insert(NOT_SENT_HEADER, HeaderValue::from_static("1"));
+                }
+                response
+            });
+            let peer_port = serve(peer).await;
+            let text = format!(
+                "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: here}}\nspec: {{role: primary, address: 127.0.0.1}}\n\
+                 ---\napiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: peer}}\nspec: {{role: satellite, address: 127.0.0.1, apiPort: {peer_port}}}\n\
+                 ---\napiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {{name: cap}}\n\
+                 spec: {{provider: http, placement: {{prefer: [peer], fallback: [here]}}, endpoint: {{port: {endpoint_port}}}}}\n"
+            );
+            let validation =
+                crate::manifest::validate(&[crate::manifest::SourceFile { path: "m.yaml".into(), text }], Vec::new());
+            assert!(validation.is_valid(), "{:?}", validation.diagnostics);
+            let set = validation.set;
+            let spec = &set.capabilities["cap"].spec;
+            let failover =
+                Failover::new("here".into(), ApiKey::new(Some("key".into())), Peers::default(), Metrics::default());
+            let finish = failover.run(&set, spec, "cap", &["peer", "here"], &PassThroughGet).await;
+            let Finish::Answered { node: answered_by, answer, earlier: reasons } = finish else {
+                panic!("peer answered {status}: {finish:?}");
+            };
+            let url = format!("http://127.0.0.1:{peer_port}/cap/x");
+            let expected: Vec<String> = earlier.iter().map(|reason| reason.replace("{url}", &url)).collect();
+            let got: Vec<String> = reasons.iter().map(|a| format!("{}: {}", a.node, a.reason)).collect();
+            assert_eq!(
+                (answered_by.as_str(), answer.0, answer.1.as_str(), got),
+                (node, answer_status, answer_body, expected),
+                "peer answered {status} {body}"
+            );
+        }
+    }
 }
