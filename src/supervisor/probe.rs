@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{Phase, Probe};
-use crate::net::{self, root_cause};
+use crate::net::root_cause;
 
 /// A just-started process gets this many failed probes before it counts as
 /// unhealthy: servers take a moment to listen.
@@ -14,7 +14,7 @@ const START_FAILURES: u32 = 3;
 /// the Service itself) and keeps no idle connections, so each probe proves the
 /// server still accepts new ones.
 pub(super) fn client() -> reqwest::Result<reqwest::Client> {
-    net::http_client(net::CONNECT_TIMEOUT).pool_max_idle_per_host(0).build()
+    reqwest::Client::builder().no_proxy().pool_max_idle_per_host(0).build()
 }
 
 pub(super) fn interval(probe: &Probe) -> Duration {
