@@ -8,12 +8,12 @@ use serde::de::DeserializeOwned;
 use crate::api::wire::SyncthingDevice;
 use crate::api::wire::{
     ApplyRequest, ApplyResponse, Describe, ErrorBody, HandoffMessage, Health, MeshNode, ReconcileRequest,
-    ReconcileResponse, RouteCall, Session,
+    ReconcileResponse, RouteCall, Routed, Session,
 };
 use crate::api::wire::{HandoffProgress, HandoffRequest};
 use crate::controller::state::Bundle;
 use crate::controller::status::NodeStatus;
-use crate::mesh::router::Routed;
+use crate::net::{self, root_cause};
 
 /// How long `route` waits: longer than the router's own worst case (a connect
 /// timeout per node that is down, then one endpoint's whole timeout), so its
@@ -45,9 +45,8 @@ pub struct ApiClient {
 impl ApiClient {
     /// A client of the API at `authority` (`host:port`), giving up after `timeout`.
     pub fn new(authority: &str, key: Option<&str>, timeout: Duration) -> ApiClient {
-        let http = reqwest::Client::builder()
+        let http = net::http_client(timeout.min(net::CONNECT_TIMEOUT))
             .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(3)))
             .build()
             .expect("a plain HTTP client builds");
         ApiClient { base: format!("http://{authority}"), key: key.map(str::to_owned), timeout, http }
@@ -188,14 +187,4 @@ impl ApiClient {
         });
         Err(ClientError::Api { status, error: body.error, message: body.message, diagnostics: body.diagnostics })
     }
-}
-
-/// The innermost cause of a transport error: "Connection refused", not
-/// "error sending request".
-pub(crate) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = error;
-    while let Some(inner) = cause.source() {
-        cause = inner;
-    }
-    cause.to_string()
 }

@@ -15,8 +15,8 @@ use crate::config::{self, DaemonConfig};
 use crate::controller::{Controller, Input};
 use crate::descriptor_limit;
 use crate::identity::NodeEnv;
-use crate::mesh::prober::{self, HttpProbe};
-use crate::mesh::router::{self, MeshRouter};
+use crate::mesh::prober::{self, EventSink, HttpProbe, ProberHandles};
+use crate::mesh::router::{self, MeshRouter, SetInForce};
 use crate::source::{self, SourceUpdate};
 use crate::state_lock::{self, FolderChange, StateFolder};
 use crate::supervisor::Supervisor;
@@ -107,11 +107,23 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<PathBuf>
              Tailscale identity are let in"
         );
     }
-    tokio::spawn(prober::run(shared.clone(), HttpProbe::default(), stopped.clone()));
-    let set_in_force = {
+    let set_in_force: SetInForce = {
         let shared = shared.clone();
         Arc::new(move || shared.applied_set())
     };
+    let events: EventSink = {
+        let shared = shared.clone();
+        Arc::new(move |warning, reason, object, message| shared.lock().status.event(warning, reason, object, message))
+    };
+    let prober_handles = ProberHandles {
+        peers: shared.peers.clone(),
+        metrics: shared.metrics.clone(),
+        api_key: shared.api_key.clone(),
+        set_in_force: set_in_force.clone(),
+        applied_revisions: shared.applied_revisions.subscribe(),
+        events,
+    };
+    tokio::spawn(prober::run(prober_handles, HttpProbe::default(), stopped.clone()));
     let mesh_router = MeshRouter::new(
         config.node_id.clone(),
         shared.api_key.clone(),

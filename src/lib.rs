@@ -17,6 +17,7 @@ pub mod identity;
 pub mod manifest;
 pub mod mesh;
 pub mod metrics;
+pub mod net;
 pub mod ollama;
 pub mod reconcile;
 pub mod source;

@@ -12,8 +12,8 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::ApiState;
 use super::passthrough::{ErrorShape, Target, pass_through, read_body};
+use super::state::ApiState;
 use crate::diagnostic::did_you_mean;
 
 /// Where the pass-through is mounted; a capability's mount is `/cap/<name>`.

@@ -18,6 +18,7 @@ mod state;
 pub mod wire;
 
 pub use self::state::ApiState;
+use self::state::MAX_BODY_BYTES;
 
 use std::net::SocketAddr;
 
@@ -37,17 +38,14 @@ use tokio::sync::oneshot;
 use self::error::{ApiError, bad_request};
 use self::wire::{
     Action, ApplyRequest, ApplyResponse, Describe, Health, Intervention, MeshNode, ReconcileRequest, ReconcileResponse,
-    RouteRequest, StreamMessage, SyncthingDevice,
+    RouteRequest, Routed, StreamMessage, SyncthingDevice,
 };
 use crate::controller::status::NodeStatus;
 use crate::controller::{Input, Shared, validate_for_node};
 use crate::manifest::Kind;
-use crate::mesh::router::{HOP_HEADER, Routed};
+use crate::mesh::failover::HOP_HEADER;
 use crate::reconcile::{plan, sync_folder};
 use crate::source::Snapshot;
-
-/// The largest request body: an `apply` bundle of a whole manifests folder.
-const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 pub fn router(state: ApiState) -> Router {
     let protected = Router::new()

@@ -15,8 +15,8 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::ApiState;
 use super::passthrough::{ErrorShape, Target, pass_through, read_body};
+use super::state::ApiState;
 use crate::manifest::ManifestSet;
 use crate::manifest::kinds::{CapabilitySpec, Provider};
 

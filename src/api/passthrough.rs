@@ -2,19 +2,18 @@
 //! capability, shared by the Ollama proxy (`/ollama/…`) and the capability
 //! pass-through (`/cap/<name>/…`).
 //!
-//! - **Which node**: the node the Capability reconciler placed it on
-//!   ([`Placements`](crate::mesh::placement::Placements)) first, then `prefer`
-//!   and `fallback` in the MeshRouter's [`order`], nodes known to be down
-//!   skipped ([`candidates`]).
+//! - **Which node, and failover**: the mesh's one
+//!   [`failover`](crate::mesh::failover), as for `/mesh/route`: the node the
+//!   Capability reconciler placed it on first, then the placement, nodes known
+//!   to be down skipped ([`candidates`]); the next node is tried only while
+//!   nothing was sent (a connection that could not be made, or a peer that
+//!   says it sent nothing). Once a request went out, its answer is the answer.
 //! - **How**: this node calls its own endpoint (an Ollama one with the `Host`
 //!   Ollama's DNS-rebinding check accepts, [`backend_host`]); a peer gets the
 //!   request at its own mount (`/ollama/…`, `/cap/<name>/…`) with the mesh key
-//!   and the router's [`HOP_HEADER`], which makes it serve the request itself
-//!   or answer that it sent nothing ([`NOT_SENT_HEADER`]). The client's
-//!   credentials are never passed to an endpoint.
-//! - **Failover** follows the router's rule: the next node is tried only while
-//!   nothing was sent (a connection that could not be made, or a peer that
-//!   says it sent nothing). Once a request went out, its answer is the answer.
+//!   and [`HOP_HEADER`], which makes it serve the request itself or answer
+//!   that it sent nothing ([`NOT_SENT_HEADER`]). The client's credentials are
+//!   never passed to an endpoint.
 //! - **Streaming**: the answer's status, headers (less hop-by-hop ones) and
 //!   body are passed on as they come, chunk by chunk, never buffered. The
 //!   request body is read whole first (up to the API's body limit), so it can
@@ -25,6 +24,7 @@
 //! the request and the exchange broke before an answer.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::request::Parts;
@@ -32,16 +32,11 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 
-use super::{ApiState, MAX_BODY_BYTES};
-use crate::client::root_cause;
+use super::state::{ApiState, MAX_BODY_BYTES};
 use crate::manifest::ManifestSet;
 use crate::manifest::kinds::{CapabilitySpec, Provider};
-use crate::mesh::router::{HOP_HEADER, NOTHING_SENT, endpoint_host, host_port, order};
-
-/// Set on the pass-through's own error when it sent the request to no
-/// endpoint, so a peer's "I could not reach my backend" is told apart from a
-/// backend's 503 (Ollama's "queue full"), and the calling node moves on.
-pub const NOT_SENT_HEADER: &str = "x-mesh-not-sent";
+use crate::mesh::failover::{Call, Finish, HOP_HEADER, Lost, NOT_SENT_HEADER, PeerProtocol, Reply, candidates, list};
+use crate::net::{host_port, root_cause};
 
 /// The shape of the pass-through's own errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,18 +87,6 @@ pub async fn read_body(body: Body, shape: ErrorShape) -> Result<Bytes, Response>
         let message = format!("the request body could not be read (at most {MAX_BODY_BYTES} bytes): {error}");
         shape.error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", &message)
     })
-}
-
-/// The nodes to try, in order: `served` (the node the reconciler placed the
-/// capability on) first when it is in the placement, then the placement's
-/// `prefer` and `fallback`; nodes known to be down are skipped unless all are.
-pub fn candidates<'a>(
-    placement: &[&'a str],
-    served: Option<&'a str>,
-    known_down: impl Fn(&str) -> bool,
-) -> Vec<&'a str> {
-    let served = served.filter(|node| placement.contains(node));
-    order(placement, served, known_down).map(|order| order.attempt).unwrap_or_default()
 }
 
 /// The backend URL of a passed-through request: the endpoint's base path,
@@ -173,8 +156,8 @@ pub fn request_headers(incoming: &HeaderMap) -> HeaderMap {
 /// first node of the candidates that takes it.
 pub async fn pass_through(state: &ApiState, target: Target<'_>, parts: &Parts, rest: &str, body: Bytes) -> Response {
     let Target { set, capability, spec, mount, base, shape } = target;
-    let router = &state.router;
-    let here = router.node();
+    let failover = state.router.failover();
+    let here = failover.node();
     let placement: Vec<&str> = spec.placement.order().map(|node| node.value.as_str()).collect();
     let served = state.shared.placements.get(capability).map(|served| served.node);
     let nodes = if parts.headers.contains_key(HOP_HEADER) {
@@ -185,141 +168,115 @@ pub async fn pass_through(state: &ApiState, target: Target<'_>, parts: &Parts, r
         }
         vec![here]
     } else {
-        candidates(&placement, served.as_deref(), |node| router.known_down(node))
+        candidates(&placement, served.as_deref(), |node| failover.known_down(node))
     };
-    let headers = request_headers(&parts.headers);
-    let query = parts.uri.query();
-    let mut failures = Vec::new();
-    for node in nodes {
-        let (url, outgoing) = if node == here {
-            let Some(host) = endpoint_host(set, spec, here) else {
-                failures.push(format!("{node}: this node has no Node manifest to take its address from"));
-                continue;
-            };
-            let port = spec.endpoint.port.0;
-            let url = backend_url(&host_port(host, port), base, rest, query);
-            let mut outgoing = headers.clone();
-            // Other endpoints get the Host of their URL, as a direct client sends.
-            if spec.provider == Provider::Ollama {
-                outgoing.insert(header::HOST, header_value(&backend_host(host, port)));
-            }
-            (url, outgoing)
-        } else {
-            let Some(authority) = router.peer_authority(set, node) else {
-                failures.push(format!("{node}: no Node manifest says where it is"));
-                continue;
-            };
-            let url = backend_url(&authority, &mount, rest, query);
-            let mut outgoing = headers.clone();
-            outgoing.insert(HOP_HEADER, HeaderValue::from_static("1"));
-            // Without a key, the peer lets this node in by its Tailscale identity.
-            if let Some(key) = router.api_key().get() {
-                outgoing.insert(header::AUTHORIZATION, header_value(&format!("Bearer {key}")));
-            }
-            (url, outgoing)
-        };
-        let sent = router.http().request(parts.method.clone(), &url).headers(outgoing).body(body.clone()).send().await;
-        let response = match sent {
-            Ok(response) => response,
-            Err(error) if error.is_connect() => {
-                state.shared.metrics.routed(capability, node, false);
-                failures.push(format!("{node}: {url}: {}", root_cause(&error)));
-                continue;
-            }
-            Err(error) => {
-                state.shared.metrics.routed(capability, node, false);
-                let message = format!(
-                    "the request reached node \"{node}\" ({url}) but the exchange broke: {}; \
-                     not tried elsewhere, as it may have run",
-                    root_cause(&error)
-                );
-                return shape.error(StatusCode::BAD_GATEWAY, "bad_gateway", &message);
-            }
-        };
-        let answer = if node == here { Ok(Answer::Stream(response)) } else { peer_answer(response).await };
-        match answer {
-            Err(nothing_sent) => {
-                state.shared.metrics.routed(capability, node, false);
-                failures.push(format!("{node}: {nothing_sent}"));
-            }
-            Ok(answer) => {
-                state.shared.metrics.routed(capability, node, answer.status().as_u16() < 500);
-                return answer.into_response();
-            }
-        }
-    }
-    let message = format!("no node could serve capability \"{capability}\": {}", failures.join("; "));
-    shape.not_sent(StatusCode::SERVICE_UNAVAILABLE, "unreachable", &message)
-}
-
-/// A node's answer to a passed-through request.
-enum Answer {
-    /// Passed on as it comes.
-    Stream(reqwest::Response),
-    /// Read already (a peer's error, to see whether it sent anything).
-    Read { status: StatusCode, headers: HeaderMap, body: Bytes },
-}
-
-impl Answer {
-    fn status(&self) -> StatusCode {
-        match self {
-            Answer::Stream(response) => response.status(),
-            Answer::Read { status, .. } => *status,
-        }
-    }
-
-    fn into_response(self) -> Response {
-        let (status, headers, body) = match self {
-            Answer::Stream(response) => {
-                let (status, headers) = (response.status(), end_to_end(response.headers()));
-                let url = response.url().clone();
-                let chunks = response.bytes_stream().inspect_err(move |error| {
-                    tracing::warn!(%url, error = %root_cause(error), "an answer broke off while passed through");
-                });
-                (status, headers, Body::from_stream(chunks))
-            }
-            Answer::Read { status, headers, body } => (status, end_to_end(&headers), Body::from(body)),
-        };
-        let mut response = Response::new(body);
-        *response.status_mut() = status;
-        *response.headers_mut() = headers;
-        response
-    }
-}
-
-/// Sorts a peer's answer: its pass-through's own "nothing sent", the mesh
-/// API's refusal (our key, or an older peer without the mount: the router's
-/// [`NOTHING_SENT`] codes), or its backend's answer, passed on. `Err` says
-/// why nothing was sent.
-async fn peer_answer(response: reqwest::Response) -> Result<Answer, String> {
-    let status = response.status();
-    let refused = matches!(status, StatusCode::UNAUTHORIZED | StatusCode::NOT_FOUND);
-    if !response.headers().contains_key(NOT_SENT_HEADER) && !refused {
-        return Ok(Answer::Stream(response));
-    }
-    let headers = response.headers().clone();
-    let url = response.url().to_string();
-    let body = match response.bytes().await {
-        Ok(body) => body,
-        Err(error) => return Err(format!("{url} answered {status}, then broke: {}", root_cause(&error))),
+    let call = PassedRequest {
+        parts,
+        headers: request_headers(&parts.headers),
+        mount: &mount,
+        base,
+        rest,
+        body,
+        ollama: spec.provider == Provider::Ollama,
     };
-    #[derive(serde::Deserialize)]
-    struct PeerError {
-        error: String,
-        message: Option<String>,
-    }
-    let error = serde_json::from_slice::<PeerError>(&body).ok();
-    if headers.contains_key(NOT_SENT_HEADER) {
-        let reason = error.map(|e| e.message.unwrap_or(e.error));
-        return Err(reason.unwrap_or_else(|| format!("{url} answered {status}")));
-    }
-    match error {
-        // The mesh API's own errors carry a message; Ollama's never do.
-        Some(PeerError { error, message: Some(message) }) if NOTHING_SENT.contains(&error.as_str()) => {
-            Err(format!("{url} answered {status}: {message}"))
+    match failover.run(set, spec, capability, &nodes, &call).await {
+        Finish::Answered { answer, .. } => reply_response(answer),
+        Finish::Lost { node, lost: Lost::Broke { url, cause }, .. } => {
+            let message = format!(
+                "the request reached node \"{node}\" ({url}) but the exchange broke: {cause}; \
+                 not tried elsewhere, as it may have run"
+            );
+            shape.error(StatusCode::BAD_GATEWAY, "bad_gateway", &message)
         }
-        _ => Ok(Answer::Read { status, headers, body }),
+        Finish::Lost { node, lost: Lost::TimedOut(after), .. } => {
+            let after = humantime::format_duration(after);
+            let message = format!(
+                "node \"{node}\" took the request but did not answer within {after}; \
+                 not tried elsewhere, as it may have run"
+            );
+            shape.error(StatusCode::GATEWAY_TIMEOUT, "timeout", &message)
+        }
+        Finish::NotSent { attempts } => {
+            let message = format!("no node could serve capability \"{capability}\": {}", list(&attempts));
+            shape.not_sent(StatusCode::SERVICE_UNAVAILABLE, "unreachable", &message)
+        }
     }
+}
+
+/// A client's request as failover passes it on: to this node's endpoint at
+/// `base` (an Ollama one with the `Host` it accepts), to a peer at its own
+/// `mount`; the answer is passed back as it comes.
+struct PassedRequest<'a> {
+    parts: &'a Parts,
+    /// The client's headers as sent on ([`request_headers`]).
+    headers: HeaderMap,
+    mount: &'a str,
+    base: &'a str,
+    rest: &'a str,
+    /// Read whole, so it can be sent to the next node.
+    body: Bytes,
+    /// The endpoint is Ollama's, which checks the `Host`.
+    ollama: bool,
+}
+
+impl Call for PassedRequest<'_> {
+    type Answer = Reply;
+
+    fn protocol(&self) -> PeerProtocol {
+        PeerProtocol::PassThrough
+    }
+
+    fn to_endpoint(&self, http: &reqwest::Client, host: &str, port: u16) -> reqwest::RequestBuilder {
+        let url = backend_url(&host_port(host, port), self.base, self.rest, self.parts.uri.query());
+        let mut headers = self.headers.clone();
+        // Other endpoints get the Host of their URL, as a direct client sends.
+        if self.ollama {
+            headers.insert(header::HOST, header_value(&backend_host(host, port)));
+        }
+        http.request(self.parts.method.clone(), url).headers(headers).body(self.body.clone())
+    }
+
+    fn to_peer(&self, http: &reqwest::Client, _node: &str, authority: &str) -> reqwest::RequestBuilder {
+        let url = backend_url(authority, self.mount, self.rest, self.parts.uri.query());
+        http.request(self.parts.method.clone(), url).headers(self.headers.clone()).body(self.body.clone())
+    }
+
+    fn timeout(&self, _to_peer: bool) -> Option<Duration> {
+        // An answer streams for as long as the backend takes (a long generation).
+        None
+    }
+
+    async fn answer(&self, _from_peer: bool, reply: Reply) -> Result<Reply, Lost> {
+        Ok(reply)
+    }
+
+    fn served(answer: &Reply) -> bool {
+        let status = match answer {
+            Reply::Stream(response) => response.status(),
+            Reply::Read { status, .. } => *status,
+        };
+        status.as_u16() < 500
+    }
+}
+
+/// A node's answer as the client gets it: status, end-to-end headers, body
+/// (streamed chunk by chunk when not read already).
+fn reply_response(reply: Reply) -> Response {
+    let (status, headers, body) = match reply {
+        Reply::Stream(response) => {
+            let (status, headers) = (response.status(), end_to_end(response.headers()));
+            let url = response.url().clone();
+            let chunks = response.bytes_stream().inspect_err(move |error| {
+                tracing::warn!(%url, error = %root_cause(error), "an answer broke off while passed through");
+            });
+            (status, headers, Body::from_stream(chunks))
+        }
+        Reply::Read { status, headers, body, .. } => (status, end_to_end(&headers), Body::from(body)),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
 }
 
 fn header_value(text: &str) -> HeaderValue {
@@ -329,18 +286,6 @@ fn header_value(text: &str) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn candidates_put_the_placed_node_first_then_the_placement_less_known_down_nodes() {
-        let none = |_: &str| false;
-        assert_eq!(candidates(&["mini", "laptop"], None, none), ["mini", "laptop"]);
-        assert_eq!(candidates(&["mini", "laptop"], Some("laptop"), none), ["laptop", "mini"]);
-        // A placed node the placement no longer names is ignored.
-        assert_eq!(candidates(&["mini", "laptop"], Some("old"), none), ["mini", "laptop"]);
-        assert_eq!(candidates(&["mini", "laptop"], Some("mini"), |n| n == "mini"), ["laptop"]);
-        // All known down: all are tried after all.
-        assert_eq!(candidates(&["mini", "laptop"], None, |_| true), ["mini", "laptop"]);
-    }
 
     #[test]
     fn backend_urls_join_the_base_path_the_rest_and_the_query() {

@@ -9,6 +9,9 @@ use crate::controller::{Input, Shared};
 use crate::mesh::router::MeshRouter;
 use crate::tailscale;
 
+/// The largest request body: an `apply` bundle of a whole manifests folder.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
 #[derive(Clone)]
 pub struct ApiState {
     pub shared: Arc<Shared>,

@@ -133,6 +133,18 @@ pub struct RouteCall<'a> {
     pub prefer_node: Option<&'a str>,
 }
 
+/// A call's answer, and the JSON answer of `POST /mesh/route`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Routed {
+    /// The node whose endpoint answered.
+    pub node: String,
+    /// The endpoint's HTTP status.
+    pub status: u16,
+    /// The endpoint's answer: its JSON, or its text as a JSON string when it is
+    /// not JSON.
+    pub body: serde_json::Value,
+}
+
 /// `POST /mesh/route` as the API reads it. Unknown fields are refused: a
 /// caller writing `prefer_node` must hear about it, not have it ignored.
 #[derive(Clone, Debug, PartialEq, Deserialize)]

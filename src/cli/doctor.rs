@@ -14,14 +14,14 @@ use serde::Serialize;
 
 use super::{Outcome, Output};
 use crate::api::wire::{API_VERSION, Health};
-use crate::client::{ApiClient, ClientError, root_cause};
+use crate::client::{ApiClient, ClientError};
 use crate::config::{client_addr, default_listen, resolve_secret};
 use crate::controller::status::NodeStatus;
 use crate::git::Git;
 use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::{self, ManifestSet, SecretRef, loader};
-use crate::mesh::router::host_port;
-use crate::reconcile::capability::{HealthCheck, endpoint_host, health_check, health_url, health_url_by_node};
+use crate::net::{self, host_port, root_cause};
+use crate::reconcile::capability::{HealthCheck, health_check, health_url, health_url_by_node};
 use crate::syncthing::{self, SyncthingError};
 use crate::tailscale::{TailnetStatus, TailscaleClient};
 
@@ -590,12 +590,7 @@ enum PeerFound {
 
 /// A `peer/<name>` and, when it answered, a `clock/<name>` check per other Node.
 async fn peer_checks(set: &ManifestSet, node: &str, tailnet: Option<&TailnetStatus>, key: Option<&str>) -> Vec<Check> {
-    let http = reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .connect_timeout(TIMEOUT)
-        .no_proxy()
-        .build()
-        .expect("a plain HTTP client builds");
+    let http = net::http_client(TIMEOUT).timeout(TIMEOUT).build().expect("a plain HTTP client builds");
     let peers = set.nodes.iter().filter(|(name, _)| name.as_str() != node);
     let asks = peers.map(|(name, object)| {
         let address = &object.spec.address.value;
@@ -717,7 +712,7 @@ fn capability_health_target(
 ) -> Option<(String, bool)> {
     let spec = &set.capabilities.get(name)?.spec;
     let address = set.nodes.get(served_by).map(|n| n.spec.address.value.as_str());
-    let host = endpoint_host(spec, address)?;
+    let host = spec.endpoint_host(address)?;
     Some(match health_check(host, served_by, this.node) {
         HealthCheck::Direct => (health_url(spec, host), false),
         HealthCheck::ByItsNode => {
@@ -742,7 +737,7 @@ async fn capability_checks(set: &ManifestSet, status: Option<&NodeStatus>, this:
             })
             .collect();
     };
-    let http = reqwest::Client::builder().timeout(TIMEOUT).no_proxy().build().expect("a plain HTTP client builds");
+    let http = net::http_client(TIMEOUT).timeout(TIMEOUT).build().expect("a plain HTTP client builds");
     let capabilities = status.objects.iter().filter(|object| object.kind == "Capability");
     let checks = capabilities.map(|object| {
         let http = http.clone();

@@ -13,7 +13,8 @@ use anyhow::Context as _;
 use super::{Outcome, Output};
 use crate::config;
 use crate::identity::NodeEnv;
-use crate::reconcile::capability::{CLIENT_ENV_FILE, parse_client_env};
+use crate::reconcile::capability::parse_client_env;
+use crate::reconcile::client_env::CLIENT_ENV_FILE;
 
 #[derive(Debug, clap::Args)]
 pub struct EnvArgs {

@@ -25,9 +25,10 @@ use crate::manifest::kinds::ReconcileSettings;
 use crate::manifest::{self, ManifestSet};
 use crate::mesh::peers::{PeerState, Peers};
 use crate::mesh::placement::Placements;
+use crate::mesh::prober::AppliedRevision;
 use crate::metrics::Metrics;
 use crate::ollama::pulls::ModelPulls;
-use crate::reconcile::capability::ClientEnvFile;
+use crate::reconcile::client_env::ClientEnvFile;
 use crate::reconcile::plan::{self, Plan};
 use crate::reconcile::sync_folder::SyncState;
 use crate::reconcile::{self, Context, Outcome, ReconcileError};
@@ -107,13 +108,6 @@ pub struct Shared {
     /// the folder source waits for before a file that shrank takes effect.
     pub settle_time: watch::Sender<Duration>,
     inner: Mutex<SharedInner>,
-}
-
-/// A revision that became the set in force, and whether the Git source gave it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AppliedRevision {
-    pub revision: String,
-    pub from_git: bool,
 }
 
 #[derive(Default)]

@@ -1,6 +1,7 @@
 //! The mesh (design sections 5 and 6): peers and their health, routing calls to
 //! the node that serves a capability.
 
+pub mod failover;
 pub mod peers;
 pub mod placement;
 pub mod prober;

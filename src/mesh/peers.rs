@@ -8,6 +8,9 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
+use crate::manifest::ManifestSet;
+use crate::net::host_port;
+
 /// One peer as this node sees it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -57,11 +60,7 @@ impl PeerState {
 
     /// `host:port` to call its API at (IPv6 in brackets).
     pub fn authority(&self) -> String {
-        if self.dial_host.contains(':') && !self.dial_host.starts_with('[') {
-            format!("[{}]:{}", self.dial_host, self.api_port)
-        } else {
-            format!("{}:{}", self.dial_host, self.api_port)
-        }
+        host_port(&self.dial_host, self.api_port)
     }
 }
 
@@ -79,6 +78,15 @@ impl Peers {
 
     pub fn get(&self, name: &str) -> Option<PeerState> {
         self.read().get(name).cloned()
+    }
+
+    /// Where `node`'s mesh API answers (`host:port`): as the prober dials it,
+    /// else as its Node manifest in `set` says.
+    pub fn authority_of(&self, set: &ManifestSet, node: &str) -> Option<String> {
+        match self.get(node) {
+            Some(peer) => Some(peer.authority()),
+            None => set.nodes.get(node).map(|n| host_port(&n.spec.address.value, n.spec.api_port.0)),
+        }
     }
 
     /// Whether `name` is a peer that is known to be down. A peer never probed

@@ -14,15 +14,18 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::peers::{PeerState, Peers};
+use super::router::SetInForce;
 use crate::api::wire::{API_VERSION, Health, ReconcileRequest};
-use crate::controller::Shared;
+use crate::api_key::ApiKey;
+use crate::metrics::Metrics;
+use crate::net::{self, root_cause};
 use crate::tailscale::TailscaleClient;
 
 /// How often an online peer is asked.
@@ -42,6 +45,32 @@ const TAILSCALE_REFRESH: Duration = Duration::from_secs(10);
 const IDLE: Duration = Duration::from_millis(250);
 /// A nudged peer waits for the revision (up to 30 s) before answering.
 const NUDGE_TIMEOUT: Duration = Duration::from_secs(35);
+
+/// A revision that became the set in force, and whether the Git source gave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedRevision {
+    pub revision: String,
+    pub from_git: bool,
+}
+
+/// Records an event: (warning, reason, object, message).
+pub type EventSink = Arc<dyn Fn(bool, &'static str, &str, String) + Send + Sync>;
+
+/// What the prober reads and writes, handed over by whoever runs it.
+pub struct ProberHandles {
+    /// The table it keeps up to date.
+    pub peers: Peers,
+    pub metrics: Metrics,
+    /// The key a nudge is sent with.
+    pub api_key: ApiKey,
+    /// The set in force, for its Tailscale discovery settings.
+    pub set_in_force: SetInForce,
+    /// Each revision that becomes the set in force: one from Git is nudged to
+    /// the online peers.
+    pub applied_revisions: watch::Receiver<Option<AppliedRevision>>,
+    /// Where a peer's going offline and coming back are recorded.
+    pub events: EventSink,
+}
 
 /// A peer's answer to a health probe.
 #[derive(Clone, Debug, PartialEq)]
@@ -122,11 +151,7 @@ pub struct HttpProbe {
 
 impl Default for HttpProbe {
     fn default() -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(PROBE_TIMEOUT)
-            .connect_timeout(PROBE_TIMEOUT)
-            .build()
-            .expect("a plain HTTP client builds");
+        let http = net::http_client(PROBE_TIMEOUT).timeout(PROBE_TIMEOUT).build().expect("a plain HTTP client builds");
         HttpProbe { http }
     }
 }
@@ -144,32 +169,24 @@ impl Probe for HttpProbe {
     }
 }
 
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = error;
-    while let Some(inner) = cause.source() {
-        cause = inner;
-    }
-    cause.to_string()
-}
-
-/// Probes the peers in `shared.peers` until `shutdown` turns true, and tells
+/// Probes the peers in `handles.peers` until `shutdown` turns true, and tells
 /// online peers to fetch when a revision from the Git source is applied here.
-pub async fn run<P: Probe>(shared: Arc<Shared>, probe: P, mut shutdown: watch::Receiver<bool>) {
+pub async fn run<P: Probe>(handles: ProberHandles, probe: P, mut shutdown: watch::Receiver<bool>) {
     let probe = Arc::new(probe);
     let mut states: HashMap<String, ProbeState> = HashMap::new();
     let mut probing = JoinSet::new();
     // The probes under way, by task: their peer is not due again until the
     // probe reports back (or its task fails).
     let mut in_flight: HashMap<tokio::task::Id, String> = HashMap::new();
-    let mut revisions = shared.applied_revisions.subscribe();
+    let mut revisions = handles.applied_revisions.clone();
     let mut next_tailscale = Instant::now();
     loop {
         let now = Instant::now();
         if now >= next_tailscale {
             next_tailscale = now + TAILSCALE_REFRESH;
-            refresh_tailnet_addresses(&shared).await;
+            refresh_tailnet_addresses(&handles).await;
         }
-        let peers = shared.peers.all();
+        let peers = handles.peers.all();
         states.retain(|name, _| peers.iter().any(|p| &p.name == name));
         for peer in &peers {
             let state = states.entry(peer.name.clone()).or_insert_with(|| ProbeState::new(now));
@@ -190,7 +207,7 @@ pub async fn run<P: Probe>(shared: Arc<Shared>, probe: P, mut shutdown: watch::R
                 next_tailscale = Instant::now();
                 let applied = revisions.borrow_and_update().clone();
                 if let Some(revision) = applied.filter(|a| a.from_git).map(|a| a.revision) {
-                    nudge(&shared.peers, &revision, shared.api_key.get().as_deref());
+                    nudge(&handles.peers, &revision, handles.api_key.get().as_deref());
                 }
                 continue;
             }
@@ -206,19 +223,19 @@ pub async fn run<P: Probe>(shared: Arc<Shared>, probe: P, mut shutdown: watch::R
             let transition = state.step(Instant::now(), &result);
             if matches!(transition, Some(Transition::Offline { .. })) {
                 // Tailscale may know why (asleep) or where it went.
-                refresh_tailnet_addresses(&shared).await;
+                refresh_tailnet_addresses(&handles).await;
                 next_tailscale = Instant::now() + TAILSCALE_REFRESH;
             }
-            record(&shared, &name, &result, transition);
+            record(&handles, &name, &result, transition);
         }
     }
 }
 
 /// Writes a probe's result into the table and the metrics; a transition is
 /// logged and recorded as an event, once.
-fn record(shared: &Shared, name: &str, result: &Result<Answer, String>, transition: Option<Transition>) {
-    let last_seen = crate::controller::status::now_rfc3339();
-    shared.peers.update(name, |peer| match result {
+fn record(handles: &ProberHandles, name: &str, result: &Result<Answer, String>, transition: Option<Transition>) {
+    let last_seen = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    handles.peers.update(name, |peer| match result {
         Ok(answer) => {
             peer.online = true;
             peer.last_seen = Some(last_seen);
@@ -236,14 +253,14 @@ fn record(shared: &Shared, name: &str, result: &Result<Answer, String>, transiti
             peer.last_error = Some(reason.clone());
         }
     });
-    shared.metrics.peer(name, result.is_ok(), result.as_ref().ok().map(|a| a.rtt));
+    handles.metrics.peer(name, result.is_ok(), result.as_ref().ok().map(|a| a.rtt));
     let object = format!("Node/{name}");
     match transition {
         Some(Transition::Offline { mut reason }) => {
-            if shared.peers.get(name).and_then(|p| p.tailnet_online) == Some(false) {
+            if handles.peers.get(name).and_then(|p| p.tailnet_online) == Some(false) {
                 reason.push_str("; Tailscale sees it offline too (asleep?)");
             }
-            shared.lock().status.event(true, "PeerOffline", &object, format!("peer {name} offline: {reason}"));
+            (handles.events)(true, "PeerOffline", &object, format!("peer {name} offline: {reason}"));
         }
         Some(Transition::Online { after }) => {
             let mut message = match after {
@@ -258,7 +275,7 @@ fn record(shared: &Shared, name: &str, result: &Result<Answer, String>, transiti
                     answer.health.api_version
                 ));
             }
-            shared.lock().status.event(false, "PeerOnline", &object, message);
+            (handles.events)(false, "PeerOnline", &object, message);
         }
         None => {}
     }
@@ -272,8 +289,9 @@ fn round(duration: Duration) -> Duration {
 /// With `Mesh.spec.discovery.tailscale` on, dials each peer Tailscale knows at
 /// its tailnet IPv4: MagicDNS may fail where the IP works. Tailscale's own
 /// online flag is only a hint (it lags a waking laptop), so probing goes on.
-async fn refresh_tailnet_addresses(shared: &Shared) {
-    let discovery = shared.lock().applied.as_ref().and_then(|a| a.set.mesh.as_ref()).map(|m| m.spec.discovery.clone());
+async fn refresh_tailnet_addresses(handles: &ProberHandles) {
+    let set = (handles.set_in_force)();
+    let discovery = set.as_ref().and_then(|set| set.mesh.as_ref()).map(|m| m.spec.discovery.clone());
     let Some(discovery) = discovery.filter(|d| d.tailscale) else { return };
     let socket = discovery.local_api_socket.as_deref().map(crate::config::expand_home);
     let Some(client) = TailscaleClient::locate(socket.as_deref()).await else { return };
@@ -284,7 +302,7 @@ async fn refresh_tailnet_addresses(shared: &Shared) {
             return;
         }
     };
-    for peer in shared.peers.all() {
+    for peer in handles.peers.all() {
         let tailnet = status.peer_for(&peer.address);
         let ipv4 = tailnet.and_then(|p| p.ips.iter().find(|ip| matches!(ip, IpAddr::V4(_)))).map(ToString::to_string);
         let tailnet_online = tailnet.map(|p| p.online);
@@ -292,7 +310,7 @@ async fn refresh_tailnet_addresses(shared: &Shared) {
         if dial != peer.dial_host {
             tracing::info!(peer = peer.name, dial, "dialling the peer at its tailnet address");
         }
-        shared.peers.update(&peer.name, |p| {
+        handles.peers.update(&peer.name, |p| {
             p.dial_host = dial;
             p.tailnet_online = tailnet_online;
         });

@@ -1,79 +1,38 @@
 //! The MeshRouter (design section 5): calls a Capability on a node that serves
-//! it. The nodes are tried in placement order (a preferred node first), nodes
-//! known to be down are skipped, this node's endpoint is called directly and a
-//! peer's through its `POST /mesh/route`.
-//!
-//! The one rule that matters: a call moves on to the next node only while
-//! nothing has reached an endpoint. A refused connection, a failed name lookup
-//! or a connect timeout moves on (a router that does not keeps sending to a dead
-//! host, BerriAI/litellm#27362); once a request was sent — any HTTP answer, a
-//! timeout while waiting for one, a connection that broke mid-call — that
-//! result is the answer, because the payload is not known to be idempotent and
-//! running it twice could be worse than failing.
+//! it, with the JSON payload of `POST /mesh/route`. Which node, in what order
+//! and when a call moves on to the next one is the mesh's one
+//! [`failover`](super::failover); this node's endpoint gets the payload as a
+//! POST, a peer gets the call at its own `POST /mesh/route`, and what came of
+//! it is told as a [`Routed`] answer or a [`RouteError`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::peers::{PeerState, Peers};
+use super::failover::{
+    Attempt, Call, Failover, Finish, Lost, Order, PeerProtocol, Reply, list, lost_while_reading, order,
+};
+use super::peers::Peers;
 use super::placement::Placements;
-use crate::api::wire::RouteCall;
+use crate::api::wire::{RouteCall, Routed};
 use crate::api_key::ApiKey;
-use crate::client::root_cause;
 use crate::diagnostic::did_you_mean;
 use crate::manifest::ManifestSet;
 use crate::manifest::kinds::CapabilitySpec;
 use crate::metrics::Metrics;
-
-/// Set on a call one router hands to another: the callee serves it itself and
-/// never forwards it again, so two nodes that disagree about a placement (one
-/// has a newer revision) cannot pass a call back and forth.
-pub const HOP_HEADER: &str = "x-mesh-route-hop";
+use crate::net::host_port;
 
 /// How long an endpoint gets to answer once a call reached it.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A node that has not taken the connection by then is treated as down. Long
-/// enough for a tailnet path through a relay, short enough that a sleeping
-/// laptop delays the failover by seconds, not by the whole call timeout.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A call handed to a peer waits this much longer than the peer waits for its
 /// endpoint, so the peer's answer, which says what timed out, arrives first.
 const HOP_GRACE: Duration = Duration::from_secs(2);
 
-/// The error codes of a `/mesh/route` answer that prove the callee sent nothing
-/// to an endpoint: it has no set or another revision of it (it does not know
-/// the capability, or it is not in the placement there), its own endpoint
-/// refused the connection, it does not take our key, or it has no such route.
-/// The call moves on from these as from a refused connection: a live daemon in
-/// front of a dead endpoint is as unable to serve as a dead daemon.
-pub const NOTHING_SENT: [&str; 6] =
-    ["no_set", "unknown_capability", "bad_prefer_node", "unreachable", "unauthorized", "not_found"];
-
 /// Reads the set in force when a call comes, so the router follows every new
 /// revision without knowing the controller.
 pub type SetInForce = Arc<dyn Fn() -> Option<Arc<ManifestSet>> + Send + Sync>;
-
-/// A call's answer, and the JSON answer of `POST /mesh/route`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Routed {
-    /// The node whose endpoint answered.
-    pub node: String,
-    /// The endpoint's HTTP status.
-    pub status: u16,
-    /// The endpoint's answer: its JSON, or its text as a JSON string when it is
-    /// not JSON.
-    pub body: serde_json::Value,
-}
-
-/// One node a call could not reach, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Attempt {
-    pub node: String,
-    pub reason: String,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
@@ -143,42 +102,6 @@ impl RouteError {
     }
 }
 
-/// The nodes a call tries, in order, and the nodes left out because they are
-/// known to be down.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Order<'a> {
-    pub attempt: Vec<&'a str>,
-    pub skipped: Vec<&'a str>,
-}
-
-/// The order of a call over `placement` (prefer then fallback): `prefer_node`
-/// first, then the placement. None when `prefer_node` is not in the placement.
-///
-/// Nodes known to be down are skipped, the preferred one too (a preference is
-/// not an order to wait for a sleeping laptop). When every node is known to be
-/// down, all are tried in order after all: what the prober knows may be seconds
-/// old (a laptop that just woke), trying costs a refused connection or a
-/// connect timeout, and not trying is a certain failure.
-pub fn order<'a>(
-    placement: &[&'a str],
-    prefer_node: Option<&'a str>,
-    known_down: impl Fn(&str) -> bool,
-) -> Option<Order<'a>> {
-    let mut nodes = Vec::with_capacity(placement.len());
-    if let Some(preferred) = prefer_node {
-        if !placement.contains(&preferred) {
-            return None;
-        }
-        nodes.push(preferred);
-    }
-    nodes.extend(placement.iter().copied().filter(|node| Some(*node) != prefer_node));
-    let (attempt, skipped): (Vec<&str>, Vec<&str>) = nodes.iter().partition(|node| !known_down(node));
-    if attempt.is_empty() {
-        return Some(Order { attempt: nodes, skipped: Vec::new() });
-    }
-    Some(Order { attempt, skipped })
-}
-
 /// Routes capability calls. Cheap to clone; clones share one connection pool.
 #[derive(Clone)]
 pub struct MeshRouter {
@@ -186,29 +109,11 @@ pub struct MeshRouter {
 }
 
 struct Inner {
-    node: String,
-    api_key: ApiKey,
-    peers: Peers,
     /// Who serves each capability now, tried first when the caller prefers no node.
     placements: Placements,
-    metrics: Metrics,
     set_in_force: SetInForce,
-    /// One client for every call, so connections to endpoints and peers are
-    /// kept alive and reused.
-    http: reqwest::Client,
+    failover: Failover,
     timeout: Duration,
-}
-
-/// How one node's attempt failed.
-enum Failure {
-    /// Nothing reached an endpoint: the next node may take the call.
-    NotSent(String),
-    /// Sent, and no answer within the timeout.
-    TimedOut(Duration),
-    /// Sent, and the connection broke or the answer could not be read.
-    Broken(String),
-    /// A peer took the call and answered with an error of its own.
-    Remote { status: u16, code: String, message: String },
 }
 
 impl MeshRouter {
@@ -223,20 +128,8 @@ impl MeshRouter {
         set_in_force: SetInForce,
         timeout: Duration,
     ) -> MeshRouter {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            // Endpoints and peers are reached by the address the manifests
-            // give; a proxy from the environment would break that.
-            .no_proxy()
-            // Whether a call is sent again is this router's decision alone,
-            // and a redirect is the endpoint's answer to pass back: following
-            // it would turn the POST into a GET somewhere else.
-            .retry(reqwest::retry::never())
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("a plain HTTP client builds");
-        let inner = Inner { node, api_key, peers, placements, metrics, set_in_force, http, timeout };
-        MeshRouter { inner: Arc::new(inner) }
+        let failover = Failover::new(node, api_key, peers, metrics);
+        MeshRouter { inner: Arc::new(Inner { placements, set_in_force, failover, timeout }) }
     }
 
     /// Calls `capability` with `payload` on the first node, in placement order
@@ -255,14 +148,14 @@ impl MeshRouter {
         // A placement decided under an older revision may name a node no
         // longer in the placement: then it is no preference at all.
         let serving = served.as_deref().and_then(|node| placement.iter().copied().find(|n| *n == node));
-        let order = order(&placement, prefer_node.or(serving), |node| self.inner.peers.known_down(node))
+        let order = order(&placement, prefer_node.or(serving), |node| self.inner.failover.known_down(node))
             .ok_or_else(|| not_placed(capability, prefer_node.unwrap_or_default(), &placement))?;
         self.run(&set, spec, capability, &payload, order).await
     }
 
-    /// Serves a call another router handed over ([`HOP_HEADER`]): on this node
-    /// only, never forwarded again. `prefer_node`, when given, must be this
-    /// node, and this node must be in the placement.
+    /// Serves a call another router handed over ([`HOP_HEADER`](super::failover::HOP_HEADER)):
+    /// on this node only, never forwarded again. `prefer_node`, when given,
+    /// must be this node, and this node must be in the placement.
     pub async fn serve_here(
         &self,
         capability: &str,
@@ -271,7 +164,7 @@ impl MeshRouter {
     ) -> Result<Routed, RouteError> {
         let set = (self.inner.set_in_force)().ok_or(RouteError::NoSet)?;
         let spec = find(&set, capability)?;
-        let here = self.inner.node.as_str();
+        let here = self.node();
         let placement: Vec<&str> = spec.placement.order().map(|node| node.value.as_str()).collect();
         let wanted = prefer_node.unwrap_or(here);
         if wanted != here || !placement.contains(&here) {
@@ -287,6 +180,17 @@ impl MeshRouter {
         })
     }
 
+    /// The node this router runs on.
+    pub fn node(&self) -> &str {
+        self.inner.failover.node()
+    }
+
+    /// The failover every call through this node takes, shared with the
+    /// pass-through proxies.
+    pub fn failover(&self) -> &Failover {
+        &self.inner.failover
+    }
+
     /// Tries the nodes of `order` until one takes the call.
     async fn run(
         &self,
@@ -296,116 +200,106 @@ impl MeshRouter {
         payload: &serde_json::Value,
         order: Order<'_>,
     ) -> Result<Routed, RouteError> {
-        let mut attempts = Vec::new();
-        for node in order.attempt {
-            let result = if node == self.inner.node {
-                self.call_endpoint(set, spec, payload).await
-            } else {
-                self.call_peer(set, node, capability, payload).await
-            };
-            let served = matches!(&result, Ok(routed) if routed.status < 500);
-            self.inner.metrics.routed(capability, node, served);
-            let (capability, node, earlier) = (capability.to_owned(), node.to_owned(), attempts.clone());
-            match result {
-                Ok(routed) => return Ok(routed),
-                Err(Failure::NotSent(reason)) => attempts.push(Attempt { node, reason }),
-                Err(Failure::TimedOut(after)) => return Err(RouteError::Timeout { capability, node, after, earlier }),
-                Err(Failure::Broken(reason)) => return Err(RouteError::Broken { capability, node, reason, earlier }),
-                Err(Failure::Remote { status, code, message }) => {
-                    return Err(RouteError::Remote { node, status, code, message, earlier });
-                }
+        let path = &spec.endpoint.path.value;
+        let call = JsonCall { here: self.node(), capability, payload, path, timeout: self.inner.timeout };
+        let capability = capability.to_owned();
+        match self.inner.failover.run(set, spec, &capability, &order.attempt, &call).await {
+            Finish::Answered { answer: Ok(routed), .. } => Ok(routed),
+            Finish::Answered { node, answer: Err(PeerFailure::Broken(reason)), earlier } => {
+                Err(RouteError::Broken { capability, node, reason, earlier })
+            }
+            Finish::Answered { node, answer: Err(PeerFailure::Remote { status, code, message }), earlier } => {
+                Err(RouteError::Remote { node, status, code, message, earlier })
+            }
+            Finish::Lost { node, lost: Lost::TimedOut(after), earlier } => {
+                Err(RouteError::Timeout { capability, node, after, earlier })
+            }
+            Finish::Lost { node, lost: Lost::Broke { url, cause }, earlier } => {
+                let reason = format!("the exchange with {url} broke: {cause}");
+                Err(RouteError::Broken { capability, node, reason, earlier })
+            }
+            Finish::NotSent { attempts } => {
+                let skipped = order.skipped.iter().map(|node| (*node).to_owned()).collect();
+                Err(RouteError::Unreachable { capability, attempts, skipped })
             }
         }
-        let skipped = order.skipped.iter().map(|node| (*node).to_owned()).collect();
-        Err(RouteError::Unreachable { capability: capability.to_owned(), attempts, skipped })
+    }
+}
+
+/// A `/mesh/route` call: its payload POSTed to this node's endpoint, or
+/// handed to a peer's `/mesh/route`.
+struct JsonCall<'a> {
+    /// The node this runs on, which answers for its own endpoint.
+    here: &'a str,
+    capability: &'a str,
+    payload: &'a serde_json::Value,
+    /// The endpoint's path (the checker made sure it starts with "/").
+    path: &'a str,
+    timeout: Duration,
+}
+
+/// A peer that took the call and could not give a route answer.
+enum PeerFailure {
+    /// Its answer could not be read as one: why.
+    Broken(String),
+    /// Its router answered with an error of its own.
+    Remote { status: u16, code: String, message: String },
+}
+
+impl Call for JsonCall<'_> {
+    type Answer = Result<Routed, PeerFailure>;
+
+    fn protocol(&self) -> PeerProtocol {
+        PeerProtocol::Route
     }
 
-    /// POSTs the payload to this node's endpoint.
-    async fn call_endpoint(
-        &self,
-        set: &ManifestSet,
-        spec: &CapabilitySpec,
-        payload: &serde_json::Value,
-    ) -> Result<Routed, Failure> {
-        let endpoint = &spec.endpoint;
-        let host = endpoint_host(set, spec, &self.inner.node)
-            .ok_or_else(|| Failure::NotSent("this node has no Node manifest to take its address from".into()))?;
-        // The checker made sure the path starts with "/".
-        let url = format!("http://{}{}", host_port(host, endpoint.port.0), endpoint.path.value);
-        let timeout = self.inner.timeout;
-        let request = self.inner.http.post(&url).json(payload).timeout(timeout);
-        let response = request.send().await.map_err(|error| failure(&url, &error, timeout))?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|error| failure(&url, &error, timeout))?;
-        Ok(Routed { node: self.inner.node.clone(), status, body: answer_body(&bytes) })
+    fn to_endpoint(&self, http: &reqwest::Client, host: &str, port: u16) -> reqwest::RequestBuilder {
+        http.post(format!("http://{}{}", host_port(host, port), self.path)).json(self.payload)
     }
 
-    /// The node this router runs on.
-    pub fn node(&self) -> &str {
-        &self.inner.node
+    fn to_peer(&self, http: &reqwest::Client, node: &str, authority: &str) -> reqwest::RequestBuilder {
+        let call = RouteCall { capability: self.capability, payload: self.payload, prefer_node: Some(node) };
+        http.post(format!("http://{authority}/mesh/route")).json(&call)
     }
 
-    /// The pooled client of every call: a connect timeout, no proxy, no
-    /// retries, no redirects followed, no total timeout (each call sets its own).
-    pub fn http(&self) -> &reqwest::Client {
-        &self.inner.http
+    fn timeout(&self, to_peer: bool) -> Option<Duration> {
+        Some(if to_peer { self.timeout + HOP_GRACE } else { self.timeout })
     }
 
-    /// The mesh API key in force, which peers take.
-    pub fn api_key(&self) -> &ApiKey {
-        &self.inner.api_key
-    }
-
-    /// Whether the prober knows `node` to be down now.
-    pub fn known_down(&self, node: &str) -> bool {
-        self.inner.peers.known_down(node)
-    }
-
-    /// Where `node`'s mesh API answers (`host:port`): as the prober dials it,
-    /// else as its Node manifest says.
-    pub fn peer_authority(&self, set: &ManifestSet, node: &str) -> Option<String> {
-        peer_authority(&self.inner.peers, set, node)
-    }
-
-    /// Hands the call to `node`'s router, to serve there and nowhere else.
-    async fn call_peer(
-        &self,
-        set: &ManifestSet,
-        node: &str,
-        capability: &str,
-        payload: &serde_json::Value,
-    ) -> Result<Routed, Failure> {
-        let authority = self
-            .peer_authority(set, node)
-            .ok_or_else(|| Failure::NotSent(format!("no Node manifest says where \"{node}\" is")))?;
-        let url = format!("http://{authority}/mesh/route");
-        let call = RouteCall { capability, payload, prefer_node: Some(node) };
-        let timeout = self.inner.timeout + HOP_GRACE;
-        let mut request = self.inner.http.post(&url).header(HOP_HEADER, "1").json(&call).timeout(timeout);
-        // Without a key, the peer lets this node in by its Tailscale identity.
-        if let Some(key) = self.inner.api_key.get() {
-            request = request.bearer_auth(key);
+    async fn answer(&self, from_peer: bool, reply: Reply) -> Result<Self::Answer, Lost> {
+        let timeout = self.timeout(from_peer);
+        match reply {
+            Reply::Stream(response) => {
+                let (url, status) = (response.url().to_string(), response.status());
+                let bytes = response.bytes().await.map_err(|error| lost_while_reading(&url, &error, timeout))?;
+                if !from_peer {
+                    return Ok(Ok(Routed {
+                        node: self.here.to_owned(),
+                        status: status.as_u16(),
+                        body: answer_body(&bytes),
+                    }));
+                }
+                Ok(serde_json::from_slice(&bytes).map_err(|error| {
+                    PeerFailure::Broken(format!("its answer from {url} is not a route answer: {error}"))
+                }))
+            }
+            Reply::Read { url, status, body, .. } => {
+                #[derive(Deserialize)]
+                struct PeerError {
+                    error: String,
+                    message: String,
+                }
+                let error = serde_json::from_slice::<PeerError>(&body).unwrap_or_else(|_| PeerError {
+                    error: "http".into(),
+                    message: format!("{url} answered {status}: {}", String::from_utf8_lossy(&body)),
+                });
+                Ok(Err(PeerFailure::Remote { status: status.as_u16(), code: error.error, message: error.message }))
+            }
         }
-        let response = request.send().await.map_err(|error| failure(&url, &error, timeout))?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|error| failure(&url, &error, timeout))?;
-        if status.is_success() {
-            return serde_json::from_slice(&bytes)
-                .map_err(|error| Failure::Broken(format!("its answer from {url} is not a route answer: {error}")));
-        }
-        #[derive(Deserialize)]
-        struct PeerError {
-            error: String,
-            message: String,
-        }
-        let error = serde_json::from_slice::<PeerError>(&bytes).unwrap_or_else(|_| PeerError {
-            error: "http".into(),
-            message: format!("{url} answered {status}: {}", String::from_utf8_lossy(&bytes)),
-        });
-        if NOTHING_SENT.contains(&error.error.as_str()) {
-            return Err(Failure::NotSent(error.message));
-        }
-        Err(Failure::Remote { status: status.as_u16(), code: error.error, message: error.message })
+    }
+
+    fn served(answer: &Self::Answer) -> bool {
+        matches!(answer, Ok(routed) if routed.status < 500)
     }
 }
 
@@ -425,43 +319,6 @@ fn not_placed(capability: &str, node: &str, placement: &[&str]) -> RouteError {
     }
 }
 
-/// Sorts a transport error by whether the request may have reached the other
-/// side: only a failure to connect (refused, unreachable, name lookup, connect
-/// timeout) proves it did not.
-fn failure(url: &str, error: &reqwest::Error, timeout: Duration) -> Failure {
-    if error.is_connect() {
-        Failure::NotSent(format!("{url}: {}", root_cause(error)))
-    } else if error.is_timeout() {
-        Failure::TimedOut(timeout)
-    } else {
-        Failure::Broken(format!("the exchange with {url} broke: {}", root_cause(error)))
-    }
-}
-
-/// The host of `spec`'s endpoint on `node`: `endpoint.host`, else the node's
-/// address; None when the set has no such Node.
-pub fn endpoint_host<'a>(set: &'a ManifestSet, spec: &'a CapabilitySpec, node: &str) -> Option<&'a str> {
-    let address = set.nodes.get(node).map(|node| node.spec.address.value.as_str());
-    crate::reconcile::capability::endpoint_host(spec, address)
-}
-
-/// Where `node`'s mesh API answers (`host:port`): as the prober dials it,
-/// else as its Node manifest says.
-pub fn peer_authority(peers: &Peers, set: &ManifestSet, node: &str) -> Option<String> {
-    match peers.get(node) {
-        Some(peer) => Some(peer.authority()),
-        None => set
-            .nodes
-            .get(node)
-            .map(|n| PeerState::new(node, None, &n.spec.address.value, n.spec.api_port.0).authority()),
-    }
-}
-
-/// `host:port`, with an IPv6 host in brackets.
-pub fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
-}
-
 /// The endpoint's answer as JSON, or its text as a JSON string.
 fn answer_body(bytes: &[u8]) -> serde_json::Value {
     serde_json::from_slice(bytes)
@@ -470,10 +327,6 @@ fn answer_body(bytes: &[u8]) -> serde_json::Value {
 
 fn help_suffix(help: &Option<String>) -> String {
     help.as_ref().map(|help| format!("; {help}")).unwrap_or_default()
-}
-
-fn list(attempts: &[Attempt]) -> String {
-    attempts.iter().map(|a| format!("{}: {}", a.node, a.reason)).collect::<Vec<_>>().join("; ")
 }
 
 fn skipped_suffix(skipped: &[String]) -> String {
@@ -495,37 +348,9 @@ mod tests {
 
     use super::*;
     use crate::manifest::{SourceFile, validate};
+    use crate::mesh::failover::HOP_HEADER;
+    use crate::mesh::peers::PeerState;
     use crate::mesh::placement::Served;
-
-    #[test]
-    fn order_follows_placement_prefer_node_and_known_down_nodes() {
-        type Case = (
-            &'static [&'static str],
-            Option<&'static str>,
-            &'static [&'static str],
-            Option<(&'static [&'static str], &'static [&'static str])>,
-        );
-        let table: &[Case] = &[
-            // placement, prefer_node, known down, (attempt, skipped) or None
-            (&["a", "b", "c"], None, &[], Some((&["a", "b", "c"], &[]))),
-            (&["a", "b", "c"], Some("c"), &[], Some((&["c", "a", "b"], &[]))),
-            (&["a", "b", "c"], Some("a"), &[], Some((&["a", "b", "c"], &[]))),
-            (&["a", "b", "c"], Some("d"), &[], None),
-            (&["a", "b", "c"], None, &["a"], Some((&["b", "c"], &["a"]))),
-            (&["a", "b", "c"], Some("c"), &["c"], Some((&["a", "b"], &["c"]))),
-            (&["a", "b", "c"], None, &["a", "c"], Some((&["b"], &["a", "c"]))),
-            // Everything known down: all are tried after all, in order.
-            (&["a", "b", "c"], None, &["a", "b", "c"], Some((&["a", "b", "c"], &[]))),
-            (&["a", "b"], Some("b"), &["a", "b"], Some((&["b", "a"], &[]))),
-            (&["a"], None, &[], Some((&["a"], &[]))),
-        ];
-        for (placement, prefer_node, down, expected) in table {
-            let got = order(placement, *prefer_node, |node| down.contains(&node));
-            let expected =
-                expected.map(|(attempt, skipped)| Order { attempt: attempt.to_vec(), skipped: skipped.to_vec() });
-            assert_eq!(got, expected, "placement {placement:?}, prefer {prefer_node:?}, down {down:?}");
-        }
-    }
 
     /// What a fake peer's `/mesh/route` answers, and what it was sent.
     #[derive(Clone, Default)]

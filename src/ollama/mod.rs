@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use crate::client::root_cause;
+use crate::net::{self, root_cause};
 
 /// `/api/tags` answers at once.
 const TAGS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -48,11 +48,7 @@ pub struct OllamaClient {
 impl OllamaClient {
     /// A client of the Ollama at `base` (`http://host:port`).
     pub fn new(base: &str) -> OllamaClient {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(3))
-            .build()
-            .expect("a plain HTTP client builds");
+        let http = net::http_client(net::CONNECT_TIMEOUT).build().expect("a plain HTTP client builds");
         OllamaClient { base: base.trim_end_matches('/').to_owned(), http }
     }
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Context, Outcome, ReconcileError};
+use super::context::{Context, Outcome, ReconcileError};
 use crate::api::wire::HandoffMessage;
 use crate::controller::status::Observed;
 use crate::handoff::folder::{self, Content, Stat};

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Context, Outcome, ReconcileError};
+use super::context::{Context, Outcome, ReconcileError};
 use crate::config::{expand_home, resolve_secret};
 use crate::controller::status::Observed;
 use crate::identity::NodeEnv;

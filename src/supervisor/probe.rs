@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::{Phase, Probe};
+use crate::net::root_cause;
 
 /// A just-started process gets this many failed probes before it counts as
 /// unhealthy: servers take a moment to listen.
@@ -68,14 +69,6 @@ fn url(host: &str, port: u16, path: &str) -> String {
 
 /// The innermost error, e.g. "Connection refused (os error 111)": reqwest's
 /// own layers only repeat the url.
-fn root_cause(error: &reqwest::Error) -> String {
-    let mut cause: &dyn std::error::Error = error;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
-}
-
 /// Turns probe verdicts into a phase: Starting until the first success (or
 /// until [`START_FAILURES`] failures), then Running while probes pass and
 /// Unhealthy when one fails.

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::client::root_cause;
+use crate::net::{self, root_cause};
 
 pub use wire::{
     Completion, Connection, Connections, DbStatus, Device, Event, FileRecord, Folder, FolderDevice, FolderError,
@@ -31,7 +31,6 @@ const CONFIG_TIMEOUT: Duration = Duration::from_secs(10);
 /// For `/rest/db/*` and connections, which hang on macOS when a folder is
 /// in a place the service may not read (syncthing#10876): give up soon.
 const DB_TIMEOUT: Duration = Duration::from_secs(5);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How much longer than its own `timeout` a long poll of events may take.
 const EVENTS_GRACE: Duration = Duration::from_secs(10);
 
@@ -78,11 +77,7 @@ impl Client {
     /// A client of the Syncthing whose GUI/API listens at `api_url`
     /// (`http://127.0.0.1:8384`), using `api_key` as `X-API-Key`.
     pub fn new(api_url: &str, api_key: &str) -> Client {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            // Syncthing is at the address given; a proxy from the environment
-            // would break that (and see the key).
-            .no_proxy()
+        let http = net::http_client(net::CONNECT_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a plain HTTP client builds");

@@ -51,6 +51,14 @@ pub struct Placement {
     pub fallback: Vec<Located<String>>,
 }
 
+impl CapabilitySpec {
+    /// The host clients call on a node at `node_address`: `endpoint.host`,
+    /// else the address; None when neither is known.
+    pub fn endpoint_host<'a>(&'a self, node_address: Option<&'a str>) -> Option<&'a str> {
+        self.endpoint.host.as_deref().or(node_address)
+    }
+}
+
 impl Placement {
     /// Every node named, in the order they are tried.
     pub fn order(&self) -> impl Iterator<Item = &Located<String>> {

@@ -9,7 +9,7 @@
 //! left to that object's own reconcile, so each event names the right object.
 
 pub mod plan;
-mod state;
+pub(super) mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use self::plan::{Action, DesiredFolder, FolderSettings, ObservedDevice, ObservedFolder, PeerDevice, PeerSync};
 pub use self::state::SyncState;
-use super::{Context, Outcome, ReconcileError};
+use super::context::{Context, Outcome, ReconcileError};
 use crate::config::resolve_secret;
 use crate::controller::status::Observed as Condition;
 use crate::syncthing::{Client, Device, Folder, FolderDevice, SyncthingError, Versioning};

@@ -1,0 +1,98 @@
+//! What every reconciler is given and gives back: the [`Context`] to act
+//! with, the [`Outcome`] it found and the [`ReconcileError`] it failed with.
+//! Apart from the reconcilers, so each imports these without the dispatch in
+//! `reconcile/mod.rs` importing it back.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::client_env::ClientEnvFile;
+use super::sync_folder::state::SyncState;
+use crate::api_key::ApiKey;
+use crate::controller::status::Observed;
+use crate::handoff::store::HandoffStore;
+use crate::identity::NodeEnv;
+use crate::manifest::ManifestSet;
+use crate::mesh::peers::Peers;
+use crate::mesh::placement::Placements;
+use crate::ollama::pulls::ModelPulls;
+use crate::supervisor::Supervisor;
+
+/// What every reconcile gets: the set in force and the handles to act with.
+#[derive(Clone)]
+pub struct Context {
+    pub set: Arc<ManifestSet>,
+    pub revision: String,
+    /// This node's name.
+    pub node: String,
+    pub env: Arc<NodeEnv>,
+    pub supervisor: Supervisor,
+    /// The other nodes and whether they answer, to ask them over the mesh.
+    pub peers: Peers,
+    /// The mesh API key, to call peers with.
+    pub api_key: ApiKey,
+    pub syncthing: Arc<SyncState>,
+    /// Which node serves each capability, as the Capability reconciler decides.
+    pub placements: Placements,
+    /// `client.env` in the state folder, which the Capability reconciler writes.
+    pub client_env: ClientEnvFile,
+    /// Ollama models being pulled for the capabilities this node may serve.
+    pub pulls: ModelPulls,
+    /// Every conversation's ownership record (the HandoffPolicy reconciler's).
+    pub handoff: Arc<HandoffStore>,
+}
+
+/// What a reconcile found and did.
+#[derive(Debug)]
+pub struct Outcome {
+    pub conditions: Vec<Observed>,
+    pub details: BTreeMap<String, String>,
+    /// Events to record: (warning, reason, message).
+    pub events: Vec<(bool, &'static str, String)>,
+    /// Run again after this long even without a change.
+    pub requeue_after: Option<Duration>,
+    /// False when the object is nothing to this node (its status is dropped).
+    pub tracked: bool,
+}
+
+impl Default for Outcome {
+    fn default() -> Self {
+        Outcome {
+            conditions: Vec::new(),
+            details: BTreeMap::new(),
+            events: Vec::new(),
+            requeue_after: None,
+            tracked: true,
+        }
+    }
+}
+
+impl Outcome {
+    pub(super) fn event(&mut self, warning: bool, reason: &'static str, message: impl Into<String>) {
+        self.events.push((warning, reason, message.into()));
+    }
+}
+
+/// A reconcile that failed; it is retried with backoff, and shown as Degraded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ReconcileError {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl ReconcileError {
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        ReconcileError { reason, message: message.into() }
+    }
+
+    /// The conditions an object shows while its reconcile fails.
+    pub fn conditions(&self) -> Vec<Observed> {
+        vec![
+            Observed::new("Ready", false, self.reason, self.message.clone()),
+            Observed::new("Progressing", false, "RetryingWithBackoff", ""),
+            Observed::new("Degraded", true, self.reason, self.message.clone()),
+        ]
+    }
+}
