@@ -11,7 +11,8 @@
 //! - `process.rs`: process groups: spawning, signalling, reaping, the parent-death
 //!   signal, and what the OS says about a pid.
 //! - `probe.rs`: the http and tcp health checks and the start grace.
-//! - `logs.rs`: reading output line by line into a bounded ring buffer.
+//! - `logs.rs`: reading output line by line into a bounded ring buffer and the
+//!   [`LogSink`]; output never goes through the channel of changes.
 //! - `record.rs`: `processes.json` and the leftovers of an earlier daemon.
 
 mod environment;
@@ -30,8 +31,14 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::manifest::kinds::RestartPolicy;
+pub use logs::LogSink;
 use record::Records;
 use unit::Unit;
+
+/// How many unit changes wait for the controller before a unit that changes
+/// again waits too: changes are few (starts, exits, health), so this is only
+/// reached when the controller is stuck, and then memory stays bounded.
+pub const CHANGES_CAPACITY: usize = 64;
 
 /// A Service rendered for this node: everything needed to run it, with
 /// placeholders substituted and secrets resolved.
@@ -133,11 +140,13 @@ pub struct LogLine {
 }
 
 /// Sent whenever a unit's status changes (started, exited, health changed,
-/// stopped), so the controller can requeue that Service.
+/// stopped), so the controller can requeue that Service. Output lines go to
+/// the [`LogSink`] instead.
 #[derive(Clone, Debug, PartialEq)]
-pub enum SupervisorEvent {
-    Changed { service: String, message: String },
-    Log(LogLine),
+pub struct UnitChanged {
+    pub service: String,
+    /// What the status now says, e.g. `started (pid 12)`.
+    pub message: String,
 }
 
 /// Owns every supervised process of this node. Cheap to clone; clones share the
@@ -161,21 +170,25 @@ const LEFTOVER_GRACE: Duration = Duration::from_secs(3);
 
 impl Supervisor {
     /// A supervisor that records its processes in `state_dir/processes.json`
-    /// and reports to `events`. Processes recorded by an earlier daemon that are
-    /// still alive (same pid and start time) are stopped first, with what they
+    /// and hands its processes' output to `logs`; it reports the changes of its
+    /// units on the returned channel (bounded: [`CHANGES_CAPACITY`]), which the
+    /// controller reads. Processes recorded by an earlier daemon that are still
+    /// alive (same pid and start time) are stopped first, with what they
     /// started in their process groups.
     pub async fn new(
         state_dir: PathBuf,
-        events: mpsc::UnboundedSender<SupervisorEvent>,
-    ) -> std::io::Result<Supervisor> {
+        logs: Arc<dyn LogSink>,
+    ) -> std::io::Result<(Supervisor, mpsc::Receiver<UnitChanged>)> {
         std::fs::create_dir_all(&state_dir)?;
         let (records, earlier) = Records::open(&state_dir);
         let leftovers: Vec<_> = earlier.iter().map(record::Record::leftover).collect();
         process::stop_leftovers(&leftovers, LEFTOVER_GRACE).await;
         // The leftovers are gone (or cannot be signalled by us): forget them.
         records.save();
-        let context = unit::Context::new(events, Arc::new(records))?;
-        Ok(Supervisor { inner: Arc::new(Inner { units: Mutex::new(BTreeMap::new()), context: Arc::new(context) }) })
+        let (changes, changed) = mpsc::channel(CHANGES_CAPACITY);
+        let context = unit::Context::new(changes, logs, Arc::new(records))?;
+        let inner = Inner { units: Mutex::new(BTreeMap::new()), context: Arc::new(context) };
+        Ok((Supervisor { inner: Arc::new(inner) }, changed))
     }
 
     /// Starts `spec` under its name. A unit of that name that is already there is
@@ -260,6 +273,17 @@ mod tests {
 
     use super::*;
 
+    /// Output goes nowhere: these tests look at changes.
+    struct Discard;
+
+    impl LogSink for Discard {
+        fn send(&self, _line: LogLine) {}
+    }
+
+    async fn supervisor(state: &std::path::Path) -> (Supervisor, mpsc::Receiver<UnitChanged>) {
+        Supervisor::new(state.to_owned(), Arc::new(Discard)).await.unwrap()
+    }
+
     fn spec(command: &[&str]) -> ProcessSpec {
         ProcessSpec {
             name: "web".into(),
@@ -308,8 +332,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_program_that_cannot_start_is_retried_with_doubling_backoff_up_to_the_max() {
         let state = tempfile::tempdir().unwrap();
-        let (events, mut received) = mpsc::unbounded_channel();
-        let supervisor = Supervisor::new(state.path().to_owned(), events).await.unwrap();
+        let (supervisor, mut received) = supervisor(state.path()).await;
         let started = Instant::now();
         supervisor.start(spec(&["/nonexistent/agentmesh-test-program"])).await;
 
@@ -321,9 +344,7 @@ mod tests {
 
         let mut attempts = Vec::new();
         while attempts.len() < 6 {
-            let Some(SupervisorEvent::Changed { message, .. }) = received.recv().await else {
-                continue;
-            };
+            let UnitChanged { message, .. } = received.recv().await.unwrap();
             if message.starts_with("cannot start") {
                 attempts.push(started.elapsed().as_millis());
             }
@@ -336,8 +357,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_program_that_cannot_start_is_not_retried_with_restart_never() {
         let state = tempfile::tempdir().unwrap();
-        let (events, _received) = mpsc::unbounded_channel();
-        let supervisor = Supervisor::new(state.path().to_owned(), events).await.unwrap();
+        let (supervisor, _changed) = supervisor(state.path()).await;
         let mut never = spec(&["/nonexistent/agentmesh-test-program"]);
         never.restart = RestartPolicy::Never;
         supervisor.start(never).await;
@@ -349,8 +369,7 @@ mod tests {
     #[tokio::test]
     async fn stopping_an_unknown_service_does_nothing() {
         let state = tempfile::tempdir().unwrap();
-        let (events, _received) = mpsc::unbounded_channel();
-        let supervisor = Supervisor::new(state.path().to_owned(), events).await.unwrap();
+        let (supervisor, _changed) = supervisor(state.path()).await;
         supervisor.stop("nobody").await;
         assert!(supervisor.services().is_empty());
         assert_eq!(supervisor.status("nobody"), None);
@@ -390,8 +409,7 @@ mod tests {
         }
 
         async fn restart_daemon(state: &Path) {
-            let (events, _) = mpsc::unbounded_channel();
-            Supervisor::new(state.to_owned(), events).await.unwrap();
+            supervisor(state).await;
         }
 
         #[tokio::test]
