@@ -12,7 +12,8 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{ChildStderr, ChildStdout};
 use tokio::task::JoinHandle;
 
-use super::{LogLine, lock};
+use super::status::LogLine;
+use super::sync::lock;
 
 /// How many lines each unit keeps.
 const KEPT_LINES: usize = 500;

@@ -18,7 +18,9 @@ use super::logs::{Capture, LogSink, UnitLog};
 use super::probe::{self, HealthTracker};
 use super::process::{self, ProcessGroup, Spawner};
 use super::record::{Record, RecordGuard, Records};
-use super::{LogLine, Phase, ProcessSpec, UnitChanged, UnitStatus, lock};
+use super::spec::{Probe, ProcessSpec};
+use super::status::{LogLine, Phase, UnitChanged, UnitStatus};
+use super::sync::lock;
 use crate::manifest::kinds::RestartPolicy;
 
 /// The start grace: a process that stayed up this long had started fine, and
@@ -351,7 +353,7 @@ impl Runner {
 /// between Starting, Running and Unhealthy. Never returns: it ends by being
 /// dropped when the process exits. Without a probe it does nothing.
 async fn watch_health(
-    probe: Option<&super::Probe>,
+    probe: Option<&Probe>,
     http: &reqwest::Client,
     shared: &Shared,
     health: &mut HealthTracker,
