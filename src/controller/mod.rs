@@ -262,7 +262,8 @@ impl Controller {
     }
 
     /// Stops in order: nothing new reaches the loop, the reconciles under way
-    /// finish, then the processes they may have started stop.
+    /// finish, then the processes they may have started stop and the model
+    /// pulls they asked for are cancelled.
     async fn shut_down(&mut self) {
         // Units that change while stopping must not wait for a loop that ended.
         self.unit_changes.close();
@@ -270,6 +271,7 @@ impl Controller {
             self.on_reconcile_task(finished);
         }
         self.shared.supervisor.shutdown().await;
+        self.shared.pulls.cancel_all();
         self.shared.lock().status.close_stream();
     }
 

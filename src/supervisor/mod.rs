@@ -14,8 +14,9 @@
 //! - `logs.rs`: reading output line by line into a bounded ring buffer and the
 //!   [`LogSink`]; output never goes through the channel of changes.
 //! - `record.rs`: `processes.json` and the leftovers of an earlier daemon.
-//! - `spec.rs` and `status.rs`: what a unit runs and what it reports; leaves
-//!   that the files above share, so none of them imports this one.
+//! - `spec.rs` and `status.rs`: what a unit runs and what it reports, and
+//!   `sync.rs`, locking: leaves that the files above share, so none of them
+//!   imports this one.
 
 mod environment;
 mod logs;
