@@ -8,6 +8,7 @@
 pub mod queue;
 pub mod state;
 pub mod status;
+pub mod tasks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -20,6 +21,7 @@ use tokio::time::Instant;
 use self::queue::{Backoff, WorkQueue};
 use self::state::{Bundle, ControllerState};
 use self::status::{ObjectKey, StatusStore, StatusStream};
+use self::tasks::TaskSet;
 use crate::api_key::{self, ApiKey};
 use crate::diagnostic::Diagnostic;
 use crate::handoff::store::HandoffStore;
@@ -104,6 +106,8 @@ pub struct Shared {
     pub pulls: ModelPulls,
     /// Every conversation's ownership record, persisted under `handoff/`.
     pub handoff: Arc<HandoffStore>,
+    /// The handoff drivers under way, stopped when the controller stops.
+    pub handoff_drivers: TaskSet,
     /// Each revision that becomes the set in force, for the prober to nudge
     /// peers when it came from Git.
     pub applied_revisions: watch::Sender<Option<AppliedRevision>>,
@@ -209,6 +213,7 @@ impl Controller {
             client_env: ClientEnvFile::in_state_dir(&state_dir),
             pulls: ModelPulls::default(),
             handoff,
+            handoff_drivers: TaskSet::default(),
             applied_revisions: watch::channel(None).0,
             settle_time: watch::channel(ReconcileSettings::default().settle_time.duration).0,
             inner: Mutex::new(SharedInner { status: StatusStore::new(stream), ..SharedInner::default() }),
@@ -262,14 +267,15 @@ impl Controller {
     }
 
     /// Stops in order: nothing new reaches the loop, the reconciles under way
-    /// finish, then the processes they may have started stop and the model
-    /// pulls they asked for are cancelled.
+    /// finish, then the handoff drivers and the processes and model pulls the
+    /// reconciles asked for are stopped.
     async fn shut_down(&mut self) {
         // Units that change while stopping must not wait for a loop that ended.
         self.unit_changes.close();
         while let Some(finished) = self.reconciles.join_next().await {
             self.on_reconcile_task(finished);
         }
+        self.shared.handoff_drivers.shutdown().await;
         self.shared.supervisor.shutdown().await;
         self.shared.pulls.cancel_all();
         self.shared.lock().status.close_stream();
