@@ -6,17 +6,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::Router;
+use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
 use crate::api::{self, ApiState};
 use crate::config::{self, DaemonConfig};
-use crate::controller::{Controller, Input};
+use crate::controller::status::StatusStream;
+use crate::controller::{Controller, Input, Shared};
 use crate::descriptor_limit;
 use crate::identity::NodeEnv;
 use crate::mesh::prober::{self, EventSink, HttpProbe, ProberHandles};
 use crate::mesh::router::{self, MeshRouter, SetInForce};
+use crate::source::folder::FolderSource;
 use crate::source::{self, SourceUpdate};
 use crate::state_lock::{self, FolderChange, StateFolder};
 use crate::supervisor::Supervisor;
@@ -39,36 +44,85 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<PathBuf>
     // Held until the daemon returns: before it, nothing in the folder is ours.
     let (_state_lock, state_folder) = state_lock::acquire(&config.state_dir)?;
     let max_connections = descriptor_limit::connection_cap(raise_descriptor_limit());
-    let (supervisor_events, mut supervisor_rx) = mpsc::unbounded_channel();
-    let supervisor = Supervisor::new(config.state_dir.clone(), supervisor_events)
+    let stream = StatusStream::default();
+    let (supervisor, unit_changes) = Supervisor::new(config.state_dir.clone(), Arc::new(stream.clone()))
         .await
         .context("cannot start the process supervisor")?;
-    let (controller, shared, inbox) =
-        Controller::new(config.node_id.clone(), Arc::new(env), supervisor.clone(), config.state_dir.clone());
+    let (controller, shared, inbox) = Controller::new(
+        config.node_id.clone(),
+        Arc::new(env),
+        supervisor.clone(),
+        unit_changes,
+        stream,
+        config.state_dir.clone(),
+    );
+    seed_peers(&shared);
 
+    // The tasks that run until the daemon returns; dropping the set aborts
+    // them, on an early error too.
+    let mut tasks = JoinSet::new();
+    let source = start_source(&config, &shared, inbox.clone(), &mut tasks)?;
+    let listener = bind_api(&config).await?;
+    warn_without_api_key(&shared);
+
+    let (stop, stopped) = watch::channel(false);
+    // Awaited below, after the controller: the API drains its connections, and
+    // the folder is not written after the lock goes.
+    let folder_keeper = tokio::spawn(keep_state_folder(state_folder, supervisor, stopped.clone()));
+    tasks.spawn(prober::run(prober_handles(&shared), HttpProbe::default(), stopped.clone()));
+    let router = api_router(&config, shared, inbox.clone(), source.nudge.clone());
+    let server = tokio::spawn(api::serve::run(listener, router, max_connections, stopped.clone()));
+    tasks.spawn(async move {
+        wait_for_signal().await;
+        let _ = stop.send(true);
+    });
+    tasks.spawn(reload_on_hangup(env_file, inbox, source));
+
+    let mut controller_stopped = stopped;
+    controller
+        .run(async move {
+            let _ = controller_stopped.wait_for(|stop| *stop).await;
+        })
+        .await;
+    server.await.context("the API task failed")?;
+    folder_keeper.await.context("the state folder task failed")?;
+    tasks.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Where manifests come from, and how to ask it to look again.
+struct Source {
+    /// Asks the Git source to fetch now; nobody listens without Git.
+    nudge: mpsc::Sender<()>,
+    /// The watched folder, without Git.
+    folder: Option<FolderSource>,
+}
+
+/// The peers before any set of manifests loads, from `MESH_PEERS`.
+fn seed_peers(shared: &Shared) {
     if let Some(peers) = shared.env().get(MESH_PEERS) {
         match prober::bootstrap_peers(&peers.value, DEFAULT_API_PORT) {
             Ok(peers) => shared.peers.set_members(peers),
             Err(error) => tracing::warn!("{error}; no peers until a set of manifests loads"),
         }
     }
+}
 
-    let forward = inbox.clone();
-    tokio::spawn(async move {
-        while let Some(event) = supervisor_rx.recv().await {
-            if forward.send(Input::Supervisor(event)).await.is_err() {
-                return;
-            }
-        }
-    });
-
+/// Starts the Git source or the folder watch, and the task that hands what
+/// it reads to the controller.
+fn start_source(
+    config: &DaemonConfig,
+    shared: &Shared,
+    inbox: mpsc::Sender<Input>,
+    tasks: &mut JoinSet<()>,
+) -> anyhow::Result<Source> {
     let (updates, mut updates_rx) = mpsc::channel::<SourceUpdate>(16);
     let (nudge, nudges) = mpsc::channel::<()>(1);
-    let fetch_now = nudge.clone();
-    let folder_watch = match &config.git {
+    let folder = match &config.git {
         Some(git) => {
             tracing::info!(remote = git.remote, branch = git.branch, path = git.path, "reading manifests from Git");
-            tokio::spawn(source::git::run(git.clone(), config.state_dir.join("git"), updates, nudges));
+            tasks.spawn(source::git::run(git.clone(), config.state_dir.join("git"), updates, nudges));
             None
         }
         None => {
@@ -79,51 +133,48 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<PathBuf>
             Some(watch)
         }
     };
-    let inbox_for_reload = inbox.clone();
-    let forward = inbox.clone();
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         while let Some(update) = updates_rx.recv().await {
-            if forward.send(Input::Source(update)).await.is_err() {
+            if inbox.send(Input::Source(update)).await.is_err() {
                 return;
             }
         }
     });
+    Ok(Source { nudge, folder })
+}
 
+/// Binds the mesh API's address: `MESH_LISTEN`, or the default.
+async fn bind_api(config: &DaemonConfig) -> anyhow::Result<TcpListener> {
     let (listen, chosen_by) = match config.listen {
         Some(listen) => (listen, "MESH_LISTEN"),
         None => {
             (config::default_listen(tailscale::local_tailnet_ipv4().await), "the default; set MESH_LISTEN to choose")
         }
     };
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen} ({chosen_by})"))?;
+    let listener =
+        TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen} ({chosen_by})"))?;
     tracing::info!(node = config.node_id, %listen, "mesh API listening");
-    let (stop, stopped) = watch::channel(false);
-    let folder_keeper = tokio::spawn(keep_state_folder(state_folder, supervisor, stopped.clone()));
+    Ok(listener)
+}
+
+fn warn_without_api_key(shared: &Shared) {
     if shared.api_key.get().is_none() {
         tracing::warn!(
             "MESH_API_KEY is not set: until the Mesh's auth.apiKey gives a key, only callers with an allowed \
              Tailscale identity are let in"
         );
     }
-    let set_in_force: SetInForce = {
-        let shared = shared.clone();
-        Arc::new(move || shared.applied_set())
-    };
-    let events: EventSink = {
-        let shared = shared.clone();
-        Arc::new(move |warning, reason, object, message| shared.lock().status.event(warning, reason, object, message))
-    };
-    let prober_handles = ProberHandles {
-        peers: shared.peers.clone(),
-        metrics: shared.metrics.clone(),
-        api_key: shared.api_key.clone(),
-        set_in_force: set_in_force.clone(),
-        applied_revisions: shared.applied_revisions.subscribe(),
-        events,
-    };
-    tokio::spawn(prober::run(prober_handles, HttpProbe::default(), stopped.clone()));
+}
+
+/// The mesh API's routes over the controller's state, with the router that
+/// forwards requests to whichever node serves a capability.
+fn api_router(
+    config: &DaemonConfig,
+    shared: Arc<Shared>,
+    inbox: mpsc::Sender<Input>,
+    nudge: mpsc::Sender<()>,
+) -> Router {
+    let set_in_force = set_in_force(&shared);
     let mesh_router = MeshRouter::new(
         config.node_id.clone(),
         shared.api_key.clone(),
@@ -133,51 +184,58 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<PathBuf>
         set_in_force,
         router::DEFAULT_TIMEOUT,
     );
-    let router = api::router(ApiState {
+    api::router(ApiState {
         shared,
         inbox,
         nudge: Some(nudge),
         tailscale: tailscale::Connector::default(),
         router: mesh_router,
-    });
-    let server = tokio::spawn(api::serve::run(listener, router, max_connections, stopped.clone()));
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        let _ = stop.send(true);
-    });
-    let reload_inbox = inbox_for_reload;
-    tokio::spawn(async move {
-        let mut hangups = signal(SignalKind::hangup()).expect("SIGHUP can be handled");
-        while hangups.recv().await.is_some() {
-            match NodeEnv::load(env_file.as_deref()) {
-                Ok(env) => {
-                    tracing::info!("SIGHUP: reading the settings and the manifests again");
-                    if reload_inbox.send(Input::Reload(env)).await.is_err() {
-                        return;
-                    }
-                    match &folder_watch {
-                        Some(folder) => folder.rescan(),
-                        None => {
-                            let _ = fetch_now.try_send(());
-                        }
+    })
+}
+
+/// Reads the set in force when asked, so a reader follows every new revision
+/// without knowing the controller.
+fn set_in_force(shared: &Arc<Shared>) -> SetInForce {
+    let shared = shared.clone();
+    Arc::new(move || shared.applied_set())
+}
+
+/// What the prober needs of the daemon, and nothing more.
+fn prober_handles(shared: &Arc<Shared>) -> ProberHandles {
+    let events: EventSink = {
+        let shared = shared.clone();
+        Arc::new(move |warning, reason, object, message| shared.lock().status.event(warning, reason, object, message))
+    };
+    ProberHandles {
+        peers: shared.peers.clone(),
+        metrics: shared.metrics.clone(),
+        api_key: shared.api_key.clone(),
+        set_in_force: set_in_force(shared),
+        applied_revisions: shared.applied_revisions.subscribe(),
+        events,
+    }
+}
+
+/// On each SIGHUP, reads the settings again and the manifests too.
+async fn reload_on_hangup(env_file: Option<PathBuf>, inbox: mpsc::Sender<Input>, source: Source) {
+    let mut hangups = signal(SignalKind::hangup()).expect("SIGHUP can be handled");
+    while hangups.recv().await.is_some() {
+        match NodeEnv::load(env_file.as_deref()) {
+            Ok(env) => {
+                tracing::info!("SIGHUP: reading the settings and the manifests again");
+                if inbox.send(Input::Reload(env)).await.is_err() {
+                    return;
+                }
+                match &source.folder {
+                    Some(folder) => folder.rescan(),
+                    None => {
+                        let _ = source.nudge.try_send(());
                     }
                 }
-                Err(error) => tracing::warn!(%error, "SIGHUP: cannot read the settings; keeping the ones in force"),
             }
+            Err(error) => tracing::warn!(%error, "SIGHUP: cannot read the settings; keeping the ones in force"),
         }
-    });
-
-    let mut controller_stopped = stopped;
-    controller
-        .run(async move {
-            let _ = controller_stopped.wait_for(|stop| *stop).await;
-        })
-        .await;
-    server.await.context("the API task failed")?;
-    // Done before the lock is let go: no write to the folder after that.
-    folder_keeper.await.context("the state folder task failed")?;
-    tracing::info!("stopped");
-    Ok(())
+    }
 }
 
 /// Raises the soft limit on open descriptors (see `descriptor_limit`) and

@@ -1,22 +1,27 @@
 //! The node controller (design section 4): one loop that consumes a closed set
-//! of inputs — snapshots from the sources, bundles from `apply`, process events,
-//! finished reconciles, timers — keeps the last known good set, and hands object
-//! keys from the work queue to the reconcilers, a bounded number at a time.
+//! of inputs — snapshots from the sources, bundles from `apply`, unit changes
+//! from the supervisor, finished reconciles, timers — keeps the last known good
+//! set, and hands object keys from the work queue to the reconcilers, a bounded
+//! number at a time. Service output does not pass through it: the supervisor
+//! sends it to the status stream.
 
 pub mod queue;
 pub mod state;
 pub mod status;
+pub mod tasks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use self::queue::{Backoff, WorkQueue};
 use self::state::{Bundle, ControllerState};
-use self::status::{ObjectKey, StatusStore};
+use self::status::{ObjectKey, StatusStore, StatusStream};
+use self::tasks::TaskSet;
 use crate::api_key::{self, ApiKey};
 use crate::diagnostic::Diagnostic;
 use crate::handoff::store::HandoffStore;
@@ -33,7 +38,7 @@ use crate::reconcile::plan::{self, Plan};
 use crate::reconcile::sync_folder::SyncState;
 use crate::reconcile::{self, Context, Outcome, ReconcileError};
 use crate::source::{Snapshot, SourceUpdate};
-use crate::supervisor::{Supervisor, SupervisorEvent};
+use crate::supervisor::{Supervisor, UnitChanged};
 use crate::syncthing::events::Notice;
 
 /// At most this many reconciles run at once.
@@ -60,13 +65,14 @@ pub enum Input {
     Resume,
     /// SIGHUP: the node's settings were read again.
     Reload(NodeEnv),
-    Supervisor(SupervisorEvent),
-    Reconciled {
-        key: ObjectKey,
-        result: Result<Outcome, ReconcileError>,
-        revision: String,
-        took: Duration,
-    },
+}
+
+/// A reconcile that finished, as its task returns it.
+struct Reconciled {
+    key: ObjectKey,
+    result: Result<Outcome, ReconcileError>,
+    revision: String,
+    took: Duration,
 }
 
 /// The set in force.
@@ -101,6 +107,8 @@ pub struct Shared {
     pub pulls: ModelPulls,
     /// Every conversation's ownership record, persisted under `handoff/`.
     pub handoff: Arc<HandoffStore>,
+    /// The handoff drivers under way, stopped when the controller stops.
+    pub handoff_drivers: TaskSet,
     /// Each revision that becomes the set in force, for the prober to nudge
     /// peers when it came from Git.
     pub applied_revisions: watch::Sender<Option<AppliedRevision>>,
@@ -152,8 +160,10 @@ pub struct Controller {
     state_dir: std::path::PathBuf,
     state: ControllerState,
     inbox: mpsc::Receiver<Input>,
-    /// For reconcile tasks to report back.
-    outbox: mpsc::Sender<Input>,
+    /// The supervisor's units that changed (bounded: the supervisor's).
+    unit_changes: mpsc::Receiver<UnitChanged>,
+    /// The reconciles under way; each returns its result here.
+    reconciles: JoinSet<Reconciled>,
     queue: WorkQueue<ObjectKey>,
     backoff: Backoff<ObjectKey>,
     /// The last error message per object, so a failure repeating is logged once.
@@ -167,11 +177,15 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// A controller for `node`, and the sender its sources, API and supervisor use.
+    /// A controller for `node` that reads the changes of `supervisor`'s units
+    /// from `unit_changes` and reports to `stream` (which the supervisor sends
+    /// Service output to), and the sender its sources and API use.
     pub fn new(
         node: String,
         env: Arc<NodeEnv>,
         supervisor: Supervisor,
+        unit_changes: mpsc::Receiver<UnitChanged>,
+        stream: StatusStream,
         state_dir: std::path::PathBuf,
     ) -> (Controller, Arc<Shared>, mpsc::Sender<Input>) {
         let (outbox, inbox) = mpsc::channel(256);
@@ -193,9 +207,10 @@ impl Controller {
             client_env: ClientEnvFile::in_state_dir(&state_dir),
             pulls: ModelPulls::default(),
             handoff,
+            handoff_drivers: TaskSet::default(),
             applied_revisions: watch::channel(None).0,
             settle_time: watch::channel(ReconcileSettings::default().settle_time.duration).0,
-            inner: Mutex::new(SharedInner::default()),
+            inner: Mutex::new(SharedInner { status: StatusStore::new(stream), ..SharedInner::default() }),
         });
         let state = ControllerState::load(&state_dir);
         let controller = Controller {
@@ -203,7 +218,8 @@ impl Controller {
             state_dir,
             state,
             inbox,
-            outbox: outbox.clone(),
+            unit_changes,
+            reconciles: JoinSet::new(),
             queue: WorkQueue::default(),
             backoff: Backoff::new(RETRY_BASE, RETRY_CAP),
             failing: HashMap::new(),
@@ -215,7 +231,9 @@ impl Controller {
         (controller, shared, outbox)
     }
 
-    /// Runs until `shutdown` resolves, then stops every supervised process.
+    /// Runs until `shutdown` resolves, then lets the reconciles under way
+    /// finish (so none starts a process after this), stops every supervised
+    /// process and cancels the model pulls.
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
         self.resume_last_applied();
         tokio::pin!(shutdown);
@@ -229,6 +247,8 @@ impl Controller {
                     Some(input) => self.handle(input),
                     None => break,
                 },
+                Some(change) = self.unit_changes.recv() => self.on_unit_changed(change),
+                Some(finished) = self.reconciles.join_next() => self.on_reconcile_task(finished),
                 Some(notice) = self.syncthing_notices.recv() => self.on_syncthing(notice),
                 () = tokio::time::sleep_until(next_due.unwrap_or(self.next_resync)), if next_due.is_some() => {}
                 () = tokio::time::sleep_until(self.next_resync) => {
@@ -237,7 +257,21 @@ impl Controller {
                 }
             }
         }
+        self.shut_down().await;
+    }
+
+    /// Stops in order: nothing new reaches the loop, the reconciles under way
+    /// finish, then the handoff drivers and the processes and model pulls the
+    /// reconciles asked for are stopped.
+    async fn shut_down(&mut self) {
+        // Units that change while stopping must not wait for a loop that ended.
+        self.unit_changes.close();
+        while let Some(finished) = self.reconciles.join_next().await {
+            self.on_reconcile_task(finished);
+        }
+        self.shared.handoff_drivers.shutdown().await;
         self.shared.supervisor.shutdown().await;
+        self.shared.pulls.cancel_all();
         self.shared.lock().status.close_stream();
     }
 
@@ -281,20 +315,21 @@ impl Controller {
             Input::Reload(env) => self.reload(env),
             Input::Pause => self.set_paused(true),
             Input::Resume => self.set_paused(false),
-            Input::Supervisor(SupervisorEvent::Changed { service, message }) => {
-                tracing::debug!(service, "{message}");
-                self.count_restarts(&service);
-                self.queue.schedule((manifest::Kind::Service, service), Instant::now());
-            }
-            Input::Supervisor(SupervisorEvent::Log(line)) => {
-                tracing::debug!(service = line.service, stream = line.stream, "{}", line.line);
-                self.shared.lock().status.log(line);
-            }
-            Input::Reconciled { key, result, revision, took } => {
-                self.shared.metrics.reconciled(key.0.as_str(), result.is_ok(), took);
-                self.on_reconciled(key, result, &revision);
-            }
         }
+    }
+
+    /// The supervisor logged the change at info level already.
+    fn on_unit_changed(&mut self, change: UnitChanged) {
+        self.count_restarts(&change.service);
+        self.queue.schedule((manifest::Kind::Service, change.service), Instant::now());
+    }
+
+    /// A reconcile task ended. A panic (a bug) was reported by the panic hook
+    /// already; the loop goes on without that result.
+    fn on_reconcile_task(&mut self, finished: Result<Reconciled, tokio::task::JoinError>) {
+        let Ok(Reconciled { key, result, revision, took }) = finished else { return };
+        self.shared.metrics.reconciled(key.0.as_str(), result.is_ok(), took);
+        self.on_reconciled(key, result, &revision);
     }
 
     /// Syncthing's config or a folder's state changed, or Syncthing is back:
@@ -577,12 +612,10 @@ impl Controller {
                 pulls: self.shared.pulls.clone(),
                 handoff: self.shared.handoff.clone(),
             };
-            let outbox = self.outbox.clone();
-            tokio::spawn(async move {
+            self.reconciles.spawn(async move {
                 let started = Instant::now();
                 let result = reconcile::reconcile(&key, &ctx).await;
-                let took = started.elapsed();
-                let _ = outbox.send(Input::Reconciled { key, result, revision: ctx.revision, took }).await;
+                Reconciled { key, result, revision: ctx.revision, took: started.elapsed() }
             });
         }
     }

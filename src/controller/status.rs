@@ -2,13 +2,14 @@
 //! and the node's status in the stable JSON shape of design section 5.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::manifest::Kind;
-use crate::supervisor::LogLine;
+use crate::supervisor::{LogLine, LogSink};
 
 /// An object this controller acts on.
 pub type ObjectKey = (Kind, String);
@@ -110,21 +111,58 @@ const EVENT_CAPACITY: usize = 500;
 /// lagged and skips ahead: sending never waits for a slow client.
 const STREAM_CAPACITY: usize = 1024;
 
-/// Conditions of every object, the recent events, and the live stream of
-/// events and log lines.
-pub struct StatusStore {
-    objects: BTreeMap<ObjectKey, ObjectStatus>,
-    events: VecDeque<Event>,
-    stream: broadcast::Sender<StreamItem>,
+/// The live stream of events and log lines. Cheap to clone; clones send to
+/// the same subscribers. The supervisor sends Service output here directly
+/// (it is the supervisor's [`LogSink`]), not through the controller's loop.
+#[derive(Clone)]
+pub struct StatusStream {
+    sender: Arc<RwLock<broadcast::Sender<StreamItem>>>,
 }
 
-impl Default for StatusStore {
+impl Default for StatusStream {
     fn default() -> Self {
-        StatusStore { objects: BTreeMap::new(), events: VecDeque::new(), stream: broadcast::channel(STREAM_CAPACITY).0 }
+        StatusStream { sender: Arc::new(RwLock::new(broadcast::channel(STREAM_CAPACITY).0)) }
     }
 }
 
+impl StatusStream {
+    /// Sends to every subscriber; never waits (a slow one lags instead).
+    fn send(&self, item: StreamItem) {
+        // An error only means nobody is listening.
+        let _ = self.sender.read().unwrap_or_else(PoisonError::into_inner).send(item);
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<StreamItem> {
+        self.sender.read().unwrap_or_else(PoisonError::into_inner).subscribe()
+    }
+
+    /// Ends every subscription: their sender is replaced by a new one.
+    fn close(&self) {
+        *self.sender.write().unwrap_or_else(PoisonError::into_inner) = broadcast::channel(STREAM_CAPACITY).0;
+    }
+}
+
+impl LogSink for StatusStream {
+    fn send(&self, line: LogLine) {
+        StatusStream::send(self, StreamItem::Log(line));
+    }
+}
+
+/// Conditions of every object, the recent events, and the live stream of
+/// events and log lines.
+#[derive(Default)]
+pub struct StatusStore {
+    objects: BTreeMap<ObjectKey, ObjectStatus>,
+    events: VecDeque<Event>,
+    stream: StatusStream,
+}
+
 impl StatusStore {
+    /// A store whose events go to `stream`, which Service output is sent to too.
+    pub fn new(stream: StatusStream) -> StatusStore {
+        StatusStore { objects: BTreeMap::new(), events: VecDeque::new(), stream }
+    }
+
     /// Sets the conditions of `key`, keeping each one's transition time while its
     /// status does not change.
     pub fn set(&mut self, key: &ObjectKey, observed: Vec<Observed>, details: BTreeMap<String, String>, revision: &str) {
@@ -190,15 +228,8 @@ impl StatusStore {
             object: object.into(),
             message,
         };
-        // An error only means nobody is listening.
-        let _ = self.stream.send(StreamItem::Event(event.clone()));
+        self.stream.send(StreamItem::Event(event.clone()));
         self.events.push_back(event);
-    }
-
-    /// Sends a Service's output line to the stream's subscribers; the log ring
-    /// of the supervisor keeps it for `describe`.
-    pub fn log(&self, line: LogLine) {
-        let _ = self.stream.send(StreamItem::Log(line));
     }
 
     /// The last `recent` events and a subscription to what follows them. Both
@@ -210,7 +241,7 @@ impl StatusStore {
     /// Ends every subscription, so the API's graceful shutdown does not wait on
     /// clients that follow the stream forever.
     pub fn close_stream(&mut self) {
-        self.stream = broadcast::channel(STREAM_CAPACITY).0;
+        self.stream.close();
     }
 
     /// The most recent events, oldest first; only those about `object` when given.
@@ -256,13 +287,14 @@ mod tests {
 
     #[test]
     fn every_subscriber_gets_what_follows_its_recent_events() {
-        let mut store = StatusStore::default();
+        let stream = StatusStream::default();
+        let mut store = StatusStore::new(stream.clone());
         store.event(false, "Before", "", "old");
         let (recent, mut first) = store.subscribe(50);
         let (_, mut second) = store.subscribe(50);
         assert_eq!(recent.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(), ["Before"]);
         store.event(true, "After", "Service/web", "new");
-        store.log(LogLine { service: "web".into(), stream: "stdout", line: "hello".into() });
+        LogSink::send(&stream, LogLine { service: "web".into(), stream: "stdout", line: "hello".into() });
         for receiver in [&mut first, &mut second] {
             assert!(matches!(receiver.try_recv(), Ok(StreamItem::Event(e)) if e.reason == "After"));
             assert!(matches!(receiver.try_recv(), Ok(StreamItem::Log(l)) if l.line == "hello"));
@@ -282,9 +314,14 @@ mod tests {
 
     #[test]
     fn closing_the_stream_ends_subscriptions() {
-        let mut store = StatusStore::default();
+        let stream = StatusStream::default();
+        let mut store = StatusStore::new(stream.clone());
         let (_, mut receiver) = store.subscribe(0);
         store.close_stream();
         assert_eq!(receiver.try_recv(), Err(broadcast::error::TryRecvError::Closed));
+        // The supervisor's clone sends to the new subscribers only.
+        let (_, mut after) = store.subscribe(0);
+        LogSink::send(&stream, LogLine { service: "web".into(), stream: "stdout", line: "late".into() });
+        assert!(matches!(after.try_recv(), Ok(StreamItem::Log(l)) if l.line == "late"));
     }
 }

@@ -10,6 +10,7 @@ use tempfile::TempDir;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::status::StatusStream;
 use super::{Controller, Input, ReconcileCounts, Shared};
 use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::{Kind, SourceFile};
@@ -49,7 +50,8 @@ fn ms(n: u64) -> Duration {
 const SETTLE_ROUNDS: usize = 50;
 
 /// A controller for node `a` over a fresh state folder, run as the daemon runs
-/// it (supervisor events fed back), with no source: the test sends snapshots.
+/// it (reading its supervisor's changes), with no source: the test sends
+/// snapshots.
 struct Harness {
     shared: Arc<Shared>,
     inbox: mpsc::Sender<Input>,
@@ -61,19 +63,11 @@ struct Harness {
 impl Harness {
     async fn start() -> Harness {
         let state = tempfile::tempdir().unwrap();
-        let (events, mut events_rx) = mpsc::unbounded_channel();
-        let supervisor = Supervisor::new(state.path().to_owned(), events).await.unwrap();
+        let stream = StatusStream::default();
+        let (supervisor, changes) = Supervisor::new(state.path().to_owned(), Arc::new(stream.clone())).await.unwrap();
         let env = NodeEnv::from_parts(None, [(NODE_ID.to_owned(), "a".to_owned())]).unwrap();
         let (controller, shared, inbox) =
-            Controller::new("a".into(), Arc::new(env), supervisor, state.path().to_owned());
-        let forward = inbox.clone();
-        tokio::spawn(async move {
-            while let Some(event) = events_rx.recv().await {
-                if forward.send(Input::Supervisor(event)).await.is_err() {
-                    return;
-                }
-            }
-        });
+            Controller::new("a".into(), Arc::new(env), supervisor, changes, stream, state.path().to_owned());
         let (stop, stopped) = oneshot::channel();
         let controller = tokio::spawn(controller.run(async {
             let _ = stopped.await;
@@ -83,9 +77,7 @@ impl Harness {
 
     /// Sends a folder snapshot of `text` and lets it be handled.
     async fn apply(&self, revision: &str, text: &str) {
-        let files = vec![SourceFile { path: "m.yaml".into(), text: text.to_owned() }];
-        let snapshot = Snapshot { revision: revision.into(), files, problems: Vec::new(), origin: "folder m".into() };
-        self.inbox.send(Input::Source(SourceUpdate::Snapshot(snapshot))).await.unwrap();
+        self.inbox.send(snapshot(revision, text)).await.unwrap();
         settle().await;
         assert_eq!(self.shared.lock().last_error, None, "{revision} is applied");
     }
@@ -124,6 +116,13 @@ impl Harness {
         let _ = self.stop.send(());
         self.controller.await.unwrap();
     }
+}
+
+/// A folder snapshot of `text`, as the source sends it.
+fn snapshot(revision: &str, text: &str) -> Input {
+    let files = vec![SourceFile { path: "m.yaml".into(), text: text.to_owned() }];
+    let snapshot = Snapshot { revision: revision.into(), files, problems: Vec::new(), origin: "folder m".into() };
+    Input::Source(SourceUpdate::Snapshot(snapshot))
 }
 
 /// Lets every task that can run, run, without moving the paused clock: a
@@ -233,4 +232,22 @@ async fn paused_reconciles_wait_in_the_queue_and_run_once_resumed() {
     assert!(metrics.contains("agentmesh_snapshots_total{result=\"applied\"} 2"), "{metrics}");
     assert!(metrics.contains("agentmesh_reconciles_total{kind=\"Service\",result=\"ok\"} 3"), "{metrics}");
     h.stop().await;
+}
+
+/// A snapshot and the shutdown arrive together. When the loop takes the
+/// snapshot first, it hands the Service to a reconcile task and then sees the
+/// shutdown: that reconcile finishes before the supervisor stops, so the
+/// process it starts is stopped too instead of outliving the controller. The
+/// loop picks among ready inputs at random, so the race is run many times.
+#[tokio::test(start_paused = true)]
+async fn a_service_reconcile_under_way_at_shutdown_cannot_start_a_process_after_it() {
+    for round in 0..20 {
+        let h = Harness::start().await;
+        let supervisor = h.shared.supervisor.clone();
+        let web = service("web", "a", "command: [sleep, '1000']");
+        h.inbox.try_send(snapshot("r1", &format!("{NODES}{web}"))).unwrap();
+        h.stop().await;
+        settle().await;
+        assert_eq!(supervisor.services(), Vec::<String>::new(), "round {round}: nothing runs after shutdown");
+    }
 }

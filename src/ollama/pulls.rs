@@ -1,11 +1,14 @@
 //! Model pulls in the background: a Capability reconcile asks for the models
 //! its Ollama lacks and gets back how each one is doing, without waiting for a
 //! pull (which can take an hour) or being held up by one that fails. A failed
-//! pull is tried again with backoff.
+//! pull is tried again with backoff. The pulls' tasks are owned here: a
+//! pull no Capability wants any more is cancelled.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
+
+use tokio::task::{AbortHandle, JoinSet};
 
 use super::{OllamaClient, PullProgress};
 
@@ -59,61 +62,128 @@ fn retry_after(failures: u32) -> Duration {
 
 /// The pulls of this controller, by (Ollama, model). Cheap to clone.
 #[derive(Clone, Default)]
-pub struct ModelPulls(Arc<Mutex<HashMap<(String, String), PullState>>>);
+pub struct ModelPulls(Arc<Mutex<Table>>);
+
+/// An Ollama's base URL and a model.
+type PullKey = (String, String);
+
+#[derive(Default)]
+struct Table {
+    pulls: HashMap<PullKey, Pull>,
+    /// Every pull task; dropping the set (with the last clone of
+    /// [`ModelPulls`]: the tasks hold only a weak reference) aborts them.
+    tasks: JoinSet<()>,
+}
+
+struct Pull {
+    state: PullState,
+    /// The Capabilities that asked for it: once none does, it is cancelled.
+    wanted_by: BTreeSet<String>,
+    /// The task of the pull under way, if one is.
+    task: Option<AbortHandle>,
+}
 
 impl ModelPulls {
-    /// Starts a pull of each model of `wanted` that `present` lacks, unless one
-    /// runs or a failed one waits for its retry; returns how each missing model
-    /// is doing. Models present are forgotten.
-    pub fn ensure(&self, client: &OllamaClient, present: &[String], wanted: &[String]) -> BTreeMap<String, PullState> {
+    /// Starts a pull of each model of `wanted` (by `capability`) that `present`
+    /// lacks, unless one runs or a failed one waits for its retry; returns how
+    /// each missing model is doing. Models present are forgotten.
+    pub fn ensure(
+        &self,
+        capability: &str,
+        client: &OllamaClient,
+        present: &[String],
+        wanted: &[String],
+    ) -> BTreeMap<String, PullState> {
         let now = Instant::now();
-        let mut table = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut table = self.lock();
+        // Finished tasks leave the set here, so it holds only running ones.
+        while table.tasks.try_join_next().is_some() {}
         let mut missing = BTreeMap::new();
         for model in wanted {
             let key = (client.base().to_owned(), model.clone());
             if super::has_model(present, model) {
-                table.remove(&key);
+                table.pulls.remove(&key);
                 continue;
             }
-            if due(table.get(&key), now) {
-                let failures = match table.get(&key) {
+            let state = table.pulls.get(&key).map(|pull| &pull.state);
+            if due(state, now) {
+                let failures = match state {
                     Some(PullState::Failed { failures, .. }) => *failures,
                     _ => 0,
                 };
-                table.insert(
-                    key.clone(),
-                    PullState::Pulling(PullProgress { status: "starting".into(), ..Default::default() }),
-                );
-                self.spawn(client.clone(), key.clone(), failures);
+                let task = table.tasks.spawn(pull(Arc::downgrade(&self.0), client.clone(), key.clone(), failures));
+                let pull = table.pulls.entry(key.clone()).or_insert_with(|| Pull {
+                    state: PullState::Pulled,
+                    wanted_by: BTreeSet::new(),
+                    task: None,
+                });
+                pull.state = PullState::Pulling(PullProgress { status: "starting".into(), ..Default::default() });
+                pull.task = Some(task);
             }
-            if let Some(state) = table.get(&key) {
-                missing.insert(model.clone(), state.clone());
+            if let Some(pull) = table.pulls.get_mut(&key) {
+                pull.wanted_by.insert(capability.to_owned());
+                missing.insert(model.clone(), pull.state.clone());
             }
         }
         missing
     }
 
-    fn spawn(&self, client: OllamaClient, key: (String, String), failures: u32) {
-        let table = self.0.clone();
-        tokio::spawn(async move {
-            let set = |state: PullState| {
-                table.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key.clone(), state);
-            };
-            tracing::info!(model = key.1, ollama = key.0, "pulling a model");
-            let result = client.pull(&key.1, |line| set(PullState::Pulling(line))).await;
-            match result {
-                Ok(()) => {
-                    tracing::info!(model = key.1, ollama = key.0, "model pulled");
-                    set(PullState::Pulled);
-                }
-                Err(error) => {
-                    let failures = failures + 1;
-                    tracing::warn!(model = key.1, %error, failures, "model pull failed");
-                    let retry_at = Instant::now() + retry_after(failures);
-                    set(PullState::Failed { error: error.to_string(), failures, retry_at });
-                }
+    /// `capability` is gone: the pulls no other Capability asked for are
+    /// cancelled (their connection to Ollama closes) and forgotten.
+    pub fn forget(&self, capability: &str) {
+        let mut table = self.lock();
+        table.pulls.retain(|_, pull| {
+            pull.wanted_by.remove(capability);
+            let wanted = !pull.wanted_by.is_empty();
+            if let (false, Some(task)) = (wanted, &pull.task) {
+                task.abort();
             }
+            wanted
         });
+    }
+
+    /// Cancels every pull (the daemon stops).
+    pub fn cancel_all(&self) {
+        let mut table = self.lock();
+        table.tasks.abort_all();
+        table.pulls.clear();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        lock(&self.0)
+    }
+}
+
+fn lock(table: &Mutex<Table>) -> MutexGuard<'_, Table> {
+    table.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One try at pulling `key`, the `failures + 1`th, reporting into `table`.
+async fn pull(table: Weak<Mutex<Table>>, client: OllamaClient, key: PullKey, failures: u32) {
+    // Sets the state of the pull, unless it was forgotten meanwhile; a final
+    // state ends the task's claim on it.
+    let set = |state: PullState, done: bool| {
+        let Some(table) = table.upgrade() else { return };
+        if let Some(pull) = lock(&table).pulls.get_mut(&key) {
+            pull.state = state;
+            if done {
+                pull.task = None;
+            }
+        }
+    };
+    tracing::info!(model = key.1, ollama = key.0, "pulling a model");
+    let result = client.pull(&key.1, |line| set(PullState::Pulling(line), false)).await;
+    match result {
+        Ok(()) => {
+            tracing::info!(model = key.1, ollama = key.0, "model pulled");
+            set(PullState::Pulled, true);
+        }
+        Err(error) => {
+            let failures = failures + 1;
+            tracing::warn!(model = key.1, %error, failures, "model pull failed");
+            let retry_at = Instant::now() + retry_after(failures);
+            set(PullState::Failed { error: error.to_string(), failures, retry_at }, true);
+        }
     }
 }
 

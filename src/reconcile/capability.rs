@@ -299,8 +299,10 @@ fn unquote(value: &str) -> Option<String> {
 pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileError> {
     let mut outcome = Outcome::default();
     let Some(capability) = ctx.set.capabilities.get(name) else {
-        // Removed: nobody serves it, and its variables leave the client env.
+        // Removed: nobody serves it, its variables leave the client env, and
+        // the model pulls only it wanted are cancelled.
         ctx.placements.set(name, None);
+        ctx.pulls.forget(name);
         write_client_env(ctx, &mut outcome);
         outcome.tracked = false;
         return Ok(outcome);
@@ -339,7 +341,7 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
     let (conditions, details) = status(spec, &decision);
     outcome.conditions = conditions;
     outcome.details = details;
-    ensure_models(ctx, spec, addresses.get(&ctx.node).map(String::as_str), &mut outcome).await;
+    ensure_models(ctx, name, spec, addresses.get(&ctx.node).map(String::as_str), &mut outcome).await;
     write_client_env(ctx, &mut outcome);
     outcome.requeue_after = Some(outcome.requeue_after.map_or(RECHECK, |sooner| sooner.min(RECHECK)));
     Ok(outcome)
@@ -350,7 +352,7 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
 /// background, their progress shown in details and as Progressing, a failing
 /// pull as Degraded (retried with backoff). An Ollama that does not answer is
 /// the health probe's to report.
-async fn ensure_models(ctx: &Context, spec: &CapabilitySpec, address: Option<&str>, outcome: &mut Outcome) {
+async fn ensure_models(ctx: &Context, name: &str, spec: &CapabilitySpec, address: Option<&str>, outcome: &mut Outcome) {
     let wanted: Vec<String> =
         spec.ollama.iter().flat_map(|ollama| ollama.value.models.iter().map(|m| m.value.clone())).collect();
     let here = spec.placement.order().any(|node| node.value == ctx.node);
@@ -368,7 +370,7 @@ async fn ensure_models(ctx: &Context, spec: &CapabilitySpec, address: Option<&st
             return;
         }
     };
-    let missing = ctx.pulls.ensure(&client, &present, &wanted);
+    let missing = ctx.pulls.ensure(name, &client, &present, &wanted);
     let now = std::time::Instant::now();
     outcome.details.insert("models".into(), format!("{} of {} present", wanted.len() - missing.len(), wanted.len()));
     for (model, state) in &missing {

@@ -1,18 +1,19 @@
 //! A process's output, read line by line from its pipes into a bounded ring
-//! buffer per unit, so a chatty or newline-less process cannot grow the
-//! daemon's memory.
+//! buffer per unit and handed to the [`LogSink`] as it comes, so a chatty or
+//! newline-less process cannot grow the daemon's memory nor hold up its
+//! control loop.
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{ChildStderr, ChildStdout};
 use tokio::task::JoinHandle;
 
-use super::LogLine;
-use super::unit::Shared;
+use super::status::LogLine;
+use super::sync::lock;
 
 /// How many lines each unit keeps.
 const KEPT_LINES: usize = 500;
@@ -25,14 +26,47 @@ const MAX_LINE: usize = 8 * 1024;
 /// the pipe) makes this run out.
 const DRAIN: Duration = Duration::from_secs(1);
 
+/// Where output lines go as they are read (the controller's status stream).
+/// `send` must not wait: a burst of output is the sink's to drop, never the
+/// reader's to queue.
+pub trait LogSink: Send + Sync {
+    fn send(&self, line: LogLine);
+}
+
+/// One unit's output: the ring `describe` reads and the sink the stream gets.
+pub(super) struct UnitLog {
+    service: String,
+    ring: Mutex<LogRing>,
+    sink: Arc<dyn LogSink>,
+}
+
+impl UnitLog {
+    pub(super) fn new(service: String, sink: Arc<dyn LogSink>) -> UnitLog {
+        UnitLog { service, ring: Mutex::new(LogRing::default()), sink }
+    }
+
+    /// Keeps one line, logs it (once: at debug level) and passes it on.
+    fn push(&self, stream: &'static str, line: String) {
+        tracing::debug!(service = %self.service, stream, "{line}");
+        let line = LogLine { service: self.service.clone(), stream, line };
+        lock(&self.ring).push(line.clone());
+        self.sink.send(line);
+    }
+
+    /// The newest `limit` lines, oldest first.
+    pub(super) fn last(&self, limit: usize) -> Vec<LogLine> {
+        lock(&self.ring).last(limit)
+    }
+}
+
 /// The last [`KEPT_LINES`] lines of a unit, oldest first.
 #[derive(Default)]
-pub(super) struct LogRing {
+struct LogRing {
     lines: VecDeque<LogLine>,
 }
 
 impl LogRing {
-    pub(super) fn push(&mut self, line: LogLine) {
+    fn push(&mut self, line: LogLine) {
         if self.lines.len() == KEPT_LINES {
             self.lines.pop_front();
         }
@@ -40,7 +74,7 @@ impl LogRing {
     }
 
     /// The newest `limit` lines, oldest first.
-    pub(super) fn last(&self, limit: usize) -> Vec<LogLine> {
+    fn last(&self, limit: usize) -> Vec<LogLine> {
         let skip = self.lines.len().saturating_sub(limit);
         self.lines.iter().skip(skip).cloned().collect()
     }
@@ -52,11 +86,11 @@ pub(super) struct Capture {
 }
 
 impl Capture {
-    pub(super) fn start(stdout: ChildStdout, stderr: ChildStderr, unit: Arc<Shared>) -> Capture {
+    pub(super) fn start(stdout: ChildStdout, stderr: ChildStderr, log: Arc<UnitLog>) -> Capture {
         Capture {
             readers: [
-                tokio::spawn(read_lines(stdout, "stdout", unit.clone())),
-                tokio::spawn(read_lines(stderr, "stderr", unit)),
+                tokio::spawn(read_lines(stdout, "stdout", log.clone())),
+                tokio::spawn(read_lines(stderr, "stderr", log)),
             ],
         }
     }
@@ -81,12 +115,12 @@ impl Drop for Capture {
     }
 }
 
-async fn read_lines(stream: impl AsyncRead + Unpin, name: &'static str, unit: Arc<Shared>) {
+async fn read_lines(stream: impl AsyncRead + Unpin, name: &'static str, log: Arc<UnitLog>) {
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     // A read error ends the capture as the end of the stream does.
     while let Ok(true) = next_line(&mut reader, &mut line).await {
-        unit.log(name, String::from_utf8_lossy(&line).into_owned());
+        log.push(name, String::from_utf8_lossy(&line).into_owned());
     }
 }
 

@@ -11,134 +11,41 @@
 //! - `process.rs`: process groups: spawning, signalling, reaping, the parent-death
 //!   signal, and what the OS says about a pid.
 //! - `probe.rs`: the http and tcp health checks and the start grace.
-//! - `logs.rs`: reading output line by line into a bounded ring buffer.
+//! - `logs.rs`: reading output line by line into a bounded ring buffer and the
+//!   [`LogSink`]; output never goes through the channel of changes.
 //! - `record.rs`: `processes.json` and the leftovers of an earlier daemon.
+//! - `spec.rs` and `status.rs`: what a unit runs and what it reports, and
+//!   `sync.rs`, locking: leaves that the files above share, so none of them
+//!   imports this one.
 
 mod environment;
 mod logs;
 mod probe;
 mod process;
 mod record;
+mod spec;
+mod status;
+mod sync;
 mod unit;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::manifest::kinds::RestartPolicy;
+pub use logs::LogSink;
 use record::Records;
+pub use spec::{Probe, ProcessSpec};
+pub use status::{LogLine, Phase, UnitChanged, UnitStatus};
+use sync::lock;
 use unit::Unit;
 
-/// A Service rendered for this node: everything needed to run it, with
-/// placeholders substituted and secrets resolved.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProcessSpec {
-    pub name: String,
-    pub command: Vec<String>,
-    /// Added to the allowed part of the daemon's environment
-    /// (`environment::INHERITED`).
-    #[serde(skip_serializing)]
-    pub env: BTreeMap<String, String>,
-    pub working_dir: Option<PathBuf>,
-    pub probe: Option<Probe>,
-    pub restart: RestartPolicy,
-    pub backoff_initial: Duration,
-    pub backoff_max: Duration,
-    pub stop_grace: Duration,
-}
-
-impl ProcessSpec {
-    /// A short stable hash of the whole spec (env included): a different
-    /// fingerprint means the running process must be replaced.
-    ///
-    /// It is recorded in `processes.json` and compared across daemon versions, so
-    /// it is FNV-1a over the spec's JSON, not std's `DefaultHasher`, whose output
-    /// may change with the Rust version.
-    pub fn fingerprint(&self) -> String {
-        // Env values may hold resolved secrets: only their hash leaves this
-        // function, and JSON serialization of these plain types cannot fail.
-        let bytes = serde_json::to_vec(&(self, &self.env)).expect("a ProcessSpec serializes");
-        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
-        format!("{hash:016x}")[..12].to_owned()
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "camelCase", tag = "type")]
-pub enum Probe {
-    /// Healthy when `GET http://host:port/path` answers 2xx.
-    Http { host: String, port: u16, path: String, interval: Duration, timeout: Duration },
-    /// Healthy when a TCP connection to host:port succeeds.
-    Tcp { host: String, port: u16, interval: Duration, timeout: Duration },
-}
-
-/// Where a supervised process is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Phase {
-    /// Spawned; not yet healthy (or no probe has run yet).
-    Starting,
-    /// Running and, when it has a probe, healthy.
-    Running,
-    /// Running but its probe fails.
-    Unhealthy,
-    /// Exited; waiting for the backoff delay before the next start.
-    BackingOff,
-    /// Exited and will not be started again (restart policy), or failed to spawn
-    /// and waits for its backoff.
-    Exited,
-    /// Being stopped, or stopped.
-    Stopping,
-}
-
-/// What the supervisor knows about one Service.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UnitStatus {
-    pub fingerprint: String,
-    pub phase: Phase,
-    pub pid: Option<u32>,
-    /// How many times it was started again after exiting.
-    pub restarts: u32,
-    /// How it last ended, e.g. `exit status 1` or `killed by signal 9`, or why it
-    /// could not be spawned.
-    pub last_exit: Option<String>,
-    /// The probe's last verdict; None before the first probe or without a probe.
-    pub healthy: Option<bool>,
-    /// The probe's port, when the last run exited within its start grace while
-    /// a process this supervisor did not start held that port: the probe was
-    /// answered by the stranger, and restarting will not help until it is gone.
-    pub port_in_use: Option<u16>,
-    /// Why the probe failed, or why the process is where it is.
-    pub message: String,
-    #[serde(skip)]
-    pub since: SystemTime,
-}
-
-/// One line a process wrote.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LogLine {
-    pub service: String,
-    /// `stdout` or `stderr`.
-    pub stream: &'static str,
-    pub line: String,
-}
-
-/// Sent whenever a unit's status changes (started, exited, health changed,
-/// stopped), so the controller can requeue that Service.
-#[derive(Clone, Debug, PartialEq)]
-pub enum SupervisorEvent {
-    Changed { service: String, message: String },
-    Log(LogLine),
-}
+/// How many unit changes wait for the controller before a unit that changes
+/// again waits too: changes are few (starts, exits, health), so this is only
+/// reached when the controller is stuck, and then memory stays bounded.
+pub const CHANGES_CAPACITY: usize = 64;
 
 /// Owns every supervised process of this node. Cheap to clone; clones share the
 /// same processes.
@@ -161,21 +68,25 @@ const LEFTOVER_GRACE: Duration = Duration::from_secs(3);
 
 impl Supervisor {
     /// A supervisor that records its processes in `state_dir/processes.json`
-    /// and reports to `events`. Processes recorded by an earlier daemon that are
-    /// still alive (same pid and start time) are stopped first, with what they
+    /// and hands its processes' output to `logs`; it reports the changes of its
+    /// units on the returned channel (bounded: [`CHANGES_CAPACITY`]), which the
+    /// controller reads. Processes recorded by an earlier daemon that are still
+    /// alive (same pid and start time) are stopped first, with what they
     /// started in their process groups.
     pub async fn new(
         state_dir: PathBuf,
-        events: mpsc::UnboundedSender<SupervisorEvent>,
-    ) -> std::io::Result<Supervisor> {
+        logs: Arc<dyn LogSink>,
+    ) -> std::io::Result<(Supervisor, mpsc::Receiver<UnitChanged>)> {
         std::fs::create_dir_all(&state_dir)?;
         let (records, earlier) = Records::open(&state_dir);
         let leftovers: Vec<_> = earlier.iter().map(record::Record::leftover).collect();
         process::stop_leftovers(&leftovers, LEFTOVER_GRACE).await;
         // The leftovers are gone (or cannot be signalled by us): forget them.
         records.save();
-        let context = unit::Context::new(events, Arc::new(records))?;
-        Ok(Supervisor { inner: Arc::new(Inner { units: Mutex::new(BTreeMap::new()), context: Arc::new(context) }) })
+        let (changes, changed) = mpsc::channel(CHANGES_CAPACITY);
+        let context = unit::Context::new(changes, logs, Arc::new(records))?;
+        let inner = Inner { units: Mutex::new(BTreeMap::new()), context: Arc::new(context) };
+        Ok((Supervisor { inner: Arc::new(inner) }, changed))
     }
 
     /// Starts `spec` under its name. A unit of that name that is already there is
@@ -246,12 +157,6 @@ impl Supervisor {
     }
 }
 
-/// Locks `mutex` even if a thread panicked while holding it: every critical
-/// section here leaves the data consistent, so the poison carries no meaning.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -259,6 +164,18 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
+    use crate::manifest::kinds::RestartPolicy;
+
+    /// Output goes nowhere: these tests look at changes.
+    struct Discard;
+
+    impl LogSink for Discard {
+        fn send(&self, _line: LogLine) {}
+    }
+
+    async fn supervisor(state: &std::path::Path) -> (Supervisor, mpsc::Receiver<UnitChanged>) {
+        Supervisor::new(state.to_owned(), Arc::new(Discard)).await.unwrap()
+    }
 
     fn spec(command: &[&str]) -> ProcessSpec {
         ProcessSpec {
@@ -308,8 +225,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_program_that_cannot_start_is_retried_with_doubling_backoff_up_to_the_max() {
         let state = tempfile::tempdir().unwrap();
-        let (events, mut received) = mpsc::unbounded_channel();
-        let supervisor = Supervisor::new(state.path().to_owned(), events).await.unwrap();
+        let (supervisor, mut received) = supervisor(state.path()).await;
         let started = Instant::now();
         supervisor.start(spec(&["/nonexistent/agentmesh-test-program"])).await;
 
@@ -321,9 +237,7 @@ mod tests {
 
         let mut attempts = Vec::new();
         while attempts.len() < 6 {
-            let Some(SupervisorEvent::Changed { message, .. }) = received.recv().await else {
-                continue;
-            };
+            let UnitChanged { message, .. } = received.recv().await.unwrap();
             if message.starts_with("cannot start") {
                 attempts.push(started.elapsed().as_millis());
             }
@@ -336,8 +250,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_program_that_cannot_start_is_not_retried_with_restart_never() {
         let state = tempfile::tempdir().unwrap();
-        let (events, _received) = mpsc::unbounded_channel();
-        let supervisor = Supervisor::new(state.path().to_owned(), events).await.unwrap();
+        let (supervisor, _changed) = supervisor(state.path()).await;
         let mut never = spec(&["/nonexistent/agentmesh-test-program"]);
         never.restart = RestartPolicy::Never;
         supervisor.start(never).await;
@@ -349,8 +262,7 @@ mod tests {
     #[tokio::test]
     async fn stopping_an_unknown_service_does_nothing() {
         let state = tempfile::tempdir().unwrap();
-        let (events, _received) = mpsc::unbounded_channel();
-        let supervisor = Supervisor::new(state.path().to_owned(), events).await.unwrap();
+        let (supervisor, _changed) = supervisor(state.path()).await;
         supervisor.stop("nobody").await;
         assert!(supervisor.services().is_empty());
         assert_eq!(supervisor.status("nobody"), None);
@@ -390,8 +302,7 @@ mod tests {
         }
 
         async fn restart_daemon(state: &Path) {
-            let (events, _) = mpsc::unbounded_channel();
-            Supervisor::new(state.to_owned(), events).await.unwrap();
+            supervisor(state).await;
         }
 
         #[tokio::test]

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use super::{Phase, Probe};
+use super::spec::Probe;
+use super::status::Phase;
 use crate::net::root_cause;
 
 /// A just-started process gets this many failed probes before it counts as

@@ -310,7 +310,8 @@ fn group_members(_pgid: u32) -> Vec<(u32, ProcessInfo)> {
     Vec::new()
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(target_os = "linux")]
+#[cfg(test)]
 mod tests {
     use super::*;
 

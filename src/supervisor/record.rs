@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use super::lock;
 use super::process::Leftover;
+use super::sync::lock;
 
 const FILE_NAME: &str = "processes.json";
 

@@ -14,11 +14,13 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::environment;
-use super::logs::{Capture, LogRing};
+use super::logs::{Capture, LogSink, UnitLog};
 use super::probe::{self, HealthTracker};
 use super::process::{self, ProcessGroup, Spawner};
 use super::record::{Record, RecordGuard, Records};
-use super::{LogLine, Phase, ProcessSpec, SupervisorEvent, UnitStatus, lock};
+use super::spec::{Probe, ProcessSpec};
+use super::status::{LogLine, Phase, UnitChanged, UnitStatus};
+use super::sync::lock;
 use crate::manifest::kinds::RestartPolicy;
 
 /// The start grace: a process that stayed up this long had started fine, and
@@ -29,19 +31,25 @@ const STABLE_AFTER: Duration = Duration::from_secs(10);
 /// zero backoff cannot turn a crash loop into a busy loop.
 const MIN_BACKOFF: Duration = Duration::from_millis(10);
 
-/// What every unit shares: where events go, the record of running processes,
-/// the thread that spawns them, and the client the http probes use.
+/// What every unit shares: where changes and output lines go, the record of
+/// running processes, the thread that spawns them, and the client the http
+/// probes use.
 pub(super) struct Context {
-    events: mpsc::UnboundedSender<SupervisorEvent>,
+    changes: mpsc::Sender<UnitChanged>,
+    logs: Arc<dyn LogSink>,
     pub(super) records: Arc<Records>,
     spawner: Spawner,
     http: reqwest::Client,
 }
 
 impl Context {
-    pub(super) fn new(events: mpsc::UnboundedSender<SupervisorEvent>, records: Arc<Records>) -> io::Result<Context> {
+    pub(super) fn new(
+        changes: mpsc::Sender<UnitChanged>,
+        logs: Arc<dyn LogSink>,
+        records: Arc<Records>,
+    ) -> io::Result<Context> {
         let http = probe::client().map_err(io::Error::other)?;
-        Ok(Context { events, records, spawner: Spawner::new()?, http })
+        Ok(Context { changes, logs, records, spawner: Spawner::new()?, http })
     }
 }
 
@@ -80,8 +88,8 @@ impl Unit {
                 message: message.to_owned(),
                 since: SystemTime::now(),
             }),
-            logs: Mutex::new(LogRing::default()),
-            events: context.events.clone(),
+            log: Arc::new(UnitLog::new(spec.name.clone(), context.logs.clone())),
+            changes: context.changes.clone(),
         });
         let (stop, stop_requested) = watch::channel(false);
         let (done_sender, done) = watch::channel(false);
@@ -100,7 +108,7 @@ impl Unit {
     }
 
     pub(super) fn logs(&self, limit: usize) -> Vec<LogLine> {
-        lock(&self.shared.logs).last(limit)
+        self.shared.log.last(limit)
     }
 
     /// Asks the task to stop its process and finish; see [`Unit::stopped`].
@@ -127,17 +135,20 @@ impl Drop for Unit {
 }
 
 /// The unit's state, shared between its task and its handle.
-pub(super) struct Shared {
+struct Shared {
     name: String,
     status: Mutex<UnitStatus>,
-    logs: Mutex<LogRing>,
-    events: mpsc::UnboundedSender<SupervisorEvent>,
+    log: Arc<UnitLog>,
+    changes: mpsc::Sender<UnitChanged>,
 }
 
 impl Shared {
     /// Applies `change` to the status and reports it when anything but the
     /// message changed: a probe failing again with another error is not news.
-    fn update(&self, change: impl FnOnce(&mut UnitStatus)) {
+    /// Waits while the controller's channel is full: a unit that changes
+    /// faster than the controller reads is slowed down, never queued without
+    /// bound.
+    async fn update(&self, change: impl FnOnce(&mut UnitStatus)) {
         let (changed, status) = {
             let mut status = lock(&self.status);
             let before = status.clone();
@@ -152,17 +163,9 @@ impl Shared {
         };
         if changed {
             tracing::info!(service = %self.name, phase = ?status.phase, pid = ?status.pid, "{}", status.message);
-            // The controller may be gone during shutdown; nobody to tell then.
-            let _ = self.events.send(SupervisorEvent::Changed { service: self.name.clone(), message: status.message });
+            // The controller stops reading at shutdown; nobody to tell then.
+            let _ = self.changes.send(UnitChanged { service: self.name.clone(), message: status.message }).await;
         }
-    }
-
-    /// Keeps one line of output and passes it on.
-    pub(super) fn log(&self, stream: &'static str, line: String) {
-        tracing::debug!(service = %self.name, stream, "{line}");
-        let line = LogLine { service: self.name.clone(), stream, line };
-        lock(&self.logs).push(line.clone());
-        let _ = self.events.send(SupervisorEvent::Log(line));
     }
 }
 
@@ -197,41 +200,50 @@ impl Runner {
         let mut restarts = 0;
         while let Some(ended) = self.run_once(restarts).await {
             if !restarts_after(self.spec.restart, ended.success) {
-                self.shared.update(|status| {
-                    status.phase = Phase::Exited;
-                    status.pid = None;
-                    status.healthy = None;
-                    status.message =
-                        format!("{}; not restarted (restart: {})", ended.description, policy_name(self.spec.restart));
-                    status.last_exit = Some(ended.description);
-                    status.port_in_use = ended.port_in_use;
-                });
+                self.shared
+                    .update(|status| {
+                        status.phase = Phase::Exited;
+                        status.pid = None;
+                        status.healthy = None;
+                        status.message = format!(
+                            "{}; not restarted (restart: {})",
+                            ended.description,
+                            policy_name(self.spec.restart)
+                        );
+                        status.last_exit = Some(ended.description);
+                        status.port_in_use = ended.port_in_use;
+                    })
+                    .await;
                 stop_requested(&mut self.stop).await;
                 break;
             }
             let delay = backoff.next_delay(ended.stable);
-            self.shared.update(|status| {
-                // A spawn failure stays `Exited` while it waits: nothing ran.
-                status.phase = if ended.spawned { Phase::BackingOff } else { Phase::Exited };
-                status.pid = None;
-                status.healthy = None;
-                status.message =
-                    format!("{}; starting again in {}", ended.description, humantime::format_duration(delay));
-                status.last_exit = Some(ended.description);
-                status.port_in_use = ended.port_in_use;
-            });
+            self.shared
+                .update(|status| {
+                    // A spawn failure stays `Exited` while it waits: nothing ran.
+                    status.phase = if ended.spawned { Phase::BackingOff } else { Phase::Exited };
+                    status.pid = None;
+                    status.healthy = None;
+                    status.message =
+                        format!("{}; starting again in {}", ended.description, humantime::format_duration(delay));
+                    status.last_exit = Some(ended.description);
+                    status.port_in_use = ended.port_in_use;
+                })
+                .await;
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = stop_requested(&mut self.stop) => break,
             }
             restarts += 1;
         }
-        self.shared.update(|status| {
-            status.phase = Phase::Stopping;
-            status.pid = None;
-            status.healthy = None;
-            status.message = "stopped".to_owned();
-        });
+        self.shared
+            .update(|status| {
+                status.phase = Phase::Stopping;
+                status.pid = None;
+                status.healthy = None;
+                status.message = "stopped".to_owned();
+            })
+            .await;
     }
 
     /// Starts the process (the `restarts`th time again) and supervises it until
@@ -249,13 +261,15 @@ impl Runner {
             Ok(spawned) => spawned,
             Err(error) => {
                 let description = format!("cannot start: {error}");
-                self.shared.update(|status| {
-                    status.phase = Phase::Exited;
-                    status.pid = None;
-                    status.restarts = restarts;
-                    status.message = description.clone();
-                    status.last_exit = Some(description.clone());
-                });
+                self.shared
+                    .update(|status| {
+                        status.phase = Phase::Exited;
+                        status.pid = None;
+                        status.restarts = restarts;
+                        status.message = description.clone();
+                        status.last_exit = Some(description.clone());
+                    })
+                    .await;
                 self.ready();
                 return Some(Ended { description, success: false, stable: false, spawned: false, port_in_use: None });
             }
@@ -265,16 +279,18 @@ impl Runner {
             _record: record(&self.spec, pid).map(|record| self.context.records.add(record)),
             group: spawned.group,
         };
-        let capture = Capture::start(spawned.stdout, spawned.stderr, self.shared.clone());
+        let capture = Capture::start(spawned.stdout, spawned.stderr, self.shared.log.clone());
         let has_probe = self.spec.probe.is_some();
-        self.shared.update(|status| {
-            status.phase = if has_probe { Phase::Starting } else { Phase::Running };
-            status.pid = Some(pid);
-            status.restarts = restarts;
-            status.healthy = None;
-            status.port_in_use = None;
-            status.message = format!("started (pid {pid})");
-        });
+        self.shared
+            .update(|status| {
+                status.phase = if has_probe { Phase::Starting } else { Phase::Running };
+                status.pid = Some(pid);
+                status.restarts = restarts;
+                status.healthy = None;
+                status.port_in_use = None;
+                status.message = format!("started (pid {pid})");
+            })
+            .await;
         self.ready();
 
         let mut health = HealthTracker::default();
@@ -288,11 +304,15 @@ impl Runner {
         };
         let Some(exit) = exit else {
             let grace = self.spec.stop_grace;
-            self.shared.update(|status| {
-                status.phase = Phase::Stopping;
-                status.message =
-                    format!("stopping (pid {pid}): SIGTERM, then SIGKILL after {}", humantime::format_duration(grace));
-            });
+            self.shared
+                .update(|status| {
+                    status.phase = Phase::Stopping;
+                    status.message = format!(
+                        "stopping (pid {pid}): SIGTERM, then SIGKILL after {}",
+                        humantime::format_duration(grace)
+                    );
+                })
+                .await;
             let exit = running.group.terminate(grace).await;
             tracing::info!(service = %self.shared.name, pid, "stopped: {}", describe(&exit));
             capture.finish().await;
@@ -333,7 +353,7 @@ impl Runner {
 /// between Starting, Running and Unhealthy. Never returns: it ends by being
 /// dropped when the process exits. Without a probe it does nothing.
 async fn watch_health(
-    probe: Option<&super::Probe>,
+    probe: Option<&Probe>,
     http: &reqwest::Client,
     shared: &Shared,
     health: &mut HealthTracker,
@@ -347,15 +367,17 @@ async fn watch_health(
         ticks.tick().await;
         let verdict = probe::check(probe, http).await;
         let phase = health.observe(verdict.is_ok());
-        shared.update(|status| {
-            status.phase = phase;
-            status.healthy = Some(verdict.is_ok());
-            status.message = match (&verdict, phase) {
-                (Ok(()), _) => "healthy".to_owned(),
-                (Err(error), Phase::Starting) => format!("waiting for the health check: {error}"),
-                (Err(error), _) => format!("health check failing: {error}"),
-            };
-        });
+        shared
+            .update(|status| {
+                status.phase = phase;
+                status.healthy = Some(verdict.is_ok());
+                status.message = match (&verdict, phase) {
+                    (Ok(()), _) => "healthy".to_owned(),
+                    (Err(error), Phase::Starting) => format!("waiting for the health check: {error}"),
+                    (Err(error), _) => format!("health check failing: {error}"),
+                };
+            })
+            .await;
     }
 }
 

@@ -10,6 +10,8 @@ mod doctor;
 mod events;
 mod idle_connections;
 mod loopback;
+mod model_pulls;
+mod output_burst;
 mod partition;
 mod peers;
 mod sessions;

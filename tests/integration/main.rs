@@ -18,6 +18,7 @@ mod fuzz;
 mod git_source;
 mod init;
 mod ollama;
+mod ollama_pulls;
 mod router;
 mod scaling;
 mod schema;

@@ -5,10 +5,11 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agentmesh::manifest::kinds::RestartPolicy;
-use agentmesh::supervisor::{Phase, Probe, ProcessSpec, Supervisor, SupervisorEvent, UnitStatus};
+use agentmesh::supervisor::{LogLine, LogSink, Phase, Probe, ProcessSpec, Supervisor, UnitChanged, UnitStatus};
 use tempfile::TempDir;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -16,15 +17,26 @@ use tokio::time::Instant;
 /// A supervisor over a fresh state folder, and what it reports.
 struct Harness {
     supervisor: Supervisor,
-    events: mpsc::UnboundedReceiver<SupervisorEvent>,
+    events: mpsc::Receiver<UnitChanged>,
+    sink: Arc<Lines>,
     state: TempDir,
+}
+
+/// The output lines the supervisor hands on, in order.
+#[derive(Default)]
+struct Lines(Mutex<Vec<LogLine>>);
+
+impl LogSink for Lines {
+    fn send(&self, line: LogLine) {
+        self.0.lock().unwrap().push(line);
+    }
 }
 
 async fn harness() -> Harness {
     let state = tempfile::tempdir().unwrap();
-    let (sender, events) = mpsc::unbounded_channel();
-    let supervisor = Supervisor::new(state.path().to_owned(), sender).await.unwrap();
-    Harness { supervisor, events, state }
+    let sink = Arc::new(Lines::default());
+    let (supervisor, events) = Supervisor::new(state.path().to_owned(), sink.clone()).await.unwrap();
+    Harness { supervisor, events, sink, state }
 }
 
 impl Harness {
@@ -53,15 +65,9 @@ impl Harness {
         .await
     }
 
-    /// The lines received as `Log` events so far.
-    fn logged(&mut self) -> Vec<(&'static str, String)> {
-        let mut lines = Vec::new();
-        while let Ok(event) = self.events.try_recv() {
-            if let SupervisorEvent::Log(line) = event {
-                lines.push((line.stream, line.line));
-            }
-        }
-        lines
+    /// The lines the sink received so far.
+    fn logged(&self) -> Vec<(&'static str, String)> {
+        self.sink.0.lock().unwrap().iter().map(|line| (line.stream, line.line.clone())).collect()
     }
 }
 
@@ -120,7 +126,7 @@ fn http_server(name: &str, port: u16) -> ProcessSpec {
 
 #[tokio::test]
 async fn a_started_process_runs_with_its_env_and_folder_and_its_output_is_captured() {
-    let mut h = harness().await;
+    let h = harness().await;
     let folder = tempfile::tempdir().unwrap();
     let mut echo = sh("echo", r#"echo "hello $GREETING"; pwd; echo oops >&2; exec sleep 30"#);
     echo.env.insert("GREETING".into(), "mesh".into());
@@ -163,9 +169,7 @@ async fn a_crashing_process_with_restart_always_is_restarted_with_growing_backof
     let mut delays = Vec::new();
     eventually("five restarts were announced", || {
         while let Ok(event) = h.events.try_recv() {
-            if let SupervisorEvent::Changed { message, .. } = event {
-                delays.extend(message.split_once("; starting again in ").map(|(_, delay)| delay.to_owned()));
-            }
+            delays.extend(event.message.split_once("; starting again in ").map(|(_, delay)| delay.to_owned()));
         }
         (delays.len() >= 5).then_some(())
     })
@@ -212,7 +216,7 @@ async fn with_restart_never_a_failed_process_is_not_restarted() {
 
 #[tokio::test]
 async fn stop_sends_sigterm_and_returns_once_the_process_has_exited() {
-    let mut h = harness().await;
+    let h = harness().await;
     let mut polite = sh("polite", "trap 'echo got TERM; exit 0' TERM; echo ready; while :; do sleep 0.05; done");
     polite.stop_grace = Duration::from_secs(10);
     h.supervisor.start(polite).await;

@@ -43,6 +43,8 @@ pub struct Config {
     pub chunks: usize,
     /// The pause before each streamed line after the first.
     pub chunk_delay: Duration,
+    /// The pause before each line of a streamed pull after the first.
+    pub pull_delay: Duration,
 }
 
 impl Config {
@@ -53,6 +55,7 @@ impl Config {
             registry: Vec::new(),
             chunks: 3,
             chunk_delay: Duration::ZERO,
+            pull_delay: Duration::ZERO,
         }
     }
 }
@@ -359,9 +362,10 @@ async fn chat(State(state): Shared, body: Bytes) -> Result<Response, Failed> {
     answer(state, body, true).await
 }
 
-/// The status lines of a pull; the model is added once `writing manifest`
-/// is sent. A name the registry lacks fails after `pulling manifest`, as the
-/// real server does.
+/// The status lines of a pull, `pull_delay` apart; the model is added once
+/// `writing manifest` is sent, so a client that hangs up before gets none. A
+/// name the registry lacks fails after `pulling manifest`, as the real server
+/// does.
 async fn pull(State(state): Shared, body: Bytes) -> Result<Response, Failed> {
     let request = body_json(&body)?;
     let model = model_of(&request)?;
@@ -386,12 +390,23 @@ async fn pull(State(state): Shared, body: Bytes) -> Result<Response, Failed> {
         lines.push(json!({"status": "verifying sha256 digest"}));
         lines.push(json!({"status": "writing manifest"}));
         lines.push(json!({"status": "success"}));
-        state.models.lock().unwrap().insert(full);
     } else {
         lines.push(json!({"error": missing}));
     }
-    let text: String = lines.iter().map(|line| format!("{line}\n")).collect();
-    Ok(ndjson(Body::from(text)))
+    let delay = state.config.pull_delay;
+    let stream = futures_util::stream::iter(lines.into_iter().enumerate()).then(move |(i, line)| {
+        let (state, full) = (state.clone(), full.clone());
+        async move {
+            if i > 0 {
+                tokio::time::sleep(delay).await;
+            }
+            if line["status"] == "writing manifest" {
+                state.models.lock().unwrap().insert(full);
+            }
+            Ok::<_, std::convert::Infallible>(format!("{line}\n"))
+        }
+    });
+    Ok(ndjson(Body::from_stream(stream)))
 }
 
 /// OpenAI's chat completions, the non-streamed answer and, with
