@@ -13,12 +13,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use tokio::time::Instant;
 
 use super::wire::HandoffRequest;
 use super::{ApiError, ApiState};

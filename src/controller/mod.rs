@@ -14,10 +14,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use self::queue::{Backoff, WorkQueue};
+use self::queue::WorkQueue;
 use self::state::{Bundle, ControllerState};
 use self::status::{ObjectKey, StatusStore};
 use crate::api_key::{self, ApiKey};
+use crate::backoff::{Jitter, KeyedBackoff, Policy};
 use crate::diagnostic::Diagnostic;
 use crate::handoff::store::HandoffStore;
 use crate::identity::{NODE_ID, NodeEnv};
@@ -37,10 +38,8 @@ use crate::syncthing::events::Notice;
 
 /// At most this many reconciles run at once.
 const MAX_CONCURRENT_RECONCILES: usize = 4;
-/// Backoff of a failing object: from this…
-const RETRY_BASE: Duration = Duration::from_secs(1);
-/// …doubling up to this.
-const RETRY_CAP: Duration = Duration::from_secs(300);
+/// Backoff of a failing object: from 1 s, doubling up to 5 minutes.
+const RETRY: Policy = Policy::new(Duration::from_secs(1), Duration::from_secs(300));
 /// How the Git source names itself in a snapshot's origin.
 const GIT_ORIGIN_PREFIX: &str = "git ";
 /// Resync when no Mesh says otherwise.
@@ -161,7 +160,7 @@ pub struct Controller {
     /// For reconcile tasks to report back.
     outbox: mpsc::Sender<Input>,
     queue: WorkQueue<ObjectKey>,
-    backoff: Backoff<ObjectKey>,
+    backoff: KeyedBackoff<ObjectKey>,
     /// The last error message per object, so a failure repeating is logged once.
     failing: HashMap<ObjectKey, String>,
     resync_every: Duration,
@@ -211,7 +210,7 @@ impl Controller {
             inbox,
             outbox: outbox.clone(),
             queue: WorkQueue::default(),
-            backoff: Backoff::new(RETRY_BASE, RETRY_CAP),
+            backoff: KeyedBackoff::new(RETRY, Jitter::random()),
             failing: HashMap::new(),
             resync_every: DEFAULT_RESYNC,
             next_resync: Instant::now() + DEFAULT_RESYNC,

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{Controller, Input, ReconcileCounts, Shared};
+use crate::backoff::{Jitter, KeyedBackoff};
 use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::{Kind, SourceFile};
 use crate::source::{Snapshot, SourceUpdate};
@@ -64,8 +65,10 @@ impl Harness {
         let (events, mut events_rx) = mpsc::unbounded_channel();
         let supervisor = Supervisor::new(state.path().to_owned(), events).await.unwrap();
         let env = NodeEnv::from_parts(None, [(NODE_ID.to_owned(), "a".to_owned())]).unwrap();
-        let (controller, shared, inbox) =
+        let (mut controller, shared, inbox) =
             Controller::new("a".into(), Arc::new(env), supervisor, state.path().to_owned());
+        // Exact retry times, so the tests can name them.
+        controller.backoff = KeyedBackoff::new(super::RETRY, Jitter::none());
         let forward = inbox.clone();
         tokio::spawn(async move {
             while let Some(event) = events_rx.recv().await {

@@ -29,6 +29,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::backoff::Jitter;
 use crate::manifest::kinds::RestartPolicy;
 use record::Records;
 use unit::Unit;
@@ -168,13 +169,23 @@ impl Supervisor {
         state_dir: PathBuf,
         events: mpsc::UnboundedSender<SupervisorEvent>,
     ) -> std::io::Result<Supervisor> {
+        Supervisor::with_jitter(state_dir, events, Jitter::random()).await
+    }
+
+    /// [`Supervisor::new`] whose restart delays are spread by `jitter`
+    /// ([`Jitter::none`]: exactly as the spec says, for tests that time them).
+    pub async fn with_jitter(
+        state_dir: PathBuf,
+        events: mpsc::UnboundedSender<SupervisorEvent>,
+        jitter: Jitter,
+    ) -> std::io::Result<Supervisor> {
         std::fs::create_dir_all(&state_dir)?;
         let (records, earlier) = Records::open(&state_dir);
         let leftovers: Vec<_> = earlier.iter().map(record::Record::leftover).collect();
         process::stop_leftovers(&leftovers, LEFTOVER_GRACE).await;
         // The leftovers are gone (or cannot be signalled by us): forget them.
         records.save();
-        let context = unit::Context::new(events, Arc::new(records))?;
+        let context = unit::Context::new(events, Arc::new(records), jitter)?;
         Ok(Supervisor { inner: Arc::new(Inner { units: Mutex::new(BTreeMap::new()), context: Arc::new(context) }) })
     }
 
@@ -309,7 +320,7 @@ mod tests {
     async fn a_program_that_cannot_start_is_retried_with_doubling_backoff_up_to_the_max() {
         let state = tempfile::tempdir().unwrap();
         let (events, mut received) = mpsc::unbounded_channel();
-        let supervisor = Supervisor::new(state.path().to_owned(), events).await.unwrap();
+        let supervisor = Supervisor::with_jitter(state.path().to_owned(), events, Jitter::none()).await.unwrap();
         let started = Instant::now();
         supervisor.start(spec(&["/nonexistent/agentmesh-test-program"])).await;
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use agentmesh::backoff::Jitter;
 use agentmesh::manifest::kinds::RestartPolicy;
 use agentmesh::supervisor::{Phase, Probe, ProcessSpec, Supervisor, SupervisorEvent, UnitStatus};
 use tempfile::TempDir;
@@ -23,7 +24,8 @@ struct Harness {
 async fn harness() -> Harness {
     let state = tempfile::tempdir().unwrap();
     let (sender, events) = mpsc::unbounded_channel();
-    let supervisor = Supervisor::new(state.path().to_owned(), sender).await.unwrap();
+    // Exact restart delays: a test reads them from the status messages.
+    let supervisor = Supervisor::with_jitter(state.path().to_owned(), sender, Jitter::none()).await.unwrap();
     Harness { supervisor, events, state }
 }
 
