@@ -1,6 +1,6 @@
 //! Capped exponential backoff with jitter: the one retry schedule of the work
-//! queue, Service restarts, model pulls, the Git source and the Syncthing event
-//! follower. A leaf: it imports nothing else from the crate.
+//! queue, Service restarts, model pulls, the Git source, the Syncthing event
+//! follower and the peer prober. A leaf: it imports nothing else from the crate.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
@@ -27,7 +27,7 @@ impl Policy {
     /// the first failure). Zero failures count as one.
     pub fn delay(&self, failures: u32) -> Duration {
         let doublings = failures.saturating_sub(1);
-        self.initial.saturating_mul(2u32.saturating_pow(doublings)).min(self.max()).max(self.initial)
+        self.initial.saturating_mul(2u32.saturating_pow(doublings)).min(self.max())
     }
 
     fn max(&self) -> Duration {
@@ -79,8 +79,8 @@ impl Jitter {
         let spread_ms = nominal_ms / 100 * SPREAD_PERCENT + nominal_ms % 100 * SPREAD_PERCENT / 100;
         // A value in [nominal - spread, nominal + spread].
         let offset = draw % (2 * spread_ms + 1);
-        let spread = Duration::from_millis((nominal_ms - spread_ms).saturating_add(offset));
-        spread.clamp(policy.initial, policy.max())
+        let jittered = Duration::from_millis((nominal_ms - spread_ms).saturating_add(offset));
+        jittered.clamp(policy.initial, policy.max())
     }
 
     fn draw(&mut self) -> Option<u64> {
