@@ -4,6 +4,7 @@
 pub mod api;
 pub mod api_key;
 pub mod atomic_file;
+pub mod backoff;
 pub mod cli;
 pub mod client;
 pub mod config;

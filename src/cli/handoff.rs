@@ -5,7 +5,9 @@
 //! owner at the old epoch.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::{Outcome, local_client, runtime};
 use crate::api::wire::HandoffRequest;

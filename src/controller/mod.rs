@@ -18,11 +18,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use self::queue::{Backoff, WorkQueue};
+use self::queue::WorkQueue;
 use self::state::{Bundle, ControllerState};
 use self::status::{ObjectKey, StatusStore, StatusStream};
 use self::tasks::TaskSet;
 use crate::api_key::{self, ApiKey};
+use crate::backoff::{Jitter, KeyedBackoff, Policy};
 use crate::diagnostic::Diagnostic;
 use crate::handoff::store::HandoffStore;
 use crate::identity::{NODE_ID, NodeEnv};
@@ -43,10 +44,8 @@ use crate::syncthing::events::Notice;
 
 /// At most this many reconciles run at once.
 const MAX_CONCURRENT_RECONCILES: usize = 4;
-/// Backoff of a failing object: from this…
-const RETRY_BASE: Duration = Duration::from_secs(1);
-/// …doubling up to this.
-const RETRY_CAP: Duration = Duration::from_secs(300);
+/// Backoff of a failing object: from 1 s, doubling up to 5 minutes.
+const RETRY: Policy = Policy::new(Duration::from_secs(1), Duration::from_secs(300));
 /// How the Git source names itself in a snapshot's origin.
 const GIT_ORIGIN_PREFIX: &str = "git ";
 /// Resync when no Mesh says otherwise.
@@ -165,7 +164,7 @@ pub struct Controller {
     /// The reconciles under way; each returns its result here.
     reconciles: JoinSet<Reconciled>,
     queue: WorkQueue<ObjectKey>,
-    backoff: Backoff<ObjectKey>,
+    backoff: KeyedBackoff<ObjectKey>,
     /// The last error message per object, so a failure repeating is logged once.
     failing: HashMap<ObjectKey, String>,
     resync_every: Duration,
@@ -221,7 +220,7 @@ impl Controller {
             unit_changes,
             reconciles: JoinSet::new(),
             queue: WorkQueue::default(),
-            backoff: Backoff::new(RETRY_BASE, RETRY_CAP),
+            backoff: KeyedBackoff::new(RETRY, Jitter::random()),
             failing: HashMap::new(),
             resync_every: DEFAULT_RESYNC,
             next_resync: Instant::now() + DEFAULT_RESYNC,

@@ -1,11 +1,10 @@
 //! The work queue: object keys waiting to be reconciled, each at most once, the
 //! earliest requested time winning; a key that is being reconciled is never handed
-//! out twice, and a request that arrives meanwhile runs once it is done. Per-key
-//! backoff grows on failure and resets on success.
+//! out twice, and a request that arrives meanwhile runs once it is done. When a
+//! failed key runs again is `crate::backoff`'s to say.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
-use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -97,34 +96,10 @@ impl<K: Clone + Eq + Hash + Ord> WorkQueue<K> {
     }
 }
 
-/// Capped exponential backoff per key: `base`, `2*base`, … up to `cap`, back to
-/// `base` after a success.
-pub struct Backoff<K> {
-    base: Duration,
-    cap: Duration,
-    failures: HashMap<K, u32>,
-}
-
-impl<K: Eq + Hash> Backoff<K> {
-    pub fn new(base: Duration, cap: Duration) -> Self {
-        Backoff { base, cap, failures: HashMap::new() }
-    }
-
-    /// The delay before retrying `key` after one more failure.
-    pub fn failed(&mut self, key: K) -> Duration {
-        let failures = self.failures.entry(key).or_insert(0);
-        let delay = self.base.saturating_mul(2u32.saturating_pow(*failures)).min(self.cap);
-        *failures = failures.saturating_add(1);
-        delay
-    }
-
-    pub fn succeeded(&mut self, key: &K) {
-        self.failures.remove(key);
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn secs(n: u64) -> Duration {
@@ -170,15 +145,5 @@ mod tests {
         assert_eq!(queue.pop_due(now), Some("a"));
         queue.finish(&"a", None);
         assert_eq!(queue.next_due(), None);
-    }
-
-    #[test]
-    fn backoff_doubles_to_its_cap_and_resets_on_success() {
-        let mut backoff = Backoff::new(secs(1), secs(10));
-        let delays: Vec<u64> = (0..6).map(|_| backoff.failed("a").as_secs()).collect();
-        assert_eq!(delays, [1, 2, 4, 8, 10, 10]);
-        assert_eq!(backoff.failed("b").as_secs(), 1, "keys back off independently");
-        backoff.succeeded(&"a");
-        assert_eq!(backoff.failed("a").as_secs(), 1);
     }
 }

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::status::StatusStream;
 use super::{Controller, Input, ReconcileCounts, Shared};
+use crate::backoff::{Jitter, KeyedBackoff};
 use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::{Kind, SourceFile};
 use crate::source::{Snapshot, SourceUpdate};
@@ -66,8 +67,10 @@ impl Harness {
         let stream = StatusStream::default();
         let (supervisor, changes) = Supervisor::new(state.path().to_owned(), Arc::new(stream.clone())).await.unwrap();
         let env = NodeEnv::from_parts(None, [(NODE_ID.to_owned(), "a".to_owned())]).unwrap();
-        let (controller, shared, inbox) =
+        let (mut controller, shared, inbox) =
             Controller::new("a".into(), Arc::new(env), supervisor, changes, stream, state.path().to_owned());
+        // Exact retry times, so the tests can name them.
+        controller.backoff = KeyedBackoff::new(super::RETRY, Jitter::none());
         let (stop, stopped) = oneshot::channel();
         let controller = tokio::spawn(controller.run(async {
             let _ = stopped.await;

@@ -24,6 +24,7 @@ use super::peers::{PeerState, Peers};
 use super::router::SetInForce;
 use crate::api::wire::{API_VERSION, Health, ReconcileRequest};
 use crate::api_key::ApiKey;
+use crate::backoff::Policy;
 use crate::metrics::Metrics;
 use crate::net::{self, root_cause};
 use crate::tailscale::TailscaleClient;
@@ -125,7 +126,7 @@ impl ProbeState {
             }
             Err(reason) => {
                 self.failures = self.failures.saturating_add(1);
-                self.next = now + offline_delay(self.failures);
+                self.next = now + OFFLINE_BACKOFF.delay(self.failures);
                 let was = self.online.replace(false);
                 if was == Some(false) {
                     return None;
@@ -137,11 +138,9 @@ impl ProbeState {
     }
 }
 
-/// The wait after the `failures`-th failed probe in a row: 2 s, 4 s, then 5 s.
-fn offline_delay(failures: u32) -> Duration {
-    let doubled = OFFLINE_BASE.saturating_mul(1 << failures.saturating_sub(1).min(16));
-    doubled.min(OFFLINE_CAP)
-}
+/// The wait after each failed probe in a row: 2 s, 4 s, then 5 s. No jitter:
+/// one probe of one peer has no crowd to spread.
+const OFFLINE_BACKOFF: Policy = Policy::new(OFFLINE_BASE, OFFLINE_CAP);
 
 /// The probe over HTTP, with [`PROBE_TIMEOUT`].
 #[derive(Clone)]

@@ -6,16 +6,17 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::task::{AbortHandle, JoinSet};
 
 use super::{OllamaClient, PullProgress};
+use crate::backoff::{Jitter, Policy};
 
-/// A failed pull is tried again after this…
-const RETRY_BASE: Duration = Duration::from_secs(10);
-/// …doubling up to this.
-const RETRY_CAP: Duration = Duration::from_secs(600);
+/// A failed pull is tried again after 10 s, doubling up to 10 minutes.
+const RETRY: Policy = Policy::new(Duration::from_secs(10), Duration::from_secs(600));
 
 /// How one missing model is doing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,10 +55,6 @@ fn due(state: Option<&PullState>, now: Instant) -> bool {
         Some(PullState::Pulling(_) | PullState::Pulled) => false,
         Some(PullState::Failed { retry_at, .. }) => now >= *retry_at,
     }
-}
-
-fn retry_after(failures: u32) -> Duration {
-    RETRY_BASE.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1))).min(RETRY_CAP)
 }
 
 /// The pulls of this controller, by (Ollama, model). Cheap to clone.
@@ -181,7 +178,7 @@ async fn pull(table: Weak<Mutex<Table>>, client: OllamaClient, key: PullKey, fai
         Err(error) => {
             let failures = failures + 1;
             tracing::warn!(model = key.1, %error, failures, "model pull failed");
-            let retry_at = Instant::now() + retry_after(failures);
+            let retry_at = Instant::now() + Jitter::random().delay(&RETRY, failures);
             set(PullState::Failed { error: error.to_string(), failures, retry_at }, true);
         }
     }
@@ -220,7 +217,7 @@ mod tests {
 
     #[test]
     fn retries_back_off_to_a_cap() {
-        let waits: Vec<u64> = (1..=8).map(|n| retry_after(n).as_secs()).collect();
+        let waits: Vec<u64> = (1..=8).map(|n| RETRY.delay(n).as_secs()).collect();
         assert_eq!(waits, [10, 20, 40, 80, 160, 320, 600, 600]);
     }
 

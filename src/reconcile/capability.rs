@@ -371,7 +371,7 @@ async fn ensure_models(ctx: &Context, name: &str, spec: &CapabilitySpec, address
         }
     };
     let missing = ctx.pulls.ensure(name, &client, &present, &wanted);
-    let now = std::time::Instant::now();
+    let now = tokio::time::Instant::now();
     outcome.details.insert("models".into(), format!("{} of {} present", wanted.len() - missing.len(), wanted.len()));
     for (model, state) in &missing {
         outcome.details.insert(format!("model/{model}"), state.describe(now));

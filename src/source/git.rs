@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::{Snapshot, SourceUpdate};
-use crate::controller::queue::Backoff;
+use crate::backoff::{Backoff, Jitter, Policy};
 use crate::diagnostic::Diagnostic;
 use crate::git::tree::{self, FileKind};
 use crate::git::{Git, GitError};
@@ -73,7 +73,8 @@ pub async fn run(
 ) {
     let mut reporter = Reporter::new(&settings);
     let interval = settings.interval.max(MIN_INTERVAL);
-    let mut backoff = Backoff::new(FIRST_RETRY, interval.min(MAX_RETRY));
+    let most = interval.min(MAX_RETRY);
+    let mut backoff = Backoff::new(Policy::new(FIRST_RETRY.min(most), most), Jitter::random());
     loop {
         let known = reporter.sent.clone();
         let round = {
@@ -84,10 +85,10 @@ pub async fn run(
         };
         let wait = match &round {
             Ok(_) => {
-                backoff.succeeded(&());
+                backoff.succeeded();
                 interval
             }
-            Err(_) => backoff.failed(()),
+            Err(_) => backoff.failed(),
         };
         for update in reporter.report(round) {
             if updates.send(update).await.is_err() {

@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::backoff::Jitter;
 pub use logs::LogSink;
 use record::Records;
 pub use spec::{Probe, ProcessSpec};
@@ -77,6 +78,16 @@ impl Supervisor {
         state_dir: PathBuf,
         logs: Arc<dyn LogSink>,
     ) -> std::io::Result<(Supervisor, mpsc::Receiver<UnitChanged>)> {
+        Supervisor::with_jitter(state_dir, logs, Jitter::random()).await
+    }
+
+    /// [`Supervisor::new`] whose restart delays are spread by `jitter`
+    /// ([`Jitter::none`]: exactly as the spec says, for tests that time them).
+    pub async fn with_jitter(
+        state_dir: PathBuf,
+        logs: Arc<dyn LogSink>,
+        jitter: Jitter,
+    ) -> std::io::Result<(Supervisor, mpsc::Receiver<UnitChanged>)> {
         std::fs::create_dir_all(&state_dir)?;
         let (records, earlier) = Records::open(&state_dir);
         let leftovers: Vec<_> = earlier.iter().map(record::Record::leftover).collect();
@@ -84,7 +95,7 @@ impl Supervisor {
         // The leftovers are gone (or cannot be signalled by us): forget them.
         records.save();
         let (changes, changed) = mpsc::channel(CHANGES_CAPACITY);
-        let context = unit::Context::new(changes, logs, Arc::new(records))?;
+        let context = unit::Context::new(changes, logs, Arc::new(records), jitter)?;
         let inner = Inner { units: Mutex::new(BTreeMap::new()), context: Arc::new(context) };
         Ok((Supervisor { inner: Arc::new(inner) }, changed))
     }
@@ -173,8 +184,9 @@ mod tests {
         fn send(&self, _line: LogLine) {}
     }
 
+    /// A supervisor whose restart delays are exactly as the spec says.
     async fn supervisor(state: &std::path::Path) -> (Supervisor, mpsc::Receiver<UnitChanged>) {
-        Supervisor::new(state.to_owned(), Arc::new(Discard)).await.unwrap()
+        Supervisor::with_jitter(state.to_owned(), Arc::new(Discard), Jitter::none()).await.unwrap()
     }
 
     fn spec(command: &[&str]) -> ProcessSpec {

@@ -21,6 +21,7 @@ use super::record::{Record, RecordGuard, Records};
 use super::spec::{Probe, ProcessSpec};
 use super::status::{LogLine, Phase, UnitChanged, UnitStatus};
 use super::sync::lock;
+use crate::backoff::{Backoff, Jitter, Policy};
 use crate::manifest::kinds::RestartPolicy;
 
 /// The start grace: a process that stayed up this long had started fine, and
@@ -32,14 +33,15 @@ const STABLE_AFTER: Duration = Duration::from_secs(10);
 const MIN_BACKOFF: Duration = Duration::from_millis(10);
 
 /// What every unit shares: where changes and output lines go, the record of
-/// running processes, the thread that spawns them, and the client the http
-/// probes use.
+/// running processes, the thread that spawns them, the client the http
+/// probes use, and the jitter of restart delays.
 pub(super) struct Context {
     changes: mpsc::Sender<UnitChanged>,
     logs: Arc<dyn LogSink>,
     pub(super) records: Arc<Records>,
     spawner: Spawner,
     http: reqwest::Client,
+    jitter: Jitter,
 }
 
 impl Context {
@@ -47,9 +49,10 @@ impl Context {
         changes: mpsc::Sender<UnitChanged>,
         logs: Arc<dyn LogSink>,
         records: Arc<Records>,
+        jitter: Jitter,
     ) -> io::Result<Context> {
         let http = probe::client().map_err(io::Error::other)?;
-        Ok(Context { changes, logs, records, spawner: Spawner::new()?, http })
+        Ok(Context { changes, logs, records, spawner: Spawner::new()?, http, jitter })
     }
 }
 
@@ -196,7 +199,7 @@ impl Runner {
         if let Some(previous) = previous {
             previous.stop().await;
         }
-        let mut backoff = Backoff::new(self.spec.backoff_initial, self.spec.backoff_max);
+        let mut backoff = Backoff::new(restart_policy(&self.spec), self.context.jitter.clone());
         let mut restarts = 0;
         while let Some(ended) = self.run_once(restarts).await {
             if !restarts_after(self.spec.restart, ended.success) {
@@ -217,7 +220,10 @@ impl Runner {
                 stop_requested(&mut self.stop).await;
                 break;
             }
-            let delay = backoff.next_delay(ended.stable);
+            if ended.stable {
+                backoff.succeeded();
+            }
+            let delay = backoff.failed();
             self.shared
                 .update(|status| {
                     // A spawn failure stays `Exited` while it waits: nothing ran.
@@ -452,27 +458,9 @@ fn judge_run(uptime: Duration, became_healthy: bool, port_held: Option<u16>) -> 
     Judged { stable: !young || (became_healthy && port_in_use.is_none()), port_in_use }
 }
 
-struct Backoff {
-    initial: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(initial: Duration, max: Duration) -> Backoff {
-        let initial = initial.max(MIN_BACKOFF);
-        Backoff { initial, max: max.max(initial), next: initial }
-    }
-
-    /// The delay before the next start, after a run that was `stable` or not.
-    fn next_delay(&mut self, stable: bool) -> Duration {
-        if stable {
-            self.next = self.initial;
-        }
-        let delay = self.next;
-        self.next = delay.saturating_mul(2).min(self.max);
-        delay
-    }
+/// The spec's restart delays, never shorter than [`MIN_BACKOFF`].
+fn restart_policy(spec: &ProcessSpec) -> Policy {
+    Policy::new(spec.backoff_initial.max(MIN_BACKOFF), spec.backoff_max)
 }
 
 /// A running process and its line in `processes.json`. The fields drop in this
@@ -504,27 +492,41 @@ mod tests {
         Duration::from_millis(millis)
     }
 
+    fn restart_delays(initial: Duration, max: Duration, failures: u32) -> Vec<Duration> {
+        let spec = ProcessSpec { backoff_initial: initial, backoff_max: max, ..test_spec() };
+        (1..=failures).map(|n| restart_policy(&spec).delay(n)).collect()
+    }
+
     #[test]
     fn backoff_doubles_up_to_the_max() {
-        let mut backoff = Backoff::new(ms(50), ms(400));
-        let delays: Vec<_> = (0..6).map(|_| backoff.next_delay(false)).collect();
-        assert_eq!(delays, [ms(50), ms(100), ms(200), ms(400), ms(400), ms(400)]);
+        assert_eq!(restart_delays(ms(50), ms(400), 6), [ms(50), ms(100), ms(200), ms(400), ms(400), ms(400)]);
     }
 
     #[test]
     fn backoff_starts_over_after_a_stable_run() {
-        let mut backoff = Backoff::new(ms(50), ms(400));
-        backoff.next_delay(false);
-        backoff.next_delay(false);
-        assert_eq!(backoff.next_delay(true), ms(50));
-        assert_eq!(backoff.next_delay(false), ms(100));
+        let spec = ProcessSpec { backoff_initial: ms(50), backoff_max: ms(400), ..test_spec() };
+        let mut backoff = Backoff::new(restart_policy(&spec), Jitter::none());
+        backoff.failed();
+        backoff.failed();
+        backoff.succeeded();
+        assert_eq!(backoff.failed(), ms(50));
+        assert_eq!(backoff.failed(), ms(100));
     }
 
     #[test]
     fn backoff_never_spins_even_when_configured_to_zero() {
-        let mut backoff = Backoff::new(Duration::ZERO, Duration::ZERO);
-        assert_eq!(backoff.next_delay(false), MIN_BACKOFF);
-        assert_eq!(backoff.next_delay(false), MIN_BACKOFF);
+        assert_eq!(restart_delays(Duration::ZERO, Duration::ZERO, 2), [MIN_BACKOFF, MIN_BACKOFF]);
+    }
+
+    #[test]
+    fn jittered_restart_delays_stay_within_the_specs_initial_and_max() {
+        let spec = ProcessSpec { backoff_initial: ms(100), backoff_max: ms(800), ..test_spec() };
+        for seed in 0..50 {
+            let mut backoff = Backoff::new(restart_policy(&spec), Jitter::seeded(seed));
+            for _ in 0..8 {
+                assert!((ms(100)..=ms(800)).contains(&backoff.failed()), "seed {seed}");
+            }
+        }
     }
 
     #[test]
@@ -566,9 +568,9 @@ mod tests {
         assert_eq!(describe(&Ok(ExitStatus::from_raw(9))), "killed by signal 9");
     }
 
-    #[test]
-    fn an_empty_command_cannot_start() {
-        let spec = ProcessSpec {
+    /// A spec with an empty command.
+    fn test_spec() -> ProcessSpec {
+        ProcessSpec {
             name: "empty".into(),
             command: Vec::new(),
             env: BTreeMap::new(),
@@ -578,7 +580,11 @@ mod tests {
             backoff_initial: ms(10),
             backoff_max: ms(10),
             stop_grace: ms(10),
-        };
-        assert_eq!(command(&spec).unwrap_err().to_string(), "the command is empty");
+        }
+    }
+
+    #[test]
+    fn an_empty_command_cannot_start() {
+        assert_eq!(command(&test_spec()).unwrap_err().to_string(), "the command is empty");
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::Client;
+use crate::backoff::{Backoff, Jitter, Policy};
 
 /// The events that can make a SyncFolder's state or config differ from the
 /// last reconcile: a config change (the GUI included), folder state and
@@ -31,10 +32,8 @@ const FILE_EVENTS: &[&str] = &["LocalIndexUpdated", "ItemFinished"];
 const POLL: Duration = Duration::from_secs(30);
 /// Events that come together are told as one, after this pause.
 const SETTLE: Duration = Duration::from_millis(300);
-/// While Syncthing cannot be reached: from this…
-const RETRY_BASE: Duration = Duration::from_secs(1);
-/// …doubling up to this.
-const RETRY_CAP: Duration = Duration::from_secs(30);
+/// While Syncthing cannot be reached: retries from 1 s, doubling up to 30 s.
+const RETRY: Policy = Policy::new(Duration::from_secs(1), Duration::from_secs(30));
 
 /// What the controller hears.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +51,7 @@ pub enum Notice {
 pub async fn follow(client: Client, notices: mpsc::Sender<Notice>) {
     let mut since = 0;
     let mut started: Option<String> = None;
-    let mut retry = RETRY_BASE;
+    let mut retry = Backoff::new(RETRY, Jitter::random());
     let mut down = false;
     while !notices.is_closed() {
         let status = match client.system_status().await {
@@ -62,8 +61,7 @@ pub async fn follow(client: Client, notices: mpsc::Sender<Notice>) {
                     tracing::debug!(%error, "not following Syncthing's events while it cannot be reached");
                     down = true;
                 }
-                tokio::time::sleep(retry).await;
-                retry = (retry * 2).min(RETRY_CAP);
+                tokio::time::sleep(retry.failed()).await;
                 continue;
             }
         };
@@ -74,7 +72,7 @@ pub async fn follow(client: Client, notices: mpsc::Sender<Notice>) {
         }
         if down || restarted {
             down = false;
-            retry = RETRY_BASE;
+            retry.succeeded();
             if notices.send(Notice::Back).await.is_err() {
                 return;
             }
@@ -92,7 +90,7 @@ pub async fn follow(client: Client, notices: mpsc::Sender<Notice>) {
                 }
             }
             // Down, or restarting: the status call above tells which.
-            Err(_) => tokio::time::sleep(RETRY_BASE).await,
+            Err(_) => tokio::time::sleep(RETRY.delay(1)).await,
         }
     }
 }

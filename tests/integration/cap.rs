@@ -15,9 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
-use crate::daemons::{Daemon, KEY, LAPTOP, MINI, laptop_and_mini, same_port_on};
+use crate::support::daemon::{Daemon, LAPTOP, MINI, laptop_and_mini, same_port_on};
 
 /// The pause between the chunks of `/stream`.
 const CHUNK_DELAY: Duration = Duration::from_millis(300);
@@ -90,7 +89,6 @@ async fn stream(State(sent): State<Arc<Mutex<Vec<Instant>>>>) -> Response {
 }
 
 struct Mesh {
-    _dir: TempDir,
     laptop: Daemon,
     _mini: Daemon,
     laptop_echo: Echo,
@@ -99,7 +97,6 @@ struct Mesh {
 
 impl Mesh {
     async fn start() -> Mesh {
-        let dir = tempfile::tempdir().unwrap();
         let (laptop_listener, mini_listener) = same_port_on(LAPTOP, MINI).await;
         let port = laptop_listener.local_addr().unwrap().port();
         let (laptop_echo, mini_echo) = (Echo::start(laptop_listener, "laptop"), Echo::start(mini_listener, "mini"));
@@ -108,8 +105,8 @@ impl Mesh {
              spec: {{provider: http, placement: {{prefer: [mini], fallback: [laptop]}}, \
              endpoint: {{port: {port}, path: /base, healthPath: /health}}}}\n"
         );
-        let (laptop, mini) = laptop_and_mini(dir.path(), &capability).await;
-        let mesh = Mesh { _dir: dir, laptop, _mini: mini, laptop_echo, mini_echo };
+        let (laptop, mini) = laptop_and_mini(&capability).await;
+        let mesh = Mesh { laptop, _mini: mini, laptop_echo, mini_echo };
         mesh.laptop.served_by("echo", "mini").await;
         mesh
     }
@@ -120,7 +117,7 @@ async fn any_request_passes_through_to_the_serving_node_and_fails_over_on_a_refu
     let mut mesh = Mesh::start().await;
     let http = reqwest::Client::new();
     let url = mesh.laptop.url("/cap/echo/some/path?q=1&r");
-    let put = || http.put(&url).bearer_auth(KEY).header("x-custom", "kept").body("the body");
+    let put = || http.put(&url).bearer_auth(Daemon::KEY).header("x-custom", "kept").body("the body");
     let answer: Value = put().send().await.unwrap().json().await.unwrap();
     assert_eq!(
         answer,
@@ -130,12 +127,12 @@ async fn any_request_passes_through_to_the_serving_node_and_fails_over_on_a_refu
     );
     for (path, expected) in [("/cap/echo", "/"), ("/cap/echo/", "/"), ("/cap/echo/base", "/base")] {
         let answer: Value =
-            http.delete(mesh.laptop.url(path)).bearer_auth(KEY).send().await.unwrap().json().await.unwrap();
+            http.delete(mesh.laptop.url(path)).bearer_auth(Daemon::KEY).send().await.unwrap().json().await.unwrap();
         assert_eq!((answer["method"].as_str(), answer["path"].as_str()), (Some("DELETE"), Some(expected)), "{path}");
     }
 
     // Streamed through both daemons as it comes, not once it is complete.
-    let response = http.get(mesh.laptop.url("/cap/echo/stream")).bearer_auth(KEY).send().await.unwrap();
+    let response = http.get(mesh.laptop.url("/cap/echo/stream")).bearer_auth(Daemon::KEY).send().await.unwrap();
     let mut chunks = response.bytes_stream();
     let first = chunks.next().await.unwrap().unwrap();
     let first_received = Instant::now();
@@ -149,7 +146,7 @@ async fn any_request_passes_through_to_the_serving_node_and_fails_over_on_a_refu
     assert!(first_received < sent[2], "the first chunk was held back until the last was sent: {sent:?}");
 
     // The mesh API's errors, as JSON.
-    let unknown = http.get(mesh.laptop.url("/cap/ecoh/x")).bearer_auth(KEY).send().await.unwrap();
+    let unknown = http.get(mesh.laptop.url("/cap/ecoh/x")).bearer_auth(Daemon::KEY).send().await.unwrap();
     assert_eq!(unknown.status(), 404);
     let body: Value = unknown.json().await.unwrap();
     assert_eq!(body["error"], "unknown_capability");

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::daemons::{MINI, free_port, laptop_and_mini};
+use crate::support::daemon::{MINI, free_port_on, laptop_and_mini};
 use crate::support::venv_python;
 
 /// The version `.ci/run` installs.
@@ -59,7 +59,7 @@ async fn the_chromadb_client_on_the_laptop_uses_the_minis_chroma_through_both_da
     let python = chroma_python();
     let chroma = python.with_file_name("chroma");
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port(MINI);
+    let port = free_port_on(MINI);
     let data = dir.path().join("chroma-data");
     let chroma_yaml = format!(
         "apiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata: {{name: chroma}}\nspec:\n  nodes: [mini]\n  \
@@ -75,10 +75,10 @@ async fn the_chromadb_client_on_the_laptop_uses_the_minis_chroma_through_both_da
         chroma = chroma.display(),
         data = data.display(),
     );
-    let (laptop, _mini) = laptop_and_mini(dir.path(), &chroma_yaml).await;
+    let (laptop, _mini) = laptop_and_mini(&chroma_yaml).await;
     laptop.served_by("vector_db", "mini").await;
 
-    let state = dir.path().join("state-laptop");
+    let state = laptop.path().join("state");
     let agent = |script: &'static str| {
         let state = state.clone();
         async move {

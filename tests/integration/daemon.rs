@@ -17,7 +17,6 @@ mod peers;
 mod sessions;
 mod settle;
 mod state_folder;
-mod support;
 mod sync;
 mod tailnet;
 
@@ -26,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use self::support::{
+/// What the daemon tests reach as `super::support`.
+use crate::support::daemon as support;
+use crate::support::daemon::{
     Daemon, Marker, NODE, detail, eventually, free_port, http_get, is_dead, kill, object_in, python, service, sleeper,
     web,
 };

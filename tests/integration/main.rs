@@ -11,7 +11,6 @@ mod cap;
 mod chroma;
 mod containment;
 mod daemon;
-mod daemons;
 mod errors;
 mod examples;
 mod fuzz;

@@ -4,16 +4,17 @@
 //! and a Capability `llm_inference` that prefers the mini and falls back to
 //! the laptop. The client always talks to the laptop's `/ollama`.
 
+use std::future::ready;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
-use crate::daemons::{Daemon, KEY, LAPTOP, MINI, laptop_and_mini, same_port_on};
+use crate::support::daemon::{Daemon, LAPTOP, MINI, laptop_and_mini, same_port_on};
 use crate::support::ollama::{Config, FakeOllama, allowed_host};
 use crate::support::venv_python;
+use crate::support::wait::eventually_async_within;
 
 /// The version of the client `.ci/run` installs.
 const CLIENT_VERSION: &str = "0.6.3";
@@ -63,7 +64,6 @@ const PRINT_ERROR: &str = "print(json.dumps({'status_code': e.status_code, 'erro
 
 /// The two nodes, their daemons and their fake Ollamas.
 struct Mesh {
-    _dir: TempDir,
     laptop: Daemon,
     mini: Daemon,
     laptop_ollama: FakeOllama,
@@ -80,7 +80,6 @@ impl Mesh {
     /// As `start`, with `more` added to the Capability's spec (flow style,
     /// starting with a comma). Both fakes can pull `newmodel`.
     async fn start_with(mini: impl FnOnce(&mut Config), more: &str) -> Mesh {
-        let dir = tempfile::tempdir().unwrap();
         let (laptop_listener, mini_listener) = same_port_on(LAPTOP, MINI).await;
         let port = laptop_listener.local_addr().unwrap().port();
         let mut laptop_config = Config::new("laptop", &["tiny"]);
@@ -94,9 +93,9 @@ impl Mesh {
             "apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {{name: llm_inference}}\n\
              spec: {{provider: ollama, placement: {{prefer: [mini], fallback: [laptop]}}, endpoint: {{port: {port}}}{more}}}\n"
         );
-        let (laptop, mini) = laptop_and_mini(dir.path(), &capability).await;
+        let (laptop, mini) = laptop_and_mini(&capability).await;
         laptop.served_by("llm_inference", "mini").await;
-        Mesh { _dir: dir, laptop, mini, laptop_ollama, mini_ollama }
+        Mesh { laptop, mini, laptop_ollama, mini_ollama }
     }
 
     /// `OLLAMA_HOST` for the laptop's proxy.
@@ -115,7 +114,7 @@ async fn generate_on_the_laptop_is_answered_by_the_minis_backend() {
          print(json.dumps(ollama.show('tiny').modelinfo))\n\
          try:\n    ollama.generate(model='absent', prompt='hi')\nexcept ollama.ResponseError as e:\n    {PRINT_ERROR}\n"
     );
-    let run = client(&mesh.laptop_host(), Some(KEY), &script).await;
+    let run = client(&mesh.laptop_host(), Some(Daemon::KEY), &script).await;
     assert_eq!(
         run.lines[0],
         json!({"response": "[mini] w1 w2", "done": true, "done_reason": "stop", "eval_count": 3}),
@@ -145,17 +144,17 @@ async fn generate_on_the_laptop_is_answered_by_the_minis_backend() {
     let foreign = "agent-work-laptop.tail1234.ts.net";
     let direct = http.get(format!("{}/api/tags", mesh.mini_ollama.url())).header("host", foreign).send().await.unwrap();
     assert_eq!((direct.status().as_u16(), direct.text().await.unwrap()), (403, String::new()));
-    let proxied = http.get(mesh.laptop.url("/ollama/api/tags")).header("host", foreign).bearer_auth(KEY);
+    let proxied = http.get(mesh.laptop.url("/ollama/api/tags")).header("host", foreign).bearer_auth(Daemon::KEY);
     let proxied = proxied.send().await.unwrap();
     assert_eq!(proxied.status(), 200);
     assert_eq!(proxied.json::<Value>().await.unwrap()["models"][0]["name"], "tiny:latest");
 
     // Ollama's root and its OpenAI-compatible API go through as well.
-    let root = http.get(mesh.laptop.url("/ollama/")).bearer_auth(KEY).send().await.unwrap();
+    let root = http.get(mesh.laptop.url("/ollama/")).bearer_auth(Daemon::KEY).send().await.unwrap();
     assert_eq!(root.text().await.unwrap(), "Ollama is running");
     let openai = http
         .post(mesh.laptop.url("/ollama/v1/chat/completions"))
-        .bearer_auth(KEY)
+        .bearer_auth(Daemon::KEY)
         .json(&json!({"model": "tiny", "messages": [{"role": "user", "content": "hi"}]}))
         .send()
         .await
@@ -172,7 +171,7 @@ async fn a_streamed_chat_reaches_the_client_before_the_backend_has_finished() {
     .await;
     let script = "for part in ollama.chat(model='tiny', messages=[{'role': 'user', 'content': 'hello'}], stream=True):\n    \
                   print(json.dumps({'t': time.time(), 'content': part.message.content, 'done': part.done}), flush=True)\n";
-    let run = client(&mesh.laptop_host(), Some(KEY), script).await;
+    let run = client(&mesh.laptop_host(), Some(Daemon::KEY), script).await;
     let contents: Vec<&str> = run.lines.iter().map(|line| line["content"].as_str().unwrap()).collect();
     assert_eq!(contents, ["[mini]", " w1", " w2", " w3", " w4", ""], "{run:?}");
     assert_eq!(run.lines.last().unwrap()["done"], true);
@@ -193,19 +192,19 @@ async fn a_streamed_chat_reaches_the_client_before_the_backend_has_finished() {
 async fn when_the_minis_daemon_and_backend_die_the_laptops_fallback_answers() {
     let mut mesh = Mesh::start(|_| {}).await;
     let generate = "print(json.dumps(ollama.generate(model='tiny', prompt='hi').response))\n";
-    let run = client(&mesh.laptop_host(), Some(KEY), generate).await;
+    let run = client(&mesh.laptop_host(), Some(Daemon::KEY), generate).await;
     assert_eq!(run.lines, [json!("[mini] w1 w2")]);
 
     // The mini's backend dies, its daemon lives: the mini says it sent nothing.
     mesh.mini_ollama.stop().await;
-    let run = client(&mesh.laptop_host(), Some(KEY), generate).await;
+    let run = client(&mesh.laptop_host(), Some(Daemon::KEY), generate).await;
     assert_eq!(run.lines, [json!("[laptop] w1 w2")], "{run:?}");
 
     // Both die. At once (the prober has not noticed: the refused connection
     // moves on), and again once the mini may be known to be down.
     mesh.mini.kill();
     let twice = format!("{generate}time.sleep(2.5)\n{generate}");
-    let run = client(&mesh.laptop_host(), Some(KEY), &twice).await;
+    let run = client(&mesh.laptop_host(), Some(Daemon::KEY), &twice).await;
     assert_eq!(run.lines, [json!("[laptop] w1 w2"), json!("[laptop] w1 w2")], "{run:?}");
     assert_eq!(mesh.laptop_ollama.seen().len(), 3);
     assert_eq!(mesh.mini_ollama.seen().len(), 1, "only the first call reached the mini");
@@ -215,7 +214,7 @@ async fn when_the_minis_daemon_and_backend_die_the_laptops_fallback_answers() {
     let script = format!(
         "try:\n    ollama.generate(model='tiny', prompt='hi')\nexcept ollama.ResponseError as e:\n    {PRINT_ERROR}\n"
     );
-    let run = client(&mesh.laptop_host(), Some(KEY), &script).await;
+    let run = client(&mesh.laptop_host(), Some(Daemon::KEY), &script).await;
     assert_eq!(run.lines[0]["status_code"], 503, "{run:?}");
     let error = run.lines[0]["error"].as_str().unwrap();
     assert!(error.starts_with("no node could serve capability \"llm_inference\": "), "{error}");
@@ -234,7 +233,7 @@ async fn a_missing_model_is_pulled_through_the_proxy_and_then_listed() {
          try:\n    list(ollama.pull('nosuchmodel', stream=True))\nexcept ollama.ResponseError as e:\n    {PRINT_ERROR}\n\
          try:\n    ollama.pull('nosuchmodel')\nexcept ollama.ResponseError as e:\n    {PRINT_ERROR}\n"
     );
-    let run = client(&mesh.laptop_host(), Some(KEY), &script).await;
+    let run = client(&mesh.laptop_host(), Some(Daemon::KEY), &script).await;
     let lines = &run.lines;
     assert_eq!(lines[0], json!(["tiny:latest"]), "{run:?}");
     let statuses: Vec<&str> = lines[1..9].iter().map(|line| line["status"].as_str().unwrap()).collect();
@@ -281,25 +280,22 @@ async fn meshctl_exec_gives_the_agent_the_proxy_and_the_declared_models_are_pull
     let mesh = Mesh::start_with(|_| {}, more).await;
     // The model the manifests name and neither fake has is pulled on each
     // node that may serve the capability, without anyone asking.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !(mesh.mini_ollama.models().contains(&"newmodel:latest".to_owned())
-        && mesh.laptop_ollama.models().contains(&"newmodel:latest".to_owned()))
-    {
-        assert!(tokio::time::Instant::now() < deadline, "newmodel was not pulled on both nodes");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let pulled = |ollama: &FakeOllama| ollama.models().contains(&"newmodel:latest".to_owned());
+    eventually_async_within(Duration::from_secs(20), "newmodel is pulled on both nodes", || {
+        ready((pulled(&mesh.mini_ollama) && pulled(&mesh.laptop_ollama)).then_some(()))
+    })
+    .await;
     let pulls: Vec<String> = mesh.mini_ollama.seen().iter().map(|s| format!("{} {}", s.method, s.path)).collect();
     assert_eq!(pulls.iter().filter(|call| *call == "POST /api/pull").count(), 1, "pulled once: {pulls:?}");
 
     // The agent is started the way the README says: `meshctl exec -- python …`
     // on the laptop, with the env the laptop's controller rendered.
-    let state = mesh._dir.path().join("state-laptop");
+    let state = mesh.laptop.path().join("state");
     let env_file = state.join("client.env");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&env_file).is_ok_and(|text| text.contains("OLLAMA_API_KEY")) {
-        assert!(tokio::time::Instant::now() < deadline, "client.env was not written");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually_async_within(Duration::from_secs(20), "client.env is written", || {
+        ready(std::fs::read_to_string(&env_file).is_ok_and(|text| text.contains("OLLAMA_API_KEY")).then_some(()))
+    })
+    .await;
     use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "client.env holds the key: owner only");

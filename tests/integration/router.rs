@@ -5,20 +5,19 @@
 //! make them.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
+use crate::support::Workspace;
+use crate::support::daemon::{Daemon, free_address, free_port_on, mesh_of, node_manifest, same_port_on};
+use crate::support::wait::eventually_async;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::routing::post;
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
-use crate::daemons::{Daemon, KEY, free_port, node_manifest, same_port_on};
-use crate::support::Workspace;
-
-const A: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
-const B: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
+const A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+const B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 
 /// Calls each endpoint took, by "node path".
 type Calls = Arc<Mutex<BTreeMap<String, usize>>>;
@@ -30,7 +29,6 @@ type Calls = Arc<Mutex<BTreeMap<String, usize>>>;
 /// - `only_b`: only `b` has a server on the endpoint port;
 /// - `nowhere`: no node has one.
 struct Mesh {
-    dir: TempDir,
     a: Daemon,
     b: Daemon,
     calls: Calls,
@@ -38,7 +36,6 @@ struct Mesh {
 
 impl Mesh {
     async fn start() -> Mesh {
-        let dir = tempfile::tempdir().unwrap();
         let calls = Calls::default();
         let (a_endpoint, b_endpoint) = same_port_on(A, B).await;
         let port = a_endpoint.local_addr().unwrap().port();
@@ -47,16 +44,14 @@ impl Mesh {
         let only_b = tokio::net::TcpListener::bind((B, 0)).await.unwrap();
         let only_b_port = only_b.local_addr().unwrap().port();
         serve_endpoint("b", only_b, calls.clone());
-        let nowhere_port = free_port(A);
-        let (a_api, b_api) = (SocketAddr::new(A, free_port(A)), SocketAddr::new(B, free_port(B)));
+        let nowhere_port = free_port_on(A);
+        let (a_api, b_api) = (free_address(A), free_address(B));
         let capability = |name: &str, port: u16, path: &str| {
             format!(
                 "apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {{name: {name}}}\n\
                  spec: {{provider: http, placement: {{prefer: [a], fallback: [b]}}, endpoint: {{port: {port}, path: {path}}}}}\n---\n"
             )
         };
-        let manifests = dir.path().join("manifests");
-        std::fs::create_dir(&manifests).unwrap();
         let text = [
             node_manifest("a", "primary", a_api),
             node_manifest("b", "satellite", b_api),
@@ -66,15 +61,13 @@ impl Mesh {
             capability("nowhere", nowhere_port, "/echo"),
         ]
         .concat();
-        std::fs::write(manifests.join("mesh.yaml"), text).unwrap();
 
-        let a = Daemon::start("a", a_api, &manifests, &dir.path().join("state-a"));
-        let b = Daemon::start("b", b_api, &manifests, &dir.path().join("state-b"));
+        let [a, b] = mesh_of([("a", a_api), ("b", b_api)], &text);
         a.ready().await;
         b.ready().await;
         a.sees_online("b").await;
         b.sees_online("a").await;
-        Mesh { dir, a, b, calls }
+        Mesh { a, b, calls }
     }
 
     fn calls(&self) -> BTreeMap<String, usize> {
@@ -84,10 +77,10 @@ impl Mesh {
     /// Runs `meshctl args…` as a user on node `a` would (its listen address and key).
     async fn meshctl_on_a(&self, args: &[&str]) -> crate::support::Run {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let listen = self.a.api.to_string();
+        let listen = self.a.api().to_string();
         tokio::task::spawn_blocking(move || {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            Workspace::new().run_with_env(&args, &[("MESH_LISTEN", &listen), ("MESH_API_KEY", KEY)])
+            Workspace::new().run_with_env(&args, &[("MESH_LISTEN", &listen), ("MESH_API_KEY", Daemon::KEY)])
         })
         .await
         .unwrap()
@@ -129,7 +122,7 @@ async fn route(daemon: &Daemon, body: Value, key: Option<&str>) -> (u16, Value) 
 
 /// The node that served a call, after checking it went through.
 async fn served_by(daemon: &Daemon, body: Value) -> String {
-    let (status, answer) = route(daemon, body, Some(KEY)).await;
+    let (status, answer) = route(daemon, body, Some(Daemon::KEY)).await;
     assert_eq!(status, 200, "{answer}");
     answer["node"].as_str().expect("a node").to_owned()
 }
@@ -137,7 +130,7 @@ async fn served_by(daemon: &Daemon, body: Value) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routing_follows_placement_and_the_preferred_node() {
     let mesh = Mesh::start().await;
-    let (status, answer) = route(&mesh.b, json!({"capability": "echo", "payload": {"n": 1}}), Some(KEY)).await;
+    let (status, answer) = route(&mesh.b, json!({"capability": "echo", "payload": {"n": 1}}), Some(Daemon::KEY)).await;
     assert_eq!(status, 200);
     assert_eq!(answer, json!({"node": "a", "status": 200, "body": {"node": "a", "payload": {"n": 1}}}));
     assert_eq!(served_by(&mesh.a, json!({"capability": "echo", "payload": 2})).await, "a");
@@ -173,21 +166,21 @@ async fn meshctl_route_prints_the_answer_and_the_node_that_served_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_preferred_node_is_failed_over_and_used_again_once_back() {
     let mut mesh = Mesh::start().await;
-    let (api, manifests, state) = (mesh.a.api, mesh.dir.path().join("manifests"), mesh.dir.path().join("state-a"));
     mesh.a.kill();
     assert_eq!(served_by(&mesh.b, json!({"capability": "echo", "payload": 1})).await, "b");
     assert_eq!(served_by(&mesh.b, json!({"capability": "echo", "payload": 2, "preferNode": "a"})).await, "b");
-    mesh.a = Daemon::start("a", api, &manifests, &state);
+    mesh.a.restart();
     mesh.a.ready().await;
     // Once b's prober sees a again (at once if it never saw it down; after
     // its next probe, 2 to 5 s, if it did), calls go back to a.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
-    let mut payload = 3;
-    while served_by(&mesh.b, json!({"capability": "echo", "payload": payload})).await != "a" {
-        assert!(tokio::time::Instant::now() < deadline, "b never routed to a again");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut payload = 2;
+    eventually_async("b routes to a again", || {
         payload += 1;
-    }
+        let body = json!({"capability": "echo", "payload": payload});
+        let b = &mesh.b;
+        async move { (served_by(b, body).await == "a").then_some(()) }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,7 +190,7 @@ async fn a_live_node_whose_endpoint_refuses_is_failed_over() {
     assert_eq!(served_by(&mesh.b, json!({"capability": "only_b", "payload": 1})).await, "b");
     // From a, its own endpoint refuses.
     assert_eq!(served_by(&mesh.a, json!({"capability": "only_b", "payload": 2})).await, "b");
-    let (status, answer) = route(&mesh.b, json!({"capability": "nowhere", "payload": 3}), Some(KEY)).await;
+    let (status, answer) = route(&mesh.b, json!({"capability": "nowhere", "payload": 3}), Some(Daemon::KEY)).await;
     assert_eq!((status, answer["error"].as_str()), (503, Some("unreachable")), "{answer}");
     let message = answer["message"].as_str().unwrap();
     let start = "no node could take the call for capability \"nowhere\": a: node \"a\" cannot reach its endpoint: ";
@@ -209,7 +202,7 @@ async fn a_live_node_whose_endpoint_refuses_is_failed_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endpoint_that_answers_500_is_not_tried_elsewhere() {
     let mesh = Mesh::start().await;
-    let (status, answer) = route(&mesh.b, json!({"capability": "fails", "payload": {}}), Some(KEY)).await;
+    let (status, answer) = route(&mesh.b, json!({"capability": "fails", "payload": {}}), Some(Daemon::KEY)).await;
     assert_eq!(status, 200, "the route worked; the endpoint's status is in the answer");
     assert_eq!(answer, json!({"node": "a", "status": 500, "body": {"error": "boom", "node": "a"}}));
     assert_eq!(mesh.calls().get("b /fail"), None, "b was not called");
@@ -223,18 +216,19 @@ async fn bad_calls_and_wrong_keys_get_json_errors_and_reach_no_endpoint() {
     let cases = [
         (echo.clone(), None, 401, "unauthorized"),
         (echo.clone(), Some("wrong-key"), 401, "unauthorized"),
-        (json!({"capability": "ecko", "payload": 1}), Some(KEY), 404, "unknown_capability"),
-        (json!({"capability": "echo", "payload": 1, "preferNode": "c"}), Some(KEY), 400, "bad_prefer_node"),
-        (json!({"capability": "echo", "payload": 1, "prefer_node": "b"}), Some(KEY), 400, "bad_request"),
+        (json!({"capability": "ecko", "payload": 1}), Some(Daemon::KEY), 404, "unknown_capability"),
+        (json!({"capability": "echo", "payload": 1, "preferNode": "c"}), Some(Daemon::KEY), 400, "bad_prefer_node"),
+        (json!({"capability": "echo", "payload": 1, "prefer_node": "b"}), Some(Daemon::KEY), 400, "bad_request"),
     ];
     for (body, key, status, error) in cases {
         let (got, answer) = route(&mesh.b, body.clone(), key).await;
         assert_eq!((got, answer["error"].as_str()), (status, Some(error)), "{body} with {key:?}: {answer}");
         assert!(answer["message"].is_string(), "{answer}");
     }
-    let (_, answer) = route(&mesh.b, json!({"capability": "ecko", "payload": 1}), Some(KEY)).await;
+    let (_, answer) = route(&mesh.b, json!({"capability": "ecko", "payload": 1}), Some(Daemon::KEY)).await;
     assert_eq!(answer["message"], "unknown capability \"ecko\"; did you mean \"echo\"?");
-    let (_, answer) = route(&mesh.b, json!({"capability": "echo", "payload": 1, "prefer_node": "b"}), Some(KEY)).await;
+    let (_, answer) =
+        route(&mesh.b, json!({"capability": "echo", "payload": 1, "prefer_node": "b"}), Some(Daemon::KEY)).await;
     assert!(answer["message"].as_str().unwrap().contains("unknown field `prefer_node`"), "{answer}");
     assert!(mesh.calls().is_empty(), "no endpoint was called: {:?}", mesh.calls());
 }

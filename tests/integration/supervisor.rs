@@ -4,15 +4,19 @@
 //! *not* happen.
 
 use std::collections::BTreeMap;
+use std::future::ready;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use agentmesh::backoff::Jitter;
 use agentmesh::manifest::kinds::RestartPolicy;
 use agentmesh::supervisor::{LogLine, LogSink, Phase, Probe, ProcessSpec, Supervisor, UnitChanged, UnitStatus};
 use tempfile::TempDir;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+
+use crate::support::wait::eventually_async as eventually;
 
 /// A supervisor over a fresh state folder, and what it reports.
 struct Harness {
@@ -35,7 +39,9 @@ impl LogSink for Lines {
 async fn harness() -> Harness {
     let state = tempfile::tempdir().unwrap();
     let sink = Arc::new(Lines::default());
-    let (supervisor, events) = Supervisor::new(state.path().to_owned(), sink.clone()).await.unwrap();
+    // Exact restart delays: a test reads them from the status messages.
+    let (supervisor, events) =
+        Supervisor::with_jitter(state.path().to_owned(), sink.clone(), Jitter::none()).await.unwrap();
     Harness { supervisor, events, sink, state }
 }
 
@@ -53,14 +59,14 @@ impl Harness {
     async fn wait_for_lines(&self, service: &str, count: usize) -> Vec<String> {
         eventually(&format!("{service} wrote {count} lines"), || {
             let lines = self.lines(service);
-            (lines.len() >= count).then_some(lines)
+            ready((lines.len() >= count).then_some(lines))
         })
         .await
     }
 
     async fn wait_for_phase(&self, service: &str, phase: Phase) -> UnitStatus {
         eventually(&format!("{service} is {phase:?}"), || {
-            self.supervisor.status(service).filter(|status| status.phase == phase)
+            ready(self.supervisor.status(service).filter(|status| status.phase == phase))
         })
         .await
     }
@@ -89,18 +95,6 @@ fn sh(name: &str, script: &str) -> ProcessSpec {
     spec(name, &["sh", "-c", script])
 }
 
-/// Polls `check` until it gives a value, for at most five seconds.
-async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Whether `pid` is a running process (not gone, not a zombie).
 fn running(pid: u32) -> bool {
     let output =
@@ -111,7 +105,7 @@ fn running(pid: u32) -> bool {
 }
 
 async fn wait_until_gone(pid: u32) {
-    eventually(&format!("process {pid} is gone"), || (!running(pid)).then_some(())).await;
+    eventually(&format!("process {pid} is gone"), || ready((!running(pid)).then_some(()))).await;
 }
 
 fn free_port() -> u16 {
@@ -171,7 +165,7 @@ async fn a_crashing_process_with_restart_always_is_restarted_with_growing_backof
         while let Ok(event) = h.events.try_recv() {
             delays.extend(event.message.split_once("; starting again in ").map(|(_, delay)| delay.to_owned()));
         }
-        (delays.len() >= 5).then_some(())
+        ready((delays.len() >= 5).then_some(()))
     })
     .await;
     assert_eq!(delays[..5], ["50ms", "100ms", "200ms", "400ms", "400ms"]);
@@ -193,7 +187,7 @@ async fn with_restart_on_failure_a_failure_is_restarted_and_a_clean_exit_is_not(
     h.supervisor.start(clean).await;
     h.supervisor.start(failing).await;
 
-    eventually("failing was restarted", || (h.status("failing").restarts >= 2).then_some(())).await;
+    eventually("failing was restarted", || ready((h.status("failing").restarts >= 2).then_some(()))).await;
     let status = h.wait_for_phase("clean", Phase::Exited).await;
     assert_eq!(status.last_exit.as_deref(), Some("exit status 0"));
     // Longer than the largest backoff: a restart would have happened by now.

@@ -1,6 +1,5 @@
 //! The Syncthing client against real Syncthing processes on loopback.
 
-use std::future::Future;
 use std::time::Duration;
 
 use agentmesh::syncthing::{Client, Device, Folder, FolderDevice, SyncthingError};
@@ -9,6 +8,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::support::syncthing::Syncthing;
+use crate::support::wait::eventually_async_within;
 
 /// Loopback sync with a 1 s watcher delay takes about 1 s; pairing 0.1 s.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -33,7 +33,7 @@ async fn two_syncthings_pair_share_a_folder_and_keep_the_fields_we_do_not_own() 
     let b_on_a = devices.iter().find(|device| device.device_id == b.device_id()).expect("A knows B");
     assert_eq!((b_on_a.name.as_str(), b_on_a.addresses.clone()), ("b", vec![b.device_address()]));
     assert!(devices.iter().any(|device| device.device_id == a.device_id()), "the own device is listed too");
-    eventually("A is connected to B", || async {
+    eventually_async_within(PATIENCE, "A is connected to B", || async {
         ca.connections().await.unwrap().connections.get(b.device_id()).filter(|c| c.connected).map(drop)
     })
     .await;
@@ -50,15 +50,17 @@ async fn two_syncthings_pair_share_a_folder_and_keep_the_fields_we_do_not_own() 
         client.add_folder(&folder).await.unwrap();
     }
     let written = a.data("shared").join("hello.txt");
-    eventually("Syncthing made A's folder", || async { a.data("shared").join(".stfolder").exists().then_some(()) })
-        .await;
+    eventually_async_within(PATIENCE, "Syncthing made A's folder", || async {
+        a.data("shared").join(".stfolder").exists().then_some(())
+    })
+    .await;
     std::fs::write(&written, "hello from A").unwrap();
     let arrived = b.data("shared").join("hello.txt");
-    eventually("the file is on B", || async {
+    eventually_async_within(PATIENCE, "the file is on B", || async {
         (std::fs::read_to_string(&arrived).ok()? == "hello from A").then_some(())
     })
     .await;
-    eventually("A sees B complete", || async {
+    eventually_async_within(PATIENCE, "A sees B complete", || async {
         let completion = ca.completion("shared", b.device_id()).await.unwrap();
         (completion.completion == 100.0 && completion.need_items == 0).then_some(())
     })
@@ -158,7 +160,7 @@ async fn a_wrong_key_and_an_unreachable_syncthing_are_told_apart() {
     assert!(response.status().is_success(), "{}", response.status());
     // A change to the GUI settings restarts the API's listener: for a moment
     // the old one still answers 403, then nothing answers, then the new one.
-    eventually("the API answers 401 to a wrong key", || async {
+    eventually_async_within(PATIENCE, "the API answers 401 to a wrong key", || async {
         let error = wrong.system_status().await.unwrap_err();
         matches!(error, SyncthingError::WrongKey { status: StatusCode::UNAUTHORIZED, .. }).then_some(())
     })
@@ -209,16 +211,4 @@ fn file_names(folder: &std::path::Path) -> Vec<String> {
 
 fn client(syncthing: &Syncthing) -> Client {
     Client::new(&syncthing.api_url(), syncthing.api_key())
-}
-
-/// Polls `check` every 100 ms until it gives a value, for at most [`PATIENCE`].
-async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out after {PATIENCE:?} waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

@@ -6,14 +6,13 @@ pub mod fake;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use agentmesh::tailscale::{Endpoint, Error, TailscaleClient};
-use tempfile::TempDir;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use self::fake::{FakeTailscaled, SilentTailscaled};
+use crate::support::daemon::{Daemon, free_port};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -198,95 +197,29 @@ async fn a_failing_or_hanging_tailscale_command_is_an_error() {
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
-/// The key the daemon under test is configured with.
-const API_KEY: &str = "test-key-5f0c1d2e";
-
 /// A real `meshctl daemon` on loopback whose Mesh enables Tailscale identity
-/// auth (allowing `me@example.com` and `tag:agent`) through the fake's socket.
-/// Killed when dropped.
-struct Daemon {
-    child: Child,
-    port: u16,
-    dir: TempDir,
-}
-
-impl Daemon {
-    async fn start(socket: &Path) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let manifests = dir.path().join("manifests");
-        std::fs::create_dir(&manifests).unwrap();
-        std::fs::write(
-            manifests.join("node.yaml"),
-            format!(
-                "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: n1\n\
-                 spec:\n  role: primary\n  address: 127.0.0.1\n  apiPort: {port}\n"
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            manifests.join("mesh.yaml"),
-            format!(
-                "apiVersion: agentmesh/v1alpha1\nkind: Mesh\nmetadata:\n  name: mesh\nspec:\n  auth:\n    \
-                 tailscaleIdentity:\n      enabled: true\n      allowUsers: [me@example.com]\n      \
-                 allowTags: [\"tag:agent\"]\n  discovery:\n    localApiSocket: {}\n",
-                socket.display()
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_meshctl"))
-            .current_dir(dir.path())
-            .args(["daemon", "--listen", &format!("127.0.0.1:{port}"), "--manifests"])
-            .arg(&manifests)
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", dir.path())
-            .env("AGENT_NODE_ID", "n1")
-            .env("MESH_API_KEY", API_KEY)
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("meshctl daemon starts");
-        let daemon = Daemon { child, port, dir };
-        daemon.wait_for_the_mesh().await;
-        daemon
-    }
-
-    /// Until the manifests (and so the Mesh's auth settings) are in force.
-    async fn wait_for_the_mesh(&self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let health = http().get(self.url("/mesh/health")).send().await;
-            if let Ok(health) = health
-                && let Ok(body) = health.json::<serde_json::Value>().await
-                && body["revision"].is_string()
-            {
-                return;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "the daemon is not ready:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// auth (allowing `me@example.com` and `tag:agent`) through the fake's socket,
+/// logging at debug level, so that "the key is never logged" covers the most.
+async fn daemon_with_tailscale_auth(socket: &Path) -> Daemon {
+    let port = free_port();
+    let node = format!(
+        "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: n1\n\
+         spec:\n  role: primary\n  address: 127.0.0.1\n  apiPort: {port}\n"
+    );
+    let mesh = format!(
+        "apiVersion: agentmesh/v1alpha1\nkind: Mesh\nmetadata:\n  name: mesh\nspec:\n  auth:\n    \
+         tailscaleIdentity:\n      enabled: true\n      allowUsers: [me@example.com]\n      \
+         allowTags: [\"tag:agent\"]\n  discovery:\n    localApiSocket: {}\n",
+        socket.display()
+    );
+    let daemon = Daemon::builder()
+        .file("manifests/node.yaml", &node)
+        .file("manifests/mesh.yaml", &mesh)
+        .process_env("RUST_LOG", "debug")
+        .at("n1", Ipv4Addr::LOCALHOST, port)
+        .start();
+    daemon.ready().await;
+    daemon
 }
 
 /// GETs `/api/v1/status` on one fresh connection, with `key` when given.
@@ -306,7 +239,7 @@ fn http() -> reqwest::Client {
 async fn a_caller_without_the_key_is_let_in_when_whois_names_an_allowed_user() {
     let tailscaled = FakeTailscaled::start();
     tailscaled.answer_whois(LOOPBACK, fake::WHOIS_USER);
-    let daemon = Daemon::start(tailscaled.socket()).await;
+    let daemon = daemon_with_tailscale_auth(tailscaled.socket()).await;
     let client = http();
     for _ in 0..3 {
         assert_eq!(get_status(&client, &daemon, None).await, 200, "{}", daemon.log());
@@ -320,29 +253,29 @@ async fn a_caller_without_the_key_is_let_in_when_whois_names_an_allowed_user() {
 async fn a_caller_without_the_key_is_let_in_when_whois_names_a_node_with_an_allowed_tag() {
     let tailscaled = FakeTailscaled::start();
     tailscaled.answer_whois(LOOPBACK, fake::WHOIS_TAGGED);
-    let daemon = Daemon::start(tailscaled.socket()).await;
+    let daemon = daemon_with_tailscale_auth(tailscaled.socket()).await;
     assert_eq!(get_status(&http(), &daemon, None).await, 200, "{}", daemon.log());
 }
 
 #[tokio::test]
 async fn a_caller_whois_does_not_know_gets_401_and_the_key_still_works() {
     let tailscaled = FakeTailscaled::start();
-    let daemon = Daemon::start(tailscaled.socket()).await;
+    let daemon = daemon_with_tailscale_auth(tailscaled.socket()).await;
     let response = http().get(daemon.url("/api/v1/status")).send().await.unwrap();
     assert_eq!(response.status(), 401);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"], "unauthorized");
     assert_eq!(get_status(&http(), &daemon, Some("wrong-key")).await, 401);
-    assert_eq!(get_status(&http(), &daemon, Some(API_KEY)).await, 200);
+    assert_eq!(get_status(&http(), &daemon, Some(Daemon::KEY)).await, 200);
     assert_eq!(tailscaled.whois_asked().len(), 2, "asked for the two callers without the right key");
-    assert!(!daemon.log().contains(API_KEY), "the key is never logged");
+    assert!(!daemon.log().contains(Daemon::KEY), "the key is never logged");
 }
 
 #[tokio::test]
 async fn a_caller_whose_login_is_not_allowed_gets_401() {
     let tailscaled = FakeTailscaled::start();
     tailscaled.answer_whois(LOOPBACK, fake::WHOIS_OTHER_USER);
-    let daemon = Daemon::start(tailscaled.socket()).await;
+    let daemon = daemon_with_tailscale_auth(tailscaled.socket()).await;
     assert_eq!(get_status(&http(), &daemon, None).await, 401);
     assert_eq!(tailscaled.whois_asked().len(), 1);
 }

@@ -10,6 +10,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::support::{Daemon, Marker, eventually, python, service, sleeper};
+use crate::support::wait::eventually_async_within;
 
 type Stream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -149,19 +150,18 @@ async fn metrics_count_snapshots_reconciles_and_restarts_and_want_the_key() {
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
 
-    let deadline = tokio::time::Instant::now() + STREAM_PATIENCE;
-    let text = loop {
+    let text = eventually_async_within(STREAM_PATIENCE, "two restarts are counted", || async {
         let response = http.get(&url).bearer_auth(Daemon::KEY).send().await.unwrap();
         assert_eq!(response.status(), 200);
         let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
         assert_eq!(content_type, "application/openmetrics-text; version=1.0.0; charset=utf-8");
         let text = response.text().await.unwrap();
-        if sample(&text, r#"agentmesh_service_restarts_total{service="crash"}"#).is_some_and(|n| n >= 2.0) {
-            break text;
+        match sample(&text, r#"agentmesh_service_restarts_total{service="crash"}"#) {
+            Some(restarts) if restarts >= 2.0 => Ok(text),
+            _ => Err(format!("\n{text}")),
         }
-        assert!(tokio::time::Instant::now() < deadline, "no restarts counted:\n{text}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     assert_eq!(sample(&text, r#"agentmesh_snapshots_total{result="applied"}"#), Some(1.0), "{text}");
     let node_reconciles = sample(&text, r#"agentmesh_reconciles_total{kind="Node",result="ok"}"#);
     assert!(node_reconciles.is_some_and(|n| n >= 1.0), "{text}");

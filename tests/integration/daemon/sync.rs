@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use super::support::{Daemon, eventually_within, free_port_on};
 use crate::support::syncthing::Syncthing;
+use crate::support::wait::Check;
 
 pub(super) const A: &str = "node-a";
 pub(super) const B: &str = "node-b";
@@ -36,10 +37,9 @@ const RESYNC: Duration = Duration::from_secs(5);
 /// 2 s, a small file takes about 1 s on loopback, the rest is slack for a busy
 /// machine.
 pub(super) const PATIENCE: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(100);
 
 /// Polls `check` until it gives a value, for at most [`PATIENCE`].
-fn within<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+fn within<C: Check>(what: &str, check: impl FnMut() -> C) -> C::Value {
     eventually_within(PATIENCE, what, check)
 }
 
@@ -191,20 +191,11 @@ impl Side {
     /// Waits until `check` holds for the SyncFolder's status on this node; the
     /// panic shows the last status seen.
     fn wait_for_sync_folder(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let object = self.sync_folder();
-            if let Some(object) = object.as_ref().filter(|object| check(object)) {
-                return object.clone();
-            }
-            let shown = object.map_or("not listed".to_owned(), |object| object.to_string());
-            assert!(
-                Instant::now() < deadline,
-                "SyncFolder/{OBJECT} on {} is not {what} after {PATIENCE:?}: {shown}",
-                self.name
-            );
-            std::thread::sleep(POLL);
-        }
+        within(&format!("SyncFolder/{OBJECT} on {} is {what}", self.name), || match self.sync_folder() {
+            Some(object) if check(&object) => Ok(object),
+            Some(object) => Err(object.to_string()),
+            None => Err("not listed".to_owned()),
+        })
     }
 
     /// `agentmesh_reconciles_total{kind="SyncFolder",result="ok"}` of this

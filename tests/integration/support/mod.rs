@@ -1,11 +1,14 @@
-//! A small builder for "these files, these args, expect this output", and
-//! fixtures for the tests' outside world (Git remotes, Syncthing).
+//! A small builder for "these files, these args, expect this output",
+//! fixtures for the tests' outside world (Git remotes, Syncthing), and the
+//! one way to wait for a condition (`wait`).
 
+pub mod daemon;
 pub mod ollama;
 pub mod shapes;
 #[cfg(target_os = "linux")]
 pub mod sshd;
 pub mod syncthing;
+pub mod wait;
 
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;

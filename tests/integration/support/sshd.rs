@@ -6,9 +6,11 @@
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
+
+use super::wait::eventually_within;
 
 /// How long sshd may take to listen and write its pid.
 const START_PATIENCE: Duration = Duration::from_secs(10);
@@ -54,16 +56,14 @@ impl Sshd {
         std::fs::write(path("ssh_config"), client).expect("write ssh_config");
         // It forks into the background once it listens.
         run("/usr/sbin/sshd", &["-f", &shown(&path("sshd_config")), "-E", &shown(&path("sshd.log"))]);
-        let started = Instant::now();
-        let pid = loop {
-            let pid = std::fs::read_to_string(path("sshd.pid")).ok().and_then(|pid| pid.trim().parse().ok());
-            if let Some(pid) = pid.filter(|_| TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()) {
-                break pid;
+        let pid = eventually_within(START_PATIENCE, "sshd listens", || {
+            let pid =
+                std::fs::read_to_string(path("sshd.pid")).ok().and_then(|pid| pid.trim().parse::<libc::pid_t>().ok());
+            match pid.filter(|_| TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()) {
+                Some(pid) => Ok(pid),
+                None => Err(format!("its log: {}", std::fs::read_to_string(path("sshd.log")).unwrap_or_default())),
             }
-            let log = std::fs::read_to_string(path("sshd.log")).unwrap_or_default();
-            assert!(started.elapsed() < START_PATIENCE, "sshd did not start: {log}");
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        });
         Sshd { dir, pid, port }
     }
 

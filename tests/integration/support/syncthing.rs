@@ -7,9 +7,11 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
+
+use super::wait::eventually_within;
 
 /// How long a start may take: 1.19 measures hashing speed for about 2 s first.
 const START_PATIENCE: Duration = Duration::from_secs(60);
@@ -129,21 +131,18 @@ impl Syncthing {
     /// Polls `/rest/system/ping` with the key until it answers 200; returns
     /// the device ID from its `X-Syncthing-Id` header.
     fn wait_for_api(&mut self) -> String {
-        let deadline = Instant::now() + START_PATIENCE;
-        loop {
+        let what = format!("{}'s API answers", self.name);
+        eventually_within(START_PATIENCE, &what, || {
             if let Some(id) = ping(self.gui_port, &self.key) {
-                return id;
+                return Ok(id);
             }
             let child = self.child.as_mut().expect("started");
             if let Some(status) = child.try_wait().expect("try_wait") {
                 self.child = None;
                 panic!("{} exited ({status}) before its API answered:\n{}", self.name, self.log_text());
             }
-            if Instant::now() > deadline {
-                panic!("{}'s API did not answer in {START_PATIENCE:?}:\n{}", self.name, self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            Err(format!("its log:\n{}", self.log_text()))
+        })
     }
 
     fn log_text(&self) -> String {

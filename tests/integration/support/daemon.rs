@@ -1,6 +1,11 @@
-//! A running `meshctl daemon` in a temporary workspace of its own (folder,
-//! loopback port, state folder, log file), what the tests ask of it through the
-//! real CLI, and what they look at in `/proc`. Every wait is a bounded poll.
+//! The one harness of `meshctl daemon`: a daemon in a temporary workspace of
+//! its own (folder, loopback port, state folder, log file), what the tests ask
+//! of it through the real CLI and API, and what they look at in `/proc`; and
+//! meshes of several daemons, each on its own loopback address (Linux routes
+//! all of 127.0.0.0/8 to `lo`, so the same port on 127.0.0.2 and 127.0.0.3 are
+//! two machines). Every wait is a bounded poll. The daemon tests are Linux
+//! only: elsewhere this compiles for the tests that are not.
+#![cfg_attr(not(target_os = "linux"), allow(dead_code, unused_imports))]
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -15,33 +20,16 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::support::Run;
+use crate::support::wait::eventually_async;
+pub use crate::support::wait::{eventually, eventually_within};
 
 /// `AGENT_NODE_ID` of every test daemon, and the one Node of their manifests.
 pub const NODE: &str = "test-node";
 
-/// The longest any awaited condition may take; tests finish far sooner.
-const PATIENCE: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_millis(50);
 
 /// How long a daemon gets to stop after SIGTERM before the fixture kills it.
 const STOP_GRACE: Duration = Duration::from_secs(5);
-
-/// Polls `check` every 50 ms until it gives a value, for at most 15 s.
-pub fn eventually<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
-    eventually_within(PATIENCE, what, check)
-}
-
-/// Polls `check` every 50 ms until it gives a value, for at most `patience`.
-pub fn eventually_within<T>(patience: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + patience;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out after {patience:?} waiting until {what}");
-        std::thread::sleep(POLL);
-    }
-}
 
 /// A loopback port nothing listens on (the OS picks it; the listener is closed
 /// before the port is handed out).
@@ -369,13 +357,55 @@ impl Daemon {
     fn in_netns<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> T {
         let Some(netns) = self.netns.clone() else { return work() };
         let thread = std::thread::spawn(move || {
-            let file = File::open(format!("/var/run/netns/{netns}")).expect("open the network namespace");
-            // SAFETY: setns takes an open descriptor and a flag; it moves only this thread.
-            let entered = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
-            assert_eq!(entered, 0, "enter network namespace {netns}: {}", std::io::Error::last_os_error());
+            enter_netns(&netns);
             work()
         });
         thread.join().expect("the thread in the network namespace")
+    }
+
+    /// The daemon's API address.
+    pub fn api(&self) -> SocketAddr {
+        SocketAddr::from((self.ip, self.port))
+    }
+
+    /// `http://ip:port{path}` of the daemon's API.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.api())
+    }
+
+    /// Waits until the daemon has a set in force (its health names a revision).
+    pub async fn ready(&self) {
+        let (http, url) = (http(), self.url("/mesh/health"));
+        eventually_async(&format!("the daemon at {} has a set in force", self.api()), || async {
+            let body: Value = http.get(&url).send().await.ok()?.json().await.ok()?;
+            body["revision"].is_string().then_some(())
+        })
+        .await;
+    }
+
+    /// Waits until this daemon places `capability` on `node`: a daemon that
+    /// started before its peer saw it down for a moment, and places the
+    /// capability on the next node until its recheck.
+    pub async fn served_by(&self, capability: &str, node: &str) {
+        let (http, url) = (http(), self.url(&format!("/api/v1/objects/Capability/{capability}")));
+        eventually_async(&format!("{} places {capability} on {node}", self.api()), || async {
+            let object: Value = http.get(&url).bearer_auth(Daemon::KEY).send().await.ok()?.json().await.ok()?;
+            (object["status"]["details"]["servedBy"] == node).then_some(())
+        })
+        .await;
+    }
+
+    /// Waits until this daemon's prober has seen `peer` answer: one that
+    /// started first saw its peer down for a moment, and skips a node known
+    /// to be down until then.
+    pub async fn sees_online(&self, peer: &str) {
+        let (http, url) = (http(), self.url("/api/v1/mesh"));
+        eventually_async(&format!("{} sees {peer} online", self.api()), || async {
+            let mesh: Value = http.get(&url).bearer_auth(Daemon::KEY).send().await.ok()?.json().await.ok()?;
+            let nodes = mesh.as_array()?;
+            nodes.iter().any(|n| n["name"] == peer && n["online"] == true).then_some(())
+        })
+        .await;
     }
 
     /// Runs `meshctl args…` in the workspace as [`Daemon::meshctl`] does, but
@@ -498,6 +528,79 @@ impl Drop for Daemon {
             eprintln!("--- daemon log ({}) ---\n{log}--- end of daemon log ---", self.log.display());
         }
     }
+}
+
+/// Moves this thread into the network namespace `netns`.
+#[cfg(target_os = "linux")]
+fn enter_netns(netns: &str) {
+    let file = File::open(format!("/var/run/netns/{netns}")).expect("open the network namespace");
+    // SAFETY: setns takes an open descriptor and a flag; it moves only this thread.
+    let entered = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+    assert_eq!(entered, 0, "enter network namespace {netns}: {}", std::io::Error::last_os_error());
+}
+
+#[cfg(not(target_os = "linux"))]
+fn enter_netns(netns: &str) {
+    panic!("network namespace {netns}: there are network namespaces on Linux only");
+}
+
+/// A client for the API on loopback, whatever proxy the environment names.
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().expect("an HTTP client")
+}
+
+// --- meshes of several daemons ---------------------------------------------------
+
+/// The laptop's and the mini's addresses in the two-node tests.
+pub const LAPTOP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+pub const MINI: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+
+/// Node `laptop` (primary, on [`LAPTOP`]) and node `mini` (satellite, on
+/// [`MINI`]), each with its daemon, whose manifests are both Nodes, then
+/// `objects`. Returns once both have a set in force.
+pub async fn laptop_and_mini(objects: &str) -> (Daemon, Daemon) {
+    let (laptop_api, mini_api) = (free_address(LAPTOP), free_address(MINI));
+    let text = [node_manifest("laptop", "primary", laptop_api), node_manifest("mini", "satellite", mini_api)].concat();
+    let [laptop, mini] = mesh_of([("laptop", laptop_api), ("mini", mini_api)], &(text + objects));
+    laptop.ready().await;
+    mini.ready().await;
+    (laptop, mini)
+}
+
+/// One daemon per `(node, api)`, all with `manifests` as their manifests
+/// (in place of the lone test Node). Returns once their APIs answer.
+pub fn mesh_of<const N: usize>(nodes: [(&str, SocketAddr); N], manifests: &str) -> [Daemon; N] {
+    nodes.map(|(node, api)| {
+        let SocketAddr::V4(api) = api else { panic!("{api}: the test daemons listen on IPv4 loopback") };
+        Daemon::builder().file("manifests/node.yaml", manifests).at(node, *api.ip(), api.port()).start()
+    })
+}
+
+/// A free port on `ip`, as an address.
+pub fn free_address(ip: Ipv4Addr) -> SocketAddr {
+    SocketAddr::from((ip, free_port_on(ip)))
+}
+
+/// Two listeners on one port, one on each of `a` and `b`: the same endpoint
+/// port on two nodes.
+pub async fn same_port_on(a: Ipv4Addr, b: Ipv4Addr) -> (tokio::net::TcpListener, tokio::net::TcpListener) {
+    loop {
+        let first = tokio::net::TcpListener::bind((a, 0)).await.expect("bind a free port");
+        if let Ok(second) = tokio::net::TcpListener::bind((b, first.local_addr().expect("an address").port())).await {
+            return (first, second);
+        }
+    }
+}
+
+/// A Node manifest for `name` at `api` (its address and `apiPort`), ending
+/// with the document separator.
+pub fn node_manifest(name: &str, role: &str, api: SocketAddr) -> String {
+    format!(
+        "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: {name}}}\n\
+         spec: {{role: {role}, address: {}, apiPort: {}}}\n---\n",
+        api.ip(),
+        api.port()
+    )
 }
 
 /// Makes `command` start with the soft limit `soft` on open descriptors.
