@@ -289,7 +289,8 @@ impl Driver {
         let store = self.handoffs.io.store.clone();
         let handoff = self.handoff.0.clone();
         if check_barrier {
-            tokio::spawn(self.run(require_in_sync, syncthing));
+            let io = self.handoffs.io.clone();
+            io.spawn(self.run(require_in_sync, syncthing));
         }
         // Gone only when 64 more handoffs began meanwhile; its progress then
         // is what was known when it began.

@@ -174,6 +174,8 @@ pub async fn run<P: Probe>(handles: ProberHandles, probe: P, mut shutdown: watch
     let probe = Arc::new(probe);
     let mut states: HashMap<String, ProbeState> = HashMap::new();
     let mut probing = JoinSet::new();
+    // The nudges under way: aborted when the prober returns.
+    let mut nudges = JoinSet::new();
     // The probes under way, by task: their peer is not due again until the
     // probe reports back (or its task fails).
     let mut in_flight: HashMap<tokio::task::Id, String> = HashMap::new();
@@ -200,13 +202,14 @@ pub async fn run<P: Probe>(handles: ProberHandles, probe: P, mut shutdown: watch
         let done = tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => return,
             Some(done) = probing.join_next_with_id() => done,
+            Some(_nudged) = nudges.join_next() => continue,
             Ok(()) = revisions.changed() => {
                 // A new set may turn discovery on or name new peers: ask
                 // Tailscale where they are before probing them by name.
                 next_tailscale = Instant::now();
                 let applied = revisions.borrow_and_update().clone();
                 if let Some(revision) = applied.filter(|a| a.from_git).map(|a| a.revision) {
-                    nudge(&handles.peers, &revision, handles.api_key.get().as_deref());
+                    nudge(&handles.peers, &revision, handles.api_key.get().as_deref(), &mut nudges);
                 }
                 continue;
             }
@@ -317,14 +320,14 @@ async fn refresh_tailnet_addresses(handles: &ProberHandles) {
 }
 
 /// Tells every online peer to fetch `revision` now, so a push reaches it in
-/// seconds rather than at its Git interval. Fire and forget; a failure is
-/// logged once per peer and revision.
-fn nudge(peers: &Peers, revision: &str, api_key: Option<&str>) {
+/// seconds rather than at its Git interval. Fire and forget, in `nudges`; a
+/// failure is logged once per peer and revision.
+fn nudge(peers: &Peers, revision: &str, api_key: Option<&str>, nudges: &mut JoinSet<()>) {
     for peer in peers.all().into_iter().filter(|p| p.online) {
         let client = crate::client::ApiClient::new(&peer.authority(), api_key, NUDGE_TIMEOUT);
         let request = ReconcileRequest { revision: Some(revision.to_owned()) };
         let revision = revision.to_owned();
-        tokio::spawn(async move {
+        nudges.spawn(async move {
             match client.reconcile(&request).await {
                 Ok(_) => tracing::info!(peer = peer.name, revision, "peer nudged to fetch"),
                 Err(error) => tracing::warn!(peer = peer.name, revision, %error, "could not nudge the peer"),
