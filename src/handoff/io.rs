@@ -265,3 +265,36 @@ pub fn notice_event(id: &str, notice: &Notice) -> Event {
         Notice::Rejected { reason } => (true, "handoff.rejected", format!("conversation {id}: {reason:?}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::handoff::protocol::{HandoffId, Message};
+    use crate::mesh::peers::PeerState;
+
+    #[tokio::test]
+    async fn a_message_to_the_peer_under_way_ends_when_its_tasks_shut_down() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peers = Peers::default();
+        peers.set_members(vec![PeerState::new("node-b", None, "127.0.0.1", listener.local_addr().unwrap().port())]);
+        let state = tempfile::tempdir().unwrap();
+        let store = Arc::new(HandoffStore::load(state.path(), "node-a"));
+        let tasks = TaskSet::default();
+        let io = HandoffIo::new(store, peers, None, tasks.clone());
+        let message = Message::Abort { handoff: HandoffId("h-1".into()) };
+        let envelope = Envelope { from: "node-a".into(), to: "node-b".into(), message };
+        io.send(HandoffMessage::new("chats", "c-1", envelope, None));
+        // The peer takes the connection and never answers.
+        let accepted = tokio::time::timeout(Duration::from_secs(5), listener.accept()).await;
+        let (mut connection, _) = accepted.expect("the message is sent").unwrap();
+
+        tasks.shutdown().await;
+        // Closed now, not at the send's own timeout.
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(1), connection.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "the message's connection closed when the tasks shut down");
+    }
+}

@@ -372,6 +372,52 @@ mod tests {
         Ok(Answer { health, rtt: Duration::from_millis(3) })
     }
 
+    /// Every peer answers every probe.
+    struct AlwaysAnswers;
+
+    impl Probe for AlwaysAnswers {
+        async fn probe(&self, _authority: &str) -> Result<Answer, String> {
+            ok()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_nudge_under_way_ends_with_the_prober() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peers = Peers::default();
+        peers.set_members(vec![PeerState::new("b", None, "127.0.0.1", listener.local_addr().unwrap().port())]);
+        let (revisions, applied_revisions) = watch::channel(None);
+        let handles = ProberHandles {
+            peers: peers.clone(),
+            metrics: Metrics::default(),
+            api_key: ApiKey::default(),
+            set_in_force: Arc::new(|| None),
+            applied_revisions,
+            events: Arc::new(|_, _, _, _| {}),
+        };
+        let (stop, stopped) = watch::channel(false);
+        let prober = tokio::spawn(run(handles, AlwaysAnswers, stopped));
+        let within = Duration::from_secs(5);
+        tokio::time::timeout(within, async {
+            while !peers.get("b").is_some_and(|peer| peer.online) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the peer is online");
+        revisions.send_replace(Some(AppliedRevision { revision: "abc".into(), from_git: true }));
+        // The peer takes the nudge's connection and never answers.
+        let (mut nudge, _) = tokio::time::timeout(within, listener.accept()).await.unwrap().unwrap();
+
+        stop.send_replace(true);
+        tokio::time::timeout(within, prober).await.unwrap().unwrap();
+        // Closed now, not at the nudge's own timeout.
+        let mut rest = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(1), tokio::io::AsyncReadExt::read_to_end(&mut nudge, &mut rest));
+        assert!(closed.await.is_ok(), "the nudge's connection closed when the prober returned");
+    }
+
     fn refused() -> Result<Answer, String> {
         Err("Connection refused".into())
     }
