@@ -260,8 +260,8 @@ impl Controller {
     }
 
     /// Stops in order: nothing new reaches the loop, the reconciles under way
-    /// finish, then the handoff tasks and the processes and model pulls the
-    /// reconciles asked for are stopped.
+    /// finish, then the handoff tasks, the Syncthing event follower, and the
+    /// processes and model pulls the reconciles asked for are stopped.
     async fn shut_down(&mut self) {
         // Units that change while stopping must not wait for a loop that ended.
         self.unit_changes.close();
@@ -269,6 +269,7 @@ impl Controller {
             self.on_reconcile_task(finished);
         }
         self.shared.handoff_tasks.shutdown().await;
+        self.shared.syncthing.stop_following();
         self.shared.supervisor.shutdown().await;
         self.shared.pulls.cancel_all();
         self.shared.lock().status.close_stream();
