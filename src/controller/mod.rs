@@ -271,7 +271,7 @@ impl Controller {
         self.shared.handoff_tasks.shutdown().await;
         self.shared.syncthing.stop_following();
         self.shared.supervisor.shutdown().await;
-        self.shared.pulls.cancel_all();
+        self.shared.pulls.cancel_all().await;
         self.shared.lock().status.close_stream();
     }
 

@@ -135,11 +135,14 @@ impl ModelPulls {
         self.lock().release(capability, |_| false);
     }
 
-    /// Cancels every pull (the daemon stops).
-    pub fn cancel_all(&self) {
-        let mut table = self.lock();
-        table.tasks.abort_all();
-        table.pulls.clear();
+    /// Cancels every pull and waits until each task is gone (the daemon stops).
+    pub async fn cancel_all(&self) {
+        let mut tasks = {
+            let mut table = self.lock();
+            table.pulls.clear();
+            std::mem::take(&mut table.tasks)
+        };
+        tasks.shutdown().await;
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
