@@ -26,9 +26,15 @@ impl ClientEnvFile {
     }
 
     /// Writes what `render` returns, called under the lock, when it differs
-    /// from the file (atomically). Rendering under the lock means the last
-    /// writer always wrote the newest table.
-    pub(super) fn write(&self, render: impl FnOnce() -> String) -> std::io::Result<bool> {
+    /// from the file (atomically, with an fsync: on a blocking thread, off the
+    /// runtime's). Rendering under the lock means the last writer always wrote
+    /// the newest table.
+    pub(super) async fn write(&self, render: impl FnOnce() -> String + Send + 'static) -> std::io::Result<bool> {
+        let file = self.clone();
+        tokio::task::spawn_blocking(move || file.write_blocking(render)).await.map_err(std::io::Error::other)?
+    }
+
+    fn write_blocking(&self, render: impl FnOnce() -> String) -> std::io::Result<bool> {
         let _guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let text = render();
         if std::fs::read_to_string(&self.path).is_ok_and(|old| old == text) {

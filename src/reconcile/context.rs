@@ -19,14 +19,20 @@ use crate::mesh::placement::Placements;
 use crate::ollama::pulls::ModelPulls;
 use crate::supervisor::Supervisor;
 
-/// What every reconcile gets: the set in force and the handles to act with.
+/// What every reconcile gets: the set in force, the settings, and the
+/// daemon's handles, shared through one `Arc` rather than copied per dispatch.
 #[derive(Clone)]
 pub struct Context {
     pub set: Arc<ManifestSet>,
     pub revision: String,
+    pub env: Arc<NodeEnv>,
+    pub handles: Arc<Handles>,
+}
+
+/// The handles the reconcilers act with, made once per daemon.
+pub struct Handles {
     /// This node's name.
     pub node: String,
-    pub env: Arc<NodeEnv>,
     pub supervisor: Supervisor,
     /// The other nodes and whether they answer, to ask them over the mesh.
     pub peers: Peers,
