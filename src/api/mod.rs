@@ -277,23 +277,24 @@ async fn reconcile_now(
         let _ = nudge.try_send(());
     }
     state.inbox.send(Input::ReconcileAll).await.map_err(|_| stopping())?;
-    let in_force = || state.shared.in_force().map(|a| a.revision);
+    let mut in_force = state.shared.watch_in_force();
     if let Some(wanted) = request.and_then(|Json(r)| r.revision) {
-        let deadline = tokio::time::Instant::now() + REVISION_WAIT;
-        while in_force().as_deref() != Some(wanted.as_str()) {
-            if tokio::time::Instant::now() >= deadline {
+        let arrived = in_force.wait_for(|in_force| in_force.as_ref().is_some_and(|a| a.revision == wanted));
+        match tokio::time::timeout(REVISION_WAIT, arrived).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return Err(stopping()),
+            Err(_) => {
                 let message = format!("revision {wanted} is not in force after {}s", REVISION_WAIT.as_secs());
                 return Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", message));
             }
-            tokio::time::sleep(REVISION_POLL).await;
         }
     }
-    Ok(Json(ReconcileResponse { scheduled: true, revision: in_force() }))
+    let revision = in_force.borrow().as_ref().map(|a| a.revision.clone());
+    Ok(Json(ReconcileResponse { scheduled: true, revision }))
 }
 
-/// How long `reconcile` waits for a requested revision, and how often it looks.
+/// How long `reconcile` waits for a requested revision.
 const REVISION_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-const REVISION_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// One object: its status, spec, recent events and, for a Service, its output.
 /// A kind or a name that can never be in a set is a bad request (400); a

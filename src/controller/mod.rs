@@ -602,7 +602,7 @@ pub async fn validate_off_runtime(
 
 /// Checks a snapshot as a set for this node: the manifests, the files that could
 /// not be read, and that this node is one of the set's Nodes.
-pub fn validate_for_node(snapshot: &Snapshot, env: &NodeEnv) -> Result<ManifestSet, Vec<Diagnostic>> {
+fn validate_for_node(snapshot: &Snapshot, env: &NodeEnv) -> Result<ManifestSet, Vec<Diagnostic>> {
     let mut validation = manifest::validate(&snapshot.files, snapshot.problems.clone());
     let identity: Vec<Diagnostic> =
         env.check_identity(&validation.set).into_iter().filter(|d| d.object == NODE_ID && d.is_error()).collect();
