@@ -44,3 +44,24 @@ impl ClientEnvFile {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_file_is_rendered_and_written_off_the_runtimes_thread_and_only_when_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = ClientEnvFile::in_state_dir(dir.path());
+        let runtime_thread = std::thread::current().id();
+        let (rendered_on, told) = std::sync::mpsc::channel();
+        let render = move || {
+            rendered_on.send(std::thread::current().id()).unwrap();
+            "LLM_NODE=mini\n".to_owned()
+        };
+        assert!(file.write(render).await.unwrap(), "a new file is written");
+        assert_ne!(told.recv().unwrap(), runtime_thread, "rendered and written on a blocking thread");
+        assert_eq!(std::fs::read_to_string(dir.path().join(CLIENT_ENV_FILE)).unwrap(), "LLM_NODE=mini\n");
+        assert!(!file.write(|| "LLM_NODE=mini\n".to_owned()).await.unwrap(), "the same text is not written again");
+    }
+}
