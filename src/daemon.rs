@@ -19,8 +19,9 @@ use crate::controller::status::StatusStream;
 use crate::controller::{Controller, Input, Shared};
 use crate::descriptor_limit;
 use crate::identity::NodeEnv;
-use crate::mesh::prober::{self, EventSink, HttpProbe, ProberHandles};
+use crate::mesh::prober::{self, AppliedRevision, EventSink, HttpProbe, ProberHandles};
 use crate::mesh::router::{self, MeshRouter, SetInForce};
+use crate::reconcile::Handles;
 use crate::source::folder::FolderSource;
 use crate::source::{self, SourceUpdate};
 use crate::state_lock::{self, FolderChange, StateFolder};
@@ -48,7 +49,7 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<PathBuf>
     let (supervisor, unit_changes) = Supervisor::new(config.state_dir.clone(), Arc::new(stream.clone()))
         .await
         .context("cannot start the process supervisor")?;
-    let (controller, shared, inbox) = Controller::new(
+    let (controller, inbox) = Controller::new(
         config.node_id.clone(),
         Arc::new(env),
         supervisor.clone(),
@@ -56,21 +57,23 @@ pub async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<PathBuf>
         stream,
         config.state_dir.clone(),
     );
-    seed_peers(&shared);
+    let (shared, handles) = (controller.shared(), controller.handles());
+    seed_peers(&shared, &handles);
 
     // The tasks that run until the daemon returns; dropping the set aborts
     // them, on an early error too.
     let mut tasks = JoinSet::new();
-    let source = start_source(&config, &shared, inbox.clone(), &mut tasks)?;
+    let source = start_source(&config, controller.settle_times(), inbox.clone(), &mut tasks)?;
     let listener = bind_api(&config).await?;
-    warn_without_api_key(&shared);
+    warn_without_api_key(&handles);
 
     let (stop, stopped) = watch::channel(false);
     // Awaited below, after the controller: the API drains its connections, and
     // the folder is not written after the lock goes.
     let folder_keeper = tokio::spawn(keep_state_folder(state_folder, supervisor, stopped.clone()));
-    tasks.spawn(prober::run(prober_handles(&shared), HttpProbe::default(), stopped.clone()));
-    let router = api_router(&config, shared, inbox.clone(), source.nudge.clone());
+    let prober = prober_handles(&shared, &handles, controller.applied_revisions());
+    tasks.spawn(prober::run(prober, HttpProbe::default(), stopped.clone()));
+    let router = api_router(&config, shared, handles, inbox.clone(), source.nudge.clone());
     let server = tokio::spawn(api::serve::run(listener, router, max_connections, stopped.clone()));
     tasks.spawn(async move {
         wait_for_signal().await;
@@ -100,10 +103,10 @@ struct Source {
 }
 
 /// The peers before any set of manifests loads, from `MESH_PEERS`.
-fn seed_peers(shared: &Shared) {
+fn seed_peers(shared: &Shared, handles: &Handles) {
     if let Some(peers) = shared.env().get(MESH_PEERS) {
         match prober::bootstrap_peers(&peers.value, DEFAULT_API_PORT) {
-            Ok(peers) => shared.peers.set_members(peers),
+            Ok(peers) => handles.peers.set_members(peers),
             Err(error) => tracing::warn!("{error}; no peers until a set of manifests loads"),
         }
     }
@@ -113,7 +116,7 @@ fn seed_peers(shared: &Shared) {
 /// it reads to the controller.
 fn start_source(
     config: &DaemonConfig,
-    shared: &Shared,
+    settle_times: watch::Receiver<Duration>,
     inbox: mpsc::Sender<Input>,
     tasks: &mut JoinSet<()>,
 ) -> anyhow::Result<Source> {
@@ -128,7 +131,7 @@ fn start_source(
         None => {
             tracing::info!(folder = %config.manifests.display(), "watching the manifests folder");
             drop(nudges);
-            let watch = source::folder::watch(config.manifests.clone(), updates, shared.settle_time.subscribe())
+            let watch = source::folder::watch(config.manifests.clone(), updates, settle_times)
                 .with_context(|| format!("cannot watch the manifests folder {}", config.manifests.display()))?;
             Some(watch)
         }
@@ -157,8 +160,8 @@ async fn bind_api(config: &DaemonConfig) -> anyhow::Result<TcpListener> {
     Ok(listener)
 }
 
-fn warn_without_api_key(shared: &Shared) {
-    if shared.api_key.get().is_none() {
+fn warn_without_api_key(handles: &Handles) {
+    if handles.api_key.get().is_none() {
         tracing::warn!(
             "MESH_API_KEY is not set: until the Mesh's auth.apiKey gives a key, only callers with an allowed \
              Tailscale identity are let in"
@@ -171,21 +174,22 @@ fn warn_without_api_key(shared: &Shared) {
 fn api_router(
     config: &DaemonConfig,
     shared: Arc<Shared>,
+    handles: Arc<Handles>,
     inbox: mpsc::Sender<Input>,
     nudge: mpsc::Sender<()>,
 ) -> Router {
-    let set_in_force = set_in_force(&shared);
     let mesh_router = MeshRouter::new(
         config.node_id.clone(),
-        shared.api_key.clone(),
-        shared.peers.clone(),
-        shared.placements.clone(),
-        shared.metrics.clone(),
-        set_in_force,
+        handles.api_key.clone(),
+        handles.peers.clone(),
+        handles.placements.clone(),
+        shared.metrics().clone(),
+        set_in_force(&shared),
         router::DEFAULT_TIMEOUT,
     );
     api::router(ApiState {
         shared,
+        handles,
         inbox,
         nudge: Some(nudge),
         tailscale: tailscale::Connector::default(),
@@ -193,25 +197,29 @@ fn api_router(
     })
 }
 
-/// Reads the set in force when asked, so a reader follows every new revision
-/// without knowing the controller.
-fn set_in_force(shared: &Arc<Shared>) -> SetInForce {
-    let shared = shared.clone();
-    Arc::new(move || shared.applied_set())
+/// Reads the set in force from its `watch` when asked, so a reader follows
+/// every new revision without knowing the controller.
+fn set_in_force(shared: &Shared) -> SetInForce {
+    let in_force = shared.watch_in_force();
+    Arc::new(move || in_force.borrow().as_ref().map(|in_force| in_force.set.clone()))
 }
 
 /// What the prober needs of the daemon, and nothing more.
-fn prober_handles(shared: &Arc<Shared>) -> ProberHandles {
+fn prober_handles(
+    shared: &Shared,
+    handles: &Handles,
+    applied_revisions: watch::Receiver<Option<AppliedRevision>>,
+) -> ProberHandles {
     let events: EventSink = {
-        let shared = shared.clone();
-        Arc::new(move |warning, reason, object, message| shared.lock().status.event(warning, reason, object, message))
+        let events = shared.events();
+        Arc::new(move |warning, reason, object, message| events.record(warning, reason, object, message))
     };
     ProberHandles {
-        peers: shared.peers.clone(),
-        metrics: shared.metrics.clone(),
-        api_key: shared.api_key.clone(),
+        peers: handles.peers.clone(),
+        metrics: shared.metrics().clone(),
+        api_key: handles.api_key.clone(),
         set_in_force: set_in_force(shared),
-        applied_revisions: shared.applied_revisions.subscribe(),
+        applied_revisions,
         events,
     }
 }

@@ -17,7 +17,7 @@ use super::state::ApiState;
 use super::wire::{
     self, DroppedMessage, ErrorBody, HandoffBatch, HandoffMessage, HandoffProgress, HandoffRequest, Session,
 };
-use crate::controller::Shared;
+use crate::controller::{Events, Shared};
 use crate::handoff::driver::{self, Handoffs, StartError, Started};
 use crate::handoff::folder;
 use crate::handoff::io::{Event, HandoffIo};
@@ -32,42 +32,41 @@ pub async fn start(
 ) -> Result<(StatusCode, Json<HandoffProgress>), ApiError> {
     let Json(request) = body?;
     folder::check_conversation_id(&request.id).map_err(bad_request)?;
-    let shared = state.shared.clone();
-    let set = applied_set(&shared)?;
-    let syncthing = crate::reconcile::sync_folder::this_node_client(&set, &shared.node, &shared.env())
+    let set = applied_set(&state.shared)?;
+    let syncthing = crate::reconcile::sync_folder::this_node_client(&set, state.shared.node(), &state.shared.env())
         .map(|(client, _)| client)
         .map_err(|error| error.message);
     let HandoffRequest { id, to, timeout, force } = request;
     let request = driver::Request { id, to, timeout, force };
-    match driver::start(&handoffs(&shared), &set, syncthing, request).await {
+    match driver::start(&handoffs(&state), &set, syncthing, request).await {
         Ok(Started::TakenOver(progress)) => Ok((StatusCode::OK, Json(progress_to_wire(progress)))),
         Ok(Started::Begun(progress)) => Ok((StatusCode::ACCEPTED, Json(progress_to_wire(progress)))),
         Err(error) => Err(start_error(error)),
     }
 }
 
-/// What a handoff needs, from the controller's shared state; its events go
-/// to the log of the conversation's policy.
-fn handoffs(shared: &Arc<Shared>) -> Handoffs {
-    let log = shared.clone();
+/// What a handoff needs of the daemon's handles; its events go to the log
+/// of the conversation's policy.
+fn handoffs(state: &ApiState) -> Handoffs {
+    let log = state.shared.events();
+    let handles = &state.handles;
     Handoffs {
         io: HandoffIo::new(
-            shared.handoff.clone(),
-            shared.peers.clone(),
-            shared.api_key.get(),
-            shared.handoff_tasks.clone(),
+            handles.handoff.clone(),
+            handles.peers.clone(),
+            handles.api_key.get(),
+            handles.handoff_tasks.clone(),
         ),
-        node: shared.node.clone(),
+        node: handles.node.clone(),
         events: Arc::new(move |policy: &str, events: Vec<Event>| record_events(&log, policy, events)),
     }
 }
 
 /// Records events of HandoffPolicy `policy`.
-fn record_events(shared: &Shared, policy: &str, events: Vec<Event>) {
+fn record_events(log: &Events, policy: &str, events: Vec<Event>) {
     let object = format!("{}/{policy}", Kind::HandoffPolicy);
-    let mut inner = shared.lock();
     for (warning, reason, message) in events {
-        inner.status.event(warning, reason, &object, message);
+        log.record(warning, reason, &object, message);
     }
 }
 
@@ -125,7 +124,7 @@ pub async fn progress(
 ) -> Result<Json<HandoffProgress>, ApiError> {
     let Path(handoff) = handoff?;
     folder::check_id("handoff id", &handoff).map_err(bad_request)?;
-    let progress = state.shared.handoff.progress(&handoff);
+    let progress = state.handles.handoff.progress(&handoff);
     progress
         .map(|progress| Json(progress_to_wire(progress)))
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no handoff {handoff} started here")))
@@ -147,7 +146,7 @@ pub async fn message(
 ) -> Result<StatusCode, ApiError> {
     let Json(body) = body?;
     let message = HandoffMessage::read(body)?;
-    take_message(&state.shared, message).await?;
+    take_message(&state, message).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -171,7 +170,7 @@ pub async fn messages(
         }
     }
     for (index, message) in read {
-        match take_message(&state.shared, message).await {
+        match take_message(&state, message).await {
             Ok(()) => batch.taken += 1,
             Err(error) if error.status.is_server_error() => return Err(error),
             Err(error) => batch.dropped.push(dropped(index, error)),
@@ -188,17 +187,18 @@ fn dropped(index: usize, error: ApiError) -> DroppedMessage {
     DroppedMessage { index, error, message }
 }
 
-async fn take_message(shared: &Arc<Shared>, message: HandoffMessage) -> Result<(), ApiError> {
-    if message.envelope.to != shared.node {
-        let text = format!("the message is for {}, this is {}", message.envelope.to, shared.node);
+async fn take_message(state: &ApiState, message: HandoffMessage) -> Result<(), ApiError> {
+    let handles = &state.handles;
+    if message.envelope.to != handles.node {
+        let text = format!("the message is for {}, this is {}", message.envelope.to, handles.node);
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "wrong_node", text));
     }
     folder::check_conversation_id(&message.conversation).map_err(bad_request)?;
-    let set = shared.applied_set();
+    let set = state.shared.applied_set();
     let Some(set) = set.filter(|set| set.handoff_policies.contains_key(&message.policy)) else {
         return Err(bad_request(format!("no HandoffPolicy {:?} on this node", message.policy)));
     };
-    let peer = folder::peer_of(&set, &message.policy, &shared.node);
+    let peer = folder::peer_of(&set, &message.policy, &handles.node);
     if peer.as_deref() != Some(message.envelope.from.as_str()) {
         let text = format!(
             "the message is from {:?}, which does not share HandoffPolicy {} with this node",
@@ -207,13 +207,13 @@ async fn take_message(shared: &Arc<Shared>, message: HandoffMessage) -> Result<(
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "wrong_node", text));
     }
     let policy = message.policy.clone();
-    let dir = folder::sessions_root(&set, &policy, &shared.node, &folder::home())
+    let dir = folder::sessions_root(&set, &policy, &handles.node, &folder::home())
         .map(|root| root.join(&message.conversation));
     let io = HandoffIo::new(
-        shared.handoff.clone(),
-        shared.peers.clone(),
-        shared.api_key.get(),
-        shared.handoff_tasks.clone(),
+        handles.handoff.clone(),
+        handles.peers.clone(),
+        handles.api_key.get(),
+        handles.handoff_tasks.clone(),
     );
     let events = io.receive(dir, message).await.map_err(|error| {
         ApiError::new(
@@ -222,15 +222,15 @@ async fn take_message(shared: &Arc<Shared>, message: HandoffMessage) -> Result<(
             format!("cannot persist the record: {error}"),
         )
     })?;
-    record_events(shared, &policy, events);
+    record_events(&state.shared.events(), &policy, events);
     Ok(())
 }
 
 /// Every conversation of every HandoffPolicy on this node.
 pub async fn sessions(State(state): State<ApiState>) -> Result<Json<Vec<Session>>, ApiError> {
     let set = applied_set(&state.shared)?;
-    let shared = state.shared.clone();
-    let listed = tokio::task::spawn_blocking(move || view::conversations(&set, &shared.node, &shared.handoff))
+    let handles = state.handles.clone();
+    let listed = tokio::task::spawn_blocking(move || view::conversations(&set, &handles.node, &handles.handoff))
         .await
         .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string()))?;
     Ok(Json(listed.into_iter().map(session_to_wire).collect()))

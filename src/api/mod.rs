@@ -41,7 +41,7 @@ use self::wire::{
     RouteRequest, Routed, StreamMessage, SyncthingDevice,
 };
 use crate::controller::status::NodeStatus;
-use crate::controller::{Input, Shared, validate_for_node};
+use crate::controller::{Input, Shared, validate_off_runtime};
 use crate::manifest::Kind;
 use crate::mesh::failover::HOP_HEADER;
 use crate::reconcile::{plan, sync_folder};
@@ -92,7 +92,7 @@ async fn require_key(State(state): State<ApiState>, headers: HeaderMap, request:
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim);
-    if presented.is_some_and(|key| state.shared.api_key.matches(key)) {
+    if presented.is_some_and(|key| state.handles.api_key.matches(key)) {
         return next.run(request).await;
     }
     let caller = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(caller)| *caller);
@@ -112,10 +112,8 @@ async fn require_key(State(state): State<ApiState>, headers: HeaderMap, request:
 /// identity that whois gives for the caller's address.
 async fn tailscale_identity_allowed(state: &ApiState, caller: SocketAddr) -> bool {
     let (settings, socket) = {
-        let inner = state.shared.lock();
-        let Some(mesh) = inner.applied.as_ref().and_then(|applied| applied.set.mesh.as_ref()) else {
-            return false;
-        };
+        let Some(set) = state.shared.applied_set() else { return false };
+        let Some(mesh) = set.mesh.as_ref() else { return false };
         (mesh.spec.auth.tailscale_identity.clone(), mesh.spec.discovery.local_api_socket.clone())
     };
     if !settings.enabled {
@@ -133,37 +131,36 @@ async fn tailscale_identity_allowed(state: &ApiState, caller: SocketAddr) -> boo
 
 async fn health(State(state): State<ApiState>) -> Json<Health> {
     let shared = &state.shared;
-    let inner = shared.lock();
-    let applied = inner.applied.as_ref();
+    let applied = shared.in_force();
     Json(Health {
-        node: shared.node.clone(),
-        role: applied.and_then(|a| a.set.nodes.get(&shared.node)).map(|n| n.spec.role.as_str().to_owned()),
+        node: shared.node().to_owned(),
+        role: applied.as_ref().and_then(|a| a.set.nodes.get(shared.node())).map(|n| n.spec.role.as_str().to_owned()),
         version: env!("CARGO_PKG_VERSION").into(),
         api_version: wire::API_VERSION.into(),
-        revision: applied.map(|a| a.revision.clone()),
-        uptime_seconds: shared.started.elapsed().as_secs(),
+        revision: applied.map(|a| a.revision),
+        uptime_seconds: shared.uptime().as_secs(),
     })
 }
 
 /// This node's status in the shape of `status -o json`.
 pub fn node_status(shared: &Shared) -> NodeStatus {
     let env = shared.env();
-    let inner = shared.lock();
-    let applied = inner.applied.as_ref();
+    let applied = shared.in_force();
     let role = applied
-        .and_then(|a| a.set.nodes.get(&shared.node))
+        .as_ref()
+        .and_then(|a| a.set.nodes.get(shared.node()))
         .map(|n| n.spec.role.as_str())
         .or_else(|| env.get(crate::identity::ROLE).map(|s| s.value.as_str()))
         .unwrap_or("satellite");
     NodeStatus {
-        name: shared.node.clone(),
+        name: shared.node().to_owned(),
         role: role.to_owned(),
         online: true,
         last_seen: Some(crate::controller::status::now_rfc3339()),
-        revision: applied.map(|a| a.revision.clone()),
-        last_error: inner.last_error.clone(),
-        objects: inner.status.objects(),
-        paused: inner.paused,
+        revision: applied.as_ref().map(|a| a.revision.clone()),
+        last_error: shared.last_error(),
+        objects: shared.status().objects(),
+        paused: shared.paused(),
     }
 }
 
@@ -177,8 +174,8 @@ async fn mesh(State(state): State<ApiState>) -> Json<Vec<MeshNode>> {
     let shared = &state.shared;
     let me = node_status(shared);
     let (address, api_port) = {
-        let inner = shared.lock();
-        let node = inner.applied.as_ref().and_then(|a| a.set.nodes.get(&shared.node));
+        let set = shared.applied_set();
+        let node = set.as_ref().and_then(|set| set.nodes.get(shared.node()));
         node.map_or_else(|| (String::new(), 0), |n| (n.spec.address.value.clone(), n.spec.api_port.0))
     };
     let this = MeshNode {
@@ -198,8 +195,9 @@ async fn mesh(State(state): State<ApiState>) -> Json<Vec<MeshNode>> {
         compatible: true,
         last_error: None,
     };
-    let peers = shared.peers.all().into_iter().map(|peer| MeshNode {
-        known_down: shared.peers.known_down(&peer.name),
+    let known = &state.handles.peers;
+    let peers = known.all().into_iter().map(|peer| MeshNode {
+        known_down: known.known_down(&peer.name),
         dial: peer.authority(),
         role: peer.role.unwrap_or_else(|| "unknown".into()),
         this_node: false,
@@ -235,22 +233,29 @@ async fn apply(
         error
     };
     if request.dry_run {
-        let shared = &state.shared;
         let snapshot = Snapshot {
             revision: request.bundle.revision.clone(),
             files: request.bundle.source_files(),
             problems: Vec::new(),
             origin: "apply".into(),
         };
-        let set = validate_for_node(&snapshot, &shared.env()).map_err(invalid)?;
-        let current = shared.lock().applied.clone();
-        let plan = plan::plan(
-            current.as_ref().map(|a| (a.set.as_ref(), a.revision.as_str())),
-            (&set, &snapshot.revision),
-            &shared.node,
-            &shared.env(),
-            |name| shared.supervisor.status(name),
-        );
+        let env = state.shared.env();
+        let (snapshot, validated) = validate_off_runtime(snapshot, env.clone()).await;
+        let set = validated.map_err(invalid)?;
+        let current = state.shared.in_force();
+        let handles = state.handles.clone();
+        // Comparing two whole sets is blocking work too.
+        let planned = tokio::task::spawn_blocking(move || {
+            plan::plan(
+                current.as_ref().map(|a| (a.set.as_ref(), a.revision.as_str())),
+                (&set, &snapshot.revision),
+                &handles.node,
+                &env,
+                |name| handles.supervisor.status(name),
+            )
+        })
+        .await;
+        let plan = planned.unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()));
         return Ok(Json(ApplyResponse { applied: false, plan }));
     }
     let (reply, answer) = oneshot::channel();
@@ -272,23 +277,24 @@ async fn reconcile_now(
         let _ = nudge.try_send(());
     }
     state.inbox.send(Input::ReconcileAll).await.map_err(|_| stopping())?;
-    let in_force = || state.shared.lock().applied.as_ref().map(|a| a.revision.clone());
+    let mut in_force = state.shared.watch_in_force();
     if let Some(wanted) = request.and_then(|Json(r)| r.revision) {
-        let deadline = tokio::time::Instant::now() + REVISION_WAIT;
-        while in_force().as_deref() != Some(wanted.as_str()) {
-            if tokio::time::Instant::now() >= deadline {
+        let arrived = in_force.wait_for(|in_force| in_force.as_ref().is_some_and(|a| a.revision == wanted));
+        match tokio::time::timeout(REVISION_WAIT, arrived).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return Err(stopping()),
+            Err(_) => {
                 let message = format!("revision {wanted} is not in force after {}s", REVISION_WAIT.as_secs());
                 return Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", message));
             }
-            tokio::time::sleep(REVISION_POLL).await;
         }
     }
-    Ok(Json(ReconcileResponse { scheduled: true, revision: in_force() }))
+    let revision = in_force.borrow().as_ref().map(|a| a.revision.clone());
+    Ok(Json(ReconcileResponse { scheduled: true, revision }))
 }
 
-/// How long `reconcile` waits for a requested revision, and how often it looks.
+/// How long `reconcile` waits for a requested revision.
 const REVISION_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-const REVISION_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// One object: its status, spec, recent events and, for a Service, its output.
 /// A kind or a name that can never be in a set is a bad request (400); a
@@ -305,10 +311,9 @@ async fn describe(
     if let Some(problem) = crate::manifest::name_problem(&name) {
         return Err(bad_request(format!("{name:?} cannot name a {kind}: {problem}")));
     }
-    let shared = &state.shared;
-    let inner = shared.lock();
-    let spec = inner.applied.as_ref().and_then(|a| wire::spec_json(&a.set, kind, &name));
-    let status = inner.status.object(&(kind, name.clone())).cloned();
+    let spec = state.shared.applied_set().and_then(|set| wire::spec_json(&set, kind, &name));
+    let status_store = state.shared.status();
+    let status = status_store.object(&(kind, name.clone())).cloned();
     if spec.is_none() && status.is_none() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -317,10 +322,10 @@ async fn describe(
         ));
     }
     let object = format!("{kind}/{name}");
-    let events = inner.status.events(Some(&object), 20);
-    drop(inner);
+    let events = status_store.events(Some(&object), 20);
+    drop(status_store);
     let logs = if kind == Kind::Service {
-        shared.supervisor.logs(&name, 20).into_iter().map(Into::into).collect()
+        state.handles.supervisor.logs(&name, 20).into_iter().map(Into::into).collect()
     } else {
         Vec::new()
     };
@@ -341,7 +346,7 @@ async fn events(
 }
 
 async fn stream_events(state: ApiState, socket: WebSocket) {
-    let (recent, mut items) = state.shared.lock().status.subscribe(RECENT_EVENTS);
+    let (recent, mut items) = state.shared.status().subscribe(RECENT_EVENTS);
     let (mut sink, mut incoming) = socket.split();
     for event in recent {
         if send(&mut sink, &event.into()).await.is_err() {
@@ -408,7 +413,7 @@ async fn intervene(state: &ApiState, text: &str) -> StreamMessage {
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 async fn metrics(State(state): State<ApiState>) -> Response {
-    ([(header::CONTENT_TYPE, OPENMETRICS)], state.shared.metrics.render()).into_response()
+    ([(header::CONTENT_TYPE, OPENMETRICS)], state.shared.metrics().render()).into_response()
 }
 
 /// Calls a capability through the MeshRouter. A call another router handed
@@ -441,7 +446,7 @@ async fn syncthing_device(State(state): State<ApiState>) -> Result<Json<Syncthin
     let Some(set) = state.shared.applied_set() else {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "no manifests are in force yet"));
     };
-    let node = state.shared.node.clone();
+    let node = state.shared.node().to_owned();
     let (client, device_address) = sync_folder::this_node_client(&set, &node, &state.shared.env())
         .map_err(|error| ApiError::new(StatusCode::NOT_FOUND, "no_syncthing", error.message))?;
     let status = client

@@ -159,7 +159,7 @@ pub async fn pass_through(state: &ApiState, target: Target<'_>, parts: &Parts, r
     let failover = state.router.failover();
     let here = failover.node();
     let placement: Vec<&str> = spec.placement.order().map(|node| node.value.as_str()).collect();
-    let served = state.shared.placements.get(capability).map(|served| served.node);
+    let served = state.handles.placements.get(capability).map(|served| served.node);
     let nodes = if parts.headers.contains_key(HOP_HEADER) {
         // Handed over by a peer: served here or not at all, never passed on.
         if !placement.contains(&here) {

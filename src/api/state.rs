@@ -1,5 +1,5 @@
-//! What every handler of the mesh API is given: the controller's shared
-//! state and the handles to reach the rest of the daemon.
+//! What every handler of the mesh API is given: what the controller
+//! publishes, the daemon's handles, and the ways to reach the rest of it.
 
 use std::sync::Arc;
 
@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 
 use crate::controller::{Input, Shared};
 use crate::mesh::router::MeshRouter;
+use crate::reconcile::Handles;
 use crate::tailscale;
 
 /// The largest request body: an `apply` bundle of a whole manifests folder.
@@ -14,7 +15,11 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct ApiState {
+    /// What the controller publishes: the set in force, status, events.
     pub shared: Arc<Shared>,
+    /// The peers, key, placements, supervisor and stores the reconcilers act
+    /// with, which the API reads and the handoff endpoints act with too.
+    pub handles: Arc<Handles>,
     pub inbox: mpsc::Sender<Input>,
     /// Asks the Git source to fetch now, when there is one.
     pub nudge: Option<mpsc::Sender<()>>,

@@ -6,11 +6,12 @@
 //! sends it to the status stream.
 
 pub mod queue;
+pub mod shared;
 pub mod state;
 pub mod status;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -18,6 +19,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use self::queue::WorkQueue;
+pub use self::shared::{Events, InForce, Shared};
 use self::state::ControllerState;
 use self::status::{ObjectKey, StatusStore, StatusStream};
 use crate::api::wire::Plan;
@@ -32,12 +34,11 @@ use crate::manifest::{self, ManifestSet};
 use crate::mesh::peers::{PeerState, Peers};
 use crate::mesh::placement::Placements;
 use crate::mesh::prober::AppliedRevision;
-use crate::metrics::Metrics;
 use crate::ollama::pulls::ModelPulls;
 use crate::reconcile::client_env::ClientEnvFile;
 use crate::reconcile::plan;
 use crate::reconcile::sync_folder::SyncState;
-use crate::reconcile::{self, Context, Outcome, ReconcileError};
+use crate::reconcile::{self, Context, Handles, Outcome, ReconcileError};
 use crate::source::{Snapshot, SourceUpdate};
 use crate::supervisor::{Supervisor, UnitChanged};
 use crate::syncthing::events::Notice;
@@ -75,89 +76,18 @@ struct Reconciled {
     took: Duration,
 }
 
-/// The set in force.
-#[derive(Clone)]
-pub struct Applied {
-    pub revision: String,
-    pub origin: String,
-    pub set: Arc<ManifestSet>,
-    pub bundle: Bundle,
-}
-
-/// The controller's state that the API reads without going through the loop.
-pub struct Shared {
-    pub node: String,
-    /// The node's settings; SIGHUP puts newly read ones in place.
-    env: RwLock<Arc<NodeEnv>>,
-    pub supervisor: Supervisor,
-    pub started: Instant,
-    /// The other Nodes of the set in force (`MESH_PEERS` before one loads),
-    /// kept by the controller and probed by `mesh::prober`.
-    pub peers: Peers,
-    pub metrics: Metrics,
-    /// The mesh API's key in force, from where the Mesh in force points.
-    pub api_key: ApiKey,
-    /// What the SyncFolder reconciler created and learned.
-    pub syncthing: Arc<SyncState>,
-    /// Which node serves each capability now (the Capability reconciler's).
-    pub placements: Placements,
-    /// The client env the Capability reconciler writes (`client.env`).
-    pub client_env: ClientEnvFile,
-    /// The Ollama model pulls under way or failed.
-    pub pulls: ModelPulls,
-    /// Every conversation's ownership record, persisted under `handoff/`.
-    pub handoff: Arc<HandoffStore>,
-    /// The handoff drivers and messages to the peer under way, stopped when
-    /// the controller stops.
-    pub handoff_tasks: TaskSet,
-    /// Each revision that becomes the set in force, for the prober to nudge
-    /// peers when it came from Git.
-    pub applied_revisions: watch::Sender<Option<AppliedRevision>>,
-    /// The settle time of the Mesh in force (`reconcile.settleTime`), which
-    /// the folder source waits for before a file that shrank takes effect.
-    pub settle_time: watch::Sender<Duration>,
-    inner: Mutex<SharedInner>,
-}
-
-#[derive(Default)]
-pub struct SharedInner {
-    pub status: StatusStore,
-    pub applied: Option<Applied>,
-    /// The errors of the last rejected snapshot; None once one applies.
-    pub last_error: Option<String>,
-    /// Reconciles finished per object, by result: what the coming `/metrics`
-    /// exposes as a counter, and how tests watch the loop at work. Kept after
-    /// an object leaves the set, as a counter is.
-    pub reconciles: BTreeMap<ObjectKey, ReconcileCounts>,
-    /// Reconciles are paused from the event stream.
-    pub paused: bool,
-}
-
-/// How many reconciles of one object finished, by result.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ReconcileCounts {
-    pub succeeded: u64,
-    pub failed: u64,
-}
-
-impl Shared {
-    pub fn lock(&self) -> MutexGuard<'_, SharedInner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The node's settings as last read.
-    pub fn env(&self) -> Arc<NodeEnv> {
-        self.env.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
-    }
-
-    /// The set in force, if any.
-    pub fn applied_set(&self) -> Option<Arc<ManifestSet>> {
-        self.lock().applied.as_ref().map(|applied| applied.set.clone())
-    }
-}
-
 pub struct Controller {
     shared: Arc<Shared>,
+    handles: Arc<Handles>,
+    /// The set in force, as published in `shared`.
+    applied: Option<InForce>,
+    paused: bool,
+    /// Each revision that becomes the set in force, for the prober to nudge
+    /// peers when it came from Git.
+    applied_revisions: watch::Sender<Option<AppliedRevision>>,
+    /// The settle time of the Mesh in force (`reconcile.settleTime`), which
+    /// the folder source waits for before a file that shrank takes effect.
+    settle_time: watch::Sender<Duration>,
     state_dir: std::path::PathBuf,
     state: ControllerState,
     inbox: mpsc::Receiver<Input>,
@@ -188,34 +118,32 @@ impl Controller {
         unit_changes: mpsc::Receiver<UnitChanged>,
         stream: StatusStream,
         state_dir: std::path::PathBuf,
-    ) -> (Controller, Arc<Shared>, mpsc::Sender<Input>) {
+    ) -> (Controller, mpsc::Sender<Input>) {
         let (outbox, inbox) = mpsc::channel(256);
         // Without a Mesh, the key can only come from MESH_API_KEY, which cannot fail.
         let api_key = ApiKey::new(api_key::resolve(&env, None).unwrap_or_default());
         let (notices, syncthing_notices) = mpsc::channel(4);
-        let syncthing = Arc::new(SyncState::load(&state_dir, notices));
-        let handoff = Arc::new(HandoffStore::load(&state_dir, &node));
-        let shared = Arc::new(Shared {
-            node,
-            env: RwLock::new(env),
+        let handles = Arc::new(Handles {
+            syncthing: Arc::new(SyncState::load(&state_dir, notices)),
+            handoff: Arc::new(HandoffStore::load(&state_dir, &node)),
+            node: node.clone(),
             supervisor,
-            started: Instant::now(),
             peers: Peers::default(),
-            metrics: Metrics::default(),
             api_key,
-            syncthing,
             placements: Placements::default(),
             client_env: ClientEnvFile::in_state_dir(&state_dir),
             pulls: ModelPulls::default(),
-            handoff,
             handoff_tasks: TaskSet::default(),
-            applied_revisions: watch::channel(None).0,
-            settle_time: watch::channel(ReconcileSettings::default().settle_time.duration).0,
-            inner: Mutex::new(SharedInner { status: StatusStore::new(stream), ..SharedInner::default() }),
         });
+        let shared = Arc::new(Shared::new(node, env, StatusStore::new(stream)));
         let state = ControllerState::load(&state_dir);
         let controller = Controller {
-            shared: shared.clone(),
+            shared,
+            handles,
+            applied: None,
+            paused: false,
+            applied_revisions: watch::channel(None).0,
+            settle_time: watch::channel(ReconcileSettings::default().settle_time.duration).0,
             state_dir,
             state,
             inbox,
@@ -229,23 +157,44 @@ impl Controller {
             restarts_seen: HashMap::new(),
             syncthing_notices,
         };
-        (controller, shared, outbox)
+        (controller, outbox)
+    }
+
+    /// What the API and the daemon read of the controller.
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// The handles the reconcilers act with, for the parts of the daemon
+    /// that act on the same peers, placements and stores.
+    pub fn handles(&self) -> Arc<Handles> {
+        self.handles.clone()
+    }
+
+    /// Follows the settle time of the Mesh in force.
+    pub fn settle_times(&self) -> watch::Receiver<Duration> {
+        self.settle_time.subscribe()
+    }
+
+    /// Follows each revision that becomes the set in force.
+    pub fn applied_revisions(&self) -> watch::Receiver<Option<AppliedRevision>> {
+        self.applied_revisions.subscribe()
     }
 
     /// Runs until `shutdown` resolves, then lets the reconciles under way
     /// finish (so none starts a process after this), stops every supervised
     /// process and cancels the model pulls.
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
-        self.resume_last_applied();
+        self.resume_last_applied().await;
         tokio::pin!(shutdown);
         loop {
             self.dispatch_due();
             // While paused, due keys wait; waking for them would only spin.
-            let next_due = if self.shared.lock().paused { None } else { self.queue.next_due() };
+            let next_due = if self.paused { None } else { self.queue.next_due() };
             tokio::select! {
                 () = &mut shutdown => break,
                 input = self.inbox.recv() => match input {
-                    Some(input) => self.handle(input),
+                    Some(input) => self.handle(input).await,
                     None => break,
                 },
                 Some(change) = self.unit_changes.recv() => self.on_unit_changed(change),
@@ -270,27 +219,27 @@ impl Controller {
         while let Some(finished) = self.reconciles.join_next().await {
             self.on_reconcile_task(finished);
         }
-        self.shared.handoff_tasks.shutdown().await;
-        self.shared.syncthing.stop_following();
-        self.shared.supervisor.shutdown().await;
-        self.shared.pulls.cancel_all().await;
-        self.shared.lock().status.close_stream();
+        self.handles.handoff_tasks.shutdown().await;
+        self.handles.syncthing.stop_following();
+        self.handles.supervisor.shutdown().await;
+        self.handles.pulls.cancel_all().await;
+        self.shared.status().close_stream();
     }
 
     /// A restarted controller runs what it applied last, until a source speaks.
-    fn resume_last_applied(&mut self) {
+    async fn resume_last_applied(&mut self) {
         let Some(bundle) = self.state.applied.clone() else { return };
         let origin = self.state.applied_origin.clone().unwrap_or_else(|| "state".into());
         let files = bundle.source_files();
         let snapshot = Snapshot { revision: bundle.revision, files, problems: Vec::new(), origin };
-        let _ = self.apply_snapshot(snapshot);
+        let _ = self.apply_snapshot(snapshot).await;
     }
 
-    fn handle(&mut self, input: Input) {
+    async fn handle(&mut self, input: Input) {
         match input {
-            Input::Source(SourceUpdate::Snapshot(snapshot)) => self.on_source_snapshot(snapshot),
+            Input::Source(SourceUpdate::Snapshot(snapshot)) => self.on_source_snapshot(snapshot).await,
             Input::Source(SourceUpdate::Unavailable { origin, message }) => {
-                self.shared.lock().status.event(
+                self.shared.events().record(
                     true,
                     "SourceUnavailable",
                     "",
@@ -298,7 +247,7 @@ impl Controller {
                 );
             }
             Input::Source(SourceUpdate::Notice { origin, message }) => {
-                self.shared.lock().status.event(false, "SourceNotice", "", format!("{origin}: {message}"));
+                self.shared.events().record(false, "SourceNotice", "", format!("{origin}: {message}"));
             }
             Input::Apply { bundle, reply } => {
                 let snapshot = Snapshot {
@@ -307,11 +256,11 @@ impl Controller {
                     problems: Vec::new(),
                     origin: "apply".into(),
                 };
-                let result = self.apply_snapshot(snapshot);
+                let result = self.apply_snapshot(snapshot).await;
                 let _ = reply.send(result);
             }
             Input::ReconcileAll => {
-                self.shared.lock().status.event(false, "ReconcileRequested", "", "reconciling every object now");
+                self.shared.events().record(false, "ReconcileRequested", "", "reconciling every object now");
                 self.schedule_all();
             }
             Input::Reload(env) => self.reload(env),
@@ -330,7 +279,7 @@ impl Controller {
     /// already; the loop goes on without that result.
     fn on_reconcile_task(&mut self, finished: Result<Reconciled, tokio::task::JoinError>) {
         let Ok(Reconciled { key, result, revision, took }) = finished else { return };
-        self.shared.metrics.reconciled(key.0.as_str(), result.is_ok(), took);
+        self.shared.metrics().reconciled(key.0.as_str(), result.is_ok(), took);
         self.on_reconciled(key, result, &revision);
     }
 
@@ -341,8 +290,7 @@ impl Controller {
         if notice == Notice::Back {
             tracing::info!("Syncthing answers again");
         }
-        let shared = self.shared.lock();
-        let Some(applied) = &shared.applied else { return };
+        let Some(applied) = &self.applied else { return };
         let policies = applied.set.handoff_policies.keys().map(|name| (manifest::Kind::HandoffPolicy, name.clone()));
         let keys: Vec<ObjectKey> = match notice {
             Notice::Files => policies.collect(),
@@ -354,7 +302,6 @@ impl Controller {
                 .chain(policies)
                 .collect(),
         };
-        drop(shared);
         let now = Instant::now();
         for key in keys {
             self.queue.schedule(key, now);
@@ -371,55 +318,54 @@ impl Controller {
             .into_iter()
             .filter(|name| before.get(name).map(|s| &s.value) != env.get(name).map(|s| &s.value))
             .collect();
-        *self.shared.env.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(env);
-        let mut shared = self.shared.lock();
+        self.shared.replace_env(env);
+        let events = self.shared.events();
         if !fixed.is_empty() {
-            shared.status.event(
+            events.record(
                 true,
                 "RestartNeeded",
                 "",
                 format!("{} changed in the settings; they take effect when the daemon restarts", fixed.join(", ")),
             );
         }
-        shared.status.event(false, "Reloaded", "", "settings read again; reconciling every object");
-        if let Some(set) = shared.applied.as_ref().map(|applied| applied.set.clone()) {
-            self.put_api_key_in_force(&set, &mut shared);
+        events.record(false, "Reloaded", "", "settings read again; reconciling every object");
+        if let Some(set) = self.applied.as_ref().map(|applied| applied.set.clone()) {
+            self.put_api_key_in_force(&set);
         } else if let Ok(key) = api_key::resolve(&self.shared.env(), None) {
-            self.shared.api_key.replace(key);
+            self.handles.api_key.replace(key);
         }
-        drop(shared);
         self.schedule_all();
     }
 
     fn set_paused(&mut self, paused: bool) {
-        let mut shared = self.shared.lock();
-        if shared.paused == paused {
+        if self.paused == paused {
             return;
         }
-        shared.paused = paused;
+        self.paused = paused;
+        self.shared.set_paused(paused);
         let (reason, message) = if paused {
             ("Paused", format!("reconciles paused; {} object(s) waiting", self.queue.waiting()))
         } else {
             ("Resumed", format!("reconciles resumed; {} object(s) waiting", self.queue.waiting()))
         };
-        shared.status.event(false, reason, "", message);
+        self.shared.events().record(false, reason, "", message);
     }
 
     /// Counts the restarts a unit made since its status was last seen: the
     /// supervisor restarts a process on its own and only tells us it changed.
     fn count_restarts(&mut self, service: &str) {
-        let Some(unit) = self.shared.supervisor.status(service) else {
+        let Some(unit) = self.handles.supervisor.status(service) else {
             self.restarts_seen.remove(service);
             return;
         };
         let seen = self.restarts_seen.insert(service.to_owned(), unit.restarts).unwrap_or(0);
         // A unit started anew (a changed spec) counts from zero again.
         for _ in seen..unit.restarts {
-            self.shared.metrics.service_restarted(service);
+            self.shared.metrics().service_restarted(service);
         }
         if unit.restarts > seen {
             let exit = unit.last_exit.as_deref().unwrap_or("it exited");
-            self.shared.lock().status.event(
+            self.shared.events().record(
                 true,
                 "Restarted",
                 &format!("{}/{service}", manifest::Kind::Service),
@@ -430,7 +376,7 @@ impl Controller {
 
     /// A snapshot from the folder or Git. An applied bundle is kept until the
     /// source moves to a revision it had not produced before.
-    fn on_source_snapshot(&mut self, snapshot: Snapshot) {
+    async fn on_source_snapshot(&mut self, snapshot: Snapshot) {
         let seen_before = self.state.source_revision.as_deref() == Some(snapshot.revision.as_str());
         let applied_by_hand = self.state.applied_origin.as_deref() == Some("apply");
         if seen_before && applied_by_hand {
@@ -441,38 +387,34 @@ impl Controller {
             return;
         }
         self.state.source_revision = Some(snapshot.revision.clone());
-        let unchanged = self
-            .shared
-            .lock()
-            .applied
-            .as_ref()
-            .is_some_and(|a| a.revision == snapshot.revision && a.origin == snapshot.origin);
+        let unchanged =
+            self.applied.as_ref().is_some_and(|a| a.revision == snapshot.revision && a.origin == snapshot.origin);
         if unchanged {
             // The source is back at the set in force (a bad edit was undone):
             // nothing it offers is rejected any more.
-            self.shared.lock().last_error = None;
-            self.save_state();
+            self.shared.set_last_error(None);
+            self.save_state().await;
             return;
         }
-        let _ = self.apply_snapshot(snapshot);
+        let _ = self.apply_snapshot(snapshot).await;
     }
 
-    /// Validates `snapshot`; when valid it becomes the set in force and every
-    /// object of the old and new sets is reconciled. Returns the plan, or the
-    /// errors that kept it out.
-    fn apply_snapshot(&mut self, snapshot: Snapshot) -> Result<Plan, Vec<Diagnostic>> {
-        let node = self.shared.node.clone();
-        let set = match validate_for_node(&snapshot, &self.shared.env()) {
+    /// Validates `snapshot` (on a blocking thread); when valid it becomes the
+    /// set in force and every object of the old and new sets is reconciled.
+    /// Returns the plan, or the errors that kept it out.
+    async fn apply_snapshot(&mut self, snapshot: Snapshot) -> Result<Plan, Vec<Diagnostic>> {
+        let node = self.handles.node.clone();
+        let (snapshot, validated) = validate_off_runtime(snapshot, self.shared.env()).await;
+        let set = match validated {
             Ok(set) => set,
             Err(errors) => {
-                let mut shared = self.shared.lock();
-                let kept = shared
+                let kept = self
                     .applied
                     .as_ref()
                     .map_or_else(|| "nothing applied yet".to_owned(), |a| format!("keeping {}", a.revision));
                 let first_lines: Vec<String> =
                     errors.iter().map(|d| d.to_string().lines().next().unwrap_or_default().to_owned()).collect();
-                shared.status.event(
+                self.shared.events().record(
                     true,
                     "SnapshotRejected",
                     "",
@@ -484,70 +426,70 @@ impl Controller {
                         first_lines.join("\n")
                     ),
                 );
-                shared.last_error = Some(first_lines.join("\n"));
-                self.shared.metrics.snapshot(false);
+                self.shared.set_last_error(Some(first_lines.join("\n")));
+                self.shared.metrics().snapshot(false);
                 return Err(errors);
             }
         };
         let set = Arc::new(set);
-        let supervisor = self.shared.supervisor.clone();
-        let mut shared = self.shared.lock();
-        let current = shared.applied.as_ref().map(|a| (a.set.as_ref(), a.revision.as_str()));
+        let supervisor = &self.handles.supervisor;
+        let current = self.applied.as_ref().map(|a| (a.set.as_ref(), a.revision.as_str()));
         let plan =
             plan::plan(current, (&set, &snapshot.revision), &node, &self.shared.env(), |name| supervisor.status(name));
         let mut keys = reconcile::keys(&set, &node);
-        if let Some(old) = &shared.applied {
+        if let Some(old) = &self.applied {
             keys.extend(reconcile::keys(&old.set, &node));
         }
         keys.extend(supervisor.services().into_iter().map(|name| (manifest::Kind::Service, name)));
-        shared.status.event(false, "Applied", "", format!("revision {} from {}", snapshot.revision, snapshot.origin));
-        shared.last_error = None;
-        self.shared.metrics.snapshot(true);
+        let events = self.shared.events();
+        events.record(false, "Applied", "", format!("revision {} from {}", snapshot.revision, snapshot.origin));
+        self.shared.set_last_error(None);
+        self.shared.metrics().snapshot(true);
         let bundle = Bundle::from_files(snapshot.revision.clone(), &snapshot.files);
         self.resync_every = set.mesh.as_ref().map_or(DEFAULT_RESYNC, |m| m.spec.reconcile.resync_interval.duration);
         self.next_resync = Instant::now() + self.resync_every;
         let reconcile = set.mesh.as_ref().map(|m| m.spec.reconcile.clone()).unwrap_or_default();
-        self.shared.settle_time.send_replace(reconcile.settle_time.duration);
+        self.settle_time.send_replace(reconcile.settle_time.duration);
         let peers = set
             .nodes
             .values()
             .filter(|n| n.name() != node)
             .map(|n| PeerState::new(n.name(), Some(n.spec.role.as_str()), &n.spec.address.value, n.spec.api_port.0))
             .collect();
-        self.shared.peers.set_members(peers);
-        self.put_api_key_in_force(&set, &mut shared);
+        self.handles.peers.set_members(peers);
+        self.put_api_key_in_force(&set);
         let from_git = snapshot.origin.starts_with(GIT_ORIGIN_PREFIX);
-        self.shared
-            .applied_revisions
-            .send_replace(Some(AppliedRevision { revision: snapshot.revision.clone(), from_git }));
-        shared.applied =
-            Some(Applied { revision: snapshot.revision, origin: snapshot.origin.clone(), set, bundle: bundle.clone() });
-        drop(shared);
+        self.applied_revisions.send_replace(Some(AppliedRevision { revision: snapshot.revision.clone(), from_git }));
+        let in_force = InForce { revision: snapshot.revision, origin: snapshot.origin.clone(), set };
+        self.applied = Some(in_force.clone());
         self.state.applied = Some(bundle);
         self.state.applied_origin = Some(snapshot.origin);
-        self.save_state();
         let now = Instant::now();
         for key in keys {
             self.queue.schedule(key, now);
         }
+        self.save_state().await;
+        // Last: a reader that sees the revision in force knows its objects are queued.
+        self.shared.publish(in_force);
         Ok(plan)
     }
 
     /// Reads the key where the Mesh of `set` points; a key that cannot be read
     /// keeps the one in force, and no key at all is a warning unless Tailscale
     /// identity auth lets callers in.
-    fn put_api_key_in_force(&self, set: &ManifestSet, shared: &mut SharedInner) {
+    fn put_api_key_in_force(&self, set: &ManifestSet) {
         let mesh = set.mesh.as_ref().map(|mesh| &mesh.spec);
+        let events = self.shared.events();
         match api_key::resolve(&self.shared.env(), mesh) {
             Ok(key) => {
-                let had_key = self.shared.api_key.get().is_some();
+                let had_key = self.handles.api_key.get().is_some();
                 let present = key.is_some();
-                if self.shared.api_key.replace(key) && had_key && present {
-                    shared.status.event(false, "ApiKeyChanged", "", "the mesh API key in force changed");
+                if self.handles.api_key.replace(key) && had_key && present {
+                    events.record(false, "ApiKeyChanged", "", "the mesh API key in force changed");
                 }
                 let identity_auth = mesh.is_some_and(|mesh| mesh.auth.tailscale_identity.enabled);
                 if !present && !identity_auth {
-                    shared.status.event(
+                    events.record(
                         true,
                         "NoApiKey",
                         "",
@@ -559,15 +501,16 @@ impl Controller {
                     );
                 }
             }
-            Err(error) => {
-                shared.status.event(true, "ApiKeyUnreadable", "", format!("{error}; keeping the key in force"))
-            }
+            Err(error) => events.record(true, "ApiKeyUnreadable", "", format!("{error}; keeping the key in force")),
         }
     }
 
-    fn save_state(&self) {
-        if let Err(error) = self.state.save(&self.state_dir) {
-            self.shared.lock().status.event(
+    /// Writes the controller's state (with an fsync) on a blocking thread.
+    async fn save_state(&self) {
+        let (state, dir) = (self.state.clone(), self.state_dir.clone());
+        let saved = tokio::task::spawn_blocking(move || state.save(&dir)).await.map_err(std::io::Error::other);
+        if let Err(error) = saved.and_then(|saved| saved) {
+            self.shared.events().record(
                 true,
                 "StateNotSaved",
                 "",
@@ -577,11 +520,9 @@ impl Controller {
     }
 
     fn schedule_all(&mut self) {
-        let shared = self.shared.lock();
-        let Some(applied) = &shared.applied else { return };
-        let mut keys = reconcile::keys(&applied.set, &self.shared.node);
-        keys.extend(self.shared.supervisor.services().into_iter().map(|name| (manifest::Kind::Service, name)));
-        drop(shared);
+        let Some(applied) = &self.applied else { return };
+        let mut keys = reconcile::keys(&applied.set, &self.handles.node);
+        keys.extend(self.handles.supervisor.services().into_iter().map(|name| (manifest::Kind::Service, name)));
         let now = Instant::now();
         for key in keys {
             self.queue.schedule(key, now);
@@ -590,30 +531,17 @@ impl Controller {
 
     /// Hands due keys to reconcile tasks while there is room.
     fn dispatch_due(&mut self) {
-        let applied = {
-            let shared = self.shared.lock();
-            if shared.paused {
-                return;
-            }
-            shared.applied.clone()
-        };
-        let Some(applied) = applied else { return };
+        if self.paused {
+            return;
+        }
+        let Some(applied) = &self.applied else { return };
         while self.queue.running() < MAX_CONCURRENT_RECONCILES {
             let Some(key) = self.queue.pop_due(Instant::now()) else { break };
             let ctx = Context {
                 set: applied.set.clone(),
                 revision: applied.revision.clone(),
-                node: self.shared.node.clone(),
                 env: self.shared.env(),
-                supervisor: self.shared.supervisor.clone(),
-                peers: self.shared.peers.clone(),
-                api_key: self.shared.api_key.clone(),
-                syncthing: self.shared.syncthing.clone(),
-                placements: self.shared.placements.clone(),
-                client_env: self.shared.client_env.clone(),
-                pulls: self.shared.pulls.clone(),
-                handoff: self.shared.handoff.clone(),
-                handoff_tasks: self.shared.handoff_tasks.clone(),
+                handles: self.handles.clone(),
             };
             self.reconciles.spawn(async move {
                 let started = Instant::now();
@@ -626,44 +554,55 @@ impl Controller {
     fn on_reconciled(&mut self, key: ObjectKey, result: Result<Outcome, ReconcileError>, revision: &str) {
         let object = format!("{}/{}", key.0, key.1);
         let now = Instant::now();
+        let events = self.shared.events();
         match result {
             Ok(outcome) => {
                 self.backoff.succeeded(&key);
-                let mut shared = self.shared.lock();
-                shared.reconciles.entry(key.clone()).or_default().succeeded += 1;
                 if self.failing.remove(&key).is_some() {
-                    shared.status.event(false, "Recovered", &object, "reconciles again");
+                    events.record(false, "Recovered", &object, "reconciles again");
                 }
                 for (warning, reason, message) in outcome.events {
-                    shared.status.event(warning, reason, &object, message);
+                    events.record(warning, reason, &object, message);
                 }
+                let mut status = self.shared.status();
                 if outcome.tracked {
-                    shared.status.set(&key, outcome.conditions, outcome.details, revision);
+                    status.set(&key, outcome.conditions, outcome.details, revision);
                 } else {
-                    shared.status.remove(&key);
+                    status.remove(&key);
                 }
-                drop(shared);
+                drop(status);
                 self.queue.finish(&key, outcome.requeue_after.map(|d| now + d));
             }
             Err(error) => {
                 let delay = self.backoff.failed(key.clone());
-                let mut shared = self.shared.lock();
-                shared.reconciles.entry(key.clone()).or_default().failed += 1;
                 if self.failing.get(&key) != Some(&error.message) {
-                    shared.status.event(true, error.reason, &object, format!("{error}; retrying with backoff"));
+                    events.record(true, error.reason, &object, format!("{error}; retrying with backoff"));
                     self.failing.insert(key.clone(), error.message.clone());
                 }
-                shared.status.set(&key, error.conditions(), BTreeMap::new(), revision);
-                drop(shared);
+                self.shared.status().set(&key, error.conditions(), BTreeMap::new(), revision);
                 self.queue.finish(&key, Some(now + delay));
             }
         }
     }
 }
 
+/// [`validate_for_node`] on a blocking thread: validating a whole set is too
+/// much work for the runtime's threads. Gives the snapshot back with the result.
+pub async fn validate_off_runtime(
+    snapshot: Snapshot,
+    env: Arc<NodeEnv>,
+) -> (Snapshot, Result<ManifestSet, Vec<Diagnostic>>) {
+    let validated = tokio::task::spawn_blocking(move || {
+        let result = validate_for_node(&snapshot, &env);
+        (snapshot, result)
+    })
+    .await;
+    validated.unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()))
+}
+
 /// Checks a snapshot as a set for this node: the manifests, the files that could
 /// not be read, and that this node is one of the set's Nodes.
-pub fn validate_for_node(snapshot: &Snapshot, env: &NodeEnv) -> Result<ManifestSet, Vec<Diagnostic>> {
+fn validate_for_node(snapshot: &Snapshot, env: &NodeEnv) -> Result<ManifestSet, Vec<Diagnostic>> {
     let mut validation = manifest::validate(&snapshot.files, snapshot.problems.clone());
     let identity: Vec<Diagnostic> =
         env.check_identity(&validation.set).into_iter().filter(|d| d.object == NODE_ID && d.is_error()).collect();

@@ -1,6 +1,6 @@
 //! The controller loop on a paused clock: when objects are reconciled again
 //! (resync, backoff after a failure, triggers arriving together), read from the
-//! reconcile counters. The clock moves only when a test advances it; work done
+//! reconcile metric (`agentmesh_reconciles_total`, by kind and result). The clock moves only when a test advances it; work done
 //! outside the runtime (spawning a process) is awaited without moving it.
 
 use std::sync::Arc;
@@ -10,11 +10,12 @@ use tempfile::TempDir;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::status::StatusStream;
-use super::{Controller, Input, ReconcileCounts, Shared};
+use super::status::{ObjectStatus, StatusStream};
+use super::{Controller, Input, Shared};
 use crate::backoff::{Jitter, KeyedBackoff};
 use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::{Kind, SourceFile};
+use crate::reconcile::Handles;
 use crate::source::{Snapshot, SourceUpdate};
 use crate::supervisor::{Phase, Supervisor};
 
@@ -55,6 +56,9 @@ const SETTLE_ROUNDS: usize = 50;
 /// snapshots.
 struct Harness {
     shared: Arc<Shared>,
+    /// The daemon's handles, as the reconcilers get them.
+    handles: Arc<Handles>,
+    supervisor: Supervisor,
     inbox: mpsc::Sender<Input>,
     stop: oneshot::Sender<()>,
     controller: JoinHandle<()>,
@@ -67,34 +71,47 @@ impl Harness {
         let stream = StatusStream::default();
         let (supervisor, changes) = Supervisor::new(state.path().to_owned(), Arc::new(stream.clone())).await.unwrap();
         let env = NodeEnv::from_parts(None, [(NODE_ID.to_owned(), "a".to_owned())]).unwrap();
-        let (mut controller, shared, inbox) =
-            Controller::new("a".into(), Arc::new(env), supervisor, changes, stream, state.path().to_owned());
+        let (mut controller, inbox) =
+            Controller::new("a".into(), Arc::new(env), supervisor.clone(), changes, stream, state.path().to_owned());
+        let shared = controller.shared();
+        let handles = controller.handles();
         // Exact retry times, so the tests can name them.
         controller.backoff = KeyedBackoff::new(super::RETRY, Jitter::none());
         let (stop, stopped) = oneshot::channel();
         let controller = tokio::spawn(controller.run(async {
             let _ = stopped.await;
         }));
-        Harness { shared, inbox, stop, controller, _state: state }
+        Harness { shared, handles, supervisor, inbox, stop, controller, _state: state }
     }
 
-    /// Sends a folder snapshot of `text` and lets it be handled.
+    /// Sends a folder snapshot of `text` and lets it be handled (validated on
+    /// a blocking thread, so waited for in real time).
     async fn apply(&self, revision: &str, text: &str) {
         self.inbox.send(snapshot(revision, text)).await.unwrap();
-        settle().await;
-        assert_eq!(self.shared.lock().last_error, None, "{revision} is applied");
+        let in_force = |h: &Harness| h.shared.in_force().is_some_and(|in_force| in_force.revision == revision);
+        self.until(&format!("{revision} is in force"), in_force).await;
+        assert_eq!(self.shared.last_error(), None, "{revision} is applied");
     }
 
-    fn counts(&self, kind: Kind, name: &str) -> ReconcileCounts {
-        self.shared.lock().reconciles.get(&(kind, name.to_owned())).copied().unwrap_or_default()
+    /// Reconciles of `kind` that ended with `result` (`ok` or `error`), read
+    /// from the metrics as `/metrics` renders them.
+    fn reconciles(&self, kind: Kind, result: &str) -> u64 {
+        let sample = format!("agentmesh_reconciles_total{{kind=\"{kind}\",result=\"{result}\"}} ");
+        let text = self.shared.metrics().render();
+        text.lines().find_map(|line| line.strip_prefix(&sample)).map_or(0, |count| count.parse().unwrap())
     }
 
-    fn succeeded(&self, kind: Kind, name: &str) -> u64 {
-        self.counts(kind, name).succeeded
+    fn succeeded(&self, kind: Kind) -> u64 {
+        self.reconciles(kind, "ok")
     }
 
-    fn failed(&self, name: &str) -> u64 {
-        self.counts(Kind::Service, name).failed
+    fn failed(&self, kind: Kind) -> u64 {
+        self.reconciles(kind, "error")
+    }
+
+    /// The status the controller shows for Service `name`.
+    fn service_status(&self, name: &str) -> Option<ObjectStatus> {
+        self.shared.status().object(&(Kind::Service, name.to_owned())).cloned()
     }
 
     /// Moves the clock by `by` and lets what came due run.
@@ -141,17 +158,18 @@ async fn settle() {
 async fn every_object_is_reconciled_again_after_the_resync_interval() {
     let h = Harness::start().await;
     h.apply("r1", &format!("{NODES}{}{}{}", elsewhere("one"), elsewhere("two"), mesh("30s"))).await;
-    let objects = [(Kind::Node, "a"), (Kind::Service, "one"), (Kind::Service, "two")];
-    let succeeded = || objects.map(|(kind, name)| h.succeeded(kind, name));
-    assert_eq!(succeeded(), [1, 1, 1], "each once for the new snapshot");
+    // Node `a` alone of the Nodes, and the two Services, `one` and `two`.
+    let succeeded = || [Kind::Node, Kind::Service].map(|kind| h.succeeded(kind));
+    assert_eq!(succeeded(), [1, 2], "each once for the new snapshot");
 
     h.advance(Duration::from_secs(30) - ms(1)).await;
-    assert_eq!(succeeded(), [1, 1, 1], "nothing before the interval");
+    assert_eq!(succeeded(), [1, 2], "nothing before the interval");
     h.advance(ms(1)).await;
-    assert_eq!(succeeded(), [2, 2, 2], "everything at the interval");
+    assert_eq!(succeeded(), [2, 4], "everything at the interval");
     h.advance(Duration::from_secs(30)).await;
-    assert_eq!(succeeded(), [3, 3, 3], "and at every interval after");
-    assert_eq!(h.counts(Kind::Node, "b"), ReconcileCounts::default(), "another node's Node is not acted on");
+    assert_eq!(succeeded(), [3, 6], "and at every interval after");
+    // One Node reconcile per round: node b's Node is not acted on.
+    assert_eq!((h.succeeded(Kind::Node), h.failed(Kind::Node)), (3, 0), "another node's Node is not acted on");
     h.stop().await;
 }
 
@@ -161,23 +179,22 @@ async fn a_failing_object_is_retried_with_doubling_backoff_and_holds_up_no_other
     let broken = service("broken", "a", "command: [sleep, '1000'], env: {TOKEN: {env: MISSING}}");
     let worker = service("worker", "a", "command: [sleep, '1000']");
     h.apply("r1", &format!("{NODES}{broken}{worker}")).await;
-    h.until("the worker runs", |h| {
-        h.shared.supervisor.status("worker").is_some_and(|status| status.phase == Phase::Running)
-    })
-    .await;
-    assert_eq!(h.failed("broken"), 1);
-    let worker_reconciles = h.counts(Kind::Service, "worker");
-    assert_eq!(worker_reconciles.failed, 0);
+    h.until("the worker runs", |h| h.supervisor.status("worker").is_some_and(|status| status.phase == Phase::Running))
+        .await;
+    // Only `broken` fails, and it never succeeds: the Service failures are
+    // its own, the Service successes the worker's.
+    assert_eq!(h.failed(Kind::Service), 1, "broken failed once and the worker not at all");
+    let worker_reconciles = h.succeeded(Kind::Service);
 
     for (gap, failures) in [(1, 2), (2, 3), (4, 4), (8, 5)] {
         h.advance(Duration::from_secs(gap) - ms(1)).await;
-        assert_eq!(h.failed("broken"), failures - 1, "no retry before {gap} s");
+        assert_eq!(h.failed(Kind::Service), failures - 1, "no retry before {gap} s");
         h.advance(ms(1)).await;
-        assert_eq!(h.failed("broken"), failures, "a retry {gap} s after the last failure");
+        assert_eq!(h.failed(Kind::Service), failures, "a retry {gap} s after the last failure");
     }
-    assert_eq!(h.counts(Kind::Service, "worker"), worker_reconciles, "the worker is not reconciled with it");
-    assert_eq!(h.shared.supervisor.status("broken"), None, "nothing was started for it");
-    let status = h.shared.lock().status.object(&(Kind::Service, "broken".to_owned())).cloned().unwrap();
+    assert_eq!(h.succeeded(Kind::Service), worker_reconciles, "the worker is not reconciled with it");
+    assert_eq!(h.supervisor.status("broken"), None, "nothing was started for it");
+    let status = h.service_status("broken").unwrap();
     let degraded = status.conditions.iter().find(|c| c.condition_type == "Degraded").unwrap();
     assert_eq!(
         (degraded.status.as_str(), degraded.reason.as_str(), degraded.message.as_str()),
@@ -187,11 +204,16 @@ async fn a_failing_object_is_retried_with_doubling_backoff_and_holds_up_no_other
     // A success resets its backoff: the next failure is retried after 1 s again.
     let fixed = service("broken", "a", "command: [sleep, '1000'], env: {TOKEN: plain}");
     h.apply("r2", &format!("{NODES}{fixed}{worker}")).await;
-    h.until("the fixed Service runs", |h| h.succeeded(Kind::Service, "broken") >= 1).await;
+    h.until("the fixed Service reconciled", |h| {
+        h.service_status("broken").is_some_and(|status| {
+            !status.conditions.iter().any(|c| c.condition_type == "Degraded" && c.status == "True")
+        })
+    })
+    .await;
     h.apply("r3", &format!("{NODES}{broken}{worker}")).await;
-    assert_eq!(h.failed("broken"), 6);
+    assert_eq!(h.failed(Kind::Service), 6);
     h.advance(Duration::from_secs(1)).await;
-    assert_eq!(h.failed("broken"), 7);
+    assert_eq!(h.failed(Kind::Service), 7);
     h.stop().await;
 }
 
@@ -199,7 +221,7 @@ async fn a_failing_object_is_retried_with_doubling_backoff_and_holds_up_no_other
 async fn triggers_that_arrive_while_an_object_is_reconciled_run_it_once_more_not_once_each() {
     let h = Harness::start().await;
     h.apply("r1", &format!("{NODES}{}", elsewhere("x"))).await;
-    assert_eq!(h.succeeded(Kind::Service, "x"), 1);
+    assert_eq!(h.succeeded(Kind::Service), 1, "x, the only Service");
 
     for _ in 0..5 {
         h.inbox.try_send(Input::ReconcileAll).unwrap();
@@ -207,8 +229,8 @@ async fn triggers_that_arrive_while_an_object_is_reconciled_run_it_once_more_not
     settle().await;
     // The first trigger starts a reconcile; the four that come while it runs
     // ask for one more.
-    assert_eq!(h.succeeded(Kind::Service, "x"), 3);
-    assert_eq!(h.succeeded(Kind::Node, "a"), 3);
+    assert_eq!(h.succeeded(Kind::Service), 3);
+    assert_eq!(h.succeeded(Kind::Node), 3, "node a's, the only Node acted on");
     h.stop().await;
 }
 
@@ -218,20 +240,21 @@ async fn paused_reconciles_wait_in_the_queue_and_run_once_resumed() {
     h.apply("r1", &format!("{NODES}{}{}", elsewhere("x"), mesh("30s"))).await;
     h.inbox.send(Input::Pause).await.unwrap();
     settle().await;
-    assert!(h.shared.lock().paused);
+    assert!(h.shared.paused());
 
     h.apply("r2", &format!("{NODES}{}{}{}", elsewhere("x"), elsewhere("z"), mesh("30s"))).await;
     h.advance(Duration::from_secs(60)).await;
-    assert_eq!(h.succeeded(Kind::Service, "z"), 0, "the new object waits");
-    assert_eq!(h.succeeded(Kind::Service, "x"), 1, "and so do resyncs");
+    // x's first reconcile alone: neither the new object z nor x's resyncs ran.
+    assert_eq!(h.succeeded(Kind::Service), 1, "the new object waits, and so do resyncs");
 
     h.inbox.send(Input::Resume).await.unwrap();
     settle().await;
-    assert!(!h.shared.lock().paused);
-    assert_eq!((h.succeeded(Kind::Service, "x"), h.succeeded(Kind::Service, "z")), (2, 1), "each queued once");
-    let reasons: Vec<String> = h.shared.lock().status.events(None, 50).into_iter().map(|e| e.reason).collect();
+    assert!(!h.shared.paused());
+    // The queue holds a key once: x and z ran once each.
+    assert_eq!(h.succeeded(Kind::Service), 3, "each queued once");
+    let reasons: Vec<String> = h.shared.status().events(None, 50).into_iter().map(|e| e.reason).collect();
     assert!(reasons.contains(&"Paused".to_owned()) && reasons.contains(&"Resumed".to_owned()), "{reasons:?}");
-    let metrics = h.shared.metrics.render();
+    let metrics = h.shared.metrics().render();
     assert!(metrics.contains("agentmesh_snapshots_total{result=\"applied\"} 2"), "{metrics}");
     assert!(metrics.contains("agentmesh_reconciles_total{kind=\"Service\",result=\"ok\"} 3"), "{metrics}");
     h.stop().await;
@@ -246,7 +269,7 @@ async fn paused_reconciles_wait_in_the_queue_and_run_once_resumed() {
 async fn a_service_reconcile_under_way_at_shutdown_cannot_start_a_process_after_it() {
     for round in 0..20 {
         let h = Harness::start().await;
-        let supervisor = h.shared.supervisor.clone();
+        let supervisor = h.supervisor.clone();
         let web = service("web", "a", "command: [sleep, '1000']");
         h.inbox.try_send(snapshot("r1", &format!("{NODES}{web}"))).unwrap();
         h.stop().await;
@@ -261,9 +284,9 @@ async fn a_service_reconcile_under_way_at_shutdown_cannot_start_a_process_after_
 async fn the_syncthing_event_follower_ends_with_the_controller() {
     let syncthing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let h = Harness::start().await;
-    let shared = h.shared.clone();
+    let handles = h.handles.clone();
     let url = format!("http://{}", syncthing.local_addr().unwrap());
-    shared.syncthing.follow(&crate::syncthing::Client::new(&url, "key"));
+    handles.syncthing.follow(&crate::syncthing::Client::new(&url, "key"));
     // Syncthing takes the long poll and never answers.
     let accepted = tokio::time::timeout(Duration::from_secs(5), syncthing.accept()).await;
     let (mut poll, _) = accepted.expect("the follower asks for events").unwrap();
@@ -273,5 +296,5 @@ async fn the_syncthing_event_follower_ends_with_the_controller() {
     let closed =
         tokio::time::timeout(Duration::from_secs(1), tokio::io::AsyncReadExt::read_to_end(&mut poll, &mut rest));
     assert!(closed.await.is_ok(), "the follower's connection closed when the controller stopped");
-    drop(shared);
+    drop(handles);
 }

@@ -301,26 +301,26 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
     let Some(capability) = ctx.set.capabilities.get(name) else {
         // Removed: nobody serves it, its variables leave the client env, and
         // the model pulls only it wanted are cancelled.
-        ctx.placements.set(name, None);
-        ctx.pulls.forget(name);
-        write_client_env(ctx, &mut outcome);
+        ctx.handles.placements.set(name, None);
+        ctx.handles.pulls.forget(name);
+        write_client_env(ctx, &mut outcome).await;
         outcome.tracked = false;
         return Ok(outcome);
     };
     let spec = &capability.spec;
     let addresses: BTreeMap<String, String> =
         ctx.set.nodes.iter().map(|(name, node)| (name.clone(), node.spec.address.value.clone())).collect();
-    let online = |node: &str| node == ctx.node || !ctx.peers.known_down(node);
+    let online = |node: &str| node == ctx.handles.node || !ctx.handles.peers.known_down(node);
     let mut health = BTreeMap::new();
     for node in spec.placement.order().map(|n| n.value.as_str()) {
         let Some(host) = spec.endpoint_host(addresses.get(node).map(String::as_str)) else { continue };
         if !online(node) {
             continue;
         }
-        let found = match health_check(host, node, &ctx.node) {
+        let found = match health_check(host, node, &ctx.handles.node) {
             HealthCheck::Direct => probe(&health_url(spec, host), None).await,
-            HealthCheck::ByItsNode => match ctx.peers.authority_of(&ctx.set, node) {
-                Some(authority) => probe(&health_url_by_node(&authority, name, spec), Some(&ctx.api_key)).await,
+            HealthCheck::ByItsNode => match ctx.handles.peers.authority_of(&ctx.set, node) {
+                Some(authority) => probe(&health_url_by_node(&authority, name, spec), Some(&ctx.handles.api_key)).await,
                 None => Health::Unhealthy(format!("no Node manifest says where \"{node}\" is")),
             },
         };
@@ -330,8 +330,8 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
             break;
         }
     }
-    let decision = decide(spec, &ctx.node, &addresses, &health, online);
-    let before = ctx.placements.set(name, decision.served.clone());
+    let decision = decide(spec, &ctx.handles.node, &addresses, &health, online);
+    let before = ctx.handles.placements.set(name, decision.served.clone());
     if before.as_ref().map(|s| &s.node) != decision.served.as_ref().map(|s| &s.node) {
         let from = before.map_or_else(|| "none".to_owned(), |s| s.node);
         let to = decision.served.as_ref().map_or_else(|| "none".to_owned(), |s| s.node.clone());
@@ -341,8 +341,8 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
     let (conditions, details) = status(spec, &decision);
     outcome.conditions = conditions;
     outcome.details = details;
-    ensure_models(ctx, name, spec, addresses.get(&ctx.node).map(String::as_str), &mut outcome).await;
-    write_client_env(ctx, &mut outcome);
+    ensure_models(ctx, name, spec, addresses.get(&ctx.handles.node).map(String::as_str), &mut outcome).await;
+    write_client_env(ctx, &mut outcome).await;
     outcome.requeue_after = Some(outcome.requeue_after.map_or(RECHECK, |sooner| sooner.min(RECHECK)));
     Ok(outcome)
 }
@@ -356,10 +356,10 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
 async fn ensure_models(ctx: &Context, name: &str, spec: &CapabilitySpec, address: Option<&str>, outcome: &mut Outcome) {
     let wanted: Vec<String> =
         spec.ollama.iter().flat_map(|ollama| ollama.value.models.iter().map(|m| m.value.clone())).collect();
-    let here = spec.placement.order().any(|node| node.value == ctx.node);
+    let here = spec.placement.order().any(|node| node.value == ctx.handles.node);
     let wants_models_here = here && spec.provider == Provider::Ollama && !wanted.is_empty();
     let Some(host) = spec.endpoint_host(address).filter(|_| wants_models_here) else {
-        ctx.pulls.forget(name);
+        ctx.handles.pulls.forget(name);
         return;
     };
     let client = OllamaClient::new(&format!("http://{}", host_port(host, spec.endpoint.port.0)));
@@ -370,7 +370,7 @@ async fn ensure_models(ctx: &Context, name: &str, spec: &CapabilitySpec, address
             return;
         }
     };
-    let missing = ctx.pulls.ensure(name, &client, &present, &wanted);
+    let missing = ctx.handles.pulls.ensure(name, &client, &present, &wanted);
     let now = tokio::time::Instant::now();
     outcome.details.insert("models".into(), format!("{} of {} present", wanted.len() - missing.len(), wanted.len()));
     for (model, state) in &missing {
@@ -399,14 +399,15 @@ async fn ensure_models(ctx: &Context, name: &str, spec: &CapabilitySpec, address
 }
 
 /// Writes the client env; a failure is a warning and shows as Degraded.
-fn write_client_env(ctx: &Context, outcome: &mut Outcome) {
+async fn write_client_env(ctx: &Context, outcome: &mut Outcome) {
     // Rendered under the file's lock, so the last writer always wrote the newest table.
-    let render = || {
-        let key = ctx.api_key.get();
-        render_client_env(&ctx.set, &ctx.placements.all(), &ctx.node, &ctx.revision, key.as_deref())
+    let (set, handles, revision) = (ctx.set.clone(), ctx.handles.clone(), ctx.revision.clone());
+    let render = move || {
+        let key = handles.api_key.get();
+        render_client_env(&set, &handles.placements.all(), &handles.node, &revision, key.as_deref())
     };
-    if let Err(error) = ctx.client_env.write(render) {
-        let message = format!("cannot write {}: {error}", ctx.client_env.path().display());
+    if let Err(error) = ctx.handles.client_env.write(render).await {
+        let message = format!("cannot write {}: {error}", ctx.handles.client_env.path().display());
         outcome.event(true, "ClientEnvNotWritten", message.clone());
         outcome.conditions.retain(|c| c.condition_type != "Degraded");
         outcome.conditions.push(Observed::new("Degraded", true, "ClientEnvNotWritten", message));

@@ -20,14 +20,20 @@ use crate::ollama::pulls::ModelPulls;
 use crate::supervisor::Supervisor;
 use crate::tasks::TaskSet;
 
-/// What every reconcile gets: the set in force and the handles to act with.
+/// What every reconcile gets: the set in force, the settings, and the
+/// daemon's handles, shared through one `Arc` rather than copied per dispatch.
 #[derive(Clone)]
 pub struct Context {
     pub set: Arc<ManifestSet>,
     pub revision: String,
+    pub env: Arc<NodeEnv>,
+    pub handles: Arc<Handles>,
+}
+
+/// The handles the reconcilers act with, made once per daemon.
+pub struct Handles {
     /// This node's name.
     pub node: String,
-    pub env: Arc<NodeEnv>,
     pub supervisor: Supervisor,
     /// The other nodes and whether they answer, to ask them over the mesh.
     pub peers: Peers,
@@ -42,7 +48,7 @@ pub struct Context {
     pub pulls: ModelPulls,
     /// Every conversation's ownership record (the HandoffPolicy reconciler's).
     pub handoff: Arc<HandoffStore>,
-    /// Where the HandoffPolicy reconciler's messages to the peer run.
+    /// Where handoff drivers and messages to peers run, stopped with the controller.
     pub handoff_tasks: TaskSet,
 }
 

@@ -32,10 +32,10 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
     pass.retransmit_restart().await;
     let waiting = pass.claim().await?;
     pass.retransmit_aborts().await;
-    let records = ctx.handoff.records(name);
+    let records = ctx.handles.handoff.records(name);
     let unguarded = pass.guard(&records).await;
     let (conflicts, stale) = pass.exchange(&records).await;
-    let owned = records.iter().filter(|(_, record)| record.owner == ctx.node).count();
+    let owned = records.iter().filter(|(_, record)| record.owner == ctx.handles.node).count();
     let found = Found { conversations: records.len(), owned, waiting, conflicts, stale, unguarded };
     let (conditions, details) = status(&found);
     Ok(Outcome { conditions, details, ..pass.outcome })
@@ -62,7 +62,7 @@ impl<'a> Pass<'a> {
     /// None when the policy is nothing to this node.
     fn new(policy: &'a str, ctx: &'a Context) -> Option<Pass<'a>> {
         let spec = &ctx.set.handoff_policies.get(policy)?.spec;
-        let root = folder::sessions_root(&ctx.set, policy, &ctx.node, &folder::home())?;
+        let root = folder::sessions_root(&ctx.set, policy, &ctx.handles.node, &folder::home())?;
         let sync_folder = ctx.set.sync_folders.get(&spec.sync_folder.value)?;
         Some(Pass {
             ctx,
@@ -70,8 +70,13 @@ impl<'a> Pass<'a> {
             root,
             folder_id: sync_folder.spec.folder_id_or(sync_folder.name()).to_owned(),
             sessions_dir: spec.sessions_dir.value.trim_matches('/').to_owned(),
-            peer: folder::peer_of(&ctx.set, policy, &ctx.node),
-            io: HandoffIo::new(ctx.handoff.clone(), ctx.peers.clone(), ctx.api_key.get(), ctx.handoff_tasks.clone()),
+            peer: folder::peer_of(&ctx.set, policy, &ctx.handles.node),
+            io: HandoffIo::new(
+                ctx.handles.handoff.clone(),
+                ctx.handles.peers.clone(),
+                ctx.handles.api_key.get(),
+                ctx.handles.handoff_tasks.clone(),
+            ),
             syncthing: None,
             outcome: Outcome { requeue_after: Some(EXCHANGE_EVERY), ..Outcome::default() },
         })
@@ -83,7 +88,7 @@ impl<'a> Pass<'a> {
 
     /// Whether this node runs Syncthing (a node without it shares nothing).
     fn has_syncthing(&self) -> bool {
-        self.ctx.set.nodes.get(&self.ctx.node).is_some_and(|node| node.spec.syncthing.is_some())
+        self.ctx.set.nodes.get(&self.ctx.handles.node).is_some_and(|node| node.spec.syncthing.is_some())
     }
 
     /// Asks this node's Syncthing who it is, once a pass (not without one).
@@ -95,7 +100,7 @@ impl<'a> Pass<'a> {
 
     /// Carries out what the restart left to send and tell.
     async fn retransmit_restart(&mut self) {
-        for (id, step) in self.ctx.handoff.take_pending(self.policy) {
+        for (id, step) in self.ctx.handles.handoff.take_pending(self.policy) {
             let events = self.io.carry_out(&self.conversation(&id), step).await;
             self.outcome.events.extend(events);
         }
@@ -104,7 +109,7 @@ impl<'a> Pass<'a> {
     /// A handoff that timed out after `Accept` went out asks the target to
     /// abort until it answers (the protocol's retransmission tick).
     async fn retransmit_aborts(&mut self) {
-        for (id, record) in self.ctx.handoff.records(self.policy) {
+        for (id, record) in self.ctx.handles.handoff.records(self.policy) {
             if !matches!(record.phase, Phase::Frozen { stage: Stage::Aborting, .. }) {
                 continue;
             }
@@ -124,7 +129,7 @@ impl<'a> Pass<'a> {
         })?;
         self.warn_ignored(&ignored);
         let unknown: Vec<String> =
-            ids.into_iter().filter(|id| self.ctx.handoff.record(self.policy, id).is_none()).collect();
+            ids.into_iter().filter(|id| self.ctx.handles.handoff.record(self.policy, id).is_none()).collect();
         if unknown.is_empty() {
             return Ok(Vec::new());
         }
@@ -156,7 +161,7 @@ impl<'a> Pass<'a> {
     /// A folder whose name is not a conversation id is never claimed; said once.
     fn warn_ignored(&mut self, ignored: &[String]) {
         for folder_name in ignored {
-            if !self.ctx.handoff.first_sight_of_ignored(self.policy, folder_name) {
+            if !self.ctx.handles.handoff.first_sight_of_ignored(self.policy, folder_name) {
                 continue;
             }
             let why = folder::check_conversation_id(folder_name).err().unwrap_or_default();
@@ -173,14 +178,14 @@ impl<'a> Pass<'a> {
     async fn guard(&mut self, records: &[(String, Record)]) -> Vec<String> {
         let (mut owned, mut dropped) = (Vec::new(), Vec::new());
         for (id, record) in records {
-            if record.owner != self.ctx.node {
-                dropped.push(self.ctx.handoff.shadow_dir(self.policy, id));
+            if record.owner != self.ctx.handles.node {
+                dropped.push(self.ctx.handles.handoff.shadow_dir(self.policy, id));
             } else if self.may_guard(id) {
                 let dir = self.root.join(id);
                 owned.push(Guarded { policy: self.policy.to_owned(), id: id.clone(), epoch: record.epoch, dir });
             }
         }
-        let (changed, mut unguarded) = changed_since_shadow(&self.ctx.handoff, owned, dropped).await;
+        let (changed, mut unguarded) = changed_since_shadow(&self.ctx.handles.handoff, owned, dropped).await;
         if !changed.is_empty() {
             self.ask_syncthing().await;
         }
@@ -196,7 +201,7 @@ impl<'a> Pass<'a> {
                 }
                 None => None,
             };
-            match keep_stale_aside(&self.ctx.handoff, &conversation, looked, synced.as_ref()).await {
+            match keep_stale_aside(&self.ctx.handles.handoff, &conversation, looked, synced.as_ref()).await {
                 Ok(told) => events.extend(told),
                 Err(error) => unguarded.push(format!("{id}: {error}")),
             }
@@ -209,8 +214,8 @@ impl<'a> Pass<'a> {
     /// takeover while it was down): it guards only once the peer told it
     /// about the conversation, or while the peer is down.
     fn may_guard(&self, id: &str) -> bool {
-        let peer_may_know_better = self.peer.as_ref().is_some_and(|peer| !self.ctx.peers.known_down(peer));
-        !peer_may_know_better || self.ctx.handoff.heard_from_peer(self.policy, id)
+        let peer_may_know_better = self.peer.as_ref().is_some_and(|peer| !self.ctx.handles.peers.known_down(peer));
+        !peer_may_know_better || self.ctx.handles.handoff.heard_from_peer(self.policy, id)
     }
 
     /// Sends every record to the peer, when it answers, with its folder's
@@ -218,8 +223,8 @@ impl<'a> Pass<'a> {
     /// aside, as `<id>/<path>`.
     async fn exchange(&self, records: &[(String, Record)]) -> (Vec<String>, Vec<String>) {
         let ids: Vec<String> = records.iter().map(|(id, _)| id.clone()).collect();
-        let contents = contents_of(&self.ctx.handoff, &self.root, ids).await;
-        let peer_up = self.peer.as_ref().filter(|peer| !self.ctx.peers.known_down(peer));
+        let contents = contents_of(&self.ctx.handles.handoff, &self.root, ids).await;
+        let peer_up = self.peer.as_ref().filter(|peer| !self.ctx.handles.peers.known_down(peer));
         let (mut conflicts, mut stale, mut outgoing) = (Vec::new(), Vec::new(), Vec::new());
         for (id, content) in contents {
             if let Some(content) = &content {
@@ -227,7 +232,7 @@ impl<'a> Pass<'a> {
                 stale.extend(content.stale.iter().map(|path| format!("{id}/{path}")));
             }
             let Some(peer) = peer_up else { continue };
-            let Some(envelope) = self.ctx.handoff.record_for(self.policy, &id, peer) else { continue };
+            let Some(envelope) = self.ctx.handles.handoff.record_for(self.policy, &id, peer) else { continue };
             let hash = content.map(|content| content.hash);
             outgoing.push(HandoffMessage::new(self.policy, &id, envelope, hash));
         }
@@ -346,7 +351,7 @@ async fn may_claim(syncthing: Option<&(Client, String)>, folder_id: &str, path: 
 /// This node's Syncthing, and its short device ID (what `modifiedBy` says).
 async fn own_syncthing(ctx: &Context) -> Result<(Client, String), String> {
     let (client, _) =
-        super::sync_folder::this_node_client(&ctx.set, &ctx.node, &ctx.env).map_err(|error| error.message)?;
+        super::sync_folder::this_node_client(&ctx.set, &ctx.handles.node, &ctx.env).map_err(|error| error.message)?;
     let own = client.system_status().await.map_err(|error| error.to_string())?;
     let short = own.my_id.split('-').next().unwrap_or_default().to_owned();
     Ok((client, short))

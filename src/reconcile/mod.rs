@@ -11,7 +11,7 @@ pub mod plan;
 pub mod service;
 pub mod sync_folder;
 
-pub use self::context::{Context, Outcome, ReconcileError};
+pub use self::context::{Context, Handles, Outcome, ReconcileError};
 use crate::controller::status::{ObjectKey, Observed};
 use crate::manifest::{Kind, ManifestSet};
 
@@ -37,7 +37,7 @@ pub async fn reconcile(key: &ObjectKey, ctx: &Context) -> Result<Outcome, Reconc
         Kind::SyncFolder => sync_folder::reconcile(&key.1, ctx).await,
         Kind::Capability => capability::reconcile(&key.1, ctx).await,
         Kind::HandoffPolicy => handoff::reconcile(&key.1, ctx).await,
-        Kind::Node if key.1 == ctx.node => Ok(this_node(ctx)),
+        Kind::Node if key.1 == ctx.handles.node => Ok(this_node(ctx)),
         _ => Ok(Outcome { tracked: false, ..Outcome::default() }),
     }
 }
@@ -45,7 +45,7 @@ pub async fn reconcile(key: &ObjectKey, ctx: &Context) -> Result<Outcome, Reconc
 /// This node's own Node object: present, and whether `AGENT_ROLE` agrees with it.
 fn this_node(ctx: &Context) -> Outcome {
     let mut outcome = Outcome::default();
-    let Some(node) = ctx.set.nodes.get(&ctx.node) else {
+    let Some(node) = ctx.set.nodes.get(&ctx.handles.node) else {
         outcome.tracked = false;
         return outcome;
     };

@@ -88,10 +88,10 @@ pub fn desired(ctx: &Context, name: &str) -> Result<Option<ProcessSpec>, Reconci
     let Some(service) = ctx.set.services.get(name) else {
         return Ok(None);
     };
-    let Some(node) = ctx.set.nodes.get(&ctx.node) else {
+    let Some(node) = ctx.set.nodes.get(&ctx.handles.node) else {
         return Ok(None);
     };
-    if !ctx.set.runs_on(&service.spec, &ctx.node) {
+    if !ctx.set.runs_on(&service.spec, &ctx.handles.node) {
         return Ok(None);
     }
     render(service, node, &ctx.env).map(Some)
@@ -99,26 +99,26 @@ pub fn desired(ctx: &Context, name: &str) -> Result<Option<ProcessSpec>, Reconci
 
 pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileError> {
     let desired = desired(ctx, name)?;
-    let observed = ctx.supervisor.status(name);
+    let observed = ctx.handles.supervisor.status(name);
     let mut outcome = Outcome::default();
     match plan(desired.as_ref(), observed.as_ref()) {
         ServiceAction::Nothing => {}
         ServiceAction::Start => {
             outcome.event(false, "Starting", format!("starting {}", command_line(desired.as_ref())));
-            ctx.supervisor.start(desired.clone().expect("Start has a desired spec")).await;
+            ctx.handles.supervisor.start(desired.clone().expect("Start has a desired spec")).await;
         }
         ServiceAction::Replace => {
             outcome.event(false, "Restarting", "the spec changed: restarting with the new one");
-            ctx.supervisor.start(desired.clone().expect("Replace has a desired spec")).await;
+            ctx.handles.supervisor.start(desired.clone().expect("Replace has a desired spec")).await;
         }
         ServiceAction::Stop => {
             outcome.event(false, "Stopping", "no longer placed on this node: stopping");
-            ctx.supervisor.stop(name).await;
+            ctx.handles.supervisor.stop(name).await;
             outcome.tracked = false;
             return Ok(outcome);
         }
     }
-    match ctx.supervisor.status(name) {
+    match ctx.handles.supervisor.status(name) {
         Some(status) => {
             outcome.conditions = conditions(&status);
             outcome.details = details(&status);

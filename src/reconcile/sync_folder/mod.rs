@@ -57,14 +57,14 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
         .set
         .sync_folders
         .get(name)
-        .is_some_and(|folder| folder.spec.paths.keys().any(|node| node.value == ctx.node));
-    let has_syncthing = ctx.set.nodes.get(&ctx.node).is_some_and(|node| node.spec.syncthing.is_some());
+        .is_some_and(|folder| folder.spec.paths.keys().any(|node| node.value == ctx.handles.node));
+    let has_syncthing = ctx.set.nodes.get(&ctx.handles.node).is_some_and(|node| node.spec.syncthing.is_some());
     if !declared_here && !has_syncthing {
         return Ok(Outcome { tracked: false, ..Outcome::default() });
     }
-    let (client, _) = this_node_client(&ctx.set, &ctx.node, &ctx.env)?;
-    ctx.syncthing.follow(&client);
-    let mut record = ctx.syncthing.lock().await;
+    let (client, _) = this_node_client(&ctx.set, &ctx.handles.node, &ctx.env)?;
+    ctx.handles.syncthing.follow(&client);
+    let mut record = ctx.handles.syncthing.lock().await;
     let own = client.system_status().await.map_err(unreachable)?.my_id;
     learn_peer_devices(ctx, &mut record).await;
     let wire_devices = client.devices().await.map_err(unreachable)?;
@@ -77,7 +77,7 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
         .map(|(n, d)| (n.clone(), d.clone()))
         .collect();
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-    let desired = plan::desired_folders(&ctx.set, &ctx.node, &home, &pairing);
+    let desired = plan::desired_folders(&ctx.set, &ctx.handles.node, &home, &pairing);
     let this_folder = desired.iter().find(|folder| folder.object == name).cloned();
 
     let wire_folders: BTreeMap<String, Folder> =
@@ -108,7 +108,7 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
     for folder in &desired {
         if let Some(seen) = observed.folders.get(&folder.id) {
             let kept = seen.settings.devices.intersection(&folder.settings.devices).cloned();
-            ctx.syncthing.shared(&folder.id, kept);
+            ctx.handles.syncthing.shared(&folder.id, kept);
         }
     }
     let declared: BTreeSet<&str> = desired.iter().map(|folder| folder.id.as_str()).collect();
@@ -117,12 +117,14 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
     let mut outcome = Outcome::default();
     let mut failure = None;
     for action in planned.actions.into_iter().filter(|action| concerns(action, mine, &declared)) {
-        if let Err(error) = execute(&client, &action, &wire_folders, &mut record, &ctx.syncthing, &mut outcome).await {
+        if let Err(error) =
+            execute(&client, &action, &wire_folders, &mut record, &ctx.handles.syncthing, &mut outcome).await
+        {
             failure = Some(error);
             break;
         }
     }
-    if let Err(error) = ctx.syncthing.save(&record) {
+    if let Err(error) = ctx.handles.syncthing.save(&record) {
         outcome.event(true, "StateNotSaved", format!("cannot record the Syncthing folders and devices: {error}"));
     }
     drop(record);
@@ -132,7 +134,7 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
     let Some(folder) = this_folder.filter(|_| declared_here) else {
         return Ok(Outcome { tracked: false, ..outcome });
     };
-    observe_status(&client, &folder, &own, &ctx.peers, &mut outcome).await?;
+    observe_status(&client, &folder, &own, &ctx.handles.peers, &mut outcome).await?;
     Ok(outcome)
 }
 
@@ -275,7 +277,8 @@ async fn defer_dialling(
     waiting
         .into_iter()
         .filter(|(_, peer)| {
-            !pending.contains(&peer.device_id) && ctx.syncthing.still_deferring(&peer.device_id, DIAL_FIRST_WAIT)
+            !pending.contains(&peer.device_id)
+                && ctx.handles.syncthing.still_deferring(&peer.device_id, DIAL_FIRST_WAIT)
         })
         .map(|(node, _)| node.clone())
         .collect()
@@ -288,20 +291,20 @@ async fn learn_peer_devices(ctx: &Context, record: &mut state::Record) {
     let mut sharing: BTreeSet<&str> = BTreeSet::new();
     for folder in ctx.set.sync_folders.values() {
         let nodes: Vec<&str> = folder.spec.paths.keys().map(|n| n.value.as_str()).collect();
-        if nodes.contains(&ctx.node.as_str()) {
-            sharing.extend(nodes.into_iter().filter(|n| *n != ctx.node));
+        if nodes.contains(&ctx.handles.node.as_str()) {
+            sharing.extend(nodes.into_iter().filter(|n| *n != ctx.handles.node));
         }
     }
     for node in sharing {
-        let Some(peer) = ctx.peers.get(node).filter(|peer| peer.online) else { continue };
-        if record.peer_devices.contains_key(node) && !ctx.syncthing.due_to_ask(node, RELEARN_AFTER) {
+        let Some(peer) = ctx.handles.peers.get(node).filter(|peer| peer.online) else { continue };
+        if record.peer_devices.contains_key(node) && !ctx.handles.syncthing.due_to_ask(node, RELEARN_AFTER) {
             continue;
         }
-        let key = ctx.api_key.get();
+        let key = ctx.handles.api_key.get();
         let client = crate::client::ApiClient::new(&peer.authority(), key.as_deref(), PEER_TIMEOUT);
         match client.syncthing_device().await {
             Ok(device) => {
-                ctx.syncthing.asked(node);
+                ctx.handles.syncthing.asked(node);
                 let learned = PeerDevice { device_id: device.device_id, address: device.device_address };
                 if record.peer_devices.get(node) != Some(&learned) {
                     tracing::info!(
