@@ -2,6 +2,7 @@
 //! and the node's status in the stable JSON shape of design section 5.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
@@ -14,7 +15,37 @@ use crate::supervisor::{LogLine, LogSink};
 /// An object this controller acts on.
 pub type ObjectKey = (Kind, String);
 
+/// What a condition is about, as design section 5 names it; its JSON is the
+/// variant's name (`"type": "Ready"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConditionType {
+    /// The object does what it is declared to do.
+    Ready,
+    /// Something is under way (a start, a pull, a sync).
+    Progressing,
+    /// Something needs a person's look.
+    Degraded,
+}
+
+impl ConditionType {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConditionType::Ready => "Ready",
+            ConditionType::Progressing => "Progressing",
+            ConditionType::Degraded => "Degraded",
+        }
+    }
+}
+
+impl fmt::Display for ConditionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// `Ready`, `Progressing` or `Degraded`, with `True`, `False` or `Unknown`.
+/// The wire shape: `type` stays a string, so a client reads the status of a
+/// daemon that knows more condition types than it does.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
@@ -31,23 +62,71 @@ pub struct Condition {
     pub revision: String,
 }
 
+impl Condition {
+    /// Whether this condition is of type `condition_type`.
+    pub fn is(&self, condition_type: ConditionType) -> bool {
+        self.condition_type == condition_type.as_str()
+    }
+
+    /// Whether its status is `True`.
+    pub fn holds(&self) -> bool {
+        self.status == "True"
+    }
+}
+
 /// One condition as a reconciler states it; the store adds the times.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observed {
-    pub condition_type: &'static str,
+    pub condition_type: ConditionType,
     pub status: bool,
     pub reason: String,
     pub message: String,
 }
 
 impl Observed {
+    /// A condition whose status is computed; the builders below name the usual ones.
     pub fn new(
-        condition_type: &'static str,
+        condition_type: ConditionType,
         status: bool,
         reason: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
         Observed { condition_type, status, reason: reason.into(), message: message.into() }
+    }
+
+    /// `Ready` `True`.
+    pub fn ready(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Observed::new(ConditionType::Ready, true, reason, message)
+    }
+
+    /// `Ready` `False`.
+    pub fn not_ready(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Observed::new(ConditionType::Ready, false, reason, message)
+    }
+
+    /// `Progressing` `True`.
+    pub fn progressing(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Observed::new(ConditionType::Progressing, true, reason, message)
+    }
+
+    /// `Progressing` `False`, reason `Stable`: nothing under way.
+    pub fn stable() -> Self {
+        Observed::new(ConditionType::Progressing, false, "Stable", "")
+    }
+
+    /// `Degraded` `True`.
+    pub fn degraded(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Observed::new(ConditionType::Degraded, true, reason, message)
+    }
+
+    /// `Degraded` `False`, reason `AsExpected`: nothing to look at.
+    pub fn as_expected() -> Self {
+        Observed::new(ConditionType::Degraded, false, "AsExpected", "")
+    }
+
+    /// Whether this is a condition of type `condition_type` whose status is true.
+    pub fn holds(&self, condition_type: ConditionType) -> bool {
+        self.condition_type == condition_type && self.status
     }
 }
 
@@ -61,6 +140,13 @@ pub struct ObjectStatus {
     /// Facts worth showing in `describe` (pid, restarts, last exit…).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub details: BTreeMap<String, String>,
+}
+
+impl ObjectStatus {
+    /// The object's condition of type `condition_type`, if it reports one.
+    pub fn condition(&self, condition_type: ConditionType) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.is(condition_type))
+    }
 }
 
 /// A node's entry in `status -o json`.
@@ -181,10 +267,10 @@ impl StatusStore {
                 let since = entry
                     .conditions
                     .iter()
-                    .find(|c| c.condition_type == o.condition_type && c.status == status)
+                    .find(|c| c.is(o.condition_type) && c.status == status)
                     .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
                 Condition {
-                    condition_type: o.condition_type.to_owned(),
+                    condition_type: o.condition_type.as_str().to_owned(),
                     status,
                     reason: o.reason,
                     message: o.message,
@@ -193,7 +279,7 @@ impl StatusStore {
                 }
             })
             .collect::<Vec<_>>();
-        entry.ready = conditions.iter().any(|c| c.condition_type == "Ready" && c.status == "True");
+        entry.ready = conditions.iter().any(|c| c.is(ConditionType::Ready) && c.holds());
         entry.conditions = conditions;
         entry.details = details;
     }
@@ -263,15 +349,36 @@ mod tests {
     fn transition_time_holds_while_status_is_unchanged() {
         let mut store = StatusStore::default();
         let key = (Kind::Service, "web".to_owned());
-        store.set(&key, vec![Observed::new("Ready", false, "Starting", "")], BTreeMap::new(), "r1");
+        store.set(&key, vec![Observed::not_ready("Starting", "")], BTreeMap::new(), "r1");
         let first = store.object(&key).unwrap().conditions[0].clone();
-        store.set(&key, vec![Observed::new("Ready", false, "Starting", "again")], BTreeMap::new(), "r2");
+        store.set(&key, vec![Observed::not_ready("Starting", "again")], BTreeMap::new(), "r2");
         let second = &store.object(&key).unwrap().conditions[0];
         assert_eq!(second.last_transition_time, first.last_transition_time);
         assert_eq!((second.message.as_str(), second.revision.as_str()), ("again", "r2"));
         assert!(!store.object(&key).unwrap().ready);
-        store.set(&key, vec![Observed::new("Ready", true, "Healthy", "")], BTreeMap::new(), "r2");
+        store.set(&key, vec![Observed::ready("Healthy", "")], BTreeMap::new(), "r2");
         assert!(store.object(&key).unwrap().ready);
+    }
+
+    #[test]
+    fn each_condition_type_is_written_as_its_name() {
+        let mut store = StatusStore::default();
+        let key = (Kind::Service, "web".to_owned());
+        let observed =
+            vec![Observed::ready("Running", ""), Observed::stable(), Observed::degraded("PortInUse", "8080")];
+        store.set(&key, observed, BTreeMap::new(), "r1");
+        let json = serde_json::to_value(store.object(&key).unwrap()).unwrap();
+        let seen: Vec<(&str, &str, &str)> = json["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["type"].as_str().unwrap(), c["status"].as_str().unwrap(), c["reason"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            seen,
+            [("Ready", "True", "Running"), ("Progressing", "False", "Stable"), ("Degraded", "True", "PortInUse")]
+        );
+        assert!(json["ready"].as_bool().unwrap());
     }
 
     #[test]

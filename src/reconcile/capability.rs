@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use super::context::{Context, Outcome, ReconcileError};
 use crate::api_key::ApiKey;
-use crate::controller::status::Observed;
+use crate::controller::status::{ConditionType, Observed};
 use crate::manifest::ManifestSet;
 use crate::manifest::kinds::{CapabilitySpec, Provider, is_loopback_host};
 use crate::mesh::failover::HOP_HEADER;
@@ -152,16 +152,12 @@ pub fn status(spec: &CapabilitySpec, decision: &Decision) -> (Vec<Observed>, BTr
         Some(served) => {
             details.insert("servedBy".into(), served.node.clone());
             details.insert("endpoint".into(), endpoint_url(spec, served));
-            vec![
-                Observed::new("Ready", true, "Served", message),
-                Observed::new("Progressing", false, "Stable", ""),
-                Observed::new("Degraded", false, "AsExpected", ""),
-            ]
+            vec![Observed::ready("Served", message), Observed::stable(), Observed::as_expected()]
         }
         None => vec![
-            Observed::new("Ready", false, "NoNodeAvailable", message.clone()),
-            Observed::new("Progressing", false, "Stable", ""),
-            Observed::new("Degraded", true, "NoNodeAvailable", message),
+            Observed::not_ready("NoNodeAvailable", message.clone()),
+            Observed::stable(),
+            Observed::degraded("NoNodeAvailable", message),
         ],
     };
     (conditions, details)
@@ -386,14 +382,14 @@ async fn ensure_models(ctx: &Context, name: &str, spec: &CapabilitySpec, address
         .filter(|(_, state)| !matches!(state, PullState::Failed { .. }))
         .map(|(model, state)| format!("{model}: {}", state.describe(now)))
         .collect();
-    let degraded = outcome.conditions.iter().any(|c| c.condition_type == "Degraded" && c.status);
+    let degraded = outcome.conditions.iter().any(|c| c.holds(ConditionType::Degraded));
     if !failed.is_empty() && !degraded {
-        outcome.conditions.retain(|c| c.condition_type != "Degraded");
-        outcome.conditions.push(Observed::new("Degraded", true, "ModelPullFailed", failed.join("; ")));
+        outcome.conditions.retain(|c| c.condition_type != ConditionType::Degraded);
+        outcome.conditions.push(Observed::degraded("ModelPullFailed", failed.join("; ")));
     }
     if !pulling.is_empty() {
-        outcome.conditions.retain(|c| c.condition_type != "Progressing");
-        outcome.conditions.push(Observed::new("Progressing", true, "PullingModels", pulling.join("; ")));
+        outcome.conditions.retain(|c| c.condition_type != ConditionType::Progressing);
+        outcome.conditions.push(Observed::progressing("PullingModels", pulling.join("; ")));
         outcome.requeue_after = Some(PULL_RECHECK);
     }
 }
@@ -408,8 +404,8 @@ fn write_client_env(ctx: &Context, outcome: &mut Outcome) {
     if let Err(error) = ctx.client_env.write(render) {
         let message = format!("cannot write {}: {error}", ctx.client_env.path().display());
         outcome.event(true, "ClientEnvNotWritten", message.clone());
-        outcome.conditions.retain(|c| c.condition_type != "Degraded");
-        outcome.conditions.push(Observed::new("Degraded", true, "ClientEnvNotWritten", message));
+        outcome.conditions.retain(|c| c.condition_type != ConditionType::Degraded);
+        outcome.conditions.push(Observed::degraded("ClientEnvNotWritten", message));
     }
 }
 

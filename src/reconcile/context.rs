@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::client_env::ClientEnvFile;
 use super::sync_folder::state::SyncState;
 use crate::api_key::ApiKey;
-use crate::controller::status::Observed;
+use crate::controller::status::{ConditionType, Observed};
 use crate::handoff::store::HandoffStore;
 use crate::identity::NodeEnv;
 use crate::manifest::ManifestSet;
@@ -90,9 +90,9 @@ impl ReconcileError {
     /// The conditions an object shows while its reconcile fails.
     pub fn conditions(&self) -> Vec<Observed> {
         vec![
-            Observed::new("Ready", false, self.reason, self.message.clone()),
-            Observed::new("Progressing", false, "RetryingWithBackoff", ""),
-            Observed::new("Degraded", true, self.reason, self.message.clone()),
+            Observed::not_ready(self.reason, self.message.clone()),
+            Observed::new(ConditionType::Progressing, false, "RetryingWithBackoff", ""),
+            Observed::degraded(self.reason, self.message.clone()),
         ]
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::context::{Context, Outcome, ReconcileError};
 use crate::api::wire::HandoffMessage;
-use crate::controller::status::Observed;
+use crate::controller::status::{ConditionType, Observed};
 use crate::handoff::folder::{self, Content, Stat};
 use crate::handoff::io::{Conversation, Event, HandoffIo, off_thread};
 use crate::handoff::protocol::{Input, Phase, Record, Stage};
@@ -269,8 +269,13 @@ fn status(found: &Found) -> (Vec<Observed>, BTreeMap<String, String>) {
     let message = format!("{} conversation(s), {} owned here", found.conversations, found.owned);
     let waiting = !found.waiting.is_empty();
     let conditions = vec![
-        Observed::new("Ready", true, "Tracking", message),
-        Observed::new("Progressing", waiting, if waiting { "Waiting" } else { "Stable" }, found.waiting.join(", ")),
+        Observed::ready("Tracking", message),
+        Observed::new(
+            ConditionType::Progressing,
+            waiting,
+            if waiting { "Waiting" } else { "Stable" },
+            found.waiting.join(", "),
+        ),
         degraded(&found.conflicts, &found.stale, &found.unguarded),
     ];
     let details = [
@@ -300,10 +305,10 @@ fn degraded(conflicts: &[String], stale: &[String], unguarded: &[String]) -> Obs
         parts.push(("StaleWritesUnchecked", unguarded.join(", ")));
     }
     match parts.first() {
-        None => Observed::new("Degraded", false, "AsExpected", ""),
+        None => Observed::as_expected(),
         Some((reason, _)) => {
             let message = parts.iter().map(|(_, message)| message.as_str()).collect::<Vec<_>>().join("; ");
-            Observed::new("Degraded", true, *reason, message)
+            Observed::degraded(*reason, message)
         }
     }
 }
@@ -551,9 +556,9 @@ mod tests {
         assert_eq!(
             seen,
             [
-                ("Ready", true, "Tracking", "3 conversation(s), 1 owned here"),
-                ("Progressing", true, "Waiting", "c-3 (Syncthing has not scanned it yet)"),
-                ("Degraded", true, "StaleWrites", "1 stale writes kept aside: c-1/m.jsonl.stale-2"),
+                (ConditionType::Ready, true, "Tracking", "3 conversation(s), 1 owned here"),
+                (ConditionType::Progressing, true, "Waiting", "c-3 (Syncthing has not scanned it yet)"),
+                (ConditionType::Degraded, true, "StaleWrites", "1 stale writes kept aside: c-1/m.jsonl.stale-2"),
             ]
         );
         let details: Vec<_> = details.iter().map(|(name, count)| (name.as_str(), count.as_str())).collect();

@@ -12,7 +12,7 @@ pub mod service;
 pub mod sync_folder;
 
 pub use self::context::{Context, Outcome, ReconcileError};
-use crate::controller::status::{ObjectKey, Observed};
+use crate::controller::status::{ConditionType, ObjectKey, Observed};
 use crate::manifest::{Kind, ManifestSet};
 
 /// The keys of every object this node may have to act on in `set`.
@@ -56,10 +56,10 @@ fn this_node(ctx: &Context) -> Outcome {
         .filter(|hint| *hint != role)
         .map(|hint| format!("AGENT_ROLE is \"{hint}\" but the Node manifest says {role}; the manifest wins"));
     outcome.conditions = vec![
-        Observed::new("Ready", true, "Registered", format!("this node, role {role}")),
-        Observed::new("Progressing", false, "Stable", ""),
+        Observed::ready("Registered", format!("this node, role {role}")),
+        Observed::stable(),
         Observed::new(
-            "Degraded",
+            ConditionType::Degraded,
             mismatch.is_some(),
             if mismatch.is_some() { "RoleMismatch" } else { "AsExpected" },
             mismatch.unwrap_or_default(),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::context::{Context, Outcome, ReconcileError};
 use crate::config::{expand_home, resolve_secret};
-use crate::controller::status::Observed;
+use crate::controller::status::{ConditionType, Observed};
 use crate::identity::NodeEnv;
 use crate::manifest::Object;
 use crate::manifest::kinds::{EnvValue, NodeSpec, ServiceSpec};
@@ -149,10 +149,10 @@ pub fn conditions(status: &UnitStatus) -> Vec<Observed> {
     };
     let is_ready = status.phase == Phase::Running;
     vec![
-        Observed::new("Ready", is_ready, ready.0, ready.1),
-        Observed::new("Progressing", progressing.is_some(), progressing.unwrap_or("Stable"), ""),
+        Observed::new(ConditionType::Ready, is_ready, ready.0, ready.1),
+        Observed::new(ConditionType::Progressing, progressing.is_some(), progressing.unwrap_or("Stable"), ""),
         Observed::new(
-            "Degraded",
+            ConditionType::Degraded,
             degraded.is_some(),
             degraded.unwrap_or("AsExpected"),
             if degraded.is_some() { exit } else { String::new() },

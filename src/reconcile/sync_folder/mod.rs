@@ -21,7 +21,7 @@ use self::plan::{Action, DesiredFolder, FolderSettings, ObservedDevice, Observed
 pub use self::state::SyncState;
 use super::context::{Context, Outcome, ReconcileError};
 use crate::config::resolve_secret;
-use crate::controller::status::Observed as Condition;
+use crate::controller::status::{ConditionType, Observed as Condition};
 use crate::syncthing::{Client, Device, Folder, FolderDevice, SyncthingError, Versioning};
 
 /// While a folder is not ready, look again this soon (events may also wake it).
@@ -358,7 +358,7 @@ async fn observe_status(
     if let Some(state) = state {
         outcome.details.insert("state".into(), state);
     }
-    let ready = outcome.conditions.iter().any(|c: &Condition| c.condition_type == "Ready" && c.status);
+    let ready = outcome.conditions.iter().any(|c: &Condition| c.holds(ConditionType::Ready));
     if !ready {
         outcome.requeue_after = Some(NOT_READY_REQUEUE);
     }
