@@ -204,7 +204,7 @@ fn set_in_force(shared: &Arc<Shared>) -> SetInForce {
 fn prober_handles(shared: &Arc<Shared>) -> ProberHandles {
     let events: EventSink = {
         let shared = shared.clone();
-        Arc::new(move |warning, reason, object, message| shared.lock().status.event(warning, reason, object, message))
+        Arc::new(move |object, event| shared.lock().status.event(object, event))
     };
     ProberHandles {
         peers: shared.peers.clone(),

@@ -18,9 +18,10 @@ use super::wire::{
     self, DroppedMessage, ErrorBody, HandoffBatch, HandoffMessage, HandoffProgress, HandoffRequest, Session,
 };
 use crate::controller::Shared;
+use crate::event::Event;
 use crate::handoff::driver::{self, Handoffs, StartError, Started};
 use crate::handoff::folder;
-use crate::handoff::io::{Event, HandoffIo};
+use crate::handoff::io::HandoffIo;
 use crate::handoff::protocol::Phase;
 use crate::handoff::store::Progress;
 use crate::handoff::view::{self, ConversationView};
@@ -61,8 +62,8 @@ fn handoffs(shared: &Arc<Shared>) -> Handoffs {
 fn record_events(shared: &Shared, policy: &str, events: Vec<Event>) {
     let object = format!("{}/{policy}", Kind::HandoffPolicy);
     let mut inner = shared.lock();
-    for (warning, reason, message) in events {
-        inner.status.event(warning, reason, &object, message);
+    for event in events {
+        inner.status.event(&object, event);
     }
 }
 

@@ -25,6 +25,7 @@ use self::tasks::TaskSet;
 use crate::api_key::{self, ApiKey};
 use crate::backoff::{Jitter, KeyedBackoff, Policy};
 use crate::diagnostic::Diagnostic;
+use crate::event::Event;
 use crate::handoff::store::HandoffStore;
 use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::kinds::ReconcileSettings;
@@ -288,14 +289,12 @@ impl Controller {
             Input::Source(SourceUpdate::Snapshot(snapshot)) => self.on_source_snapshot(snapshot),
             Input::Source(SourceUpdate::Unavailable { origin, message }) => {
                 self.shared.lock().status.event(
-                    true,
-                    "SourceUnavailable",
                     "",
-                    format!("{origin}: {message}; keeping the last good revision"),
+                    Event::warning("SourceUnavailable", format!("{origin}: {message}; keeping the last good revision")),
                 );
             }
             Input::Source(SourceUpdate::Notice { origin, message }) => {
-                self.shared.lock().status.event(false, "SourceNotice", "", format!("{origin}: {message}"));
+                self.shared.lock().status.event("", Event::normal("SourceNotice", format!("{origin}: {message}")));
             }
             Input::Apply { bundle, reply } => {
                 let snapshot = Snapshot {
@@ -308,7 +307,10 @@ impl Controller {
                 let _ = reply.send(result);
             }
             Input::ReconcileAll => {
-                self.shared.lock().status.event(false, "ReconcileRequested", "", "reconciling every object now");
+                self.shared
+                    .lock()
+                    .status
+                    .event("", Event::normal("ReconcileRequested", "reconciling every object now"));
                 self.schedule_all();
             }
             Input::Reload(env) => self.reload(env),
@@ -372,13 +374,14 @@ impl Controller {
         let mut shared = self.shared.lock();
         if !fixed.is_empty() {
             shared.status.event(
-                true,
-                "RestartNeeded",
                 "",
-                format!("{} changed in the settings; they take effect when the daemon restarts", fixed.join(", ")),
+                Event::warning(
+                    "RestartNeeded",
+                    format!("{} changed in the settings; they take effect when the daemon restarts", fixed.join(", ")),
+                ),
             );
         }
-        shared.status.event(false, "Reloaded", "", "settings read again; reconciling every object");
+        shared.status.event("", Event::normal("Reloaded", "settings read again; reconciling every object"));
         if let Some(set) = shared.applied.as_ref().map(|applied| applied.set.clone()) {
             self.put_api_key_in_force(&set, &mut shared);
         } else if let Ok(key) = api_key::resolve(&self.shared.env(), None) {
@@ -399,7 +402,7 @@ impl Controller {
         } else {
             ("Resumed", format!("reconciles resumed; {} object(s) waiting", self.queue.waiting()))
         };
-        shared.status.event(false, reason, "", message);
+        shared.status.event("", Event::normal(reason, message));
     }
 
     /// Counts the restarts a unit made since its status was last seen: the
@@ -417,10 +420,8 @@ impl Controller {
         if unit.restarts > seen {
             let exit = unit.last_exit.as_deref().unwrap_or("it exited");
             self.shared.lock().status.event(
-                true,
-                "Restarted",
                 &format!("{}/{service}", manifest::Kind::Service),
-                format!("{exit}; restart {}", unit.restarts),
+                Event::warning("Restarted", format!("{exit}; restart {}", unit.restarts)),
             );
         }
     }
@@ -470,15 +471,16 @@ impl Controller {
                 let first_lines: Vec<String> =
                     errors.iter().map(|d| d.to_string().lines().next().unwrap_or_default().to_owned()).collect();
                 shared.status.event(
-                    true,
-                    "SnapshotRejected",
                     "",
-                    format!(
-                        "revision {} from {} has {} error(s); {kept}:\n{}",
-                        snapshot.revision,
-                        snapshot.origin,
-                        errors.len(),
-                        first_lines.join("\n")
+                    Event::warning(
+                        "SnapshotRejected",
+                        format!(
+                            "revision {} from {} has {} error(s); {kept}:\n{}",
+                            snapshot.revision,
+                            snapshot.origin,
+                            errors.len(),
+                            first_lines.join("\n")
+                        ),
                     ),
                 );
                 shared.last_error = Some(first_lines.join("\n"));
@@ -497,7 +499,9 @@ impl Controller {
             keys.extend(reconcile::keys(&old.set, &node));
         }
         keys.extend(supervisor.services().into_iter().map(|name| (manifest::Kind::Service, name)));
-        shared.status.event(false, "Applied", "", format!("revision {} from {}", snapshot.revision, snapshot.origin));
+        shared
+            .status
+            .event("", Event::normal("Applied", format!("revision {} from {}", snapshot.revision, snapshot.origin)));
         shared.last_error = None;
         self.shared.metrics.snapshot(true);
         let bundle = Bundle::from_files(snapshot.revision.clone(), &snapshot.files);
@@ -540,35 +544,34 @@ impl Controller {
                 let had_key = self.shared.api_key.get().is_some();
                 let present = key.is_some();
                 if self.shared.api_key.replace(key) && had_key && present {
-                    shared.status.event(false, "ApiKeyChanged", "", "the mesh API key in force changed");
+                    shared.status.event("", Event::normal("ApiKeyChanged", "the mesh API key in force changed"));
                 }
                 let identity_auth = mesh.is_some_and(|mesh| mesh.auth.tailscale_identity.enabled);
                 if !present && !identity_auth {
                     shared.status.event(
-                        true,
-                        "NoApiKey",
                         "",
-                        format!(
-                            "no mesh API key ({} is not set) and Tailscale identity auth is off: \
+                        Event::warning(
+                            "NoApiKey",
+                            format!(
+                                "no mesh API key ({} is not set) and Tailscale identity auth is off: \
                              every endpoint but /mesh/health refuses callers",
-                            api_key::MESH_API_KEY
+                                api_key::MESH_API_KEY
+                            ),
                         ),
                     );
                 }
             }
-            Err(error) => {
-                shared.status.event(true, "ApiKeyUnreadable", "", format!("{error}; keeping the key in force"))
-            }
+            Err(error) => shared
+                .status
+                .event("", Event::warning("ApiKeyUnreadable", format!("{error}; keeping the key in force"))),
         }
     }
 
     fn save_state(&self) {
         if let Err(error) = self.state.save(&self.state_dir) {
             self.shared.lock().status.event(
-                true,
-                "StateNotSaved",
                 "",
-                format!("cannot write {}: {error}", self.state_dir.display()),
+                Event::warning("StateNotSaved", format!("cannot write {}: {error}", self.state_dir.display())),
             );
         }
     }
@@ -628,10 +631,10 @@ impl Controller {
                 let mut shared = self.shared.lock();
                 shared.reconciles.entry(key.clone()).or_default().succeeded += 1;
                 if self.failing.remove(&key).is_some() {
-                    shared.status.event(false, "Recovered", &object, "reconciles again");
+                    shared.status.event(&object, Event::normal("Recovered", "reconciles again"));
                 }
-                for (warning, reason, message) in outcome.events {
-                    shared.status.event(warning, reason, &object, message);
+                for event in outcome.events {
+                    shared.status.event(&object, event);
                 }
                 if outcome.tracked {
                     shared.status.set(&key, outcome.conditions, outcome.details, revision);
@@ -646,7 +649,9 @@ impl Controller {
                 let mut shared = self.shared.lock();
                 shared.reconciles.entry(key.clone()).or_default().failed += 1;
                 if self.failing.get(&key) != Some(&error.message) {
-                    shared.status.event(true, error.reason, &object, format!("{error}; retrying with backoff"));
+                    shared
+                        .status
+                        .event(&object, Event::warning(error.reason, format!("{error}; retrying with backoff")));
                     self.failing.insert(key.clone(), error.message.clone());
                 }
                 shared.status.set(&key, error.conditions(), BTreeMap::new(), revision);

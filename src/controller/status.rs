@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::event::{Event, Severity};
 use crate::manifest::Kind;
 use crate::supervisor::{LogLine, LogSink};
 
@@ -169,12 +170,12 @@ pub struct NodeStatus {
     pub paused: bool,
 }
 
-/// Something the controller did, and why.
+/// An [`Event`] as the log keeps it: when, and about which object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Event {
+pub struct EventRecord {
     pub time: String,
-    /// `Normal` or `Warning`.
+    /// The event's [`Severity`](crate::event::Severity): `Normal` or `Warning`.
     #[serde(rename = "type")]
     pub event_type: String,
     pub reason: String,
@@ -186,7 +187,7 @@ pub struct Event {
 /// What the event stream carries, as it happens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StreamItem {
-    Event(Event),
+    Event(EventRecord),
     Log(LogLine),
 }
 
@@ -239,7 +240,7 @@ impl LogSink for StatusStream {
 #[derive(Default)]
 pub struct StatusStore {
     objects: BTreeMap<ObjectKey, ObjectStatus>,
-    events: VecDeque<Event>,
+    events: VecDeque<EventRecord>,
     stream: StatusStream,
 }
 
@@ -296,20 +297,20 @@ impl StatusStore {
         self.objects.get(key)
     }
 
-    /// Records an event in the log (and the tracing log).
-    pub fn event(&mut self, warning: bool, reason: &str, object: &str, message: impl Into<String>) {
-        let message = message.into();
-        if warning {
-            tracing::warn!(reason, object, "{message}");
-        } else {
-            tracing::info!(reason, object, "{message}");
+    /// Records an event about `object` (`Kind/name`, or empty for the node as
+    /// a whole) in the log (and the tracing log).
+    pub fn event(&mut self, object: &str, event: Event) {
+        let Event { severity, reason, message } = event;
+        match severity {
+            Severity::Warning => tracing::warn!(reason, object, "{message}"),
+            Severity::Normal => tracing::info!(reason, object, "{message}"),
         }
         if self.events.len() == EVENT_CAPACITY {
             self.events.pop_front();
         }
-        let event = Event {
+        let event = EventRecord {
             time: now_rfc3339(),
-            event_type: if warning { "Warning" } else { "Normal" }.into(),
+            event_type: severity.as_str().into(),
             reason: reason.into(),
             object: object.into(),
             message,
@@ -320,7 +321,7 @@ impl StatusStore {
 
     /// The last `recent` events and a subscription to what follows them. Both
     /// are taken under the store's lock, so nothing is missed or seen twice.
-    pub fn subscribe(&self, recent: usize) -> (Vec<Event>, broadcast::Receiver<StreamItem>) {
+    pub fn subscribe(&self, recent: usize) -> (Vec<EventRecord>, broadcast::Receiver<StreamItem>) {
         (self.events(None, recent), self.stream.subscribe())
     }
 
@@ -331,8 +332,8 @@ impl StatusStore {
     }
 
     /// The most recent events, oldest first; only those about `object` when given.
-    pub fn events(&self, object: Option<&str>, limit: usize) -> Vec<Event> {
-        let matching: Vec<&Event> = self.events.iter().filter(|e| object.is_none_or(|o| e.object == o)).collect();
+    pub fn events(&self, object: Option<&str>, limit: usize) -> Vec<EventRecord> {
+        let matching: Vec<&EventRecord> = self.events.iter().filter(|e| object.is_none_or(|o| e.object == o)).collect();
         matching[matching.len().saturating_sub(limit)..].iter().map(|e| (*e).clone()).collect()
     }
 }
@@ -385,7 +386,7 @@ mod tests {
     fn the_event_log_is_bounded_and_filterable() {
         let mut store = StatusStore::default();
         for i in 0..EVENT_CAPACITY + 10 {
-            store.event(false, "Test", if i % 2 == 0 { "Service/a" } else { "Service/b" }, i.to_string());
+            store.event(if i % 2 == 0 { "Service/a" } else { "Service/b" }, Event::normal("Test", i.to_string()));
         }
         assert_eq!(store.events(None, usize::MAX).len(), EVENT_CAPACITY);
         let last_a = store.events(Some("Service/a"), 2);
@@ -396,14 +397,16 @@ mod tests {
     fn every_subscriber_gets_what_follows_its_recent_events() {
         let stream = StatusStream::default();
         let mut store = StatusStore::new(stream.clone());
-        store.event(false, "Before", "", "old");
+        store.event("", Event::normal("Before", "old"));
         let (recent, mut first) = store.subscribe(50);
         let (_, mut second) = store.subscribe(50);
         assert_eq!(recent.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(), ["Before"]);
-        store.event(true, "After", "Service/web", "new");
+        store.event("Service/web", Event::warning("After", "new"));
         LogSink::send(&stream, LogLine { service: "web".into(), stream: "stdout", line: "hello".into() });
         for receiver in [&mut first, &mut second] {
-            assert!(matches!(receiver.try_recv(), Ok(StreamItem::Event(e)) if e.reason == "After"));
+            assert!(
+                matches!(receiver.try_recv(), Ok(StreamItem::Event(e)) if e.reason == "After" && e.event_type == "Warning")
+            );
             assert!(matches!(receiver.try_recv(), Ok(StreamItem::Log(l)) if l.line == "hello"));
         }
     }
@@ -413,7 +416,7 @@ mod tests {
         let mut store = StatusStore::default();
         let (_, mut slow) = store.subscribe(0);
         for i in 0..STREAM_CAPACITY + 3 {
-            store.event(false, "Test", "", i.to_string());
+            store.event("", Event::normal("Test", i.to_string()));
         }
         assert_eq!(slow.try_recv(), Err(broadcast::error::TryRecvError::Lagged(3)));
         assert!(matches!(slow.try_recv(), Ok(StreamItem::Event(e)) if e.message == "3"));

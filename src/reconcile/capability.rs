@@ -18,6 +18,7 @@ use std::time::Duration;
 use super::context::{Context, Outcome, ReconcileError};
 use crate::api_key::ApiKey;
 use crate::controller::status::{ConditionType, Observed};
+use crate::event::Event;
 use crate::manifest::ManifestSet;
 use crate::manifest::kinds::{CapabilitySpec, Provider, is_loopback_host};
 use crate::mesh::failover::HOP_HEADER;
@@ -332,7 +333,10 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
         let from = before.map_or_else(|| "none".to_owned(), |s| s.node);
         let to = decision.served.as_ref().map_or_else(|| "none".to_owned(), |s| s.node.clone());
         let why = served_message(spec, &decision);
-        outcome.event(decision.served.is_none(), "PlacementChanged", format!("{name}: {from} -> {to} ({why})"));
+        let message = format!("{name}: {from} -> {to} ({why})");
+        // Moving to no node at all is worth a look; moving to another is failover working.
+        let event = if decision.served.is_none() { Event::warning } else { Event::normal };
+        outcome.event(event("PlacementChanged", message));
     }
     let (conditions, details) = status(spec, &decision);
     outcome.conditions = conditions;
@@ -403,7 +407,7 @@ fn write_client_env(ctx: &Context, outcome: &mut Outcome) {
     };
     if let Err(error) = ctx.client_env.write(render) {
         let message = format!("cannot write {}: {error}", ctx.client_env.path().display());
-        outcome.event(true, "ClientEnvNotWritten", message.clone());
+        outcome.event(Event::warning("ClientEnvNotWritten", message.clone()));
         outcome.conditions.retain(|c| c.condition_type != ConditionType::Degraded);
         outcome.conditions.push(Observed::degraded("ClientEnvNotWritten", message));
     }

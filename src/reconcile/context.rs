@@ -11,6 +11,7 @@ use super::client_env::ClientEnvFile;
 use super::sync_folder::state::SyncState;
 use crate::api_key::ApiKey;
 use crate::controller::status::{ConditionType, Observed};
+use crate::event::Event;
 use crate::handoff::store::HandoffStore;
 use crate::identity::NodeEnv;
 use crate::manifest::ManifestSet;
@@ -48,8 +49,8 @@ pub struct Context {
 pub struct Outcome {
     pub conditions: Vec<Observed>,
     pub details: BTreeMap<String, String>,
-    /// Events to record: (warning, reason, message).
-    pub events: Vec<(bool, &'static str, String)>,
+    /// Events to record about the object.
+    pub events: Vec<Event>,
     /// Run again after this long even without a change.
     pub requeue_after: Option<Duration>,
     /// False when the object is nothing to this node (its status is dropped).
@@ -69,8 +70,8 @@ impl Default for Outcome {
 }
 
 impl Outcome {
-    pub(super) fn event(&mut self, warning: bool, reason: &'static str, message: impl Into<String>) {
-        self.events.push((warning, reason, message.into()));
+    pub(super) fn event(&mut self, event: Event) {
+        self.events.push(event);
     }
 }
 

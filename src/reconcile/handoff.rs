@@ -15,8 +15,9 @@ use std::time::Duration;
 use super::context::{Context, Outcome, ReconcileError};
 use crate::api::wire::HandoffMessage;
 use crate::controller::status::{ConditionType, Observed};
+use crate::event::Event;
 use crate::handoff::folder::{self, Content, Stat};
-use crate::handoff::io::{Conversation, Event, HandoffIo, off_thread};
+use crate::handoff::io::{Conversation, HandoffIo, off_thread};
 use crate::handoff::protocol::{Input, Phase, Record, Stage};
 use crate::handoff::shadow::Shadow;
 use crate::handoff::stale;
@@ -139,11 +140,10 @@ impl<'a> Pass<'a> {
             let syncthing = self.syncthing.as_ref().and_then(|syncthing| syncthing.as_ref().ok());
             match may_claim(syncthing, &self.folder_id, &path).await {
                 Claim::Mine => match self.io.claim(self.policy, &id).await {
-                    Ok(true) => self.outcome.event(
-                        false,
+                    Ok(true) => self.outcome.event(Event::normal(
                         "Claimed",
                         format!("conversation {id} appeared here first: owned here at epoch 1"),
-                    ),
+                    )),
                     Ok(false) => {}
                     Err(error) => return Err(not_saved(&id, &error)),
                 },
@@ -162,7 +162,7 @@ impl<'a> Pass<'a> {
             let why = folder::check_conversation_id(folder_name).err().unwrap_or_default();
             let path = self.root.join(folder_name);
             let message = format!("{}: not a conversation, left alone: {why}", path.display());
-            self.outcome.event(true, "handoff.ignoredFolder", message);
+            self.outcome.event(Event::warning("handoff.ignoredFolder", message));
         }
     }
 
@@ -519,7 +519,7 @@ fn stale_events(id: &str, epoch: u64, actions: &[stale::Action]) -> Vec<Event> {
         }
         stale::Action::Adopt(_) | stale::Action::Forget(_) => None,
     });
-    told.map(|message| (true, "handoff.stale", message)).collect()
+    told.map(|message| Event::warning("handoff.stale", message)).collect()
 }
 
 /// Syncthing's record as `handoff::stale` reads it. A time that does not
@@ -581,15 +581,13 @@ mod tests {
         assert_eq!(
             told,
             [
-                (
-                    true,
+                Event::warning(
                     "handoff.stale",
                     "conversation c-1: m.jsonl was written by device BBBBBBB, which does not own it at epoch 2; \
                      kept aside as m.jsonl.stale-2"
                         .to_owned()
                 ),
-                (
-                    true,
+                Event::warning(
                     "handoff.stale",
                     "conversation c-1: m.jsonl is back to this owner's version (epoch 2)".to_owned()
                 ),

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::context::{Context, Outcome, ReconcileError};
 use crate::config::{expand_home, resolve_secret};
 use crate::controller::status::{ConditionType, Observed};
+use crate::event::Event;
 use crate::identity::NodeEnv;
 use crate::manifest::Object;
 use crate::manifest::kinds::{EnvValue, NodeSpec, ServiceSpec};
@@ -104,15 +105,15 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
     match plan(desired.as_ref(), observed.as_ref()) {
         ServiceAction::Nothing => {}
         ServiceAction::Start => {
-            outcome.event(false, "Starting", format!("starting {}", command_line(desired.as_ref())));
+            outcome.event(Event::normal("Starting", format!("starting {}", command_line(desired.as_ref()))));
             ctx.supervisor.start(desired.clone().expect("Start has a desired spec")).await;
         }
         ServiceAction::Replace => {
-            outcome.event(false, "Restarting", "the spec changed: restarting with the new one");
+            outcome.event(Event::normal("Restarting", "the spec changed: restarting with the new one"));
             ctx.supervisor.start(desired.clone().expect("Replace has a desired spec")).await;
         }
         ServiceAction::Stop => {
-            outcome.event(false, "Stopping", "no longer placed on this node: stopping");
+            outcome.event(Event::normal("Stopping", "no longer placed on this node: stopping"));
             ctx.supervisor.stop(name).await;
             outcome.tracked = false;
             return Ok(outcome);
