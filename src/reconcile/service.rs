@@ -13,26 +13,29 @@ use crate::manifest::kinds::{EnvValue, NodeSpec, ServiceSpec};
 use crate::supervisor::{Phase, Probe, ProcessSpec, UnitStatus};
 use crate::template;
 
-/// What must happen to one Service on this node.
+/// What must happen to one Service on this node. A start carries the process
+/// it starts, so the executor runs exactly what was planned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServiceAction {
     /// Running as declared, or declared elsewhere and not running here.
     Nothing,
-    Start,
+    Start(ProcessSpec),
     /// Running with another spec: stop it, start the declared one.
-    Replace,
+    Replace(ProcessSpec),
     Stop,
 }
 
 /// Compares the declared process (if this node should run one) with the observed
 /// one. The supervisor restarts crashed processes itself, so a known fingerprint
 /// is left alone whatever its phase.
-pub fn plan(desired: Option<&ProcessSpec>, observed: Option<&UnitStatus>) -> ServiceAction {
+pub fn plan(desired: Option<ProcessSpec>, observed: Option<&UnitStatus>) -> ServiceAction {
     match (desired, observed) {
         (None, None) => ServiceAction::Nothing,
         (None, Some(_)) => ServiceAction::Stop,
-        (Some(_), None) => ServiceAction::Start,
-        (Some(desired), Some(observed)) if desired.fingerprint() != observed.fingerprint => ServiceAction::Replace,
+        (Some(desired), None) => ServiceAction::Start(desired),
+        (Some(desired), Some(observed)) if desired.fingerprint() != observed.fingerprint => {
+            ServiceAction::Replace(desired)
+        }
         (Some(_), Some(_)) => ServiceAction::Nothing,
     }
 }
@@ -102,15 +105,15 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
     let desired = desired(ctx, name)?;
     let observed = ctx.supervisor.status(name);
     let mut outcome = Outcome::default();
-    match plan(desired.as_ref(), observed.as_ref()) {
+    match plan(desired, observed.as_ref()) {
         ServiceAction::Nothing => {}
-        ServiceAction::Start => {
-            outcome.event(Event::normal("Starting", format!("starting {}", command_line(desired.as_ref()))));
-            ctx.supervisor.start(desired.clone().expect("Start has a desired spec")).await;
+        ServiceAction::Start(process) => {
+            outcome.event(Event::normal("Starting", format!("starting {}", process.command.join(" "))));
+            ctx.supervisor.start(process).await;
         }
-        ServiceAction::Replace => {
+        ServiceAction::Replace(process) => {
             outcome.event(Event::normal("Restarting", "the spec changed: restarting with the new one"));
-            ctx.supervisor.start(desired.clone().expect("Replace has a desired spec")).await;
+            ctx.supervisor.start(process).await;
         }
         ServiceAction::Stop => {
             outcome.event(Event::normal("Stopping", "no longer placed on this node: stopping"));
@@ -127,10 +130,6 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
         None => outcome.tracked = false,
     }
     Ok(outcome)
-}
-
-fn command_line(spec: Option<&ProcessSpec>) -> String {
-    spec.map(|s| s.command.join(" ")).unwrap_or_default()
 }
 
 /// `Ready`, `Progressing` and `Degraded` from what the supervisor sees.
@@ -239,15 +238,20 @@ mod tests {
         let v2 = spec("server --port 2");
         let table = [
             ("nothing declared, nothing running", None, None, ServiceAction::Nothing),
-            ("declared, not running", Some(&v1), None, ServiceAction::Start),
+            ("declared, not running", Some(&v1), None, ServiceAction::Start(v1.clone())),
             ("running, no longer declared", None, Some(running(&v1, Phase::Running)), ServiceAction::Stop),
             ("running as declared", Some(&v1), Some(running(&v1, Phase::Running)), ServiceAction::Nothing),
             ("crash-looping as declared", Some(&v1), Some(running(&v1, Phase::BackingOff)), ServiceAction::Nothing),
             ("exited for good as declared", Some(&v1), Some(running(&v1, Phase::Exited)), ServiceAction::Nothing),
-            ("running an older spec", Some(&v2), Some(running(&v1, Phase::Running)), ServiceAction::Replace),
+            (
+                "running an older spec",
+                Some(&v2),
+                Some(running(&v1, Phase::Running)),
+                ServiceAction::Replace(v2.clone()),
+            ),
         ];
         for (case, desired, observed, expected) in table {
-            assert_eq!(plan(desired, observed.as_ref()), expected, "{case}");
+            assert_eq!(plan(desired.cloned(), observed.as_ref()), expected, "{case}");
         }
     }
 
