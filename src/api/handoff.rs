@@ -18,6 +18,7 @@ use super::wire::{
     self, DroppedMessage, ErrorBody, HandoffBatch, HandoffMessage, HandoffProgress, HandoffRequest, Session,
 };
 use crate::controller::Shared;
+use crate::controller::status::ObjectKey;
 use crate::event::Event;
 use crate::handoff::driver::{self, Handoffs, StartError, Started};
 use crate::handoff::folder;
@@ -60,7 +61,7 @@ fn handoffs(shared: &Arc<Shared>) -> Handoffs {
 
 /// Records events of HandoffPolicy `policy`.
 fn record_events(shared: &Shared, policy: &str, events: Vec<Event>) {
-    let object = format!("{}/{policy}", Kind::HandoffPolicy);
+    let object = ObjectKey::new(Kind::HandoffPolicy, policy).to_string();
     let mut inner = shared.lock();
     for event in events {
         inner.status.event(&object, event);

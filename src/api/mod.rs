@@ -40,7 +40,7 @@ use self::wire::{
     Action, ApplyRequest, ApplyResponse, Describe, Health, Intervention, MeshNode, ReconcileRequest, ReconcileResponse,
     RouteRequest, Routed, StreamMessage, SyncthingDevice,
 };
-use crate::controller::status::NodeStatus;
+use crate::controller::status::{NodeStatus, ObjectKey};
 use crate::controller::{Input, Shared, validate_for_node};
 use crate::manifest::Kind;
 use crate::mesh::failover::HOP_HEADER;
@@ -308,7 +308,7 @@ async fn describe(
     let shared = &state.shared;
     let inner = shared.lock();
     let spec = inner.applied.as_ref().and_then(|a| wire::spec_json(&a.set, kind, &name));
-    let status = inner.status.object(&(kind, name.clone())).cloned();
+    let status = inner.status.object(&ObjectKey::new(kind, name.clone())).cloned();
     if spec.is_none() && status.is_none() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -322,14 +322,14 @@ impl Controller {
     /// The supervisor logged the change at info level already.
     fn on_unit_changed(&mut self, change: UnitChanged) {
         self.count_restarts(&change.service);
-        self.queue.schedule((manifest::Kind::Service, change.service), Instant::now());
+        self.queue.schedule(ObjectKey::new(manifest::Kind::Service, change.service), Instant::now());
     }
 
     /// A reconcile task ended. A panic (a bug) was reported by the panic hook
     /// already; the loop goes on without that result.
     fn on_reconcile_task(&mut self, finished: Result<Reconciled, tokio::task::JoinError>) {
         let Ok(Reconciled { key, result, revision, took }) = finished else { return };
-        self.shared.metrics.reconciled(key.0.as_str(), result.is_ok(), took);
+        self.shared.metrics.reconciled(key.kind.as_str(), result.is_ok(), took);
         self.on_reconciled(key, result, &revision);
     }
 
@@ -342,14 +342,15 @@ impl Controller {
         }
         let shared = self.shared.lock();
         let Some(applied) = &shared.applied else { return };
-        let policies = applied.set.handoff_policies.keys().map(|name| (manifest::Kind::HandoffPolicy, name.clone()));
+        let policies =
+            applied.set.handoff_policies.keys().map(|name| ObjectKey::new(manifest::Kind::HandoffPolicy, name.clone()));
         let keys: Vec<ObjectKey> = match notice {
             Notice::Files => policies.collect(),
             Notice::Changed | Notice::Back => applied
                 .set
                 .sync_folders
                 .keys()
-                .map(|name| (manifest::Kind::SyncFolder, name.clone()))
+                .map(|name| ObjectKey::new(manifest::Kind::SyncFolder, name.clone()))
                 .chain(policies)
                 .collect(),
         };
@@ -420,7 +421,7 @@ impl Controller {
         if unit.restarts > seen {
             let exit = unit.last_exit.as_deref().unwrap_or("it exited");
             self.shared.lock().status.event(
-                &format!("{}/{service}", manifest::Kind::Service),
+                &ObjectKey::new(manifest::Kind::Service, service).to_string(),
                 Event::warning("Restarted", format!("{exit}; restart {}", unit.restarts)),
             );
         }
@@ -498,7 +499,7 @@ impl Controller {
         if let Some(old) = &shared.applied {
             keys.extend(reconcile::keys(&old.set, &node));
         }
-        keys.extend(supervisor.services().into_iter().map(|name| (manifest::Kind::Service, name)));
+        keys.extend(supervisor.services().into_iter().map(|name| ObjectKey::new(manifest::Kind::Service, name)));
         shared
             .status
             .event("", Event::normal("Applied", format!("revision {} from {}", snapshot.revision, snapshot.origin)));
@@ -580,7 +581,9 @@ impl Controller {
         let shared = self.shared.lock();
         let Some(applied) = &shared.applied else { return };
         let mut keys = reconcile::keys(&applied.set, &self.shared.node);
-        keys.extend(self.shared.supervisor.services().into_iter().map(|name| (manifest::Kind::Service, name)));
+        keys.extend(
+            self.shared.supervisor.services().into_iter().map(|name| ObjectKey::new(manifest::Kind::Service, name)),
+        );
         drop(shared);
         let now = Instant::now();
         for key in keys {
@@ -623,7 +626,7 @@ impl Controller {
     }
 
     fn on_reconciled(&mut self, key: ObjectKey, result: Result<Outcome, ReconcileError>, revision: &str) {
-        let object = format!("{}/{}", key.0, key.1);
+        let object = key.to_string();
         let now = Instant::now();
         match result {
             Ok(outcome) => {

@@ -13,8 +13,25 @@ use crate::event::{Event, Severity};
 use crate::manifest::Kind;
 use crate::supervisor::{LogLine, LogSink};
 
-/// An object this controller acts on.
-pub type ObjectKey = (Kind, String);
+/// An object this controller acts on: its kind and name. Shown as `Kind/name`,
+/// as events name their object.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(kind: Kind, name: impl Into<String>) -> ObjectKey {
+        ObjectKey { kind, name: name.into() }
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
 
 /// What a condition is about, as design section 5 names it; its JSON is the
 /// variant's name (`"type": "Ready"`).
@@ -255,8 +272,8 @@ impl StatusStore {
     pub fn set(&mut self, key: &ObjectKey, observed: Vec<Observed>, details: BTreeMap<String, String>, revision: &str) {
         let now = now_rfc3339();
         let entry = self.objects.entry(key.clone()).or_insert_with(|| ObjectStatus {
-            kind: key.0.to_string(),
-            name: key.1.clone(),
+            kind: key.kind.to_string(),
+            name: key.name.clone(),
             ready: false,
             conditions: Vec::new(),
             details: BTreeMap::new(),
@@ -349,7 +366,7 @@ mod tests {
     #[test]
     fn transition_time_holds_while_status_is_unchanged() {
         let mut store = StatusStore::default();
-        let key = (Kind::Service, "web".to_owned());
+        let key = ObjectKey::new(Kind::Service, "web");
         store.set(&key, vec![Observed::not_ready("Starting", "")], BTreeMap::new(), "r1");
         let first = store.object(&key).unwrap().conditions[0].clone();
         store.set(&key, vec![Observed::not_ready("Starting", "again")], BTreeMap::new(), "r2");
@@ -364,7 +381,7 @@ mod tests {
     #[test]
     fn each_condition_type_is_written_as_its_name() {
         let mut store = StatusStore::default();
-        let key = (Kind::Service, "web".to_owned());
+        let key = ObjectKey::new(Kind::Service, "web");
         let observed =
             vec![Observed::ready("Running", ""), Observed::stable(), Observed::degraded("PortInUse", "8080")];
         store.set(&key, observed, BTreeMap::new(), "r1");
@@ -380,6 +397,15 @@ mod tests {
             [("Ready", "True", "Running"), ("Progressing", "False", "Stable"), ("Degraded", "True", "PortInUse")]
         );
         assert!(json["ready"].as_bool().unwrap());
+    }
+
+    #[test]
+    fn an_object_key_reads_kind_slash_name_and_sorts_by_kind_first() {
+        let service = ObjectKey::new(Kind::Service, "a");
+        assert_eq!(service.to_string(), "Service/a");
+        let mut keys = [ObjectKey::new(Kind::Service, "b"), ObjectKey::new(Kind::Node, "z"), service.clone()];
+        keys.sort();
+        assert_eq!(keys.iter().map(ToString::to_string).collect::<Vec<_>>(), ["Node/z", "Service/a", "Service/b"]);
     }
 
     #[test]

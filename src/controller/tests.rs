@@ -10,7 +10,7 @@ use tempfile::TempDir;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::status::{ConditionType, StatusStream};
+use super::status::{ConditionType, ObjectKey, StatusStream};
 use super::{Controller, Input, ReconcileCounts, Shared};
 use crate::backoff::{Jitter, KeyedBackoff};
 use crate::identity::{NODE_ID, NodeEnv};
@@ -86,7 +86,7 @@ impl Harness {
     }
 
     fn counts(&self, kind: Kind, name: &str) -> ReconcileCounts {
-        self.shared.lock().reconciles.get(&(kind, name.to_owned())).copied().unwrap_or_default()
+        self.shared.lock().reconciles.get(&ObjectKey::new(kind, name)).copied().unwrap_or_default()
     }
 
     fn succeeded(&self, kind: Kind, name: &str) -> u64 {
@@ -177,7 +177,7 @@ async fn a_failing_object_is_retried_with_doubling_backoff_and_holds_up_no_other
     }
     assert_eq!(h.counts(Kind::Service, "worker"), worker_reconciles, "the worker is not reconciled with it");
     assert_eq!(h.shared.supervisor.status("broken"), None, "nothing was started for it");
-    let status = h.shared.lock().status.object(&(Kind::Service, "broken".to_owned())).cloned().unwrap();
+    let status = h.shared.lock().status.object(&ObjectKey::new(Kind::Service, "broken")).cloned().unwrap();
     let degraded = status.condition(ConditionType::Degraded).unwrap();
     assert_eq!(
         (degraded.status.as_str(), degraded.reason.as_str(), degraded.message.as_str()),
