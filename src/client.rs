@@ -11,8 +11,8 @@ use crate::api::wire::{
     ReconcileResponse, RouteCall, Routed, Session,
 };
 use crate::api::wire::{HandoffProgress, HandoffRequest};
-use crate::controller::state::Bundle;
 use crate::controller::status::NodeStatus;
+use crate::manifest::Bundle;
 use crate::net::{self, root_cause};
 
 /// How long `route` waits: longer than the router's own worst case (a connect

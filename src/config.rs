@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::{DurationSpec, SecretRef};
-use crate::source::git::GitSettings;
 
 /// The API's port when `MESH_LISTEN` is unset.
 pub const DEFAULT_PORT: u16 = 8000;
@@ -21,6 +20,24 @@ pub struct DaemonConfig {
     pub git: Option<GitSettings>,
     pub state_dir: PathBuf,
 }
+
+/// `MESH_GIT_*`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GitSettings {
+    pub remote: String,
+    pub branch: String,
+    /// The manifests folder inside the repository.
+    pub path: String,
+    pub interval: Duration,
+    /// How long one `git` call may run before it is killed (a fetch from a
+    /// server that stopped answering).
+    pub timeout: Duration,
+}
+
+/// [`GitSettings::timeout`] unless a test needs it shorter: long enough for a
+/// slow first fetch of a manifests repository, short enough that a hung one
+/// does not hold back the next.
+pub const DEFAULT_GIT_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl DaemonConfig {
     pub fn from_env(env: &NodeEnv) -> Result<DaemonConfig, Vec<String>> {
@@ -49,7 +66,7 @@ impl DaemonConfig {
                 branch: value("MESH_GIT_BRANCH").unwrap_or_else(|| "main".into()),
                 path: value("MESH_GIT_PATH").unwrap_or_else(|| "manifests".into()),
                 interval,
-                timeout: crate::source::git::DEFAULT_TIMEOUT,
+                timeout: DEFAULT_GIT_TIMEOUT,
             }
         });
         let state_dir = state_dir(env).unwrap_or_else(|| {

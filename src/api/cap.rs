@@ -14,10 +14,8 @@ use axum::response::Response;
 
 use super::passthrough::{ErrorShape, Target, pass_through, read_body};
 use super::state::ApiState;
+use super::wire::CAP_PREFIX as PREFIX;
 use crate::diagnostic::did_you_mean;
-
-/// Where the pass-through is mounted; a capability's mount is `/cap/<name>`.
-pub const PREFIX: &str = "/cap";
 
 /// Splits a path under [`PREFIX`] into the capability's name and the rest
 /// (empty, or starting with `/`): `/cap/vector_db/api/v2` is

@@ -2,15 +2,18 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::controller::state::Bundle;
 use crate::controller::status::{EventRecord, ObjectStatus, StreamItem};
 use crate::handoff::protocol::Envelope;
+use crate::manifest::Bundle;
 use crate::manifest::{Kind, ManifestSet};
-use crate::reconcile::plan::Plan;
 use crate::supervisor;
 
 /// The version of this API; a peer with another one is shown as incompatible.
 pub const API_VERSION: &str = "v1";
+
+/// Where the capability pass-through is mounted; a capability's mount is
+/// `/cap/<name>`, which stands for its endpoint's root.
+pub const CAP_PREFIX: &str = "/cap";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -49,7 +52,7 @@ pub struct ApplyRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct StrictApplyRequest {
     revision: String,
-    files: Vec<crate::controller::state::BundleFile>,
+    files: Vec<crate::manifest::BundleFile>,
     #[serde(default)]
     dry_run: bool,
 }
@@ -57,6 +60,51 @@ struct StrictApplyRequest {
 impl From<StrictApplyRequest> for ApplyRequest {
     fn from(StrictApplyRequest { revision, files, dry_run }: StrictApplyRequest) -> Self {
         ApplyRequest { bundle: Bundle { revision, files }, dry_run }
+    }
+}
+
+/// The plan of a candidate set on one node, as `diff` and `apply --dry-run`
+/// show it (made by `reconcile::plan`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub node: String,
+    pub from_revision: Option<String>,
+    pub to_revision: String,
+    pub changes: Vec<Change>,
+    /// Objects present in both sets with the same content.
+    pub unchanged: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Add,
+    Change,
+    Remove,
+    /// The object is unchanged, but this node must act on it (a process that
+    /// is not running as declared).
+    Act,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    pub op: Op,
+    pub kind: String,
+    pub name: String,
+    /// The spec fields (and `metadata.labels`) that differ.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+    /// What this node would do, e.g. `start: ollama serve`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
+
+impl Plan {
+    /// Whether applying the candidate would change nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
     }
 }
 

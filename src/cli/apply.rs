@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::{Outcome, local_client, runtime};
 use crate::client::{ApiClient, ClientError};
-use crate::controller::state::Bundle;
 use crate::identity::NodeEnv;
+use crate::manifest::Bundle;
 use crate::manifest::{self, loader};
 use crate::source::folder_revision;
 

@@ -7,33 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic_file::write_atomic;
-use crate::manifest::SourceFile;
-
-/// A set of manifest files with its revision, as `apply` sends it and as the
-/// controller remembers what it applied.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Bundle {
-    pub revision: String,
-    pub files: Vec<BundleFile>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BundleFile {
-    pub path: String,
-    pub text: String,
-}
-
-impl Bundle {
-    pub fn from_files(revision: String, files: &[SourceFile]) -> Bundle {
-        let files = files.iter().map(|f| BundleFile { path: f.path.to_string(), text: f.text.clone() }).collect();
-        Bundle { revision, files }
-    }
-
-    pub fn source_files(&self) -> Vec<SourceFile> {
-        self.files.iter().map(|f| SourceFile { path: f.path.as_str().into(), text: f.text.clone() }).collect()
-    }
-}
+use crate::manifest::Bundle;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -72,6 +46,7 @@ impl ControllerState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::BundleFile;
 
     #[test]
     fn state_round_trips_and_a_broken_file_is_set_aside() {

@@ -1,6 +1,7 @@
 //! The manifest model and its checks: YAML text in, a checked [`ManifestSet`] and
 //! diagnostics out. Only [`loader`] touches the file system.
 
+mod bundle;
 mod check;
 pub mod kinds;
 pub mod loader;
@@ -13,6 +14,7 @@ mod values;
 use std::collections::HashMap;
 
 pub use crate::diagnostic::Pos;
+pub use bundle::{Bundle, BundleFile};
 pub use object::{API_VERSION, Kind, Manifest, Metadata, Object, Origin, Spec};
 pub use parse::{SourceFile, new_documents};
 pub use set::ManifestSet;

@@ -117,7 +117,7 @@ pub fn health_check(host: &str, node: &str, this_node: &str) -> HealthCheck {
 /// endpoint of `capability` for this node: its pass-through, which stands
 /// for the endpoint's root, then the health path.
 pub fn health_url_by_node(authority: &str, capability: &str, spec: &CapabilitySpec) -> String {
-    format!("http://{authority}{}/{capability}{}", crate::api::cap::PREFIX, health_path(spec))
+    format!("http://{authority}{}/{capability}{}", crate::api::wire::CAP_PREFIX, health_path(spec))
 }
 
 /// `Served by …`, naming why the nodes before it were passed over.

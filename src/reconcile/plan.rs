@@ -1,60 +1,16 @@
-//! The plan of a candidate set on this node: which objects it adds, changes or
-//! removes, and what this node would do about them. Pure; `meshctl diff` and
-//! `apply --dry-run` print it, and the Service reconciler runs the same
-//! `service::plan`.
+//! The plan of a candidate set on this node (`api::wire::Plan`): which objects
+//! it adds, changes or removes, and what this node would do about them. Pure;
+//! `meshctl diff` and `apply --dry-run` print it, and the Service reconciler
+//! runs the same `service::plan`.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-
 use super::service::{self, ServiceAction};
+use crate::api::wire::{Change, Op, Plan};
 use crate::identity::NodeEnv;
 use crate::manifest::{Kind, ManifestSet, Object, Spec};
 use crate::supervisor::UnitStatus;
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Plan {
-    pub node: String,
-    pub from_revision: Option<String>,
-    pub to_revision: String,
-    pub changes: Vec<Change>,
-    /// Objects present in both sets with the same content.
-    pub unchanged: usize,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Op {
-    Add,
-    Change,
-    Remove,
-    /// The object is unchanged, but this node must act on it (a process that
-    /// is not running as declared).
-    Act,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Change {
-    pub op: Op,
-    pub kind: String,
-    pub name: String,
-    /// The spec fields (and `metadata.labels`) that differ.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub fields: Vec<String>,
-    /// What this node would do, e.g. `start: ollama serve`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub action: Option<String>,
-}
-
-impl Plan {
-    /// Whether applying the candidate would change nothing at all.
-    pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
-    }
-}
 
 /// Plans `candidate` against the set in force (`current`) and the processes this
 /// node runs (`observe`).

@@ -18,29 +18,12 @@ use tokio::sync::mpsc;
 
 use super::{Snapshot, SourceUpdate};
 use crate::backoff::{Backoff, Jitter, Policy};
+use crate::config::GitSettings;
 use crate::diagnostic::Diagnostic;
 use crate::git::tree::{self, FileKind};
 use crate::git::{Git, GitError};
 use crate::manifest::Pos;
 use crate::manifest::{SourceFile, loader};
-
-/// `MESH_GIT_*`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GitSettings {
-    pub remote: String,
-    pub branch: String,
-    /// The manifests folder inside the repository.
-    pub path: String,
-    pub interval: Duration,
-    /// How long one `git` call may run before it is killed (a fetch from a
-    /// server that stopped answering).
-    pub timeout: Duration,
-}
-
-/// [`GitSettings::timeout`] unless a test needs it shorter: long enough for a
-/// slow first fetch of a manifests repository, short enough that a hung one
-/// does not hold back the next.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The first retry after a failed fetch; each further failure doubles it, up to
 /// the interval and never more than [`MAX_RETRY`].
@@ -429,7 +412,7 @@ mod tests {
             branch: "main".into(),
             path: "manifests".into(),
             interval: Duration::from_secs(30),
-            timeout: DEFAULT_TIMEOUT,
+            timeout: crate::config::DEFAULT_GIT_TIMEOUT,
         }
     }
 

@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use agentmesh::source::git::{self, GitSettings};
+use agentmesh::config::{DEFAULT_GIT_TIMEOUT, GitSettings};
+use agentmesh::source::git;
 use agentmesh::source::{Snapshot, SourceUpdate};
 use tempfile::TempDir;
 use tokio::sync::mpsc;
@@ -84,7 +85,7 @@ impl Remote {
             branch: "main".into(),
             path: "manifests".into(),
             interval,
-            timeout: git::DEFAULT_TIMEOUT,
+            timeout: DEFAULT_GIT_TIMEOUT,
         }
     }
 }
