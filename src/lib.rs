@@ -29,4 +29,5 @@ pub mod syncthing;
 #[allow(unsafe_code, reason = "the safe wrappers over the C library live here")]
 mod sys;
 pub mod tailscale;
+pub mod tasks;
 pub mod template;

@@ -53,7 +53,12 @@ pub async fn start(
 fn handoffs(shared: &Arc<Shared>) -> Handoffs {
     let log = shared.clone();
     Handoffs {
-        io: HandoffIo::new(shared.handoff.clone(), shared.peers.clone(), shared.api_key.get()),
+        io: HandoffIo::new(
+            shared.handoff.clone(),
+            shared.peers.clone(),
+            shared.api_key.get(),
+            shared.handoff_tasks.clone(),
+        ),
         node: shared.node.clone(),
         events: Arc::new(move |policy: &str, events: Vec<Event>| record_events(&log, policy, events)),
     }
@@ -206,7 +211,12 @@ async fn take_message(shared: &Arc<Shared>, message: HandoffMessage) -> Result<(
     let policy = message.policy.clone();
     let dir = folder::sessions_root(&set, &policy, &shared.node, &folder::home())
         .map(|root| root.join(&message.conversation));
-    let io = HandoffIo::new(shared.handoff.clone(), shared.peers.clone(), shared.api_key.get());
+    let io = HandoffIo::new(
+        shared.handoff.clone(),
+        shared.peers.clone(),
+        shared.api_key.get(),
+        shared.handoff_tasks.clone(),
+    );
     let events = io.receive(dir, message).await.map_err(|error| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -8,7 +8,6 @@
 pub mod queue;
 pub mod state;
 pub mod status;
-pub mod tasks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -21,7 +20,6 @@ use tokio::time::Instant;
 use self::queue::WorkQueue;
 use self::state::ControllerState;
 use self::status::{ObjectKey, StatusStore, StatusStream};
-use self::tasks::TaskSet;
 use crate::api::wire::Plan;
 use crate::api_key::{self, ApiKey};
 use crate::backoff::{Jitter, KeyedBackoff, Policy};
@@ -44,6 +42,7 @@ use crate::reconcile::{self, Context, Outcome, ReconcileError};
 use crate::source::{Snapshot, SourceUpdate};
 use crate::supervisor::{Supervisor, UnitChanged};
 use crate::syncthing::events::Notice;
+use crate::tasks::TaskSet;
 
 /// At most this many reconciles run at once.
 const MAX_CONCURRENT_RECONCILES: usize = 4;
@@ -109,8 +108,9 @@ pub struct Shared {
     pub pulls: ModelPulls,
     /// Every conversation's ownership record, persisted under `handoff/`.
     pub handoff: Arc<HandoffStore>,
-    /// The handoff drivers under way, stopped when the controller stops.
-    pub handoff_drivers: TaskSet,
+    /// The handoff drivers and messages to the peer under way, stopped when
+    /// the controller stops.
+    pub handoff_tasks: TaskSet,
     /// Each revision that becomes the set in force, for the prober to nudge
     /// peers when it came from Git.
     pub applied_revisions: watch::Sender<Option<AppliedRevision>>,
@@ -209,7 +209,7 @@ impl Controller {
             client_env: ClientEnvFile::in_state_dir(&state_dir),
             pulls: ModelPulls::default(),
             handoff,
-            handoff_drivers: TaskSet::default(),
+            handoff_tasks: TaskSet::default(),
             applied_revisions: watch::channel(None).0,
             settle_time: watch::channel(ReconcileSettings::default().settle_time.duration).0,
             inner: Mutex::new(SharedInner { status: StatusStore::new(stream), ..SharedInner::default() }),
@@ -263,17 +263,18 @@ impl Controller {
     }
 
     /// Stops in order: nothing new reaches the loop, the reconciles under way
-    /// finish, then the handoff drivers and the processes and model pulls the
-    /// reconciles asked for are stopped.
+    /// finish, then the handoff tasks, the Syncthing event follower, and the
+    /// processes and model pulls the reconciles asked for are stopped.
     async fn shut_down(&mut self) {
         // Units that change while stopping must not wait for a loop that ended.
         self.unit_changes.close();
         while let Some(finished) = self.reconciles.join_next().await {
             self.on_reconcile_task(finished);
         }
-        self.shared.handoff_drivers.shutdown().await;
+        self.shared.handoff_tasks.shutdown().await;
+        self.shared.syncthing.stop_following();
         self.shared.supervisor.shutdown().await;
-        self.shared.pulls.cancel_all();
+        self.shared.pulls.cancel_all().await;
         self.shared.lock().status.close_stream();
     }
 
@@ -618,6 +619,7 @@ impl Controller {
                 client_env: self.shared.client_env.clone(),
                 pulls: self.shared.pulls.clone(),
                 handoff: self.shared.handoff.clone(),
+                handoff_tasks: self.shared.handoff_tasks.clone(),
             };
             self.reconciles.spawn(async move {
                 let started = Instant::now();

@@ -254,3 +254,24 @@ async fn a_service_reconcile_under_way_at_shutdown_cannot_start_a_process_after_
         assert_eq!(supervisor.services(), Vec::<String>::new(), "round {round}: nothing runs after shutdown");
     }
 }
+
+/// Syncthing's event follower, started by a SyncFolder reconcile, long-polls
+/// until the controller stops; `Shared` (which holds it) lives on in the API.
+#[tokio::test]
+async fn the_syncthing_event_follower_ends_with_the_controller() {
+    let syncthing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let h = Harness::start().await;
+    let shared = h.shared.clone();
+    let url = format!("http://{}", syncthing.local_addr().unwrap());
+    shared.syncthing.follow(&crate::syncthing::Client::new(&url, "key"));
+    // Syncthing takes the long poll and never answers.
+    let accepted = tokio::time::timeout(Duration::from_secs(5), syncthing.accept()).await;
+    let (mut poll, _) = accepted.expect("the follower asks for events").unwrap();
+
+    h.stop().await;
+    let mut rest = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(1), tokio::io::AsyncReadExt::read_to_end(&mut poll, &mut rest));
+    assert!(closed.await.is_ok(), "the follower's connection closed when the controller stopped");
+    drop(shared);
+}

@@ -135,10 +135,13 @@ impl Git {
         let group = child.id();
         if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
             // Written on its own thread: git answers while it reads, and both
-            // pipes are bounded.
+            // pipes are bounded. The thread ends when the input is written or
+            // the pipe breaks: git exits, or its group is killed below.
             std::thread::spawn(move || stdin.write_all(&input));
         }
         let (done, outcome) = mpsc::channel();
+        // Reads until git's pipes close and reports on `outcome`, which is
+        // always received: on a timeout after the group is killed.
         std::thread::spawn(move || {
             let mut stderr = Vec::new();
             let err_pipe = child.stderr.take();

@@ -290,7 +290,8 @@ impl Driver {
         let store = self.handoffs.io.store.clone();
         let handoff = self.handoff.0.clone();
         if check_barrier {
-            tokio::spawn(self.run(require_in_sync, syncthing));
+            let io = self.handoffs.io.clone();
+            io.spawn(self.run(require_in_sync, syncthing));
         }
         // Gone only when 64 more handoffs began meanwhile; its progress then
         // is what was known when it began.
@@ -429,5 +430,67 @@ impl Driver {
             return Err(format!("{}'s content differs from this node's", self.target));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::handoff::store::HandoffStore;
+    use crate::manifest::{SourceFile, validate};
+    use crate::mesh::peers::PeerState;
+    use crate::tasks::TaskSet;
+
+    /// node-a and node-b share SyncFolder `shared` (at `dir` on node-a);
+    /// HandoffPolicy `chats` keeps its conversations in its `sessions`, and
+    /// hands over without waiting for Syncthing.
+    fn set(dir: &Path) -> ManifestSet {
+        let node = |name: &str| {
+            format!(
+                "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: {name}}}\nspec: {{role: satellite, address: 127.0.0.1}}\n---\n"
+            )
+        };
+        let text = format!(
+            "{}{}apiVersion: agentmesh/v1alpha1\nkind: SyncFolder\nmetadata: {{name: shared}}\n\
+             spec: {{paths: {{node-a: '{}', node-b: /elsewhere}}}}\n---\n\
+             apiVersion: agentmesh/v1alpha1\nkind: HandoffPolicy\nmetadata: {{name: chats}}\n\
+             spec: {{syncFolder: shared, sessionsDir: sessions, requireInSync: false}}\n",
+            node("node-a"),
+            node("node-b"),
+            dir.display()
+        );
+        let validation = validate(&[SourceFile { path: "m.yaml".into(), text }], Vec::new());
+        assert!(validation.is_valid(), "{:?}", validation.diagnostics);
+        validation.set
+    }
+
+    #[tokio::test]
+    async fn a_handoffs_driver_stops_when_the_handoff_tasks_shut_down() {
+        let (state, synced) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        std::fs::create_dir_all(synced.path().join("sessions/c-1")).unwrap();
+        let store = Arc::new(HandoffStore::load(state.path(), "node-a"));
+        assert!(store.claim("chats", "c-1").unwrap());
+        let peers = Peers::default();
+        // Online, at a port where nothing answers: the target never accepts.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        peers.set_members(vec![PeerState::new("node-b", None, "127.0.0.1", port)]);
+        peers.update("node-b", |peer| peer.online = true);
+        let tasks = TaskSet::default();
+        let io = HandoffIo::new(store.clone(), peers, None, tasks.clone());
+        let handoffs = Handoffs { io, node: "node-a".into(), events: Arc::new(|_: &str, _: Vec<Event>| {}) };
+        let request = Request { id: "c-1".into(), to: Some("node-b".into()), timeout: Some("1s".into()), force: false };
+        let started = start(&handoffs, &set(synced.path()), Err("no Syncthing".into()), request).await;
+        assert!(matches!(started, Ok(Started::Begun(_))), "{started:?}");
+        let frozen = store.record("chats", "c-1").expect("the record");
+        assert!(matches!(frozen.phase, Phase::Frozen { .. }), "{frozen:?}");
+
+        tasks.shutdown().await;
+        // Past the deadline, where a driver still running would have passed
+        // the barrier, resent `Accept` and stepped `Timeout`.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let record = store.record("chats", "c-1").expect("the record");
+        assert_eq!(record, frozen, "the driver stopped with the handoff's tasks");
     }
 }

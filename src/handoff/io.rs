@@ -3,8 +3,9 @@
 //! step out: the freeze marker and the shadow in the folders, the handoff's
 //! progress, events for the log, and the envelopes to the peer. File work and
 //! the record's sync run on tokio's blocking threads; a step is on disk before
-//! anything of it happens. Sending is fire and forget: the protocol tolerates
-//! loss, and the HandoffPolicy reconciler sends every record again each pass.
+//! anything of it happens. Sending is fire and forget, in a task of the
+//! `TaskSet` the daemon stops: the protocol tolerates loss, and the
+//! HandoffPolicy reconciler sends every record again each pass.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::api::wire::HandoffMessage;
 use crate::client::ApiClient;
 use crate::event::Event;
 use crate::mesh::peers::Peers;
+use crate::tasks::TaskSet;
 
 /// How long a peer gets to take one message.
 const SEND_TIMEOUT: Duration = Duration::from_secs(3);
@@ -33,17 +35,25 @@ pub struct Conversation {
     pub dir: Option<PathBuf>,
 }
 
-/// The store, and how to reach the peer: what carrying out a step needs.
+/// The store, how to reach the peer, and who owns the tasks that outlive a
+/// step: what carrying out a step needs.
 #[derive(Clone)]
 pub struct HandoffIo {
     pub store: Arc<HandoffStore>,
     peers: Peers,
     key: Option<Arc<str>>,
+    tasks: TaskSet,
 }
 
 impl HandoffIo {
-    pub fn new(store: Arc<HandoffStore>, peers: Peers, key: Option<Arc<str>>) -> HandoffIo {
-        HandoffIo { store, peers, key }
+    pub fn new(store: Arc<HandoffStore>, peers: Peers, key: Option<Arc<str>>, tasks: TaskSet) -> HandoffIo {
+        HandoffIo { store, peers, key, tasks }
+    }
+
+    /// Runs `task` (a handoff's driver, a message to the peer) until it ends
+    /// or the daemon stops.
+    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(task);
     }
 
     /// The other nodes, and whether they answer.
@@ -126,7 +136,7 @@ impl HandoffIo {
         let Envelope { to, .. } = &message.envelope;
         let Some(peer) = self.peers.get(to) else { return };
         let client = ApiClient::new(&peer.authority(), self.key.as_deref(), SEND_TIMEOUT);
-        tokio::spawn(async move {
+        self.spawn(async move {
             if let Err(error) = client.handoff_message(&message).await {
                 tracing::debug!(peer = message.envelope.to, %error, "a handoff message was not delivered");
             }
@@ -139,7 +149,7 @@ impl HandoffIo {
         let Some(state) = self.peers.get(peer).filter(|_| !records.is_empty()) else { return };
         let client = ApiClient::new(&state.authority(), self.key.as_deref(), SEND_TIMEOUT);
         let peer = peer.to_owned();
-        tokio::spawn(async move {
+        self.spawn(async move {
             for batch in records.chunks(RECORDS_PER_MESSAGE) {
                 if let Err(error) = client.handoff_messages(batch).await {
                     tracing::debug!(peer, %error, "the handoff records were not delivered");
@@ -251,5 +261,38 @@ pub fn notice_event(id: &str, notice: &Notice) -> Event {
             Event::warning("handoff.tookOver", format!("conversation {id}: taken over at epoch {epoch}"))
         }
         Notice::Rejected { reason } => Event::warning("handoff.rejected", format!("conversation {id}: {reason:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::handoff::protocol::{HandoffId, Message};
+    use crate::mesh::peers::PeerState;
+
+    #[tokio::test]
+    async fn a_message_to_the_peer_under_way_ends_when_its_tasks_shut_down() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peers = Peers::default();
+        peers.set_members(vec![PeerState::new("node-b", None, "127.0.0.1", listener.local_addr().unwrap().port())]);
+        let state = tempfile::tempdir().unwrap();
+        let store = Arc::new(HandoffStore::load(state.path(), "node-a"));
+        let tasks = TaskSet::default();
+        let io = HandoffIo::new(store, peers, None, tasks.clone());
+        let message = Message::Abort { handoff: HandoffId("h-1".into()) };
+        let envelope = Envelope { from: "node-a".into(), to: "node-b".into(), message };
+        io.send(HandoffMessage::new("chats", "c-1", envelope, None));
+        // The peer takes the connection and never answers.
+        let accepted = tokio::time::timeout(Duration::from_secs(5), listener.accept()).await;
+        let (mut connection, _) = accepted.expect("the message is sent").unwrap();
+
+        tasks.shutdown().await;
+        // Closed now, not at the send's own timeout.
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(1), connection.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "the message's connection closed when the tasks shut down");
     }
 }

@@ -175,6 +175,8 @@ pub async fn run<P: Probe>(handles: ProberHandles, probe: P, mut shutdown: watch
     let probe = Arc::new(probe);
     let mut states: HashMap<String, ProbeState> = HashMap::new();
     let mut probing = JoinSet::new();
+    // The nudges under way: aborted when the prober returns.
+    let mut nudges = JoinSet::new();
     // The probes under way, by task: their peer is not due again until the
     // probe reports back (or its task fails).
     let mut in_flight: HashMap<tokio::task::Id, String> = HashMap::new();
@@ -201,13 +203,14 @@ pub async fn run<P: Probe>(handles: ProberHandles, probe: P, mut shutdown: watch
         let done = tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => return,
             Some(done) = probing.join_next_with_id() => done,
+            Some(_nudged) = nudges.join_next() => continue,
             Ok(()) = revisions.changed() => {
                 // A new set may turn discovery on or name new peers: ask
                 // Tailscale where they are before probing them by name.
                 next_tailscale = Instant::now();
                 let applied = revisions.borrow_and_update().clone();
                 if let Some(revision) = applied.filter(|a| a.from_git).map(|a| a.revision) {
-                    nudge(&handles.peers, &revision, handles.api_key.get().as_deref());
+                    nudge(&handles.peers, &revision, handles.api_key.get().as_deref(), &mut nudges);
                 }
                 continue;
             }
@@ -318,14 +321,14 @@ async fn refresh_tailnet_addresses(handles: &ProberHandles) {
 }
 
 /// Tells every online peer to fetch `revision` now, so a push reaches it in
-/// seconds rather than at its Git interval. Fire and forget; a failure is
-/// logged once per peer and revision.
-fn nudge(peers: &Peers, revision: &str, api_key: Option<&str>) {
+/// seconds rather than at its Git interval. Fire and forget, in `nudges`; a
+/// failure is logged once per peer and revision.
+fn nudge(peers: &Peers, revision: &str, api_key: Option<&str>, nudges: &mut JoinSet<()>) {
     for peer in peers.all().into_iter().filter(|p| p.online) {
         let client = crate::client::ApiClient::new(&peer.authority(), api_key, NUDGE_TIMEOUT);
         let request = ReconcileRequest { revision: Some(revision.to_owned()) };
         let revision = revision.to_owned();
-        tokio::spawn(async move {
+        nudges.spawn(async move {
             match client.reconcile(&request).await {
                 Ok(_) => tracing::info!(peer = peer.name, revision, "peer nudged to fetch"),
                 Err(error) => tracing::warn!(peer = peer.name, revision, %error, "could not nudge the peer"),
@@ -368,6 +371,52 @@ mod tests {
             uptime_seconds: 1,
         };
         Ok(Answer { health, rtt: Duration::from_millis(3) })
+    }
+
+    /// Every peer answers every probe.
+    struct AlwaysAnswers;
+
+    impl Probe for AlwaysAnswers {
+        async fn probe(&self, _authority: &str) -> Result<Answer, String> {
+            ok()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_nudge_under_way_ends_with_the_prober() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peers = Peers::default();
+        peers.set_members(vec![PeerState::new("b", None, "127.0.0.1", listener.local_addr().unwrap().port())]);
+        let (revisions, applied_revisions) = watch::channel(None);
+        let handles = ProberHandles {
+            peers: peers.clone(),
+            metrics: Metrics::default(),
+            api_key: ApiKey::default(),
+            set_in_force: Arc::new(|| None),
+            applied_revisions,
+            events: Arc::new(|_, _, _, _| {}),
+        };
+        let (stop, stopped) = watch::channel(false);
+        let prober = tokio::spawn(run(handles, AlwaysAnswers, stopped));
+        let within = Duration::from_secs(5);
+        tokio::time::timeout(within, async {
+            while !peers.get("b").is_some_and(|peer| peer.online) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the peer is online");
+        revisions.send_replace(Some(AppliedRevision { revision: "abc".into(), from_git: true }));
+        // The peer takes the nudge's connection and never answers.
+        let (mut nudge, _) = tokio::time::timeout(within, listener.accept()).await.unwrap().unwrap();
+
+        stop.send_replace(true);
+        tokio::time::timeout(within, prober).await.unwrap().unwrap();
+        // Closed now, not at the nudge's own timeout.
+        let mut rest = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(1), tokio::io::AsyncReadExt::read_to_end(&mut nudge, &mut rest));
+        assert!(closed.await.is_ok(), "the nudge's connection closed when the prober returned");
     }
 
     fn refused() -> Result<Answer, String> {

@@ -83,7 +83,9 @@ struct Pull {
 impl ModelPulls {
     /// Starts a pull of each model of `wanted` (by `capability`) that `present`
     /// lacks, unless one runs or a failed one waits for its retry; returns how
-    /// each missing model is doing. Models present are forgotten.
+    /// each missing model is doing. Models present are forgotten, and so is
+    /// `capability`'s claim on any other pull (a model it no longer lists, an
+    /// Ollama it no longer points at): one nobody else wants is cancelled.
     pub fn ensure(
         &self,
         capability: &str,
@@ -95,6 +97,8 @@ impl ModelPulls {
         let mut table = self.lock();
         // Finished tasks leave the set here, so it holds only running ones.
         while table.tasks.try_join_next().is_some() {}
+        let keys: BTreeSet<PullKey> = wanted.iter().map(|model| (client.base().to_owned(), model.clone())).collect();
+        table.release(capability, |key| keys.contains(key));
         let mut missing = BTreeMap::new();
         for model in wanted {
             let key = (client.base().to_owned(), model.clone());
@@ -125,29 +129,42 @@ impl ModelPulls {
         missing
     }
 
-    /// `capability` is gone: the pulls no other Capability asked for are
-    /// cancelled (their connection to Ollama closes) and forgotten.
+    /// `capability` is gone, or wants no model of this node: the pulls no
+    /// other Capability asked for are cancelled and forgotten.
     pub fn forget(&self, capability: &str) {
-        let mut table = self.lock();
-        table.pulls.retain(|_, pull| {
-            pull.wanted_by.remove(capability);
+        self.lock().release(capability, |_| false);
+    }
+
+    /// Cancels every pull and waits until each task is gone (the daemon stops).
+    pub async fn cancel_all(&self) {
+        let mut tasks = {
+            let mut table = self.lock();
+            table.pulls.clear();
+            std::mem::take(&mut table.tasks)
+        };
+        tasks.shutdown().await;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        lock(&self.0)
+    }
+}
+
+impl Table {
+    /// Drops `capability`'s claim on every pull but those `keep` names; a
+    /// pull nobody claims any more is cancelled (its connection to Ollama
+    /// closes) and forgotten.
+    fn release(&mut self, capability: &str, keep: impl Fn(&PullKey) -> bool) {
+        self.pulls.retain(|key, pull| {
+            if !keep(key) {
+                pull.wanted_by.remove(capability);
+            }
             let wanted = !pull.wanted_by.is_empty();
             if let (false, Some(task)) = (wanted, &pull.task) {
                 task.abort();
             }
             wanted
         });
-    }
-
-    /// Cancels every pull (the daemon stops).
-    pub fn cancel_all(&self) {
-        let mut table = self.lock();
-        table.tasks.abort_all();
-        table.pulls.clear();
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Table> {
-        lock(&self.0)
     }
 }
 

@@ -350,18 +350,18 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
 /// On a node that may serve an `ollama` capability (named in its placement),
 /// the declared models are present: the missing ones are pulled in the
 /// background, their progress shown in details and as Progressing, a failing
-/// pull as Degraded (retried with backoff). An Ollama that does not answer is
-/// the health probe's to report.
+/// pull as Degraded (retried with backoff); a pull of a model it no longer
+/// declares, or on a node it no longer names, is cancelled. An Ollama that
+/// does not answer is the health probe's to report.
 async fn ensure_models(ctx: &Context, name: &str, spec: &CapabilitySpec, address: Option<&str>, outcome: &mut Outcome) {
     let wanted: Vec<String> =
         spec.ollama.iter().flat_map(|ollama| ollama.value.models.iter().map(|m| m.value.clone())).collect();
     let here = spec.placement.order().any(|node| node.value == ctx.node);
-    let Some(host) = spec.endpoint_host(address).filter(|_| here && spec.provider == Provider::Ollama) else {
+    let wants_models_here = here && spec.provider == Provider::Ollama && !wanted.is_empty();
+    let Some(host) = spec.endpoint_host(address).filter(|_| wants_models_here) else {
+        ctx.pulls.forget(name);
         return;
     };
-    if wanted.is_empty() {
-        return;
-    }
     let client = OllamaClient::new(&format!("http://{}", host_port(host, spec.endpoint.port.0)));
     let present = match client.models().await {
         Ok(present) => present,

@@ -19,6 +19,7 @@ use crate::mesh::peers::Peers;
 use crate::mesh::placement::Placements;
 use crate::ollama::pulls::ModelPulls;
 use crate::supervisor::Supervisor;
+use crate::tasks::TaskSet;
 
 /// What every reconcile gets: the set in force and the handles to act with.
 #[derive(Clone)]
@@ -42,6 +43,8 @@ pub struct Context {
     pub pulls: ModelPulls,
     /// Every conversation's ownership record (the HandoffPolicy reconciler's).
     pub handoff: Arc<HandoffStore>,
+    /// Where the HandoffPolicy reconciler's messages to the peer run.
+    pub handoff_tasks: TaskSet,
 }
 
 /// What a reconcile found and did.

@@ -72,7 +72,7 @@ impl<'a> Pass<'a> {
             folder_id: sync_folder.spec.folder_id_or(sync_folder.name()).to_owned(),
             sessions_dir: spec.sessions_dir.value.trim_matches('/').to_owned(),
             peer: folder::peer_of(&ctx.set, policy, &ctx.node),
-            io: HandoffIo::new(ctx.handoff.clone(), ctx.peers.clone(), ctx.api_key.get()),
+            io: HandoffIo::new(ctx.handoff.clone(), ctx.peers.clone(), ctx.api_key.get(), ctx.handoff_tasks.clone()),
             syncthing: None,
             outcome: Outcome { requeue_after: Some(EXCHANGE_EVERY), ..Outcome::default() },
         })

@@ -10,6 +10,7 @@ use std::time::Duration;
 use notify::event::{AccessKind, AccessMode, Event, EventKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch as watch_channel};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::settle::{Decision, Settle};
@@ -20,11 +21,19 @@ use crate::manifest::loader;
 /// several events.
 const DEBOUNCE: Duration = Duration::from_millis(100);
 
-/// Watches the folder while it is alive.
+/// Watches the folder while it is alive; dropping it stops the reading task,
+/// even one waiting to hand over a snapshot.
 pub struct FolderSource {
     _watcher: RecommendedWatcher,
     /// Asks the reading task for a fresh read, as a change does.
     changed: mpsc::Sender<()>,
+    reading: JoinHandle<()>,
+}
+
+impl Drop for FolderSource {
+    fn drop(&mut self) {
+        self.reading.abort();
+    }
 }
 
 impl FolderSource {
@@ -51,7 +60,7 @@ pub fn watch(
         }
     })?;
     watcher.watch(&dir, RecursiveMode::Recursive)?;
-    tokio::spawn(async move {
+    let reading = tokio::spawn(async move {
         let mut last_revision = None;
         let mut settle = Settle::default();
         loop {
@@ -98,7 +107,7 @@ pub fn watch(
             }
         }
     });
-    Ok(FolderSource { _watcher: watcher, changed })
+    Ok(FolderSource { _watcher: watcher, changed, reading })
 }
 
 /// Reads the folder once.
@@ -184,5 +193,40 @@ mod tests {
         for (kind, change) in table {
             assert_eq!(is_change(&Event::new(kind)), change, "{kind:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn dropping_the_source_stops_a_reading_task_waiting_to_hand_over_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), "kind: Node\n").unwrap();
+        let (updates, mut received) = mpsc::channel(1);
+        let (_settle_time, settle_time) = watch_channel::channel(Duration::ZERO);
+        let source = watch(dir.path().to_owned(), updates, settle_time).unwrap();
+        // The first snapshot fills the channel; the next waits to be taken.
+        let first = tokio::time::timeout(Duration::from_secs(5), received.recv()).await.unwrap();
+        assert!(matches!(first, Some(SourceUpdate::Snapshot(_))), "{first:?}");
+        std::fs::write(dir.path().join("b.yaml"), "kind: Node\n").unwrap();
+        source.rescan();
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while received.capacity() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("a second snapshot fills the channel");
+        std::fs::write(dir.path().join("c.yaml"), "kind: Node\n").unwrap();
+        source.rescan();
+        // The task now reads c.yaml and waits for room; nothing takes it.
+        tokio::time::sleep(DEBOUNCE * 3).await;
+
+        drop(source);
+        // Without taking anything: taking would let the task finish on its own.
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            while !received.is_closed() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the reading task, and the sender it held, are gone");
     }
 }

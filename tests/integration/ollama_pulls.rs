@@ -1,5 +1,6 @@
 //! Model pulls against the fake Ollama: a pull that no Capability wants any
-//! more is cancelled (its connection closes before the model is written),
+//! more (removed, or no longer listing the model, or pointing at another
+//! Ollama) is cancelled (its connection closes before the model is written),
 //! and one that another Capability still wants goes on.
 
 use std::time::Duration;
@@ -64,4 +65,32 @@ async fn a_pull_another_capability_still_wants_goes_on() {
     until("the model is pulled", || has_newmodel(&fake)).await;
     let pulls_sent = fake.seen().iter().filter(|seen| seen.path == "/api/pull").count();
     assert_eq!(pulls_sent, 1, "one pull for both");
+}
+
+#[tokio::test]
+async fn a_pull_of_a_model_its_capability_no_longer_lists_is_cancelled() {
+    let fake = fake_with_newmodel().await;
+    let client = OllamaClient::new(&fake.url());
+    let pulls = ModelPulls::default();
+    pulls.ensure("llm_inference", &client, &[], &["newmodel".to_owned()]);
+    until("the fake is asked to pull", || fake.seen().iter().any(|seen| seen.path == "/api/pull")).await;
+
+    let present = fake.models();
+    let missing = pulls.ensure("llm_inference", &client, &present, &["tiny".to_owned()]);
+    assert!(missing.is_empty(), "tiny is there: {missing:?}");
+    tokio::time::sleep(PULL_DELAY * 10).await;
+    assert!(!has_newmodel(&fake), "the pull was cancelled before Ollama wrote the model");
+}
+
+#[tokio::test]
+async fn a_pull_from_an_ollama_its_capability_no_longer_points_at_is_cancelled() {
+    let (before, after) = (fake_with_newmodel().await, fake_with_newmodel().await);
+    let pulls = ModelPulls::default();
+    let wanted = ["newmodel".to_owned()];
+    pulls.ensure("llm_inference", &OllamaClient::new(&before.url()), &[], &wanted);
+    until("the first fake is asked to pull", || before.seen().iter().any(|seen| seen.path == "/api/pull")).await;
+
+    pulls.ensure("llm_inference", &OllamaClient::new(&after.url()), &[], &wanted);
+    until("the model is pulled where the Capability points now", || has_newmodel(&after)).await;
+    assert!(!has_newmodel(&before), "the pull from the Ollama left behind was cancelled");
 }

@@ -92,6 +92,14 @@ impl SyncState {
         *follower = Some((client.api_url().to_owned(), task));
     }
 
+    /// Stops following Syncthing's events (the controller stops).
+    pub fn stop_following(&self) {
+        let follower = self.follower.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if let Some((_, task)) = follower {
+            task.abort();
+        }
+    }
+
     /// Whether `node` was last asked for its device more than `after` ago.
     pub fn due_to_ask(&self, node: &str, after: Duration) -> bool {
         let asked = self.asked.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -123,9 +131,7 @@ impl SyncState {
 
 impl Drop for SyncState {
     fn drop(&mut self) {
-        if let Some((_, task)) = self.follower.get_mut().ok().and_then(Option::take) {
-            task.abort();
-        }
+        self.stop_following();
     }
 }
 

@@ -28,6 +28,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "metrics",
             "descriptor_limit",
             "state_lock",
+            "tasks",
         ],
     ),
     ("model", &["manifest", "identity", "api_key", "config"]),
