@@ -394,7 +394,7 @@ mod tests {
             api_key: ApiKey::default(),
             set_in_force: Arc::new(|| None),
             applied_revisions,
-            events: Arc::new(|_, _, _, _| {}),
+            events: Arc::new(|_, _| {}),
         };
         let (stop, stopped) = watch::channel(false);
         let prober = tokio::spawn(run(handles, AlwaysAnswers, stopped));
