@@ -212,7 +212,7 @@ fn prober_handles(
 ) -> ProberHandles {
     let events: EventSink = {
         let events = shared.events();
-        Arc::new(move |warning, reason, object, message| events.record(warning, reason, object, message))
+        Arc::new(move |object, event| events.record(object, event))
     };
     ProberHandles {
         peers: handles.peers.clone(),

@@ -12,6 +12,7 @@ pub mod controller;
 pub mod daemon;
 pub mod descriptor_limit;
 pub mod diagnostic;
+pub mod event;
 pub mod git;
 pub mod handoff;
 pub mod identity;

@@ -17,10 +17,12 @@ use super::state::ApiState;
 use super::wire::{
     self, DroppedMessage, ErrorBody, HandoffBatch, HandoffMessage, HandoffProgress, HandoffRequest, Session,
 };
+use crate::controller::status::ObjectKey;
 use crate::controller::{Events, Shared};
+use crate::event::Event;
 use crate::handoff::driver::{self, Handoffs, StartError, Started};
 use crate::handoff::folder;
-use crate::handoff::io::{Event, HandoffIo};
+use crate::handoff::io::HandoffIo;
 use crate::handoff::protocol::Phase;
 use crate::handoff::store::Progress;
 use crate::handoff::view::{self, ConversationView};
@@ -64,9 +66,9 @@ fn handoffs(state: &ApiState) -> Handoffs {
 
 /// Records events of HandoffPolicy `policy`.
 fn record_events(log: &Events, policy: &str, events: Vec<Event>) {
-    let object = format!("{}/{policy}", Kind::HandoffPolicy);
-    for (warning, reason, message) in events {
-        log.record(warning, reason, &object, message);
+    let object = ObjectKey::new(Kind::HandoffPolicy, policy).to_string();
+    for event in events {
+        log.record(&object, event);
     }
 }
 

@@ -40,7 +40,7 @@ use self::wire::{
     Action, ApplyRequest, ApplyResponse, Describe, Health, Intervention, MeshNode, ReconcileRequest, ReconcileResponse,
     RouteRequest, Routed, StreamMessage, SyncthingDevice,
 };
-use crate::controller::status::NodeStatus;
+use crate::controller::status::{NodeStatus, ObjectKey};
 use crate::controller::{Input, Shared, validate_off_runtime};
 use crate::manifest::Kind;
 use crate::mesh::failover::HOP_HEADER;
@@ -313,7 +313,7 @@ async fn describe(
     }
     let spec = state.shared.applied_set().and_then(|set| wire::spec_json(&set, kind, &name));
     let status_store = state.shared.status();
-    let status = status_store.object(&(kind, name.clone())).cloned();
+    let status = status_store.object(&ObjectKey::new(kind, name.clone())).cloned();
     if spec.is_none() && status.is_none() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

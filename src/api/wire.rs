@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::controller::status::{Event, ObjectStatus, StreamItem};
+use crate::controller::status::{EventRecord, ObjectStatus, StreamItem};
 use crate::handoff::protocol::Envelope;
 use crate::manifest::Bundle;
 use crate::manifest::{Kind, ManifestSet};
@@ -212,7 +212,7 @@ pub struct Describe {
     /// The object's spec as applied; None once it left the set.
     pub spec: Option<serde_json::Value>,
     pub status: Option<ObjectStatus>,
-    pub events: Vec<Event>,
+    pub events: Vec<EventRecord>,
     #[serde(default)]
     pub logs: Vec<LogLine>,
 }
@@ -288,8 +288,8 @@ impl From<StreamItem> for StreamMessage {
     }
 }
 
-impl From<Event> for StreamMessage {
-    fn from(event: Event) -> Self {
+impl From<EventRecord> for StreamMessage {
+    fn from(event: EventRecord) -> Self {
         StreamMessage::Event {
             time: event.time,
             event_type: event.event_type,
@@ -345,7 +345,7 @@ mod tests {
 
     #[test]
     fn stream_messages_are_tagged_by_type() {
-        let event = Event {
+        let event = EventRecord {
             time: "2026-01-01T00:00:00Z".into(),
             event_type: "Normal".into(),
             reason: "Applied".into(),

@@ -16,7 +16,7 @@ use super::{Outcome, Output};
 use crate::api::wire::{API_VERSION, Health};
 use crate::client::{ApiClient, ClientError};
 use crate::config::{client_addr, default_listen, resolve_secret};
-use crate::controller::status::NodeStatus;
+use crate::controller::status::{ConditionType, NodeStatus};
 use crate::git::Git;
 use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::{self, ManifestSet, SecretRef, loader};
@@ -752,7 +752,7 @@ async fn capability_checks(set: &ManifestSet, status: Option<&NodeStatus>, this:
                 Some(url) => Some(endpoint_health(&http, url, this.key.filter(|_| with_key)).await),
                 None => None,
             };
-            let reason = object.conditions.iter().find(|c| c.condition_type == "Ready").map(|c| c.message.clone());
+            let reason = object.condition(ConditionType::Ready).map(|c| c.message.clone());
             capability_verdict(&object.name, served_by.map(String::as_str), url.as_deref(), health, reason)
         }
     });

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::status::StatusStore;
+use crate::event::Event;
 use crate::identity::NodeEnv;
 use crate::manifest::ManifestSet;
 use crate::metrics::Metrics;
@@ -131,8 +132,8 @@ pub struct Events {
 }
 
 impl Events {
-    pub fn record(&self, warning: bool, reason: &str, object: &str, message: impl Into<String>) {
-        lock(&self.status).event(warning, reason, object, message);
+    pub fn record(&self, object: &str, event: Event) {
+        lock(&self.status).event(object, event);
     }
 }
 

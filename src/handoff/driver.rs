@@ -19,10 +19,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::folder;
-use super::io::{Conversation, Event, HandoffIo, failed_step, off_thread, written_after_freeze};
+use super::io::{Conversation, HandoffIo, failed_step, off_thread, written_after_freeze};
 use super::protocol::{HandoffId, Input, Notice, Phase, Record, Stage, Step};
 use super::store::Progress;
 use crate::client::ApiClient;
+use crate::event::Event;
 use crate::manifest::kinds::HandoffPolicySpec;
 use crate::manifest::{DurationSpec, ManifestSet};
 use crate::mesh::peers::Peers;
@@ -333,7 +334,7 @@ impl Driver {
             "conversation {}: {files} written after the freeze for handoff {}; handed over with the rest",
             self.located.conversation.id, self.handoff
         );
-        (self.handoffs.events)(&self.located.conversation.policy, vec![(true, "handoff.lateWrite", message)]);
+        (self.handoffs.events)(&self.located.conversation.policy, vec![Event::warning("handoff.lateWrite", message)]);
     }
 
     /// Resends `Accept` every second while the record says it is awaited,

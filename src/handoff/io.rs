@@ -17,6 +17,7 @@ use super::shadow::Shadow;
 use super::store::HandoffStore;
 use crate::api::wire::HandoffMessage;
 use crate::client::ApiClient;
+use crate::event::Event;
 use crate::mesh::peers::Peers;
 use crate::tasks::TaskSet;
 
@@ -24,9 +25,6 @@ use crate::tasks::TaskSet;
 const SEND_TIMEOUT: Duration = Duration::from_secs(3);
 /// How many records go in one message to the peer.
 const RECORDS_PER_MESSAGE: usize = 500;
-
-/// An event for the controller's log: (warning, reason, message).
-pub type Event = (bool, &'static str, String);
 
 /// One conversation, where its effects land: `dir` is its folder on this
 /// node (None when the policy names no folder here).
@@ -116,7 +114,9 @@ impl HandoffIo {
         let (store, local) = (self.store.clone(), conversation.clone());
         off_thread(move || notices.iter().flat_map(|notice| act_on(&store, &local, notice)).collect())
             .await
-            .unwrap_or_else(|error| vec![(true, "HandoffNotCarriedOut", format!("{}: {error}", conversation.id))])
+            .unwrap_or_else(|error| {
+                vec![Event::warning("HandoffNotCarriedOut", format!("{}: {error}", conversation.id))]
+            })
     }
 
     /// Adds a line to a handoff's progress (on a blocking thread).
@@ -168,7 +168,7 @@ fn act_on(store: &HandoffStore, conversation: &Conversation, notice: &Notice) ->
     match notice {
         Notice::Frozen { handoff } => {
             if let Some(Err(error)) = dir.map(|dir| std::fs::write(marker(dir), format!("{handoff}\n"))) {
-                events.push((true, "MarkerNotWritten", format!("conversation {id}: {error}")));
+                events.push(Event::warning("MarkerNotWritten", format!("conversation {id}: {error}")));
             }
             store.note(&handoff.0, "freeze: the conversation is frozen (marker written, agent told)".into());
         }
@@ -186,7 +186,7 @@ fn act_on(store: &HandoffStore, conversation: &Conversation, notice: &Notice) ->
                 // in from now on must find the accepted content to go back to.
                 let shadow_dir = store.shadow_dir(&conversation.policy, id);
                 if let Err(error) = store.with_shadows(|| Shadow::at_epoch(&shadow_dir, dir, *epoch)) {
-                    events.push((true, "ShadowNotTaken", format!("conversation {id}: {error}")));
+                    events.push(Event::warning("ShadowNotTaken", format!("conversation {id}: {error}")));
                 }
             }
         }
@@ -239,30 +239,28 @@ pub fn failed_step(reason: &Reason) -> (&'static str, String) {
 pub fn notice_event(id: &str, notice: &Notice) -> Event {
     match notice {
         Notice::Frozen { handoff } => {
-            (false, "handoff.freeze", format!("conversation {id}: frozen for handoff {handoff}"))
+            Event::normal("handoff.freeze", format!("conversation {id}: frozen for handoff {handoff}"))
         }
-        Notice::Unfrozen { handoff, reason } => (
-            true,
+        Notice::Unfrozen { handoff, reason } => Event::warning(
             "handoff.unfreeze",
             format!("conversation {id}: handoff {handoff} failed ({reason:?}); still owned here"),
         ),
-        Notice::Resume { handoff, epoch } => {
-            (false, "handoff.resume", format!("conversation {id}: owned here at epoch {epoch} (handoff {handoff})"))
-        }
-        Notice::Released { handoff, owner, epoch } => (
-            false,
+        Notice::Resume { handoff, epoch } => Event::normal(
+            "handoff.resume",
+            format!("conversation {id}: owned here at epoch {epoch} (handoff {handoff})"),
+        ),
+        Notice::Released { handoff, owner, epoch } => Event::normal(
             "handoff.released",
             format!("conversation {id}: {owner} owns it at epoch {epoch} (handoff {handoff})"),
         ),
-        Notice::Demoted { owner, epoch } => (
-            true,
+        Notice::Demoted { owner, epoch } => Event::warning(
             "handoff.demoted",
             format!("conversation {id}: {owner} owns it at epoch {epoch}; writes here are stale"),
         ),
         Notice::TookOver { epoch } => {
-            (true, "handoff.tookOver", format!("conversation {id}: taken over at epoch {epoch}"))
+            Event::warning("handoff.tookOver", format!("conversation {id}: taken over at epoch {epoch}"))
         }
-        Notice::Rejected { reason } => (true, "handoff.rejected", format!("conversation {id}: {reason:?}")),
+        Notice::Rejected { reason } => Event::warning("handoff.rejected", format!("conversation {id}: {reason:?}")),
     }
 }
 

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use super::context::{Context, Outcome, ReconcileError};
 use crate::api_key::ApiKey;
-use crate::controller::status::Observed;
+use crate::controller::status::{ConditionType, Observed};
+use crate::event::Event;
 use crate::manifest::ManifestSet;
 use crate::manifest::kinds::{CapabilitySpec, Provider, is_loopback_host};
 use crate::mesh::failover::HOP_HEADER;
@@ -152,16 +153,12 @@ pub fn status(spec: &CapabilitySpec, decision: &Decision) -> (Vec<Observed>, BTr
         Some(served) => {
             details.insert("servedBy".into(), served.node.clone());
             details.insert("endpoint".into(), endpoint_url(spec, served));
-            vec![
-                Observed::new("Ready", true, "Served", message),
-                Observed::new("Progressing", false, "Stable", ""),
-                Observed::new("Degraded", false, "AsExpected", ""),
-            ]
+            vec![Observed::ready("Served", message), Observed::stable(), Observed::as_expected()]
         }
         None => vec![
-            Observed::new("Ready", false, "NoNodeAvailable", message.clone()),
-            Observed::new("Progressing", false, "Stable", ""),
-            Observed::new("Degraded", true, "NoNodeAvailable", message),
+            Observed::not_ready("NoNodeAvailable", message.clone()),
+            Observed::stable(),
+            Observed::degraded("NoNodeAvailable", message),
         ],
     };
     (conditions, details)
@@ -336,7 +333,10 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
         let from = before.map_or_else(|| "none".to_owned(), |s| s.node);
         let to = decision.served.as_ref().map_or_else(|| "none".to_owned(), |s| s.node.clone());
         let why = served_message(spec, &decision);
-        outcome.event(decision.served.is_none(), "PlacementChanged", format!("{name}: {from} -> {to} ({why})"));
+        let message = format!("{name}: {from} -> {to} ({why})");
+        // Moving to no node at all is worth a look; moving to another is failover working.
+        let event = if decision.served.is_none() { Event::warning } else { Event::normal };
+        outcome.event(event("PlacementChanged", message));
     }
     let (conditions, details) = status(spec, &decision);
     outcome.conditions = conditions;
@@ -386,14 +386,14 @@ async fn ensure_models(ctx: &Context, name: &str, spec: &CapabilitySpec, address
         .filter(|(_, state)| !matches!(state, PullState::Failed { .. }))
         .map(|(model, state)| format!("{model}: {}", state.describe(now)))
         .collect();
-    let degraded = outcome.conditions.iter().any(|c| c.condition_type == "Degraded" && c.status);
+    let degraded = outcome.conditions.iter().any(|c| c.holds(ConditionType::Degraded));
     if !failed.is_empty() && !degraded {
-        outcome.conditions.retain(|c| c.condition_type != "Degraded");
-        outcome.conditions.push(Observed::new("Degraded", true, "ModelPullFailed", failed.join("; ")));
+        outcome.conditions.retain(|c| c.condition_type != ConditionType::Degraded);
+        outcome.conditions.push(Observed::degraded("ModelPullFailed", failed.join("; ")));
     }
     if !pulling.is_empty() {
-        outcome.conditions.retain(|c| c.condition_type != "Progressing");
-        outcome.conditions.push(Observed::new("Progressing", true, "PullingModels", pulling.join("; ")));
+        outcome.conditions.retain(|c| c.condition_type != ConditionType::Progressing);
+        outcome.conditions.push(Observed::progressing("PullingModels", pulling.join("; ")));
         outcome.requeue_after = Some(PULL_RECHECK);
     }
 }
@@ -408,9 +408,9 @@ async fn write_client_env(ctx: &Context, outcome: &mut Outcome) {
     };
     if let Err(error) = ctx.handles.client_env.write(render).await {
         let message = format!("cannot write {}: {error}", ctx.handles.client_env.path().display());
-        outcome.event(true, "ClientEnvNotWritten", message.clone());
-        outcome.conditions.retain(|c| c.condition_type != "Degraded");
-        outcome.conditions.push(Observed::new("Degraded", true, "ClientEnvNotWritten", message));
+        outcome.event(Event::warning("ClientEnvNotWritten", message.clone()));
+        outcome.conditions.retain(|c| c.condition_type != ConditionType::Degraded);
+        outcome.conditions.push(Observed::degraded("ClientEnvNotWritten", message));
     }
 }
 

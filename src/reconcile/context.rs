@@ -10,7 +10,8 @@ use std::time::Duration;
 use super::client_env::ClientEnvFile;
 use super::sync_folder::state::SyncState;
 use crate::api_key::ApiKey;
-use crate::controller::status::Observed;
+use crate::controller::status::{ConditionType, Observed};
+use crate::event::Event;
 use crate::handoff::store::HandoffStore;
 use crate::identity::NodeEnv;
 use crate::manifest::ManifestSet;
@@ -57,8 +58,8 @@ pub struct Handles {
 pub struct Outcome {
     pub conditions: Vec<Observed>,
     pub details: BTreeMap<String, String>,
-    /// Events to record: (warning, reason, message).
-    pub events: Vec<(bool, &'static str, String)>,
+    /// Events to record about the object.
+    pub events: Vec<Event>,
     /// Run again after this long even without a change.
     pub requeue_after: Option<Duration>,
     /// False when the object is nothing to this node (its status is dropped).
@@ -78,8 +79,8 @@ impl Default for Outcome {
 }
 
 impl Outcome {
-    pub(super) fn event(&mut self, warning: bool, reason: &'static str, message: impl Into<String>) {
-        self.events.push((warning, reason, message.into()));
+    pub(super) fn event(&mut self, event: Event) {
+        self.events.push(event);
     }
 }
 
@@ -99,9 +100,9 @@ impl ReconcileError {
     /// The conditions an object shows while its reconcile fails.
     pub fn conditions(&self) -> Vec<Observed> {
         vec![
-            Observed::new("Ready", false, self.reason, self.message.clone()),
-            Observed::new("Progressing", false, "RetryingWithBackoff", ""),
-            Observed::new("Degraded", true, self.reason, self.message.clone()),
+            Observed::not_ready(self.reason, self.message.clone()),
+            Observed::new(ConditionType::Progressing, false, "RetryingWithBackoff", ""),
+            Observed::degraded(self.reason, self.message.clone()),
         ]
     }
 }

@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use super::context::{Context, Outcome, ReconcileError};
 use crate::api::wire::HandoffMessage;
-use crate::controller::status::Observed;
+use crate::controller::status::{ConditionType, Observed};
+use crate::event::Event;
 use crate::handoff::folder::{self, Content, Stat};
-use crate::handoff::io::{Conversation, Event, HandoffIo, off_thread};
+use crate::handoff::io::{Conversation, HandoffIo, off_thread};
 use crate::handoff::protocol::{Input, Phase, Record, Stage};
 use crate::handoff::shadow::Shadow;
 use crate::handoff::stale;
@@ -144,11 +145,10 @@ impl<'a> Pass<'a> {
             let syncthing = self.syncthing.as_ref().and_then(|syncthing| syncthing.as_ref().ok());
             match may_claim(syncthing, &self.folder_id, &path).await {
                 Claim::Mine => match self.io.claim(self.policy, &id).await {
-                    Ok(true) => self.outcome.event(
-                        false,
+                    Ok(true) => self.outcome.event(Event::normal(
                         "Claimed",
                         format!("conversation {id} appeared here first: owned here at epoch 1"),
-                    ),
+                    )),
                     Ok(false) => {}
                     Err(error) => return Err(not_saved(&id, &error)),
                 },
@@ -167,7 +167,7 @@ impl<'a> Pass<'a> {
             let why = folder::check_conversation_id(folder_name).err().unwrap_or_default();
             let path = self.root.join(folder_name);
             let message = format!("{}: not a conversation, left alone: {why}", path.display());
-            self.outcome.event(true, "handoff.ignoredFolder", message);
+            self.outcome.event(Event::warning("handoff.ignoredFolder", message));
         }
     }
 
@@ -274,8 +274,13 @@ fn status(found: &Found) -> (Vec<Observed>, BTreeMap<String, String>) {
     let message = format!("{} conversation(s), {} owned here", found.conversations, found.owned);
     let waiting = !found.waiting.is_empty();
     let conditions = vec![
-        Observed::new("Ready", true, "Tracking", message),
-        Observed::new("Progressing", waiting, if waiting { "Waiting" } else { "Stable" }, found.waiting.join(", ")),
+        Observed::ready("Tracking", message),
+        Observed::new(
+            ConditionType::Progressing,
+            waiting,
+            if waiting { "Waiting" } else { "Stable" },
+            found.waiting.join(", "),
+        ),
         degraded(&found.conflicts, &found.stale, &found.unguarded),
     ];
     let details = [
@@ -305,10 +310,10 @@ fn degraded(conflicts: &[String], stale: &[String], unguarded: &[String]) -> Obs
         parts.push(("StaleWritesUnchecked", unguarded.join(", ")));
     }
     match parts.first() {
-        None => Observed::new("Degraded", false, "AsExpected", ""),
+        None => Observed::as_expected(),
         Some((reason, _)) => {
             let message = parts.iter().map(|(_, message)| message.as_str()).collect::<Vec<_>>().join("; ");
-            Observed::new("Degraded", true, *reason, message)
+            Observed::degraded(*reason, message)
         }
     }
 }
@@ -519,7 +524,7 @@ fn stale_events(id: &str, epoch: u64, actions: &[stale::Action]) -> Vec<Event> {
         }
         stale::Action::Adopt(_) | stale::Action::Forget(_) => None,
     });
-    told.map(|message| (true, "handoff.stale", message)).collect()
+    told.map(|message| Event::warning("handoff.stale", message)).collect()
 }
 
 /// Syncthing's record as `handoff::stale` reads it. A time that does not
@@ -556,9 +561,9 @@ mod tests {
         assert_eq!(
             seen,
             [
-                ("Ready", true, "Tracking", "3 conversation(s), 1 owned here"),
-                ("Progressing", true, "Waiting", "c-3 (Syncthing has not scanned it yet)"),
-                ("Degraded", true, "StaleWrites", "1 stale writes kept aside: c-1/m.jsonl.stale-2"),
+                (ConditionType::Ready, true, "Tracking", "3 conversation(s), 1 owned here"),
+                (ConditionType::Progressing, true, "Waiting", "c-3 (Syncthing has not scanned it yet)"),
+                (ConditionType::Degraded, true, "StaleWrites", "1 stale writes kept aside: c-1/m.jsonl.stale-2"),
             ]
         );
         let details: Vec<_> = details.iter().map(|(name, count)| (name.as_str(), count.as_str())).collect();
@@ -581,15 +586,13 @@ mod tests {
         assert_eq!(
             told,
             [
-                (
-                    true,
+                Event::warning(
                     "handoff.stale",
                     "conversation c-1: m.jsonl was written by device BBBBBBB, which does not own it at epoch 2; \
                      kept aside as m.jsonl.stale-2"
                         .to_owned()
                 ),
-                (
-                    true,
+                Event::warning(
                     "handoff.stale",
                     "conversation c-1: m.jsonl is back to this owner's version (epoch 2)".to_owned()
                 ),

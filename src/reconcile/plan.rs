@@ -106,10 +106,10 @@ fn service_action(
         Err(error) => return Some(format!("cannot start: {error}")),
     };
     let observed = observe(name);
-    match service::plan(desired.as_ref(), observed.as_ref()) {
+    match service::plan(desired, observed.as_ref()) {
         ServiceAction::Nothing => None,
-        ServiceAction::Start => desired.map(|d| format!("start: {}", d.command.join(" "))),
-        ServiceAction::Replace => desired.map(|d| format!("restart: {}", d.command.join(" "))),
+        ServiceAction::Start(process) => Some(format!("start: {}", process.command.join(" "))),
+        ServiceAction::Replace(process) => Some(format!("restart: {}", process.command.join(" "))),
         ServiceAction::Stop => Some("stop".to_owned()),
     }
 }

@@ -356,26 +356,27 @@ enum Verdict {
 
 impl Verdict {
     fn conditions(self) -> Vec<status::Observed> {
-        let stable = || status::Observed::new("Progressing", false, "Stable", "");
-        let as_expected = || status::Observed::new("Degraded", false, "AsExpected", "");
+        use status::Observed;
         match self {
-            Verdict::Degraded(reason, message) => vec![
-                status::Observed::new("Ready", false, reason, message.clone()),
-                stable(),
-                status::Observed::new("Degraded", true, reason, message),
-            ],
+            Verdict::Degraded(reason, message) => {
+                vec![
+                    Observed::not_ready(reason, message.clone()),
+                    Observed::stable(),
+                    Observed::degraded(reason, message),
+                ]
+            }
             Verdict::Paused => vec![
-                status::Observed::new("Ready", false, "Paused", "paused in Syncthing; agentmesh leaves that to you"),
-                stable(),
-                as_expected(),
+                Observed::not_ready("Paused", "paused in Syncthing; agentmesh leaves that to you"),
+                Observed::stable(),
+                Observed::as_expected(),
             ],
             Verdict::Progressing(reason, message) => vec![
-                status::Observed::new("Ready", false, reason, message.clone()),
-                status::Observed::new("Progressing", true, reason, message),
-                as_expected(),
+                Observed::not_ready(reason, message.clone()),
+                Observed::progressing(reason, message),
+                Observed::as_expected(),
             ],
             Verdict::Ready(message) => {
-                vec![status::Observed::new("Ready", true, "InSync", message), stable(), as_expected()]
+                vec![Observed::ready("InSync", message), Observed::stable(), Observed::as_expected()]
             }
         }
     }
