@@ -206,7 +206,7 @@ async fn a_failing_object_is_retried_with_doubling_backoff_and_holds_up_no_other
     h.apply("r2", &format!("{NODES}{fixed}{worker}")).await;
     h.until("the fixed Service reconciled", |h| {
         h.service_status("broken").is_some_and(|status| {
-            !status.conditions.iter().any(|c| c.condition_type == "Degraded" && c.status == "True")
+            status.condition(ConditionType::Degraded).is_none_or(|degraded| degraded.status != "True")
         })
     })
     .await;
