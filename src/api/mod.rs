@@ -8,16 +8,16 @@
 //! (`cap.rs`) pass requests on to the node serving a capability
 //! (`passthrough.rs`).
 
-pub mod cap;
+pub(crate) mod cap;
 mod error;
 mod handoff;
-pub mod ollama;
-pub mod passthrough;
-pub mod serve;
+pub(crate) mod ollama;
+pub(crate) mod passthrough;
+pub(crate) mod serve;
 mod state;
-pub mod wire;
+pub(crate) mod wire;
 
-pub use self::state::ApiState;
+pub(crate) use self::state::ApiState;
 use self::state::MAX_BODY_BYTES;
 
 use std::net::SocketAddr;
@@ -47,7 +47,7 @@ use crate::mesh::failover::HOP_HEADER;
 use crate::reconcile::{plan, sync_folder};
 use crate::source::Snapshot;
 
-pub fn router(state: ApiState) -> Router {
+pub(crate) fn router(state: ApiState) -> Router {
     let protected = Router::new()
         .route("/api/v1/status", get(status))
         .route("/api/v1/mesh", get(mesh))
@@ -143,7 +143,7 @@ async fn health(State(state): State<ApiState>) -> Json<Health> {
 }
 
 /// This node's status in the shape of `status -o json`.
-pub fn node_status(shared: &Shared) -> NodeStatus {
+pub(crate) fn node_status(shared: &Shared) -> NodeStatus {
     let env = shared.env();
     let applied = shared.in_force();
     let role = applied

@@ -36,7 +36,7 @@ const SKEW_WARN: Duration = Duration::from_secs(5);
 const SKEW_FAIL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Print one line per check, or the checks as a JSON list.
     #[arg(short, long, value_enum, default_value_t)]
     output: Output,
@@ -44,7 +44,7 @@ pub struct Args {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub(super) enum Status {
     Pass,
     Warn,
     Fail,
@@ -52,7 +52,7 @@ pub enum Status {
 
 /// One check's verdict; `-o json` prints a list of these.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Check {
+pub(super) struct Check {
     #[serde(rename = "check")]
     pub name: String,
     pub status: Status,
@@ -74,7 +74,7 @@ impl Check {
     }
 }
 
-pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let checks = super::runtime()?.block_on(all_checks(env_file));
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&checks)?),

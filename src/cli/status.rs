@@ -17,13 +17,13 @@ use crate::identity::NodeEnv;
 const PEER_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     #[arg(short, long, value_enum, default_value_t)]
     output: Format,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub(super) enum Format {
     #[default]
     Table,
     Json,
@@ -35,7 +35,7 @@ struct MeshStatus {
     nodes: Vec<NodeStatus>,
 }
 
-pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let env = &NodeEnv::load(env_file)?;
     let (client, key) = local_client(env)?;
     let rows = runtime()?.block_on(collect(client, key))?;

@@ -5,10 +5,10 @@
 //! number at a time. Service output does not pass through it: the supervisor
 //! sends it to the status stream.
 
-pub mod queue;
-pub mod shared;
-pub mod state;
-pub mod status;
+pub(crate) mod queue;
+pub(crate) mod shared;
+pub(crate) mod state;
+pub(crate) mod status;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use self::queue::WorkQueue;
-pub use self::shared::{Events, InForce, Shared};
+pub(crate) use self::shared::{Events, InForce, Shared};
 use self::state::ControllerState;
 use self::status::{ObjectKey, StatusStore, StatusStream};
 use crate::api::wire::Plan;
@@ -55,7 +55,7 @@ const GIT_ORIGIN_PREFIX: &str = "git ";
 const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
 
 /// Everything the controller reacts to.
-pub enum Input {
+pub(crate) enum Input {
     Source(SourceUpdate),
     Apply {
         bundle: Bundle,
@@ -77,7 +77,7 @@ struct Reconciled {
     took: Duration,
 }
 
-pub struct Controller {
+pub(crate) struct Controller {
     shared: Arc<Shared>,
     handles: Arc<Handles>,
     /// The set in force, as published in `shared`.
@@ -112,7 +112,7 @@ impl Controller {
     /// A controller for `node` that reads the changes of `supervisor`'s units
     /// from `unit_changes` and reports to `stream` (which the supervisor sends
     /// Service output to), and the sender its sources and API use.
-    pub fn new(
+    pub(crate) fn new(
         node: String,
         env: Arc<NodeEnv>,
         supervisor: Supervisor,
@@ -162,30 +162,30 @@ impl Controller {
     }
 
     /// What the API and the daemon read of the controller.
-    pub fn shared(&self) -> Arc<Shared> {
+    pub(crate) fn shared(&self) -> Arc<Shared> {
         self.shared.clone()
     }
 
     /// The handles the reconcilers act with, for the parts of the daemon
     /// that act on the same peers, placements and stores.
-    pub fn handles(&self) -> Arc<Handles> {
+    pub(crate) fn handles(&self) -> Arc<Handles> {
         self.handles.clone()
     }
 
     /// Follows the settle time of the Mesh in force.
-    pub fn settle_times(&self) -> watch::Receiver<Duration> {
+    pub(crate) fn settle_times(&self) -> watch::Receiver<Duration> {
         self.settle_time.subscribe()
     }
 
     /// Follows each revision that becomes the set in force.
-    pub fn applied_revisions(&self) -> watch::Receiver<Option<AppliedRevision>> {
+    pub(crate) fn applied_revisions(&self) -> watch::Receiver<Option<AppliedRevision>> {
         self.applied_revisions.subscribe()
     }
 
     /// Runs until `shutdown` resolves, then lets the reconciles under way
     /// finish (so none starts a process after this), stops every supervised
     /// process and cancels the model pulls.
-    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+    pub(crate) async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
         self.resume_last_applied().await;
         tokio::pin!(shutdown);
         loop {
@@ -591,7 +591,7 @@ impl Controller {
 
 /// [`validate_for_node`] on a blocking thread: validating a whole set is too
 /// much work for the runtime's threads. Gives the snapshot back with the result.
-pub async fn validate_off_runtime(
+pub(crate) async fn validate_off_runtime(
     snapshot: Snapshot,
     env: Arc<NodeEnv>,
 ) -> (Snapshot, Result<ManifestSet, Vec<Diagnostic>>) {

@@ -16,13 +16,13 @@ use crate::supervisor::{LogLine, LogSink};
 /// An object this controller acts on: its kind and name. Shown as `Kind/name`,
 /// as events name their object.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ObjectKey {
+pub(crate) struct ObjectKey {
     pub kind: Kind,
     pub name: String,
 }
 
 impl ObjectKey {
-    pub fn new(kind: Kind, name: impl Into<String>) -> ObjectKey {
+    pub(crate) fn new(kind: Kind, name: impl Into<String>) -> ObjectKey {
         ObjectKey { kind, name: name.into() }
     }
 }
@@ -36,7 +36,7 @@ impl fmt::Display for ObjectKey {
 /// What a condition is about, as design section 5 names it; its JSON is the
 /// variant's name (`"type": "Ready"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ConditionType {
+pub(crate) enum ConditionType {
     /// The object does what it is declared to do.
     Ready,
     /// Something is under way (a start, a pull, a sync).
@@ -46,7 +46,7 @@ pub enum ConditionType {
 }
 
 impl ConditionType {
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             ConditionType::Ready => "Ready",
             ConditionType::Progressing => "Progressing",
@@ -66,7 +66,7 @@ impl fmt::Display for ConditionType {
 /// daemon that knows more condition types than it does.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Condition {
+pub(crate) struct Condition {
     #[serde(rename = "type")]
     pub condition_type: String,
     pub status: String,
@@ -82,19 +82,19 @@ pub struct Condition {
 
 impl Condition {
     /// Whether this condition is of type `condition_type`.
-    pub fn is(&self, condition_type: ConditionType) -> bool {
+    pub(crate) fn is(&self, condition_type: ConditionType) -> bool {
         self.condition_type == condition_type.as_str()
     }
 
     /// Whether its status is `True`.
-    pub fn holds(&self) -> bool {
+    pub(crate) fn holds(&self) -> bool {
         self.status == "True"
     }
 }
 
 /// One condition as a reconciler states it; the store adds the times.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Observed {
+pub(crate) struct Observed {
     pub condition_type: ConditionType,
     pub status: bool,
     pub reason: String,
@@ -103,7 +103,7 @@ pub struct Observed {
 
 impl Observed {
     /// A condition whose status is computed; the builders below name the usual ones.
-    pub fn new(
+    pub(crate) fn new(
         condition_type: ConditionType,
         status: bool,
         reason: impl Into<String>,
@@ -113,44 +113,44 @@ impl Observed {
     }
 
     /// `Ready` `True`.
-    pub fn ready(reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn ready(reason: impl Into<String>, message: impl Into<String>) -> Self {
         Observed::new(ConditionType::Ready, true, reason, message)
     }
 
     /// `Ready` `False`.
-    pub fn not_ready(reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn not_ready(reason: impl Into<String>, message: impl Into<String>) -> Self {
         Observed::new(ConditionType::Ready, false, reason, message)
     }
 
     /// `Progressing` `True`.
-    pub fn progressing(reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn progressing(reason: impl Into<String>, message: impl Into<String>) -> Self {
         Observed::new(ConditionType::Progressing, true, reason, message)
     }
 
     /// `Progressing` `False`, reason `Stable`: nothing under way.
-    pub fn stable() -> Self {
+    pub(crate) fn stable() -> Self {
         Observed::new(ConditionType::Progressing, false, "Stable", "")
     }
 
     /// `Degraded` `True`.
-    pub fn degraded(reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn degraded(reason: impl Into<String>, message: impl Into<String>) -> Self {
         Observed::new(ConditionType::Degraded, true, reason, message)
     }
 
     /// `Degraded` `False`, reason `AsExpected`: nothing to look at.
-    pub fn as_expected() -> Self {
+    pub(crate) fn as_expected() -> Self {
         Observed::new(ConditionType::Degraded, false, "AsExpected", "")
     }
 
     /// Whether this is a condition of type `condition_type` whose status is true.
-    pub fn holds(&self, condition_type: ConditionType) -> bool {
+    pub(crate) fn holds(&self, condition_type: ConditionType) -> bool {
         self.condition_type == condition_type && self.status
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ObjectStatus {
+pub(crate) struct ObjectStatus {
     pub kind: String,
     pub name: String,
     pub ready: bool,
@@ -162,7 +162,7 @@ pub struct ObjectStatus {
 
 impl ObjectStatus {
     /// The object's condition of type `condition_type`, if it reports one.
-    pub fn condition(&self, condition_type: ConditionType) -> Option<&Condition> {
+    pub(crate) fn condition(&self, condition_type: ConditionType) -> Option<&Condition> {
         self.conditions.iter().find(|c| c.is(condition_type))
     }
 }
@@ -170,7 +170,7 @@ impl ObjectStatus {
 /// A node's entry in `status -o json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct NodeStatus {
+pub(crate) struct NodeStatus {
     pub name: String,
     pub role: String,
     pub online: bool,
@@ -190,7 +190,7 @@ pub struct NodeStatus {
 /// An [`Event`] as the log keeps it: when, and about which object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct EventRecord {
+pub(crate) struct EventRecord {
     pub time: String,
     /// The event's [`Severity`](crate::event::Severity): `Normal` or `Warning`.
     #[serde(rename = "type")]
@@ -203,7 +203,7 @@ pub struct EventRecord {
 
 /// What the event stream carries, as it happens.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StreamItem {
+pub(crate) enum StreamItem {
     Event(EventRecord),
     Log(LogLine),
 }
@@ -219,7 +219,7 @@ const STREAM_CAPACITY: usize = 1024;
 /// the same subscribers. The supervisor sends Service output here directly
 /// (it is the supervisor's [`LogSink`]), not through the controller's loop.
 #[derive(Clone)]
-pub struct StatusStream {
+pub(crate) struct StatusStream {
     sender: Arc<RwLock<broadcast::Sender<StreamItem>>>,
 }
 
@@ -255,7 +255,7 @@ impl LogSink for StatusStream {
 /// Conditions of every object, the recent events, and the live stream of
 /// events and log lines.
 #[derive(Default)]
-pub struct StatusStore {
+pub(crate) struct StatusStore {
     objects: BTreeMap<ObjectKey, ObjectStatus>,
     events: VecDeque<EventRecord>,
     stream: StatusStream,
@@ -263,13 +263,19 @@ pub struct StatusStore {
 
 impl StatusStore {
     /// A store whose events go to `stream`, which Service output is sent to too.
-    pub fn new(stream: StatusStream) -> StatusStore {
+    pub(crate) fn new(stream: StatusStream) -> StatusStore {
         StatusStore { objects: BTreeMap::new(), events: VecDeque::new(), stream }
     }
 
     /// Sets the conditions of `key`, keeping each one's transition time while its
     /// status does not change.
-    pub fn set(&mut self, key: &ObjectKey, observed: Vec<Observed>, details: BTreeMap<String, String>, revision: &str) {
+    pub(crate) fn set(
+        &mut self,
+        key: &ObjectKey,
+        observed: Vec<Observed>,
+        details: BTreeMap<String, String>,
+        revision: &str,
+    ) {
         let now = now_rfc3339();
         let entry = self.objects.entry(key.clone()).or_insert_with(|| ObjectStatus {
             kind: key.kind.to_string(),
@@ -302,21 +308,21 @@ impl StatusStore {
         entry.details = details;
     }
 
-    pub fn remove(&mut self, key: &ObjectKey) {
+    pub(crate) fn remove(&mut self, key: &ObjectKey) {
         self.objects.remove(key);
     }
 
-    pub fn objects(&self) -> Vec<ObjectStatus> {
+    pub(crate) fn objects(&self) -> Vec<ObjectStatus> {
         self.objects.values().cloned().collect()
     }
 
-    pub fn object(&self, key: &ObjectKey) -> Option<&ObjectStatus> {
+    pub(crate) fn object(&self, key: &ObjectKey) -> Option<&ObjectStatus> {
         self.objects.get(key)
     }
 
     /// Records an event about `object` (`Kind/name`, or empty for the node as
     /// a whole) in the log (and the tracing log).
-    pub fn event(&mut self, object: &str, event: Event) {
+    pub(crate) fn event(&mut self, object: &str, event: Event) {
         let Event { severity, reason, message } = event;
         match severity {
             Severity::Warning => tracing::warn!(reason, object, "{message}"),
@@ -338,24 +344,24 @@ impl StatusStore {
 
     /// The last `recent` events and a subscription to what follows them. Both
     /// are taken under the store's lock, so nothing is missed or seen twice.
-    pub fn subscribe(&self, recent: usize) -> (Vec<EventRecord>, broadcast::Receiver<StreamItem>) {
+    pub(crate) fn subscribe(&self, recent: usize) -> (Vec<EventRecord>, broadcast::Receiver<StreamItem>) {
         (self.events(None, recent), self.stream.subscribe())
     }
 
     /// Ends every subscription, so the API's graceful shutdown does not wait on
     /// clients that follow the stream forever.
-    pub fn close_stream(&mut self) {
+    pub(crate) fn close_stream(&mut self) {
         self.stream.close();
     }
 
     /// The most recent events, oldest first; only those about `object` when given.
-    pub fn events(&self, object: Option<&str>, limit: usize) -> Vec<EventRecord> {
+    pub(crate) fn events(&self, object: Option<&str>, limit: usize) -> Vec<EventRecord> {
         let matching: Vec<&EventRecord> = self.events.iter().filter(|e| object.is_none_or(|o| e.object == o)).collect();
         matching[matching.len().saturating_sub(limit)..].iter().map(|e| (*e).clone()).collect()
     }
 }
 
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 

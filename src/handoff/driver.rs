@@ -36,11 +36,11 @@ const RESEND_EVERY: Duration = Duration::from_secs(1);
 const PEER_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where a handoff's events go: the log of the conversation's policy.
-pub type EventSink = Arc<dyn Fn(&str, Vec<Event>) + Send + Sync>;
+pub(crate) type EventSink = Arc<dyn Fn(&str, Vec<Event>) + Send + Sync>;
 
 /// What a handoff needs of the daemon.
 #[derive(Clone)]
-pub struct Handoffs {
+pub(crate) struct Handoffs {
     pub io: HandoffIo,
     /// This node's name.
     pub node: String,
@@ -50,7 +50,7 @@ pub struct Handoffs {
 /// Hand conversation `id` to `to` (by default the policy's `defaultTarget`,
 /// else the other node), or take it over (`force`).
 #[derive(Clone, Debug, Default)]
-pub struct Request {
+pub(crate) struct Request {
     pub id: String,
     pub to: Option<String>,
     /// A duration as written (`30s`); by default the policy's `timeout`.
@@ -60,7 +60,7 @@ pub struct Request {
 
 /// How a request went, when it was taken.
 #[derive(Debug)]
-pub enum Started {
+pub(crate) enum Started {
     /// `force`: this node owns the conversation now; the progress is done.
     TakenOver(Progress),
     /// The conversation is frozen and its driver runs; follow the progress.
@@ -69,7 +69,7 @@ pub enum Started {
 
 /// Why a request was refused; nothing changed but for `NotSaved`.
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub(crate) enum StartError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -121,7 +121,7 @@ impl Located {
 
 /// Starts the handoff `request` asks for under the set in force; `syncthing`
 /// is this node's (the barrier asks it), or why there is none.
-pub async fn start(
+pub(crate) async fn start(
     handoffs: &Handoffs,
     set: &ManifestSet,
     syncthing: Result<Syncthing, String>,

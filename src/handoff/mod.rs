@@ -18,14 +18,14 @@
 //! (`reconcile/handoff.rs`) claims, guards and exchanges the records each pass;
 //! the API (`api/handoff.rs`) starts handoffs and takes the peer's messages.
 
-pub mod driver;
-pub mod folder;
-pub mod io;
-pub mod protocol;
-pub mod shadow;
-pub mod stale;
-pub mod store;
-pub mod view;
+pub(crate) mod driver;
+pub(crate) mod folder;
+pub(crate) mod io;
+pub(crate) mod protocol;
+pub(crate) mod shadow;
+pub(crate) mod stale;
+pub(crate) mod store;
+pub(crate) mod view;
 
 #[cfg(test)]
 mod sim;

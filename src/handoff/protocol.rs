@@ -61,7 +61,7 @@ use serde::{Deserialize, Serialize};
 /// Names one handoff attempt; a retry of the same attempt reuses it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct HandoffId(pub String);
+pub(crate) struct HandoffId(pub String);
 
 impl fmt::Display for HandoffId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -73,7 +73,7 @@ impl fmt::Display for HandoffId {
 /// its state folder and sent to the peer as `RecordOf`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Record {
+pub(crate) struct Record {
     pub owner: String,
     pub epoch: u64,
     /// This node's part in a handoff it started; `Frozen` only on the owner.
@@ -87,14 +87,14 @@ pub struct Record {
 
 impl Record {
     /// A conversation `owner` created: epoch 0.
-    pub fn new(owner: impl Into<String>) -> Record {
+    pub(crate) fn new(owner: impl Into<String>) -> Record {
         Record { owner: owner.into(), epoch: 0, phase: Phase::Owned, decisions: BTreeMap::new() }
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "camelCase")]
-pub enum Phase {
+pub(crate) enum Phase {
     /// No handoff under way on this node.
     Owned,
     /// The owner froze the conversation to hand it to `target`.
@@ -104,7 +104,7 @@ pub enum Phase {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub enum Stage {
+pub(crate) enum Stage {
     /// Waiting for the barrier; `Accept` was not sent, so giving up is safe.
     Barrier,
     /// `Accept` was sent: the target may have accepted.
@@ -115,7 +115,7 @@ pub enum Stage {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "decision", rename_all = "camelCase")]
-pub enum Decision {
+pub(crate) enum Decision {
     Accepted { epoch: u64 },
     Refused { reason: Reason },
 }
@@ -123,7 +123,7 @@ pub enum Decision {
 /// Why a handoff did not happen, for the peer, the agent and `meshctl`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "camelCase")]
-pub enum Reason {
+pub(crate) enum Reason {
     /// The target knows a newer epoch than the source's.
     #[serde(rename_all = "camelCase")]
     StaleEpoch {
@@ -160,7 +160,7 @@ pub enum Reason {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
-pub enum Message {
+pub(crate) enum Message {
     Accept { handoff: HandoffId, epoch: u64 },
     Accepted { handoff: HandoffId, epoch: u64 },
     Refused { handoff: HandoffId, reason: Reason },
@@ -172,14 +172,14 @@ pub enum Message {
 /// A message between two nodes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Envelope {
+pub(crate) struct Envelope {
     pub from: String,
     pub to: String,
     pub message: Message,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Input {
+pub(crate) enum Input {
     /// `meshctl handoff ID --to NODE` on this node (the I/O layer refuses at once
     /// when the target is offline).
     StartHandoff {
@@ -204,7 +204,7 @@ pub enum Input {
 
 /// What the agent (over the event stream) and `meshctl` are told.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Notice {
+pub(crate) enum Notice {
     /// Stop writing: the conversation is being handed over.
     Frozen { handoff: HandoffId },
     /// The handoff failed; this node still owns it and the agent carries on.
@@ -224,7 +224,7 @@ pub enum Notice {
 /// What one input asks of the I/O layer, in this order: persist the record
 /// (atomically) first, then send, tell and check the barrier.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Step {
+pub(crate) struct Step {
     pub persist: Option<Record>,
     pub send: Vec<Envelope>,
     pub notices: Vec<Notice>,
@@ -235,36 +235,32 @@ pub struct Step {
 
 /// One conversation's ownership on the node `me`.
 #[derive(Clone, Debug)]
-pub struct Node {
+pub(crate) struct Node {
     me: String,
     record: Record,
 }
 
 impl Node {
     /// The node with its persisted record; feed it `Restart` after a restart.
-    pub fn new(me: impl Into<String>, record: Record) -> Node {
+    pub(crate) fn new(me: impl Into<String>, record: Record) -> Node {
         Node { me: me.into(), record }
     }
 
-    pub fn me(&self) -> &str {
-        &self.me
-    }
-
-    pub fn record(&self) -> &Record {
+    pub(crate) fn record(&self) -> &Record {
         &self.record
     }
 
     /// Whether the agent on this node may write to the conversation now.
-    pub fn can_write(&self) -> bool {
+    pub(crate) fn can_write(&self) -> bool {
         self.record.owner == self.me && self.record.phase == Phase::Owned
     }
 
     /// This node's record as a message for `peer`.
-    pub fn record_for(&self, peer: &str) -> Envelope {
+    pub(crate) fn record_for(&self, peer: &str) -> Envelope {
         self.envelope(peer, Message::RecordOf { record: self.record.clone() })
     }
 
-    pub fn step(&mut self, input: Input) -> Step {
+    pub(crate) fn step(&mut self, input: Input) -> Step {
         let before = self.record.clone();
         let mut step = Step::default();
         match input {

@@ -28,7 +28,7 @@ const KEEP_PROGRESS: usize = 64;
 const KEEP_REFUSALS: usize = 1024;
 
 /// `(policy, conversation id)`.
-pub type Key = (String, String);
+pub(crate) type Key = (String, String);
 
 struct Entry {
     node: Node,
@@ -55,7 +55,7 @@ struct ContentCache(BTreeMap<PathBuf, (u64, super::folder::Content)>);
 /// so that a follower of a handoff whose daemon restarted learns how it ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Progress {
+pub(crate) struct Progress {
     pub handoff: String,
     pub policy: String,
     pub conversation: String,
@@ -96,7 +96,7 @@ struct Inner {
 }
 
 /// Every conversation's ownership as this node knows it.
-pub struct HandoffStore {
+pub(crate) struct HandoffStore {
     me: String,
     dir: PathBuf,
     inner: Mutex<Inner>,
@@ -116,7 +116,7 @@ pub struct HandoffStore {
 impl HandoffStore {
     /// Reads every record under `<state_dir>/handoff/` and restarts its node. A
     /// file that cannot be read is logged and left alone (not overwritten).
-    pub fn load(state_dir: &Path, me: &str) -> HandoffStore {
+    pub(crate) fn load(state_dir: &Path, me: &str) -> HandoffStore {
         let store = HandoffStore {
             me: me.to_owned(),
             dir: state_dir.join("handoff"),
@@ -144,10 +144,6 @@ impl HandoffStore {
         }
         *store.lock() = inner;
         store
-    }
-
-    pub fn me(&self) -> &str {
-        &self.me
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -192,7 +188,7 @@ impl HandoffStore {
     /// Makes this node the owner, at epoch 1, of a conversation it knows no
     /// record of. False when it knows one (nothing changes). Blocking: the
     /// record is synced to disk before anyone can read it.
-    pub fn claim(&self, policy: &str, id: &str) -> io::Result<bool> {
+    pub(crate) fn claim(&self, policy: &str, id: &str) -> io::Result<bool> {
         let key = (policy.to_owned(), id.to_owned());
         let _changing = self.changing();
         let record = {
@@ -223,7 +219,7 @@ impl HandoffStore {
     /// The step runs on a copy of the node, which takes the node's place once
     /// persisted: readers never wait for the disk and never see a record that
     /// is not on it yet.
-    pub fn step(&self, policy: &str, id: &str, input: Input) -> io::Result<Option<Step>> {
+    pub(crate) fn step(&self, policy: &str, id: &str, input: Input) -> io::Result<Option<Step>> {
         let key = (policy.to_owned(), id.to_owned());
         let _changing = self.changing();
         let (mut node, known) = {
@@ -286,30 +282,30 @@ impl HandoffStore {
 
     /// True the first time it is asked about folder `name` of `policy`, which
     /// is not named like a conversation: it is warned about once a daemon.
-    pub fn first_sight_of_ignored(&self, policy: &str, name: &str) -> bool {
+    pub(crate) fn first_sight_of_ignored(&self, policy: &str, name: &str) -> bool {
         self.lock().ignored.insert((policy.to_owned(), name.to_owned()))
     }
 
     /// What the restart asked to send and tell, for one policy; taken once.
-    pub fn take_pending(&self, policy: &str) -> Vec<(String, Step)> {
+    pub(crate) fn take_pending(&self, policy: &str) -> Vec<(String, Step)> {
         let mut inner = self.lock();
         let (mine, rest) = std::mem::take(&mut inner.pending).into_iter().partition(|((p, _), _)| p == policy);
         inner.pending = rest;
         mine.into_iter().map(|((_, id), step)| (id, step)).collect()
     }
 
-    pub fn record(&self, policy: &str, id: &str) -> Option<Record> {
+    pub(crate) fn record(&self, policy: &str, id: &str) -> Option<Record> {
         self.lock().entries.get(&(policy.to_owned(), id.to_owned())).map(|entry| entry.node.record().clone())
     }
 
     /// Whether the agent on this node may write to the conversation now
     /// ([`Node::can_write`]): owned here and not frozen.
-    pub fn can_write(&self, policy: &str, id: &str) -> bool {
+    pub(crate) fn can_write(&self, policy: &str, id: &str) -> bool {
         self.lock().entries.get(&(policy.to_owned(), id.to_owned())).is_some_and(|entry| entry.node.can_write())
     }
 
     /// Every conversation of `policy` this node has a record of.
-    pub fn records(&self, policy: &str) -> Vec<(String, Record)> {
+    pub(crate) fn records(&self, policy: &str) -> Vec<(String, Record)> {
         self.lock()
             .entries
             .iter()
@@ -319,12 +315,12 @@ impl HandoffStore {
     }
 
     /// `RecordOf` of the conversation for `peer`, when there is a record.
-    pub fn record_for(&self, policy: &str, id: &str, peer: &str) -> Option<Envelope> {
+    pub(crate) fn record_for(&self, policy: &str, id: &str, peer: &str) -> Option<Envelope> {
         self.lock().entries.get(&(policy.to_owned(), id.to_owned())).map(|entry| entry.node.record_for(peer))
     }
 
     /// Starts following a handoff. Blocking (the progress is saved).
-    pub fn begin(&self, progress: Progress) {
+    pub(crate) fn begin(&self, progress: Progress) {
         {
             let mut inner = self.lock();
             // Only the recent ones are kept: the oldest finished ones go first.
@@ -339,7 +335,7 @@ impl HandoffStore {
     }
 
     /// Adds a line to a handoff's progress. Blocking (the progress is saved).
-    pub fn note(&self, handoff: &str, line: String) {
+    pub(crate) fn note(&self, handoff: &str, line: String) {
         let noted = self.lock().progress.get_mut(handoff).map(|progress| progress.lines.push(line)).is_some();
         if noted {
             self.save_progress();
@@ -348,7 +344,7 @@ impl HandoffStore {
 
     /// Ends a handoff's progress (the first outcome wins), with the owner and
     /// epoch of the conversation then. Blocking (the progress is saved).
-    pub fn finish(&self, handoff: &str, failed_step: Option<&str>, message: String) {
+    pub(crate) fn finish(&self, handoff: &str, failed_step: Option<&str>, message: String) {
         {
             let mut inner = self.lock();
             let Some(progress) = inner.progress.get(handoff).filter(|progress| !progress.done) else { return };
@@ -367,14 +363,14 @@ impl HandoffStore {
         self.save_progress();
     }
 
-    pub fn progress(&self, handoff: &str) -> Option<Progress> {
+    pub(crate) fn progress(&self, handoff: &str) -> Option<Progress> {
         self.lock().progress.get(handoff).cloned()
     }
 
     /// The content of the conversation folder `dir`, read again only when
     /// its fingerprint changed (blocking I/O: call it off the async threads
     /// when the folder may be large).
-    pub fn content(&self, dir: &Path) -> io::Result<super::folder::Content> {
+    pub(crate) fn content(&self, dir: &Path) -> io::Result<super::folder::Content> {
         let fingerprint = super::folder::fingerprint(dir)?;
         let mut cache = self.contents.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some((seen, content)) = cache.0.get(dir)
@@ -388,42 +384,42 @@ impl HandoffStore {
     }
 
     /// Where the owner keeps its shadow of a conversation (`shadow.rs`).
-    pub fn shadow_dir(&self, policy: &str, id: &str) -> PathBuf {
+    pub(crate) fn shadow_dir(&self, policy: &str, id: &str) -> PathBuf {
         self.dir.with_file_name("handoff-shadow").join(policy).join(id)
     }
 
     /// Runs `f` on the shadows alone (blocking I/O: off the async threads).
-    pub fn with_shadows<T>(&self, f: impl FnOnce() -> T) -> T {
+    pub(crate) fn with_shadows<T>(&self, f: impl FnOnce() -> T) -> T {
         let _held = self.shadows.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         f()
     }
 
     /// Whether conversation `id`, owned at `epoch`, was found equal to its
     /// shadow when its files had this `fingerprint`.
-    pub fn is_quiet(&self, (policy, id): (&str, &str), epoch: u64, fingerprint: u64) -> bool {
+    pub(crate) fn is_quiet(&self, (policy, id): (&str, &str), epoch: u64, fingerprint: u64) -> bool {
         let quiet = self.quiet.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         quiet.get(&(policy.to_owned(), id.to_owned())) == Some(&(epoch, fingerprint))
     }
 
     /// Notes that conversation `id`, owned at `epoch`, equals its shadow with
     /// its files at this `fingerprint`.
-    pub fn set_quiet(&self, (policy, id): (&str, &str), epoch: u64, fingerprint: u64) {
+    pub(crate) fn set_quiet(&self, (policy, id): (&str, &str), epoch: u64, fingerprint: u64) {
         let mut quiet = self.quiet.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         quiet.insert((policy.to_owned(), id.to_owned()), (epoch, fingerprint));
     }
 
-    pub fn set_peer_hash(&self, policy: &str, id: &str, hash: String) {
+    pub(crate) fn set_peer_hash(&self, policy: &str, id: &str, hash: String) {
         if let Some(entry) = self.lock().entries.get_mut(&(policy.to_owned(), id.to_owned())) {
             entry.peer_hash = Some(hash);
         }
     }
 
     /// Whether the peer told this daemon about the conversation yet.
-    pub fn heard_from_peer(&self, policy: &str, id: &str) -> bool {
+    pub(crate) fn heard_from_peer(&self, policy: &str, id: &str) -> bool {
         self.lock().entries.get(&(policy.to_owned(), id.to_owned())).is_some_and(|entry| entry.heard)
     }
 
-    pub fn peer_hash(&self, policy: &str, id: &str) -> Option<String> {
+    pub(crate) fn peer_hash(&self, policy: &str, id: &str) -> Option<String> {
         self.lock().entries.get(&(policy.to_owned(), id.to_owned())).and_then(|entry| entry.peer_hash.clone())
     }
 }

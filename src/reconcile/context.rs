@@ -24,7 +24,7 @@ use crate::tasks::TaskSet;
 /// What every reconcile gets: the set in force, the settings, and the
 /// daemon's handles, shared through one `Arc` rather than copied per dispatch.
 #[derive(Clone)]
-pub struct Context {
+pub(crate) struct Context {
     pub set: Arc<ManifestSet>,
     pub revision: String,
     pub env: Arc<NodeEnv>,
@@ -32,7 +32,7 @@ pub struct Context {
 }
 
 /// The handles the reconcilers act with, made once per daemon.
-pub struct Handles {
+pub(crate) struct Handles {
     /// This node's name.
     pub node: String,
     pub supervisor: Supervisor,
@@ -55,7 +55,7 @@ pub struct Handles {
 
 /// What a reconcile found and did.
 #[derive(Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub conditions: Vec<Observed>,
     pub details: BTreeMap<String, String>,
     /// Events to record about the object.
@@ -87,18 +87,18 @@ impl Outcome {
 /// A reconcile that failed; it is retried with backoff, and shown as Degraded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
-pub struct ReconcileError {
+pub(crate) struct ReconcileError {
     pub reason: &'static str,
     pub message: String,
 }
 
 impl ReconcileError {
-    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(reason: &'static str, message: impl Into<String>) -> Self {
         ReconcileError { reason, message: message.into() }
     }
 
     /// The conditions an object shows while its reconcile fails.
-    pub fn conditions(&self) -> Vec<Observed> {
+    pub(crate) fn conditions(&self) -> Vec<Observed> {
         vec![
             Observed::not_ready(self.reason, self.message.clone()),
             Observed::new(ConditionType::Progressing, false, "RetryingWithBackoff", ""),

@@ -25,10 +25,10 @@ use crate::handoff::store::HandoffStore;
 use crate::syncthing::{Client, FileRecord};
 
 /// How often the records are sent to the peer (and new folders looked for).
-pub const EXCHANGE_EVERY: Duration = Duration::from_secs(2);
+pub(crate) const EXCHANGE_EVERY: Duration = Duration::from_secs(2);
 
 /// Reconciles HandoffPolicy `name` on this node.
-pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileError> {
+pub(crate) async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileError> {
     let Some(mut pass) = Pass::new(name, ctx) else { return Ok(Outcome { tracked: false, ..Outcome::default() }) };
     pass.retransmit_restart().await;
     let waiting = pass.claim().await?;

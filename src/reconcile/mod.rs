@@ -3,20 +3,20 @@
 //! exit): it compares what is declared with what is, every time, which keeps it
 //! idempotent. Planning is pure and shared with `meshctl diff`.
 
-pub mod capability;
-pub mod client_env;
-pub mod context;
-pub mod handoff;
-pub mod plan;
-pub mod service;
-pub mod sync_folder;
+pub(crate) mod capability;
+pub(crate) mod client_env;
+pub(crate) mod context;
+pub(crate) mod handoff;
+pub(crate) mod plan;
+pub(crate) mod service;
+pub(crate) mod sync_folder;
 
-pub use self::context::{Context, Handles, Outcome, ReconcileError};
+pub(crate) use self::context::{Context, Handles, Outcome, ReconcileError};
 use crate::controller::status::{ConditionType, ObjectKey, Observed};
 use crate::manifest::{Kind, ManifestSet};
 
 /// The keys of every object this node may have to act on in `set`.
-pub fn keys(set: &ManifestSet, node: &str) -> Vec<ObjectKey> {
+pub(crate) fn keys(set: &ManifestSet, node: &str) -> Vec<ObjectKey> {
     let mut keys: Vec<ObjectKey> =
         set.services.keys().map(|name| ObjectKey::new(Kind::Service, name.clone())).collect();
     if set.nodes.contains_key(node) {
@@ -32,7 +32,7 @@ pub fn keys(set: &ManifestSet, node: &str) -> Vec<ObjectKey> {
     keys
 }
 
-pub async fn reconcile(key: &ObjectKey, ctx: &Context) -> Result<Outcome, ReconcileError> {
+pub(crate) async fn reconcile(key: &ObjectKey, ctx: &Context) -> Result<Outcome, ReconcileError> {
     let name = key.name.as_str();
     match key.kind {
         Kind::Service => service::reconcile(name, ctx).await,

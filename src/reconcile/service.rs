@@ -16,7 +16,7 @@ use crate::template;
 /// What must happen to one Service on this node. A start carries the process
 /// it starts, so the executor runs exactly what was planned.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ServiceAction {
+pub(crate) enum ServiceAction {
     /// Running as declared, or declared elsewhere and not running here.
     Nothing,
     Start(ProcessSpec),
@@ -28,7 +28,7 @@ pub enum ServiceAction {
 /// Compares the declared process (if this node should run one) with the observed
 /// one. The supervisor restarts crashed processes itself, so a known fingerprint
 /// is left alone whatever its phase.
-pub fn plan(desired: Option<ProcessSpec>, observed: Option<&UnitStatus>) -> ServiceAction {
+pub(crate) fn plan(desired: Option<ProcessSpec>, observed: Option<&UnitStatus>) -> ServiceAction {
     match (desired, observed) {
         (None, None) => ServiceAction::Nothing,
         (None, Some(_)) => ServiceAction::Stop,
@@ -42,7 +42,7 @@ pub fn plan(desired: Option<ProcessSpec>, observed: Option<&UnitStatus>) -> Serv
 
 /// The process `service` declares for `node`: placeholders substituted, secrets
 /// resolved, durations converted. Fails only on a secret that cannot be read.
-pub fn render(
+pub(crate) fn render(
     service: &Object<ServiceSpec>,
     node: &Object<NodeSpec>,
     env: &NodeEnv,
@@ -88,7 +88,7 @@ pub fn render(
 }
 
 /// The declared process for `name` on this node, if it should run here.
-pub fn desired(ctx: &Context, name: &str) -> Result<Option<ProcessSpec>, ReconcileError> {
+pub(crate) fn desired(ctx: &Context, name: &str) -> Result<Option<ProcessSpec>, ReconcileError> {
     let Some(service) = ctx.set.services.get(name) else {
         return Ok(None);
     };
@@ -101,7 +101,7 @@ pub fn desired(ctx: &Context, name: &str) -> Result<Option<ProcessSpec>, Reconci
     render(service, node, &ctx.env).map(Some)
 }
 
-pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileError> {
+pub(crate) async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileError> {
     let desired = desired(ctx, name)?;
     let observed = ctx.handles.supervisor.status(name);
     let mut outcome = Outcome::default();
@@ -133,7 +133,7 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
 }
 
 /// `Ready`, `Progressing` and `Degraded` from what the supervisor sees.
-pub fn conditions(status: &UnitStatus) -> Vec<Observed> {
+pub(crate) fn conditions(status: &UnitStatus) -> Vec<Observed> {
     let exit = status.last_exit.clone().unwrap_or_default();
     let (ready, progressing, degraded) = match status.phase {
         Phase::Running => (("Running", status.message.clone()), None, None),

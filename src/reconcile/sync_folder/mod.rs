@@ -8,7 +8,7 @@
 //! folders that no SyncFolder declares any more; another SyncFolder's drift is
 //! left to that object's own reconcile, so each event names the right object.
 
-pub mod plan;
+pub(crate) mod plan;
 pub(super) mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use self::plan::{Action, DesiredFolder, FolderSettings, ObservedDevice, ObservedFolder, PeerDevice, PeerSync};
-pub use self::state::SyncState;
+pub(crate) use self::state::SyncState;
 use super::context::{Context, Outcome, ReconcileError};
 use crate::config::resolve_secret;
 use crate::controller::status::{ConditionType, Observed as Condition};
@@ -35,7 +35,7 @@ const DIAL_FIRST_WAIT: Duration = Duration::from_secs(10);
 const PEER_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// This node's Syncthing client, from its Node manifest and the key it points at.
-pub fn this_node_client(
+pub(crate) fn this_node_client(
     ctx_set: &crate::manifest::ManifestSet,
     node: &str,
     env: &crate::identity::NodeEnv,
@@ -53,7 +53,7 @@ pub fn this_node_client(
 }
 
 /// Reconciles SyncFolder `name` on this node.
-pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileError> {
+pub(crate) async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileError> {
     let declared_here = ctx
         .set
         .sync_folders
