@@ -63,7 +63,7 @@ pub(crate) fn connection_cap(soft: u64) -> usize {
 /// whatever its hard limit says.
 #[cfg(target_os = "macos")]
 fn ceiling() -> Option<u64> {
-    let value = crate::sys::sysctl_int(c"kern.maxfilesperproc").ok()?;
+    let value = sys::sysctl_int(c"kern.maxfilesperproc").ok()?;
     u64::try_from(value).ok().filter(|value| *value > 0)
 }
 

@@ -1,6 +1,6 @@
 //! Helpers shared by the benchmarks (each bench is its own crate and includes
 //! this module; not every bench uses every helper).
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each bench includes this module and uses only some of it")]
 
 pub(crate) mod mesh;
 

@@ -84,7 +84,7 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
             match ApiClient::new(&authority, key.as_deref(), PEER_TIMEOUT).apply(bundle.clone(), args.dry_run).await {
                 Ok(response) => println!("{}", response.plan),
                 Err(ClientError::Unreachable { reason, .. }) => {
-                    println!("node {name}: not reachable ({reason}); it picks the change up from its own source")
+                    println!("node {name}: not reachable ({reason}); it picks the change up from its own source");
                 }
                 Err(error) => {
                     report(&name, &error);

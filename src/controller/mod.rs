@@ -185,7 +185,7 @@ impl Controller {
     /// Runs until `shutdown` resolves, then lets the reconciles under way
     /// finish (so none starts a process after this), stops every supervised
     /// process and cancels the model pulls.
-    pub(crate) async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+    pub(crate) async fn run(mut self, shutdown: impl Future<Output = ()>) {
         self.resume_last_applied().await;
         tokio::pin!(shutdown);
         loop {
@@ -503,7 +503,7 @@ impl Controller {
                 }
             }
             Err(error) => {
-                events.record("", Event::warning("ApiKeyUnreadable", format!("{error}; keeping the key in force")))
+                events.record("", Event::warning("ApiKeyUnreadable", format!("{error}; keeping the key in force")));
             }
         }
     }

@@ -122,7 +122,7 @@ pub(crate) struct Content {
 /// Reads the conversation folder `dir` and hashes what the agent wrote.
 pub(crate) fn content(dir: &Path) -> io::Result<Content> {
     let (conflicts, files): (Vec<String>, Vec<String>) =
-        self::files(dir)?.into_keys().partition(|relative| conflict_base(relative).is_some());
+        files(dir)?.into_keys().partition(|relative| conflict_base(relative).is_some());
     let mut listing = Vec::new();
     let mut bytes = 0;
     for relative in &files {

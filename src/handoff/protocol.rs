@@ -445,7 +445,7 @@ impl Node {
         self.record.epoch = epoch;
         match phase {
             Phase::Frozen { handoff, .. } => {
-                step.notices.push(Notice::Released { handoff, owner: owner.to_owned(), epoch })
+                step.notices.push(Notice::Released { handoff, owner: owner.to_owned(), epoch });
             }
             Phase::Owned if was_owner => step.notices.push(Notice::Demoted { owner: owner.to_owned(), epoch }),
             Phase::Owned => {}

@@ -154,7 +154,6 @@ fn remove_dir(dir: &Path) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::stale;
     use super::*;
 
     fn write(dir: &Path, path: &str, text: &str) {
@@ -201,7 +200,7 @@ mod tests {
         write(chat.path(), "m.jsonl", "owner\nstale line\n");
         let actions = [
             Action::SetAside { path: "m.jsonl".into(), to: "m.jsonl.stale-2".into(), by: "PEER777".into() },
-            Action::Restore { path: "m.jsonl".into(), from: stale::Source::Shadow },
+            Action::Restore { path: "m.jsonl".into(), from: Source::Shadow },
         ];
         shadow.apply_all(chat.path(), &actions).unwrap();
         assert_eq!(read(chat.path(), "m.jsonl"), "owner\n");
@@ -220,7 +219,7 @@ mod tests {
         std::fs::remove_file(dir.join("files/m.jsonl")).unwrap();
         let actions = [
             Action::SetAside { path: "m.jsonl".into(), to: "m.jsonl.stale-2".into(), by: "PEER777".into() },
-            Action::Restore { path: "m.jsonl".into(), from: stale::Source::Shadow },
+            Action::Restore { path: "m.jsonl".into(), from: Source::Shadow },
         ];
         assert!(shadow.apply_all(chat.path(), &actions).is_err());
         assert_eq!(read(chat.path(), "m.jsonl"), "stale\n");

@@ -584,11 +584,7 @@ mod tests {
 
         // A node frozen after Accept went out, restarted: it sends Abort.
         let frozen = Record {
-            phase: Phase::Frozen {
-                handoff: super::super::protocol::HandoffId("h".into()),
-                target: "a".into(),
-                stage: Stage::Accepting,
-            },
+            phase: Phase::Frozen { handoff: HandoffId("h".into()), target: "a".into(), stage: Stage::Accepting },
             ..Record { epoch: 2, ..Record::new("b") }
         };
         store.save(&("chats".into(), "c2".into()), &frozen).unwrap();

@@ -588,7 +588,7 @@ mod tests {
         ];
         for &((status, marked, body), (node, answer_status, answer_body), earlier) in table {
             let peer = axum::Router::new().fallback(move || async move {
-                let mut response = (axum::http::StatusCode::from_u16(status).unwrap(), body).into_response();
+                let mut response = (StatusCode::from_u16(status).unwrap(), body).into_response();
                 if marked {
                     response.headers_mut().insert(NOT_SENT_HEADER, HeaderValue::from_static("1"));
                 }

@@ -502,7 +502,7 @@ mod tests {
         let sick = || Unhealthy("refused".into());
         type Case<'a> =
             (&'a str, &'a str, &'a [&'a str], Vec<(&'a str, Health)>, Option<Served>, &'a [(&'a str, &'a str)]);
-        let table: Vec<Case> = vec![
+        let table: Vec<Case<'_>> = vec![
             // case, this node, offline peers, health, served, passed over
             ("preferred healthy", "a", &[], vec![("b", Healthy)], served("b", "10.0.0.2", 11434), &[]),
             (

@@ -253,7 +253,7 @@ pub(crate) fn plan(desired: &[DesiredFolder], peers: &BTreeMap<String, PeerDevic
         let addresses = vec![peer.address.clone()];
         match observed.devices.get(&peer.device_id) {
             None => {
-                actions.push(Action::AddDevice { device_id: peer.device_id.clone(), name: node.clone(), addresses })
+                actions.push(Action::AddDevice { device_id: peer.device_id.clone(), name: node.clone(), addresses });
             }
             Some(device) if observed.managed.devices.contains(&peer.device_id) && device.addresses != addresses => {
                 let change = Change { field: "addresses", from: json!(device.addresses), to: json!(addresses) };

@@ -5,7 +5,7 @@
 //! all of 127.0.0.0/8 to `lo`, so the same port on 127.0.0.2 and 127.0.0.3 are
 //! two machines). Every wait is a bounded poll. The daemon tests are Linux
 //! only: elsewhere this compiles for the tests that are not.
-#![cfg_attr(not(target_os = "linux"), allow(dead_code, unused_imports))]
+#![cfg_attr(not(target_os = "linux"), allow(dead_code, unused_imports, reason = "the daemon tests run on Linux only"))]
 
 use std::fs::File;
 use std::io::{Read, Write};
