@@ -16,7 +16,9 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::folder;
 use super::io::{Conversation, HandoffIo, failed_step, off_thread, written_after_freeze};
