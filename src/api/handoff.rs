@@ -258,6 +258,7 @@ fn session_to_wire(view: ConversationView) -> Session {
         None => "unclaimed",
         Some(Phase::Owned) => "owned",
         Some(Phase::Frozen { .. }) => "frozen",
+        Some(Phase::Forcing { .. }) => "forcing",
     };
     Session {
         id,

@@ -145,7 +145,9 @@ pub async fn start(
             let message = format!("HandoffPolicy/{policy} does not allow --force (allowForce: false)");
             return Err(StartError::ForceNotAllowed(message));
         }
-        return take_over(handoffs, &located, &record, progress).await;
+        // The one other node for now: a force with two nodes needs no promise.
+        let nodes = folder::peer_of(set, policy, node).into_iter().collect();
+        return take_over(handoffs, &located, &record, nodes, progress).await;
     }
     let (target, timeout) = target_and_timeout(set, (policy, spec), node, &request)?;
     if target != *node {
@@ -184,6 +186,7 @@ async fn take_over(
     handoffs: &Handoffs,
     located: &Located,
     record: &Record,
+    nodes: Vec<String>,
     progress: Progress,
 ) -> Result<Started, StartError> {
     let id = &located.conversation.id;
@@ -191,7 +194,7 @@ async fn take_over(
         let message = format!("{} owns {id} and is online: hand it over from there instead", record.owner);
         return Err(StartError::OwnerOnline(message));
     }
-    let taken = persist(handoffs, &located.conversation, Input::Force).await?;
+    let taken = persist(handoffs, &located.conversation, Input::Force { nodes }).await?;
     if let Some(Notice::Rejected { reason }) = taken.notices.first() {
         return Err(StartError::Rejected(failed_step(reason).1));
     }
