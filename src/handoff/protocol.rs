@@ -692,6 +692,7 @@ mod tests {
 
     const LAPTOP: &str = "laptop";
     const MINI: &str = "mini";
+    const DESKTOP: &str = "desktop";
 
     fn h(id: &str) -> HandoffId {
         HandoffId(id.into())
@@ -704,6 +705,10 @@ mod tests {
     fn frozen(owner: &str, epoch: u64, stage: Stage) -> Record {
         let phase = Phase::Frozen { handoff: h("h1"), target: MINI.into(), stage };
         Record { phase, ..record(owner, epoch) }
+    }
+
+    fn promised(epoch: u64, record: Record) -> Record {
+        Record { promised: epoch, ..record }
     }
 
     fn decided(mut record: Record, handoff: &str, decision: Decision) -> Record {
@@ -1061,6 +1066,131 @@ mod tests {
                 last: &[],
                 then: (MINI, 4, true),
             },
+            Case {
+                name: "with three nodes, a force asks every node but the owner to promise, its own promise first",
+                me: DESKTOP,
+                record: record(LAPTOP, 3),
+                inputs: vec![force(&[LAPTOP, MINI])],
+                last: &["persist laptop@3 forcing 4 waiting {\"mini\"} promised 4", "send mini Prepare { epoch: 4 }"],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "forced again while it waits, it asks the silent nodes again",
+                me: DESKTOP,
+                record: record(LAPTOP, 3),
+                inputs: vec![force(&[LAPTOP, MINI]), force(&[LAPTOP, MINI])],
+                last: &["send mini Prepare { epoch: 4 }"],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "the promise of every node asked makes the forcer the owner",
+                me: DESKTOP,
+                record: record(LAPTOP, 3),
+                inputs: vec![force(&[LAPTOP, MINI]), from(MINI, Message::Promised { epoch: 4 })],
+                last: &["persist desktop@4 owned promised 4", "notice TookOver { epoch: 4 }"],
+                then: (DESKTOP, 4, true),
+            },
+            Case {
+                name: "a force picks an epoch above its own promise",
+                me: DESKTOP,
+                record: promised(6, record(LAPTOP, 3)),
+                inputs: vec![force(&[LAPTOP, MINI])],
+                last: &["persist laptop@3 forcing 7 waiting {\"mini\"} promised 7", "send mini Prepare { epoch: 7 }"],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "a refused promise ends the force; the forcer's own promise stays",
+                me: DESKTOP,
+                record: record(LAPTOP, 3),
+                inputs: vec![
+                    force(&[LAPTOP, MINI]),
+                    from(MINI, Message::PromiseRefused { epoch: 4, reason: Reason::StaleEpoch { known: 4 } }),
+                ],
+                last: &["persist laptop@3 owned promised 4", "notice Rejected { reason: StaleEpoch { known: 4 } }"],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "a force times out",
+                me: DESKTOP,
+                record: record(LAPTOP, 3),
+                inputs: vec![force(&[LAPTOP, MINI]), Input::Timeout],
+                last: &["persist laptop@3 owned promised 4", "notice Rejected { reason: TimedOut }"],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "a newer record ends a force",
+                me: DESKTOP,
+                record: record(LAPTOP, 3),
+                inputs: vec![force(&[LAPTOP, MINI]), from(MINI, record_of(record(MINI, 4)))],
+                last: &["persist mini@4 owned promised 4", "notice Rejected { reason: StaleEpoch { known: 4 } }"],
+                then: (MINI, 4, false),
+            },
+            Case {
+                name: "a node promises an epoch above all it knows, persisted before it answers",
+                me: MINI,
+                record: record(LAPTOP, 3),
+                inputs: vec![from(DESKTOP, Message::Prepare { epoch: 4 })],
+                last: &["persist laptop@3 owned promised 4", "send desktop Promised { epoch: 4 }"],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "a node refuses to promise an epoch it knows",
+                me: MINI,
+                record: record(LAPTOP, 3),
+                inputs: vec![from(DESKTOP, Message::Prepare { epoch: 3 })],
+                last: &["send desktop PromiseRefused { epoch: 3, reason: StaleEpoch { known: 3 } }"],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "a node refuses to promise an epoch it promised already",
+                me: MINI,
+                record: promised(4, record(LAPTOP, 3)),
+                inputs: vec![from(DESKTOP, Message::Prepare { epoch: 4 })],
+                last: &["send desktop PromiseRefused { epoch: 4, reason: StaleEpoch { known: 4 } }"],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "an owner with an Accept out refuses to promise",
+                me: LAPTOP,
+                record: frozen(LAPTOP, 3, Stage::Accepting),
+                inputs: vec![from(DESKTOP, Message::Prepare { epoch: 4 })],
+                last: &["send desktop PromiseRefused { epoch: 4, reason: Busy { handoff: h1 } }"],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "a forcer that promises a higher epoch to another gives its own force up",
+                me: DESKTOP,
+                record: record(LAPTOP, 3),
+                inputs: vec![force(&[LAPTOP, MINI]), from(MINI, Message::Prepare { epoch: 5 })],
+                last: &[
+                    "persist laptop@3 owned promised 5",
+                    "send mini Promised { epoch: 5 }",
+                    "notice Rejected { reason: StaleEpoch { known: 5 } }",
+                ],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "a target that promised refuses a handoff to that epoch",
+                me: MINI,
+                record: promised(4, record(LAPTOP, 3)),
+                inputs: vec![from(LAPTOP, accept(3))],
+                last: &[
+                    "persist laptop@3 owned h1=Refused { reason: StaleEpoch { known: 4 } } promised 4",
+                    "send laptop Refused { handoff: h1, reason: StaleEpoch { known: 4 } }",
+                ],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "an owner that promised a higher epoch sends no Accept when the barrier passes",
+                me: LAPTOP,
+                record: promised(4, record(LAPTOP, 3)),
+                inputs: vec![start("h1", MINI), passed()],
+                last: &[
+                    "persist laptop@3 owned promised 4",
+                    "notice Unfrozen { handoff: h1, reason: StaleEpoch { known: 4 } }",
+                ],
+                then: (LAPTOP, 3, true),
+            },
         ];
         for case in cases {
             let mut node = Node::new(case.me, case.record);
@@ -1077,6 +1207,22 @@ mod tests {
                 case.name
             );
         }
+    }
+
+    #[test]
+    fn a_node_has_heard_the_current_record_once_a_peers_record_reached_it_since_it_started_or_woke() {
+        let mut node = Node::new(MINI, record(LAPTOP, 3));
+        assert!(!node.heard_current(), "a node just started");
+        node.step(from(LAPTOP, Message::Prepare { epoch: 9 }));
+        assert!(!node.heard_current(), "a message that is not a record");
+        node.step(from(LAPTOP, record_of(record(LAPTOP, 2))));
+        assert!(node.heard_current(), "an older record: this node knows at least what the peer knows");
+        assert_eq!(node.step(Input::Woke), Step::default(), "waking changes nothing persisted");
+        assert!(!node.heard_current(), "woken");
+        node.step(from(DESKTOP, record_of(record(LAPTOP, 3))));
+        assert!(node.heard_current());
+        node.step(Input::Restart);
+        assert!(!node.heard_current(), "restarted");
     }
 
     #[test]
@@ -1097,5 +1243,21 @@ mod tests {
         let json = serde_json::to_string(&message).unwrap();
         assert_eq!(json, r#"{"type":"refused","handoff":"h1","reason":{"reason":"staleEpoch","known":4}}"#);
         assert_eq!(serde_json::from_str::<Message>(&json).unwrap(), message);
+
+        let phase = Phase::Forcing { epoch: 4, waiting: [MINI.to_owned()].into() };
+        let forcing = Record { phase, epoch: 3, promised: 4, ..Record::new(LAPTOP) };
+        let json = serde_json::to_value(&forcing).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "owner": "laptop",
+                "epoch": 3,
+                "phase": {"state": "forcing", "epoch": 4, "waiting": ["mini"]},
+                "promised": 4,
+            })
+        );
+        assert_eq!(serde_json::from_value::<Record>(json).unwrap(), forcing);
+        let json = serde_json::to_string(&Message::Prepare { epoch: 4 }).unwrap();
+        assert_eq!(json, r#"{"type":"prepare","epoch":4}"#);
     }
 }
