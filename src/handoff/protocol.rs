@@ -2,11 +2,13 @@
 //!
 //! Every conversation has an **owner** (a node) and an **epoch** (a number that
 //! only grows). Each node keeps a [`Record`] of both in its state folder and
-//! shares it with the other nodes of the policy. Only the owner, and only while it is not handing the
-//! conversation over, may write ([`Node::can_write`]); a write attempted on any
-//! other node is a stale write, kept aside by the I/O layer.
+//! shares it with every other node of the policy. Only the owner, and only
+//! while it is not handing the conversation over, may write
+//! ([`Node::can_write`]); a write attempted on any other node is a stale write,
+//! kept aside by the I/O layer.
 //!
-//! A handoff from the source S (owner at epoch `e`) to the target T:
+//! A handoff from the source S (owner at epoch `e`) to the target T, any other
+//! node of the policy (the others learn of it by the records):
 //!
 //! 1. `StartHandoff` on S: S freezes (`Frozen`, stage `Barrier`) and asks the I/O
 //!    layer to check the barrier (Syncthing reports the folder complete for T and
@@ -40,9 +42,12 @@
 //! - `Abort { handoff }` (S to T): "do not accept this id". T persists a refusal
 //!   unless it already accepted.
 //! - `AbortAcked { handoff }` (T to S): the refusal is persisted; S may unfreeze.
-//! - `RecordOf { record }` (either way, periodically): the node's record. A higher
-//!   epoch always wins (the node that sees one takes its owner and demotes
-//!   itself), and T's decisions settle an abort whose answer was lost.
+//! - `RecordOf { record }` (from every node to every other, periodically): the
+//!   node's record. A higher epoch always wins (the node that sees one takes
+//!   its owner and demotes itself), and T's decisions settle an abort whose
+//!   answer was lost.
+//! - `Prepare`, `Promised`, `PromiseRefused`: a forced takeover's promises
+//!   (below).
 //!
 //! `Force` takes ownership on a node F that is not the owner, when the owner is
 //! unreachable (the I/O layer checks that the policy allows it). With two nodes
@@ -64,20 +69,32 @@
 //!   newer record, a timeout or a restart ends the attempt (the promises stay:
 //!   they only ever block epochs nobody owns).
 //!
-//! Why no two nodes ever own one epoch `E`: a node owns `E` by accepting from
-//! the owner of `E - 1`, or by a force. (1) Two acceptances: the owner of
-//! `E - 1` offers it to one target at a time and unfreezes only on that
-//! target's persisted refusal. (2) An acceptance by T and F's force: if F asked
-//! T, T either promised first (then refuses the `Accept`) or accepted first
-//! (then refuses the promise); if F did not ask T, T is the owner O that F
-//! knew at `k < E - 1`, so the sender S of the `Accept` owned `E - 1` and F
-//! asked S, which promises only with no `Accept` out and afterwards never
-//! sends one from below `E`. (3) Two forces F and G at `E`: each asks the
-//! other (neither is the owner the other knows, or their known epochs would
-//! each exceed the other's), and each holds its own promise `E` before asking,
-//! so one of them refuses. This is a simpler rule than a majority: it needs
-//! every non-owner to answer, which is what a user forcing a takeover expects
-//! (the nodes that are up agree), and it keeps an epoch a plain number.
+//! Why no two nodes ever own one epoch `E`: a node owns `E` by accepting the
+//! handoff from the owner of `E - 1`, or by a force. (1) Two acceptances: the
+//! owner of `E - 1` offers it to one target at a time and unfreezes only on
+//! that target's persisted refusal. (2) T accepts and F forces: F itself
+//! cannot accept (its own promise `E` comes first). If F asked T, T either
+//! promised first (then refuses the `Accept`) or accepted first (then refuses
+//! the promise). If not, T is the owner O that F knew, at `k`; as O cannot
+//! hand to itself, `k < E - 1`, so the sender S of the `Accept` owned `E - 1`,
+//! is neither O nor F, and was asked: S promises only with no `Accept` out,
+//! and once it promised it sends none from below `E` (nor can it come to own
+//! `E - 1`). (3) F and G both force at `E`: one asks the other (G is the owner
+//! F knew only if G's known epoch is above F's, and then F is not the owner G
+//! knows), and each holds its own promise `E` before it asks, so the one
+//! asked refuses, or promised first and then forces above `E`. With two nodes
+//! nobody is asked, and the rule is the old one: both records cannot name the
+//! other node as owner at one epoch.
+//!
+//! Why not a majority: a majority would let a force proceed without some
+//! non-owner, and a handoff to that node at the same epoch would then need
+//! the majority too; asking every node but the owner keeps the handoff as it
+//! is and the epoch a plain number, at the price that a force needs every
+//! other node up (the user forcing a takeover is on one of them; the owner is
+//! the one that is gone). An owner that promised a force that then gave up
+//! hands off again only once it learns a newer epoch (a later force, or one
+//! it hears of): a promise is never withdrawn, as the force it was given to
+//! cannot be told apart from one still under way.
 //!
 //! Records reach every node of the policy: the I/O layer sends `RecordOf` to
 //! all of them each pass, so a node that slept learns of the handoffs it
