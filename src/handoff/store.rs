@@ -215,9 +215,10 @@ impl HandoffStore {
     /// it changed, before returning the step. A message about a conversation
     /// this node has no record of starts from a record naming the sender as
     /// owner at epoch 0 (any record it sends is newer); it is kept only once
-    /// the step changed it. But an `Accept` or an `Abort` about one creates
-    /// nothing: it is answered `Refused` (`UnknownConversation`) or
-    /// `AbortAcked` at once. None for any other input about an unknown one.
+    /// the step changed it. But an `Accept`, an `Abort` or a `Prepare` about
+    /// one creates nothing: it is answered `Refused` (`UnknownConversation`),
+    /// `AbortAcked` or `PromiseRefused` at once. None for any other input
+    /// about an unknown one.
     ///
     /// Blocking (the record is synced to disk): call it off the async threads.
     /// The step runs on a copy of the node, which takes the node's place once
@@ -262,10 +263,19 @@ impl HandoffStore {
         Ok(Some(step))
     }
 
-    /// The answer to an `Accept` or an `Abort` about a conversation this node
-    /// has no record of, which writes nothing: the refusal is remembered in
-    /// memory until a record exists. None for any other message.
+    /// The answer to an `Accept`, an `Abort` or a `Prepare` about a
+    /// conversation this node has no record of, which writes nothing: a
+    /// handoff's refusal is remembered in memory until a record exists. None
+    /// for any other message.
     fn refuse_unknown(&self, inner: &mut Inner, key: &Key, envelope: &Envelope) -> Option<Step> {
+        let answer = |message| Step {
+            send: vec![Envelope { from: self.me.clone(), to: envelope.from.clone(), message }],
+            ..Step::default()
+        };
+        if let Message::Prepare { epoch } = envelope.message {
+            // A promise needs the record it binds; a forcer asks again later.
+            return Some(answer(Message::PromiseRefused { epoch, reason: Reason::UnknownConversation }));
+        }
         let (handoff, reply) = match &envelope.message {
             Message::Accept { handoff, .. } => {
                 (handoff, Message::Refused { handoff: handoff.clone(), reason: Reason::UnknownConversation })
@@ -280,8 +290,7 @@ impl HandoffStore {
         if !refused.contains(handoff) {
             refused.push(handoff.clone());
         }
-        let send = vec![Envelope { from: self.me.clone(), to: envelope.from.clone(), message: reply }];
-        Some(Step { send, ..Step::default() })
+        Some(answer(reply))
     }
 
     /// True the first time it is asked about folder `name` of `policy`, which
@@ -548,7 +557,7 @@ mod tests {
     }
 
     #[test]
-    fn an_accept_or_abort_about_an_unknown_conversation_writes_nothing_and_a_later_record_keeps_the_refusal() {
+    fn an_accept_abort_or_prepare_about_an_unknown_conversation_writes_nothing_and_a_later_record_keeps_the_refusal() {
         let dir = tempfile::tempdir().unwrap();
         let store = HandoffStore::load(dir.path(), "b");
         let from_a = |message| Input::Received(Envelope { from: "a".into(), to: "b".into(), message });
@@ -561,6 +570,9 @@ mod tests {
         assert_eq!((step.persist, step.notices), (None, Vec::new()));
         let abort = store.step("chats", "ghost", from_a(Message::Abort { handoff: handoff.clone() })).unwrap();
         assert_eq!(abort.unwrap().send[0].message, Message::AbortAcked { handoff: handoff.clone() });
+        let prepare = store.step("chats", "ghost", from_a(Message::Prepare { epoch: 3 })).unwrap().unwrap();
+        let not_promised = Message::PromiseRefused { epoch: 3, reason: Reason::UnknownConversation };
+        assert_eq!((prepare.send[0].message.clone(), prepare.persist), (not_promised, None));
         assert_eq!(store.record("chats", "ghost"), None);
         assert!(!dir.path().join("handoff").exists(), "no record file, no folder");
 
