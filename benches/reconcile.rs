@@ -75,9 +75,9 @@ fn edit_latency(python: &str) {
         wait_for_answer(port, saved);
         let latency = saved.elapsed();
         if edit % 2 == 0 {
-            adds.push(latency)
+            adds.push(latency);
         } else {
-            changes.push(latency)
+            changes.push(latency);
         }
         // Start the next edit from a settled daemon: the Service seen Ready.
         eventually(&format!("{name} is Ready on port {port}"), || {

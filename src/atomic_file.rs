@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new
 /// content: a temporary file in the same folder, synced, then renamed over.
 /// Readable by the owner only: state files may hold keys (`client.env`).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     std::fs::create_dir_all(&dir)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

@@ -21,7 +21,7 @@ use crate::net::{self, root_cause};
 const ROUTE_WAIT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub(crate) enum ClientError {
     #[error("cannot reach the controller at {base}: {reason}")]
     Unreachable { base: String, reason: String },
     #[error("{message} ({status})")]
@@ -31,10 +31,11 @@ pub enum ClientError {
 }
 
 /// The client's end of the event stream.
-pub type EventStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type EventStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 #[derive(Clone)]
-pub struct ApiClient {
+pub(crate) struct ApiClient {
     base: String,
     /// None: the API lets this caller in by its Tailscale identity, or not at all.
     key: Option<String>,
@@ -44,7 +45,7 @@ pub struct ApiClient {
 
 impl ApiClient {
     /// A client of the API at `authority` (`host:port`), giving up after `timeout`.
-    pub fn new(authority: &str, key: Option<&str>, timeout: Duration) -> ApiClient {
+    pub(crate) fn new(authority: &str, key: Option<&str>, timeout: Duration) -> ApiClient {
         let http = net::http_client(timeout.min(net::CONNECT_TIMEOUT))
             .timeout(timeout)
             .build()
@@ -52,38 +53,38 @@ impl ApiClient {
         ApiClient { base: format!("http://{authority}"), key: key.map(str::to_owned), timeout, http }
     }
 
-    pub fn base(&self) -> &str {
+    pub(crate) fn base(&self) -> &str {
         &self.base
     }
 
-    pub async fn health(&self) -> Result<Health, ClientError> {
+    pub(crate) async fn health(&self) -> Result<Health, ClientError> {
         self.send(self.http.get(self.url("/mesh/health"))).await
     }
 
-    pub async fn status(&self) -> Result<NodeStatus, ClientError> {
+    pub(crate) async fn status(&self) -> Result<NodeStatus, ClientError> {
         self.send(self.http.get(self.url("/api/v1/status"))).await
     }
 
-    pub async fn mesh(&self) -> Result<Vec<MeshNode>, ClientError> {
+    pub(crate) async fn mesh(&self) -> Result<Vec<MeshNode>, ClientError> {
         self.send(self.http.get(self.url("/api/v1/mesh"))).await
     }
 
-    pub async fn apply(&self, bundle: Bundle, dry_run: bool) -> Result<ApplyResponse, ClientError> {
+    pub(crate) async fn apply(&self, bundle: Bundle, dry_run: bool) -> Result<ApplyResponse, ClientError> {
         let request = ApplyRequest { bundle, dry_run };
         self.send(self.http.post(self.url("/api/v1/apply")).json(&request)).await
     }
 
     /// Reconcile now; with a revision, fetch it and answer once it is in force.
-    pub async fn reconcile(&self, request: &ReconcileRequest) -> Result<ReconcileResponse, ClientError> {
+    pub(crate) async fn reconcile(&self, request: &ReconcileRequest) -> Result<ReconcileResponse, ClientError> {
         self.send(self.http.post(self.url("/api/v1/reconcile")).json(request)).await
     }
 
-    pub async fn describe(&self, kind: &str, name: &str) -> Result<Describe, ClientError> {
+    pub(crate) async fn describe(&self, kind: &str, name: &str) -> Result<Describe, ClientError> {
         self.send(self.http.get(self.url(&format!("/api/v1/objects/{kind}/{name}")))).await
     }
 
     /// Opens the event stream (`GET /api/v1/events`, a WebSocket).
-    pub async fn events(&self) -> Result<EventStream, ClientError> {
+    pub(crate) async fn events(&self) -> Result<EventStream, ClientError> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
         let url = format!("ws{}/api/v1/events", self.base.trim_start_matches("http"));
         let unreachable = |reason: String| ClientError::Unreachable { base: self.base.clone(), reason };
@@ -110,42 +111,42 @@ impl ApiClient {
     }
 
     /// The node's Syncthing device ID and the address its peers dial.
-    pub async fn syncthing_device(&self) -> Result<SyncthingDevice, ClientError> {
+    pub(crate) async fn syncthing_device(&self) -> Result<SyncthingDevice, ClientError> {
         self.send(self.http.get(self.url("/api/v1/syncthing/device"))).await
     }
 
     /// Delivers one handoff protocol message to this (peer's) controller.
-    pub async fn handoff_message(&self, message: &HandoffMessage) -> Result<(), ClientError> {
+    pub(crate) async fn handoff_message(&self, message: &HandoffMessage) -> Result<(), ClientError> {
         self.exchange(self.http.post(self.url("/api/v1/handoff/message")).json(message)).await.map(drop)
     }
 
     /// Delivers several handoff protocol messages (the records of a pass) at once.
-    pub async fn handoff_messages(&self, messages: &[HandoffMessage]) -> Result<(), ClientError> {
+    pub(crate) async fn handoff_messages(&self, messages: &[HandoffMessage]) -> Result<(), ClientError> {
         self.exchange(self.http.post(self.url("/api/v1/handoff/messages")).json(messages)).await.map(drop)
     }
 
     /// Starts a handoff on this (the owner's) controller.
-    pub async fn handoff(&self, request: &HandoffRequest) -> Result<HandoffProgress, ClientError> {
+    pub(crate) async fn handoff(&self, request: &HandoffRequest) -> Result<HandoffProgress, ClientError> {
         self.send(self.http.post(self.url("/api/v1/handoff")).json(request)).await
     }
 
     /// How a handoff started on this controller goes.
-    pub async fn handoff_progress(&self, handoff: &str) -> Result<HandoffProgress, ClientError> {
+    pub(crate) async fn handoff_progress(&self, handoff: &str) -> Result<HandoffProgress, ClientError> {
         self.send(self.http.get(self.url(&format!("/api/v1/handoff/{handoff}")))).await
     }
 
     /// Every conversation this node knows of (`GET /api/v1/sessions`).
-    pub async fn sessions(&self) -> Result<Vec<Session>, ClientError> {
+    pub(crate) async fn sessions(&self) -> Result<Vec<Session>, ClientError> {
         self.send(self.http.get(self.url("/api/v1/sessions"))).await
     }
 
     /// One conversation (`GET /api/v1/sessions/ID`).
-    pub async fn session(&self, id: &str) -> Result<Session, ClientError> {
+    pub(crate) async fn session(&self, id: &str) -> Result<Session, ClientError> {
         self.send(self.http.get(self.url(&format!("/api/v1/sessions/{id}")))).await
     }
 
     /// Calls a capability through this controller's MeshRouter.
-    pub async fn route(
+    pub(crate) async fn route(
         &self,
         capability: &str,
         payload: &serde_json::Value,

@@ -93,7 +93,7 @@ pub fn client_addr(listen: SocketAddr) -> SocketAddr {
     let mut addr = listen;
     if addr.ip().is_unspecified() {
         addr.set_ip(match addr {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
             SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
         });
     }
@@ -118,19 +118,28 @@ fn default_state_dir() -> Option<PathBuf> {
     Some(base.join("agentmesh"))
 }
 
+/// Why a secret reference gives no value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("secret variable {name} is not set")]
+    NotSet { name: String },
+    #[error("cannot read secret file {}: {source}", path.display())]
+    Unreadable { path: PathBuf, source: std::io::Error },
+}
+
 /// Reads a secret from where its reference points: a variable of the node's
 /// environment (`.env` included) or a file (`~/` is the home folder).
-pub fn resolve_secret(env: &NodeEnv, secret: &SecretRef) -> Result<String, String> {
+pub fn resolve_secret(env: &NodeEnv, secret: &SecretRef) -> Result<String, SecretError> {
     match secret {
-        SecretRef::Env(name) => env
-            .get(name)
-            .map(|setting| setting.value.clone())
-            .ok_or_else(|| format!("secret variable {name} is not set")),
+        SecretRef::Env(name) => {
+            env.get(name).map(|setting| setting.value.clone()).ok_or_else(|| SecretError::NotSet { name: name.clone() })
+        }
         SecretRef::File(path) => {
             let path = expand_home(path);
-            std::fs::read_to_string(&path)
-                .map(|text| text.trim_end_matches(['\n', '\r']).to_owned())
-                .map_err(|error| format!("cannot read secret file {}: {error}", path.display()))
+            match std::fs::read_to_string(&path) {
+                Ok(text) => Ok(text.trim_end_matches(['\n', '\r']).to_owned()),
+                Err(source) => Err(SecretError::Unreadable { path, source }),
+            }
         }
     }
 }
@@ -206,7 +215,14 @@ mod tests {
     #[test]
     fn secrets_come_from_the_node_environment() {
         let env = env(&[("TOKEN", "s3cret")]);
-        assert_eq!(resolve_secret(&env, &SecretRef::Env("TOKEN".into())), Ok("s3cret".into()));
-        assert!(resolve_secret(&env, &SecretRef::Env("NOPE".into())).is_err());
+        assert_eq!(resolve_secret(&env, &SecretRef::Env("TOKEN".into())).ok(), Some("s3cret".into()));
+        let missing = resolve_secret(&env, &SecretRef::Env("NOPE".into())).unwrap_err();
+        assert!(matches!(&missing, SecretError::NotSet { name } if name == "NOPE"), "{missing:?}");
+        assert_eq!(missing.to_string(), "secret variable NOPE is not set");
+        let unreadable = resolve_secret(&env, &SecretRef::File("/nonexistent/agentmesh-secret".into())).unwrap_err();
+        assert!(
+            unreadable.to_string().starts_with("cannot read secret file /nonexistent/agentmesh-secret: "),
+            "{unreadable}"
+        );
     }
 }

@@ -41,7 +41,7 @@ const ASSUMED_DESCRIPTOR_LIMIT: u64 = 1024;
 
 /// Runs the daemon with `env`, read from `env_file` (or `./.env`), which SIGHUP
 /// reads again.
-pub async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<PathBuf>) -> anyhow::Result<()> {
+pub(crate) async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<PathBuf>) -> anyhow::Result<()> {
     // Held until the daemon returns: before it, nothing in the folder is ours.
     let (_state_lock, state_folder) = state_lock::acquire(&config.state_dir)?;
     let max_connections = descriptor_limit::connection_cap(raise_descriptor_limit());
@@ -212,7 +212,7 @@ fn prober_handles(
 ) -> ProberHandles {
     let events: EventSink = {
         let events = shared.events();
-        Arc::new(move |warning, reason, object, message| events.record(warning, reason, object, message))
+        Arc::new(move |object, event| events.record(object, event))
     };
     ProberHandles {
         peers: handles.peers.clone(),

@@ -14,7 +14,7 @@ static ORIGINAL: OnceLock<libc::rlimit> = OnceLock::new();
 
 /// What [`raise`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Raised {
+pub(crate) struct Raised {
     /// The soft limit the daemon was started with.
     pub original: u64,
     /// The soft limit now in force.
@@ -23,7 +23,7 @@ pub struct Raised {
 
 /// Raises the soft limit to [`target`] and remembers the original for
 /// [`original`]. Call once, before any Service is started.
-pub fn raise() -> io::Result<Raised> {
+pub(crate) fn raise() -> io::Result<Raised> {
     let limit = sys::open_file_limit()?;
     let soft = target(limit.rlim_cur, limit.rlim_max, ceiling());
     if soft != limit.rlim_cur {
@@ -38,14 +38,14 @@ pub fn raise() -> io::Result<Raised> {
 
 /// The limit a child must be given back (the daemon's original, with the hard
 /// limit it has now), None when [`raise`] changed nothing.
-pub fn original() -> Option<libc::rlimit> {
+pub(crate) fn original() -> Option<libc::rlimit> {
     ORIGINAL.get().copied()
 }
 
 /// The soft limit to set: the hard limit, or `ceiling` when that is lower (the
 /// kernel's per-process maximum on macOS, where an unlimited hard limit cannot
 /// be the soft one). Never lower than `soft`.
-pub fn target(soft: u64, hard: u64, ceiling: Option<u64>) -> u64 {
+pub(crate) fn target(soft: u64, hard: u64, ceiling: Option<u64>) -> u64 {
     let wanted = ceiling.map_or(hard, |ceiling| hard.min(ceiling));
     wanted.max(soft)
 }
@@ -54,7 +54,7 @@ pub fn target(soft: u64, hard: u64, ceiling: Option<u64>) -> u64 {
 /// of them, since a connection may hold another one outward (a proxied call to
 /// a peer or a model server), and the rest serve the Services' pipes,
 /// Syncthing, the state files and the watches.
-pub fn connection_cap(soft: u64) -> usize {
+pub(crate) fn connection_cap(soft: u64) -> usize {
     let half = usize::try_from(soft / 2).unwrap_or(usize::MAX);
     half.clamp(1, tokio::sync::Semaphore::MAX_PERMITS)
 }
@@ -63,7 +63,7 @@ pub fn connection_cap(soft: u64) -> usize {
 /// whatever its hard limit says.
 #[cfg(target_os = "macos")]
 fn ceiling() -> Option<u64> {
-    let value = crate::sys::sysctl_int(c"kern.maxfilesperproc").ok()?;
+    let value = sys::sysctl_int(c"kern.maxfilesperproc").ok()?;
     u64::try_from(value).ok().filter(|value| *value > 0)
 }
 

@@ -1,32 +1,33 @@
 //! agentmesh: a declarative mesh of one person's machines for their AI agent.
 //! See `docs/ARCHITECTURE.md` for the map.
 
-pub mod api;
+mod api;
 pub mod api_key;
-pub mod atomic_file;
+mod atomic_file;
 pub mod backoff;
 pub mod cli;
-pub mod client;
+mod client;
 pub mod config;
-pub mod controller;
-pub mod daemon;
-pub mod descriptor_limit;
+mod controller;
+mod daemon;
+mod descriptor_limit;
 pub mod diagnostic;
-pub mod git;
-pub mod handoff;
+mod event;
+mod git;
+mod handoff;
 pub mod identity;
 pub mod manifest;
 pub mod mesh;
 pub mod metrics;
-pub mod net;
+mod net;
 pub mod ollama;
-pub mod reconcile;
+mod reconcile;
 pub mod source;
-pub mod state_lock;
+mod state_lock;
 pub mod supervisor;
 pub mod syncthing;
 #[allow(unsafe_code, reason = "the safe wrappers over the C library live here")]
 mod sys;
 pub mod tailscale;
-pub mod tasks;
-pub mod template;
+mod tasks;
+mod template;

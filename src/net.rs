@@ -7,19 +7,19 @@ use std::time::Duration;
 /// A host that has not taken the connection by then is treated as down. Long
 /// enough for a tailnet path through a relay, short enough that a sleeping
 /// laptop delays a failover by seconds, not by a whole call's timeout.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The builder every HTTP client of the crate starts from: `connect_timeout`
 /// to take the connection, and no proxy from the environment, since every
 /// peer, endpoint and daemon is reached at the address the manifests (or the
 /// user) give and a proxy would break that, and would see the keys sent.
-pub fn http_client(connect_timeout: Duration) -> reqwest::ClientBuilder {
+pub(crate) fn http_client(connect_timeout: Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder().connect_timeout(connect_timeout).no_proxy()
 }
 
 /// The innermost cause of a transport error: "Connection refused", not
 /// "error sending request".
-pub fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = error;
     while let Some(inner) = cause.source() {
         cause = inner;
@@ -28,7 +28,7 @@ pub fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// `host:port`, with an IPv6 host in brackets.
-pub fn host_port(host: &str, port: u16) -> String {
+pub(crate) fn host_port(host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }
 

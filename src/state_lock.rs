@@ -11,13 +11,13 @@ use std::time::SystemTime;
 
 /// The lock of one state folder, held until dropped (or the process ends: the
 /// kernel releases it then, so a crash never leaves a stale lock).
-pub struct StateLock {
+pub(crate) struct StateLock {
     /// Open with `O_CLOEXEC` (std's default), so no Service inherits the lock.
     _file: File,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub(crate) enum LockError {
     #[error(
         "the state folder {folder} is in use by another meshctl daemon ({holder}, which holds {lock}); \
          stop it, or give this one its own MESH_STATE_DIR"
@@ -29,7 +29,7 @@ pub enum LockError {
 
 /// The daemon holding a lock, as its lock file names it.
 #[derive(Debug)]
-pub struct Holder(Option<u32>);
+pub(crate) struct Holder(Option<u32>);
 
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,7 +42,7 @@ impl std::fmt::Display for Holder {
 
 /// Locks `state_dir` for this process and creates it if needed, or says which
 /// daemon holds it (touching nothing then). Returns at once either way.
-pub fn acquire(state_dir: &Path) -> Result<(StateLock, StateFolder), LockError> {
+pub(crate) fn acquire(state_dir: &Path) -> Result<(StateLock, StateFolder), LockError> {
     let folder = resolve(state_dir).map_err(|source| LockError::Io {
         folder: state_dir.to_owned(),
         lock: lock_path(state_dir),
@@ -89,14 +89,14 @@ fn resolve(state_dir: &Path) -> io::Result<PathBuf> {
 
 /// `<folder>.lock` beside `folder` (`/var/lib/agentmesh.lock` for
 /// `/var/lib/agentmesh`).
-pub fn lock_path(folder: &Path) -> PathBuf {
+pub(crate) fn lock_path(folder: &Path) -> PathBuf {
     let mut name = folder.file_name().unwrap_or(folder.as_os_str()).to_owned();
     name.push(".lock");
     folder.with_file_name(name)
 }
 
 /// The state folder as the daemon created it, to notice when it is deleted.
-pub struct StateFolder {
+pub(crate) struct StateFolder {
     path: PathBuf,
     identity: Identity,
 }
@@ -108,7 +108,7 @@ type Identity = (u64, u64, Option<SystemTime>);
 
 /// What became of the state folder since it was last looked at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FolderChange {
+pub(crate) enum FolderChange {
     Unchanged,
     /// Gone: it must be created again.
     Missing,
@@ -120,7 +120,7 @@ impl StateFolder {
     /// Looks at the folder (blocking: a `stat`), creates it again when it is
     /// gone, and logs either. Anything but `Unchanged` means the files the
     /// daemon keeps there are lost and should be written again.
-    pub fn ensure(&mut self) -> io::Result<FolderChange> {
+    pub(crate) fn ensure(&mut self) -> io::Result<FolderChange> {
         let current = match identity(&self.path) {
             Ok(current) => Some(current),
             Err(error) if error.kind() == io::ErrorKind::NotFound => None,

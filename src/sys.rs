@@ -119,7 +119,7 @@ pub(crate) fn signal_child_when_parent_dies(command: &mut tokio::process::Comman
 pub(crate) fn bsd_info(pid: u32) -> Option<libc::proc_bsdinfo> {
     // SAFETY: proc_bsdinfo is plain integers, for which zero is a valid value.
     let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
-    let size = std::mem::size_of::<libc::proc_bsdinfo>() as c_int;
+    let size = size_of::<libc::proc_bsdinfo>() as c_int;
     // SAFETY: proc_pidinfo writes at most `size` bytes into `info`.
     let written = unsafe { libc::proc_pidinfo(raw(pid), libc::PROC_PIDTBSDINFO, 0, (&raw mut info).cast(), size) };
     (written == size).then_some(info)
@@ -130,7 +130,7 @@ pub(crate) fn bsd_info(pid: u32) -> Option<libc::proc_bsdinfo> {
 #[cfg(target_os = "macos")]
 pub(crate) fn group_pids(pgid: u32) -> Vec<u32> {
     let mut pids = vec![0 as libc::pid_t; 4096];
-    let bytes = std::mem::size_of_val(pids.as_slice()) as c_int;
+    let bytes = size_of_val(pids.as_slice()) as c_int;
     // SAFETY: proc_listpgrppids writes at most `bytes` bytes into `pids`.
     let listed = unsafe { libc::proc_listpgrppids(raw(pgid), pids.as_mut_ptr().cast(), bytes) };
     // Whether it counts pids or bytes, unused slots stay zero and are dropped.
@@ -142,7 +142,7 @@ pub(crate) fn group_pids(pgid: u32) -> Vec<u32> {
 #[cfg(target_os = "macos")]
 pub(crate) fn sysctl_int(name: &std::ffi::CStr) -> io::Result<c_int> {
     let mut value: c_int = 0;
-    let mut size = std::mem::size_of::<c_int>();
+    let mut size = size_of::<c_int>();
     // SAFETY: sysctlbyname writes at most `size` bytes into `value`, and the
     // name is a NUL-terminated string.
     check(unsafe { libc::sysctlbyname(name.as_ptr(), (&raw mut value).cast(), &mut size, std::ptr::null_mut(), 0) })?;

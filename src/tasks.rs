@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 /// A set of background tasks, cheap to clone (the clones share it); finished
 /// ones leave it as new ones come.
 #[derive(Clone, Default)]
-pub struct TaskSet(Arc<Mutex<Tasks>>);
+pub(crate) struct TaskSet(Arc<Mutex<Tasks>>);
 
 #[derive(Default)]
 struct Tasks {
@@ -23,7 +23,7 @@ struct Tasks {
 impl TaskSet {
     /// Runs `task` until it ends or the set shuts down. Once the set is shut
     /// down, `task` is dropped without running.
-    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
         let mut tasks = self.lock();
         if tasks.closed {
             return;
@@ -34,7 +34,7 @@ impl TaskSet {
 
     /// Aborts every task and waits until each one is gone; the set takes no
     /// new ones after this.
-    pub async fn shutdown(&self) {
+    pub(crate) async fn shutdown(&self) {
         let mut running = {
             let mut tasks = self.lock();
             tasks.closed = true;

@@ -5,13 +5,13 @@
 
 /// A piece of a template: literal text or a placeholder's name (trimmed).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Piece<'a> {
+pub(crate) enum Piece<'a> {
     Text(&'a str),
     Placeholder(&'a str),
 }
 
 /// Splits `text` into pieces; Err when a `{{` is never closed.
-pub fn parse(text: &str) -> Result<Vec<Piece<'_>>, Unclosed> {
+pub(crate) fn parse(text: &str) -> Result<Vec<Piece<'_>>, Unclosed> {
     let mut pieces = Vec::new();
     let mut rest = text;
     while let Some(open) = rest.find("{{") {
@@ -29,11 +29,11 @@ pub fn parse(text: &str) -> Result<Vec<Piece<'_>>, Unclosed> {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub struct Unclosed;
+pub(crate) struct Unclosed;
 
 /// Replaces each placeholder by its value in `values`. Templates are checked
 /// before they are rendered, so an unknown placeholder here is left as written.
-pub fn render(text: &str, values: &[(&str, &str)]) -> String {
+pub(crate) fn render(text: &str, values: &[(&str, &str)]) -> String {
     let Ok(pieces) = parse(text) else {
         return text.to_owned();
     };

@@ -11,19 +11,19 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-pub const KEY: &str = "bench-key";
-pub const NODES: [(&str, Ipv4Addr); 2] =
+pub(crate) const KEY: &str = "bench-key";
+pub(crate) const NODES: [(&str, Ipv4Addr); 2] =
     [("node-a", Ipv4Addr::new(127, 0, 0, 2)), ("node-b", Ipv4Addr::new(127, 0, 0, 3))];
 /// The longest anything awaited may take before the bench gives up.
-pub const PATIENCE: Duration = Duration::from_secs(60);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Polls `check` every 10 ms until it gives a value; panics after [`PATIENCE`].
-pub fn wait<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
     wait_within(PATIENCE, what, check)
 }
 
 /// Polls `check` every 10 ms until it gives a value; panics after `patience`.
-pub fn wait_within<T>(patience: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_within<T>(patience: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + patience;
     loop {
         if let Some(value) = check() {
@@ -34,12 +34,12 @@ pub fn wait_within<T>(patience: Duration, what: &str, mut check: impl FnMut() ->
     }
 }
 
-pub fn free_port(ip: Ipv4Addr) -> u16 {
+pub(crate) fn free_port(ip: Ipv4Addr) -> u16 {
     TcpListener::bind((ip, 0)).expect("bind a free port").local_addr().expect("an address").port()
 }
 
 /// The body of a 200 answer to `GET path` at `ip:port`, with `headers`.
-pub fn http_get(ip: Ipv4Addr, port: u16, path: &str, headers: &str) -> Option<String> {
+pub(crate) fn http_get(ip: Ipv4Addr, port: u16, path: &str, headers: &str) -> Option<String> {
     let mut stream = TcpStream::connect_timeout(&SocketAddr::from((ip, port)), Duration::from_secs(1)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {ip}\r\n{headers}\r\n").ok()?;
@@ -50,7 +50,7 @@ pub fn http_get(ip: Ipv4Addr, port: u16, path: &str, headers: &str) -> Option<St
 }
 
 /// The status code of `POST path` (no body) at `ip:port`, with `headers`.
-pub fn http_post(ip: Ipv4Addr, port: u16, path: &str, headers: &str) -> Option<u16> {
+pub(crate) fn http_post(ip: Ipv4Addr, port: u16, path: &str, headers: &str) -> Option<u16> {
     let mut stream = TcpStream::connect_timeout(&SocketAddr::from((ip, port)), Duration::from_secs(1)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
     write!(stream, "POST {path} HTTP/1.0\r\nHost: {ip}\r\nContent-Length: 0\r\n{headers}\r\n").ok()?;
@@ -60,18 +60,18 @@ pub fn http_post(ip: Ipv4Addr, port: u16, path: &str, headers: &str) -> Option<u
 }
 
 /// The two nodes of a bench: a Syncthing each, and a port for each daemon.
-pub struct Mesh {
+pub(crate) struct Mesh {
     pub syncthings: [Syncthing; 2],
     pub ports: [u16; 2],
 }
 
 impl Mesh {
-    pub fn start() -> Mesh {
+    pub(crate) fn start() -> Mesh {
         Mesh { syncthings: [Syncthing::start("a"), Syncthing::start("b")], ports: NODES.map(|(_, ip)| free_port(ip)) }
     }
 
     /// The Node manifests of both nodes, each naming its Syncthing.
-    pub fn nodes(&self) -> String {
+    pub(crate) fn nodes(&self) -> String {
         let mut nodes = String::new();
         for (((name, ip), port), syncthing) in NODES.iter().zip(self.ports).zip(&self.syncthings) {
             nodes.push_str(&format!(
@@ -85,7 +85,7 @@ impl Mesh {
     }
 
     /// A daemon per node on `manifests`, returned once each sees the other online.
-    pub fn start_daemons(&self, manifests: &str) -> Vec<Daemon> {
+    pub(crate) fn start_daemons(&self, manifests: &str) -> Vec<Daemon> {
         let daemons: Vec<Daemon> = NODES
             .iter()
             .zip(self.ports)
@@ -103,7 +103,7 @@ impl Mesh {
 }
 
 /// `meshctl daemon` in a workspace of its own; stopped (SIGTERM) when dropped.
-pub struct Daemon {
+pub(crate) struct Daemon {
     dir: TempDir,
     ip: Ipv4Addr,
     port: u16,
@@ -112,7 +112,7 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts it on `manifests` (its `manifests/nodes.yaml`); returns once its API answers.
-    pub fn start(name: &str, ip: Ipv4Addr, port: u16, syncthing_key: &str, manifests: &str) -> Daemon {
+    pub(crate) fn start(name: &str, ip: Ipv4Addr, port: u16, syncthing_key: &str, manifests: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let env = format!(
             "AGENT_NODE_ID={name}\nMESH_LISTEN={ip}:{port}\nMESH_STATE_DIR={}\nMESH_API_KEY={KEY}\n\
@@ -134,15 +134,15 @@ impl Daemon {
         daemon
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn get(&self, path: &str) -> Option<String> {
+    pub(crate) fn get(&self, path: &str) -> Option<String> {
         http_get(self.ip, self.port, path, &format!("Authorization: Bearer {KEY}\r\n"))
     }
 
-    pub fn meshctl(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn meshctl(&self, args: &[&str]) -> std::process::Output {
         command(self.dir.path()).args(args).output().expect("meshctl runs")
     }
 }
@@ -161,7 +161,7 @@ impl Drop for Daemon {
 }
 
 /// The optimised `meshctl` in `workspace`, configured by its `.env` only.
-pub fn command(workspace: &Path) -> Command {
+pub(crate) fn command(workspace: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_meshctl"));
     command
         .current_dir(workspace)
@@ -175,7 +175,7 @@ pub fn command(workspace: &Path) -> Command {
 
 /// The installed `syncthing`, loopback only (no discovery, relays, NAT,
 /// usage reports or upgrades), in a home of its own; killed when dropped.
-pub struct Syncthing {
+pub(crate) struct Syncthing {
     _dir: TempDir,
     pub gui_port: u16,
     pub listen_port: u16,
@@ -185,13 +185,13 @@ pub struct Syncthing {
 
 impl Syncthing {
     /// Has Syncthing scan `folder` now (it answers once the scan is done).
-    pub fn scan(&self, folder: &str) {
+    pub(crate) fn scan(&self, folder: &str) {
         let headers = format!("X-API-Key: {}\r\n", self.key);
         let status = http_post(Ipv4Addr::LOCALHOST, self.gui_port, &format!("/rest/db/scan?folder={folder}"), &headers);
         assert_eq!(status, Some(200), "scan of {folder}");
     }
 
-    pub fn start(name: &str) -> Syncthing {
+    pub(crate) fn start(name: &str) -> Syncthing {
         let dir = tempfile::Builder::new().prefix(&format!("bench-syncthing-{name}-")).tempdir().expect("temp dir");
         let home = dir.path().join("home");
         let version = Command::new("syncthing").arg("--version").output().expect("syncthing --version runs");

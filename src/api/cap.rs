@@ -20,14 +20,14 @@ use crate::diagnostic::did_you_mean;
 /// Splits a path under [`PREFIX`] into the capability's name and the rest
 /// (empty, or starting with `/`): `/cap/vector_db/api/v2` is
 /// `("vector_db", "/api/v2")`.
-pub fn name_and_rest(path: &str) -> Option<(&str, &str)> {
+pub(crate) fn name_and_rest(path: &str) -> Option<(&str, &str)> {
     let after = path.strip_prefix(PREFIX)?.strip_prefix('/')?;
     let (name, rest) = after.find('/').map_or((after, ""), |slash| after.split_at(slash));
     (!name.is_empty()).then_some((name, rest))
 }
 
 /// Passes one request through to the node serving the capability it names.
-pub async fn proxy(State(state): State<ApiState>, request: Request) -> Response {
+pub(crate) async fn proxy(State(state): State<ApiState>, request: Request) -> Response {
     let shape = ErrorShape::Mesh;
     let (parts, body) = request.into_parts();
     let Some((name, rest)) = name_and_rest(parts.uri.path()) else {

@@ -15,13 +15,13 @@ pub(super) fn bad_request(message: impl Into<String>) -> ApiError {
 }
 
 /// An error as the API returns it.
-pub struct ApiError {
+pub(super) struct ApiError {
     pub(super) status: StatusCode,
     pub(super) body: ErrorBody,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, error: &str, message: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, error: &str, message: impl Into<String>) -> Self {
         ApiError { status, body: ErrorBody { error: error.into(), message: message.into(), diagnostics: Vec::new() } }
     }
 }

@@ -17,16 +17,18 @@ use super::state::ApiState;
 use super::wire::{
     self, DroppedMessage, ErrorBody, HandoffBatch, HandoffMessage, HandoffProgress, HandoffRequest, Session,
 };
+use crate::controller::status::ObjectKey;
 use crate::controller::{Events, Shared};
+use crate::event::Event;
 use crate::handoff::driver::{self, Handoffs, StartError, Started};
 use crate::handoff::folder;
-use crate::handoff::io::{Event, HandoffIo};
+use crate::handoff::io::HandoffIo;
 use crate::handoff::protocol::Phase;
 use crate::handoff::store::Progress;
 use crate::handoff::view::{self, ConversationView};
 use crate::manifest::{Kind, ManifestSet};
 
-pub async fn start(
+pub(super) async fn start(
     State(state): State<ApiState>,
     body: Result<Json<HandoffRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<HandoffProgress>), ApiError> {
@@ -64,9 +66,9 @@ fn handoffs(state: &ApiState) -> Handoffs {
 
 /// Records events of HandoffPolicy `policy`.
 fn record_events(log: &Events, policy: &str, events: Vec<Event>) {
-    let object = format!("{}/{policy}", Kind::HandoffPolicy);
-    for (warning, reason, message) in events {
-        log.record(warning, reason, &object, message);
+    let object = ObjectKey::new(Kind::HandoffPolicy, policy).to_string();
+    for event in events {
+        log.record(&object, event);
     }
 }
 
@@ -118,7 +120,7 @@ fn progress_to_wire(progress: Progress) -> HandoffProgress {
 
 /// A handoff id that no handoff can have is a bad request; one that was not
 /// started here is not found.
-pub async fn progress(
+pub(super) async fn progress(
     State(state): State<ApiState>,
     handoff: Result<Path<String>, PathRejection>,
 ) -> Result<Json<HandoffProgress>, ApiError> {
@@ -140,7 +142,7 @@ fn applied_set(shared: &Shared) -> Result<Arc<ManifestSet>, ApiError> {
 /// steps, persists, and its replies go back (fire and forget). A message of a
 /// newer protocol, about an id that is not a conversation's or not meant for
 /// this node is refused (400), and nothing is written for it.
-pub async fn message(
+pub(super) async fn message(
     State(state): State<ApiState>,
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
@@ -155,7 +157,7 @@ pub async fn message(
 /// taken as if it came alone, and one that is refused is dropped with a
 /// warning and named in the answer, so one bad record does not hold up the
 /// others (the peer sends them all again next pass).
-pub async fn messages(
+pub(super) async fn messages(
     State(state): State<ApiState>,
     body: Result<Json<Vec<serde_json::Value>>, JsonRejection>,
 ) -> Result<(StatusCode, Json<HandoffBatch>), ApiError> {
@@ -227,7 +229,7 @@ async fn take_message(state: &ApiState, message: HandoffMessage) -> Result<(), A
 }
 
 /// Every conversation of every HandoffPolicy on this node.
-pub async fn sessions(State(state): State<ApiState>) -> Result<Json<Vec<Session>>, ApiError> {
+pub(super) async fn sessions(State(state): State<ApiState>) -> Result<Json<Vec<Session>>, ApiError> {
     let set = applied_set(&state.shared)?;
     let handles = state.handles.clone();
     let listed = tokio::task::spawn_blocking(move || view::conversations(&set, &handles.node, &handles.handoff))
@@ -238,7 +240,7 @@ pub async fn sessions(State(state): State<ApiState>) -> Result<Json<Vec<Session>
 
 /// One conversation, by id (the first policy that has it); an id no
 /// conversation can have is a bad request.
-pub async fn session(
+pub(super) async fn session(
     State(state): State<ApiState>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Session>, ApiError> {

@@ -8,16 +8,16 @@
 //! (`cap.rs`) pass requests on to the node serving a capability
 //! (`passthrough.rs`).
 
-pub mod cap;
+pub(crate) mod cap;
 mod error;
 mod handoff;
-pub mod ollama;
-pub mod passthrough;
-pub mod serve;
+pub(crate) mod ollama;
+pub(crate) mod passthrough;
+pub(crate) mod serve;
 mod state;
-pub mod wire;
+pub(crate) mod wire;
 
-pub use self::state::ApiState;
+pub(crate) use self::state::ApiState;
 use self::state::MAX_BODY_BYTES;
 
 use std::net::SocketAddr;
@@ -40,14 +40,14 @@ use self::wire::{
     Action, ApplyRequest, ApplyResponse, Describe, Health, Intervention, MeshNode, ReconcileRequest, ReconcileResponse,
     RouteRequest, Routed, StreamMessage, SyncthingDevice,
 };
-use crate::controller::status::NodeStatus;
+use crate::controller::status::{NodeStatus, ObjectKey};
 use crate::controller::{Input, Shared, validate_off_runtime};
 use crate::manifest::Kind;
 use crate::mesh::failover::HOP_HEADER;
 use crate::reconcile::{plan, sync_folder};
 use crate::source::Snapshot;
 
-pub fn router(state: ApiState) -> Router {
+pub(crate) fn router(state: ApiState) -> Router {
     let protected = Router::new()
         .route("/api/v1/status", get(status))
         .route("/api/v1/mesh", get(mesh))
@@ -56,12 +56,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/objects/{kind}/{name}", get(describe))
         .route("/api/v1/events", get(events))
         .route("/api/v1/syncthing/device", get(syncthing_device))
-        .route("/api/v1/handoff", post(self::handoff::start))
-        .route("/api/v1/handoff/message", post(self::handoff::message))
-        .route("/api/v1/handoff/messages", post(self::handoff::messages))
-        .route("/api/v1/handoff/{handoff}", get(self::handoff::progress))
-        .route("/api/v1/sessions", get(self::handoff::sessions))
-        .route("/api/v1/sessions/{id}", get(self::handoff::session))
+        .route("/api/v1/handoff", post(handoff::start))
+        .route("/api/v1/handoff/message", post(handoff::message))
+        .route("/api/v1/handoff/messages", post(handoff::messages))
+        .route("/api/v1/handoff/{handoff}", get(handoff::progress))
+        .route("/api/v1/sessions", get(handoff::sessions))
+        .route("/api/v1/sessions/{id}", get(handoff::session))
         .route("/metrics", get(metrics))
         .route("/mesh/route", post(route))
         .route(ollama::PREFIX, any(ollama::proxy))
@@ -143,7 +143,7 @@ async fn health(State(state): State<ApiState>) -> Json<Health> {
 }
 
 /// This node's status in the shape of `status -o json`.
-pub fn node_status(shared: &Shared) -> NodeStatus {
+pub(crate) fn node_status(shared: &Shared) -> NodeStatus {
     let env = shared.env();
     let applied = shared.in_force();
     let role = applied
@@ -313,7 +313,7 @@ async fn describe(
     }
     let spec = state.shared.applied_set().and_then(|set| wire::spec_json(&set, kind, &name));
     let status_store = state.shared.status();
-    let status = status_store.object(&(kind, name.clone())).cloned();
+    let status = status_store.object(&ObjectKey::new(kind, name.clone())).cloned();
     if spec.is_none() && status.is_none() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -21,14 +21,14 @@ use crate::manifest::ManifestSet;
 use crate::manifest::kinds::{CapabilitySpec, Provider};
 
 /// Where the proxy is mounted on the mesh API.
-pub const PREFIX: &str = "/ollama";
+pub(crate) const PREFIX: &str = "/ollama";
 
 /// The capability a mesh with several Ollama capabilities proxies to.
-pub const LLM_INFERENCE: &str = "llm_inference";
+pub(crate) const LLM_INFERENCE: &str = "llm_inference";
 
 /// The Capability the proxy serves: the one with `provider: ollama`; of
 /// several, the one named [`LLM_INFERENCE`], else the first by name.
-pub fn ollama_capability(set: &ManifestSet) -> Option<(&str, &CapabilitySpec)> {
+pub(crate) fn ollama_capability(set: &ManifestSet) -> Option<(&str, &CapabilitySpec)> {
     let mut ollama = set.capabilities.iter().filter(|(_, object)| object.spec.provider == Provider::Ollama);
     let first = ollama.clone().next()?;
     let chosen = ollama.find(|(name, _)| name.as_str() == LLM_INFERENCE).unwrap_or(first);
@@ -36,7 +36,7 @@ pub fn ollama_capability(set: &ManifestSet) -> Option<(&str, &CapabilitySpec)> {
 }
 
 /// Proxies one request (any method, any path under [`PREFIX`]).
-pub async fn proxy(State(state): State<ApiState>, request: Request) -> Response {
+pub(crate) async fn proxy(State(state): State<ApiState>, request: Request) -> Response {
     let shape = ErrorShape::Ollama;
     let (parts, body) = request.into_parts();
     let rest = parts.uri.path().strip_prefix(PREFIX).unwrap_or_default();

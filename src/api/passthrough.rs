@@ -40,7 +40,7 @@ use crate::net::{host_port, root_cause};
 
 /// The shape of the pass-through's own errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorShape {
+pub(crate) enum ErrorShape {
     /// Ollama's `{"error": "<message>"}`, which Ollama clients show.
     Ollama,
     /// The mesh API's `{"error": "<code>", "message": "<message>"}`.
@@ -49,7 +49,7 @@ pub enum ErrorShape {
 
 impl ErrorShape {
     /// An error of this shape.
-    pub fn error(self, status: StatusCode, code: &str, message: &str) -> Response {
+    pub(crate) fn error(self, status: StatusCode, code: &str, message: &str) -> Response {
         let body = match self {
             ErrorShape::Ollama => serde_json::json!({ "error": message }),
             ErrorShape::Mesh => serde_json::json!({ "error": code, "message": message }),
@@ -59,7 +59,7 @@ impl ErrorShape {
 
     /// The error when the request was sent to no endpoint (503: none could
     /// take it; 404: no such capability here), marked so.
-    pub fn not_sent(self, status: StatusCode, code: &str, message: &str) -> Response {
+    pub(crate) fn not_sent(self, status: StatusCode, code: &str, message: &str) -> Response {
         let mut response = self.error(status, code, message);
         response.headers_mut().insert(NOT_SENT_HEADER, HeaderValue::from_static("1"));
         response
@@ -68,7 +68,7 @@ impl ErrorShape {
 
 /// What a pass-through serves: a capability of the set in force, and where
 /// peers take it.
-pub struct Target<'a> {
+pub(crate) struct Target<'a> {
     pub set: &'a ManifestSet,
     pub capability: &'a str,
     pub spec: &'a CapabilitySpec,
@@ -82,7 +82,7 @@ pub struct Target<'a> {
 
 /// Reads a request's body whole (so it can be sent to the next node), or the
 /// 413 to answer.
-pub async fn read_body(body: Body, shape: ErrorShape) -> Result<Bytes, Response> {
+pub(crate) async fn read_body(body: Body, shape: ErrorShape) -> Result<Bytes, Response> {
     axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|error| {
         let message = format!("the request body could not be read (at most {MAX_BODY_BYTES} bytes): {error}");
         shape.error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", &message)
@@ -91,7 +91,7 @@ pub async fn read_body(body: Body, shape: ErrorShape) -> Result<Bytes, Response>
 
 /// The backend URL of a passed-through request: the endpoint's base path,
 /// then the path after the mount (`/api/tags`; empty for the root) and the query.
-pub fn backend_url(authority: &str, base: &str, rest: &str, query: Option<&str>) -> String {
+pub(crate) fn backend_url(authority: &str, base: &str, rest: &str, query: Option<&str>) -> String {
     let path = format!("{}{}", base.trim_end_matches('/'), rest);
     let path = if path.is_empty() { "/" } else { path.as_str() };
     match query {
@@ -105,7 +105,7 @@ pub fn backend_url(authority: &str, base: &str, rest: &str, query: Option<&str>)
 /// check): an IP literal passes as loopback, private or local, and a name is
 /// sent as `localhost`, which always passes. Ollama bound to any other address
 /// takes every Host. The client's own Host (this node's name) is never sent.
-pub fn backend_host(host: &str, port: u16) -> String {
+pub(crate) fn backend_host(host: &str, port: u16) -> String {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     if bare.parse::<IpAddr>().is_ok() { host_port(bare, port) } else { format!("localhost:{port}") }
 }
@@ -124,7 +124,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 ];
 
 /// `headers` less the hop-by-hop ones.
-pub fn end_to_end(headers: &HeaderMap) -> HeaderMap {
+pub(crate) fn end_to_end(headers: &HeaderMap) -> HeaderMap {
     let named: Vec<String> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -143,7 +143,7 @@ pub fn end_to_end(headers: &HeaderMap) -> HeaderMap {
 /// sets its own), the client's credentials (the mesh key is not the
 /// backend's business), the hop marker and the length (the body is re-sent
 /// whole, and the client sets it).
-pub fn request_headers(incoming: &HeaderMap) -> HeaderMap {
+pub(crate) fn request_headers(incoming: &HeaderMap) -> HeaderMap {
     let mut headers = end_to_end(incoming);
     for name in [header::HOST, header::AUTHORIZATION, header::CONTENT_LENGTH] {
         headers.remove(name);
@@ -154,7 +154,13 @@ pub fn request_headers(incoming: &HeaderMap) -> HeaderMap {
 
 /// Passes one request (`rest`: the path after the mount) through to the
 /// first node of the candidates that takes it.
-pub async fn pass_through(state: &ApiState, target: Target<'_>, parts: &Parts, rest: &str, body: Bytes) -> Response {
+pub(crate) async fn pass_through(
+    state: &ApiState,
+    target: Target<'_>,
+    parts: &Parts,
+    rest: &str,
+    body: Bytes,
+) -> Response {
     let Target { set, capability, spec, mount, base, shape } = target;
     let failover = state.router.failover();
     let here = failover.node();

@@ -26,7 +26,7 @@ use tower_service::Service as _;
 /// How long a connection may take to send a request head, counted from when
 /// the server waits for one: from the connection's start, and again after each
 /// answer, so it is also how long a keep-alive connection may stay idle.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long the loop waits before accepting again after an error that is not
 /// about one connection (out of descriptors, EMFILE): not a busy loop.
@@ -35,7 +35,12 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Serves `router` on `listener` until `stop` turns true (or its sender is
 /// dropped), then lets every open connection finish its request and returns
 /// once all have closed.
-pub async fn run(listener: TcpListener, router: Router, max_connections: usize, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn run(
+    listener: TcpListener,
+    router: Router,
+    max_connections: usize,
+    mut stop: watch::Receiver<bool>,
+) {
     let slots = Arc::new(Semaphore::new(max_connections));
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);

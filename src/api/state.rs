@@ -11,10 +11,10 @@ use crate::reconcile::Handles;
 use crate::tailscale;
 
 /// The largest request body: an `apply` bundle of a whole manifests folder.
-pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+pub(super) const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Clone)]
-pub struct ApiState {
+pub(crate) struct ApiState {
     /// What the controller publishes: the set in force, status, events.
     pub shared: Arc<Shared>,
     /// The peers, key, placements, supervisor and stores the reconcilers act

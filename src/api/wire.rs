@@ -2,18 +2,18 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::controller::status::{Event, ObjectStatus, StreamItem};
+use crate::controller::status::{EventRecord, ObjectStatus, StreamItem};
 use crate::handoff::protocol::Envelope;
 use crate::manifest::Bundle;
 use crate::manifest::{Kind, ManifestSet};
 use crate::supervisor;
 
 /// The version of this API; a peer with another one is shown as incompatible.
-pub const API_VERSION: &str = "v1";
+pub(crate) const API_VERSION: &str = "v1";
 
 /// Where the capability pass-through is mounted; a capability's mount is
 /// `/cap/<name>`, which stands for its endpoint's root.
-pub const CAP_PREFIX: &str = "/cap";
+pub(crate) const CAP_PREFIX: &str = "/cap";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -28,7 +28,7 @@ pub struct Health {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     pub error: String,
     pub message: String,
     /// For a rejected bundle: every error, rendered with file:line.
@@ -39,7 +39,7 @@ pub struct ErrorBody {
 /// `POST /api/v1/apply`: a bundle (`revision`, `files`) and `dryRun`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", from = "StrictApplyRequest")]
-pub struct ApplyRequest {
+pub(crate) struct ApplyRequest {
     #[serde(flatten)]
     pub bundle: Bundle,
     #[serde(default)]
@@ -67,7 +67,7 @@ impl From<StrictApplyRequest> for ApplyRequest {
 /// show it (made by `reconcile::plan`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Plan {
+pub(crate) struct Plan {
     pub node: String,
     pub from_revision: Option<String>,
     pub to_revision: String,
@@ -78,7 +78,7 @@ pub struct Plan {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Op {
+pub(crate) enum Op {
     Add,
     Change,
     Remove,
@@ -89,7 +89,7 @@ pub enum Op {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Change {
+pub(crate) struct Change {
     pub op: Op,
     pub kind: String,
     pub name: String,
@@ -101,23 +101,16 @@ pub struct Change {
     pub action: Option<String>,
 }
 
-impl Plan {
-    /// Whether applying the candidate would change nothing at all.
-    pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
-    }
-}
-
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ApplyResponse {
+pub(crate) struct ApplyResponse {
     pub applied: bool,
     pub plan: Plan,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ReconcileRequest {
+pub(crate) struct ReconcileRequest {
     /// Wait until this revision is in force (fetching it first with a Git source).
     #[serde(default)]
     pub revision: Option<String>,
@@ -125,7 +118,7 @@ pub struct ReconcileRequest {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ReconcileResponse {
+pub(crate) struct ReconcileResponse {
     pub scheduled: bool,
     pub revision: Option<String>,
 }
@@ -133,7 +126,7 @@ pub struct ReconcileResponse {
 /// One node in `GET /api/v1/mesh`: this node's view of it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MeshNode {
+pub(crate) struct MeshNode {
     pub name: String,
     pub role: String,
     pub address: String,
@@ -174,7 +167,7 @@ fn yes() -> bool {
 /// payload to several nodes in turn.
 #[derive(Clone, Copy, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RouteCall<'a> {
+pub(crate) struct RouteCall<'a> {
     pub capability: &'a str,
     pub payload: &'a serde_json::Value,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -197,7 +190,7 @@ pub struct Routed {
 /// caller writing `prefer_node` must hear about it, not have it ignored.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RouteRequest {
+pub(crate) struct RouteRequest {
     pub capability: String,
     pub payload: serde_json::Value,
     #[serde(default)]
@@ -206,20 +199,20 @@ pub struct RouteRequest {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Describe {
+pub(crate) struct Describe {
     pub kind: String,
     pub name: String,
     /// The object's spec as applied; None once it left the set.
     pub spec: Option<serde_json::Value>,
     pub status: Option<ObjectStatus>,
-    pub events: Vec<Event>,
+    pub events: Vec<EventRecord>,
     #[serde(default)]
     pub logs: Vec<LogLine>,
 }
 
 /// One line a Service wrote.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogLine {
+pub(crate) struct LogLine {
     pub stream: String,
     pub line: String,
 }
@@ -231,7 +224,7 @@ impl From<supervisor::LogLine> for LogLine {
 }
 
 /// The spec of one object of the set, as JSON.
-pub fn spec_json(set: &ManifestSet, kind: Kind, name: &str) -> Option<serde_json::Value> {
+pub(crate) fn spec_json(set: &ManifestSet, kind: Kind, name: &str) -> Option<serde_json::Value> {
     let value = match kind {
         Kind::Node => set.nodes.get(name).map(|o| serde_json::to_value(&o.spec)),
         Kind::Service => set.services.get(name).map(|o| serde_json::to_value(&o.spec)),
@@ -247,7 +240,7 @@ pub fn spec_json(set: &ManifestSet, kind: Kind, name: &str) -> Option<serde_json
 /// frame tagged by `type`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
-pub enum StreamMessage {
+pub(crate) enum StreamMessage {
     /// A controller event. Its own `Normal`/`Warning` is `eventType`, since
     /// `type` tags the message.
     #[serde(rename_all = "camelCase")]
@@ -288,8 +281,8 @@ impl From<StreamItem> for StreamMessage {
     }
 }
 
-impl From<Event> for StreamMessage {
-    fn from(event: Event) -> Self {
+impl From<EventRecord> for StreamMessage {
+    fn from(event: EventRecord) -> Self {
         StreamMessage::Event {
             time: event.time,
             event_type: event.event_type,
@@ -303,13 +296,13 @@ impl From<Event> for StreamMessage {
 /// What a client of the event stream may ask: `{"action": "pause"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Intervention {
+pub(crate) struct Intervention {
     pub action: Action,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "camelCase")]
-pub enum Action {
+pub(crate) enum Action {
     /// Stop dispatching reconciles; changes keep queueing.
     Pause,
     /// Dispatch reconciles again, the queued ones first.
@@ -320,7 +313,7 @@ pub enum Action {
 
 impl Intervention {
     /// Reads a client's text frame; the error says what was wrong with it.
-    pub fn parse(text: &str) -> Result<Action, String> {
+    pub(crate) fn parse(text: &str) -> Result<Action, String> {
         serde_json::from_str::<Intervention>(text).map(|i| i.action).map_err(|error| {
             format!("not an intervention ({error}); send {{\"action\": \"pause\" | \"resume\" | \"reconcile\"}}")
         })
@@ -345,7 +338,7 @@ mod tests {
 
     #[test]
     fn stream_messages_are_tagged_by_type() {
-        let event = Event {
+        let event = EventRecord {
             time: "2026-01-01T00:00:00Z".into(),
             event_type: "Normal".into(),
             reason: "Applied".into(),
@@ -456,7 +449,7 @@ mod tests {
 /// with it without anyone copying an ID.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SyncthingDevice {
+pub(crate) struct SyncthingDevice {
     pub node: String,
     pub device_id: String,
     /// What peers dial: `tcp://host:port`, or `dynamic`.
@@ -468,14 +461,14 @@ pub struct SyncthingDevice {
 /// fields it does not know); a change an older node would misread (a new
 /// message, a field it must not ignore) bumps it, and a node refuses a
 /// message of a newer version than its own.
-pub const HANDOFF_PROTOCOL: u32 = 1;
+pub(crate) const HANDOFF_PROTOCOL: u32 = 1;
 
 /// `POST /api/v1/handoff/message`: one protocol message between the two
 /// controllers, about one conversation of one HandoffPolicy. Unknown fields
 /// are ignored, so nodes one release apart still talk.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct HandoffMessage {
+pub(crate) struct HandoffMessage {
     /// [`HANDOFF_PROTOCOL`] of the sender; a message without it is from a
     /// release before the field, which spoke version 1.
     #[serde(default = "first_protocol")]
@@ -495,7 +488,7 @@ fn first_protocol() -> u32 {
 
 impl HandoffMessage {
     /// A message of this release's protocol.
-    pub fn new(policy: &str, conversation: &str, envelope: Envelope, hash: Option<String>) -> HandoffMessage {
+    pub(crate) fn new(policy: &str, conversation: &str, envelope: Envelope, hash: Option<String>) -> HandoffMessage {
         HandoffMessage {
             protocol: HANDOFF_PROTOCOL,
             policy: policy.into(),
@@ -508,7 +501,7 @@ impl HandoffMessage {
     /// Reads one message from the peer: its protocol version first (a newer
     /// one is refused before its shape is looked at), then the message,
     /// ignoring the fields this release does not know.
-    pub fn read(value: serde_json::Value) -> Result<HandoffMessage, ReadError> {
+    pub(crate) fn read(value: serde_json::Value) -> Result<HandoffMessage, ReadError> {
         let version = match value.get("protocol") {
             None => first_protocol(),
             Some(version) => {
@@ -529,7 +522,7 @@ impl HandoffMessage {
 
 /// Why a handoff message from the peer was not read.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     /// It speaks a newer protocol than this release.
     NewerProtocol(String),
     Malformed(String),
@@ -539,7 +532,7 @@ pub enum ReadError {
 /// taken, and the ones dropped (by their index in the batch), with why.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct HandoffBatch {
+pub(crate) struct HandoffBatch {
     pub taken: usize,
     #[serde(default)]
     pub dropped: Vec<DroppedMessage>,
@@ -547,7 +540,7 @@ pub struct HandoffBatch {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DroppedMessage {
+pub(crate) struct DroppedMessage {
     pub index: usize,
     pub error: String,
     pub message: String,
@@ -556,7 +549,7 @@ pub struct DroppedMessage {
 /// `GET /api/v1/sessions[/ID]`: one conversation as this node sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Session {
+pub(crate) struct Session {
     pub id: String,
     pub policy: String,
     /// None while no node has claimed it (as far as this node knows).
@@ -589,7 +582,7 @@ pub struct Session {
 /// a handoff started on this node goes, which `meshctl handoff` follows.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct HandoffProgress {
+pub(crate) struct HandoffProgress {
     pub handoff: String,
     pub policy: String,
     pub conversation: String,
@@ -616,7 +609,7 @@ pub struct HandoffProgress {
 /// policy's `defaultTarget`, else the other node), or take it over (`force`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HandoffRequest {
+pub(crate) struct HandoffRequest {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,

@@ -16,7 +16,7 @@ use crate::source::folder_revision;
 const PEER_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// The manifests folder (default: MESH_MANIFESTS, else ./manifests).
     #[arg(short = 'f', long = "filename", value_name = "DIR")]
     dir: Option<PathBuf>,
@@ -26,17 +26,17 @@ pub struct Args {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct DiffArgs {
+pub(super) struct DiffArgs {
     /// The manifests folder (default: MESH_MANIFESTS, else ./manifests).
     #[arg(short = 'f', long = "filename", value_name = "DIR")]
     dir: Option<PathBuf>,
 }
 
-pub fn diff(args: DiffArgs, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+pub(super) fn diff(args: DiffArgs, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     run(Args { dir: args.dir, dry_run: true }, env_file)
 }
 
-pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let env = &NodeEnv::load(env_file)?;
     let dir = args.dir.unwrap_or_else(|| env.manifests_dir());
     let (files, unreadable) = loader::load_dir(&dir)?;
@@ -84,7 +84,7 @@ pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
             match ApiClient::new(&authority, key.as_deref(), PEER_TIMEOUT).apply(bundle.clone(), args.dry_run).await {
                 Ok(response) => println!("{}", response.plan),
                 Err(ClientError::Unreachable { reason, .. }) => {
-                    println!("node {name}: not reachable ({reason}); it picks the change up from its own source")
+                    println!("node {name}: not reachable ({reason}); it picks the change up from its own source");
                 }
                 Err(error) => {
                     report(&name, &error);

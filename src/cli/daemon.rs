@@ -10,7 +10,7 @@ use crate::config::DaemonConfig;
 use crate::identity::NodeEnv;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Listen here instead of MESH_LISTEN.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
@@ -25,7 +25,7 @@ pub struct Args {
     log_json: bool,
 }
 
-pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let env = NodeEnv::load(env_file)?;
     let mut config = DaemonConfig::from_env(&env)
         .map_err(|problems| anyhow!("the node is not configured:\n  {}", problems.join("\n  ")))?;

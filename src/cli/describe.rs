@@ -7,13 +7,13 @@ use std::path::Path;
 use crate::identity::NodeEnv;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Node, Service, Capability, SyncFolder, HandoffPolicy or Mesh.
     kind: String,
     name: String,
 }
 
-pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let env = &NodeEnv::load(env_file)?;
     let (client, _) = local_client(env)?;
     let described = runtime()?.block_on(client.describe(&args.kind, &args.name))?;

@@ -16,7 +16,7 @@ use super::{Outcome, Output};
 use crate::api::wire::{API_VERSION, Health};
 use crate::client::{ApiClient, ClientError};
 use crate::config::{client_addr, default_listen, resolve_secret};
-use crate::controller::status::NodeStatus;
+use crate::controller::status::{ConditionType, NodeStatus};
 use crate::git::Git;
 use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::{self, ManifestSet, SecretRef, loader};
@@ -36,7 +36,7 @@ const SKEW_WARN: Duration = Duration::from_secs(5);
 const SKEW_FAIL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Print one line per check, or the checks as a JSON list.
     #[arg(short, long, value_enum, default_value_t)]
     output: Output,
@@ -44,7 +44,7 @@ pub struct Args {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub(super) enum Status {
     Pass,
     Warn,
     Fail,
@@ -52,7 +52,7 @@ pub enum Status {
 
 /// One check's verdict; `-o json` prints a list of these.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Check {
+pub(super) struct Check {
     #[serde(rename = "check")]
     pub name: String,
     pub status: Status,
@@ -74,7 +74,7 @@ impl Check {
     }
 }
 
-pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let checks = super::runtime()?.block_on(all_checks(env_file));
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&checks)?),
@@ -752,7 +752,7 @@ async fn capability_checks(set: &ManifestSet, status: Option<&NodeStatus>, this:
                 Some(url) => Some(endpoint_health(&http, url, this.key.filter(|_| with_key)).await),
                 None => None,
             };
-            let reason = object.conditions.iter().find(|c| c.condition_type == "Ready").map(|c| c.message.clone());
+            let reason = object.condition(ConditionType::Ready).map(|c| c.message.clone());
             capability_verdict(&object.name, served_by.map(String::as_str), url.as_deref(), health, reason)
         }
     });

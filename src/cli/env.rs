@@ -17,14 +17,14 @@ use crate::reconcile::capability::parse_client_env;
 use crate::reconcile::client_env::CLIENT_ENV_FILE;
 
 #[derive(Debug, clap::Args)]
-pub struct EnvArgs {
+pub(super) struct EnvArgs {
     /// `json` prints one object of the variables.
     #[arg(short, long, value_enum, default_value_t)]
     output: Output,
 }
 
 #[derive(Debug, clap::Args)]
-pub struct ExecArgs {
+pub(super) struct ExecArgs {
     /// The command and its arguments, after `--`.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
     command: Vec<OsString>,
@@ -35,7 +35,7 @@ const NOT_FOUND: u8 = 127;
 /// What a shell answers for a command it found but cannot run.
 const CANNOT_RUN: u8 = 126;
 
-pub fn env(args: EnvArgs, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+pub(super) fn env(args: EnvArgs, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let (path, text) = match read(env_file)? {
         Ok(found) => found,
         Err(missing) => return Ok(missing),
@@ -52,7 +52,7 @@ pub fn env(args: EnvArgs, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
 
 /// Replaces this process with the command, its environment plus the client
 /// env's variables: stdio, signals and the exit code are the command's own.
-pub fn exec(args: ExecArgs, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+pub(super) fn exec(args: ExecArgs, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     use std::os::unix::process::CommandExt as _;
     let (path, text) = match read(env_file)? {
         Ok(found) => found,

@@ -13,7 +13,7 @@ use crate::client::EventStream;
 use crate::identity::NodeEnv;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Keep printing events and Service output as they happen, until Ctrl-C.
     #[arg(short, long)]
     follow: bool,
@@ -25,7 +25,7 @@ pub struct Args {
     send: Option<Action>,
 }
 
-pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let env = &NodeEnv::load(env_file)?;
     let (client, _) = local_client(env)?;
     runtime()?.block_on(async {

@@ -20,7 +20,7 @@ const POLL: Duration = Duration::from_millis(200);
 const GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// The conversation (its folder's name).
     id: String,
     /// The node to hand it to; by default the policy's defaultTarget, else the other node.
@@ -35,7 +35,7 @@ pub struct Args {
     force: bool,
 }
 
-pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let env = &NodeEnv::load(env_file)?;
     let (client, _) = local_client(env)?;
     let request = HandoffRequest {

@@ -32,7 +32,7 @@ const MANAGED: [&str; 6] = [NODE_ID, ROLE, API_KEY, LISTEN, MANIFESTS, SYNCTHING
 const SECRETS: [&str; 2] = [API_KEY, SYNCTHING_API_KEY];
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// This node's name (default: the host name, made a valid name).
     #[arg(long, value_name = "NAME", value_parser = parse_node_name)]
     node: Option<String>,
@@ -74,7 +74,7 @@ impl From<RoleArg> for Role {
     }
 }
 
-pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let env_path = env_file.map_or_else(|| args.dir.join(".env"), Path::to_path_buf);
     let base = env_path.parent().map_or_else(|| args.dir.clone(), Path::to_path_buf);
     let existing = read_existing(&env_path)?;

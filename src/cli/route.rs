@@ -9,7 +9,7 @@ use super::{Outcome, local_client, runtime};
 use crate::identity::NodeEnv;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// The Capability to call, e.g. vector_db.
     capability: String,
     /// The JSON payload POSTed to the capability's endpoint.
@@ -22,7 +22,7 @@ pub struct Args {
 
 /// Ends with 1 when the endpoint answered with anything but 2xx, as a script
 /// checking the exit code expects; the answer is printed either way.
-pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let env = &NodeEnv::load(env_file)?;
     let (client, _) = local_client(env)?;
     let routed = runtime()?.block_on(client.route(&args.capability, &args.data, args.prefer.as_deref()))?;

@@ -8,14 +8,14 @@ use super::Outcome;
 use crate::manifest::schema::{ANY_SCHEMA_FILE, schema_files};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Write one file per kind and manifest.schema.json into DIR; without it,
     /// print manifest.schema.json.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Outcome> {
+pub(super) fn run(args: Args) -> anyhow::Result<Outcome> {
     let files = schema_files();
     let Some(dir) = args.out else {
         let (_, any) = files.iter().find(|(name, _)| name == ANY_SCHEMA_FILE).expect("the any-document schema exists");

@@ -12,11 +12,11 @@ use anyhow::{Context as _, anyhow, bail};
 use super::Outcome;
 
 /// The systemd unit's name and the LaunchAgent's label.
-pub const UNIT_NAME: &str = "agentmesh.service";
-pub const LAUNCHD_LABEL: &str = "dev.agentmesh.meshctl";
+pub(super) const UNIT_NAME: &str = "agentmesh.service";
+pub(super) const LAUNCHD_LABEL: &str = "dev.agentmesh.meshctl";
 
 #[derive(Debug, clap::Args)]
-pub struct InstallArgs {
+pub(super) struct InstallArgs {
     /// Print the file and the commands; change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -29,7 +29,7 @@ pub struct InstallArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct UninstallArgs {
+pub(super) struct UninstallArgs {
     /// Print the commands; change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -39,7 +39,7 @@ pub struct UninstallArgs {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Platform {
+pub(super) enum Platform {
     /// launchd, a LaunchAgent in ~/Library/LaunchAgents.
     Macos,
     /// systemd, a user unit in ~/.config/systemd/user.
@@ -54,7 +54,7 @@ impl Platform {
 
 /// The absolute paths a service definition names.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServicePaths {
+pub(super) struct ServicePaths {
     /// The meshctl to run.
     pub binary: PathBuf,
     /// The node's `.env`.
@@ -67,7 +67,7 @@ pub struct ServicePaths {
 
 /// One thing install or uninstall does.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Step {
+pub(super) enum Step {
     CreateDir(PathBuf),
     Write {
         path: PathBuf,
@@ -81,7 +81,7 @@ pub enum Step {
     },
 }
 
-pub fn install(args: InstallArgs, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+pub(super) fn install(args: InstallArgs, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let platform = args.platform.unwrap_or_else(Platform::current);
     let binary = match args.binary {
         Some(binary) => std::path::absolute(binary)?,
@@ -109,7 +109,7 @@ pub fn install(args: InstallArgs, env_file: Option<&Path>) -> anyhow::Result<Out
     Ok(Outcome::Success)
 }
 
-pub fn uninstall(args: UninstallArgs) -> anyhow::Result<Outcome> {
+pub(super) fn uninstall(args: UninstallArgs) -> anyhow::Result<Outcome> {
     let platform = args.platform.unwrap_or_else(Platform::current);
     let location = service_file(platform, &home()?);
     if !location.exists() {
@@ -126,7 +126,7 @@ pub fn uninstall(args: UninstallArgs) -> anyhow::Result<Outcome> {
 
 /// Where the service definition lives: `~/.config/systemd/user/agentmesh.service`
 /// (or under `$XDG_CONFIG_HOME`), `~/Library/LaunchAgents/dev.agentmesh.meshctl.plist`.
-pub fn service_file(platform: Platform, home: &Path) -> PathBuf {
+pub(super) fn service_file(platform: Platform, home: &Path) -> PathBuf {
     match platform {
         Platform::Linux => {
             let config = std::env::var_os("XDG_CONFIG_HOME")
@@ -140,12 +140,12 @@ pub fn service_file(platform: Platform, home: &Path) -> PathBuf {
 }
 
 /// The LaunchAgent's log folder, `~/Library/Logs/agentmesh`.
-pub fn launchd_log_dir(home: &Path) -> PathBuf {
+pub(super) fn launchd_log_dir(home: &Path) -> PathBuf {
     home.join("Library/Logs/agentmesh")
 }
 
 /// What installing does, given the file there now (if any).
-pub fn install_steps(
+pub(super) fn install_steps(
     platform: Platform,
     paths: &ServicePaths,
     previous: Option<&str>,
@@ -183,7 +183,7 @@ pub fn install_steps(
 }
 
 /// What uninstalling does: stop, unload, remove the file.
-pub fn uninstall_steps(platform: Platform, file: &Path, uid: u32) -> Vec<Step> {
+pub(super) fn uninstall_steps(platform: Platform, file: &Path, uid: u32) -> Vec<Step> {
     match platform {
         Platform::Linux => vec![
             Step::Run { argv: argv(&["systemctl", "--user", "disable", "--now", UNIT_NAME]), may_fail: true },
@@ -202,7 +202,7 @@ pub fn uninstall_steps(platform: Platform, file: &Path, uid: u32) -> Vec<Step> {
 
 /// The systemd user unit. Paths are written as systemd reads them: `%`
 /// doubled everywhere, and `ExecStart`'s words quoted when they need it.
-pub fn systemd_unit(paths: &ServicePaths) -> anyhow::Result<String> {
+pub(super) fn systemd_unit(paths: &ServicePaths) -> anyhow::Result<String> {
     for path in [&paths.binary, &paths.env_file, &paths.working_dir] {
         let text = path_string(path);
         if text.contains(['\n', '\r']) || text.trim() != text {
@@ -246,7 +246,7 @@ const LAUNCHD_OPEN_FILES: u32 = 10_240;
 /// The LaunchAgent property list. `ProcessType` `Interactive`: launchd
 /// throttles the CPU and I/O of a `Standard` job, and this one serves the
 /// agent.
-pub fn launchd_plist(paths: &ServicePaths) -> String {
+pub(super) fn launchd_plist(paths: &ServicePaths) -> String {
     let log_dir = launchd_log_dir(&paths.home);
     let string = |value: &str| format!("<string>{}</string>", xml_escape(value));
     let arguments = [path_string(&paths.binary), "daemon".into(), "--env-file".into(), path_string(&paths.env_file)];
@@ -316,7 +316,7 @@ fn launchd_path(binary: &Path) -> String {
 }
 
 /// `&`, `<`, `>`, `"` and `'` as XML entities.
-pub fn xml_escape(text: &str) -> String {
+pub(super) fn xml_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -9,12 +9,12 @@ use crate::api::wire::Session;
 use crate::identity::NodeEnv;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     #[arg(short, long, value_enum, default_value_t)]
     output: Output,
 }
 
-pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let env = &NodeEnv::load(env_file)?;
     let (client, _) = local_client(env)?;
     let sessions = runtime()?.block_on(client.sessions())?;

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{Outcome, local_client, runtime, table};
 use crate::api::wire::MeshNode;
 use crate::client::ApiClient;
-use crate::controller::status::NodeStatus;
+use crate::controller::status::{ConditionType, NodeStatus};
 use std::path::Path;
 
 use crate::identity::NodeEnv;
@@ -17,13 +17,13 @@ use crate::identity::NodeEnv;
 const PEER_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     #[arg(short, long, value_enum, default_value_t)]
     output: Format,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub(super) enum Format {
     #[default]
     Table,
     Json,
@@ -35,7 +35,7 @@ struct MeshStatus {
     nodes: Vec<NodeStatus>,
 }
 
-pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let env = &NodeEnv::load(env_file)?;
     let (client, key) = local_client(env)?;
     let rows = runtime()?.block_on(collect(client, key))?;
@@ -125,8 +125,8 @@ fn render(rows: &[Row]) -> String {
         }
         let mut rows = vec![["KIND", "NAME", "READY", "REASON", "MESSAGE"].map(String::from).to_vec()];
         for object in &node.objects {
-            let ready = object.conditions.iter().find(|c| c.condition_type == "Ready");
-            let degraded = object.conditions.iter().find(|c| c.condition_type == "Degraded" && c.status == "True");
+            let ready = object.condition(ConditionType::Ready);
+            let degraded = object.condition(ConditionType::Degraded).filter(|c| c.holds());
             let shown = degraded.or(ready);
             rows.push(vec![
                 object.kind.clone(),
@@ -157,7 +157,7 @@ fn placements(node: &NodeStatus) -> Vec<String> {
     capabilities
         .map(|object| {
             let served_by = object.details.get("servedBy").map_or("none", String::as_str);
-            let ready = object.conditions.iter().find(|c| c.condition_type == "Ready");
+            let ready = object.condition(ConditionType::Ready);
             let note = ready.and_then(|c| c.message.split_once(" (")).map(|(_, note)| format!(" ({note}"));
             format!("{} -> {served_by}{}", object.name, note.unwrap_or_default())
         })
@@ -209,7 +209,7 @@ mod tests {
             name: name.into(),
             ready: served_by.is_some(),
             conditions: vec![Condition {
-                condition_type: "Ready".into(),
+                condition_type: ConditionType::Ready.to_string(),
                 status: if served_by.is_some() { "True" } else { "False" }.into(),
                 reason: "Served".into(),
                 message: message.into(),

@@ -2,7 +2,7 @@
 
 /// Rows (the first is the header) with columns padded to their widest cell; the
 /// last column is not padded.
-pub fn render(rows: &[Vec<String>]) -> String {
+pub(super) fn render(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| rows.iter().filter_map(|row| row.get(c)).map(|cell| cell.chars().count()).max().unwrap_or(0))

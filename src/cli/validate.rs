@@ -11,7 +11,7 @@ use crate::identity::NodeEnv;
 use crate::manifest::{self, loader};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// The manifests folder (default: MESH_MANIFESTS, else ./manifests).
     dir: Option<PathBuf>,
     /// Print the diagnostics as text or as JSON (for editors and CI).
@@ -31,7 +31,7 @@ struct Report<'a> {
     diagnostics: &'a [Diagnostic],
 }
 
-pub fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let env = NodeEnv::load(env_file)?;
     let dir = args.dir.unwrap_or_else(|| env.manifests_dir());
     let (files, unreadable) = loader::load_dir(&dir)?;

@@ -5,10 +5,10 @@
 //! number at a time. Service output does not pass through it: the supervisor
 //! sends it to the status stream.
 
-pub mod queue;
-pub mod shared;
-pub mod state;
-pub mod status;
+pub(crate) mod queue;
+pub(crate) mod shared;
+pub(crate) mod state;
+pub(crate) mod status;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -19,13 +19,14 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use self::queue::WorkQueue;
-pub use self::shared::{Events, InForce, Shared};
+pub(crate) use self::shared::{Events, InForce, Shared};
 use self::state::ControllerState;
 use self::status::{ObjectKey, StatusStore, StatusStream};
 use crate::api::wire::Plan;
 use crate::api_key::{self, ApiKey};
 use crate::backoff::{Jitter, KeyedBackoff, Policy};
 use crate::diagnostic::Diagnostic;
+use crate::event::Event;
 use crate::handoff::store::HandoffStore;
 use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::Bundle;
@@ -54,7 +55,7 @@ const GIT_ORIGIN_PREFIX: &str = "git ";
 const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
 
 /// Everything the controller reacts to.
-pub enum Input {
+pub(crate) enum Input {
     Source(SourceUpdate),
     Apply {
         bundle: Bundle,
@@ -76,7 +77,7 @@ struct Reconciled {
     took: Duration,
 }
 
-pub struct Controller {
+pub(crate) struct Controller {
     shared: Arc<Shared>,
     handles: Arc<Handles>,
     /// The set in force, as published in `shared`.
@@ -111,7 +112,7 @@ impl Controller {
     /// A controller for `node` that reads the changes of `supervisor`'s units
     /// from `unit_changes` and reports to `stream` (which the supervisor sends
     /// Service output to), and the sender its sources and API use.
-    pub fn new(
+    pub(crate) fn new(
         node: String,
         env: Arc<NodeEnv>,
         supervisor: Supervisor,
@@ -161,30 +162,30 @@ impl Controller {
     }
 
     /// What the API and the daemon read of the controller.
-    pub fn shared(&self) -> Arc<Shared> {
+    pub(crate) fn shared(&self) -> Arc<Shared> {
         self.shared.clone()
     }
 
     /// The handles the reconcilers act with, for the parts of the daemon
     /// that act on the same peers, placements and stores.
-    pub fn handles(&self) -> Arc<Handles> {
+    pub(crate) fn handles(&self) -> Arc<Handles> {
         self.handles.clone()
     }
 
     /// Follows the settle time of the Mesh in force.
-    pub fn settle_times(&self) -> watch::Receiver<Duration> {
+    pub(crate) fn settle_times(&self) -> watch::Receiver<Duration> {
         self.settle_time.subscribe()
     }
 
     /// Follows each revision that becomes the set in force.
-    pub fn applied_revisions(&self) -> watch::Receiver<Option<AppliedRevision>> {
+    pub(crate) fn applied_revisions(&self) -> watch::Receiver<Option<AppliedRevision>> {
         self.applied_revisions.subscribe()
     }
 
     /// Runs until `shutdown` resolves, then lets the reconciles under way
     /// finish (so none starts a process after this), stops every supervised
     /// process and cancels the model pulls.
-    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+    pub(crate) async fn run(mut self, shutdown: impl Future<Output = ()>) {
         self.resume_last_applied().await;
         tokio::pin!(shutdown);
         loop {
@@ -240,14 +241,12 @@ impl Controller {
             Input::Source(SourceUpdate::Snapshot(snapshot)) => self.on_source_snapshot(snapshot).await,
             Input::Source(SourceUpdate::Unavailable { origin, message }) => {
                 self.shared.events().record(
-                    true,
-                    "SourceUnavailable",
                     "",
-                    format!("{origin}: {message}; keeping the last good revision"),
+                    Event::warning("SourceUnavailable", format!("{origin}: {message}; keeping the last good revision")),
                 );
             }
             Input::Source(SourceUpdate::Notice { origin, message }) => {
-                self.shared.events().record(false, "SourceNotice", "", format!("{origin}: {message}"));
+                self.shared.events().record("", Event::normal("SourceNotice", format!("{origin}: {message}")));
             }
             Input::Apply { bundle, reply } => {
                 let snapshot = Snapshot {
@@ -260,7 +259,7 @@ impl Controller {
                 let _ = reply.send(result);
             }
             Input::ReconcileAll => {
-                self.shared.events().record(false, "ReconcileRequested", "", "reconciling every object now");
+                self.shared.events().record("", Event::normal("ReconcileRequested", "reconciling every object now"));
                 self.schedule_all();
             }
             Input::Reload(env) => self.reload(env),
@@ -272,14 +271,14 @@ impl Controller {
     /// The supervisor logged the change at info level already.
     fn on_unit_changed(&mut self, change: UnitChanged) {
         self.count_restarts(&change.service);
-        self.queue.schedule((manifest::Kind::Service, change.service), Instant::now());
+        self.queue.schedule(ObjectKey::new(manifest::Kind::Service, change.service), Instant::now());
     }
 
     /// A reconcile task ended. A panic (a bug) was reported by the panic hook
     /// already; the loop goes on without that result.
     fn on_reconcile_task(&mut self, finished: Result<Reconciled, tokio::task::JoinError>) {
         let Ok(Reconciled { key, result, revision, took }) = finished else { return };
-        self.shared.metrics().reconciled(key.0.as_str(), result.is_ok(), took);
+        self.shared.metrics().reconciled(key.kind.as_str(), result.is_ok(), took);
         self.on_reconciled(key, result, &revision);
     }
 
@@ -291,14 +290,15 @@ impl Controller {
             tracing::info!("Syncthing answers again");
         }
         let Some(applied) = &self.applied else { return };
-        let policies = applied.set.handoff_policies.keys().map(|name| (manifest::Kind::HandoffPolicy, name.clone()));
+        let policies =
+            applied.set.handoff_policies.keys().map(|name| ObjectKey::new(manifest::Kind::HandoffPolicy, name.clone()));
         let keys: Vec<ObjectKey> = match notice {
             Notice::Files => policies.collect(),
             Notice::Changed | Notice::Back => applied
                 .set
                 .sync_folders
                 .keys()
-                .map(|name| (manifest::Kind::SyncFolder, name.clone()))
+                .map(|name| ObjectKey::new(manifest::Kind::SyncFolder, name.clone()))
                 .chain(policies)
                 .collect(),
         };
@@ -322,13 +322,14 @@ impl Controller {
         let events = self.shared.events();
         if !fixed.is_empty() {
             events.record(
-                true,
-                "RestartNeeded",
                 "",
-                format!("{} changed in the settings; they take effect when the daemon restarts", fixed.join(", ")),
+                Event::warning(
+                    "RestartNeeded",
+                    format!("{} changed in the settings; they take effect when the daemon restarts", fixed.join(", ")),
+                ),
             );
         }
-        events.record(false, "Reloaded", "", "settings read again; reconciling every object");
+        events.record("", Event::normal("Reloaded", "settings read again; reconciling every object"));
         if let Some(set) = self.applied.as_ref().map(|applied| applied.set.clone()) {
             self.put_api_key_in_force(&set);
         } else if let Ok(key) = api_key::resolve(&self.shared.env(), None) {
@@ -348,7 +349,7 @@ impl Controller {
         } else {
             ("Resumed", format!("reconciles resumed; {} object(s) waiting", self.queue.waiting()))
         };
-        self.shared.events().record(false, reason, "", message);
+        self.shared.events().record("", Event::normal(reason, message));
     }
 
     /// Counts the restarts a unit made since its status was last seen: the
@@ -366,10 +367,8 @@ impl Controller {
         if unit.restarts > seen {
             let exit = unit.last_exit.as_deref().unwrap_or("it exited");
             self.shared.events().record(
-                true,
-                "Restarted",
-                &format!("{}/{service}", manifest::Kind::Service),
-                format!("{exit}; restart {}", unit.restarts),
+                &ObjectKey::new(manifest::Kind::Service, service).to_string(),
+                Event::warning("Restarted", format!("{exit}; restart {}", unit.restarts)),
             );
         }
     }
@@ -415,15 +414,16 @@ impl Controller {
                 let first_lines: Vec<String> =
                     errors.iter().map(|d| d.to_string().lines().next().unwrap_or_default().to_owned()).collect();
                 self.shared.events().record(
-                    true,
-                    "SnapshotRejected",
                     "",
-                    format!(
-                        "revision {} from {} has {} error(s); {kept}:\n{}",
-                        snapshot.revision,
-                        snapshot.origin,
-                        errors.len(),
-                        first_lines.join("\n")
+                    Event::warning(
+                        "SnapshotRejected",
+                        format!(
+                            "revision {} from {} has {} error(s); {kept}:\n{}",
+                            snapshot.revision,
+                            snapshot.origin,
+                            errors.len(),
+                            first_lines.join("\n")
+                        ),
                     ),
                 );
                 self.shared.set_last_error(Some(first_lines.join("\n")));
@@ -440,9 +440,9 @@ impl Controller {
         if let Some(old) = &self.applied {
             keys.extend(reconcile::keys(&old.set, &node));
         }
-        keys.extend(supervisor.services().into_iter().map(|name| (manifest::Kind::Service, name)));
+        keys.extend(supervisor.services().into_iter().map(|name| ObjectKey::new(manifest::Kind::Service, name)));
         let events = self.shared.events();
-        events.record(false, "Applied", "", format!("revision {} from {}", snapshot.revision, snapshot.origin));
+        events.record("", Event::normal("Applied", format!("revision {} from {}", snapshot.revision, snapshot.origin)));
         self.shared.set_last_error(None);
         self.shared.metrics().snapshot(true);
         let bundle = Bundle::from_files(snapshot.revision.clone(), &snapshot.files);
@@ -485,23 +485,26 @@ impl Controller {
                 let had_key = self.handles.api_key.get().is_some();
                 let present = key.is_some();
                 if self.handles.api_key.replace(key) && had_key && present {
-                    events.record(false, "ApiKeyChanged", "", "the mesh API key in force changed");
+                    events.record("", Event::normal("ApiKeyChanged", "the mesh API key in force changed"));
                 }
                 let identity_auth = mesh.is_some_and(|mesh| mesh.auth.tailscale_identity.enabled);
                 if !present && !identity_auth {
                     events.record(
-                        true,
-                        "NoApiKey",
                         "",
-                        format!(
-                            "no mesh API key ({} is not set) and Tailscale identity auth is off: \
+                        Event::warning(
+                            "NoApiKey",
+                            format!(
+                                "no mesh API key ({} is not set) and Tailscale identity auth is off: \
                              every endpoint but /mesh/health refuses callers",
-                            api_key::MESH_API_KEY
+                                api_key::MESH_API_KEY
+                            ),
                         ),
                     );
                 }
             }
-            Err(error) => events.record(true, "ApiKeyUnreadable", "", format!("{error}; keeping the key in force")),
+            Err(error) => {
+                events.record("", Event::warning("ApiKeyUnreadable", format!("{error}; keeping the key in force")));
+            }
         }
     }
 
@@ -511,10 +514,8 @@ impl Controller {
         let saved = tokio::task::spawn_blocking(move || state.save(&dir)).await.map_err(std::io::Error::other);
         if let Err(error) = saved.and_then(|saved| saved) {
             self.shared.events().record(
-                true,
-                "StateNotSaved",
                 "",
-                format!("cannot write {}: {error}", self.state_dir.display()),
+                Event::warning("StateNotSaved", format!("cannot write {}: {error}", self.state_dir.display())),
             );
         }
     }
@@ -522,7 +523,9 @@ impl Controller {
     fn schedule_all(&mut self) {
         let Some(applied) = &self.applied else { return };
         let mut keys = reconcile::keys(&applied.set, &self.handles.node);
-        keys.extend(self.handles.supervisor.services().into_iter().map(|name| (manifest::Kind::Service, name)));
+        keys.extend(
+            self.handles.supervisor.services().into_iter().map(|name| ObjectKey::new(manifest::Kind::Service, name)),
+        );
         let now = Instant::now();
         for key in keys {
             self.queue.schedule(key, now);
@@ -552,17 +555,17 @@ impl Controller {
     }
 
     fn on_reconciled(&mut self, key: ObjectKey, result: Result<Outcome, ReconcileError>, revision: &str) {
-        let object = format!("{}/{}", key.0, key.1);
+        let object = key.to_string();
         let now = Instant::now();
         let events = self.shared.events();
         match result {
             Ok(outcome) => {
                 self.backoff.succeeded(&key);
                 if self.failing.remove(&key).is_some() {
-                    events.record(false, "Recovered", &object, "reconciles again");
+                    events.record(&object, Event::normal("Recovered", "reconciles again"));
                 }
-                for (warning, reason, message) in outcome.events {
-                    events.record(warning, reason, &object, message);
+                for event in outcome.events {
+                    events.record(&object, event);
                 }
                 let mut status = self.shared.status();
                 if outcome.tracked {
@@ -576,7 +579,7 @@ impl Controller {
             Err(error) => {
                 let delay = self.backoff.failed(key.clone());
                 if self.failing.get(&key) != Some(&error.message) {
-                    events.record(true, error.reason, &object, format!("{error}; retrying with backoff"));
+                    events.record(&object, Event::warning(error.reason, format!("{error}; retrying with backoff")));
                     self.failing.insert(key.clone(), error.message.clone());
                 }
                 self.shared.status().set(&key, error.conditions(), BTreeMap::new(), revision);
@@ -588,7 +591,7 @@ impl Controller {
 
 /// [`validate_for_node`] on a blocking thread: validating a whole set is too
 /// much work for the runtime's threads. Gives the snapshot back with the result.
-pub async fn validate_off_runtime(
+pub(crate) async fn validate_off_runtime(
     snapshot: Snapshot,
     env: Arc<NodeEnv>,
 ) -> (Snapshot, Result<ManifestSet, Vec<Diagnostic>>) {

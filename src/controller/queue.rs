@@ -8,7 +8,7 @@ use std::hash::Hash;
 
 use tokio::time::Instant;
 
-pub struct WorkQueue<K> {
+pub(crate) struct WorkQueue<K> {
     /// When each waiting key is due, and its place in `order`.
     due: HashMap<K, (Instant, u64)>,
     /// The same keys ordered by due time (a sequence number keeps it total).
@@ -34,7 +34,7 @@ impl<K: Clone + Eq + Hash + Ord> Default for WorkQueue<K> {
 impl<K: Clone + Eq + Hash + Ord> WorkQueue<K> {
     /// Asks for `key` to be reconciled at `at`. A key already waiting keeps the
     /// earlier of the two times.
-    pub fn schedule(&mut self, key: K, at: Instant) {
+    pub(crate) fn schedule(&mut self, key: K, at: Instant) {
         if self.running.contains(&key) {
             let slot = self.again.entry(key).or_insert(at);
             *slot = (*slot).min(at);
@@ -52,12 +52,12 @@ impl<K: Clone + Eq + Hash + Ord> WorkQueue<K> {
     }
 
     /// When the next waiting key is due.
-    pub fn next_due(&self) -> Option<Instant> {
+    pub(crate) fn next_due(&self) -> Option<Instant> {
         self.order.first().map(|(at, _, _)| *at)
     }
 
     /// Takes the next key due at `now`, marking it running.
-    pub fn pop_due(&mut self, now: Instant) -> Option<K> {
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<K> {
         let (at, _, _) = self.order.first()?;
         if *at > now {
             return None;
@@ -70,7 +70,7 @@ impl<K: Clone + Eq + Hash + Ord> WorkQueue<K> {
 
     /// Marks `key` finished. `then` is when it should run again (its requeue),
     /// if at all; a request made while it ran also counts, the earlier winning.
-    pub fn finish(&mut self, key: &K, then: Option<Instant>) {
+    pub(crate) fn finish(&mut self, key: &K, then: Option<Instant>) {
         self.running.remove(key);
         let asked = self.again.remove(key);
         let next = match (then, asked) {
@@ -82,17 +82,13 @@ impl<K: Clone + Eq + Hash + Ord> WorkQueue<K> {
         }
     }
 
-    pub fn running(&self) -> usize {
+    pub(crate) fn running(&self) -> usize {
         self.running.len()
     }
 
     /// How many keys wait (not counting those running).
-    pub fn waiting(&self) -> usize {
+    pub(crate) fn waiting(&self) -> usize {
         self.due.len()
-    }
-
-    pub fn is_waiting(&self, key: &K) -> bool {
-        self.due.contains_key(key)
     }
 }
 

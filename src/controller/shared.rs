@@ -11,13 +11,14 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::status::StatusStore;
+use crate::event::Event;
 use crate::identity::NodeEnv;
 use crate::manifest::ManifestSet;
 use crate::metrics::Metrics;
 
 /// The set in force: what the last applied snapshot became.
 #[derive(Clone, Debug)]
-pub struct InForce {
+pub(crate) struct InForce {
     pub revision: String,
     /// Where it came from (`apply`, `folder …`, `git …`).
     pub origin: String,
@@ -25,7 +26,7 @@ pub struct InForce {
 }
 
 /// The controller's state that the API reads; only the controller writes it.
-pub struct Shared {
+pub(crate) struct Shared {
     node: String,
     /// The node's settings; SIGHUP puts newly read ones in place.
     env: RwLock<Arc<NodeEnv>>,
@@ -53,12 +54,12 @@ impl Shared {
     }
 
     /// This node's name.
-    pub fn node(&self) -> &str {
+    pub(crate) fn node(&self) -> &str {
         &self.node
     }
 
     /// The node's settings as last read.
-    pub fn env(&self) -> Arc<NodeEnv> {
+    pub(crate) fn env(&self) -> Arc<NodeEnv> {
         self.env.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
@@ -67,26 +68,26 @@ impl Shared {
     }
 
     /// How long the controller has run.
-    pub fn uptime(&self) -> Duration {
+    pub(crate) fn uptime(&self) -> Duration {
         self.started.elapsed()
     }
 
-    pub fn metrics(&self) -> &Metrics {
+    pub(crate) fn metrics(&self) -> &Metrics {
         &self.metrics
     }
 
     /// The set in force, if any.
-    pub fn in_force(&self) -> Option<InForce> {
+    pub(crate) fn in_force(&self) -> Option<InForce> {
         self.in_force.borrow().clone()
     }
 
     /// Follows the set in force: the receiver sees each new one.
-    pub fn watch_in_force(&self) -> watch::Receiver<Option<InForce>> {
+    pub(crate) fn watch_in_force(&self) -> watch::Receiver<Option<InForce>> {
         self.in_force.subscribe()
     }
 
     /// The set in force's manifests, if any.
-    pub fn applied_set(&self) -> Option<Arc<ManifestSet>> {
+    pub(crate) fn applied_set(&self) -> Option<Arc<ManifestSet>> {
         self.in_force.borrow().as_ref().map(|in_force| in_force.set.clone())
     }
 
@@ -95,17 +96,17 @@ impl Shared {
     }
 
     /// The conditions of every object and the recent events.
-    pub fn status(&self) -> MutexGuard<'_, StatusStore> {
+    pub(crate) fn status(&self) -> MutexGuard<'_, StatusStore> {
         lock(&self.status)
     }
 
     /// Where events are recorded, for parts of the daemon that only report.
-    pub fn events(&self) -> Events {
+    pub(crate) fn events(&self) -> Events {
         Events { status: self.status.clone() }
     }
 
     /// The errors of the last rejected snapshot, until one applies.
-    pub fn last_error(&self) -> Option<String> {
+    pub(crate) fn last_error(&self) -> Option<String> {
         lock(&self.last_error).clone()
     }
 
@@ -114,7 +115,7 @@ impl Shared {
     }
 
     /// Whether reconciles are paused from the event stream.
-    pub fn paused(&self) -> bool {
+    pub(crate) fn paused(&self) -> bool {
         self.paused.load(Ordering::Relaxed)
     }
 
@@ -126,13 +127,13 @@ impl Shared {
 /// The event sink: records an event in the status store's log and stream.
 /// Cheap to clone.
 #[derive(Clone)]
-pub struct Events {
+pub(crate) struct Events {
     status: Arc<Mutex<StatusStore>>,
 }
 
 impl Events {
-    pub fn record(&self, warning: bool, reason: &str, object: &str, message: impl Into<String>) {
-        lock(&self.status).event(warning, reason, object, message);
+    pub(crate) fn record(&self, object: &str, event: Event) {
+        lock(&self.status).event(object, event);
     }
 }
 

@@ -11,7 +11,7 @@ use crate::manifest::Bundle;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ControllerState {
+pub(crate) struct ControllerState {
     /// The set running now and where it came from (`folder …`, `git …`, `apply`).
     pub applied: Option<Bundle>,
     pub applied_origin: Option<String>,
@@ -25,7 +25,7 @@ const STATE_FILE: &str = "controller.json";
 impl ControllerState {
     /// The saved state, or an empty one when there is none or it cannot be read
     /// (a broken file is moved aside, not trusted).
-    pub fn load(state_dir: &Path) -> ControllerState {
+    pub(crate) fn load(state_dir: &Path) -> ControllerState {
         let path = state_dir.join(STATE_FILE);
         let Ok(text) = std::fs::read_to_string(&path) else {
             return ControllerState::default();
@@ -37,7 +37,7 @@ impl ControllerState {
         })
     }
 
-    pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
+    pub(crate) fn save(&self, state_dir: &Path) -> std::io::Result<()> {
         let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
         write_atomic(&state_dir.join(STATE_FILE), &bytes)
     }

@@ -2,22 +2,71 @@
 //! and the node's status in the stable JSON shape of design section 5.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::event::{Event, Severity};
 use crate::manifest::Kind;
 use crate::supervisor::{LogLine, LogSink};
 
-/// An object this controller acts on.
-pub type ObjectKey = (Kind, String);
+/// An object this controller acts on: its kind and name. Shown as `Kind/name`,
+/// as events name their object.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct ObjectKey {
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub(crate) fn new(kind: Kind, name: impl Into<String>) -> ObjectKey {
+        ObjectKey { kind, name: name.into() }
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
+
+/// What a condition is about, as design section 5 names it; its JSON is the
+/// variant's name (`"type": "Ready"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum ConditionType {
+    /// The object does what it is declared to do.
+    Ready,
+    /// Something is under way (a start, a pull, a sync).
+    Progressing,
+    /// Something needs a person's look.
+    Degraded,
+}
+
+impl ConditionType {
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            ConditionType::Ready => "Ready",
+            ConditionType::Progressing => "Progressing",
+            ConditionType::Degraded => "Degraded",
+        }
+    }
+}
+
+impl fmt::Display for ConditionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// `Ready`, `Progressing` or `Degraded`, with `True`, `False` or `Unknown`.
+/// The wire shape: `type` stays a string, so a client reads the status of a
+/// daemon that knows more condition types than it does.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Condition {
+pub(crate) struct Condition {
     #[serde(rename = "type")]
     pub condition_type: String,
     pub status: String,
@@ -31,29 +80,77 @@ pub struct Condition {
     pub revision: String,
 }
 
+impl Condition {
+    /// Whether this condition is of type `condition_type`.
+    pub(crate) fn is(&self, condition_type: ConditionType) -> bool {
+        self.condition_type == condition_type.as_str()
+    }
+
+    /// Whether its status is `True`.
+    pub(crate) fn holds(&self) -> bool {
+        self.status == "True"
+    }
+}
+
 /// One condition as a reconciler states it; the store adds the times.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Observed {
-    pub condition_type: &'static str,
+pub(crate) struct Observed {
+    pub condition_type: ConditionType,
     pub status: bool,
     pub reason: String,
     pub message: String,
 }
 
 impl Observed {
-    pub fn new(
-        condition_type: &'static str,
+    /// A condition whose status is computed; the builders below name the usual ones.
+    pub(crate) fn new(
+        condition_type: ConditionType,
         status: bool,
         reason: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
         Observed { condition_type, status, reason: reason.into(), message: message.into() }
     }
+
+    /// `Ready` `True`.
+    pub(crate) fn ready(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Observed::new(ConditionType::Ready, true, reason, message)
+    }
+
+    /// `Ready` `False`.
+    pub(crate) fn not_ready(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Observed::new(ConditionType::Ready, false, reason, message)
+    }
+
+    /// `Progressing` `True`.
+    pub(crate) fn progressing(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Observed::new(ConditionType::Progressing, true, reason, message)
+    }
+
+    /// `Progressing` `False`, reason `Stable`: nothing under way.
+    pub(crate) fn stable() -> Self {
+        Observed::new(ConditionType::Progressing, false, "Stable", "")
+    }
+
+    /// `Degraded` `True`.
+    pub(crate) fn degraded(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Observed::new(ConditionType::Degraded, true, reason, message)
+    }
+
+    /// `Degraded` `False`, reason `AsExpected`: nothing to look at.
+    pub(crate) fn as_expected() -> Self {
+        Observed::new(ConditionType::Degraded, false, "AsExpected", "")
+    }
+
+    /// Whether this is a condition of type `condition_type` whose status is true.
+    pub(crate) fn holds(&self, condition_type: ConditionType) -> bool {
+        self.condition_type == condition_type && self.status
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ObjectStatus {
+pub(crate) struct ObjectStatus {
     pub kind: String,
     pub name: String,
     pub ready: bool,
@@ -63,10 +160,17 @@ pub struct ObjectStatus {
     pub details: BTreeMap<String, String>,
 }
 
+impl ObjectStatus {
+    /// The object's condition of type `condition_type`, if it reports one.
+    pub(crate) fn condition(&self, condition_type: ConditionType) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.is(condition_type))
+    }
+}
+
 /// A node's entry in `status -o json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct NodeStatus {
+pub(crate) struct NodeStatus {
     pub name: String,
     pub role: String,
     pub online: bool,
@@ -83,12 +187,12 @@ pub struct NodeStatus {
     pub paused: bool,
 }
 
-/// Something the controller did, and why.
+/// An [`Event`] as the log keeps it: when, and about which object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Event {
+pub(crate) struct EventRecord {
     pub time: String,
-    /// `Normal` or `Warning`.
+    /// The event's [`Severity`](crate::event::Severity): `Normal` or `Warning`.
     #[serde(rename = "type")]
     pub event_type: String,
     pub reason: String,
@@ -99,8 +203,8 @@ pub struct Event {
 
 /// What the event stream carries, as it happens.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StreamItem {
-    Event(Event),
+pub(crate) enum StreamItem {
+    Event(EventRecord),
     Log(LogLine),
 }
 
@@ -115,7 +219,7 @@ const STREAM_CAPACITY: usize = 1024;
 /// the same subscribers. The supervisor sends Service output here directly
 /// (it is the supervisor's [`LogSink`]), not through the controller's loop.
 #[derive(Clone)]
-pub struct StatusStream {
+pub(crate) struct StatusStream {
     sender: Arc<RwLock<broadcast::Sender<StreamItem>>>,
 }
 
@@ -151,25 +255,31 @@ impl LogSink for StatusStream {
 /// Conditions of every object, the recent events, and the live stream of
 /// events and log lines.
 #[derive(Default)]
-pub struct StatusStore {
+pub(crate) struct StatusStore {
     objects: BTreeMap<ObjectKey, ObjectStatus>,
-    events: VecDeque<Event>,
+    events: VecDeque<EventRecord>,
     stream: StatusStream,
 }
 
 impl StatusStore {
     /// A store whose events go to `stream`, which Service output is sent to too.
-    pub fn new(stream: StatusStream) -> StatusStore {
+    pub(crate) fn new(stream: StatusStream) -> StatusStore {
         StatusStore { objects: BTreeMap::new(), events: VecDeque::new(), stream }
     }
 
     /// Sets the conditions of `key`, keeping each one's transition time while its
     /// status does not change.
-    pub fn set(&mut self, key: &ObjectKey, observed: Vec<Observed>, details: BTreeMap<String, String>, revision: &str) {
+    pub(crate) fn set(
+        &mut self,
+        key: &ObjectKey,
+        observed: Vec<Observed>,
+        details: BTreeMap<String, String>,
+        revision: &str,
+    ) {
         let now = now_rfc3339();
         let entry = self.objects.entry(key.clone()).or_insert_with(|| ObjectStatus {
-            kind: key.0.to_string(),
-            name: key.1.clone(),
+            kind: key.kind.to_string(),
+            name: key.name.clone(),
             ready: false,
             conditions: Vec::new(),
             details: BTreeMap::new(),
@@ -181,10 +291,10 @@ impl StatusStore {
                 let since = entry
                     .conditions
                     .iter()
-                    .find(|c| c.condition_type == o.condition_type && c.status == status)
+                    .find(|c| c.is(o.condition_type) && c.status == status)
                     .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
                 Condition {
-                    condition_type: o.condition_type.to_owned(),
+                    condition_type: o.condition_type.as_str().to_owned(),
                     status,
                     reason: o.reason,
                     message: o.message,
@@ -193,37 +303,37 @@ impl StatusStore {
                 }
             })
             .collect::<Vec<_>>();
-        entry.ready = conditions.iter().any(|c| c.condition_type == "Ready" && c.status == "True");
+        entry.ready = conditions.iter().any(|c| c.is(ConditionType::Ready) && c.holds());
         entry.conditions = conditions;
         entry.details = details;
     }
 
-    pub fn remove(&mut self, key: &ObjectKey) {
+    pub(crate) fn remove(&mut self, key: &ObjectKey) {
         self.objects.remove(key);
     }
 
-    pub fn objects(&self) -> Vec<ObjectStatus> {
+    pub(crate) fn objects(&self) -> Vec<ObjectStatus> {
         self.objects.values().cloned().collect()
     }
 
-    pub fn object(&self, key: &ObjectKey) -> Option<&ObjectStatus> {
+    pub(crate) fn object(&self, key: &ObjectKey) -> Option<&ObjectStatus> {
         self.objects.get(key)
     }
 
-    /// Records an event in the log (and the tracing log).
-    pub fn event(&mut self, warning: bool, reason: &str, object: &str, message: impl Into<String>) {
-        let message = message.into();
-        if warning {
-            tracing::warn!(reason, object, "{message}");
-        } else {
-            tracing::info!(reason, object, "{message}");
+    /// Records an event about `object` (`Kind/name`, or empty for the node as
+    /// a whole) in the log (and the tracing log).
+    pub(crate) fn event(&mut self, object: &str, event: Event) {
+        let Event { severity, reason, message } = event;
+        match severity {
+            Severity::Warning => tracing::warn!(reason, object, "{message}"),
+            Severity::Normal => tracing::info!(reason, object, "{message}"),
         }
         if self.events.len() == EVENT_CAPACITY {
             self.events.pop_front();
         }
-        let event = Event {
+        let event = EventRecord {
             time: now_rfc3339(),
-            event_type: if warning { "Warning" } else { "Normal" }.into(),
+            event_type: severity.as_str().into(),
             reason: reason.into(),
             object: object.into(),
             message,
@@ -234,24 +344,24 @@ impl StatusStore {
 
     /// The last `recent` events and a subscription to what follows them. Both
     /// are taken under the store's lock, so nothing is missed or seen twice.
-    pub fn subscribe(&self, recent: usize) -> (Vec<Event>, broadcast::Receiver<StreamItem>) {
+    pub(crate) fn subscribe(&self, recent: usize) -> (Vec<EventRecord>, broadcast::Receiver<StreamItem>) {
         (self.events(None, recent), self.stream.subscribe())
     }
 
     /// Ends every subscription, so the API's graceful shutdown does not wait on
     /// clients that follow the stream forever.
-    pub fn close_stream(&mut self) {
+    pub(crate) fn close_stream(&mut self) {
         self.stream.close();
     }
 
     /// The most recent events, oldest first; only those about `object` when given.
-    pub fn events(&self, object: Option<&str>, limit: usize) -> Vec<Event> {
-        let matching: Vec<&Event> = self.events.iter().filter(|e| object.is_none_or(|o| e.object == o)).collect();
+    pub(crate) fn events(&self, object: Option<&str>, limit: usize) -> Vec<EventRecord> {
+        let matching: Vec<&EventRecord> = self.events.iter().filter(|e| object.is_none_or(|o| e.object == o)).collect();
         matching[matching.len().saturating_sub(limit)..].iter().map(|e| (*e).clone()).collect()
     }
 }
 
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
@@ -262,23 +372,53 @@ mod tests {
     #[test]
     fn transition_time_holds_while_status_is_unchanged() {
         let mut store = StatusStore::default();
-        let key = (Kind::Service, "web".to_owned());
-        store.set(&key, vec![Observed::new("Ready", false, "Starting", "")], BTreeMap::new(), "r1");
+        let key = ObjectKey::new(Kind::Service, "web");
+        store.set(&key, vec![Observed::not_ready("Starting", "")], BTreeMap::new(), "r1");
         let first = store.object(&key).unwrap().conditions[0].clone();
-        store.set(&key, vec![Observed::new("Ready", false, "Starting", "again")], BTreeMap::new(), "r2");
+        store.set(&key, vec![Observed::not_ready("Starting", "again")], BTreeMap::new(), "r2");
         let second = &store.object(&key).unwrap().conditions[0];
         assert_eq!(second.last_transition_time, first.last_transition_time);
         assert_eq!((second.message.as_str(), second.revision.as_str()), ("again", "r2"));
         assert!(!store.object(&key).unwrap().ready);
-        store.set(&key, vec![Observed::new("Ready", true, "Healthy", "")], BTreeMap::new(), "r2");
+        store.set(&key, vec![Observed::ready("Healthy", "")], BTreeMap::new(), "r2");
         assert!(store.object(&key).unwrap().ready);
+    }
+
+    #[test]
+    fn each_condition_type_is_written_as_its_name() {
+        let mut store = StatusStore::default();
+        let key = ObjectKey::new(Kind::Service, "web");
+        let observed =
+            vec![Observed::ready("Running", ""), Observed::stable(), Observed::degraded("PortInUse", "8080")];
+        store.set(&key, observed, BTreeMap::new(), "r1");
+        let json = serde_json::to_value(store.object(&key).unwrap()).unwrap();
+        let seen: Vec<(&str, &str, &str)> = json["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["type"].as_str().unwrap(), c["status"].as_str().unwrap(), c["reason"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            seen,
+            [("Ready", "True", "Running"), ("Progressing", "False", "Stable"), ("Degraded", "True", "PortInUse")]
+        );
+        assert!(json["ready"].as_bool().unwrap());
+    }
+
+    #[test]
+    fn an_object_key_reads_kind_slash_name_and_sorts_by_kind_first() {
+        let service = ObjectKey::new(Kind::Service, "a");
+        assert_eq!(service.to_string(), "Service/a");
+        let mut keys = [ObjectKey::new(Kind::Service, "b"), ObjectKey::new(Kind::Node, "z"), service.clone()];
+        keys.sort();
+        assert_eq!(keys.iter().map(ToString::to_string).collect::<Vec<_>>(), ["Node/z", "Service/a", "Service/b"]);
     }
 
     #[test]
     fn the_event_log_is_bounded_and_filterable() {
         let mut store = StatusStore::default();
         for i in 0..EVENT_CAPACITY + 10 {
-            store.event(false, "Test", if i % 2 == 0 { "Service/a" } else { "Service/b" }, i.to_string());
+            store.event(if i % 2 == 0 { "Service/a" } else { "Service/b" }, Event::normal("Test", i.to_string()));
         }
         assert_eq!(store.events(None, usize::MAX).len(), EVENT_CAPACITY);
         let last_a = store.events(Some("Service/a"), 2);
@@ -289,14 +429,16 @@ mod tests {
     fn every_subscriber_gets_what_follows_its_recent_events() {
         let stream = StatusStream::default();
         let mut store = StatusStore::new(stream.clone());
-        store.event(false, "Before", "", "old");
+        store.event("", Event::normal("Before", "old"));
         let (recent, mut first) = store.subscribe(50);
         let (_, mut second) = store.subscribe(50);
         assert_eq!(recent.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(), ["Before"]);
-        store.event(true, "After", "Service/web", "new");
+        store.event("Service/web", Event::warning("After", "new"));
         LogSink::send(&stream, LogLine { service: "web".into(), stream: "stdout", line: "hello".into() });
         for receiver in [&mut first, &mut second] {
-            assert!(matches!(receiver.try_recv(), Ok(StreamItem::Event(e)) if e.reason == "After"));
+            assert!(
+                matches!(receiver.try_recv(), Ok(StreamItem::Event(e)) if e.reason == "After" && e.event_type == "Warning")
+            );
             assert!(matches!(receiver.try_recv(), Ok(StreamItem::Log(l)) if l.line == "hello"));
         }
     }
@@ -306,7 +448,7 @@ mod tests {
         let mut store = StatusStore::default();
         let (_, mut slow) = store.subscribe(0);
         for i in 0..STREAM_CAPACITY + 3 {
-            store.event(false, "Test", "", i.to_string());
+            store.event("", Event::normal("Test", i.to_string()));
         }
         assert_eq!(slow.try_recv(), Err(broadcast::error::TryRecvError::Lagged(3)));
         assert!(matches!(slow.try_recv(), Ok(StreamItem::Event(e)) if e.message == "3"));

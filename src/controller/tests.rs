@@ -10,7 +10,7 @@ use tempfile::TempDir;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::status::{ObjectStatus, StatusStream};
+use super::status::{ConditionType, ObjectKey, ObjectStatus, StatusStream};
 use super::{Controller, Input, Shared};
 use crate::backoff::{Jitter, KeyedBackoff};
 use crate::identity::{NODE_ID, NodeEnv};
@@ -111,7 +111,7 @@ impl Harness {
 
     /// The status the controller shows for Service `name`.
     fn service_status(&self, name: &str) -> Option<ObjectStatus> {
-        self.shared.status().object(&(Kind::Service, name.to_owned())).cloned()
+        self.shared.status().object(&ObjectKey::new(Kind::Service, name)).cloned()
     }
 
     /// Moves the clock by `by` and lets what came due run.
@@ -195,7 +195,7 @@ async fn a_failing_object_is_retried_with_doubling_backoff_and_holds_up_no_other
     assert_eq!(h.succeeded(Kind::Service), worker_reconciles, "the worker is not reconciled with it");
     assert_eq!(h.supervisor.status("broken"), None, "nothing was started for it");
     let status = h.service_status("broken").unwrap();
-    let degraded = status.conditions.iter().find(|c| c.condition_type == "Degraded").unwrap();
+    let degraded = status.condition(ConditionType::Degraded).unwrap();
     assert_eq!(
         (degraded.status.as_str(), degraded.reason.as_str(), degraded.message.as_str()),
         ("True", "SecretUnavailable", "env.TOKEN: secret variable MISSING is not set")
@@ -206,7 +206,7 @@ async fn a_failing_object_is_retried_with_doubling_backoff_and_holds_up_no_other
     h.apply("r2", &format!("{NODES}{fixed}{worker}")).await;
     h.until("the fixed Service reconciled", |h| {
         h.service_status("broken").is_some_and(|status| {
-            !status.conditions.iter().any(|c| c.condition_type == "Degraded" && c.status == "True")
+            status.condition(ConditionType::Degraded).is_none_or(|degraded| degraded.status != "True")
         })
     })
     .await;

@@ -5,7 +5,7 @@
 use sha1::{Digest, Sha1};
 
 /// The 20-byte id Git gives a blob holding `data`.
-pub fn blob_id(data: &[u8]) -> [u8; 20] {
+pub(crate) fn blob_id(data: &[u8]) -> [u8; 20] {
     let mut hasher = Sha1::new();
     hasher.update(format!("blob {}\0", data.len()).as_bytes());
     hasher.update(data);
@@ -13,7 +13,7 @@ pub fn blob_id(data: &[u8]) -> [u8; 20] {
 }
 
 /// [`blob_id`] in 40 lowercase hex digits, as Git prints it.
-pub fn blob_hex(data: &[u8]) -> String {
+pub(crate) fn blob_hex(data: &[u8]) -> String {
     blob_id(data).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 

@@ -37,7 +37,7 @@ const BATCH_SSH: &str = "ssh -o BatchMode=yes";
 
 /// `git` in one folder, with a timeout per call.
 #[derive(Clone, Debug)]
-pub struct Git {
+pub(crate) struct Git {
     dir: PathBuf,
     timeout: Duration,
     /// Look for the repository in `dir` only, not in the folders above it.
@@ -48,7 +48,7 @@ pub struct Git {
 /// Why a git command did not succeed, with the command as it was run.
 #[derive(Debug, thiserror::Error)]
 #[error("`{command}` {failure}")]
-pub struct GitError {
+pub(crate) struct GitError {
     command: String,
     failure: Failure,
 }
@@ -70,19 +70,19 @@ enum Failure {
 impl GitError {
     /// Whether git ran and ended with `code` (as `git config --get` does for a
     /// missing key), rather than failing to run or timing out.
-    pub fn exited_with(&self, code: i32) -> bool {
+    pub(crate) fn exited_with(&self, code: i32) -> bool {
         matches!(&self.failure, Failure::Exited { status, .. } if status.code() == Some(code))
     }
 }
 
 impl Git {
-    pub fn new(dir: impl Into<PathBuf>, timeout: Duration) -> Git {
+    pub(crate) fn new(dir: impl Into<PathBuf>, timeout: Duration) -> Git {
         Git { dir: dir.into(), timeout, here_only: false, batch_ssh: false }
     }
 
     /// Git in `dir` only: a folder inside someone's repository is not taken
     /// for that repository.
-    pub fn here_only(mut self) -> Git {
+    pub(crate) fn here_only(mut self) -> Git {
         self.here_only = true;
         self
     }
@@ -91,7 +91,7 @@ impl Git {
     /// password or a host key, unless the user set their own ssh command
     /// (`GIT_SSH_COMMAND`, `GIT_SSH` or `core.sshCommand`), which is theirs to
     /// configure.
-    pub fn for_remote(mut self) -> Result<Git, GitError> {
+    pub(crate) fn for_remote(mut self) -> Result<Git, GitError> {
         let own_variable = ["GIT_SSH_COMMAND", "GIT_SSH"].iter().any(|name| std::env::var_os(name).is_some());
         self.batch_ssh = !own_variable && self.config("core.sshCommand")?.is_none();
         Ok(self)
@@ -99,16 +99,16 @@ impl Git {
 
     /// An error for `git command` that succeeded with output that cannot be
     /// understood.
-    pub fn unexpected(&self, command: &str, why: &str) -> GitError {
+    pub(crate) fn unexpected(&self, command: &str, why: &str) -> GitError {
         GitError { command: format!("git {command}"), failure: Failure::Unexpected(why.to_owned()) }
     }
 
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// `git config --get name`, `None` when unset.
-    pub fn config(&self, name: &str) -> Result<Option<String>, GitError> {
+    pub(crate) fn config(&self, name: &str) -> Result<Option<String>, GitError> {
         match self.run(&["config", "--get", name]) {
             Ok(value) => Ok(Some(value.trim_end().to_owned())),
             Err(error) if error.exited_with(1) => Ok(None),
@@ -117,14 +117,14 @@ impl Git {
     }
 
     /// Runs `git args…` and returns its standard output as text.
-    pub fn run(&self, args: &[&str]) -> Result<String, GitError> {
+    pub(crate) fn run(&self, args: &[&str]) -> Result<String, GitError> {
         let output = self.run_with_input(args, None)?;
         Ok(String::from_utf8_lossy(&output).into_owned())
     }
 
     /// Runs `git args…` with `input` on its standard input (closed when
     /// `None`) and returns its standard output.
-    pub fn run_with_input(&self, args: &[&str], input: Option<Vec<u8>>) -> Result<Vec<u8>, GitError> {
+    pub(crate) fn run_with_input(&self, args: &[&str], input: Option<Vec<u8>>) -> Result<Vec<u8>, GitError> {
         let failed = |failure| GitError { command: shown(args), failure };
         let mut command = self.command(args);
         command.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });

@@ -2,8 +2,8 @@
 //! never prompts and is killed past a timeout ([`command`]), the files of a
 //! commit read from its objects ([`tree`]), and Git's blob ids ([`blob`]).
 
-pub mod blob;
-pub mod command;
-pub mod tree;
+pub(crate) mod blob;
+pub(crate) mod command;
+pub(crate) mod tree;
 
-pub use command::{Git, GitError};
+pub(crate) use command::{Git, GitError};

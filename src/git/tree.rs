@@ -6,7 +6,7 @@ use super::command::{Git, GitError};
 
 /// One file of a commit's tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TreeFile {
+pub(crate) struct TreeFile {
     /// From the repository's root, `/`-separated.
     pub path: String,
     pub kind: FileKind,
@@ -16,7 +16,7 @@ pub struct TreeFile {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileKind {
+pub(crate) enum FileKind {
     Regular,
     /// A symbolic link: its blob holds the target, never followed here.
     Symlink,
@@ -25,7 +25,7 @@ pub enum FileKind {
 /// What `folder` (from the root, `/`-separated; empty for the root) is in
 /// `commit`: `Some("tree")` for a folder, `Some("blob")` for a file, `None`
 /// when the commit has no such path.
-pub fn object_type(git: &Git, commit: &str, folder: &str) -> Result<Option<String>, GitError> {
+pub(crate) fn object_type(git: &Git, commit: &str, folder: &str) -> Result<Option<String>, GitError> {
     let object = match folder {
         "" => format!("{commit}^{{tree}}"),
         folder => format!("{commit}:{folder}"),
@@ -39,7 +39,7 @@ pub fn object_type(git: &Git, commit: &str, folder: &str) -> Result<Option<Strin
 
 /// Every file under `folder` in `commit`, recursively, in Git's order.
 /// Submodules (a commit inside the tree) are left out.
-pub fn files(git: &Git, commit: &str, folder: &str) -> Result<Vec<TreeFile>, GitError> {
+pub(crate) fn files(git: &Git, commit: &str, folder: &str) -> Result<Vec<TreeFile>, GitError> {
     let mut args = vec!["--literal-pathspecs", "ls-tree", "-r", "-z", "--long", "--full-tree", commit];
     if !folder.is_empty() {
         args.extend(["--", folder]);
@@ -48,7 +48,7 @@ pub fn files(git: &Git, commit: &str, folder: &str) -> Result<Vec<TreeFile>, Git
 }
 
 /// The content of each blob, in the order given.
-pub fn read_blobs(git: &Git, blobs: &[&str]) -> Result<Vec<Vec<u8>>, GitError> {
+pub(crate) fn read_blobs(git: &Git, blobs: &[&str]) -> Result<Vec<Vec<u8>>, GitError> {
     if blobs.is_empty() {
         return Ok(Vec::new());
     }

@@ -19,10 +19,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::folder;
-use super::io::{Conversation, Event, HandoffIo, failed_step, off_thread, written_after_freeze};
+use super::io::{Conversation, HandoffIo, failed_step, off_thread, written_after_freeze};
 use super::protocol::{HandoffId, Input, Notice, Phase, Record, Stage, Step};
 use super::store::Progress;
 use crate::client::ApiClient;
+use crate::event::Event;
 use crate::manifest::kinds::HandoffPolicySpec;
 use crate::manifest::{DurationSpec, ManifestSet};
 use crate::mesh::peers::Peers;
@@ -35,11 +36,11 @@ const RESEND_EVERY: Duration = Duration::from_secs(1);
 const PEER_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where a handoff's events go: the log of the conversation's policy.
-pub type EventSink = Arc<dyn Fn(&str, Vec<Event>) + Send + Sync>;
+pub(crate) type EventSink = Arc<dyn Fn(&str, Vec<Event>) + Send + Sync>;
 
 /// What a handoff needs of the daemon.
 #[derive(Clone)]
-pub struct Handoffs {
+pub(crate) struct Handoffs {
     pub io: HandoffIo,
     /// This node's name.
     pub node: String,
@@ -49,7 +50,7 @@ pub struct Handoffs {
 /// Hand conversation `id` to `to` (by default the policy's `defaultTarget`,
 /// else the other node), or take it over (`force`).
 #[derive(Clone, Debug, Default)]
-pub struct Request {
+pub(crate) struct Request {
     pub id: String,
     pub to: Option<String>,
     /// A duration as written (`30s`); by default the policy's `timeout`.
@@ -59,7 +60,7 @@ pub struct Request {
 
 /// How a request went, when it was taken.
 #[derive(Debug)]
-pub enum Started {
+pub(crate) enum Started {
     /// `force`: this node owns the conversation now; the progress is done.
     TakenOver(Progress),
     /// The conversation is frozen and its driver runs; follow the progress.
@@ -68,7 +69,7 @@ pub enum Started {
 
 /// Why a request was refused; nothing changed but for `NotSaved`.
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub(crate) enum StartError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -120,7 +121,7 @@ impl Located {
 
 /// Starts the handoff `request` asks for under the set in force; `syncthing`
 /// is this node's (the barrier asks it), or why there is none.
-pub async fn start(
+pub(crate) async fn start(
     handoffs: &Handoffs,
     set: &ManifestSet,
     syncthing: Result<Syncthing, String>,
@@ -336,7 +337,7 @@ impl Driver {
             "conversation {}: {files} written after the freeze for handoff {}; handed over with the rest",
             self.located.conversation.id, self.handoff
         );
-        (self.handoffs.events)(&self.located.conversation.policy, vec![(true, "handoff.lateWrite", message)]);
+        (self.handoffs.events)(&self.located.conversation.policy, vec![Event::warning("handoff.lateWrite", message)]);
     }
 
     /// Resends `Accept` every second while the record says it is awaited,

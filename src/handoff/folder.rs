@@ -17,12 +17,12 @@ use crate::manifest::ManifestSet;
 /// The prefix of the files agentmesh itself keeps in a conversation (the
 /// freeze marker, a restored file on its way in). Stale writes set aside are
 /// the conversation's, not agentmesh's: they are named after their file.
-pub const MARKER_PREFIX: &str = ".agentmesh-";
+pub(crate) const MARKER_PREFIX: &str = ".agentmesh-";
 
 /// Where one HandoffPolicy keeps its conversations on `node`: the policy's
 /// name and the folder, with `~` expanded against `home`. None when the
 /// policy's SyncFolder does not name `node`.
-pub fn sessions_root(set: &ManifestSet, policy: &str, node: &str, home: &Path) -> Option<PathBuf> {
+pub(crate) fn sessions_root(set: &ManifestSet, policy: &str, node: &str, home: &Path) -> Option<PathBuf> {
     let spec = &set.handoff_policies.get(policy)?.spec;
     let folder = set.sync_folders.get(&spec.sync_folder.value)?;
     let path = folder.spec.paths.iter().find(|(name, _)| name.value == node).map(|(_, path)| &path.value)?;
@@ -31,31 +31,36 @@ pub fn sessions_root(set: &ManifestSet, policy: &str, node: &str, home: &Path) -
 }
 
 /// The user's home folder, which `~` in a SyncFolder's path names.
-pub fn home() -> PathBuf {
+pub(crate) fn home() -> PathBuf {
     std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default()
 }
 
 /// The other node of the policy's SyncFolder.
-pub fn peer_of(set: &ManifestSet, policy: &str, me: &str) -> Option<String> {
-    let spec = &set.handoff_policies.get(policy)?.spec;
-    let folder = set.sync_folders.get(&spec.sync_folder.value)?;
-    folder.spec.paths.keys().map(|node| node.value.clone()).find(|node| node != me)
+pub(crate) fn peer_of(set: &ManifestSet, policy: &str, me: &str) -> Option<String> {
+    others_of(set, policy, me).into_iter().next()
+}
+
+/// The other nodes of the policy's SyncFolder, by name.
+pub(crate) fn others_of(set: &ManifestSet, policy: &str, me: &str) -> Vec<String> {
+    let Some(spec) = set.handoff_policies.get(policy).map(|policy| &policy.spec) else { return Vec::new() };
+    let Some(folder) = set.sync_folders.get(&spec.sync_folder.value) else { return Vec::new() };
+    folder.spec.paths.keys().map(|node| node.value.clone()).filter(|node| node != me).collect()
 }
 
 /// The longest conversation id, in bytes.
-pub const MAX_CONVERSATION_ID: usize = 128;
+pub(crate) const MAX_CONVERSATION_ID: usize = 128;
 
 /// The sub-folders of a sessions root, by name: the conversations, and the
 /// visible folders whose name is not a conversation id (never claimed).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Listing {
+pub(crate) struct Listing {
     pub ids: Vec<String>,
     pub ignored: Vec<String>,
 }
 
 /// The conversations under `root`: its sub-folders, by name, hidden ones left
 /// out. A root that does not exist yet holds none.
-pub fn conversations(root: &Path) -> io::Result<Listing> {
+pub(crate) fn conversations(root: &Path) -> io::Result<Listing> {
     let entries = match std::fs::read_dir(root) {
         Ok(entries) => entries,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Listing::default()),
@@ -82,13 +87,13 @@ pub fn conversations(root: &Path) -> io::Result<Listing> {
 /// not starting with a dot. Ids come from users and from the peer and become
 /// file and folder names here, so one rule, checked where they enter, keeps
 /// them one visible, portable path component. The error says what is wrong.
-pub fn check_conversation_id(id: &str) -> Result<(), String> {
+pub(crate) fn check_conversation_id(id: &str) -> Result<(), String> {
     check_id("conversation id", id)
 }
 
 /// [`check_conversation_id`]'s rule for any id named `what` (a handoff id,
 /// `<node>-<millis>`, keeps it too).
-pub fn check_id(what: &str, id: &str) -> Result<(), String> {
+pub(crate) fn check_id(what: &str, id: &str) -> Result<(), String> {
     let shown = || format!("{:?}", id.chars().take(40).collect::<String>());
     if id.is_empty() {
         return Err(format!("a {what} cannot be empty"));
@@ -107,7 +112,7 @@ pub fn check_id(what: &str, id: &str) -> Result<(), String> {
 
 /// What a conversation folder holds, as the barrier compares it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Content {
+pub(crate) struct Content {
     /// 40 hex digits over every counted file's relative path and bytes.
     pub hash: String,
     pub files: usize,
@@ -120,9 +125,9 @@ pub struct Content {
 }
 
 /// Reads the conversation folder `dir` and hashes what the agent wrote.
-pub fn content(dir: &Path) -> io::Result<Content> {
+pub(crate) fn content(dir: &Path) -> io::Result<Content> {
     let (conflicts, files): (Vec<String>, Vec<String>) =
-        self::files(dir)?.into_keys().partition(|relative| conflict_base(relative).is_some());
+        files(dir)?.into_keys().partition(|relative| conflict_base(relative).is_some());
     let mut listing = Vec::new();
     let mut bytes = 0;
     for relative in &files {
@@ -141,14 +146,14 @@ pub fn content(dir: &Path) -> io::Result<Content> {
 /// unchanged one without reading it (and what Syncthing records of it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Stat {
+pub(crate) struct Stat {
     pub size: u64,
     /// Nanoseconds since the Unix epoch.
     pub mtime_ns: i64,
 }
 
 impl Stat {
-    pub fn of(meta: &std::fs::Metadata) -> Stat {
+    pub(crate) fn of(meta: &std::fs::Metadata) -> Stat {
         use std::os::unix::fs::MetadataExt as _;
         Stat { size: meta.len(), mtime_ns: meta.mtime().saturating_mul(1_000_000_000) + meta.mtime_nsec() }
     }
@@ -157,14 +162,14 @@ impl Stat {
 /// Every file of the conversation folder `dir` (conflict copies included,
 /// Syncthing's and agentmesh's own files left out) by relative path, with its
 /// [`Stat`].
-pub fn files(dir: &Path) -> io::Result<BTreeMap<String, Stat>> {
+pub(crate) fn files(dir: &Path) -> io::Result<BTreeMap<String, Stat>> {
     let mut found = BTreeMap::new();
     stat_walk(dir, dir, &mut found)?;
     Ok(found)
 }
 
 /// [`files`], or none when the folder itself is not there.
-pub fn files_if_any(dir: &Path) -> io::Result<BTreeMap<String, Stat>> {
+pub(crate) fn files_if_any(dir: &Path) -> io::Result<BTreeMap<String, Stat>> {
     match files(dir) {
         Err(error) if error.kind() == io::ErrorKind::NotFound && !dir.exists() => Ok(BTreeMap::new()),
         result => result,
@@ -174,12 +179,12 @@ pub fn files_if_any(dir: &Path) -> io::Result<BTreeMap<String, Stat>> {
 /// A cheap summary of the folder's files (relative path, size, modification
 /// time), to tell when [`content`] must be read again: the same fingerprint
 /// means the same content, short of a rewrite that keeps size and time.
-pub fn fingerprint(dir: &Path) -> io::Result<u64> {
+pub(crate) fn fingerprint(dir: &Path) -> io::Result<u64> {
     Ok(fingerprint_of(&files(dir)?))
 }
 
 /// The fingerprint of files already listed by [`files`].
-pub fn fingerprint_of(files: &BTreeMap<String, Stat>) -> u64 {
+pub(crate) fn fingerprint_of(files: &BTreeMap<String, Stat>) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     files.hash(&mut hasher);
@@ -188,7 +193,7 @@ pub fn fingerprint_of(files: &BTreeMap<String, Stat>) -> u64 {
 
 /// The name a stale write to `path` is kept aside under: `<path>.stale-<epoch>`,
 /// or `<path>.stale-<epoch>-<n>` when that is taken.
-pub fn stale_copy_name(path: &str, epoch: u64, taken: impl Fn(&str) -> bool) -> String {
+pub(crate) fn stale_copy_name(path: &str, epoch: u64, taken: impl Fn(&str) -> bool) -> String {
     let first = format!("{path}.stale-{epoch}");
     if !taken(&first) {
         return first;
@@ -197,7 +202,7 @@ pub fn stale_copy_name(path: &str, epoch: u64, taken: impl Fn(&str) -> bool) -> 
 }
 
 /// Whether `path` is a stale write kept aside ([`stale_copy_name`]).
-pub fn is_stale_copy(path: &str) -> bool {
+pub(crate) fn is_stale_copy(path: &str) -> bool {
     path.rsplit_once(".stale-").is_some_and(|(_, tag)| {
         !tag.is_empty() && tag.split('-').all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
     })
@@ -220,7 +225,7 @@ fn stat_walk(root: &Path, dir: &Path, found: &mut BTreeMap<String, Stat>) -> io:
 
 /// The file a Syncthing conflict copy is a copy of:
 /// `notes.sync-conflict-20261128-142704-LW3TOQJ.md` is one of `notes.md`.
-pub fn conflict_base(path: &str) -> Option<String> {
+pub(crate) fn conflict_base(path: &str) -> Option<String> {
     let (stem, rest) = path.rsplit_once(".sync-conflict-")?;
     // `<date>-<time>-<short device id>`, then the extension if any.
     let tag_len = "20261128-142704-LW3TOQJ".len();

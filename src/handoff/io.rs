@@ -17,6 +17,7 @@ use super::shadow::Shadow;
 use super::store::HandoffStore;
 use crate::api::wire::HandoffMessage;
 use crate::client::ApiClient;
+use crate::event::Event;
 use crate::mesh::peers::Peers;
 use crate::tasks::TaskSet;
 
@@ -25,13 +26,10 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(3);
 /// How many records go in one message to the peer.
 const RECORDS_PER_MESSAGE: usize = 500;
 
-/// An event for the controller's log: (warning, reason, message).
-pub type Event = (bool, &'static str, String);
-
 /// One conversation, where its effects land: `dir` is its folder on this
 /// node (None when the policy names no folder here).
 #[derive(Clone, Debug)]
-pub struct Conversation {
+pub(crate) struct Conversation {
     pub policy: String,
     pub id: String,
     pub dir: Option<PathBuf>,
@@ -40,7 +38,7 @@ pub struct Conversation {
 /// The store, how to reach the peer, and who owns the tasks that outlive a
 /// step: what carrying out a step needs.
 #[derive(Clone)]
-pub struct HandoffIo {
+pub(crate) struct HandoffIo {
     pub store: Arc<HandoffStore>,
     peers: Peers,
     key: Option<Arc<str>>,
@@ -48,42 +46,42 @@ pub struct HandoffIo {
 }
 
 impl HandoffIo {
-    pub fn new(store: Arc<HandoffStore>, peers: Peers, key: Option<Arc<str>>, tasks: TaskSet) -> HandoffIo {
+    pub(crate) fn new(store: Arc<HandoffStore>, peers: Peers, key: Option<Arc<str>>, tasks: TaskSet) -> HandoffIo {
         HandoffIo { store, peers, key, tasks }
     }
 
     /// Runs `task` (a handoff's driver, a message to the peer) until it ends
     /// or the daemon stops.
-    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
         self.tasks.spawn(task);
     }
 
     /// The other nodes, and whether they answer.
-    pub fn peers(&self) -> &Peers {
+    pub(crate) fn peers(&self) -> &Peers {
         &self.peers
     }
 
     /// The mesh API key, to call a peer with.
-    pub fn key(&self) -> Option<&str> {
+    pub(crate) fn key(&self) -> Option<&str> {
         self.key.as_deref()
     }
 
     /// Steps the conversation's node and persists its record (on a blocking
     /// thread). None when there is no record for an input that needs one.
-    pub async fn persist(&self, conversation: &Conversation, input: Input) -> std::io::Result<Option<Step>> {
+    pub(crate) async fn persist(&self, conversation: &Conversation, input: Input) -> std::io::Result<Option<Step>> {
         let (store, policy, id) = (self.store.clone(), conversation.policy.clone(), conversation.id.clone());
         off_thread(move || store.step(&policy, &id, input)).await?
     }
 
     /// Makes this node the owner of a conversation it has no record of, at
     /// epoch 1 (on a blocking thread). False when it has one.
-    pub async fn claim(&self, policy: &str, id: &str) -> std::io::Result<bool> {
+    pub(crate) async fn claim(&self, policy: &str, id: &str) -> std::io::Result<bool> {
         let (store, policy, id) = (self.store.clone(), policy.to_owned(), id.to_owned());
         off_thread(move || store.claim(&policy, &id)).await?
     }
 
     /// Persists and carries out `input`; what it told, as events.
-    pub async fn step(&self, conversation: &Conversation, input: Input) -> std::io::Result<Vec<Event>> {
+    pub(crate) async fn step(&self, conversation: &Conversation, input: Input) -> std::io::Result<Vec<Event>> {
         match self.persist(conversation, input).await? {
             Some(step) => Ok(self.carry_out(conversation, step).await),
             None => Ok(Vec::new()),
@@ -92,7 +90,7 @@ impl HandoffIo {
 
     /// A message from the peer: stepped, persisted, its hash noted, and the
     /// replies sent back.
-    pub async fn receive(&self, dir: Option<PathBuf>, message: HandoffMessage) -> std::io::Result<Vec<Event>> {
+    pub(crate) async fn receive(&self, dir: Option<PathBuf>, message: HandoffMessage) -> std::io::Result<Vec<Event>> {
         let HandoffMessage { policy, conversation: id, envelope, hash, .. } = message;
         let conversation = Conversation { policy, id, dir };
         let step = self.persist(&conversation, Input::Received(envelope)).await?;
@@ -108,7 +106,7 @@ impl HandoffIo {
     /// Carries out a persisted step: sends its messages to the peer, then
     /// carries out its notices' effects on the folders and the progress (on a
     /// blocking thread).
-    pub async fn carry_out(&self, conversation: &Conversation, step: Step) -> Vec<Event> {
+    pub(crate) async fn carry_out(&self, conversation: &Conversation, step: Step) -> Vec<Event> {
         let Step { send, notices, .. } = step;
         for envelope in send {
             self.send(HandoffMessage::new(&conversation.policy, &conversation.id, envelope, None));
@@ -116,17 +114,19 @@ impl HandoffIo {
         let (store, local) = (self.store.clone(), conversation.clone());
         off_thread(move || notices.iter().flat_map(|notice| act_on(&store, &local, notice)).collect())
             .await
-            .unwrap_or_else(|error| vec![(true, "HandoffNotCarriedOut", format!("{}: {error}", conversation.id))])
+            .unwrap_or_else(|error| {
+                vec![Event::warning("HandoffNotCarriedOut", format!("{}: {error}", conversation.id))]
+            })
     }
 
     /// Adds a line to a handoff's progress (on a blocking thread).
-    pub async fn note(&self, handoff: &str, line: String) {
+    pub(crate) async fn note(&self, handoff: &str, line: String) {
         let (store, handoff) = (self.store.clone(), handoff.to_owned());
         let _ = off_thread(move || store.note(&handoff, line)).await;
     }
 
     /// Ends a handoff's progress (on a blocking thread).
-    pub async fn finish(&self, handoff: &str, failed_step: &'static str, message: String) {
+    pub(crate) async fn finish(&self, handoff: &str, failed_step: &'static str, message: String) {
         let (store, handoff) = (self.store.clone(), handoff.to_owned());
         let _ = off_thread(move || store.finish(&handoff, Some(failed_step), message)).await;
     }
@@ -145,7 +145,7 @@ impl HandoffIo {
 
     /// Sends the records of a policy's conversations to `peer`, fire and
     /// forget: a few messages a pass, however many conversations there are.
-    pub fn send_records(&self, peer: &str, records: Vec<HandoffMessage>) {
+    pub(crate) fn send_records(&self, peer: &str, records: Vec<HandoffMessage>) {
         let Some(state) = self.peers.get(peer).filter(|_| !records.is_empty()) else { return };
         let client = ApiClient::new(&state.authority(), self.key.as_deref(), SEND_TIMEOUT);
         let peer = peer.to_owned();
@@ -168,7 +168,7 @@ fn act_on(store: &HandoffStore, conversation: &Conversation, notice: &Notice) ->
     match notice {
         Notice::Frozen { handoff } => {
             if let Some(Err(error)) = dir.map(|dir| std::fs::write(marker(dir), format!("{handoff}\n"))) {
-                events.push((true, "MarkerNotWritten", format!("conversation {id}: {error}")));
+                events.push(Event::warning("MarkerNotWritten", format!("conversation {id}: {error}")));
             }
             store.note(&handoff.0, "freeze: the conversation is frozen (marker written, agent told)".into());
         }
@@ -186,7 +186,7 @@ fn act_on(store: &HandoffStore, conversation: &Conversation, notice: &Notice) ->
                 // in from now on must find the accepted content to go back to.
                 let shadow_dir = store.shadow_dir(&conversation.policy, id);
                 if let Err(error) = store.with_shadows(|| Shadow::at_epoch(&shadow_dir, dir, *epoch)) {
-                    events.push((true, "ShadowNotTaken", format!("conversation {id}: {error}")));
+                    events.push(Event::warning("ShadowNotTaken", format!("conversation {id}: {error}")));
                 }
             }
         }
@@ -199,19 +199,19 @@ fn act_on(store: &HandoffStore, conversation: &Conversation, notice: &Notice) ->
 }
 
 /// Runs blocking work on tokio's blocking threads.
-pub async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> std::io::Result<T> {
+pub(crate) async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> std::io::Result<T> {
     tokio::task::spawn_blocking(work).await.map_err(std::io::Error::other)
 }
 
 /// The file that marks a conversation frozen for a handoff: a write after
 /// it is detectable (it is newer), and the agent can see it.
-pub fn marker(dir: &Path) -> PathBuf {
+pub(crate) fn marker(dir: &Path) -> PathBuf {
     dir.join(format!("{}frozen", folder::MARKER_PREFIX))
 }
 
 /// The files of the conversation folder `dir` changed after its freeze marker
 /// was written: an agent that did not stop at `handoff.freeze`. Blocking.
-pub fn written_after_freeze(dir: &Path) -> Vec<String> {
+pub(crate) fn written_after_freeze(dir: &Path) -> Vec<String> {
     let Ok(marker) = std::fs::metadata(marker(dir)) else { return Vec::new() };
     let frozen_at = folder::Stat::of(&marker).mtime_ns;
     let files = folder::files_if_any(dir).unwrap_or_default();
@@ -219,7 +219,7 @@ pub fn written_after_freeze(dir: &Path) -> Vec<String> {
 }
 
 /// The step a failed handoff stopped at, and why, for `meshctl handoff`.
-pub fn failed_step(reason: &Reason) -> (&'static str, String) {
+pub(crate) fn failed_step(reason: &Reason) -> (&'static str, String) {
     match reason {
         Reason::BarrierFailed => ("barrier", "the target did not hold the same content in time".into()),
         Reason::TimedOut => ("accept", "the target did not answer in time".into()),
@@ -236,33 +236,31 @@ pub fn failed_step(reason: &Reason) -> (&'static str, String) {
 }
 
 /// A notice as an event of the controller's log (and so of the event stream).
-pub fn notice_event(id: &str, notice: &Notice) -> Event {
+pub(crate) fn notice_event(id: &str, notice: &Notice) -> Event {
     match notice {
         Notice::Frozen { handoff } => {
-            (false, "handoff.freeze", format!("conversation {id}: frozen for handoff {handoff}"))
+            Event::normal("handoff.freeze", format!("conversation {id}: frozen for handoff {handoff}"))
         }
-        Notice::Unfrozen { handoff, reason } => (
-            true,
+        Notice::Unfrozen { handoff, reason } => Event::warning(
             "handoff.unfreeze",
             format!("conversation {id}: handoff {handoff} failed ({reason:?}); still owned here"),
         ),
-        Notice::Resume { handoff, epoch } => {
-            (false, "handoff.resume", format!("conversation {id}: owned here at epoch {epoch} (handoff {handoff})"))
-        }
-        Notice::Released { handoff, owner, epoch } => (
-            false,
+        Notice::Resume { handoff, epoch } => Event::normal(
+            "handoff.resume",
+            format!("conversation {id}: owned here at epoch {epoch} (handoff {handoff})"),
+        ),
+        Notice::Released { handoff, owner, epoch } => Event::normal(
             "handoff.released",
             format!("conversation {id}: {owner} owns it at epoch {epoch} (handoff {handoff})"),
         ),
-        Notice::Demoted { owner, epoch } => (
-            true,
+        Notice::Demoted { owner, epoch } => Event::warning(
             "handoff.demoted",
             format!("conversation {id}: {owner} owns it at epoch {epoch}; writes here are stale"),
         ),
         Notice::TookOver { epoch } => {
-            (true, "handoff.tookOver", format!("conversation {id}: taken over at epoch {epoch}"))
+            Event::warning("handoff.tookOver", format!("conversation {id}: taken over at epoch {epoch}"))
         }
-        Notice::Rejected { reason } => (true, "handoff.rejected", format!("conversation {id}: {reason:?}")),
+        Notice::Rejected { reason } => Event::warning("handoff.rejected", format!("conversation {id}: {reason:?}")),
     }
 }
 

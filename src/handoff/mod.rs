@@ -7,7 +7,8 @@
 //! async. `sim.rs` is its deterministic simulation with two and three nodes
 //! under message loss, duplication, reordering, partitions, sleeps and
 //! crashes. `stale.rs` (pure) plans how a stale write from another node is
-//! kept aside instead of replacing the owner's.
+//! kept aside instead of replacing the owner's; `wake.rs` (pure) tells a sleep
+//! of the machine from the clocks.
 //!
 //! The I/O half: `store.rs` keeps each conversation's node and persists its
 //! record in the state folder before a step is acted on; `io.rs` carries a step
@@ -19,14 +20,15 @@
 //! (`reconcile/handoff.rs`) claims, guards and exchanges the records each pass;
 //! the API (`api/handoff.rs`) starts handoffs and takes the peer's messages.
 
-pub mod driver;
-pub mod folder;
-pub mod io;
-pub mod protocol;
-pub mod shadow;
-pub mod stale;
-pub mod store;
-pub mod view;
+pub(crate) mod driver;
+pub(crate) mod folder;
+pub(crate) mod io;
+pub(crate) mod protocol;
+pub(crate) mod shadow;
+pub(crate) mod stale;
+pub(crate) mod store;
+pub(crate) mod view;
+pub(crate) mod wake;
 
 #[cfg(test)]
 mod sim;

@@ -110,7 +110,7 @@ use serde::{Deserialize, Serialize};
 /// Names one handoff attempt; a retry of the same attempt reuses it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct HandoffId(pub String);
+pub(crate) struct HandoffId(pub String);
 
 impl fmt::Display for HandoffId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -122,7 +122,7 @@ impl fmt::Display for HandoffId {
 /// its state folder and sent to the peer as `RecordOf`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Record {
+pub(crate) struct Record {
     pub owner: String,
     pub epoch: u64,
     /// This node's part in a handoff it started; `Frozen` only on the owner.
@@ -144,14 +144,14 @@ fn is_zero(number: &u64) -> bool {
 
 impl Record {
     /// A conversation `owner` created: epoch 0.
-    pub fn new(owner: impl Into<String>) -> Record {
+    pub(crate) fn new(owner: impl Into<String>) -> Record {
         Record { owner: owner.into(), epoch: 0, phase: Phase::Owned, decisions: BTreeMap::new(), promised: 0 }
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "camelCase")]
-pub enum Phase {
+pub(crate) enum Phase {
     /// No handoff under way on this node.
     Owned,
     /// The owner froze the conversation to hand it to `target`.
@@ -165,7 +165,7 @@ pub enum Phase {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub enum Stage {
+pub(crate) enum Stage {
     /// Waiting for the barrier; `Accept` was not sent, so giving up is safe.
     Barrier,
     /// `Accept` was sent: the target may have accepted.
@@ -176,7 +176,7 @@ pub enum Stage {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "decision", rename_all = "camelCase")]
-pub enum Decision {
+pub(crate) enum Decision {
     Accepted { epoch: u64 },
     Refused { reason: Reason },
 }
@@ -184,7 +184,7 @@ pub enum Decision {
 /// Why a handoff did not happen, for the peer, the agent and `meshctl`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "camelCase")]
-pub enum Reason {
+pub(crate) enum Reason {
     /// The target knows a newer epoch than the source's.
     #[serde(rename_all = "camelCase")]
     StaleEpoch {
@@ -221,7 +221,7 @@ pub enum Reason {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
-pub enum Message {
+pub(crate) enum Message {
     Accept {
         handoff: HandoffId,
         epoch: u64,
@@ -261,14 +261,14 @@ pub enum Message {
 /// A message between two nodes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Envelope {
+pub(crate) struct Envelope {
     pub from: String,
     pub to: String,
     pub message: Message,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Input {
+pub(crate) enum Input {
     /// `meshctl handoff ID --to NODE` on this node (the I/O layer refuses at once
     /// when the target is offline).
     StartHandoff {
@@ -298,7 +298,7 @@ pub enum Input {
 
 /// What the agent (over the event stream) and `meshctl` are told.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Notice {
+pub(crate) enum Notice {
     /// Stop writing: the conversation is being handed over.
     Frozen { handoff: HandoffId },
     /// The handoff failed; this node still owns it and the agent carries on.
@@ -318,7 +318,7 @@ pub enum Notice {
 /// What one input asks of the I/O layer, in this order: persist the record
 /// (atomically) first, then send, tell and check the barrier.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Step {
+pub(crate) struct Step {
     pub persist: Option<Record>,
     pub send: Vec<Envelope>,
     pub notices: Vec<Notice>,
@@ -329,7 +329,7 @@ pub struct Step {
 
 /// One conversation's ownership on the node `me`.
 #[derive(Clone, Debug)]
-pub struct Node {
+pub(crate) struct Node {
     me: String,
     record: Record,
     /// Whether a peer's record reached this node since it started or woke.
@@ -338,36 +338,32 @@ pub struct Node {
 
 impl Node {
     /// The node with its persisted record; feed it `Restart` after a restart.
-    pub fn new(me: impl Into<String>, record: Record) -> Node {
+    pub(crate) fn new(me: impl Into<String>, record: Record) -> Node {
         Node { me: me.into(), record, heard: false }
     }
 
     /// Whether a peer's `RecordOf` reached this node since it started or woke:
     /// until then it may not know the current owner, and neither claims nor
     /// guards.
-    pub fn heard_current(&self) -> bool {
+    pub(crate) fn heard_current(&self) -> bool {
         self.heard
     }
 
-    pub fn me(&self) -> &str {
-        &self.me
-    }
-
-    pub fn record(&self) -> &Record {
+    pub(crate) fn record(&self) -> &Record {
         &self.record
     }
 
     /// Whether the agent on this node may write to the conversation now.
-    pub fn can_write(&self) -> bool {
+    pub(crate) fn can_write(&self) -> bool {
         self.record.owner == self.me && self.record.phase == Phase::Owned
     }
 
     /// This node's record as a message for `peer`.
-    pub fn record_for(&self, peer: &str) -> Envelope {
+    pub(crate) fn record_for(&self, peer: &str) -> Envelope {
         self.envelope(peer, Message::RecordOf { record: self.record.clone() })
     }
 
-    pub fn step(&mut self, input: Input) -> Step {
+    pub(crate) fn step(&mut self, input: Input) -> Step {
         let before = self.record.clone();
         let mut step = Step::default();
         match input {
@@ -392,7 +388,7 @@ impl Node {
             Input::Timeout => self.give_up(Reason::TimedOut, &mut step),
             Input::Restart => {
                 self.heard = false;
-                self.give_up(Reason::Restarted, &mut step)
+                self.give_up(Reason::Restarted, &mut step);
             }
             Input::Force { nodes } => self.force(nodes, &mut step),
             Input::Woke => self.heard = false,
@@ -631,7 +627,7 @@ impl Node {
                         .notices
                         .push(Notice::Unfrozen { handoff: own, reason: Reason::StaleEpoch { known: epoch } }),
                     Phase::Forcing { .. } => {
-                        step.notices.push(Notice::Rejected { reason: Reason::StaleEpoch { known: epoch } })
+                        step.notices.push(Notice::Rejected { reason: Reason::StaleEpoch { known: epoch } });
                     }
                     Phase::Owned => {}
                 }
@@ -658,10 +654,10 @@ impl Node {
         self.record.epoch = epoch;
         match phase {
             Phase::Frozen { handoff, .. } => {
-                step.notices.push(Notice::Released { handoff, owner: owner.to_owned(), epoch })
+                step.notices.push(Notice::Released { handoff, owner: owner.to_owned(), epoch });
             }
             Phase::Forcing { .. } => {
-                step.notices.push(Notice::Rejected { reason: Reason::StaleEpoch { known: epoch } })
+                step.notices.push(Notice::Rejected { reason: Reason::StaleEpoch { known: epoch } });
             }
             Phase::Owned if was_owner => step.notices.push(Notice::Demoted { owner: owner.to_owned(), epoch }),
             Phase::Owned => {}

@@ -27,7 +27,7 @@ struct Index {
 
 /// One conversation's shadow.
 #[derive(Debug)]
-pub struct Shadow {
+pub(crate) struct Shadow {
     dir: PathBuf,
     pub epoch: u64,
     /// Each file's [`Stat`] when it was copied: the conversation's file with
@@ -37,7 +37,7 @@ pub struct Shadow {
 
 impl Shadow {
     /// The shadow kept in `dir`, if there is a readable one.
-    pub fn load(dir: &Path) -> Option<Shadow> {
+    pub(crate) fn load(dir: &Path) -> Option<Shadow> {
         let bytes = std::fs::read(dir.join("index.json")).ok()?;
         let index: Index = serde_json::from_slice(&bytes).ok()?;
         Some(Shadow { dir: dir.to_owned(), epoch: index.epoch, files: index.files })
@@ -46,7 +46,7 @@ impl Shadow {
     /// The shadow in `dir` at `epoch`: the one there, or a fresh copy of the
     /// conversation folder `conversation` when the one there is of another
     /// epoch (or missing). The flag says whether it was taken now.
-    pub fn at_epoch(dir: &Path, conversation: &Path, epoch: u64) -> io::Result<(Shadow, bool)> {
+    pub(crate) fn at_epoch(dir: &Path, conversation: &Path, epoch: u64) -> io::Result<(Shadow, bool)> {
         if let Some(shadow) = Shadow::load(dir).filter(|shadow| shadow.epoch == epoch) {
             return Ok((shadow, false));
         }
@@ -66,7 +66,7 @@ impl Shadow {
     }
 
     /// Drops the shadow in `dir`, if any.
-    pub fn remove(dir: &Path) -> io::Result<()> {
+    pub(crate) fn remove(dir: &Path) -> io::Result<()> {
         remove_dir(dir)
     }
 
@@ -76,7 +76,7 @@ impl Shadow {
 
     /// Copies the conversation's `path` into the shadow. A file that changes
     /// while it is copied is left for the next pass.
-    pub fn adopt(&mut self, conversation: &Path, path: &str) -> io::Result<()> {
+    pub(crate) fn adopt(&mut self, conversation: &Path, path: &str) -> io::Result<()> {
         let source = conversation.join(path);
         let before = Stat::of(&std::fs::metadata(&source)?);
         let copy = self.copy(path);
@@ -91,7 +91,7 @@ impl Shadow {
     }
 
     /// Saves the index (atomically): what is copied is known after a restart.
-    pub fn save(&self) -> io::Result<()> {
+    pub(crate) fn save(&self) -> io::Result<()> {
         let index = Index { epoch: self.epoch, files: self.files.clone() };
         let bytes = serde_json::to_vec_pretty(&index).map_err(io::Error::other)?;
         crate::atomic_file::write_atomic(&self.dir.join("index.json"), &bytes)
@@ -101,7 +101,7 @@ impl Shadow {
     /// order, up to the first that fails. A file set aside whose owner's
     /// version then cannot come back is put back in its place: set aside and
     /// missing, it would read as a deletion by the owner on the next pass.
-    pub fn apply_all(&mut self, conversation: &Path, actions: &[Action]) -> io::Result<()> {
+    pub(crate) fn apply_all(&mut self, conversation: &Path, actions: &[Action]) -> io::Result<()> {
         for (index, action) in actions.iter().enumerate() {
             let Err(error) = self.apply(conversation, action) else { continue };
             let previous = index.checked_sub(1).map(|before| &actions[before]);
@@ -154,7 +154,6 @@ fn remove_dir(dir: &Path) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::stale;
     use super::*;
 
     fn write(dir: &Path, path: &str, text: &str) {
@@ -201,7 +200,7 @@ mod tests {
         write(chat.path(), "m.jsonl", "owner\nstale line\n");
         let actions = [
             Action::SetAside { path: "m.jsonl".into(), to: "m.jsonl.stale-2".into(), by: "PEER777".into() },
-            Action::Restore { path: "m.jsonl".into(), from: stale::Source::Shadow },
+            Action::Restore { path: "m.jsonl".into(), from: Source::Shadow },
         ];
         shadow.apply_all(chat.path(), &actions).unwrap();
         assert_eq!(read(chat.path(), "m.jsonl"), "owner\n");
@@ -220,7 +219,7 @@ mod tests {
         std::fs::remove_file(dir.join("files/m.jsonl")).unwrap();
         let actions = [
             Action::SetAside { path: "m.jsonl".into(), to: "m.jsonl.stale-2".into(), by: "PEER777".into() },
-            Action::Restore { path: "m.jsonl".into(), from: stale::Source::Shadow },
+            Action::Restore { path: "m.jsonl".into(), from: Source::Shadow },
         ];
         assert!(shadow.apply_all(chat.path(), &actions).is_err());
         assert_eq!(read(chat.path(), "m.jsonl"), "stale\n");

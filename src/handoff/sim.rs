@@ -257,7 +257,7 @@ impl World {
             }
             78..=79 if awake && self.force_allowed => {
                 let nodes = self.names().filter(|name| *name != NAMES[i]).map(str::to_owned).collect();
-                self.apply(i, Input::Force { nodes }, false)?
+                self.apply(i, Input::Force { nodes }, false)?;
             }
             80..=86 => self.sync(i, other),
             87..=95 if awake => self.check_barrier(i)?,

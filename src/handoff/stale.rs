@@ -23,7 +23,7 @@ use super::folder::{Stat, conflict_base, stale_copy_name};
 /// Syncthing's record of this node's copy of a file (`GET /rest/db/file`,
 /// `local`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Synced {
+pub(crate) struct Synced {
     /// The short device ID of the device whose change this is.
     pub modified_by: String,
     pub deleted: bool,
@@ -32,14 +32,14 @@ pub struct Synced {
 
 /// Where the owner's version of a file comes back from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     Shadow,
     /// The conflict copy Syncthing moved the owner's version to; it goes.
     ConflictCopy(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// The owner's own change: copied into the shadow.
     Adopt(String),
     /// The owner deleted it: dropped from the shadow.
@@ -51,7 +51,7 @@ pub enum Action {
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// In order: a file is set aside before its owner's version comes back.
     pub actions: Vec<Action>,
     /// Changed files Syncthing has not caught up with yet (its record is not
@@ -60,7 +60,7 @@ pub struct Plan {
 }
 
 /// The files on disk that differ from the shadow: changed, new or gone.
-pub fn changed(disk: &BTreeMap<String, Stat>, shadow: &BTreeMap<String, Stat>) -> Vec<String> {
+pub(crate) fn changed(disk: &BTreeMap<String, Stat>, shadow: &BTreeMap<String, Stat>) -> Vec<String> {
     let keys: BTreeSet<&String> = disk.keys().chain(shadow.keys()).collect();
     keys.into_iter().filter(|path| disk.get(*path) != shadow.get(*path)).cloned().collect()
 }
@@ -91,7 +91,7 @@ fn whose(disk: Option<&Stat>, synced: Option<&Synced>, me: &str) -> Whose {
 /// changed since its shadow: its own changes are adopted, another device's
 /// are set aside and the owner's version restored. `me` is this node's short
 /// device ID; `synced` holds Syncthing's records of the changed files.
-pub fn plan(
+pub(crate) fn plan(
     disk: &BTreeMap<String, Stat>,
     shadow: &BTreeMap<String, Stat>,
     synced: &BTreeMap<String, Synced>,

@@ -13,7 +13,7 @@
 //! every record is read back and fed `Input::Restart`; what those steps ask to
 //! send waits in `pending` until the HandoffPolicy reconciler takes it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -21,6 +21,7 @@ use std::sync::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use super::protocol::{Decision, Envelope, HandoffId, Input, Message, Node, Reason, Record, Step};
+use super::wake::{self, Clocks};
 
 /// How many handoffs' progress is kept.
 const KEEP_PROGRESS: usize = 64;
@@ -28,20 +29,17 @@ const KEEP_PROGRESS: usize = 64;
 const KEEP_REFUSALS: usize = 1024;
 
 /// `(policy, conversation id)`.
-pub type Key = (String, String);
+pub(crate) type Key = (String, String);
 
 struct Entry {
     node: Node,
     /// The content hash the peer last reported for this conversation.
     peer_hash: Option<String>,
-    /// A message about it came from the peer since this daemon started: the
-    /// record here is not one the peer has long moved past.
-    heard: bool,
 }
 
 impl Entry {
     fn new(node: Node) -> Entry {
-        Entry { node, peer_hash: None, heard: false }
+        Entry { node, peer_hash: None }
     }
 }
 
@@ -55,7 +53,7 @@ struct ContentCache(BTreeMap<PathBuf, (u64, super::folder::Content)>);
 /// so that a follower of a handoff whose daemon restarted learns how it ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Progress {
+pub(crate) struct Progress {
     pub handoff: String,
     pub policy: String,
     pub conversation: String,
@@ -92,11 +90,17 @@ struct Inner {
     /// only owner.
     refused_unknown: BTreeMap<Key, Vec<HandoffId>>,
     /// Folders not named like a conversation, by policy, already warned about.
-    ignored: std::collections::BTreeSet<(String, String)>,
+    ignored: BTreeSet<(String, String)>,
+    /// The policies of which a peer's record (`RecordOf`) reached this node
+    /// since it started or woke: the policy-wide wake gate, for the
+    /// conversations it has no record of yet (claims).
+    heard_policies: BTreeSet<String>,
+    /// The clocks at the last look for a sleep ([`HandoffStore::notice_sleep`]).
+    last_clocks: Option<Clocks>,
 }
 
 /// Every conversation's ownership as this node knows it.
-pub struct HandoffStore {
+pub(crate) struct HandoffStore {
     me: String,
     dir: PathBuf,
     inner: Mutex<Inner>,
@@ -116,7 +120,7 @@ pub struct HandoffStore {
 impl HandoffStore {
     /// Reads every record under `<state_dir>/handoff/` and restarts its node. A
     /// file that cannot be read is logged and left alone (not overwritten).
-    pub fn load(state_dir: &Path, me: &str) -> HandoffStore {
+    pub(crate) fn load(state_dir: &Path, me: &str) -> HandoffStore {
         let store = HandoffStore {
             me: me.to_owned(),
             dir: state_dir.join("handoff"),
@@ -144,10 +148,6 @@ impl HandoffStore {
         }
         *store.lock() = inner;
         store
-    }
-
-    pub fn me(&self) -> &str {
-        &self.me
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -192,7 +192,7 @@ impl HandoffStore {
     /// Makes this node the owner, at epoch 1, of a conversation it knows no
     /// record of. False when it knows one (nothing changes). Blocking: the
     /// record is synced to disk before anyone can read it.
-    pub fn claim(&self, policy: &str, id: &str) -> io::Result<bool> {
+    pub(crate) fn claim(&self, policy: &str, id: &str) -> io::Result<bool> {
         let key = (policy.to_owned(), id.to_owned());
         let _changing = self.changing();
         let record = {
@@ -224,7 +224,7 @@ impl HandoffStore {
     /// The step runs on a copy of the node, which takes the node's place once
     /// persisted: readers never wait for the disk and never see a record that
     /// is not on it yet.
-    pub fn step(&self, policy: &str, id: &str, input: Input) -> io::Result<Option<Step>> {
+    pub(crate) fn step(&self, policy: &str, id: &str, input: Input) -> io::Result<Option<Step>> {
         let key = (policy.to_owned(), id.to_owned());
         let _changing = self.changing();
         let (mut node, known) = {
@@ -242,22 +242,22 @@ impl HandoffStore {
                 }
             }
         };
-        let from_peer = matches!(input, Input::Received(_));
+        let record_from_peer = matches!(&input, Input::Received(Envelope { message: Message::RecordOf { .. }, .. }));
         let step = node.step(input);
         if let Some(record) = &step.persist {
             // Not persisted: nothing of the step may happen.
             self.save(&key, record)?;
         }
         let mut inner = self.lock();
+        if record_from_peer {
+            inner.heard_policies.insert(key.0.clone());
+        }
         match inner.entries.get_mut(&key) {
-            Some(entry) => {
-                entry.node = node;
-                entry.heard |= from_peer;
-            }
+            Some(entry) => entry.node = node,
             None if known || step.persist.is_none() => {}
             None => {
                 inner.refused_unknown.remove(&key);
-                inner.entries.insert(key, Entry { heard: from_peer, ..Entry::new(node) });
+                inner.entries.insert(key, Entry::new(node));
             }
         }
         Ok(Some(step))
@@ -295,30 +295,30 @@ impl HandoffStore {
 
     /// True the first time it is asked about folder `name` of `policy`, which
     /// is not named like a conversation: it is warned about once a daemon.
-    pub fn first_sight_of_ignored(&self, policy: &str, name: &str) -> bool {
+    pub(crate) fn first_sight_of_ignored(&self, policy: &str, name: &str) -> bool {
         self.lock().ignored.insert((policy.to_owned(), name.to_owned()))
     }
 
     /// What the restart asked to send and tell, for one policy; taken once.
-    pub fn take_pending(&self, policy: &str) -> Vec<(String, Step)> {
+    pub(crate) fn take_pending(&self, policy: &str) -> Vec<(String, Step)> {
         let mut inner = self.lock();
         let (mine, rest) = std::mem::take(&mut inner.pending).into_iter().partition(|((p, _), _)| p == policy);
         inner.pending = rest;
         mine.into_iter().map(|((_, id), step)| (id, step)).collect()
     }
 
-    pub fn record(&self, policy: &str, id: &str) -> Option<Record> {
+    pub(crate) fn record(&self, policy: &str, id: &str) -> Option<Record> {
         self.lock().entries.get(&(policy.to_owned(), id.to_owned())).map(|entry| entry.node.record().clone())
     }
 
     /// Whether the agent on this node may write to the conversation now
     /// ([`Node::can_write`]): owned here and not frozen.
-    pub fn can_write(&self, policy: &str, id: &str) -> bool {
+    pub(crate) fn can_write(&self, policy: &str, id: &str) -> bool {
         self.lock().entries.get(&(policy.to_owned(), id.to_owned())).is_some_and(|entry| entry.node.can_write())
     }
 
     /// Every conversation of `policy` this node has a record of.
-    pub fn records(&self, policy: &str) -> Vec<(String, Record)> {
+    pub(crate) fn records(&self, policy: &str) -> Vec<(String, Record)> {
         self.lock()
             .entries
             .iter()
@@ -328,12 +328,12 @@ impl HandoffStore {
     }
 
     /// `RecordOf` of the conversation for `peer`, when there is a record.
-    pub fn record_for(&self, policy: &str, id: &str, peer: &str) -> Option<Envelope> {
+    pub(crate) fn record_for(&self, policy: &str, id: &str, peer: &str) -> Option<Envelope> {
         self.lock().entries.get(&(policy.to_owned(), id.to_owned())).map(|entry| entry.node.record_for(peer))
     }
 
     /// Starts following a handoff. Blocking (the progress is saved).
-    pub fn begin(&self, progress: Progress) {
+    pub(crate) fn begin(&self, progress: Progress) {
         {
             let mut inner = self.lock();
             // Only the recent ones are kept: the oldest finished ones go first.
@@ -348,7 +348,7 @@ impl HandoffStore {
     }
 
     /// Adds a line to a handoff's progress. Blocking (the progress is saved).
-    pub fn note(&self, handoff: &str, line: String) {
+    pub(crate) fn note(&self, handoff: &str, line: String) {
         let noted = self.lock().progress.get_mut(handoff).map(|progress| progress.lines.push(line)).is_some();
         if noted {
             self.save_progress();
@@ -357,7 +357,7 @@ impl HandoffStore {
 
     /// Ends a handoff's progress (the first outcome wins), with the owner and
     /// epoch of the conversation then. Blocking (the progress is saved).
-    pub fn finish(&self, handoff: &str, failed_step: Option<&str>, message: String) {
+    pub(crate) fn finish(&self, handoff: &str, failed_step: Option<&str>, message: String) {
         {
             let mut inner = self.lock();
             let Some(progress) = inner.progress.get(handoff).filter(|progress| !progress.done) else { return };
@@ -376,14 +376,14 @@ impl HandoffStore {
         self.save_progress();
     }
 
-    pub fn progress(&self, handoff: &str) -> Option<Progress> {
+    pub(crate) fn progress(&self, handoff: &str) -> Option<Progress> {
         self.lock().progress.get(handoff).cloned()
     }
 
     /// The content of the conversation folder `dir`, read again only when
     /// its fingerprint changed (blocking I/O: call it off the async threads
     /// when the folder may be large).
-    pub fn content(&self, dir: &Path) -> io::Result<super::folder::Content> {
+    pub(crate) fn content(&self, dir: &Path) -> io::Result<super::folder::Content> {
         let fingerprint = super::folder::fingerprint(dir)?;
         let mut cache = self.contents.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some((seen, content)) = cache.0.get(dir)
@@ -397,42 +397,72 @@ impl HandoffStore {
     }
 
     /// Where the owner keeps its shadow of a conversation (`shadow.rs`).
-    pub fn shadow_dir(&self, policy: &str, id: &str) -> PathBuf {
+    pub(crate) fn shadow_dir(&self, policy: &str, id: &str) -> PathBuf {
         self.dir.with_file_name("handoff-shadow").join(policy).join(id)
     }
 
     /// Runs `f` on the shadows alone (blocking I/O: off the async threads).
-    pub fn with_shadows<T>(&self, f: impl FnOnce() -> T) -> T {
+    pub(crate) fn with_shadows<T>(&self, f: impl FnOnce() -> T) -> T {
         let _held = self.shadows.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         f()
     }
 
     /// Whether conversation `id`, owned at `epoch`, was found equal to its
     /// shadow when its files had this `fingerprint`.
-    pub fn is_quiet(&self, (policy, id): (&str, &str), epoch: u64, fingerprint: u64) -> bool {
+    pub(crate) fn is_quiet(&self, (policy, id): (&str, &str), epoch: u64, fingerprint: u64) -> bool {
         let quiet = self.quiet.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         quiet.get(&(policy.to_owned(), id.to_owned())) == Some(&(epoch, fingerprint))
     }
 
     /// Notes that conversation `id`, owned at `epoch`, equals its shadow with
     /// its files at this `fingerprint`.
-    pub fn set_quiet(&self, (policy, id): (&str, &str), epoch: u64, fingerprint: u64) {
+    pub(crate) fn set_quiet(&self, (policy, id): (&str, &str), epoch: u64, fingerprint: u64) {
         let mut quiet = self.quiet.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         quiet.insert((policy.to_owned(), id.to_owned()), (epoch, fingerprint));
     }
 
-    pub fn set_peer_hash(&self, policy: &str, id: &str, hash: String) {
+    pub(crate) fn set_peer_hash(&self, policy: &str, id: &str, hash: String) {
         if let Some(entry) = self.lock().entries.get_mut(&(policy.to_owned(), id.to_owned())) {
             entry.peer_hash = Some(hash);
         }
     }
 
-    /// Whether the peer told this daemon about the conversation yet.
-    pub fn heard_from_peer(&self, policy: &str, id: &str) -> bool {
-        self.lock().entries.get(&(policy.to_owned(), id.to_owned())).is_some_and(|entry| entry.heard)
+    /// Whether a peer's record of the conversation reached this node since it
+    /// started or woke ([`Node::heard_current`]): until then this node may hold
+    /// a record the others have moved past, and does not guard it.
+    pub(crate) fn heard_current(&self, policy: &str, id: &str) -> bool {
+        self.lock().entries.get(&(policy.to_owned(), id.to_owned())).is_some_and(|entry| entry.node.heard_current())
     }
 
-    pub fn peer_hash(&self, policy: &str, id: &str) -> Option<String> {
+    /// Whether a peer's record of any conversation of `policy` reached this
+    /// node since it started or woke: until then it may not know of the
+    /// conversations the others claimed meanwhile, and claims none alone.
+    pub(crate) fn heard_policy(&self, policy: &str) -> bool {
+        self.lock().heard_policies.contains(policy)
+    }
+
+    /// Looks for a sleep since the last look, with the clocks read `now`;
+    /// how long it slept, once, when it did (the caller then calls
+    /// [`HandoffStore::woke`]).
+    pub(crate) fn notice_sleep(&self, now: Clocks) -> Option<std::time::Duration> {
+        let before = self.lock().last_clocks.replace(now)?;
+        wake::slept(before, now)
+    }
+
+    /// This node slept: every conversation's node is fed `Input::Woke` and
+    /// every policy's gate closes, until a peer's record comes again. Blocking
+    /// (it waits for a change under way to reach the disk).
+    pub(crate) fn woke(&self) {
+        let _changing = self.changing();
+        let mut inner = self.lock();
+        inner.heard_policies.clear();
+        for entry in inner.entries.values_mut() {
+            // Waking changes nothing persisted and sends nothing.
+            let _ = entry.node.step(Input::Woke);
+        }
+    }
+
+    pub(crate) fn peer_hash(&self, policy: &str, id: &str) -> Option<String> {
         self.lock().entries.get(&(policy.to_owned(), id.to_owned())).and_then(|entry| entry.peer_hash.clone())
     }
 }
@@ -489,6 +519,8 @@ fn read_all(dir: &Path) -> Vec<(Key, Record)> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::super::protocol::{Message, Phase, Stage};
     use super::*;
 
@@ -539,6 +571,35 @@ mod tests {
         let again = HandoffStore::load(dir.path(), "a");
         assert_eq!(again.records("chats").into_iter().map(|(id, _)| id).collect::<Vec<_>>(), ["c-1"]);
         assert!(older.exists(), "kept as it is");
+    }
+
+    #[test]
+    fn the_wake_gates_open_with_a_peers_record_and_close_when_the_clocks_show_a_sleep() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HandoffStore::load(dir.path(), "b");
+        let from_a = |message| Input::Received(Envelope { from: "a".into(), to: "b".into(), message });
+        store.claim("chats", "c-2").unwrap();
+        assert!(!store.heard_policy("chats") && !store.heard_current("chats", "c-2"), "just started");
+        store.step("chats", "c-2", from_a(Message::Abort { handoff: HandoffId("a-9".into()) })).unwrap();
+        assert!(!store.heard_policy("chats") && !store.heard_current("chats", "c-2"), "a message, not a record");
+        let record = Record { epoch: 1, ..Record::new("a") };
+        store.step("chats", "c-1", from_a(Message::RecordOf { record })).unwrap();
+        assert!(store.heard_policy("chats") && !store.heard_policy("other"));
+        assert!(store.heard_current("chats", "c-1"));
+        assert!(!store.heard_current("chats", "c-2"), "nothing was heard of c-2");
+
+        let start = Clocks::now();
+        assert_eq!(store.notice_sleep(start), None, "the first look only reads the clocks");
+        let awake =
+            Clocks { wall: start.wall + Duration::from_secs(2), monotonic: start.monotonic + Duration::from_secs(2) };
+        assert_eq!(store.notice_sleep(awake), None);
+        assert!(store.heard_policy("chats"));
+        let woken =
+            Clocks { wall: awake.wall + Duration::from_secs(602), monotonic: awake.monotonic + Duration::from_secs(2) };
+        assert_eq!(store.notice_sleep(woken), Some(Duration::from_secs(600)));
+        store.woke();
+        assert!(!store.heard_policy("chats") && !store.heard_current("chats", "c-1"), "closed by the sleep");
+        assert_eq!(store.record("chats", "c-1").map(|record| record.epoch), Some(1), "the record stays");
     }
 
     #[test]
@@ -600,11 +661,7 @@ mod tests {
 
         // A node frozen after Accept went out, restarted: it sends Abort.
         let frozen = Record {
-            phase: Phase::Frozen {
-                handoff: super::super::protocol::HandoffId("h".into()),
-                target: "a".into(),
-                stage: Stage::Accepting,
-            },
+            phase: Phase::Frozen { handoff: HandoffId("h".into()), target: "a".into(), stage: Stage::Accepting },
             ..Record { epoch: 2, ..Record::new("b") }
         };
         store.save(&("chats".into(), "c2".into()), &frozen).unwrap();

@@ -11,7 +11,7 @@ use crate::manifest::ManifestSet;
 
 /// One conversation as this node sees it.
 #[derive(Clone, Debug)]
-pub struct ConversationView {
+pub(crate) struct ConversationView {
     pub policy: String,
     pub id: String,
     /// Its folder on this node.
@@ -28,7 +28,7 @@ pub struct ConversationView {
 
 /// Every conversation of every HandoffPolicy on this node: the folders here
 /// and the records this node keeps.
-pub fn conversations(set: &ManifestSet, node: &str, store: &HandoffStore) -> Vec<ConversationView> {
+pub(crate) fn conversations(set: &ManifestSet, node: &str, store: &HandoffStore) -> Vec<ConversationView> {
     let mut views = Vec::new();
     for policy in set.handoff_policies.keys() {
         let Some(root) = folder::sessions_root(set, policy, node, &folder::home()) else { continue };

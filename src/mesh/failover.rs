@@ -176,9 +176,9 @@ pub enum Lost {
     Broke { url: String, cause: String },
 }
 
-/// Sorts the transport error of a call sent to `url` with `timeout`: Err
-/// when nothing was sent (the reason), else how the call was lost.
-fn sort_transport_error(url: &str, error: &reqwest::Error, timeout: Option<Duration>) -> Result<Lost, String> {
+/// Sorts the transport error of a call sent to `url` with `timeout`: nothing
+/// was sent (the reason), or how the call was lost.
+fn sort_transport_error(url: &str, error: &reqwest::Error, timeout: Option<Duration>) -> NoAnswer {
     let attempted = if error.is_connect() {
         Attempted::NotConnected
     } else if error.is_timeout() {
@@ -188,9 +188,9 @@ fn sort_transport_error(url: &str, error: &reqwest::Error, timeout: Option<Durat
     };
     // A transport error is sorted the same whatever protocol the call speaks.
     if moves_on(PeerProtocol::Route, attempted) {
-        return Err(format!("{url}: {}", root_cause(error)));
+        return NoAnswer::NothingSent(format!("{url}: {}", root_cause(error)));
     }
-    Ok(lost_while_reading(url, error, timeout))
+    NoAnswer::Lost(lost_while_reading(url, error, timeout))
 }
 
 /// How a call whose answer from `url` had begun to arrive was lost: it was
@@ -349,8 +349,8 @@ impl Failover {
             Ok(response) => response,
             Err(error) => {
                 return match sort_transport_error(&url, &error, timeout) {
-                    Ok(lost) => Tried::Lost(lost),
-                    Err(reason) => Tried::NotSent(reason),
+                    NoAnswer::NothingSent(reason) => Tried::NotSent(reason),
+                    NoAnswer::Lost(lost) => Tried::Lost(lost),
                 };
             }
         };
@@ -370,7 +370,7 @@ impl Failover {
     }
 }
 
-/// Why a peer's reply is no answer to pass on.
+/// Why a call, or a peer's reply, is no answer to pass on.
 enum NoAnswer {
     /// It sent nothing: why.
     NothingSent(String),
@@ -588,7 +588,7 @@ mod tests {
         ];
         for &((status, marked, body), (node, answer_status, answer_body), earlier) in table {
             let peer = axum::Router::new().fallback(move || async move {
-                let mut response = (axum::http::StatusCode::from_u16(status).unwrap(), body).into_response();
+                let mut response = (StatusCode::from_u16(status).unwrap(), body).into_response();
                 if marked {
                     response.headers_mut().insert(NOT_SENT_HEADER, HeaderValue::from_static("1"));
                 }

@@ -25,6 +25,7 @@ use super::router::SetInForce;
 use crate::api::wire::{API_VERSION, Health, ReconcileRequest};
 use crate::api_key::ApiKey;
 use crate::backoff::Policy;
+use crate::event::Event;
 use crate::metrics::Metrics;
 use crate::net::{self, root_cause};
 use crate::tailscale::TailscaleClient;
@@ -54,8 +55,8 @@ pub struct AppliedRevision {
     pub from_git: bool,
 }
 
-/// Records an event: (warning, reason, object, message).
-pub type EventSink = Arc<dyn Fn(bool, &'static str, &str, String) + Send + Sync>;
+/// Records an event about an object (`Node/<name>`).
+pub type EventSink = Arc<dyn Fn(&str, Event) + Send + Sync>;
 
 /// What the prober reads and writes, handed over by whoever runs it.
 pub struct ProberHandles {
@@ -262,7 +263,7 @@ fn record(handles: &ProberHandles, name: &str, result: &Result<Answer, String>, 
             if handles.peers.get(name).and_then(|p| p.tailnet_online) == Some(false) {
                 reason.push_str("; Tailscale sees it offline too (asleep?)");
             }
-            (handles.events)(true, "PeerOffline", &object, format!("peer {name} offline: {reason}"));
+            (handles.events)(&object, Event::warning("PeerOffline", format!("peer {name} offline: {reason}")));
         }
         Some(Transition::Online { after }) => {
             let mut message = match after {
@@ -277,7 +278,7 @@ fn record(handles: &ProberHandles, name: &str, result: &Result<Answer, String>, 
                     answer.health.api_version
                 ));
             }
-            (handles.events)(false, "PeerOnline", &object, message);
+            (handles.events)(&object, Event::normal("PeerOnline", message));
         }
         None => {}
     }
@@ -393,7 +394,7 @@ mod tests {
             api_key: ApiKey::default(),
             set_in_force: Arc::new(|| None),
             applied_revisions,
-            events: Arc::new(|_, _, _, _| {}),
+            events: Arc::new(|_, _| {}),
         };
         let (stop, stopped) = watch::channel(false);
         let prober = tokio::spawn(run(handles, AlwaysAnswers, stopped));

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use super::context::{Context, Outcome, ReconcileError};
 use crate::api_key::ApiKey;
-use crate::controller::status::Observed;
+use crate::controller::status::{ConditionType, Observed};
+use crate::event::Event;
 use crate::manifest::ManifestSet;
 use crate::manifest::kinds::{CapabilitySpec, Provider, is_loopback_host};
 use crate::mesh::failover::HOP_HEADER;
@@ -29,7 +30,7 @@ use crate::template;
 
 /// How often a capability's placement is decided again without a trigger:
 /// the bound on how long a dead endpoint keeps clients pointed at it.
-pub const RECHECK: Duration = Duration::from_secs(5);
+pub(crate) const RECHECK: Duration = Duration::from_secs(5);
 
 /// How long an endpoint's health path gets to answer.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -38,7 +39,7 @@ const PULL_RECHECK: Duration = Duration::from_secs(2);
 
 /// What the last health probe of a node's endpoint found.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Health {
+pub(crate) enum Health {
     Healthy,
     /// Why it is not: the probe's error or the status it answered.
     Unhealthy(String),
@@ -48,7 +49,7 @@ pub enum Health {
 
 /// Who serves a capability, and why each node before it does not.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Decision {
+pub(crate) struct Decision {
     pub served: Option<Served>,
     /// The nodes passed over, in order, with why.
     pub tried: Vec<(String, String)>,
@@ -57,7 +58,7 @@ pub struct Decision {
 /// The first node of `spec`'s placement that is online (`this_node` always is)
 /// and whose endpoint is `Healthy` in `health`. `addresses` holds each Node's
 /// `address`, the endpoint's host unless `endpoint.host` says otherwise.
-pub fn decide(
+pub(crate) fn decide(
     spec: &CapabilitySpec,
     this_node: &str,
     addresses: &BTreeMap<String, String>,
@@ -87,7 +88,7 @@ pub fn decide(
 }
 
 /// The URL a node's endpoint is health-checked at: `healthPath`, else `path`.
-pub fn health_url(spec: &CapabilitySpec, host: &str) -> String {
+pub(crate) fn health_url(spec: &CapabilitySpec, host: &str) -> String {
     format!("http://{}{}", host_port(host, spec.endpoint.port.0), health_path(spec))
 }
 
@@ -97,7 +98,7 @@ fn health_path(spec: &CapabilitySpec) -> &str {
 
 /// How this node learns whether `node`'s endpoint at `host` is healthy.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HealthCheck {
+pub(crate) enum HealthCheck {
     /// It probes the endpoint itself: its own, or a peer's it can reach.
     Direct,
     /// It takes the node's word: a peer's endpoint on that peer's loopback,
@@ -108,14 +109,14 @@ pub enum HealthCheck {
 /// Direct for this node's endpoint and for a peer's at a host others can
 /// reach (what a client given `{{host}}` would call, so the probe checks
 /// what such a client meets); by its node for a peer's loopback endpoint.
-pub fn health_check(host: &str, node: &str, this_node: &str) -> HealthCheck {
+pub(crate) fn health_check(host: &str, node: &str, this_node: &str) -> HealthCheck {
     if node != this_node && is_loopback_host(host) { HealthCheck::ByItsNode } else { HealthCheck::Direct }
 }
 
 /// The URL at which a peer (its mesh API at `authority`) checks its own
 /// endpoint of `capability` for this node: its pass-through, which stands
 /// for the endpoint's root, then the health path.
-pub fn health_url_by_node(authority: &str, capability: &str, spec: &CapabilitySpec) -> String {
+pub(crate) fn health_url_by_node(authority: &str, capability: &str, spec: &CapabilitySpec) -> String {
     format!("http://{authority}{}/{capability}{}", crate::api::wire::CAP_PREFIX, health_path(spec))
 }
 
@@ -145,23 +146,19 @@ fn reasons(tried: &[(String, String)]) -> String {
 }
 
 /// The conditions and details of a capability from its decision.
-pub fn status(spec: &CapabilitySpec, decision: &Decision) -> (Vec<Observed>, BTreeMap<String, String>) {
+pub(crate) fn status(spec: &CapabilitySpec, decision: &Decision) -> (Vec<Observed>, BTreeMap<String, String>) {
     let message = served_message(spec, decision);
     let mut details = BTreeMap::new();
     let conditions = match &decision.served {
         Some(served) => {
             details.insert("servedBy".into(), served.node.clone());
             details.insert("endpoint".into(), endpoint_url(spec, served));
-            vec![
-                Observed::new("Ready", true, "Served", message),
-                Observed::new("Progressing", false, "Stable", ""),
-                Observed::new("Degraded", false, "AsExpected", ""),
-            ]
+            vec![Observed::ready("Served", message), Observed::stable(), Observed::as_expected()]
         }
         None => vec![
-            Observed::new("Ready", false, "NoNodeAvailable", message.clone()),
-            Observed::new("Progressing", false, "Stable", ""),
-            Observed::new("Degraded", true, "NoNodeAvailable", message),
+            Observed::not_ready("NoNodeAvailable", message.clone()),
+            Observed::stable(),
+            Observed::degraded("NoNodeAvailable", message),
         ],
     };
     (conditions, details)
@@ -177,7 +174,7 @@ fn endpoint_url(spec: &CapabilitySpec, served: &Served) -> String {
 /// comment per capability saying who serves it, then the variables sorted by
 /// name. A capability no node serves leaves its variables out; of two
 /// capabilities setting one variable, the first by name wins.
-pub fn render_client_env(
+pub(crate) fn render_client_env(
     set: &ManifestSet,
     placements: &BTreeMap<String, Served>,
     node: &str,
@@ -232,7 +229,7 @@ pub fn render_client_env(
 /// to dotenv libraries: bare when it holds only plain characters, else in
 /// single quotes, else (a `'` or a line break in it) in double quotes with
 /// `\`, `"`, `$`, `` ` `` escaped and line breaks as `\n`.
-pub fn quote(value: &str) -> String {
+pub(crate) fn quote(value: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_-./:@%+,=".contains(c);
     if !value.is_empty() && value.chars().all(plain) {
         return value.to_owned();
@@ -259,7 +256,7 @@ pub fn quote(value: &str) -> String {
 /// The variables of a client env file, as [`render_client_env`] writes them
 /// (comments and blank lines skipped, values unquoted). Err names the first
 /// line that is not `NAME=value`.
-pub fn parse_client_env(text: &str) -> Result<BTreeMap<String, String>, String> {
+pub(crate) fn parse_client_env(text: &str) -> Result<BTreeMap<String, String>, String> {
     let mut variables = BTreeMap::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -296,7 +293,7 @@ fn unquote(value: &str) -> Option<String> {
     Some(out)
 }
 
-pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileError> {
+pub(crate) async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileError> {
     let mut outcome = Outcome::default();
     let Some(capability) = ctx.set.capabilities.get(name) else {
         // Removed: nobody serves it, its variables leave the client env, and
@@ -336,7 +333,10 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
         let from = before.map_or_else(|| "none".to_owned(), |s| s.node);
         let to = decision.served.as_ref().map_or_else(|| "none".to_owned(), |s| s.node.clone());
         let why = served_message(spec, &decision);
-        outcome.event(decision.served.is_none(), "PlacementChanged", format!("{name}: {from} -> {to} ({why})"));
+        let message = format!("{name}: {from} -> {to} ({why})");
+        // Moving to no node at all is worth a look; moving to another is failover working.
+        let event = if decision.served.is_none() { Event::warning } else { Event::normal };
+        outcome.event(event("PlacementChanged", message));
     }
     let (conditions, details) = status(spec, &decision);
     outcome.conditions = conditions;
@@ -386,14 +386,14 @@ async fn ensure_models(ctx: &Context, name: &str, spec: &CapabilitySpec, address
         .filter(|(_, state)| !matches!(state, PullState::Failed { .. }))
         .map(|(model, state)| format!("{model}: {}", state.describe(now)))
         .collect();
-    let degraded = outcome.conditions.iter().any(|c| c.condition_type == "Degraded" && c.status);
+    let degraded = outcome.conditions.iter().any(|c| c.holds(ConditionType::Degraded));
     if !failed.is_empty() && !degraded {
-        outcome.conditions.retain(|c| c.condition_type != "Degraded");
-        outcome.conditions.push(Observed::new("Degraded", true, "ModelPullFailed", failed.join("; ")));
+        outcome.conditions.retain(|c| c.condition_type != ConditionType::Degraded);
+        outcome.conditions.push(Observed::degraded("ModelPullFailed", failed.join("; ")));
     }
     if !pulling.is_empty() {
-        outcome.conditions.retain(|c| c.condition_type != "Progressing");
-        outcome.conditions.push(Observed::new("Progressing", true, "PullingModels", pulling.join("; ")));
+        outcome.conditions.retain(|c| c.condition_type != ConditionType::Progressing);
+        outcome.conditions.push(Observed::progressing("PullingModels", pulling.join("; ")));
         outcome.requeue_after = Some(PULL_RECHECK);
     }
 }
@@ -408,9 +408,9 @@ async fn write_client_env(ctx: &Context, outcome: &mut Outcome) {
     };
     if let Err(error) = ctx.handles.client_env.write(render).await {
         let message = format!("cannot write {}: {error}", ctx.handles.client_env.path().display());
-        outcome.event(true, "ClientEnvNotWritten", message.clone());
-        outcome.conditions.retain(|c| c.condition_type != "Degraded");
-        outcome.conditions.push(Observed::new("Degraded", true, "ClientEnvNotWritten", message));
+        outcome.event(Event::warning("ClientEnvNotWritten", message.clone()));
+        outcome.conditions.retain(|c| c.condition_type != ConditionType::Degraded);
+        outcome.conditions.push(Observed::degraded("ClientEnvNotWritten", message));
     }
 }
 
@@ -502,7 +502,7 @@ mod tests {
         let sick = || Unhealthy("refused".into());
         type Case<'a> =
             (&'a str, &'a str, &'a [&'a str], Vec<(&'a str, Health)>, Option<Served>, &'a [(&'a str, &'a str)]);
-        let table: Vec<Case> = vec![
+        let table: Vec<Case<'_>> = vec![
             // case, this node, offline peers, health, served, passed over
             ("preferred healthy", "a", &[], vec![("b", Healthy)], served("b", "10.0.0.2", 11434), &[]),
             (

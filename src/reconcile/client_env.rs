@@ -5,23 +5,23 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// The client env's file name in the state folder.
-pub const CLIENT_ENV_FILE: &str = "client.env";
+pub(crate) const CLIENT_ENV_FILE: &str = "client.env";
 
 /// `client.env` in the state folder. Cheap to clone; clones share the lock
 /// that keeps two capabilities' reconciles from writing it at once.
 #[derive(Clone, Debug)]
-pub struct ClientEnvFile {
+pub(crate) struct ClientEnvFile {
     path: PathBuf,
     lock: Arc<Mutex<()>>,
 }
 
 impl ClientEnvFile {
     /// The file of the state folder `state_dir`.
-    pub fn in_state_dir(state_dir: &Path) -> Self {
+    pub(crate) fn in_state_dir(state_dir: &Path) -> Self {
         ClientEnvFile { path: state_dir.join(CLIENT_ENV_FILE), lock: Arc::default() }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 

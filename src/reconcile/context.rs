@@ -10,7 +10,8 @@ use std::time::Duration;
 use super::client_env::ClientEnvFile;
 use super::sync_folder::state::SyncState;
 use crate::api_key::ApiKey;
-use crate::controller::status::Observed;
+use crate::controller::status::{ConditionType, Observed};
+use crate::event::Event;
 use crate::handoff::store::HandoffStore;
 use crate::identity::NodeEnv;
 use crate::manifest::ManifestSet;
@@ -23,7 +24,7 @@ use crate::tasks::TaskSet;
 /// What every reconcile gets: the set in force, the settings, and the
 /// daemon's handles, shared through one `Arc` rather than copied per dispatch.
 #[derive(Clone)]
-pub struct Context {
+pub(crate) struct Context {
     pub set: Arc<ManifestSet>,
     pub revision: String,
     pub env: Arc<NodeEnv>,
@@ -31,7 +32,7 @@ pub struct Context {
 }
 
 /// The handles the reconcilers act with, made once per daemon.
-pub struct Handles {
+pub(crate) struct Handles {
     /// This node's name.
     pub node: String,
     pub supervisor: Supervisor,
@@ -54,11 +55,11 @@ pub struct Handles {
 
 /// What a reconcile found and did.
 #[derive(Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub conditions: Vec<Observed>,
     pub details: BTreeMap<String, String>,
-    /// Events to record: (warning, reason, message).
-    pub events: Vec<(bool, &'static str, String)>,
+    /// Events to record about the object.
+    pub events: Vec<Event>,
     /// Run again after this long even without a change.
     pub requeue_after: Option<Duration>,
     /// False when the object is nothing to this node (its status is dropped).
@@ -78,30 +79,30 @@ impl Default for Outcome {
 }
 
 impl Outcome {
-    pub(super) fn event(&mut self, warning: bool, reason: &'static str, message: impl Into<String>) {
-        self.events.push((warning, reason, message.into()));
+    pub(super) fn event(&mut self, event: Event) {
+        self.events.push(event);
     }
 }
 
 /// A reconcile that failed; it is retried with backoff, and shown as Degraded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
-pub struct ReconcileError {
+pub(crate) struct ReconcileError {
     pub reason: &'static str,
     pub message: String,
 }
 
 impl ReconcileError {
-    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(reason: &'static str, message: impl Into<String>) -> Self {
         ReconcileError { reason, message: message.into() }
     }
 
     /// The conditions an object shows while its reconcile fails.
-    pub fn conditions(&self) -> Vec<Observed> {
+    pub(crate) fn conditions(&self) -> Vec<Observed> {
         vec![
-            Observed::new("Ready", false, self.reason, self.message.clone()),
-            Observed::new("Progressing", false, "RetryingWithBackoff", ""),
-            Observed::new("Degraded", true, self.reason, self.message.clone()),
+            Observed::not_ready(self.reason, self.message.clone()),
+            Observed::new(ConditionType::Progressing, false, "RetryingWithBackoff", ""),
+            Observed::degraded(self.reason, self.message.clone()),
         ]
     }
 }

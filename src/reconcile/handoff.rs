@@ -14,21 +14,24 @@ use std::time::Duration;
 
 use super::context::{Context, Outcome, ReconcileError};
 use crate::api::wire::HandoffMessage;
-use crate::controller::status::Observed;
+use crate::controller::status::{ConditionType, Observed};
+use crate::event::Event;
 use crate::handoff::folder::{self, Content, Stat};
-use crate::handoff::io::{Conversation, Event, HandoffIo, off_thread};
+use crate::handoff::io::{Conversation, HandoffIo, off_thread};
 use crate::handoff::protocol::{Input, Phase, Record, Stage};
 use crate::handoff::shadow::Shadow;
 use crate::handoff::stale;
 use crate::handoff::store::HandoffStore;
+use crate::handoff::wake::Clocks;
 use crate::syncthing::{Client, FileRecord};
 
 /// How often the records are sent to the peer (and new folders looked for).
-pub const EXCHANGE_EVERY: Duration = Duration::from_secs(2);
+pub(crate) const EXCHANGE_EVERY: Duration = Duration::from_secs(2);
 
 /// Reconciles HandoffPolicy `name` on this node.
-pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileError> {
+pub(crate) async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileError> {
     let Some(mut pass) = Pass::new(name, ctx) else { return Ok(Outcome { tracked: false, ..Outcome::default() }) };
+    pass.notice_sleep().await;
     pass.retransmit_restart().await;
     let waiting = pass.claim().await?;
     pass.retransmit_aborts().await;
@@ -50,8 +53,8 @@ struct Pass<'a> {
     /// The Syncthing folder they are in, and their path in it.
     folder_id: String,
     sessions_dir: String,
-    /// The other node of the policy.
-    peer: Option<String>,
+    /// The other nodes of the policy's SyncFolder.
+    others: Vec<String>,
     io: HandoffIo,
     /// This node's Syncthing and its short device ID, once asked this pass.
     syncthing: Option<Result<(Client, String), String>>,
@@ -70,7 +73,7 @@ impl<'a> Pass<'a> {
             root,
             folder_id: sync_folder.spec.folder_id_or(sync_folder.name()).to_owned(),
             sessions_dir: spec.sessions_dir.value.trim_matches('/').to_owned(),
-            peer: folder::peer_of(&ctx.set, policy, &ctx.handles.node),
+            others: folder::others_of(&ctx.set, policy, &ctx.handles.node),
             io: HandoffIo::new(
                 ctx.handles.handoff.clone(),
                 ctx.handles.peers.clone(),
@@ -96,6 +99,23 @@ impl<'a> Pass<'a> {
         if self.syncthing.is_none() && self.has_syncthing() {
             self.syncthing = Some(own_syncthing(self.ctx).await);
         }
+    }
+
+    /// A machine that slept may have missed handoffs: once the clocks show a
+    /// sleep, every conversation's wake gate closes until a peer's record
+    /// comes again (the first pass of any policy after the sleep notices it).
+    async fn notice_sleep(&mut self) {
+        let store = &self.ctx.handles.handoff;
+        let Some(asleep) = store.notice_sleep(Clocks::now()) else { return };
+        let store = store.clone();
+        let _ = off_thread(move || store.woke()).await;
+        self.outcome.event(Event::normal(
+            "Woke",
+            format!(
+                "this node slept for about {} s: it claims and guards again once a peer's record reaches it",
+                asleep.as_secs()
+            ),
+        ));
     }
 
     /// Carries out what the restart left to send and tell.
@@ -133,6 +153,11 @@ impl<'a> Pass<'a> {
         if unknown.is_empty() {
             return Ok(Vec::new());
         }
+        let heard = self.ctx.handles.handoff.heard_policy(self.policy);
+        if !may_claim_any(&self.others, |node| self.ctx.handles.peers.known_down(node), heard) {
+            let why = "no other node answers and none sent its records since this node started or woke";
+            return Ok(unknown.into_iter().map(|id| format!("{id} ({why})")).collect());
+        }
         self.ask_syncthing().await;
         if let Some(Err(error)) = &self.syncthing {
             let message = format!("cannot ask who made a conversation: {error}");
@@ -144,11 +169,10 @@ impl<'a> Pass<'a> {
             let syncthing = self.syncthing.as_ref().and_then(|syncthing| syncthing.as_ref().ok());
             match may_claim(syncthing, &self.folder_id, &path).await {
                 Claim::Mine => match self.io.claim(self.policy, &id).await {
-                    Ok(true) => self.outcome.event(
-                        false,
+                    Ok(true) => self.outcome.event(Event::normal(
                         "Claimed",
                         format!("conversation {id} appeared here first: owned here at epoch 1"),
-                    ),
+                    )),
                     Ok(false) => {}
                     Err(error) => return Err(not_saved(&id, &error)),
                 },
@@ -167,7 +191,7 @@ impl<'a> Pass<'a> {
             let why = folder::check_conversation_id(folder_name).err().unwrap_or_default();
             let path = self.root.join(folder_name);
             let message = format!("{}: not a conversation, left alone: {why}", path.display());
-            self.outcome.event(true, "handoff.ignoredFolder", message);
+            self.outcome.event(Event::warning("handoff.ignoredFolder", message));
         }
     }
 
@@ -210,12 +234,12 @@ impl<'a> Pass<'a> {
         unguarded
     }
 
-    /// A restarted daemon may hold a record the peer has moved past (a forced
-    /// takeover while it was down): it guards only once the peer told it
-    /// about the conversation, or while the peer is down.
+    /// A daemon that restarted or woke may hold a record the others have
+    /// moved past (a forced takeover while it was away): it guards only once
+    /// a peer's record of the conversation reached it since, unless it shares
+    /// the folder with nobody.
     fn may_guard(&self, id: &str) -> bool {
-        let peer_may_know_better = self.peer.as_ref().is_some_and(|peer| !self.ctx.handles.peers.known_down(peer));
-        !peer_may_know_better || self.ctx.handles.handoff.heard_from_peer(self.policy, id)
+        self.others.is_empty() || self.ctx.handles.handoff.heard_current(self.policy, id)
     }
 
     /// Sends every record to the peer, when it answers, with its folder's
@@ -224,7 +248,7 @@ impl<'a> Pass<'a> {
     async fn exchange(&self, records: &[(String, Record)]) -> (Vec<String>, Vec<String>) {
         let ids: Vec<String> = records.iter().map(|(id, _)| id.clone()).collect();
         let contents = contents_of(&self.ctx.handles.handoff, &self.root, ids).await;
-        let peer_up = self.peer.as_ref().filter(|peer| !self.ctx.handles.peers.known_down(peer));
+        let peer_up = self.others.first().filter(|peer| !self.ctx.handles.peers.known_down(peer));
         let (mut conflicts, mut stale, mut outgoing) = (Vec::new(), Vec::new(), Vec::new());
         for (id, content) in contents {
             if let Some(content) = &content {
@@ -274,8 +298,13 @@ fn status(found: &Found) -> (Vec<Observed>, BTreeMap<String, String>) {
     let message = format!("{} conversation(s), {} owned here", found.conversations, found.owned);
     let waiting = !found.waiting.is_empty();
     let conditions = vec![
-        Observed::new("Ready", true, "Tracking", message),
-        Observed::new("Progressing", waiting, if waiting { "Waiting" } else { "Stable" }, found.waiting.join(", ")),
+        Observed::ready("Tracking", message),
+        Observed::new(
+            ConditionType::Progressing,
+            waiting,
+            if waiting { "Waiting" } else { "Stable" },
+            found.waiting.join(", "),
+        ),
         degraded(&found.conflicts, &found.stale, &found.unguarded),
     ];
     let details = [
@@ -305,12 +334,21 @@ fn degraded(conflicts: &[String], stale: &[String], unguarded: &[String]) -> Obs
         parts.push(("StaleWritesUnchecked", unguarded.join(", ")));
     }
     match parts.first() {
-        None => Observed::new("Degraded", false, "AsExpected", ""),
+        None => Observed::as_expected(),
         Some((reason, _)) => {
             let message = parts.iter().map(|(_, message)| message.as_str()).collect::<Vec<_>>().join("; ");
-            Observed::new("Degraded", true, *reason, message)
+            Observed::degraded(*reason, message)
         }
     }
+}
+
+/// Whether this node may claim the new conversations of a policy shared with
+/// `others` at all: a node alone (none of them answers) that has not `heard`
+/// a peer's record since it started or woke may not know of the claims made
+/// while it was away, so it waits for one. A policy shared with nobody is
+/// claimed at once.
+fn may_claim_any(others: &[String], known_down: impl Fn(&str) -> bool, heard: bool) -> bool {
+    others.is_empty() || heard || others.iter().any(|node| !known_down(node))
 }
 
 /// Whether this node may claim a conversation folder it has no record of.
@@ -519,7 +557,7 @@ fn stale_events(id: &str, epoch: u64, actions: &[stale::Action]) -> Vec<Event> {
         }
         stale::Action::Adopt(_) | stale::Action::Forget(_) => None,
     });
-    told.map(|message| (true, "handoff.stale", message)).collect()
+    told.map(|message| Event::warning("handoff.stale", message)).collect()
 }
 
 /// Syncthing's record as `handoff::stale` reads it. A time that does not
@@ -556,9 +594,9 @@ mod tests {
         assert_eq!(
             seen,
             [
-                ("Ready", true, "Tracking", "3 conversation(s), 1 owned here"),
-                ("Progressing", true, "Waiting", "c-3 (Syncthing has not scanned it yet)"),
-                ("Degraded", true, "StaleWrites", "1 stale writes kept aside: c-1/m.jsonl.stale-2"),
+                (ConditionType::Ready, true, "Tracking", "3 conversation(s), 1 owned here"),
+                (ConditionType::Progressing, true, "Waiting", "c-3 (Syncthing has not scanned it yet)"),
+                (ConditionType::Degraded, true, "StaleWrites", "1 stale writes kept aside: c-1/m.jsonl.stale-2"),
             ]
         );
         let details: Vec<_> = details.iter().map(|(name, count)| (name.as_str(), count.as_str())).collect();
@@ -567,6 +605,25 @@ mod tests {
         let idle = Found { waiting: Vec::new(), stale: Vec::new(), ..found };
         let (conditions, _) = status(&idle);
         assert_eq!((conditions[1].status, conditions[1].reason.as_str()), (false, "Stable"));
+    }
+
+    #[test]
+    fn a_node_alone_claims_only_once_a_peers_record_reached_it_since_it_started_or_woke() {
+        let nodes = |names: &[&str]| names.iter().map(|name| (*name).to_owned()).collect::<Vec<_>>();
+        // (other nodes, the ones known down, heard a peer's record, may claim)
+        let cases = [
+            (nodes(&[]), nodes(&[]), false, true),
+            (nodes(&["mini"]), nodes(&[]), false, true),
+            (nodes(&["mini"]), nodes(&["mini"]), false, false),
+            (nodes(&["mini"]), nodes(&["mini"]), true, true),
+            (nodes(&["mini", "desk"]), nodes(&["mini"]), false, true),
+            (nodes(&["mini", "desk"]), nodes(&["mini", "desk"]), false, false),
+            (nodes(&["mini", "desk"]), nodes(&["mini", "desk"]), true, true),
+        ];
+        for (others, down, heard, expected) in cases {
+            let known_down = |node: &str| down.iter().any(|name| name == node);
+            assert_eq!(may_claim_any(&others, known_down, heard), expected, "{others:?}, down {down:?}, heard {heard}");
+        }
     }
 
     #[test]
@@ -581,15 +638,13 @@ mod tests {
         assert_eq!(
             told,
             [
-                (
-                    true,
+                Event::warning(
                     "handoff.stale",
                     "conversation c-1: m.jsonl was written by device BBBBBBB, which does not own it at epoch 2; \
                      kept aside as m.jsonl.stale-2"
                         .to_owned()
                 ),
-                (
-                    true,
+                Event::warning(
                     "handoff.stale",
                     "conversation c-1: m.jsonl is back to this owner's version (epoch 2)".to_owned()
                 ),

@@ -3,41 +3,43 @@
 //! exit): it compares what is declared with what is, every time, which keeps it
 //! idempotent. Planning is pure and shared with `meshctl diff`.
 
-pub mod capability;
-pub mod client_env;
-pub mod context;
-pub mod handoff;
-pub mod plan;
-pub mod service;
-pub mod sync_folder;
+pub(crate) mod capability;
+pub(crate) mod client_env;
+pub(crate) mod context;
+pub(crate) mod handoff;
+pub(crate) mod plan;
+pub(crate) mod service;
+pub(crate) mod sync_folder;
 
-pub use self::context::{Context, Handles, Outcome, ReconcileError};
-use crate::controller::status::{ObjectKey, Observed};
+pub(crate) use self::context::{Context, Handles, Outcome, ReconcileError};
+use crate::controller::status::{ConditionType, ObjectKey, Observed};
 use crate::manifest::{Kind, ManifestSet};
 
 /// The keys of every object this node may have to act on in `set`.
-pub fn keys(set: &ManifestSet, node: &str) -> Vec<ObjectKey> {
-    let mut keys: Vec<ObjectKey> = set.services.keys().map(|name| (Kind::Service, name.clone())).collect();
+pub(crate) fn keys(set: &ManifestSet, node: &str) -> Vec<ObjectKey> {
+    let mut keys: Vec<ObjectKey> =
+        set.services.keys().map(|name| ObjectKey::new(Kind::Service, name.clone())).collect();
     if set.nodes.contains_key(node) {
-        keys.push((Kind::Node, node.to_owned()));
+        keys.push(ObjectKey::new(Kind::Node, node.to_owned()));
     }
     // Every SyncFolder, not only this node's: one that no longer names this
     // node is reconciled to un-share it here.
-    keys.extend(set.sync_folders.keys().map(|name| (Kind::SyncFolder, name.clone())));
+    keys.extend(set.sync_folders.keys().map(|name| ObjectKey::new(Kind::SyncFolder, name.clone())));
     // Every Capability: each node renders every capability's client env.
-    keys.extend(set.capabilities.keys().map(|name| (Kind::Capability, name.clone())));
+    keys.extend(set.capabilities.keys().map(|name| ObjectKey::new(Kind::Capability, name.clone())));
     // Every HandoffPolicy: one whose folder is not on this node is untracked.
-    keys.extend(set.handoff_policies.keys().map(|name| (Kind::HandoffPolicy, name.clone())));
+    keys.extend(set.handoff_policies.keys().map(|name| ObjectKey::new(Kind::HandoffPolicy, name.clone())));
     keys
 }
 
-pub async fn reconcile(key: &ObjectKey, ctx: &Context) -> Result<Outcome, ReconcileError> {
-    match key.0 {
-        Kind::Service => service::reconcile(&key.1, ctx).await,
-        Kind::SyncFolder => sync_folder::reconcile(&key.1, ctx).await,
-        Kind::Capability => capability::reconcile(&key.1, ctx).await,
-        Kind::HandoffPolicy => handoff::reconcile(&key.1, ctx).await,
-        Kind::Node if key.1 == ctx.handles.node => Ok(this_node(ctx)),
+pub(crate) async fn reconcile(key: &ObjectKey, ctx: &Context) -> Result<Outcome, ReconcileError> {
+    let name = key.name.as_str();
+    match key.kind {
+        Kind::Service => service::reconcile(name, ctx).await,
+        Kind::SyncFolder => sync_folder::reconcile(name, ctx).await,
+        Kind::Capability => capability::reconcile(name, ctx).await,
+        Kind::HandoffPolicy => handoff::reconcile(name, ctx).await,
+        Kind::Node if name == ctx.handles.node => Ok(this_node(ctx)),
         _ => Ok(Outcome { tracked: false, ..Outcome::default() }),
     }
 }
@@ -56,10 +58,10 @@ fn this_node(ctx: &Context) -> Outcome {
         .filter(|hint| *hint != role)
         .map(|hint| format!("AGENT_ROLE is \"{hint}\" but the Node manifest says {role}; the manifest wins"));
     outcome.conditions = vec![
-        Observed::new("Ready", true, "Registered", format!("this node, role {role}")),
-        Observed::new("Progressing", false, "Stable", ""),
+        Observed::ready("Registered", format!("this node, role {role}")),
+        Observed::stable(),
         Observed::new(
-            "Degraded",
+            ConditionType::Degraded,
             mismatch.is_some(),
             if mismatch.is_some() { "RoleMismatch" } else { "AsExpected" },
             mismatch.unwrap_or_default(),

@@ -14,7 +14,7 @@ use crate::supervisor::UnitStatus;
 
 /// Plans `candidate` against the set in force (`current`) and the processes this
 /// node runs (`observe`).
-pub fn plan(
+pub(crate) fn plan(
     current: Option<(&ManifestSet, &str)>,
     candidate: (&ManifestSet, &str),
     node: &str,
@@ -106,10 +106,10 @@ fn service_action(
         Err(error) => return Some(format!("cannot start: {error}")),
     };
     let observed = observe(name);
-    match service::plan(desired.as_ref(), observed.as_ref()) {
+    match service::plan(desired, observed.as_ref()) {
         ServiceAction::Nothing => None,
-        ServiceAction::Start => desired.map(|d| format!("start: {}", d.command.join(" "))),
-        ServiceAction::Replace => desired.map(|d| format!("restart: {}", d.command.join(" "))),
+        ServiceAction::Start(process) => Some(format!("start: {}", process.command.join(" "))),
+        ServiceAction::Replace(process) => Some(format!("restart: {}", process.command.join(" "))),
         ServiceAction::Stop => Some("stop".to_owned()),
     }
 }
@@ -218,7 +218,7 @@ mod tests {
             })
         };
         let plan = plan(Some((&current, "r1")), (&current, "r1"), "a", &env, observed);
-        assert!(plan.is_empty(), "{:?}", summary(&plan));
+        assert!(plan.changes.is_empty(), "{:?}", summary(&plan));
         assert_eq!(plan.unchanged, 3);
         let fresh_start = super::plan(None, (&current, "r1"), "a", &env, |_: &str| None);
         assert_eq!(summary(&fresh_start)[2], "Add Service/web [] start: serve");

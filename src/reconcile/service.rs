@@ -5,40 +5,44 @@ use std::collections::BTreeMap;
 
 use super::context::{Context, Outcome, ReconcileError};
 use crate::config::{expand_home, resolve_secret};
-use crate::controller::status::Observed;
+use crate::controller::status::{ConditionType, Observed};
+use crate::event::Event;
 use crate::identity::NodeEnv;
 use crate::manifest::Object;
 use crate::manifest::kinds::{EnvValue, NodeSpec, ServiceSpec};
 use crate::supervisor::{Phase, Probe, ProcessSpec, UnitStatus};
 use crate::template;
 
-/// What must happen to one Service on this node.
+/// What must happen to one Service on this node. A start carries the process
+/// it starts, so the executor runs exactly what was planned.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ServiceAction {
+pub(crate) enum ServiceAction {
     /// Running as declared, or declared elsewhere and not running here.
     Nothing,
-    Start,
+    Start(ProcessSpec),
     /// Running with another spec: stop it, start the declared one.
-    Replace,
+    Replace(ProcessSpec),
     Stop,
 }
 
 /// Compares the declared process (if this node should run one) with the observed
 /// one. The supervisor restarts crashed processes itself, so a known fingerprint
 /// is left alone whatever its phase.
-pub fn plan(desired: Option<&ProcessSpec>, observed: Option<&UnitStatus>) -> ServiceAction {
+pub(crate) fn plan(desired: Option<ProcessSpec>, observed: Option<&UnitStatus>) -> ServiceAction {
     match (desired, observed) {
         (None, None) => ServiceAction::Nothing,
         (None, Some(_)) => ServiceAction::Stop,
-        (Some(_), None) => ServiceAction::Start,
-        (Some(desired), Some(observed)) if desired.fingerprint() != observed.fingerprint => ServiceAction::Replace,
+        (Some(desired), None) => ServiceAction::Start(desired),
+        (Some(desired), Some(observed)) if desired.fingerprint() != observed.fingerprint => {
+            ServiceAction::Replace(desired)
+        }
         (Some(_), Some(_)) => ServiceAction::Nothing,
     }
 }
 
 /// The process `service` declares for `node`: placeholders substituted, secrets
 /// resolved, durations converted. Fails only on a secret that cannot be read.
-pub fn render(
+pub(crate) fn render(
     service: &Object<ServiceSpec>,
     node: &Object<NodeSpec>,
     env: &NodeEnv,
@@ -84,7 +88,7 @@ pub fn render(
 }
 
 /// The declared process for `name` on this node, if it should run here.
-pub fn desired(ctx: &Context, name: &str) -> Result<Option<ProcessSpec>, ReconcileError> {
+pub(crate) fn desired(ctx: &Context, name: &str) -> Result<Option<ProcessSpec>, ReconcileError> {
     let Some(service) = ctx.set.services.get(name) else {
         return Ok(None);
     };
@@ -97,22 +101,22 @@ pub fn desired(ctx: &Context, name: &str) -> Result<Option<ProcessSpec>, Reconci
     render(service, node, &ctx.env).map(Some)
 }
 
-pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileError> {
+pub(crate) async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileError> {
     let desired = desired(ctx, name)?;
     let observed = ctx.handles.supervisor.status(name);
     let mut outcome = Outcome::default();
-    match plan(desired.as_ref(), observed.as_ref()) {
+    match plan(desired, observed.as_ref()) {
         ServiceAction::Nothing => {}
-        ServiceAction::Start => {
-            outcome.event(false, "Starting", format!("starting {}", command_line(desired.as_ref())));
-            ctx.handles.supervisor.start(desired.clone().expect("Start has a desired spec")).await;
+        ServiceAction::Start(process) => {
+            outcome.event(Event::normal("Starting", format!("starting {}", process.command.join(" "))));
+            ctx.handles.supervisor.start(process).await;
         }
-        ServiceAction::Replace => {
-            outcome.event(false, "Restarting", "the spec changed: restarting with the new one");
-            ctx.handles.supervisor.start(desired.clone().expect("Replace has a desired spec")).await;
+        ServiceAction::Replace(process) => {
+            outcome.event(Event::normal("Restarting", "the spec changed: restarting with the new one"));
+            ctx.handles.supervisor.start(process).await;
         }
         ServiceAction::Stop => {
-            outcome.event(false, "Stopping", "no longer placed on this node: stopping");
+            outcome.event(Event::normal("Stopping", "no longer placed on this node: stopping"));
             ctx.handles.supervisor.stop(name).await;
             outcome.tracked = false;
             return Ok(outcome);
@@ -128,12 +132,8 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
     Ok(outcome)
 }
 
-fn command_line(spec: Option<&ProcessSpec>) -> String {
-    spec.map(|s| s.command.join(" ")).unwrap_or_default()
-}
-
 /// `Ready`, `Progressing` and `Degraded` from what the supervisor sees.
-pub fn conditions(status: &UnitStatus) -> Vec<Observed> {
+pub(crate) fn conditions(status: &UnitStatus) -> Vec<Observed> {
     let exit = status.last_exit.clone().unwrap_or_default();
     let (ready, progressing, degraded) = match status.phase {
         Phase::Running => (("Running", status.message.clone()), None, None),
@@ -149,10 +149,10 @@ pub fn conditions(status: &UnitStatus) -> Vec<Observed> {
     };
     let is_ready = status.phase == Phase::Running;
     vec![
-        Observed::new("Ready", is_ready, ready.0, ready.1),
-        Observed::new("Progressing", progressing.is_some(), progressing.unwrap_or("Stable"), ""),
+        Observed::new(ConditionType::Ready, is_ready, ready.0, ready.1),
+        Observed::new(ConditionType::Progressing, progressing.is_some(), progressing.unwrap_or("Stable"), ""),
         Observed::new(
-            "Degraded",
+            ConditionType::Degraded,
             degraded.is_some(),
             degraded.unwrap_or("AsExpected"),
             if degraded.is_some() { exit } else { String::new() },
@@ -238,15 +238,20 @@ mod tests {
         let v2 = spec("server --port 2");
         let table = [
             ("nothing declared, nothing running", None, None, ServiceAction::Nothing),
-            ("declared, not running", Some(&v1), None, ServiceAction::Start),
+            ("declared, not running", Some(&v1), None, ServiceAction::Start(v1.clone())),
             ("running, no longer declared", None, Some(running(&v1, Phase::Running)), ServiceAction::Stop),
             ("running as declared", Some(&v1), Some(running(&v1, Phase::Running)), ServiceAction::Nothing),
             ("crash-looping as declared", Some(&v1), Some(running(&v1, Phase::BackingOff)), ServiceAction::Nothing),
             ("exited for good as declared", Some(&v1), Some(running(&v1, Phase::Exited)), ServiceAction::Nothing),
-            ("running an older spec", Some(&v2), Some(running(&v1, Phase::Running)), ServiceAction::Replace),
+            (
+                "running an older spec",
+                Some(&v2),
+                Some(running(&v1, Phase::Running)),
+                ServiceAction::Replace(v2.clone()),
+            ),
         ];
         for (case, desired, observed, expected) in table {
-            assert_eq!(plan(desired, observed.as_ref()), expected, "{case}");
+            assert_eq!(plan(desired.cloned(), observed.as_ref()), expected, "{case}");
         }
     }
 

@@ -111,7 +111,7 @@ pub fn watch(
 }
 
 /// Reads the folder once.
-pub fn read(dir: &std::path::Path) -> SourceUpdate {
+pub fn read(dir: &Path) -> SourceUpdate {
     match loader::load_dir(dir) {
         Ok((files, problems)) => {
             let (revision, _) = folder_revision(dir, &files);
@@ -161,7 +161,7 @@ fn settled(mut snapshot: Snapshot, decision: Decision, dir: &Path) -> Option<Sna
     Some(snapshot)
 }
 
-fn origin(dir: &std::path::Path) -> String {
+fn origin(dir: &Path) -> String {
     format!("folder {}", dir.display())
 }
 

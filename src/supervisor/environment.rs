@@ -8,7 +8,7 @@ use std::ffi::{OsStr, OsString};
 
 /// The daemon's variables every Service inherits: where programs and the home
 /// folder are, who the user is, language and time zone, and the proxies.
-pub const INHERITED: &[&str] = &[
+pub(super) const INHERITED: &[&str] = &[
     "PATH",
     "HOME",
     "USER",
@@ -34,7 +34,7 @@ fn inherits(name: &OsStr) -> bool {
 
 /// The whole environment of a Service: the allowed part of `daemon` (the
 /// daemon's process environment), then `declared`, which wins.
-pub fn build(
+pub(super) fn build(
     daemon: impl IntoIterator<Item = (OsString, OsString)>,
     declared: &BTreeMap<String, String>,
 ) -> BTreeMap<OsString, OsString> {

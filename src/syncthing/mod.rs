@@ -118,7 +118,7 @@ impl Client {
 
     /// Changes only the fields in `fields` (arrays are replaced whole). A
     /// different `id` in `fields` would make a second folder, not rename.
-    pub async fn patch_folder(&self, id: &str, fields: &serde_json::Value) -> Result<(), SyncthingError> {
+    pub async fn patch_folder(&self, id: &str, fields: &Value) -> Result<(), SyncthingError> {
         self.send(Method::PATCH, &["config", "folders", id], &[], Some(fields), CONFIG_TIMEOUT).await
     }
 
@@ -139,7 +139,7 @@ impl Client {
     }
 
     /// Changes only the fields in `fields`.
-    pub async fn patch_device(&self, id: &str, fields: &serde_json::Value) -> Result<(), SyncthingError> {
+    pub async fn patch_device(&self, id: &str, fields: &Value) -> Result<(), SyncthingError> {
         self.send(Method::PATCH, &["config", "devices", id], &[], Some(fields), CONFIG_TIMEOUT).await
     }
 

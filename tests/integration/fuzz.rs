@@ -12,6 +12,7 @@
 //! bytes), and replays every input the fuzzers ever found wrong
 //! (`fuzz/regressions/`).
 
+#[allow(unreachable_pub, reason = "the fuzz crate's root, whose items are public there")]
 #[path = "../../fuzz/src/lib.rs"]
 mod inputs;
 

@@ -2,7 +2,7 @@
 //! wire format and rules, the `tailscale` command fallback against a script, and
 //! Tailscale identity auth end to end through a real `meshctl daemon`.
 
-pub mod fake;
+pub(crate) mod fake;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};

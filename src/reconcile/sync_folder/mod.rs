@@ -8,7 +8,7 @@
 //! folders that no SyncFolder declares any more; another SyncFolder's drift is
 //! left to that object's own reconcile, so each event names the right object.
 
-pub mod plan;
+pub(crate) mod plan;
 pub(super) mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,10 +18,11 @@ use std::time::Duration;
 use serde_json::Value;
 
 use self::plan::{Action, DesiredFolder, FolderSettings, ObservedDevice, ObservedFolder, PeerDevice, PeerSync};
-pub use self::state::SyncState;
+pub(crate) use self::state::SyncState;
 use super::context::{Context, Outcome, ReconcileError};
 use crate::config::resolve_secret;
-use crate::controller::status::Observed as Condition;
+use crate::controller::status::{ConditionType, Observed as Condition};
+use crate::event::Event;
 use crate::syncthing::{Client, Device, Folder, FolderDevice, SyncthingError, Versioning};
 
 /// While a folder is not ready, look again this soon (events may also wake it).
@@ -34,7 +35,7 @@ const DIAL_FIRST_WAIT: Duration = Duration::from_secs(10);
 const PEER_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// This node's Syncthing client, from its Node manifest and the key it points at.
-pub fn this_node_client(
+pub(crate) fn this_node_client(
     ctx_set: &crate::manifest::ManifestSet,
     node: &str,
     env: &crate::identity::NodeEnv,
@@ -52,7 +53,7 @@ pub fn this_node_client(
 }
 
 /// Reconciles SyncFolder `name` on this node.
-pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileError> {
+pub(crate) async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileError> {
     let declared_here = ctx
         .set
         .sync_folders
@@ -125,7 +126,10 @@ pub async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileEr
         }
     }
     if let Err(error) = ctx.handles.syncthing.save(&record) {
-        outcome.event(true, "StateNotSaved", format!("cannot record the Syncthing folders and devices: {error}"));
+        outcome.event(Event::warning(
+            "StateNotSaved",
+            format!("cannot record the Syncthing folders and devices: {error}"),
+        ));
     }
     drop(record);
     if let Some(error) = failure {
@@ -171,7 +175,8 @@ async fn execute(
             };
             client.add_device(&device).await.map_err(failed(format!("cannot add {name}'s device")))?;
             record.managed_devices.insert(device_id.clone());
-            outcome.event(false, "Paired", format!("paired with {name}'s Syncthing device {}", short(device_id)));
+            outcome
+                .event(Event::normal("Paired", format!("paired with {name}'s Syncthing device {}", short(device_id))));
         }
         Action::PatchDevice { device_id, patch, changed } => {
             client
@@ -179,15 +184,15 @@ async fn execute(
                 .await
                 .map_err(failed(format!("cannot update device {}", short(device_id))))?;
             let changes: Vec<String> = changed.iter().map(ToString::to_string).collect();
-            outcome.event(false, "DeviceUpdated", format!("device {}: {}", short(device_id), changes.join(", ")));
+            outcome
+                .event(Event::normal("DeviceUpdated", format!("device {}: {}", short(device_id), changes.join(", "))));
         }
         Action::Adopt { id } => {
             record.managed_folders.insert(id.clone());
-            outcome.event(
-                false,
+            outcome.event(Event::normal(
                 "Adopted",
                 format!("folder {id} was already in Syncthing at the declared path; managing it"),
-            );
+            ));
         }
         Action::AddFolder { folder } => {
             client.add_folder(&new_folder(folder)).await.map_err(failed(format!("cannot add folder {}", folder.id)))?;
@@ -199,11 +204,10 @@ async fn execute(
                     .await
                     .map_err(failed(format!("cannot set the ignores of {}", folder.id)))?;
             }
-            outcome.event(
-                false,
+            outcome.event(Event::normal(
                 "Shared",
                 format!("folder {} at {} shared with {}", folder.id, folder.settings.path, peers_text(folder)),
-            );
+            ));
         }
         Action::PatchFolder { id, patch, changed } => {
             let patch = keep_device_fields(patch.clone(), wire_folders.get(id));
@@ -225,19 +229,29 @@ async fn execute(
             }
             if let Some(added) = sharing {
                 let added: Vec<&str> = added.iter().map(|id| short(id)).collect();
-                outcome.event(false, "Shared", format!("folder {id} now shared with device {}", added.join(", ")));
+                outcome
+                    .event(Event::normal("Shared", format!("folder {id} now shared with device {}", added.join(", "))));
             } else {
-                outcome.event(true, "DriftCorrected", format!("folder {id}: changed back {}", changes.join(", ")));
+                outcome.event(Event::warning(
+                    "DriftCorrected",
+                    format!("folder {id}: changed back {}", changes.join(", ")),
+                ));
             }
         }
         Action::SetIgnores { id, lines } => {
             client.set_ignores(id, lines).await.map_err(failed(format!("cannot set the ignores of {id}")))?;
-            outcome.event(false, "IgnoresSet", format!("folder {id}: ignore patterns set ({} lines)", lines.len()));
+            outcome.event(Event::normal(
+                "IgnoresSet",
+                format!("folder {id}: ignore patterns set ({} lines)", lines.len()),
+            ));
         }
         Action::RemoveFolder { id } => {
             client.delete_folder(id).await.map_err(failed(format!("cannot remove folder {id}")))?;
             record.managed_folders.remove(id);
-            outcome.event(false, "Unshared", format!("folder {id} removed from Syncthing; its files stay on disk"));
+            outcome.event(Event::normal(
+                "Unshared",
+                format!("folder {id} removed from Syncthing; its files stay on disk"),
+            ));
         }
         Action::RemoveDevice { device_id } => {
             client
@@ -245,11 +259,10 @@ async fn execute(
                 .await
                 .map_err(failed(format!("cannot remove device {}", short(device_id))))?;
             record.managed_devices.remove(device_id);
-            outcome.event(
-                false,
+            outcome.event(Event::normal(
                 "Unpaired",
                 format!("device {} removed: no folder is shared with it", short(device_id)),
-            );
+            ));
         }
     }
     Ok(())
@@ -361,7 +374,7 @@ async fn observe_status(
     if let Some(state) = state {
         outcome.details.insert("state".into(), state);
     }
-    let ready = outcome.conditions.iter().any(|c: &Condition| c.condition_type == "Ready" && c.status);
+    let ready = outcome.conditions.iter().any(|c: &Condition| c.holds(ConditionType::Ready));
     if !ready {
         outcome.requeue_after = Some(NOT_READY_REQUEUE);
     }

@@ -23,15 +23,15 @@ use crate::manifest::kinds::{FolderType, Versioning, VersioningType};
 
 /// The file watcher's delay. Syncthing's default of 10 s makes a small change take
 /// about 9 s to reach the peer; with 1 s it took about 1.1 s.
-pub const FS_WATCHER_DELAY_S: u64 = 1;
+pub(crate) const FS_WATCHER_DELAY_S: u64 = 1;
 
 /// Syncthing's default versioning cleanup interval, used when the manifest sets none.
-pub const DEFAULT_CLEANUP_INTERVAL_S: u64 = 3600;
+pub(crate) const DEFAULT_CLEANUP_INTERVAL_S: u64 = 3600;
 
 /// How a peer's Syncthing is known: its device ID and the address to dial.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PeerDevice {
+pub(crate) struct PeerDevice {
     pub device_id: String,
     /// `tcp://host:port`, or `dynamic`.
     pub address: String,
@@ -40,7 +40,7 @@ pub struct PeerDevice {
 /// The folder fields agentmesh owns, in the shape Syncthing has them. Both sides of
 /// the comparison use it, so one `diff` covers every owned field.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FolderSettings {
+pub(crate) struct FolderSettings {
     pub label: String,
     pub path: String,
     /// `sendreceive`, `sendonly` or `receiveonly`.
@@ -55,7 +55,7 @@ pub struct FolderSettings {
 
 /// Syncthing's `versioning` object; an empty type means no versioning.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VersioningSettings {
+pub(crate) struct VersioningSettings {
     pub versioning_type: String,
     pub params: BTreeMap<String, String>,
     pub cleanup_interval_s: u64,
@@ -63,7 +63,7 @@ pub struct VersioningSettings {
 
 /// One folder this node's Syncthing should have.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DesiredFolder {
+pub(crate) struct DesiredFolder {
     /// The SyncFolder object that declares it, for messages.
     pub object: String,
     pub id: String,
@@ -78,7 +78,7 @@ pub struct DesiredFolder {
 
 /// One folder as this node's Syncthing has it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ObservedFolder {
+pub(crate) struct ObservedFolder {
     pub settings: FolderSettings,
     /// The user's to decide: never patched, shown in status.
     pub paused: bool,
@@ -90,7 +90,7 @@ pub struct ObservedFolder {
 
 /// A device in Syncthing's configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ObservedDevice {
+pub(crate) struct ObservedDevice {
     pub name: String,
     pub addresses: Vec<String>,
 }
@@ -98,14 +98,14 @@ pub struct ObservedDevice {
 /// What the controller created in Syncthing (or adopted), kept in its state dir.
 /// Only these are patched as devices or removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Managed {
+pub(crate) struct Managed {
     pub folders: BTreeSet<String>,
     pub devices: BTreeSet<String>,
 }
 
 /// This node's Syncthing as the executor read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Observed {
+pub(crate) struct Observed {
     pub own_device: String,
     /// By folder ID.
     pub folders: BTreeMap<String, ObservedFolder>,
@@ -118,13 +118,13 @@ pub struct Observed {
 /// folders that list them (Syncthing silently drops an unknown device from a
 /// folder), and removed after the folders that used them.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SyncPlan {
+pub(crate) struct SyncPlan {
     pub actions: Vec<Action>,
     pub problems: Vec<Problem>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// POST the device; the executor records it as managed.
     AddDevice { device_id: String, name: String, addresses: Vec<String> },
     /// PATCH a managed device's fields that differ.
@@ -147,7 +147,7 @@ pub enum Action {
 
 /// One field set back to the declared value, for the event that says so.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Change {
+pub(crate) struct Change {
     /// Syncthing's JSON name of the field.
     pub field: &'static str,
     pub from: Value,
@@ -164,14 +164,14 @@ impl fmt::Display for Change {
 /// Something the controller will not fix by itself; it becomes a Degraded
 /// condition and a warning.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
+pub(crate) struct Problem {
     pub folder_id: String,
     pub reason: ProblemReason,
     pub message: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProblemReason {
+pub(crate) enum ProblemReason {
     /// Syncthing has a folder with the declared ID at another path, not made by us.
     Conflict,
     /// The folder's directory or its `.stfolder` marker is gone.
@@ -179,7 +179,7 @@ pub enum ProblemReason {
 }
 
 impl ProblemReason {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ProblemReason::Conflict => "Conflict",
             ProblemReason::PathMissing => "PathMissing",
@@ -189,7 +189,7 @@ impl ProblemReason {
 
 /// How one peer node stands with a folder, as the executor read it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct PeerSync {
+pub(crate) struct PeerSync {
     pub online: bool,
     /// Syncthing's completion for that peer's device, 0 to 100.
     pub completion: Option<f64>,
@@ -198,7 +198,7 @@ pub struct PeerSync {
 
 /// The folders of `set` that `node` takes part in, with `~` expanded against
 /// `home` and the other nodes' devices taken from `peer_devices` (by node name).
-pub fn desired_folders(
+pub(crate) fn desired_folders(
     set: &ManifestSet,
     node: &str,
     home: &Path,
@@ -243,7 +243,7 @@ pub fn desired_folders(
 
 /// The actions that bring `observed` to `desired`, and what stands in the way.
 /// `peers` are the known peer devices by node name, as given to `desired_folders`.
-pub fn plan(desired: &[DesiredFolder], peers: &BTreeMap<String, PeerDevice>, observed: &Observed) -> SyncPlan {
+pub(crate) fn plan(desired: &[DesiredFolder], peers: &BTreeMap<String, PeerDevice>, observed: &Observed) -> SyncPlan {
     let mut actions = Vec::new();
     let mut problems = Vec::new();
 
@@ -253,7 +253,7 @@ pub fn plan(desired: &[DesiredFolder], peers: &BTreeMap<String, PeerDevice>, obs
         let addresses = vec![peer.address.clone()];
         match observed.devices.get(&peer.device_id) {
             None => {
-                actions.push(Action::AddDevice { device_id: peer.device_id.clone(), name: node.clone(), addresses })
+                actions.push(Action::AddDevice { device_id: peer.device_id.clone(), name: node.clone(), addresses });
             }
             Some(device) if observed.managed.devices.contains(&peer.device_id) && device.addresses != addresses => {
                 let change = Change { field: "addresses", from: json!(device.addresses), to: json!(addresses) };
@@ -336,7 +336,7 @@ pub fn plan(desired: &[DesiredFolder], peers: &BTreeMap<String, PeerDevice>, obs
 /// when it could be read, `completion` is by peer node (a peer without an entry
 /// counts as offline). A path that still differs from the declared one is a
 /// conflict, since the plan corrects the path of every folder it manages.
-pub fn folder_status(
+pub(crate) fn folder_status(
     desired: &DesiredFolder,
     observed: Option<&ObservedFolder>,
     db_state: Option<&str>,
@@ -356,26 +356,27 @@ enum Verdict {
 
 impl Verdict {
     fn conditions(self) -> Vec<status::Observed> {
-        let stable = || status::Observed::new("Progressing", false, "Stable", "");
-        let as_expected = || status::Observed::new("Degraded", false, "AsExpected", "");
+        use status::Observed;
         match self {
-            Verdict::Degraded(reason, message) => vec![
-                status::Observed::new("Ready", false, reason, message.clone()),
-                stable(),
-                status::Observed::new("Degraded", true, reason, message),
-            ],
+            Verdict::Degraded(reason, message) => {
+                vec![
+                    Observed::not_ready(reason, message.clone()),
+                    Observed::stable(),
+                    Observed::degraded(reason, message),
+                ]
+            }
             Verdict::Paused => vec![
-                status::Observed::new("Ready", false, "Paused", "paused in Syncthing; agentmesh leaves that to you"),
-                stable(),
-                as_expected(),
+                Observed::not_ready("Paused", "paused in Syncthing; agentmesh leaves that to you"),
+                Observed::stable(),
+                Observed::as_expected(),
             ],
             Verdict::Progressing(reason, message) => vec![
-                status::Observed::new("Ready", false, reason, message.clone()),
-                status::Observed::new("Progressing", true, reason, message),
-                as_expected(),
+                Observed::not_ready(reason, message.clone()),
+                Observed::progressing(reason, message),
+                Observed::as_expected(),
             ],
             Verdict::Ready(message) => {
-                vec![status::Observed::new("Ready", true, "InSync", message), stable(), as_expected()]
+                vec![Observed::ready("InSync", message), Observed::stable(), Observed::as_expected()]
             }
         }
     }

@@ -22,7 +22,7 @@ const RECORD_FILE: &str = "syncthing.json";
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Record {
+pub(crate) struct Record {
     pub managed_folders: BTreeSet<String>,
     pub managed_devices: BTreeSet<String>,
     /// By node name.
@@ -30,7 +30,7 @@ pub struct Record {
 }
 
 /// Shared by every SyncFolder reconcile of this controller.
-pub struct SyncState {
+pub(crate) struct SyncState {
     path: PathBuf,
     /// Held for a whole pass: passes share the record and Syncthing's config.
     record: Mutex<Record>,
@@ -48,7 +48,7 @@ pub struct SyncState {
 
 impl SyncState {
     /// The state kept in `state_dir`; Syncthing's events are told on `notices`.
-    pub fn load(state_dir: &Path, notices: mpsc::Sender<Notice>) -> SyncState {
+    pub(crate) fn load(state_dir: &Path, notices: mpsc::Sender<Notice>) -> SyncState {
         let path = state_dir.join(RECORD_FILE);
         let record = match std::fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text).unwrap_or_else(|error| {
@@ -70,17 +70,17 @@ impl SyncState {
         }
     }
 
-    pub async fn lock(&self) -> MutexGuard<'_, Record> {
+    pub(crate) async fn lock(&self) -> MutexGuard<'_, Record> {
         self.record.lock().await
     }
 
-    pub fn save(&self, record: &Record) -> std::io::Result<()> {
+    pub(crate) fn save(&self, record: &Record) -> std::io::Result<()> {
         let bytes = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
         write_atomic(&self.path, &bytes)
     }
 
     /// Follows `client`'s events, replacing a follower of another Syncthing.
-    pub fn follow(&self, client: &Client) {
+    pub(crate) fn follow(&self, client: &Client) {
         let mut follower = self.follower.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if follower.as_ref().is_some_and(|(url, task)| url == client.api_url() && !task.is_finished()) {
             return;
@@ -93,7 +93,7 @@ impl SyncState {
     }
 
     /// Stops following Syncthing's events (the controller stops).
-    pub fn stop_following(&self) {
+    pub(crate) fn stop_following(&self) {
         let follower = self.follower.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
         if let Some((_, task)) = follower {
             task.abort();
@@ -101,30 +101,30 @@ impl SyncState {
     }
 
     /// Whether `node` was last asked for its device more than `after` ago.
-    pub fn due_to_ask(&self, node: &str, after: Duration) -> bool {
+    pub(crate) fn due_to_ask(&self, node: &str, after: Duration) -> bool {
         let asked = self.asked.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         asked.get(node).is_none_or(|at| at.elapsed() >= after)
     }
 
     /// Whether adding `device_id` is still put off, `wait` after it first was.
-    pub fn still_deferring(&self, device_id: &str, wait: Duration) -> bool {
+    pub(crate) fn still_deferring(&self, device_id: &str, wait: Duration) -> bool {
         let mut deferred = self.deferred.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         deferred.entry(device_id.to_owned()).or_insert_with(Instant::now).elapsed() < wait
     }
 
     /// Notes that `folder` is shared with `devices`.
-    pub fn shared(&self, folder: &str, devices: impl IntoIterator<Item = String>) {
+    pub(crate) fn shared(&self, folder: &str, devices: impl IntoIterator<Item = String>) {
         let mut shared = self.shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         shared.extend(devices.into_iter().map(|device| (folder.to_owned(), device)));
     }
 
     /// Whether `folder` was ever seen shared with `device`.
-    pub fn was_shared(&self, folder: &str, device: &str) -> bool {
+    pub(crate) fn was_shared(&self, folder: &str, device: &str) -> bool {
         let shared = self.shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         shared.contains(&(folder.to_owned(), device.to_owned()))
     }
 
-    pub fn asked(&self, node: &str) {
+    pub(crate) fn asked(&self, node: &str) {
         self.asked.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(node.to_owned(), Instant::now());
     }
 }

@@ -19,6 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "leaf",
         &[
             "diagnostic",
+            "event",
             "net",
             "sys",
             "atomic_file",

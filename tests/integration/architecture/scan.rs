@@ -9,10 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// A module path inside the crate: `["mesh", "router"]` for `src/mesh/router.rs`.
-pub type ModulePath = Vec<String>;
+pub(super) type ModulePath = Vec<String>;
 
 /// One file of the crate: its module path and its text.
-pub struct SourceFile {
+pub(super) struct SourceFile {
     pub module: ModulePath,
     /// Shown in failures, relative to the crate.
     pub shown: String,
@@ -21,11 +21,11 @@ pub struct SourceFile {
 
 /// Which files each file imports, by module path, each with the line of its
 /// first import.
-pub type Graph = BTreeMap<ModulePath, BTreeMap<ModulePath, usize>>;
+pub(super) type Graph = BTreeMap<ModulePath, BTreeMap<ModulePath, usize>>;
 
 /// Every `.rs` file under `src` except the binary's `main.rs`, which imports
 /// the library by its crate name.
-pub fn read_tree(src: &Path) -> Vec<SourceFile> {
+pub(super) fn read_tree(src: &Path) -> Vec<SourceFile> {
     let mut files = Vec::new();
     let mut pending = vec![src.to_path_buf()];
     while let Some(dir) = pending.pop() {
@@ -51,7 +51,7 @@ pub fn read_tree(src: &Path) -> Vec<SourceFile> {
 }
 
 /// A file at `relative` (to `src/`, with `/` separators) holding `text`.
-pub fn source_file(relative: &str, text: String) -> SourceFile {
+pub(super) fn source_file(relative: &str, text: String) -> SourceFile {
     let stem = relative.trim_end_matches(".rs");
     let mut module: ModulePath = stem.split('/').map(str::to_owned).collect();
     if matches!(module.last().map(String::as_str), Some("mod" | "lib")) {
@@ -62,7 +62,7 @@ pub fn source_file(relative: &str, text: String) -> SourceFile {
 
 /// The import graph of `files`, between files only (a file's imports of itself
 /// and of the crate root are left out).
-pub fn import_graph(files: &[SourceFile]) -> Graph {
+pub(super) fn import_graph(files: &[SourceFile]) -> Graph {
     let modules: BTreeSet<&ModulePath> = files.iter().map(|file| &file.module).collect();
     let mut graph = Graph::new();
     for file in files {
@@ -155,7 +155,7 @@ fn is_ident_byte(byte: u8) -> bool {
 }
 
 /// `a::{b, c::{d, e as f}}` as `a::b`, `a::c::d`, `a::c::e` (spaces only around `as`).
-pub fn expand_use_tree(tree: &str) -> Vec<Vec<String>> {
+pub(super) fn expand_use_tree(tree: &str) -> Vec<Vec<String>> {
     let mut paths = Vec::new();
     expand_into(&[], tree, &mut paths);
     paths
@@ -200,7 +200,7 @@ fn split_top_level(list: &str) -> Vec<&str> {
 
 /// `text` with comments and the insides of string and char literals turned to
 /// spaces, lines kept where they were.
-pub fn blank_comments_and_literals(text: &str) -> String {
+pub(super) fn blank_comments_and_literals(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
@@ -297,7 +297,7 @@ fn is_char_literal(chars: &[char]) -> bool {
 }
 
 /// `code` (already blanked) without the items under `#[cfg(test)]`.
-pub fn without_tests(code: &str) -> String {
+pub(super) fn without_tests(code: &str) -> String {
     let mut out = code.to_owned();
     let mut search_from = 0;
     while let Some(found) = out[search_from..].find("#[cfg(test)]") {

@@ -220,7 +220,7 @@ impl Side {
 
 impl Side {
     /// Where this node's daemon serves the mesh API.
-    pub(super) fn api_address(&self) -> std::net::SocketAddr {
+    pub(super) fn api_address(&self) -> SocketAddr {
         (self.ip, self.daemon.port()).into()
     }
 }

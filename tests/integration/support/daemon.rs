@@ -5,7 +5,7 @@
 //! all of 127.0.0.0/8 to `lo`, so the same port on 127.0.0.2 and 127.0.0.3 are
 //! two machines). Every wait is a bounded poll. The daemon tests are Linux
 //! only: elsewhere this compiles for the tests that are not.
-#![cfg_attr(not(target_os = "linux"), allow(dead_code, unused_imports))]
+#![cfg_attr(not(target_os = "linux"), allow(dead_code, unused_imports, reason = "the daemon tests run on Linux only"))]
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -21,10 +21,10 @@ use tempfile::TempDir;
 
 use crate::support::Run;
 use crate::support::wait::eventually_async;
-pub use crate::support::wait::{eventually, eventually_within};
+pub(crate) use crate::support::wait::{eventually, eventually_within};
 
 /// `AGENT_NODE_ID` of every test daemon, and the one Node of their manifests.
-pub const NODE: &str = "test-node";
+pub(crate) const NODE: &str = "test-node";
 
 const POLL: Duration = Duration::from_millis(50);
 
@@ -33,23 +33,23 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// A loopback port nothing listens on (the OS picks it; the listener is closed
 /// before the port is handed out).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     free_port_on(Ipv4Addr::LOCALHOST)
 }
 
 /// A port nothing listens on at `ip` (any 127/8 address is loopback on Linux).
-pub fn free_port_on(ip: Ipv4Addr) -> u16 {
+pub(crate) fn free_port_on(ip: Ipv4Addr) -> u16 {
     TcpListener::bind((ip, 0)).expect("bind a free port").local_addr().expect("an address").port()
 }
 
 /// The status code of `GET http://127.0.0.1:port/path`, or None when nothing
 /// answers. HTTP/1.0, so the server closes the connection after its answer.
-pub fn http_get(port: u16, path: &str) -> Option<u16> {
+pub(crate) fn http_get(port: u16, path: &str) -> Option<u16> {
     http_get_at(Ipv4Addr::LOCALHOST, port, path)
 }
 
 /// The status code of `GET http://ip:port/path`, as [`http_get`].
-pub fn http_get_at(ip: Ipv4Addr, port: u16, path: &str) -> Option<u16> {
+pub(crate) fn http_get_at(ip: Ipv4Addr, port: u16, path: &str) -> Option<u16> {
     let address = SocketAddr::from((ip, port));
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
@@ -60,7 +60,7 @@ pub fn http_get_at(ip: Ipv4Addr, port: u16, path: &str) -> Option<u16> {
 }
 
 /// Sends `signal` to the process `pid`, which must exist.
-pub fn kill(pid: u32, signal: libc::c_int) {
+pub(crate) fn kill(pid: u32, signal: libc::c_int) {
     let target = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
     // SAFETY: kill takes plain integers and touches no memory.
     assert_eq!(unsafe { libc::kill(target, signal) }, 0, "signal {signal} to process {pid}");
@@ -68,7 +68,7 @@ pub fn kill(pid: u32, signal: libc::c_int) {
 
 /// Whether `pid` has ended: gone, or a zombie that nobody reaped yet (a child
 /// of a killed daemon is reparented to init, which may take its time).
-pub fn is_dead(pid: u32) -> bool {
+pub(crate) fn is_dead(pid: u32) -> bool {
     process_state(pid).is_none_or(|state| matches!(state, 'Z' | 'X'))
 }
 
@@ -81,20 +81,20 @@ fn process_state(pid: u32) -> Option<char> {
 
 /// A word no other process has on its command line, to count the processes a
 /// test started wherever they ended up in the process tree.
-pub struct Marker(String);
+pub(crate) struct Marker(String);
 
 impl Marker {
-    pub fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         Marker(format!("agentmesh-test-{name}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
     /// The live (not zombie) processes with this word as one of their arguments.
-    pub fn processes(&self) -> Vec<u32> {
+    pub(crate) fn processes(&self) -> Vec<u32> {
         let entries = std::fs::read_dir("/proc").expect("read /proc");
         let pids = entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok());
         pids.filter(|pid| {
@@ -110,7 +110,7 @@ impl Marker {
 /// The Python interpreter `python3` stands for. Services run it directly: a
 /// version manager's shim (pyenv) in front of it runs helper processes with the
 /// same arguments, which would count as the Service's own.
-pub fn python() -> &'static str {
+pub(crate) fn python() -> &'static str {
     static PYTHON: OnceLock<String> = OnceLock::new();
     PYTHON.get_or_init(|| {
         let output =
@@ -121,7 +121,7 @@ pub fn python() -> &'static str {
 }
 
 /// The Node the daemons run as, at 127.0.0.1 (where health checks go).
-pub fn node() -> String {
+pub(crate) fn node() -> String {
     format!(
         "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: {NODE}\nspec:\n  role: primary\n  address: 127.0.0.1\n"
     )
@@ -129,7 +129,7 @@ pub fn node() -> String {
 
 /// A Service on this node running `command`; `more` is added to its spec as is
 /// (two-space indented lines).
-pub fn service(name: &str, command: &[&str], more: &str) -> String {
+pub(crate) fn service(name: &str, command: &[&str], more: &str) -> String {
     let command = serde_json::to_string(command).expect("a command serializes");
     format!(
         "apiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  nodes: [{NODE}]\n  command: {command}\n{more}"
@@ -137,13 +137,13 @@ pub fn service(name: &str, command: &[&str], more: &str) -> String {
 }
 
 /// A plain process that runs until stopped.
-pub fn sleeper(name: &str) -> String {
+pub(crate) fn sleeper(name: &str) -> String {
     service(name, &["sleep", "1000"], "")
 }
 
 /// An HTTP server on `port`, Ready once it answers; quick to restart after a
 /// crash.
-pub fn web(name: &str, port: u16) -> String {
+pub(crate) fn web(name: &str, port: u16) -> String {
     let port = port.to_string();
     let more = format!(
         "  healthCheck:\n    http: {{port: {port}, path: /}}\n    interval: 200ms\n  backoff: {{initial: 100ms, max: 1s}}\n"
@@ -154,7 +154,7 @@ pub fn web(name: &str, port: u16) -> String {
 // --- the daemon ------------------------------------------------------------------
 
 /// A workspace to fill before the daemon starts.
-pub struct Builder {
+pub(crate) struct Builder {
     dir: TempDir,
     settings: Vec<(String, String)>,
     node: String,
@@ -168,27 +168,27 @@ pub struct Builder {
 
 impl Builder {
     /// Writes `text` to `relative` in the workspace (folders are created).
-    pub fn file(self, relative: &str, text: &str) -> Self {
+    pub(crate) fn file(self, relative: &str, text: &str) -> Self {
         write_file(&self.dir.path().join(relative), text);
         self
     }
 
     /// Adds `NAME=value` to the workspace's `.env`.
-    pub fn setting(mut self, name: &str, value: &str) -> Self {
+    pub(crate) fn setting(mut self, name: &str, value: &str) -> Self {
         self.settings.push((name.to_owned(), value.to_owned()));
         self
     }
 
     /// Sets `NAME=value` in the daemon's process environment (as a service
     /// manager would), where it wins over `.env`.
-    pub fn process_env(mut self, name: &str, value: &str) -> Self {
+    pub(crate) fn process_env(mut self, name: &str, value: &str) -> Self {
         self.process_env.push((name.to_owned(), value.to_owned()));
         self
     }
 
     /// Runs the daemon as Node `node`, listening on `ip:port` (else it is
     /// [`NODE`] on a free port of 127.0.0.1): for meshes of several daemons.
-    pub fn at(mut self, node: &str, ip: Ipv4Addr, port: u16) -> Self {
+    pub(crate) fn at(mut self, node: &str, ip: Ipv4Addr, port: u16) -> Self {
         node.clone_into(&mut self.node);
         self.ip = ip;
         self.port = Some(port);
@@ -196,32 +196,32 @@ impl Builder {
     }
 
     /// The workspace folder (the daemon's HOME).
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// Leaves `MESH_API_KEY` out of `.env`: callers get in by Tailscale identity.
-    pub fn without_api_key(mut self) -> Self {
+    pub(crate) fn without_api_key(mut self) -> Self {
         self.with_key = false;
         self
     }
 
     /// Starts the daemon with this soft limit on open descriptors (the hard one
     /// unchanged), as a service manager's default would.
-    pub fn soft_descriptor_limit(mut self, soft: u64) -> Self {
+    pub(crate) fn soft_descriptor_limit(mut self, soft: u64) -> Self {
         self.soft_descriptor_limit = Some(soft);
         self
     }
 
     /// Runs the daemon, and every `meshctl` of the test, in the network
     /// namespace `name` (which the test created), through `ip netns exec`.
-    pub fn netns(mut self, name: &str) -> Self {
+    pub(crate) fn netns(mut self, name: &str) -> Self {
         self.netns = Some(name.to_owned());
         self
     }
 
     /// Writes `.env` and starts the daemon; returns once its API answers.
-    pub fn start(self) -> Daemon {
+    pub(crate) fn start(self) -> Daemon {
         let (node, ip) = (self.node, self.ip);
         let port = self.port.unwrap_or_else(|| free_port_on(ip));
         let state = self.dir.path().join("state");
@@ -252,7 +252,7 @@ impl Builder {
 /// `meshctl daemon` running in its workspace, reading the workspace's `.env`.
 /// Dropping it stops the daemon (SIGTERM, SIGKILL after a few seconds), and
 /// prints its log when the test is failing.
-pub struct Daemon {
+pub(crate) struct Daemon {
     dir: TempDir,
     ip: Ipv4Addr,
     port: u16,
@@ -264,10 +264,10 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub const KEY: &str = "test-key-3f9a";
+    pub(crate) const KEY: &str = "test-key-3f9a";
 
     /// An empty workspace with `manifests/node.yaml`.
-    pub fn builder() -> Builder {
+    pub(crate) fn builder() -> Builder {
         let builder = Builder {
             dir: tempfile::tempdir().expect("temp dir"),
             settings: Vec::new(),
@@ -282,33 +282,33 @@ impl Daemon {
         builder.file("manifests/node.yaml", &node())
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
 
     /// The daemon's log so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Stops the daemon with SIGKILL, as a crash or a lost machine would.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let mut child = self.child.take().expect("the daemon runs");
         child.kill().expect("kill the daemon");
         child.wait().expect("reap the daemon");
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().expect("the daemon runs").id()
     }
 
     /// Starts the daemon (again, after it exited) on the same workspace, port
     /// and state; returns once its API answers.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         assert!(self.child.is_none(), "the daemon is still running");
         let log = File::options().create(true).append(true).open(&self.log).expect("open the daemon log");
         let mut command = self.command();
@@ -328,16 +328,16 @@ impl Daemon {
     }
 
     /// Writes (or replaces) a file of the workspace, e.g. a manifest.
-    pub fn write(&self, relative: &str, text: &str) {
+    pub(crate) fn write(&self, relative: &str, text: &str) {
         write_file(&self.dir.path().join(relative), text);
     }
 
-    pub fn remove(&self, relative: &str) {
+    pub(crate) fn remove(&self, relative: &str) {
         std::fs::remove_file(self.dir.path().join(relative)).expect("remove the file");
     }
 
     /// Runs `meshctl args…` in the workspace, as a user there would.
-    pub fn meshctl(&self, args: &[&str]) -> Run {
+    pub(crate) fn meshctl(&self, args: &[&str]) -> Run {
         let output = self.command().args(args).output().expect("meshctl runs");
         Run {
             code: output.status.code().unwrap_or(-1),
@@ -347,7 +347,7 @@ impl Daemon {
     }
 
     /// `GET path` of the daemon's API with the key; the answer's JSON.
-    pub fn api_get(&self, path: &str) -> Option<Value> {
+    pub(crate) fn api_get(&self, path: &str) -> Option<Value> {
         let (ip, port, path) = (self.ip, self.port, path.to_owned());
         self.in_netns(move || api_get_at(ip, port, &path))
     }
@@ -364,17 +364,17 @@ impl Daemon {
     }
 
     /// The daemon's API address.
-    pub fn api(&self) -> SocketAddr {
+    pub(crate) fn api(&self) -> SocketAddr {
         SocketAddr::from((self.ip, self.port))
     }
 
     /// `http://ip:port{path}` of the daemon's API.
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.api())
     }
 
     /// Waits until the daemon has a set in force (its health names a revision).
-    pub async fn ready(&self) {
+    pub(crate) async fn ready(&self) {
         let (http, url) = (http(), self.url("/mesh/health"));
         eventually_async(&format!("the daemon at {} has a set in force", self.api()), || async {
             let body: Value = http.get(&url).send().await.ok()?.json().await.ok()?;
@@ -386,7 +386,7 @@ impl Daemon {
     /// Waits until this daemon places `capability` on `node`: a daemon that
     /// started before its peer saw it down for a moment, and places the
     /// capability on the next node until its recheck.
-    pub async fn served_by(&self, capability: &str, node: &str) {
+    pub(crate) async fn served_by(&self, capability: &str, node: &str) {
         let (http, url) = (http(), self.url(&format!("/api/v1/objects/Capability/{capability}")));
         eventually_async(&format!("{} places {capability} on {node}", self.api()), || async {
             let object: Value = http.get(&url).bearer_auth(Daemon::KEY).send().await.ok()?.json().await.ok()?;
@@ -398,7 +398,7 @@ impl Daemon {
     /// Waits until this daemon's prober has seen `peer` answer: one that
     /// started first saw its peer down for a moment, and skips a node known
     /// to be down until then.
-    pub async fn sees_online(&self, peer: &str) {
+    pub(crate) async fn sees_online(&self, peer: &str) {
         let (http, url) = (http(), self.url("/api/v1/mesh"));
         eventually_async(&format!("{} sees {peer} online", self.api()), || async {
             let mesh: Value = http.get(&url).bearer_auth(Daemon::KEY).send().await.ok()?.json().await.ok()?;
@@ -410,7 +410,7 @@ impl Daemon {
 
     /// Runs `meshctl args…` in the workspace as [`Daemon::meshctl`] does, but
     /// kills it and returns None if it has not ended within `patience`.
-    pub fn meshctl_within(&self, patience: Duration, args: &[&str]) -> Option<Run> {
+    pub(crate) fn meshctl_within(&self, patience: Duration, args: &[&str]) -> Option<Run> {
         let mut child =
             self.command().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("meshctl starts");
         let deadline = Instant::now() + patience;
@@ -432,52 +432,52 @@ impl Daemon {
 
     /// Starts `meshctl args…` in the workspace with its stdout piped, for a
     /// command that runs until stopped (`events -f`).
-    pub fn meshctl_spawn(&self, args: &[&str]) -> Child {
+    pub(crate) fn meshctl_spawn(&self, args: &[&str]) -> Child {
         self.command().args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("meshctl starts")
     }
 
     /// This node's entry of `meshctl status -o json`.
-    pub fn status(&self) -> Value {
+    pub(crate) fn status(&self) -> Value {
         let run = self.meshctl(&["status", "-o", "json"]);
         assert_eq!(run.code, 0, "{run:?}");
         let status: Value = serde_json::from_str(&run.stdout).expect("status -o json is JSON");
         status["nodes"][0].clone()
     }
 
-    pub fn revision(&self) -> Option<String> {
+    pub(crate) fn revision(&self) -> Option<String> {
         self.status()["revision"].as_str().map(str::to_owned)
     }
 
     /// The status of one object, None when the node does not list it.
-    pub fn object(&self, kind: &str, name: &str) -> Option<Value> {
+    pub(crate) fn object(&self, kind: &str, name: &str) -> Option<Value> {
         object_in(&self.status(), kind, name)
     }
 
     /// Waits until the Service is Ready, and returns its pid.
-    pub fn wait_until_ready(&self, service: &str) -> u32 {
+    pub(crate) fn wait_until_ready(&self, service: &str) -> u32 {
         self.wait_for_service(&format!("Service/{service} is Ready"), service, |object| object["ready"] == true)
     }
 
     /// Waits until `check` holds for the Service's status, and returns its pid.
-    pub fn wait_for_service(&self, what: &str, service: &str, check: impl Fn(&Value) -> bool) -> u32 {
+    pub(crate) fn wait_for_service(&self, what: &str, service: &str, check: impl Fn(&Value) -> bool) -> u32 {
         eventually(what, || {
             let object = self.object("Service", service).filter(&check)?;
             detail(&object, "pid")
         })
     }
 
-    pub fn wait_for_revision(&self, revision: &str) {
+    pub(crate) fn wait_for_revision(&self, revision: &str) {
         eventually(&format!("revision {revision} is applied"), || {
             (self.revision().as_deref() == Some(revision)).then_some(())
         });
     }
 
-    pub fn signal(&self, signal: libc::c_int) {
+    pub(crate) fn signal(&self, signal: libc::c_int) {
         kill(self.pid(), signal);
     }
 
     /// Waits (bounded) for the daemon to exit, and reaps it.
-    pub fn wait_for_exit(&mut self) -> ExitStatus {
+    pub(crate) fn wait_for_exit(&mut self) -> ExitStatus {
         let child = self.child.as_mut().expect("the daemon was started");
         let exit = eventually("the daemon exits", || child.try_wait().expect("try_wait"));
         self.child = None;
@@ -552,13 +552,13 @@ fn http() -> reqwest::Client {
 // --- meshes of several daemons ---------------------------------------------------
 
 /// The laptop's and the mini's addresses in the two-node tests.
-pub const LAPTOP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-pub const MINI: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+pub(crate) const LAPTOP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+pub(crate) const MINI: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 
 /// Node `laptop` (primary, on [`LAPTOP`]) and node `mini` (satellite, on
 /// [`MINI`]), each with its daemon, whose manifests are both Nodes, then
 /// `objects`. Returns once both have a set in force.
-pub async fn laptop_and_mini(objects: &str) -> (Daemon, Daemon) {
+pub(crate) async fn laptop_and_mini(objects: &str) -> (Daemon, Daemon) {
     let (laptop_api, mini_api) = (free_address(LAPTOP), free_address(MINI));
     let text = [node_manifest("laptop", "primary", laptop_api), node_manifest("mini", "satellite", mini_api)].concat();
     let [laptop, mini] = mesh_of([("laptop", laptop_api), ("mini", mini_api)], &(text + objects));
@@ -569,7 +569,7 @@ pub async fn laptop_and_mini(objects: &str) -> (Daemon, Daemon) {
 
 /// One daemon per `(node, api)`, all with `manifests` as their manifests
 /// (in place of the lone test Node). Returns once their APIs answer.
-pub fn mesh_of<const N: usize>(nodes: [(&str, SocketAddr); N], manifests: &str) -> [Daemon; N] {
+pub(crate) fn mesh_of<const N: usize>(nodes: [(&str, SocketAddr); N], manifests: &str) -> [Daemon; N] {
     nodes.map(|(node, api)| {
         let SocketAddr::V4(api) = api else { panic!("{api}: the test daemons listen on IPv4 loopback") };
         Daemon::builder().file("manifests/node.yaml", manifests).at(node, *api.ip(), api.port()).start()
@@ -577,13 +577,13 @@ pub fn mesh_of<const N: usize>(nodes: [(&str, SocketAddr); N], manifests: &str) 
 }
 
 /// A free port on `ip`, as an address.
-pub fn free_address(ip: Ipv4Addr) -> SocketAddr {
+pub(crate) fn free_address(ip: Ipv4Addr) -> SocketAddr {
     SocketAddr::from((ip, free_port_on(ip)))
 }
 
 /// Two listeners on one port, one on each of `a` and `b`: the same endpoint
 /// port on two nodes.
-pub async fn same_port_on(a: Ipv4Addr, b: Ipv4Addr) -> (tokio::net::TcpListener, tokio::net::TcpListener) {
+pub(crate) async fn same_port_on(a: Ipv4Addr, b: Ipv4Addr) -> (tokio::net::TcpListener, tokio::net::TcpListener) {
     loop {
         let first = tokio::net::TcpListener::bind((a, 0)).await.expect("bind a free port");
         if let Ok(second) = tokio::net::TcpListener::bind((b, first.local_addr().expect("an address").port())).await {
@@ -594,7 +594,7 @@ pub async fn same_port_on(a: Ipv4Addr, b: Ipv4Addr) -> (tokio::net::TcpListener,
 
 /// A Node manifest for `name` at `api` (its address and `apiPort`), ending
 /// with the document separator.
-pub fn node_manifest(name: &str, role: &str, api: SocketAddr) -> String {
+pub(crate) fn node_manifest(name: &str, role: &str, api: SocketAddr) -> String {
     format!(
         "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: {name}}}\n\
          spec: {{role: {role}, address: {}, apiPort: {}}}\n---\n",
@@ -624,13 +624,13 @@ fn lower_soft_descriptor_limit(command: &mut Command, soft: u64) {
 }
 
 /// One object of a node's status.
-pub fn object_in(node: &Value, kind: &str, name: &str) -> Option<Value> {
+pub(crate) fn object_in(node: &Value, kind: &str, name: &str) -> Option<Value> {
     let objects = node["objects"].as_array()?;
     objects.iter().find(|object| object["kind"] == kind && object["name"] == name).cloned()
 }
 
 /// A number of an object's `details` (`pid`, `restarts`).
-pub fn detail(object: &Value, name: &str) -> Option<u32> {
+pub(crate) fn detail(object: &Value, name: &str) -> Option<u32> {
     object["details"][name].as_str()?.parse().ok()
 }
 
@@ -651,7 +651,7 @@ fn api_get_at(ip: Ipv4Addr, port: u16, path: &str) -> Option<Value> {
 }
 
 /// Runs `ip args…`, which must succeed.
-pub fn ip(args: &[&str]) {
+pub(crate) fn ip(args: &[&str]) {
     let output = Command::new(ip_command()).args(args).output().unwrap_or_else(|error| {
         panic!("cannot run `ip` ({error}): this test needs iproute2 (apt-get install iproute2) and root")
     });
@@ -666,14 +666,14 @@ pub fn ip(args: &[&str]) {
 /// Two network namespaces joined by a veth pair (each with its own
 /// loopback, as two machines), deleted (with the pair) when
 /// dropped, even when the test panics.
-pub struct Link {
+pub(crate) struct Link {
     pub netns: [String; 2],
     veth: [String; 2],
     pub ips: [Ipv4Addr; 2],
 }
 
 impl Link {
-    pub fn new() -> Link {
+    pub(crate) fn new() -> Link {
         let pid = std::process::id();
         let subnet = u8::try_from(pid % 250).expect("below 250");
         let link = Link {
@@ -696,7 +696,7 @@ impl Link {
     }
 
     /// Runs `ip args…` in side `side`'s namespace.
-    pub fn exec(&self, side: usize, args: &[&str]) {
+    pub(crate) fn exec(&self, side: usize, args: &[&str]) {
         assert_eq!(args[0], "ip");
         let mut all = vec!["netns", "exec", &self.netns[side], ip_command()];
         all.extend(&args[1..]);
@@ -704,7 +704,7 @@ impl Link {
     }
 
     /// Brings side `side`'s end of the pair up or down.
-    pub fn set(&self, side: usize, up: bool) {
+    pub(crate) fn set(&self, side: usize, up: bool) {
         self.exec(side, &["ip", "link", "set", &self.veth[side], if up { "up" } else { "down" }]);
     }
 }
@@ -718,6 +718,6 @@ impl Drop for Link {
 }
 
 /// `ip` of iproute2: `/usr/sbin/ip` where it is, else whatever PATH finds.
-pub fn ip_command() -> &'static str {
+pub(crate) fn ip_command() -> &'static str {
     if Path::new("/usr/sbin/ip").exists() { "/usr/sbin/ip" } else { "ip" }
 }

@@ -2,13 +2,13 @@
 //! fixtures for the tests' outside world (Git remotes, Syncthing), and the
 //! one way to wait for a condition (`wait`).
 
-pub mod daemon;
-pub mod ollama;
-pub mod shapes;
+pub(crate) mod daemon;
+pub(crate) mod ollama;
+pub(crate) mod shapes;
 #[cfg(target_os = "linux")]
-pub mod sshd;
-pub mod syncthing;
-pub mod wait;
+pub(crate) mod sshd;
+pub(crate) mod syncthing;
+pub(crate) mod wait;
 
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
@@ -17,30 +17,30 @@ use assert_cmd::Command;
 use tempfile::TempDir;
 
 /// The example manifests shipped in `manifests/`.
-pub fn examples_dir() -> PathBuf {
+pub(crate) fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests")
 }
 
 /// A temporary working folder holding files, where `meshctl` runs.
-pub struct Workspace {
+pub(crate) struct Workspace {
     dir: TempDir,
 }
 
 /// What one run of `meshctl` printed and returned.
 #[derive(Debug)]
-pub struct Run {
+pub(crate) struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
 }
 
 impl Workspace {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Workspace { dir: tempfile::tempdir().expect("temp dir") }
     }
 
     /// Writes `text` to `relative` (folders are created).
-    pub fn file(self, relative: &str, text: &str) -> Self {
+    pub(crate) fn file(self, relative: &str, text: &str) -> Self {
         let path = self.dir.path().join(relative);
         std::fs::create_dir_all(path.parent().expect("a parent")).expect("create folders");
         std::fs::write(path, text).expect("write file");
@@ -48,21 +48,21 @@ impl Workspace {
     }
 
     /// Copies the example manifests into `manifests/`.
-    pub fn with_examples(self) -> Self {
+    pub(crate) fn with_examples(self) -> Self {
         copy_tree(&examples_dir(), &self.dir.path().join("manifests"));
         self
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// Runs `meshctl args…` in the workspace with a clean agentmesh environment.
-    pub fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         self.run_with_env(args, &[])
     }
 
-    pub fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+    pub(crate) fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut command = Command::cargo_bin("meshctl").expect("meshctl is built");
         command.current_dir(self.dir.path()).args(args);
         for name in ["AGENT_NODE_ID", "AGENT_ROLE", "MESH_MANIFESTS", "MESH_PEERS", "MESH_API_KEY"] {
@@ -95,7 +95,7 @@ fn copy_tree(from: &Path, to: &Path) {
 
 /// Runs `git args…` in `dir` with no user or system configuration, as the
 /// `git` command a user has; returns its output, trimmed.
-pub fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let output = StdCommand::new("git")
         .current_dir(dir)
         .args(args)
@@ -111,7 +111,7 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 /// `$variable` when it is set (`.ci/run` sets it), else `<venv>/bin/python` in
 /// the repository. A test fails, never skips, when it cannot import the
 /// package: the message says how to make the venv.
-pub fn venv_python(variable: &str, venv: &str, package: &str, version: &str) -> PathBuf {
+pub(crate) fn venv_python(variable: &str, venv: &str, package: &str, version: &str) -> PathBuf {
     let python = std::env::var_os(variable)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(venv).join("bin/python"));
@@ -135,7 +135,7 @@ pub fn venv_python(variable: &str, venv: &str, package: &str, version: &str) -> 
 /// A bare Git remote (`remote.git`, branch `main`) and a work clone to push to it
 /// from, in a temporary folder; for the daemon's tests, which are Linux only.
 #[cfg(target_os = "linux")]
-pub struct GitRemote {
+pub(crate) struct GitRemote {
     _dir: TempDir,
     pub work: PathBuf,
     pub remote: PathBuf,
@@ -143,7 +143,7 @@ pub struct GitRemote {
 
 #[cfg(target_os = "linux")]
 impl GitRemote {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         git(dir.path(), &["init", "--quiet", "--bare", "-b", "main", "remote.git"]);
         git(dir.path(), &["init", "--quiet", "-b", "main", "work"]);
@@ -156,7 +156,7 @@ impl GitRemote {
 
     /// Writes `path` (relative to the work clone), commits everything and pushes;
     /// returns the new commit id.
-    pub fn push(&self, path: &str, text: &str) -> String {
+    pub(crate) fn push(&self, path: &str, text: &str) -> String {
         let file = self.work.join(path);
         std::fs::create_dir_all(file.parent().expect("a parent")).expect("create folders");
         std::fs::write(file, text).expect("write file");

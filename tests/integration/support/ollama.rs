@@ -26,11 +26,11 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 /// The version `/api/version` reports.
-pub const VERSION: &str = "0.12.6";
+pub(crate) const VERSION: &str = "0.12.6";
 
 /// How an instance behaves.
 #[derive(Clone)]
-pub struct Config {
+pub(crate) struct Config {
     /// Put in every answer: generated text starts with `[name]`.
     pub name: String,
     /// The models it has (`tiny` stands for `tiny:latest`).
@@ -48,7 +48,7 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn new(name: &str, models: &[&str]) -> Config {
+    pub(crate) fn new(name: &str, models: &[&str]) -> Config {
         Config {
             name: name.to_owned(),
             models: models.iter().map(|m| (*m).to_owned()).collect(),
@@ -62,7 +62,7 @@ impl Config {
 
 /// One request the fake took.
 #[derive(Clone, Debug)]
-pub struct Seen {
+pub(crate) struct Seen {
     pub method: String,
     pub path: String,
     pub host: Option<String>,
@@ -72,7 +72,7 @@ pub struct Seen {
 /// A running fake; stops serving on [`stop`] or drop.
 ///
 /// [`stop`]: FakeOllama::stop
-pub struct FakeOllama {
+pub(crate) struct FakeOllama {
     pub addr: SocketAddr,
     state: Arc<Inner>,
     task: tokio::task::JoinHandle<()>,
@@ -90,7 +90,7 @@ struct Inner {
 
 impl FakeOllama {
     /// Serves on `listener` (a loopback address: the Host check is on).
-    pub fn start(listener: tokio::net::TcpListener, config: Config) -> FakeOllama {
+    pub(crate) fn start(listener: tokio::net::TcpListener, config: Config) -> FakeOllama {
         let addr = listener.local_addr().expect("a bound listener");
         let models = config.models.iter().map(|m| full_name(m)).collect();
         let state =
@@ -118,14 +118,14 @@ impl FakeOllama {
         FakeOllama { addr, state, task, shutdown: Some(shutdown) }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// Stops as a killed Ollama would: the listener closes and so does every
     /// connection (kept-alive ones included, which a client's pool would
     /// otherwise reuse); returns once they are closed.
-    pub async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -135,19 +135,19 @@ impl FakeOllama {
     }
 
     /// The models it has now, full names.
-    pub fn models(&self) -> Vec<String> {
+    pub(crate) fn models(&self) -> Vec<String> {
         self.state.models.lock().unwrap().iter().cloned().collect()
     }
 
     /// The requests it took, but for `GET /`: the controllers' health probes
     /// of the endpoint, which come on their own schedule.
-    pub fn seen(&self) -> Vec<Seen> {
+    pub(crate) fn seen(&self) -> Vec<Seen> {
         let seen = self.state.seen.lock().unwrap();
         seen.iter().filter(|s| !(s.method == "GET" && s.path == "/")).cloned().collect()
     }
 
     /// When each line of each streamed generate/chat was sent (Unix seconds).
-    pub fn sent(&self) -> Vec<Vec<f64>> {
+    pub(crate) fn sent(&self) -> Vec<Vec<f64>> {
         self.state.sent.lock().unwrap().clone()
     }
 }
@@ -182,7 +182,7 @@ async fn host_check(State(state): Shared, request: Request, next: Next) -> Respo
 }
 
 /// Whether a loopback-bound Ollama takes this `Host` header.
-pub fn allowed_host(host: &str) -> bool {
+pub(crate) fn allowed_host(host: &str) -> bool {
     let name = match host.rsplit_once(':') {
         Some((name, port)) if port.parse::<u16>().is_ok() && !name.ends_with(':') => name,
         _ => host,

@@ -7,12 +7,12 @@
 use agentmesh::manifest::SourceFile;
 
 /// A shape of set: its name, and the files of a set of `n` documents.
-pub struct Shape {
+pub(crate) struct Shape {
     pub name: &'static str,
     pub files: fn(usize) -> Vec<SourceFile>,
 }
 
-pub const SHAPES: [Shape; 5] = [
+pub(crate) const SHAPES: [Shape; 5] = [
     Shape { name: "one Node duplicated", files: duplicated },
     Shape { name: "distinct valid objects", files: distinct_valid },
     Shape { name: "invalid documents", files: invalid },
@@ -42,7 +42,7 @@ fn node(name: &str, zone: usize) -> String {
 
 /// `n` copies of one Node, all in one file: every copy after the first is a
 /// duplicate.
-pub fn duplicated(n: usize) -> Vec<SourceFile> {
+pub(crate) fn duplicated(n: usize) -> Vec<SourceFile> {
     let text = vec![node("home", 0); n].join("---\n");
     vec![SourceFile { path: "manifests/nodes.yaml".into(), text }]
 }
@@ -50,7 +50,7 @@ pub fn duplicated(n: usize) -> Vec<SourceFile> {
 /// A quarter each: Nodes, Services placed by selector (half of them matching
 /// no Node) and by name, Capabilities on those nodes and Services, SyncFolders
 /// with HandoffPolicies.
-pub fn distinct_valid(n: usize) -> Vec<SourceFile> {
+pub(crate) fn distinct_valid(n: usize) -> Vec<SourceFile> {
     let quarter = (n / 4).max(1);
     let mut documents = Vec::with_capacity(n);
     documents.extend((0..quarter).map(|i| node(&format!("node-{i}"), i % 7)));
@@ -91,7 +91,7 @@ pub fn distinct_valid(n: usize) -> Vec<SourceFile> {
 /// Documents wrong in turn in each way: YAML that does not parse, unknown kinds
 /// and fields, references to unknown nodes (each with a "did you mean" to look
 /// for among many), bad names, values of the wrong type.
-pub fn invalid(n: usize) -> Vec<SourceFile> {
+pub(crate) fn invalid(n: usize) -> Vec<SourceFile> {
     let documents = (0..n)
         .map(|i| match i % 8 {
             0 => format!("apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: broken-{i}\nspec: [\n"),
@@ -118,7 +118,7 @@ pub fn invalid(n: usize) -> Vec<SourceFile> {
 
 /// Nodes whose values are long (a 2,000-character address, many labels) or
 /// nested as deep as the parser allows.
-pub fn deep_and_long(n: usize) -> Vec<SourceFile> {
+pub(crate) fn deep_and_long(n: usize) -> Vec<SourceFile> {
     let documents = (0..n)
         .map(|i| match i % 3 {
             0 => format!(
@@ -143,7 +143,7 @@ pub fn deep_and_long(n: usize) -> Vec<SourceFile> {
 }
 
 /// A fifth of each other shape.
-pub fn mixed(n: usize) -> Vec<SourceFile> {
+pub(crate) fn mixed(n: usize) -> Vec<SourceFile> {
     let fifth = (n / 5).max(1);
     let mut files = Vec::new();
     for (index, shape) in SHAPES.iter().filter(|shape| shape.name != "mixed shapes").enumerate() {

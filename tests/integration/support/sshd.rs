@@ -16,7 +16,7 @@ use super::wait::eventually_within;
 const START_PATIENCE: Duration = Duration::from_secs(10);
 
 /// A running `sshd`; dropping it stops it.
-pub struct Sshd {
+pub(crate) struct Sshd {
     dir: TempDir,
     pid: libc::pid_t,
     pub port: u16,
@@ -24,10 +24,10 @@ pub struct Sshd {
 
 impl Sshd {
     /// The `Host` alias of [`Sshd::ssh_config`].
-    pub const ALIAS: &str = "mesh-remote";
+    pub(crate) const ALIAS: &str = "mesh-remote";
 
     /// Starts `/usr/sbin/sshd` on 127.0.0.1, accepting the user key only.
-    pub fn start() -> Sshd {
+    pub(crate) fn start() -> Sshd {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = |name: &str| dir.path().join(name);
         for key in ["host_key", "user_key"] {
@@ -69,7 +69,7 @@ impl Sshd {
 
     /// An ssh config file with `Host` [`Sshd::ALIAS`]: the address, port, user,
     /// key and known-hosts file are all there, none in the Git URL.
-    pub fn ssh_config(&self) -> PathBuf {
+    pub(crate) fn ssh_config(&self) -> PathBuf {
         self.dir.path().join("ssh_config")
     }
 }

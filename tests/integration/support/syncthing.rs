@@ -17,7 +17,7 @@ use super::wait::eventually_within;
 const START_PATIENCE: Duration = Duration::from_secs(60);
 
 /// One Syncthing process and its home. Dropping it kills the process.
-pub struct Syncthing {
+pub(crate) struct Syncthing {
     name: String,
     dir: TempDir,
     gui_port: u16,
@@ -30,7 +30,7 @@ pub struct Syncthing {
 impl Syncthing {
     /// Generates a home (identity, config made loopback-only), starts
     /// Syncthing on two free loopback ports and returns once its API answers.
-    pub fn start(name: &str) -> Syncthing {
+    pub(crate) fn start(name: &str) -> Syncthing {
         let dir = tempfile::Builder::new().prefix(&format!("syncthing-{name}-")).tempdir().expect("temp dir");
         let home = dir.path().join("home");
         let mut generate = Command::new("syncthing");
@@ -57,7 +57,7 @@ impl Syncthing {
 
     /// Starts the process again on the same home, ports and key (after
     /// [`Syncthing::kill`]); returns once its API answers.
-    pub fn start_again(&mut self) {
+    pub(crate) fn start_again(&mut self) {
         assert!(self.child.is_none(), "{} still runs", self.name);
         let log = OpenOptions::new().create(true).append(true).open(self.log()).expect("open the log");
         let mut command = Command::new("syncthing");
@@ -85,7 +85,7 @@ impl Syncthing {
     }
 
     /// Kills the process (SIGKILL) and what it started, and reaps it.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             for pid in descendants(child.id()) {
                 // SAFETY: kill takes plain integers and touches no memory.
@@ -97,34 +97,34 @@ impl Syncthing {
     }
 
     /// `http://127.0.0.1:PORT`, the GUI and REST API.
-    pub fn api_url(&self) -> String {
+    pub(crate) fn api_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.gui_port)
     }
 
-    pub fn api_key(&self) -> &str {
+    pub(crate) fn api_key(&self) -> &str {
         &self.key
     }
 
-    pub fn device_id(&self) -> &str {
+    pub(crate) fn device_id(&self) -> &str {
         &self.device_id
     }
 
     /// `tcp://127.0.0.1:PORT`, where peers dial this device.
-    pub fn device_address(&self) -> String {
+    pub(crate) fn device_address(&self) -> String {
         format!("tcp://127.0.0.1:{}", self.listen_port)
     }
 
-    pub fn home(&self) -> PathBuf {
+    pub(crate) fn home(&self) -> PathBuf {
         self.dir.path().join("home")
     }
 
     /// The process's output, kept across restarts.
-    pub fn log(&self) -> PathBuf {
+    pub(crate) fn log(&self) -> PathBuf {
         self.dir.path().join("syncthing.log")
     }
 
     /// A folder in the temporary directory for data, not yet created.
-    pub fn data(&self, name: &str) -> PathBuf {
+    pub(crate) fn data(&self, name: &str) -> PathBuf {
         self.dir.path().join("data").join(name)
     }
 

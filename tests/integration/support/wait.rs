@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 /// The longest any awaited condition may take unless a test says otherwise;
 /// tests finish far sooner.
-pub const PATIENCE: Duration = Duration::from_secs(15);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_millis(50);
 
 /// What a check gives: `Some(value)` or `Ok(value)` once the condition holds;
 /// until then `None`, or `Err(what it saw instead)`, which a timeout shows.
-pub trait Check {
+pub(crate) trait Check {
     type Value;
     fn held(self) -> Result<Self::Value, Option<String>>;
 }
@@ -35,12 +35,12 @@ impl<T> Check for Result<T, String> {
 }
 
 /// Polls `check` every 50 ms until it gives a value, for at most 15 s.
-pub fn eventually<C: Check>(what: &str, check: impl FnMut() -> C) -> C::Value {
+pub(crate) fn eventually<C: Check>(what: &str, check: impl FnMut() -> C) -> C::Value {
     eventually_within(PATIENCE, what, check)
 }
 
 /// Polls `check` every 50 ms until it gives a value, for at most `patience`.
-pub fn eventually_within<C: Check>(patience: Duration, what: &str, mut check: impl FnMut() -> C) -> C::Value {
+pub(crate) fn eventually_within<C: Check>(patience: Duration, what: &str, mut check: impl FnMut() -> C) -> C::Value {
     let deadline = Deadline::after(patience);
     loop {
         let seen = match check().held() {
@@ -55,7 +55,7 @@ pub fn eventually_within<C: Check>(patience: Duration, what: &str, mut check: im
 /// [`eventually`] for async tests: awaits `check`'s future every 50 ms until it
 /// gives a value, for at most 15 s. A check that does not await is written
 /// `|| std::future::ready(…)`.
-pub async fn eventually_async<F: Future<Output: Check>>(
+pub(crate) async fn eventually_async<F: Future<Output: Check>>(
     what: &str,
     check: impl FnMut() -> F,
 ) -> <F::Output as Check>::Value {
@@ -63,7 +63,7 @@ pub async fn eventually_async<F: Future<Output: Check>>(
 }
 
 /// [`eventually_async`] for at most `patience`.
-pub async fn eventually_async_within<F: Future<Output: Check>>(
+pub(crate) async fn eventually_async_within<F: Future<Output: Check>>(
     patience: Duration,
     what: &str,
     mut check: impl FnMut() -> F,

@@ -20,15 +20,15 @@ use tokio::net::UnixListener;
 use tokio::task::JoinHandle;
 
 /// The wire-format fixtures the fake serves, shared with the unit tests.
-pub const STATUS: &str = include_str!("../../fixtures/tailscale/status.json");
-pub const STATUS_NO_PEERS: &str = include_str!("../../fixtures/tailscale/status-no-peers.json");
-pub const WHOIS_USER: &str = include_str!("../../fixtures/tailscale/whois-user.json");
-pub const WHOIS_OTHER_USER: &str = include_str!("../../fixtures/tailscale/whois-other-user.json");
-pub const WHOIS_TAGGED: &str = include_str!("../../fixtures/tailscale/whois-tagged.json");
+pub(crate) const STATUS: &str = include_str!("../../fixtures/tailscale/status.json");
+pub(crate) const STATUS_NO_PEERS: &str = include_str!("../../fixtures/tailscale/status-no-peers.json");
+pub(crate) const WHOIS_USER: &str = include_str!("../../fixtures/tailscale/whois-user.json");
+pub(crate) const WHOIS_OTHER_USER: &str = include_str!("../../fixtures/tailscale/whois-other-user.json");
+pub(crate) const WHOIS_TAGGED: &str = include_str!("../../fixtures/tailscale/whois-tagged.json");
 
 /// The fake's socket (or, as the macOS apps serve it, loopback port) and what
 /// it answers; the server stops when dropped.
-pub struct FakeTailscaled {
+pub(crate) struct FakeTailscaled {
     _dir: TempDir,
     socket: PathBuf,
     port: Option<u16>,
@@ -48,7 +48,7 @@ struct FakeState {
 
 impl FakeTailscaled {
     /// Serves [`STATUS`] on a unix socket and knows nobody for whois.
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let socket = dir.path().join("tailscaled.sock");
         let state = Arc::new(FakeState { status: Mutex::new(STATUS.into()), ..FakeState::default() });
@@ -62,7 +62,7 @@ impl FakeTailscaled {
 
     /// Serves as the macOS apps do: on a loopback port, to callers whose Basic
     /// auth password is `token` (401 without one, 403 with another).
-    pub async fn start_app(token: &str) -> Self {
+    pub(crate) async fn start_app(token: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let state = Arc::new(FakeState { status: Mutex::new(STATUS.into()), ..FakeState::default() });
         let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!(":{token}")));
@@ -86,26 +86,26 @@ impl FakeTailscaled {
         FakeTailscaled { socket: dir.path().join("no-socket"), _dir: dir, port: Some(port), state, server }
     }
 
-    pub fn socket(&self) -> &Path {
+    pub(crate) fn socket(&self) -> &Path {
         &self.socket
     }
 
     /// The loopback port of a fake started with [`FakeTailscaled::start_app`].
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port.expect("the fake serves on a port")
     }
 
-    pub fn set_status(&self, json: &str) {
+    pub(crate) fn set_status(&self, json: &str) {
         *self.state.status.lock().unwrap() = json.into();
     }
 
     /// Whois of any port on `ip` answers `json`.
-    pub fn answer_whois(&self, ip: IpAddr, json: &str) {
+    pub(crate) fn answer_whois(&self, ip: IpAddr, json: &str) {
         self.state.whois.lock().unwrap().insert(ip, json.into());
     }
 
     /// The `addr` of every whois request so far, as tailscaled decoded it.
-    pub fn whois_asked(&self) -> Vec<String> {
+    pub(crate) fn whois_asked(&self) -> Vec<String> {
         self.state.asked.lock().unwrap().clone()
     }
 }
@@ -128,14 +128,14 @@ fn router(state: Arc<FakeState>) -> Router {
 }
 
 /// A socket that accepts connections and never answers: a hung tailscaled.
-pub struct SilentTailscaled {
+pub(crate) struct SilentTailscaled {
     _dir: TempDir,
     socket: PathBuf,
     server: JoinHandle<()>,
 }
 
 impl SilentTailscaled {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let socket = dir.path().join("tailscaled.sock");
         let listener = UnixListener::bind(&socket).expect("bind the silent socket");
@@ -148,7 +148,7 @@ impl SilentTailscaled {
         SilentTailscaled { _dir: dir, socket, server }
     }
 
-    pub fn socket(&self) -> &Path {
+    pub(crate) fn socket(&self) -> &Path {
         &self.socket
     }
 }
