@@ -200,8 +200,8 @@ async fn take_message(state: &ApiState, message: HandoffMessage) -> Result<(), A
     let Some(set) = set.filter(|set| set.handoff_policies.contains_key(&message.policy)) else {
         return Err(bad_request(format!("no HandoffPolicy {:?} on this node", message.policy)));
     };
-    let peer = folder::peer_of(&set, &message.policy, &handles.node);
-    if peer.as_deref() != Some(message.envelope.from.as_str()) {
+    let others = folder::others_of(&set, &message.policy, &handles.node);
+    if !others.contains(&message.envelope.from) {
         let text = format!(
             "the message is from {:?}, which does not share HandoffPolicy {} with this node",
             message.envelope.from, message.policy

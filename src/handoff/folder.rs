@@ -35,11 +35,6 @@ pub(crate) fn home() -> PathBuf {
     std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default()
 }
 
-/// The other node of the policy's SyncFolder.
-pub(crate) fn peer_of(set: &ManifestSet, policy: &str, me: &str) -> Option<String> {
-    others_of(set, policy, me).into_iter().next()
-}
-
 /// The other nodes of the policy's SyncFolder, by name.
 pub(crate) fn others_of(set: &ManifestSet, policy: &str, me: &str) -> Vec<String> {
     let Some(spec) = set.handoff_policies.get(policy).map(|policy| &policy.spec) else { return Vec::new() };

@@ -2,10 +2,10 @@
 //! conversations of one policy on this node, in phases: retransmit what a
 //! restart or an aborted handoff left to send, claim the new folders that
 //! appeared here first, guard the owned ones against stale writes, exchange
-//! every record with the peer (`RecordOf`, with the folder's content hash, all
-//! in one `POST /api/v1/handoff/messages`), and report the status. The
-//! protocol's effects are `handoff::io`'s; messages from the peer come in
-//! through the API.
+//! every record with every other node of the policy's SyncFolder (`RecordOf`,
+//! with the folder's content hash, all in one `POST /api/v1/handoff/messages`
+//! per node), and report the status. The protocol's effects are
+//! `handoff::io`'s; messages from the other nodes come in through the API.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -242,26 +242,29 @@ impl<'a> Pass<'a> {
         self.others.is_empty() || self.ctx.handles.handoff.heard_current(self.policy, id)
     }
 
-    /// Sends every record to the peer, when it answers, with its folder's
-    /// content hash; returns the conflict copies and the stale writes kept
-    /// aside, as `<id>/<path>`.
+    /// Sends every record, with its folder's content hash, to every other
+    /// node of the folder but the ones known down (each pass: the retry for a
+    /// node that slept or was cut off); returns the conflict copies and the
+    /// stale writes kept aside, as `<id>/<path>`.
     async fn exchange(&self, records: &[(String, Record)]) -> (Vec<String>, Vec<String>) {
         let ids: Vec<String> = records.iter().map(|(id, _)| id.clone()).collect();
         let contents = contents_of(&self.ctx.handles.handoff, &self.root, ids).await;
-        let peer_up = self.others.first().filter(|peer| !self.ctx.handles.peers.known_down(peer));
-        let (mut conflicts, mut stale, mut outgoing) = (Vec::new(), Vec::new(), Vec::new());
+        let up: Vec<&String> = self.others.iter().filter(|node| !self.ctx.handles.peers.known_down(node)).collect();
+        let (mut conflicts, mut stale) = (Vec::new(), Vec::new());
+        let mut outgoing: Vec<Vec<HandoffMessage>> = vec![Vec::new(); up.len()];
         for (id, content) in contents {
             if let Some(content) = &content {
                 conflicts.extend(content.conflicts.iter().map(|path| format!("{id}/{path}")));
                 stale.extend(content.stale.iter().map(|path| format!("{id}/{path}")));
             }
-            let Some(peer) = peer_up else { continue };
-            let Some(envelope) = self.ctx.handles.handoff.record_for(self.policy, &id, peer) else { continue };
             let hash = content.map(|content| content.hash);
-            outgoing.push(HandoffMessage::new(self.policy, &id, envelope, hash));
+            for (node, messages) in up.iter().zip(&mut outgoing) {
+                let Some(envelope) = self.ctx.handles.handoff.record_for(self.policy, &id, node) else { continue };
+                messages.push(HandoffMessage::new(self.policy, &id, envelope, hash.clone()));
+            }
         }
-        if let Some(peer) = peer_up {
-            self.io.send_records(peer, outgoing);
+        for (node, messages) in up.into_iter().zip(outgoing) {
+            self.io.send_records(node, messages);
         }
         (conflicts, stale)
     }
