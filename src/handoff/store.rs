@@ -33,13 +33,14 @@ pub(crate) type Key = (String, String);
 
 struct Entry {
     node: Node,
-    /// The content hash the peer last reported for this conversation.
-    peer_hash: Option<String>,
+    /// The content hash each other node last reported for this
+    /// conversation, by node.
+    hashes: BTreeMap<String, String>,
 }
 
 impl Entry {
     fn new(node: Node) -> Entry {
-        Entry { node, peer_hash: None }
+        Entry { node, hashes: BTreeMap::new() }
     }
 }
 
@@ -421,9 +422,10 @@ impl HandoffStore {
         quiet.insert((policy.to_owned(), id.to_owned()), (epoch, fingerprint));
     }
 
-    pub(crate) fn set_peer_hash(&self, policy: &str, id: &str, hash: String) {
+    /// Notes the content hash `node` reported for the conversation.
+    pub(crate) fn set_hash_of(&self, policy: &str, id: &str, node: &str, hash: String) {
         if let Some(entry) = self.lock().entries.get_mut(&(policy.to_owned(), id.to_owned())) {
-            entry.peer_hash = Some(hash);
+            entry.hashes.insert(node.to_owned(), hash);
         }
     }
 
@@ -462,8 +464,13 @@ impl HandoffStore {
         }
     }
 
-    pub(crate) fn peer_hash(&self, policy: &str, id: &str) -> Option<String> {
-        self.lock().entries.get(&(policy.to_owned(), id.to_owned())).and_then(|entry| entry.peer_hash.clone())
+    /// The content hash each other node last reported for the conversation.
+    pub(crate) fn hashes(&self, policy: &str, id: &str) -> BTreeMap<String, String> {
+        self.lock()
+            .entries
+            .get(&(policy.to_owned(), id.to_owned()))
+            .map(|entry| entry.hashes.clone())
+            .unwrap_or_default()
     }
 }
 

@@ -232,6 +232,7 @@ fn a_conversation_written_on_node_a_is_owned_by_node_a_on_both_nodes_and_node_b_
             (&session["epoch"], &session["phase"], &session["policy"]),
             (&1.into(), &"owned".into(), &POLICY.into())
         );
+        assert_eq!(session["holders"], serde_json::json!([A, B]), "both hold the owner's content: {session}");
         assert_eq!(session["files"], 1, "{session}");
         assert_eq!(session["conflicts"], Value::Array(Vec::new()), "{session}");
         assert_eq!(session["path"], side.syncthing.data(OBJECT).join("sessions/c-1").display().to_string());
@@ -247,8 +248,8 @@ fn a_conversation_written_on_node_a_is_owned_by_node_a_on_both_nodes_and_node_b_
     assert_eq!(
         lines,
         [
-            vec!["ID", "POLICY", "OWNER", "EPOCH", "IN", "SYNC", "CONFLICTS", "STALE"],
-            vec!["c-1", POLICY, A, "1", "yes", "0", "0"]
+            vec!["ID", "POLICY", "OWNER", "EPOCH", "HOLDERS", "IN", "SYNC", "CONFLICTS", "STALE"],
+            vec!["c-1", POLICY, A, "1", "node-a,node-b", "yes", "0", "0"]
         ]
     );
     let json = pair.a.daemon.meshctl(&["sessions", "-o", "json"]);
@@ -516,7 +517,7 @@ fn a_write_on_node_a_after_it_handed_the_conversation_over_is_kept_aside_and_nod
     assert!(object.to_string().contains("StaleWrites"), "{object}");
     let table = pair.a.daemon.meshctl(&["sessions"]);
     let row: Vec<&str> = table.stdout.lines().nth(1).unwrap_or_default().split_whitespace().collect();
-    assert_eq!(row, ["c-1", POLICY, B, "2", "yes", "0", "1"], "{table:?}");
+    assert_eq!(row, ["c-1", POLICY, B, "2", "node-a,node-b", "yes", "0", "1"], "{table:?}");
 
     // Settled: the owner's next write is its own, nothing more is set aside.
     append(&dir_b.join("messages.jsonl"), ON_B, std::time::SystemTime::now());
