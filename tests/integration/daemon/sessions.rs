@@ -655,3 +655,31 @@ fn a_conversation_handed_a_to_b_to_c_then_c_to_a_while_b_is_down_has_one_owner_o
         b.daemon.api_get("/api/v1/sessions/c-1").filter(|s| s["owner"] == A && s["epoch"] == 4)
     });
 }
+
+#[test]
+fn a_forced_takeover_with_three_nodes_completes_once_the_third_promised_and_the_owner_learns_it_when_back() {
+    let mut trio = Trio::start_with(&format!("{}  allowForce: true\n", policy()));
+    trio.wait_until_ready();
+    let conversation = trio.sides[0].syncthing.data(OBJECT).join("sessions/c-1");
+    std::fs::create_dir_all(&conversation).expect("make the conversation folder");
+    std::fs::write(conversation.join("messages.jsonl"), "{\"role\":\"user\",\"content\":\"hello\"}\n").unwrap();
+    for side in &trio.sides {
+        wait_for_session(side, "c-1", "owned by node-a, in sync", |s| s["owner"] == A && s["inSync"] == true);
+    }
+    // node-a goes away; node-c takes over, which needs node-b's promise.
+    let [a, b, c] = &mut trio.sides;
+    a.daemon.kill();
+    a.syncthing.kill();
+    wait_until_offline(c, A);
+    let run = c.daemon.meshctl(&["handoff", "c-1", "--force", "--timeout", "20s"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("force ") && run.stdout.contains("node-c now owns c-1 at epoch 2"), "{run:?}");
+    for side in [&*b, &*c] {
+        wait_for_session(side, "c-1", "owned by node-c at epoch 2", |s| {
+            s["owner"] == C && s["epoch"] == 2 && s["phase"] == "owned"
+        });
+    }
+    a.syncthing.start_again();
+    a.daemon.restart();
+    wait_for_session(a, "c-1", "owned by node-c at epoch 2", |s| s["owner"] == C && s["epoch"] == 2);
+}
