@@ -200,8 +200,8 @@ async fn take_message(state: &ApiState, message: HandoffMessage) -> Result<(), A
     let Some(set) = set.filter(|set| set.handoff_policies.contains_key(&message.policy)) else {
         return Err(bad_request(format!("no HandoffPolicy {:?} on this node", message.policy)));
     };
-    let peer = folder::peer_of(&set, &message.policy, &handles.node);
-    if peer.as_deref() != Some(message.envelope.from.as_str()) {
+    let others = folder::others_of(&set, &message.policy, &handles.node);
+    if !others.contains(&message.envelope.from) {
         let text = format!(
             "the message is from {:?}, which does not share HandoffPolicy {} with this node",
             message.envelope.from, message.policy
@@ -235,7 +235,8 @@ pub(super) async fn sessions(State(state): State<ApiState>) -> Result<Json<Vec<S
     let listed = tokio::task::spawn_blocking(move || view::conversations(&set, &handles.node, &handles.handoff))
         .await
         .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string()))?;
-    Ok(Json(listed.into_iter().map(session_to_wire).collect()))
+    let me = &state.handles.node;
+    Ok(Json(listed.into_iter().map(|view| session_to_wire(me, view)).collect()))
 }
 
 /// One conversation, by id (the first policy that has it); an id no
@@ -253,13 +254,16 @@ pub(super) async fn session(
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no conversation {id} on this node")))
 }
 
-fn session_to_wire(view: ConversationView) -> Session {
-    let ConversationView { policy, id, dir, content, record, peer_hash, writable } = view;
+fn session_to_wire(me: &str, view: ConversationView) -> Session {
+    let (in_sync, holders) = (view.in_sync(), view.holders(me));
+    let peer_hash = view.others.first().and_then(|node| view.hashes.get(node)).cloned();
+    let ConversationView { policy, id, dir, content, record, writable, .. } = view;
     let hash = content.as_ref().map(|content| content.hash.clone());
     let phase = match record.as_ref().map(|record| &record.phase) {
         None => "unclaimed",
         Some(Phase::Owned) => "owned",
         Some(Phase::Frozen { .. }) => "frozen",
+        Some(Phase::Forcing { .. }) => "forcing",
     };
     Session {
         id,
@@ -268,7 +272,8 @@ fn session_to_wire(view: ConversationView) -> Session {
         epoch: record.as_ref().map(|record| record.epoch),
         phase: phase.into(),
         path: dir.display().to_string(),
-        in_sync: hash.is_some() && hash == peer_hash,
+        in_sync,
+        holders,
         files: content.as_ref().map_or(0, |content| content.files),
         stale: content.as_ref().map(|content| content.stale.clone()).unwrap_or_default(),
         conflicts: content.map(|content| content.conflicts).unwrap_or_default(),

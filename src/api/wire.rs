@@ -568,10 +568,15 @@ pub(crate) struct Session {
     /// the owner as `<file>.stale-<epoch>`, relative paths.
     #[serde(default)]
     pub stale: Vec<String>,
-    /// The hash the peer last reported.
+    /// The hash the first other node of the folder (by name) last reported:
+    /// the peer, with two nodes.
     pub peer_hash: Option<String>,
-    /// The peer reported the same content as here.
+    /// Every other node of the folder reported the same content as here.
     pub in_sync: bool,
+    /// The nodes that hold the owner's content, by name, this one included
+    /// when it does; empty while that is not known here.
+    #[serde(default)]
+    pub holders: Vec<String>,
     /// The agent on this node may write to it now: owned here, not frozen
     /// for a handoff. A write anywhere else is stale and is kept aside.
     #[serde(default)]

@@ -52,11 +52,15 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
                 return Ok(Outcome::Failure);
             }
         };
-        if args.force {
+        if args.force && started.done {
             println!("{}", started.message.unwrap_or_default());
             return Ok(Outcome::Success);
         }
-        println!("handoff {} of {} to {} started", started.handoff, started.conversation, started.target);
+        match args.force {
+            // With three nodes or more, a force waits for the others' promises.
+            true => println!("force {} of {} started", started.handoff, started.conversation),
+            false => println!("handoff {} of {} to {} started", started.handoff, started.conversation, started.target),
+        }
         let patience = Duration::from_millis(started.timeout_ms) + GRACE;
         let deadline = Instant::now() + patience;
         let mut printed = 0;

@@ -1,6 +1,7 @@
 //! `meshctl sessions`: every conversation of this node's HandoffPolicies, its
-//! owner and epoch, whether the peer holds the same content, its conflict
-//! copies and the stale writes kept aside in it; a table, or the API's JSON.
+//! owner and epoch, which nodes hold the owner's content, whether every other
+//! node holds the same content as this one, its conflict copies and the stale
+//! writes kept aside in it; a table, or the API's JSON.
 
 use std::path::Path;
 
@@ -29,11 +30,12 @@ fn render(sessions: &[Session]) -> String {
     if sessions.is_empty() {
         return "no conversations\n".into();
     }
-    let mut rows =
-        vec![["ID", "POLICY", "OWNER", "EPOCH", "IN SYNC", "CONFLICTS", "STALE"].map(str::to_owned).to_vec()];
+    let mut rows = vec![
+        ["ID", "POLICY", "OWNER", "EPOCH", "HOLDERS", "IN SYNC", "CONFLICTS", "STALE"].map(str::to_owned).to_vec(),
+    ];
     for session in sessions {
         let owner = match (&session.owner, session.phase.as_str()) {
-            (Some(owner), "frozen") => format!("{owner} (frozen)"),
+            (Some(owner), phase @ ("frozen" | "forcing")) => format!("{owner} ({phase})"),
             (Some(owner), _) => owner.clone(),
             (None, _) => "-".into(),
         };
@@ -42,6 +44,7 @@ fn render(sessions: &[Session]) -> String {
             session.policy.clone(),
             owner,
             session.epoch.map_or("-".into(), |epoch| epoch.to_string()),
+            if session.holders.is_empty() { "-".into() } else { session.holders.join(",") },
             if session.in_sync { "yes" } else { "no" }.into(),
             session.conflicts.len().to_string(),
             session.stale.len().to_string(),

@@ -1,8 +1,9 @@
 //! A handoff started on this node (the source), from the request to its end.
 //! [`start`] checks the request against what this node knows (the record,
 //! the policy's `allowForce`, whether the target answers), takes the
-//! conversation over at once for `force`, or steps `StartHandoff` (the
-//! freeze) and spawns the handoff's [`Driver`].
+//! conversation over for `force` (at once with two nodes; with more, once
+//! every other node but the owner promised, followed like a handoff), or
+//! steps `StartHandoff` (the freeze) and spawns the handoff's [`Driver`].
 //!
 //! The driver checks the barrier (this node's Syncthing reports the folder
 //! 100 % complete for the target's device, and the target's hash of the
@@ -148,53 +149,64 @@ pub(crate) async fn start(
             let message = format!("HandoffPolicy/{policy} does not allow --force (allowForce: false)");
             return Err(StartError::ForceNotAllowed(message));
         }
-        return take_over(handoffs, &located, &record, progress).await;
+        // Every other node of the folder but the owner promises (none with two).
+        let nodes = folder::others_of(set, policy, node);
+        let timeout = timeout_of(spec, &request)?;
+        return take_over(handoffs, &located, &record, nodes, progress, timeout).await;
     }
-    let (target, timeout) = target_and_timeout(set, (policy, spec), node, &request)?;
+    let target = target_of(set, (policy, spec), node, &request)?;
+    let timeout = timeout_of(spec, &request)?;
     if target != *node {
         target_answers(handoffs.io.peers(), &target, &request.id, &record).await?;
     }
-    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
-    let handoff = HandoffId(format!("{node}-{millis}"));
+    let handoff = new_handoff_id(node);
     let driver = Driver { handoffs: handoffs.clone(), located, handoff, target, timeout };
     driver.freeze(progress, spec.require_in_sync, syncthing).await
 }
 
-/// Where the handoff goes (`to`, the policy's `defaultTarget`, the other
-/// node) and how long it may take.
-fn target_and_timeout(
+/// Where the handoff goes: `to`, else the policy's `defaultTarget`, else the
+/// other node when the folder has exactly two (with more, which one is
+/// nobody's guess: none).
+fn target_of(
     set: &ManifestSet,
     (policy, spec): (&str, &HandoffPolicySpec),
     node: &str,
     request: &Request,
-) -> Result<(String, Duration), StartError> {
-    let target = request
-        .to
-        .clone()
-        .or_else(|| spec.default_target.as_ref().map(|target| target.value.clone()))
-        .or_else(|| folder::peer_of(set, policy, node))
-        .ok_or(StartError::NoTarget)?;
-    let timeout = match &request.timeout {
-        Some(text) => DurationSpec::parse(text).map_err(StartError::BadTimeout)?.duration,
-        None => spec.timeout.duration,
+) -> Result<String, StartError> {
+    let default = || spec.default_target.as_ref().map(|target| target.value.clone());
+    let only_other = || match folder::others_of(set, policy, node).as_slice() {
+        [other] => Some(other.clone()),
+        _ => None,
     };
-    Ok((target, timeout))
+    request.to.clone().or_else(default).or_else(only_other).ok_or(StartError::NoTarget)
+}
+
+/// How long the handoff or the force may take: the request's, else the policy's.
+fn timeout_of(spec: &HandoffPolicySpec, request: &Request) -> Result<Duration, StartError> {
+    match &request.timeout {
+        Some(text) => Ok(DurationSpec::parse(text).map_err(StartError::BadTimeout)?.duration),
+        None => Ok(spec.timeout.duration),
+    }
 }
 
 /// `force`: this node takes the conversation over from an owner that does
-/// not answer.
+/// not answer. With two nodes that is at once; with more, the other nodes
+/// must promise first ([`Phase::Forcing`]): the force is then followed like a
+/// handoff, by [`follow_force`], and done when the record leaves `Forcing`.
 async fn take_over(
     handoffs: &Handoffs,
     located: &Located,
     record: &Record,
+    nodes: Vec<String>,
     progress: Progress,
+    timeout: Duration,
 ) -> Result<Started, StartError> {
     let id = &located.conversation.id;
     if handoffs.io.peers().get(&record.owner).is_some_and(|peer| peer.online) {
         let message = format!("{} owns {id} and is online: hand it over from there instead", record.owner);
         return Err(StartError::OwnerOnline(message));
     }
-    let taken = persist(handoffs, &located.conversation, Input::Force).await?;
+    let taken = persist(handoffs, &located.conversation, Input::Force { nodes: nodes.clone() }).await?;
     if let Some(Notice::Rejected { reason }) = taken.notices.first() {
         return Err(StartError::Rejected(failed_step(reason).1));
     }
@@ -206,6 +218,22 @@ async fn take_over(
         .record(&located.conversation.policy, id)
         .ok_or_else(|| StartError::NotFound(format!("no record of conversation {id} on this node")))?;
     let node = &handoffs.node;
+    if let Phase::Forcing { epoch, waiting } = &now.phase {
+        let waiting = waiting.iter().map(String::as_str).collect::<Vec<_>>().join(", ");
+        let begun = Progress {
+            handoff: new_handoff_id(node).0,
+            target: node.clone(),
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            lines: vec![format!("force: asking {waiting} to promise epoch {epoch}")],
+            ..progress
+        };
+        let store = handoffs.io.store.clone();
+        let follow = begun.clone();
+        off_thread(move || store.begin(follow)).await.map_err(StartError::NotSaved)?;
+        let force = Force { handoffs: handoffs.clone(), conversation: located.conversation.clone(), nodes };
+        handoffs.io.spawn(follow_force(force, begun.handoff.clone(), Instant::now() + timeout));
+        return Ok(Started::Begun(begun));
+    }
     Ok(Started::TakenOver(Progress {
         target: node.clone(),
         message: Some(format!("taken over: {node} owns {id} at epoch {}", now.epoch)),
@@ -215,6 +243,64 @@ async fn take_over(
         epoch: now.epoch,
         ..progress
     }))
+}
+
+/// A force waiting for the other nodes' promises.
+struct Force {
+    handoffs: Handoffs,
+    conversation: Conversation,
+    /// The other nodes of the folder, as `Input::Force` takes them.
+    nodes: Vec<String>,
+}
+
+/// Follows a force under way (progress `handoff`): asks again every second
+/// for the promises still missing, steps `Timeout` at `deadline`, and ends
+/// the progress once the record leaves `Forcing` (the last promise arrives
+/// through the API, a refusal or a newer record ends it too).
+async fn follow_force(force: Force, handoff: String, deadline: Instant) {
+    let Force { handoffs, conversation, nodes } = force;
+    let mut last_sent = Instant::now();
+    let record = loop {
+        tokio::time::sleep(POLL).await;
+        let Some(record) = handoffs.io.store.record(&conversation.policy, &conversation.id) else { return };
+        if !matches!(record.phase, Phase::Forcing { .. }) {
+            break record;
+        }
+        let input = if Instant::now() >= deadline {
+            Input::Timeout
+        } else if last_sent.elapsed() >= RESEND_EVERY {
+            last_sent = Instant::now();
+            Input::Force { nodes: nodes.clone() }
+        } else {
+            continue;
+        };
+        match persist(&handoffs, &conversation, input).await {
+            Ok(step) => carry_out(&handoffs, &conversation, step).await,
+            Err(error) => {
+                handoffs.io.finish(&handoff, "force", format!("cannot persist the record: {error}")).await;
+                return;
+            }
+        }
+    };
+    let (me, id) = (&handoffs.node, &conversation.id);
+    let (failed, message) = match record.owner == *me {
+        true => (None, format!("taken over: {me} owns {id} at epoch {}", record.epoch)),
+        false => (
+            Some("force"),
+            format!(
+                "force: not every other node promised in time, or one knows a newer epoch; {} owns {id} at epoch {}",
+                record.owner, record.epoch
+            ),
+        ),
+    };
+    let store = handoffs.io.store.clone();
+    let _ = off_thread(move || store.finish(&handoff, failed, message)).await;
+}
+
+/// A new handoff's id: this node's name and the time, in milliseconds.
+fn new_handoff_id(node: &str) -> HandoffId {
+    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
+    HandoffId(format!("{node}-{millis}"))
 }
 
 /// Refuses at once a target the prober knows down. A peer the prober has not
@@ -440,6 +526,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::handoff::protocol::{Envelope, Message};
     use crate::handoff::store::HandoffStore;
     use crate::manifest::{SourceFile, validate};
     use crate::mesh::peers::PeerState;
@@ -449,23 +536,97 @@ mod tests {
     /// HandoffPolicy `chats` keeps its conversations in its `sessions`, and
     /// hands over without waiting for Syncthing.
     fn set(dir: &Path) -> ManifestSet {
+        set_of(dir, &["node-a", "node-b"], "")
+    }
+
+    /// `nodes` share SyncFolder `shared` (at `dir` on the first one, the node
+    /// under test) as HandoffPolicy `chats`, which allows `--force`; `extra`
+    /// is more of the policy's spec.
+    fn set_of(dir: &Path, nodes: &[&str], extra: &str) -> ManifestSet {
         let node = |name: &str| {
             format!(
                 "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: {name}}}\nspec: {{role: satellite, address: 127.0.0.1}}\n---\n"
             )
         };
+        let paths: Vec<String> = nodes
+            .iter()
+            .enumerate()
+            .map(|(at, name)| match at {
+                0 => format!("{name}: '{}'", dir.display()),
+                _ => format!("{name}: /elsewhere"),
+            })
+            .collect();
         let text = format!(
-            "{}{}apiVersion: agentmesh/v1alpha1\nkind: SyncFolder\nmetadata: {{name: shared}}\n\
-             spec: {{paths: {{node-a: '{}', node-b: /elsewhere}}}}\n---\n\
+            "{}apiVersion: agentmesh/v1alpha1\nkind: SyncFolder\nmetadata: {{name: shared}}\n\
+             spec: {{paths: {{{}}}}}\n---\n\
              apiVersion: agentmesh/v1alpha1\nkind: HandoffPolicy\nmetadata: {{name: chats}}\n\
-             spec: {{syncFolder: shared, sessionsDir: sessions, requireInSync: false}}\n",
-            node("node-a"),
-            node("node-b"),
-            dir.display()
+             spec: {{syncFolder: shared, sessionsDir: sessions, requireInSync: false, allowForce: true{extra}}}\n",
+            nodes.iter().map(|name| node(name)).collect::<String>(),
+            paths.join(", "),
         );
         let validation = validate(&[SourceFile { path: "m.yaml".into(), text }], Vec::new());
         assert!(validation.is_valid(), "{:?}", validation.diagnostics);
         validation.set
+    }
+
+    #[test]
+    fn without_to_the_target_is_the_default_one_else_the_only_other_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let two = ["node-a", "node-b"];
+        let three = ["node-a", "node-b", "node-c"];
+        // (nodes, the policy's spec, --to, the target)
+        let cases = [
+            (&two[..], "", None, Some("node-b")),
+            (&three, "", None, None),
+            (&three, ", defaultTarget: node-c", None, Some("node-c")),
+            (&three, ", defaultTarget: node-c", Some("node-b"), Some("node-b")),
+            (&three, "", Some("node-c"), Some("node-c")),
+        ];
+        for (nodes, extra, to, expected) in cases {
+            let set = set_of(dir.path(), nodes, extra);
+            let spec = &set.handoff_policies["chats"].spec;
+            let request = Request { id: "c-1".into(), to: to.map(str::to_owned), ..Request::default() };
+            let target = target_of(&set, ("chats", spec), "node-a", &request);
+            assert_eq!(target.ok().as_deref(), expected, "{nodes:?} {extra:?} {to:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_force_with_three_nodes_waits_for_the_promise_and_gives_up_at_its_timeout() {
+        let (state, synced) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        std::fs::create_dir_all(synced.path().join("sessions/c-1")).unwrap();
+        let store = Arc::new(HandoffStore::load(state.path(), "node-c"));
+        let record = Message::RecordOf { record: Record { epoch: 1, ..Record::new("node-a") } };
+        let from_a = Input::Received(Envelope { from: "node-a".into(), to: "node-c".into(), message: record });
+        store.step("chats", "c-1", from_a).unwrap();
+        let peers = Peers::default();
+        // node-a, the owner, is offline; node-b is online at a port where
+        // nothing answers: it never promises.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        peers.set_members(vec![
+            PeerState::new("node-a", None, "127.0.0.1", port),
+            PeerState::new("node-b", None, "127.0.0.1", port),
+        ]);
+        peers.update("node-b", |peer| peer.online = true);
+        let tasks = TaskSet::default();
+        let io = HandoffIo::new(store.clone(), peers, None, tasks.clone());
+        let handoffs = Handoffs { io, node: "node-c".into(), events: Arc::new(|_: &str, _: Vec<Event>| {}) };
+        let request = Request { id: "c-1".into(), to: None, timeout: Some("1s".into()), force: true };
+        let set = set_of(synced.path(), &["node-c", "node-a", "node-b"], "");
+        let started = start(&handoffs, &set, Err("no Syncthing".into()), request).await;
+        let Ok(Started::Begun(begun)) = started else { panic!("not followed: {started:?}") };
+        assert_eq!(begun.lines, ["force: asking node-b to promise epoch 2"]);
+        let forcing = store.record("chats", "c-1").expect("the record");
+        assert_eq!(forcing.phase, Phase::Forcing { epoch: 2, waiting: ["node-b".to_owned()].into() });
+        assert!(!store.progress(&begun.handoff).expect("followed").done, "not done while node-b has not answered");
+
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let ended = store.progress(&begun.handoff).expect("followed");
+        assert_eq!((ended.done, ended.succeeded, ended.failed_step.as_deref()), (true, false, Some("force")));
+        assert_eq!((ended.owner.as_str(), ended.epoch), ("node-a", 1));
+        let record = store.record("chats", "c-1").expect("the record");
+        assert_eq!((record.owner.as_str(), record.epoch, record.phase), ("node-a", 1, Phase::Owned));
+        tasks.shutdown().await;
     }
 
     #[tokio::test]

@@ -35,11 +35,11 @@ pub(crate) fn home() -> PathBuf {
     std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default()
 }
 
-/// The other node of the policy's SyncFolder.
-pub(crate) fn peer_of(set: &ManifestSet, policy: &str, me: &str) -> Option<String> {
-    let spec = &set.handoff_policies.get(policy)?.spec;
-    let folder = set.sync_folders.get(&spec.sync_folder.value)?;
-    folder.spec.paths.keys().map(|node| node.value.clone()).find(|node| node != me)
+/// The other nodes of the policy's SyncFolder, by name.
+pub(crate) fn others_of(set: &ManifestSet, policy: &str, me: &str) -> Vec<String> {
+    let Some(spec) = set.handoff_policies.get(policy).map(|policy| &policy.spec) else { return Vec::new() };
+    let Some(folder) = set.sync_folders.get(&spec.sync_folder.value) else { return Vec::new() };
+    folder.spec.paths.keys().map(|node| node.value.clone()).filter(|node| node != me).collect()
 }
 
 /// The longest conversation id, in bytes.

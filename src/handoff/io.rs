@@ -88,14 +88,15 @@ impl HandoffIo {
         }
     }
 
-    /// A message from the peer: stepped, persisted, its hash noted, and the
-    /// replies sent back.
+    /// A message from another node: stepped, persisted, its hash noted as
+    /// that node's, and the replies sent back.
     pub(crate) async fn receive(&self, dir: Option<PathBuf>, message: HandoffMessage) -> std::io::Result<Vec<Event>> {
         let HandoffMessage { policy, conversation: id, envelope, hash, .. } = message;
         let conversation = Conversation { policy, id, dir };
+        let from = envelope.from.clone();
         let step = self.persist(&conversation, Input::Received(envelope)).await?;
         if let Some(hash) = hash {
-            self.store.set_peer_hash(&conversation.policy, &conversation.id, hash);
+            self.store.set_hash_of(&conversation.policy, &conversation.id, &from, hash);
         }
         match step {
             Some(step) => Ok(self.carry_out(&conversation, step).await),

@@ -1,12 +1,14 @@
-//! Handing a conversation from one node to the other (design section 7).
+//! Handing a conversation from one node to another (design section 7).
 //!
 //! `protocol.rs` is the pure half: one conversation's ownership as one node sees
 //! it, a state machine that takes inputs (a local command, a barrier result, a
-//! message from the peer, a timeout, a restart) and returns what to persist, what
-//! to send and what to tell the agent. No I/O, no clock, no async. `sim.rs` is
-//! its deterministic simulation under message loss, duplication, reordering and
-//! crashes of either node. `stale.rs` (pure) plans how a stale write from the
-//! other node is kept aside instead of replacing the owner's.
+//! message from another node, a timeout, a restart, a wake) and returns what to
+//! persist, what to send and what to tell the agent. No I/O, no clock, no
+//! async. `sim.rs` is its deterministic simulation with two and three nodes
+//! under message loss, duplication, reordering, partitions, sleeps and
+//! crashes. `stale.rs` (pure) plans how a stale write from another node is
+//! kept aside instead of replacing the owner's; `wake.rs` (pure) tells a sleep
+//! of the machine from the clocks.
 //!
 //! The I/O half: `store.rs` keeps each conversation's node and persists its
 //! record in the state folder before a step is acted on; `io.rs` carries a step
@@ -26,6 +28,7 @@ pub(crate) mod shadow;
 pub(crate) mod stale;
 pub(crate) mod store;
 pub(crate) mod view;
+pub(crate) mod wake;
 
 #[cfg(test)]
 mod sim;

@@ -2,11 +2,13 @@
 //!
 //! Every conversation has an **owner** (a node) and an **epoch** (a number that
 //! only grows). Each node keeps a [`Record`] of both in its state folder and
-//! shares it with the peer. Only the owner, and only while it is not handing the
-//! conversation over, may write ([`Node::can_write`]); a write attempted on any
-//! other node is a stale write, kept aside by the I/O layer.
+//! shares it with every other node of the policy. Only the owner, and only
+//! while it is not handing the conversation over, may write
+//! ([`Node::can_write`]); a write attempted on any other node is a stale write,
+//! kept aside by the I/O layer.
 //!
-//! A handoff from the source S (owner at epoch `e`) to the target T:
+//! A handoff from the source S (owner at epoch `e`) to the target T, any other
+//! node of the policy (the others learn of it by the records):
 //!
 //! 1. `StartHandoff` on S: S freezes (`Frozen`, stage `Barrier`) and asks the I/O
 //!    layer to check the barrier (Syncthing reports the folder complete for T and
@@ -40,20 +42,67 @@
 //! - `Abort { handoff }` (S to T): "do not accept this id". T persists a refusal
 //!   unless it already accepted.
 //! - `AbortAcked { handoff }` (T to S): the refusal is persisted; S may unfreeze.
-//! - `RecordOf { record }` (either way, periodically): the node's record. A higher
-//!   epoch always wins (the node that sees one takes its owner and demotes
-//!   itself), and T's decisions settle an abort whose answer was lost.
+//! - `RecordOf { record }` (from every node to every other, periodically): the
+//!   node's record. A higher epoch always wins (the node that sees one takes
+//!   its owner and demotes itself), and T's decisions settle an abort whose
+//!   answer was lost.
+//! - `Prepare`, `Promised`, `PromiseRefused`: a forced takeover's promises
+//!   (below).
 //!
-//! `Force` takes ownership on a node that is not the owner, at the epoch it
-//! knows plus one, when the owner is unreachable (the I/O layer checks that the
-//! policy allows it). The old owner, when it hears of the higher epoch, demotes itself;
-//! what it wrote since is stale. With two nodes, two forced takeovers cannot
-//! collide: a node forces only when its record names the other node as owner,
-//! and both records cannot name the other (each node's epoch is at least the one
-//! it owned, so the two epochs would be equal with two owners). A mesh of more
-//! nodes would need a quorum here.
+//! `Force` takes ownership on a node F that is not the owner, when the owner is
+//! unreachable (the I/O layer checks that the policy allows it). With two nodes
+//! it is immediate, as it always was: F takes the epoch it knows plus one. With
+//! more, two forces could pick the same epoch (two nodes that both know owner O
+//! at `k` and both take `k + 1`), or a force could pick the epoch a handoff it
+//! has not heard of is creating. So a force at epoch `E` needs a **promise**
+//! from every node of the policy except F and the owner F knows:
+//!
+//! - F picks `E` above both its epoch and its own promise, persists the promise
+//!   `E` (phase `Forcing`) and sends `Prepare { E }` to those nodes.
+//! - A node promises (persists `promised = E`, answers `Promised`) only when
+//!   its epoch and its promise are both below `E` and it has no `Accept` out
+//!   (frozen past the barrier); otherwise it answers `PromiseRefused`.
+//! - A node that promised `p` never accepts a handoff to an epoch `<= p`, never
+//!   sends `Accept` from an epoch below `p` (a barrier that passes unfreezes it
+//!   instead), and forces only above `p`.
+//! - F takes ownership at `E` once every one of them promised; a refusal, a
+//!   newer record, a timeout or a restart ends the attempt (the promises stay:
+//!   they only ever block epochs nobody owns).
+//!
+//! Why no two nodes ever own one epoch `E`: a node owns `E` by accepting the
+//! handoff from the owner of `E - 1`, or by a force. (1) Two acceptances: the
+//! owner of `E - 1` offers it to one target at a time and unfreezes only on
+//! that target's persisted refusal. (2) T accepts and F forces: F itself
+//! cannot accept (its own promise `E` comes first). If F asked T, T either
+//! promised first (then refuses the `Accept`) or accepted first (then refuses
+//! the promise). If not, T is the owner O that F knew, at `k`; as O cannot
+//! hand to itself, `k < E - 1`, so the sender S of the `Accept` owned `E - 1`,
+//! is neither O nor F, and was asked: S promises only with no `Accept` out,
+//! and once it promised it sends none from below `E` (nor can it come to own
+//! `E - 1`). (3) F and G both force at `E`: one asks the other (G is the owner
+//! F knew only if G's known epoch is above F's, and then F is not the owner G
+//! knows), and each holds its own promise `E` before it asks, so the one
+//! asked refuses, or promised first and then forces above `E`. With two nodes
+//! nobody is asked, and the rule is the old one: both records cannot name the
+//! other node as owner at one epoch.
+//!
+//! Why not a majority: a majority would let a force proceed without some
+//! non-owner, and a handoff to that node at the same epoch would then need
+//! the majority too; asking every node but the owner keeps the handoff as it
+//! is and the epoch a plain number, at the price that a force needs every
+//! other node up (the user forcing a takeover is on one of them; the owner is
+//! the one that is gone). An owner that promised a force that then gave up
+//! hands off again only once it learns a newer epoch (a later force, or one
+//! it hears of): a promise is never withdrawn, as the force it was given to
+//! cannot be told apart from one still under way.
+//!
+//! Records reach every node of the policy: the I/O layer sends `RecordOf` to
+//! all of them each pass, so a node that slept learns of the handoffs it
+//! missed (a higher epoch always wins). A node that was down or asleep has not
+//! **heard** the current record ([`Node::heard_current`]) until a peer's
+//! `RecordOf` reached it: until then the I/O layer neither claims nor guards.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -83,12 +132,20 @@ pub(crate) struct Record {
     /// `Accept` after an `Abort`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub decisions: BTreeMap<HandoffId, Decision>,
+    /// The highest epoch this node promised a forced takeover: it owns nothing
+    /// at or below it by a handoff, and offers nothing below it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub promised: u64,
+}
+
+fn is_zero(number: &u64) -> bool {
+    *number == 0
 }
 
 impl Record {
     /// A conversation `owner` created: epoch 0.
     pub(crate) fn new(owner: impl Into<String>) -> Record {
-        Record { owner: owner.into(), epoch: 0, phase: Phase::Owned, decisions: BTreeMap::new() }
+        Record { owner: owner.into(), epoch: 0, phase: Phase::Owned, decisions: BTreeMap::new(), promised: 0 }
     }
 }
 
@@ -100,6 +157,10 @@ pub(crate) enum Phase {
     /// The owner froze the conversation to hand it to `target`.
     #[serde(rename_all = "camelCase")]
     Frozen { handoff: HandoffId, target: String, stage: Stage },
+    /// A node that is not the owner forces a takeover at `epoch` and waits for
+    /// the promises of `waiting`.
+    #[serde(rename_all = "camelCase")]
+    Forcing { epoch: u64, waiting: BTreeSet<String> },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,12 +222,40 @@ pub(crate) enum Reason {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub(crate) enum Message {
-    Accept { handoff: HandoffId, epoch: u64 },
-    Accepted { handoff: HandoffId, epoch: u64 },
-    Refused { handoff: HandoffId, reason: Reason },
-    Abort { handoff: HandoffId },
-    AbortAcked { handoff: HandoffId },
-    RecordOf { record: Record },
+    Accept {
+        handoff: HandoffId,
+        epoch: u64,
+    },
+    Accepted {
+        handoff: HandoffId,
+        epoch: u64,
+    },
+    Refused {
+        handoff: HandoffId,
+        reason: Reason,
+    },
+    Abort {
+        handoff: HandoffId,
+    },
+    AbortAcked {
+        handoff: HandoffId,
+    },
+    RecordOf {
+        record: Record,
+    },
+    /// (forcer to another node) "promise never to own or offer an epoch at or
+    /// below `epoch`".
+    Prepare {
+        epoch: u64,
+    },
+    /// The promise is persisted.
+    Promised {
+        epoch: u64,
+    },
+    PromiseRefused {
+        epoch: u64,
+        reason: Reason,
+    },
 }
 
 /// A message between two nodes.
@@ -198,8 +287,13 @@ pub(crate) enum Input {
     /// The daemon started again with the persisted record.
     Restart,
     /// `--force`: take ownership on this node (the owner is unreachable and the
-    /// policy allows it).
-    Force,
+    /// policy allows it). `nodes`: the other nodes that share the policy's
+    /// folder; all but the owner must promise first.
+    Force {
+        nodes: Vec<String>,
+    },
+    /// The machine woke from sleep: what it knows may be old.
+    Woke,
 }
 
 /// What the agent (over the event stream) and `meshctl` are told.
@@ -238,12 +332,21 @@ pub(crate) struct Step {
 pub(crate) struct Node {
     me: String,
     record: Record,
+    /// Whether a peer's record reached this node since it started or woke.
+    heard: bool,
 }
 
 impl Node {
     /// The node with its persisted record; feed it `Restart` after a restart.
     pub(crate) fn new(me: impl Into<String>, record: Record) -> Node {
-        Node { me: me.into(), record }
+        Node { me: me.into(), record, heard: false }
+    }
+
+    /// Whether a peer's `RecordOf` reached this node since it started or woke:
+    /// until then it may not know the current owner, and neither claims nor
+    /// guards.
+    pub(crate) fn heard_current(&self) -> bool {
+        self.heard
     }
 
     pub(crate) fn record(&self) -> &Record {
@@ -267,6 +370,11 @@ impl Node {
             Input::StartHandoff { handoff, target } => self.start(handoff, target, &mut step),
             Input::BarrierPassed { handoff } => {
                 if let Some(target) = self.frozen_at(&handoff, Stage::Barrier) {
+                    if self.record.promised > self.record.epoch {
+                        // A forced takeover was promised an epoch this handoff would reach.
+                        let known = self.record.promised;
+                        return self.finish(before, Reason::StaleEpoch { known }, step);
+                    }
                     self.set_stage(Stage::Accepting);
                     let epoch = self.record.epoch;
                     step.send.push(self.envelope(&target, Message::Accept { handoff, epoch }));
@@ -278,20 +386,25 @@ impl Node {
                 }
             }
             Input::Timeout => self.give_up(Reason::TimedOut, &mut step),
-            Input::Restart => self.give_up(Reason::Restarted, &mut step),
-            Input::Force => {
-                if self.record.owner == self.me {
-                    let reason = Reason::NotOwner { owner: self.me.clone(), epoch: self.record.epoch };
-                    step.notices.push(Notice::Rejected { reason });
-                } else {
-                    self.record.owner = self.me.clone();
-                    self.record.epoch += 1;
-                    self.record.phase = Phase::Owned;
-                    step.notices.push(Notice::TookOver { epoch: self.record.epoch });
-                }
+            Input::Restart => {
+                self.heard = false;
+                self.give_up(Reason::Restarted, &mut step);
             }
+            Input::Force { nodes } => self.force(nodes, &mut step),
+            Input::Woke => self.heard = false,
             Input::Received(Envelope { from, to: _, message }) => self.receive(from, message, &mut step),
         }
+        self.persisted(before, step)
+    }
+
+    /// Unfreezes for `reason`, as the last thing an input does.
+    fn finish(&mut self, before: Record, reason: Reason, mut step: Step) -> Step {
+        self.unfreeze(reason, &mut step);
+        self.persisted(before, step)
+    }
+
+    /// The step, with the record to persist when it changed.
+    fn persisted(&self, before: Record, mut step: Step) -> Step {
         debug_assert!(self.record.epoch >= before.epoch, "an epoch never decreases");
         if self.record != before {
             step.persist = Some(self.record.clone());
@@ -332,12 +445,80 @@ impl Node {
             Phase::Frozen { handoff: current, .. } => {
                 step.notices.push(Notice::Rejected { reason: Reason::Busy { handoff: current.clone() } });
             }
+            Phase::Forcing { .. } => {
+                let reason = Reason::NotOwner { owner: self.record.owner.clone(), epoch: self.record.epoch };
+                step.notices.push(Notice::Rejected { reason });
+            }
         }
+    }
+
+    /// A forced takeover: at once when every other node is the owner (two
+    /// nodes), else once every node but the owner promised (the module doc).
+    /// Forced again while it waits, it asks the silent nodes again.
+    fn force(&mut self, nodes: Vec<String>, step: &mut Step) {
+        if self.record.owner == self.me {
+            let reason = Reason::NotOwner { owner: self.me.clone(), epoch: self.record.epoch };
+            return step.notices.push(Notice::Rejected { reason });
+        }
+        if let Phase::Forcing { epoch, waiting } = &self.record.phase {
+            let epoch = *epoch;
+            let prepares: Vec<Envelope> =
+                waiting.iter().map(|node| self.envelope(node, Message::Prepare { epoch })).collect();
+            return step.send.extend(prepares);
+        }
+        let epoch = self.record.epoch.max(self.record.promised) + 1;
+        let waiting: BTreeSet<String> =
+            nodes.into_iter().filter(|node| *node != self.me && *node != self.record.owner).collect();
+        if waiting.is_empty() {
+            return self.take_over(epoch, step);
+        }
+        self.record.promised = epoch;
+        for node in &waiting {
+            step.send.push(self.envelope(node, Message::Prepare { epoch }));
+        }
+        self.record.phase = Phase::Forcing { epoch, waiting };
+    }
+
+    fn take_over(&mut self, epoch: u64, step: &mut Step) {
+        self.record.owner = self.me.clone();
+        self.record.epoch = epoch;
+        self.record.phase = Phase::Owned;
+        step.notices.push(Notice::TookOver { epoch });
+    }
+
+    fn stop_forcing(&mut self, reason: Reason, step: &mut Step) {
+        if let Phase::Forcing { .. } = std::mem::replace(&mut self.record.phase, Phase::Owned) {
+            step.notices.push(Notice::Rejected { reason });
+        }
+    }
+
+    /// Another node's `Prepare`: promised when nothing this node knows or did
+    /// could make an owner at or below `epoch`.
+    fn promise(&mut self, epoch: u64, step: &mut Step) -> Message {
+        let refusal = match &self.record.phase {
+            _ if self.record.epoch >= epoch || self.record.promised >= epoch => {
+                Some(Reason::StaleEpoch { known: self.record.epoch.max(self.record.promised) })
+            }
+            Phase::Frozen { handoff, stage: Stage::Accepting | Stage::Aborting, .. } => {
+                Some(Reason::Busy { handoff: handoff.clone() })
+            }
+            _ => None,
+        };
+        if let Some(reason) = refusal {
+            return Message::PromiseRefused { epoch, reason };
+        }
+        // A force of this node's own at a lower epoch gives way.
+        self.stop_forcing(Reason::StaleEpoch { known: epoch }, step);
+        self.record.promised = epoch;
+        Message::Promised { epoch }
     }
 
     /// A timeout or a restart: before `Accept` went out the handoff simply fails;
     /// after, the target is asked to abort, as often as it takes.
     fn give_up(&mut self, reason: Reason, step: &mut Step) {
+        if matches!(self.record.phase, Phase::Forcing { .. }) {
+            return self.stop_forcing(reason, step);
+        }
         let Phase::Frozen { handoff, target, stage } = self.record.phase.clone() else { return };
         match stage {
             Stage::Barrier => self.unfreeze(reason, step),
@@ -382,7 +563,27 @@ impl Node {
                     self.unfreeze(Reason::Aborted, step);
                 }
             }
+            Message::Prepare { epoch } => {
+                let answer = self.promise(epoch, step);
+                step.send.push(self.envelope(&from, answer));
+            }
+            Message::Promised { epoch } => {
+                if let Phase::Forcing { epoch: forcing, waiting } = &mut self.record.phase
+                    && *forcing == epoch
+                {
+                    waiting.remove(&from);
+                    if waiting.is_empty() {
+                        self.take_over(epoch, step);
+                    }
+                }
+            }
+            Message::PromiseRefused { epoch, reason } => {
+                if matches!(self.record.phase, Phase::Forcing { epoch: forcing, .. } if forcing == epoch) {
+                    self.stop_forcing(reason, step);
+                }
+            }
             Message::RecordOf { record } => {
+                self.heard = true;
                 if record.epoch > self.record.epoch {
                     return self.learn(&record.owner, record.epoch, step);
                 }
@@ -409,6 +610,8 @@ impl Node {
         }
         let refusal = if self.record.epoch > epoch {
             Some(Reason::StaleEpoch { known: self.record.epoch })
+        } else if self.record.promised > epoch {
+            Some(Reason::StaleEpoch { known: self.record.promised })
         } else if self.record.epoch == epoch && self.record.owner != from {
             Some(Reason::OwnerMismatch)
         } else {
@@ -419,8 +622,14 @@ impl Node {
             None => {
                 // This node may still be frozen at an older epoch it owned, for a
                 // handoff the peer overtook: that one is over.
-                if let Phase::Frozen { handoff: own, .. } = std::mem::replace(&mut self.record.phase, Phase::Owned) {
-                    step.notices.push(Notice::Unfrozen { handoff: own, reason: Reason::StaleEpoch { known: epoch } });
+                match std::mem::replace(&mut self.record.phase, Phase::Owned) {
+                    Phase::Frozen { handoff: own, .. } => step
+                        .notices
+                        .push(Notice::Unfrozen { handoff: own, reason: Reason::StaleEpoch { known: epoch } }),
+                    Phase::Forcing { .. } => {
+                        step.notices.push(Notice::Rejected { reason: Reason::StaleEpoch { known: epoch } });
+                    }
+                    Phase::Owned => {}
                 }
                 self.record.owner = self.me.clone();
                 self.record.epoch = epoch + 1;
@@ -446,6 +655,9 @@ impl Node {
         match phase {
             Phase::Frozen { handoff, .. } => {
                 step.notices.push(Notice::Released { handoff, owner: owner.to_owned(), epoch });
+            }
+            Phase::Forcing { .. } => {
+                step.notices.push(Notice::Rejected { reason: Reason::StaleEpoch { known: epoch } });
             }
             Phase::Owned if was_owner => step.notices.push(Notice::Demoted { owner: owner.to_owned(), epoch }),
             Phase::Owned => {}
@@ -493,6 +705,7 @@ mod tests {
 
     const LAPTOP: &str = "laptop";
     const MINI: &str = "mini";
+    const DESKTOP: &str = "desktop";
 
     fn h(id: &str) -> HandoffId {
         HandoffId(id.into())
@@ -507,6 +720,10 @@ mod tests {
         Record { phase, ..record(owner, epoch) }
     }
 
+    fn promised(epoch: u64, record: Record) -> Record {
+        Record { promised: epoch, ..record }
+    }
+
     fn decided(mut record: Record, handoff: &str, decision: Decision) -> Record {
         record.decisions.insert(h(handoff), decision);
         record
@@ -516,6 +733,10 @@ mod tests {
     fn from(peer: &str, message: Message) -> Input {
         let to = if peer == LAPTOP { MINI } else { LAPTOP };
         Input::Received(Envelope { from: peer.into(), to: to.into(), message })
+    }
+
+    fn force(nodes: &[&str]) -> Input {
+        Input::Force { nodes: nodes.iter().map(|node| node.to_string()).collect() }
     }
 
     fn start(handoff: &str, target: &str) -> Input {
@@ -544,10 +765,12 @@ mod tests {
             let phase = match &record.phase {
                 Phase::Owned => "owned".to_owned(),
                 Phase::Frozen { handoff, target, stage } => format!("frozen {handoff} to {target} {stage:?}"),
+                Phase::Forcing { epoch, waiting } => format!("forcing {epoch} waiting {waiting:?}"),
             };
+            let promised = if record.promised > 0 { format!(" promised {}", record.promised) } else { String::new() };
             let decisions: Vec<String> =
                 record.decisions.iter().map(|(id, decision)| format!(" {id}={decision:?}")).collect();
-            lines.push(format!("persist {}@{} {phase}{}", record.owner, record.epoch, decisions.concat()));
+            lines.push(format!("persist {}@{} {phase}{}{promised}", record.owner, record.epoch, decisions.concat()));
         }
         for envelope in &step.send {
             lines.push(format!("send {} {:?}", envelope.to, envelope.message).replace("HandoffId(\"h1\")", "h1"));
@@ -817,7 +1040,7 @@ mod tests {
                 name: "force takes ownership at the known epoch + 1",
                 me: MINI,
                 record: record(LAPTOP, 3),
-                inputs: vec![Input::Force],
+                inputs: vec![force(&[LAPTOP])],
                 last: &["persist mini@4 owned", "notice TookOver { epoch: 4 }"],
                 then: (MINI, 4, true),
             },
@@ -825,7 +1048,7 @@ mod tests {
                 name: "force on the owner is rejected",
                 me: LAPTOP,
                 record: record(LAPTOP, 3),
-                inputs: vec![Input::Force],
+                inputs: vec![force(&[MINI])],
                 last: &["notice Rejected { reason: NotOwner { owner: \"laptop\", epoch: 3 } }"],
                 then: (LAPTOP, 3, true),
             },
@@ -856,6 +1079,131 @@ mod tests {
                 last: &[],
                 then: (MINI, 4, true),
             },
+            Case {
+                name: "with three nodes, a force asks every node but the owner to promise, its own promise first",
+                me: DESKTOP,
+                record: record(LAPTOP, 3),
+                inputs: vec![force(&[LAPTOP, MINI])],
+                last: &["persist laptop@3 forcing 4 waiting {\"mini\"} promised 4", "send mini Prepare { epoch: 4 }"],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "forced again while it waits, it asks the silent nodes again",
+                me: DESKTOP,
+                record: record(LAPTOP, 3),
+                inputs: vec![force(&[LAPTOP, MINI]), force(&[LAPTOP, MINI])],
+                last: &["send mini Prepare { epoch: 4 }"],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "the promise of every node asked makes the forcer the owner",
+                me: DESKTOP,
+                record: record(LAPTOP, 3),
+                inputs: vec![force(&[LAPTOP, MINI]), from(MINI, Message::Promised { epoch: 4 })],
+                last: &["persist desktop@4 owned promised 4", "notice TookOver { epoch: 4 }"],
+                then: (DESKTOP, 4, true),
+            },
+            Case {
+                name: "a force picks an epoch above its own promise",
+                me: DESKTOP,
+                record: promised(6, record(LAPTOP, 3)),
+                inputs: vec![force(&[LAPTOP, MINI])],
+                last: &["persist laptop@3 forcing 7 waiting {\"mini\"} promised 7", "send mini Prepare { epoch: 7 }"],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "a refused promise ends the force; the forcer's own promise stays",
+                me: DESKTOP,
+                record: record(LAPTOP, 3),
+                inputs: vec![
+                    force(&[LAPTOP, MINI]),
+                    from(MINI, Message::PromiseRefused { epoch: 4, reason: Reason::StaleEpoch { known: 4 } }),
+                ],
+                last: &["persist laptop@3 owned promised 4", "notice Rejected { reason: StaleEpoch { known: 4 } }"],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "a force times out",
+                me: DESKTOP,
+                record: record(LAPTOP, 3),
+                inputs: vec![force(&[LAPTOP, MINI]), Input::Timeout],
+                last: &["persist laptop@3 owned promised 4", "notice Rejected { reason: TimedOut }"],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "a newer record ends a force",
+                me: DESKTOP,
+                record: record(LAPTOP, 3),
+                inputs: vec![force(&[LAPTOP, MINI]), from(MINI, record_of(record(MINI, 4)))],
+                last: &["persist mini@4 owned promised 4", "notice Rejected { reason: StaleEpoch { known: 4 } }"],
+                then: (MINI, 4, false),
+            },
+            Case {
+                name: "a node promises an epoch above all it knows, persisted before it answers",
+                me: MINI,
+                record: record(LAPTOP, 3),
+                inputs: vec![from(DESKTOP, Message::Prepare { epoch: 4 })],
+                last: &["persist laptop@3 owned promised 4", "send desktop Promised { epoch: 4 }"],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "a node refuses to promise an epoch it knows",
+                me: MINI,
+                record: record(LAPTOP, 3),
+                inputs: vec![from(DESKTOP, Message::Prepare { epoch: 3 })],
+                last: &["send desktop PromiseRefused { epoch: 3, reason: StaleEpoch { known: 3 } }"],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "a node refuses to promise an epoch it promised already",
+                me: MINI,
+                record: promised(4, record(LAPTOP, 3)),
+                inputs: vec![from(DESKTOP, Message::Prepare { epoch: 4 })],
+                last: &["send desktop PromiseRefused { epoch: 4, reason: StaleEpoch { known: 4 } }"],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "an owner with an Accept out refuses to promise",
+                me: LAPTOP,
+                record: frozen(LAPTOP, 3, Stage::Accepting),
+                inputs: vec![from(DESKTOP, Message::Prepare { epoch: 4 })],
+                last: &["send desktop PromiseRefused { epoch: 4, reason: Busy { handoff: h1 } }"],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "a forcer that promises a higher epoch to another gives its own force up",
+                me: DESKTOP,
+                record: record(LAPTOP, 3),
+                inputs: vec![force(&[LAPTOP, MINI]), from(MINI, Message::Prepare { epoch: 5 })],
+                last: &[
+                    "persist laptop@3 owned promised 5",
+                    "send mini Promised { epoch: 5 }",
+                    "notice Rejected { reason: StaleEpoch { known: 5 } }",
+                ],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "a target that promised refuses a handoff to that epoch",
+                me: MINI,
+                record: promised(4, record(LAPTOP, 3)),
+                inputs: vec![from(LAPTOP, accept(3))],
+                last: &[
+                    "persist laptop@3 owned h1=Refused { reason: StaleEpoch { known: 4 } } promised 4",
+                    "send laptop Refused { handoff: h1, reason: StaleEpoch { known: 4 } }",
+                ],
+                then: (LAPTOP, 3, false),
+            },
+            Case {
+                name: "an owner that promised a higher epoch sends no Accept when the barrier passes",
+                me: LAPTOP,
+                record: promised(4, record(LAPTOP, 3)),
+                inputs: vec![start("h1", MINI), passed()],
+                last: &[
+                    "persist laptop@3 owned promised 4",
+                    "notice Unfrozen { handoff: h1, reason: StaleEpoch { known: 4 } }",
+                ],
+                then: (LAPTOP, 3, true),
+            },
         ];
         for case in cases {
             let mut node = Node::new(case.me, case.record);
@@ -872,6 +1220,22 @@ mod tests {
                 case.name
             );
         }
+    }
+
+    #[test]
+    fn a_node_has_heard_the_current_record_once_a_peers_record_reached_it_since_it_started_or_woke() {
+        let mut node = Node::new(MINI, record(LAPTOP, 3));
+        assert!(!node.heard_current(), "a node just started");
+        node.step(from(LAPTOP, Message::Prepare { epoch: 9 }));
+        assert!(!node.heard_current(), "a message that is not a record");
+        node.step(from(LAPTOP, record_of(record(LAPTOP, 2))));
+        assert!(node.heard_current(), "an older record: this node knows at least what the peer knows");
+        assert_eq!(node.step(Input::Woke), Step::default(), "waking changes nothing persisted");
+        assert!(!node.heard_current(), "woken");
+        node.step(from(DESKTOP, record_of(record(LAPTOP, 3))));
+        assert!(node.heard_current());
+        node.step(Input::Restart);
+        assert!(!node.heard_current(), "restarted");
     }
 
     #[test]
@@ -892,5 +1256,21 @@ mod tests {
         let json = serde_json::to_string(&message).unwrap();
         assert_eq!(json, r#"{"type":"refused","handoff":"h1","reason":{"reason":"staleEpoch","known":4}}"#);
         assert_eq!(serde_json::from_str::<Message>(&json).unwrap(), message);
+
+        let phase = Phase::Forcing { epoch: 4, waiting: [MINI.to_owned()].into() };
+        let forcing = Record { phase, epoch: 3, promised: 4, ..Record::new(LAPTOP) };
+        let json = serde_json::to_value(&forcing).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "owner": "laptop",
+                "epoch": 3,
+                "phase": {"state": "forcing", "epoch": 4, "waiting": ["mini"]},
+                "promised": 4,
+            })
+        );
+        assert_eq!(serde_json::from_value::<Record>(json).unwrap(), forcing);
+        let json = serde_json::to_string(&Message::Prepare { epoch: 4 }).unwrap();
+        assert_eq!(json, r#"{"type":"prepare","epoch":4}"#);
     }
 }

@@ -1,35 +1,96 @@
-//! A deterministic simulation of the ownership protocol: two nodes, a network that
-//! loses, duplicates, delays and reorders messages, crashes of either node
+//! A deterministic simulation of the ownership protocol: two or three nodes, a
+//! network that loses, duplicates, delays and reorders messages, partitions
+//! (a cut link loses what crosses it) and sleeps (a sleeping node does nothing
+//! and hears nothing, and wakes with what it knew), crashes of any node
 //! (restarting from its persisted record, sometimes after persisting but before
-//! sending), agent writes on either node, record exchanges, folder syncs, barrier
-//! checks, handoffs in either direction (sometimes retried with the same id) and,
-//! in half of the runs, forced takeovers. Every run is a seed; a failing seed is
-//! run again with a trace, printed with the failure.
+//! sending), agent writes on any node, record exchanges (a node sends its record
+//! to every other, as the I/O layer does each pass), folder syncs between two
+//! nodes that reach each other, barrier checks (source and target only),
+//! handoffs between any pair (sometimes retried with the same id) and, in half
+//! of the runs, forced takeovers. Every run is a seed; a failing seed is run
+//! again with a trace, printed with the failure.
 //!
 //! Checked after every step: never two owners at one epoch (over the whole run,
-//! not only at one instant), each node's epoch never decreases (across restarts
-//! too), every record change is persisted, only the owner is ever frozen. At the
-//! end, after a quiet phase (no faults, every message delivered, records
-//! exchanged): both nodes agree on one owner and epoch and neither is frozen,
-//! every allowed write is attributed to the one owner of its epoch, at most the
-//! final one, and every allowed write of epoch `e` is in the content the target
-//! held when it accepted `e + 1` (no write of an owner is lost by a handoff).
+//! not only at one instant), each node's epoch and promise never decrease
+//! (across restarts too), every record change is persisted, only the owner is
+//! ever frozen and only a node that is not the owner forces. At the end, after
+//! a quiet phase (links healed, everyone awake, no faults, every message
+//! delivered, records exchanged): all nodes agree on one owner and epoch, none
+//! is frozen or forcing, all have heard a peer's record, every allowed write is
+//! attributed to the one owner of its epoch, at most the final one, and every
+//! allowed write of epoch `e` is in the content the target held when it
+//! accepted the handoff from `e` (no write of an owner is lost by a handoff).
+//!
+//! `HANDOFF_SIM_RUNS=10000 cargo nextest run --locked sim --no-capture` runs
+//! each test that many seeds and prints the figures.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
 
-use super::protocol::{Envelope, HandoffId, Input, Node, Notice, Phase, Reason, Record};
+use super::protocol::{Envelope, HandoffId, Input, Message, Node, Notice, Phase, Reason, Record};
 
-const NAMES: [&str; 2] = ["laptop", "mini"];
-const RUNS: u64 = 5_000;
+const NAMES: [&str; 3] = ["laptop", "mini", "desktop"];
 const STEPS: usize = 200;
 
 #[test]
-fn random_interleavings_of_faults_keep_one_owner_per_epoch_and_lose_no_owners_write() {
+fn two_nodes_under_random_faults_keep_one_owner_per_epoch_and_lose_no_owners_write() {
+    let seen = run_seeds(2, 5_000);
+    // The runs reach every outcome that matters, each many times.
+    expect_seen(
+        &seen,
+        &[
+            "resume",
+            "released",
+            "unfrozen after barrier failed",
+            "unfrozen after abort",
+            "unfrozen after refusal",
+            "unfrozen after restart",
+            "demoted",
+            "took over",
+            "stale write",
+            "allowed write",
+            "crash",
+        ],
+    );
+}
+
+#[test]
+fn three_nodes_under_random_faults_keep_one_owner_per_epoch_and_lose_no_owners_write() {
+    let seen = run_seeds(3, 20_000);
+    expect_seen(
+        &seen,
+        &[
+            "resume",
+            "released",
+            "unfrozen after barrier failed",
+            "unfrozen after abort",
+            "unfrozen after refusal",
+            "unfrozen after restart",
+            "demoted",
+            "took over",
+            "promised",
+            "promise refused",
+            "force given up",
+            "stale write",
+            "allowed write",
+            "crash",
+            "slept",
+            "partitioned",
+            "handoff to the third node",
+        ],
+    );
+}
+
+/// Runs `default_runs` seeds (or `HANDOFF_SIM_RUNS`) of `nodes` nodes; panics
+/// with the trace of the first failing seed; how often each outcome happened.
+fn run_seeds(nodes: usize, default_runs: u64) -> (u64, BTreeMap<&'static str, u64>) {
+    let runs = std::env::var("HANDOFF_SIM_RUNS").ok().and_then(|runs| runs.parse().ok()).unwrap_or(default_runs);
+    let started = Instant::now();
     let mut seen = BTreeMap::<&str, u64>::new();
-    for seed in 0..RUNS {
-        let mut world = World::new(seed, false);
+    for seed in 0..runs {
+        let mut world = World::new(seed, nodes, false);
         if let Err(failure) = world.run() {
-            let mut traced = World::new(seed, true);
+            let mut traced = World::new(seed, nodes, true);
             let again = traced.run().err().unwrap_or_default();
             panic!("seed {seed}: {failure}\n(again with trace: {again})\n{}", traced.trace.join("\n"));
         }
@@ -37,22 +98,16 @@ fn random_interleavings_of_faults_keep_one_owner_per_epoch_and_lose_no_owners_wr
             *seen.entry(what).or_default() += count;
         }
     }
-    // The runs reach every outcome that matters, each many times.
-    for what in [
-        "resume",
-        "released",
-        "unfrozen after barrier failed",
-        "unfrozen after abort",
-        "unfrozen after refusal",
-        "unfrozen after restart",
-        "demoted",
-        "took over",
-        "stale write",
-        "allowed write",
-        "crash",
-    ] {
+    let steps = seen.get("step").copied().unwrap_or_default();
+    println!("{nodes} nodes: {runs} runs, {steps} steps, {:.1} s: {seen:?}", started.elapsed().as_secs_f64());
+    (runs, seen)
+}
+
+/// Each outcome happened at least once every 50 runs.
+fn expect_seen((runs, seen): &(u64, BTreeMap<&str, u64>), outcomes: &[&str]) {
+    for what in outcomes {
         let count = seen.get(what).copied().unwrap_or_default();
-        assert!(count >= 100, "only {count} × {what} in {RUNS} runs: {seen:?}");
+        assert!(count >= runs / 50, "only {count} × {what} in {runs} runs: {seen:?}");
     }
 }
 
@@ -85,7 +140,9 @@ struct SimNode {
     folder: BTreeSet<u64>,
     /// The barrier check under way; lost in a crash.
     barrier: Option<HandoffId>,
+    asleep: bool,
     highest_epoch: u64,
+    highest_promise: u64,
 }
 
 struct AgentWrite {
@@ -97,15 +154,17 @@ struct AgentWrite {
 
 struct World {
     rng: Rng,
-    nodes: [SimNode; 2],
+    nodes: Vec<SimNode>,
     network: Vec<Envelope>,
+    /// The links that lose what crosses them, as (lower, higher) node index.
+    cut: BTreeSet<(usize, usize)>,
     writes: Vec<AgentWrite>,
     /// Every node that ever believed it owned an epoch, by epoch.
     owners: BTreeMap<u64, usize>,
-    /// The target's folder when it accepted an epoch by handoff.
+    /// The target's folder when it accepted the handoff from an epoch, by that epoch.
     accepted_content: BTreeMap<u64, BTreeSet<u64>>,
     next_id: u64,
-    last_handoff: Option<HandoffId>,
+    last_handoff: Option<(HandoffId, usize)>,
     force_allowed: bool,
     tracing: bool,
     trace: Vec<String>,
@@ -114,19 +173,22 @@ struct World {
 }
 
 impl World {
-    fn new(seed: u64, tracing: bool) -> World {
+    fn new(seed: u64, count: usize, tracing: bool) -> World {
         let start = Record::new(NAMES[0]);
         let node = |name: &str| SimNode {
             node: Node::new(name, start.clone()),
             persisted: start.clone(),
             folder: BTreeSet::new(),
             barrier: None,
+            asleep: false,
             highest_epoch: 0,
+            highest_promise: 0,
         };
         World {
             rng: Rng(seed),
-            nodes: [node(NAMES[0]), node(NAMES[1])],
+            nodes: NAMES[..count].iter().map(|name| node(name)).collect(),
             network: Vec::new(),
+            cut: BTreeSet::new(),
             writes: Vec::new(),
             owners: BTreeMap::from([(0, 0)]),
             accepted_content: BTreeMap::new(),
@@ -140,7 +202,9 @@ impl World {
     }
 
     fn run(&mut self) -> Result<(), String> {
-        for _ in 0..STEPS {
+        let steps = STEPS * self.nodes.len() / 2;
+        for _ in 0..steps {
+            self.count("step");
             self.random_step()?;
         }
         self.quiet()?;
@@ -148,8 +212,10 @@ impl World {
     }
 
     fn random_step(&mut self) -> Result<(), String> {
-        let i = self.rng.below(2);
-        let other = 1 - i;
+        let count = self.nodes.len();
+        let i = self.rng.below(count);
+        let other = (i + 1 + self.rng.below(count - 1)) % count;
+        let awake = !self.nodes[i].asleep;
         match self.rng.below(100) {
             0..=29 if !self.network.is_empty() => {
                 let envelope = self.network.swap_remove(self.rng.below(self.network.len()));
@@ -165,34 +231,51 @@ impl World {
                 self.note(|| format!("duplicated {copy:?}"));
                 self.network.push(copy);
             }
-            40..=47 => self.apply(i, Input::Timeout, false)?,
-            48..=50 => self.crash(i)?,
-            51..=65 => self.write(i)?,
-            66..=73 => {
-                let envelope = self.nodes[i].node.record_for(NAMES[other]);
-                self.network.push(envelope);
-            }
-            74..=79 => {
+            40..=46 if awake => self.apply(i, Input::Timeout, false)?,
+            47..=49 => self.crash(i)?,
+            50..=63 if awake => self.write(i)?,
+            64..=71 if awake => self.send_records(i),
+            72..=77 if awake => {
+                // A retry of the same attempt; an id is never used for a new one.
+                let same_attempt = |last: &HandoffId| match &self.record(i).phase {
+                    Phase::Frozen { handoff, .. } => handoff == last,
+                    _ => self.record(i).owner != NAMES[i],
+                };
                 let handoff = match &self.last_handoff {
-                    Some(last) if self.rng.percent(25) => last.clone(),
+                    Some((last, source)) if *source == i && same_attempt(last) && self.rng.percent(25) => last.clone(),
                     _ => {
                         self.next_id += 1;
                         HandoffId(format!("h{}", self.next_id))
                     }
                 };
-                self.last_handoff = Some(handoff.clone());
+                self.last_handoff = Some((handoff.clone(), i));
+                if other == 2 {
+                    self.count("handoff to the third node");
+                }
                 let lose_sends = self.rng.percent(3);
                 self.apply(i, Input::StartHandoff { handoff, target: NAMES[other].to_owned() }, lose_sends)?;
             }
-            80..=81 if self.force_allowed => self.apply(i, Input::Force, false)?,
-            82..=89 => self.sync(),
-            90..=99 => {
-                if let Some(handoff) = self.nodes[i].barrier.take() {
-                    let passed = !self.rng.percent(20) && self.nodes[i].folder == self.nodes[other].folder;
-                    let input =
-                        if passed { Input::BarrierPassed { handoff } } else { Input::BarrierFailed { handoff } };
-                    let lose_sends = self.rng.percent(3);
-                    self.apply(i, input, lose_sends)?;
+            78..=79 if awake && self.force_allowed => {
+                let nodes = self.names().filter(|name| *name != NAMES[i]).map(str::to_owned).collect();
+                self.apply(i, Input::Force { nodes }, false)?;
+            }
+            80..=86 => self.sync(i, other),
+            87..=95 if awake => self.check_barrier(i)?,
+            96..=97 if count > 2 => {
+                let link = (i.min(other), i.max(other));
+                if !self.cut.remove(&link) {
+                    self.note(|| format!("cut {} - {}", NAMES[link.0], NAMES[link.1]));
+                    self.count("partitioned");
+                    self.cut.insert(link);
+                }
+            }
+            98..=99 if count > 2 => {
+                if awake {
+                    self.note(|| format!("{} sleeps", NAMES[i]));
+                    self.count("slept");
+                    self.nodes[i].asleep = true;
+                } else {
+                    self.wake(i)?;
                 }
             }
             _ => {}
@@ -200,44 +283,58 @@ impl World {
         Ok(())
     }
 
-    /// No more faults: every barrier passes, every message arrives, records are
-    /// exchanged, until nothing changes.
+    /// No more faults: links heal, every node wakes, every barrier passes,
+    /// every message arrives, records are exchanged, until nothing changes.
     fn quiet(&mut self) -> Result<(), String> {
         self.note(|| "quiet".to_owned());
+        self.cut.clear();
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].asleep {
+                self.wake(i)?;
+            }
+        }
         for _ in 0..20 {
-            self.sync();
-            for i in 0..2 {
+            self.sync_all();
+            for i in 0..self.nodes.len() {
                 if let Some(handoff) = self.nodes[i].barrier.take() {
                     self.apply(i, Input::BarrierPassed { handoff }, false)?;
                 }
             }
             self.deliver_all()?;
-            for i in 0..2 {
+            for i in 0..self.nodes.len() {
                 self.apply(i, Input::Timeout, false)?;
             }
             self.deliver_all()?;
-            for i in 0..2 {
-                let envelope = self.nodes[i].node.record_for(NAMES[1 - i]);
-                self.network.push(envelope);
+            for i in 0..self.nodes.len() {
+                self.send_records(i);
             }
             self.deliver_all()?;
             if self.settled() {
                 return Ok(());
             }
         }
-        Err(format!("not settled after the quiet phase: {:?} / {:?}", self.record(0), self.record(1)))
+        let records: Vec<&Record> = (0..self.nodes.len()).map(|i| self.record(i)).collect();
+        Err(format!("not settled after the quiet phase: {records:?}"))
     }
 
     fn settled(&self) -> bool {
-        let (a, b) = (self.record(0), self.record(1));
-        a.owner == b.owner && a.epoch == b.epoch && a.phase == Phase::Owned && b.phase == Phase::Owned
+        let first = self.record(0);
+        (0..self.nodes.len()).all(|i| {
+            let record = self.record(i);
+            record.owner == first.owner && record.epoch == first.epoch && record.phase == Phase::Owned
+        })
     }
 
     fn check_end(&self) -> Result<(), String> {
         let epoch = self.record(0).epoch;
         let owner = NAMES.iter().position(|name| *name == self.record(0).owner).expect("a known node");
-        if !self.nodes[owner].node.can_write() || self.nodes[1 - owner].node.can_write() {
-            return Err("after the quiet phase, only the owner may write".into());
+        for (i, sim) in self.nodes.iter().enumerate() {
+            if sim.node.can_write() != (i == owner) {
+                return Err("after the quiet phase, only the owner may write".into());
+            }
+            if !sim.node.heard_current() {
+                return Err(format!("{} has not heard a peer's record after the quiet phase", NAMES[i]));
+            }
         }
         for write in self.writes.iter().filter(|write| write.allowed) {
             if write.epoch > epoch {
@@ -246,15 +343,12 @@ impl World {
             if self.owners.get(&write.epoch) != Some(&write.node) {
                 return Err(format!("write {} by {} at epoch {}, not its owner", write.id, write.node, write.epoch));
             }
-            if let Some(content) = self.accepted_content.get(&(write.epoch + 1))
+            if let Some(content) = self.accepted_content.get(&write.epoch)
                 && !content.contains(&write.id)
             {
                 return Err(format!(
-                    "write {} by {} at epoch {} is missing from what was accepted at epoch {}",
-                    write.id,
-                    NAMES[write.node],
-                    write.epoch,
-                    write.epoch + 1
+                    "write {} by {} at epoch {} is missing from what was accepted from epoch {}",
+                    write.id, NAMES[write.node], write.epoch, write.epoch
                 ));
             }
         }
@@ -272,8 +366,19 @@ impl World {
         Err("messages never stop".into())
     }
 
+    /// Delivers `envelope`, unless its receiver sleeps or the link is cut.
     fn deliver(&mut self, envelope: Envelope, lose_sends: bool) -> Result<(), String> {
-        let to = NAMES.iter().position(|name| *name == envelope.to).expect("a known node");
+        let from = index(&envelope.from);
+        let to = index(&envelope.to);
+        if self.nodes[to].asleep || self.cut.contains(&(from.min(to), from.max(to))) {
+            self.note(|| format!("unreachable: {envelope:?}"));
+            return Ok(());
+        }
+        match &envelope.message {
+            Message::Promised { .. } => self.count("promised"),
+            Message::PromiseRefused { .. } => self.count("promise refused"),
+            _ => {}
+        }
         self.apply(to, Input::Received(envelope), lose_sends)
     }
 
@@ -281,7 +386,12 @@ impl World {
     /// before anything was sent.
     fn apply(&mut self, i: usize, input: Input, lose_sends: bool) -> Result<(), String> {
         let traced = self.tracing.then(|| format!("{input:?}"));
+        let offered_from = match &input {
+            Input::Received(Envelope { message: Message::Accept { epoch, .. }, .. }) => Some(*epoch),
+            _ => None,
+        };
         let sim = &mut self.nodes[i];
+        let was_forcing = matches!(sim.node.record().phase, Phase::Forcing { .. });
         let step = sim.node.step(input);
         if let Some(record) = &step.persist {
             sim.persisted = record.clone();
@@ -291,8 +401,9 @@ impl World {
         }
         for notice in &step.notices {
             let what = match notice {
-                Notice::Resume { epoch, .. } => {
-                    self.accepted_content.insert(*epoch, sim.folder.clone());
+                Notice::Resume { .. } => {
+                    let from = offered_from.expect("a node resumes only when it accepts a handoff");
+                    self.accepted_content.insert(from, sim.folder.clone());
                     "resume"
                 }
                 Notice::Released { .. } => "released",
@@ -302,6 +413,7 @@ impl World {
                 Notice::Unfrozen { .. } => "unfrozen after refusal",
                 Notice::Demoted { .. } => "demoted",
                 Notice::TookOver { .. } => "took over",
+                Notice::Rejected { .. } if was_forcing => "force given up",
                 Notice::Frozen { .. } | Notice::Rejected { .. } => continue,
             };
             *self.seen.entry(what).or_default() += 1;
@@ -320,13 +432,35 @@ impl World {
         self.check(i)
     }
 
+    /// The barrier check under way on `i` ends: it passes when the folders of
+    /// the source and of the target hold the same writes (and 4 times in 5).
+    fn check_barrier(&mut self, i: usize) -> Result<(), String> {
+        let Some(handoff) = self.nodes[i].barrier.take() else { return Ok(()) };
+        let target = match &self.record(i).phase {
+            Phase::Frozen { target, .. } => Some(index(target)),
+            _ => None,
+        };
+        let same = target.is_some_and(|target| self.nodes[i].folder == self.nodes[target].folder);
+        let passed = !self.rng.percent(20) && same;
+        let input = if passed { Input::BarrierPassed { handoff } } else { Input::BarrierFailed { handoff } };
+        let lose_sends = self.rng.percent(3);
+        self.apply(i, input, lose_sends)
+    }
+
     fn crash(&mut self, i: usize) -> Result<(), String> {
         self.note(|| format!("{} crashed", NAMES[i]));
-        *self.seen.entry("crash").or_default() += 1;
+        self.count("crash");
         let sim = &mut self.nodes[i];
         sim.node = Node::new(NAMES[i], sim.persisted.clone());
         sim.barrier = None;
+        sim.asleep = false;
         self.apply(i, Input::Restart, false)
+    }
+
+    fn wake(&mut self, i: usize) -> Result<(), String> {
+        self.note(|| format!("{} wakes", NAMES[i]));
+        self.nodes[i].asleep = false;
+        self.apply(i, Input::Woke, false)
     }
 
     fn write(&mut self, i: usize) -> Result<(), String> {
@@ -339,14 +473,31 @@ impl World {
             sim.folder.insert(write.id);
         }
         self.note(|| format!("{} writes {} at epoch {} (allowed: {allowed})", NAMES[i], write.id, write.epoch));
-        *self.seen.entry(if allowed { "allowed write" } else { "stale write" }).or_default() += 1;
+        self.count(if allowed { "allowed write" } else { "stale write" });
         self.writes.push(write);
         self.check(i)
     }
 
-    /// Syncthing brings both folders to the union of their files.
-    fn sync(&mut self) {
-        let union: BTreeSet<u64> = self.nodes[0].folder.union(&self.nodes[1].folder).copied().collect();
+    /// Node `i`'s record to every other node, as the I/O layer sends it each pass.
+    fn send_records(&mut self, i: usize) {
+        let records: Vec<Envelope> =
+            self.names().filter(|name| *name != NAMES[i]).map(|to| self.nodes[i].node.record_for(to)).collect();
+        self.network.extend(records);
+    }
+
+    /// Syncthing brings the folders of two nodes that reach each other to the
+    /// union of their files.
+    fn sync(&mut self, a: usize, b: usize) {
+        if self.nodes[a].asleep || self.nodes[b].asleep || self.cut.contains(&(a.min(b), a.max(b))) {
+            return;
+        }
+        let union: BTreeSet<u64> = self.nodes[a].folder.union(&self.nodes[b].folder).copied().collect();
+        self.nodes[a].folder.clone_from(&union);
+        self.nodes[b].folder = union;
+    }
+
+    fn sync_all(&mut self) {
+        let union: BTreeSet<u64> = self.nodes.iter().flat_map(|sim| sim.folder.iter().copied()).collect();
         for sim in &mut self.nodes {
             sim.folder.clone_from(&union);
         }
@@ -358,20 +509,36 @@ impl World {
         if record.epoch < sim.highest_epoch {
             return Err(format!("{}'s epoch went from {} down to {}", NAMES[i], sim.highest_epoch, record.epoch));
         }
+        if record.promised < sim.highest_promise {
+            let (was, now) = (sim.highest_promise, record.promised);
+            return Err(format!("{}'s promise went from {was} down to {now}", NAMES[i]));
+        }
         sim.highest_epoch = record.epoch;
+        sim.highest_promise = record.promised;
         if record.owner == NAMES[i] {
+            if matches!(record.phase, Phase::Forcing { .. }) {
+                return Err(format!("{} forces a takeover of what it owns", NAMES[i]));
+            }
             let owner = *self.owners.entry(record.epoch).or_insert(i);
             if owner != i {
                 return Err(format!("two owners at epoch {}: {} and {}", record.epoch, NAMES[owner], NAMES[i]));
             }
-        } else if record.phase != Phase::Owned {
+        } else if matches!(record.phase, Phase::Frozen { .. }) {
             return Err(format!("{} is frozen but not the owner", NAMES[i]));
         }
         Ok(())
     }
 
+    fn names(&self) -> impl Iterator<Item = &'static str> {
+        NAMES[..self.nodes.len()].iter().copied()
+    }
+
     fn record(&self, i: usize) -> &Record {
         self.nodes[i].node.record()
+    }
+
+    fn count(&mut self, what: &'static str) {
+        *self.seen.entry(what).or_default() += 1;
     }
 
     fn note(&mut self, line: impl FnOnce() -> String) {
@@ -379,4 +546,8 @@ impl World {
             self.trace.push(line());
         }
     }
+}
+
+fn index(name: &str) -> usize {
+    NAMES.iter().position(|known| *known == name).expect("a known node")
 }

@@ -13,7 +13,7 @@
 //! every record is read back and fed `Input::Restart`; what those steps ask to
 //! send waits in `pending` until the HandoffPolicy reconciler takes it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -21,6 +21,7 @@ use std::sync::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use super::protocol::{Decision, Envelope, HandoffId, Input, Message, Node, Reason, Record, Step};
+use super::wake::{self, Clocks};
 
 /// How many handoffs' progress is kept.
 const KEEP_PROGRESS: usize = 64;
@@ -32,16 +33,14 @@ pub(crate) type Key = (String, String);
 
 struct Entry {
     node: Node,
-    /// The content hash the peer last reported for this conversation.
-    peer_hash: Option<String>,
-    /// A message about it came from the peer since this daemon started: the
-    /// record here is not one the peer has long moved past.
-    heard: bool,
+    /// The content hash each other node last reported for this
+    /// conversation, by node.
+    hashes: BTreeMap<String, String>,
 }
 
 impl Entry {
     fn new(node: Node) -> Entry {
-        Entry { node, peer_hash: None, heard: false }
+        Entry { node, hashes: BTreeMap::new() }
     }
 }
 
@@ -92,7 +91,13 @@ struct Inner {
     /// only owner.
     refused_unknown: BTreeMap<Key, Vec<HandoffId>>,
     /// Folders not named like a conversation, by policy, already warned about.
-    ignored: std::collections::BTreeSet<(String, String)>,
+    ignored: BTreeSet<(String, String)>,
+    /// The policies of which a peer's record (`RecordOf`) reached this node
+    /// since it started or woke: the policy-wide wake gate, for the
+    /// conversations it has no record of yet (claims).
+    heard_policies: BTreeSet<String>,
+    /// The clocks at the last look for a sleep ([`HandoffStore::notice_sleep`]).
+    last_clocks: Option<Clocks>,
 }
 
 /// Every conversation's ownership as this node knows it.
@@ -211,9 +216,10 @@ impl HandoffStore {
     /// it changed, before returning the step. A message about a conversation
     /// this node has no record of starts from a record naming the sender as
     /// owner at epoch 0 (any record it sends is newer); it is kept only once
-    /// the step changed it. But an `Accept` or an `Abort` about one creates
-    /// nothing: it is answered `Refused` (`UnknownConversation`) or
-    /// `AbortAcked` at once. None for any other input about an unknown one.
+    /// the step changed it. But an `Accept`, an `Abort` or a `Prepare` about
+    /// one creates nothing: it is answered `Refused` (`UnknownConversation`),
+    /// `AbortAcked` or `PromiseRefused` at once. None for any other input
+    /// about an unknown one.
     ///
     /// Blocking (the record is synced to disk): call it off the async threads.
     /// The step runs on a copy of the node, which takes the node's place once
@@ -237,31 +243,40 @@ impl HandoffStore {
                 }
             }
         };
-        let from_peer = matches!(input, Input::Received(_));
+        let record_from_peer = matches!(&input, Input::Received(Envelope { message: Message::RecordOf { .. }, .. }));
         let step = node.step(input);
         if let Some(record) = &step.persist {
             // Not persisted: nothing of the step may happen.
             self.save(&key, record)?;
         }
         let mut inner = self.lock();
+        if record_from_peer {
+            inner.heard_policies.insert(key.0.clone());
+        }
         match inner.entries.get_mut(&key) {
-            Some(entry) => {
-                entry.node = node;
-                entry.heard |= from_peer;
-            }
+            Some(entry) => entry.node = node,
             None if known || step.persist.is_none() => {}
             None => {
                 inner.refused_unknown.remove(&key);
-                inner.entries.insert(key, Entry { heard: from_peer, ..Entry::new(node) });
+                inner.entries.insert(key, Entry::new(node));
             }
         }
         Ok(Some(step))
     }
 
-    /// The answer to an `Accept` or an `Abort` about a conversation this node
-    /// has no record of, which writes nothing: the refusal is remembered in
-    /// memory until a record exists. None for any other message.
+    /// The answer to an `Accept`, an `Abort` or a `Prepare` about a
+    /// conversation this node has no record of, which writes nothing: a
+    /// handoff's refusal is remembered in memory until a record exists. None
+    /// for any other message.
     fn refuse_unknown(&self, inner: &mut Inner, key: &Key, envelope: &Envelope) -> Option<Step> {
+        let answer = |message| Step {
+            send: vec![Envelope { from: self.me.clone(), to: envelope.from.clone(), message }],
+            ..Step::default()
+        };
+        if let Message::Prepare { epoch } = envelope.message {
+            // A promise needs the record it binds; a forcer asks again later.
+            return Some(answer(Message::PromiseRefused { epoch, reason: Reason::UnknownConversation }));
+        }
         let (handoff, reply) = match &envelope.message {
             Message::Accept { handoff, .. } => {
                 (handoff, Message::Refused { handoff: handoff.clone(), reason: Reason::UnknownConversation })
@@ -276,8 +291,7 @@ impl HandoffStore {
         if !refused.contains(handoff) {
             refused.push(handoff.clone());
         }
-        let send = vec![Envelope { from: self.me.clone(), to: envelope.from.clone(), message: reply }];
-        Some(Step { send, ..Step::default() })
+        Some(answer(reply))
     }
 
     /// True the first time it is asked about folder `name` of `policy`, which
@@ -408,19 +422,55 @@ impl HandoffStore {
         quiet.insert((policy.to_owned(), id.to_owned()), (epoch, fingerprint));
     }
 
-    pub(crate) fn set_peer_hash(&self, policy: &str, id: &str, hash: String) {
+    /// Notes the content hash `node` reported for the conversation.
+    pub(crate) fn set_hash_of(&self, policy: &str, id: &str, node: &str, hash: String) {
         if let Some(entry) = self.lock().entries.get_mut(&(policy.to_owned(), id.to_owned())) {
-            entry.peer_hash = Some(hash);
+            entry.hashes.insert(node.to_owned(), hash);
         }
     }
 
-    /// Whether the peer told this daemon about the conversation yet.
-    pub(crate) fn heard_from_peer(&self, policy: &str, id: &str) -> bool {
-        self.lock().entries.get(&(policy.to_owned(), id.to_owned())).is_some_and(|entry| entry.heard)
+    /// Whether a peer's record of the conversation reached this node since it
+    /// started or woke ([`Node::heard_current`]): until then this node may hold
+    /// a record the others have moved past, and does not guard it.
+    pub(crate) fn heard_current(&self, policy: &str, id: &str) -> bool {
+        self.lock().entries.get(&(policy.to_owned(), id.to_owned())).is_some_and(|entry| entry.node.heard_current())
     }
 
-    pub(crate) fn peer_hash(&self, policy: &str, id: &str) -> Option<String> {
-        self.lock().entries.get(&(policy.to_owned(), id.to_owned())).and_then(|entry| entry.peer_hash.clone())
+    /// Whether a peer's record of any conversation of `policy` reached this
+    /// node since it started or woke: until then it may not know of the
+    /// conversations the others claimed meanwhile, and claims none alone.
+    pub(crate) fn heard_policy(&self, policy: &str) -> bool {
+        self.lock().heard_policies.contains(policy)
+    }
+
+    /// Looks for a sleep since the last look, with the clocks read `now`;
+    /// how long it slept, once, when it did (the caller then calls
+    /// [`HandoffStore::woke`]).
+    pub(crate) fn notice_sleep(&self, now: Clocks) -> Option<std::time::Duration> {
+        let before = self.lock().last_clocks.replace(now)?;
+        wake::slept(before, now)
+    }
+
+    /// This node slept: every conversation's node is fed `Input::Woke` and
+    /// every policy's gate closes, until a peer's record comes again. Blocking
+    /// (it waits for a change under way to reach the disk).
+    pub(crate) fn woke(&self) {
+        let _changing = self.changing();
+        let mut inner = self.lock();
+        inner.heard_policies.clear();
+        for entry in inner.entries.values_mut() {
+            // Waking changes nothing persisted and sends nothing.
+            let _ = entry.node.step(Input::Woke);
+        }
+    }
+
+    /// The content hash each other node last reported for the conversation.
+    pub(crate) fn hashes(&self, policy: &str, id: &str) -> BTreeMap<String, String> {
+        self.lock()
+            .entries
+            .get(&(policy.to_owned(), id.to_owned()))
+            .map(|entry| entry.hashes.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -476,6 +526,8 @@ fn read_all(dir: &Path) -> Vec<(Key, Record)> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::super::protocol::{Message, Phase, Stage};
     use super::*;
 
@@ -529,6 +581,35 @@ mod tests {
     }
 
     #[test]
+    fn the_wake_gates_open_with_a_peers_record_and_close_when_the_clocks_show_a_sleep() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HandoffStore::load(dir.path(), "b");
+        let from_a = |message| Input::Received(Envelope { from: "a".into(), to: "b".into(), message });
+        store.claim("chats", "c-2").unwrap();
+        assert!(!store.heard_policy("chats") && !store.heard_current("chats", "c-2"), "just started");
+        store.step("chats", "c-2", from_a(Message::Abort { handoff: HandoffId("a-9".into()) })).unwrap();
+        assert!(!store.heard_policy("chats") && !store.heard_current("chats", "c-2"), "a message, not a record");
+        let record = Record { epoch: 1, ..Record::new("a") };
+        store.step("chats", "c-1", from_a(Message::RecordOf { record })).unwrap();
+        assert!(store.heard_policy("chats") && !store.heard_policy("other"));
+        assert!(store.heard_current("chats", "c-1"));
+        assert!(!store.heard_current("chats", "c-2"), "nothing was heard of c-2");
+
+        let start = Clocks::now();
+        assert_eq!(store.notice_sleep(start), None, "the first look only reads the clocks");
+        let awake =
+            Clocks { wall: start.wall + Duration::from_secs(2), monotonic: start.monotonic + Duration::from_secs(2) };
+        assert_eq!(store.notice_sleep(awake), None);
+        assert!(store.heard_policy("chats"));
+        let woken =
+            Clocks { wall: awake.wall + Duration::from_secs(602), monotonic: awake.monotonic + Duration::from_secs(2) };
+        assert_eq!(store.notice_sleep(woken), Some(Duration::from_secs(600)));
+        store.woke();
+        assert!(!store.heard_policy("chats") && !store.heard_current("chats", "c-1"), "closed by the sleep");
+        assert_eq!(store.record("chats", "c-1").map(|record| record.epoch), Some(1), "the record stays");
+    }
+
+    #[test]
     fn a_handoffs_progress_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let store = HandoffStore::load(dir.path(), "a");
@@ -544,7 +625,7 @@ mod tests {
     }
 
     #[test]
-    fn an_accept_or_abort_about_an_unknown_conversation_writes_nothing_and_a_later_record_keeps_the_refusal() {
+    fn an_accept_abort_or_prepare_about_an_unknown_conversation_writes_nothing_and_a_later_record_keeps_the_refusal() {
         let dir = tempfile::tempdir().unwrap();
         let store = HandoffStore::load(dir.path(), "b");
         let from_a = |message| Input::Received(Envelope { from: "a".into(), to: "b".into(), message });
@@ -557,6 +638,9 @@ mod tests {
         assert_eq!((step.persist, step.notices), (None, Vec::new()));
         let abort = store.step("chats", "ghost", from_a(Message::Abort { handoff: handoff.clone() })).unwrap();
         assert_eq!(abort.unwrap().send[0].message, Message::AbortAcked { handoff: handoff.clone() });
+        let prepare = store.step("chats", "ghost", from_a(Message::Prepare { epoch: 3 })).unwrap().unwrap();
+        let not_promised = Message::PromiseRefused { epoch: 3, reason: Reason::UnknownConversation };
+        assert_eq!((prepare.send[0].message.clone(), prepare.persist), (not_promised, None));
         assert_eq!(store.record("chats", "ghost"), None);
         assert!(!dir.path().join("handoff").exists(), "no record file, no folder");
 

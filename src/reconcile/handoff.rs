@@ -2,10 +2,10 @@
 //! conversations of one policy on this node, in phases: retransmit what a
 //! restart or an aborted handoff left to send, claim the new folders that
 //! appeared here first, guard the owned ones against stale writes, exchange
-//! every record with the peer (`RecordOf`, with the folder's content hash, all
-//! in one `POST /api/v1/handoff/messages`), and report the status. The
-//! protocol's effects are `handoff::io`'s; messages from the peer come in
-//! through the API.
+//! every record with every other node of the policy's SyncFolder (`RecordOf`,
+//! with the folder's content hash, all in one `POST /api/v1/handoff/messages`
+//! per node), and report the status. The protocol's effects are
+//! `handoff::io`'s; messages from the other nodes come in through the API.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,7 @@ use crate::handoff::protocol::{Input, Phase, Record, Stage};
 use crate::handoff::shadow::Shadow;
 use crate::handoff::stale;
 use crate::handoff::store::HandoffStore;
+use crate::handoff::wake::Clocks;
 use crate::syncthing::{Client, FileRecord};
 
 /// How often the records are sent to the peer (and new folders looked for).
@@ -30,6 +31,7 @@ pub(crate) const EXCHANGE_EVERY: Duration = Duration::from_secs(2);
 /// Reconciles HandoffPolicy `name` on this node.
 pub(crate) async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, ReconcileError> {
     let Some(mut pass) = Pass::new(name, ctx) else { return Ok(Outcome { tracked: false, ..Outcome::default() }) };
+    pass.notice_sleep().await;
     pass.retransmit_restart().await;
     let waiting = pass.claim().await?;
     pass.retransmit_aborts().await;
@@ -51,8 +53,8 @@ struct Pass<'a> {
     /// The Syncthing folder they are in, and their path in it.
     folder_id: String,
     sessions_dir: String,
-    /// The other node of the policy.
-    peer: Option<String>,
+    /// The other nodes of the policy's SyncFolder.
+    others: Vec<String>,
     io: HandoffIo,
     /// This node's Syncthing and its short device ID, once asked this pass.
     syncthing: Option<Result<(Client, String), String>>,
@@ -71,7 +73,7 @@ impl<'a> Pass<'a> {
             root,
             folder_id: sync_folder.spec.folder_id_or(sync_folder.name()).to_owned(),
             sessions_dir: spec.sessions_dir.value.trim_matches('/').to_owned(),
-            peer: folder::peer_of(&ctx.set, policy, &ctx.handles.node),
+            others: folder::others_of(&ctx.set, policy, &ctx.handles.node),
             io: HandoffIo::new(
                 ctx.handles.handoff.clone(),
                 ctx.handles.peers.clone(),
@@ -97,6 +99,23 @@ impl<'a> Pass<'a> {
         if self.syncthing.is_none() && self.has_syncthing() {
             self.syncthing = Some(own_syncthing(self.ctx).await);
         }
+    }
+
+    /// A machine that slept may have missed handoffs: once the clocks show a
+    /// sleep, every conversation's wake gate closes until a peer's record
+    /// comes again (the first pass of any policy after the sleep notices it).
+    async fn notice_sleep(&mut self) {
+        let store = &self.ctx.handles.handoff;
+        let Some(asleep) = store.notice_sleep(Clocks::now()) else { return };
+        let store = store.clone();
+        let _ = off_thread(move || store.woke()).await;
+        self.outcome.event(Event::normal(
+            "Woke",
+            format!(
+                "this node slept for about {} s: it claims and guards again once a peer's record reaches it",
+                asleep.as_secs()
+            ),
+        ));
     }
 
     /// Carries out what the restart left to send and tell.
@@ -133,6 +152,11 @@ impl<'a> Pass<'a> {
             ids.into_iter().filter(|id| self.ctx.handles.handoff.record(self.policy, id).is_none()).collect();
         if unknown.is_empty() {
             return Ok(Vec::new());
+        }
+        let heard = self.ctx.handles.handoff.heard_policy(self.policy);
+        if !may_claim_any(&self.others, |node| self.ctx.handles.peers.known_down(node), heard) {
+            let why = "no other node answers and none sent its records since this node started or woke";
+            return Ok(unknown.into_iter().map(|id| format!("{id} ({why})")).collect());
         }
         self.ask_syncthing().await;
         if let Some(Err(error)) = &self.syncthing {
@@ -210,34 +234,37 @@ impl<'a> Pass<'a> {
         unguarded
     }
 
-    /// A restarted daemon may hold a record the peer has moved past (a forced
-    /// takeover while it was down): it guards only once the peer told it
-    /// about the conversation, or while the peer is down.
+    /// A daemon that restarted or woke may hold a record the others have
+    /// moved past (a forced takeover while it was away): it guards only once
+    /// a peer's record of the conversation reached it since, unless it shares
+    /// the folder with nobody.
     fn may_guard(&self, id: &str) -> bool {
-        let peer_may_know_better = self.peer.as_ref().is_some_and(|peer| !self.ctx.handles.peers.known_down(peer));
-        !peer_may_know_better || self.ctx.handles.handoff.heard_from_peer(self.policy, id)
+        self.others.is_empty() || self.ctx.handles.handoff.heard_current(self.policy, id)
     }
 
-    /// Sends every record to the peer, when it answers, with its folder's
-    /// content hash; returns the conflict copies and the stale writes kept
-    /// aside, as `<id>/<path>`.
+    /// Sends every record, with its folder's content hash, to every other
+    /// node of the folder but the ones known down (each pass: the retry for a
+    /// node that slept or was cut off); returns the conflict copies and the
+    /// stale writes kept aside, as `<id>/<path>`.
     async fn exchange(&self, records: &[(String, Record)]) -> (Vec<String>, Vec<String>) {
         let ids: Vec<String> = records.iter().map(|(id, _)| id.clone()).collect();
         let contents = contents_of(&self.ctx.handles.handoff, &self.root, ids).await;
-        let peer_up = self.peer.as_ref().filter(|peer| !self.ctx.handles.peers.known_down(peer));
-        let (mut conflicts, mut stale, mut outgoing) = (Vec::new(), Vec::new(), Vec::new());
+        let up: Vec<&String> = self.others.iter().filter(|node| !self.ctx.handles.peers.known_down(node)).collect();
+        let (mut conflicts, mut stale) = (Vec::new(), Vec::new());
+        let mut outgoing: Vec<Vec<HandoffMessage>> = vec![Vec::new(); up.len()];
         for (id, content) in contents {
             if let Some(content) = &content {
                 conflicts.extend(content.conflicts.iter().map(|path| format!("{id}/{path}")));
                 stale.extend(content.stale.iter().map(|path| format!("{id}/{path}")));
             }
-            let Some(peer) = peer_up else { continue };
-            let Some(envelope) = self.ctx.handles.handoff.record_for(self.policy, &id, peer) else { continue };
             let hash = content.map(|content| content.hash);
-            outgoing.push(HandoffMessage::new(self.policy, &id, envelope, hash));
+            for (node, messages) in up.iter().zip(&mut outgoing) {
+                let Some(envelope) = self.ctx.handles.handoff.record_for(self.policy, &id, node) else { continue };
+                messages.push(HandoffMessage::new(self.policy, &id, envelope, hash.clone()));
+            }
         }
-        if let Some(peer) = peer_up {
-            self.io.send_records(peer, outgoing);
+        for (node, messages) in up.into_iter().zip(outgoing) {
+            self.io.send_records(node, messages);
         }
         (conflicts, stale)
     }
@@ -316,6 +343,15 @@ fn degraded(conflicts: &[String], stale: &[String], unguarded: &[String]) -> Obs
             Observed::degraded(*reason, message)
         }
     }
+}
+
+/// Whether this node may claim the new conversations of a policy shared with
+/// `others` at all: a node alone (none of them answers) that has not `heard`
+/// a peer's record since it started or woke may not know of the claims made
+/// while it was away, so it waits for one. A policy shared with nobody is
+/// claimed at once.
+fn may_claim_any(others: &[String], known_down: impl Fn(&str) -> bool, heard: bool) -> bool {
+    others.is_empty() || heard || others.iter().any(|node| !known_down(node))
 }
 
 /// Whether this node may claim a conversation folder it has no record of.
@@ -572,6 +608,25 @@ mod tests {
         let idle = Found { waiting: Vec::new(), stale: Vec::new(), ..found };
         let (conditions, _) = status(&idle);
         assert_eq!((conditions[1].status, conditions[1].reason.as_str()), (false, "Stable"));
+    }
+
+    #[test]
+    fn a_node_alone_claims_only_once_a_peers_record_reached_it_since_it_started_or_woke() {
+        let nodes = |names: &[&str]| names.iter().map(|name| (*name).to_owned()).collect::<Vec<_>>();
+        // (other nodes, the ones known down, heard a peer's record, may claim)
+        let cases = [
+            (nodes(&[]), nodes(&[]), false, true),
+            (nodes(&["mini"]), nodes(&[]), false, true),
+            (nodes(&["mini"]), nodes(&["mini"]), false, false),
+            (nodes(&["mini"]), nodes(&["mini"]), true, true),
+            (nodes(&["mini", "desk"]), nodes(&["mini"]), false, true),
+            (nodes(&["mini", "desk"]), nodes(&["mini", "desk"]), false, false),
+            (nodes(&["mini", "desk"]), nodes(&["mini", "desk"]), true, true),
+        ];
+        for (others, down, heard, expected) in cases {
+            let known_down = |node: &str| down.iter().any(|name| name == node);
+            assert_eq!(may_claim_any(&others, known_down, heard), expected, "{others:?}, down {down:?}, heard {heard}");
+        }
     }
 
     #[test]

@@ -1,14 +1,14 @@
-//! Conversations' ownership end to end, on the two-node fixture of `sync.rs`
-//! (real Syncthings, real daemons) with a HandoffPolicy on its SyncFolder: a
-//! conversation folder is claimed by the node where it appeared first, and
-//! both nodes show the same owner, epoch and content.
+//! Conversations' ownership end to end, on the two- and three-node fixtures
+//! of `sync.rs` (real Syncthings, real daemons) with a HandoffPolicy on their
+//! SyncFolder: a conversation folder is claimed by the node where it appeared
+//! first, and every node shows the same owner, epoch and content.
 
 use serde_json::Value;
 
 use super::support::eventually_within;
 use std::time::{Duration, Instant};
 
-use super::sync::{A, B, OBJECT, PATIENCE, Pair, Side, Syncthings};
+use super::sync::{A, B, C, OBJECT, PATIENCE, Pair, Side, Syncthings, Trio};
 
 const POLICY: &str = "chats";
 
@@ -232,6 +232,7 @@ fn a_conversation_written_on_node_a_is_owned_by_node_a_on_both_nodes_and_node_b_
             (&session["epoch"], &session["phase"], &session["policy"]),
             (&1.into(), &"owned".into(), &POLICY.into())
         );
+        assert_eq!(session["holders"], serde_json::json!([A, B]), "both hold the owner's content: {session}");
         assert_eq!(session["files"], 1, "{session}");
         assert_eq!(session["conflicts"], Value::Array(Vec::new()), "{session}");
         assert_eq!(session["path"], side.syncthing.data(OBJECT).join("sessions/c-1").display().to_string());
@@ -247,8 +248,8 @@ fn a_conversation_written_on_node_a_is_owned_by_node_a_on_both_nodes_and_node_b_
     assert_eq!(
         lines,
         [
-            vec!["ID", "POLICY", "OWNER", "EPOCH", "IN", "SYNC", "CONFLICTS", "STALE"],
-            vec!["c-1", POLICY, A, "1", "yes", "0", "0"]
+            vec!["ID", "POLICY", "OWNER", "EPOCH", "HOLDERS", "IN", "SYNC", "CONFLICTS", "STALE"],
+            vec!["c-1", POLICY, A, "1", "node-a,node-b", "yes", "0", "0"]
         ]
     );
     let json = pair.a.daemon.meshctl(&["sessions", "-o", "json"]);
@@ -516,7 +517,7 @@ fn a_write_on_node_a_after_it_handed_the_conversation_over_is_kept_aside_and_nod
     assert!(object.to_string().contains("StaleWrites"), "{object}");
     let table = pair.a.daemon.meshctl(&["sessions"]);
     let row: Vec<&str> = table.stdout.lines().nth(1).unwrap_or_default().split_whitespace().collect();
-    assert_eq!(row, ["c-1", POLICY, B, "2", "yes", "0", "1"], "{table:?}");
+    assert_eq!(row, ["c-1", POLICY, B, "2", "node-a,node-b", "yes", "0", "1"], "{table:?}");
 
     // Settled: the owner's next write is its own, nothing more is set aside.
     append(&dir_b.join("messages.jsonl"), ON_B, std::time::SystemTime::now());
@@ -601,4 +602,84 @@ fn writes_on_node_a_while_it_slept_through_a_forced_takeover_are_kept_aside_when
     ] {
         assert!(kept.iter().any(|message| message.contains(text)), "{text}: {kept:#?}");
     }
+}
+
+#[test]
+fn a_conversation_handed_a_to_b_to_c_then_c_to_a_while_b_is_down_has_one_owner_on_all_three_and_the_same_bytes() {
+    let mut trio = Trio::start_with(&policy());
+    trio.wait_until_ready();
+    let [a, b, c] = &trio.sides;
+    let conversation = a.syncthing.data(OBJECT).join("sessions/c-1");
+    std::fs::create_dir_all(conversation.join("attachments")).expect("make the conversation folder");
+    std::fs::write(conversation.join("messages.jsonl"), "{\"role\":\"user\",\"content\":\"hello\"}\n").unwrap();
+    std::fs::write(conversation.join("attachments/notes.md"), "# notes\n").unwrap();
+    let everyone = serde_json::json!([A, B, C]);
+    for side in &trio.sides {
+        wait_for_session(side, "c-1", "owned by node-a at epoch 1, held by all", |s| {
+            s["owner"] == A && s["epoch"] == 1 && s["inSync"] == true && s["holders"] == everyone
+        });
+    }
+    for (from, to, epoch) in [(a, B, 2), (b, C, 3)] {
+        let run = from.daemon.meshctl(&["handoff", "c-1", "--to", to, "--timeout", "30s"]);
+        assert_eq!(run.code, 0, "{run:?}");
+        for side in &trio.sides {
+            wait_for_session(side, "c-1", &format!("owned by {to} at epoch {epoch}, held by all"), |s| {
+                s["owner"] == to && s["epoch"] == epoch && s["inSync"] == true && s["holders"] == everyone
+            });
+        }
+    }
+    // The freeze marker node-c removed on accepting reaches the others by Syncthing.
+    let held = eventually_within(PATIENCE, "the same files and bytes on all three", || {
+        let held: Vec<_> =
+            trio.sides.iter().map(|side| files(&side.syncthing.data(OBJECT).join("sessions/c-1"))).collect();
+        held.iter().all(|files| *files == held[0]).then_some(held)
+    });
+    let names: Vec<&str> = held[0].iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["attachments/notes.md", "messages.jsonl"]);
+    assert_eq!(c.events("Claimed").len() + b.events("Claimed").len(), 0, "only node-a claims it");
+
+    // node-b stops; node-c hands the conversation to node-a meanwhile.
+    let b = &mut trio.sides[1];
+    b.daemon.kill();
+    b.syncthing.kill();
+    let [a, b, c] = &mut trio.sides;
+    wait_until_offline(c, B);
+    let run = c.daemon.meshctl(&["handoff", "c-1", "--to", A, "--timeout", "30s"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    for side in [&*a, &*c] {
+        wait_for_session(side, "c-1", "owned by node-a at epoch 4", |s| s["owner"] == A && s["epoch"] == 4);
+    }
+    b.syncthing.start_again();
+    b.daemon.restart();
+    eventually_within(Duration::from_secs(10), "node-b, restarted, shows node-a at epoch 4", || {
+        b.daemon.api_get("/api/v1/sessions/c-1").filter(|s| s["owner"] == A && s["epoch"] == 4)
+    });
+}
+
+#[test]
+fn a_forced_takeover_with_three_nodes_completes_once_the_third_promised_and_the_owner_learns_it_when_back() {
+    let mut trio = Trio::start_with(&format!("{}  allowForce: true\n", policy()));
+    trio.wait_until_ready();
+    let conversation = trio.sides[0].syncthing.data(OBJECT).join("sessions/c-1");
+    std::fs::create_dir_all(&conversation).expect("make the conversation folder");
+    std::fs::write(conversation.join("messages.jsonl"), "{\"role\":\"user\",\"content\":\"hello\"}\n").unwrap();
+    for side in &trio.sides {
+        wait_for_session(side, "c-1", "owned by node-a, in sync", |s| s["owner"] == A && s["inSync"] == true);
+    }
+    // node-a goes away; node-c takes over, which needs node-b's promise.
+    let [a, b, c] = &mut trio.sides;
+    a.daemon.kill();
+    a.syncthing.kill();
+    wait_until_offline(c, A);
+    let run = c.daemon.meshctl(&["handoff", "c-1", "--force", "--timeout", "20s"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("force ") && run.stdout.contains("node-c now owns c-1 at epoch 2"), "{run:?}");
+    for side in [&*b, &*c] {
+        wait_for_session(side, "c-1", "owned by node-c at epoch 2", |s| {
+            s["owner"] == C && s["epoch"] == 2 && s["phase"] == "owned"
+        });
+    }
+    a.syncthing.start_again();
+    a.daemon.restart();
+    wait_for_session(a, "c-1", "owned by node-c at epoch 2", |s| s["owner"] == C && s["epoch"] == 2);
 }

@@ -22,8 +22,10 @@ use crate::support::wait::Check;
 
 pub(super) const A: &str = "node-a";
 pub(super) const B: &str = "node-b";
+pub(super) const C: &str = "node-c";
 const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+const IP_C: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 4);
 
 /// The SyncFolder of every test, and its Syncthing folder ID.
 pub(super) const OBJECT: &str = "shared";
@@ -108,6 +110,52 @@ impl Syncthings {
         let Syncthings { a, b, runtime } = self;
         let (a, b) = (start(A, IP_A, port_a, a), start(B, IP_B, port_b, b));
         Pair { a, b, mesh, runtime }
+    }
+}
+
+/// Three nodes, each a real Syncthing and a real daemon, sharing the
+/// SyncFolder, with the same manifests.
+pub(super) struct Trio {
+    pub(super) sides: [Side; 3],
+}
+
+impl Trio {
+    /// Starts three Syncthings, then a daemon per node on the Nodes, the
+    /// Mesh, the SyncFolder (shared by all three) and the `extra` manifests.
+    pub(super) fn start_with(extra: &str) -> Trio {
+        let syncthings = [Syncthing::start("a"), Syncthing::start("b"), Syncthing::start("c")];
+        let nodes = [(A, IP_A), (B, IP_B), (C, IP_C)];
+        let ports = nodes.map(|(_, ip)| free_port_on(ip));
+        let described: Vec<_> =
+            nodes.iter().zip(&ports).zip(&syncthings).map(|(((name, ip), port), st)| (*name, *ip, *port, st)).collect();
+        let mesh = mesh(&described);
+        let mut folder = format!(
+            "apiVersion: agentmesh/v1alpha1\nkind: SyncFolder\nmetadata:\n  name: {OBJECT}\nspec:\n  folderId: {FOLDER_ID}\n  \
+             label: {LABEL}\n  type: sendreceive\n  paths:\n"
+        );
+        for ((name, _), syncthing) in nodes.iter().zip(&syncthings) {
+            folder.push_str(&format!("    {name}: {}\n", syncthing.data(OBJECT).display()));
+        }
+        let mut sides = Vec::new();
+        for (((name, ip), port), syncthing) in nodes.into_iter().zip(ports).zip(syncthings) {
+            let builder = Daemon::builder()
+                .file("manifests/node.yaml", &mesh)
+                .file("manifests/sync.yaml", &folder)
+                .file("manifests/extra.yaml", extra)
+                .setting("SYNCTHING_API_KEY", syncthing.api_key())
+                .at(name, ip, port);
+            let client = Client::new(&syncthing.api_url(), syncthing.api_key());
+            sides.push(Side { name, ip, daemon: builder.start(), syncthing, client });
+        }
+        let Ok(sides) = <[Side; 3]>::try_from(sides) else { unreachable!("three sides") };
+        Trio { sides }
+    }
+
+    /// Waits until the SyncFolder is Ready on every node.
+    pub(super) fn wait_until_ready(&self) {
+        for side in &self.sides {
+            side.wait_for_sync_folder("ready", |object| object["ready"] == true);
+        }
     }
 }
 
