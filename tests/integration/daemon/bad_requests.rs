@@ -365,9 +365,14 @@ async fn an_accept_for_a_conversation_that_does_not_exist_creates_nothing_and_is
     assert_eq!(saved_record(&daemon, "c-9").unwrap()["owner"], NODE);
 }
 
-#[test]
-fn a_folder_whose_name_is_not_a_conversation_id_is_ignored_with_one_warning_and_never_claimed() {
+#[tokio::test]
+async fn a_folder_whose_name_is_not_a_conversation_id_is_ignored_with_one_warning_and_never_claimed() {
     let (daemon, _peer) = daemon_with_a_peer();
+    // The peer answers no probe, so this node claims nothing before a record of
+    // the policy reached it from the peer (it may have missed the peer's claims).
+    let record = json!({"type": "recordOf", "record": {"owner": PEER, "epoch": 1, "phase": {"state": "owned"}}});
+    let told = typed(from_peer("peer-1", record).to_string());
+    assert_eq!(call(&daemon, "POST", "/api/v1/handoff/message", &told).await.status, 202);
     let sessions = daemon.path().join("agent_data/sessions");
     for name in ["good-1", "has space"] {
         std::fs::create_dir_all(sessions.join(name)).expect("make the folder");
@@ -376,7 +381,7 @@ fn a_folder_whose_name_is_not_a_conversation_id_is_ignored_with_one_warning_and_
         daemon.api_get("/api/v1/sessions/good-1").filter(|session| session["owner"] == NODE)
     });
     // A few passes of the reconciler (one every 2 s) later, still one warning.
-    std::thread::sleep(Duration::from_secs(5));
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let policy = daemon.api_get(&format!("/api/v1/objects/HandoffPolicy/{POLICY}")).expect("the policy");
     let warnings: Vec<&Value> =
         policy["events"].as_array().unwrap().iter().filter(|e| e["reason"] == "handoff.ignoredFolder").collect();
@@ -389,7 +394,7 @@ fn a_folder_whose_name_is_not_a_conversation_id_is_ignored_with_one_warning_and_
     );
     let listed = daemon.api_get("/api/v1/sessions").expect("the sessions");
     let ids: Vec<&str> = listed.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["good-1"]);
+    assert_eq!(ids, ["good-1", "peer-1"]);
     assert!(saved_record(&daemon, "has space").is_none(), "never claimed");
     assert_eq!(daemon.log().matches("not a conversation, left alone").count(), 1);
 }
