@@ -24,7 +24,6 @@ use crate::handoff::driver::{self, Handoffs, StartError, Started};
 use crate::handoff::folder;
 use crate::handoff::io::HandoffIo;
 use crate::handoff::protocol::Phase;
-use crate::handoff::store::Progress;
 use crate::handoff::view::{self, ConversationView};
 use crate::manifest::{Kind, ManifestSet};
 
@@ -41,8 +40,8 @@ pub(super) async fn start(
     let HandoffRequest { id, to, timeout, force } = request;
     let request = driver::Request { id, to, timeout, force };
     match driver::start(&handoffs(&state), &set, syncthing, request).await {
-        Ok(Started::TakenOver(progress)) => Ok((StatusCode::OK, Json(progress_to_wire(progress)))),
-        Ok(Started::Begun(progress)) => Ok((StatusCode::ACCEPTED, Json(progress_to_wire(progress)))),
+        Ok(Started::TakenOver(progress)) => Ok((StatusCode::OK, Json(progress))),
+        Ok(Started::Begun(progress)) => Ok((StatusCode::ACCEPTED, Json(progress))),
         Err(error) => Err(start_error(error)),
     }
 }
@@ -87,37 +86,6 @@ fn start_error(error: StartError) -> ApiError {
     ApiError::new(status, code, error.to_string())
 }
 
-fn progress_to_wire(progress: Progress) -> HandoffProgress {
-    let Progress {
-        handoff,
-        policy,
-        conversation,
-        target,
-        timeout_ms,
-        lines,
-        done,
-        succeeded,
-        failed_step,
-        message,
-        owner,
-        epoch,
-    } = progress;
-    HandoffProgress {
-        handoff,
-        policy,
-        conversation,
-        target,
-        timeout_ms,
-        lines,
-        done,
-        succeeded,
-        failed_step,
-        message,
-        owner,
-        epoch,
-    }
-}
-
 /// A handoff id that no handoff can have is a bad request; one that was not
 /// started here is not found.
 pub(super) async fn progress(
@@ -128,7 +96,7 @@ pub(super) async fn progress(
     folder::check_id("handoff id", &handoff).map_err(bad_request)?;
     let progress = state.handles.handoff.progress(&handoff);
     progress
-        .map(|progress| Json(progress_to_wire(progress)))
+        .map(Json)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no handoff {handoff} started here")))
 }
 
@@ -280,36 +248,5 @@ fn session_to_wire(me: &str, view: ConversationView) -> Session {
         hash,
         peer_hash,
         writable,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_handoffs_progress_has_the_same_json_on_the_wire_as_in_the_store() {
-        let running = Progress {
-            handoff: "a-1".into(),
-            policy: "chats".into(),
-            conversation: "c-1".into(),
-            target: "b".into(),
-            timeout_ms: 30_000,
-            lines: vec!["freeze: the conversation is frozen (marker written, agent told)".into()],
-            owner: "a".into(),
-            epoch: 1,
-            ..Progress::default()
-        };
-        let failed = Progress {
-            done: true,
-            failed_step: Some("barrier".into()),
-            message: Some("handoff failed at the barrier step".into()),
-            ..running.clone()
-        };
-        for progress in [running, failed] {
-            let stored = serde_json::to_value(&progress).unwrap();
-            let sent = serde_json::to_value(progress_to_wire(progress)).unwrap();
-            assert_eq!(sent, stored);
-        }
     }
 }

@@ -584,31 +584,9 @@ pub(crate) struct Session {
 }
 
 /// `POST /api/v1/handoff`'s answer and `GET /api/v1/handoff/{handoff}`: how
-/// a handoff started on this node goes, which `meshctl handoff` follows.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct HandoffProgress {
-    pub handoff: String,
-    pub policy: String,
-    pub conversation: String,
-    pub target: String,
-    /// How long the handoff may take, in milliseconds.
-    #[serde(default)]
-    pub timeout_ms: u64,
-    /// What happened so far, one line per step.
-    pub lines: Vec<String>,
-    pub done: bool,
-    pub succeeded: bool,
-    /// The step that failed: `freeze`, `barrier`, `accept` or `release`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failed_step: Option<String>,
-    /// The outcome in words.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// Who owns the conversation now, at which epoch.
-    pub owner: String,
-    pub epoch: u64,
-}
+/// a handoff started on this node goes, which `meshctl handoff` follows. The
+/// record the store keeps is this shape, so the API sends it as it is.
+pub(crate) use crate::handoff::store::Progress as HandoffProgress;
 
 /// `POST /api/v1/handoff`: hand conversation `id` to `to` (by default the
 /// policy's `defaultTarget`, else the other node), or take it over (`force`).
