@@ -106,6 +106,8 @@ pub(crate) struct Controller {
     restarts_seen: HashMap<String, u32>,
     /// Syncthing's events, told by the follower the SyncFolder reconciler runs.
     syncthing_notices: mpsc::Receiver<Notice>,
+    /// Changes when a peer goes online or offline.
+    reachability: watch::Receiver<u64>,
 }
 
 impl Controller {
@@ -136,6 +138,7 @@ impl Controller {
             pulls: ModelPulls::default(),
             handoff_tasks: TaskSet::default(),
         });
+        let reachability = handles.peers.reachability_changes();
         let shared = Arc::new(Shared::new(node, env, StatusStore::new(stream)));
         let state = ControllerState::load(&state_dir);
         let controller = Controller {
@@ -157,6 +160,7 @@ impl Controller {
             next_resync: Instant::now() + DEFAULT_RESYNC,
             restarts_seen: HashMap::new(),
             syncthing_notices,
+            reachability,
         };
         (controller, outbox)
     }
@@ -201,6 +205,7 @@ impl Controller {
                 Some(change) = self.unit_changes.recv() => self.on_unit_changed(change),
                 Some(finished) = self.reconciles.join_next() => self.on_reconcile_task(finished),
                 Some(notice) = self.syncthing_notices.recv() => self.on_syncthing(notice),
+                Ok(()) = self.reachability.changed() => self.on_reachability_changed(),
                 () = tokio::time::sleep_until(next_due.unwrap_or(self.next_resync)), if next_due.is_some() => {}
                 () = tokio::time::sleep_until(self.next_resync) => {
                     self.next_resync = Instant::now() + self.resync_every;
@@ -280,6 +285,20 @@ impl Controller {
         let Ok(Reconciled { key, result, revision, took }) = finished else { return };
         self.shared.metrics().reconciled(key.kind.as_str(), result.is_ok(), took);
         self.on_reconciled(key, result, &revision);
+    }
+
+    /// A peer went online or offline: who serves each capability and what each
+    /// handoff may do are decided again now, not at their next recheck.
+    fn on_reachability_changed(&mut self) {
+        let Some(applied) = &self.applied else { return };
+        let set = &applied.set;
+        let capabilities = set.capabilities.keys().map(|name| ObjectKey::new(manifest::Kind::Capability, name.clone()));
+        let policies =
+            set.handoff_policies.keys().map(|name| ObjectKey::new(manifest::Kind::HandoffPolicy, name.clone()));
+        let now = Instant::now();
+        for key in capabilities.chain(policies).collect::<Vec<_>>() {
+            self.queue.schedule(key, now);
+        }
     }
 
     /// Syncthing's config or a folder's state changed, or Syncthing is back:

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use crate::manifest::ManifestSet;
 use crate::net::host_port;
@@ -65,12 +66,26 @@ impl PeerState {
 }
 
 /// The table of peers. Cheap to clone; clones share the table.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Peers {
     table: Arc<RwLock<BTreeMap<String, PeerState>>>,
+    /// Counts the times a peer went online or offline, so what depends on
+    /// reachability (a placement, a handoff) is decided again at once.
+    reachability: Arc<watch::Sender<u64>>,
+}
+
+impl Default for Peers {
+    fn default() -> Self {
+        Peers { table: Arc::default(), reachability: Arc::new(watch::channel(0).0) }
+    }
 }
 
 impl Peers {
+    /// Changes each time a peer goes online or offline.
+    pub fn reachability_changes(&self) -> watch::Receiver<u64> {
+        self.reachability.subscribe()
+    }
+
     /// Every peer, by name.
     pub fn all(&self) -> Vec<PeerState> {
         self.read().values().cloned().collect()
@@ -112,8 +127,16 @@ impl Peers {
 
     /// Changes one peer's state, if it is still a peer.
     pub fn update(&self, name: &str, change: impl FnOnce(&mut PeerState)) {
-        if let Some(peer) = self.write().get_mut(name) {
-            change(peer);
+        let reachability_changed = match self.write().get_mut(name) {
+            Some(peer) => {
+                let was_online = peer.online;
+                change(peer);
+                peer.online != was_online
+            }
+            None => false,
+        };
+        if reachability_changed {
+            self.reachability.send_modify(|count| *count += 1);
         }
     }
 
@@ -143,6 +166,22 @@ mod tests {
         peers.set_members(vec![PeerState::new("mini", Some("primary"), "mini.lan", 8000)]);
         assert!(!peers.get("mini").unwrap().online, "new address: probed afresh");
         assert!(peers.get("laptop").is_none(), "no longer a member");
+    }
+
+    #[test]
+    fn going_online_or_offline_is_told_and_nothing_else_is() {
+        let peers = Peers::default();
+        peers.set_members(vec![PeerState::new("mini", None, "mini", 8000)]);
+        let mut changes = peers.reachability_changes();
+        peers.update("mini", |p| p.rtt_ms = Some(1.0));
+        assert!(!changes.has_changed().unwrap());
+        peers.update("mini", |p| p.online = true);
+        assert!(changes.has_changed().unwrap());
+        changes.mark_unchanged();
+        peers.update("mini", |p| p.online = true);
+        assert!(!changes.has_changed().unwrap());
+        peers.update("mini", |p| p.online = false);
+        assert!(changes.has_changed().unwrap());
     }
 
     #[test]

@@ -4,13 +4,13 @@
 //! node-b, follow it to node-a when node-b's endpoint dies, and back when it
 //! returns; `status` and the events say so.
 
-use std::net::{Ipv4Addr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::net::Ipv4Addr;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::support::{Daemon, eventually, free_port_on, http_get_at, python};
+use super::support::{Daemon, Endpoint, eventually, free_port_on, port_free_on_all};
 
 const A: &str = "node-a";
 const B: &str = "node-b";
@@ -20,41 +20,6 @@ const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 /// How soon a placement must follow its endpoint: a recheck every 5 s, a
 /// probe, and slack for a busy machine.
 const SOON: Duration = Duration::from_secs(10);
-
-/// `python3 -m http.server` on `ip:port`, killed when dropped.
-struct Endpoint(Child);
-
-impl Endpoint {
-    fn start(ip: Ipv4Addr, port: u16) -> Endpoint {
-        let child = Command::new(python())
-            .args(["-m", "http.server", &port.to_string(), "--bind", &ip.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 -m http.server starts");
-        let endpoint = Endpoint(child);
-        eventually(&format!("the endpoint on {ip}:{port} answers"), || {
-            (http_get_at(ip, port, "/") == Some(200)).then_some(())
-        });
-        endpoint
-    }
-}
-
-impl Drop for Endpoint {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A port free on both addresses, so both endpoints share it as one
-/// Capability's `endpoint.port`.
-fn port_free_on_both() -> u16 {
-    eventually("a port free on both addresses", || {
-        let port = free_port_on(IP_B);
-        TcpListener::bind((IP_A, port)).is_ok().then_some(port)
-    })
-}
 
 fn manifests(port_a: u16, port_b: u16, endpoint_port: u16) -> String {
     let node = |name: &str, role: &str, ip: Ipv4Addr, port: u16| {
@@ -112,7 +77,7 @@ fn capability_message_once(a: &Daemon, what: &str, says: impl Fn(&str) -> bool) 
 #[test]
 fn the_client_env_follows_the_capability_to_the_fallback_and_back() {
     let (port_a, port_b) = (free_port_on(IP_A), free_port_on(IP_B));
-    let endpoint_port = port_free_on_both();
+    let endpoint_port = port_free_on_all(&[IP_A, IP_B]);
     let mesh = manifests(port_a, port_b, endpoint_port);
     let _endpoint_a = Endpoint::start(IP_A, endpoint_port);
     let endpoint_b = Endpoint::start(IP_B, endpoint_port);

@@ -17,8 +17,8 @@ const PORT: u16 = 7420;
 
 /// How long the link stays cut once both sides see it: several failed probes.
 const HOLD: Duration = Duration::from_secs(12);
-/// How soon a change must show on both sides: the offline backoff is capped at
-/// 5 s, a probe times out after 2 s; the rest is slack for a busy machine.
+/// How soon a change must show on both sides: an offline peer is asked every
+/// second, a probe times out after 1 s; the rest is slack for a busy machine.
 const SOON: Duration = Duration::from_secs(10);
 
 /// The two Nodes, each at its namespace's address.

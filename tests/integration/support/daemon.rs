@@ -59,6 +59,42 @@ pub(crate) fn http_get_at(ip: Ipv4Addr, port: u16, path: &str) -> Option<u16> {
     answer.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// `python3 -m http.server` on `ip:port`: a capability's endpoint on one
+/// node. Killed when dropped.
+pub(crate) struct Endpoint(Child);
+
+impl Endpoint {
+    pub(crate) fn start(ip: Ipv4Addr, port: u16) -> Endpoint {
+        let child = Command::new(python())
+            .args(["-m", "http.server", &port.to_string(), "--bind", &ip.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server starts");
+        let endpoint = Endpoint(child);
+        eventually(&format!("the endpoint on {ip}:{port} answers"), || {
+            (http_get_at(ip, port, "/") == Some(200)).then_some(())
+        });
+        endpoint
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A port free on every address of `ips`, so the endpoints of one Capability
+/// on several nodes share it as its `endpoint.port`.
+pub(crate) fn port_free_on_all(ips: &[Ipv4Addr]) -> u16 {
+    eventually("a port free on every address", || {
+        let port = free_port_on(ips[0]);
+        ips[1..].iter().all(|ip| TcpListener::bind((*ip, port)).is_ok()).then_some(port)
+    })
+}
+
 /// Sends `signal` to the process `pid`, which must exist.
 pub(crate) fn kill(pid: u32, signal: libc::c_int) {
     let target = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
