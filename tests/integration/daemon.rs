@@ -4,6 +4,7 @@
 //! run in parallel. Linux only: they read `/proc`.
 #![cfg(target_os = "linux")]
 
+mod anywhere;
 mod bad_requests;
 mod capability;
 mod doctor;
