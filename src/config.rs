@@ -55,7 +55,8 @@ impl DaemonConfig {
             }
             parsed
         });
-        let git = value("MESH_GIT_REMOTE").map(|remote| {
+        let git = value("MESH_GIT_REMOTE").map(|written| {
+            let remote = git_remote(env, written);
             let interval_text = value("MESH_GIT_INTERVAL").unwrap_or_else(|| "30s".into());
             let interval = DurationSpec::parse(&interval_text).map(|d| d.duration).unwrap_or_else(|error| {
                 problems.push(format!("MESH_GIT_INTERVAL: {error}"));
@@ -80,6 +81,15 @@ impl DaemonConfig {
     }
 }
 
+/// `MESH_GIT_REMOTE`: a relative local path (no URL, no `host:path`) set in
+/// the env file is taken from the env file's folder, as every path there is.
+fn git_remote(env: &NodeEnv, written: String) -> String {
+    if written.contains(':') || Path::new(&written).is_absolute() {
+        return written;
+    }
+    env.path("MESH_GIT_REMOTE").map_or(written, |path| path.display().to_string())
+}
+
 /// Where the API listens when `MESH_LISTEN` is unset: this node's tailnet IPv4
 /// when Tailscale is up, so peers reach it and nothing else does, else
 /// loopback. Never the unspecified address: exposing the API on every
@@ -100,11 +110,11 @@ pub fn client_addr(listen: SocketAddr) -> SocketAddr {
     addr
 }
 
-/// The controller's state folder: `MESH_STATE_DIR`, else the platform's
+/// The controller's state folder: `MESH_STATE_DIR` (relative: from the env
+/// file's folder), else the platform's
 /// (None without a HOME). The daemon and the CLI find it the same way.
 pub fn state_dir(env: &NodeEnv) -> Option<PathBuf> {
-    let set = env.get("MESH_STATE_DIR").map(|s| s.value.trim().to_owned()).filter(|v| !v.is_empty());
-    set.map(PathBuf::from).or_else(default_state_dir)
+    env.path("MESH_STATE_DIR").or_else(default_state_dir)
 }
 
 /// `~/Library/Application Support/agentmesh` on macOS, `$XDG_STATE_HOME/agentmesh`
@@ -128,14 +138,15 @@ pub enum SecretError {
 }
 
 /// Reads a secret from where its reference points: a variable of the node's
-/// environment (`.env` included) or a file (`~/` is the home folder).
+/// environment (`.env` included) or a file (`~/` is the home folder; a
+/// relative path is taken from the env file's folder).
 pub fn resolve_secret(env: &NodeEnv, secret: &SecretRef) -> Result<String, SecretError> {
     match secret {
         SecretRef::Env(name) => {
             env.get(name).map(|setting| setting.value.clone()).ok_or_else(|| SecretError::NotSet { name: name.clone() })
         }
         SecretRef::File(path) => {
-            let path = expand_home(path);
+            let path = env.resolve(&expand_home(path));
             match std::fs::read_to_string(&path) {
                 Ok(text) => Ok(text.trim_end_matches(['\n', '\r']).to_owned()),
                 Err(source) => Err(SecretError::Unreadable { path, source }),
@@ -224,5 +235,38 @@ mod tests {
             unreadable.to_string().starts_with("cannot read secret file /nonexistent/agentmesh-secret: "),
             "{unreadable}"
         );
+    }
+
+    #[test]
+    fn relative_paths_in_the_env_file_are_taken_from_its_folder() {
+        let text = "AGENT_NODE_ID=a\nMESH_STATE_DIR=state\nMESH_MANIFESTS=../shared/m\nMESH_GIT_REMOTE=../mesh.git\n";
+        let file = NodeEnv::from_parts(Some(("/node/.env".into(), text.into())), std::iter::empty()).unwrap();
+        let config = DaemonConfig::from_env(&file).unwrap();
+        assert_eq!(config.state_dir, Path::new("/node/state"));
+        assert_eq!(config.manifests, Path::new("/node/../shared/m"));
+        assert_eq!(config.git.unwrap().remote, "/node/../mesh.git");
+
+        let remotes = [
+            ("/srv/mesh.git", "/srv/mesh.git"),
+            ("git@github.com:me/mesh.git", "git@github.com:me/mesh.git"),
+            ("https://example.com/mesh.git", "https://example.com/mesh.git"),
+            ("mesh.git", "/node/mesh.git"),
+        ];
+        for (written, expected) in remotes {
+            let text = format!("AGENT_NODE_ID=a\nMESH_STATE_DIR=/s\nMESH_GIT_REMOTE={written}\n");
+            let env = NodeEnv::from_parts(Some(("/node/.env".into(), text)), std::iter::empty()).unwrap();
+            assert_eq!(DaemonConfig::from_env(&env).unwrap().git.unwrap().remote, expected, "{written}");
+        }
+
+        let process = env(&[("AGENT_NODE_ID", "a"), ("MESH_STATE_DIR", "state"), ("MESH_GIT_REMOTE", "mesh.git")]);
+        let config = DaemonConfig::from_env(&process).unwrap();
+        assert_eq!(config.state_dir, Path::new("state"), "the process environment's paths stay as written");
+        assert_eq!(config.git.unwrap().remote, "mesh.git");
+
+        let secret_dir = tempfile::tempdir().unwrap();
+        std::fs::write(secret_dir.path().join("key"), "k3y\n").unwrap();
+        let env_file = secret_dir.path().join(".env");
+        let env = NodeEnv::from_parts(Some((env_file, String::new())), std::iter::empty()).unwrap();
+        assert_eq!(resolve_secret(&env, &SecretRef::File("key".into())).ok(), Some("k3y".into()));
     }
 }

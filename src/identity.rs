@@ -1,5 +1,6 @@
 //! The node's identity and settings (design section 2): a `.env` file, then the
-//! process environment, which wins. Every value remembers where it came from, so
+//! process environment, which wins; relative paths in the file are taken from
+//! its folder. Every value remembers where it came from, so
 //! a problem with it can point at its line.
 
 use std::collections::BTreeMap;
@@ -7,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::env_location;
 use crate::manifest::kinds::Role;
 use crate::manifest::{ManifestSet, Pos};
 
@@ -50,14 +52,10 @@ pub struct NodeEnv {
 }
 
 impl NodeEnv {
-    /// Reads `env_file` (which must exist) or, without one, `.env` in the current
-    /// folder if there is one; then overlays the process environment.
+    /// Reads `env_file` (which must exist) or, without one, the `.env` that
+    /// [`env_location::locate`] finds; then overlays the process environment.
     pub fn load(env_file: Option<&Path>) -> Result<NodeEnv, EnvError> {
-        let path = match env_file {
-            Some(path) => Some(path.to_path_buf()),
-            None => Some(PathBuf::from(".env")).filter(|p| p.is_file()),
-        };
-        let file = match path {
+        let file = match env_location::locate(env_file).env_file {
             Some(path) => {
                 let text = std::fs::read_to_string(&path)
                     .map_err(|source| EnvError::Read { path: path.display().to_string(), source })?;
@@ -102,17 +100,34 @@ impl NodeEnv {
         self.settings.get(name)
     }
 
-    /// The manifests folder: `MESH_MANIFESTS`, taken relative to the env file's
-    /// folder when it was set there, else `manifests`.
+    /// The manifests folder: `MESH_MANIFESTS` (see [`NodeEnv::path`]), else
+    /// `./manifests` (`init` always writes `MESH_MANIFESTS`).
     pub fn manifests_dir(&self) -> PathBuf {
-        match self.get(MANIFESTS) {
-            Some(Setting { value, source: Source::EnvFile { .. } }) => self
-                .env_file
-                .as_deref()
-                .and_then(Path::parent)
-                .map_or_else(|| PathBuf::from(value), |dir| dir.join(value)),
-            Some(setting) => PathBuf::from(&setting.value),
-            None => PathBuf::from(DEFAULT_MANIFESTS),
+        self.path(MANIFESTS).unwrap_or_else(|| PathBuf::from(DEFAULT_MANIFESTS))
+    }
+
+    /// A setting that names a path, None when unset or blank. A relative path
+    /// set in the env file is taken from the env file's folder, so that the
+    /// file means the same from any folder; one from the process environment
+    /// from the current folder, as a shell would.
+    pub fn path(&self, name: &str) -> Option<PathBuf> {
+        let setting = self.get(name)?;
+        let value = Path::new(setting.value.trim());
+        if value.as_os_str().is_empty() {
+            return None;
+        }
+        Some(match setting.source {
+            Source::EnvFile { .. } => self.resolve(value),
+            Source::Process => value.to_path_buf(),
+        })
+    }
+
+    /// `path` taken from the env file's folder when it is relative (as
+    /// written without an env file).
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        match self.env_file.as_deref().and_then(Path::parent) {
+            Some(folder) if path.is_relative() => folder.join(path),
+            _ => path.to_path_buf(),
         }
     }
 

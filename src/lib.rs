@@ -12,6 +12,7 @@ mod controller;
 mod daemon;
 mod descriptor_limit;
 pub mod diagnostic;
+mod env_location;
 mod event;
 mod git;
 mod handoff;

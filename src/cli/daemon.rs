@@ -7,6 +7,7 @@ use anyhow::anyhow;
 
 use super::Outcome;
 use crate::config::DaemonConfig;
+use crate::env_location;
 use crate::identity::NodeEnv;
 
 #[derive(Debug, clap::Args)]
@@ -27,8 +28,9 @@ pub(super) struct Args {
 
 pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let env = NodeEnv::load(env_file)?;
+    let located = env_location::locate(env_file);
     let mut config = DaemonConfig::from_env(&env)
-        .map_err(|problems| anyhow!("the node is not configured:\n  {}", problems.join("\n  ")))?;
+        .map_err(|problems| anyhow!("the node is not configured ({located}):\n  {}", problems.join("\n  ")))?;
     if let Some(listen) = args.listen {
         config.listen = Some(listen);
     }
@@ -39,6 +41,7 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
         config.state_dir = state_dir;
     }
     init_logging(args.log_json);
+    tracing::info!("{located}");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(crate::daemon::serve(config, env, env_file.map(Path::to_path_buf)))?;
     Ok(Outcome::Success)

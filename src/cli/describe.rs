@@ -1,7 +1,7 @@
 //! `meshctl describe KIND NAME`: one object's conditions, spec, recent events
 //! and, for a Service, its last output lines.
 
-use super::{Outcome, local_client, runtime, table};
+use super::{Outcome, Target, runtime, table, target_client};
 use std::path::Path;
 
 use crate::identity::NodeEnv;
@@ -11,11 +11,13 @@ pub(super) struct Args {
     /// Node, Service, Capability, SyncFolder, HandoffPolicy or Mesh.
     kind: String,
     name: String,
+    #[command(flatten)]
+    target: Target,
 }
 
 pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let env = &NodeEnv::load(env_file)?;
-    let (client, _) = local_client(env)?;
+    let (client, _) = target_client(env, &args.target)?;
     let described = runtime()?.block_on(client.describe(&args.kind, &args.name))?;
     println!("Kind:  {}", described.kind);
     println!("Name:  {}", described.name);

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{Outcome, Output, local_client, runtime};
+use super::{Outcome, Output, Target, runtime, target_client};
 use crate::api::wire::{Action, Intervention, StreamMessage};
 use crate::client::EventStream;
 use crate::identity::NodeEnv;
@@ -23,11 +23,13 @@ pub(super) struct Args {
     /// Ask the controller to pause or resume reconciles, or to reconcile now.
     #[arg(long, value_enum, value_name = "ACTION")]
     send: Option<Action>,
+    #[command(flatten)]
+    target: Target,
 }
 
 pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let env = &NodeEnv::load(env_file)?;
-    let (client, _) = local_client(env)?;
+    let (client, _) = target_client(env, &args.target)?;
     runtime()?.block_on(async {
         let mut stream = client.events().await?;
         if let Some(action) = args.send {

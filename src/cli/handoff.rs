@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Outcome, local_client, runtime};
+use super::{Outcome, Target, runtime, target_client};
 use crate::api::wire::HandoffRequest;
+use crate::client::ClientError;
 use crate::identity::NodeEnv;
 use crate::manifest::DurationSpec;
 
@@ -33,11 +34,13 @@ pub(super) struct Args {
     /// (only when the policy's allowForce).
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    target: Target,
 }
 
 pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let env = &NodeEnv::load(env_file)?;
-    let (client, _) = local_client(env)?;
+    let (client, _) = target_client(env, &args.target)?;
     let request = HandoffRequest {
         id: args.id.clone(),
         to: args.to,
@@ -47,6 +50,7 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
     runtime()?.block_on(async move {
         let started = match client.handoff(&request).await {
             Ok(started) => started,
+            Err(error @ ClientError::Unreachable { .. }) => return Err(error.into()),
             Err(error) => {
                 eprintln!("handoff of {} refused: {error}", args.id);
                 return Ok(Outcome::Failure);

@@ -17,6 +17,7 @@ use anyhow::Context as _;
 
 use super::Outcome;
 use crate::atomic_file::write_atomic;
+use crate::env_location;
 use crate::identity::{DEFAULT_MANIFESTS, MANIFESTS, NODE_ID, NodeEnv, ROLE};
 use crate::manifest::kinds::Role;
 use crate::manifest::name_problem;
@@ -135,6 +136,13 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
         changed.push(format!("wrote a starter set in {} (this Node and a Mesh)", manifests.display()));
     }
 
+    match env_location::write_context(&env_path) {
+        Ok(Some(context)) => {
+            changed.push(format!("wrote {} (meshctl in any folder uses this node)", context.display()));
+        }
+        Ok(None) => {}
+        Err(error) => eprintln!("warning: {error:#}; meshctl finds this node from its folder or with --env-file"),
+    }
     for warning in warnings(&env_path, &settings) {
         eprintln!("warning: {warning}");
     }

@@ -25,15 +25,20 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::api::wire::MeshNode;
 use crate::api_key;
-use crate::client::ApiClient;
+use crate::client::{ApiClient, ClientError};
 use crate::config::{client_addr, default_listen};
+use crate::diagnostic::did_you_mean;
+use crate::env_location;
 use crate::identity::NodeEnv;
 
 #[derive(Debug, Parser)]
 #[command(name = "meshctl", version, about = "Declarative mesh of your AI agent's machines")]
 struct Cli {
-    /// Read the node's settings from this env file instead of ./.env.
+    /// Read the node's settings from this env file, instead of the `.env` of
+    /// the current folder or the nearest parent that has one, else of the node
+    /// folder named in the context file `init` writes.
     #[arg(long, global = true, value_name = "FILE")]
     env_file: Option<PathBuf>,
 
@@ -127,6 +132,9 @@ pub fn run() -> ExitCode {
         Ok(Outcome::Code(code)) => ExitCode::from(code),
         Err(error) => {
             eprintln!("error: {error:#}");
+            if error.chain().any(|cause| matches!(cause.downcast_ref(), Some(ClientError::Unreachable { .. }))) {
+                eprintln!("  {}", env_location::locate(env_file));
+            }
             ExitCode::from(1)
         }
     }
@@ -134,6 +142,47 @@ pub fn run() -> ExitCode {
 
 /// How long the CLI waits for its own node's controller.
 const LOCAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Which daemon a command asks: this node's, or with `--on`, a peer's.
+#[derive(Debug, clap::Args)]
+pub(super) struct Target {
+    /// Ask NODE's daemon instead of this node's: dialled at the address this
+    /// node's daemon has for it in its peer table, with the mesh key.
+    #[arg(long, value_name = "NODE")]
+    on: Option<String>,
+}
+
+/// A client of the daemon `target` names, and the key for its peers.
+fn target_client(env: &NodeEnv, target: &Target) -> anyhow::Result<(ApiClient, Option<String>)> {
+    let (local, key) = local_client(env)?;
+    let Some(node) = target.on.as_deref() else { return Ok((local, key)) };
+    let peers = runtime()?
+        .block_on(local.mesh())
+        .with_context(|| format!("cannot ask this node's daemon where node {node} is"))?;
+    let view = peer_named(&peers, node)?;
+    if view.this_node {
+        return Ok((local, key));
+    }
+    // A daemon older than `dial` leaves it empty: its Node's own address then.
+    let authority =
+        if view.dial.is_empty() { crate::net::host_port(&view.address, view.api_port) } else { view.dial.clone() };
+    Ok((ApiClient::new(&authority, key.as_deref(), LOCAL_TIMEOUT), key))
+}
+
+/// The node `name` of the local daemon's peer table, or an error listing the
+/// nodes it knows.
+fn peer_named<'a>(peers: &'a [MeshNode], name: &str) -> anyhow::Result<&'a MeshNode> {
+    if let Some(view) = peers.iter().find(|view| view.name == name) {
+        return Ok(view);
+    }
+    let known: Vec<String> = peers
+        .iter()
+        .map(|view| if view.this_node { format!("{} (this node)", view.name) } else { view.name.clone() })
+        .collect();
+    let help =
+        did_you_mean(name, peers.iter().map(|view| view.name.as_str())).map_or_else(String::new, |h| format!("; {h}"));
+    anyhow::bail!("--on {name}: this node's daemon knows no such node; known nodes: {}{help}", known.join(", "))
+}
 
 /// A client of this node's controller, found from the same settings as the
 /// daemon (`MESH_LISTEN`, the key), and the key for its peers.
@@ -187,4 +236,28 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// The daemon keeps ignoring it: a closed socket must not kill it.
 fn restore_default_sigpipe() {
     crate::sys::restore_default_disposition(libc::SIGPIPE);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(name: &str, this_node: bool) -> MeshNode {
+        let json = serde_json::json!({
+            "name": name, "role": "satellite", "address": "127.0.0.9", "apiPort": 8000, "thisNode": this_node,
+        });
+        serde_json::from_value(json).expect("a MeshNode")
+    }
+
+    #[test]
+    fn on_finds_the_node_by_name_or_lists_the_known_ones() {
+        let peers = [view("laptop", true), view("mini", false)];
+        assert_eq!(peer_named(&peers, "mini").unwrap().name, "mini");
+        assert!(peer_named(&peers, "laptop").unwrap().this_node);
+        let error = peer_named(&peers, "minni").unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "--on minni: this node's daemon knows no such node; known nodes: laptop (this node), mini; did you mean \"mini\"?"
+        );
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::{Outcome, local_client, runtime};
+use super::{Outcome, Target, runtime, target_client};
 use crate::identity::NodeEnv;
 
 #[derive(Debug, clap::Args)]
@@ -18,13 +18,15 @@ pub(super) struct Args {
     /// Try this node first; it must be in the capability's placement.
     #[arg(long, value_name = "NODE")]
     prefer: Option<String>,
+    #[command(flatten)]
+    target: Target,
 }
 
 /// Ends with 1 when the endpoint answered with anything but 2xx, as a script
 /// checking the exit code expects; the answer is printed either way.
 pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let env = &NodeEnv::load(env_file)?;
-    let (client, _) = local_client(env)?;
+    let (client, _) = target_client(env, &args.target)?;
     let routed = runtime()?.block_on(client.route(&args.capability, &args.data, args.prefer.as_deref()))?;
     match &routed.body {
         serde_json::Value::String(text) if text.ends_with('\n') => print!("{text}"),

@@ -105,6 +105,11 @@ pub(super) fn install(args: InstallArgs, env_file: Option<&Path>) -> anyhow::Res
     carry_out(&steps, args.dry_run)?;
     if !args.dry_run {
         println!("installed: the controller runs at login ({})", manager_hint(platform));
+        match crate::env_location::write_context(&paths.env_file) {
+            Ok(Some(context)) => println!("wrote {} (meshctl in any folder uses this node)", context.display()),
+            Ok(None) => {}
+            Err(error) => eprintln!("warning: {error:#}; meshctl finds this node from its folder or with --env-file"),
+        }
     }
     Ok(Outcome::Success)
 }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::{Outcome, Output, local_client, runtime, table};
+use super::{Outcome, Output, Target, runtime, table, target_client};
 use crate::api::wire::Session;
 use crate::identity::NodeEnv;
 
@@ -13,11 +13,13 @@ use crate::identity::NodeEnv;
 pub(super) struct Args {
     #[arg(short, long, value_enum, default_value_t)]
     output: Output,
+    #[command(flatten)]
+    target: Target,
 }
 
 pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let env = &NodeEnv::load(env_file)?;
-    let (client, _) = local_client(env)?;
+    let (client, _) = target_client(env, &args.target)?;
     let sessions = runtime()?.block_on(client.sessions())?;
     match args.output {
         Output::Text => print!("{}", render(&sessions)),

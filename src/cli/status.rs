@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Outcome, local_client, runtime, table};
+use super::{Outcome, Target, runtime, table, target_client};
 use crate::api::wire::MeshNode;
 use crate::client::ApiClient;
 use crate::controller::status::{ConditionType, NodeStatus};
@@ -20,6 +20,8 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(2);
 pub(super) struct Args {
     #[arg(short, long, value_enum, default_value_t)]
     output: Format,
+    #[command(flatten)]
+    target: Target,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -37,7 +39,7 @@ struct MeshStatus {
 
 pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let env = &NodeEnv::load(env_file)?;
-    let (client, key) = local_client(env)?;
+    let (client, key) = target_client(env, &args.target)?;
     let rows = runtime()?.block_on(collect(client, key))?;
     match args.output {
         Format::Table => print!("{}", render(&rows)),

@@ -5,6 +5,7 @@
 #![cfg(target_os = "linux")]
 
 mod agreement;
+mod anywhere;
 mod bad_requests;
 mod capability;
 mod doctor;

@@ -391,6 +391,8 @@ fn install_and_uninstall_write_the_file_and_call_the_service_manager() {
     assert!(unit.contains(&format!("--env-file {dir}/.env\n")), "{unit}");
     assert!(!unit.contains("EnvironmentFile"), "{unit}");
     assert_eq!(calls(), "systemctl --user daemon-reload\nsystemctl --user enable --now agentmesh.service\n");
+    let context = std::fs::read_to_string(format!("{home}/.config/agentmesh/context")).expect("the context file");
+    assert_eq!(context, format!("{dir}\n"), "meshctl in any folder uses the installed node");
 
     let run = workspace.run_with_env(&install, &env);
     assert_eq!(run.code, 0, "{run:?}");

@@ -374,7 +374,15 @@ impl Daemon {
 
     /// Runs `meshctl args…` in the workspace, as a user there would.
     pub(crate) fn meshctl(&self, args: &[&str]) -> Run {
-        let output = self.command().args(args).output().expect("meshctl runs");
+        self.meshctl_from(self.dir.path(), &[], args)
+    }
+
+    /// Runs `meshctl args…` in the folder `dir`, with `env` added to the
+    /// workspace's clean environment: the user elsewhere on the machine.
+    pub(crate) fn meshctl_from(&self, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
+        let mut command = self.command();
+        command.current_dir(dir).envs(env.iter().copied());
+        let output = command.args(args).output().expect("meshctl runs");
         Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),

@@ -24,6 +24,9 @@ pub(crate) fn examples_dir() -> PathBuf {
 /// A temporary working folder holding files, where `meshctl` runs.
 pub(crate) struct Workspace {
     dir: TempDir,
+    /// `meshctl`'s config folder (XDG_CONFIG_HOME), so that the context file
+    /// `init` writes is the test's own, never the user's.
+    config: TempDir,
 }
 
 /// What one run of `meshctl` printed and returned.
@@ -36,7 +39,7 @@ pub(crate) struct Run {
 
 impl Workspace {
     pub(crate) fn new() -> Self {
-        Workspace { dir: tempfile::tempdir().expect("temp dir") }
+        Workspace { dir: tempfile::tempdir().expect("temp dir"), config: tempfile::tempdir().expect("temp dir") }
     }
 
     /// Writes `text` to `relative` (folders are created).
@@ -64,7 +67,7 @@ impl Workspace {
 
     pub(crate) fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut command = Command::cargo_bin("meshctl").expect("meshctl is built");
-        command.current_dir(self.dir.path()).args(args);
+        command.current_dir(self.dir.path()).args(args).env("XDG_CONFIG_HOME", self.config.path());
         for name in ["AGENT_NODE_ID", "AGENT_ROLE", "MESH_MANIFESTS", "MESH_PEERS", "MESH_API_KEY"] {
             command.env_remove(name);
         }
