@@ -121,8 +121,9 @@ pub(super) fn read_token(input: TokenInput) -> anyhow::Result<JoinToken> {
 
 /// Asks for the token on the terminal, echo off.
 fn prompt() -> anyhow::Result<String> {
-    eprint!("Join token (from `meshctl join-token` on a node of the mesh; not shown): ");
+    // Off before the prompt shows: what is typed after it is never echoed.
     let _echo_off = crate::sys::stdin_echo_off().context("cannot turn off the terminal's echo")?;
+    eprint!("Join token (from `meshctl join-token` on a node of the mesh; not shown): ");
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).context("cannot read the join token")?;
     Ok(line)
