@@ -35,7 +35,7 @@ pub(super) async fn register(
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "state_unwritable", message)
     })?;
     tracing::info!(peer = name, "a node joined: probing it until the manifests declare it");
-    Ok(Json(PeerRegistered { declared: state.handles.peers.declares(&name), node }))
+    Ok(Json(PeerRegistered { node }))
 }
 
 /// Why a registration is refused.

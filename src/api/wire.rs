@@ -624,7 +624,4 @@ pub(crate) struct PeerRegistration {
 pub(crate) struct PeerRegistered {
     /// The node that took the registration.
     pub node: String,
-    /// Its manifests already declare a Node of that name, which wins over
-    /// the registration.
-    pub declared: bool,
 }

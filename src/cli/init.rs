@@ -163,6 +163,7 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
     let manifests = base.join(settings.get(MANIFESTS).unwrap_or(DEFAULT_MANIFESTS));
     if manifests.exists() {
         check_manifests(&env_path);
+        join::warn_undeclared(&manifests, &members);
     } else {
         let files = starter_manifests(&settings, tailnet().is_some(), &this_address, &members);
         for (relative, text) in &files {

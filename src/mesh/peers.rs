@@ -142,11 +142,6 @@ impl Peers {
         }
     }
 
-    /// Whether the set in force (or `MESH_PEERS`) names `name`.
-    pub fn declares(&self, name: &str) -> bool {
-        self.read().declared.iter().any(|declared| declared == name)
-    }
-
     /// Changes one peer's state, if it is still a peer.
     pub fn update(&self, name: &str, change: impl FnOnce(&mut PeerState)) {
         if let Some(peer) = self.write().peers.get_mut(name) {
@@ -192,10 +187,8 @@ mod tests {
 
         peers.set_members(vec![PeerState::new("mini", Some("primary"), "mini", 8000)]);
         assert!(peers.get("desk").is_some_and(|p| p.online), "a new set without it keeps it, and what was learned");
-        assert!(!peers.declares("desk"));
 
         peers.set_members(vec![PeerState::new("desk", Some("primary"), "desk.lan", 8000)]);
-        assert!(peers.declares("desk"));
         assert_eq!(peers.get("desk").map(|p| p.authority()).as_deref(), Some("desk.lan:8000"), "the set wins");
         assert!(peers.get("mini").is_none());
         peers.join(PeerState::new("desk", None, "10.0.0.10", 8100));

@@ -213,6 +213,24 @@ async fn register_at(node: &MeshNode, key: &str, this: &PeerRegistration) {
     }
 }
 
+/// An existing manifests folder is left as it is: says which nodes of the
+/// mesh it does not declare, since this node stops probing them once it loads.
+pub(super) fn warn_undeclared(manifests: &Path, members: &[Member]) {
+    let Ok((files, problems)) = crate::manifest::loader::load_dir(manifests) else { return };
+    let set = crate::manifest::validate(&files, problems).set;
+    for member in members.iter().filter(|member| !set.nodes.contains_key(&member.name)) {
+        eprintln!(
+            "warning: {} does not declare Node/{} (role {}, address {}, apiPort {}): add it, or this node stops \
+             probing it once the manifests load",
+            manifests.display(),
+            member.name,
+            member.role.as_str(),
+            member.address,
+            member.api_port
+        );
+    }
+}
+
 /// The host a peer dials this node at: the listen address's host unless it
 /// is unspecified (0.0.0.0 or ::), else the tailnet IP, else the host name.
 pub(super) fn reachable_host(

@@ -234,3 +234,17 @@ fn join_alone_on_a_terminal_prompts_for_the_token_and_does_not_echo_it() {
     assert_ne!(settings.c_lflag & libc::ECHO, 0, "echo is back on");
     assert_eq!(env_var(dir.path(), "MESH_API_KEY").as_deref(), Some(Daemon::KEY));
 }
+
+#[test]
+fn a_join_into_existing_manifests_leaves_them_and_names_the_nodes_they_lack() {
+    let a = first_node();
+    let (dir, port) = (tempfile::tempdir().expect("temp dir"), free_port_on(IP_B));
+    let own = node_manifest(B, "satellite", (IP_B, port).into());
+    std::fs::create_dir_all(dir.path().join("manifests")).expect("the manifests folder");
+    std::fs::write(dir.path().join("manifests/node.yaml"), &own).expect("a manifest");
+    let run = join(dir.path(), B, IP_B, port, &join_token(&a));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains(&format!("does not declare Node/{A} (role primary, address {IP_A}")), "{run:?}");
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("manifests")).expect("the folder").collect();
+    assert_eq!(files.len(), 1, "left as it was");
+}
