@@ -32,7 +32,8 @@ const SYNCTHING_API_KEY: &str = "SYNCTHING_API_KEY";
 /// The peers before any set loads: a join writes the token's node there.
 const PEERS: &str = "MESH_PEERS";
 
-/// The settings `init` writes; any other variable of an existing `.env` is kept.
+/// The settings `init` always writes (`MESH_PEERS` too once a join set it);
+/// any other variable of an existing `.env` is kept.
 const MANAGED: [&str; 6] = [NODE_ID, ROLE, API_KEY, LISTEN, MANIFESTS, SYNCTHING_API_KEY];
 
 /// Settings whose values are never printed.
@@ -137,7 +138,7 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
         None => settings.get(NODE_ID).unwrap_or_default().to_owned(),
     };
 
-    if let Some(Outcome::Failure) = refused_differences(&env_path, existing.as_ref(), &settings, args.force) {
+    if refuses_differences(&env_path, existing.as_ref(), &settings, args.force) {
         return Ok(Outcome::Failure);
     }
     let members = match &token {
@@ -193,19 +194,21 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
     Ok(Outcome::Success)
 }
 
-/// Refuses (having said why) settings that differ from an existing `.env`'s
-/// unless `force`: checked before a join registers this node anywhere.
-fn refused_differences(env_path: &Path, old: Option<&Existing>, settings: &Settings, force: bool) -> Option<Outcome> {
-    let differences = differences(old?, settings);
+/// Whether to refuse (having said why) settings that differ from an existing
+/// `.env`'s, as without `force`: checked before a join registers this node
+/// anywhere.
+fn refuses_differences(env_path: &Path, old: Option<&Existing>, settings: &Settings, force: bool) -> bool {
+    let Some(old) = old else { return false };
+    let differences = differences(old, settings);
     if differences.is_empty() || force {
-        return None;
+        return false;
     }
     eprintln!("error: {} already holds other settings; nothing changed:", env_path.display());
     for difference in &differences {
         eprintln!("  {difference}");
     }
     eprintln!("Run again with --force to write the new settings (an existing key is kept unless --api-key is given).");
-    Some(Outcome::Failure)
+    true
 }
 
 /// `MESH_PEERS` of a joining node: the token's node.
