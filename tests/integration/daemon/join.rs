@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::support::{Daemon, eventually, eventually_within, free_port_on, node_manifest};
-use crate::support::Run;
 use crate::support::daemon::{finish, meshctl_in};
+use crate::support::{Run, Workspace};
 
 const A: &str = "node-a";
 const B: &str = "node-b";
@@ -247,4 +247,25 @@ fn a_join_into_existing_manifests_leaves_them_and_names_the_nodes_they_lack() {
     assert!(run.stderr.contains(&format!("does not declare Node/{A} (role primary, address {IP_A}")), "{run:?}");
     let files: Vec<_> = std::fs::read_dir(dir.path().join("manifests")).expect("the folder").collect();
     assert_eq!(files.len(), 1, "left as it was");
+}
+
+#[test]
+fn join_token_takes_another_address_and_needs_a_key() {
+    let key = "0123456789abcdef0123456789abcdef";
+    let env = format!("AGENT_NODE_ID=mini\nAGENT_ROLE=primary\nMESH_API_KEY={key}\nMESH_LISTEN=0.0.0.0:8100\n");
+    let workspace = Workspace::new().file(".env", &env);
+    let run = workspace.run(&["join-token", "--address", "mini.tail1234.ts.net"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let expected =
+        json!({"node": "mini", "role": "primary", "address": "mini.tail1234.ts.net", "apiPort": 8100, "key": key});
+    assert_eq!(fields(run.stdout.trim()), expected);
+
+    let run = workspace.run(&["join-token", "--address", "http://mini/"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("cannot make a join token: its address") && run.stdout.is_empty(), "{run:?}");
+
+    let workspace = Workspace::new().file(".env", "AGENT_NODE_ID=mini\n");
+    let run = workspace.run(&["join-token"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("this node has no mesh API key"), "{run:?}");
 }
