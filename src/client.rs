@@ -7,8 +7,8 @@ use serde::de::DeserializeOwned;
 
 use crate::api::wire::SyncthingDevice;
 use crate::api::wire::{
-    ApplyRequest, ApplyResponse, Describe, ErrorBody, HandoffMessage, Health, MeshNode, ReconcileRequest,
-    ReconcileResponse, RouteCall, Routed, Session,
+    ApplyRequest, ApplyResponse, Describe, ErrorBody, HandoffMessage, Health, MeshNode, PeerRegistered,
+    PeerRegistration, ReconcileRequest, ReconcileResponse, RouteCall, Routed, Session,
 };
 use crate::api::wire::{HandoffProgress, HandoffRequest};
 use crate::controller::status::NodeStatus;
@@ -67,6 +67,11 @@ impl ApiClient {
 
     pub(crate) async fn mesh(&self) -> Result<Vec<MeshNode>, ClientError> {
         self.send(self.http.get(self.url("/api/v1/mesh"))).await
+    }
+
+    /// Tells this node where a joining node's API answers (`POST /api/v1/peers`).
+    pub(crate) async fn register_peer(&self, registration: &PeerRegistration) -> Result<PeerRegistered, ClientError> {
+        self.send(self.http.post(self.url("/api/v1/peers")).json(registration)).await
     }
 
     pub(crate) async fn apply(&self, bundle: Bundle, dry_run: bool) -> Result<ApplyResponse, ClientError> {

@@ -19,6 +19,7 @@ use crate::controller::status::StatusStream;
 use crate::controller::{Controller, Input, Shared};
 use crate::descriptor_limit;
 use crate::identity::NodeEnv;
+use crate::mesh::joined::JoinedPeers;
 use crate::mesh::prober::{self, AppliedRevision, EventSink, HttpProbe, ProberHandles};
 use crate::mesh::router::{self, MeshRouter, SetInForce};
 use crate::reconcile::Handles;
@@ -59,6 +60,7 @@ pub(crate) async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<P
     );
     let (shared, handles) = (controller.shared(), controller.handles());
     seed_peers(&shared, &handles);
+    let joined = Arc::new(JoinedPeers::load(&config.state_dir, handles.peers.clone()));
 
     // The tasks that run until the daemon returns; dropping the set aborts
     // them, on an early error too.
@@ -73,7 +75,7 @@ pub(crate) async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<P
     let folder_keeper = tokio::spawn(keep_state_folder(state_folder, supervisor, stopped.clone()));
     let prober = prober_handles(&shared, &handles, controller.applied_revisions());
     tasks.spawn(prober::run(prober, HttpProbe::default(), stopped.clone()));
-    let router = api_router(&config, shared, handles, inbox.clone(), source.nudge.clone());
+    let router = api_router(&config, shared, handles, joined, inbox.clone(), source.nudge.clone());
     let server = tokio::spawn(api::serve::run(listener, router, max_connections, stopped.clone()));
     tasks.spawn(async move {
         wait_for_signal().await;
@@ -175,6 +177,7 @@ fn api_router(
     config: &DaemonConfig,
     shared: Arc<Shared>,
     handles: Arc<Handles>,
+    joined: Arc<JoinedPeers>,
     inbox: mpsc::Sender<Input>,
     nudge: mpsc::Sender<()>,
 ) -> Router {
@@ -194,6 +197,7 @@ fn api_router(
         nudge: Some(nudge),
         tailscale: tailscale::Connector::default(),
         router: mesh_router,
+        joined,
     })
 }
 

@@ -162,6 +162,36 @@ pub(crate) fn try_reap(pid: u32) -> io::Result<Option<c_int>> {
     }
 }
 
+/// The terminal on standard input with echo turned off, until dropped: what
+/// is typed there (a secret) is not shown.
+pub(crate) struct StdinEchoOff {
+    saved: libc::termios,
+}
+
+/// Turns off echo on the terminal on standard input, a newline still shown;
+/// `ENOTTY` when standard input is no terminal.
+pub(crate) fn stdin_echo_off() -> io::Result<StdinEchoOff> {
+    // SAFETY: termios is plain integers and arrays, for which zero is a valid value.
+    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: tcgetattr writes only into `saved`; descriptor 0 stays open.
+    check(unsafe { libc::tcgetattr(libc::STDIN_FILENO, &mut saved) })?;
+    let mut quiet = saved;
+    quiet.c_lflag &= !libc::ECHO;
+    quiet.c_lflag |= libc::ECHONL;
+    // SAFETY: tcsetattr only reads `quiet`.
+    check(unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &quiet) })?;
+    Ok(StdinEchoOff { saved })
+}
+
+impl Drop for StdinEchoOff {
+    fn drop(&mut self) {
+        // SAFETY: tcsetattr only reads the settings saved before echo went off.
+        unsafe {
+            libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &self.saved);
+        }
+    }
+}
+
 /// A pid as the C calls take it. Pids are positive `pid_t`s that std hands
 /// out as `u32`, so the conversion never wraps.
 fn raw(pid: u32) -> libc::pid_t {

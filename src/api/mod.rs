@@ -13,6 +13,7 @@ mod error;
 mod handoff;
 pub(crate) mod ollama;
 pub(crate) mod passthrough;
+mod peers;
 pub(crate) mod serve;
 mod state;
 pub(crate) mod wire;
@@ -51,6 +52,7 @@ pub(crate) fn router(state: ApiState) -> Router {
     let protected = Router::new()
         .route("/api/v1/status", get(status))
         .route("/api/v1/mesh", get(mesh))
+        .route("/api/v1/peers", post(peers::register))
         .route("/api/v1/apply", post(apply))
         .route("/api/v1/reconcile", post(reconcile_now))
         .route("/api/v1/objects/{kind}/{name}", get(describe))

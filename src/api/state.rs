@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::controller::{Input, Shared};
+use crate::mesh::joined::JoinedPeers;
 use crate::mesh::router::MeshRouter;
 use crate::reconcile::Handles;
 use crate::tailscale;
@@ -26,4 +27,6 @@ pub(crate) struct ApiState {
     /// Asks tailscaled who a caller without the key is.
     pub tailscale: tailscale::Connector,
     pub router: MeshRouter,
+    /// The nodes that joined through `POST /api/v1/peers`.
+    pub joined: Arc<JoinedPeers>,
 }

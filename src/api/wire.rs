@@ -602,3 +602,26 @@ pub(crate) struct HandoffRequest {
     #[serde(default)]
     pub force: bool,
 }
+
+/// `POST /api/v1/peers`: a node that joins the mesh (`meshctl init --join`)
+/// says where its API answers; the node it joins probes it until its
+/// manifests declare a Node of that name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct PeerRegistration {
+    pub name: String,
+    /// `primary` or `satellite`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// A host name or IP the node that takes it can dial.
+    pub address: String,
+    pub api_port: u16,
+}
+
+/// `POST /api/v1/peers`'s answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PeerRegistered {
+    /// The node that took the registration.
+    pub node: String,
+}

@@ -7,6 +7,9 @@
 //! A flag left out keeps the value an existing `.env` holds; the defaults (the
 //! host name, `satellite`, a new key, the Tailscale IP) apply only to settings
 //! the file does not have.
+//!
+//! With `--join`, the key and the first peer come from a join token, which
+//! `join` reads and checks against its node before anything is written here.
 
 use std::fmt::Write as _;
 use std::io::Read as _;
@@ -16,6 +19,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use super::Outcome;
+use super::join::{self, JoinToken, Member};
+use crate::api::wire::PeerRegistration;
 use crate::atomic_file::write_atomic;
 use crate::env_location;
 use crate::identity::{DEFAULT_MANIFESTS, MANIFESTS, NODE_ID, NodeEnv, ROLE};
@@ -25,8 +30,11 @@ use crate::manifest::name_problem;
 const API_KEY: &str = "MESH_API_KEY";
 const LISTEN: &str = "MESH_LISTEN";
 const SYNCTHING_API_KEY: &str = "SYNCTHING_API_KEY";
+/// The peers before any set loads: a join writes the token's node there.
+const PEERS: &str = "MESH_PEERS";
 
-/// The settings `init` writes; any other variable of an existing `.env` is kept.
+/// The settings `init` always writes (`MESH_PEERS` too once a join set it);
+/// any other variable of an existing `.env` is kept.
 const MANAGED: [&str; 6] = [NODE_ID, ROLE, API_KEY, LISTEN, MANIFESTS, SYNCTHING_API_KEY];
 
 /// Settings whose values are never printed.
@@ -40,9 +48,22 @@ pub(super) struct Args {
     /// This node's role (default: satellite).
     #[arg(long, value_enum)]
     role: Option<RoleArg>,
-    /// The mesh API key, the same on every node (default: 32 new random bytes, hex).
+    /// The mesh API key, the same on every node (default: 32 new random bytes,
+    /// hex). `ps` and the shell history show it: prefer --api-key-file or --join.
     #[arg(long, value_name = "KEY", value_parser = parse_api_key)]
     api_key: Option<String>,
+    /// Read the mesh API key from this file (its first line).
+    #[arg(long, value_name = "FILE", conflicts_with = "api_key")]
+    api_key_file: Option<PathBuf>,
+    /// Join a mesh with the token `meshctl join-token` prints on one of its
+    /// nodes: `--join -` reads it from standard input; `--join` alone prompts
+    /// for it (not shown) on a terminal. Never the token itself: `ps` would
+    /// show its key.
+    #[arg(long, value_name = "-", num_args = 0..=1, conflicts_with_all = ["api_key", "api_key_file"])]
+    join: Option<Option<String>>,
+    /// Join a mesh with the token in this file (see --join).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["join", "api_key", "api_key_file"])]
+    join_file: Option<PathBuf>,
     /// Where the mesh API listens (default: the Tailscale IP, port 8000, when
     /// Tailscale is up; else left to the daemon).
     #[arg(long, value_name = "ADDR")]
@@ -83,35 +104,54 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
         Some(path) => Some(syncthing_api_key(path.as_deref())?),
         None => None,
     };
-    let tailnet_ip = std::cell::OnceCell::new();
-    let tailnet = || {
-        *tailnet_ip
-            .get_or_init(|| super::runtime().ok().and_then(|rt| rt.block_on(crate::tailscale::local_tailnet_ipv4())))
+    let token = match join::token_input(args.join.as_ref(), args.join_file.as_deref()) {
+        Ok(input) => input.map(join::read_token).transpose()?,
+        Err(usage) => {
+            eprintln!("error: {usage}");
+            return Ok(Outcome::Code(2));
+        }
     };
+    let api_key = match (&args.api_key, &args.api_key_file, &token) {
+        (Some(key), _, _) => {
+            eprintln!(
+                "warning: a key given with --api-key is visible to every user of this machine in `ps`, and stays in \
+                 the shell history: prefer --api-key-file FILE or --join"
+            );
+            Some(key.clone())
+        }
+        (None, Some(file), _) => Some(read_api_key_file(file)?),
+        (None, None, Some(token)) => Some(token.key.clone()),
+        (None, None, None) => None,
+    };
+    let tailnet_ip = std::cell::OnceCell::new();
+    let tailnet = || *tailnet_ip.get_or_init(join::tailnet_ipv4);
     let wanted = Wanted {
         node: args.node.clone(),
         role: args.role.map(Role::from),
-        api_key: args.api_key.clone(),
+        api_key,
         listen: args.listen.map(|a| a.to_string()),
         syncthing_key,
+        peers: token.as_ref().map(peers_json),
     };
     let settings = settings(&wanted, existing.as_ref(), &tailnet, &hostname_node_name, &generate_api_key)?;
+    let this_address = match &token {
+        Some(_) => join::reachable_host(settings.get(LISTEN).and_then(|l| l.parse().ok()), tailnet, &join::host_name),
+        None => settings.get(NODE_ID).unwrap_or_default().to_owned(),
+    };
+
+    if refuses_differences(&env_path, existing.as_ref(), &settings, args.force) {
+        return Ok(Outcome::Failure);
+    }
+    let members = match &token {
+        Some(token) => join::join(token, &registration(&settings, &this_address))?,
+        None => Vec::new(),
+    };
 
     let mut changed = Vec::new();
     match &existing {
         Some(old) => {
             let differences = differences(old, &settings);
             if !differences.is_empty() {
-                if !args.force {
-                    eprintln!("error: {} already holds other settings; nothing changed:", env_path.display());
-                    for difference in &differences {
-                        eprintln!("  {difference}");
-                    }
-                    eprintln!(
-                        "Run again with --force to write the new settings (an existing key is kept unless --api-key is given)."
-                    );
-                    return Ok(Outcome::Failure);
-                }
                 write_env(&env_path, &settings, old)?;
                 changed.push(format!("updated {} ({})", env_path.display(), differences.join("; ")));
             }
@@ -125,15 +165,17 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
     let manifests = base.join(settings.get(MANIFESTS).unwrap_or(DEFAULT_MANIFESTS));
     if manifests.exists() {
         check_manifests(&env_path);
+        join::warn_undeclared(&manifests, &members);
     } else {
-        let files = starter_manifests(&settings, tailnet().is_some());
+        let files = starter_manifests(&settings, tailnet().is_some(), &this_address, &members);
         for (relative, text) in &files {
             let path = manifests.join(relative);
             std::fs::create_dir_all(path.parent().unwrap_or(&manifests))
                 .with_context(|| format!("cannot create {}", manifests.display()))?;
             std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
         }
-        changed.push(format!("wrote a starter set in {} (this Node and a Mesh)", manifests.display()));
+        let nodes = if members.is_empty() { "this Node" } else { "every Node" };
+        changed.push(format!("wrote a starter set in {} ({nodes} and a Mesh)", manifests.display()));
     }
 
     match env_location::write_context(&env_path) {
@@ -153,8 +195,54 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
             println!("{line}");
         }
     }
-    print!("{}", next_steps(&env_path, &settings));
+    match members.first() {
+        Some(first) => print!("{}", joined_next_steps(&settings, &this_address, first)),
+        None => print!("{}", next_steps(&env_path, &settings)),
+    }
     Ok(Outcome::Success)
+}
+
+/// Whether to refuse (having said why) settings that differ from an existing
+/// `.env`'s, as without `force`: checked before a join registers this node
+/// anywhere.
+fn refuses_differences(env_path: &Path, old: Option<&Existing>, settings: &Settings, force: bool) -> bool {
+    let Some(old) = old else { return false };
+    let differences = differences(old, settings);
+    if differences.is_empty() || force {
+        return false;
+    }
+    eprintln!("error: {} already holds other settings; nothing changed:", env_path.display());
+    for difference in &differences {
+        eprintln!("  {difference}");
+    }
+    eprintln!("Run again with --force to write the new settings (an existing key is kept unless --api-key is given).");
+    true
+}
+
+/// `MESH_PEERS` of a joining node: the token's node.
+fn peers_json(token: &JoinToken) -> String {
+    serde_json::to_string(&[crate::net::host_port(&token.address, token.api_port)]).expect("strings serialize")
+}
+
+/// How the nodes of the mesh reach this one.
+fn registration(settings: &Settings, address: &str) -> PeerRegistration {
+    PeerRegistration {
+        name: settings.get(NODE_ID).unwrap_or_default().to_owned(),
+        role: settings.get(ROLE).map(str::to_owned),
+        address: address.to_owned(),
+        api_port: listen_port(settings),
+    }
+}
+
+fn listen_port(settings: &Settings) -> u16 {
+    settings.get(LISTEN).and_then(|l| l.parse::<SocketAddr>().ok()).map_or(crate::config::DEFAULT_PORT, |a| a.port())
+}
+
+/// `--api-key-file`: the key on the file's first line.
+fn read_api_key_file(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let key = text.lines().next().unwrap_or_default().trim();
+    parse_api_key(key).map_err(|problem| anyhow::anyhow!("{}: {problem}", path.display()))
 }
 
 /// What the user asked for; None where a flag was left out.
@@ -165,6 +253,8 @@ struct Wanted {
     api_key: Option<String>,
     listen: Option<String>,
     syncthing_key: Option<String>,
+    /// `MESH_PEERS`, a JSON list.
+    peers: Option<String>,
 }
 
 /// The variables of an existing `.env`, in the file's order.
@@ -236,6 +326,7 @@ fn settings(
         None => Some(DEFAULT_MANIFESTS.to_owned()),
     };
     let syncthing = wanted.syncthing_key.clone().or_else(|| old(SYNCTHING_API_KEY));
+    let peers = wanted.peers.clone().or_else(|| old(PEERS));
     Ok(Settings {
         values: vec![
             (NODE_ID, Some(node)),
@@ -244,6 +335,7 @@ fn settings(
             (LISTEN, listen),
             (MANIFESTS, manifests),
             (SYNCTHING_API_KEY, syncthing),
+            (PEERS, peers),
         ],
     })
 }
@@ -320,7 +412,16 @@ fn render_env(settings: &Settings, old: &Existing) -> String {
          # apiKey: {env: SYNCTHING_API_KEY}. `meshctl init --syncthing-from-config` reads it\n\
          # from Syncthing's config.xml.\n",
     );
-    let others: Vec<_> = old.vars.iter().filter(|(name, _)| !MANAGED.contains(&name.as_str())).collect();
+    if settings.get(PEERS).is_some() {
+        line(
+            &mut out,
+            PEERS,
+            "# The peers to probe before the manifests load (`meshctl init --join` writes the\n\
+             # node that made the token), as a JSON list of host:port.\n",
+        );
+    }
+    let written = |name: &str| MANAGED.contains(&name) || settings.get(name).is_some();
+    let others: Vec<_> = old.vars.iter().filter(|(name, _)| !written(name)).collect();
     if !others.is_empty() {
         out.push_str("\n# Kept from the previous .env.\n");
         for (name, value) in others {
@@ -343,14 +444,42 @@ fn quote(value: &str) -> String {
     }
 }
 
-/// The starter set: this node's Node and a Mesh whose key is `MESH_API_KEY`.
-fn starter_manifests(settings: &Settings, tailscale: bool) -> Vec<(String, String)> {
+/// The starter set: this node's Node (dialled at `address`), the Nodes of
+/// the mesh it joins, and a Mesh whose key is `MESH_API_KEY`.
+fn starter_manifests(settings: &Settings, tailscale: bool, address: &str, members: &[Member]) -> Vec<(String, String)> {
+    let node = settings.get(NODE_ID).unwrap_or_default();
+    let mesh_yaml = format!(
+        "# Settings for the whole mesh (at most one Mesh), written by `meshctl init`.\n\
+         apiVersion: agentmesh/v1alpha1\n\
+         kind: Mesh\n\
+         metadata:\n  name: mesh\n\
+         spec:\n  auth:\n    \
+         # The shared key of the mesh API; each node reads it from its own .env.\n    \
+         apiKey: {{env: MESH_API_KEY}}\n  \
+         discovery:\n    tailscale: {tailscale}\n"
+    );
+    let mut files = vec![(format!("nodes/{node}.yaml"), this_node_manifest(settings, address))];
+    for member in members {
+        let Member { name, role, address, api_port } = member;
+        let role = role.as_str();
+        let yaml = format!(
+            "# A node of the mesh this one joined, as `meshctl init --join` learned it.\n\
+             apiVersion: agentmesh/v1alpha1\n\
+             kind: Node\n\
+             metadata:\n  name: {name}\n\
+             spec:\n  role: {role}\n  address: {address}\n  apiPort: {api_port}\n"
+        );
+        files.push((format!("nodes/{name}.yaml"), yaml));
+    }
+    files.push(("mesh.yaml".to_owned(), mesh_yaml));
+    files
+}
+
+/// This node's Node manifest, dialled at `address`.
+fn this_node_manifest(settings: &Settings, address: &str) -> String {
     let node = settings.get(NODE_ID).unwrap_or_default();
     let role = settings.get(ROLE).unwrap_or_default();
-    let port = settings
-        .get(LISTEN)
-        .and_then(|l| l.parse::<SocketAddr>().ok())
-        .map_or(crate::config::DEFAULT_PORT, |a| a.port());
+    let port = listen_port(settings);
     let syncthing = if settings.get(SYNCTHING_API_KEY).is_some() {
         format!(
             "  syncthing:\n    apiUrl: http://127.0.0.1:8384\n    apiKey: {{env: SYNCTHING_API_KEY}}\n    \
@@ -363,7 +492,7 @@ fn starter_manifests(settings: &Settings, tailscale: bool) -> Vec<(String, Strin
              #   deviceAddress: tcp://{node}:22000\n"
         )
     };
-    let node_yaml = format!(
+    format!(
         "# This node, written by `meshctl init`. Describe the other node in a file like\n\
          # this one (its name, role and address) and keep this folder in Git.\n\
          apiVersion: agentmesh/v1alpha1\n\
@@ -371,19 +500,25 @@ fn starter_manifests(settings: &Settings, tailscale: bool) -> Vec<(String, Strin
          metadata:\n  name: {node}\n\
          spec:\n  role: {role}\n  \
          # How peers reach this node: its tailnet name or an address.\n  \
-         address: {node}\n  apiPort: {port}\n{syncthing}"
+         address: {address}\n  apiPort: {port}\n{syncthing}"
+    )
+}
+
+/// After a join: this node's manifest for the shared set, and what to run.
+fn joined_next_steps(settings: &Settings, address: &str, first: &Member) -> String {
+    let node = settings.get(NODE_ID).unwrap_or_default();
+    let role = settings.get(ROLE).unwrap_or_default();
+    let first = &first.name;
+    let mut out = format!(
+        "\nThis node: {node} ({role}), joined to {first}, which probes it from now on.\n\
+         Add this Node to the shared manifests (as nodes/{node}.yaml, beside the other nodes'):\n\n"
     );
-    let mesh_yaml = format!(
-        "# Settings for the whole mesh (at most one Mesh), written by `meshctl init`.\n\
-         apiVersion: agentmesh/v1alpha1\n\
-         kind: Mesh\n\
-         metadata:\n  name: mesh\n\
-         spec:\n  auth:\n    \
-         # The shared key of the mesh API; each node reads it from its own .env.\n    \
-         apiKey: {{env: MESH_API_KEY}}\n  \
-         discovery:\n    tailscale: {tailscale}\n"
+    out.push_str(&this_node_manifest(settings, address));
+    out.push_str(
+        "\nNext steps:\n  1. Run the controller at login: `meshctl install-service` (`--dry-run` shows what it does).\n",
     );
-    vec![(format!("nodes/{node}.yaml"), node_yaml), ("mesh.yaml".to_owned(), mesh_yaml)]
+    let _ = writeln!(out, "  2. `meshctl status`: {first} and {node} see each other online within seconds.");
+    out
 }
 
 /// What a kept `.env` may have wrong that `init` does not change by itself.

@@ -10,6 +10,7 @@ mod env;
 mod events;
 mod handoff;
 mod init;
+mod join;
 mod route;
 mod schema;
 mod service;
@@ -78,6 +79,8 @@ enum Command {
     Exec(env::ExecArgs),
     /// Set this node up: write .env (a new API key) and, when missing, starter manifests.
     Init(init::Args),
+    /// Print a one-line token that lets another machine join: `meshctl init --join -` there.
+    JoinToken(join::TokenArgs),
     /// Run this node's controller at login (systemd user unit or LaunchAgent).
     InstallService(service::InstallArgs),
     /// Stop the controller's service and remove it.
@@ -123,6 +126,7 @@ pub fn run() -> ExitCode {
         Command::Env(args) => env::env(args, env_file),
         Command::Exec(args) => env::exec(args, env_file),
         Command::Init(args) => init::run(args, env_file),
+        Command::JoinToken(args) => join::token(args, env_file),
         Command::InstallService(args) => service::install(args, env_file),
         Command::UninstallService(args) => service::uninstall(args),
     };

@@ -2,6 +2,7 @@
 //! the node that serves a capability.
 
 pub mod failover;
+pub mod joined;
 pub mod peers;
 pub mod placement;
 pub mod prober;

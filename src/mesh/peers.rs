@@ -1,7 +1,8 @@
-//! The peers of this node — every other Node of the set in force, and
-//! `MESH_PEERS` before any set loads — and what the prober last learned about
-//! each. Shared by the prober (which writes), the router (which skips peers known
-//! to be down) and the API (which reports them).
+//! The peers of this node — every other Node of the set in force (`MESH_PEERS`
+//! before any set loads), and the nodes that joined through the API until the
+//! set declares them — and what the prober last learned about each. Shared by
+//! the prober (which writes), the router (which skips peers known to be down)
+//! and the API (which reports them).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -68,7 +69,7 @@ impl PeerState {
 /// The table of peers. Cheap to clone; clones share the table.
 #[derive(Clone)]
 pub struct Peers {
-    table: Arc<RwLock<BTreeMap<String, PeerState>>>,
+    table: Arc<RwLock<Table>>,
     /// Counts the times a peer went online or offline, so what depends on
     /// reachability (a placement, a handoff) is decided again at once.
     reachability: Arc<watch::Sender<u64>>,
@@ -80,6 +81,26 @@ impl Default for Peers {
     }
 }
 
+#[derive(Default)]
+struct Table {
+    /// Every peer, declared or joined, by name.
+    peers: BTreeMap<String, PeerState>,
+    /// The names the set in force (or `MESH_PEERS`) declares: they win over a
+    /// joined peer of the same name.
+    declared: Vec<String>,
+    /// The nodes that joined through the API, as they registered.
+    joined: BTreeMap<String, PeerState>,
+}
+
+/// `member`, with what was learned about the peer of that name in `old`
+/// when its address did not change.
+fn keep_learned(old: &mut BTreeMap<String, PeerState>, member: PeerState) -> PeerState {
+    old.remove(&member.name)
+        .filter(|old| old.address == member.address && old.api_port == member.api_port)
+        .map(|old| PeerState { role: member.role.clone(), ..old })
+        .unwrap_or(member)
+}
+
 impl Peers {
     /// Changes each time a peer goes online or offline.
     pub fn reachability_changes(&self) -> watch::Receiver<u64> {
@@ -88,11 +109,11 @@ impl Peers {
 
     /// Every peer, by name.
     pub fn all(&self) -> Vec<PeerState> {
-        self.read().values().cloned().collect()
+        self.read().peers.values().cloned().collect()
     }
 
     pub fn get(&self, name: &str) -> Option<PeerState> {
-        self.read().get(name).cloned()
+        self.read().peers.get(name).cloned()
     }
 
     /// Where `node`'s mesh API answers (`host:port`): as the prober dials it,
@@ -107,27 +128,38 @@ impl Peers {
     /// Whether `name` is a peer that is known to be down. A peer never probed
     /// yet is not known to be down.
     pub fn known_down(&self, name: &str) -> bool {
-        self.read().get(name).is_some_and(|p| !p.online && p.last_error.is_some())
+        self.read().peers.get(name).is_some_and(|p| !p.online && p.last_error.is_some())
     }
 
-    /// Makes the table hold exactly `members` (name, role, address, port),
-    /// keeping what was learned about peers whose address did not change.
+    /// Makes the table hold exactly `members` (name, role, address, port) and
+    /// the joined peers they do not name, keeping what was learned about peers
+    /// whose address did not change.
     pub fn set_members(&self, members: Vec<PeerState>) {
         let mut table = self.write();
-        let mut next = BTreeMap::new();
-        for member in members {
-            let kept = table
-                .remove(&member.name)
-                .filter(|old| old.address == member.address && old.api_port == member.api_port)
-                .map(|old| PeerState { role: member.role.clone(), ..old });
-            next.insert(member.name.clone(), kept.unwrap_or(member));
+        table.declared = members.iter().map(|member| member.name.clone()).collect();
+        let joined: Vec<PeerState> =
+            table.joined.values().filter(|peer| !table.declared.contains(&peer.name)).cloned().collect();
+        let mut old = std::mem::take(&mut table.peers);
+        for member in members.into_iter().chain(joined) {
+            let peer = keep_learned(&mut old, member);
+            table.peers.insert(peer.name.clone(), peer);
         }
-        *table = next;
+    }
+
+    /// Adds (or moves) a node that joined through the API. It is a peer until
+    /// the set in force declares a node of that name, which then wins.
+    pub fn join(&self, member: PeerState) {
+        let mut table = self.write();
+        table.joined.insert(member.name.clone(), member.clone());
+        if !table.declared.contains(&member.name) {
+            let peer = keep_learned(&mut table.peers, member);
+            table.peers.insert(peer.name.clone(), peer);
+        }
     }
 
     /// Changes one peer's state, if it is still a peer.
     pub fn update(&self, name: &str, change: impl FnOnce(&mut PeerState)) {
-        let reachability_changed = match self.write().get_mut(name) {
+        let reachability_changed = match self.write().peers.get_mut(name) {
             Some(peer) => {
                 let was_online = peer.online;
                 change(peer);
@@ -140,11 +172,11 @@ impl Peers {
         }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, PeerState>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Table> {
         self.table.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, PeerState>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Table> {
         self.table.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
@@ -182,6 +214,24 @@ mod tests {
         assert!(!changes.has_changed().unwrap());
         peers.update("mini", |p| p.online = false);
         assert!(changes.has_changed().unwrap());
+    }
+
+    #[test]
+    fn a_joined_peer_stays_until_the_set_declares_its_name() {
+        let peers = Peers::default();
+        peers.set_members(vec![PeerState::new("mini", Some("primary"), "mini", 8000)]);
+        peers.join(PeerState::new("desk", Some("satellite"), "10.0.0.9", 8100));
+        assert_eq!(peers.get("desk").map(|p| p.authority()).as_deref(), Some("10.0.0.9:8100"));
+        peers.update("desk", |p| p.online = true);
+
+        peers.set_members(vec![PeerState::new("mini", Some("primary"), "mini", 8000)]);
+        assert!(peers.get("desk").is_some_and(|p| p.online), "a new set without it keeps it, and what was learned");
+
+        peers.set_members(vec![PeerState::new("desk", Some("primary"), "desk.lan", 8000)]);
+        assert_eq!(peers.get("desk").map(|p| p.authority()).as_deref(), Some("desk.lan:8000"), "the set wins");
+        assert!(peers.get("mini").is_none());
+        peers.join(PeerState::new("desk", None, "10.0.0.10", 8100));
+        assert_eq!(peers.get("desk").map(|p| p.authority()).as_deref(), Some("desk.lan:8000"), "still declared");
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod capability;
 mod doctor;
 mod events;
 mod idle_connections;
+mod join;
 mod loopback;
 mod model_pulls;
 mod output_burst;

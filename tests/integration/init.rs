@@ -435,3 +435,28 @@ fn the_env_example_reads_back_with_mesh_peers_a_json_list() {
     let peers: Vec<String> = serde_json::from_str(&peers).unwrap_or_else(|e| panic!("{peers}: {e}"));
     assert_eq!(peers, ["agent-home-mini:8000"]);
 }
+
+#[test]
+fn a_key_on_the_command_line_is_taken_with_a_warning_and_one_in_a_file_without() {
+    let key = "0123456789abcdef0123456789abcdef";
+    let workspace = Workspace::new();
+    let run = workspace.run(&["init", "--api-key", key]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains("warning:") && run.stderr.contains("visible") && run.stderr.contains("`ps`"),
+        "{run:?}"
+    );
+    assert_eq!(env_var(&workspace.path().join(".env"), "MESH_API_KEY").as_deref(), Some(key));
+
+    let workspace = Workspace::new().file("key.txt", &format!("{key}\n"));
+    let run = workspace.run(&["init", "--api-key-file", "key.txt"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.is_empty(), "no warning: {run:?}");
+    assert_eq!(env_var(&workspace.path().join(".env"), "MESH_API_KEY").as_deref(), Some(key));
+
+    let workspace = Workspace::new().file("key.txt", "short\n");
+    let run = workspace.run(&["init", "--api-key-file", "key.txt"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("key.txt: the key is shorter than 32 characters"), "{run:?}");
+    assert!(!workspace.path().join(".env").exists());
+}

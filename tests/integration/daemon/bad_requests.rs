@@ -157,6 +157,11 @@ async fn call(daemon: &Daemon, method: &str, path: &str, body: &Body) -> Answer 
     Answer { status, content_type, allow, body }
 }
 
+/// A `POST /api/v1/peers` body.
+fn peer(name: &str, address: &str, api_port: u16) -> String {
+    json!({"name": name, "address": address, "apiPort": api_port}).to_string()
+}
+
 #[tokio::test]
 async fn every_route_answers_bad_input_with_a_json_error_and_the_right_status_never_a_500() {
     let (daemon, _peer) = daemon_with_a_peer();
@@ -227,6 +232,13 @@ async fn every_route_answers_bad_input_with_a_json_error_and_the_right_status_ne
         ("POST", "/api/v1/sessions", Body::None, 405, "method_not_allowed", "POST"),
         ("POST", "/api/v1/status", Body::None, 405, "method_not_allowed", "POST"),
         ("PUT", "/api/v1/mesh", Body::None, 405, "method_not_allowed", "PUT"),
+        ("POST", "/api/v1/peers", typed("{"), 400, "bad_request", "EOF"),
+        ("POST", "/api/v1/peers", typed(r#"{"name":"x","address":"a","port":1}"#), 400, "bad_request", "unknown field"),
+        ("POST", "/api/v1/peers", typed(peer("Bad!", "a", 8000)), 400, "bad_request", "cannot name a node"),
+        ("POST", "/api/v1/peers", typed(peer("desk", "http://a/", 8000)), 400, "bad_request", "not a host name"),
+        ("POST", "/api/v1/peers", typed(peer("desk", "a", 0)), 400, "bad_request", "apiPort 0"),
+        ("POST", "/api/v1/peers", typed(peer(NODE, "a", 8000)), 409, "name_taken", "this node's own name"),
+        ("GET", "/api/v1/peers", Body::None, 405, "method_not_allowed", "GET"),
         ("POST", "/api/v1/syncthing/device", Body::None, 405, "method_not_allowed", "POST"),
         ("POST", "/metrics", Body::None, 405, "method_not_allowed", "POST"),
         ("POST", "/mesh/health", Body::None, 405, "method_not_allowed", "POST"),

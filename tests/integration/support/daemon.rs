@@ -322,6 +322,25 @@ impl Daemon {
         self.dir.path()
     }
 
+    /// Starts the daemon on a workspace the test set up as a user does, with
+    /// `meshctl init` (see [`meshctl_in`]): its `.env` is kept as written, and
+    /// must listen on `ip:port`. Returns once its API answers.
+    pub(crate) fn start_in(dir: TempDir, ip: Ipv4Addr, port: u16) -> Daemon {
+        let log = dir.path().join("daemon.log");
+        let mut daemon = Daemon {
+            dir,
+            ip,
+            port,
+            log,
+            child: None,
+            netns: None,
+            process_env: Vec::new(),
+            soft_descriptor_limit: None,
+        };
+        daemon.restart();
+        daemon
+    }
+
     pub(crate) fn port(&self) -> u16 {
         self.port
     }
@@ -541,15 +560,44 @@ impl Daemon {
                 command
             }
         };
+        in_workspace(&mut command, self.dir.path());
+        command.envs(self.process_env.iter().map(|(name, value)| (name, value))).stdin(Stdio::null());
         command
-            .current_dir(self.dir.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("RUST_LOG", "info")
-            .envs(self.process_env.iter().map(|(name, value)| (name, value)))
-            .stdin(Stdio::null());
-        command
+    }
+}
+
+/// Runs in workspace `dir` with a clean environment (but `PATH`), `dir` as
+/// HOME: only the workspace's files configure it.
+fn in_workspace(command: &mut Command, dir: &Path) {
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("RUST_LOG", "info");
+}
+
+/// Starts `meshctl args…` in workspace `dir` as [`Daemon::meshctl`] runs it,
+/// its standard streams piped: for a command that reads standard input
+/// (`init --join -`) before there is a daemon.
+pub(crate) fn meshctl_in(dir: &Path, args: &[&str]) -> Child {
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin("meshctl"));
+    in_workspace(&mut command, dir);
+    command.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command.spawn().expect("meshctl starts")
+}
+
+/// Writes `input` to the standard input of `child` (from [`meshctl_in`]),
+/// closes it, and waits for what it printed.
+pub(crate) fn finish(mut child: Child, input: &str) -> Run {
+    let mut stdin = child.stdin.take().expect("a piped stdin");
+    stdin.write_all(input.as_bytes()).expect("write to meshctl's stdin");
+    drop(stdin);
+    let output = child.wait_with_output().expect("meshctl's output");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
+        stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
     }
 }
 

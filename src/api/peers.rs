@@ -1,0 +1,101 @@
+//! `POST /api/v1/peers`: a node joining the mesh (`meshctl init --join`)
+//! registers where its API answers. The registration is written to the state
+//! folder before it is acknowledged, and the node is probed at once, until
+//! the manifests declare a Node of that name.
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+
+use super::error::{ApiError, bad_request};
+use super::state::ApiState;
+use super::wire::{PeerRegistered, PeerRegistration};
+use crate::manifest::name_problem;
+
+pub(super) async fn register(
+    State(state): State<ApiState>,
+    request: Result<Json<PeerRegistration>, JsonRejection>,
+) -> Result<Json<PeerRegistered>, ApiError> {
+    let Json(registration) = request?;
+    let node = state.shared.node().to_owned();
+    if let Some(problem) = problem(&registration, &node) {
+        return Err(match problem {
+            Problem::ThisNode => ApiError::new(
+                StatusCode::CONFLICT,
+                "name_taken",
+                format!("{node} is this node's own name: give the joining node another (`meshctl init --node NAME`)"),
+            ),
+            Problem::Invalid(message) => bad_request(message),
+        });
+    }
+    let name = registration.name.clone();
+    state.joined.add(registration).await.map_err(|error| {
+        let message = format!("cannot record the peer in the state folder: {error}");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "state_unwritable", message)
+    })?;
+    tracing::info!(peer = name, "a node joined: probing it until the manifests declare it");
+    Ok(Json(PeerRegistered { node }))
+}
+
+/// Why a registration is refused.
+#[derive(Debug, PartialEq)]
+enum Problem {
+    /// It names the node that takes it.
+    ThisNode,
+    Invalid(String),
+}
+
+fn problem(registration: &PeerRegistration, this_node: &str) -> Option<Problem> {
+    let PeerRegistration { name, role, address, api_port } = registration;
+    if let Some(problem) = name_problem(name) {
+        return Some(Problem::Invalid(format!("{name:?} cannot name a node: {problem}")));
+    }
+    if name == this_node {
+        return Some(Problem::ThisNode);
+    }
+    if let Some(role) = role.as_deref().filter(|role| !["primary", "satellite"].contains(role)) {
+        return Some(Problem::Invalid(format!("role {role:?} is neither primary nor satellite")));
+    }
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-._:[]".contains(c);
+    if address.is_empty() || !address.chars().all(plain) {
+        return Some(Problem::Invalid(format!("address {address:?} is not a host name or an IP")));
+    }
+    if *api_port == 0 {
+        return Some(Problem::Invalid("apiPort 0 is not a port".into()));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registrations_are_checked_before_they_are_kept() {
+        let good = PeerRegistration {
+            name: "desk".into(),
+            role: Some("satellite".into()),
+            address: "100.64.0.7".into(),
+            api_port: 8000,
+        };
+        let with = |change: fn(&mut PeerRegistration)| {
+            let mut registration = good.clone();
+            change(&mut registration);
+            problem(&registration, "mini")
+        };
+        assert_eq!(problem(&good, "mini"), None);
+        assert_eq!(with(|r| r.role = None), None);
+        assert_eq!(with(|r| r.address = "fd7a:115c:a1e0::1".into()), None);
+        assert_eq!(with(|r| r.name = "mini".into()), Some(Problem::ThisNode));
+        for (what, refused) in [
+            ("a bad name", with(|r| r.name = "Desk!".into())),
+            ("a bad role", with(|r| r.role = Some("leader".into()))),
+            ("an empty address", with(|r| r.address = String::new())),
+            ("a URL for an address", with(|r| r.address = "http://desk/".into())),
+            ("port 0", with(|r| r.api_port = 0)),
+        ] {
+            assert!(matches!(refused, Some(Problem::Invalid(_))), "{what}: {refused:?}");
+        }
+    }
+}
