@@ -10,6 +10,7 @@ mod env;
 mod events;
 mod handoff;
 mod init;
+mod platform;
 mod route;
 mod schema;
 mod service;
@@ -77,6 +78,8 @@ enum Command {
     InstallService(service::InstallArgs),
     /// Stop the controller's service and remove it.
     UninstallService(service::UninstallArgs),
+    /// The installed controller's service: status, restart, logs.
+    Service(service::ServiceArgs),
 }
 
 /// How a command prints its result.
@@ -120,6 +123,7 @@ pub fn run() -> ExitCode {
         Command::Init(args) => init::run(args, env_file),
         Command::InstallService(args) => service::install(args, env_file),
         Command::UninstallService(args) => service::uninstall(args),
+        Command::Service(args) => service::service(args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

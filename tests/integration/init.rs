@@ -169,6 +169,10 @@ WorkingDirectory={dir}
 # The daemon reads its .env itself (--env-file): loaded here, its keys would
 # reach every Service's environment.
 ExecStart="/opt/agent mesh/bin/meshctl" daemon --env-file {dir}/.env
+# SIGHUP: the daemon reads its .env and the manifests again (`systemctl --user reload`).
+ExecReload=/bin/kill -HUP $MAINPID
+# The PATH the daemon and its Services find programs on (`meshctl doctor` checks them).
+Environment="PATH=/opt/agent mesh/bin:/home/alice/.local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 Restart=on-failure
 RestartSec=5
 StandardOutput=journal
@@ -179,6 +183,7 @@ WantedBy=default.target
 
 run: systemctl --user daemon-reload
 run: systemctl --user enable --now agentmesh.service
+wait until agent-work-laptop's daemon answers http://127.0.0.1:8000/mesh/health (up to 15s), then print `meshctl doctor`'s summary
 "#;
     assert_eq!(run.stdout, expected.replace("{dir}", &dir));
     assert!(!Path::new("/home/alice/.config/systemd/user/agentmesh.service").exists());
@@ -238,6 +243,7 @@ write /Users/alice/Library/LaunchAgents/dev.agentmesh.meshctl.plist:
 </plist>
 
 run: launchctl bootstrap gui/{uid} /Users/alice/Library/LaunchAgents/dev.agentmesh.meshctl.plist
+wait until agent-work-laptop's daemon answers http://127.0.0.1:8000/mesh/health (up to 15s), then print `meshctl doctor`'s summary
 "#;
     // SAFETY: getuid has no preconditions.
     let uid = unsafe { libc::getuid() };
