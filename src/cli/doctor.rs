@@ -642,7 +642,7 @@ fn service_program_checks(set: &ManifestSet, node: &str, env: &NodeEnv) -> Vec<C
                 _ => None,
             };
             let (path, owner) = match own_path {
-                Some(path) => (path, "its own PATH (spec.env)"),
+                Some(path) => (path, "its own PATH in spec.env"),
                 None => (manager_path.as_str(), path_owner(platform)),
             };
             let working_dir = spec.working_dir.as_deref().map(crate::config::expand_home);

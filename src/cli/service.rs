@@ -501,7 +501,7 @@ fn carry_out(steps: &[Step], dry_run: bool) -> anyhow::Result<()> {
             Step::AwaitHealth { api, node, within, env_file } => {
                 let runtime = super::runtime()?;
                 let took = runtime.block_on(await_health(*api, node, *within))?;
-                println!("{node}'s daemon answers at http://{api} ({} after starting it)", whole_ms(took));
+                println!("{node}'s daemon answers at http://{api} (after {})", whole_ms(took));
                 print!("{}", runtime.block_on(super::doctor::summary(env_file)));
             }
         }
