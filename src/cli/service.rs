@@ -154,9 +154,10 @@ pub(super) fn install(args: InstallArgs, env_file: Option<&Path>) -> anyhow::Res
 pub(super) fn service(args: ServiceArgs) -> anyhow::Result<Outcome> {
     let platform = args.platform.unwrap_or_else(Platform::current);
     let argv = manager_argv(platform, &args.action, uid(), &home()?);
-    let status = Command::new(&argv[0]).args(&argv[1..]).status().with_context(|| {
-        format!("cannot run `{}` (is {} this machine's service manager? --platform chooses)", argv[0], argv[0])
-    })?;
+    let status = Command::new(&argv[0])
+        .args(&argv[1..])
+        .status()
+        .with_context(|| format!("cannot run `{}` (--platform chooses the service manager)", shell_words(&argv)))?;
     Ok(match status.code() {
         Some(0) => Outcome::Success,
         Some(code) => Outcome::Code(u8::try_from(code).unwrap_or(1)),
@@ -542,9 +543,9 @@ fn whole_ms(duration: Duration) -> String {
 fn manager_hint(platform: Platform) -> &'static str {
     match platform {
         Platform::Linux => {
-            "logs: journalctl --user -u agentmesh.service; to keep it running while logged out: loginctl enable-linger"
+            "logs: meshctl service logs (the user journal); to keep it running while logged out: loginctl enable-linger"
         }
-        Platform::Macos => "logs in ~/Library/Logs/agentmesh",
+        Platform::Macos => "logs: meshctl service logs (~/Library/Logs/agentmesh)",
     }
 }
 

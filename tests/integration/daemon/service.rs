@@ -180,4 +180,8 @@ fn service_status_restart_and_logs_are_the_service_managers_commands() {
         assert_eq!(ran.code, code, "the service manager's exit code is meshctl's: {args:?} {ran:?}");
         assert_eq!(calls(dir), format!("{argv}\n"), "{args:?}");
     }
+    let without = meshctl(dir, "/nonexistent", &home, &["service", "status", "--platform", "linux"]);
+    assert_eq!(without.code, 1, "{without:?}");
+    let expected = "error: cannot run `systemctl --user status --no-pager agentmesh.service` (--platform chooses the service manager): ";
+    assert!(without.stderr.starts_with(expected), "{without:?}");
 }
