@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use super::platform::{Platform, path_owner, service_path};
 use super::{Outcome, Output};
 use crate::api::wire::{API_VERSION, Health};
 use crate::client::{ApiClient, ClientError};
@@ -19,9 +20,11 @@ use crate::config::{client_addr, default_listen, resolve_secret};
 use crate::controller::status::{ConditionType, NodeStatus};
 use crate::git::Git;
 use crate::identity::{NODE_ID, NodeEnv};
+use crate::manifest::kinds::{EnvValue, NodeSyncthing};
 use crate::manifest::{self, ManifestSet, SecretRef, loader};
 use crate::net::{self, host_port, root_cause};
 use crate::reconcile::capability::{HealthCheck, health_check, health_url, health_url_by_node};
+use crate::supervisor::program;
 use crate::syncthing::{self, SyncthingError};
 use crate::tailscale::{TailnetStatus, TailscaleClient};
 
@@ -99,6 +102,17 @@ fn render(checks: &[Check]) -> String {
     out
 }
 
+/// What `install-service` prints once the daemon answers: how many checks
+/// passed, warned and failed, and the line of each that did not pass.
+pub(super) async fn summary(env_file: &Path) -> String {
+    let checks = all_checks(Some(env_file)).await;
+    let tally = |status: Status| checks.iter().filter(|c| c.status == status).count();
+    let (passed, warned, failed) = (tally(Status::Pass), tally(Status::Warn), tally(Status::Fail));
+    let not_passed: Vec<Check> = checks.into_iter().filter(|c| c.status != Status::Pass).collect();
+    let more = if not_passed.is_empty() { "" } else { "; `meshctl doctor` shows every check" };
+    format!("doctor: {passed} passed, {warned} warned, {failed} failed{more}\n{}", render(&not_passed))
+}
+
 /// Every check, in order: the local ones first, then those that talk to the
 /// daemon, Tailscale, Syncthing and the peers, concurrently.
 async fn all_checks(env_file: Option<&Path>) -> Vec<Check> {
@@ -122,6 +136,7 @@ async fn all_checks(env_file: Option<&Path>) -> Vec<Check> {
         manifests.check(),
         node_check(&env, &manifests.set, node.as_deref()),
     ];
+    checks.extend(service_program_checks(&manifests.set, node.as_deref().unwrap_or_default(), &env));
     if env.get("MESH_GIT_REMOTE").is_some_and(|remote| !remote.value.trim().is_empty()) {
         checks.push(git_check(&git_version().await));
     }
@@ -305,7 +320,7 @@ fn node_check(env: &NodeEnv, set: &ManifestSet, node: Option<&str>) -> Check {
 // --- the API port and the daemon --------------------------------------------------------
 
 /// Where the daemon listens: `MESH_LISTEN`, else the address it would pick.
-async fn listen_addr(env: &NodeEnv) -> Result<SocketAddr, String> {
+pub(super) async fn listen_addr(env: &NodeEnv) -> Result<SocketAddr, String> {
     match env.get("MESH_LISTEN").map(|s| s.value.trim()).filter(|v| !v.is_empty()) {
         Some(text) => text.parse().map_err(|_| format!("MESH_LISTEN \"{text}\" is not an address:port")),
         None => {
@@ -513,11 +528,15 @@ fn tailscale_check(found: &Result<TailnetStatus, String>, required: bool) -> Che
 
 // --- Syncthing --------------------------------------------------------------------------
 
-/// The Syncthing check, when this Node has `spec.syncthing`.
+/// The Syncthing check, when this Node has `spec.syncthing` or a Syncthing
+/// key is set.
 async fn syncthing_check(set: &ManifestSet, node: &str, env: &NodeEnv) -> Option<Check> {
     const NAME: &str = "syncthing";
-    let settings = set.nodes.get(node)?.spec.syncthing.as_ref()?;
-    let url = &settings.api_url.value;
+    let node_settings = set.nodes.get(node).and_then(|n| n.spec.syncthing.as_ref());
+    let key_set = env.get(SYNCTHING_KEY).is_some_and(|key| !key.value.trim().is_empty());
+    let gui_address = env.get(SYNCTHING_GUI_ADDRESS).map(|address| address.value.trim());
+    let settings = syncthing_target(node_settings, key_set, gui_address)?;
+    let url = &settings.api_url;
     let where_key = match &settings.api_key {
         SecretRef::Env(name) => format!("set {name} in .env to"),
         SecretRef::File(path) => format!("write to {path}"),
@@ -542,6 +561,33 @@ async fn syncthing_check(set: &ManifestSet, node: &str, env: &NodeEnv) -> Option
         Ok(Err(error)) => Err(SyncthingProblem::Other(error.to_string())),
     };
     Some(syncthing_verdict(url, &where_key, &found))
+}
+
+/// The key `meshctl init` writes for Syncthing, and the GUI address variable
+/// Syncthing itself reads (`STGUIADDRESS`).
+const SYNCTHING_KEY: &str = "SYNCTHING_API_KEY";
+const SYNCTHING_GUI_ADDRESS: &str = "STGUIADDRESS";
+
+/// Where and with which key doctor asks Syncthing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct SyncthingTarget {
+    api_url: String,
+    api_key: SecretRef,
+}
+
+/// The Node's `spec.syncthing`; without one, a `SYNCTHING_API_KEY` that is
+/// set is still checked (a key kept for later is a key that may be wrong),
+/// at `STGUIADDRESS` or Syncthing's default GUI address.
+fn syncthing_target(node: Option<&NodeSyncthing>, key_set: bool, gui_address: Option<&str>) -> Option<SyncthingTarget> {
+    if let Some(settings) = node {
+        return Some(SyncthingTarget { api_url: settings.api_url.value.clone(), api_key: settings.api_key.clone() });
+    }
+    if !key_set {
+        return None;
+    }
+    let address = gui_address.filter(|a| !a.is_empty()).unwrap_or("127.0.0.1:8384");
+    let api_url = if address.contains("://") { address.to_owned() } else { format!("http://{address}") };
+    Some(SyncthingTarget { api_url, api_key: SecretRef::Env(SYNCTHING_KEY.to_owned()) })
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -571,6 +617,62 @@ fn syncthing_verdict(url: &str, where_key: &str, found: &Result<String, Syncthin
         Err(SyncthingProblem::Other(why)) => {
             Check::fail(NAME, why.clone(), "look at Syncthing's log; meshctl needs its REST API")
         }
+    }
+}
+
+// --- Services' programs --------------------------------------------------------------
+
+/// A `service/<name>` check per Service placed on this node: its program
+/// (`command[0]`) is found on the PATH it will get, which is the one the
+/// service manager gives the daemon (`install-service` writes it) unless the
+/// Service sets its own.
+fn service_program_checks(set: &ManifestSet, node: &str, env: &NodeEnv) -> Vec<Check> {
+    let platform = Platform::current();
+    let binary = std::env::current_exe().unwrap_or_default();
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default();
+    let manager_path = service_path(platform, &binary, &home);
+    let daemon_dir = env.env_file().and_then(Path::parent).map(Path::to_path_buf);
+    let placed = set.services.iter().filter(|(_, service)| set.runs_on(&service.spec, node));
+    placed
+        .map(|(name, service)| {
+            let spec = &service.spec;
+            let program = spec.command.first().map_or("", |word| word.value.as_str());
+            let own_path = match spec.env.get("PATH").map(|value| &value.value) {
+                Some(EnvValue::Text(path)) => Some(path.as_str()),
+                _ => None,
+            };
+            let (path, owner) = match own_path {
+                Some(path) => (path, "its own PATH in spec.env"),
+                None => (manager_path.as_str(), path_owner(platform)),
+            };
+            let working_dir = spec.working_dir.as_deref().map(crate::config::expand_home);
+            let working_dir = match (working_dir, &daemon_dir) {
+                (Some(dir), Some(base)) if dir.is_relative() => Some(base.join(dir)),
+                (dir, _) => dir,
+            };
+            let found = program::find(program, path.as_ref(), working_dir.as_deref(), program::is_executable);
+            program_verdict(name, program, found.as_deref(), owner, path)
+        })
+        .collect()
+}
+
+fn program_verdict(service: &str, program: &str, found: Option<&Path>, owner: &str, path: &str) -> Check {
+    let check = format!("service/{service}");
+    match found {
+        Some(file) if file == Path::new(program) => {
+            Check::pass(&check, format!("Service/{service}: `{program}` is there"))
+        }
+        Some(file) => Check::pass(&check, format!("Service/{service}: `{program}` is {} on {owner}", file.display())),
+        None if program.contains('/') => Check::fail(
+            &check,
+            format!("Service/{service}: `{program}` does not exist or is not executable"),
+            "install it there, or correct the Service's command",
+        ),
+        None => Check::fail(
+            &check,
+            format!("Service/{service}: `{program}` not found on {owner} ({path})"),
+            "install it into one of those folders, or give its full path as the Service's command[0]",
+        ),
     }
 }
 
@@ -1080,6 +1182,63 @@ mod tests {
         let none = capability_verdict("llm", None, None, None, Some("no node can serve it: mini is offline".into()));
         assert_eq!(none.message, "no node can serve it: mini is offline");
         assert_eq!(capability_verdict("llm", None, None, None, None).message, "no node serves it yet");
+    }
+
+    #[test]
+    fn a_services_program_passes_where_it_is_found_and_fails_named_where_not() {
+        let owner = "the LaunchAgent's PATH";
+        let path = "/usr/bin:/bin";
+        let table = [
+            (
+                "ollama",
+                Some("/opt/homebrew/bin/ollama"),
+                Status::Pass,
+                "Service/ollama: `ollama` is /opt/homebrew/bin/ollama on the LaunchAgent's PATH",
+            ),
+            (
+                "ollama",
+                None,
+                Status::Fail,
+                "Service/ollama: `ollama` not found on the LaunchAgent's PATH (/usr/bin:/bin)",
+            ),
+            ("/opt/ollama", Some("/opt/ollama"), Status::Pass, "Service/ollama: `/opt/ollama` is there"),
+            ("/opt/ollama", None, Status::Fail, "Service/ollama: `/opt/ollama` does not exist or is not executable"),
+        ];
+        for (program, found, status, message) in table {
+            let check = program_verdict("ollama", program, found.map(Path::new), owner, path);
+            assert_eq!(check.name, "service/ollama");
+            assert_eq!((check.status, check.message.as_str()), (status, message));
+            assert_eq!(check.fix.is_some(), status == Status::Fail, "{check:?}");
+        }
+    }
+
+    #[test]
+    fn syncthing_is_checked_for_the_node_or_wherever_a_key_is_set() {
+        use crate::manifest::Located;
+        let settings = NodeSyncthing {
+            api_url: Located::new("http://127.0.0.1:9000".into(), Default::default()),
+            api_key: SecretRef::File("~/st.key".into()),
+            device_address: Located::new("dynamic".into(), Default::default()),
+        };
+        let target = |url: &str, key: SecretRef| Some(SyncthingTarget { api_url: url.into(), api_key: key });
+        let env_key = || SecretRef::Env("SYNCTHING_API_KEY".into());
+        let table = [
+            (Some(&settings), false, None, target("http://127.0.0.1:9000", SecretRef::File("~/st.key".into()))),
+            (
+                Some(&settings),
+                true,
+                Some("127.0.0.1:1"),
+                target("http://127.0.0.1:9000", SecretRef::File("~/st.key".into())),
+            ),
+            (None, true, None, target("http://127.0.0.1:8384", env_key())),
+            (None, true, Some(""), target("http://127.0.0.1:8384", env_key())),
+            (None, true, Some("127.0.0.1:28384"), target("http://127.0.0.1:28384", env_key())),
+            (None, true, Some("https://st.local:8384"), target("https://st.local:8384", env_key())),
+            (None, false, Some("127.0.0.1:28384"), None),
+        ];
+        for (node, key_set, gui, expected) in table {
+            assert_eq!(syncthing_target(node, key_set, gui), expected, "{node:?} {key_set} {gui:?}");
+        }
     }
 
     #[test]

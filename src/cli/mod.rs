@@ -11,6 +11,7 @@ mod events;
 mod handoff;
 mod init;
 mod join;
+mod platform;
 mod route;
 mod schema;
 mod service;
@@ -85,6 +86,8 @@ enum Command {
     InstallService(service::InstallArgs),
     /// Stop the controller's service and remove it.
     UninstallService(service::UninstallArgs),
+    /// The installed controller's service: status, restart, logs.
+    Service(service::ServiceArgs),
 }
 
 /// How a command prints its result.
@@ -129,6 +132,7 @@ pub fn run() -> ExitCode {
         Command::JoinToken(args) => join::token(args, env_file),
         Command::InstallService(args) => service::install(args, env_file),
         Command::UninstallService(args) => service::uninstall(args),
+        Command::Service(args) => service::service(args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

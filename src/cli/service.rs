@@ -1,15 +1,23 @@
-//! `meshctl install-service` and `uninstall-service`: run this node's controller
-//! at login, as a systemd user unit on Linux or a LaunchAgent on macOS. The
-//! files are rendered by pure functions; the steps (folders, the file, the
-//! service manager's commands) are listed, then printed (`--dry-run`) or done.
+//! `meshctl install-service`, `uninstall-service` and `service status|restart|logs`:
+//! run this node's controller at login, as a systemd user unit on Linux or a
+//! LaunchAgent on macOS, and look after it. The files are rendered by pure
+//! functions; the steps (folders, the file, the service manager's commands,
+//! waiting for the daemon's health) and each `service` verb's command line are
+//! planned purely, then printed (`--dry-run`) or done.
 
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 
 use super::Outcome;
+use super::platform::{Platform, service_path};
+use crate::client::ApiClient;
+use crate::config::client_addr;
+use crate::identity::{NODE_ID, NodeEnv};
 
 /// The systemd unit's name and the LaunchAgent's label.
 pub(super) const UNIT_NAME: &str = "agentmesh.service";
@@ -26,6 +34,36 @@ pub(super) struct InstallArgs {
     /// The meshctl the service runs (default: this one). For tests.
     #[arg(long, hide = true, value_name = "PATH")]
     binary: Option<PathBuf>,
+    /// How long to wait for the started daemon to answer its health.
+    #[arg(long, hide = true, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "15s")]
+    wait: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct ServiceArgs {
+    #[command(subcommand)]
+    action: ServiceAction,
+    /// The service manager to ask (default: this machine's).
+    #[arg(long, value_enum, global = true)]
+    platform: Option<Platform>,
+}
+
+/// What `meshctl service` asks of the service manager.
+#[derive(Clone, Debug, PartialEq, Eq, clap::Subcommand)]
+pub(super) enum ServiceAction {
+    /// Whether the controller's service runs (systemctl status, launchctl print).
+    Status,
+    /// Restart the controller (systemctl restart, launchctl kickstart -k).
+    Restart,
+    /// The controller's log: the user journal on Linux, the LaunchAgent's log files on macOS.
+    Logs {
+        /// Keep printing new lines as they come.
+        #[arg(short, long)]
+        follow: bool,
+        /// How many of the last lines to print first.
+        #[arg(short = 'n', long, default_value_t = 100)]
+        lines: u32,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -36,20 +74,6 @@ pub(super) struct UninstallArgs {
     /// The service manager to remove from (default: this machine's).
     #[arg(long, value_enum)]
     platform: Option<Platform>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub(super) enum Platform {
-    /// launchd, a LaunchAgent in ~/Library/LaunchAgents.
-    Macos,
-    /// systemd, a user unit in ~/.config/systemd/user.
-    Linux,
-}
-
-impl Platform {
-    fn current() -> Platform {
-        if cfg!(target_os = "macos") { Platform::Macos } else { Platform::Linux }
-    }
 }
 
 /// The absolute paths a service definition names.
@@ -79,6 +103,21 @@ pub(super) enum Step {
         argv: Vec<String>,
         may_fail: bool,
     },
+    /// Wait up to `within` until this node's daemon answers `/mesh/health` at
+    /// `api`, then print `doctor`'s summary for `env_file`.
+    AwaitHealth {
+        api: SocketAddr,
+        node: String,
+        within: Duration,
+        env_file: PathBuf,
+    },
+}
+
+/// The daemon the service runs, as its `.env` says: who it is and where it listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct ServiceDaemon {
+    pub node: String,
+    pub api: SocketAddr,
 }
 
 pub(super) fn install(args: InstallArgs, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
@@ -93,9 +132,10 @@ pub(super) fn install(args: InstallArgs, env_file: Option<&Path>) -> anyhow::Res
     }
     let working_dir = env_file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
     let paths = ServicePaths { binary, env_file, working_dir, home: home()? };
+    let daemon = super::runtime()?.block_on(service_daemon(&paths.env_file))?;
     let location = service_file(platform, &paths.home);
     let previous = std::fs::read_to_string(&location).ok();
-    let steps = install_steps(platform, &paths, previous.as_deref(), uid())?;
+    let steps = install_steps(platform, &paths, &daemon, args.wait, previous.as_deref(), uid())?;
     if !args.dry_run && is_build_output(&paths.binary) {
         eprintln!(
             "warning: the service will run {}, a build output; `cargo install --path .` gives it a lasting path",
@@ -112,6 +152,60 @@ pub(super) fn install(args: InstallArgs, env_file: Option<&Path>) -> anyhow::Res
         }
     }
     Ok(Outcome::Success)
+}
+
+/// `meshctl service status|restart|logs`: the service manager's own command,
+/// its output and exit code passed through.
+pub(super) fn service(args: ServiceArgs) -> anyhow::Result<Outcome> {
+    let platform = args.platform.unwrap_or_else(Platform::current);
+    let argv = manager_argv(platform, &args.action, uid(), &home()?);
+    let status = Command::new(&argv[0])
+        .args(&argv[1..])
+        .status()
+        .with_context(|| format!("cannot run `{}` (--platform chooses the service manager)", shell_words(&argv)))?;
+    Ok(match status.code() {
+        Some(0) => Outcome::Success,
+        Some(code) => Outcome::Code(u8::try_from(code).unwrap_or(1)),
+        None => Outcome::Failure,
+    })
+}
+
+/// The command line behind a `meshctl service` verb.
+pub(super) fn manager_argv(platform: Platform, action: &ServiceAction, uid: u32, home: &Path) -> Vec<String> {
+    let target = format!("gui/{uid}/{LAUNCHD_LABEL}");
+    match (platform, action) {
+        (Platform::Linux, ServiceAction::Status) => argv(&["systemctl", "--user", "status", "--no-pager", UNIT_NAME]),
+        (Platform::Linux, ServiceAction::Restart) => argv(&["systemctl", "--user", "restart", UNIT_NAME]),
+        (Platform::Linux, ServiceAction::Logs { follow, lines }) => {
+            let lines = lines.to_string();
+            let mut words = argv(&["journalctl", "--user", "-u", UNIT_NAME, "--no-pager", "-n", &lines]);
+            if *follow {
+                words.push("-f".into());
+            }
+            words
+        }
+        (Platform::Macos, ServiceAction::Status) => argv(&["launchctl", "print", &target]),
+        (Platform::Macos, ServiceAction::Restart) => argv(&["launchctl", "kickstart", "-k", &target]),
+        (Platform::Macos, ServiceAction::Logs { follow, lines }) => {
+            let mut words = argv(&["tail", "-n", &lines.to_string()]);
+            if *follow {
+                words.push("-F".into());
+            }
+            let logs = launchd_log_dir(home);
+            words.extend([LAUNCHD_STDOUT, LAUNCHD_STDERR].map(|file| path_string(&logs.join(file))));
+            words
+        }
+    }
+}
+
+/// Who the service's daemon is and where it listens, from its `.env`.
+async fn service_daemon(env_file: &Path) -> anyhow::Result<ServiceDaemon> {
+    let env = NodeEnv::load(Some(env_file)).with_context(|| format!("cannot read {}", env_file.display()))?;
+    let node = env.get(NODE_ID).map(|s| s.value.trim().to_owned()).filter(|v| !v.is_empty());
+    let node = node.ok_or_else(|| anyhow!("{NODE_ID} is not set in {}", env_file.display()))?;
+    let listen =
+        super::doctor::listen_addr(&env).await.map_err(|problem| anyhow!("{}: {problem}", env_file.display()))?;
+    Ok(ServiceDaemon { node, api: client_addr(listen) })
 }
 
 pub(super) fn uninstall(args: UninstallArgs) -> anyhow::Result<Outcome> {
@@ -153,6 +247,8 @@ pub(super) fn launchd_log_dir(home: &Path) -> PathBuf {
 pub(super) fn install_steps(
     platform: Platform,
     paths: &ServicePaths,
+    daemon: &ServiceDaemon,
+    wait: Duration,
     previous: Option<&str>,
     uid: u32,
 ) -> anyhow::Result<Vec<Step>> {
@@ -184,6 +280,12 @@ pub(super) fn install_steps(
             steps.push(Step::Run { argv, may_fail: false });
         }
     }
+    steps.push(Step::AwaitHealth {
+        api: daemon.api,
+        node: daemon.node.clone(),
+        within: wait,
+        env_file: paths.env_file.clone(),
+    });
     Ok(steps)
 }
 
@@ -208,7 +310,7 @@ pub(super) fn uninstall_steps(platform: Platform, file: &Path, uid: u32) -> Vec<
 /// The systemd user unit. Paths are written as systemd reads them: `%`
 /// doubled everywhere, and `ExecStart`'s words quoted when they need it.
 pub(super) fn systemd_unit(paths: &ServicePaths) -> anyhow::Result<String> {
-    for path in [&paths.binary, &paths.env_file, &paths.working_dir] {
+    for path in [&paths.binary, &paths.env_file, &paths.working_dir, &paths.home] {
         let text = path_string(path);
         if text.contains(['\n', '\r']) || text.trim() != text {
             bail!("{text:?} cannot be written in a systemd unit (a line break, or spaces at an end)");
@@ -232,6 +334,10 @@ pub(super) fn systemd_unit(paths: &ServicePaths) -> anyhow::Result<String> {
          # The daemon reads its .env itself (--env-file): loaded here, its keys would\n\
          # reach every Service's environment.\n\
          ExecStart={exec}\n\
+         # SIGHUP: the daemon reads its .env and the manifests again (`systemctl --user reload`).\n\
+         ExecReload=/bin/kill -HUP $MAINPID\n\
+         # The PATH the daemon and its Services find programs on (`meshctl doctor` checks them).\n\
+         Environment={path}\n\
          Restart=on-failure\n\
          RestartSec=5\n\
          StandardOutput=journal\n\
@@ -240,6 +346,7 @@ pub(super) fn systemd_unit(paths: &ServicePaths) -> anyhow::Result<String> {
          [Install]\n\
          WantedBy=default.target\n",
         systemd_specifiers(&path_string(&paths.working_dir)),
+        path = systemd_assignment(&format!("PATH={}", service_path(Platform::Linux, &paths.binary, &paths.home))),
     ))
 }
 
@@ -299,26 +406,15 @@ pub(super) fn launchd_plist(paths: &ServicePaths) -> String {
          </plist>\n",
         label = string(LAUNCHD_LABEL),
         working_dir = string(&path_string(&paths.working_dir)),
-        path = string(&launchd_path(&paths.binary)),
-        stdout = string(&path_string(&log_dir.join("meshctl.log"))),
-        stderr = string(&path_string(&log_dir.join("meshctl.err.log"))),
+        path = string(&service_path(Platform::Macos, &paths.binary, &paths.home)),
+        stdout = string(&path_string(&log_dir.join(LAUNCHD_STDOUT))),
+        stderr = string(&path_string(&log_dir.join(LAUNCHD_STDERR))),
     )
 }
 
-/// launchd's own PATH is `/usr/bin:/bin:/usr/sbin:/sbin`; Services the
-/// controller starts (ollama from Homebrew) need more: meshctl's folder first.
-fn launchd_path(binary: &Path) -> String {
-    let mut folders: Vec<String> = Vec::new();
-    if let Some(dir) = binary.parent() {
-        folders.push(path_string(dir));
-    }
-    for dir in ["/opt/homebrew/bin", "/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"] {
-        if !folders.iter().any(|f| f == dir) {
-            folders.push(dir.to_owned());
-        }
-    }
-    folders.join(":")
-}
+/// The LaunchAgent's output files, in [`launchd_log_dir`].
+const LAUNCHD_STDOUT: &str = "meshctl.log";
+const LAUNCHD_STDERR: &str = "meshctl.err.log";
 
 /// `&`, `<`, `>`, `"` and `'` as XML entities.
 pub(super) fn xml_escape(text: &str) -> String {
@@ -339,6 +435,16 @@ pub(super) fn xml_escape(text: &str) -> String {
 /// A value with systemd's specifiers (`%x`) made literal.
 fn systemd_specifiers(text: &str) -> String {
     text.replace('%', "%%")
+}
+
+/// An `Environment=` assignment: specifiers made literal, and quoted (C
+/// escapes inside) when it holds a space, a quote or a backslash.
+fn systemd_assignment(assignment: &str) -> String {
+    let text = systemd_specifiers(assignment);
+    if !text.contains(|c: char| c.is_whitespace() || "\"'\\".contains(c)) {
+        return text;
+    }
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// One word of `ExecStart`: specifiers and `$` made literal, and quoted (C
@@ -363,6 +469,10 @@ fn carry_out(steps: &[Step], dry_run: bool) -> anyhow::Result<()> {
                     let note = if *may_fail { "  (a failure means it was not loaded and is ignored)" } else { "" };
                     println!("run: {}{note}", shell_words(argv));
                 }
+                Step::AwaitHealth { api, node, within, .. } => println!(
+                    "wait until {node}'s daemon answers http://{api}/mesh/health (up to {}), then print `meshctl doctor`'s summary",
+                    humantime::format_duration(*within)
+                ),
             }
         }
         return Ok(());
@@ -394,17 +504,53 @@ fn carry_out(steps: &[Step], dry_run: bool) -> anyhow::Result<()> {
                     return Err(anyhow!("`{}` failed ({status})", shell_words(argv)));
                 }
             }
+            Step::AwaitHealth { api, node, within, env_file } => {
+                let runtime = super::runtime()?;
+                let took = runtime.block_on(await_health(*api, node, *within))?;
+                println!("{node}'s daemon answers at http://{api} (after {})", whole_ms(took));
+                print!("{}", runtime.block_on(super::doctor::summary(env_file)));
+            }
         }
     }
     Ok(())
 }
 
+/// How often the installer asks the daemon for its health while it starts.
+const HEALTH_POLL: Duration = Duration::from_millis(100);
+
+/// Waits until `node`'s daemon answers its health at `api`; how long it took.
+async fn await_health(api: SocketAddr, node: &str, within: Duration) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let client = ApiClient::new(&api.to_string(), None, HEALTH_POLL.max(Duration::from_secs(1)));
+    loop {
+        let problem = match client.health().await {
+            Ok(health) if health.node == node => return Ok(started.elapsed()),
+            Ok(health) => format!("it answers as Node {}, not {node}", health.node),
+            Err(error) => error.to_string(),
+        };
+        if started.elapsed() >= within {
+            bail!(
+                "the service is installed, but {node}'s daemon does not answer http://{api}/mesh/health after {}: {problem}; \
+                 `meshctl service status` and `meshctl service logs` show why",
+                humantime::format_duration(within)
+            );
+        }
+        tokio::time::sleep(HEALTH_POLL).await;
+    }
+}
+
+/// A duration to the millisecond, `1.234s`.
+fn whole_ms(duration: Duration) -> String {
+    humantime::format_duration(Duration::from_millis(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)))
+        .to_string()
+}
+
 fn manager_hint(platform: Platform) -> &'static str {
     match platform {
         Platform::Linux => {
-            "logs: journalctl --user -u agentmesh.service; to keep it running while logged out: loginctl enable-linger"
+            "logs: meshctl service logs (the user journal); to keep it running while logged out: loginctl enable-linger"
         }
-        Platform::Macos => "logs in ~/Library/Logs/agentmesh",
+        Platform::Macos => "logs: meshctl service logs (~/Library/Logs/agentmesh)",
     }
 }
 
@@ -502,18 +648,90 @@ mod tests {
         assert!(plist.contains("<string>/opt/agent mesh/bin:/opt/homebrew/bin:/usr/local/bin:"), "{plist}");
     }
 
+    fn daemon() -> ServiceDaemon {
+        ServiceDaemon { node: "laptop".into(), api: "127.0.0.1:8000".parse().unwrap() }
+    }
+
+    fn steps(platform: Platform, previous: Option<&str>) -> Vec<Step> {
+        install_steps(platform, &paths(), &daemon(), Duration::from_secs(15), previous, 501).expect("steps")
+    }
+
+    /// The steps before the wait for the daemon's health, which is always last.
+    fn before_the_wait(mut steps: Vec<Step>) -> Vec<Step> {
+        let wait = Step::AwaitHealth {
+            api: daemon().api,
+            node: "laptop".into(),
+            within: Duration::from_secs(15),
+            env_file: paths().env_file,
+        };
+        assert_eq!(steps.pop(), Some(wait));
+        steps
+    }
+
     #[test]
     fn reinstalling_a_changed_unit_restarts_it_and_a_launch_agent_is_booted_out_first() {
-        let linux = install_steps(Platform::Linux, &paths(), Some("old"), 501).expect("steps");
+        let linux = before_the_wait(steps(Platform::Linux, Some("old")));
         assert_eq!(linux.last(), Some(&run(&["systemctl", "--user", "restart", UNIT_NAME])));
         let unchanged = systemd_unit(&paths()).expect("unit");
-        let linux = install_steps(Platform::Linux, &paths(), Some(&unchanged), 501).expect("steps");
+        let linux = before_the_wait(steps(Platform::Linux, Some(&unchanged)));
         assert_eq!(linux.last(), Some(&run(&["systemctl", "--user", "enable", "--now", UNIT_NAME])));
-        let mac = install_steps(Platform::Macos, &paths(), Some("old"), 501).expect("steps");
+        let mac = before_the_wait(steps(Platform::Macos, Some("old")));
         assert!(mac.contains(&Step::Run {
             argv: argv(&["launchctl", "bootout", "gui/501/dev.agentmesh.meshctl"]),
             may_fail: true
         }));
+    }
+
+    #[test]
+    fn every_install_ends_waiting_for_the_daemons_health() {
+        for platform in [Platform::Linux, Platform::Macos] {
+            for previous in [None, Some("old")] {
+                let steps = before_the_wait(steps(platform, previous));
+                assert!(!steps.iter().any(|step| matches!(step, Step::AwaitHealth { .. })), "{steps:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_unit_reloads_with_sighup_and_sets_the_path_it_gives_services() {
+        let unit = systemd_unit(&paths()).expect("unit");
+        assert!(unit.contains("\nExecReload=/bin/kill -HUP $MAINPID\n"), "{unit}");
+        let path = "\"PATH=/opt/agent mesh/bin:/home/al%%ice/.local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"";
+        assert!(unit.contains(&format!("\nEnvironment={path}\n")), "{unit}");
+    }
+
+    #[test]
+    fn environment_assignments_are_quoted_only_when_they_must_be() {
+        assert_eq!(systemd_assignment("PATH=/usr/bin:/bin"), "PATH=/usr/bin:/bin");
+        assert_eq!(systemd_assignment("PATH=/a b:/c%d"), "\"PATH=/a b:/c%%d\"");
+        assert_eq!(systemd_assignment("PATH=/a\"b\\c"), "\"PATH=/a\\\"b\\\\c\"");
+    }
+
+    #[test]
+    fn each_service_verb_is_the_service_managers_own_command() {
+        let home = Path::new("/Users/al");
+        let logs = |follow, lines| ServiceAction::Logs { follow, lines };
+        let table: [(Platform, ServiceAction, &str); 8] = [
+            (Platform::Linux, ServiceAction::Status, "systemctl --user status --no-pager agentmesh.service"),
+            (Platform::Linux, ServiceAction::Restart, "systemctl --user restart agentmesh.service"),
+            (Platform::Linux, logs(false, 100), "journalctl --user -u agentmesh.service --no-pager -n 100"),
+            (Platform::Linux, logs(true, 5), "journalctl --user -u agentmesh.service --no-pager -n 5 -f"),
+            (Platform::Macos, ServiceAction::Status, "launchctl print gui/501/dev.agentmesh.meshctl"),
+            (Platform::Macos, ServiceAction::Restart, "launchctl kickstart -k gui/501/dev.agentmesh.meshctl"),
+            (
+                Platform::Macos,
+                logs(false, 100),
+                "tail -n 100 /Users/al/Library/Logs/agentmesh/meshctl.log /Users/al/Library/Logs/agentmesh/meshctl.err.log",
+            ),
+            (
+                Platform::Macos,
+                logs(true, 20),
+                "tail -n 20 -F /Users/al/Library/Logs/agentmesh/meshctl.log /Users/al/Library/Logs/agentmesh/meshctl.err.log",
+            ),
+        ];
+        for (platform, action, expected) in table {
+            assert_eq!(manager_argv(platform, &action, 501, home).join(" "), expected, "{platform:?} {action:?}");
+        }
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! - `environment.rs`: a Service's environment, from scratch plus an allow-list.
 //! - `process.rs`: process groups: spawning, signalling, reaping, the parent-death
 //!   signal, and what the OS says about a pid.
+//! - `program.rs`: where a Service's program is found on a PATH, and how a
+//!   missing one is named.
 //! - `probe.rs`: the http and tcp health checks and the start grace.
 //! - `logs.rs`: reading output line by line into a bounded ring buffer and the
 //!   [`LogSink`]; output never goes through the channel of changes.
@@ -22,6 +24,7 @@ mod environment;
 mod logs;
 mod probe;
 mod process;
+pub mod program;
 mod record;
 mod spec;
 mod status;
@@ -245,7 +248,10 @@ mod tests {
         assert_eq!(status.phase, Phase::Exited);
         assert_eq!(status.pid, None);
         let last_exit = status.last_exit.unwrap();
-        assert!(last_exit.starts_with("cannot start: "), "{last_exit}");
+        assert_eq!(
+            last_exit,
+            "cannot start: `/nonexistent/agentmesh-test-program` does not exist or is not executable"
+        );
 
         let mut attempts = Vec::new();
         while attempts.len() < 6 {

@@ -4,7 +4,9 @@
 //! handle kills the process group (no orphans, ever).
 
 use std::convert::Infallible;
+use std::ffi::OsStr;
 use std::io;
+use std::path::Path;
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -17,6 +19,7 @@ use super::environment;
 use super::logs::{Capture, LogSink, UnitLog};
 use super::probe::{self, HealthTracker};
 use super::process::{self, ProcessGroup, Spawner};
+use super::program;
 use super::record::{Record, RecordGuard, Records};
 use super::spec::{Probe, ProcessSpec};
 use super::status::{LogLine, Phase, UnitChanged, UnitStatus};
@@ -266,7 +269,7 @@ impl Runner {
         let spawned = match spawned {
             Ok(spawned) => spawned,
             Err(error) => {
-                let description = format!("cannot start: {error}");
+                let description = cannot_start(&self.spec, &error);
                 self.shared
                     .update(|status| {
                         status.phase = Phase::Exited;
@@ -407,6 +410,21 @@ fn command(spec: &ProcessSpec) -> io::Result<tokio::process::Command> {
         command.current_dir(dir);
     }
     Ok(command)
+}
+
+/// `cannot start: …`, naming a missing program or folder rather than the
+/// OS's "No such file or directory". A few `stat`s, on a failure only.
+fn cannot_start(spec: &ProcessSpec, error: &io::Error) -> String {
+    let program = spec.command.first().map_or("", String::as_str);
+    let env = environment::build(std::env::vars_os(), &spec.env);
+    let path = env.get(OsStr::new("PATH")).cloned().unwrap_or_default();
+    let dir = spec.working_dir.as_deref();
+    let found = program::find(program, &path, dir, program::is_executable).is_some();
+    let dir_exists = dir.is_none_or(Path::is_dir);
+    match program::explain_not_found(error, program, &path, dir, found, dir_exists) {
+        Some(missing) => format!("cannot start: {missing}"),
+        None => format!("cannot start: {error}"),
+    }
 }
 
 /// `exit status 3`, `killed by signal 9`.

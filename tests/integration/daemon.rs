@@ -17,6 +17,7 @@ mod model_pulls;
 mod output_burst;
 mod partition;
 mod peers;
+mod service;
 mod sessions;
 mod settle;
 mod state_folder;
@@ -106,6 +107,27 @@ fn a_crashed_service_is_restarted_with_a_new_pid_and_becomes_ready_again() {
     assert_eq!(http_get(port, "/"), Some(200));
     let object = daemon.object("Service", "web").unwrap();
     assert_eq!(object["details"]["lastExit"], "killed by signal 9");
+}
+
+#[test]
+fn a_service_whose_program_is_missing_says_it_is_not_found_on_path() {
+    let program = "agentmesh-test-missing-program";
+    let daemon = Daemon::builder().file("manifests/llm.yaml", &service("llm", &[program, "serve"], "")).start();
+
+    let expected = format!("`{program}` not found on PATH (");
+    let object = eventually("llm says its program is missing", || {
+        let object = daemon.object("Service", "llm")?;
+        object.to_string().contains(&expected).then_some(object)
+    });
+    assert!(!object.to_string().contains("os error"), "{object}");
+    let last_exit = object["details"]["lastExit"].as_str().expect("lastExit");
+    assert!(last_exit.starts_with(&format!("cannot start: {expected}")), "{object}");
+    let degraded = object["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Degraded").unwrap();
+    assert_eq!(degraded["status"], "True", "{object}");
+    assert!(degraded["message"].as_str().unwrap().starts_with(&format!("cannot start: {expected}")), "{object}");
+    let described = daemon.meshctl(&["describe", "service", "llm"]);
+    assert!(described.stdout.contains(&expected), "{described:?}");
+    assert!(!described.stdout.contains("os error"), "{described:?}");
 }
 
 #[test]

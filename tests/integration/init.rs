@@ -169,6 +169,10 @@ WorkingDirectory={dir}
 # The daemon reads its .env itself (--env-file): loaded here, its keys would
 # reach every Service's environment.
 ExecStart="/opt/agent mesh/bin/meshctl" daemon --env-file {dir}/.env
+# SIGHUP: the daemon reads its .env and the manifests again (`systemctl --user reload`).
+ExecReload=/bin/kill -HUP $MAINPID
+# The PATH the daemon and its Services find programs on (`meshctl doctor` checks them).
+Environment="PATH=/opt/agent mesh/bin:/home/alice/.local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 Restart=on-failure
 RestartSec=5
 StandardOutput=journal
@@ -179,6 +183,7 @@ WantedBy=default.target
 
 run: systemctl --user daemon-reload
 run: systemctl --user enable --now agentmesh.service
+wait until agent-work-laptop's daemon answers http://127.0.0.1:8000/mesh/health (up to 15s), then print `meshctl doctor`'s summary
 "#;
     assert_eq!(run.stdout, expected.replace("{dir}", &dir));
     assert!(!Path::new("/home/alice/.config/systemd/user/agentmesh.service").exists());
@@ -238,6 +243,7 @@ write /Users/alice/Library/LaunchAgents/dev.agentmesh.meshctl.plist:
 </plist>
 
 run: launchctl bootstrap gui/{uid} /Users/alice/Library/LaunchAgents/dev.agentmesh.meshctl.plist
+wait until agent-work-laptop's daemon answers http://127.0.0.1:8000/mesh/health (up to 15s), then print `meshctl doctor`'s summary
 "#;
     // SAFETY: getuid has no preconditions.
     let uid = unsafe { libc::getuid() };
@@ -362,70 +368,6 @@ fn init_finds_syncthing_config_in_its_default_place_and_warns_about_a_weak_kept_
     assert_eq!(env_var(&file, "MESH_PEERS").as_deref(), Some("[\"agent-home-mini:8000\"]"), "other settings kept");
     assert!(run.stderr.contains("MESH_API_KEY is shorter than 32 characters"), "{run:?}");
     assert!(workspace.path().join("node/manifests/nodes/agent-work-laptop.yaml").is_file());
-}
-
-/// A folder of stand-ins for `systemctl` and `launchctl` that log their arguments.
-fn fake_service_managers(dir: &Path) -> String {
-    let bin = dir.join("fakebin");
-    std::fs::create_dir_all(&bin).expect("fakebin");
-    for name in ["systemctl", "launchctl"] {
-        let script = format!("#!/bin/sh\necho \"{name} $*\" >> \"{}\"\n", dir.join("calls.log").display());
-        std::fs::write(bin.join(name), script).expect("script");
-        std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    }
-    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
-}
-
-#[test]
-fn install_and_uninstall_write_the_file_and_call_the_service_manager() {
-    let (workspace, dir) = set_up();
-    let path = fake_service_managers(workspace.path());
-    let home = workspace.path().join("home").display().to_string();
-    let env = [("HOME", home.as_str()), ("XDG_CONFIG_HOME", ""), ("PATH", path.as_str())];
-    let calls = || std::fs::read_to_string(workspace.path().join("calls.log")).unwrap_or_default();
-    let install = ["install-service", "--platform", "linux", "--binary", "/opt/meshctl"];
-
-    let run = workspace.run_with_env(&install, &env);
-    assert_eq!(run.code, 0, "{run:?}");
-    let unit = std::fs::read_to_string(format!("{home}/.config/systemd/user/agentmesh.service")).expect("the unit");
-    assert!(unit.contains(&format!("--env-file {dir}/.env\n")), "{unit}");
-    assert!(!unit.contains("EnvironmentFile"), "{unit}");
-    assert_eq!(calls(), "systemctl --user daemon-reload\nsystemctl --user enable --now agentmesh.service\n");
-    let context = std::fs::read_to_string(format!("{home}/.config/agentmesh/context")).expect("the context file");
-    assert_eq!(context, format!("{dir}\n"), "meshctl in any folder uses the installed node");
-
-    let run = workspace.run_with_env(&install, &env);
-    assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stdout.contains("is up to date"), "{run:?}");
-    let run = workspace.run_with_env(&["install-service", "--platform", "linux", "--binary", "/usr/bin/meshctl"], &env);
-    assert_eq!(run.code, 0, "{run:?}");
-    assert!(
-        calls().ends_with("systemctl --user restart agentmesh.service\n"),
-        "a changed unit is restarted: {}",
-        calls()
-    );
-
-    let run = workspace.run_with_env(&["uninstall-service", "--platform", "linux"], &env);
-    assert_eq!(run.code, 0, "{run:?}");
-    assert!(!Path::new(&format!("{home}/.config/systemd/user/agentmesh.service")).exists());
-    assert!(
-        calls().ends_with("systemctl --user disable --now agentmesh.service\nsystemctl --user daemon-reload\n"),
-        "{}",
-        calls()
-    );
-
-    std::fs::remove_file(workspace.path().join("calls.log")).expect("clear the log");
-    let run = workspace.run_with_env(&["install-service", "--platform", "macos", "--binary", "/opt/meshctl"], &env);
-    assert_eq!(run.code, 0, "{run:?}");
-    assert!(Path::new(&format!("{home}/Library/Logs/agentmesh")).is_dir());
-    // SAFETY: getuid has no preconditions.
-    let uid = unsafe { libc::getuid() };
-    let plist = format!("{home}/Library/LaunchAgents/dev.agentmesh.meshctl.plist");
-    assert_eq!(calls(), format!("launchctl bootstrap gui/{uid} {plist}\n"));
-    let run = workspace.run_with_env(&["uninstall-service", "--platform", "macos"], &env);
-    assert_eq!(run.code, 0, "{run:?}");
-    assert!(calls().ends_with(&format!("launchctl bootout gui/{uid}/dev.agentmesh.meshctl\n")), "{}", calls());
-    assert!(!Path::new(&plist).exists());
 }
 
 #[test]

@@ -13,7 +13,7 @@ pub(super) mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
@@ -138,7 +138,7 @@ pub(crate) async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, Reco
     let Some(folder) = this_folder.filter(|_| declared_here) else {
         return Ok(Outcome { tracked: false, ..outcome });
     };
-    observe_status(&client, &folder, &own, &ctx.handles.peers, &mut outcome).await?;
+    observe_status(&client, &folder, &own, &ctx.handles.peers, &ctx.handles.syncthing, &mut outcome).await?;
     Ok(outcome)
 }
 
@@ -339,6 +339,7 @@ async fn observe_status(
     folder: &DesiredFolder,
     own: &str,
     peers: &crate::mesh::peers::Peers,
+    sync_state: &SyncState,
     outcome: &mut Outcome,
 ) -> Result<(), ReconcileError> {
     let observed = client.folder(&folder.id).await.map_err(unreachable)?.map(|f| observe_folder(&f, own));
@@ -349,26 +350,30 @@ async fn observe_status(
     }
     let connections = client.connections().await.map(|c| c.connections).unwrap_or_default();
     let mut completion = BTreeMap::new();
+    let now = SystemTime::now();
     for (node, device) in &folder.peers {
         let connected = connections.get(device).is_some_and(|c| c.connected);
         // A peer the mesh sees that Syncthing has not reached yet is not
         // offline: the folder is not in sync with it yet.
-        let online = connected || peers.get(node).is_some_and(|peer| peer.online);
-        let done = if connected { client.completion(&folder.id, device).await.ok() } else { None };
+        let online = plan::peer_online(connected, peers.get(node).map(|peer| peer.online));
+        let done = if connected && online { client.completion(&folder.id, device).await.ok() } else { None };
         if let Some(done) = &done {
             outcome.details.insert(format!("completion/{node}"), format!("{:.0}%", done.completion));
         }
-        completion.insert(
-            node.clone(),
-            PeerSync {
-                online,
-                completion: done.as_ref().map(|d| d.completion),
-                need_items: done.as_ref().map(|d| d.need_items),
-            },
-        );
+        let mut peer = PeerSync {
+            online,
+            completion: done.as_ref().map(|d| d.completion),
+            need_items: done.as_ref().map(|d| d.need_items),
+            last_in_sync: None,
+        };
+        if peer.in_sync() {
+            sync_state.saw_in_sync(&folder.id, node, now);
+        }
+        peer.last_in_sync = sync_state.last_in_sync(&folder.id, node);
+        completion.insert(node.clone(), peer);
     }
     let state = db.as_ref().and_then(|db| db.state.clone());
-    outcome.conditions = plan::folder_status(folder, observed.as_ref(), state.as_deref(), &completion);
+    outcome.conditions = plan::folder_status(folder, observed.as_ref(), state.as_deref(), &completion, now);
     outcome.details.insert("folderId".into(), folder.id.clone());
     outcome.details.insert("path".into(), folder.settings.path.clone());
     if let Some(state) = state {

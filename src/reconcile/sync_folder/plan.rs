@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
@@ -194,6 +195,36 @@ pub(crate) struct PeerSync {
     /// Syncthing's completion for that peer's device, 0 to 100.
     pub completion: Option<f64>,
     pub need_items: Option<u64>,
+    /// When this daemon last saw the folder in sync with that peer.
+    pub last_in_sync: Option<SystemTime>,
+}
+
+impl PeerSync {
+    /// Online, everything sent and nothing needed.
+    pub(crate) fn in_sync(&self) -> bool {
+        self.online && self.completion.is_some_and(|done| done >= 100.0) && self.need_items == Some(0)
+    }
+}
+
+/// Whether a peer counts as online for a folder: the mesh's word when it has
+/// one (it notices a sleeping machine within seconds, while Syncthing trusts a
+/// dead connection for minutes), else whether Syncthing is connected to it.
+pub(crate) fn peer_online(syncthing_connected: bool, mesh_online: Option<bool>) -> bool {
+    mesh_online.unwrap_or(syncthing_connected)
+}
+
+/// "agent-home-mini offline; last in sync 09:12:03 UTC": the time of day when
+/// that was within a day of `now`, else the date and time.
+fn offline_message(node: &str, last_in_sync: Option<SystemTime>, now: SystemTime) -> String {
+    let Some(at) = last_in_sync else {
+        return format!("{node} offline; not seen in sync since this daemon started");
+    };
+    let stamp = humantime::format_rfc3339_seconds(at).to_string();
+    let recent = now.duration_since(at).is_ok_and(|ago| ago < Duration::from_secs(24 * 3600));
+    match stamp.split_once('T') {
+        Some((_, time)) if recent => format!("{node} offline; last in sync {} UTC", time.trim_end_matches('Z')),
+        _ => format!("{node} offline; last in sync {stamp}"),
+    }
 }
 
 /// The folders of `set` that `node` takes part in, with `~` expanded against
@@ -341,8 +372,9 @@ pub(crate) fn folder_status(
     observed: Option<&ObservedFolder>,
     db_state: Option<&str>,
     completion: &BTreeMap<String, PeerSync>,
+    now: SystemTime,
 ) -> Vec<status::Observed> {
-    verdict(desired, observed, db_state, completion).conditions()
+    verdict(desired, observed, db_state, completion, now).conditions()
 }
 
 /// The one state a folder is in, most serious first.
@@ -387,6 +419,7 @@ fn verdict(
     observed: Option<&ObservedFolder>,
     db_state: Option<&str>,
     completion: &BTreeMap<String, PeerSync>,
+    now: SystemTime,
 ) -> Verdict {
     let Some(current) = observed else {
         return Verdict::Progressing("Creating", format!("adding folder \"{}\" to Syncthing", desired.id));
@@ -416,13 +449,11 @@ fn verdict(
     let mut in_sync = Vec::new();
     for (node, device_id) in &desired.peers {
         match completion.get(node).filter(|peer| peer.online) {
-            None => offline.push(format!("{node} is offline")),
+            None => offline.push(offline_message(node, completion.get(node).and_then(|peer| peer.last_in_sync), now)),
             Some(_) if !current.settings.devices.contains(device_id) => {
                 waiting.push(format!("not shared with {node} yet"));
             }
-            Some(PeerSync { completion: Some(done), need_items: Some(0), .. }) if *done >= 100.0 => {
-                in_sync.push(node.as_str());
-            }
+            Some(peer) if peer.in_sync() => in_sync.push(node.as_str()),
             Some(PeerSync { completion: done, need_items: need, .. }) => waiting.push(format!(
                 "{node} at {}% ({} items to go)",
                 done.map_or("?".into(), |done| format!("{done:.0}")),
@@ -590,7 +621,7 @@ fn versioning_settings(versioning: Option<&Versioning>) -> VersioningSettings {
 }
 
 /// Syncthing counts in whole seconds and reads 0 as "never": round up.
-fn whole_seconds(duration: std::time::Duration) -> u64 {
+fn whole_seconds(duration: Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
@@ -1091,7 +1122,12 @@ mod tests {
     }
 
     fn in_sync(online: bool) -> PeerSync {
-        PeerSync { online, completion: Some(100.0), need_items: Some(0) }
+        PeerSync { online, completion: Some(100.0), need_items: Some(0), last_in_sync: None }
+    }
+
+    /// 2026-12-06T09:12:03Z, and a moment `seconds` after it.
+    fn at(seconds: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_548_323 + seconds)
     }
 
     /// One row of the status table: the folder as Syncthing shows it, the mini's
@@ -1137,14 +1173,23 @@ mod tests {
                 Some("idle"),
                 in_sync(false),
                 ready,
-                "agent-home-mini is offline",
+                "agent-home-mini offline; not seen in sync since this daemon started",
+            ),
+            row(
+                "an offline peer is not in sync, whatever Syncthing last said: when it last was",
+                unchanged,
+                true,
+                Some("idle"),
+                PeerSync { last_in_sync: Some(at(0)), ..in_sync(false) },
+                ready,
+                "agent-home-mini offline; last in sync 09:12:03 UTC",
             ),
             row(
                 "the peer is behind",
                 unchanged,
                 true,
                 Some("idle"),
-                PeerSync { online: true, completion: Some(40.0), need_items: Some(17) },
+                PeerSync { online: true, completion: Some(40.0), need_items: Some(17), last_in_sync: None },
                 syncing,
                 "agent-home-mini at 40% (17 items to go)",
             ),
@@ -1236,12 +1281,45 @@ mod tests {
             let mut observed = converged(&notes(&known_peers())).folders.remove("notes");
             edit(&mut observed);
             let completion = BTreeMap::from([(MINI.to_owned(), mini)]);
-            let conditions = folder_status(&desired[0], observed.as_ref(), db_state, &completion);
+            let conditions = folder_status(&desired[0], observed.as_ref(), db_state, &completion, at(60));
             let seen: Vec<String> =
                 conditions.iter().map(|c| format!("{}={} {}", c.condition_type, c.status, c.reason)).collect();
             assert_eq!(seen.join(", "), expected, "{case}");
             assert!(conditions[0].message.contains(message), "{case}: {:?}", conditions[0].message);
+            let claims_sync = conditions[0].message.contains("in sync with");
+            assert_eq!(claims_sync, case == "idle and in sync", "{case}: {:?}", conditions[0].message);
         }
+    }
+
+    #[test]
+    fn an_offline_peer_says_when_it_was_last_in_sync() {
+        let day = 24 * 3600;
+        let table = [
+            (Some(at(0)), at(5), "mini offline; last in sync 09:12:03 UTC"),
+            (Some(at(0)), at(day - 1), "mini offline; last in sync 09:12:03 UTC"),
+            (Some(at(0)), at(day), "mini offline; last in sync 2026-12-06T09:12:03Z"),
+            (None, at(5), "mini offline; not seen in sync since this daemon started"),
+        ];
+        for (last, now, expected) in table {
+            assert_eq!(offline_message("mini", last, now), expected, "{last:?} {now:?}");
+        }
+    }
+
+    #[test]
+    fn the_mesh_says_whether_a_peer_is_online_before_syncthing_does() {
+        let table = [
+            (true, Some(false), false),
+            (false, Some(true), true),
+            (true, Some(true), true),
+            (true, None, true),
+            (false, None, false),
+        ];
+        for (connected, mesh, online) in table {
+            assert_eq!(peer_online(connected, mesh), online, "{connected} {mesh:?}");
+        }
+        assert!(in_sync(true).in_sync());
+        assert!(!in_sync(false).in_sync(), "an offline peer is never in sync");
+        assert!(!PeerSync { need_items: Some(1), ..in_sync(true) }.in_sync());
     }
 
     #[test]
@@ -1250,7 +1328,7 @@ mod tests {
         let mut observed = converged(&desired).folders.remove("notes").unwrap();
         observed.paused = true;
         let completion = BTreeMap::from([(MINI.to_owned(), in_sync(true))]);
-        let conditions = folder_status(&desired[0], Some(&observed), Some(""), &completion);
+        let conditions = folder_status(&desired[0], Some(&observed), Some(""), &completion, at(0));
         let seen: Vec<(bool, &str)> = conditions.iter().map(|c| (c.status, c.reason.as_str())).collect();
         assert_eq!(seen, [(false, "Paused"), (false, "Stable"), (false, "AsExpected")]);
     }
@@ -1260,7 +1338,7 @@ mod tests {
         let alone = sync_folder("scratch", &format!("{{paths: {{{LAPTOP}: /srv/scratch}}}}"));
         let desired = desired_folders(&set(&alone), LAPTOP, Path::new("/home/agent"), &known_peers());
         let observed = converged(&desired).folders.remove("scratch");
-        let conditions = folder_status(&desired[0], observed.as_ref(), Some("idle"), &BTreeMap::new());
+        let conditions = folder_status(&desired[0], observed.as_ref(), Some("idle"), &BTreeMap::new(), at(0));
         assert_eq!((conditions[0].status, conditions[0].message.as_str()), (true, "not shared with another node"));
     }
 }

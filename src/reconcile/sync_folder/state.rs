@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex as SyncMutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, MutexGuard, mpsc};
@@ -41,6 +41,9 @@ pub(crate) struct SyncState {
     shared: SyncMutex<HashSet<(String, String)>>,
     /// Since when each peer device waits for the peer to dial first.
     deferred: SyncMutex<HashMap<String, Instant>>,
+    /// When each (folder, peer node) was last seen in sync, for the message
+    /// of a folder whose peer is offline.
+    last_in_sync: SyncMutex<HashMap<(String, String), SystemTime>>,
     /// The task following the events of the Syncthing at this URL.
     follower: SyncMutex<Option<(String, JoinHandle<()>)>>,
     notices: mpsc::Sender<Notice>,
@@ -64,6 +67,7 @@ impl SyncState {
             record: Mutex::new(record),
             asked: SyncMutex::default(),
             deferred: SyncMutex::default(),
+            last_in_sync: SyncMutex::default(),
             shared: SyncMutex::default(),
             follower: SyncMutex::default(),
             notices,
@@ -122,6 +126,18 @@ impl SyncState {
     pub(crate) fn was_shared(&self, folder: &str, device: &str) -> bool {
         let shared = self.shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         shared.contains(&(folder.to_owned(), device.to_owned()))
+    }
+
+    /// Notes that `folder` was in sync with `node` at `at`.
+    pub(crate) fn saw_in_sync(&self, folder: &str, node: &str, at: SystemTime) {
+        let mut seen = self.last_in_sync.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        seen.insert((folder.to_owned(), node.to_owned()), at);
+    }
+
+    /// When `folder` was last seen in sync with `node`, by this daemon.
+    pub(crate) fn last_in_sync(&self, folder: &str, node: &str) -> Option<SystemTime> {
+        let seen = self.last_in_sync.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        seen.get(&(folder.to_owned(), node.to_owned())).copied()
     }
 
     pub(crate) fn asked(&self, node: &str) {

@@ -171,3 +171,55 @@ fn doctor_checks_git_only_when_the_git_source_is_set() {
     assert!(missing["message"].as_str().unwrap().contains("git is not installed or not on PATH"), "{missing}");
     assert!(missing["fix"].as_str().unwrap().starts_with("install Git"), "{missing}");
 }
+
+#[test]
+fn doctor_finds_each_services_program_on_the_service_managers_path_and_checks_any_syncthing_key() {
+    use super::support::{NODE, node, service};
+    let syncthing = Syncthing::start("doctor-key");
+    let missing = "agentmesh-test-missing-program";
+    let manifests = [
+        node(),
+        format!("---\n{}", service("llm", &[missing, "serve"], "")),
+        format!("---\n{}", service("shell", &["sh", "-c", "true"], "")),
+        format!("---\n{}", service("own", &["sh"], "  env:\n    PATH: /nonexistent\n")),
+    ]
+    .concat();
+    let env = |key: &str| {
+        format!(
+            "AGENT_NODE_ID={NODE}\nMESH_LISTEN=127.0.0.1:{}\nSYNCTHING_API_KEY={key}\nSTGUIADDRESS={}\n",
+            free_port_on(Ipv4Addr::LOCALHOST),
+            syncthing.api_url()
+        )
+    };
+    let doctor = |workspace: &crate::support::Workspace| {
+        let run = workspace.run(&["doctor", "-o", "json"]);
+        let checks: Vec<Value> = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run:?}"));
+        assert_eq!(run.code, 1, "no daemon runs: {run:?}");
+        checks
+    };
+
+    let workspace =
+        crate::support::Workspace::new().file("manifests/all.yaml", &manifests).file(".env", &env("not-the-key"));
+    let checks = doctor(&workspace);
+    let llm = find(&checks, "service/llm");
+    assert_eq!(llm["status"], "fail", "{llm}");
+    let message = llm["message"].as_str().unwrap();
+    let expected = format!("Service/llm: `{missing}` not found on the systemd unit's PATH (");
+    assert!(message.starts_with(&expected), "{llm}");
+    assert!(message.contains(":/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)"), "the unit's PATH is shown: {llm}");
+    let shell = find(&checks, "service/shell");
+    assert_eq!(shell["status"], "pass", "{shell}");
+    assert!(shell["message"].as_str().unwrap().ends_with("/sh on the systemd unit's PATH"), "{shell}");
+    let own = find(&checks, "service/own");
+    assert_eq!(own["status"], "fail", "{own}");
+    assert_eq!(own["message"], "Service/own: `sh` not found on its own PATH in spec.env (/nonexistent)");
+
+    // No Node has spec.syncthing: the key set in .env is checked all the same.
+    let check = find(&checks, "syncthing");
+    assert_eq!(check["status"], "fail", "{check}");
+    assert!(check["message"].as_str().unwrap().ends_with("refused the API key"), "{check}");
+    assert!(check["fix"].as_str().unwrap().starts_with("set SYNCTHING_API_KEY in .env to the key"), "{check}");
+    let workspace = workspace.file(".env", &env(syncthing.api_key()));
+    let check = find(&doctor(&workspace), "syncthing").clone();
+    assert_eq!(check["status"], "pass", "{check}");
+}

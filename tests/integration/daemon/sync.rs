@@ -534,6 +534,33 @@ fn a_dead_syncthing_degrades_the_folder_and_its_return_makes_it_ready_without_re
 }
 
 #[test]
+fn a_folder_whose_peer_is_stopped_says_when_it_was_last_in_sync_with_it() {
+    let mut pair = Pair::start();
+    pair.write_and_wait(&pair.a, &pair.b, "before.txt", "before node-b stops");
+    let object = pair.a.wait_for_sync_folder("in sync with node-b", |object| {
+        object["conditions"][0]["message"].as_str().is_some_and(|m| m.contains(&format!("in sync with {B}")))
+    });
+    assert_eq!(condition(&object, "Ready").0, "True", "{object}");
+    let in_sync_by = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+
+    pair.b.daemon.kill();
+    pair.b.syncthing.kill();
+    let object = pair.a.wait_for_sync_folder("node-b offline", |object| {
+        object["conditions"][0]["message"].as_str().is_some_and(|m| m.contains(&format!("{B} offline")))
+    });
+    let message = object["conditions"][0]["message"].as_str().unwrap().to_owned();
+    assert!(!message.contains("in sync with"), "{object}");
+    let time = message
+        .strip_prefix(&format!("{B} offline; last in sync "))
+        .and_then(|rest| rest.strip_suffix(" UTC"))
+        .unwrap_or_else(|| panic!("the time it was last in sync: {message}"));
+    // Seen in sync once the file had arrived, and no later than just before node-b stopped.
+    let (_, by) = in_sync_by.trim_end_matches('Z').split_once('T').unwrap();
+    assert!(time.len() == 8 && time <= by, "last in sync {time}, checked by {by}: {message}");
+    assert_eq!(condition(&object, "Ready").0, "True", "an offline peer does not block Ready: {object}");
+}
+
+#[test]
 fn a_gui_unshare_from_the_peer_is_put_back_as_drift() {
     let pair = Pair::start();
     pair.wait_until_ready();
