@@ -16,7 +16,7 @@ use tokio::time::MissedTickBehavior;
 use crate::api::{self, ApiState};
 use crate::config::{self, DaemonConfig};
 use crate::controller::status::StatusStream;
-use crate::controller::{Controller, Input, Shared};
+use crate::controller::{Controller, InForce, Input, Shared};
 use crate::descriptor_limit;
 use crate::identity::NodeEnv;
 use crate::mesh::joined::JoinedPeers;
@@ -75,13 +75,15 @@ pub(crate) async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<P
     let folder_keeper = tokio::spawn(keep_state_folder(state_folder, supervisor, stopped.clone()));
     let prober = prober_handles(&shared, &handles, controller.applied_revisions());
     tasks.spawn(prober::run(prober, HttpProbe::default(), stopped.clone()));
-    let router = api_router(&config, shared, handles, joined, inbox.clone(), source.nudge.clone());
+    let watch_in_force = shared.watch_in_force();
+    let router = api_router(&config, shared, handles, joined.clone(), inbox.clone(), source.nudge.clone());
     let server = tokio::spawn(api::serve::run(listener, router, max_connections, stopped.clone()));
     tasks.spawn(async move {
         wait_for_signal().await;
         let _ = stop.send(true);
     });
     tasks.spawn(reload_on_hangup(env_file, inbox, source));
+    tasks.spawn(forget_declared_joins(joined, watch_in_force));
 
     let mut controller_stopped = stopped;
     controller
@@ -94,6 +96,21 @@ pub(crate) async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<P
     tasks.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Forgets each joined node once a set in force declares it (the manifests
+/// say where it is from then on), until the set stops changing.
+async fn forget_declared_joins(joined: Arc<JoinedPeers>, mut in_force: watch::Receiver<Option<InForce>>) {
+    loop {
+        let declared: Vec<String> =
+            in_force.borrow_and_update().as_ref().map(|f| f.set.nodes.keys().cloned().collect()).unwrap_or_default();
+        if let Err(error) = joined.forget_declared(&declared).await {
+            tracing::warn!(%error, "cannot forget the joined nodes the manifests now declare; they stay peers");
+        }
+        if in_force.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Where manifests come from, and how to ask it to look again.

@@ -1,6 +1,8 @@
 //! The nodes that joined through this node's API (`POST /api/v1/peers`),
 //! kept in `joined-peers.json` in the state folder so a restart keeps them,
-//! and peers until the manifests declare a Node of the same name.
+//! and peers until the manifests declare a Node of the same name: then the
+//! registration is forgotten, so a Node later removed from the manifests is
+//! no peer any more.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -47,19 +49,43 @@ impl JoinedPeers {
     }
 
     /// Records `registration` (replacing one of the same name) on disk, then
-    /// makes it a peer: what the API acknowledged survives a restart.
+    /// makes it a peer: what the API acknowledged survives a restart. A node
+    /// the manifests declare needs no record: they say where it is.
     pub(crate) async fn add(&self, registration: PeerRegistration) -> std::io::Result<()> {
+        if self.peers.declares(&registration.name) {
+            return Ok(());
+        }
         let mut registrations = self.registrations.lock().await;
         let mut next = registrations.clone();
         next.insert(registration.name.clone(), registration.clone());
-        let bytes = serde_json::to_vec_pretty(&next.values().collect::<Vec<_>>()).map_err(std::io::Error::other)?;
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || write_atomic(&path, &bytes))
-            .await
-            .map_err(|failed| std::io::Error::other(failed.to_string()))??;
+        self.write(&next).await?;
         *registrations = next;
         self.peers.join(peer_of(&registration));
         Ok(())
+    }
+
+    /// Forgets the registrations of the nodes `declared` names: the manifests
+    /// say where those are now.
+    pub(crate) async fn forget_declared(&self, declared: &[String]) -> std::io::Result<()> {
+        let mut registrations = self.registrations.lock().await;
+        if !declared.iter().any(|name| registrations.contains_key(name)) {
+            return Ok(());
+        }
+        let mut next = registrations.clone();
+        next.retain(|name, _| !declared.contains(name));
+        self.write(&next).await?;
+        *registrations = next;
+        Ok(())
+    }
+
+    /// Replaces the file with `registrations`, on a blocking thread.
+    async fn write(&self, registrations: &BTreeMap<String, PeerRegistration>) -> std::io::Result<()> {
+        let bytes =
+            serde_json::to_vec_pretty(&registrations.values().collect::<Vec<_>>()).map_err(std::io::Error::other)?;
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || write_atomic(&path, &bytes))
+            .await
+            .map_err(|failed| std::io::Error::other(failed.to_string()))?
     }
 }
 
@@ -92,6 +118,20 @@ mod tests {
         JoinedPeers::load(dir.path(), peers.clone());
         let dialled: Vec<String> = peers.all().iter().map(PeerState::authority).collect();
         assert_eq!(dialled, ["127.0.0.1:8101", "127.0.0.1:8200"]);
+    }
+
+    #[tokio::test]
+    async fn a_registration_the_manifests_declare_is_forgotten_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let joined = JoinedPeers::load(dir.path(), Peers::default());
+        joined.add(registration("desk", 8100)).await.unwrap();
+        joined.add(registration("nas", 8200)).await.unwrap();
+        joined.forget_declared(&["desk".into(), "mini".into()]).await.unwrap();
+
+        let peers = Peers::default();
+        JoinedPeers::load(dir.path(), peers.clone());
+        let names: Vec<String> = peers.all().into_iter().map(|p| p.name).collect();
+        assert_eq!(names, ["nas"]);
     }
 
     #[test]

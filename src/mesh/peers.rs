@@ -137,6 +137,10 @@ impl Peers {
     pub fn set_members(&self, members: Vec<PeerState>) {
         let mut table = self.write();
         table.declared = members.iter().map(|member| member.name.clone()).collect();
+        // A joined node the set declares is the set's from now on: should a
+        // later set leave it out, it is no peer any more.
+        let Table { declared, joined, .. } = &mut *table;
+        joined.retain(|name, _| !declared.contains(name));
         let joined: Vec<PeerState> =
             table.joined.values().filter(|peer| !table.declared.contains(&peer.name)).cloned().collect();
         let mut old = std::mem::take(&mut table.peers);
@@ -146,15 +150,20 @@ impl Peers {
         }
     }
 
-    /// Adds (or moves) a node that joined through the API. It is a peer until
-    /// the set in force declares a node of that name, which then wins.
+    /// Adds (or moves) a node that joined through the API, unless the set in
+    /// force declares a node of that name, which wins.
     pub fn join(&self, member: PeerState) {
         let mut table = self.write();
-        table.joined.insert(member.name.clone(), member.clone());
         if !table.declared.contains(&member.name) {
+            table.joined.insert(member.name.clone(), member.clone());
             let peer = keep_learned(&mut table.peers, member);
             table.peers.insert(peer.name.clone(), peer);
         }
+    }
+
+    /// Whether the set in force (or `MESH_PEERS`) names `name`.
+    pub fn declares(&self, name: &str) -> bool {
+        self.read().declared.iter().any(|declared| declared == name)
     }
 
     /// Changes one peer's state, if it is still a peer.
@@ -232,6 +241,9 @@ mod tests {
         assert!(peers.get("mini").is_none());
         peers.join(PeerState::new("desk", None, "10.0.0.10", 8100));
         assert_eq!(peers.get("desk").map(|p| p.authority()).as_deref(), Some("desk.lan:8000"), "still declared");
+
+        peers.set_members(vec![PeerState::new("mini", Some("primary"), "mini", 8000)]);
+        assert!(peers.get("desk").is_none(), "declared once, then left out: no peer any more");
     }
 
     #[test]

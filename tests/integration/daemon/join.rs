@@ -117,6 +117,21 @@ fn a_second_node_joins_from_a_token_on_stdin_and_each_sees_the_other_within_seco
     a.kill();
     a.restart();
     sees_online(&a, B);
+
+    // The shared manifests declare B: the registration is forgotten, so a B
+    // later removed from them is no peer of A's any more.
+    let joined = a.path().join("state/joined-peers.json");
+    let only_a = node_manifest(A, "primary", a.api());
+    a.write("manifests/node.yaml", &format!("{only_a}{}", node_manifest(B, "satellite", b.api())));
+    eventually("A forgets the registration of a B its manifests declare", || {
+        let file = std::fs::read_to_string(&joined).expect("the joined peers");
+        (!file.contains(B)).then_some(())
+    });
+    a.write("manifests/node.yaml", &only_a);
+    eventually("B, left out of A's manifests, is no peer of A's", || {
+        let mesh = a.api_get("/api/v1/mesh")?;
+        (!mesh.as_array()?.iter().any(|n| n["name"] == B)).then_some(())
+    });
 }
 
 #[test]
