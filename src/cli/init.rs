@@ -197,7 +197,7 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
     }
     match members.first() {
         Some(first) => print!("{}", joined_next_steps(&settings, &this_address, first)),
-        None => print!("{}", next_steps(&env_path, &settings)),
+        None => print!("{}", next_steps(&settings)),
     }
     Ok(Outcome::Success)
 }
@@ -395,8 +395,8 @@ fn render_env(settings: &Settings, old: &Existing) -> String {
     line(
         &mut out,
         API_KEY,
-        "# The shared secret of the mesh API: the same on every node. Give it to the other\n\
-         # node over a safe channel (`meshctl init --api-key KEY` there).\n",
+        "# The shared secret of the mesh API: the same on every node. Another node gets it\n\
+         # in a join token: `meshctl join-token` here, `meshctl init --join` there.\n",
     );
     line(
         &mut out,
@@ -548,18 +548,18 @@ fn check_manifests(env_path: &Path) {
     }
 }
 
-fn next_steps(env_path: &Path, settings: &Settings) -> String {
+fn next_steps(settings: &Settings) -> String {
     let node = settings.get(NODE_ID).unwrap_or_default();
     let role = settings.get(ROLE).unwrap_or_default();
     let mut out = format!("\nThis node: {node} ({role}).\nNext steps:\n");
+    out.push_str("  1. Run the controller at login: `meshctl install-service` (`--dry-run` shows what it does).\n");
     let _ = writeln!(
         out,
-        "  1. Share the API key with the other node: it is MESH_API_KEY in {}; there, run\n     \
-         `meshctl init --api-key KEY` (copy it over a safe channel, never into Git).",
-        env_path.display()
+        "  2. Add another machine: `meshctl join-token` here prints one line; there, run\n     \
+         `meshctl init --join` and paste it (the key in it never goes on a command line).\n  \
+         3. Keep {} in Git, shared by every node: add the Node each joining machine prints.",
+        settings.get(MANIFESTS).unwrap_or(DEFAULT_MANIFESTS)
     );
-    out.push_str("  2. Describe the other node in manifests/nodes/ and check the set: `meshctl validate`.\n");
-    out.push_str("  3. Run the controller at login: `meshctl install-service` (`--dry-run` shows what it does).\n");
     out.push_str("  4. `meshctl status`.\n");
     out
 }

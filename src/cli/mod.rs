@@ -78,7 +78,7 @@ enum Command {
     Env(env::EnvArgs),
     /// Run a command with the client env, e.g. `meshctl exec -- python agent.py`.
     Exec(env::ExecArgs),
-    /// Set this node up: write .env (a new API key) and, when missing, starter manifests.
+    /// Set this node up: write .env (a new mesh key, or the one a join token carries) and, when missing, starter manifests.
     Init(init::Args),
     /// Print a one-line token that lets another machine join: `meshctl init --join -` there.
     JoinToken(join::TokenArgs),
