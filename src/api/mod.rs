@@ -41,11 +41,12 @@ use self::wire::{
     RouteRequest, Routed, StreamMessage, SyncthingDevice,
 };
 use crate::controller::status::{NodeStatus, ObjectKey};
-use crate::controller::{Input, Shared, validate_off_runtime};
+use crate::controller::{InForce, Input, Shared, validate_off_runtime};
 use crate::manifest::Kind;
 use crate::mesh::failover::HOP_HEADER;
 use crate::reconcile::{plan, sync_folder};
 use crate::source::Snapshot;
+use crate::source_status::SourceStatus;
 
 pub(crate) fn router(state: ApiState) -> Router {
     let protected = Router::new()
@@ -139,11 +140,12 @@ async fn health(State(state): State<ApiState>) -> Json<Health> {
         api_version: wire::API_VERSION.into(),
         revision: applied.map(|a| a.revision),
         uptime_seconds: shared.uptime().as_secs(),
+        source: Some(Box::new(state.source.borrow().clone())),
     })
 }
 
 /// This node's status in the shape of `status -o json`.
-pub(crate) fn node_status(shared: &Shared) -> NodeStatus {
+pub(crate) fn node_status(shared: &Shared, source: &SourceStatus) -> NodeStatus {
     let env = shared.env();
     let applied = shared.in_force();
     let role = applied
@@ -161,18 +163,19 @@ pub(crate) fn node_status(shared: &Shared) -> NodeStatus {
         last_error: shared.last_error(),
         objects: shared.status().objects(),
         paused: shared.paused(),
+        source: Some(source.clone()),
     }
 }
 
 async fn status(State(state): State<ApiState>) -> Json<NodeStatus> {
-    Json(node_status(&state.shared))
+    Json(node_status(&state.shared, &state.source.borrow()))
 }
 
 /// This node's view of every node: itself, then each peer as the prober last
 /// saw it, so a client can reach every peer and knows which are down.
 async fn mesh(State(state): State<ApiState>) -> Json<Vec<MeshNode>> {
     let shared = &state.shared;
-    let me = node_status(shared);
+    let me = node_status(shared, &state.source.borrow());
     let (address, api_port) = {
         let set = shared.applied_set();
         let node = set.as_ref().and_then(|set| set.nodes.get(shared.node()));
@@ -194,6 +197,7 @@ async fn mesh(State(state): State<ApiState>) -> Json<Vec<MeshNode>> {
         api_version: Some(wire::API_VERSION.into()),
         compatible: true,
         last_error: None,
+        source: me.source,
     };
     let known = &state.handles.peers;
     let peers = known.all().into_iter().map(|peer| MeshNode {
@@ -212,6 +216,7 @@ async fn mesh(State(state): State<ApiState>) -> Json<Vec<MeshNode>> {
         version: peer.version,
         api_version: peer.api_version,
         last_error: peer.last_error,
+        source: peer.source,
     });
     Json(std::iter::once(this).chain(peers).collect())
 }
@@ -242,7 +247,7 @@ async fn apply(
         let env = state.shared.env();
         let (snapshot, validated) = validate_off_runtime(snapshot, env.clone()).await;
         let set = validated.map_err(invalid)?;
-        let current = state.shared.in_force();
+        let current = dry_run_base(&state.shared, env.clone()).await;
         let handles = state.handles.clone();
         // Comparing two whole sets is blocking work too.
         let planned = tokio::task::spawn_blocking(move || {
@@ -262,6 +267,27 @@ async fn apply(
     state.inbox.send(Input::Apply { bundle: request.bundle, reply }).await.map_err(|_| stopping())?;
     let plan = answer.await.map_err(|_| stopping())?.map_err(invalid)?;
     Ok(Json(ApplyResponse { applied: true, plan }))
+}
+
+/// What a dry run (`diff`) plans against: the commit the Git source follows
+/// when a folder applied with `--force` runs in its place (and that commit
+/// is valid), else the set in force.
+async fn dry_run_base(shared: &Shared, env: std::sync::Arc<crate::identity::NodeEnv>) -> Option<InForce> {
+    let in_force = shared.in_force();
+    let Some(followed) = shared.followed().filter(|followed| plans_against_followed(in_force.as_ref(), followed))
+    else {
+        return in_force;
+    };
+    let origin = followed.origin.clone();
+    match validate_off_runtime(followed, env).await {
+        (followed, Ok(set)) => Some(InForce { revision: followed.revision, origin, set: std::sync::Arc::new(set) }),
+        (_, Err(_)) => in_force,
+    }
+}
+
+/// Whether the set in force is not the commit the node follows.
+fn plans_against_followed(in_force: Option<&InForce>, followed: &Snapshot) -> bool {
+    in_force.is_none_or(|in_force| in_force.revision != followed.revision)
 }
 
 /// Fetches (with a Git source) and reconciles every object now. With a
@@ -454,4 +480,29 @@ async fn syncthing_device(State(state): State<ApiState>) -> Result<Json<Syncthin
         .await
         .map_err(|error| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "syncthing_unreachable", error.to_string()))?;
     Ok(Json(SyncthingDevice { node, device_id: status.my_id, device_address }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dry_run_plans_against_the_followed_commit_only_while_another_set_runs() {
+        let in_force = |revision: &str| InForce {
+            revision: revision.into(),
+            origin: "apply".into(),
+            set: std::sync::Arc::new(crate::manifest::validate(&[], Vec::new()).set),
+        };
+        let followed =
+            Snapshot { revision: "c1".into(), files: Vec::new(), problems: Vec::new(), origin: "git r main".into() };
+        let cases = [(Some(in_force("c1")), false), (Some(in_force("local-abc")), true), (None, true)];
+        for (running, expected) in cases {
+            assert_eq!(
+                plans_against_followed(running.as_ref(), &followed),
+                expected,
+                "{:?}",
+                running.map(|r| r.revision)
+            );
+        }
+    }
 }

@@ -6,6 +6,7 @@ use crate::controller::status::{EventRecord, ObjectStatus, StreamItem};
 use crate::handoff::protocol::Envelope;
 use crate::manifest::Bundle;
 use crate::manifest::{Kind, ManifestSet};
+use crate::source_status::SourceStatus;
 use crate::supervisor;
 
 /// The version of this API; a peer with another one is shown as incompatible.
@@ -24,6 +25,10 @@ pub struct Health {
     pub api_version: String,
     pub revision: Option<String>,
     pub uptime_seconds: u64,
+    /// What the node follows; peers show it while the node is offline. Absent
+    /// from nodes of earlier versions. Boxed: the answer is mostly small.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Box<SourceStatus>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +162,9 @@ pub(crate) struct MeshNode {
     /// Why its last probe failed, while it is offline.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// What it follows, as it last said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceStatus>,
 }
 
 fn yes() -> bool {

@@ -12,6 +12,7 @@ use crate::controller::status::{ConditionType, NodeStatus};
 use std::path::Path;
 
 use crate::identity::NodeEnv;
+use crate::source_status::SourceStatus;
 
 /// How long a peer gets to answer before it is shown offline.
 const PEER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -79,6 +80,7 @@ async fn collect(local: ApiClient, key: Option<String>) -> anyhow::Result<Vec<Ro
                 last_error: None,
                 objects: Vec::new(),
                 paused: false,
+                source: view.source.clone(),
             });
             (index, Row { status, view })
         });
@@ -110,6 +112,9 @@ fn render(rows: &[Row]) -> String {
     let mut out = table::render(&table);
     for node in rows.iter().map(|row| &row.status).filter(|n| n.online) {
         out.push_str(&format!("\n{}:\n", node.name));
+        if let Some(source) = &node.source {
+            out.push_str(&source_lines(source));
+        }
         if node.paused {
             out.push_str("  reconciles paused (`meshctl events --send resume` resumes them)\n");
         }
@@ -150,6 +155,24 @@ fn render(rows: &[Row]) -> String {
     out
 }
 
+/// What a node follows, the revision it last read and when, and why its last
+/// fetch failed.
+fn source_lines(source: &SourceStatus) -> String {
+    let revision =
+        source.revision.as_deref().map_or_else(|| "nothing read yet".to_owned(), |r| format!("at {}", short(r)));
+    let fetched = source.last_fetched.as_deref().map(|at| format!(", fetched {at}")).unwrap_or_default();
+    let mut out = format!("  source: {} ({revision}{fetched})\n", source.followed());
+    if let Some(error) = &source.last_fetch_error {
+        out.push_str(&format!("  last fetch failed: {error}\n"));
+    }
+    out
+}
+
+/// A commit's first 12 hex digits; other revisions as they are.
+fn short(revision: &str) -> &str {
+    if revision.len() == 40 { &revision[..12] } else { revision }
+}
+
 /// `llm_inference -> agent-home-mini` for each Capability of `node`: which
 /// node serves it as this node decided (`none` while no node can).
 fn placements(node: &NodeStatus) -> Vec<String> {
@@ -185,6 +208,7 @@ mod tests {
             api_version: Some(api_version.into()),
             compatible: api_version == crate::api::wire::API_VERSION,
             last_error: None,
+            source: None,
         }
     }
 
@@ -198,6 +222,7 @@ mod tests {
             last_error: None,
             objects: Vec::new(),
             paused: false,
+            source: None,
         }
     }
 

@@ -246,6 +246,7 @@ fn record(handles: &ProberHandles, name: &str, result: &Result<Answer, String>, 
             peer.revision.clone_from(&answer.health.revision);
             peer.version = Some(answer.health.version.clone());
             peer.api_version = Some(answer.health.api_version.clone());
+            peer.source = answer.health.source.as_deref().cloned();
             if answer.health.role.is_some() {
                 peer.role.clone_from(&answer.health.role);
             }
@@ -369,6 +370,7 @@ mod tests {
             api_version: API_VERSION.into(),
             revision: Some("r1".into()),
             uptime_seconds: 1,
+            source: None,
         };
         Ok(Answer { health, rtt: Duration::from_millis(3) })
     }
