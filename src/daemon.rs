@@ -142,7 +142,8 @@ async fn start_source(
             drop(nudges);
             let watch = source::folder::watch(config.manifests.clone(), updates, settle_times)
                 .with_context(|| format!("cannot watch the manifests folder {}", config.manifests.display()))?;
-            let (status, status_rx) = watch::channel(SourceStatus::folder(&config.manifests.display().to_string()));
+            let shown = std::path::absolute(&config.manifests).unwrap_or_else(|_| config.manifests.clone());
+            let (status, status_rx) = watch::channel(SourceStatus::folder(&shown.display().to_string()));
             (Some(watch), None, status_rx, Some(status))
         }
     };

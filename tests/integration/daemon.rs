@@ -8,6 +8,7 @@ mod bad_requests;
 mod capability;
 mod doctor;
 mod events;
+mod git_mode;
 mod idle_connections;
 mod loopback;
 mod model_pulls;
