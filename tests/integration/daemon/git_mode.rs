@@ -180,3 +180,64 @@ fn a_push_from_the_nodes_checkout_reaches_both_nodes_long_before_the_interval() 
     let took = pushed.elapsed();
     assert!(took < Duration::from_secs(10), "the push reached both nodes after {took:?}; their interval is 60 s");
 }
+
+/// `doctor -o json`'s check named `name`.
+fn doctor_check(checks: &str, name: &str) -> Value {
+    let checks: Vec<Value> = serde_json::from_str(checks).unwrap_or_else(|e| panic!("{e}: {checks}"));
+    checks.into_iter().find(|check| check["check"] == name).unwrap_or_else(|| panic!("no {name} check"))
+}
+
+#[test]
+fn doctor_checks_the_followed_commit_the_remote_and_whether_the_local_folder_differs() {
+    let repo = GitRemote::new();
+    let remote = repo.remote.display().to_string();
+    let first = repo.push("manifests/node.yaml", &node());
+    let daemon = Daemon::builder()
+        .file("manifests/local.yaml", &sleeper("local"))
+        .setting("MESH_GIT_REMOTE", &remote)
+        .setting("MESH_GIT_INTERVAL", "60s")
+        .start();
+    daemon.wait_for_revision(&first);
+    let followed = format!("git {remote}@main at {}", &first[..12]);
+
+    let run = daemon.meshctl(&["doctor", "-o", "json"]);
+    let manifests = doctor_check(&run.stdout, "manifests");
+    assert_eq!(manifests["status"], "pass", "{manifests}");
+    assert_eq!(
+        manifests["message"],
+        format!("{followed}: 1 object in 1 file are valid"),
+        "the followed set, not the folder"
+    );
+    let remote_check = doctor_check(&run.stdout, "git-remote");
+    assert_eq!(remote_check["status"], "pass", "{remote_check}");
+    assert_eq!(remote_check["message"], format!("git {remote}@main answers, at {}", &first[..12]));
+    let local = doctor_check(&run.stdout, "local-folder");
+    assert_eq!(local["status"], "warn", "{local}");
+    assert_eq!(
+        local["message"],
+        format!("manifests differs from what the daemon follows ({followed}): it adds local.yaml")
+    );
+
+    daemon.remove("manifests/local.yaml");
+    let run = daemon.meshctl(&["doctor", "-o", "json"]);
+    let local = doctor_check(&run.stdout, "local-folder");
+    assert_eq!(local["status"], "pass", "{local}");
+
+    // No such branch, no such remote: each a fail with its fix.
+    let workspace = crate::support::Workspace::new().file("manifests/node.yaml", &node());
+    let state = workspace.path().join("state").display().to_string();
+    let missing = "/nonexistent/mesh.git";
+    let cases = [
+        (remote.as_str(), "release", format!("{remote} has no branch release"), "push it"),
+        (missing, "main", format!("cannot reach {missing}: "), "check MESH_GIT_REMOTE"),
+    ];
+    for (url, branch, message, fix) in cases {
+        let settings = [("MESH_GIT_REMOTE", url), ("MESH_GIT_BRANCH", branch), ("MESH_STATE_DIR", state.as_str())];
+        let run = workspace.run_with_env(&["doctor", "-o", "json"], &settings);
+        assert_eq!(run.code, 1, "{run:?}");
+        let check = doctor_check(&run.stdout, "git-remote");
+        assert_eq!(check["status"], "fail", "{check}");
+        assert!(check["message"].as_str().unwrap().starts_with(&message), "{check}");
+        assert!(check["fix"].as_str().unwrap().starts_with(fix), "{check}");
+    }
+}
