@@ -74,7 +74,8 @@ pub(crate) async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<P
     // the folder is not written after the lock goes.
     let folder_keeper = tokio::spawn(keep_state_folder(state_folder, supervisor, stopped.clone()));
     let prober = prober_handles(&shared, &handles, controller.applied_revisions());
-    tasks.spawn(prober::run(prober, HttpProbe::default(), stopped.clone()));
+    let probe = HttpProbe::new(handles.api_key.clone());
+    tasks.spawn(prober::run(prober, probe, stopped.clone()));
     let router = api_router(&config, shared, handles, inbox.clone(), &source);
     let server = tokio::spawn(api::serve::run(listener, router, max_connections, stopped.clone()));
     tasks.spawn(async move {

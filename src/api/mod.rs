@@ -88,11 +88,7 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 }
 
 async fn require_key(State(state): State<ApiState>, headers: HeaderMap, request: Request, next: Next) -> Response {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
+    let presented = bearer_key(&headers);
     if presented.is_some_and(|key| state.handles.api_key.matches(key)) {
         return next.run(request).await;
     }
@@ -107,6 +103,12 @@ async fn require_key(State(state): State<ApiState>, headers: HeaderMap, request:
         None => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "send Authorization: Bearer <MESH_API_KEY>")
             .into_response(),
     }
+}
+
+/// The key of an `Authorization: Bearer` header.
+fn bearer_key(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(str::trim)
 }
 
 /// Whether the Mesh in force enables Tailscale identity auth and allows the
@@ -130,8 +132,11 @@ async fn tailscale_identity_allowed(state: &ApiState, caller: SocketAddr) -> boo
     allowed
 }
 
-async fn health(State(state): State<ApiState>) -> Json<Health> {
+/// Open to anyone; what the node follows only to a caller with the key (its
+/// peers' probes).
+async fn health(State(state): State<ApiState>, headers: HeaderMap) -> Json<Health> {
     let shared = &state.shared;
+    let with_key = bearer_key(&headers).is_some_and(|key| state.handles.api_key.matches(key));
     let applied = shared.in_force();
     Json(Health {
         node: shared.node().to_owned(),
@@ -140,7 +145,7 @@ async fn health(State(state): State<ApiState>) -> Json<Health> {
         api_version: wire::API_VERSION.into(),
         revision: applied.map(|a| a.revision),
         uptime_seconds: shared.uptime().as_secs(),
-        source: Some(Box::new(state.source.borrow().clone())),
+        source: with_key.then(|| Box::new(state.source.borrow().clone())),
     })
 }
 

@@ -258,6 +258,33 @@ mod tests {
     }
 
     #[test]
+    fn the_table_shows_what_each_node_follows_and_its_last_fetch_error() {
+        let mut git = SourceStatus::git(&crate::config::GitSettings {
+            remote: "/srv/mesh.git".into(),
+            branch: "main".into(),
+            path: "manifests".into(),
+            interval: Duration::from_secs(30),
+            timeout: crate::config::DEFAULT_GIT_TIMEOUT,
+        });
+        git.fetched(Some("0123456789abcdef0123456789abcdef01234567".into()), std::time::SystemTime::UNIX_EPOCH);
+        git.failed("cannot fetch: no route to host".into());
+        let mut mini = status("mini", true);
+        mini.source = Some(git);
+        let table = render(&[Row { status: mini, view: view("mini", true, "v1") }]);
+        assert!(
+            table.contains(
+                "mini:\n  source: git /srv/mesh.git@main (at 0123456789ab, fetched 1970-01-01T00:00:00Z)\n  \
+                 last fetch failed: cannot fetch: no route to host\n"
+            ),
+            "{table}"
+        );
+        let mut laptop = status("laptop", true);
+        laptop.source = Some(SourceStatus::folder("/home/me/mesh/manifests"));
+        let table = render(&[Row { status: laptop, view: view("laptop", true, "v1") }]);
+        assert!(table.contains("  source: folder /home/me/mesh/manifests (nothing read yet)\n"), "{table}");
+    }
+
+    #[test]
     fn the_table_shows_rtt_offline_peers_and_incompatible_api_versions() {
         let rows = [
             Row { status: status("laptop", false), view: view("laptop", false, "v1") },

@@ -143,24 +143,30 @@ impl ProbeState {
 /// one probe of one peer has no crowd to spread.
 const OFFLINE_BACKOFF: Policy = Policy::new(OFFLINE_BASE, OFFLINE_CAP);
 
-/// The probe over HTTP, with [`PROBE_TIMEOUT`].
+/// The probe over HTTP, with [`PROBE_TIMEOUT`] and the mesh key.
 #[derive(Clone)]
 pub struct HttpProbe {
     http: reqwest::Client,
+    key: ApiKey,
 }
 
-impl Default for HttpProbe {
-    fn default() -> Self {
+impl HttpProbe {
+    /// Probes with `key`, so a peer adds what only the mesh may see (its
+    /// source) to its answer.
+    pub fn new(key: ApiKey) -> Self {
         let http = net::http_client(PROBE_TIMEOUT).timeout(PROBE_TIMEOUT).build().expect("a plain HTTP client builds");
-        HttpProbe { http }
+        HttpProbe { http, key }
     }
 }
 
 impl Probe for HttpProbe {
     async fn probe(&self, authority: &str) -> Result<Answer, String> {
         let started = Instant::now();
-        let response =
-            self.http.get(format!("http://{authority}/mesh/health")).send().await.map_err(|e| root_cause(&e))?;
+        let mut request = self.http.get(format!("http://{authority}/mesh/health"));
+        if let Some(key) = self.key.get() {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.map_err(|e| root_cause(&e))?;
         if !response.status().is_success() {
             return Err(format!("health answered {}", response.status()));
         }

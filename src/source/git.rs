@@ -24,7 +24,7 @@ use crate::git::tree::{self, FileKind};
 use crate::git::{Git, GitError};
 use crate::manifest::Pos;
 use crate::manifest::{SourceFile, loader};
-use crate::source_status::SourceStatus;
+use crate::source_status::{SourceStatus, without_credentials};
 
 /// The first retry after a failed fetch; each further failure doubles it, up to
 /// the interval and never more than [`MAX_RETRY`].
@@ -76,7 +76,9 @@ pub async fn run(
                 interval
             }
             Err(SyncError(message)) => {
-                status.send_modify(|status| status.failed(message.clone()));
+                // `status` is served to the mesh: Git's words may quote the URL.
+                let shown = message.replace(&settings.remote, &without_credentials(&settings.remote));
+                status.send_modify(|status| status.failed(shown));
                 backoff.failed()
             }
         };

@@ -4,6 +4,7 @@
 //! node's source (on the other node too, and a fetch error), and a `git push`
 //! from a node's own checkout reaches both nodes long before the interval.
 
+use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,16 @@ fn status_of(daemon: &Daemon, node: &str) -> Value {
     let status: Value = serde_json::from_str(&run.stdout).expect("status -o json is JSON");
     let nodes = status["nodes"].as_array().expect("nodes");
     nodes.iter().find(|n| n["name"] == node).cloned().unwrap_or_else(|| panic!("{node} in {status}"))
+}
+
+/// `GET /mesh/health` as anyone may ask it: without the key.
+fn health_without_key(daemon: &Daemon) -> Value {
+    let mut stream = std::net::TcpStream::connect(daemon.api()).expect("connect");
+    write!(stream, "GET /mesh/health HTTP/1.0\r\nHost: {}\r\n\r\n", daemon.api()).expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    let (_, body) = answer.split_once("\r\n\r\n").expect("a body");
+    serde_json::from_str(body).expect("JSON")
 }
 
 fn online(daemon: &Daemon, node: &str, online: bool) {
@@ -127,6 +138,10 @@ fn status_shows_each_nodes_source_on_both_nodes_and_a_fetch_error() {
     assert!(folder["revision"].as_str().is_some_and(|r| r.starts_with("local-")), "{folder}");
     let table = a.meshctl(&["status"]);
     assert!(table.stdout.contains(&format!("  source: git {remote}@main (at {}", &first[..12])), "{table:?}");
+    // Health tells the source to the mesh (callers with the key) only.
+    assert_eq!(a.api_get("/mesh/health").expect("health")["source"]["type"], "git");
+    let open = health_without_key(&a);
+    assert!(open["revision"].is_string() && open.get("source").is_none(), "{open}");
 
     // The remote goes away: a fetch error, not a rejected snapshot.
     std::fs::rename(&repo.remote, repo.remote.with_extension("moved")).expect("move the remote away");
