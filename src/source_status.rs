@@ -71,6 +71,18 @@ impl SourceStatus {
         self.last_fetch_error = Some(message);
     }
 
+    /// Why a folder may not be applied (without `--force`) to a node that
+    /// follows Git, and what to do instead; None for a folder.
+    pub fn apply_refusal(&self) -> Option<String> {
+        let remote = self.remote.as_deref().filter(|_| self.kind == SourceKind::Git)?;
+        let branch = self.branch.as_deref().unwrap_or_default();
+        Some(format!(
+            "this node follows {remote}@{branch} (MESH_GIT_REMOTE): a folder applied here would be replaced by the next commit.\n\
+             To change the manifests, commit them and `git push` to {branch}; every node applies the push (`meshctl diff` shows what it changes).\n\
+             `meshctl apply --force` applies the folder anyway, until the next commit."
+        ))
+    }
+
     /// `git REMOTE@BRANCH` or `folder PATH`, as the CLI names what a node follows.
     pub fn followed(&self) -> String {
         match self.kind {

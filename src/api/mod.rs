@@ -230,9 +230,18 @@ async fn mesh(State(state): State<ApiState>) -> Json<Vec<MeshNode>> {
 /// applies it through the controller loop and returns the plan it acted on.
 async fn apply(
     State(state): State<ApiState>,
+    headers: HeaderMap,
     request: Result<Json<ApplyRequest>, JsonRejection>,
 ) -> Result<Json<ApplyResponse>, ApiError> {
     let Json(request) = request?;
+    let forced = headers.contains_key(wire::FORCE_HEADER);
+    if !request.dry_run && !forced {
+        // A node that follows Git takes a folder only when forced.
+        let refusal = state.source.borrow().apply_refusal();
+        if let Some(message) = refusal {
+            return Err(ApiError::new(StatusCode::CONFLICT, "follows_git", message));
+        }
+    }
     let invalid = |diagnostics: Vec<crate::diagnostic::Diagnostic>| {
         let mut error = ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

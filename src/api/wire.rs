@@ -9,6 +9,12 @@ use crate::manifest::{Kind, ManifestSet};
 use crate::source_status::SourceStatus;
 use crate::supervisor;
 
+/// Sent with `POST /api/v1/apply` by `apply --force`: a node that follows Git
+/// takes the bundle (until its next commit) instead of refusing it. A header,
+/// not a field, so that nodes a release older, which refuse unknown fields,
+/// still take a forced bundle.
+pub(crate) const FORCE_HEADER: &str = "x-mesh-force";
+
 /// The version of this API; a peer with another one is shown as incompatible.
 pub(crate) const API_VERSION: &str = "v1";
 

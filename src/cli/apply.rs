@@ -48,15 +48,7 @@ pub(super) fn diff(args: DiffArgs, env_file: Option<&Path>) -> anyhow::Result<Ou
 /// node follows its folder): a dry run and a forced apply may; anything else
 /// is refused with what to do instead.
 fn git_mode_refusal(git: Option<&GitSettings>, dry_run: bool, force: bool) -> Option<String> {
-    let git = git.filter(|_| !dry_run && !force)?;
-    let followed = SourceStatus::git(git).followed();
-    Some(format!(
-        "this node follows {} (MESH_GIT_REMOTE): a folder applied here would be replaced by the next commit.\n\
-         To change the manifests, commit them and `git push` to {}; every node applies the push (`meshctl diff` shows what it changes).\n\
-         `meshctl apply --force` applies the folder anyway, until the next commit.",
-        followed.trim_start_matches("git "),
-        git.branch
-    ))
+    SourceStatus::git(git.filter(|_| !dry_run && !force)?).apply_refusal()
 }
 
 pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
@@ -94,7 +86,7 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
     }
     let mut failed = false;
     runtime()?.block_on(async {
-        match local.apply(bundle.clone(), args.dry_run).await {
+        match local.apply(bundle.clone(), args.dry_run, args.force).await {
             Ok(response) => println!("{}", response.plan),
             Err(error) => {
                 report(&this_node, &error);
@@ -113,7 +105,8 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
                 continue;
             }
             let authority = view.map_or(written, |v| v.dial.clone());
-            match ApiClient::new(&authority, key.as_deref(), PEER_TIMEOUT).apply(bundle.clone(), args.dry_run).await {
+            let peer = ApiClient::new(&authority, key.as_deref(), PEER_TIMEOUT);
+            match peer.apply(bundle.clone(), args.dry_run, args.force).await {
                 Ok(response) => println!("{}", response.plan),
                 Err(ClientError::Unreachable { reason, .. }) => {
                     println!("node {name}: not reachable ({reason}); it picks the change up from its own source");

@@ -47,6 +47,29 @@ fn health_without_key(daemon: &Daemon) -> Value {
     serde_json::from_str(body).expect("JSON")
 }
 
+/// `POST /api/v1/apply` of an empty bundle with the key, as an older
+/// `meshctl` or a script sends it (with `X-Mesh-Force` when `forced`): the
+/// status code and the JSON answer.
+fn post_apply(daemon: &Daemon, forced: bool) -> (u16, Value) {
+    let body = r#"{"revision":"r1","files":[]}"#;
+    let force = if forced { "X-Mesh-Force: 1\r\n" } else { "" };
+    let mut stream = std::net::TcpStream::connect(daemon.api()).expect("connect");
+    write!(
+        stream,
+        "POST /api/v1/apply HTTP/1.0\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n{force}\r\n{body}",
+        daemon.api(),
+        Daemon::KEY,
+        body.len()
+    )
+    .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a body");
+    let status = head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).expect("a status code");
+    (status, serde_json::from_str(body).expect("JSON"))
+}
+
 fn online(daemon: &Daemon, node: &str, online: bool) {
     eventually(&format!("{node} is online: {online}"), || {
         let mesh = daemon.api_get("/api/v1/mesh")?;
@@ -80,6 +103,12 @@ fn apply_is_refused_in_git_mode_and_a_forced_folder_runs_until_the_next_commit()
     );
     assert_eq!(daemon.revision().as_deref(), Some(first.as_str()));
     assert_eq!(daemon.object("Service", "local"), None);
+    // The daemon refuses too, whoever sends the bundle, unless it is forced.
+    let (status, answer) = post_apply(&daemon, false);
+    assert_eq!((status, &answer["error"]), (409, &Value::from("follows_git")), "{answer}");
+    assert!(answer["message"].as_str().unwrap().starts_with(&format!("this node follows {remote}@main")), "{answer}");
+    let (status, answer) = post_apply(&daemon, true);
+    assert_eq!((status, &answer["error"]), (422, &Value::from("invalid")), "forced, the bundle is checked: {answer}");
 
     // What pushing the folder would change, against the followed commit.
     let diff = daemon.meshctl(&["diff"]);
