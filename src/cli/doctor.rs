@@ -23,10 +23,8 @@ use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::{self, ManifestSet, SecretRef, SourceFile, loader};
 use crate::net::{self, host_port, root_cause};
 use crate::reconcile::capability::{HealthCheck, health_check, health_url, health_url_by_node};
-use crate::source::{
-    self,
-    compare::{self, Differences},
-};
+use crate::source;
+use crate::source::compare::{self, Differences};
 use crate::source_status::{SourceStatus, without_credentials};
 use crate::syncthing::{self, SyncthingError};
 use crate::tailscale::{TailnetStatus, TailscaleClient};
@@ -137,9 +135,9 @@ async fn all_checks(env_file: Option<&Path>) -> Vec<Check> {
         manifests.check(),
         node_check(&env, &manifests.set, node.as_deref()),
     ];
-    if let Some(git) = &git {
+    if let (Some(git), Some(followed)) = (&git, &followed) {
         checks.push(git_check(&git_version().await));
-        checks.extend(git_mode_checks(&env, git, followed.as_ref()).await);
+        checks.extend(git_mode_checks(&env, git, followed).await);
     }
     let node = node.unwrap_or_default();
     let key = key.ok().flatten();
@@ -479,18 +477,17 @@ async fn read_followed(env: &NodeEnv, git: &GitSettings) -> Result<Followed, Str
 
 /// The remote and branch (`git ls-remote`), and whether the local folder
 /// differs from what the daemon follows.
-async fn git_mode_checks(env: &NodeEnv, git: &GitSettings, followed: Option<&Result<Followed, String>>) -> Vec<Check> {
+async fn git_mode_checks(env: &NodeEnv, git: &GitSettings, followed: &Result<Followed, String>) -> Vec<Check> {
     let source = SourceStatus::git(git);
     let mut checks = vec![git_remote_check(&source, &ls_remote(git).await)];
     let dir = env.manifests_dir();
     let local = loader::load_dir(&dir).map_err(|error| error.to_string());
     let compared = match (followed, local) {
-        (Some(Ok(followed)), Ok((files, _))) => {
+        (Ok(followed), Ok((files, _))) => {
             Ok((followed.shown(), compare::differences(&dir.display().to_string(), &files, &git.path, &followed.files)))
         }
-        (Some(Err(why)), _) => Err(why.clone()),
+        (Err(why), _) => Err(why.clone()),
         (_, Err(why)) => Err(why),
-        (None, _) => Err("nothing read".into()),
     };
     checks.push(local_folder_check(&dir.display().to_string(), &source, &compared));
     checks
