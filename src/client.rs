@@ -5,11 +5,11 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 
-use crate::api::wire::SyncthingDevice;
 use crate::api::wire::{
     ApplyRequest, ApplyResponse, Describe, ErrorBody, HandoffMessage, Health, MeshNode, PeerRegistered,
     PeerRegistration, ReconcileRequest, ReconcileResponse, RouteCall, Routed, Session,
 };
+use crate::api::wire::{FORCE_HEADER, SyncthingDevice};
 use crate::api::wire::{HandoffProgress, HandoffRequest};
 use crate::controller::status::NodeStatus;
 use crate::manifest::Bundle;
@@ -74,9 +74,15 @@ impl ApiClient {
         self.send(self.http.post(self.url("/api/v1/peers")).json(registration)).await
     }
 
-    pub(crate) async fn apply(&self, bundle: Bundle, dry_run: bool) -> Result<ApplyResponse, ClientError> {
+    /// Applies (or plans) `bundle`; `force` applies it on a node that follows
+    /// Git too, until its next commit.
+    pub(crate) async fn apply(&self, bundle: Bundle, dry_run: bool, force: bool) -> Result<ApplyResponse, ClientError> {
         let request = ApplyRequest { bundle, dry_run };
-        self.send(self.http.post(self.url("/api/v1/apply")).json(&request)).await
+        let mut post = self.http.post(self.url("/api/v1/apply")).json(&request);
+        if force {
+            post = post.header(FORCE_HEADER, "1");
+        }
+        self.send(post).await
     }
 
     /// Reconcile now; with a revision, fetch it and answer once it is in force.

@@ -39,6 +39,25 @@ pub struct GitSettings {
 /// does not hold back the next.
 pub const DEFAULT_GIT_TIMEOUT: Duration = Duration::from_secs(120);
 
+impl GitSettings {
+    /// `MESH_GIT_*`, None without `MESH_GIT_REMOTE` (the node follows its folder).
+    pub fn from_env(env: &NodeEnv) -> Result<Option<GitSettings>, String> {
+        let value = |name: &str| env.get(name).map(|s| s.value.trim().to_owned()).filter(|v| !v.is_empty());
+        let Some(written) = value("MESH_GIT_REMOTE") else { return Ok(None) };
+        let remote = git_remote(env, written);
+        let interval_text = value("MESH_GIT_INTERVAL").unwrap_or_else(|| "30s".into());
+        let interval =
+            DurationSpec::parse(&interval_text).map_err(|error| format!("MESH_GIT_INTERVAL: {error}"))?.duration;
+        Ok(Some(GitSettings {
+            remote,
+            branch: value("MESH_GIT_BRANCH").unwrap_or_else(|| "main".into()),
+            path: value("MESH_GIT_PATH").unwrap_or_else(|| "manifests".into()),
+            interval,
+            timeout: DEFAULT_GIT_TIMEOUT,
+        }))
+    }
+}
+
 impl DaemonConfig {
     pub fn from_env(env: &NodeEnv) -> Result<DaemonConfig, Vec<String>> {
         let mut problems = Vec::new();
@@ -55,20 +74,9 @@ impl DaemonConfig {
             }
             parsed
         });
-        let git = value("MESH_GIT_REMOTE").map(|written| {
-            let remote = git_remote(env, written);
-            let interval_text = value("MESH_GIT_INTERVAL").unwrap_or_else(|| "30s".into());
-            let interval = DurationSpec::parse(&interval_text).map(|d| d.duration).unwrap_or_else(|error| {
-                problems.push(format!("MESH_GIT_INTERVAL: {error}"));
-                Duration::from_secs(30)
-            });
-            GitSettings {
-                remote,
-                branch: value("MESH_GIT_BRANCH").unwrap_or_else(|| "main".into()),
-                path: value("MESH_GIT_PATH").unwrap_or_else(|| "manifests".into()),
-                interval,
-                timeout: DEFAULT_GIT_TIMEOUT,
-            }
+        let git = GitSettings::from_env(env).unwrap_or_else(|problem| {
+            problems.push(problem);
+            None
         });
         let state_dir = state_dir(env).unwrap_or_else(|| {
             problems.push("MESH_STATE_DIR is not set and there is no HOME to put it under".into());

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use axum::Router;
@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
 use crate::api::{self, ApiState};
-use crate::config::{self, DaemonConfig};
+use crate::config::{self, DaemonConfig, GitSettings};
 use crate::controller::status::StatusStream;
 use crate::controller::{Controller, InForce, Input, Shared};
 use crate::descriptor_limit;
@@ -23,8 +23,10 @@ use crate::mesh::joined::JoinedPeers;
 use crate::mesh::prober::{self, AppliedRevision, EventSink, HttpProbe, ProberHandles};
 use crate::mesh::router::{self, MeshRouter, SetInForce};
 use crate::reconcile::Handles;
+use crate::source::checkout::{self, CheckoutWatch};
 use crate::source::folder::FolderSource;
 use crate::source::{self, SourceUpdate};
+use crate::source_status::SourceStatus;
 use crate::state_lock::{self, FolderChange, StateFolder};
 use crate::supervisor::Supervisor;
 use crate::tailscale;
@@ -65,7 +67,7 @@ pub(crate) async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<P
     // The tasks that run until the daemon returns; dropping the set aborts
     // them, on an early error too.
     let mut tasks = JoinSet::new();
-    let source = start_source(&config, controller.settle_times(), inbox.clone(), &mut tasks)?;
+    let source = start_source(&config, controller.settle_times(), inbox.clone(), &mut tasks).await?;
     let listener = bind_api(&config).await?;
     warn_without_api_key(&handles);
 
@@ -74,9 +76,10 @@ pub(crate) async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<P
     // the folder is not written after the lock goes.
     let folder_keeper = tokio::spawn(keep_state_folder(state_folder, supervisor, stopped.clone()));
     let prober = prober_handles(&shared, &handles, controller.applied_revisions());
-    tasks.spawn(prober::run(prober, HttpProbe::default(), stopped.clone()));
+    let probe = HttpProbe::new(handles.api_key.clone());
+    tasks.spawn(prober::run(prober, probe, stopped.clone()));
     let watch_in_force = shared.watch_in_force();
-    let router = api_router(&config, shared, handles, joined.clone(), inbox.clone(), source.nudge.clone());
+    let router = api_router(&config, shared, handles, joined.clone(), inbox.clone(), &source);
     let server = tokio::spawn(api::serve::run(listener, router, max_connections, stopped.clone()));
     tasks.spawn(async move {
         wait_for_signal().await;
@@ -119,6 +122,11 @@ struct Source {
     nudge: mpsc::Sender<()>,
     /// The watched folder, without Git.
     folder: Option<FolderSource>,
+    /// What the source follows and last read, for `status`.
+    status: watch::Receiver<SourceStatus>,
+    /// With Git, the user's checkout whose pushes nudge the source; watched
+    /// while this lives.
+    _checkout: Option<CheckoutWatch>,
 }
 
 /// The peers before any set of manifests loads, from `MESH_PEERS`.
@@ -131,9 +139,9 @@ fn seed_peers(shared: &Shared, handles: &Handles) {
     }
 }
 
-/// Starts the Git source or the folder watch, and the task that hands what
-/// it reads to the controller.
-fn start_source(
+/// Starts the Git source (and the watch of the user's checkout) or the folder
+/// watch, and the task that hands what it reads to the controller.
+async fn start_source(
     config: &DaemonConfig,
     settle_times: watch::Receiver<Duration>,
     inbox: mpsc::Sender<Input>,
@@ -141,28 +149,66 @@ fn start_source(
 ) -> anyhow::Result<Source> {
     let (updates, mut updates_rx) = mpsc::channel::<SourceUpdate>(16);
     let (nudge, nudges) = mpsc::channel::<()>(1);
-    let folder = match &config.git {
+    // The folder's status is written here; the Git source writes its own.
+    let (folder, checkout, status, folder_status) = match &config.git {
         Some(git) => {
             tracing::info!(remote = git.remote, branch = git.branch, path = git.path, "reading manifests from Git");
-            tasks.spawn(source::git::run(git.clone(), config.state_dir.join("git"), updates, nudges));
-            None
+            let (status, status_rx) = watch::channel(SourceStatus::git(git));
+            tasks.spawn(source::git::run(git.clone(), config.state_dir.join("git"), updates, nudges, status));
+            (None, watch_checkout(config, git, nudge.clone()).await, status_rx, None)
         }
         None => {
             tracing::info!(folder = %config.manifests.display(), "watching the manifests folder");
             drop(nudges);
             let watch = source::folder::watch(config.manifests.clone(), updates, settle_times)
                 .with_context(|| format!("cannot watch the manifests folder {}", config.manifests.display()))?;
-            Some(watch)
+            let shown = std::path::absolute(&config.manifests).unwrap_or_else(|_| config.manifests.clone());
+            let (status, status_rx) = watch::channel(SourceStatus::folder(&shown.display().to_string()));
+            (Some(watch), None, status_rx, Some(status))
         }
     };
     tasks.spawn(async move {
         while let Some(update) = updates_rx.recv().await {
+            if let Some(folder_status) = &folder_status {
+                match &update {
+                    SourceUpdate::Snapshot(snapshot) => {
+                        let revision = Some(snapshot.revision.clone());
+                        folder_status.send_modify(|status| status.fetched(revision, SystemTime::now()));
+                    }
+                    SourceUpdate::Unavailable { message, .. } => {
+                        folder_status.send_modify(|status| status.failed(message.clone()));
+                    }
+                    SourceUpdate::Notice { .. } => {}
+                }
+            }
             if inbox.send(Input::Source(update)).await.is_err() {
                 return;
             }
         }
     });
-    Ok(Source { nudge, folder })
+    Ok(Source { nudge, folder, status, _checkout: checkout })
+}
+
+/// Watches the checkout `MESH_MANIFESTS` lies in, when it is a clone of the
+/// remote: a push from there nudges the Git source at once.
+async fn watch_checkout(config: &DaemonConfig, git: &GitSettings, nudge: mpsc::Sender<()>) -> Option<CheckoutWatch> {
+    let (manifests, settings) = (config.manifests.clone(), git.clone());
+    let found = tokio::task::spawn_blocking(move || checkout::find(&manifests, &settings)).await.ok().flatten();
+    let Some(found) = found else {
+        tracing::debug!(folder = %config.manifests.display(), "MESH_MANIFESTS is not in a checkout of MESH_GIT_REMOTE");
+        return None;
+    };
+    let shown = format!("{} {}", found.git_dir.display(), found.tracking_ref);
+    match checkout::watch(found, nudge) {
+        Ok(watch) => {
+            tracing::info!(checkout = shown, "a git push from this checkout is fetched at once");
+            Some(watch)
+        }
+        Err(error) => {
+            tracing::warn!(checkout = shown, %error, "cannot watch the checkout; pushes arrive at the Git interval");
+            None
+        }
+    }
 }
 
 /// Binds the mesh API's address: `MESH_LISTEN`, or the default.
@@ -196,7 +242,7 @@ fn api_router(
     handles: Arc<Handles>,
     joined: Arc<JoinedPeers>,
     inbox: mpsc::Sender<Input>,
-    nudge: mpsc::Sender<()>,
+    source: &Source,
 ) -> Router {
     let mesh_router = MeshRouter::new(
         config.node_id.clone(),
@@ -211,7 +257,8 @@ fn api_router(
         shared,
         handles,
         inbox,
-        nudge: Some(nudge),
+        nudge: Some(source.nudge.clone()),
+        source: source.status.clone(),
         tailscale: tailscale::Connector::default(),
         router: mesh_router,
         joined,

@@ -24,6 +24,7 @@ mod net;
 pub mod ollama;
 mod reconcile;
 pub mod source;
+pub mod source_status;
 mod state_lock;
 pub mod supervisor;
 pub mod syncthing;

@@ -42,11 +42,12 @@ use self::wire::{
     RouteRequest, Routed, StreamMessage, SyncthingDevice,
 };
 use crate::controller::status::{NodeStatus, ObjectKey};
-use crate::controller::{Input, Shared, validate_off_runtime};
+use crate::controller::{InForce, Input, Shared, validate_off_runtime};
 use crate::manifest::Kind;
 use crate::mesh::failover::HOP_HEADER;
 use crate::reconcile::{plan, sync_folder};
 use crate::source::Snapshot;
+use crate::source_status::SourceStatus;
 
 pub(crate) fn router(state: ApiState) -> Router {
     let protected = Router::new()
@@ -89,11 +90,7 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 }
 
 async fn require_key(State(state): State<ApiState>, headers: HeaderMap, request: Request, next: Next) -> Response {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
+    let presented = bearer_key(&headers);
     if presented.is_some_and(|key| state.handles.api_key.matches(key)) {
         return next.run(request).await;
     }
@@ -108,6 +105,12 @@ async fn require_key(State(state): State<ApiState>, headers: HeaderMap, request:
         None => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "send Authorization: Bearer <MESH_API_KEY>")
             .into_response(),
     }
+}
+
+/// The key of an `Authorization: Bearer` header.
+fn bearer_key(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(str::trim)
 }
 
 /// Whether the Mesh in force enables Tailscale identity auth and allows the
@@ -131,8 +134,11 @@ async fn tailscale_identity_allowed(state: &ApiState, caller: SocketAddr) -> boo
     allowed
 }
 
-async fn health(State(state): State<ApiState>) -> Json<Health> {
+/// Open to anyone; what the node follows only to a caller with the key (its
+/// peers' probes).
+async fn health(State(state): State<ApiState>, headers: HeaderMap) -> Json<Health> {
     let shared = &state.shared;
+    let with_key = bearer_key(&headers).is_some_and(|key| state.handles.api_key.matches(key));
     let applied = shared.in_force();
     Json(Health {
         node: shared.node().to_owned(),
@@ -141,11 +147,12 @@ async fn health(State(state): State<ApiState>) -> Json<Health> {
         api_version: wire::API_VERSION.into(),
         revision: applied.map(|a| a.revision),
         uptime_seconds: shared.uptime().as_secs(),
+        source: with_key.then(|| Box::new(state.source.borrow().clone())),
     })
 }
 
 /// This node's status in the shape of `status -o json`.
-pub(crate) fn node_status(shared: &Shared) -> NodeStatus {
+pub(crate) fn node_status(shared: &Shared, source: &SourceStatus) -> NodeStatus {
     let env = shared.env();
     let applied = shared.in_force();
     let role = applied
@@ -163,18 +170,19 @@ pub(crate) fn node_status(shared: &Shared) -> NodeStatus {
         last_error: shared.last_error(),
         objects: shared.status().objects(),
         paused: shared.paused(),
+        source: Some(source.clone()),
     }
 }
 
 async fn status(State(state): State<ApiState>) -> Json<NodeStatus> {
-    Json(node_status(&state.shared))
+    Json(node_status(&state.shared, &state.source.borrow()))
 }
 
 /// This node's view of every node: itself, then each peer as the prober last
 /// saw it, so a client can reach every peer and knows which are down.
 async fn mesh(State(state): State<ApiState>) -> Json<Vec<MeshNode>> {
     let shared = &state.shared;
-    let me = node_status(shared);
+    let me = node_status(shared, &state.source.borrow());
     let (address, api_port) = {
         let set = shared.applied_set();
         let node = set.as_ref().and_then(|set| set.nodes.get(shared.node()));
@@ -196,6 +204,7 @@ async fn mesh(State(state): State<ApiState>) -> Json<Vec<MeshNode>> {
         api_version: Some(wire::API_VERSION.into()),
         compatible: true,
         last_error: None,
+        source: me.source,
     };
     let known = &state.handles.peers;
     let peers = known.all().into_iter().map(|peer| MeshNode {
@@ -214,6 +223,7 @@ async fn mesh(State(state): State<ApiState>) -> Json<Vec<MeshNode>> {
         version: peer.version,
         api_version: peer.api_version,
         last_error: peer.last_error,
+        source: peer.source,
     });
     Json(std::iter::once(this).chain(peers).collect())
 }
@@ -222,9 +232,18 @@ async fn mesh(State(state): State<ApiState>) -> Json<Vec<MeshNode>> {
 /// applies it through the controller loop and returns the plan it acted on.
 async fn apply(
     State(state): State<ApiState>,
+    headers: HeaderMap,
     request: Result<Json<ApplyRequest>, JsonRejection>,
 ) -> Result<Json<ApplyResponse>, ApiError> {
     let Json(request) = request?;
+    let forced = headers.contains_key(wire::FORCE_HEADER);
+    if !request.dry_run && !forced {
+        // A node that follows Git takes a folder only when forced.
+        let refusal = state.source.borrow().apply_refusal();
+        if let Some(message) = refusal {
+            return Err(ApiError::new(StatusCode::CONFLICT, "follows_git", message));
+        }
+    }
     let invalid = |diagnostics: Vec<crate::diagnostic::Diagnostic>| {
         let mut error = ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -244,7 +263,7 @@ async fn apply(
         let env = state.shared.env();
         let (snapshot, validated) = validate_off_runtime(snapshot, env.clone()).await;
         let set = validated.map_err(invalid)?;
-        let current = state.shared.in_force();
+        let current = dry_run_base(&state.shared, env.clone()).await;
         let handles = state.handles.clone();
         // Comparing two whole sets is blocking work too.
         let planned = tokio::task::spawn_blocking(move || {
@@ -264,6 +283,27 @@ async fn apply(
     state.inbox.send(Input::Apply { bundle: request.bundle, reply }).await.map_err(|_| stopping())?;
     let plan = answer.await.map_err(|_| stopping())?.map_err(invalid)?;
     Ok(Json(ApplyResponse { applied: true, plan }))
+}
+
+/// What a dry run (`diff`) plans against: the commit the Git source follows
+/// when a folder applied with `--force` runs in its place (and that commit
+/// is valid), else the set in force.
+async fn dry_run_base(shared: &Shared, env: std::sync::Arc<crate::identity::NodeEnv>) -> Option<InForce> {
+    let in_force = shared.in_force();
+    let Some(followed) = shared.followed().filter(|followed| plans_against_followed(in_force.as_ref(), followed))
+    else {
+        return in_force;
+    };
+    let origin = followed.origin.clone();
+    match validate_off_runtime(followed, env).await {
+        (followed, Ok(set)) => Some(InForce { revision: followed.revision, origin, set: std::sync::Arc::new(set) }),
+        (_, Err(_)) => in_force,
+    }
+}
+
+/// Whether the set in force is not the commit the node follows.
+fn plans_against_followed(in_force: Option<&InForce>, followed: &Snapshot) -> bool {
+    in_force.is_none_or(|in_force| in_force.revision != followed.revision)
 }
 
 /// Fetches (with a Git source) and reconciles every object now. With a
@@ -456,4 +496,29 @@ async fn syncthing_device(State(state): State<ApiState>) -> Result<Json<Syncthin
         .await
         .map_err(|error| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "syncthing_unreachable", error.to_string()))?;
     Ok(Json(SyncthingDevice { node, device_id: status.my_id, device_address }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dry_run_plans_against_the_followed_commit_only_while_another_set_runs() {
+        let in_force = |revision: &str| InForce {
+            revision: revision.into(),
+            origin: "apply".into(),
+            set: std::sync::Arc::new(crate::manifest::validate(&[], Vec::new()).set),
+        };
+        let followed =
+            Snapshot { revision: "c1".into(), files: Vec::new(), problems: Vec::new(), origin: "git r main".into() };
+        let cases = [(Some(in_force("c1")), false), (Some(in_force("local-abc")), true), (None, true)];
+        for (running, expected) in cases {
+            assert_eq!(
+                plans_against_followed(running.as_ref(), &followed),
+                expected,
+                "{:?}",
+                running.map(|r| r.revision)
+            );
+        }
+    }
 }

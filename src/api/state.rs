@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::controller::{Input, Shared};
 use crate::mesh::joined::JoinedPeers;
 use crate::mesh::router::MeshRouter;
 use crate::reconcile::Handles;
+use crate::source_status::SourceStatus;
 use crate::tailscale;
 
 /// The largest request body: an `apply` bundle of a whole manifests folder.
@@ -24,6 +25,8 @@ pub(crate) struct ApiState {
     pub inbox: mpsc::Sender<Input>,
     /// Asks the Git source to fetch now, when there is one.
     pub nudge: Option<mpsc::Sender<()>>,
+    /// What the node's source follows and last read.
+    pub source: watch::Receiver<SourceStatus>,
     /// Asks tailscaled who a caller without the key is.
     pub tailscale: tailscale::Connector,
     pub router: MeshRouter,

@@ -6,7 +6,14 @@ use crate::controller::status::{EventRecord, ObjectStatus, StreamItem};
 use crate::handoff::protocol::Envelope;
 use crate::manifest::Bundle;
 use crate::manifest::{Kind, ManifestSet};
+use crate::source_status::SourceStatus;
 use crate::supervisor;
+
+/// Sent with `POST /api/v1/apply` by `apply --force`: a node that follows Git
+/// takes the bundle (until its next commit) instead of refusing it. A header,
+/// not a field, so that nodes a release older, which refuse unknown fields,
+/// still take a forced bundle.
+pub(crate) const FORCE_HEADER: &str = "x-mesh-force";
 
 /// The version of this API; a peer with another one is shown as incompatible.
 pub(crate) const API_VERSION: &str = "v1";
@@ -24,6 +31,10 @@ pub struct Health {
     pub api_version: String,
     pub revision: Option<String>,
     pub uptime_seconds: u64,
+    /// What the node follows; peers show it while the node is offline. Absent
+    /// from nodes of earlier versions. Boxed: the answer is mostly small.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Box<SourceStatus>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +168,9 @@ pub(crate) struct MeshNode {
     /// Why its last probe failed, while it is offline.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// What it follows, as it last said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceStatus>,
 }
 
 fn yes() -> bool {

@@ -16,14 +16,18 @@ use super::platform::{Platform, path_owner, service_path};
 use super::{Outcome, Output};
 use crate::api::wire::{API_VERSION, Health};
 use crate::client::{ApiClient, ClientError};
-use crate::config::{client_addr, default_listen, resolve_secret};
+use crate::config::{GitSettings, client_addr, default_listen, resolve_secret};
 use crate::controller::status::{ConditionType, NodeStatus};
+use crate::diagnostic::Diagnostic;
 use crate::git::Git;
 use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::kinds::{EnvValue, NodeSyncthing};
-use crate::manifest::{self, ManifestSet, SecretRef, loader};
+use crate::manifest::{self, ManifestSet, SecretRef, SourceFile, loader};
 use crate::net::{self, host_port, root_cause};
 use crate::reconcile::capability::{HealthCheck, health_check, health_url, health_url_by_node};
+use crate::source;
+use crate::source::compare::{self, Differences};
+use crate::source_status::{SourceStatus, without_credentials};
 use crate::supervisor::program;
 use crate::syncthing::{self, SyncthingError};
 use crate::tailscale::{TailnetStatus, TailscaleClient};
@@ -121,7 +125,16 @@ async fn all_checks(env_file: Option<&Path>) -> Vec<Check> {
         Err(error) => (NodeEnv::from_parts(None, std::env::vars()).unwrap_or_default(), Some(error.to_string())),
     };
     let node = env.get(NODE_ID).map(|s| s.value.trim().to_owned()).filter(|v| !v.is_empty());
-    let manifests = Manifests::load(&env);
+    let git = GitSettings::from_env(&env).ok().flatten();
+    let followed = match &git {
+        Some(git) => Some(read_followed(&env, git).await),
+        None => None,
+    };
+    // With Git, the checks below are of the set the daemon follows.
+    let manifests = match &followed {
+        Some(Ok(followed)) => Manifests::read(followed.shown(), Ok((followed.files.clone(), Vec::new()))),
+        _ => Manifests::load(&env),
+    };
     let mesh = manifests.set.mesh.as_ref().map(|mesh| mesh.spec.clone()).unwrap_or_default();
     let key = crate::api_key::resolve(&env, Some(&mesh));
 
@@ -137,8 +150,9 @@ async fn all_checks(env_file: Option<&Path>) -> Vec<Check> {
         node_check(&env, &manifests.set, node.as_deref()),
     ];
     checks.extend(service_program_checks(&manifests.set, node.as_deref().unwrap_or_default(), &env));
-    if env.get("MESH_GIT_REMOTE").is_some_and(|remote| !remote.value.trim().is_empty()) {
+    if let (Some(git), Some(followed)) = (&git, &followed) {
         checks.push(git_check(&git_version().await));
+        checks.extend(git_mode_checks(&env, git, followed).await);
     }
     let node = node.unwrap_or_default();
     let key = key.ok().flatten();
@@ -249,15 +263,15 @@ struct Manifests {
 impl Manifests {
     fn load(env: &NodeEnv) -> Manifests {
         let dir = env.manifests_dir();
-        let shown = dir.display().to_string();
-        match loader::load_dir(&dir) {
-            Err(error) => Manifests {
-                dir: shown,
-                unreadable: Some(error.to_string()),
-                files: 0,
-                errors: vec![],
-                set: default_set(),
-            },
+        Manifests::read(dir.display().to_string(), loader::load_dir(&dir).map_err(|error| error.to_string()))
+    }
+
+    /// The manifests `shown` names, as read (or why they could not be).
+    fn read(shown: String, loaded: Result<(Vec<SourceFile>, Vec<Diagnostic>), String>) -> Manifests {
+        match loaded {
+            Err(error) => {
+                Manifests { dir: shown, unreadable: Some(error), files: 0, errors: vec![], set: default_set() }
+            }
             Ok((files, problems)) => {
                 let validation = manifest::validate(&files, problems);
                 let errors = validation.diagnostics.iter().filter(|d| d.is_error());
@@ -447,6 +461,112 @@ fn daemon_check(base: &str, daemon: &DaemonFound, node: &str) -> Check {
                 }
             }
         },
+    }
+}
+
+// --- Git mode: the set the daemon follows, the remote, the local folder ----------------
+
+/// The manifests of the commit the daemon's clone fetched last.
+struct Followed {
+    /// `git REMOTE@BRANCH`.
+    source: String,
+    commit: String,
+    files: Vec<SourceFile>,
+}
+
+impl Followed {
+    /// `git REMOTE@BRANCH at 1a2b3c4d5e6f`.
+    fn shown(&self) -> String {
+        format!("{} at {}", self.source, self.commit.get(..12).unwrap_or(&self.commit))
+    }
+}
+
+/// Reads what the daemon follows from its clone in the state folder.
+async fn read_followed(env: &NodeEnv, git: &GitSettings) -> Result<Followed, String> {
+    let state_dir = crate::config::state_dir(env).ok_or("there is no state folder (no MESH_STATE_DIR, no HOME)")?;
+    let (clone_dir, settings) = (state_dir.join("git"), git.clone());
+    let read = tokio::task::spawn_blocking(move || source::git::read_fetched(&clone_dir, &settings)).await;
+    let (commit, files) = read.map_err(|error| error.to_string())??;
+    Ok(Followed { source: SourceStatus::git(git).followed(), commit, files })
+}
+
+/// The remote and branch (`git ls-remote`), and whether the local folder
+/// differs from what the daemon follows.
+async fn git_mode_checks(env: &NodeEnv, git: &GitSettings, followed: &Result<Followed, String>) -> Vec<Check> {
+    let source = SourceStatus::git(git);
+    let mut checks = vec![git_remote_check(&source, &ls_remote(git).await)];
+    let dir = env.manifests_dir();
+    let local = loader::load_dir(&dir).map_err(|error| error.to_string());
+    let compared = match (followed, local) {
+        (Ok(followed), Ok((files, _))) => {
+            Ok((followed.shown(), compare::differences(&dir.display().to_string(), &files, &git.path, &followed.files)))
+        }
+        (Err(why), _) => Err(why.clone()),
+        (_, Err(why)) => Err(why),
+    };
+    checks.push(local_folder_check(&dir.display().to_string(), &source, &compared));
+    checks
+}
+
+/// The branch's commit on the remote (None: no such branch), or why the
+/// remote could not be asked.
+async fn ls_remote(git: &GitSettings) -> Result<Option<String>, String> {
+    let (remote, head) = (git.remote.clone(), format!("refs/heads/{}", git.branch));
+    let ask = move || -> Result<Option<String>, String> {
+        // Git's message names the command, URL included: never its password.
+        let failed = |error: crate::git::GitError| error.to_string().replace(&remote, &without_credentials(&remote));
+        let git = Git::new(".", GIT_REMOTE_TIMEOUT).for_remote().map_err(failed)?;
+        let listed = git.run(&["ls-remote", &remote, &head]).map_err(failed)?;
+        Ok(source::git::listed_commit(&listed, &head).map(str::to_owned))
+    };
+    tokio::task::spawn_blocking(ask).await.map_err(|error| error.to_string())?
+}
+
+/// Asking a remote over ssh or HTTPS takes longer than a local check.
+const GIT_REMOTE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The remote answers and has the branch.
+fn git_remote_check(source: &SourceStatus, found: &Result<Option<String>, String>) -> Check {
+    const NAME: &str = "git-remote";
+    let remote = source.remote.as_deref().unwrap_or_default();
+    let branch = source.branch.as_deref().unwrap_or_default();
+    match found {
+        Ok(Some(commit)) => {
+            Check::pass(NAME, format!("{} answers, at {}", source.followed(), commit.get(..12).unwrap_or(commit)))
+        }
+        Ok(None) => Check::fail(
+            NAME,
+            format!("{remote} has no branch {branch}"),
+            format!("push it (`git push {remote} HEAD:{branch}`), or set MESH_GIT_BRANCH to a branch it has"),
+        ),
+        Err(why) => Check::fail(
+            NAME,
+            format!("cannot reach {remote}: {why}"),
+            format!(
+                "check MESH_GIT_REMOTE, the network and your Git credentials (`git ls-remote {remote}` must work without a prompt)"
+            ),
+        ),
+    }
+}
+
+/// Whether the local folder is what the daemon follows: a difference is
+/// work not pushed yet (or stale files), which `apply` would not deploy.
+fn local_folder_check(dir: &str, source: &SourceStatus, compared: &Result<(String, Differences), String>) -> Check {
+    const NAME: &str = "local-folder";
+    match compared {
+        Ok((followed, differences)) if differences.is_empty() => {
+            Check::pass(NAME, format!("{dir} is what the daemon follows ({followed})"))
+        }
+        Ok((followed, differences)) => Check::warn(
+            NAME,
+            format!("{dir} differs from what the daemon follows ({followed}): it {differences}"),
+            "commit and `git push` the changes to apply them (`meshctl diff` shows what they change), or discard them",
+        ),
+        Err(why) => Check::warn(
+            NAME,
+            format!("cannot compare {dir} with what the daemon follows: {why}; the checks below read {dir}"),
+            format!("start the daemon (meshctl daemon) so it fetches {}", source.followed()),
+        ),
     }
 }
 
@@ -921,6 +1041,7 @@ mod tests {
             api_version: API_VERSION.into(),
             revision: Some("r1".into()),
             uptime_seconds: 61,
+            source: None,
         }
     }
 
@@ -934,6 +1055,7 @@ mod tests {
             last_error: None,
             objects: Vec::new(),
             paused: false,
+            source: None,
         };
         DaemonFound::Answered { health: health(node), status: Box::new(Ok(status)) }
     }
@@ -1005,6 +1127,59 @@ mod tests {
             assert_eq!(check.status, status, "{found:?}");
             assert!(check.message.contains(words), "{found:?}: {}", check.message);
             assert_eq!(check.fix.is_some(), status != Status::Pass, "{found:?}");
+        }
+    }
+
+    fn git_source() -> SourceStatus {
+        SourceStatus::git(&GitSettings {
+            remote: "https://me:pw@example.com/mesh.git".into(),
+            branch: "main".into(),
+            path: "manifests".into(),
+            interval: Duration::from_secs(30),
+            timeout: crate::config::DEFAULT_GIT_TIMEOUT,
+        })
+    }
+
+    #[test]
+    fn the_remote_must_answer_and_have_the_branch() {
+        let cases = [
+            (
+                Ok(Some("a".repeat(40))),
+                Status::Pass,
+                "git https://me:***@example.com/mesh.git@main answers, at aaaaaaaaaaaa",
+            ),
+            (Ok(None), Status::Fail, "https://me:***@example.com/mesh.git has no branch main"),
+            (Err("`git ls-remote` failed: Could not resolve host".to_owned()), Status::Fail, "cannot reach"),
+        ];
+        for (found, status, message) in cases {
+            let check = git_remote_check(&git_source(), &found);
+            assert_eq!(check.status, status, "{check:?}");
+            assert!(check.message.contains(message), "{check:?}");
+            assert_eq!(check.name, "git-remote");
+            assert!(!format!("{check:?}").contains(":pw@"), "no password shown: {check:?}");
+        }
+    }
+
+    #[test]
+    fn a_local_folder_that_differs_from_the_followed_commit_is_a_warning() {
+        let differs = Differences { changed: vec!["llm.yaml".into()], ..Differences::default() };
+        let cases = [
+            (
+                Ok(("git x@main at 1".to_owned(), Differences::default())),
+                Status::Pass,
+                "is what the daemon follows (git x@main at 1)",
+            ),
+            (
+                Ok(("git x@main at 1".to_owned(), differs)),
+                Status::Warn,
+                "differs from what the daemon follows (git x@main at 1): it changes llm.yaml",
+            ),
+            (Err("the daemon has not fetched branch main yet".to_owned()), Status::Warn, "cannot compare"),
+        ];
+        for (compared, status, message) in cases {
+            let check = local_folder_check("/m", &git_source(), &compared);
+            assert_eq!(check.status, status, "{check:?}");
+            assert!(check.message.contains(message), "{check:?}");
         }
     }
 

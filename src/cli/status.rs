@@ -12,6 +12,7 @@ use crate::controller::status::{ConditionType, NodeStatus};
 use std::path::Path;
 
 use crate::identity::NodeEnv;
+use crate::source_status::SourceStatus;
 
 /// How long a peer gets to answer before it is shown offline.
 const PEER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -81,6 +82,7 @@ async fn collect(local: ApiClient, key: Option<String>) -> anyhow::Result<Vec<Ro
                 last_error: None,
                 objects: Vec::new(),
                 paused: false,
+                source: view.source.clone(),
             });
             (index, Row { status, view })
         });
@@ -112,6 +114,9 @@ fn render(rows: &[Row]) -> String {
     let mut out = table::render(&table);
     for node in rows.iter().map(|row| &row.status).filter(|n| n.online) {
         out.push_str(&format!("\n{}:\n", node.name));
+        if let Some(source) = &node.source {
+            out.push_str(&source_lines(source));
+        }
         if node.paused {
             out.push_str("  reconciles paused (`meshctl events --send resume` resumes them)\n");
         }
@@ -152,6 +157,24 @@ fn render(rows: &[Row]) -> String {
     out
 }
 
+/// What a node follows, the revision it last read and when, and why its last
+/// fetch failed.
+fn source_lines(source: &SourceStatus) -> String {
+    let revision =
+        source.revision.as_deref().map_or_else(|| "nothing read yet".to_owned(), |r| format!("at {}", short(r)));
+    let fetched = source.last_fetched.as_deref().map(|at| format!(", fetched {at}")).unwrap_or_default();
+    let mut out = format!("  source: {} ({revision}{fetched})\n", source.followed());
+    if let Some(error) = &source.last_fetch_error {
+        out.push_str(&format!("  last fetch failed: {error}\n"));
+    }
+    out
+}
+
+/// A commit's first 12 hex digits; other revisions as they are.
+fn short(revision: &str) -> &str {
+    if revision.len() == 40 { &revision[..12] } else { revision }
+}
+
 /// `llm_inference -> agent-home-mini` for each Capability of `node`: which
 /// node serves it as this node decided (`none` while no node can).
 fn placements(node: &NodeStatus) -> Vec<String> {
@@ -187,6 +210,7 @@ mod tests {
             api_version: Some(api_version.into()),
             compatible: api_version == crate::api::wire::API_VERSION,
             last_error: None,
+            source: None,
         }
     }
 
@@ -200,6 +224,7 @@ mod tests {
             last_error: None,
             objects: Vec::new(),
             paused: false,
+            source: None,
         }
     }
 
@@ -232,6 +257,33 @@ mod tests {
             ),
             "{table}"
         );
+    }
+
+    #[test]
+    fn the_table_shows_what_each_node_follows_and_its_last_fetch_error() {
+        let mut git = SourceStatus::git(&crate::config::GitSettings {
+            remote: "/srv/mesh.git".into(),
+            branch: "main".into(),
+            path: "manifests".into(),
+            interval: Duration::from_secs(30),
+            timeout: crate::config::DEFAULT_GIT_TIMEOUT,
+        });
+        git.fetched(Some("0123456789abcdef0123456789abcdef01234567".into()), std::time::SystemTime::UNIX_EPOCH);
+        git.failed("cannot fetch: no route to host".into());
+        let mut mini = status("mini", true);
+        mini.source = Some(git);
+        let table = render(&[Row { status: mini, view: view("mini", true, "v1") }]);
+        assert!(
+            table.contains(
+                "mini:\n  source: git /srv/mesh.git@main (at 0123456789ab, fetched 1970-01-01T00:00:00Z)\n  \
+                 last fetch failed: cannot fetch: no route to host\n"
+            ),
+            "{table}"
+        );
+        let mut laptop = status("laptop", true);
+        laptop.source = Some(SourceStatus::folder("/home/me/mesh/manifests"));
+        let table = render(&[Row { status: laptop, view: view("laptop", true, "v1") }]);
+        assert!(table.contains("  source: folder /home/me/mesh/manifests (nothing read yet)\n"), "{table}");
     }
 
     #[test]

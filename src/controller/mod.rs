@@ -395,6 +395,9 @@ impl Controller {
     /// A snapshot from the folder or Git. An applied bundle is kept until the
     /// source moves to a revision it had not produced before.
     async fn on_source_snapshot(&mut self, snapshot: Snapshot) {
+        if snapshot.origin.starts_with(GIT_ORIGIN_PREFIX) {
+            self.shared.set_followed(snapshot.clone());
+        }
         let seen_before = self.state.source_revision.as_deref() == Some(snapshot.revision.as_str());
         let applied_by_hand = self.state.applied_origin.as_deref() == Some("apply");
         if seen_before && applied_by_hand {

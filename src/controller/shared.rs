@@ -15,6 +15,7 @@ use crate::event::Event;
 use crate::identity::NodeEnv;
 use crate::manifest::ManifestSet;
 use crate::metrics::Metrics;
+use crate::source::Snapshot;
 
 /// The set in force: what the last applied snapshot became.
 #[derive(Clone, Debug)]
@@ -37,6 +38,9 @@ pub(crate) struct Shared {
     /// The errors of the last rejected snapshot; None once one applies.
     last_error: Mutex<Option<String>>,
     paused: AtomicBool,
+    /// The last snapshot from the Git source: what the node follows, which a
+    /// folder applied with `--force` runs in place of until the next commit.
+    followed: Mutex<Option<Snapshot>>,
 }
 
 impl Shared {
@@ -50,6 +54,7 @@ impl Shared {
             status: Arc::new(Mutex::new(status)),
             last_error: Mutex::new(None),
             paused: AtomicBool::new(false),
+            followed: Mutex::new(None),
         }
     }
 
@@ -121,6 +126,15 @@ impl Shared {
 
     pub(super) fn set_paused(&self, paused: bool) {
         self.paused.store(paused, Ordering::Relaxed);
+    }
+
+    /// The last snapshot the Git source sent; None without Git.
+    pub(crate) fn followed(&self) -> Option<Snapshot> {
+        lock(&self.followed).clone()
+    }
+
+    pub(super) fn set_followed(&self, snapshot: Snapshot) {
+        *lock(&self.followed) = Some(snapshot);
     }
 }
 

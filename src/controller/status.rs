@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 
 use crate::event::{Event, Severity};
 use crate::manifest::Kind;
+use crate::source_status::SourceStatus;
 use crate::supervisor::{LogLine, LogSink};
 
 /// An object this controller acts on: its kind and name. Shown as `Kind/name`,
@@ -185,6 +186,10 @@ pub(crate) struct NodeStatus {
     /// design section 5's.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
+    /// Where its manifests come from and how the last fetch went. Absent
+    /// only for a node of an earlier version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceStatus>,
 }
 
 /// An [`Event`] as the log keeps it: when, and about which object.

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::manifest::ManifestSet;
 use crate::net::host_port;
+use crate::source_status::SourceStatus;
 
 /// One peer as this node sees it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -38,6 +39,8 @@ pub struct PeerState {
     /// Whether Tailscale sees it connected, when Tailscale discovery is on: a
     /// hint (it lags a waking laptop), never a verdict; the probe decides.
     pub tailnet_online: Option<bool>,
+    /// What it follows, from its last health answer.
+    pub source: Option<SourceStatus>,
 }
 
 impl PeerState {
@@ -57,6 +60,7 @@ impl PeerState {
             api_version: None,
             last_error: None,
             tailnet_online: None,
+            source: None,
         }
     }
 

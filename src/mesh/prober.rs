@@ -135,24 +135,30 @@ impl ProbeState {
     }
 }
 
-/// The probe over HTTP, with [`PROBE_TIMEOUT`].
+/// The probe over HTTP, with [`PROBE_TIMEOUT`] and the mesh key.
 #[derive(Clone)]
 pub struct HttpProbe {
     http: reqwest::Client,
+    key: ApiKey,
 }
 
-impl Default for HttpProbe {
-    fn default() -> Self {
+impl HttpProbe {
+    /// Probes with `key`, so a peer adds what only the mesh may see (its
+    /// source) to its answer.
+    pub fn new(key: ApiKey) -> Self {
         let http = net::http_client(PROBE_TIMEOUT).timeout(PROBE_TIMEOUT).build().expect("a plain HTTP client builds");
-        HttpProbe { http }
+        HttpProbe { http, key }
     }
 }
 
 impl Probe for HttpProbe {
     async fn probe(&self, authority: &str) -> Result<Answer, String> {
         let started = Instant::now();
-        let response =
-            self.http.get(format!("http://{authority}/mesh/health")).send().await.map_err(|e| root_cause(&e))?;
+        let mut request = self.http.get(format!("http://{authority}/mesh/health"));
+        if let Some(key) = self.key.get() {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.map_err(|e| root_cause(&e))?;
         if !response.status().is_success() {
             return Err(format!("health answered {}", response.status()));
         }
@@ -238,6 +244,7 @@ fn record(handles: &ProberHandles, name: &str, result: &Result<Answer, String>, 
             peer.revision.clone_from(&answer.health.revision);
             peer.version = Some(answer.health.version.clone());
             peer.api_version = Some(answer.health.api_version.clone());
+            peer.source = answer.health.source.as_deref().cloned();
             if answer.health.role.is_some() {
                 peer.role.clone_from(&answer.health.role);
             }
@@ -361,6 +368,7 @@ mod tests {
             api_version: API_VERSION.into(),
             revision: Some("r1".into()),
             uptime_seconds: 1,
+            source: None,
         };
         Ok(Answer { health, rtt: Duration::from_millis(3) })
     }

@@ -12,9 +12,9 @@
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::{Snapshot, SourceUpdate};
 use crate::backoff::{Backoff, Jitter, Policy};
@@ -24,6 +24,7 @@ use crate::git::tree::{self, FileKind};
 use crate::git::{Git, GitError};
 use crate::manifest::Pos;
 use crate::manifest::{SourceFile, loader};
+use crate::source_status::{SourceStatus, without_credentials};
 
 /// The first retry after a failed fetch; each further failure doubles it, up to
 /// the interval and never more than [`MAX_RETRY`].
@@ -46,13 +47,15 @@ const MANAGED_KEY: &str = "agentmesh.managed";
 /// A failing round (remote unreachable, branch missing, authentication refused)
 /// is retried with capped exponential backoff; it is reported as `Unavailable`
 /// once per streak, and its end as a `Notice`. A branch rewritten on the remote
-/// resets the clone to it, with a `Notice`. Returns when `updates` or `nudges`
-/// closes.
+/// resets the clone to it, with a `Notice`. Every round is written to
+/// `status` (the commit and when, or why it failed). Returns when `updates` or
+/// `nudges` closes.
 pub async fn run(
     settings: GitSettings,
     clone_dir: PathBuf,
     updates: mpsc::Sender<SourceUpdate>,
     mut nudges: mpsc::Receiver<()>,
+    status: watch::Sender<SourceStatus>,
 ) {
     let mut reporter = Reporter::new(&settings);
     let interval = settings.interval.max(MIN_INTERVAL);
@@ -67,11 +70,17 @@ pub async fn run(
                 .unwrap_or_else(|error| Err(SyncError(format!("the Git task failed: {error}"))))
         };
         let wait = match &round {
-            Ok(_) => {
+            Ok(round) => {
+                status.send_modify(|status| status.fetched(Some(round.commit.clone()), SystemTime::now()));
                 backoff.succeeded();
                 interval
             }
-            Err(_) => backoff.failed(),
+            Err(SyncError(message)) => {
+                // `status` is served to the mesh: Git's words may quote the URL.
+                let shown = message.replace(&settings.remote, &without_credentials(&settings.remote));
+                status.send_modify(|status| status.failed(shown));
+                backoff.failed()
+            }
         };
         for update in reporter.report(round) {
             if updates.send(update).await.is_err() {
@@ -211,6 +220,25 @@ fn sync(settings: &GitSettings, clone_dir: &Path, known: Option<&str>) -> Result
     Ok(Round { commit, recloned_from, rewritten_from, manifests })
 }
 
+/// The commit the clone in `clone_dir` last fetched of the branch, and its
+/// manifests as the source read them: what the node follows, for `doctor`.
+/// Blocking; never creates, fetches or changes the clone.
+pub fn read_fetched(clone_dir: &Path, settings: &GitSettings) -> Result<(String, Vec<SourceFile>), String> {
+    let shown = clone_dir.display();
+    let clone = Git::new(clone_dir, settings.timeout).here_only();
+    let unreadable = |error: GitError| format!("cannot read the daemon's clone {shown}: {error}");
+    let followed = clone.config("remote.origin.url").map_err(unreadable)?;
+    if followed.as_deref() != Some(settings.remote.as_str()) {
+        return Err(format!("the daemon's clone {shown} does not follow {} yet", settings.remote));
+    }
+    let tracking = format!("refs/remotes/origin/{}", settings.branch);
+    let commit = resolve(&clone, &tracking)
+        .map_err(unreadable)?
+        .ok_or_else(|| format!("the daemon has not fetched branch {} yet", settings.branch))?;
+    let (files, _problems) = read_manifests(&clone, &settings.path, &commit)?;
+    Ok((commit, files))
+}
+
 /// The clone in `clone_dir`, created when there is none. A clone of ours that
 /// follows another remote is removed and made again; the old URL is returned.
 /// Anything else found there is left alone and reported.
@@ -298,7 +326,7 @@ fn fetch(clone: &Git, branch: &str) -> Result<String, SyncError> {
 
 /// The commit `git ls-remote` lists for exactly `refname` (its patterns also
 /// match longer names that end the same).
-fn listed_commit<'a>(listed: &'a str, refname: &str) -> Option<&'a str> {
+pub(crate) fn listed_commit<'a>(listed: &'a str, refname: &str) -> Option<&'a str> {
     listed.lines().find_map(|line| line.split_once('\t').filter(|(_, name)| *name == refname).map(|(id, _)| id))
 }
 

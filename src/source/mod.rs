@@ -2,6 +2,8 @@
 //! the watched folder, or the controller's own clone of a Git remote. Snapshots
 //! are checked by the controller, not here: a source only reads.
 
+pub mod checkout;
+pub mod compare;
 pub mod folder;
 pub mod git;
 mod revision;

@@ -10,6 +10,7 @@ mod bad_requests;
 mod capability;
 mod doctor;
 mod events;
+mod git_mode;
 mod idle_connections;
 mod join;
 mod loopback;
@@ -470,16 +471,22 @@ fn status_renders_as_a_table_as_yaml_and_as_json_of_the_stable_shape() {
     assert_eq!(lines[0], ["NODE", "ROLE", "ONLINE", "RTT", "REVISION", "LAST", "SEEN"]);
     assert_eq!(lines[1][..5], [NODE, "primary", "yes", "-", revision.as_str()]);
     assert_eq!(lines[3], [format!("{NODE}:").as_str()]);
-    assert_eq!(lines[4], ["KIND", "NAME", "READY", "REASON", "MESSAGE"]);
-    assert_eq!(lines[5], ["Node", NODE, "True", "Registered", "this", "node,", "role", "primary"]);
-    assert_eq!(lines[6], ["Service", "worker", "True", "Running", "started", "(pid", &format!("{pid})")]);
+    let folder = daemon.path().join("manifests").display().to_string();
+    assert_eq!(lines[4][..5], ["source:", "folder", folder.as_str(), "(at", &format!("{revision},")]);
+    assert_eq!(lines[5], ["KIND", "NAME", "READY", "REASON", "MESSAGE"]);
+    assert_eq!(lines[6], ["Node", NODE, "True", "Registered", "this", "node,", "role", "primary"]);
+    assert_eq!(lines[7], ["Service", "worker", "True", "Running", "started", "(pid", &format!("{pid})")]);
 
     let json = daemon.meshctl(&["status", "-o", "json"]);
     let json: Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(keys(&json), BTreeSet::from(["nodes"]));
     let node = &json["nodes"][0];
     assert_eq!(json["nodes"].as_array().unwrap().len(), 1);
-    assert_eq!(keys(node), BTreeSet::from(["name", "role", "online", "lastSeen", "revision", "lastError", "objects"]));
+    assert_eq!(
+        keys(node),
+        BTreeSet::from(["name", "role", "online", "lastSeen", "revision", "lastError", "objects", "source"])
+    );
+    assert_eq!(keys(&node["source"]), BTreeSet::from(["type", "path", "revision", "lastFetched", "lastFetchError"]));
     assert_eq!((&node["name"], &node["role"], &node["online"]), (&Value::from(NODE), &"primary".into(), &true.into()));
     assert!(node["lastSeen"].is_string() && node["lastError"].is_null());
     for object in node["objects"].as_array().unwrap() {

@@ -8,8 +8,9 @@ use std::time::Duration;
 use agentmesh::config::{DEFAULT_GIT_TIMEOUT, GitSettings};
 use agentmesh::source::git;
 use agentmesh::source::{Snapshot, SourceUpdate};
+use agentmesh::source_status::SourceStatus;
 use tempfile::TempDir;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::support::git;
@@ -95,13 +96,16 @@ struct Source {
     updates: mpsc::Receiver<SourceUpdate>,
     nudges: mpsc::Sender<()>,
     task: JoinHandle<()>,
+    /// What the source writes for `status`.
+    status: watch::Receiver<SourceStatus>,
 }
 
 fn start(settings: GitSettings, clone_dir: PathBuf) -> Source {
     let (updates_tx, updates) = mpsc::channel(16);
     let (nudges, nudges_rx) = mpsc::channel(4);
-    let task = tokio::spawn(git::run(settings, clone_dir, updates_tx, nudges_rx));
-    Source { updates, nudges, task }
+    let (status, status_rx) = watch::channel(SourceStatus::git(&settings));
+    let task = tokio::spawn(git::run(settings, clone_dir, updates_tx, nudges_rx, status));
+    Source { updates, nudges, task, status: status_rx }
 }
 
 impl Source {
@@ -264,6 +268,8 @@ async fn an_unreachable_remote_is_reported_once_and_recovers_when_it_appears() {
 
     let message = source.unavailable().await;
     assert!(message.starts_with("cannot fetch: "), "{message}");
+    let failing = source.status.borrow().clone();
+    assert_eq!((failing.last_fetch_error, failing.revision, failing.last_fetched), (Some(message), None, None));
     // Retries run every 200 ms here; none of them says it again.
     source.quiet_for(Duration::from_millis(1000)).await;
 
@@ -272,6 +278,9 @@ async fn an_unreachable_remote_is_reported_once_and_recovers_when_it_appears() {
     let notice = source.notice().await;
     assert!(notice.starts_with("remote reachable again"), "{notice}");
     assert_eq!(source.snapshot().await.revision, commit);
+    let fetched = source.status.borrow().clone();
+    assert_eq!((fetched.last_fetch_error, fetched.revision), (None, Some(commit)));
+    assert!(fetched.last_fetched.is_some_and(|at| at.ends_with('Z')));
 }
 
 #[tokio::test]

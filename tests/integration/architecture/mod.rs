@@ -31,7 +31,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "tasks",
         ],
     ),
-    ("model", &["manifest", "identity", "env_location", "api_key", "config"]),
+    ("model", &["manifest", "identity", "env_location", "api_key", "config", "source_status"]),
     ("system", &["git", "supervisor", "syncthing", "ollama", "tailscale"]),
     ("domain", &["handoff", "controller::status", "controller::state"]),
     ("contract", &["api::wire"]),

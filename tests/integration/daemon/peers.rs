@@ -73,7 +73,7 @@ fn two_daemons_see_each_other_and_a_dead_one_goes_offline_then_back() {
     assert_eq!(peer["online"], true);
     let mut keys: Vec<&str> = peer.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["lastError", "lastSeen", "name", "objects", "online", "revision", "role"]);
+    assert_eq!(keys, ["lastError", "lastSeen", "name", "objects", "online", "revision", "role", "source"]);
     let table = a.meshctl(&["status"]);
     assert!(table.stdout.contains("RTT") && table.stdout.contains(B), "{table:?}");
 
