@@ -134,9 +134,16 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
         peers: token.as_ref().map(peers_json),
     };
     let settings = settings(&wanted, existing.as_ref(), &tailnet, &hostname_node_name, &generate_api_key)?;
+    // Where peers dial this node: a joining node is registered where it
+    // listens; a first node is declared at the IP `--listen` gives, else by
+    // its name (MagicDNS). `join-token` hands out what the Node declares.
+    let listen: Option<SocketAddr> = settings.get(LISTEN).and_then(|listen| listen.parse().ok());
     let this_address = match &token {
-        Some(_) => join::reachable_host(settings.get(LISTEN).and_then(|l| l.parse().ok()), tailnet, &join::host_name),
-        None => settings.get(NODE_ID).unwrap_or_default().to_owned(),
+        Some(_) => join::reachable_host(listen, tailnet, &join::host_name),
+        None => match args.listen.map(|listen| listen.ip()).filter(|ip| !ip.is_unspecified()) {
+            Some(ip) => ip.to_string(),
+            None => settings.get(NODE_ID).unwrap_or_default().to_owned(),
+        },
     };
 
     if refuses_differences(&env_path, existing.as_ref(), &settings, args.force) {

@@ -42,7 +42,8 @@ fn init_in_an_empty_folder_writes_an_owner_only_env_with_a_new_key_and_valid_man
     let run = first.run(&["init"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("Next steps:") && run.stdout.contains("meshctl install-service"), "{run:?}");
-    assert_eq!(second.run(&["init", "--node", "agent-home-mini", "--role", "primary"]).code, 0);
+    let mini = ["init", "--node", "agent-home-mini", "--role", "primary", "--listen", "127.0.0.5:8100"];
+    assert_eq!(second.run(&mini).code, 0);
 
     let env = first.path().join(".env");
     let mode = std::fs::metadata(&env).expect(".env").permissions().mode() & 0o777;
@@ -51,7 +52,10 @@ fn init_in_an_empty_folder_writes_an_owner_only_env_with_a_new_key_and_valid_man
     assert!(key.len() >= 32 && key.chars().all(|c| c.is_ascii_hexdigit()), "{key}");
     assert_ne!(Some(key), env_var(&second.path().join(".env"), "MESH_API_KEY"));
     let node = env_var(&env, "AGENT_NODE_ID").expect("a node id");
-    assert!(first.path().join(format!("manifests/nodes/{node}.yaml")).is_file());
+    let laptop = std::fs::read_to_string(first.path().join(format!("manifests/nodes/{node}.yaml"))).expect("its Node");
+    assert!(laptop.contains(&format!("\n  address: {node}\n")), "dialled by its name: {laptop}");
+    let mini = std::fs::read_to_string(second.path().join("manifests/nodes/agent-home-mini.yaml")).expect("its Node");
+    assert!(mini.contains("\n  address: 127.0.0.5\n  apiPort: 8100\n"), "at the IP --listen gives: {mini}");
 
     for workspace in [&first, &second] {
         let run = workspace.run(&["validate"]);

@@ -18,14 +18,16 @@ use super::Outcome;
 use crate::api::wire::{MeshNode, PeerRegistration};
 use crate::client::{ApiClient, ClientError};
 use crate::identity::{NODE_ID, NodeEnv, ROLE};
-use crate::manifest::kinds::Role;
+use crate::manifest::Object;
+use crate::manifest::kinds::{NodeSpec, Role};
 use crate::net::host_port;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct TokenArgs {
-    /// The host a joining node dials this one at (default: the host of
-    /// MESH_LISTEN when it is not 0.0.0.0 or ::, else this node's Tailscale
-    /// IP, else its host name).
+    /// The host a joining node dials this one at (default: the address this
+    /// node's Node manifest declares, which the whole mesh dials; without one,
+    /// the host of MESH_LISTEN when it is not 0.0.0.0 or ::, else this node's
+    /// Tailscale IP, else its host name).
     #[arg(long, value_name = "HOST")]
     address: Option<String>,
 }
@@ -40,9 +42,11 @@ pub(super) fn token(args: TokenArgs, env_file: Option<&Path>) -> anyhow::Result<
         .filter(|node| !node.is_empty())
         .ok_or_else(|| anyhow::anyhow!("{NODE_ID} is not set in {from}: run `meshctl init` on this node first"))?;
     let listen = listen_of(&env)?;
-    let address = match args.address {
-        Some(address) => address,
-        None => reachable_host(listen, tailnet_ipv4, &host_name),
+    let declared = declared_node(&env, &node);
+    let address = match (args.address, &declared) {
+        (Some(address), _) => address,
+        (None, Some(declared)) => declared.spec.address.value.clone(),
+        (None, None) => reachable_host(listen, tailnet_ipv4, &host_name),
     };
     let key = super::cli_api_key(&env)?.ok_or_else(|| {
         anyhow::anyhow!(
@@ -51,7 +55,7 @@ pub(super) fn token(args: TokenArgs, env_file: Option<&Path>) -> anyhow::Result<
         )
     })?;
     let token = JoinToken {
-        role: role_of(&env, &node),
+        role: role_of(&env, declared.as_ref()),
         api_port: listen.map_or(crate::config::DEFAULT_PORT, |listen| listen.port()),
         node,
         address,
@@ -253,13 +257,15 @@ fn listen_of(env: &NodeEnv) -> anyhow::Result<Option<SocketAddr>> {
     Ok(Some(addr))
 }
 
+/// This node's Node in the local manifests, when they declare it.
+fn declared_node(env: &NodeEnv, node: &str) -> Option<Object<NodeSpec>> {
+    let (files, problems) = crate::manifest::loader::load_dir(&env.manifests_dir()).ok()?;
+    crate::manifest::validate(&files, problems).set.nodes.get(node).cloned()
+}
+
 /// This node's role: its Node manifest's, else `AGENT_ROLE`, else satellite.
-fn role_of(env: &NodeEnv, node: &str) -> Role {
-    let declared = crate::manifest::loader::load_dir(&env.manifests_dir())
-        .ok()
-        .and_then(|(files, problems)| crate::manifest::validate(&files, problems).set.nodes.get(node).cloned())
-        .map(|node| node.spec.role);
-    declared.unwrap_or_else(|| match env.get(ROLE).map(|s| s.value.trim()) {
+fn role_of(env: &NodeEnv, declared: Option<&Object<NodeSpec>>) -> Role {
+    declared.map(|node| node.spec.role).unwrap_or_else(|| match env.get(ROLE).map(|s| s.value.trim()) {
         Some("primary") => Role::Primary,
         _ => Role::Satellite,
     })

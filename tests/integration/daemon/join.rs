@@ -275,6 +275,15 @@ fn join_token_takes_another_address_and_needs_a_key() {
         json!({"node": "mini", "role": "primary", "address": "mini.tail1234.ts.net", "apiPort": 8100, "key": key});
     assert_eq!(fields(run.stdout.trim()), expected);
 
+    let run = workspace.run(&["join-token"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_ne!(fields(run.stdout.trim())["address"], "0.0.0.0", "never the unspecified address: {run:?}");
+    let declared = "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: mini}\n\
+                    spec: {role: primary, address: mini.tail1234.ts.net, apiPort: 8100}\n";
+    let declaring = Workspace::new().file(".env", &env).file("manifests/mini.yaml", declared);
+    let run = declaring.run(&["join-token"]);
+    assert_eq!(fields(run.stdout.trim())["address"], "mini.tail1234.ts.net", "what the mesh dials: {run:?}");
+
     let run = workspace.run(&["join-token", "--address", "http://mini/"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("cannot make a join token: its address") && run.stdout.is_empty(), "{run:?}");
