@@ -5,6 +5,7 @@ mod api;
 pub mod api_key;
 mod atomic_file;
 pub mod backoff;
+mod build_info;
 pub mod cli;
 mod client;
 pub mod config;

@@ -41,6 +41,7 @@ use self::wire::{
     Action, ApplyRequest, ApplyResponse, Describe, Health, Intervention, MeshNode, ReconcileRequest, ReconcileResponse,
     RouteRequest, Routed, StreamMessage, SyncthingDevice,
 };
+use crate::build_info;
 use crate::controller::status::{NodeStatus, ObjectKey};
 use crate::controller::{InForce, Input, Shared, validate_off_runtime};
 use crate::manifest::Kind;
@@ -143,7 +144,8 @@ async fn health(State(state): State<ApiState>, headers: HeaderMap) -> Json<Healt
     Json(Health {
         node: shared.node().to_owned(),
         role: applied.as_ref().and_then(|a| a.set.nodes.get(shared.node())).map(|n| n.spec.role.as_str().to_owned()),
-        version: env!("CARGO_PKG_VERSION").into(),
+        version: build_info::VERSION.into(),
+        commit: build_info::COMMIT.into(),
         api_version: wire::API_VERSION.into(),
         revision: applied.map(|a| a.revision),
         uptime_seconds: shared.uptime().as_secs(),

@@ -28,6 +28,10 @@ pub struct Health {
     pub node: String,
     pub role: Option<String>,
     pub version: String,
+    /// The commit the daemon was built from; "unknown" from nodes of earlier
+    /// versions, which lack it.
+    #[serde(default = "unknown_commit")]
+    pub commit: String,
     pub api_version: String,
     pub revision: Option<String>,
     pub uptime_seconds: u64,
@@ -171,6 +175,10 @@ pub(crate) struct MeshNode {
     /// What it follows, as it last said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceStatus>,
+}
+
+fn unknown_commit() -> String {
+    crate::build_info::UNKNOWN_COMMIT.into()
 }
 
 fn yes() -> bool {

@@ -52,13 +52,37 @@ fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+    let colour = colour_wanted(std::env::var_os("NO_COLOR").as_deref(), std::io::stderr().is_terminal());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colour).with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+/// Colours only on a terminal, and not when `NO_COLOR` is set to anything but
+/// the empty string (no-color.org).
+fn colour_wanted(no_color: Option<&std::ffi::OsStr>, terminal: bool) -> bool {
+    terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    #[test]
+    fn the_log_is_coloured_only_on_a_terminal_without_no_color() {
+        let table: [(Option<&OsStr>, bool, bool); 6] = [
+            (None, true, true),
+            (Some(OsStr::new("")), true, true),
+            (Some(OsStr::new("1")), true, false),
+            (Some(OsStr::new("0")), true, false),
+            (None, false, false),
+            (Some(OsStr::new("1")), false, false),
+        ];
+        for (no_color, terminal, expected) in table {
+            assert_eq!(super::colour_wanted(no_color, terminal), expected, "NO_COLOR={no_color:?} terminal={terminal}");
+        }
     }
 }

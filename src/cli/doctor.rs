@@ -1038,6 +1038,7 @@ mod tests {
             node: node.into(),
             role: None,
             version: "0.1.0".into(),
+            commit: "1a2b3c4".into(),
             api_version: API_VERSION.into(),
             revision: Some("r1".into()),
             uptime_seconds: 61,

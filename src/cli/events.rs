@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{Outcome, Output, Target, runtime, target_client};
+use super::{Outcome, Output, Target, runtime, table, target_client};
 use crate::api::wire::{Action, Intervention, StreamMessage};
 use crate::client::EventStream;
 use crate::identity::NodeEnv;
@@ -43,20 +43,19 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
 /// Prints messages until the recent ones are done (and the intervention is
 /// acknowledged), or, following, until the daemon closes the stream.
 async fn follow(stream: &mut EventStream, args: &Args) -> anyhow::Result<Outcome> {
-    let mut live = false;
+    let mut printer = Printer { args, live: false, recent: Vec::new(), widths: Vec::new() };
     let mut awaiting_ack = args.send.is_some();
     while let Some(frame) = stream.next().await {
         let Message::Text(text) = frame.context("the event stream broke")? else { continue };
         let message: StreamMessage =
             serde_json::from_str(&text).with_context(|| format!("unexpected message on the event stream: {text}"))?;
         match &message {
-            StreamMessage::Live => live = true,
             StreamMessage::Ack { .. } => awaiting_ack = false,
             StreamMessage::Error { message } if awaiting_ack => anyhow::bail!("the controller refused: {message}"),
             _ => {}
         }
-        print(&message, &text, args.output);
-        if live && !awaiting_ack && !args.follow {
+        printer.print(&message, &text);
+        if printer.live && !awaiting_ack && !args.follow {
             let _ = stream.close(None).await;
             return Ok(Outcome::Success);
         }
@@ -65,22 +64,98 @@ async fn follow(stream: &mut EventStream, args: &Args) -> anyhow::Result<Outcome
     Ok(Outcome::Success)
 }
 
-fn print(message: &StreamMessage, raw: &str, output: Output) {
-    if output == Output::Json {
-        if *message != StreamMessage::Live {
-            println!("{raw}");
-        }
-        return;
-    }
+/// Whether `events` prints `message`: everything, but with `--send` only the
+/// answer to the intervention and, following, what happens after it.
+fn shown(message: &StreamMessage, live: bool, sending: bool, following: bool) -> bool {
     match message {
-        StreamMessage::Event { time, event_type, reason, object, message } => {
-            let object = if object.is_empty() { "-" } else { object };
-            println!("{time}  {event_type:<7}  {reason:<18}  {object:<24}  {message}");
+        StreamMessage::Ack { .. } | StreamMessage::Error { .. } => true,
+        StreamMessage::Live => false,
+        _ => !sending || (live && following),
+    }
+}
+
+const HEADER: [&str; 5] = ["TIME", "TYPE", "REASON", "OBJECT", "MESSAGE"];
+
+/// Prints the stream's messages: as they come with `-o json`; as text, the
+/// recent events as one table, then each new event as a row lined up with it.
+struct Printer<'a> {
+    args: &'a Args,
+    /// Past the recent events.
+    live: bool,
+    /// The recent events, held until `live` to be printed as one table.
+    recent: Vec<Vec<String>>,
+    /// The table's column widths, which later rows follow.
+    widths: Vec<usize>,
+}
+
+impl Printer<'_> {
+    fn print(&mut self, message: &StreamMessage, raw: &str) {
+        let (sending, following) = (self.args.send.is_some(), self.args.follow);
+        if *message == StreamMessage::Live {
+            self.live = true;
+            if self.args.output == Output::Text && (!sending || following) {
+                let mut rows = vec![HEADER.map(str::to_owned).to_vec()];
+                rows.append(&mut self.recent);
+                self.widths = table::widths(&rows);
+                print!("{}", table::render(&rows));
+            }
+            return;
         }
-        StreamMessage::Log { service, line, .. } => println!("{service} | {line}"),
-        StreamMessage::Live => {}
-        StreamMessage::Lagged { skipped } => println!("… {skipped} message(s) skipped: this client fell behind"),
-        StreamMessage::Ack { action } => println!("{} acknowledged", serde_json::json!(action)),
-        StreamMessage::Error { message } => eprintln!("error from the controller: {message}"),
+        if !shown(message, self.live, sending, following) {
+            return;
+        }
+        if self.args.output == Output::Json {
+            println!("{raw}");
+            return;
+        }
+        match message {
+            StreamMessage::Event { time, event_type, reason, object, message } => {
+                let object = if object.is_empty() { "-" } else { object };
+                let row = [time, event_type, reason, object, message].map(|cell| cell.to_owned()).to_vec();
+                if self.live {
+                    print!("{}", table::render_row(&row, &self.widths));
+                } else {
+                    self.recent.push(row);
+                }
+            }
+            StreamMessage::Log { service, line, .. } => println!("{service} | {line}"),
+            StreamMessage::Live => {}
+            StreamMessage::Lagged { skipped } => println!("… {skipped} message(s) skipped: this client fell behind"),
+            StreamMessage::Ack { action } => println!("{} acknowledged", serde_json::json!(action)),
+            StreamMessage::Error { message } => eprintln!("error from the controller: {message}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::wire::Action;
+
+    #[test]
+    fn send_prints_only_the_answer_and_following_what_comes_after_it() {
+        let event = StreamMessage::Event {
+            time: "t".into(),
+            event_type: "Normal".into(),
+            reason: "Applied".into(),
+            object: String::new(),
+            message: "m".into(),
+        };
+        let ack = StreamMessage::Ack { action: Action::Pause };
+        // (message, live, sending, following) -> shown
+        let table = [
+            (&event, false, false, false, true),
+            (&event, true, false, false, true),
+            (&event, false, true, false, false),
+            (&event, true, true, false, false),
+            (&event, false, true, true, false),
+            (&event, true, true, true, true),
+            (&ack, false, true, false, true),
+            (&ack, true, true, true, true),
+            (&StreamMessage::Live, false, false, false, false),
+        ];
+        for (message, live, sending, following, expected) in table {
+            assert_eq!(shown(message, live, sending, following), expected, "{message:?} {live} {sending} {following}");
+        }
     }
 }

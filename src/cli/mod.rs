@@ -3,14 +3,17 @@
 //! `exec` ends with its command's code, or 127 (not found) / 126 (cannot run).
 
 mod apply;
+mod completion;
 mod daemon;
 mod describe;
 mod doctor;
 mod env;
 mod events;
+mod examples;
 mod handoff;
 mod init;
 mod join;
+mod man;
 mod platform;
 mod route;
 mod schema;
@@ -19,13 +22,14 @@ mod sessions;
 mod status;
 mod table;
 mod validate;
+mod version;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 
 use crate::api::wire::MeshNode;
 use crate::api_key;
@@ -88,6 +92,13 @@ enum Command {
     UninstallService(service::UninstallArgs),
     /// The installed controller's service: status, restart, logs.
     Service(service::ServiceArgs),
+    /// Print this client's version and commit, and those of this node's daemon.
+    Version(version::Args),
+    /// Print the completion script of a shell.
+    Completion(completion::Args),
+    /// Write the man pages into a folder.
+    #[command(hide = true)]
+    Man(man::Args),
 }
 
 /// How a command prints its result.
@@ -107,8 +118,13 @@ pub enum Outcome {
     Code(u8),
 }
 
+/// The command line's definition, with the help's examples.
+fn command() -> clap::Command {
+    examples::add(Cli::command())
+}
+
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|error| error.exit());
     if !matches!(cli.command, Command::Daemon(_)) {
         restore_default_sigpipe();
     }
@@ -133,6 +149,9 @@ pub fn run() -> ExitCode {
         Command::InstallService(args) => service::install(args, env_file),
         Command::UninstallService(args) => service::uninstall(args),
         Command::Service(args) => service::service(args),
+        Command::Version(args) => version::run(args, env_file),
+        Command::Completion(args) => completion::run(args),
+        Command::Man(args) => man::run(args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -365,6 +365,7 @@ mod tests {
             node: "b".into(),
             role: Some("satellite".into()),
             version: "0.1.0".into(),
+            commit: "1a2b3c4".into(),
             api_version: API_VERSION.into(),
             revision: Some("r1".into()),
             uptime_seconds: 1,

@@ -24,6 +24,7 @@ mod settle;
 mod state_folder;
 mod sync;
 mod tailnet;
+mod version;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};

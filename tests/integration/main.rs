@@ -21,6 +21,7 @@ mod ollama_pulls;
 mod router;
 mod scaling;
 mod schema;
+mod shell;
 mod supervisor;
 mod support;
 mod syncthing;

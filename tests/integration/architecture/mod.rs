@@ -25,6 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "atomic_file",
             "template",
             "backoff",
+            "build_info",
             "metrics",
             "descriptor_limit",
             "state_lock",

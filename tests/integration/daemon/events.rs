@@ -190,10 +190,41 @@ fn meshctl_events_prints_the_recent_events_and_can_intervene() {
 
     let run = daemon.meshctl(&["events", "--send", "pause"]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stdout.contains("\"pause\" acknowledged"), "{run:?}");
+    assert_eq!(run.stdout, "\"pause\" acknowledged\n", "only the acknowledgement, not the history: {run:?}");
     assert_eq!(daemon.status()["paused"], true);
     let table = daemon.meshctl(&["status"]);
     assert!(table.stdout.contains("reconciles paused"), "{table:?}");
+}
+
+/// The column each header word of `header` starts at.
+fn column_starts(header: &str) -> Vec<usize> {
+    header
+        .match_indices(|c: char| c != ' ')
+        .filter(|(i, _)| *i == 0 || header.as_bytes()[i - 1] == b' ')
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[test]
+fn meshctl_events_lines_its_columns_up_whatever_their_lengths() {
+    let long = "a-service-whose-name-is-longer-than-a-column";
+    let daemon = Daemon::builder().file("manifests/worker.yaml", &sleeper(long)).start();
+    daemon.wait_until_ready(long);
+
+    let run = daemon.meshctl(&["events"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let mut lines = run.stdout.lines();
+    let header = lines.next().expect("a header");
+    assert_eq!(header.split_whitespace().collect::<Vec<_>>(), ["TIME", "TYPE", "REASON", "OBJECT", "MESSAGE"]);
+    let starts = column_starts(header);
+    let rows: Vec<&str> = lines.collect();
+    assert!(rows.iter().any(|row| row.contains(&format!("Service/{long}"))), "{run:?}");
+    for row in &rows {
+        for &start in &starts[1..] {
+            let (before, at) = (&row[..start], &row[start..]);
+            assert!(before.ends_with("  ") && !at.starts_with(' '), "not lined up with the header:\n{header}\n{row}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
