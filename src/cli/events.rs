@@ -76,6 +76,11 @@ fn shown(message: &StreamMessage, live: bool, sending: bool, following: bool) ->
 
 const HEADER: [&str; 5] = ["TIME", "TYPE", "REASON", "OBJECT", "MESSAGE"];
 
+/// The narrowest each column starts: a time to the second, `Warning`, and
+/// room for common reasons and objects, so that events that come after a
+/// short (or skipped) history line up too.
+const MIN_WIDTHS: [usize; 5] = [20, 7, 18, 24, 0];
+
 /// Prints the stream's messages: as they come with `-o json`; as text, the
 /// recent events as one table, then each new event as a row lined up with it.
 struct Printer<'a> {
@@ -96,8 +101,8 @@ impl Printer<'_> {
             if self.args.output == Output::Text && (!sending || following) {
                 let mut rows = vec![HEADER.map(str::to_owned).to_vec()];
                 rows.append(&mut self.recent);
-                self.widths = table::widths(&rows);
-                print!("{}", table::render(&rows));
+                self.widths = table::widths(&rows).into_iter().zip(MIN_WIDTHS).map(|(w, min)| w.max(min)).collect();
+                rows.iter().for_each(|row| print!("{}", table::render_row(row, &self.widths)));
             }
             return;
         }
