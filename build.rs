@@ -1,7 +1,6 @@
 //! Sets `AGENTMESH_COMMIT` to the short hash of the Git checkout's HEAD, for
 //! `meshctl version` and `/mesh/health`. A value set in the environment wins
-//! (a packager building from a tarball); outside a checkout it stays unset and
-//! the binary says "unknown". Git is asked again only when HEAD or the branch
+//! (a packager building from a tarball); outside a checkout it is "unknown". Git is asked again only when HEAD or the branch
 //! it names moves, so a build stays cheap and a commit gives one binary.
 
 use std::path::PathBuf;
@@ -12,7 +11,10 @@ fn main() {
     if std::env::var_os("AGENTMESH_COMMIT").is_some() {
         return;
     }
-    let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else { return };
+    let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else {
+        println!("cargo:rustc-env=AGENTMESH_COMMIT=unknown");
+        return;
+    };
     println!("cargo:rustc-env=AGENTMESH_COMMIT={commit}");
     let mut watched = vec![git(&["rev-parse", "--git-path", "HEAD"])];
     if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {

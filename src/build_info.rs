@@ -6,11 +6,12 @@ pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The short hash of the commit built, or `unknown` when built outside a Git
 /// checkout without `AGENTMESH_COMMIT`.
-pub(crate) const COMMIT: &str = match option_env!("AGENTMESH_COMMIT") {
-    Some(commit) => commit,
-    None => UNKNOWN_COMMIT,
-};
+pub(crate) const COMMIT: &str = env!("AGENTMESH_COMMIT");
 
-/// What stands for a commit nobody recorded, here and for daemons older than
-/// the `commit` field of `/mesh/health`.
+/// What `meshctl --version` prints after the name.
+pub(crate) const VERSION_AND_COMMIT: &str =
+    concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("AGENTMESH_COMMIT"), ")");
+
+/// What stands for a commit nobody recorded: `build.rs` outside a checkout,
+/// and daemons older than the `commit` field of `/mesh/health`.
 pub(crate) const UNKNOWN_COMMIT: &str = "unknown";

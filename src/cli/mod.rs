@@ -40,7 +40,11 @@ use crate::env_location;
 use crate::identity::NodeEnv;
 
 #[derive(Debug, Parser)]
-#[command(name = "meshctl", version, about = "Declarative mesh of your AI agent's machines")]
+#[command(
+    name = "meshctl",
+    version = crate::build_info::VERSION_AND_COMMIT,
+    about = "Declarative mesh of your AI agent's machines"
+)]
 struct Cli {
     /// Read the node's settings from this env file, instead of the `.env` of
     /// the current folder or the nearest parent that has one, else of the node

@@ -60,4 +60,7 @@ fn version_prints_the_client_and_the_daemon_and_exits_1_once_the_daemon_is_down(
     let run = daemon.meshctl(&["version", "--client"]);
     assert_eq!(run.code, 0, "--client asks no daemon: {run:?}");
     assert_eq!(run.stdout, format!("Client Version: {version} (commit {commit})\n"));
+
+    let run = daemon.meshctl(&["--version"]);
+    assert_eq!((run.code, run.stdout), (0, format!("meshctl {version} (commit {commit})\n")));
 }
