@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{Outcome, Output, Target, runtime, target_client};
+use super::{Outcome, Output, Target, output, runtime, target_client};
 use crate::api::wire::{Action, Intervention, StreamMessage};
 use crate::client::EventStream;
 use crate::identity::NodeEnv;
@@ -17,7 +17,8 @@ pub(super) struct Args {
     /// Keep printing events and Service output as they happen, until Ctrl-C.
     #[arg(short, long)]
     follow: bool,
-    /// `json` prints the stream's messages as they come.
+    /// `json` prints the stream's messages as they come, one per line;
+    /// `yaml`, one YAML document each.
     #[arg(short, long, value_enum, default_value_t)]
     output: Output,
     /// Ask the controller to pause or resume reconciles, or to reconcile now.
@@ -55,7 +56,11 @@ async fn follow(stream: &mut EventStream, args: &Args) -> anyhow::Result<Outcome
             StreamMessage::Error { message } if awaiting_ack => anyhow::bail!("the controller refused: {message}"),
             _ => {}
         }
-        print(&message, &text, args.output);
+        if args.output == Output::Text {
+            print(&message);
+        } else {
+            print_data(&message, &text, args.output)?;
+        }
         if live && !awaiting_ack && !args.follow {
             let _ = stream.close(None).await;
             return Ok(Outcome::Success);
@@ -65,13 +70,20 @@ async fn follow(stream: &mut EventStream, args: &Args) -> anyhow::Result<Outcome
     Ok(Outcome::Success)
 }
 
-fn print(message: &StreamMessage, raw: &str, output: Output) {
-    if output == Output::Json {
-        if *message != StreamMessage::Live {
-            println!("{raw}");
-        }
-        return;
+/// `-o json`: each message as the daemon sent it, one per line; `-o yaml`:
+/// each as a YAML document. The `live` marker is the stream's, not news.
+fn print_data(message: &StreamMessage, raw: &str, format: Output) -> anyhow::Result<()> {
+    if *message == StreamMessage::Live {
+        return Ok(());
     }
+    match format {
+        Output::Json => println!("{raw}"),
+        _ => print!("{}", output::stream_item(format, message)?.unwrap_or_default()),
+    }
+    Ok(())
+}
+
+fn print(message: &StreamMessage) {
     match message {
         StreamMessage::Event { time, event_type, reason, object, message } => {
             let object = if object.is_empty() { "-" } else { object };
