@@ -50,7 +50,7 @@ pub(super) struct DiffArgs {
 /// `diff`'s exit code when something would change.
 const CHANGES: u8 = 1;
 /// `diff`'s exit code on an error (a bad folder, a node that refused).
-const DIFF_ERROR: u8 = 2;
+pub(super) const DIFF_ERROR: u8 = 2;
 
 /// The shape of `diff -o json|yaml`.
 #[derive(Serialize)]

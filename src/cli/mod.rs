@@ -159,7 +159,7 @@ impl Command {
     /// are changes" (as `kubectl diff`).
     fn error_code(&self) -> u8 {
         match self {
-            Command::Diff(_) => 2,
+            Command::Diff(_) => apply::DIFF_ERROR,
             _ => 1,
         }
     }
