@@ -200,4 +200,14 @@ fn status_watch_prints_the_table_again_when_an_object_changes() {
     assert_eq!(watch.try_wait().expect("try_wait"), None, "status -w keeps watching");
     let _ = watch.kill();
     let _ = watch.wait();
+
+    // Watching as JSON: one status per line, of the shape of `status -o json`.
+    let mut watch = daemon.meshctl_spawn(&["status", "-w", "-o", "json"]);
+    let mut first = String::new();
+    std::io::BufReader::new(watch.stdout.take().expect("a piped stdout")).read_line(&mut first).expect("a line");
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let status: Value = serde_json::from_str(&first).expect("one JSON status per line");
+    assert_eq!(keys(&status), set(["nodes"]));
+    assert!(super::support::object_in(&status["nodes"][0], "Service", "extra").is_some(), "{status}");
 }
