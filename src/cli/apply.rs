@@ -3,11 +3,15 @@
 //! peer, which validate it again and reconcile now (or only plan, for a dry
 //! run). A node with a Git source follows its remote: `apply` refuses there
 //! unless forced, and `diff` plans against the commit the node follows.
+//! `diff` exits as `kubectl diff`: 0 no change, 1 changes, 2 error.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Outcome, local_client, runtime};
+use serde::Serialize;
+
+use super::{Outcome, Output, local_client, output, runtime};
+use crate::api::wire::Plan;
 use crate::client::{ApiClient, ClientError};
 use crate::config::GitSettings;
 use crate::identity::NodeEnv;
@@ -38,10 +42,184 @@ pub(super) struct DiffArgs {
     /// The manifests folder (default: MESH_MANIFESTS, else ./manifests).
     #[arg(short = 'f', long = "filename", value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// `json` or `yaml`: every node's plan, and whether anything would change.
+    #[arg(short, long, value_enum, default_value_t)]
+    output: Output,
+}
+
+/// `diff`'s exit code when something would change.
+const CHANGES: u8 = 1;
+/// `diff`'s exit code on an error (a bad folder, a node that refused).
+pub(super) const DIFF_ERROR: u8 = 2;
+
+/// The shape of `diff -o json|yaml`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DiffReport {
+    /// Whether any node's plan has a change: the exit code is 1 then.
+    changed: bool,
+    /// What each node follows when it has a Git source: the plans are
+    /// against it.
+    source: Option<String>,
+    plans: Vec<Plan>,
+    skipped: Vec<Skipped>,
+    /// The folder's changes that are not pushed, when it is a Git checkout.
+    unpushed: Option<String>,
+}
+
+/// A node that was not asked, and why: it picks the change up itself.
+#[derive(Serialize)]
+struct Skipped {
+    node: String,
+    reason: String,
 }
 
 pub(super) fn diff(args: DiffArgs, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
-    run(Args { dir: args.dir, dry_run: true, force: false }, env_file)
+    let env = &NodeEnv::load(env_file)?;
+    let git = GitSettings::from_env(env).map_err(anyhow::Error::msg)?;
+    let dir = args.dir.unwrap_or_else(|| env.manifests_dir());
+    let Some(checked) = check(&dir)? else { return Ok(Outcome::Code(DIFF_ERROR)) };
+    let sent = send(env, &checked, true, false)?;
+    let source = git.as_ref().map(|git| SourceStatus::git(git).followed());
+    let text = diff_text(&dir, source.as_deref(), &sent.answers, checked.unpushed.as_deref());
+    let (mut plans, mut skipped) = (Vec::new(), Vec::new());
+    for answer in sent.answers {
+        match answer {
+            Answer::Planned(plan) => plans.push(plan),
+            Answer::Skipped(node) => skipped.push(node),
+        }
+    }
+    let changed = plans.iter().any(|plan| !plan.changes.is_empty());
+    let report = DiffReport { changed, source, plans, skipped, unpushed: checked.unpushed };
+    output::print(args.output, &report, || text)?;
+    Ok(Outcome::Code(diff_exit_code(sent.failed, changed)))
+}
+
+/// `kubectl diff`'s codes: an error wins over changes.
+fn diff_exit_code(failed: bool, changed: bool) -> u8 {
+    match (failed, changed) {
+        (true, _) => DIFF_ERROR,
+        (false, true) => CHANGES,
+        (false, false) => 0,
+    }
+}
+
+/// What `diff` prints for people: what `apply --dry-run` prints.
+fn diff_text(dir: &Path, followed: Option<&str>, answers: &[Answer], unpushed: Option<&str>) -> String {
+    let mut out = String::new();
+    if let Some(followed) = followed {
+        out.push_str(&against_text(dir, followed));
+    }
+    out.push_str(&answers_text(answers));
+    out.push_str("dry run: nothing was changed\n");
+    if let Some(note) = unpushed {
+        out.push_str(&unpushed_text(note));
+    }
+    out
+}
+
+fn against_text(dir: &Path, followed: &str) -> String {
+    format!("{} against what each node follows ({followed}): what pushing it would change\n", dir.display())
+}
+
+/// Each node's plan, or why it was skipped, in the order they were asked.
+fn answers_text(answers: &[Answer]) -> String {
+    let line = |answer: &Answer| match answer {
+        Answer::Planned(plan) => format!("{plan}\n"),
+        Answer::Skipped(Skipped { node, reason }) => format!("node {node}: {reason}\n"),
+    };
+    answers.iter().map(line).collect()
+}
+
+fn unpushed_text(note: &str) -> String {
+    format!("note: {note}. A controller with a Git source returns to the remote's state at its next new commit.\n")
+}
+
+/// A folder that passed validation: what to send, and to which peers.
+struct Checked {
+    bundle: Bundle,
+    /// Every Node of the folder: `(name, address:apiPort)`.
+    nodes: Vec<(String, String)>,
+    unpushed: Option<String>,
+}
+
+/// Validates `dir`, printing every diagnostic; None when it has errors.
+fn check(dir: &Path) -> anyhow::Result<Option<Checked>> {
+    let (files, unreadable) = loader::load_dir(dir)?;
+    let validation = manifest::validate(&files, unreadable);
+    for diagnostic in &validation.diagnostics {
+        eprintln!("{diagnostic}\n");
+    }
+    if !validation.is_valid() {
+        eprintln!("{}: {} error(s); nothing was applied", dir.display(), validation.error_count());
+        return Ok(None);
+    }
+    let (revision, unpushed) = folder_revision(dir, &files);
+    let nodes = validation
+        .set
+        .nodes
+        .values()
+        .map(|node| (node.name().to_owned(), format!("{}:{}", node.spec.address.value, node.spec.api_port)))
+        .collect();
+    Ok(Some(Checked { bundle: Bundle::from_files(revision, &files), nodes, unpushed }))
+}
+
+/// What the nodes answered, in the order they were asked, and whether one
+/// refused (said on stderr).
+struct Sent {
+    answers: Vec<Answer>,
+    failed: bool,
+}
+
+enum Answer {
+    Planned(Plan),
+    Skipped(Skipped),
+}
+
+/// Hands the bundle to this node's controller, then to every peer the local
+/// daemon does not know to be down.
+fn send(env: &NodeEnv, checked: &Checked, dry_run: bool, force: bool) -> anyhow::Result<Sent> {
+    let (local, key) = local_client(env)?;
+    let this_node = env.get(crate::identity::NODE_ID).map(|s| s.value.clone()).unwrap_or_default();
+    let peers = checked.nodes.iter().filter(|(name, _)| *name != this_node);
+    let bundle = &checked.bundle;
+    let mut sent = Sent { answers: Vec::new(), failed: false };
+    runtime()?.block_on(async {
+        match local.apply(bundle.clone(), dry_run, force).await {
+            Ok(response) => sent.answers.push(Answer::Planned(response.plan)),
+            Err(error) => {
+                report(&this_node, &error);
+                sent.failed = true;
+            }
+        }
+        // What the local daemon's prober knows: peers known to be down are
+        // skipped rather than waited for, and a peer is called where the
+        // daemon calls it (its tailnet IP when known).
+        let views = local.mesh().await.unwrap_or_default();
+        for (name, written) in peers {
+            let view = views.iter().find(|v| v.name == *name);
+            if let Some(view) = view.filter(|v| v.known_down) {
+                let since = view.last_seen.as_deref().map_or_else(String::new, |t| format!(", last seen {t}"));
+                let reason = format!("offline{since}; skipped, it picks the change up from its own source");
+                sent.answers.push(Answer::Skipped(Skipped { node: name.clone(), reason }));
+                continue;
+            }
+            let authority = view.map_or_else(|| written.clone(), |v| v.dial.clone());
+            let peer = ApiClient::new(&authority, key.as_deref(), PEER_TIMEOUT);
+            match peer.apply(bundle.clone(), dry_run, force).await {
+                Ok(response) => sent.answers.push(Answer::Planned(response.plan)),
+                Err(ClientError::Unreachable { reason, .. }) => {
+                    let reason = format!("not reachable ({reason}); it picks the change up from its own source");
+                    sent.answers.push(Answer::Skipped(Skipped { node: name.clone(), reason }));
+                }
+                Err(error) => {
+                    report(name, &error);
+                    sent.failed = true;
+                }
+            }
+        }
+    });
+    Ok(sent)
 }
 
 /// Whether `apply` may send a folder to a node that follows `git` (None: the
@@ -59,76 +237,23 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
         return Ok(Outcome::Failure);
     }
     let dir = args.dir.unwrap_or_else(|| env.manifests_dir());
-    let (files, unreadable) = loader::load_dir(&dir)?;
-    let validation = manifest::validate(&files, unreadable);
-    for diagnostic in &validation.diagnostics {
-        eprintln!("{diagnostic}\n");
-    }
-    if !validation.is_valid() {
-        eprintln!("{}: {} error(s); nothing was applied", dir.display(), validation.error_count());
-        return Ok(Outcome::Failure);
-    }
-    let (revision, unpushed) = folder_revision(&dir, &files);
-    let bundle = Bundle::from_files(revision, &files);
-    let (local, key) = local_client(env)?;
-    let this_node = env.get(crate::identity::NODE_ID).map(|s| s.value.clone()).unwrap_or_default();
-    let peers: Vec<(String, String)> = validation
-        .set
-        .nodes
-        .values()
-        .filter(|node| node.name() != this_node)
-        .map(|node| (node.name().to_owned(), format!("{}:{}", node.spec.address.value, node.spec.api_port)))
-        .collect();
-
+    let Some(checked) = check(&dir)? else { return Ok(Outcome::Failure) };
     if let Some(git) = git.as_ref().filter(|_| args.dry_run) {
-        let followed = SourceStatus::git(git).followed();
-        println!("{} against what each node follows ({followed}): what pushing it would change", dir.display());
+        print!("{}", against_text(&dir, &SourceStatus::git(git).followed()));
     }
-    let mut failed = false;
-    runtime()?.block_on(async {
-        match local.apply(bundle.clone(), args.dry_run, args.force).await {
-            Ok(response) => println!("{}", response.plan),
-            Err(error) => {
-                report(&this_node, &error);
-                failed = true;
-            }
-        }
-        // What the local daemon's prober knows: peers known to be down are
-        // skipped rather than waited for, and a peer is called where the
-        // daemon calls it (its tailnet IP when known).
-        let views = local.mesh().await.unwrap_or_default();
-        for (name, written) in peers {
-            let view = views.iter().find(|v| v.name == name);
-            if let Some(view) = view.filter(|v| v.known_down) {
-                let since = view.last_seen.as_deref().map_or_else(String::new, |t| format!(", last seen {t}"));
-                println!("node {name}: offline{since}; skipped, it picks the change up from its own source");
-                continue;
-            }
-            let authority = view.map_or(written, |v| v.dial.clone());
-            let peer = ApiClient::new(&authority, key.as_deref(), PEER_TIMEOUT);
-            match peer.apply(bundle.clone(), args.dry_run, args.force).await {
-                Ok(response) => println!("{}", response.plan),
-                Err(ClientError::Unreachable { reason, .. }) => {
-                    println!("node {name}: not reachable ({reason}); it picks the change up from its own source");
-                }
-                Err(error) => {
-                    report(&name, &error);
-                    failed = true;
-                }
-            }
-        }
-    });
+    let sent = send(env, &checked, args.dry_run, args.force)?;
+    print!("{}", answers_text(&sent.answers));
     if args.dry_run {
         println!("dry run: nothing was changed");
     }
-    if let Some(note) = unpushed {
-        println!("note: {note}. A controller with a Git source returns to the remote's state at its next new commit.");
+    if let Some(note) = &checked.unpushed {
+        print!("{}", unpushed_text(note));
     }
-    if let Some(git) = git.as_ref().filter(|_| !args.dry_run && !failed) {
+    if let Some(git) = git.as_ref().filter(|_| !args.dry_run && !sent.failed) {
         let followed = SourceStatus::git(git).followed();
         println!("applied with --force: this folder runs until the next new commit on {followed} replaces it");
     }
-    Ok(if failed { Outcome::Failure } else { Outcome::Success })
+    Ok(if sent.failed { Outcome::Failure } else { Outcome::Success })
 }
 
 fn report(node: &str, error: &ClientError) {
@@ -143,6 +268,15 @@ fn report(node: &str, error: &ClientError) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn diff_exits_0_without_changes_1_with_and_2_when_a_node_refused() {
+        // (a node refused, a plan has changes) -> exit code
+        let cases = [((false, false), 0), ((false, true), 1), ((true, false), 2), ((true, true), 2)];
+        for ((failed, changed), code) in cases {
+            assert_eq!(diff_exit_code(failed, changed), code, "failed {failed}, changed {changed}");
+        }
+    }
 
     #[test]
     fn a_node_that_follows_git_refuses_a_plain_apply_only() {

@@ -1,7 +1,7 @@
 //! `meshctl describe KIND NAME`: one object's conditions, spec, recent events
-//! and, for a Service, its last output lines.
+//! and, for a Service, its last output lines; or all of it as JSON or YAML.
 
-use super::{Outcome, Target, runtime, table, target_client};
+use super::{Outcome, Output, Target, output, runtime, table, target_client};
 use std::path::Path;
 
 use crate::identity::NodeEnv;
@@ -11,6 +11,10 @@ pub(super) struct Args {
     /// Node, Service, Capability, SyncFolder, HandoffPolicy or Mesh.
     kind: String,
     name: String,
+    /// `json` or `yaml`: the API's answer (kind, name, spec, status, events,
+    /// logs) as it is.
+    #[arg(short, long, value_enum, default_value_t)]
+    output: Output,
     #[command(flatten)]
     target: Target,
 }
@@ -19,6 +23,10 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
     let env = &NodeEnv::load(env_file)?;
     let (client, _) = target_client(env, &args.target)?;
     let described = runtime()?.block_on(client.describe(&args.kind, &args.name))?;
+    if args.output != Output::Text {
+        output::print(args.output, &described, String::new)?;
+        return Ok(Outcome::Success);
+    }
     println!("Kind:  {}", described.kind);
     println!("Name:  {}", described.name);
     if let Some(status) = &described.status {

@@ -44,7 +44,7 @@ const SKEW_FAIL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
-    /// Print one line per check, or the checks as a JSON list.
+    /// Print one line per check, or the checks as a JSON or YAML list.
     #[arg(short, long, value_enum, default_value_t)]
     output: Output,
 }
@@ -57,7 +57,7 @@ pub(super) enum Status {
     Fail,
 }
 
-/// One check's verdict; `-o json` prints a list of these.
+/// One check's verdict; `-o json|yaml` prints a list of these.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub(super) struct Check {
     #[serde(rename = "check")]
@@ -83,10 +83,7 @@ impl Check {
 
 pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let checks = super::runtime()?.block_on(all_checks(env_file));
-    match args.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&checks)?),
-        Output::Text => print!("{}", render(&checks)),
-    }
+    super::output::print(args.output, &checks, || render(&checks))?;
     Ok(if checks.iter().any(|c| c.status == Status::Fail) { Outcome::Failure } else { Outcome::Success })
 }
 

@@ -18,7 +18,7 @@ use crate::reconcile::client_env::CLIENT_ENV_FILE;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct EnvArgs {
-    /// `json` prints one object of the variables.
+    /// `json` and `yaml` print one object of the variables.
     #[arg(short, long, value_enum, default_value_t)]
     output: Output,
 }
@@ -40,12 +40,11 @@ pub(super) fn env(args: EnvArgs, env_file: Option<&Path>) -> anyhow::Result<Outc
         Ok(found) => found,
         Err(missing) => return Ok(missing),
     };
-    match args.output {
-        Output::Text => print!("{text}"),
-        Output::Json => {
-            let variables = parse_client_env(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
-            println!("{}", serde_json::to_string_pretty(&variables)?);
-        }
+    if args.output == Output::Text {
+        print!("{text}");
+    } else {
+        let variables = parse_client_env(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+        super::output::print(args.output, &variables, String::new)?;
     }
     Ok(Outcome::Success)
 }

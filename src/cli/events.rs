@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{Outcome, Output, Target, runtime, table, target_client};
+use super::{Outcome, Output, Target, output, runtime, table, target_client};
 use crate::api::wire::{Action, Intervention, StreamMessage};
 use crate::client::EventStream;
 use crate::identity::NodeEnv;
@@ -17,7 +17,8 @@ pub(super) struct Args {
     /// Keep printing events and Service output as they happen, until Ctrl-C.
     #[arg(short, long)]
     follow: bool,
-    /// `json` prints the stream's messages as they come.
+    /// `json` prints the stream's messages as they come, one per line;
+    /// `yaml`, one YAML document each.
     #[arg(short, long, value_enum, default_value_t)]
     output: Output,
     /// Ask the controller to pause or resume reconciles, or to reconcile now.
@@ -54,7 +55,7 @@ async fn follow(stream: &mut EventStream, args: &Args) -> anyhow::Result<Outcome
             StreamMessage::Error { message } if awaiting_ack => anyhow::bail!("the controller refused: {message}"),
             _ => {}
         }
-        printer.print(&message, &text);
+        printer.print(&message, &text)?;
         if printer.live && !awaiting_ack && !args.follow {
             let _ = stream.close(None).await;
             return Ok(Outcome::Success);
@@ -94,7 +95,7 @@ struct Printer<'a> {
 }
 
 impl Printer<'_> {
-    fn print(&mut self, message: &StreamMessage, raw: &str) {
+    fn print(&mut self, message: &StreamMessage, raw: &str) -> anyhow::Result<()> {
         let (sending, following) = (self.args.send.is_some(), self.args.follow);
         if *message == StreamMessage::Live {
             self.live = true;
@@ -104,14 +105,21 @@ impl Printer<'_> {
                 self.widths = table::widths(&rows).into_iter().zip(MIN_WIDTHS).map(|(w, min)| w.max(min)).collect();
                 rows.iter().for_each(|row| print!("{}", table::render_row(row, &self.widths)));
             }
-            return;
+            return Ok(());
         }
         if !shown(message, self.live, sending, following) {
-            return;
+            return Ok(());
         }
-        if self.args.output == Output::Json {
-            println!("{raw}");
-            return;
+        match self.args.output {
+            Output::Text => {}
+            Output::Json => {
+                println!("{raw}");
+                return Ok(());
+            }
+            format => {
+                print!("{}", output::stream_item(format, message)?.unwrap_or_default());
+                return Ok(());
+            }
         }
         match message {
             StreamMessage::Event { time, event_type, reason, object, message } => {
@@ -129,6 +137,7 @@ impl Printer<'_> {
             StreamMessage::Ack { action } => println!("{} acknowledged", serde_json::json!(action)),
             StreamMessage::Error { message } => eprintln!("error from the controller: {message}"),
         }
+        Ok(())
     }
 }
 

@@ -1,5 +1,6 @@
 //! `meshctl`: the command line. Each command lives in its own module; exit codes
 //! are decided here, in one place: 0 ok, 1 failure, 2 usage error (clap's);
+//! `diff` as `kubectl diff`: 0 no change, 1 changes, 2 error;
 //! `exec` ends with its command's code, or 127 (not found) / 126 (cannot run).
 
 mod apply;
@@ -14,6 +15,7 @@ mod handoff;
 mod init;
 mod join;
 mod man;
+mod output;
 mod platform;
 mod route;
 mod schema;
@@ -108,9 +110,12 @@ enum Command {
 /// How a command prints its result.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Output {
+    /// For people: a table or lines (`table` is a synonym).
     #[default]
+    #[value(alias = "table")]
     Text,
     Json,
+    Yaml,
 }
 
 /// What a command reports back to `main`.
@@ -133,6 +138,7 @@ pub fn run() -> ExitCode {
         restore_default_sigpipe();
     }
     let env_file = cli.env_file.as_deref();
+    let error_code = cli.command.error_code();
     let result = match cli.command {
         Command::Validate(args) => validate::run(args, env_file),
         Command::Schema(args) => schema::run(args),
@@ -166,7 +172,18 @@ pub fn run() -> ExitCode {
             if error.chain().any(|cause| matches!(cause.downcast_ref(), Some(ClientError::Unreachable { .. }))) {
                 eprintln!("  {}", env_location::locate(env_file));
             }
-            ExitCode::from(1)
+            ExitCode::from(error_code)
+        }
+    }
+}
+
+impl Command {
+    /// The exit code of an error: 1, but 2 for `diff`, whose 1 means "there
+    /// are changes" (as `kubectl diff`).
+    fn error_code(&self) -> u8 {
+        match self {
+            Command::Diff(_) => apply::DIFF_ERROR,
+            _ => 1,
         }
     }
 }

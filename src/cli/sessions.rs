@@ -1,11 +1,11 @@
 //! `meshctl sessions`: every conversation of this node's HandoffPolicies, its
 //! owner and epoch, which nodes hold the owner's content, whether every other
 //! node holds the same content as this one, its conflict copies and the stale
-//! writes kept aside in it; a table, or the API's JSON.
+//! writes kept aside in it; a table, or the API's JSON (or YAML).
 
 use std::path::Path;
 
-use super::{Outcome, Output, Target, runtime, table, target_client};
+use super::{Outcome, Output, Target, output, runtime, table, target_client};
 use crate::api::wire::Session;
 use crate::identity::NodeEnv;
 
@@ -21,10 +21,7 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
     let env = &NodeEnv::load(env_file)?;
     let (client, _) = target_client(env, &args.target)?;
     let sessions = runtime()?.block_on(client.sessions())?;
-    match args.output {
-        Output::Text => print!("{}", render(&sessions)),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&sessions)?),
-    }
+    output::print(args.output, &sessions, || render(&sessions))?;
     Ok(Outcome::Success)
 }
 

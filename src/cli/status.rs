@@ -1,13 +1,19 @@
-//! `meshctl status`: every node of the mesh and its objects, in one table, or
-//! as JSON / YAML in the stable shape of design section 5.
+//! `meshctl status [-w]`: every node of the mesh and its objects, in one table,
+//! or as JSON / YAML in the stable shape of design section 5; watching, again
+//! whenever it changed, looked at after each event of the node's controller
+//! (and every few seconds, for changes that come with no event).
 
+use std::io::Write as _;
 use std::time::Duration;
 
+use anyhow::Context as _;
+use futures_util::StreamExt as _;
 use serde::Serialize;
+use tokio_tungstenite::tungstenite::Message;
 
-use super::{Outcome, Target, runtime, table, target_client};
-use crate::api::wire::MeshNode;
-use crate::client::ApiClient;
+use super::{Outcome, Output, Target, output, runtime, table, target_client};
+use crate::api::wire::{MeshNode, StreamMessage};
+use crate::client::{ApiClient, EventStream};
 use crate::controller::status::{ConditionType, NodeStatus};
 use std::path::Path;
 
@@ -17,20 +23,26 @@ use crate::source_status::SourceStatus;
 /// How long a peer gets to answer before it is shown offline.
 const PEER_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Watching, how long the events of one change (a reconcile's several) are
+/// let gather before the mesh is asked again: one reprint per change.
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// Watching, how often the mesh is asked again without an event: a condition
+/// that settles later (a Service becoming Ready) and a peer's own changes
+/// come with no event of this node. Printed only when it changed.
+const RESYNC: Duration = Duration::from_secs(2);
+
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
     #[arg(short, long, value_enum, default_value_t)]
-    output: Format,
+    output: Output,
+    /// Keep watching: after each event of the node's controller, print the
+    /// status again if it changed (JSON: one line each; YAML: one document
+    /// each), until Ctrl-C.
+    #[arg(short, long)]
+    watch: bool,
     #[command(flatten)]
     target: Target,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub(super) enum Format {
-    #[default]
-    Table,
-    Json,
-    Yaml,
 }
 
 #[derive(Serialize)]
@@ -41,18 +53,100 @@ struct MeshStatus {
 pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let env = &NodeEnv::load(env_file)?;
     let (client, key) = target_client(env, &args.target)?;
+    if args.watch {
+        return runtime()?.block_on(watch(client, key, args.output));
+    }
     let rows = runtime()?.block_on(collect(client, key))?;
-    match args.output {
-        Format::Table => print!("{}", render(&rows)),
-        format => {
-            let status = MeshStatus { nodes: rows.into_iter().map(|row| row.status).collect() };
-            match format {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&status)?),
-                _ => print!("{}", serde_saphyr::to_string(&status)?),
-            }
+    output::print(args.output, &mesh_status(&rows), || render(&rows))?;
+    Ok(Outcome::Success)
+}
+
+fn mesh_status(rows: &[Row]) -> MeshStatus {
+    MeshStatus { nodes: rows.iter().map(|row| row.status.clone()).collect() }
+}
+
+/// Prints the status, then again whenever it changed: looked at after each
+/// change the node's event stream tells of, and every [`RESYNC`]; until the
+/// daemon closes the stream or the user stops it.
+async fn watch(client: ApiClient, key: Option<String>, format: Output) -> anyhow::Result<Outcome> {
+    let mut stream = client.events().await?;
+    past_recent_events(&mut stream).await?;
+    let mut shown: Option<MeshStatus> = None;
+    loop {
+        let rows = collect(client.clone(), key.clone()).await?;
+        let status = mesh_status(&rows);
+        if shown.as_ref().is_none_or(|shown| changed(shown, &status)) {
+            let text = match output::stream_item(format, &status)? {
+                Some(item) => item,
+                None => render(&rows),
+            };
+            // A blank line parts the tables; JSON lines and YAML documents part themselves.
+            let separator = if format == Output::Text && shown.is_some() { "\n" } else { "" };
+            print!("{separator}{text}");
+            std::io::stdout().flush()?;
+            shown = Some(status);
+        }
+        if let Ok(open) = tokio::time::timeout(RESYNC, next_change(&mut stream)).await
+            && !open?
+        {
+            eprintln!("the daemon closed the event stream");
+            return Ok(Outcome::Success);
         }
     }
-    Ok(Outcome::Success)
+}
+
+/// Whether the mesh changed between two looks: anything but when the nodes
+/// were last seen, which moves on every look.
+fn changed(before: &MeshStatus, now: &MeshStatus) -> bool {
+    let unseen = |status: &MeshStatus| -> Vec<NodeStatus> {
+        status.nodes.iter().map(|node| NodeStatus { last_seen: None, ..node.clone() }).collect()
+    };
+    unseen(before) != unseen(now)
+}
+
+/// Reads the recent events the stream sends first, up to its `live` marker:
+/// they are older than the status printed next.
+async fn past_recent_events(stream: &mut EventStream) -> anyhow::Result<()> {
+    while let Some(frame) = stream.next().await {
+        if let Message::Text(text) = frame.context("the event stream broke")?
+            && serde_json::from_str::<StreamMessage>(&text).is_ok_and(|message| message == StreamMessage::Live)
+        {
+            return Ok(());
+        }
+    }
+    anyhow::bail!("the daemon closed the event stream")
+}
+
+/// Waits for the next event of the controller that says something changed
+/// (not a Service's output line, nor the recent events sent first), then
+/// for the rest of its burst. False when the stream ended.
+async fn next_change(stream: &mut EventStream) -> anyhow::Result<bool> {
+    loop {
+        let Some(frame) = stream.next().await else { return Ok(false) };
+        if is_change(frame.context("the event stream broke")?)? {
+            break;
+        }
+    }
+    let settled = tokio::time::sleep(SETTLE);
+    tokio::pin!(settled);
+    loop {
+        tokio::select! {
+            () = &mut settled => return Ok(true),
+            frame = stream.next() => match frame {
+                Some(frame) => { frame.context("the event stream broke")?; }
+                None => return Ok(true),
+            },
+        }
+    }
+}
+
+/// Whether a frame of the event stream tells of a change: an event, or
+/// messages dropped (which may have been events).
+fn is_change(frame: Message) -> anyhow::Result<bool> {
+    let Message::Text(text) = frame else { return Ok(false) };
+    let message: StreamMessage =
+        serde_json::from_str(&text).with_context(|| format!("unexpected message on the event stream: {text}"))?;
+    Ok(matches!(message, StreamMessage::Event { .. } | StreamMessage::Lagged { .. }))
 }
 
 /// One node of the mesh: its status, and what this node's prober knows of it.
@@ -226,6 +320,21 @@ mod tests {
             paused: false,
             source: None,
         }
+    }
+
+    #[test]
+    fn watching_reprints_on_a_change_but_not_when_only_last_seen_moved() {
+        let mesh = |last_seen: &str, revision: &str| MeshStatus {
+            nodes: vec![NodeStatus {
+                last_seen: Some(last_seen.into()),
+                revision: Some(revision.into()),
+                ..status("mini", true)
+            }],
+        };
+        let before = mesh("2026-11-28T10:00:00Z", "r1");
+        assert!(!changed(&before, &mesh("2026-11-28T10:00:02Z", "r1")));
+        assert!(changed(&before, &mesh("2026-11-28T10:00:02Z", "r2")));
+        assert!(changed(&before, &MeshStatus { nodes: Vec::new() }));
     }
 
     #[test]

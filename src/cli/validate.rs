@@ -14,12 +14,12 @@ use crate::manifest::{self, loader};
 pub(super) struct Args {
     /// The manifests folder (default: MESH_MANIFESTS, else ./manifests).
     dir: Option<PathBuf>,
-    /// Print the diagnostics as text or as JSON (for editors and CI).
+    /// Print the diagnostics as text, or as JSON or YAML (for editors and CI).
     #[arg(short, long, value_enum, default_value_t)]
     output: Output,
 }
 
-/// The JSON shape of `validate -o json`.
+/// The shape of `validate -o json|yaml`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Report<'a> {
@@ -45,7 +45,7 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
     let warning_count = validation.diagnostics.len() - error_count;
     let objects = validation.set.len();
     match args.output {
-        Output::Json => {
+        Output::Json | Output::Yaml => {
             let report = Report {
                 valid: error_count == 0,
                 objects,
@@ -54,7 +54,7 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
                 warning_count,
                 diagnostics: &validation.diagnostics,
             };
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            super::output::print(args.output, &report, String::new)?;
         }
         Output::Text => {
             for diagnostic in &validation.diagnostics {

@@ -67,9 +67,9 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
                 return Err(error);
             }
         }
-        Output::Json => {
+        format => {
             let report = Report { client, daemon, error: error.map(|error| format!("{error:#}")) };
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            super::output::print(format, &report, String::new)?;
         }
     }
     Ok(if failed { Outcome::Failure } else { Outcome::Success })

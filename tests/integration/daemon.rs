@@ -15,6 +15,7 @@ mod idle_connections;
 mod join;
 mod loopback;
 mod model_pulls;
+mod output;
 mod output_burst;
 mod partition;
 mod peers;
@@ -437,7 +438,7 @@ fn apply_dry_run_and_diff_print_the_plan_and_change_nothing() {
             marker.as_str()
         )
     );
-    assert_eq!((diff.code, &diff.stdout), (0, &dry_run.stdout), "diff prints the same plan: {diff:?}");
+    assert_eq!((diff.code, &diff.stdout), (1, &dry_run.stdout), "diff prints the same plan, and exits 1: {diff:?}");
 
     let status = daemon.status();
     assert_eq!(status["revision"], revision.as_str());

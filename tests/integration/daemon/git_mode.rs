@@ -112,7 +112,7 @@ fn apply_is_refused_in_git_mode_and_a_forced_folder_runs_until_the_next_commit()
 
     // What pushing the folder would change, against the followed commit.
     let diff = daemon.meshctl(&["diff"]);
-    assert_eq!(diff.code, 0, "{diff:?}");
+    assert_eq!(diff.code, 1, "pushing it would change something: {diff:?}");
     assert!(diff.stdout.contains(&format!("against what each node follows (git {remote}@main)")), "{diff:?}");
     assert!(diff.stdout.contains(&format!("Plan for node test-node ({first} -> local-")), "{diff:?}");
     assert!(diff.stdout.contains("  + Service/local") && diff.stdout.contains("  - Service/pushed"), "{diff:?}");

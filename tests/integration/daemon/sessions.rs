@@ -256,6 +256,27 @@ fn a_conversation_written_on_node_a_is_owned_by_node_a_on_both_nodes_and_node_b_
     let json: Value = serde_json::from_str(&json.stdout).expect("sessions -o json prints JSON");
     assert_eq!(json.as_array().map(Vec::len), Some(1), "{json}");
     assert_eq!((&json[0]["id"], &json[0]["owner"]), (&"c-1".into(), &A.into()));
+    let fields: std::collections::BTreeSet<&str> = json[0].as_object().unwrap().keys().map(String::as_str).collect();
+    let documented = [
+        "id",
+        "policy",
+        "owner",
+        "epoch",
+        "phase",
+        "path",
+        "hash",
+        "files",
+        "conflicts",
+        "stale",
+        "peerHash",
+        "inSync",
+        "holders",
+        "writable",
+    ];
+    assert_eq!(fields, documented.into(), "the shape docs/cli.md documents");
+    let yaml = pair.a.daemon.meshctl(&["sessions", "-o", "yaml"]);
+    let yaml: Value = serde_saphyr::from_str(&yaml.stdout).expect("sessions -o yaml prints YAML");
+    assert_eq!(yaml, json, "the same data as JSON");
     let object = pair.a.daemon.object("HandoffPolicy", POLICY).expect("the policy in node-a's status");
     assert_eq!((&object["details"]["conversations"], &object["details"]["owned"]), (&"1".into(), &"1".into()));
 
