@@ -1,24 +1,27 @@
-//! `meshctl describe KIND NAME`: one object's conditions, spec, recent events
-//! and, for a Service, its last output lines.
+//! `meshctl describe KIND NAME` (or `KIND/NAME`, short names too): one
+//! object's conditions, spec, recent events and, for a Service, its last
+//! output lines.
 
-use super::{Outcome, Target, runtime, table, target_client};
+use super::{Outcome, Target, kinds, runtime, table, target_client};
 use std::path::Path;
 
 use crate::identity::NodeEnv;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
-    /// Node, Service, Capability, SyncFolder, HandoffPolicy or Mesh.
+    /// node (no), service (svc), capability (cap), syncfolder (sf),
+    /// handoffpolicy (hp) or mesh, then the name; or KIND/NAME, e.g. svc/ollama.
     kind: String,
-    name: String,
+    name: Option<String>,
     #[command(flatten)]
     target: Target,
 }
 
 pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+    let (kind, name) = kinds::reference(&args.kind, args.name.as_deref())?;
     let env = &NodeEnv::load(env_file)?;
     let (client, _) = target_client(env, &args.target)?;
-    let described = runtime()?.block_on(client.describe(&args.kind, &args.name))?;
+    let described = runtime()?.block_on(client.describe(kind.as_str(), &name))?;
     println!("Kind:  {}", described.kind);
     println!("Name:  {}", described.name);
     if let Some(status) = &described.status {
