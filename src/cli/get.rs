@@ -92,18 +92,37 @@ impl Asked {
                 continue;
             }
             let objects = status.objects.into_iter().filter(|o| o.kind == self.kind.as_str() && named(&o.name));
-            items.extend(objects.map(|object| Item { node: status.name.clone(), object }));
+            items.extend(objects.map(|object| Item { node: Some(status.name.clone()), object }));
         }
+        let declared = self.client.names(self.kind.as_str()).await?;
+        let unreported: Vec<String> =
+            declared.into_iter().filter(|name| named(name) && !items.iter().any(|i| i.object.name == *name)).collect();
+        items.extend(unreported.into_iter().map(|name| Item::unreported(self.kind, name)));
         Ok(Listing::Objects { items, offline })
     }
 }
 
-/// One object as one node reports it: `-o json`'s item.
-#[derive(Debug, Serialize)]
+/// One object as one node reports it: `-o json`'s item. An object in the
+/// set that no node reports (a Mesh, a Service no answering node runs) has no
+/// node, no conditions and no details.
+#[derive(Clone, Debug, Serialize)]
 struct Item {
-    node: String,
+    node: Option<String>,
     #[serde(flatten)]
     object: ObjectStatus,
+}
+
+impl Item {
+    fn unreported(kind: Kind, name: String) -> Item {
+        let object = ObjectStatus {
+            kind: kind.to_string(),
+            name,
+            ready: false,
+            conditions: Vec::new(),
+            details: Default::default(),
+        };
+        Item { node: None, object }
+    }
 }
 
 /// What `get` found.
@@ -270,10 +289,11 @@ fn object_rows(kind: Kind, items: &[Item], wide: bool) -> Vec<Vec<String>> {
         let ready = object.condition(ConditionType::Ready);
         let degraded = object.condition(ConditionType::Degraded).filter(|c| c.holds());
         let shown = degraded.or(ready);
+        let unknown = if node.is_some() { "Unknown" } else { "-" };
         let mut row = vec![
-            node.clone(),
+            node.clone().unwrap_or_else(|| "-".into()),
             object.name.clone(),
-            ready.map_or_else(|| "Unknown".into(), |c| c.status.clone()),
+            ready.map_or_else(|| unknown.into(), |c| c.status.clone()),
             shown.map_or_else(|| "-".into(), |c| c.reason.clone()),
         ];
         row.extend(columns.iter().map(|(_, key)| object.details.get(*key).cloned().unwrap_or_else(|| "-".into())));
@@ -347,7 +367,7 @@ mod tests {
         let details = details.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let ready = conditions.iter().any(|c| c.condition_type == "Ready" && c.holds());
         Item {
-            node: node.into(),
+            node: Some(node.into()),
             object: ObjectStatus { kind: kind.to_string(), name: name.into(), ready, conditions, details },
         }
     }
@@ -402,10 +422,12 @@ mod tests {
         ];
         let items =
             [item("mini", Kind::Service, "db", degraded, &[]), item("laptop", Kind::Service, "web", Vec::new(), &[])];
+        let items = [items[0].clone(), items[1].clone(), Item::unreported(Kind::Service, "idle".into())];
         let rendered = table::render(&object_rows(Kind::Service, &items, true));
         let lines = words(&rendered);
         assert_eq!(lines[1], ["mini", "db", "True", "PortInUse", "-", "-", "-", "port 8000 is taken"]);
         assert_eq!(lines[2], ["laptop", "web", "Unknown", "-", "-", "-", "-"]);
+        assert_eq!(lines[3], ["-", "idle", "-", "-", "-", "-", "-"], "no node reports it:\n{rendered}");
     }
 
     #[test]
