@@ -96,7 +96,10 @@ async fn follow(client: &ApiClient, name: &str) -> anyhow::Result<Outcome> {
     while !matches!(next(&mut stream).await?, Some(StreamMessage::Live) | None) {}
     let last = tail(client, name).await?;
     let mut fresh = Vec::new();
-    while let Ok(message) = tokio::time::timeout(CATCH_UP, next(&mut stream)).await {
+    // One deadline for them all: a Service that writes all the time must not
+    // keep this from ever printing.
+    let caught_up = tokio::time::Instant::now() + CATCH_UP;
+    while let Ok(message) = tokio::time::timeout_at(caught_up, next(&mut stream)).await {
         match message? {
             Some(message) => fresh.extend(line_of(message, name)),
             None => break,

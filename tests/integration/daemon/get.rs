@@ -232,4 +232,16 @@ async fn describe_takes_every_form_and_logs_prints_and_follows_a_services_output
     let next = until(&lines, "the new line", |line| line == "line-after");
     assert_eq!(next, ["line-after"], "nothing printed twice");
     stop(follow);
+
+    // A Service that never stops writing is followed all the same.
+    laptop.write(
+        "manifests/chatter.yaml",
+        "apiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata: {name: chatter}\n\
+         spec: {nodes: [laptop], command: [sh, -c, 'while true; do echo tick; sleep 0.02; done']}\n",
+    );
+    laptop.wait_until_ready("chatter");
+    let mut follow = laptop.meshctl_spawn(&["logs", "svc/chatter", "-f"]);
+    let lines = lines_of(&mut follow);
+    until(&lines, "a tick", |line| line == "tick");
+    stop(follow);
 }
