@@ -90,6 +90,11 @@ impl ApiClient {
         self.send(self.http.post(self.url("/api/v1/reconcile")).json(request)).await
     }
 
+    /// The names of `kind`'s objects in the node's applied set (`GET /api/v1/objects/KIND`).
+    pub(crate) async fn names(&self, kind: &str) -> Result<Vec<String>, ClientError> {
+        self.send(self.http.get(self.url(&format!("/api/v1/objects/{kind}")))).await
+    }
+
     pub(crate) async fn describe(&self, kind: &str, name: &str) -> Result<Describe, ClientError> {
         self.send(self.http.get(self.url(&format!("/api/v1/objects/{kind}/{name}")))).await
     }

@@ -57,6 +57,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/api/v1/peers", post(peers::register))
         .route("/api/v1/apply", post(apply))
         .route("/api/v1/reconcile", post(reconcile_now))
+        .route("/api/v1/objects/{kind}", get(names_of_kind))
         .route("/api/v1/objects/{kind}/{name}", get(describe))
         .route("/api/v1/events", get(events))
         .route("/api/v1/syncthing/device", get(syncthing_device))
@@ -348,10 +349,7 @@ async fn describe(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<Describe>, ApiError> {
     let Path((kind, name)) = path?;
-    let kind = Kind::ALL.into_iter().find(|k| k.as_str().eq_ignore_ascii_case(&kind)).ok_or_else(|| {
-        let kinds = Kind::ALL.map(|kind| kind.as_str()).join(", ");
-        bad_request(format!("unknown kind {kind:?}; the kinds are {kinds}"))
-    })?;
+    let kind = kind_named(&kind)?;
     if let Some(problem) = crate::manifest::name_problem(&name) {
         return Err(bad_request(format!("{name:?} cannot name a {kind}: {problem}")));
     }
@@ -374,6 +372,26 @@ async fn describe(
         Vec::new()
     };
     Ok(Json(Describe { kind: kind.to_string(), name, spec, status, events, logs }))
+}
+
+/// The names of one kind's objects in the applied set, sorted: `meshctl get`
+/// lists them besides the objects a node reports a status for (a Mesh, a
+/// Service no node runs).
+async fn names_of_kind(
+    State(state): State<ApiState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Vec<String>>, ApiError> {
+    let Path(kind) = path?;
+    let kind = kind_named(&kind)?;
+    Ok(Json(state.shared.applied_set().map(|set| wire::names(&set, kind)).unwrap_or_default()))
+}
+
+/// The kind `text` names in any case; an unknown one is a bad request.
+fn kind_named(text: &str) -> Result<Kind, ApiError> {
+    Kind::ALL.into_iter().find(|k| k.as_str().eq_ignore_ascii_case(text)).ok_or_else(|| {
+        let kinds = Kind::ALL.map(|kind| kind.as_str()).join(", ");
+        bad_request(format!("unknown kind {text:?}; the kinds are {kinds}"))
+    })
 }
 
 /// How many past events a new stream client gets first, for context.

@@ -1,16 +1,18 @@
-//! `meshctl describe KIND NAME`: one object's conditions, spec, recent events
-//! and, for a Service, its last output lines; or all of it as JSON or YAML.
+//! `meshctl describe KIND NAME` (or `KIND/NAME`, short names too): one
+//! object's conditions, spec, recent events and, for a Service, its last
+//! output lines; or all of it as JSON or YAML.
 
-use super::{Outcome, Output, Target, output, runtime, table, target_client};
+use super::{Outcome, Output, Target, kinds, output, runtime, table, target_client};
 use std::path::Path;
 
 use crate::identity::NodeEnv;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
-    /// Node, Service, Capability, SyncFolder, HandoffPolicy or Mesh.
+    /// node (no), service (svc), capability (cap), syncfolder (sf),
+    /// handoffpolicy (hp) or mesh, then the name; or KIND/NAME, e.g. svc/ollama.
     kind: String,
-    name: String,
+    name: Option<String>,
     /// `json` or `yaml`: the API's answer (kind, name, spec, status, events,
     /// logs) as it is.
     #[arg(short, long, value_enum, default_value_t)]
@@ -20,9 +22,10 @@ pub(super) struct Args {
 }
 
 pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
+    let (kind, name) = kinds::reference(&args.kind, args.name.as_deref())?;
     let env = &NodeEnv::load(env_file)?;
     let (client, _) = target_client(env, &args.target)?;
-    let described = runtime()?.block_on(client.describe(&args.kind, &args.name))?;
+    let described = runtime()?.block_on(client.describe(kind.as_str(), &name))?;
     if args.output != Output::Text {
         output::print(args.output, &described, String::new)?;
         return Ok(Outcome::Success);

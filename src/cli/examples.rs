@@ -27,7 +27,14 @@ const EXAMPLES: &[(&str, &str)] = &[
   meshctl apply -f manifests/ --dry-run",
     ),
     ("diff", "  meshctl diff\n  meshctl diff -f manifests/"),
-    ("describe", "  meshctl describe Service ollama\n  meshctl describe Node mini --on mini"),
+    (
+        "get",
+        "  meshctl get svc                    # every node's Services
+  meshctl get cap llm_inference -o yaml
+  meshctl get nodes -w               # list again on every change",
+    ),
+    ("describe", "  meshctl describe svc/ollama\n  meshctl describe Node mini --on mini"),
+    ("logs", "  meshctl logs service/ollama\n  meshctl logs svc/ollama -f"),
     (
         "events",
         "  meshctl events

@@ -11,9 +11,12 @@ mod doctor;
 mod env;
 mod events;
 mod examples;
+mod get;
 mod handoff;
 mod init;
 mod join;
+mod kinds;
+mod logs;
 mod man;
 mod output;
 mod platform;
@@ -76,6 +79,10 @@ enum Command {
     Apply(apply::Args),
     /// Print what `apply` would change; change nothing.
     Diff(apply::DiffArgs),
+    /// List one kind's objects on every node of the mesh, e.g. `meshctl get svc`.
+    Get(get::Args),
+    /// Print a Service's output, e.g. `meshctl logs service/ollama -f`.
+    Logs(logs::Args),
     /// Show one object: conditions, spec, events, output.
     Describe(describe::Args),
     /// Print the controller's recent events; with -f, follow events and output.
@@ -148,6 +155,8 @@ pub fn run() -> ExitCode {
         Command::Handoff(args) => handoff::run(args, env_file),
         Command::Apply(args) => apply::run(args, env_file),
         Command::Diff(args) => apply::diff(args, env_file),
+        Command::Get(args) => get::run(args, env_file),
+        Command::Logs(args) => logs::run(args, env_file),
         Command::Describe(args) => describe::run(args, env_file),
         Command::Events(args) => events::run(args, env_file),
         Command::Route(args) => route::run(args, env_file),

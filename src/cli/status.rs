@@ -150,15 +150,15 @@ fn is_change(frame: Message) -> anyhow::Result<bool> {
 }
 
 /// One node of the mesh: its status, and what this node's prober knows of it.
-struct Row {
-    status: NodeStatus,
-    view: MeshNode,
+pub(super) struct Row {
+    pub(super) status: NodeStatus,
+    pub(super) view: MeshNode,
 }
 
 /// The local node's status, then every peer's, asked concurrently. A peer the
 /// local daemon knows to be down, or that does not answer, is shown with its
 /// last known state from the local daemon's view, marked offline.
-async fn collect(local: ApiClient, key: Option<String>) -> anyhow::Result<Vec<Row>> {
+pub(super) async fn collect(local: ApiClient, key: Option<String>) -> anyhow::Result<Vec<Row>> {
     let mine = local.status().await?;
     let mut nodes = local.mesh().await?;
     let this = nodes.iter().position(|n| n.this_node).map(|i| nodes.remove(i));

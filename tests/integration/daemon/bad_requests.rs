@@ -191,6 +191,7 @@ async fn every_route_answers_bad_input_with_a_json_error_and_the_right_status_ne
         ("POST", "/api/v1/reconcile", typed("revision"), 400, "bad_request", "expected"),
         ("PUT", "/api/v1/reconcile", Body::None, 405, "method_not_allowed", "PUT"),
         ("GET", "/api/v1/objects/Nope/x", Body::None, 400, "bad_request", "unknown kind \"Nope\""),
+        ("GET", "/api/v1/objects/Nope", Body::None, 400, "bad_request", "unknown kind \"Nope\""),
         ("GET", "/api/v1/objects/Service/Not%20A%20Name", Body::None, 400, "bad_request", "cannot name a Service"),
         ("GET", "/api/v1/objects/Service/%FF", Body::None, 400, "bad_request", "UTF-8"),
         ("GET", "/api/v1/objects/Service/absent", Body::None, 404, "not_found", "Service/absent"),
