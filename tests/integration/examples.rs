@@ -169,7 +169,7 @@ fn exit_code_is_two_for_usage_errors() {
     for args in [
         &["validate", "--no-such-flag"][..],
         &["no-such-command"],
-        &["validate", "-o", "yaml"],
+        &["validate", "-o", "xml"],
         &["validate", "manifests", "extra"],
         &[],
     ] {
