@@ -11,6 +11,7 @@ use serde::de::IgnoredAny;
 use serde_saphyr::{MessageFormatter, UserMessageFormatter};
 
 use super::object::{API_VERSION, Kind, Manifest, Object, Origin, RawObject, Spec};
+use super::shape::{self, Problem, Tree};
 use super::values::{Located, name_problem, with_line_offset};
 use crate::diagnostic::{Diagnostic, Pos, did_you_mean};
 
@@ -26,18 +27,36 @@ pub struct SourceFile {
 const MAX_NODES_PER_DOCUMENT: usize = 20_000;
 const MAX_ALIASES_PER_DOCUMENT: usize = 1_000;
 const MAX_DEPTH: usize = 64;
+/// How deep a document may be for the schema walk after a failed parse: the
+/// schemas are six levels deep, and a deeper document gets the parser's error
+/// alone, walked by no deep recursion.
+const MAX_WALKED_DEPTH: usize = 16;
 
-/// Parses every document of `file`, appending objects and problems.
-pub(super) fn parse_file(file: &SourceFile, objects: &mut Vec<Manifest>, diagnostics: &mut Vec<Diagnostic>) {
+/// What one file holds: the objects that parsed, every problem, and the objects
+/// declared (by kind and name) whose document did not parse.
+#[derive(Default)]
+pub(super) struct ParsedFile {
+    pub objects: Vec<Manifest>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub unparsed: Vec<(Kind, String)>,
+}
+
+/// Parses every document of `file`.
+pub(super) fn parse_file(file: &SourceFile) -> ParsedFile {
+    let mut parsed = ParsedFile::default();
     let mut ordinal = 0;
     for document in split_documents(&file.text) {
         match parse_document(file, &document, ordinal + 1) {
             Parsed::Empty => continue,
-            Parsed::Object(object) => objects.push(*object),
-            Parsed::Invalid(found) => diagnostics.extend(found),
+            Parsed::Object(object) => parsed.objects.push(*object),
+            Parsed::Invalid { found, declared } => {
+                parsed.diagnostics.extend(found);
+                parsed.unparsed.extend(declared);
+            }
         }
         ordinal += 1;
     }
+    parsed
 }
 
 /// The documents of `new` that declare an object (`kind` and `metadata.name`)
@@ -158,9 +177,13 @@ fn kind_at_a_glance(text: &str) -> Option<Kind> {
 enum Parsed {
     Empty,
     Object(Box<Manifest>),
-    /// The document's first structural problem, plus a bad name: a document
-    /// that does not parse is still checked for what its header shows.
-    Invalid(Vec<Diagnostic>),
+    /// Every structural problem of the document, and the object it declares
+    /// when its header names a known kind and a name: references to that
+    /// object are not reported again as unknown.
+    Invalid {
+        found: Vec<Diagnostic>,
+        declared: Option<(Kind, String)>,
+    },
 }
 
 /// The fields every document shares, read leniently to learn what the document
@@ -248,11 +271,12 @@ fn parse_document_with_header(file: &SourceFile, document: &DocumentText<'_>, or
             if matches!(from_yaml::<RootShape>(document), Ok(RootShape::NotAMapping)) {
                 diagnostic.message = "a manifest must be a mapping with apiVersion, kind, metadata and spec".into();
             }
-            return invalid(diagnostic);
+            return invalid(diagnostic, None);
         }
     };
     let kind_text = header.kind.as_ref().map(|kind| kind.value.clone());
     let name = header.metadata.and_then(|m| m.name);
+    let declared = kind_text.as_deref().and_then(Kind::parse).zip(name.as_ref().map(|name| name.value.clone()));
     let label = match (&kind_text, name.as_ref().map(|n| &n.value)) {
         (Some(kind), Some(name)) => format!("{kind}/{name}"),
         (Some(kind), None) => format!("{kind}/<unnamed>"),
@@ -261,12 +285,15 @@ fn parse_document_with_header(file: &SourceFile, document: &DocumentText<'_>, or
 
     match &header.api_version {
         None => {
-            return invalid(Diagnostic::error(
-                &file.path,
-                start,
-                label,
-                format!("missing field `apiVersion` (expected \"{API_VERSION}\")"),
-            ));
+            return invalid(
+                Diagnostic::error(
+                    &file.path,
+                    start,
+                    label,
+                    format!("missing field `apiVersion` (expected \"{API_VERSION}\")"),
+                ),
+                declared,
+            );
         }
         Some(version) if version.value != API_VERSION => {
             return invalid(
@@ -277,17 +304,16 @@ fn parse_document_with_header(file: &SourceFile, document: &DocumentText<'_>, or
                     format!("unknown apiVersion \"{}\", expected \"{API_VERSION}\"", version.value),
                 )
                 .with_help(did_you_mean(&version.value, [API_VERSION])),
+                declared,
             );
         }
         Some(_) => {}
     }
     let Some(kind_text) = header.kind else {
-        return invalid(Diagnostic::error(
-            &file.path,
-            start,
-            label,
-            format!("missing field `kind` (one of {})", kind_list()),
-        ));
+        return invalid(
+            Diagnostic::error(&file.path, start, label, format!("missing field `kind` (one of {})", kind_list())),
+            None,
+        );
     };
     let Some(kind) = Kind::parse(&kind_text.value) else {
         return invalid(
@@ -298,6 +324,7 @@ fn parse_document_with_header(file: &SourceFile, document: &DocumentText<'_>, or
                 format!("unknown kind \"{}\", expected one of {}", kind_text.value, kind_list()),
             )
             .with_help(did_you_mean(&kind_text.value, Kind::ALL.map(Kind::as_str))),
+            None,
         );
     };
 
@@ -305,20 +332,49 @@ fn parse_document_with_header(file: &SourceFile, document: &DocumentText<'_>, or
     match parsed {
         Ok(object) => Parsed::Object(Box::new(object)),
         Err(error) => {
-            let mut found = vec![yaml_diagnostic(file, &label, &error)];
-            if let Some(name) = name
-                && let Some(problem) = name_problem(&name.value)
-            {
-                let message = format!("metadata.name \"{}\" {problem}", name.value);
-                found.push(Diagnostic::error(&file.path, name.at, label, message));
-            }
-            Parsed::Invalid(found)
+            let first = yaml_diagnostic(file, &label, &error);
+            let walked = from_yaml_within::<Located<Tree>>(document, MAX_WALKED_DEPTH)
+                .map(|tree| shape::problems(kind, &tree, start))
+                .unwrap_or_default();
+            let found = if walked.is_empty() {
+                let mut found = vec![first];
+                if let Some(name) = name
+                    && let Some(problem) = name_problem(&name.value)
+                {
+                    let message = format!("metadata.name \"{}\" {problem}", name.value);
+                    found.push(Diagnostic::error(&file.path, name.at, label, message));
+                }
+                found
+            } else {
+                merge(first, walked, file, &label)
+            };
+            Parsed::Invalid { found, declared }
         }
     }
 }
 
-fn invalid(diagnostic: Diagnostic) -> Parsed {
-    Parsed::Invalid(vec![diagnostic])
+/// The parser's error together with every problem the schema walk found. Where
+/// both point at the same place the parser's words are kept; the parser's
+/// error is left out when the walk says the same (a missing field, which the
+/// walk places at the mapping that lacks it).
+fn merge(first: Diagnostic, walked: Vec<Problem>, file: &SourceFile, label: &str) -> Vec<Diagnostic> {
+    let mut first = Some(first).filter(|first| !walked.iter().any(|problem| problem.message == first.message));
+    let mut found = Vec::with_capacity(walked.len() + 1);
+    for problem in walked {
+        let at_first = first.as_ref().is_some_and(|f| (f.line, f.column) == (problem.at.line, problem.at.column));
+        match first.take_if(|_| at_first) {
+            Some(first) => found.push(first),
+            None => {
+                found.push(Diagnostic::error(&file.path, problem.at, label, problem.message).with_help(problem.help));
+            }
+        }
+    }
+    found.extend(first);
+    found
+}
+
+fn invalid(diagnostic: Diagnostic, declared: Option<(Kind, String)>) -> Parsed {
+    Parsed::Invalid { found: vec![diagnostic], declared }
 }
 
 fn kind_list() -> String {
@@ -361,11 +417,18 @@ struct YamlError {
 }
 
 fn from_yaml<T: serde::de::DeserializeOwned>(document: &DocumentText<'_>) -> Result<T, YamlError> {
+    from_yaml_within(document, MAX_DEPTH)
+}
+
+fn from_yaml_within<T: serde::de::DeserializeOwned>(
+    document: &DocumentText<'_>,
+    max_depth: usize,
+) -> Result<T, YamlError> {
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_nodes: MAX_NODES_PER_DOCUMENT,
             max_aliases: MAX_ALIASES_PER_DOCUMENT,
-            max_depth: MAX_DEPTH,
+            max_depth: max_depth,
         },
         with_snippet: false,
         // A text field given a plain `8001`, `true` or `1.0` is an error, as it is
