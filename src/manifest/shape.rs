@@ -21,7 +21,7 @@ use super::values::{
 use crate::diagnostic::{Pos, did_you_mean};
 
 /// One problem: where, what, and maybe a suggestion.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub(super) struct Problem {
     pub at: Pos,
     pub message: String,
@@ -100,8 +100,24 @@ impl<'s> Walker<'s> {
         if let Some(types) = schema.get("type")
             && !type_accepts(types, &node.value)
         {
-            let expected = type_names(types);
-            self.report(node.at, format!("invalid type: {}, expected {expected}", node.value), None);
+            let plain = match &node.value {
+                Tree::Bool(b) => Some(b.to_string()),
+                Tree::Int(n) => Some(n.to_string()),
+                Tree::Float(x) => Some(x.to_string()),
+                _ => None,
+            };
+            match plain.filter(|_| types.as_str() == Some("string")) {
+                // The parser's words for the same mistake.
+                Some(plain) => self.report(
+                    node.at,
+                    format!("{plain} reads as a number, boolean or null, but this field takes text"),
+                    Some(format!("quote it: \"{plain}\"")),
+                ),
+                None => {
+                    let expected = type_names(types);
+                    self.report(node.at, format!("invalid type: {}, expected {expected}", node.value), None);
+                }
+            }
             return;
         }
         for (keyword, combine) in [("oneOf", Combine::ExactlyOne), ("anyOf", Combine::AtLeastOne)] {
