@@ -574,6 +574,46 @@ mod tests {
     }
 
     #[test]
+    fn a_document_that_does_not_parse_reports_every_problem_with_the_parsers_words_where_they_agree() {
+        let file = |text: &str| SourceFile { path: "t.yaml".into(), text: text.into() };
+        let head = "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: laptop\nspec:\n";
+        // Each spec, its problems, and whether the document still declares Node/laptop.
+        let table: [(&str, &[&str], bool); 4] = [
+            (
+                // The parser stops at the first; the walk finds the others.
+                "  role: leader\n  address: laptop\n  apiPort: 0\n  apiPrt: 1\n",
+                &[
+                    "6:9: unknown variant `leader`, expected one of primary, satellite",
+                    "8:12: apiPort 0 is out of range 1-65535",
+                    "9:3: unknown field `apiPrt`, expected one of address, apiPort, role, syncthing",
+                ],
+                true,
+            ),
+            (
+                // Where the parser and the walk point at one place, the parser's words.
+                "  role: primary\n  address: laptop\n  apiPort: 0\n  apiPrt: 1\n",
+                &[
+                    "8:12: port 0 is out of range 1-65535",
+                    "9:3: unknown field `apiPrt`, expected one of address, apiPort, role, syncthing",
+                ],
+                true,
+            ),
+            // The parser places a missing field at the last key; the walk at the mapping.
+            ("  role: primary\n", &["5:1: missing field `address`"], true),
+            // Text that is not YAML declares nothing anyone can know.
+            ("  role: primary\n  address: [x\n", &["7:12: unclosed bracket '['"], false),
+        ];
+        for (spec, expected, declares) in table {
+            let parsed = parse_file(&file(&format!("{head}{spec}")));
+            let found: Vec<String> =
+                parsed.diagnostics.iter().map(|d| format!("{}:{}: {}", d.line, d.column, d.message)).collect();
+            assert_eq!(found, expected, "{spec}");
+            let declared = declares.then(|| (Kind::Node, "laptop".to_owned()));
+            assert_eq!(parsed.unparsed, Vec::from_iter(declared), "{spec}");
+        }
+    }
+
+    #[test]
     fn unknown_names_get_the_nearest_expected_one() {
         let table = [
             ("unknown field `apiPrt`, expected one of role, apiPort, nodes", Some("did you mean \"apiPort\"?")),
