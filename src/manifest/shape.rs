@@ -122,7 +122,8 @@ impl<'s> Walker<'s> {
         }
         for (keyword, combine) in [("oneOf", Combine::ExactlyOne), ("anyOf", Combine::AtLeastOne)] {
             if let Some(branches) = schema.get(keyword).and_then(Value::as_array) {
-                self.combination(combine, branches, node, place);
+                let description = schema.get("description").and_then(Value::as_str);
+                self.combination(combine, branches, description, node, place);
             }
         }
         if let Some(allowed) = schema
@@ -249,7 +250,14 @@ impl<'s> Walker<'s> {
     /// `oneOf` / `anyOf`. When no branch fits, the problems of the one branch
     /// of the value's type are the useful ones; with several, one message says
     /// what was expected.
-    fn combination(&mut self, combine: Combine, branches: &'s [Value], node: &Located<Tree>, place: &Place) {
+    fn combination(
+        &mut self,
+        combine: Combine,
+        branches: &'s [Value],
+        description: Option<&str>,
+        node: &Located<Tree>,
+        place: &Place,
+    ) {
         let outcomes: Vec<Vec<Problem>> = branches
             .iter()
             .map(|branch| {
@@ -289,19 +297,27 @@ impl<'s> Walker<'s> {
         match (of_this_type.next(), of_this_type.next()) {
             (Some((_, problems)), None) => self.out.extend(problems),
             _ => {
-                let what = branches_description(branches).unwrap_or("one of the allowed shapes");
+                let what = description.or_else(|| branches_description(branches)).map_or_else(
+                    || "one of the allowed shapes".to_owned(),
+                    |text| lowercase_first(text.trim_end_matches('.')),
+                );
                 self.report(node.at, format!("invalid value: {}, expected {what}", node.value), None);
             }
         }
     }
 
-    /// Whether `schema`'s `type` (through `$ref`) admits the type of `tree`;
-    /// a schema without one admits any.
+    /// Whether `schema`'s `type` (through `$ref`, or any of its `oneOf` /
+    /// `anyOf` branches) admits the type of `tree`; a schema that says none
+    /// admits any.
     fn accepts_type(&self, schema: &Value, tree: &Tree) -> bool {
         if let Some(target) = schema.get("$ref").and_then(Value::as_str).and_then(|r| self.resolve(r)) {
             return self.accepts_type(target, tree);
         }
-        schema.get("type").is_none_or(|types| type_accepts(types, tree))
+        if let Some(types) = schema.get("type") {
+            return type_accepts(types, tree);
+        }
+        let branches = schema.get("oneOf").or_else(|| schema.get("anyOf")).and_then(Value::as_array);
+        branches.is_none_or(|branches| branches.iter().any(|branch| self.accepts_type(branch, tree)))
     }
 }
 
@@ -322,6 +338,12 @@ fn required_names(branches: &[Value]) -> Option<Vec<&str>> {
         })
         .collect::<Option<Vec<_>>>()
         .filter(|names| !names.is_empty())
+}
+
+/// A description as the end of a sentence: "A reference…" reads "a reference…".
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_lowercase().chain(chars).collect()).unwrap_or_default()
 }
 
 fn branches_description(branches: &[Value]) -> Option<&str> {
@@ -518,7 +540,7 @@ mod tests {
 
     #[test]
     fn every_problem_of_a_document_is_found_at_its_own_line() {
-        let table: [(&str, &str, &[&str]); 7] = [
+        let table: [(&str, &str, &[&str]); 8] = [
             ("a valid spec", "  nodes: [a]\n  command: [web]\n", &[]),
             (
                 "an unknown field, a bad enum value and a bad duration",
@@ -557,6 +579,15 @@ mod tests {
                 &[
                     "6: invalid type: string \"a\", expected a list",
                     "8: env name \"1X\" is not a valid variable name (letters, digits and '_', not starting with a digit)",
+                ],
+            ),
+            (
+                "env values of the wrong shape",
+                "  nodes: [a]\n  command: [web]\n  env:\n    KEY: [a]\n    TOKEN: {env: A, file: B}\n",
+                &[
+                    "9: invalid value: a list, expected text (a number or boolean is taken as its text) or a secret \
+                     reference",
+                    "10: env.TOKEN takes env or file, not both",
                 ],
             ),
         ];

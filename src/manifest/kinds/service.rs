@@ -109,6 +109,7 @@ impl JsonSchema for EnvValue {
     }
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         json_schema!({
+            "description": "Text (a number or boolean is taken as its text) or a secret reference.",
             "anyOf": [
                 { "type": ["string", "number", "boolean"] },
                 generator.subschema_for::<SecretRef>()
