@@ -174,6 +174,21 @@ fn kind_at_a_glance(text: &str) -> Option<Kind> {
     (kinds == 1 && versions == 1 && version.as_deref() == Some(API_VERSION)).then_some(kind).flatten()
 }
 
+/// The kind and name a document that is not YAML still shows, written the usual
+/// way (see [`kind_at_a_glance`], and `metadata:` with an indented `name:` or
+/// `metadata: {name: …}`): objects naming it are not told it is unknown.
+fn declared_at_a_glance(text: &str) -> Option<(Kind, String)> {
+    let kind = kind_at_a_glance(text)?;
+    let mut lines = text.lines().map(|line| line.split(" #").next().unwrap_or_default());
+    let rest = lines.by_ref().find_map(|line| line.strip_prefix("metadata:"))?.trim();
+    let name = match rest.strip_prefix('{') {
+        Some(flow) => flow.split([',', '}']).find_map(|part| part.trim().strip_prefix("name:")),
+        None => lines.take_while(|line| line.starts_with(' ')).find_map(|line| line.trim().strip_prefix("name:")),
+    }?;
+    let name = name.trim().trim_matches(['"', '\'']);
+    (!name.is_empty()).then(|| (kind, name.to_owned()))
+}
+
 enum Parsed {
     Empty,
     Object(Box<Manifest>),
@@ -271,7 +286,7 @@ fn parse_document_with_header(file: &SourceFile, document: &DocumentText<'_>, or
             if matches!(from_yaml::<RootShape>(document), Ok(RootShape::NotAMapping)) {
                 diagnostic.message = "a manifest must be a mapping with apiVersion, kind, metadata and spec".into();
             }
-            return invalid(diagnostic, None);
+            return invalid(diagnostic, declared_at_a_glance(document.text));
         }
     };
     let kind_text = header.kind.as_ref().map(|kind| kind.value.clone());
@@ -568,6 +583,23 @@ mod tests {
     }
 
     #[test]
+    fn a_document_that_is_not_yaml_declares_what_its_usual_lines_say() {
+        let head = "apiVersion: agentmesh/v1alpha1\nkind: Service\n";
+        let table = [
+            ("metadata:\n  labels: {a: b}\n  name: web # the server\nspec: [\n", Some("web")),
+            ("metadata: {name: \"web\", labels: {a: b}}\nspec: [\n", Some("web")),
+            ("metadata:\n  labels: {a: b}\nspec:\n  name: web [\n", None),
+            ("spec: [\n", None),
+            ("metadata:\n  name:\n", None),
+        ];
+        for (rest, expected) in table {
+            let declared = declared_at_a_glance(&format!("{head}{rest}"));
+            assert_eq!(declared, expected.map(|name| (Kind::Service, name.to_owned())), "{rest}");
+        }
+        assert_eq!(declared_at_a_glance("kind: Service\nmetadata: {name: web}\n"), None, "no apiVersion line");
+    }
+
+    #[test]
     fn split_ignores_dashes_that_are_not_markers() {
         let docs = split_documents("a: |\n  ---\nb: ---x\n----\n");
         assert_eq!(docs.len(), 1);
@@ -600,8 +632,8 @@ mod tests {
             ),
             // The parser places a missing field at the last key; the walk at the mapping.
             ("  role: primary\n", &["5:1: missing field `address`"], true),
-            // Text that is not YAML declares nothing anyone can know.
-            ("  role: primary\n  address: [x\n", &["7:12: unclosed bracket '['"], false),
+            // Text that is not YAML still declares what its usual lines say.
+            ("  role: primary\n  address: [x\n", &["7:12: unclosed bracket '['"], true),
         ];
         for (spec, expected, declares) in table {
             let parsed = parse_file(&file(&format!("{head}{spec}")));
