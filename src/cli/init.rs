@@ -391,7 +391,7 @@ fn starter_manifests(settings: &Settings, tailscale: bool) -> Vec<(String, Strin
 }
 
 /// Where `init` writes the JSON Schemas: `schemas/` beside the manifests folder,
-/// outside it, so the schemas are not read as manifests.
+/// where the starter files' modelines point.
 fn schemas_dir(manifests: &Path) -> PathBuf {
     manifests.parent().unwrap_or(Path::new(".")).join("schemas")
 }
