@@ -193,8 +193,9 @@ enum Parsed {
     Empty,
     Object(Box<Manifest>),
     /// Every structural problem of the document, and the object it declares
-    /// when its header names a known kind and a name: references to that
-    /// object are not reported again as unknown.
+    /// when its header (or, for text that is not YAML, its usual lines) names
+    /// a known kind and a name: references to that object are not reported
+    /// again as unknown.
     Invalid {
         found: Vec<Diagnostic>,
         declared: Option<(Kind, String)>,
