@@ -24,8 +24,10 @@ use crate::api::wire::PeerRegistration;
 use crate::atomic_file::write_atomic;
 use crate::env_location;
 use crate::identity::{DEFAULT_MANIFESTS, MANIFESTS, NODE_ID, NodeEnv, ROLE};
+use crate::manifest::Kind;
 use crate::manifest::kinds::Role;
 use crate::manifest::name_problem;
+use crate::manifest::schema::{schema_file, schema_files};
 
 const API_KEY: &str = "MESH_API_KEY";
 const LISTEN: &str = "MESH_LISTEN";
@@ -183,6 +185,10 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
         }
         let nodes = if members.is_empty() { "this Node" } else { "every Node" };
         changed.push(format!("wrote a starter set in {} ({nodes} and a Mesh)", manifests.display()));
+    }
+    let schemas = schemas_dir(&manifests);
+    if write_schemas(&schemas)? {
+        changed.push(format!("wrote the manifests' JSON Schemas in {}", schemas.display()));
     }
 
     match env_location::write_context(&env_path) {
@@ -480,6 +486,13 @@ fn starter_manifests(settings: &Settings, tailscale: bool, address: &str, member
     }
     files.push(("mesh.yaml".to_owned(), mesh_yaml));
     files
+        .into_iter()
+        .map(|(relative, text)| {
+            let kind = if relative.starts_with("nodes/") { Kind::Node } else { Kind::Mesh };
+            let text = format!("{}{text}", modeline(&relative, kind));
+            (relative, text)
+        })
+        .collect()
 }
 
 /// This node's Node manifest, dialled at `address`.
@@ -526,6 +539,36 @@ fn joined_next_steps(settings: &Settings, address: &str, first: &Member) -> Stri
     );
     let _ = writeln!(out, "  2. `meshctl status`: {first} and {node} see each other online within seconds.");
     out
+}
+
+/// Where `init` writes the JSON Schemas: `schemas/` beside the manifests folder,
+/// where the starter files' modelines point.
+fn schemas_dir(manifests: &Path) -> PathBuf {
+    manifests.parent().unwrap_or(Path::new(".")).join("schemas")
+}
+
+/// The first line of a starter file at `relative` (inside the manifests folder):
+/// it points editors using the YAML language server at its kind's schema in
+/// [`schemas_dir`], by a relative path, so the folder can move.
+fn modeline(relative: &str, kind: Kind) -> String {
+    let up = "../".repeat(Path::new(relative).components().count());
+    format!("# yaml-language-server: $schema={up}schemas/{}\n", schema_file(kind))
+}
+
+/// Writes every schema file into `dir` that is missing or out of date; whether
+/// any was written.
+fn write_schemas(dir: &Path) -> anyhow::Result<bool> {
+    let mut wrote = false;
+    for (name, text) in schema_files() {
+        let path = dir.join(name);
+        if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+            continue;
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        wrote = true;
+    }
+    Ok(wrote)
 }
 
 /// What a kept `.env` may have wrong that `init` does not change by itself.

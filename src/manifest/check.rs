@@ -1,22 +1,28 @@
 //! Set-level checks: names, duplicates, cross-references, paths and templates.
 //! Every problem is collected; nothing stops at the first.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::kinds::{
     CapabilitySpec, EnvValue, HandoffPolicySpec, MeshSpec, NodeSelector, NodeSpec, Provider, Role, ServiceSpec,
     SyncFolderSpec, is_loopback_host,
 };
-use super::object::{Manifest, Object, Spec};
+use super::object::{Kind, Manifest, Object, Spec};
 use super::set::{ManifestSet, selects};
 use super::values::{Located, name_problem};
 use crate::diagnostic::{Diagnostic, Pos, closest, did_you_mean};
 use crate::template;
 
 /// Builds the set from parsed objects, reporting bad names, duplicates and more
-/// than one Mesh, then checks every object against the whole set.
-pub(super) fn check(objects: Vec<Manifest>, diagnostics: &mut Vec<Diagnostic>) -> ManifestSet {
+/// than one Mesh, then checks every object against the whole set. `unparsed`
+/// holds the objects declared in documents that did not parse: their problems
+/// are reported already, so a reference to one is not reported again.
+pub(super) fn check(
+    objects: Vec<Manifest>,
+    unparsed: &HashSet<(Kind, String)>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> ManifestSet {
     let mut set = ManifestSet::default();
     for manifest in objects {
         let name = &manifest.metadata().name;
@@ -32,8 +38,13 @@ pub(super) fn check(objects: Vec<Manifest>, diagnostics: &mut Vec<Diagnostic>) -
             diagnostics.push(duplicate_diagnostic(&set, &duplicate));
         }
     }
-    let mut checker =
-        Checker { set: &set, out: diagnostics, nodes: NodeIndex::new(&set), suggestion_budget: SUGGESTION_BUDGET };
+    let mut checker = Checker {
+        set: &set,
+        unparsed,
+        out: diagnostics,
+        nodes: NodeIndex::new(&set),
+        suggestion_budget: SUGGESTION_BUDGET,
+    };
     set.nodes.values().for_each(|o| checker.node(o));
     set.services.values().for_each(|o| checker.service(o));
     set.capabilities.values().for_each(|o| checker.capability(o));
@@ -71,6 +82,7 @@ const SUGGESTION_BUDGET: usize = 100_000;
 
 struct Checker<'a> {
     set: &'a ManifestSet,
+    unparsed: &'a HashSet<(Kind, String)>,
     out: &'a mut Vec<Diagnostic>,
     nodes: NodeIndex<'a>,
     suggestion_budget: usize,
@@ -152,10 +164,19 @@ impl<'a> Checker<'a> {
         did_you_mean(wanted, candidates)
     }
 
+    /// Whether a `kind` named `name` is declared in a document that did not
+    /// parse: a reference to it is not reported as unknown.
+    fn unparsed(&self, kind: Kind, name: &str) -> bool {
+        self.unparsed.contains(&(kind, name.to_owned()))
+    }
+
     /// Reports `name` when no Node has it.
     fn node_ref(&mut self, subject: &Subject<'_>, field: &str, name: &Located<String>) -> bool {
         if self.set.nodes.contains_key(&name.value) {
             return true;
+        }
+        if self.unparsed(Kind::Node, &name.value) {
+            return false;
         }
         let help = self.did_you_mean(&name.value, self.set.nodes.keys().map(String::as_str));
         self.error(subject, name.at, format!("{field} names unknown node \"{}\"", name.value), help);
@@ -250,6 +271,7 @@ impl<'a> Checker<'a> {
         }
         if let Some(selector) = &spec.node_selector
             && !self.nodes.matches_any(selector)
+            && !self.unparsed.iter().any(|(kind, _)| *kind == Kind::Node)
         {
             self.warning(&subject, object.spec_at, "nodeSelector matches no Node: the Service runs nowhere".into());
         }
@@ -338,6 +360,7 @@ impl<'a> Checker<'a> {
         }
         if let Some(service_name) = &spec.service {
             match self.set.services.get(&service_name.value) {
+                None if self.unparsed(Kind::Service, &service_name.value) => {}
                 None => {
                     let help = self.did_you_mean(&service_name.value, self.set.services.keys().map(String::as_str));
                     self.error(
@@ -441,7 +464,7 @@ impl<'a> Checker<'a> {
         let subject = Subject::of(object);
         let spec = &object.spec;
         let folder = self.set.sync_folders.get(&spec.sync_folder.value);
-        if folder.is_none() {
+        if folder.is_none() && !self.unparsed(Kind::SyncFolder, &spec.sync_folder.value) {
             let help = self.did_you_mean(&spec.sync_folder.value, self.set.sync_folders.keys().map(String::as_str));
             self.error(
                 &subject,
@@ -564,7 +587,14 @@ mod tests {
         let set = validate(&[SourceFile { path: "nodes.yaml".into(), text: text.into() }], Vec::new()).set;
         let mut out = Vec::new();
         // "laptp" against one candidate costs 6; the budget covers one such look.
-        let mut checker = Checker { set: &set, out: &mut out, nodes: NodeIndex::new(&set), suggestion_budget: 11 };
+        let unparsed = HashSet::new();
+        let mut checker = Checker {
+            set: &set,
+            unparsed: &unparsed,
+            out: &mut out,
+            nodes: NodeIndex::new(&set),
+            suggestion_budget: 11,
+        };
         let file: Arc<str> = "s.yaml".into();
         let subject = Subject { file: &file, key: "Service/s".into() };
         let typo = Located::new("laptp".to_owned(), Pos::default());

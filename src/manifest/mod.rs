@@ -9,13 +9,15 @@ mod object;
 mod parse;
 pub mod schema;
 mod set;
+mod shape;
 mod values;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 pub use crate::diagnostic::Pos;
 pub use bundle::{Bundle, BundleFile};
 pub use object::{API_VERSION, Kind, Manifest, Metadata, Object, Origin, Spec};
+use parse::ParsedFile;
 pub use parse::{SourceFile, new_documents};
 pub use set::ManifestSet;
 pub use values::{DurationSpec, Located, NAME_PATTERN, Port, SecretRef, name_problem};
@@ -51,12 +53,13 @@ impl Validation {
 /// loading them; they are reported with the rest.
 pub fn validate(files: &[SourceFile], earlier: Vec<Diagnostic>) -> Validation {
     let mut diagnostics = earlier;
-    let mut objects = Vec::new();
-    for (file_objects, file_diagnostics) in parse_files(files) {
-        objects.extend(file_objects);
-        diagnostics.extend(file_diagnostics);
+    let (mut objects, mut unparsed) = (Vec::new(), HashSet::new());
+    for parsed in parse_files(files) {
+        objects.extend(parsed.objects);
+        diagnostics.extend(parsed.diagnostics);
+        unparsed.extend(parsed.unparsed);
     }
-    let set = check::check(objects, &mut diagnostics);
+    let set = check::check(objects, &unparsed, &mut diagnostics);
     finish(&mut diagnostics, files);
     Validation { set, diagnostics }
 }
@@ -66,12 +69,8 @@ const PARALLEL_THRESHOLD_BYTES: usize = 64 * 1024;
 
 /// Each file's objects and problems, in file order; large sets are parsed on
 /// every core.
-fn parse_files(files: &[SourceFile]) -> Vec<(Vec<Manifest>, Vec<Diagnostic>)> {
-    let parse_one = |file: &SourceFile| {
-        let (mut objects, mut diagnostics) = (Vec::new(), Vec::new());
-        parse::parse_file(file, &mut objects, &mut diagnostics);
-        (objects, diagnostics)
-    };
+fn parse_files(files: &[SourceFile]) -> Vec<ParsedFile> {
+    let parse_one = parse::parse_file;
     let total: usize = files.iter().map(|f| f.text.len()).sum();
     let threads = std::thread::available_parallelism().map_or(1, usize::from).min(files.len());
     if total < PARALLEL_THRESHOLD_BYTES || threads < 2 {

@@ -161,14 +161,18 @@ impl<S: Spec> JsonSchema for Object<S> {
         S::KIND.as_str().into()
     }
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let described = |mut schema: Schema, description: &str| {
+            schema.insert("description".into(), description.into());
+            schema
+        };
         json_schema!({
             "title": S::KIND.as_str(),
             "type": "object",
             "properties": {
-                "apiVersion": { "const": API_VERSION },
-                "kind": { "const": S::KIND.as_str() },
-                "metadata": generator.subschema_for::<Metadata>(),
-                "spec": generator.subschema_for::<S>()
+                "apiVersion": { "description": "The version of the manifest format.", "const": API_VERSION },
+                "kind": { "description": "The kind of object this document declares.", "const": S::KIND.as_str() },
+                "metadata": described(generator.subschema_for::<Metadata>(), "The object's name and labels."),
+                "spec": described(generator.subschema_for::<S>(), "What the object should be.")
             },
             "required": ["apiVersion", "kind", "metadata", "spec"],
             "additionalProperties": false

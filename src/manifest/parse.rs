@@ -11,6 +11,7 @@ use serde::de::IgnoredAny;
 use serde_saphyr::{MessageFormatter, UserMessageFormatter};
 
 use super::object::{API_VERSION, Kind, Manifest, Object, Origin, RawObject, Spec};
+use super::shape::{self, Problem, Tree};
 use super::values::{Located, name_problem, with_line_offset};
 use crate::diagnostic::{Diagnostic, Pos, did_you_mean};
 
@@ -26,18 +27,36 @@ pub struct SourceFile {
 const MAX_NODES_PER_DOCUMENT: usize = 20_000;
 const MAX_ALIASES_PER_DOCUMENT: usize = 1_000;
 const MAX_DEPTH: usize = 64;
+/// How deep a document may be for the schema walk after a failed parse: the
+/// schemas are six levels deep, and a deeper document gets the parser's error
+/// alone, walked by no deep recursion.
+const MAX_WALKED_DEPTH: usize = 16;
 
-/// Parses every document of `file`, appending objects and problems.
-pub(super) fn parse_file(file: &SourceFile, objects: &mut Vec<Manifest>, diagnostics: &mut Vec<Diagnostic>) {
+/// What one file holds: the objects that parsed, every problem, and the objects
+/// declared (by kind and name) whose document did not parse.
+#[derive(Default)]
+pub(super) struct ParsedFile {
+    pub objects: Vec<Manifest>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub unparsed: Vec<(Kind, String)>,
+}
+
+/// Parses every document of `file`.
+pub(super) fn parse_file(file: &SourceFile) -> ParsedFile {
+    let mut parsed = ParsedFile::default();
     let mut ordinal = 0;
     for document in split_documents(&file.text) {
         match parse_document(file, &document, ordinal + 1) {
             Parsed::Empty => continue,
-            Parsed::Object(object) => objects.push(*object),
-            Parsed::Invalid(found) => diagnostics.extend(found),
+            Parsed::Object(object) => parsed.objects.push(*object),
+            Parsed::Invalid { found, declared } => {
+                parsed.diagnostics.extend(found);
+                parsed.unparsed.extend(declared);
+            }
         }
         ordinal += 1;
     }
+    parsed
 }
 
 /// The documents of `new` that declare an object (`kind` and `metadata.name`)
@@ -155,12 +174,32 @@ fn kind_at_a_glance(text: &str) -> Option<Kind> {
     (kinds == 1 && versions == 1 && version.as_deref() == Some(API_VERSION)).then_some(kind).flatten()
 }
 
+/// The kind and name a document that is not YAML still shows, written the usual
+/// way (see [`kind_at_a_glance`], and `metadata:` with an indented `name:` or
+/// `metadata: {name: …}`): objects naming it are not told it is unknown.
+fn declared_at_a_glance(text: &str) -> Option<(Kind, String)> {
+    let kind = kind_at_a_glance(text)?;
+    let mut lines = text.lines().map(|line| line.split(" #").next().unwrap_or_default());
+    let rest = lines.by_ref().find_map(|line| line.strip_prefix("metadata:"))?.trim();
+    let name = match rest.strip_prefix('{') {
+        Some(flow) => flow.split([',', '}']).find_map(|part| part.trim().strip_prefix("name:")),
+        None => lines.take_while(|line| line.starts_with(' ')).find_map(|line| line.trim().strip_prefix("name:")),
+    }?;
+    let name = name.trim().trim_matches(['"', '\'']);
+    (!name.is_empty()).then(|| (kind, name.to_owned()))
+}
+
 enum Parsed {
     Empty,
     Object(Box<Manifest>),
-    /// The document's first structural problem, plus a bad name: a document
-    /// that does not parse is still checked for what its header shows.
-    Invalid(Vec<Diagnostic>),
+    /// Every structural problem of the document, and the object it declares
+    /// when its header (or, for text that is not YAML, its usual lines) names
+    /// a known kind and a name: references to that object are not reported
+    /// again as unknown.
+    Invalid {
+        found: Vec<Diagnostic>,
+        declared: Option<(Kind, String)>,
+    },
 }
 
 /// The fields every document shares, read leniently to learn what the document
@@ -248,11 +287,12 @@ fn parse_document_with_header(file: &SourceFile, document: &DocumentText<'_>, or
             if matches!(from_yaml::<RootShape>(document), Ok(RootShape::NotAMapping)) {
                 diagnostic.message = "a manifest must be a mapping with apiVersion, kind, metadata and spec".into();
             }
-            return invalid(diagnostic);
+            return invalid(diagnostic, declared_at_a_glance(document.text));
         }
     };
     let kind_text = header.kind.as_ref().map(|kind| kind.value.clone());
     let name = header.metadata.and_then(|m| m.name);
+    let declared = kind_text.as_deref().and_then(Kind::parse).zip(name.as_ref().map(|name| name.value.clone()));
     let label = match (&kind_text, name.as_ref().map(|n| &n.value)) {
         (Some(kind), Some(name)) => format!("{kind}/{name}"),
         (Some(kind), None) => format!("{kind}/<unnamed>"),
@@ -261,12 +301,15 @@ fn parse_document_with_header(file: &SourceFile, document: &DocumentText<'_>, or
 
     match &header.api_version {
         None => {
-            return invalid(Diagnostic::error(
-                &file.path,
-                start,
-                label,
-                format!("missing field `apiVersion` (expected \"{API_VERSION}\")"),
-            ));
+            return invalid(
+                Diagnostic::error(
+                    &file.path,
+                    start,
+                    label,
+                    format!("missing field `apiVersion` (expected \"{API_VERSION}\")"),
+                ),
+                declared,
+            );
         }
         Some(version) if version.value != API_VERSION => {
             return invalid(
@@ -277,17 +320,16 @@ fn parse_document_with_header(file: &SourceFile, document: &DocumentText<'_>, or
                     format!("unknown apiVersion \"{}\", expected \"{API_VERSION}\"", version.value),
                 )
                 .with_help(did_you_mean(&version.value, [API_VERSION])),
+                declared,
             );
         }
         Some(_) => {}
     }
     let Some(kind_text) = header.kind else {
-        return invalid(Diagnostic::error(
-            &file.path,
-            start,
-            label,
-            format!("missing field `kind` (one of {})", kind_list()),
-        ));
+        return invalid(
+            Diagnostic::error(&file.path, start, label, format!("missing field `kind` (one of {})", kind_list())),
+            None,
+        );
     };
     let Some(kind) = Kind::parse(&kind_text.value) else {
         return invalid(
@@ -298,6 +340,7 @@ fn parse_document_with_header(file: &SourceFile, document: &DocumentText<'_>, or
                 format!("unknown kind \"{}\", expected one of {}", kind_text.value, kind_list()),
             )
             .with_help(did_you_mean(&kind_text.value, Kind::ALL.map(Kind::as_str))),
+            None,
         );
     };
 
@@ -305,20 +348,49 @@ fn parse_document_with_header(file: &SourceFile, document: &DocumentText<'_>, or
     match parsed {
         Ok(object) => Parsed::Object(Box::new(object)),
         Err(error) => {
-            let mut found = vec![yaml_diagnostic(file, &label, &error)];
-            if let Some(name) = name
-                && let Some(problem) = name_problem(&name.value)
-            {
-                let message = format!("metadata.name \"{}\" {problem}", name.value);
-                found.push(Diagnostic::error(&file.path, name.at, label, message));
-            }
-            Parsed::Invalid(found)
+            let first = yaml_diagnostic(file, &label, &error);
+            let walked = from_yaml_within::<Located<Tree>>(document, MAX_WALKED_DEPTH)
+                .map(|tree| shape::problems(kind, &tree, start))
+                .unwrap_or_default();
+            let found = if walked.is_empty() {
+                let mut found = vec![first];
+                if let Some(name) = name
+                    && let Some(problem) = name_problem(&name.value)
+                {
+                    let message = format!("metadata.name \"{}\" {problem}", name.value);
+                    found.push(Diagnostic::error(&file.path, name.at, label, message));
+                }
+                found
+            } else {
+                merge(first, walked, file, &label)
+            };
+            Parsed::Invalid { found, declared }
         }
     }
 }
 
-fn invalid(diagnostic: Diagnostic) -> Parsed {
-    Parsed::Invalid(vec![diagnostic])
+/// The parser's error together with every problem the schema walk found. Where
+/// both point at the same place the parser's words are kept; the parser's
+/// error is left out when the walk says the same (a missing field, which the
+/// walk places at the mapping that lacks it).
+fn merge(first: Diagnostic, walked: Vec<Problem>, file: &SourceFile, label: &str) -> Vec<Diagnostic> {
+    let mut first = Some(first).filter(|first| !walked.iter().any(|problem| problem.message == first.message));
+    let mut found = Vec::with_capacity(walked.len() + 1);
+    for problem in walked {
+        let at_first = first.as_ref().is_some_and(|f| (f.line, f.column) == (problem.at.line, problem.at.column));
+        match first.take_if(|_| at_first) {
+            Some(first) => found.push(first),
+            None => {
+                found.push(Diagnostic::error(&file.path, problem.at, label, problem.message).with_help(problem.help));
+            }
+        }
+    }
+    found.extend(first);
+    found
+}
+
+fn invalid(diagnostic: Diagnostic, declared: Option<(Kind, String)>) -> Parsed {
+    Parsed::Invalid { found: vec![diagnostic], declared }
 }
 
 fn kind_list() -> String {
@@ -361,11 +433,18 @@ struct YamlError {
 }
 
 fn from_yaml<T: serde::de::DeserializeOwned>(document: &DocumentText<'_>) -> Result<T, YamlError> {
+    from_yaml_within(document, MAX_DEPTH)
+}
+
+fn from_yaml_within<T: serde::de::DeserializeOwned>(
+    document: &DocumentText<'_>,
+    max_depth: usize,
+) -> Result<T, YamlError> {
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_nodes: MAX_NODES_PER_DOCUMENT,
             max_aliases: MAX_ALIASES_PER_DOCUMENT,
-            max_depth: MAX_DEPTH,
+            max_depth: max_depth,
         },
         with_snippet: false,
         // A text field given a plain `8001`, `true` or `1.0` is an error, as it is
@@ -505,9 +584,66 @@ mod tests {
     }
 
     #[test]
+    fn a_document_that_is_not_yaml_declares_what_its_usual_lines_say() {
+        let head = "apiVersion: agentmesh/v1alpha1\nkind: Service\n";
+        let table = [
+            ("metadata:\n  labels: {a: b}\n  name: web # the server\nspec: [\n", Some("web")),
+            ("metadata: {name: \"web\", labels: {a: b}}\nspec: [\n", Some("web")),
+            ("metadata:\n  labels: {a: b}\nspec:\n  name: web [\n", None),
+            ("spec: [\n", None),
+            ("metadata:\n  name:\n", None),
+        ];
+        for (rest, expected) in table {
+            let declared = declared_at_a_glance(&format!("{head}{rest}"));
+            assert_eq!(declared, expected.map(|name| (Kind::Service, name.to_owned())), "{rest}");
+        }
+        assert_eq!(declared_at_a_glance("kind: Service\nmetadata: {name: web}\n"), None, "no apiVersion line");
+    }
+
+    #[test]
     fn split_ignores_dashes_that_are_not_markers() {
         let docs = split_documents("a: |\n  ---\nb: ---x\n----\n");
         assert_eq!(docs.len(), 1);
+    }
+
+    #[test]
+    fn a_document_that_does_not_parse_reports_every_problem_with_the_parsers_words_where_they_agree() {
+        let file = |text: &str| SourceFile { path: "t.yaml".into(), text: text.into() };
+        let head = "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: laptop\nspec:\n";
+        // Each spec, its problems, and whether the document still declares Node/laptop.
+        let table: [(&str, &[&str], bool); 4] = [
+            (
+                // The parser stops at the first; the walk finds the others.
+                "  role: leader\n  address: laptop\n  apiPort: 0\n  apiPrt: 1\n",
+                &[
+                    "6:9: unknown variant `leader`, expected one of primary, satellite",
+                    "8:12: apiPort 0 is out of range 1-65535",
+                    "9:3: unknown field `apiPrt`, expected one of address, apiPort, role, syncthing",
+                ],
+                true,
+            ),
+            (
+                // Where the parser and the walk point at one place, the parser's words.
+                "  role: primary\n  address: laptop\n  apiPort: 0\n  apiPrt: 1\n",
+                &[
+                    "8:12: port 0 is out of range 1-65535",
+                    "9:3: unknown field `apiPrt`, expected one of address, apiPort, role, syncthing",
+                ],
+                true,
+            ),
+            // The parser places a missing field at the last key; the walk at the mapping.
+            ("  role: primary\n", &["5:1: missing field `address`"], true),
+            // Text that is not YAML still declares what its usual lines say.
+            ("  role: primary\n  address: [x\n", &["7:12: unclosed bracket '['"], true),
+        ];
+        for (spec, expected, declares) in table {
+            let parsed = parse_file(&file(&format!("{head}{spec}")));
+            let found: Vec<String> =
+                parsed.diagnostics.iter().map(|d| format!("{}:{}: {}", d.line, d.column, d.message)).collect();
+            assert_eq!(found, expected, "{spec}");
+            let declared = declares.then(|| (Kind::Node, "laptop".to_owned()));
+            assert_eq!(parsed.unparsed, Vec::from_iter(declared), "{spec}");
+        }
     }
 
     #[test]

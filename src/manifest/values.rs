@@ -202,7 +202,7 @@ pub struct DurationSpec {
 const DURATION_UNITS: [(&str, u64); 5] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)];
 
 /// Numbers with units, at least one of them not zero (`0s` is not a duration).
-const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h|d))*[0-9]*[1-9][0-9]*(ms|s|m|h|d)([0-9]+(ms|s|m|h|d))*$";
+pub(crate) const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h|d))*[0-9]*[1-9][0-9]*(ms|s|m|h|d)([0-9]+(ms|s|m|h|d))*$";
 
 impl DurationSpec {
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -341,6 +341,18 @@ impl JsonSchema for SecretRef {
         })
     }
 }
+
+/// A URL path: it starts with `/`.
+pub(crate) const URL_PATH_PATTERN: &str = "^/";
+
+/// An environment variable's name.
+pub(crate) const ENV_NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
+
+/// The URL of an HTTP API.
+pub(crate) const HTTP_URL_PATTERN: &str = "^https?://";
+
+/// A Tailscale tag.
+pub(crate) const TAG_PATTERN: &str = "^tag:.";
 
 /// The name rule of every object: 1-63 lowercase letters, digits, `-` or `_`,
 /// starting and ending with a letter or digit.

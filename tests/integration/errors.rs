@@ -639,7 +639,7 @@ const CASES: &[Case] = &[
         ]],
     },
     Case {
-        name: "missing metadata",
+        name: "missing metadata points at the document",
         files: &[(
             "manifests/t.yaml",
             "
@@ -650,10 +650,14 @@ const CASES: &[Case] = &[
               address: x
         ",
         )],
-        expect: &[&["manifests/t.yaml:3:1: Node/<unnamed>: missing field `metadata`", " 3 | spec:", "   | ^^^^"]],
+        expect: &[&[
+            "manifests/t.yaml:1:1: Node/<unnamed>: missing field `metadata`",
+            " 1 | apiVersion: agentmesh/v1alpha1",
+            "   | ^",
+        ]],
     },
     Case {
-        name: "missing metadata.name",
+        name: "missing metadata.name points at the metadata line",
         files: &[(
             "manifests/t.yaml",
             "
@@ -666,14 +670,10 @@ const CASES: &[Case] = &[
               address: x
         ",
         )],
-        expect: &[&[
-            "manifests/t.yaml:4:3: Node/<unnamed>: missing field `name`",
-            " 4 |   labels: {gpu: none}",
-            "   |   ^^^^^^",
-        ]],
+        expect: &[&["manifests/t.yaml:3:1: Node/<unnamed>: missing field `name`", " 3 | metadata:", "   | ^^^^^^^^"]],
     },
     Case {
-        name: "missing spec",
+        name: "missing spec points at the document",
         files: &[(
             "manifests/t.yaml",
             "
@@ -683,10 +683,14 @@ const CASES: &[Case] = &[
               name: x
         ",
         )],
-        expect: &[&["manifests/t.yaml:3:1: Node/x: missing field `spec`", " 3 | metadata:", "   | ^^^^^^^^"]],
+        expect: &[&[
+            "manifests/t.yaml:1:1: Node/x: missing field `spec`",
+            " 1 | apiVersion: agentmesh/v1alpha1",
+            "   | ^",
+        ]],
     },
     Case {
-        name: "missing required spec field",
+        name: "missing required spec field points at the spec line, not its last key",
         files: &[(
             "manifests/t.yaml",
             "
@@ -698,7 +702,127 @@ const CASES: &[Case] = &[
               role: primary
         ",
         )],
-        expect: &[&["manifests/t.yaml:6:3: Node/x: missing field `address`", " 6 |   role: primary", "   |   ^^^^"]],
+        expect: &[&["manifests/t.yaml:5:1: Node/x: missing field `address`", " 5 | spec:", "   | ^^^^"]],
+    },
+    // --- every problem of a document in one run, and no cascade ---------------
+    Case {
+        name: "an unknown field, a bad enum value and a bad duration in one Service are three errors",
+        files: &[(
+            "manifests/t.yaml",
+            "
+            apiVersion: agentmesh/v1alpha1
+            kind: Service
+            metadata:
+              name: ollama
+            spec:
+              nodes: [agent-home-mini]
+              command: [ollama, serve]
+              restrat: always
+              restart: sometimes
+              stopGracePeriod: 10 s
+        ",
+        )],
+        expect: &[
+            &[
+                "manifests/t.yaml:8:3: Service/ollama: unknown field `restrat`, expected one of nodes, nodeSelector, command, env, workingDir, healthCheck, restart, backoff, stopGracePeriod",
+                " 8 |   restrat: always",
+                "   |   ^^^^^^^",
+                r#"   = help: did you mean "restart"?"#,
+            ],
+            &[
+                "manifests/t.yaml:9:12: Service/ollama: unknown variant `sometimes`, expected one of always, on-failure, never",
+                " 9 |   restart: sometimes",
+                "   |            ^^^^^^^^^",
+            ],
+            &[
+                r#"manifests/t.yaml:10:20: Service/ollama: duration "10 s" has an unknown unit: use whole numbers with units ms, s, m, h or d, e.g. "10s", "5m" or "1h30m""#,
+                " 10 |   stopGracePeriod: 10 s",
+                "    |                    ^^^^",
+            ],
+        ],
+    },
+    Case {
+        name: "http and tcp together are reported with the other problems of a document that did not parse",
+        files: &[(
+            "manifests/t.yaml",
+            "
+            apiVersion: agentmesh/v1alpha1
+            kind: Service
+            metadata:
+              name: ollama
+            spec:
+              nodes: [agent-home-mini]
+              command: [ollama, serve]
+              healthCheck:
+                http: {port: 11434}
+                tcp: {port: 0}
+        ",
+        )],
+        expect: &[
+            &[
+                "manifests/t.yaml:8:3: Service/ollama: healthCheck takes http or tcp, not both",
+                " 8 |   healthCheck:",
+                "   |   ^^^^^^^^^^^",
+            ],
+            &[
+                "manifests/t.yaml:10:17: Service/ollama: port 0 is out of range 1-65535",
+                " 10 |     tcp: {port: 0}",
+                "    |                 ^",
+            ],
+        ],
+    },
+    Case {
+        name: "objects that did not parse are not reported again as unknown by the objects naming them",
+        files: &[
+            (
+                "manifests/svc.yaml",
+                "
+                apiVersion: agentmesh/v1alpha1
+                kind: Service
+                metadata:
+                  name: chroma
+                spec:
+                  nodes: [agent-home-mini]
+                  comand: [chroma, run]
+            ",
+            ),
+            (
+                "manifests/llm.yaml",
+                "
+                apiVersion: agentmesh/v1alpha1
+                kind: Capability
+                metadata:
+                  name: vectors
+                spec:
+                  provider: http
+                  service: chroma
+                  placement: {prefer: [agent-gpu]}
+                  endpoint: {port: 8000}
+                ---
+                apiVersion: agentmesh/v1alpha1
+                kind: Node
+                metadata:
+                  name: agent-gpu
+                spec:
+                  role: leader
+                  address: agent-gpu
+            ",
+            ),
+        ],
+        expect: &[
+            &[
+                "manifests/llm.yaml:16:9: Node/agent-gpu: unknown variant `leader`, expected one of primary, satellite",
+                " 16 |   role: leader",
+                "    |         ^^^^^^",
+            ],
+            &["manifests/svc.yaml:5:1: Service/chroma: missing field `command`", " 5 | spec:", "   | ^^^^"],
+            &[
+                "manifests/svc.yaml:7:3: Service/chroma: unknown field `comand`, expected one of nodes, nodeSelector, command, env, workingDir, healthCheck, restart, backoff, stopGracePeriod",
+                " 7 |   comand: [chroma, run]",
+                "   |   ^^^^^^",
+                r#"   = help: did you mean "command"?"#,
+            ],
+        ],
     },
     // --- one object per kind and name, one Mesh -------------------------------
     Case {

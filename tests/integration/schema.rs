@@ -320,6 +320,54 @@ const REJECTED: &[(&str, &str)] = &[
         "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: laptop\n  labels: {gpu: true}\nspec: {role: satellite, address: laptop}\n",
     ),
     (
+        "a health check with both http and tcp",
+        "apiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata: {name: web}\nspec:\n  nodes: [home]\n  command: [web]\n  healthCheck:\n    http: {port: 80}\n    tcp: {port: 80}\n",
+    ),
+    (
+        "a health check with neither http nor tcp",
+        "apiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata: {name: web}\nspec:\n  nodes: [home]\n  command: [web]\n  healthCheck: {interval: 5s}\n",
+    ),
+    (
+        "a Service placed by nodes and by nodeSelector",
+        "apiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata: {name: web}\nspec:\n  nodes: [home]\n  nodeSelector: {role: primary}\n  command: [web]\n",
+    ),
+    (
+        "a Service placed nowhere",
+        "apiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata: {name: web}\nspec:\n  nodes: []\n  command: [web]\n",
+    ),
+    (
+        "an empty command",
+        "apiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata: {name: web}\nspec:\n  nodes: [home]\n  command: []\n",
+    ),
+    (
+        "an env name that is not a variable name",
+        "apiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata: {name: web}\nspec:\n  nodes: [home]\n  command: [web]\n  env: {1PORT: \"80\"}\n",
+    ),
+    (
+        "a health check path without its leading slash",
+        "apiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata: {name: web}\nspec:\n  nodes: [home]\n  command: [web]\n  healthCheck:\n    http: {port: 80, path: health}\n",
+    ),
+    (
+        "an empty placement",
+        "apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {name: llm}\nspec:\n  provider: http\n  placement: {prefer: []}\n  endpoint: {port: 80}\n",
+    ),
+    (
+        "a client env name that is not a variable name",
+        "apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {name: llm}\nspec:\n  provider: http\n  placement: {prefer: [home]}\n  endpoint: {port: 80}\n  clientEnv: {LLM-URL: \"http://{{host}}\"}\n",
+    ),
+    (
+        "a SyncFolder on no node",
+        "apiVersion: agentmesh/v1alpha1\nkind: SyncFolder\nmetadata: {name: data}\nspec:\n  paths: {}\n",
+    ),
+    (
+        "a Syncthing API URL without a scheme",
+        "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: laptop}\nspec:\n  role: satellite\n  address: laptop\n  syncthing:\n    apiUrl: 127.0.0.1:8384\n    apiKey: {env: KEY}\n",
+    ),
+    (
+        "a Tailscale tag without its prefix",
+        "apiVersion: agentmesh/v1alpha1\nkind: Mesh\nmetadata: {name: mesh}\nspec:\n  auth:\n    tailscaleIdentity: {enabled: true, allowTags: [agent]}\n",
+    ),
+    (
         "a list where a mapping is expected",
         "apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {name: llm}\nspec:\n  provider: http\n  placement: [home]\n  endpoint: {port: 80}\n",
     ),
@@ -401,6 +449,104 @@ fn every_document_the_schema_accepts_here_meshctl_validate_accepts_too() {
         }
     }
     assert!(failures.is_empty(), "the schema and meshctl disagree:\n  {}", failures.join("\n  "));
+}
+
+#[test]
+fn the_any_document_schema_reports_problems_where_the_schema_of_the_documents_kind_does() {
+    let mut failures = Vec::new();
+    for (what, text) in REJECTED {
+        let document = &yaml_documents(text)[0];
+        let Some(kind_file) = kind_schema(document) else { continue };
+        let paths = |file: &str| {
+            let validator = &SCHEMAS[file];
+            let mut paths: Vec<String> =
+                validator.iter_errors(document).map(|error| error.instance_path().to_string()).collect();
+            paths.sort();
+            paths.dedup();
+            paths
+        };
+        let (by_kind, any) = (paths(&kind_file), paths(ANY_SCHEMA_FILE));
+        if by_kind != any {
+            failures.push(format!("{what}: {kind_file} reports at {by_kind:?}, {ANY_SCHEMA_FILE} at {any:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "the any-document schema does not follow `kind`:\n  {}", failures.join("\n  "));
+}
+
+#[test]
+fn each_schema_has_a_stable_urn_id() {
+    let mut ids = Vec::new();
+    for (name, bytes) in files_in(&schemas_dir()) {
+        let schema: Value = serde_json::from_slice(&bytes).expect("schema is JSON");
+        let stem = name.strip_suffix(".schema.json").expect("a schema file");
+        assert_eq!(schema["$id"], format!("urn:agentmesh:schema:v1alpha1:{stem}"), "schemas/{name}");
+        ids.push(stem.to_owned());
+    }
+    assert!(ids.contains(&"manifest".to_owned()) && ids.len() == Kind::ALL.len() + 1, "{ids:?}");
+}
+
+#[test]
+fn every_property_of_every_schema_has_a_description() {
+    fn walk(node: &Value, at: &str, missing: &mut Vec<String>) {
+        match node {
+            Value::Object(map) => {
+                if let Some(Value::Object(properties)) = map.get("properties") {
+                    for (name, property) in properties {
+                        if property.get("description").and_then(Value::as_str).is_none_or(str::is_empty) {
+                            missing.push(format!("{at}/properties/{name}"));
+                        }
+                    }
+                }
+                for (key, value) in map {
+                    walk(value, &format!("{at}/{key}"), missing);
+                }
+            }
+            Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    walk(item, &format!("{at}/{index}"), missing);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut missing = Vec::new();
+    for (name, bytes) in files_in(&schemas_dir()) {
+        let schema: Value = serde_json::from_slice(&bytes).expect("schema is JSON");
+        walk(&schema, &name, &mut missing);
+    }
+    // The `if` of the any-document schema only tests `kind`; it describes nothing.
+    missing.retain(|at| !at.contains("/if/properties/"));
+    assert!(missing.is_empty(), "properties without a description:\n  {}", missing.join("\n  "));
+}
+
+#[test]
+fn init_writes_the_schemas_beside_the_manifests_and_its_starter_files_name_them() {
+    let workspace = Workspace::new();
+    let run = workspace.run(&["init", "--node", "agent-home-mini", "--role", "primary"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let written = files_in(&workspace.path().join("schemas"));
+    assert_eq!(written, files_in(&schemas_dir()), "init writes the committed schemas into schemas/");
+
+    let manifests = workspace.path().join("manifests");
+    let starters = [manifests.join("nodes/agent-home-mini.yaml"), manifests.join("mesh.yaml")];
+    for path in &starters {
+        let text = std::fs::read_to_string(path).expect("a starter file");
+        let first = text.lines().next().unwrap_or_default();
+        let target = first.strip_prefix("# yaml-language-server: $schema=").unwrap_or_else(|| {
+            panic!("{}: first line is not a yaml-language-server modeline: {first}", path.display())
+        });
+        assert!(target.starts_with("../"), "{}: the schema path is relative: {target}", path.display());
+        let schema = path.parent().expect("a folder").join(target);
+        let schema: Value = serde_json::from_str(&std::fs::read_to_string(&schema).expect("the named schema exists"))
+            .expect("schema is JSON");
+        let validator = jsonschema::draft202012::new(&schema).expect("a valid schema");
+        for document in yaml_documents(&text) {
+            let errors: Vec<String> = validator.iter_errors(&document).map(|error| error.to_string()).collect();
+            assert!(errors.is_empty(), "{}: {errors:?}", path.display());
+        }
+    }
+    let again = workspace.run(&["init"]);
+    assert!(again.stdout.contains("already set up: nothing changed"), "{again:?}");
 }
 
 // ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::values::{Located, Port};
+use crate::manifest::values::{ENV_NAME_PATTERN, Located, Port, URL_PATH_PATTERN};
 
 /// Something the agent calls (LLM inference, a vector DB), served by the first
 /// healthy node in placement order.
@@ -26,6 +26,7 @@ pub struct CapabilitySpec {
     /// this node's Ollama proxy, `{{api}}` (its mesh API, `http://address:apiPort`)
     /// and `{{apiKey}}` (the mesh key).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("propertyNames" = { "pattern": ENV_NAME_PATTERN }))]
     pub client_env: BTreeMap<String, Located<String>>,
     /// Settings for `provider: ollama`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,6 +46,7 @@ pub enum Provider {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Placement {
     /// Nodes that serve it when they are up, first first.
+    #[schemars(extend("minItems" = 1))]
     pub prefer: Located<Vec<Located<String>>>,
     /// Nodes that serve it when no preferred node can.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -69,12 +71,15 @@ impl Placement {
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Endpoint {
+    /// The port it listens on.
     pub port: Port,
     /// The base path of requests.
     #[serde(default = "default_root_path")]
+    #[schemars(extend("pattern" = URL_PATH_PATTERN))]
     pub path: Located<String>,
     /// The path that answers 2xx when it is healthy (default: `path`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = URL_PATH_PATTERN))]
     pub health_path: Option<Located<String>>,
     /// The host to call (default: the serving node's `address`). A loopback
     /// host (`127.0.0.1`) is each serving node's own: that node checks its

@@ -3,16 +3,19 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::values::{DurationSpec, Located, SecretRef};
+use crate::manifest::values::{DurationSpec, Located, SecretRef, TAG_PATTERN};
 
 /// Settings for the whole mesh; at most one.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MeshSpec {
+    /// Who may call the mesh API.
     #[serde(default)]
     pub auth: MeshAuth,
+    /// How nodes learn where their peers are.
     #[serde(default)]
     pub discovery: Discovery,
+    /// How often the controller reconciles, and how long it waits on changes.
     #[serde(default)]
     pub reconcile: ReconcileSettings,
 }
@@ -24,6 +27,7 @@ pub struct MeshAuth {
     /// The shared bearer key of the mesh API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<SecretRef>,
+    /// Callers let in by their Tailscale identity, without the key.
     #[serde(default)]
     pub tailscale_identity: TailscaleIdentity,
 }
@@ -32,6 +36,7 @@ pub struct MeshAuth {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TailscaleIdentity {
+    /// Whether Tailscale identities are checked at all (default: false).
     #[serde(default)]
     pub enabled: bool,
     /// Login names, e.g. `alice@example.com`.
@@ -39,6 +44,7 @@ pub struct TailscaleIdentity {
     pub allow_users: Vec<String>,
     /// Node tags, e.g. `tag:agent`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("items" = { "type": "string", "pattern": TAG_PATTERN }))]
     pub allow_tags: Vec<Located<String>>,
 }
 

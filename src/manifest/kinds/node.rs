@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::diagnostic::Pos;
-use crate::manifest::values::{Located, Port, SecretRef};
+use crate::manifest::values::{HTTP_URL_PATTERN, Located, Port, SecretRef};
 
 /// A machine of the mesh.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -44,6 +44,7 @@ impl Role {
 pub struct NodeSyncthing {
     /// Syncthing's REST base URL on this node.
     #[serde(default = "default_syncthing_api_url")]
+    #[schemars(extend("pattern" = HTTP_URL_PATTERN))]
     pub api_url: Located<String>,
     /// The REST API key.
     pub api_key: SecretRef,

@@ -9,11 +9,15 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::node::Role;
-use crate::manifest::values::{DurationSpec, Located, Port, SecretRef};
+use crate::manifest::values::{DurationSpec, ENV_NAME_PATTERN, Located, Port, SecretRef, URL_PATH_PATTERN};
 
 /// A server that the controller runs and supervises on the nodes it is placed on.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(extend("oneOf" = [
+    { "required": ["nodes"], "properties": { "nodes": { "description": "At least one node.", "minItems": 1 } } },
+    { "required": ["nodeSelector"] }
+]))]
 pub struct ServiceSpec {
     /// The nodes that run it, by name. Give this or `nodeSelector`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -23,10 +27,12 @@ pub struct ServiceSpec {
     pub node_selector: Option<NodeSelector>,
     /// The program and its arguments. `{{node.name}}` and `{{node.address}}` are
     /// replaced by the running node's values.
+    #[schemars(extend("minItems" = 1))]
     pub command: Vec<Located<String>>,
     /// Environment variables; values may use the same placeholders as `command`,
     /// or be a secret reference.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("propertyNames" = { "pattern": ENV_NAME_PATTERN }))]
     pub env: BTreeMap<String, Located<EnvValue>>,
     /// The working folder (default: the controller's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -49,8 +55,10 @@ pub struct ServiceSpec {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NodeSelector {
+    /// Only nodes of this role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
+    /// Only nodes that carry every one of these labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub match_labels: BTreeMap<String, String>,
 }
@@ -101,6 +109,7 @@ impl JsonSchema for EnvValue {
     }
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         json_schema!({
+            "description": "Text (a number or boolean is taken as its text) or a secret reference.",
             "anyOf": [
                 { "type": ["string", "number", "boolean"] },
                 generator.subschema_for::<SecretRef>()
@@ -112,13 +121,18 @@ impl JsonSchema for EnvValue {
 /// Exactly one of `http` or `tcp`.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(extend("oneOf" = [{ "required": ["http"] }, { "required": ["tcp"] }]))]
 pub struct HealthCheck {
+    /// Probe with an HTTP request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpProbe>,
+    /// Probe by opening a TCP connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp: Option<TcpProbe>,
+    /// How often it is probed.
     #[serde(default = "default_probe_interval")]
     pub interval: DurationSpec,
+    /// How long a probe may take before it counts as failed.
     #[serde(default = "default_probe_timeout")]
     pub timeout: DurationSpec,
 }
@@ -127,8 +141,11 @@ pub struct HealthCheck {
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpProbe {
+    /// The port the server answers on.
     pub port: Port,
+    /// The path asked for (default: `/`).
     #[serde(default = "default_probe_path")]
+    #[schemars(extend("pattern" = URL_PATH_PATTERN))]
     pub path: Located<String>,
     /// The host to probe (default: the node's `address`); `127.0.0.1` for a
     /// server that listens on loopback only.
@@ -140,6 +157,7 @@ pub struct HttpProbe {
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TcpProbe {
+    /// The port to connect to.
     pub port: Port,
     /// The host to probe (default: the node's `address`); `127.0.0.1` for a
     /// server that listens on loopback only.
@@ -162,8 +180,10 @@ pub enum RestartPolicy {
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Backoff {
+    /// The first delay (default: 1s).
     #[serde(default = "default_backoff_initial")]
     pub initial: DurationSpec,
+    /// The longest delay (default: 5m); not shorter than `initial`.
     #[serde(default = "default_backoff_max")]
     pub max: Located<DurationSpec>,
 }

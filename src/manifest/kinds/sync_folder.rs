@@ -18,12 +18,15 @@ pub struct SyncFolderSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// Node name to the folder's path on that node; `~` is that node's home.
+    #[schemars(extend("minProperties" = 1))]
     pub paths: Located<BTreeMap<Located<String>, Located<String>>>,
+    /// Which way changes flow from this folder (default: `sendreceive`).
     #[serde(default, rename = "type")]
     pub folder_type: FolderType,
     /// Syncthing ignore patterns (`.stignore` lines).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore: Vec<String>,
+    /// How Syncthing keeps older versions of changed files (default: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub versioning: Option<Versioning>,
     /// How often Syncthing rescans in full, besides its file watcher.
@@ -51,11 +54,13 @@ pub enum FolderType {
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Versioning {
+    /// Syncthing's versioning type.
     #[serde(rename = "type")]
     pub versioning_type: VersioningType,
     /// Syncthing's parameters for that type, e.g. `keep: "5"` or `cleanoutDays: "30"`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, String>,
+    /// How often Syncthing removes expired versions (default: Syncthing's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleanup_interval: Option<DurationSpec>,
 }
