@@ -114,7 +114,8 @@ fn doctor_passes_a_healthy_mesh_and_names_a_wrong_key_an_invalid_manifest_and_a_
     assert!(check["fix"].as_str().unwrap().starts_with("set SYNCTHING_API_KEY in .env to the key"), "{check}");
     a.write(".env", &env);
 
-    // An invalid manifest: a misspelt field on line 7.
+    // An invalid manifest: a misspelt field on line 7, so `spec:` (line 5)
+    // lacks `address`: both said in one run.
     a.write(
         "manifests/broken.yaml",
         "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: node-c\nspec:\n  role: satellite\n  adress: x\n",
@@ -123,8 +124,11 @@ fn doctor_passes_a_healthy_mesh_and_names_a_wrong_key_an_invalid_manifest_and_a_
     assert_eq!(run.code, 1, "{run:?}");
     assert!(verdicts.contains(&("manifests".into(), "fail".into())), "{run:?}");
     let message = find(&checks, "manifests")["message"].as_str().unwrap().to_owned();
-    assert!(message.starts_with("manifests: 1 error: "), "{message}");
-    assert!(message.contains("broken.yaml:7:"), "{message}");
+    assert!(message.starts_with("manifests: 2 errors: "), "{message}");
+    assert!(
+        message.contains("broken.yaml:7:") && message.contains("broken.yaml:5:1: Node/node-c: missing field"),
+        "{message}"
+    );
     assert_eq!(find(&checks, "syncthing")["status"], "pass");
     a.remove("manifests/broken.yaml");
 
