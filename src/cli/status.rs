@@ -275,9 +275,12 @@ fn placements(node: &NodeStatus) -> Vec<String> {
     let capabilities = node.objects.iter().filter(|object| object.kind == "Capability");
     capabilities
         .map(|object| {
-            let served_by = object.details.get("servedBy").map_or("none", String::as_str);
+            let Some(served_by) = object.details.get("servedBy") else {
+                return format!("{} -> none", object.name);
+            };
+            // "served by laptop (fallback; mini is offline)": the note after the node.
             let ready = object.condition(ConditionType::Ready);
-            let note = ready.and_then(|c| c.message.split_once(" (")).map(|(_, note)| format!(" ({note}"));
+            let note = ready.and_then(|c| c.message.strip_prefix(&format!("served by {served_by}")));
             format!("{} -> {served_by}{}", object.name, note.unwrap_or_default())
         })
         .collect()
@@ -357,7 +360,7 @@ mod tests {
         let mut mini = status("mini", true);
         mini.objects = vec![
             capability("llm_inference", Some("laptop"), "served by laptop (fallback; mini is offline)"),
-            capability("vector_db", None, "no node can serve it: mini is offline"),
+            capability("vector_db", None, "no node can serve it: mini: GET http://mini:1/ (os error 111)"),
         ];
         let table = render(&[Row { status: mini, view: view("mini", true, "v1") }]);
         assert!(
