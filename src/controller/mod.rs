@@ -274,9 +274,23 @@ impl Controller {
     }
 
     /// The supervisor logged the change at info level already.
+    /// A Service started, exited or changed health: its status, and where
+    /// each capability is served (its endpoint may be that Service's), are
+    /// looked at again now.
     fn on_unit_changed(&mut self, change: UnitChanged) {
         self.count_restarts(&change.service);
-        self.queue.schedule(ObjectKey::new(manifest::Kind::Service, change.service), Instant::now());
+        let now = Instant::now();
+        self.queue.schedule(ObjectKey::new(manifest::Kind::Service, change.service), now);
+        let Some(applied) = &self.applied else { return };
+        let capabilities: Vec<ObjectKey> = applied
+            .set
+            .capabilities
+            .keys()
+            .map(|name| ObjectKey::new(manifest::Kind::Capability, name.clone()))
+            .collect();
+        for key in capabilities {
+            self.queue.schedule(key, now);
+        }
     }
 
     /// A reconcile task ended. A panic (a bug) was reported by the panic hook

@@ -3,13 +3,19 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::spec::Probe;
 use super::status::Phase;
 use crate::net::root_cause;
 
-/// A just-started process gets this many failed probes before it counts as
-/// unhealthy: servers take a moment to listen.
+/// A just-started process gets the time of this many failed probes at its
+/// interval before it counts as unhealthy: servers take a moment to listen.
 const START_FAILURES: u32 = 3;
+
+/// How often a process that has not answered yet is probed (at most): a
+/// server is Ready within a second of listening, not a whole interval later.
+pub(super) const STARTING_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The client the http probes share. It ignores proxy settings (a probe asks
 /// the Service itself) and keeps no idle connections, so each probe proves the
@@ -71,23 +77,41 @@ fn url(host: &str, port: u16, path: &str) -> String {
 /// The innermost error, e.g. "Connection refused (os error 111)": reqwest's
 /// own layers only repeat the url.
 /// Turns probe verdicts into a phase: Starting until the first success (or
-/// until [`START_FAILURES`] failures), then Running while probes pass and
-/// Unhealthy when one fails.
-#[derive(Default)]
+/// until the start grace has passed), then Running while probes pass and
+/// Unhealthy when one fails; and says when to probe next.
 pub(super) struct HealthTracker {
     healthy_once: bool,
-    failures: u32,
+    /// When the first probe ran.
+    first_probe: Option<Instant>,
+    /// How long after the first probe a process that never answered is
+    /// unhealthy: as long as [`START_FAILURES`] probes at its interval take.
+    grace: Duration,
+    interval: Duration,
 }
 
 impl HealthTracker {
-    pub(super) fn observe(&mut self, healthy: bool) -> Phase {
+    pub(super) fn new(interval: Duration) -> HealthTracker {
+        let grace = interval.saturating_mul(START_FAILURES - 1);
+        HealthTracker { healthy_once: false, first_probe: None, grace, interval }
+    }
+
+    /// The phase after a probe that ran at `now`.
+    pub(super) fn observe(&mut self, healthy: bool, now: Instant) -> Phase {
+        let first_probe = *self.first_probe.get_or_insert(now);
         if healthy {
             self.healthy_once = true;
-            self.failures = 0;
             return Phase::Running;
         }
-        self.failures = self.failures.saturating_add(1);
-        if self.healthy_once || self.failures >= START_FAILURES { Phase::Unhealthy } else { Phase::Starting }
+        if self.healthy_once || now.saturating_duration_since(first_probe) >= self.grace {
+            Phase::Unhealthy
+        } else {
+            Phase::Starting
+        }
+    }
+
+    /// The wait before the next probe: short until the process first answers.
+    pub(super) fn next_probe_in(&self) -> Duration {
+        if self.healthy_once { self.interval } else { STARTING_INTERVAL.min(self.interval) }
     }
 
     /// Whether the process passed its probe at least once.
@@ -100,20 +124,29 @@ impl HealthTracker {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_new_process_has_a_few_failures_of_grace() {
-        let mut health = HealthTracker::default();
-        let phases: Vec<_> = [false, false, false, false].map(|ok| health.observe(ok)).into();
-        assert_eq!(phases, [Phase::Starting, Phase::Starting, Phase::Unhealthy, Phase::Unhealthy]);
-        assert!(!health.became_healthy());
+    /// The phases of probes at the seconds of `at` with the verdicts of `ok`,
+    /// and the wait after each, for a probe interval of 10 s.
+    fn run(probes: &[(u64, bool)]) -> (Vec<Phase>, Vec<u64>) {
+        let start = Instant::now();
+        let mut health = HealthTracker::new(Duration::from_secs(10));
+        probes
+            .iter()
+            .map(|&(at, ok)| (health.observe(ok, start + Duration::from_secs(at)), health.next_probe_in().as_secs()))
+            .unzip()
     }
 
     #[test]
-    fn after_its_first_success_one_failure_makes_it_unhealthy() {
-        let mut health = HealthTracker::default();
-        let phases: Vec<_> = [false, true, false, true].map(|ok| health.observe(ok)).into();
+    fn a_new_process_is_probed_each_second_with_the_grace_of_three_intervals_probes() {
+        let (phases, waits) = run(&[(0, false), (1, false), (19, false), (20, false)]);
+        assert_eq!(phases, [Phase::Starting, Phase::Starting, Phase::Starting, Phase::Unhealthy]);
+        assert_eq!(waits, [1, 1, 1, 1]);
+    }
+
+    #[test]
+    fn after_its_first_success_it_is_probed_at_its_interval_and_one_failure_makes_it_unhealthy() {
+        let (phases, waits) = run(&[(0, false), (1, true), (11, false), (21, true)]);
         assert_eq!(phases, [Phase::Starting, Phase::Running, Phase::Unhealthy, Phase::Running]);
-        assert!(health.became_healthy());
+        assert_eq!(waits, [1, 10, 10, 10]);
     }
 
     #[test]

@@ -302,7 +302,8 @@ impl Runner {
             .await;
         self.ready();
 
-        let mut health = HealthTracker::default();
+        let interval = self.spec.probe.as_ref().map_or(Duration::ZERO, probe::interval);
+        let mut health = HealthTracker::new(interval);
         let exit = {
             let watch = watch_health(self.spec.probe.as_ref(), &self.context.http, &self.shared, &mut health);
             tokio::select! {
@@ -358,8 +359,9 @@ impl Runner {
     }
 }
 
-/// Probes on the probe's interval, the first time at once, and moves the phase
-/// between Starting, Running and Unhealthy. Never returns: it ends by being
+/// Probes at once, then each second until the first answer and on the
+/// probe's interval after it, and moves the phase between Starting, Running
+/// and Unhealthy. Never returns: it ends by being
 /// dropped when the process exits. Without a probe it does nothing.
 async fn watch_health(
     probe: Option<&Probe>,
@@ -370,12 +372,9 @@ async fn watch_health(
     let Some(probe) = probe else {
         return std::future::pending().await;
     };
-    let mut ticks = tokio::time::interval(probe::interval(probe));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticks.tick().await;
         let verdict = probe::check(probe, http).await;
-        let phase = health.observe(verdict.is_ok());
+        let phase = health.observe(verdict.is_ok(), Instant::now());
         shared
             .update(|status| {
                 status.phase = phase;
@@ -387,6 +386,7 @@ async fn watch_health(
                 };
             })
             .await;
+        tokio::time::sleep(health.next_probe_in()).await;
     }
 }
 
