@@ -21,6 +21,7 @@ pub(crate) mod wire;
 pub(crate) use self::state::ApiState;
 use self::state::MAX_BODY_BYTES;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
@@ -46,6 +47,7 @@ use crate::controller::status::{NodeStatus, ObjectKey};
 use crate::controller::{InForce, Input, Shared, validate_off_runtime};
 use crate::manifest::Kind;
 use crate::mesh::failover::HOP_HEADER;
+use crate::mesh::placement::Placements;
 use crate::reconcile::{plan, sync_folder};
 use crate::source::Snapshot;
 use crate::source_status::SourceStatus;
@@ -151,7 +153,13 @@ async fn health(State(state): State<ApiState>, headers: HeaderMap) -> Json<Healt
         revision: applied.map(|a| a.revision),
         uptime_seconds: shared.uptime().as_secs(),
         source: with_key.then(|| Box::new(state.source.borrow().clone())),
+        placements: if with_key { served_by(&state.handles.placements) } else { BTreeMap::new() },
     })
+}
+
+/// Which node serves each capability, as this node decided.
+fn served_by(placements: &Placements) -> BTreeMap<String, String> {
+    placements.all().into_iter().map(|(capability, served)| (capability, served.node)).collect()
 }
 
 /// This node's status in the shape of `status -o json`.

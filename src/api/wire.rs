@@ -1,5 +1,7 @@
 //! The JSON shapes of the mesh API, shared by the server and `meshctl`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::controller::status::{EventRecord, ObjectStatus, StreamItem};
@@ -39,6 +41,11 @@ pub struct Health {
     /// from nodes of earlier versions. Boxed: the answer is mostly small.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Box<SourceStatus>>,
+    /// Which node this node has each capability served by now (capability ->
+    /// node; told to callers with the key): a peer that sees it change
+    /// decides again at once, so nodes agree within a probe.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub placements: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1040,6 +1040,7 @@ mod tests {
             revision: Some("r1".into()),
             uptime_seconds: 61,
             source: None,
+            placements: Default::default(),
         }
     }
 

@@ -106,8 +106,9 @@ pub(crate) struct Controller {
     restarts_seen: HashMap<String, u32>,
     /// Syncthing's events, told by the follower the SyncFolder reconciler runs.
     syncthing_notices: mpsc::Receiver<Notice>,
-    /// Changes when a peer goes online or offline.
-    reachability: watch::Receiver<u64>,
+    /// Changes when a peer goes online or offline, or serves a capability
+    /// elsewhere.
+    peer_changes: watch::Receiver<u64>,
 }
 
 impl Controller {
@@ -138,7 +139,7 @@ impl Controller {
             pulls: ModelPulls::default(),
             handoff_tasks: TaskSet::default(),
         });
-        let reachability = handles.peers.reachability_changes();
+        let peer_changes = handles.peers.changes();
         let shared = Arc::new(Shared::new(node, env, StatusStore::new(stream)));
         let state = ControllerState::load(&state_dir);
         let controller = Controller {
@@ -160,7 +161,7 @@ impl Controller {
             next_resync: Instant::now() + DEFAULT_RESYNC,
             restarts_seen: HashMap::new(),
             syncthing_notices,
-            reachability,
+            peer_changes,
         };
         (controller, outbox)
     }
@@ -205,7 +206,7 @@ impl Controller {
                 Some(change) = self.unit_changes.recv() => self.on_unit_changed(change),
                 Some(finished) = self.reconciles.join_next() => self.on_reconcile_task(finished),
                 Some(notice) = self.syncthing_notices.recv() => self.on_syncthing(notice),
-                Ok(()) = self.reachability.changed() => self.on_reachability_changed(),
+                Ok(()) = self.peer_changes.changed() => self.on_peer_changed(),
                 () = tokio::time::sleep_until(next_due.unwrap_or(self.next_resync)), if next_due.is_some() => {}
                 () = tokio::time::sleep_until(self.next_resync) => {
                     self.next_resync = Instant::now() + self.resync_every;
@@ -301,9 +302,10 @@ impl Controller {
         self.on_reconciled(key, result, &revision);
     }
 
-    /// A peer went online or offline: who serves each capability and what each
-    /// handoff may do are decided again now, not at their next recheck.
-    fn on_reachability_changed(&mut self) {
+    /// A peer went online or offline, or serves a capability elsewhere: who
+    /// serves each capability and what each handoff may do are decided again
+    /// now, not at their next recheck.
+    fn on_peer_changed(&mut self) {
         let Some(applied) = &self.applied else { return };
         let set = &applied.set;
         let capabilities = set.capabilities.keys().map(|name| ObjectKey::new(manifest::Kind::Capability, name.clone()));

@@ -41,6 +41,10 @@ pub struct PeerState {
     pub tailnet_online: Option<bool>,
     /// What it follows, from its last health answer.
     pub source: Option<SourceStatus>,
+    /// Which node it has each capability served by, from its last health
+    /// answer (capability -> node).
+    #[serde(skip)]
+    pub placements: BTreeMap<String, String>,
 }
 
 impl PeerState {
@@ -61,6 +65,7 @@ impl PeerState {
             last_error: None,
             tailnet_online: None,
             source: None,
+            placements: BTreeMap::new(),
         }
     }
 
@@ -74,14 +79,15 @@ impl PeerState {
 #[derive(Clone)]
 pub struct Peers {
     table: Arc<RwLock<Table>>,
-    /// Counts the times a peer went online or offline, so what depends on
-    /// reachability (a placement, a handoff) is decided again at once.
-    reachability: Arc<watch::Sender<u64>>,
+    /// Counts the times a peer went online or offline or changed who it has
+    /// a capability served by, so what depends on them (a placement, a
+    /// handoff) is decided again at once.
+    changes: Arc<watch::Sender<u64>>,
 }
 
 impl Default for Peers {
     fn default() -> Self {
-        Peers { table: Arc::default(), reachability: Arc::new(watch::channel(0).0) }
+        Peers { table: Arc::default(), changes: Arc::new(watch::channel(0).0) }
     }
 }
 
@@ -106,9 +112,10 @@ fn keep_learned(old: &mut BTreeMap<String, PeerState>, member: PeerState) -> Pee
 }
 
 impl Peers {
-    /// Changes each time a peer goes online or offline.
-    pub fn reachability_changes(&self) -> watch::Receiver<u64> {
-        self.reachability.subscribe()
+    /// Changes each time a peer goes online or offline, or tells of another
+    /// node serving one of its capabilities.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Every peer, by name.
@@ -172,16 +179,16 @@ impl Peers {
 
     /// Changes one peer's state, if it is still a peer.
     pub fn update(&self, name: &str, change: impl FnOnce(&mut PeerState)) {
-        let reachability_changed = match self.write().peers.get_mut(name) {
+        let changed = match self.write().peers.get_mut(name) {
             Some(peer) => {
-                let was_online = peer.online;
+                let (was_online, placements) = (peer.online, peer.placements.clone());
                 change(peer);
-                peer.online != was_online
+                peer.online != was_online || peer.placements != placements
             }
             None => false,
         };
-        if reachability_changed {
-            self.reachability.send_modify(|count| *count += 1);
+        if changed {
+            self.changes.send_modify(|count| *count += 1);
         }
     }
 
@@ -214,10 +221,10 @@ mod tests {
     }
 
     #[test]
-    fn going_online_or_offline_is_told_and_nothing_else_is() {
+    fn going_online_or_offline_or_serving_elsewhere_is_told_and_nothing_else_is() {
         let peers = Peers::default();
         peers.set_members(vec![PeerState::new("mini", None, "mini", 8000)]);
-        let mut changes = peers.reachability_changes();
+        let mut changes = peers.changes();
         peers.update("mini", |p| p.rtt_ms = Some(1.0));
         assert!(!changes.has_changed().unwrap());
         peers.update("mini", |p| p.online = true);
@@ -227,6 +234,13 @@ mod tests {
         assert!(!changes.has_changed().unwrap());
         peers.update("mini", |p| p.online = false);
         assert!(changes.has_changed().unwrap());
+        changes.mark_unchanged();
+        let serving = |node: &str| [("llm".to_owned(), node.to_owned())].into();
+        peers.update("mini", |p| p.placements = serving("mini"));
+        assert!(changes.has_changed().unwrap());
+        changes.mark_unchanged();
+        peers.update("mini", |p| p.placements = serving("mini"));
+        assert!(!changes.has_changed().unwrap());
     }
 
     #[test]

@@ -245,6 +245,7 @@ fn record(handles: &ProberHandles, name: &str, result: &Result<Answer, String>, 
             peer.version = Some(answer.health.version.clone());
             peer.api_version = Some(answer.health.api_version.clone());
             peer.source = answer.health.source.as_deref().cloned();
+            peer.placements.clone_from(&answer.health.placements);
             if answer.health.role.is_some() {
                 peer.role.clone_from(&answer.health.role);
             }
@@ -370,6 +371,7 @@ mod tests {
             revision: Some("r1".into()),
             uptime_seconds: 1,
             source: None,
+            placements: Default::default(),
         };
         Ok(Answer { health, rtt: Duration::from_millis(3) })
     }
