@@ -43,7 +43,7 @@ pub enum Input {
 }
 
 /// The files of `paths` (`-` is standard input), in the order given; each
-/// path is read once however often it is named.
+/// file is read once however often it is named (itself or in a folder given).
 #[derive(Debug)]
 pub struct Loaded {
     pub inputs: Vec<Input>,
@@ -73,6 +73,11 @@ impl Loaded {
 /// is, `-` from standard input (at most once).
 pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
     let mut loaded = Loaded { inputs: Vec::new(), files: Vec::new(), problems: Vec::new() };
+    // The files read, by real path: only when there is more than one input.
+    let mut read = (paths.len() > 1).then(BTreeSet::new);
+    let mut first_read = |path: &Path| {
+        read.as_mut().is_none_or(|read| read.insert(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())))
+    };
     for path in paths {
         let input = classify(path)?;
         if loaded.inputs.contains(&input) {
@@ -81,9 +86,10 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
         match &input {
             Input::Folder(dir) => {
                 let (files, problems) = load_dir(dir)?;
-                loaded.files.extend(files);
+                loaded.files.extend(files.into_iter().filter(|file| first_read(Path::new(&*file.path))));
                 loaded.problems.extend(problems);
             }
+            Input::File(file) if !first_read(file) => {}
             Input::File(file) => {
                 let shown = file.display().to_string();
                 let text =
