@@ -85,7 +85,9 @@ struct Skipped {
 pub(super) fn diff(args: DiffArgs, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let env = &NodeEnv::load(env_file)?;
     let git = GitSettings::from_env(env).map_err(anyhow::Error::msg)?;
-    let Some(checked) = check(&given(args.paths, env))? else { return Ok(Outcome::Code(DIFF_ERROR)) };
+    let Some(checked) = check(&given(args.paths, env), |_, _, _| None)? else {
+        return Ok(Outcome::Code(DIFF_ERROR));
+    };
     let sent = send(env, &checked, true, false)?;
     let source = git.as_ref().map(|git| SourceStatus::git(git).followed());
     let text = diff_text(&checked.label, source.as_deref(), &sent.answers, checked.unpushed.as_deref());
@@ -151,21 +153,27 @@ fn given(paths: Vec<PathBuf>, env: &NodeEnv) -> Vec<PathBuf> {
 struct Checked {
     /// The inputs as named, for messages.
     label: String,
-    /// Whether only folders were given (else files or standard input).
-    only_folders: bool,
     bundle: Bundle,
-    set: ManifestSet,
     /// Every Node of the set: `(name, address:apiPort)`.
     nodes: Vec<(String, String)>,
     unpushed: Option<String>,
 }
 
 /// Validates what `paths` name as one whole set, printing every diagnostic;
-/// None when it has errors.
-fn check(paths: &[PathBuf]) -> anyhow::Result<Option<Checked>> {
+/// None when it has errors or `refusal` refuses it (given the inputs' label,
+/// whether they are only folders, and the objects that parsed), said on
+/// stderr in place of the diagnostics.
+fn check(
+    paths: &[PathBuf],
+    refusal: impl FnOnce(&str, bool, &ManifestSet) -> Option<String>,
+) -> anyhow::Result<Option<Checked>> {
     let mut loaded = loader::load_paths(paths)?;
     let label = loaded.label();
     let validation = manifest::validate(&loaded.files, std::mem::take(&mut loaded.problems));
+    if let Some(refusal) = refusal(&label, loaded.only_folders(), &validation.set) {
+        eprintln!("{refusal}");
+        return Ok(None);
+    }
     for diagnostic in &validation.diagnostics {
         eprintln!("{diagnostic}\n");
     }
@@ -180,14 +188,7 @@ fn check(paths: &[PathBuf]) -> anyhow::Result<Option<Checked>> {
         .values()
         .map(|node| (node.name().to_owned(), format!("{}:{}", node.spec.address.value, node.spec.api_port)))
         .collect();
-    Ok(Some(Checked {
-        label,
-        only_folders: loaded.only_folders(),
-        bundle: Bundle::from_files(revision, &loaded.files),
-        set: validation.set,
-        nodes,
-        unpushed,
-    }))
+    Ok(Some(Checked { label, bundle: Bundle::from_files(revision, &loaded.files), nodes, unpushed }))
 }
 
 /// One folder's commit when it is a clean Git checkout, else a hash of the
@@ -294,14 +295,11 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
         eprintln!("{refusal}");
         return Ok(Outcome::Failure);
     }
-    let Some(checked) = check(&given(args.paths, env))? else { return Ok(Outcome::Failure) };
     let this_node = env.get(NODE_ID).map(|setting| setting.value.as_str());
-    let refusal =
-        partial_set_refusal(&checked.label, checked.only_folders, &checked.set, this_node, args.dry_run, args.force);
-    if let Some(refusal) = refusal {
-        eprintln!("{refusal}");
-        return Ok(Outcome::Failure);
-    }
+    let refusal = |label: &str, only_folders, set: &ManifestSet| {
+        partial_set_refusal(label, only_folders, set, this_node, args.dry_run, args.force)
+    };
+    let Some(checked) = check(&given(args.paths, env), refusal)? else { return Ok(Outcome::Failure) };
     if let Some(git) = git.as_ref().filter(|_| args.dry_run) {
         print!("{}", against_text(&checked.label, &SourceStatus::git(git).followed()));
     }
