@@ -2,7 +2,8 @@
 //! folder, recursively, in a stable order. Hidden files and folders (`.git`) are
 //! skipped, and nothing outside the folder is ever read: a symlink that leads out
 //! of it (or nowhere, or round in a loop) is skipped with a warning naming it.
-//! The CLI's `-f` also names single files and standard input (`-`).
+//! The CLI also names single files, read where they are (the user chose them),
+//! and standard input (`-`).
 
 use std::collections::BTreeSet;
 use std::io::Read;
