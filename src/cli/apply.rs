@@ -1,8 +1,10 @@
-//! `meshctl apply [-f DIR] [--dry-run] [--force]` and `meshctl diff [-f DIR]`:
-//! validate a folder here, then hand it to this node's controller and every
-//! peer, which validate it again and reconcile now (or only plan, for a dry
-//! run). A node with a Git source follows its remote: `apply` refuses there
-//! unless forced, and `diff` plans against the commit the node follows.
+//! `meshctl apply [-f PATH…] [--dry-run] [--force]` and `meshctl diff [-f PATH…]`:
+//! validate a set here (a folder, files or standard input: what is given is
+//! the whole set), then hand it to this node's controller and every peer, which
+//! validate it again and reconcile now (or only plan, for a dry run). A node
+//! with a Git source follows its remote: `apply` refuses there unless forced,
+//! and `diff` plans against the commit the node follows. `apply` refuses files
+//! that lack this node's Node unless forced: they would replace its whole set.
 //! `diff` exits as `kubectl diff`: 0 no change, 1 changes, 2 error.
 
 use std::path::{Path, PathBuf};
@@ -14,10 +16,10 @@ use super::{Outcome, Output, local_client, output, runtime};
 use crate::api::wire::Plan;
 use crate::client::{ApiClient, ClientError};
 use crate::config::GitSettings;
-use crate::identity::NodeEnv;
-use crate::manifest::Bundle;
-use crate::manifest::{self, loader};
-use crate::source::folder_revision;
+use crate::identity::{NODE_ID, NodeEnv};
+use crate::manifest::loader::{self, Input, Loaded};
+use crate::manifest::{self, Bundle, ManifestSet};
+use crate::source::{content_revision, folder_revision};
 use crate::source_status::SourceStatus;
 
 /// How long a peer gets to take a bundle.
@@ -25,23 +27,29 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
-    /// The manifests folder (default: MESH_MANIFESTS, else ./manifests).
-    #[arg(short = 'f', long = "filename", value_name = "DIR")]
-    dir: Option<PathBuf>,
+    /// The set to send: a manifests folder, a file, or `-` (standard input);
+    /// may be given more than once (default: MESH_MANIFESTS, else ./manifests).
+    /// What is given replaces the whole set in force: `apply -f one.yaml`
+    /// leaves only that file's objects running. A file or standard input that
+    /// lacks this node's Node is refused unless --force.
+    #[arg(short = 'f', long = "filename", value_name = "PATH")]
+    paths: Vec<PathBuf>,
     /// Print the plan; change nothing.
     #[arg(long)]
     dry_run: bool,
-    /// With a Git source (MESH_GIT_REMOTE): apply the folder anyway, until the
-    /// next new commit replaces it.
+    /// With a Git source (MESH_GIT_REMOTE): apply the set anyway, until the
+    /// next new commit replaces it. With files that lack this node's Node:
+    /// apply them anyway.
     #[arg(long)]
     force: bool,
 }
 
 #[derive(Debug, clap::Args)]
 pub(super) struct DiffArgs {
-    /// The manifests folder (default: MESH_MANIFESTS, else ./manifests).
-    #[arg(short = 'f', long = "filename", value_name = "DIR")]
-    dir: Option<PathBuf>,
+    /// The set to compare: a manifests folder, a file, or `-` (standard input);
+    /// may be given more than once (default: MESH_MANIFESTS, else ./manifests).
+    #[arg(short = 'f', long = "filename", value_name = "PATH")]
+    paths: Vec<PathBuf>,
     /// `json` or `yaml`: every node's plan, and whether anything would change.
     #[arg(short, long, value_enum, default_value_t)]
     output: Output,
@@ -77,11 +85,12 @@ struct Skipped {
 pub(super) fn diff(args: DiffArgs, env_file: Option<&Path>) -> anyhow::Result<Outcome> {
     let env = &NodeEnv::load(env_file)?;
     let git = GitSettings::from_env(env).map_err(anyhow::Error::msg)?;
-    let dir = args.dir.unwrap_or_else(|| env.manifests_dir());
-    let Some(checked) = check(&dir)? else { return Ok(Outcome::Code(DIFF_ERROR)) };
+    let Some(checked) = check(&given(args.paths, env), |_, _, _| None)? else {
+        return Ok(Outcome::Code(DIFF_ERROR));
+    };
     let sent = send(env, &checked, true, false)?;
     let source = git.as_ref().map(|git| SourceStatus::git(git).followed());
-    let text = diff_text(&dir, source.as_deref(), &sent.answers, checked.unpushed.as_deref());
+    let text = diff_text(&checked.label, source.as_deref(), &sent.answers, checked.unpushed.as_deref());
     let (mut plans, mut skipped) = (Vec::new(), Vec::new());
     for answer in sent.answers {
         match answer {
@@ -105,10 +114,10 @@ fn diff_exit_code(failed: bool, changed: bool) -> u8 {
 }
 
 /// What `diff` prints for people: what `apply --dry-run` prints.
-fn diff_text(dir: &Path, followed: Option<&str>, answers: &[Answer], unpushed: Option<&str>) -> String {
+fn diff_text(label: &str, followed: Option<&str>, answers: &[Answer], unpushed: Option<&str>) -> String {
     let mut out = String::new();
     if let Some(followed) = followed {
-        out.push_str(&against_text(dir, followed));
+        out.push_str(&against_text(label, followed));
     }
     out.push_str(&answers_text(answers));
     out.push_str("dry run: nothing was changed\n");
@@ -118,8 +127,8 @@ fn diff_text(dir: &Path, followed: Option<&str>, answers: &[Answer], unpushed: O
     out
 }
 
-fn against_text(dir: &Path, followed: &str) -> String {
-    format!("{} against what each node follows ({followed}): what pushing it would change\n", dir.display())
+fn against_text(label: &str, followed: &str) -> String {
+    format!("{label} against what each node follows ({followed}): what pushing it would change\n")
 }
 
 /// Each node's plan, or why it was skipped, in the order they were asked.
@@ -135,33 +144,83 @@ fn unpushed_text(note: &str) -> String {
     format!("note: {note}. A controller with a Git source returns to the remote's state at its next new commit.\n")
 }
 
-/// A folder that passed validation: what to send, and to which peers.
+/// The paths of `-f`, else the node's manifests folder.
+fn given(paths: Vec<PathBuf>, env: &NodeEnv) -> Vec<PathBuf> {
+    if paths.is_empty() { vec![env.manifests_dir()] } else { paths }
+}
+
+/// A set that passed validation: what to send, and to which peers.
 struct Checked {
+    /// The inputs as named, for messages.
+    label: String,
     bundle: Bundle,
-    /// Every Node of the folder: `(name, address:apiPort)`.
+    /// Every Node of the set: `(name, address:apiPort)`.
     nodes: Vec<(String, String)>,
     unpushed: Option<String>,
 }
 
-/// Validates `dir`, printing every diagnostic; None when it has errors.
-fn check(dir: &Path) -> anyhow::Result<Option<Checked>> {
-    let (files, unreadable) = loader::load_dir(dir)?;
-    let validation = manifest::validate(&files, unreadable);
+/// Validates what `paths` name as one whole set, printing every diagnostic;
+/// None when it has errors or `refusal` refuses it (given the inputs' label,
+/// whether they are only folders, and the objects that parsed), said on
+/// stderr in place of the diagnostics.
+fn check(
+    paths: &[PathBuf],
+    refusal: impl FnOnce(&str, bool, &ManifestSet) -> Option<String>,
+) -> anyhow::Result<Option<Checked>> {
+    let mut loaded = loader::load_paths(paths)?;
+    let label = loaded.label();
+    let validation = manifest::validate(&loaded.files, std::mem::take(&mut loaded.problems));
+    if let Some(refusal) = refusal(&label, loaded.only_folders(), &validation.set) {
+        eprintln!("{refusal}");
+        return Ok(None);
+    }
     for diagnostic in &validation.diagnostics {
         eprintln!("{diagnostic}\n");
     }
     if !validation.is_valid() {
-        eprintln!("{}: {} error(s); nothing was applied", dir.display(), validation.error_count());
+        eprintln!("{label}: {} error(s); nothing was applied", validation.error_count());
         return Ok(None);
     }
-    let (revision, unpushed) = folder_revision(dir, &files);
+    let (revision, unpushed) = revision(&loaded);
     let nodes = validation
         .set
         .nodes
         .values()
         .map(|node| (node.name().to_owned(), format!("{}:{}", node.spec.address.value, node.spec.api_port)))
         .collect();
-    Ok(Some(Checked { bundle: Bundle::from_files(revision, &files), nodes, unpushed }))
+    Ok(Some(Checked { label, bundle: Bundle::from_files(revision, &loaded.files), nodes, unpushed }))
+}
+
+/// One folder's commit when it is a clean Git checkout, else a hash of the
+/// content given.
+fn revision(loaded: &Loaded) -> (String, Option<String>) {
+    match loaded.inputs.as_slice() {
+        [Input::Folder(dir)] => folder_revision(dir, &loaded.files),
+        _ => (content_revision(Path::new(""), &loaded.files), None),
+    }
+}
+
+/// Why `apply` refuses files or standard input (`only_folders` false) that
+/// declare no Node named `this_node`: the set sent replaces the one in force,
+/// so it would stop everything else on this node. A folder, a dry run and
+/// `--force` pass.
+fn partial_set_refusal(
+    label: &str,
+    only_folders: bool,
+    set: &ManifestSet,
+    this_node: Option<&str>,
+    dry_run: bool,
+    force: bool,
+) -> Option<String> {
+    if only_folders || dry_run || force || this_node.is_some_and(|node| set.nodes.contains_key(node)) {
+        return None;
+    }
+    let node = this_node.map_or_else(|| "(AGENT_NODE_ID is not set)".to_owned(), |node| format!("\"{node}\""));
+    Some(format!(
+        "{label} declares no Node {node} for this node: `apply -f` sends what it is given as the whole set, \
+         so applying it would remove every other object from this node. Give the whole manifests folder, \
+         or add --force to apply only these objects; nothing was applied"
+    ))
 }
 
 /// What the nodes answered, in the order they were asked, and whether one
@@ -180,7 +239,7 @@ enum Answer {
 /// daemon does not know to be down.
 fn send(env: &NodeEnv, checked: &Checked, dry_run: bool, force: bool) -> anyhow::Result<Sent> {
     let (local, key) = local_client(env)?;
-    let this_node = env.get(crate::identity::NODE_ID).map(|s| s.value.clone()).unwrap_or_default();
+    let this_node = env.get(NODE_ID).map(|s| s.value.clone()).unwrap_or_default();
     let peers = checked.nodes.iter().filter(|(name, _)| *name != this_node);
     let bundle = &checked.bundle;
     let mut sent = Sent { answers: Vec::new(), failed: false };
@@ -236,10 +295,13 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
         eprintln!("{refusal}");
         return Ok(Outcome::Failure);
     }
-    let dir = args.dir.unwrap_or_else(|| env.manifests_dir());
-    let Some(checked) = check(&dir)? else { return Ok(Outcome::Failure) };
+    let this_node = env.get(NODE_ID).map(|setting| setting.value.as_str());
+    let refusal = |label: &str, only_folders, set: &ManifestSet| {
+        partial_set_refusal(label, only_folders, set, this_node, args.dry_run, args.force)
+    };
+    let Some(checked) = check(&given(args.paths, env), refusal)? else { return Ok(Outcome::Failure) };
     if let Some(git) = git.as_ref().filter(|_| args.dry_run) {
-        print!("{}", against_text(&dir, &SourceStatus::git(git).followed()));
+        print!("{}", against_text(&checked.label, &SourceStatus::git(git).followed()));
     }
     let sent = send(env, &checked, args.dry_run, args.force)?;
     print!("{}", answers_text(&sent.answers));
@@ -306,5 +368,29 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("`git push`") && message.contains("`meshctl apply --force`"), "{message}");
+    }
+
+    #[test]
+    fn files_without_this_nodes_node_are_refused_unless_a_folder_a_dry_run_or_forced() {
+        let text = "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: mini\nspec:\n  role: primary\n  address: mini\n";
+        let set =
+            manifest::validate(&[manifest::SourceFile { path: "n.yaml".into(), text: text.into() }], Vec::new()).set;
+        assert!(set.nodes.contains_key("mini"));
+        // (only folders, this node, dry run, force) -> refused
+        let cases = [
+            ((false, Some("laptop"), false, false), true),
+            ((false, None, false, false), true),
+            ((false, Some("mini"), false, false), false),
+            ((true, Some("laptop"), false, false), false),
+            ((false, Some("laptop"), true, false), false),
+            ((false, Some("laptop"), false, true), false),
+        ];
+        for ((only_folders, this_node, dry_run, force), refused) in cases {
+            let refusal = partial_set_refusal("n.yaml", only_folders, &set, this_node, dry_run, force);
+            assert_eq!(refusal.is_some(), refused, "{only_folders} {this_node:?} {dry_run} {force}");
+        }
+        let message = partial_set_refusal("<stdin>", false, &set, Some("laptop"), false, false).expect("refused");
+        assert!(message.starts_with("<stdin> declares no Node \"laptop\" for this node"), "{message}");
+        assert!(message.contains("--force") && message.ends_with("nothing was applied"), "{message}");
     }
 }

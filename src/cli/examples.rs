@@ -6,7 +6,9 @@ const EXAMPLES: &[(&str, &str)] = &[
     (
         "validate",
         "  meshctl validate                  # the manifests folder of this node
-  meshctl validate manifests/ -o json",
+  meshctl validate manifests/ -o json
+  meshctl validate staged.yaml      # a file alone: a reference elsewhere warns
+  cat m.yaml | meshctl validate - --strict",
     ),
     ("schema", "  meshctl schema --out schemas/"),
     (
@@ -24,9 +26,10 @@ const EXAMPLES: &[(&str, &str)] = &[
     (
         "apply",
         "  meshctl apply                     # the manifests folder of this node
-  meshctl apply -f manifests/ --dry-run",
+  meshctl apply -f manifests/ --dry-run
+  meshctl apply -f mesh.yaml        # the file is the whole set: it replaces what runs",
     ),
-    ("diff", "  meshctl diff\n  meshctl diff -f manifests/"),
+    ("diff", "  meshctl diff\n  meshctl diff -f manifests/\n  cat mesh.yaml | meshctl diff -f -"),
     (
         "get",
         "  meshctl get svc                    # every node's Services

@@ -63,7 +63,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check a manifests folder and report every problem.
+    /// Check a manifests folder, files or standard input (-) and report every problem.
     Validate(validate::Args),
     /// Write the manifests' JSON Schemas.
     Schema(schema::Args),
@@ -75,7 +75,7 @@ enum Command {
     Handoff(handoff::Args),
     /// Every conversation of this node: owner, epoch, in sync with the peer, conflicts.
     Sessions(sessions::Args),
-    /// Validate a folder and apply it on this node and every peer now.
+    /// Validate a set (a folder, files or standard input) and apply it on this node and every peer now.
     Apply(apply::Args),
     /// Print what `apply` would change; change nothing.
     Diff(apply::DiffArgs),

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+use super::Scope;
 use super::kinds::{
     CapabilitySpec, EnvValue, HandoffPolicySpec, MeshSpec, NodeSelector, NodeSpec, Provider, Role, ServiceSpec,
     SyncFolderSpec, is_loopback_host,
@@ -17,10 +18,12 @@ use crate::template;
 /// Builds the set from parsed objects, reporting bad names, duplicates and more
 /// than one Mesh, then checks every object against the whole set. `unparsed`
 /// holds the objects declared in documents that did not parse: their problems
-/// are reported already, so a reference to one is not reported again.
+/// are reported already, so a reference to one is not reported again. `scope`
+/// says whether a reference to an object in none of the files is an error.
 pub(super) fn check(
     objects: Vec<Manifest>,
     unparsed: &HashSet<(Kind, String)>,
+    scope: Scope,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> ManifestSet {
     let mut set = ManifestSet::default();
@@ -41,6 +44,7 @@ pub(super) fn check(
     let mut checker = Checker {
         set: &set,
         unparsed,
+        scope,
         out: diagnostics,
         nodes: NodeIndex::new(&set),
         suggestion_budget: SUGGESTION_BUDGET,
@@ -83,6 +87,7 @@ const SUGGESTION_BUDGET: usize = 100_000;
 struct Checker<'a> {
     set: &'a ManifestSet,
     unparsed: &'a HashSet<(Kind, String)>,
+    scope: Scope,
     out: &'a mut Vec<Diagnostic>,
     nodes: NodeIndex<'a>,
     suggestion_budget: usize,
@@ -179,8 +184,28 @@ impl<'a> Checker<'a> {
             return false;
         }
         let help = self.did_you_mean(&name.value, self.set.nodes.keys().map(String::as_str));
-        self.error(subject, name.at, format!("{field} names unknown node \"{}\"", name.value), help);
+        self.dangling(subject, field, "node", name, help);
         false
+    }
+
+    /// Reports `field`'s reference to a `kind` named `name` that no file
+    /// declares: an error in a whole set, a warning in a part of one.
+    fn dangling(
+        &mut self,
+        subject: &Subject<'_>,
+        field: &str,
+        kind: &str,
+        name: &Located<String>,
+        help: Option<String>,
+    ) {
+        let value = &name.value;
+        match self.scope {
+            Scope::Whole => self.error(subject, name.at, format!("{field} names unknown {kind} \"{value}\""), help),
+            Scope::Part => {
+                let message = format!("{field} names {kind} \"{value}\", which is in none of the given files");
+                self.out.push(Diagnostic::warning(subject.file, name.at, subject.key.clone(), message).with_help(help));
+            }
+        }
     }
 
     /// Reports placeholders other than `allowed`, and unclosed ones.
@@ -273,7 +298,11 @@ impl<'a> Checker<'a> {
             && !self.nodes.matches_any(selector)
             && !self.unparsed.iter().any(|(kind, _)| *kind == Kind::Node)
         {
-            self.warning(&subject, object.spec_at, "nodeSelector matches no Node: the Service runs nowhere".into());
+            let message = match self.scope {
+                Scope::Whole => "nodeSelector matches no Node: the Service runs nowhere",
+                Scope::Part => "nodeSelector matches no Node in the given files",
+            };
+            self.warning(&subject, object.spec_at, message.into());
         }
         match spec.command.first() {
             None => self.error(&subject, object.spec_at, "command must name a program".into(), None),
@@ -363,12 +392,7 @@ impl<'a> Checker<'a> {
                 None if self.unparsed(Kind::Service, &service_name.value) => {}
                 None => {
                     let help = self.did_you_mean(&service_name.value, self.set.services.keys().map(String::as_str));
-                    self.error(
-                        &subject,
-                        service_name.at,
-                        format!("service names unknown Service \"{}\"", service_name.value),
-                        help,
-                    );
+                    self.dangling(&subject, "service", "Service", service_name, help);
                 }
                 Some(service) => {
                     for name in spec.placement.order().filter(|n| self.set.nodes.contains_key(&n.value)) {
@@ -466,12 +490,7 @@ impl<'a> Checker<'a> {
         let folder = self.set.sync_folders.get(&spec.sync_folder.value);
         if folder.is_none() && !self.unparsed(Kind::SyncFolder, &spec.sync_folder.value) {
             let help = self.did_you_mean(&spec.sync_folder.value, self.set.sync_folders.keys().map(String::as_str));
-            self.error(
-                &subject,
-                spec.sync_folder.at,
-                format!("syncFolder names unknown SyncFolder \"{}\"", spec.sync_folder.value),
-                help,
-            );
+            self.dangling(&subject, "syncFolder", "SyncFolder", &spec.sync_folder, help);
         }
         if let Some(problem) = relative_path_problem(&spec.sessions_dir.value) {
             self.error(
@@ -543,7 +562,8 @@ fn relative_path_problem(path: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{SourceFile, validate};
+    use crate::diagnostic::Severity;
+    use crate::manifest::{SourceFile, validate, validate_as};
 
     #[test]
     fn a_selector_matches_any_node_when_one_node_meets_every_condition() {
@@ -591,6 +611,7 @@ mod tests {
         let mut checker = Checker {
             set: &set,
             unparsed: &unparsed,
+            scope: Scope::Whole,
             out: &mut out,
             nodes: NodeIndex::new(&set),
             suggestion_budget: 11,
@@ -619,6 +640,33 @@ mod tests {
         ];
         for (path, expected) in table {
             assert_eq!(relative_path_problem(path), expected, "{path:?}");
+        }
+    }
+
+    #[test]
+    fn references_outside_the_files_are_errors_in_a_whole_set_and_warnings_in_a_part() {
+        let capability = "apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {name: llm}\n\
+            spec: {service: ollama, provider: ollama, placement: {prefer: [mini]}, endpoint: {port: 11434}}\n---\n\
+            apiVersion: agentmesh/v1alpha1\nkind: HandoffPolicy\nmetadata: {name: h}\nspec: {syncFolder: data}\n";
+        let files = [SourceFile { path: "cap.yaml".into(), text: capability.into() }];
+        let expected = [
+            "service names Service \"ollama\"",
+            "placement.prefer names node \"mini\"",
+            "syncFolder names SyncFolder \"data\"",
+        ];
+        for (scope, severity, unknown, suffix) in [
+            (Scope::Whole, Severity::Error, "unknown ", ""),
+            (Scope::Part, Severity::Warning, "", ", which is in none of the given files"),
+        ] {
+            let validation = validate_as(&files, Vec::new(), scope);
+            let found: Vec<(Severity, &str)> =
+                validation.diagnostics.iter().map(|d| (d.severity, d.message.as_str())).collect();
+            let wanted: Vec<String> = expected
+                .iter()
+                .map(|e| format!("{}{suffix}", e.replacen("names ", &format!("names {unknown}"), 1)))
+                .collect();
+            let wanted: Vec<(Severity, &str)> = wanted.iter().map(|w| (severity, w.as_str())).collect();
+            assert_eq!(found, wanted, "{scope:?}");
         }
     }
 }

@@ -2,6 +2,8 @@
 //! folder, recursively, in a stable order. Hidden files and folders (`.git`) are
 //! skipped, and nothing outside the folder is ever read: a symlink that leads out
 //! of it (or nowhere, or round in a loop) is skipped with a warning naming it.
+//! The CLI also names single files, read where they are (the user chose them),
+//! and standard input (`-`).
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -23,6 +25,112 @@ pub enum LoadError {
     NotAFolder(String),
     #[error("cannot read {path}")]
     Io { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Unreadable { path: String, message: String },
+}
+
+/// The name standard input goes by in diagnostics and in a bundle.
+pub const STDIN: &str = "<stdin>";
+
+/// What a manifests argument names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Every manifest file under it: a whole set.
+    Folder(PathBuf),
+    /// One file, whatever its name ends with: the user named it.
+    File(PathBuf),
+    /// Standard input, one stream of `---`-separated documents.
+    Stdin,
+}
+
+/// The files of `paths` (`-` is standard input), in the order given; each
+/// file is read once however often it is named (itself or in a folder given).
+#[derive(Debug)]
+pub struct Loaded {
+    pub inputs: Vec<Input>,
+    pub files: Vec<SourceFile>,
+    /// Problems found while reading, reported with the rest.
+    pub problems: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    /// Whether only folders were given: then the files are whole sets, and a
+    /// reference to an object in none of them is an error, not a warning.
+    pub fn only_folders(&self) -> bool {
+        self.inputs.iter().all(|input| matches!(input, Input::Folder(_)))
+    }
+
+    /// The inputs as the user named them, for summaries: "manifests", "a.yaml, <stdin>".
+    pub fn label(&self) -> String {
+        let name = |input: &Input| match input {
+            Input::Folder(path) | Input::File(path) => path.display().to_string(),
+            Input::Stdin => STDIN.to_owned(),
+        };
+        self.inputs.iter().map(name).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Reads every path of `paths`: a folder as [`load_dir`] does, a file as it
+/// is, `-` from standard input (at most once).
+pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
+    let mut loaded = Loaded { inputs: Vec::new(), files: Vec::new(), problems: Vec::new() };
+    // The files read, by real path: only when there is more than one input.
+    let mut read = (paths.len() > 1).then(BTreeSet::new);
+    let mut first_read = |path: &Path| {
+        read.as_mut().is_none_or(|read| read.insert(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())))
+    };
+    for path in paths {
+        let input = classify(path)?;
+        if loaded.inputs.contains(&input) {
+            continue;
+        }
+        match &input {
+            Input::Folder(dir) => {
+                let (files, problems) = load_dir(dir)?;
+                loaded.files.extend(files.into_iter().filter(|file| first_read(Path::new(&*file.path))));
+                loaded.problems.extend(problems);
+            }
+            Input::File(file) if !first_read(file) => {}
+            Input::File(file) => {
+                let shown = file.display().to_string();
+                let text =
+                    read_named(file).map_err(|message| LoadError::Unreadable { path: shown.clone(), message })?;
+                loaded.files.push(SourceFile { path: shown.into(), text });
+            }
+            Input::Stdin => {
+                let text = read_limited(std::io::stdin().lock(), 0)
+                    .map_err(|message| LoadError::Unreadable { path: STDIN.to_owned(), message })?;
+                loaded.files.push(SourceFile { path: STDIN.into(), text });
+            }
+        }
+        loaded.inputs.push(input);
+    }
+    Ok(loaded)
+}
+
+/// Whether `path` is standard input, a folder or a file; a path that does not
+/// exist is refused here, naming it (as a folder unless it names a YAML file).
+fn classify(path: &Path) -> Result<Input, LoadError> {
+    if path.as_os_str() == "-" {
+        return Ok(Input::Stdin);
+    }
+    let shown = path.display().to_string();
+    match std::fs::metadata(path) {
+        Ok(metadata) if metadata.is_dir() => Ok(Input::Folder(path.to_owned())),
+        Ok(_) => Ok(Input::File(path.to_owned())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && is_yaml(path) => {
+            Err(LoadError::Unreadable { path: shown, message: "no such file".into() })
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(LoadError::NotFound(shown)),
+        Err(source) => Err(LoadError::Io { path: shown, source }),
+    }
+}
+
+/// The text of a file the user named (a symlink is followed: they chose it).
+fn read_named(path: &Path) -> Result<String, String> {
+    let file = std::fs::File::open(path).map_err(|error| format!("cannot read: {error}"))?;
+    let size = file.metadata().map_err(|error| format!("cannot read: {error}"))?.len();
+    read_limited(file, size)
 }
 
 /// The manifest files under `dir`, with a diagnostic for each one that could not
@@ -156,13 +264,19 @@ fn read_text(path: &Path) -> Result<String, String> {
         .open(path)
         .map_err(|error| format!("cannot read: {error}"))?;
     let size = file.metadata().map_err(|error| format!("cannot read: {error}"))?.len();
+    read_limited(file, size)
+}
+
+/// The text of `reader`, `size` bytes expected, refused past the size a
+/// manifest file may hold (standard input has no size: it is read up to it).
+fn read_limited(reader: impl Read, size: u64) -> Result<String, String> {
     if let Some(refused) = too_large(size) {
         return Err(refused);
     }
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|error| format!("cannot read: {error}"))?;
+    reader.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|error| format!("cannot read: {error}"))?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!("file grew past the {MAX_FILE_BYTES} bytes a manifest file may hold while it was read"));
+        return Err(format!("more than the {MAX_FILE_BYTES} bytes a manifest file may hold"));
     }
     String::from_utf8(bytes).map_err(|_| "file is not UTF-8 text".to_owned())
 }

@@ -49,9 +49,25 @@ impl Validation {
     }
 }
 
-/// Parses and checks `files` as one set. `earlier` holds problems found while
-/// loading them; they are reported with the rest.
+/// What the files checked together are, which decides how a reference to an
+/// object in none of them is judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The whole set (a folder, a bundle): such a reference is an error.
+    Whole,
+    /// Part of a set, the rest elsewhere (files staged for a commit): such a
+    /// reference is a warning.
+    Part,
+}
+
+/// Parses and checks `files` as one whole set. `earlier` holds problems found
+/// while loading them; they are reported with the rest.
 pub fn validate(files: &[SourceFile], earlier: Vec<Diagnostic>) -> Validation {
+    validate_as(files, earlier, Scope::Whole)
+}
+
+/// [`validate`], with references outside the files judged as `scope` says.
+pub fn validate_as(files: &[SourceFile], earlier: Vec<Diagnostic>, scope: Scope) -> Validation {
     let mut diagnostics = earlier;
     let (mut objects, mut unparsed) = (Vec::new(), HashSet::new());
     for parsed in parse_files(files) {
@@ -59,7 +75,7 @@ pub fn validate(files: &[SourceFile], earlier: Vec<Diagnostic>) -> Validation {
         diagnostics.extend(parsed.diagnostics);
         unparsed.extend(parsed.unparsed);
     }
-    let set = check::check(objects, &unparsed, &mut diagnostics);
+    let set = check::check(objects, &unparsed, scope, &mut diagnostics);
     finish(&mut diagnostics, files);
     Validation { set, diagnostics }
 }

@@ -10,6 +10,7 @@ mod bad_requests;
 mod capability;
 mod doctor;
 mod events;
+mod files;
 mod get;
 mod git_mode;
 mod idle_connections;

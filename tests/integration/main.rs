@@ -13,6 +13,7 @@ mod containment;
 mod daemon;
 mod errors;
 mod examples;
+mod files;
 mod fuzz;
 mod git_source;
 mod init;

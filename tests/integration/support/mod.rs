@@ -66,7 +66,18 @@ impl Workspace {
     }
 
     pub(crate) fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        self.run_full(args, env, "")
+    }
+
+    /// Runs `meshctl args…` as [`Workspace::run`] does, with `input` on its
+    /// standard input.
+    pub(crate) fn run_with_stdin(&self, args: &[&str], input: &str) -> Run {
+        self.run_full(args, &[], input)
+    }
+
+    fn run_full(&self, args: &[&str], env: &[(&str, &str)], input: &str) -> Run {
         let mut command = Command::cargo_bin("meshctl").expect("meshctl is built");
+        command.write_stdin(input);
         command.current_dir(self.dir.path()).args(args).env("XDG_CONFIG_HOME", self.config.path());
         for name in ["AGENT_NODE_ID", "AGENT_ROLE", "MESH_MANIFESTS", "MESH_PEERS", "MESH_API_KEY"] {
             command.env_remove(name);
