@@ -15,15 +15,14 @@
 
 mod common;
 
-use std::fs::{self, File};
+use std::fs;
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
-use common::mesh::{KEY, NODES, command, free_port, http_get, wait};
+use common::mesh::{Daemon, KEY, NODES, free_port, wait};
 use common::{millis, quantile};
-use tempfile::TempDir;
 
 fn main() {
     let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(20);
@@ -127,10 +126,7 @@ fn commit(work: &Path, manifests: &str) -> String {
 /// (SIGTERM) when dropped.
 struct GitDaemon {
     name: &'static str,
-    _dir: TempDir,
-    ip: Ipv4Addr,
-    port: u16,
-    child: Child,
+    daemon: Daemon,
 }
 
 impl GitDaemon {
@@ -147,39 +143,16 @@ impl GitDaemon {
             env.push_str(&format!("MESH_MANIFESTS={checkout}\n"));
         }
         fs::write(dir.path().join(".env"), env).expect("write .env");
-        let log = File::create(dir.path().join("daemon.log")).expect("create the log");
-        let child = command(dir.path())
-            .arg("daemon")
-            .stdout(log.try_clone().expect("clone the log"))
-            .stderr(log)
-            .spawn()
-            .expect("meshctl daemon starts");
-        let daemon = GitDaemon { name, _dir: dir, ip, port, child };
-        wait(&format!("{name}'s API answers"), || http_get(ip, port, "/mesh/health", ""));
-        daemon
+        GitDaemon { name, daemon: Daemon::run_in(dir, name, ip, port) }
     }
 
     fn get(&self, path: &str) -> Option<String> {
-        http_get(self.ip, self.port, path, &format!("Authorization: Bearer {KEY}\r\n"))
+        self.daemon.get(path)
     }
 
     /// The revision in force, from `/mesh/health`.
     fn revision(&self) -> Option<String> {
-        let health: serde_json::Value =
-            serde_json::from_str(&http_get(self.ip, self.port, "/mesh/health", "")?).ok()?;
+        let health: serde_json::Value = serde_json::from_str(&self.daemon.get("/mesh/health")?).ok()?;
         health["revision"].as_str().map(str::to_owned)
-    }
-}
-
-impl Drop for GitDaemon {
-    fn drop(&mut self) {
-        // SAFETY: kill takes plain integers and touches no memory.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

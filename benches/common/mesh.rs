@@ -122,6 +122,12 @@ impl Daemon {
         fs::write(dir.path().join(".env"), env).expect("write .env");
         fs::create_dir(dir.path().join("manifests")).expect("create manifests");
         fs::write(dir.path().join("manifests/nodes.yaml"), manifests).expect("write the Nodes");
+        Daemon::run_in(dir, name, ip, port)
+    }
+
+    /// Runs it in `dir`, whose `.env` says the rest, listening on `ip:port`;
+    /// returns once its API answers.
+    pub(crate) fn run_in(dir: TempDir, name: &str, ip: Ipv4Addr, port: u16) -> Daemon {
         let log = File::create(dir.path().join("daemon.log")).expect("create the log");
         let child = command(dir.path())
             .arg("daemon")

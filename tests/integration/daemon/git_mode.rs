@@ -10,32 +10,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::support::{Daemon, eventually, free_port_on, node, sleeper};
+use super::support::{Daemon, eventually, free_port_on, node, node_in_status, sleeper, two_nodes};
 use crate::support::GitRemote;
 
 const A: &str = "node-a";
 const B: &str = "node-b";
 const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 4);
 const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 5);
-
-/// The two Nodes, each at its loopback address and port.
-fn nodes(port_a: u16, port_b: u16) -> String {
-    let node = |name: &str, role: &str, ip: Ipv4Addr, port: u16| {
-        format!(
-            "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: {name}\nspec:\n  role: {role}\n  address: {ip}\n  apiPort: {port}\n"
-        )
-    };
-    format!("{}---\n{}", node(A, "primary", IP_A, port_a), node(B, "satellite", IP_B, port_b))
-}
-
-/// `node`'s entry in `daemon`'s `meshctl status -o json`.
-fn status_of(daemon: &Daemon, node: &str) -> Value {
-    let run = daemon.meshctl(&["status", "-o", "json"]);
-    assert_eq!(run.code, 0, "{run:?}");
-    let status: Value = serde_json::from_str(&run.stdout).expect("status -o json is JSON");
-    let nodes = status["nodes"].as_array().expect("nodes");
-    nodes.iter().find(|n| n["name"] == node).cloned().unwrap_or_else(|| panic!("{node} in {status}"))
-}
 
 /// `GET /mesh/health` as anyone may ask it: without the key.
 fn health_without_key(daemon: &Daemon) -> Value {
@@ -141,7 +122,7 @@ fn status_shows_each_nodes_source_on_both_nodes_and_a_fetch_error() {
     let repo = GitRemote::new();
     let remote = repo.remote.display().to_string();
     let (port_a, port_b) = (free_port_on(IP_A), free_port_on(IP_B));
-    let mesh = nodes(port_a, port_b);
+    let mesh = two_nodes((A, IP_A, port_a), (B, IP_B, port_b));
     let first = repo.push("manifests/node.yaml", &mesh);
     let a = Daemon::builder()
         .at(A, IP_A, port_a)
@@ -153,7 +134,7 @@ fn status_shows_each_nodes_source_on_both_nodes_and_a_fetch_error() {
     online(&a, B, true);
     online(&b, A, true);
 
-    let source = status_of(&b, A)["source"].clone();
+    let source = node_in_status(&b, A)["source"].clone();
     assert_eq!(source["type"], "git", "{source}");
     assert_eq!(source["remote"], remote.as_str());
     assert_eq!(source["branch"], "main");
@@ -161,7 +142,7 @@ fn status_shows_each_nodes_source_on_both_nodes_and_a_fetch_error() {
     assert_eq!(source["revision"], first.as_str());
     assert!(source["lastFetched"].as_str().is_some_and(|at| at.ends_with('Z')), "{source}");
     assert_eq!(source["lastFetchError"], Value::Null);
-    let folder = status_of(&a, B)["source"].clone();
+    let folder = node_in_status(&a, B)["source"].clone();
     assert_eq!(folder["type"], "folder", "{folder}");
     assert_eq!(folder["path"], b.path().join("manifests").display().to_string());
     assert!(folder["revision"].as_str().is_some_and(|r| r.starts_with("local-")), "{folder}");
@@ -175,7 +156,7 @@ fn status_shows_each_nodes_source_on_both_nodes_and_a_fetch_error() {
     // The remote goes away: a fetch error, not a rejected snapshot.
     std::fs::rename(&repo.remote, repo.remote.with_extension("moved")).expect("move the remote away");
     let failing = eventually("node-b shows node-a's fetch error", || {
-        let node = status_of(&b, A);
+        let node = node_in_status(&b, A);
         node["source"]["lastFetchError"].is_string().then_some(node)
     });
     let error = failing["source"]["lastFetchError"].as_str().expect("an error");
@@ -188,7 +169,7 @@ fn status_shows_each_nodes_source_on_both_nodes_and_a_fetch_error() {
     // Offline, node-b is shown with the source it last told node-a.
     b.kill();
     online(&a, B, false);
-    let last_known = status_of(&a, B);
+    let last_known = node_in_status(&a, B);
     assert_eq!(last_known["online"], false);
     assert_eq!(last_known["source"]["type"], "folder", "{last_known}");
 }
@@ -198,7 +179,7 @@ fn a_push_from_the_nodes_checkout_reaches_both_nodes_long_before_the_interval() 
     let repo = GitRemote::new();
     let remote = repo.remote.display().to_string();
     let (port_a, port_b) = (free_port_on(IP_A), free_port_on(IP_B));
-    let mesh = nodes(port_a, port_b);
+    let mesh = two_nodes((A, IP_A, port_a), (B, IP_B, port_b));
     let first = repo.push("manifests/node.yaml", &mesh);
     // Node-a's manifests folder is in the user's checkout; node-b's is not.
     let a = Daemon::builder()

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::support::{Daemon, eventually, free_port_on};
+use super::support::{Daemon, eventually, free_port_on, node_in_status, two_nodes};
 use crate::support::GitRemote;
 
 const A: &str = "node-a";
@@ -19,25 +19,6 @@ const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 /// How soon a change of a peer must show: the offline backoff is capped at
 /// 5 s; the rest is slack for a busy machine.
 const SOON: Duration = Duration::from_secs(9);
-
-/// The two Nodes, each at its loopback address and port.
-fn nodes(port_a: u16, port_b: u16) -> String {
-    let node = |name: &str, role: &str, ip: Ipv4Addr, port: u16| {
-        format!(
-            "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: {name}\nspec:\n  role: {role}\n  address: {ip}\n  apiPort: {port}\n"
-        )
-    };
-    format!("{}---\n{}", node(A, "primary", IP_A, port_a), node(B, "satellite", IP_B, port_b))
-}
-
-/// `node`'s entry in `daemon`'s `meshctl status -o json`.
-fn status_of(daemon: &Daemon, node: &str) -> Value {
-    let run = daemon.meshctl(&["status", "-o", "json"]);
-    assert_eq!(run.code, 0, "{run:?}");
-    let status: Value = serde_json::from_str(&run.stdout).expect("status -o json is JSON");
-    let nodes = status["nodes"].as_array().expect("nodes");
-    nodes.iter().find(|n| n["name"] == node).cloned().unwrap_or_else(|| panic!("{node} in {status}"))
-}
 
 /// `node`'s entry in `daemon`'s `GET /api/v1/mesh`.
 fn view_of(daemon: &Daemon, node: &str) -> Option<Value> {
@@ -57,7 +38,7 @@ fn count(log: &str, needle: &str) -> usize {
 #[test]
 fn two_daemons_see_each_other_and_a_dead_one_goes_offline_then_back() {
     let (port_a, port_b) = (free_port_on(IP_A), free_port_on(IP_B));
-    let mesh = nodes(port_a, port_b);
+    let mesh = two_nodes((A, IP_A, port_a), (B, IP_B, port_b));
     let a = Daemon::builder().file("manifests/node.yaml", &mesh).at(A, IP_A, port_a).start();
     let mut b = Daemon::builder().file("manifests/node.yaml", &mesh).at(B, IP_B, port_b).start();
 
@@ -69,7 +50,7 @@ fn two_daemons_see_each_other_and_a_dead_one_goes_offline_then_back() {
     assert_eq!(view["apiVersion"], "v1");
     assert_eq!(view["compatible"], true);
     assert!(view["rttMs"].as_f64().is_some() && view["lastSeen"].is_string(), "{view}");
-    let peer = status_of(&a, B);
+    let peer = node_in_status(&a, B);
     assert_eq!(peer["online"], true);
     let mut keys: Vec<&str> = peer.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
@@ -82,7 +63,7 @@ fn two_daemons_see_each_other_and_a_dead_one_goes_offline_then_back() {
     b.kill();
     let took = wait_online(&a, B, false);
     assert!(took < SOON, "offline after {took:?}");
-    let last_known = status_of(&a, B);
+    let last_known = node_in_status(&a, B);
     assert_eq!(last_known["online"], false);
     assert_eq!(last_known["role"], "satellite");
     assert!(last_known["lastSeen"].is_string() && last_known["revision"].is_string(), "{last_known}");
@@ -105,7 +86,7 @@ fn a_push_reaches_the_other_node_by_nudge_before_its_git_interval() {
     let remote = repo.remote.display().to_string();
     let push = |text: &str| repo.push("manifests/node.yaml", text);
     let (port_a, port_b) = (free_port_on(IP_A), free_port_on(IP_B));
-    let mesh = nodes(port_a, port_b);
+    let mesh = two_nodes((A, IP_A, port_a), (B, IP_B, port_b));
     let first = push(&mesh);
     let a = Daemon::builder()
         .at(A, IP_A, port_a)

@@ -684,6 +684,25 @@ pub(crate) async fn same_port_on(a: Ipv4Addr, b: Ipv4Addr) -> (tokio::net::TcpLi
     }
 }
 
+/// Two Node manifests, a primary and a satellite, each at its address and port.
+pub(crate) fn two_nodes(primary: (&str, Ipv4Addr, u16), satellite: (&str, Ipv4Addr, u16)) -> String {
+    let (a, b) = (primary, satellite);
+    format!(
+        "{}{}",
+        node_manifest(a.0, "primary", (a.1, a.2).into()),
+        node_manifest(b.0, "satellite", (b.1, b.2).into())
+    )
+}
+
+/// `node`'s entry in `daemon`'s `meshctl status -o json`.
+pub(crate) fn node_in_status(daemon: &Daemon, node: &str) -> Value {
+    let run = daemon.meshctl(&["status", "-o", "json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let status: Value = serde_json::from_str(&run.stdout).expect("status -o json is JSON");
+    let nodes = status["nodes"].as_array().expect("nodes");
+    nodes.iter().find(|n| n["name"] == node).cloned().unwrap_or_else(|| panic!("{node} in {status}"))
+}
+
 /// A Node manifest for `name` at `api` (its address and `apiPort`), ending
 /// with the document separator.
 pub(crate) fn node_manifest(name: &str, role: &str, api: SocketAddr) -> String {
