@@ -30,10 +30,12 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
         Ok(wake) => wake,
         Err(problem) => {
             // A Node whose wake is malformed did not parse: its problem says why.
-            for diagnostic in validation.diagnostics.iter().filter(|d| d.severity == Severity::Error) {
+            let errors: Vec<_> = validation.diagnostics.iter().filter(|d| d.severity == Severity::Error).collect();
+            for diagnostic in &errors {
                 eprintln!("{diagnostic}\n");
             }
-            anyhow::bail!("{problem} in {label}");
+            let hint = if errors.is_empty() { "" } else { " (see the errors above)" };
+            anyhow::bail!("{problem} in {label}{hint}");
         }
     };
     let sent = wake::send(wake)?;

@@ -67,3 +67,18 @@ fn wake_refuses_an_unknown_node_and_a_node_without_wake() {
         assert_eq!((run.code, run.stdout.as_str(), run.stderr.as_str()), (1, "", stderr), "{node}");
     }
 }
+
+#[test]
+fn wake_shows_why_a_node_with_a_malformed_wake_did_not_load() {
+    let node = "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: mini}\nspec:\n  role: primary\n  address: mini\n  wake: {mac: \"aa:bb:cc:dd:ee\", address: 127.0.0.1}\n";
+    let run = Workspace::new().file("manifests/nodes.yaml", node).run(&["wake", "mini"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with(
+            "manifests/nodes.yaml:7:15: Node/mini: MAC address \"aa:bb:cc:dd:ee\" must be six hex pairs joined by ':' or '-'"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.ends_with("error: no Node \"mini\" in manifests (see the errors above)\n"), "{}", run.stderr);
+}
