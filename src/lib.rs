@@ -34,3 +34,4 @@ mod sys;
 pub mod tailscale;
 mod tasks;
 mod template;
+mod wake;

@@ -56,6 +56,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("join-token", "  meshctl join-token                # then, on the other machine: meshctl init --join -"),
     ("install-service", "  meshctl install-service --dry-run\n  meshctl install-service"),
     ("service", "  meshctl service status\n  meshctl service logs -f"),
+    ("wake", "  meshctl wake mini                 # the magic packet of the Node mini's `wake`"),
     ("version", "  meshctl version\n  meshctl version -o json\n  meshctl version --client"),
     (
         "completion",

@@ -28,6 +28,7 @@ mod status;
 mod table;
 mod validate;
 mod version;
+mod wake;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -105,6 +106,8 @@ enum Command {
     UninstallService(service::UninstallArgs),
     /// The installed controller's service: status, restart, logs.
     Service(service::ServiceArgs),
+    /// Send a Node's Wake-on-LAN magic packet, as its manifest's `wake` says.
+    Wake(wake::Args),
     /// Print this client's version and commit, and those of this node's daemon.
     Version(version::Args),
     /// Print the completion script of a shell.
@@ -168,6 +171,7 @@ pub fn run() -> ExitCode {
         Command::InstallService(args) => service::install(args, env_file),
         Command::UninstallService(args) => service::uninstall(args),
         Command::Service(args) => service::service(args),
+        Command::Wake(args) => wake::run(args, env_file),
         Command::Version(args) => version::run(args, env_file),
         Command::Completion(args) => completion::run(args),
         Command::Man(args) => man::run(args),

@@ -250,6 +250,11 @@ impl<'a> Checker<'a> {
                 None,
             );
         }
+        if let Some(wake) = &object.spec.wake
+            && let Some(problem) = wake_address_problem(&wake.address.value)
+        {
+            self.error(&subject, wake.address.at, format!("wake.address \"{}\" {problem}", wake.address.value), None);
+        }
         if let Some(syncthing) = &object.spec.syncthing {
             let url = &syncthing.api_url;
             if !(url.value.starts_with("http://") || url.value.starts_with("https://")) {
@@ -559,11 +564,50 @@ fn relative_path_problem(path: &str) -> Option<&'static str> {
     None
 }
 
+/// Why `address` cannot be where a magic packet goes: it must be an IPv4 or
+/// IPv6 literal or a host name (letters, digits, `-` and `.`).
+fn wake_address_problem(address: &str) -> Option<&'static str> {
+    if address.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    let host_name = !address.is_empty()
+        && address.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    (!host_name).then_some("must be an IPv4 or IPv6 address or a host name, e.g. \"192.168.1.255\"")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::diagnostic::Severity;
     use crate::manifest::{SourceFile, validate, validate_as};
+
+    #[test]
+    fn a_wake_address_is_an_ip_literal_or_a_host_name() {
+        let cases = [
+            ("192.168.1.255", true),
+            ("127.0.0.1", true),
+            ("fe80::1", true),
+            ("::1", true),
+            ("mini.local", true),
+            ("agent-home-mini", true),
+            ("", false),
+            ("192.168.1.255:9", false),
+            ("http://mini", false),
+            ("mini..local", false),
+            ("-mini", false),
+            ("[::1]", false),
+            ("mini local", false),
+        ];
+        for (address, valid) in cases {
+            assert_eq!(wake_address_problem(address).is_none(), valid, "{address:?}");
+        }
+    }
 
     #[test]
     fn a_selector_matches_any_node_when_one_node_meets_every_condition() {

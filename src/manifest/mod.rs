@@ -20,7 +20,7 @@ pub use object::{API_VERSION, Kind, Manifest, Metadata, Object, Origin, Spec};
 use parse::ParsedFile;
 pub use parse::{SourceFile, new_documents};
 pub use set::ManifestSet;
-pub use values::{DurationSpec, Located, NAME_PATTERN, Port, SecretRef, name_problem};
+pub use values::{DurationSpec, Located, MacAddress, NAME_PATTERN, Port, SecretRef, name_problem};
 
 use crate::diagnostic::Diagnostic;
 

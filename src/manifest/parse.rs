@@ -618,7 +618,7 @@ mod tests {
                 &[
                     "6:9: unknown variant `leader`, expected one of primary, satellite",
                     "8:12: apiPort 0 is out of range 1-65535",
-                    "9:3: unknown field `apiPrt`, expected one of address, apiPort, role, syncthing",
+                    "9:3: unknown field `apiPrt`, expected one of address, apiPort, role, syncthing, wake",
                 ],
                 true,
             ),
@@ -627,7 +627,7 @@ mod tests {
                 "  role: primary\n  address: laptop\n  apiPort: 0\n  apiPrt: 1\n",
                 &[
                     "8:12: port 0 is out of range 1-65535",
-                    "9:3: unknown field `apiPrt`, expected one of address, apiPort, role, syncthing",
+                    "9:3: unknown field `apiPrt`, expected one of address, apiPort, role, syncthing, wake",
                 ],
                 true,
             ),

@@ -15,8 +15,8 @@ use serde_json::Value;
 use super::object::Kind;
 use super::schema::kind_schema;
 use super::values::{
-    DURATION_PATTERN, DurationSpec, ENV_NAME_PATTERN, HTTP_URL_PATTERN, Located, NAME_PATTERN, TAG_PATTERN,
-    URL_PATH_PATTERN, name_problem,
+    DURATION_PATTERN, DurationSpec, ENV_NAME_PATTERN, HTTP_URL_PATTERN, Located, MAC_PATTERN, MacAddress, NAME_PATTERN,
+    TAG_PATTERN, URL_PATH_PATTERN, name_problem,
 };
 use crate::diagnostic::{Pos, did_you_mean};
 
@@ -358,12 +358,13 @@ struct PatternRule {
     problem: fn(&str, &str) -> Option<String>,
 }
 
-const PATTERN_RULES: [PatternRule; 6] = [
+const PATTERN_RULES: [PatternRule; 7] = [
     PatternRule {
         pattern: NAME_PATTERN,
         problem: |path, text| name_problem(text).map(|problem| format!("{path} \"{text}\" {problem}")),
     },
     PatternRule { pattern: DURATION_PATTERN, problem: |_, text| DurationSpec::parse(text).err() },
+    PatternRule { pattern: MAC_PATTERN, problem: |_, text| MacAddress::parse(text).err() },
     PatternRule {
         pattern: URL_PATH_PATTERN,
         problem: |path, text| (!text.starts_with('/')).then(|| format!("{path} \"{text}\" must start with \"/\"")),

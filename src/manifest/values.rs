@@ -273,6 +273,69 @@ impl JsonSchema for DurationSpec {
     }
 }
 
+/// A MAC address: six hex pairs, all joined by `:` or all by `-`.
+pub(crate) const MAC_PATTERN: &str = "^([0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){5})$";
+
+/// A network card's hardware address, e.g. `aa:bb:cc:dd:ee:ff`: what a
+/// Wake-on-LAN magic packet repeats. Kept with its text so it prints as written.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MacAddress {
+    pub octets: [u8; 6],
+    text: String,
+}
+
+impl MacAddress {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let problem =
+            || format!("MAC address \"{text}\" must be six hex pairs joined by ':' or '-', e.g. \"aa:bb:cc:dd:ee:ff\"");
+        let separator = if text.contains(':') { ':' } else { '-' };
+        let pairs: Vec<&str> = text.split(separator).collect();
+        if pairs.len() != 6 {
+            return Err(problem());
+        }
+        let mut octets = [0u8; 6];
+        for (octet, pair) in octets.iter_mut().zip(&pairs) {
+            if pair.len() != 2 || !pair.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(problem());
+            }
+            *octet = u8::from_str_radix(pair, 16).map_err(|_| problem())?;
+        }
+        Ok(MacAddress { octets, text: text.to_owned() })
+    }
+}
+
+impl fmt::Display for MacAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for MacAddress {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        MacAddress::parse(&text).map_err(de::Error::custom)
+    }
+}
+
+impl Serialize for MacAddress {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl JsonSchema for MacAddress {
+    fn schema_name() -> Cow<'static, str> {
+        "MacAddress".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A MAC address: six hex pairs joined by ':' or '-', e.g. \"aa:bb:cc:dd:ee:ff\".",
+            "type": "string",
+            "pattern": MAC_PATTERN
+        })
+    }
+}
+
 /// Where a secret comes from. Manifests live in Git, so a secret itself is never
 /// written in one: only a reference to an environment variable or a file.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]

@@ -236,7 +236,7 @@ const CASES: &[Case] = &[
         ",
         )],
         expect: &[&[
-            "manifests/t.yaml:8:3: Node/x: unknown field `apiPrt`, expected one of role, address, apiPort, syncthing",
+            "manifests/t.yaml:8:3: Node/x: unknown field `apiPrt`, expected one of role, address, apiPort, syncthing, wake",
             " 8 |   apiPrt: 8000",
             "   |   ^^^^^^",
             r#"   = help: did you mean "apiPort"?"#,
@@ -472,6 +472,71 @@ const CASES: &[Case] = &[
             r#"manifests/t.yaml:8:20: Service/ollama: duration "0s" must be longer than zero"#,
             " 8 |   stopGracePeriod: 0s",
             "   |                    ^^",
+        ]],
+    },
+    Case {
+        name: "wake: a MAC address with five pairs and mixed separators",
+        files: &[(
+            "manifests/t.yaml",
+            "
+            apiVersion: agentmesh/v1alpha1
+            kind: Node
+            metadata:
+              name: x
+            spec:
+              role: primary
+              address: x
+              wake:
+                mac: aa:bb-cc:dd:ee
+                address: 192.168.1.255
+        ",
+        )],
+        expect: &[&[
+            r#"manifests/t.yaml:9:10: Node/x: MAC address "aa:bb-cc:dd:ee" must be six hex pairs joined by ':' or '-', e.g. "aa:bb:cc:dd:ee:ff""#,
+            " 9 |     mac: aa:bb-cc:dd:ee",
+            "   |          ^^^^^^^^^^^^^^",
+        ]],
+    },
+    Case {
+        name: "wake: an address that is a URL",
+        files: &[(
+            "manifests/t.yaml",
+            "
+            apiVersion: agentmesh/v1alpha1
+            kind: Node
+            metadata:
+              name: x
+            spec:
+              role: primary
+              address: x
+              wake: {mac: \"aa-bb-cc-dd-ee-ff\", address: \"udp://192.168.1.255\", port: 7}
+        ",
+        )],
+        expect: &[&[
+            r#"manifests/t.yaml:8:45: Node/x: wake.address "udp://192.168.1.255" must be an IPv4 or IPv6 address or a host name, e.g. "192.168.1.255""#,
+            r#" 8 |   wake: {mac: "aa-bb-cc-dd-ee-ff", address: "udp://192.168.1.255", port: 7}"#,
+            "   |                                             ^^^^^^^^^^^^^^^^^^^^^",
+        ]],
+    },
+    Case {
+        name: "wake: a timeout that is not a duration",
+        files: &[(
+            "manifests/t.yaml",
+            "
+            apiVersion: agentmesh/v1alpha1
+            kind: Node
+            metadata:
+              name: x
+            spec:
+              role: primary
+              address: x
+              wake: {mac: aa:bb:cc:dd:ee:ff, address: mini.local, timeout: 15sec}
+        ",
+        )],
+        expect: &[&[
+            r#"manifests/t.yaml:8:64: Node/x: invalid duration "15sec": use whole numbers with units ms, s, m, h or d, e.g. "10s", "5m" or "1h30m""#,
+            " 8 |   wake: {mac: aa:bb:cc:dd:ee:ff, address: mini.local, timeout: 15sec}",
+            "   |                                                                ^^^^^",
         ]],
     },
     Case {

@@ -27,3 +27,4 @@ mod supervisor;
 mod support;
 mod syncthing;
 mod tailscale;
+mod wake;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use agentmesh::manifest::schema::{ANY_SCHEMA_FILE, schema_file};
-use agentmesh::manifest::{DurationSpec, Kind, SourceFile, name_problem, validate};
+use agentmesh::manifest::{DurationSpec, Kind, MacAddress, SourceFile, name_problem, validate};
 use proptest::prelude::*;
 use proptest::sample::select;
 use serde_json::{Map, Value, json};
@@ -255,6 +255,18 @@ const REJECTED: &[(&str, &str)] = &[
         "apiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata: {name: web}\nspec:\n  nodes: [home]\n  command: [web]\n  healthCheck:\n    tcp: {port: 70000}\n",
     ),
     (
+        "a wake MAC address with a separator missing",
+        "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: laptop}\nspec:\n  role: satellite\n  address: laptop\n  wake: {mac: \"aabb:cc:dd:ee:ff\", address: 192.168.1.255}\n",
+    ),
+    (
+        "a wake without a MAC address",
+        "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: laptop}\nspec:\n  role: satellite\n  address: laptop\n  wake: {address: 192.168.1.255}\n",
+    ),
+    (
+        "a wake port 0",
+        "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: laptop}\nspec:\n  role: satellite\n  address: laptop\n  wake: {mac: \"aa:bb:cc:dd:ee:ff\", address: 192.168.1.255, port: 0}\n",
+    ),
+    (
         "a duration without a known unit",
         "apiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata: {name: web}\nspec:\n  nodes: [home]\n  command: [web]\n  stopGracePeriod: 10sec\n",
     ),
@@ -386,6 +398,10 @@ const ACCEPTED: &[(&str, &str)] = &[
     (
         "a Mesh whose spec is all defaults",
         "apiVersion: agentmesh/v1alpha1\nkind: Mesh\nmetadata: {name: mesh}\nspec: {}\n",
+    ),
+    (
+        "a Node that can be woken over the LAN",
+        "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {name: laptop}\nspec:\n  role: satellite\n  address: laptop\n  wake:\n    mac: AA-BB-CC-DD-EE-FF\n    address: fe80::1\n    port: 7\n    timeout: 1m\n",
     ),
     (
         "a Node with a file secret and a quoted numeric label",
@@ -1090,6 +1106,7 @@ fn definition(pointer: &str) -> jsonschema::Validator {
 
 static DURATION_SCHEMA: LazyLock<jsonschema::Validator> = LazyLock::new(|| definition("/$defs/Duration"));
 static NAME_SCHEMA: LazyLock<jsonschema::Validator> = LazyLock::new(|| definition("/$defs/Metadata/properties/name"));
+static MAC_SCHEMA: LazyLock<jsonschema::Validator> = LazyLock::new(|| definition("/$defs/MacAddress"));
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
@@ -1112,5 +1129,12 @@ proptest! {
         text in prop_oneof![name(), "[a-z0-9_-]{0,66}", "[a-zA-Z0-9_. \n-]{0,8}"]
     ) {
         prop_assert_eq!(NAME_SCHEMA.is_valid(&Value::from(text.as_str())), name_problem(&text).is_none(), "{:?}", text);
+    }
+
+    #[test]
+    fn the_mac_pattern_accepts_exactly_what_the_mac_parser_accepts(
+        text in prop_oneof!["[0-9a-fA-F]{2}([:-][0-9a-fA-F]{1,3}){4,6}", "[0-9a-gA-G:+ -]{0,18}", "([0-9a-f]{2}:){5}[0-9a-f]{2}"]
+    ) {
+        prop_assert_eq!(MAC_SCHEMA.is_valid(&Value::from(text.as_str())), MacAddress::parse(&text).is_ok(), "{:?}", text);
     }
 }

@@ -11,6 +11,6 @@ mod sync_folder;
 pub use capability::{CapabilitySpec, Endpoint, OllamaSettings, Placement, Provider, is_loopback_host};
 pub use handoff_policy::HandoffPolicySpec;
 pub use mesh::{Discovery, MeshAuth, MeshSpec, ReconcileSettings, TailscaleIdentity};
-pub use node::{NodeSpec, NodeSyncthing, Role};
+pub use node::{NodeSpec, NodeSyncthing, NodeWake, Role};
 pub use service::{Backoff, EnvValue, HealthCheck, HttpProbe, NodeSelector, RestartPolicy, ServiceSpec, TcpProbe};
 pub use sync_folder::{FolderType, SyncFolderSpec, Versioning, VersioningType};

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::diagnostic::Pos;
-use crate::manifest::values::{HTTP_URL_PATTERN, Located, Port, SecretRef};
+use crate::manifest::values::{DurationSpec, HTTP_URL_PATTERN, Located, MacAddress, Port, SecretRef};
 
 /// A machine of the mesh.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -20,6 +20,9 @@ pub struct NodeSpec {
     /// This node's Syncthing instance, if it takes part in folder sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syncthing: Option<NodeSyncthing>,
+    /// How to wake this machine from sleep with a Wake-on-LAN magic packet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake: Option<NodeWake>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
@@ -53,6 +56,24 @@ pub struct NodeSyncthing {
     pub device_address: Located<String>,
 }
 
+/// Where a Wake-on-LAN magic packet for this node goes, and how long a woken
+/// node may take to answer.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeWake {
+    /// The MAC address of the network card that wakes the machine.
+    pub mac: MacAddress,
+    /// Where the packet is sent: the LAN's broadcast address, or an IPv4/IPv6
+    /// address or host name.
+    pub address: Located<String>,
+    /// The UDP port of the packet (9, "discard", by custom; 7 also works).
+    #[serde(default = "default_wake_port")]
+    pub port: Port,
+    /// How long the node may take to answer after a wake.
+    #[serde(default = "default_wake_timeout")]
+    pub timeout: DurationSpec,
+}
+
 fn default_api_port() -> Port {
     Port(8000)
 }
@@ -63,4 +84,12 @@ fn default_syncthing_api_url() -> Located<String> {
 
 fn default_device_address() -> Located<String> {
     Located::new("dynamic".into(), Pos::default())
+}
+
+fn default_wake_port() -> Port {
+    Port(9)
+}
+
+fn default_wake_timeout() -> DurationSpec {
+    DurationSpec::fixed("15s")
 }
