@@ -729,7 +729,8 @@ mod tests {
         };
         // (outcomes at seconds, checked at, refused for long, never reached)
         type Outcome = fn() -> Result<(), ClientError>;
-        let cases: [(&[(u64, Outcome)], u64, bool, bool); 6] = [
+        type Case<'a> = (&'a [(u64, Outcome)], u64, bool, bool);
+        let cases: [Case<'_>; 6] = [
             (&[(0, refused), (1, refused)], 4, false, false),
             (&[(0, refused), (1, refused)], 5, true, true),
             (&[(0, refused), (1, taken), (2, refused)], 6, false, false),
