@@ -238,6 +238,23 @@ fn a_handoff_started_right_after_the_target_daemon_died_fails_within_10_s_naming
 }
 
 #[test]
+fn without_the_barrier_a_handoff_whose_every_accept_is_refused_fails_within_10_s_and_node_a_keeps_it() {
+    let mut pair = pair_with_a_conversation_under(&format!("{}  requireInSync: false\n", policy()));
+    pair.b.daemon.kill();
+    let started = Instant::now();
+    let run = pair.a.daemon.meshctl(&["handoff", "c-1", "--to", B, "--timeout", "60s"]);
+    let took = started.elapsed();
+    let path = if run.stderr.contains("is offline") { "the prober knew" } else { "every Accept refused" };
+    println!("a handoff without the barrier to a daemon killed just before failed after {took:?} ({path})");
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(took < Duration::from_secs(10), "failed after {took:?}, not within the 60 s timeout's time");
+    assert!(format!("{}{}", run.stdout, run.stderr).contains("Connection refused"), "{run:?}");
+    let session = pair.a.daemon.api_get("/api/v1/sessions/c-1").unwrap();
+    assert_eq!((&session["owner"], &session["epoch"], &session["phase"]), (&A.into(), &1.into(), &"owned".into()));
+    assert!(!pair.a.syncthing.data(OBJECT).join("sessions/c-1/.agentmesh-frozen").exists(), "unfrozen");
+}
+
+#[test]
 fn a_handoff_whose_target_daemon_dies_at_the_barrier_fails_within_10_s_of_its_death_not_at_the_timeout() {
     let mut pair = pair_with_a_conversation();
     // The barrier cannot pass (node-b holds a file node-a never gets): the
