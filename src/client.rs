@@ -20,10 +20,33 @@ use crate::net::{self, root_cause};
 /// error, which says what it tried, arrives rather than a timeout of ours.
 const ROUTE_WAIT: Duration = Duration::from_secs(120);
 
+impl ClientError {
+    /// The peer refused the connection: the request never reached it.
+    pub(crate) fn refused(&self) -> bool {
+        matches!(self, ClientError::Unreachable { refused: true, .. })
+    }
+}
+
+/// Whether a connect error was a refusal (nothing listens there), not a
+/// timeout or a reset that may have come after the request.
+fn connection_refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        if current.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
+}
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ClientError {
+    /// `refused`: the peer refused the connection, so nothing of the request
+    /// reached it (a handoff may give up an `Accept` only then).
     #[error("cannot reach the controller at {base}: {reason}")]
-    Unreachable { base: String, reason: String },
+    Unreachable { base: String, reason: String, refused: bool },
     #[error("{message} ({status})")]
     Api { status: StatusCode, error: String, message: String, diagnostics: Vec<String> },
     #[error("unexpected answer from {base}: {reason}")]
@@ -103,7 +126,7 @@ impl ApiClient {
     pub(crate) async fn events(&self) -> Result<EventStream, ClientError> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
         let url = format!("ws{}/api/v1/events", self.base.trim_start_matches("http"));
-        let unreachable = |reason: String| ClientError::Unreachable { base: self.base.clone(), reason };
+        let unreachable = |reason: String| ClientError::Unreachable { base: self.base.clone(), reason, refused: false };
         let mut request = url.into_client_request().map_err(|error| unreachable(error.to_string()))?;
         if let Some(key) = &self.key {
             let bearer =
@@ -189,11 +212,19 @@ impl ApiClient {
             Some(key) => request.bearer_auth(key),
             None => request,
         };
-        let unreachable =
-            |error: reqwest::Error| ClientError::Unreachable { base: self.base.clone(), reason: root_cause(&error) };
+        let unreachable = |error: reqwest::Error| ClientError::Unreachable {
+            base: self.base.clone(),
+            reason: root_cause(&error),
+            refused: error.is_connect() && connection_refused(&error),
+        };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(unreachable)?;
+        // The request went out: whatever fails now, it may have been taken.
+        let bytes = response.bytes().await.map_err(|error| ClientError::Unreachable {
+            base: self.base.clone(),
+            reason: root_cause(&error),
+            refused: false,
+        })?;
         if status.is_success() {
             return Ok(bytes);
         }
@@ -203,5 +234,23 @@ impl ApiClient {
             diagnostics: Vec::new(),
         });
         Err(ClientError::Api { status, error: body.error, message: body.message, diagnostics: body.diagnostics })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_a_refused_connection_is_refused_not_one_taken_that_never_answers() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let error = ApiClient::new(&closed.to_string(), None, Duration::from_secs(1)).health().await.unwrap_err();
+        assert!(error.refused(), "{error:?}");
+        assert!(error.to_string().contains("refused"), "{error}");
+
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = silent.local_addr().unwrap().to_string();
+        let error = ApiClient::new(&address, None, Duration::from_millis(500)).health().await.unwrap_err();
+        assert!(!error.refused(), "taken, then no answer: it may have arrived: {error:?}");
     }
 }

@@ -11,7 +11,10 @@
 //! rescan of the conversation is asked for first so this takes about a
 //! second), then resends `Accept` every second until the target answers or
 //! the timeout: then `Timeout` asks the target to abort, and the
-//! HandoffPolicy reconciler keeps asking until it answers. The outcome comes
+//! HandoffPolicy reconciler keeps asking until it answers. A target whose
+//! daemon refuses every connection for [`REFUSED_FOR`] fails the handoff
+//! sooner: at the barrier, or with `Unreachable` when every `Accept` was
+//! refused (none can have reached it; one that may have keeps the wait). The outcome comes
 //! through the notices, wherever the step that makes them runs (the target's
 //! `Accepted` arrives at the API).
 
@@ -23,9 +26,9 @@ use tokio::time::Instant;
 
 use super::folder;
 use super::io::{Conversation, HandoffIo, failed_step, off_thread, written_after_freeze};
-use super::protocol::{HandoffId, Input, Notice, Phase, Record, Stage, Step};
+use super::protocol::{HandoffId, Input, Message, Notice, Phase, Record, Stage, Step};
 use super::store::Progress;
-use crate::client::ApiClient;
+use crate::client::{ApiClient, ClientError};
 use crate::event::Event;
 use crate::manifest::kinds::HandoffPolicySpec;
 use crate::manifest::{DurationSpec, ManifestSet};
@@ -37,6 +40,8 @@ const POLL: Duration = Duration::from_millis(300);
 const RESEND_EVERY: Duration = Duration::from_secs(1);
 /// How long one call to the target may take.
 const PEER_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a target may refuse every connection before the handoff fails.
+const REFUSED_FOR: Duration = Duration::from_secs(5);
 
 /// Where a handoff's events go: the log of the conversation's policy.
 pub(crate) type EventSink = Arc<dyn Fn(&str, Vec<Event>) + Send + Sync>;
@@ -339,6 +344,45 @@ async fn carry_out(handoffs: &Handoffs, conversation: &Conversation, step: Step)
     (handoffs.events)(&conversation.policy, events);
 }
 
+/// The target's refusals of the connection, as calls to it go.
+#[derive(Debug, Default)]
+struct Refusals {
+    /// Since when every call was refused; None once one was not.
+    since: Option<Instant>,
+    /// Whether a call was not refused at connect: it may have reached the target.
+    reached: bool,
+    last: String,
+}
+
+impl Refusals {
+    fn note<T>(&mut self, outcome: &Result<T, ClientError>, now: Instant) {
+        match outcome {
+            Err(error) if error.refused() => {
+                self.since.get_or_insert(now);
+                self.last = error.to_string();
+            }
+            _ => {
+                self.since = None;
+                self.reached = true;
+            }
+        }
+    }
+
+    /// Why, when every call since the last one that was not refused was
+    /// refused, for [`REFUSED_FOR`].
+    fn for_long(&self, now: Instant) -> Option<String> {
+        let since = self.since.filter(|since| now.duration_since(*since) >= REFUSED_FOR)?;
+        let seconds = now.duration_since(since).as_secs();
+        Some(format!("refused every connection for {seconds} s ({})", self.last))
+    }
+
+    /// Why, when no call was ever taken and every one was refused for
+    /// [`REFUSED_FOR`]: none of them can have reached the target.
+    fn never_reached(&self, now: Instant) -> Option<String> {
+        self.for_long(now).filter(|_| !self.reached)
+    }
+}
+
 /// One handoff under way on this node, the source: from the barrier to the
 /// target's answer or the deadline.
 struct Driver {
@@ -404,8 +448,9 @@ impl Driver {
                 Input::BarrierFailed { handoff: self.handoff.clone() }
             }
         };
-        if self.feed(input).await {
-            self.await_answer(deadline).await;
+        let mut accepts = Refusals::default();
+        if self.feed_sending(input, &mut accepts).await {
+            self.await_answer(deadline, accepts).await;
         }
     }
 
@@ -426,8 +471,9 @@ impl Driver {
     }
 
     /// Resends `Accept` every second while the record says it is awaited,
-    /// and steps `Timeout` at the deadline.
-    async fn await_answer(&self, deadline: Instant) {
+    /// steps `Unreachable` when the target refused every one for
+    /// [`REFUSED_FOR`], and `Timeout` at the deadline.
+    async fn await_answer(&self, deadline: Instant, mut accepts: Refusals) {
         let mut last_sent = Instant::now();
         loop {
             tokio::time::sleep(POLL).await;
@@ -444,15 +490,46 @@ impl Driver {
                 self.feed(Input::Timeout).await;
                 return;
             }
+            if let Some(why) = accepts.never_reached(Instant::now()) {
+                self.note(format!("accept: {} {why}; no Accept reached it", self.target)).await;
+                self.feed(Input::Unreachable { handoff: self.handoff.clone() }).await;
+                return;
+            }
             if last_sent.elapsed() >= RESEND_EVERY {
                 last_sent = Instant::now();
-                self.feed(Input::StartHandoff { handoff: self.handoff.clone(), target: self.target.clone() }).await;
+                let resend = Input::StartHandoff { handoff: self.handoff.clone(), target: self.target.clone() };
+                self.feed_sending(resend, &mut accepts).await;
             }
         }
     }
 
     async fn note(&self, line: String) {
         self.handoffs.io.note(&self.handoff.0, line).await;
+    }
+
+    /// Steps and carries out, sending the step's `Accept` to the target
+    /// itself to note whether the connection was refused; false when the
+    /// record could not be persisted.
+    async fn feed_sending(&self, input: Input, accepts: &mut Refusals) -> bool {
+        let conversation = &self.located.conversation;
+        let mut step = match persist(&self.handoffs, conversation, input).await {
+            Ok(step) => step,
+            Err(error) => {
+                let message = format!("cannot persist the record: {error}");
+                self.handoffs.io.finish(&self.handoff.0, "freeze", message).await;
+                return false;
+            }
+        };
+        let (offers, others) = std::mem::take(&mut step.send)
+            .into_iter()
+            .partition(|envelope| matches!(envelope.message, Message::Accept { .. }));
+        step.send = others;
+        carry_out(&self.handoffs, conversation, step).await;
+        for offer in offers {
+            let outcome = self.handoffs.io.deliver(conversation, offer).await;
+            accepts.note(&outcome, Instant::now());
+        }
+        true
     }
 
     /// Steps and carries out; false when the record could not be persisted.
@@ -479,25 +556,37 @@ impl Driver {
         let _ = syncthing.scan_sub(&self.located.folder_id, &self.located.sub).await;
         let mut device = None;
         let mut why = String::from("not checked");
+        let mut refusals = Refusals::default();
         while Instant::now() < deadline {
             if device.is_none() {
-                match client.syncthing_device().await {
+                let found = client.syncthing_device().await;
+                refusals.note(&found, Instant::now());
+                match found {
                     Ok(found) => device = Some(found.device_id),
                     Err(error) => why = format!("cannot learn {}'s Syncthing device: {error}", self.target),
                 }
             }
             if let Some(device) = &device {
-                match self.check(syncthing, &client, device).await {
+                match self.check(syncthing, &client, device, &mut refusals).await {
                     Ok(()) => return Ok(()),
                     Err(reason) => why = reason,
                 }
+            }
+            if let Some(refused) = refusals.for_long(Instant::now()) {
+                return Err(format!("{} {refused}", self.target));
             }
             tokio::time::sleep(POLL).await;
         }
         Err(format!("not passed within {}: {why}", humantime::format_duration(self.timeout)))
     }
 
-    async fn check(&self, syncthing: &Syncthing, client: &ApiClient, device: &str) -> Result<(), String> {
+    async fn check(
+        &self,
+        syncthing: &Syncthing,
+        client: &ApiClient,
+        device: &str,
+        refusals: &mut Refusals,
+    ) -> Result<(), String> {
         let completion = syncthing
             .completion(&self.located.folder_id, device)
             .await
@@ -510,10 +599,9 @@ impl Driver {
             .await
             .map_err(|error| error.to_string())?
             .map_err(|error| format!("cannot hash the conversation here: {error}"))?;
-        let theirs = client
-            .session(&self.located.conversation.id)
-            .await
-            .map_err(|error| format!("cannot ask {} for its hash: {error}", self.target))?;
+        let theirs = client.session(&self.located.conversation.id).await;
+        refusals.note(&theirs, Instant::now());
+        let theirs = theirs.map_err(|error| format!("cannot ask {} for its hash: {error}", self.target))?;
         if theirs.hash.as_deref() != Some(ours.hash.as_str()) {
             return Err(format!("{}'s content differs from this node's", self.target));
         }
@@ -626,6 +714,97 @@ mod tests {
         assert_eq!((ended.owner.as_str(), ended.epoch), ("node-a", 1));
         let record = store.record("chats", "c-1").expect("the record");
         assert_eq!((record.owner.as_str(), record.epoch, record.phase), ("node-a", 1, Phase::Owned));
+        tasks.shutdown().await;
+    }
+
+    #[test]
+    fn a_target_is_unreachable_only_after_refusing_every_call_for_5_s_and_never_if_one_was_taken() {
+        let start = Instant::now();
+        let at = |seconds: u64| start + Duration::from_secs(seconds);
+        let refused = || -> Result<(), ClientError> {
+            Err(ClientError::Unreachable { base: "b".into(), reason: "Connection refused".into(), refused: true })
+        };
+        let taken = || -> Result<(), ClientError> {
+            Err(ClientError::Unreachable { base: "b".into(), reason: "timed out".into(), refused: false })
+        };
+        // (outcomes at seconds, checked at, refused for long, never reached)
+        type Outcome = fn() -> Result<(), ClientError>;
+        type Case<'a> = (&'a [(u64, Outcome)], u64, bool, bool);
+        let cases: [Case<'_>; 6] = [
+            (&[(0, refused), (1, refused)], 4, false, false),
+            (&[(0, refused), (1, refused)], 5, true, true),
+            (&[(0, refused), (1, taken), (2, refused)], 6, false, false),
+            (&[(0, refused), (1, taken), (2, refused)], 7, true, false),
+            (&[(0, taken)], 9, false, false),
+            (&[(0, || Ok(())), (1, refused)], 9, true, false),
+        ];
+        for (outcomes, checked, long, never) in cases {
+            let mut refusals = Refusals::default();
+            for (second, outcome) in outcomes {
+                refusals.note(&outcome(), at(*second));
+            }
+            let why = refusals.for_long(at(checked));
+            assert_eq!(why.is_some(), long, "{outcomes:?} at {checked}");
+            assert_eq!(refusals.never_reached(at(checked)).is_some(), never, "{outcomes:?} at {checked}");
+            if let Some(why) = why {
+                assert!(why.starts_with("refused every connection for "), "{why}");
+                assert!(why.contains("Connection refused"), "{why}");
+            }
+        }
+    }
+
+    /// A handoff of c-1 from node-a to node-b at `port` (requireInSync off, a
+    /// 60 s timeout): the store, the tasks and the handoff's id.
+    async fn handoff_to_port(port: u16) -> (Arc<HandoffStore>, TaskSet, String, tempfile::TempDir, tempfile::TempDir) {
+        let (state, synced) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        std::fs::create_dir_all(synced.path().join("sessions/c-1")).unwrap();
+        let store = Arc::new(HandoffStore::load(state.path(), "node-a"));
+        assert!(store.claim("chats", "c-1").unwrap());
+        let peers = Peers::default();
+        peers.set_members(vec![PeerState::new("node-b", None, "127.0.0.1", port)]);
+        // The prober does not know it is down yet.
+        peers.update("node-b", |peer| peer.online = true);
+        let tasks = TaskSet::default();
+        let io = HandoffIo::new(store.clone(), peers, None, tasks.clone());
+        let handoffs = Handoffs { io, node: "node-a".into(), events: Arc::new(|_: &str, _: Vec<Event>| {}) };
+        let request =
+            Request { id: "c-1".into(), to: Some("node-b".into()), timeout: Some("60s".into()), force: false };
+        let started = start(&handoffs, &set(synced.path()), Err("no Syncthing".into()), request).await;
+        let Ok(Started::Begun(begun)) = started else { panic!("not begun: {started:?}") };
+        (store, tasks, begun.handoff, state, synced)
+    }
+
+    #[tokio::test]
+    async fn a_target_that_refuses_every_accept_fails_the_handoff_within_6_s_and_the_source_keeps_it_unfrozen() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let started = Instant::now();
+        let (store, tasks, handoff, _state, _synced) = handoff_to_port(closed).await;
+        let ended = loop {
+            let progress = store.progress(&handoff).expect("followed");
+            if progress.done || started.elapsed() > Duration::from_secs(15) {
+                break progress;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(7), "failed after {took:?}, not at once after 5 s of refusals");
+        assert_eq!((ended.done, ended.succeeded, ended.failed_step.as_deref()), (true, false, Some("accept")));
+        assert!(ended.message.as_deref().is_some_and(|m| m.contains("refused every connection")), "{ended:?}");
+        assert!(ended.lines.iter().any(|line| line.contains("Connection refused")), "{ended:?}");
+        let record = store.record("chats", "c-1").expect("the record");
+        assert_eq!((record.owner.as_str(), record.epoch, record.phase), ("node-a", 1, Phase::Owned));
+        tasks.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_target_that_took_an_accept_and_never_answered_keeps_the_source_waiting_frozen() {
+        // The kernel takes the connections; nothing reads them: the Accept may have arrived.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (store, tasks, handoff, _state, _synced) = handoff_to_port(silent.local_addr().unwrap().port()).await;
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        assert!(!store.progress(&handoff).expect("followed").done, "still waiting for the answer or the timeout");
+        let record = store.record("chats", "c-1").expect("the record");
+        assert!(matches!(record.phase, Phase::Frozen { stage: Stage::Accepting, .. }), "{record:?}");
         tasks.shutdown().await;
     }
 

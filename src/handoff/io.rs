@@ -16,7 +16,7 @@ use super::protocol::{Envelope, Input, Notice, Reason, Step};
 use super::shadow::Shadow;
 use super::store::HandoffStore;
 use crate::api::wire::HandoffMessage;
-use crate::client::ApiClient;
+use crate::client::{ApiClient, ClientError};
 use crate::event::Event;
 use crate::mesh::peers::Peers;
 use crate::tasks::TaskSet;
@@ -144,6 +144,17 @@ impl HandoffIo {
         });
     }
 
+    /// Sends one message to the node it is for and waits for the outcome: the
+    /// handoff's driver must know whether its `Accept` may have arrived.
+    pub(crate) async fn deliver(&self, conversation: &Conversation, envelope: Envelope) -> Result<(), ClientError> {
+        let Some(peer) = self.peers.get(&envelope.to) else {
+            let reason = format!("{} is not a peer", envelope.to);
+            return Err(ClientError::Unreachable { base: envelope.to, reason, refused: false });
+        };
+        let client = ApiClient::new(&peer.authority(), self.key.as_deref(), SEND_TIMEOUT);
+        client.handoff_message(&HandoffMessage::new(&conversation.policy, &conversation.id, envelope, None)).await
+    }
+
     /// Sends the records of a policy's conversations to `peer`, fire and
     /// forget: a few messages a pass, however many conversations there are.
     pub(crate) fn send_records(&self, peer: &str, records: Vec<HandoffMessage>) {
@@ -224,6 +235,10 @@ pub(crate) fn failed_step(reason: &Reason) -> (&'static str, String) {
     match reason {
         Reason::BarrierFailed => ("barrier", "the target did not hold the same content in time".into()),
         Reason::TimedOut => ("accept", "the target did not answer in time".into()),
+        Reason::Unreachable => (
+            "accept",
+            "the target refused every connection (its daemon is not running); it never got the Accept".into(),
+        ),
         Reason::Aborted => ("accept", "the target did not accept in time; the handoff was aborted".into()),
         Reason::Restarted => ("barrier", "this daemon restarted during the handoff".into()),
         Reason::StaleEpoch { known } => ("accept", format!("the target refused: it knows a newer epoch ({known})")),

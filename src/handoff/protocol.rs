@@ -23,7 +23,9 @@
 //!
 //! S may go back to writing at `e` only when it knows T will never accept this
 //! handoff: before `Accept` went out (a failed barrier, a timeout or a restart in
-//! stage `Barrier`), or once T has persisted a refusal of its id. So on a timeout
+//! stage `Barrier`), when no `Accept` can have reached T (`Unreachable`: T
+//! refused every connection that carried one), or once T has persisted a
+//! refusal of its id. So on a timeout
 //! after `Accept` went out, S sends `Abort` and stays frozen (stage `Aborting`)
 //! until T answers `AbortAcked` or `Refused` (T's refusal is final), `Accepted`
 //! (too late: T owns it), or a record exchange shows either. A crash changes
@@ -196,6 +198,9 @@ pub(crate) enum Reason {
     Aborted,
     BarrierFailed,
     TimedOut,
+    /// The target refused every connection that carried the `Accept`: it never
+    /// got it.
+    Unreachable,
     /// The source restarted before the target was asked.
     Restarted,
     /// A command for a node that is not (or not only) the owner.
@@ -284,6 +289,14 @@ pub(crate) enum Input {
     Received(Envelope),
     /// The handoff's patience ran out; also the retransmission tick.
     Timeout,
+    /// The target refused every connection that carried this handoff's
+    /// `Accept` for a while: the I/O layer vouches that no `Accept` of it can
+    /// have reached the target (none was taken and then lost), so the target
+    /// never decided it and the source may unfreeze at its epoch. Ignored in
+    /// any stage but `Accepting` of this handoff.
+    Unreachable {
+        handoff: HandoffId,
+    },
     /// The daemon started again with the persisted record.
     Restart,
     /// `--force`: take ownership on this node (the owner is unreachable and the
@@ -386,6 +399,11 @@ impl Node {
                 }
             }
             Input::Timeout => self.give_up(Reason::TimedOut, &mut step),
+            Input::Unreachable { handoff } => {
+                if self.frozen_at(&handoff, Stage::Accepting).is_some() {
+                    self.unfreeze(Reason::Unreachable, &mut step);
+                }
+            }
             Input::Restart => {
                 self.heard = false;
                 self.give_up(Reason::Restarted, &mut step);
@@ -747,6 +765,10 @@ mod tests {
         Input::BarrierPassed { handoff: h("h1") }
     }
 
+    fn unreachable(handoff: &str) -> Input {
+        Input::Unreachable { handoff: h(handoff) }
+    }
+
     fn accept(epoch: u64) -> Message {
         Message::Accept { handoff: h("h1"), epoch }
     }
@@ -1027,6 +1049,38 @@ mod tests {
                 inputs: vec![Input::Restart, from(LAPTOP, accept(0))],
                 last: &["send laptop Accepted { handoff: h1, epoch: 1 }"],
                 then: (MINI, 1, true),
+            },
+            Case {
+                name: "an Accept that never reached the target unfreezes the source at its epoch",
+                me: LAPTOP,
+                record: frozen(LAPTOP, 0, Stage::Accepting),
+                inputs: vec![unreachable("h1")],
+                last: &["persist laptop@0 owned", "notice Unfrozen { handoff: h1, reason: Unreachable }"],
+                then: (LAPTOP, 0, true),
+            },
+            Case {
+                name: "unreachable after the abort went out changes nothing: the Accept may have arrived before",
+                me: LAPTOP,
+                record: frozen(LAPTOP, 0, Stage::Aborting),
+                inputs: vec![unreachable("h1")],
+                last: &[],
+                then: (LAPTOP, 0, false),
+            },
+            Case {
+                name: "unreachable for another handoff changes nothing",
+                me: LAPTOP,
+                record: frozen(LAPTOP, 0, Stage::Accepting),
+                inputs: vec![unreachable("h0")],
+                last: &[],
+                then: (LAPTOP, 0, false),
+            },
+            Case {
+                name: "unreachable in stage Barrier changes nothing: the barrier decides there",
+                me: LAPTOP,
+                record: frozen(LAPTOP, 0, Stage::Barrier),
+                inputs: vec![unreachable("h1")],
+                last: &[],
+                then: (LAPTOP, 0, false),
             },
             Case {
                 name: "a late barrier result after a timeout changes nothing",

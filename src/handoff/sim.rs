@@ -6,8 +6,10 @@
 //! sending), agent writes on any node, record exchanges (a node sends its record
 //! to every other, as the I/O layer does each pass), folder syncs between two
 //! nodes that reach each other, barrier checks (source and target only),
-//! handoffs between any pair (sometimes retried with the same id) and, in half
-//! of the runs, forced takeovers. Every run is a seed; a failing seed is run
+//! handoffs between any pair (sometimes retried with the same id), `Accept`s
+//! whose connection the target refuses (never delivered; a source whose every
+//! `Accept` of a handoff was refused may step `Unreachable`, as the driver
+//! does) and, in half of the runs, forced takeovers. Every run is a seed; a failing seed is run
 //! again with a trace, printed with the failure.
 //!
 //! Checked after every step: never two owners at one epoch (over the whole run,
@@ -27,19 +29,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use super::protocol::{Envelope, HandoffId, Input, Message, Node, Notice, Phase, Reason, Record};
+use super::protocol::{Envelope, HandoffId, Input, Message, Node, Notice, Phase, Reason, Record, Stage};
 
 const NAMES: [&str; 3] = ["laptop", "mini", "desktop"];
 const STEPS: usize = 200;
 
 /// The outcomes every run of any size reaches, each many times.
-const EVERY_MESH_SEES: [&str; 11] = [
+const EVERY_MESH_SEES: [&str; 13] = [
     "resume",
     "released",
     "unfrozen after barrier failed",
     "unfrozen after abort",
     "unfrozen after refusal",
     "unfrozen after restart",
+    "unfrozen after unreachable",
+    "accept refused",
     "demoted",
     "took over",
     "stale write",
@@ -123,6 +127,9 @@ struct SimNode {
     folder: BTreeSet<u64>,
     /// The barrier check under way; lost in a crash.
     barrier: Option<HandoffId>,
+    /// By handoff, whether the target refused the connection of every `Accept`
+    /// this node sent for it since it started (what a driver knows; lost in a crash).
+    accepts_all_refused: BTreeMap<HandoffId, bool>,
     asleep: bool,
     highest_epoch: u64,
     highest_promise: u64,
@@ -149,6 +156,8 @@ struct World {
     next_id: u64,
     last_handoff: Option<(HandoffId, usize)>,
     force_allowed: bool,
+    /// False in the quiet phase: no connection is refused.
+    faults: bool,
     tracing: bool,
     trace: Vec<String>,
     /// How often each outcome happened, to show the runs reach them.
@@ -163,6 +172,7 @@ impl World {
             persisted: start.clone(),
             folder: BTreeSet::new(),
             barrier: None,
+            accepts_all_refused: BTreeMap::new(),
             asleep: false,
             highest_epoch: 0,
             highest_promise: 0,
@@ -178,6 +188,7 @@ impl World {
             next_id: 0,
             last_handoff: None,
             force_allowed: seed % 2 == 0,
+            faults: true,
             tracing,
             trace: Vec::new(),
             seen: BTreeMap::new(),
@@ -214,7 +225,25 @@ impl World {
                 self.note(|| format!("duplicated {copy:?}"));
                 self.network.push(copy);
             }
-            40..=46 if awake => self.apply(i, Input::Timeout, false)?,
+            40..=46 if awake => {
+                // The driver of a handoff with an `Accept` out: it resends it,
+                // gives up when every one was refused, or times out.
+                let accepting = match &self.record(i).phase {
+                    Phase::Frozen { handoff, target, stage: Stage::Accepting } => {
+                        Some((handoff.clone(), target.clone()))
+                    }
+                    _ => None,
+                };
+                let all_refused = |handoff: &HandoffId| self.nodes[i].accepts_all_refused.get(handoff) == Some(&true);
+                let input = match accepting {
+                    Some((handoff, _)) if all_refused(&handoff) && self.rng.percent(40) => {
+                        Input::Unreachable { handoff }
+                    }
+                    Some((handoff, target)) if self.rng.percent(50) => Input::StartHandoff { handoff, target },
+                    _ => Input::Timeout,
+                };
+                self.apply(i, input, false)?;
+            }
             47..=49 => self.crash(i)?,
             50..=63 if awake => self.write(i)?,
             64..=71 if awake => self.send_records(i),
@@ -270,6 +299,7 @@ impl World {
     /// every message arrives, records are exchanged, until nothing changes.
     fn quiet(&mut self) -> Result<(), String> {
         self.note(|| "quiet".to_owned());
+        self.faults = false;
         self.cut.clear();
         for i in 0..self.nodes.len() {
             if self.nodes[i].asleep {
@@ -393,6 +423,7 @@ impl World {
                 Notice::Unfrozen { reason: Reason::BarrierFailed, .. } => "unfrozen after barrier failed",
                 Notice::Unfrozen { reason: Reason::Aborted, .. } => "unfrozen after abort",
                 Notice::Unfrozen { reason: Reason::Restarted, .. } => "unfrozen after restart",
+                Notice::Unfrozen { reason: Reason::Unreachable, .. } => "unfrozen after unreachable",
                 Notice::Unfrozen { .. } => "unfrozen after refusal",
                 Notice::Demoted { .. } => "demoted",
                 Notice::TookOver { .. } => "took over",
@@ -411,8 +442,28 @@ impl World {
         if lose_sends {
             return self.crash(i);
         }
-        self.network.extend(step.send);
+        for envelope in step.send {
+            self.send(i, envelope);
+        }
         self.check(i)
+    }
+
+    /// Puts a message of node `i` on the network, unless it is an `Accept` whose
+    /// connection the target refuses (more often when it sleeps or the link is
+    /// cut): that one is never delivered, and `i` knows it.
+    fn send(&mut self, i: usize, envelope: Envelope) {
+        let Message::Accept { handoff, .. } = &envelope.message else { return self.network.push(envelope) };
+        let to = index(&envelope.to);
+        let cut = self.nodes[to].asleep || self.cut.contains(&(i.min(to), i.max(to)));
+        let refused = self.faults && self.rng.percent(if cut { 60 } else { 15 });
+        let all_refused = self.nodes[i].accepts_all_refused.entry(handoff.clone()).or_insert(true);
+        *all_refused &= refused;
+        if refused {
+            self.note(|| format!("refused: {envelope:?}"));
+            self.count("accept refused");
+        } else {
+            self.network.push(envelope);
+        }
     }
 
     /// The barrier check under way on `i` ends: it passes when the folders of
@@ -436,6 +487,7 @@ impl World {
         let sim = &mut self.nodes[i];
         sim.node = Node::new(NAMES[i], sim.persisted.clone());
         sim.barrier = None;
+        sim.accepts_all_refused.clear();
         sim.asleep = false;
         self.apply(i, Input::Restart, false)
     }

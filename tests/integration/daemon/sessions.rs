@@ -216,6 +216,69 @@ fn a_handoff_to_a_node_the_prober_has_not_heard_from_yet_is_refused_without_free
 }
 
 #[test]
+fn a_handoff_started_right_after_the_target_daemon_died_fails_within_10_s_naming_the_refused_connection() {
+    let mut pair = pair_with_a_conversation();
+    pair.b.daemon.kill();
+    // At once: node-a's prober may not know yet (then the barrier meets the
+    // refusals), or knows already (then it is refused at once).
+    let started = Instant::now();
+    let run = pair.a.daemon.meshctl(&["handoff", "c-1", "--to", B, "--timeout", "60s"]);
+    let took = started.elapsed();
+    println!("a handoff to a daemon killed just before failed after {took:?}");
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(took < Duration::from_secs(10), "failed after {took:?}, not within the 60 s timeout's time");
+    assert!(format!("{}{}", run.stdout, run.stderr).contains("Connection refused"), "{run:?}");
+    assert!(
+        run.stderr.contains("node-a still owns c-1 at epoch 1")
+            || run.stderr.contains("c-1 stays with node-a at epoch 1")
+    );
+    let session = pair.a.daemon.api_get("/api/v1/sessions/c-1").unwrap();
+    assert_eq!((&session["owner"], &session["epoch"], &session["phase"]), (&A.into(), &1.into(), &"owned".into()));
+    assert!(!pair.a.syncthing.data(OBJECT).join("sessions/c-1/.agentmesh-frozen").exists(), "unfrozen");
+}
+
+#[test]
+fn without_the_barrier_a_handoff_whose_every_accept_is_refused_fails_within_10_s_and_node_a_keeps_it() {
+    let mut pair = pair_with_a_conversation_under(&format!("{}  requireInSync: false\n", policy()));
+    pair.b.daemon.kill();
+    let started = Instant::now();
+    let run = pair.a.daemon.meshctl(&["handoff", "c-1", "--to", B, "--timeout", "60s"]);
+    let took = started.elapsed();
+    let path = if run.stderr.contains("is offline") { "the prober knew" } else { "every Accept refused" };
+    println!("a handoff without the barrier to a daemon killed just before failed after {took:?} ({path})");
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(took < Duration::from_secs(10), "failed after {took:?}, not within the 60 s timeout's time");
+    assert!(format!("{}{}", run.stdout, run.stderr).contains("Connection refused"), "{run:?}");
+    let session = pair.a.daemon.api_get("/api/v1/sessions/c-1").unwrap();
+    assert_eq!((&session["owner"], &session["epoch"], &session["phase"]), (&A.into(), &1.into(), &"owned".into()));
+    assert!(!pair.a.syncthing.data(OBJECT).join("sessions/c-1/.agentmesh-frozen").exists(), "unfrozen");
+}
+
+#[test]
+fn a_handoff_whose_target_daemon_dies_at_the_barrier_fails_within_10_s_of_its_death_not_at_the_timeout() {
+    let mut pair = pair_with_a_conversation();
+    // The barrier cannot pass (node-b holds a file node-a never gets): the
+    // handoff waits at it when node-b's daemon dies; its timeout is 60 s.
+    std::fs::write(pair.b.syncthing.data(OBJECT).join("sessions/c-1/only-here.tmp"), "not synced").unwrap();
+    wait_for_session(&pair.a, "c-1", "out of sync", |s| s["inSync"] == false);
+    let follower = pair.a.daemon.meshctl_spawn(&["handoff", "c-1", "--to", B, "--timeout", "60s"]);
+    wait_for_session(&pair.a, "c-1", "frozen for the handoff", |s| s["phase"] == "frozen");
+    pair.b.daemon.kill();
+    let killed = Instant::now();
+    let outcome = follower.wait_with_output().expect("meshctl handoff ends");
+    let took = killed.elapsed();
+    println!("a handoff whose target daemon died at the barrier failed {took:?} after its death");
+    assert_eq!(outcome.status.code(), Some(1), "the handoff failed");
+    assert!(took < Duration::from_secs(10), "failed {took:?} after node-b died");
+    let stdout = String::from_utf8_lossy(&outcome.stdout);
+    assert!(stdout.contains("barrier: node-b refused every connection for 5 s ("), "{stdout}");
+    assert!(stdout.contains("Connection refused"), "{stdout}");
+    let session = pair.a.daemon.api_get("/api/v1/sessions/c-1").unwrap();
+    assert_eq!((&session["owner"], &session["epoch"], &session["phase"]), (&A.into(), &1.into(), &"owned".into()));
+    assert!(!pair.a.syncthing.data(OBJECT).join("sessions/c-1/.agentmesh-frozen").exists(), "unfrozen");
+}
+
+#[test]
 fn a_conversation_written_on_node_a_is_owned_by_node_a_on_both_nodes_and_node_b_never_claims_it() {
     let pair = Syncthings::start().start_daemons_with(&policy());
     pair.wait_until_ready();
