@@ -222,6 +222,8 @@ fn write(repo: &Path, relative: &str, text: &str) {
 fn the_pre_commit_hook_blocks_a_bad_staged_manifest_and_warns_on_references_elsewhere() {
     use std::os::unix::fs::PermissionsExt as _;
 
+    let readme = include_str!("../../README.md");
+    assert!(readme.contains(&format!("```sh\n{PRE_COMMIT_HOOK}```")), "the README shows this hook, word for word");
     let dir = tempfile::tempdir().expect("temp dir");
     let repo = dir.path();
     git(repo, &["init", "--quiet", "-b", "main"]);
