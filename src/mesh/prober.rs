@@ -239,7 +239,7 @@ fn record(handles: &ProberHandles, name: &str, result: &Result<Answer, String>, 
     handles.peers.update(name, |peer| match result {
         Ok(answer) => {
             peer.online = true;
-            peer.last_seen = Some(last_seen);
+            peer.last_seen = Some(never_earlier(peer.last_seen.as_deref(), last_seen));
             peer.rtt_ms = Some(answer.rtt.as_secs_f64() * 1000.0);
             peer.revision.clone_from(&answer.health.revision);
             peer.version = Some(answer.health.version.clone());
@@ -281,6 +281,16 @@ fn record(handles: &ProberHandles, name: &str, result: &Result<Answer, String>, 
             (handles.events)(&object, Event::normal("PeerOnline", message));
         }
         None => {}
+    }
+}
+
+/// `now` (RFC 3339, UTC, whole seconds), unless the wall clock was set back
+/// (NTP after a sleep) and `previous` is later: a peer's `lastSeen` never
+/// goes backwards. Such times order as strings.
+fn never_earlier(previous: Option<&str>, now: String) -> String {
+    match previous {
+        Some(previous) if previous > now.as_str() => previous.to_owned(),
+        _ => now,
     }
 }
 
@@ -501,6 +511,19 @@ mod tests {
             Some(Transition::Offline { .. })
         ));
         assert_eq!(probe_when_due(&mut state, Duration::ZERO, &refused()).await, None);
+    }
+
+    #[test]
+    fn last_seen_never_goes_backwards_when_the_wall_clock_is_set_back() {
+        let cases = [
+            (None, "2026-12-06T09:00:00Z", "2026-12-06T09:00:00Z"),
+            (Some("2026-12-06T08:59:59Z"), "2026-12-06T09:00:00Z", "2026-12-06T09:00:00Z"),
+            (Some("2026-12-06T09:00:05Z"), "2026-12-06T09:00:00Z", "2026-12-06T09:00:05Z"),
+            (Some("2026-12-06T09:00:00Z"), "2026-12-06T09:00:00Z", "2026-12-06T09:00:00Z"),
+        ];
+        for (previous, now, expected) in cases {
+            assert_eq!(never_earlier(previous, now.to_owned()), expected, "{previous:?} then {now}");
+        }
     }
 
     #[test]
