@@ -391,7 +391,7 @@ async fn names_of_kind(
 ) -> Result<Json<Vec<String>>, ApiError> {
     let Path(kind) = path?;
     let kind = kind_named(&kind)?;
-    Ok(Json(state.shared.applied_set().map(|set| wire::names(&set, kind)).unwrap_or_default()))
+    Ok(Json(state.shared.applied_set().map(|set| set.names(kind)).unwrap_or_default()))
 }
 
 /// The kind `text` names in any case; an unknown one is a bad request.

@@ -265,18 +265,6 @@ pub(crate) fn spec_json(set: &ManifestSet, kind: Kind, name: &str) -> Option<ser
     value.and_then(Result::ok)
 }
 
-/// The names of `kind`'s objects in the set, sorted.
-pub(crate) fn names(set: &ManifestSet, kind: Kind) -> Vec<String> {
-    match kind {
-        Kind::Node => set.nodes.keys().cloned().collect(),
-        Kind::Service => set.services.keys().cloned().collect(),
-        Kind::Capability => set.capabilities.keys().cloned().collect(),
-        Kind::SyncFolder => set.sync_folders.keys().cloned().collect(),
-        Kind::HandoffPolicy => set.handoff_policies.keys().cloned().collect(),
-        Kind::Mesh => set.mesh.iter().map(|mesh| mesh.name().to_owned()).collect(),
-    }
-}
-
 /// One message of the event stream, `GET /api/v1/events`, sent as a JSON text
 /// frame tagged by `type`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

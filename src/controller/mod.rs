@@ -280,18 +280,8 @@ impl Controller {
     /// looked at again now.
     fn on_unit_changed(&mut self, change: UnitChanged) {
         self.count_restarts(&change.service);
-        let now = Instant::now();
-        self.queue.schedule(ObjectKey::new(manifest::Kind::Service, change.service), now);
-        let Some(applied) = &self.applied else { return };
-        let capabilities: Vec<ObjectKey> = applied
-            .set
-            .capabilities
-            .keys()
-            .map(|name| ObjectKey::new(manifest::Kind::Capability, name.clone()))
-            .collect();
-        for key in capabilities {
-            self.queue.schedule(key, now);
-        }
+        self.queue.schedule(ObjectKey::new(manifest::Kind::Service, change.service), Instant::now());
+        self.schedule_kinds(&[manifest::Kind::Capability]);
     }
 
     /// A reconcile task ended. A panic (a bug) was reported by the panic hook
@@ -306,15 +296,7 @@ impl Controller {
     /// serves each capability and what each handoff may do are decided again
     /// now, not at their next recheck.
     fn on_peer_changed(&mut self) {
-        let Some(applied) = &self.applied else { return };
-        let set = &applied.set;
-        let capabilities = set.capabilities.keys().map(|name| ObjectKey::new(manifest::Kind::Capability, name.clone()));
-        let policies =
-            set.handoff_policies.keys().map(|name| ObjectKey::new(manifest::Kind::HandoffPolicy, name.clone()));
-        let now = Instant::now();
-        for key in capabilities.chain(policies).collect::<Vec<_>>() {
-            self.queue.schedule(key, now);
-        }
+        self.schedule_kinds(&[manifest::Kind::Capability, manifest::Kind::HandoffPolicy]);
     }
 
     /// Syncthing's config or a folder's state changed, or Syncthing is back:
@@ -324,22 +306,11 @@ impl Controller {
         if notice == Notice::Back {
             tracing::info!("Syncthing answers again");
         }
-        let Some(applied) = &self.applied else { return };
-        let policies =
-            applied.set.handoff_policies.keys().map(|name| ObjectKey::new(manifest::Kind::HandoffPolicy, name.clone()));
-        let keys: Vec<ObjectKey> = match notice {
-            Notice::Files => policies.collect(),
-            Notice::Changed | Notice::Back => applied
-                .set
-                .sync_folders
-                .keys()
-                .map(|name| ObjectKey::new(manifest::Kind::SyncFolder, name.clone()))
-                .chain(policies)
-                .collect(),
-        };
-        let now = Instant::now();
-        for key in keys {
-            self.queue.schedule(key, now);
+        match notice {
+            Notice::Files => self.schedule_kinds(&[manifest::Kind::HandoffPolicy]),
+            Notice::Changed | Notice::Back => {
+                self.schedule_kinds(&[manifest::Kind::SyncFolder, manifest::Kind::HandoffPolicy]);
+            }
         }
     }
 
@@ -555,6 +526,19 @@ impl Controller {
                 "",
                 Event::warning("StateNotSaved", format!("cannot write {}: {error}", self.state_dir.display())),
             );
+        }
+    }
+
+    /// Every object of `kinds` in the set in force, due now.
+    fn schedule_kinds(&mut self, kinds: &[manifest::Kind]) {
+        let Some(applied) = &self.applied else { return };
+        let keys: Vec<ObjectKey> = kinds
+            .iter()
+            .flat_map(|&kind| applied.set.names(kind).into_iter().map(move |name| ObjectKey::new(kind, name)))
+            .collect();
+        let now = Instant::now();
+        for key in keys {
+            self.queue.schedule(key, now);
         }
     }
 

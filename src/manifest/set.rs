@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::kinds::{CapabilitySpec, HandoffPolicySpec, MeshSpec, NodeSelector, NodeSpec, ServiceSpec, SyncFolderSpec};
-use super::object::{Manifest, Object};
+use super::object::{Kind, Manifest, Object};
 
 #[derive(Clone, Debug, Default)]
 pub struct ManifestSet {
@@ -57,6 +57,18 @@ impl ManifestSet {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The names of `kind`'s objects, sorted.
+    pub(crate) fn names(&self, kind: Kind) -> Vec<String> {
+        match kind {
+            Kind::Node => self.nodes.keys().cloned().collect(),
+            Kind::Service => self.services.keys().cloned().collect(),
+            Kind::Capability => self.capabilities.keys().cloned().collect(),
+            Kind::SyncFolder => self.sync_folders.keys().cloned().collect(),
+            Kind::HandoffPolicy => self.handoff_policies.keys().cloned().collect(),
+            Kind::Mesh => self.mesh.iter().map(|mesh| mesh.name().to_owned()).collect(),
+        }
     }
 
     /// Whether the Service is placed on the node `node`: one it names, or one

@@ -152,8 +152,7 @@ impl Peers {
         // later set leave it out, it is no peer any more.
         let Table { declared, joined, .. } = &mut *table;
         joined.retain(|name, _| !declared.contains(name));
-        let joined: Vec<PeerState> =
-            table.joined.values().filter(|peer| !table.declared.contains(&peer.name)).cloned().collect();
+        let joined: Vec<PeerState> = table.joined.values().cloned().collect();
         let mut old = std::mem::take(&mut table.peers);
         for member in members.into_iter().chain(joined) {
             let peer = keep_learned(&mut old, member);

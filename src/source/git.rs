@@ -69,6 +69,11 @@ pub async fn run(
                 .await
                 .unwrap_or_else(|error| Err(SyncError(format!("the Git task failed: {error}"))))
         };
+        // What goes on (status, events) is served to the mesh, and Git's words
+        // may quote the URL: a password or token in it is hidden here, once.
+        let round = round.map_err(|SyncError(message)| {
+            SyncError(message.replace(&settings.remote, &without_credentials(&settings.remote)))
+        });
         let wait = match &round {
             Ok(round) => {
                 status.send_modify(|status| status.fetched(Some(round.commit.clone()), SystemTime::now()));
@@ -76,9 +81,7 @@ pub async fn run(
                 interval
             }
             Err(SyncError(message)) => {
-                // `status` is served to the mesh: Git's words may quote the URL.
-                let shown = message.replace(&settings.remote, &without_credentials(&settings.remote));
-                status.send_modify(|status| status.failed(shown));
+                status.send_modify(|status| status.failed(message.clone()));
                 backoff.failed()
             }
         };
@@ -138,9 +141,10 @@ struct Reporter {
 
 impl Reporter {
     fn new(settings: &GitSettings) -> Self {
+        let remote = without_credentials(&settings.remote);
         Reporter {
-            origin: format!("git {} {}", settings.remote, settings.branch),
-            remote: settings.remote.clone(),
+            origin: format!("git {remote} {}", settings.branch),
+            remote,
             branch: settings.branch.clone(),
             sent: None,
             unreadable: None,
@@ -446,6 +450,14 @@ mod tests {
 
     fn commit(digit: char) -> String {
         digit.to_string().repeat(40)
+    }
+
+    #[test]
+    fn events_name_the_remote_without_its_credentials() {
+        let remote = "https://me:s3cret@git.example/mesh.git".to_owned();
+        let reporter = Reporter::new(&GitSettings { remote, ..settings() });
+        assert!(!reporter.origin.contains("s3cret") && !reporter.remote.contains("s3cret"), "{}", reporter.origin);
+        assert!(reporter.origin.contains("git.example/mesh.git"), "{}", reporter.origin);
     }
 
     fn round(commit: String, manifests: Option<Manifests>) -> Round {
