@@ -1,6 +1,6 @@
 //! What `meshctl` gives the shell and the user's terminal: completion scripts
-//! (checked by the shells that are installed), man pages (rendered by groff
-//! when it is installed) and a daemon log without colours under `NO_COLOR`.
+//! (parsed by bash, zsh and fish), man pages (rendered by groff) and a daemon
+//! log without colours under `NO_COLOR`.
 
 use std::path::Path;
 use std::process::Command;
@@ -9,11 +9,6 @@ use crate::support::Workspace;
 
 /// Verbs every completion script and the man pages must know.
 const VERBS: [&str; 6] = ["validate", "status", "events", "describe", "version", "completion"];
-
-/// Whether `program` runs here.
-fn installed(program: &str) -> bool {
-    Command::new(program).arg("--version").output().is_ok_and(|output| output.status.success())
-}
 
 /// Runs `program args… script` and fails the test, with its stderr, unless it
 /// exits 0.
@@ -31,9 +26,9 @@ fn check_with(program: &str, args: &[&str], script: &Path) {
 fn completion_scripts_parse_in_their_shell_and_name_every_verb() {
     let workspace = Workspace::new();
     for (shell, marker, checker) in [
-        ("bash", "complete -F _meshctl", Some(("bash", &["-n"][..]))),
-        ("zsh", "#compdef meshctl", installed("zsh").then_some(("zsh", &["-n"][..]))),
-        ("fish", "complete -c meshctl", installed("fish").then_some(("fish", &["--no-execute"][..]))),
+        ("bash", "complete -F _meshctl", ("bash", &["-n"][..])),
+        ("zsh", "#compdef meshctl", ("zsh", &["-n"][..])),
+        ("fish", "complete -c meshctl", ("fish", &["--no-execute"][..])),
     ] {
         let run = workspace.run(&["completion", shell]);
         assert_eq!(run.code, 0, "{run:?}");
@@ -43,9 +38,8 @@ fn completion_scripts_parse_in_their_shell_and_name_every_verb() {
         }
         let script = workspace.path().join(format!("meshctl.{shell}"));
         std::fs::write(&script, &run.stdout).expect("write the script");
-        if let Some((program, args)) = checker {
-            check_with(program, args, &script);
-        }
+        let (program, args) = checker;
+        check_with(program, args, &script);
     }
     let run = workspace.run(&["completion", "powershell"]);
     assert_eq!(run.code, 2, "only bash, zsh and fish: {run:?}");
@@ -67,19 +61,17 @@ fn man_writes_a_page_for_meshctl_and_for_each_verb() {
     let events = std::fs::read_to_string(dir.join("meshctl-events.1")).expect("the events page");
     assert!(events.contains("meshctl events \\-\\-send pause"), "the page carries the help's examples:\n{events}");
 
-    if installed("groff") {
-        let output = Command::new("groff")
-            .args(["-man", "-Tutf8", "-ww", "-z"])
-            .arg(dir.join("meshctl-events.1"))
-            .output()
-            .expect("groff runs");
-        assert!(output.status.success() && output.stderr.is_empty(), "groff warns: {output:?}");
-        let output =
-            Command::new("groff").args(["-man", "-Tascii", "-P-cbou"]).arg(dir.join("meshctl.1")).output().unwrap();
-        let text = String::from_utf8_lossy(&output.stdout);
-        assert!(text.contains("NAME") && text.contains("SYNOPSIS"), "{text}");
-        assert!(VERBS.iter().all(|verb| text.contains(verb)), "meshctl(1) lists the verbs:\n{text}");
-    }
+    let output = Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .arg(dir.join("meshctl-events.1"))
+        .output()
+        .expect("groff runs");
+    assert!(output.status.success() && output.stderr.is_empty(), "groff warns: {output:?}");
+    let output =
+        Command::new("groff").args(["-man", "-Tascii", "-P-cbou"]).arg(dir.join("meshctl.1")).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("NAME") && text.contains("SYNOPSIS"), "{text}");
+    assert!(VERBS.iter().all(|verb| text.contains(verb)), "meshctl(1) lists the verbs:\n{text}");
 }
 
 #[test]
