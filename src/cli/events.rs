@@ -4,9 +4,10 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt as _;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::stream::{self, Received};
 use super::{Outcome, Output, Target, output, runtime, table, target_client};
 use crate::api::wire::{Action, Intervention, StreamMessage};
 use crate::client::EventStream;
@@ -32,24 +33,21 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
     let env = &NodeEnv::load(env_file)?;
     let (client, _) = target_client(env, &args.target)?;
     runtime()?.block_on(async {
-        let mut stream = client.events().await?;
+        let mut events = client.events().await?;
         if let Some(action) = args.send {
             let text = serde_json::to_string(&Intervention { action })?;
-            stream.send(Message::Text(text.into())).await.context("cannot send the intervention")?;
+            events.send(Message::Text(text.into())).await.context("cannot send the intervention")?;
         }
-        follow(&mut stream, &args).await
+        follow(&mut events, &args).await
     })
 }
 
 /// Prints messages until the recent ones are done (and the intervention is
 /// acknowledged), or, following, until the daemon closes the stream.
-async fn follow(stream: &mut EventStream, args: &Args) -> anyhow::Result<Outcome> {
+async fn follow(events: &mut EventStream, args: &Args) -> anyhow::Result<Outcome> {
     let mut printer = Printer { args, live: false, recent: Vec::new(), widths: Vec::new() };
     let mut awaiting_ack = args.send.is_some();
-    while let Some(frame) = stream.next().await {
-        let Message::Text(text) = frame.context("the event stream broke")? else { continue };
-        let message: StreamMessage =
-            serde_json::from_str(&text).with_context(|| format!("unexpected message on the event stream: {text}"))?;
+    while let Some(Received { message, text }) = stream::next(events).await? {
         match &message {
             StreamMessage::Ack { .. } => awaiting_ack = false,
             StreamMessage::Error { message } if awaiting_ack => anyhow::bail!("the controller refused: {message}"),
@@ -57,7 +55,7 @@ async fn follow(stream: &mut EventStream, args: &Args) -> anyhow::Result<Outcome
         }
         printer.print(&message, &text)?;
         if printer.live && !awaiting_ack && !args.follow {
-            let _ = stream.close(None).await;
+            let _ = events.close(None).await;
             return Ok(Outcome::Success);
         }
     }

@@ -5,14 +5,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use futures_util::StreamExt;
 use serde::Serialize;
-use tokio_tungstenite::tungstenite::Message;
 
 use super::status::{Row, collect};
-use super::{Outcome, Target, kinds, runtime, table, target_client};
-use crate::api::wire::{MeshNode, StreamMessage};
+use super::{Outcome, Target, kinds, runtime, stream, table, target_client};
+use crate::api::wire::MeshNode;
 use crate::client::ApiClient;
 use crate::controller::status::{ConditionType, ObjectStatus};
 use crate::identity::NodeEnv;
@@ -147,6 +144,14 @@ impl Listing {
             Listing::Objects { offline, .. } => offline,
         }
     }
+
+    /// The nodes without what moves on every probe (the round trip, when each
+    /// last answered): what a watcher compares, so it prints again only when
+    /// more than that changed.
+    fn steady_nodes(&self) -> Option<Vec<MeshNode>> {
+        let Listing::Nodes(nodes) = self else { return None };
+        Some(nodes.iter().map(|node| MeshNode { rtt_ms: None, last_seen: None, ..node.clone() }).collect())
+    }
 }
 
 /// `-o json|yaml`: a kubectl-style list, the same shape for one item or none.
@@ -156,13 +161,18 @@ struct List<'a, T> {
     items: &'a [T],
 }
 
-/// Prints `listing` unless it renders as `previous` did; returns what it
-/// rendered. Nodes that did not answer and an empty listing are said on
-/// standard error, so standard output stays the listing alone.
+/// Prints `listing` unless its steady part (see [`Listing::steady_nodes`])
+/// renders as `previous` did; returns that rendering. Nodes that did not
+/// answer and an empty listing are said on standard error, so standard
+/// output stays the listing alone.
 fn print(asked: &Asked, listing: &Listing, previous: Option<&str>) -> anyhow::Result<String> {
     let rendered = render(asked.kind, asked.output, listing)?;
-    if previous == Some(rendered.as_str()) {
-        return Ok(rendered);
+    let steady = match listing.steady_nodes() {
+        Some(nodes) => render(asked.kind, asked.output, &Listing::Nodes(nodes))?,
+        None => rendered.clone(),
+    };
+    if previous == Some(steady.as_str()) {
+        return Ok(steady);
     }
     if previous.is_some() && matches!(asked.output, GetOutput::Text | GetOutput::Wide) {
         println!();
@@ -179,7 +189,7 @@ fn print(asked: &Asked, listing: &Listing, previous: Option<&str>) -> anyhow::Re
         let plural = kinds::plural(asked.kind);
         eprintln!("No {plural} found on any node of the mesh.");
     }
-    Ok(rendered)
+    Ok(steady)
 }
 
 /// The listing in `output`'s form; an empty table is no output at all.
@@ -320,31 +330,18 @@ fn not_found(asked: &Asked, listing: &Listing) -> String {
     message
 }
 
-/// Lists again on each event of the asked node's stream, and every
-/// [`WATCH_POLL`]; prints when the listing changed. Ends when the stream does.
+/// Lists again after each change the asked node's event stream tells of
+/// (once its burst is over), and every [`WATCH_POLL`]; prints when the
+/// listing changed. Ends when the stream does.
 async fn watch(asked: &Asked, shown: &mut String) -> anyhow::Result<Outcome> {
-    let mut stream = asked.client.events().await?;
-    let mut poll = tokio::time::interval(WATCH_POLL);
-    poll.tick().await;
-    loop {
-        tokio::select! {
-            frame = stream.next() => {
-                let Some(frame) = frame else {
-                    eprintln!("the daemon closed the event stream");
-                    return Ok(Outcome::Failure);
-                };
-                let Message::Text(text) = frame.context("the event stream broke")? else { continue };
-                let message: StreamMessage = serde_json::from_str(&text)
-                    .with_context(|| format!("unexpected message on the event stream: {text}"))?;
-                if !matches!(message, StreamMessage::Event { .. } | StreamMessage::Lagged { .. }) {
-                    continue;
-                }
-            }
-            _ = poll.tick() => {}
-        }
+    let mut events = asked.client.events().await?;
+    stream::past_recent_events(&mut events).await?;
+    while stream::next_look(&mut events, WATCH_POLL).await? {
         let listing = asked.list().await?;
         *shown = print(asked, &listing, Some(shown))?;
     }
+    eprintln!("the daemon closed the event stream");
+    Ok(Outcome::Failure)
 }
 
 #[cfg(test)]
@@ -455,5 +452,24 @@ mod tests {
         );
         let empty = Listing::Objects { items: Vec::new(), offline: Vec::new() };
         assert_eq!(render(Kind::Service, GetOutput::Text, &empty).unwrap(), "");
+    }
+
+    #[test]
+    fn watching_nodes_compares_all_but_the_round_trip_and_when_each_last_answered() {
+        let node = |online: bool, rtt_ms: f64, last_seen: &str| {
+            let json = serde_json::json!({
+                "name": "mini", "role": "satellite", "address": "127.0.0.9", "apiPort": 8000, "thisNode": false,
+                "online": online, "rttMs": rtt_ms, "lastSeen": last_seen,
+            });
+            Listing::Nodes(vec![serde_json::from_value(json).expect("a MeshNode")])
+        };
+        let steady = |listing: &Listing| {
+            let nodes = listing.steady_nodes().expect("a node listing");
+            render(Kind::Node, GetOutput::Json, &Listing::Nodes(nodes)).unwrap()
+        };
+        let first = node(true, 1.2, "2026-12-06T09:12:00Z");
+        assert_eq!(steady(&first), steady(&node(true, 3.4, "2026-12-06T09:12:01Z")));
+        assert_ne!(steady(&first), steady(&node(false, 1.2, "2026-12-06T09:12:00Z")));
+        assert!(Listing::Objects { items: Vec::new(), offline: Vec::new() }.steady_nodes().is_none());
     }
 }

@@ -5,14 +5,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use futures_util::StreamExt;
-use tokio_tungstenite::tungstenite::Message;
-
 use super::status::{Row, collect};
+use super::stream::{self, Received};
 use super::{LOCAL_TIMEOUT, Outcome, Target, kinds, runtime, target_client};
 use crate::api::wire::StreamMessage;
-use crate::client::{ApiClient, ClientError, EventStream};
+use crate::client::{ApiClient, ClientError};
 use crate::identity::NodeEnv;
 use crate::manifest::Kind;
 
@@ -92,16 +89,16 @@ async fn print_tail(client: &ApiClient, name: &str) -> anyhow::Result<Outcome> {
 /// Opens the stream first, so no line falls between the last lines and the
 /// live ones; the lines both carry are printed once.
 async fn follow(client: &ApiClient, name: &str) -> anyhow::Result<Outcome> {
-    let mut stream = client.events().await?;
-    while !matches!(next(&mut stream).await?, Some(StreamMessage::Live) | None) {}
+    let mut events = client.events().await?;
+    stream::past_recent_events(&mut events).await?;
     let last = tail(client, name).await?;
     let mut fresh = Vec::new();
     // One deadline for them all: a Service that writes all the time must not
     // keep this from ever printing.
     let caught_up = tokio::time::Instant::now() + CATCH_UP;
-    while let Ok(message) = tokio::time::timeout_at(caught_up, next(&mut stream)).await {
-        match message? {
-            Some(message) => fresh.extend(line_of(message, name)),
+    while let Ok(received) = tokio::time::timeout_at(caught_up, stream::next(&mut events)).await {
+        match received? {
+            Some(received) => fresh.extend(line_of(received.message, name)),
             None => break,
         }
     }
@@ -109,7 +106,7 @@ async fn follow(client: &ApiClient, name: &str) -> anyhow::Result<Outcome> {
     for line in last.iter().chain(&fresh[shown..]) {
         println!("{line}");
     }
-    while let Some(message) = next(&mut stream).await? {
+    while let Some(Received { message, .. }) = stream::next(&mut events).await? {
         if let StreamMessage::Lagged { skipped } = message {
             eprintln!("… {skipped} message(s) skipped: this client fell behind");
         }
@@ -119,17 +116,6 @@ async fn follow(client: &ApiClient, name: &str) -> anyhow::Result<Outcome> {
     }
     eprintln!("the daemon closed the event stream");
     Ok(Outcome::Failure)
-}
-
-/// The next message of the stream; None once it ended.
-async fn next(stream: &mut EventStream) -> anyhow::Result<Option<StreamMessage>> {
-    while let Some(frame) = stream.next().await {
-        let Message::Text(text) = frame.context("the event stream broke")? else { continue };
-        let message =
-            serde_json::from_str(&text).with_context(|| format!("unexpected message on the event stream: {text}"))?;
-        return Ok(Some(message));
-    }
-    Ok(None)
 }
 
 fn line_of(message: StreamMessage, name: &str) -> Option<String> {

@@ -25,6 +25,7 @@ mod schema;
 mod service;
 mod sessions;
 mod status;
+mod stream;
 mod table;
 mod validate;
 mod version;

@@ -6,14 +6,11 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use futures_util::StreamExt as _;
 use serde::Serialize;
-use tokio_tungstenite::tungstenite::Message;
 
-use super::{Outcome, Output, Target, output, runtime, table, target_client};
-use crate::api::wire::{MeshNode, StreamMessage};
-use crate::client::{ApiClient, EventStream};
+use super::{Outcome, Output, Target, output, runtime, stream, table, target_client};
+use crate::api::wire::MeshNode;
+use crate::client::ApiClient;
 use crate::controller::status::{ConditionType, NodeStatus};
 use std::path::Path;
 
@@ -22,10 +19,6 @@ use crate::source_status::SourceStatus;
 
 /// How long a peer gets to answer before it is shown offline.
 const PEER_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Watching, how long the events of one change (a reconcile's several) are
-/// let gather before the mesh is asked again: one reprint per change.
-const SETTLE: Duration = Duration::from_millis(300);
 
 /// Watching, how often the mesh is asked again without an event: a condition
 /// that settles later (a Service becoming Ready) and a peer's own changes
@@ -69,8 +62,8 @@ fn mesh_status(rows: &[Row]) -> MeshStatus {
 /// change the node's event stream tells of, and every [`RESYNC`]; until the
 /// daemon closes the stream or the user stops it.
 async fn watch(client: ApiClient, key: Option<String>, format: Output) -> anyhow::Result<Outcome> {
-    let mut stream = client.events().await?;
-    past_recent_events(&mut stream).await?;
+    let mut events = client.events().await?;
+    stream::past_recent_events(&mut events).await?;
     let mut shown: Option<MeshStatus> = None;
     loop {
         let rows = collect(client.clone(), key.clone()).await?;
@@ -86,9 +79,7 @@ async fn watch(client: ApiClient, key: Option<String>, format: Output) -> anyhow
             std::io::stdout().flush()?;
             shown = Some(status);
         }
-        if let Ok(open) = tokio::time::timeout(RESYNC, next_change(&mut stream)).await
-            && !open?
-        {
+        if !stream::next_look(&mut events, RESYNC).await? {
             eprintln!("the daemon closed the event stream");
             return Ok(Outcome::Success);
         }
@@ -102,51 +93,6 @@ fn changed(before: &MeshStatus, now: &MeshStatus) -> bool {
         status.nodes.iter().map(|node| NodeStatus { last_seen: None, ..node.clone() }).collect()
     };
     unseen(before) != unseen(now)
-}
-
-/// Reads the recent events the stream sends first, up to its `live` marker:
-/// they are older than the status printed next.
-async fn past_recent_events(stream: &mut EventStream) -> anyhow::Result<()> {
-    while let Some(frame) = stream.next().await {
-        if let Message::Text(text) = frame.context("the event stream broke")?
-            && serde_json::from_str::<StreamMessage>(&text).is_ok_and(|message| message == StreamMessage::Live)
-        {
-            return Ok(());
-        }
-    }
-    anyhow::bail!("the daemon closed the event stream")
-}
-
-/// Waits for the next event of the controller that says something changed
-/// (not a Service's output line, nor the recent events sent first), then
-/// for the rest of its burst. False when the stream ended.
-async fn next_change(stream: &mut EventStream) -> anyhow::Result<bool> {
-    loop {
-        let Some(frame) = stream.next().await else { return Ok(false) };
-        if is_change(frame.context("the event stream broke")?)? {
-            break;
-        }
-    }
-    let settled = tokio::time::sleep(SETTLE);
-    tokio::pin!(settled);
-    loop {
-        tokio::select! {
-            () = &mut settled => return Ok(true),
-            frame = stream.next() => match frame {
-                Some(frame) => { frame.context("the event stream broke")?; }
-                None => return Ok(true),
-            },
-        }
-    }
-}
-
-/// Whether a frame of the event stream tells of a change: an event, or
-/// messages dropped (which may have been events).
-fn is_change(frame: Message) -> anyhow::Result<bool> {
-    let Message::Text(text) = frame else { return Ok(false) };
-    let message: StreamMessage =
-        serde_json::from_str(&text).with_context(|| format!("unexpected message on the event stream: {text}"))?;
-    Ok(matches!(message, StreamMessage::Event { .. } | StreamMessage::Lagged { .. }))
 }
 
 /// One node of the mesh: its status, and what this node's prober knows of it.
