@@ -184,6 +184,15 @@ pub(crate) struct MeshNode {
     pub source: Option<SourceStatus>,
 }
 
+impl MeshNode {
+    /// Where to call it (`host:port`): where its view says this node dials
+    /// it, or its declared address when the view is from a daemon that does
+    /// not say (an older one).
+    pub(crate) fn authority(&self) -> String {
+        if self.dial.is_empty() { crate::net::host_port(&self.address, self.api_port) } else { self.dial.clone() }
+    }
+}
+
 fn unknown_commit() -> String {
     crate::build_info::UNKNOWN_COMMIT.into()
 }

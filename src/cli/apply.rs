@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{Outcome, Output, local_client, output, runtime};
-use crate::api::wire::Plan;
+use crate::api::wire::{MeshNode, Plan};
 use crate::client::{ApiClient, ClientError};
 use crate::config::GitSettings;
 use crate::identity::{NODE_ID, NodeEnv};
@@ -263,7 +263,7 @@ fn send(env: &NodeEnv, checked: &Checked, dry_run: bool, force: bool) -> anyhow:
                 sent.answers.push(Answer::Skipped(Skipped { node: name.clone(), reason }));
                 continue;
             }
-            let authority = view.map_or_else(|| written.clone(), |v| v.dial.clone());
+            let authority = view.map_or_else(|| written.clone(), MeshNode::authority);
             let peer = ApiClient::new(&authority, key.as_deref(), PEER_TIMEOUT);
             match peer.apply(bundle.clone(), dry_run, force).await {
                 Ok(response) => sent.answers.push(Answer::Planned(response.plan)),

@@ -255,11 +255,7 @@ fn node_rows(nodes: &[MeshNode], wide: bool) -> Vec<Vec<String>> {
         let mut row = vec![name, node.role.clone(), online, node.revision.clone().unwrap_or_else(dash)];
         if wide {
             row.extend([
-                if node.dial.is_empty() {
-                    crate::net::host_port(&node.address, node.api_port)
-                } else {
-                    node.dial.clone()
-                },
+                node.authority(),
                 node.version.clone().unwrap_or_else(dash),
                 node.rtt_ms.filter(|_| !node.this_node).map_or_else(dash, |ms| format!("{ms:.1}ms")),
                 node.last_seen.clone().unwrap_or_else(dash),

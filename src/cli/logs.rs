@@ -65,7 +65,7 @@ async fn runner(local: ApiClient, key: Option<String>, name: &str) -> anyhow::Re
     if first.view.this_node {
         return Ok(local);
     }
-    Ok(ApiClient::new(&first.view.dial, key.as_deref(), LOCAL_TIMEOUT))
+    Ok(ApiClient::new(&first.view.authority(), key.as_deref(), LOCAL_TIMEOUT))
 }
 
 /// The Service's last lines as `client`'s node keeps them.

@@ -225,10 +225,7 @@ fn target_client(env: &NodeEnv, target: &Target) -> anyhow::Result<(ApiClient, O
     if view.this_node {
         return Ok((local, key));
     }
-    // A daemon older than `dial` leaves it empty: its Node's own address then.
-    let authority =
-        if view.dial.is_empty() { crate::net::host_port(&view.address, view.api_port) } else { view.dial.clone() };
-    Ok((ApiClient::new(&authority, key.as_deref(), LOCAL_TIMEOUT), key))
+    Ok((ApiClient::new(&view.authority(), key.as_deref(), LOCAL_TIMEOUT), key))
 }
 
 /// The node `name` of the local daemon's peer table, or an error listing the
@@ -309,6 +306,14 @@ mod tests {
             "name": name, "role": "satellite", "address": "127.0.0.9", "apiPort": 8000, "thisNode": this_node,
         });
         serde_json::from_value(json).expect("a MeshNode")
+    }
+
+    #[test]
+    fn a_node_is_called_where_its_view_dials_it_else_at_its_declared_address() {
+        let older = view("mini", false);
+        assert_eq!(older.authority(), "127.0.0.9:8000");
+        let tailnet = MeshNode { dial: "100.64.0.2:8000".into(), ..older };
+        assert_eq!(tailnet.authority(), "100.64.0.2:8000");
     }
 
     #[test]

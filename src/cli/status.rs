@@ -110,7 +110,7 @@ pub(super) async fn collect(local: ApiClient, key: Option<String>) -> anyhow::Re
     let this = nodes.iter().position(|n| n.this_node).map(|i| nodes.remove(i));
     let mut tasks = tokio::task::JoinSet::new();
     for (index, view) in nodes.into_iter().enumerate() {
-        let client = ApiClient::new(&view.dial, key.as_deref(), PEER_TIMEOUT);
+        let client = ApiClient::new(&view.authority(), key.as_deref(), PEER_TIMEOUT);
         tasks.spawn(async move {
             let fetched = if view.known_down { None } else { client.status().await.ok() };
             let status = fetched.unwrap_or_else(|| NodeStatus {

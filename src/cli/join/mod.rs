@@ -208,11 +208,12 @@ pub(super) fn join(token: &JoinToken, this: &PeerRegistration) -> anyhow::Result
 /// Registers `this` at another node of the mesh; one that does not take it
 /// learns of this node when the manifests declare it, so that is a warning.
 async fn register_at(node: &MeshNode, key: &str, this: &PeerRegistration) {
-    let client = ApiClient::new(&node.dial, Some(key), JOIN_TIMEOUT);
+    let authority = node.authority();
+    let client = ApiClient::new(&authority, Some(key), JOIN_TIMEOUT);
     if let Err(error) = client.register_peer(this).await {
         eprintln!(
-            "warning: {} (at {}) did not take this node: {error}; it sees this node once its manifests declare it",
-            node.name, node.dial
+            "warning: {} (at {authority}) did not take this node: {error}; it sees this node once its manifests declare it",
+            node.name
         );
     }
 }
