@@ -54,7 +54,7 @@ pub fn resolve(env: &NodeEnv, mesh: Option<&MeshSpec>) -> Result<Option<String>,
             }
             Ok(Some(key))
         }
-        None => Ok(env.get(MESH_API_KEY).map(|s| s.value.trim().to_owned()).filter(|key| !key.is_empty())),
+        None => Ok(env.value(MESH_API_KEY).map(str::to_owned)),
     }
 }
 

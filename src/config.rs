@@ -42,7 +42,7 @@ pub const DEFAULT_GIT_TIMEOUT: Duration = Duration::from_secs(120);
 impl GitSettings {
     /// `MESH_GIT_*`, None without `MESH_GIT_REMOTE` (the node follows its folder).
     pub fn from_env(env: &NodeEnv) -> Result<Option<GitSettings>, String> {
-        let value = |name: &str| env.get(name).map(|s| s.value.trim().to_owned()).filter(|v| !v.is_empty());
+        let value = |name: &str| env.value(name).map(str::to_owned);
         let Some(written) = value("MESH_GIT_REMOTE") else { return Ok(None) };
         let remote = git_remote(env, written);
         let interval_text = value("MESH_GIT_INTERVAL").unwrap_or_else(|| "30s".into());
@@ -61,18 +61,15 @@ impl GitSettings {
 impl DaemonConfig {
     pub fn from_env(env: &NodeEnv) -> Result<DaemonConfig, Vec<String>> {
         let mut problems = Vec::new();
-        let value = |name: &str| env.get(name).map(|s| s.value.trim().to_owned()).filter(|v| !v.is_empty());
+        let value = |name: &str| env.value(name).map(str::to_owned);
 
         let node_id = value(NODE_ID).unwrap_or_else(|| {
             problems.push(format!("{NODE_ID} is not set: it names this node's Node manifest"));
             String::new()
         });
-        let listen = value("MESH_LISTEN").and_then(|text| {
-            let parsed = text.parse().ok();
-            if parsed.is_none() {
-                problems.push(format!("MESH_LISTEN \"{text}\" is not an address:port such as 127.0.0.1:8000"));
-            }
-            parsed
+        let listen = env.listen().unwrap_or_else(|problem| {
+            problems.push(problem);
+            None
         });
         let git = GitSettings::from_env(env).unwrap_or_else(|problem| {
             problems.push(problem);

@@ -4,6 +4,7 @@
 //! a problem with it can point at its line.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use crate::manifest::{ManifestSet, Pos};
 pub const NODE_ID: &str = "AGENT_NODE_ID";
 pub const ROLE: &str = "AGENT_ROLE";
 pub const MANIFESTS: &str = "MESH_MANIFESTS";
+pub const LISTEN: &str = "MESH_LISTEN";
 
 /// The manifests folder when `MESH_MANIFESTS` is unset.
 pub const DEFAULT_MANIFESTS: &str = "manifests";
@@ -98,6 +100,20 @@ impl NodeEnv {
 
     pub fn get(&self, name: &str) -> Option<&Setting> {
         self.settings.get(name)
+    }
+
+    /// A setting's value without the blanks around it; None when unset or
+    /// blank, which mean the same.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.get(name).map(|setting| setting.value.trim()).filter(|value| !value.is_empty())
+    }
+
+    /// `MESH_LISTEN`, when set: where the daemon listens.
+    pub fn listen(&self) -> Result<Option<SocketAddr>, String> {
+        let Some(text) = self.value(LISTEN) else { return Ok(None) };
+        let addr =
+            text.parse().map_err(|_| format!("{LISTEN} \"{text}\" is not an address:port such as 127.0.0.1:8000"))?;
+        Ok(Some(addr))
     }
 
     /// The manifests folder: `MESH_MANIFESTS` (see [`NodeEnv::path`]), else
@@ -268,5 +284,19 @@ mod tests {
         assert_eq!(env("MESH_MANIFESTS=m\n", &[]).manifests_dir(), PathBuf::from("conf/m"));
         assert_eq!(env("", &[("MESH_MANIFESTS", "x")]).manifests_dir(), PathBuf::from("x"));
         assert_eq!(env("", &[]).manifests_dir(), PathBuf::from("manifests"));
+    }
+
+    #[test]
+    fn a_blank_setting_is_an_unset_one_and_listen_is_an_address() {
+        let env = env("AGENT_NODE_ID=  mini \nAGENT_ROLE=  \nMESH_LISTEN=127.0.0.1:8001\n", &[]);
+        assert_eq!(env.value(NODE_ID), Some("mini"));
+        assert_eq!(env.value(ROLE), None);
+        assert_eq!(env.listen(), Ok(Some("127.0.0.1:8001".parse().unwrap())));
+        let wrong = self::env("", &[(LISTEN, "everywhere")]);
+        assert_eq!(
+            wrong.listen(),
+            Err("MESH_LISTEN \"everywhere\" is not an address:port such as 127.0.0.1:8000".into())
+        );
+        assert_eq!(self::env("", &[]).listen(), Ok(None));
     }
 }

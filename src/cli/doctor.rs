@@ -121,7 +121,7 @@ async fn all_checks(env_file: Option<&Path>) -> Vec<Check> {
         Ok(env) => (env, None),
         Err(error) => (NodeEnv::from_parts(None, std::env::vars()).unwrap_or_default(), Some(error.to_string())),
     };
-    let node = env.get(NODE_ID).map(|s| s.value.trim().to_owned()).filter(|v| !v.is_empty());
+    let node = env.value(NODE_ID).map(str::to_owned);
     let git = GitSettings::from_env(&env).ok().flatten();
     let followed = match &git {
         Some(git) => Some(read_followed(&env, git).await),
@@ -332,8 +332,8 @@ fn node_check(env: &NodeEnv, set: &ManifestSet, node: Option<&str>) -> Check {
 
 /// Where the daemon listens: `MESH_LISTEN`, else the address it would pick.
 pub(super) async fn listen_addr(env: &NodeEnv) -> Result<SocketAddr, String> {
-    match env.get("MESH_LISTEN").map(|s| s.value.trim()).filter(|v| !v.is_empty()) {
-        Some(text) => text.parse().map_err(|_| format!("MESH_LISTEN \"{text}\" is not an address:port")),
+    match env.listen()? {
+        Some(listen) => Ok(listen),
         None => {
             let tailnet = tokio::time::timeout(TIMEOUT, crate::tailscale::local_tailnet_ipv4()).await.ok().flatten();
             Ok(default_listen(tailnet))
@@ -650,7 +650,7 @@ fn tailscale_check(found: &Result<TailnetStatus, String>, required: bool) -> Che
 async fn syncthing_check(set: &ManifestSet, node: &str, env: &NodeEnv) -> Option<Check> {
     const NAME: &str = "syncthing";
     let node_settings = set.nodes.get(node).and_then(|n| n.spec.syncthing.as_ref());
-    let key_set = env.get(SYNCTHING_KEY).is_some_and(|key| !key.value.trim().is_empty());
+    let key_set = env.value(SYNCTHING_KEY).is_some();
     let gui_address = env.get(SYNCTHING_GUI_ADDRESS).map(|address| address.value.trim());
     let settings = syncthing_target(node_settings, key_set, gui_address)?;
     let url = &settings.api_url;

@@ -23,14 +23,13 @@ use super::join::{self, JoinToken, Member};
 use crate::api::wire::PeerRegistration;
 use crate::atomic_file::write_atomic;
 use crate::env_location;
-use crate::identity::{DEFAULT_MANIFESTS, MANIFESTS, NODE_ID, NodeEnv, ROLE};
+use crate::identity::{DEFAULT_MANIFESTS, LISTEN, MANIFESTS, NODE_ID, NodeEnv, ROLE};
 use crate::manifest::Kind;
 use crate::manifest::kinds::Role;
 use crate::manifest::name_problem;
 use crate::manifest::schema::{schema_file, schema_files};
 
 const API_KEY: &str = "MESH_API_KEY";
-const LISTEN: &str = "MESH_LISTEN";
 const SYNCTHING_API_KEY: &str = "SYNCTHING_API_KEY";
 /// The peers before any set loads: a join writes the token's node there.
 const PEERS: &str = "MESH_PEERS";

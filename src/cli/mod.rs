@@ -246,12 +246,8 @@ fn peer_named<'a>(peers: &'a [MeshNode], name: &str) -> anyhow::Result<&'a MeshN
 /// A client of this node's controller, found from the same settings as the
 /// daemon (`MESH_LISTEN`, the key), and the key for its peers.
 fn local_client(env: &NodeEnv) -> anyhow::Result<(ApiClient, Option<String>)> {
-    let addr = match env.get("MESH_LISTEN").map(|s| s.value.trim()).filter(|v| !v.is_empty()) {
-        Some(listen) => {
-            let listen: SocketAddr =
-                listen.parse().with_context(|| format!("MESH_LISTEN \"{listen}\" is not an address:port"))?;
-            client_addr(listen)
-        }
+    let addr = match env.listen().map_err(anyhow::Error::msg)? {
+        Some(listen) => client_addr(listen),
         None => default_daemon_addr()?,
     };
     let key = cli_api_key(env)?;

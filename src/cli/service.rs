@@ -201,7 +201,7 @@ pub(super) fn manager_argv(platform: Platform, action: &ServiceAction, uid: u32,
 /// Who the service's daemon is and where it listens, from its `.env`.
 async fn service_daemon(env_file: &Path) -> anyhow::Result<ServiceDaemon> {
     let env = NodeEnv::load(Some(env_file)).with_context(|| format!("cannot read {}", env_file.display()))?;
-    let node = env.get(NODE_ID).map(|s| s.value.trim().to_owned()).filter(|v| !v.is_empty());
+    let node = env.value(NODE_ID).map(str::to_owned);
     let node = node.ok_or_else(|| anyhow!("{NODE_ID} is not set in {}", env_file.display()))?;
     let listen =
         super::doctor::listen_addr(&env).await.map_err(|problem| anyhow!("{}: {problem}", env_file.display()))?;

@@ -37,9 +37,8 @@ pub(super) fn token(args: TokenArgs, env_file: Option<&Path>) -> anyhow::Result<
     let env = NodeEnv::load(env_file)?;
     let from = env.env_file().map_or_else(|| "the environment".to_owned(), |path| path.display().to_string());
     let node = env
-        .get(NODE_ID)
-        .map(|setting| setting.value.trim().to_owned())
-        .filter(|node| !node.is_empty())
+        .value(NODE_ID)
+        .map(str::to_owned)
         .ok_or_else(|| anyhow::anyhow!("{NODE_ID} is not set in {from}: run `meshctl init` on this node first"))?;
     let listen = listen_of(&env)?;
     let declared = declared_node(&env, &node);
@@ -251,11 +250,7 @@ pub(super) fn reachable_host(
 
 /// `MESH_LISTEN`, when set.
 fn listen_of(env: &NodeEnv) -> anyhow::Result<Option<SocketAddr>> {
-    let Some(listen) = env.get("MESH_LISTEN").map(|s| s.value.trim()).filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    let addr = listen.parse().with_context(|| format!("MESH_LISTEN \"{listen}\" is not an address:port"))?;
-    Ok(Some(addr))
+    env.listen().map_err(anyhow::Error::msg)
 }
 
 /// This node's Node in the local manifests, when they declare it.
@@ -266,7 +261,7 @@ fn declared_node(env: &NodeEnv, node: &str) -> Option<Object<NodeSpec>> {
 
 /// This node's role: its Node manifest's, else `AGENT_ROLE`, else satellite.
 fn role_of(env: &NodeEnv, declared: Option<&Object<NodeSpec>>) -> Role {
-    declared.map(|node| node.spec.role).unwrap_or_else(|| match env.get(ROLE).map(|s| s.value.trim()) {
+    declared.map(|node| node.spec.role).unwrap_or_else(|| match env.value(ROLE) {
         Some("primary") => Role::Primary,
         _ => Role::Satellite,
     })
