@@ -11,7 +11,7 @@ use super::kinds::{
 };
 use super::object::{Kind, Manifest, Object, Spec};
 use super::set::{ManifestSet, selects};
-use super::values::{Located, name_problem};
+use super::values::{Located, env_name_problem, http_url_problem, name_problem, tag_problem, url_path_problem};
 use crate::diagnostic::{Diagnostic, Pos, closest, did_you_mean};
 use crate::template;
 
@@ -232,8 +232,8 @@ impl<'a> Checker<'a> {
     }
 
     fn url_path(&mut self, subject: &Subject<'_>, field: &str, path: &Located<String>) {
-        if !path.value.starts_with('/') {
-            self.error(subject, path.at, format!("{field} \"{}\" must start with \"/\"", path.value), None);
+        if let Some(problem) = url_path_problem(&path.value) {
+            self.error(subject, path.at, format!("{field} \"{}\" {problem}", path.value), None);
         }
     }
 
@@ -257,13 +257,8 @@ impl<'a> Checker<'a> {
         }
         if let Some(syncthing) = &object.spec.syncthing {
             let url = &syncthing.api_url;
-            if !(url.value.starts_with("http://") || url.value.starts_with("https://")) {
-                self.error(
-                    &subject,
-                    url.at,
-                    format!("syncthing.apiUrl \"{}\" must start with http:// or https://", url.value),
-                    None,
-                );
+            if let Some(problem) = http_url_problem(&url.value) {
+                self.error(&subject, url.at, format!("syncthing.apiUrl \"{}\" {problem}", url.value), None);
             }
             let device = &syncthing.device_address;
             let schemes = ["tcp://", "tcp4://", "tcp6://", "quic://", "quic4://", "quic6://", "relay://"];
@@ -357,15 +352,8 @@ impl<'a> Checker<'a> {
     }
 
     fn env_name(&mut self, subject: &Subject<'_>, field: &str, name: &str, at: Pos) {
-        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
-            self.error(
-                subject,
-                at,
-                format!("{field} name \"{name}\" is not a valid variable name (letters, digits and '_', not starting with a digit)"),
-                None,
-            );
+        if let Some(problem) = env_name_problem(name) {
+            self.error(subject, at, format!("{field} name \"{name}\" {problem}"), None);
         }
     }
 
@@ -523,13 +511,8 @@ impl<'a> Checker<'a> {
         let subject = Subject::of(object);
         let identity = &object.spec.auth.tailscale_identity;
         for tag in &identity.allow_tags {
-            if !tag.value.starts_with("tag:") || tag.value.len() == 4 {
-                self.error(
-                    &subject,
-                    tag.at,
-                    format!("allowTags entry \"{}\" must look like \"tag:name\"", tag.value),
-                    None,
-                );
+            if let Some(problem) = tag_problem(&tag.value) {
+                self.error(&subject, tag.at, format!("allowTags entry \"{}\" {problem}", tag.value), None);
             }
         }
         if identity.enabled && identity.allow_users.is_empty() && identity.allow_tags.is_empty() {

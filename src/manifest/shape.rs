@@ -16,7 +16,7 @@ use super::object::Kind;
 use super::schema::kind_schema;
 use super::values::{
     DURATION_PATTERN, DurationSpec, ENV_NAME_PATTERN, HTTP_URL_PATTERN, Located, MAC_PATTERN, MacAddress, NAME_PATTERN,
-    TAG_PATTERN, URL_PATH_PATTERN, name_problem,
+    TAG_PATTERN, URL_PATH_PATTERN, env_name_problem, http_url_problem, name_problem, tag_problem, url_path_problem,
 };
 use crate::diagnostic::{Pos, did_you_mean};
 
@@ -367,33 +367,19 @@ const PATTERN_RULES: [PatternRule; 7] = [
     PatternRule { pattern: MAC_PATTERN, problem: |_, text| MacAddress::parse(text).err() },
     PatternRule {
         pattern: URL_PATH_PATTERN,
-        problem: |path, text| (!text.starts_with('/')).then(|| format!("{path} \"{text}\" must start with \"/\"")),
+        problem: |path, text| url_path_problem(text).map(|problem| format!("{path} \"{text}\" {problem}")),
     },
     PatternRule {
         pattern: ENV_NAME_PATTERN,
-        problem: |path, text| {
-            let valid = text.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            (!valid).then(|| {
-                format!(
-                    "{path} name \"{text}\" is not a valid variable name (letters, digits and '_', not starting with a digit)"
-                )
-            })
-        },
+        problem: |path, text| env_name_problem(text).map(|problem| format!("{path} name \"{text}\" {problem}")),
     },
     PatternRule {
         pattern: HTTP_URL_PATTERN,
-        problem: |path, text| {
-            let valid = text.starts_with("http://") || text.starts_with("https://");
-            (!valid).then(|| format!("{path} \"{text}\" must start with http:// or https://"))
-        },
+        problem: |path, text| http_url_problem(text).map(|problem| format!("{path} \"{text}\" {problem}")),
     },
     PatternRule {
         pattern: TAG_PATTERN,
-        problem: |_, text| {
-            let valid = text.starts_with("tag:") && text.len() > 4;
-            (!valid).then(|| format!("allowTags entry \"{text}\" must look like \"tag:name\""))
-        },
+        problem: |_, text| tag_problem(text).map(|problem| format!("allowTags entry \"{text}\" {problem}")),
     },
 ];
 

@@ -408,14 +408,36 @@ impl JsonSchema for SecretRef {
 /// A URL path: it starts with `/`.
 pub(crate) const URL_PATH_PATTERN: &str = "^/";
 
+/// Why `text` is not a URL path, if it is not. Each `*_problem` here is the
+/// one rule behind its pattern: the checks and the schema walker both say it.
+pub(crate) fn url_path_problem(text: &str) -> Option<&'static str> {
+    (!text.starts_with('/')).then_some("must start with \"/\"")
+}
+
 /// An environment variable's name.
 pub(crate) const ENV_NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
+
+pub(crate) fn env_name_problem(text: &str) -> Option<&'static str> {
+    let valid = text.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    (!valid).then_some("is not a valid variable name (letters, digits and '_', not starting with a digit)")
+}
 
 /// The URL of an HTTP API.
 pub(crate) const HTTP_URL_PATTERN: &str = "^https?://";
 
+pub(crate) fn http_url_problem(text: &str) -> Option<&'static str> {
+    let valid = text.starts_with("http://") || text.starts_with("https://");
+    (!valid).then_some("must start with http:// or https://")
+}
+
 /// A Tailscale tag.
 pub(crate) const TAG_PATTERN: &str = "^tag:.";
+
+pub(crate) fn tag_problem(text: &str) -> Option<&'static str> {
+    let valid = text.starts_with("tag:") && text.len() > 4;
+    (!valid).then_some("must look like \"tag:name\"")
+}
 
 /// The name rule of every object: 1-63 lowercase letters, digits, `-` or `_`,
 /// starting and ending with a letter or digit.
