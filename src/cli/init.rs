@@ -20,6 +20,7 @@ use anyhow::Context as _;
 
 use super::Outcome;
 use super::join::{self, JoinToken, Member};
+use super::schema::write_schemas;
 use crate::api::wire::PeerRegistration;
 use crate::atomic_file::write_atomic;
 use crate::env_location;
@@ -27,7 +28,7 @@ use crate::identity::{DEFAULT_MANIFESTS, LISTEN, MANIFESTS, NODE_ID, NodeEnv, RO
 use crate::manifest::Kind;
 use crate::manifest::kinds::Role;
 use crate::manifest::name_problem;
-use crate::manifest::schema::{schema_file, schema_files};
+use crate::manifest::schema::schema_file;
 
 const API_KEY: &str = "MESH_API_KEY";
 const SYNCTHING_API_KEY: &str = "SYNCTHING_API_KEY";
@@ -186,7 +187,7 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
         changed.push(format!("wrote a starter set in {} ({nodes} and a Mesh)", manifests.display()));
     }
     let schemas = schemas_dir(&manifests);
-    if write_schemas(&schemas)? {
+    if !write_schemas(&schemas)?.is_empty() {
         changed.push(format!("wrote the manifests' JSON Schemas in {}", schemas.display()));
     }
 
@@ -552,22 +553,6 @@ fn schemas_dir(manifests: &Path) -> PathBuf {
 fn modeline(relative: &str, kind: Kind) -> String {
     let up = "../".repeat(Path::new(relative).components().count());
     format!("# yaml-language-server: $schema={up}schemas/{}\n", schema_file(kind))
-}
-
-/// Writes every schema file into `dir` that is missing or out of date; whether
-/// any was written.
-fn write_schemas(dir: &Path) -> anyhow::Result<bool> {
-    let mut wrote = false;
-    for (name, text) in schema_files() {
-        let path = dir.join(name);
-        if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
-            continue;
-        }
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-        wrote = true;
-    }
-    Ok(wrote)
 }
 
 /// What a kept `.env` may have wrong that `init` does not change by itself.

@@ -1,6 +1,6 @@
 //! `meshctl schema [--out DIR]`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -22,11 +22,27 @@ pub(super) fn run(args: Args) -> anyhow::Result<Outcome> {
         print!("{any}");
         return Ok(Outcome::Success);
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    for (name, text) in &files {
+    let written = write_schemas(&dir)?;
+    for (name, _) in &files {
         let path = dir.join(name);
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-        println!("wrote {}", path.display());
+        let done = if written.contains(&path) { "wrote" } else { "unchanged" };
+        println!("{done} {}", path.display());
     }
     Ok(Outcome::Success)
+}
+
+/// Writes each schema file into `dir` unless it holds that text already
+/// (so an editor watching the folder sees no change); returns the files it wrote.
+pub(super) fn write_schemas(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for (name, text) in schema_files() {
+        let path = dir.join(name);
+        if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+            continue;
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
 }
