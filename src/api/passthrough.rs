@@ -27,7 +27,8 @@
 //! when the peer that took a request other than a read went silent before it
 //! answered. A peer that goes silent while its answer streams cuts the
 //! stream: the body ends without its last chunk, which the client reads as a
-//! broken answer (for Ollama's NDJSON, a last `{"error": …}` line first).
+//! broken answer; an Ollama NDJSON stream ends instead with the
+//! `{"error": …}` line Ollama itself ends a failed stream with.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -300,8 +301,9 @@ fn reply_response(reply: Reply, shape: ErrorShape) -> Response {
 /// node went silent, its connection broke), the error ends the body early:
 /// hyper then closes the connection without the last chunk, so the client
 /// sees a broken answer, never a whole one. An Ollama client reading NDJSON
-/// is told why first, in the `{"error": …}` line Ollama itself ends a failed
-/// stream with.
+/// gets instead the `{"error": …}` line Ollama itself ends a failed stream
+/// with, which its clients raise as the error (a line followed by a cut
+/// connection could be lost unsent).
 fn streamed_body(streamed: Streamed, shape: ErrorShape) -> Body {
     let ndjson = shape == ErrorShape::Ollama
         && streamed
@@ -314,9 +316,11 @@ fn streamed_body(streamed: Streamed, shape: ErrorShape) -> Body {
             Ok(bytes) => vec![Ok(bytes)],
             Err(lost) => {
                 tracing::warn!(%url, error = %lost, "an answer broke off while passed through");
-                let said =
-                    ndjson.then(|| Ok(Bytes::from(format!("{}\n", serde_json::json!({ "error": lost.to_string() })))));
-                said.into_iter().chain([Err(lost)]).collect()
+                if ndjson {
+                    vec![Ok(Bytes::from(format!("{}\n", serde_json::json!({ "error": lost.to_string() }))))]
+                } else {
+                    vec![Err(lost)]
+                }
             }
         };
         futures_util::stream::iter(items)

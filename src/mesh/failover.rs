@@ -355,8 +355,8 @@ impl Streamed {
         }
     }
 
-    /// The body chunk by chunk as it comes; when the peer goes silent, one
-    /// error saying so, and the end.
+    /// The body chunk by chunk as it comes; when it breaks or the peer goes
+    /// silent, one error saying so, and the end.
     pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, Lost>> + Send + 'static {
         let Streamed { response, timeout, silence } = self;
         let url = response.url().to_string();
@@ -369,7 +369,10 @@ impl Streamed {
         futures_util::stream::unfold(Some((body, silent)), |state| async move {
             let (mut body, mut silent) = state?;
             tokio::select! {
-                chunk = body.next() => chunk.map(|chunk| (chunk, Some((body, silent)))),
+                chunk = body.next() => chunk.map(|chunk| {
+                    let more = chunk.is_ok();
+                    (chunk, more.then_some((body, silent)))
+                }),
                 went = &mut silent => Some((Err(Lost::WentSilent(went)), None)),
             }
         })
