@@ -248,10 +248,10 @@ impl WentSilent {
     pub fn reason(&self) -> String {
         let method = &self.method;
         let waited = self.waited.as_secs_f64();
-        let while_ = if self.streaming {
-            format!("its answer to the {method} streamed")
+        let (while_, waited) = if self.streaming {
+            (format!("its answer to the {method} streamed"), format!("in flight for {waited:.1} s"))
         } else {
-            format!("the {method} was in flight")
+            (format!("the {method} was in flight"), format!("no answer after {waited:.1} s"))
         };
         let then = match (self.streaming, Effect::of(method), &self.next) {
             (true, _, _) => "; the answer is cut short".to_owned(),
@@ -264,10 +264,7 @@ impl WentSilent {
             }
             (false, Effect::Write, None) => format!("; not retried: a {method} may not be safe to run twice"),
         };
-        format!(
-            "went silent while {while_} (no answer after {waited:.1} s; its last health probe: {}){then}",
-            self.probe
-        )
+        format!("went silent while {while_} ({waited}; its last health probe: {}){then}", self.probe)
     }
 }
 
@@ -341,18 +338,12 @@ impl Streamed {
         self.response.url()
     }
 
-    /// The whole body, or how the call was lost while reading it.
+    /// The whole body, or how the call was lost while reading it. Read
+    /// within [`Call::answer`], while failover still races the call against
+    /// the peer going silent.
     pub async fn bytes(self) -> Result<Bytes, Lost> {
-        let Streamed { response, timeout, silence } = self;
-        let url = response.url().to_string();
-        let read = async { response.bytes().await.map_err(|error| lost_while_reading(&url, &error, timeout)) };
-        match silence {
-            None => read.await,
-            Some(silence) => tokio::select! {
-                read = read => read,
-                silent = silence.wait(true) => Err(Lost::WentSilent(silent)),
-            },
-        }
+        let url = self.response.url().to_string();
+        self.response.bytes().await.map_err(|error| lost_while_reading(&url, &error, self.timeout))
     }
 
     /// The body chunk by chunk as it comes; when it breaks or the peer goes
@@ -804,7 +795,10 @@ mod tests {
             ),
             (
                 silent(Method::GET, Some("agent-work-laptop"), true),
-                format!("{head} its answer to the GET streamed {why}; the answer is cut short"),
+                format!(
+                    "{head} its answer to the GET streamed (in flight for 1.5 s; its last health probe: \
+                     operation timed out); the answer is cut short"
+                ),
             ),
         ];
         for (silent, expected) in table {

@@ -228,7 +228,7 @@ async fn a_streamed_answer_from_a_node_that_goes_silent_is_cut() {
     let line: Value = serde_json::from_str(line).unwrap();
     let error = line["error"].as_str().unwrap();
     assert!(
-        error.starts_with("node \"mini\" went silent while its answer to the GET streamed (no answer after "),
+        error.starts_with("node \"mini\" went silent while its answer to the GET streamed (in flight for "),
         "{error}"
     );
     assert!(error.ends_with("; the answer is cut short"), "{error}");
