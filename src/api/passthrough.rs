@@ -5,9 +5,11 @@
 //! - **Which node, and failover**: the mesh's one
 //!   [`failover`](crate::mesh::failover), as for `/mesh/route`: the node the
 //!   Capability reconciler placed it on first, then the placement, nodes known
-//!   to be down skipped ([`candidates`]); the next node is tried only while
+//!   to be down skipped ([`candidates`]); the next node is tried while
 //!   nothing was sent (a connection that could not be made, or a peer that
-//!   says it sent nothing). Once a request went out, its answer is the answer.
+//!   says it sent nothing), and for a GET, HEAD or OPTIONS also when it was
+//!   lost without an answer (a broken connection, a peer that went silent).
+//!   Once an answer came, it is the answer.
 //! - **How**: this node calls its own endpoint (an Ollama one with the `Host`
 //!   Ollama's DNS-rebinding check accepts, [`backend_host`]); a peer gets the
 //!   request at its own mount (`/ollama/…`, `/cap/<name>/…`) with the mesh key
@@ -21,7 +23,12 @@
 //!
 //! Errors of the pass-through itself come in the shape its clients read
 //! ([`ErrorShape`]): 503 when no node could be reached, 502 when a node took
-//! the request and the exchange broke before an answer.
+//! the request and the exchange broke before an answer, 504 `went_silent`
+//! when the peer that took a request other than a read went silent before it
+//! answered. A peer that goes silent while its answer streams cuts the
+//! stream: the body ends without its last chunk, which the client reads as a
+//! broken answer; an Ollama NDJSON stream ends instead with the
+//! `{"error": …}` line Ollama itself ends a failed stream with.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -30,13 +37,15 @@ use axum::body::{Body, Bytes};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::TryStreamExt;
+use futures_util::StreamExt;
 
 use super::state::{ApiState, MAX_BODY_BYTES};
 use crate::manifest::ManifestSet;
 use crate::manifest::kinds::{CapabilitySpec, Provider};
-use crate::mesh::failover::{Call, Finish, HOP_HEADER, Lost, NOT_SENT_HEADER, PeerProtocol, Reply, candidates, list};
-use crate::net::{host_port, root_cause};
+use crate::mesh::failover::{
+    Call, Finish, HOP_HEADER, Lost, NOT_SENT_HEADER, PeerProtocol, Reply, Streamed, candidates, list,
+};
+use crate::net::host_port;
 
 /// The shape of the pass-through's own errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,7 +195,10 @@ pub(crate) async fn pass_through(
         ollama: spec.provider == Provider::Ollama,
     };
     match failover.run(set, spec, capability, &nodes, &call).await {
-        Finish::Answered { answer, .. } => reply_response(answer),
+        Finish::Answered { answer, .. } => reply_response(answer, shape),
+        Finish::Lost { lost: Lost::WentSilent(silent), .. } => {
+            shape.error(StatusCode::GATEWAY_TIMEOUT, "went_silent", &silent.to_string())
+        }
         Finish::Lost { node, lost: Lost::Broke { url, cause }, .. } => {
             let message = format!(
                 "the request reached node \"{node}\" ({url}) but the exchange broke: {cause}; \
@@ -232,6 +244,10 @@ impl Call for PassedRequest<'_> {
         PeerProtocol::PassThrough
     }
 
+    fn method(&self) -> &reqwest::Method {
+        &self.parts.method
+    }
+
     fn to_endpoint(&self, http: &reqwest::Client, host: &str, port: u16) -> reqwest::RequestBuilder {
         let url = backend_url(&host_port(host, port), self.base, self.rest, self.parts.uri.query());
         let mut headers = self.headers.clone();
@@ -258,7 +274,7 @@ impl Call for PassedRequest<'_> {
 
     fn served(answer: &Reply) -> bool {
         let status = match answer {
-            Reply::Stream(response) => response.status(),
+            Reply::Stream(streamed) => streamed.status(),
             Reply::Read { status, .. } => *status,
         };
         status.as_u16() < 500
@@ -267,15 +283,11 @@ impl Call for PassedRequest<'_> {
 
 /// A node's answer as the client gets it: status, end-to-end headers, body
 /// (streamed chunk by chunk when not read already).
-fn reply_response(reply: Reply) -> Response {
+fn reply_response(reply: Reply, shape: ErrorShape) -> Response {
     let (status, headers, body) = match reply {
-        Reply::Stream(response) => {
-            let (status, headers) = (response.status(), end_to_end(response.headers()));
-            let url = response.url().clone();
-            let chunks = response.bytes_stream().inspect_err(move |error| {
-                tracing::warn!(%url, error = %root_cause(error), "an answer broke off while passed through");
-            });
-            (status, headers, Body::from_stream(chunks))
+        Reply::Stream(streamed) => {
+            let (status, headers) = (streamed.status(), end_to_end(streamed.headers()));
+            (status, headers, streamed_body(streamed, shape))
         }
         Reply::Read { status, headers, body, .. } => (status, end_to_end(&headers), Body::from(body)),
     };
@@ -283,6 +295,37 @@ fn reply_response(reply: Reply) -> Response {
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
+}
+
+/// A streamed answer's body as the client gets it. When it breaks off (its
+/// node went silent, its connection broke), the error ends the body early:
+/// hyper then closes the connection without the last chunk, so the client
+/// sees a broken answer, never a whole one. An Ollama client reading NDJSON
+/// gets instead the `{"error": …}` line Ollama itself ends a failed stream
+/// with, which its clients raise as the error (a line followed by a cut
+/// connection could be lost unsent).
+fn streamed_body(streamed: Streamed, shape: ErrorShape) -> Body {
+    let ndjson = shape == ErrorShape::Ollama
+        && streamed
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|value| value.as_bytes() == b"application/x-ndjson");
+    let url = streamed.url().clone();
+    let chunks = streamed.into_stream().flat_map(move |chunk| {
+        let items = match chunk {
+            Ok(bytes) => vec![Ok(bytes)],
+            Err(lost) => {
+                tracing::warn!(%url, error = %lost, "an answer broke off while passed through");
+                if ndjson {
+                    vec![Ok(Bytes::from(format!("{}\n", serde_json::json!({ "error": lost.to_string() }))))]
+                } else {
+                    vec![Err(lost)]
+                }
+            }
+        };
+        futures_util::stream::iter(items)
+    });
+    Body::from_stream(chunks)
 }
 
 fn header_value(text: &str) -> HeaderValue {

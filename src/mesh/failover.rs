@@ -5,26 +5,38 @@
 //! - **Which node next** ([`order`], [`candidates`]): the placement's order
 //!   (`prefer` then `fallback`), a preferred or placed node first, nodes known
 //!   to be down left out unless all are.
-//! - **Whether to move on** ([`moves_on`]): only while nothing has reached an
-//!   endpoint. A refused connection, a failed name lookup or a connect timeout
-//!   moves on (a router that does not keeps sending to a dead host,
+//! - **Whether to move on** ([`moves_on`]): while nothing has reached an
+//!   endpoint, always. A refused connection, a failed name lookup or a connect
+//!   timeout moves on (a router that does not keeps sending to a dead host,
 //!   BerriAI/litellm#27362), and so does a peer that answers that it sent
-//!   nothing. Once a request was sent — any answer, a timeout while waiting
-//!   for one, a connection that broke mid-call — that is the call's result,
-//!   because the payload is not known to be idempotent and running it twice
-//!   could be worse than failing.
+//!   nothing. Once a request was sent and lost there — a timeout while waiting
+//!   for an answer, a connection that broke, a peer that went silent — only an
+//!   idempotent read ([`Effect::Read`]: GET, HEAD, OPTIONS) moves on; anything
+//!   else ends there, because running it twice could be worse than failing.
+//!   An answer, whatever its status, is the call's result.
+//! - **Failing fast** ([`Silence`]): while a call waits on a peer (for its
+//!   answer, and for a streamed answer's body too) it is raced against the
+//!   prober's verdict that the peer went silent ([`Peers::changes`] fires on
+//!   it, within 1.5 s of the silence), so a hung or unplugged peer costs a
+//!   call seconds, not its whole timeout (or forever, streaming): a read moves
+//!   on, anything else ends with [`WentSilent`], and a body already streaming
+//!   to the client is cut.
 //!
-//! Both decisions are pure and table-tested; [`Failover::run`] does the I/O:
+//! The decisions are pure and table-tested; [`Failover::run`] does the I/O:
 //! this node's endpoint is called directly, a peer through its mesh API with
 //! the mesh key and [`HOP_HEADER`], which makes it serve the call itself.
 //! What a call sends and how its answer is read is the caller's [`Call`].
 
+use std::pin::Pin;
 use std::time::Duration;
 
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use hyper::body::Bytes;
-use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::peers::Peers;
 use crate::api_key::ApiKey;
@@ -111,6 +123,24 @@ pub enum PeerProtocol {
     PassThrough,
 }
 
+/// Whether running a call twice is harmless, which decides whether a call
+/// lost on a node that had it moves on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// GET, HEAD, OPTIONS: an idempotent read, safe to send again.
+    Read,
+    /// Anything else (POST, PUT, DELETE, PATCH; every `/mesh/route` call):
+    /// it may change something, so it runs at most once.
+    Write,
+}
+
+impl Effect {
+    /// The effect of a request with `method`.
+    pub fn of(method: &Method) -> Effect {
+        if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) { Effect::Read } else { Effect::Write }
+    }
+}
+
 /// What one node made of a call, as far as failover cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Attempted<'a> {
@@ -120,6 +150,8 @@ pub enum Attempted<'a> {
     TimedOut,
     /// Sent, and the connection broke.
     Broke,
+    /// Sent to a peer, and the prober found the peer silent before it answered.
+    WentSilent,
     /// This node's endpoint answered, whatever its status.
     EndpointAnswered,
     /// A peer answered: its status, whether it marked the answer
@@ -128,12 +160,14 @@ pub enum Attempted<'a> {
     PeerAnswered { status: u16, marked_not_sent: bool, mesh_error: Option<&'a str> },
 }
 
-/// Whether a call moves on to the next node after `attempted`: only when
-/// nothing reached an endpoint.
-pub fn moves_on(protocol: PeerProtocol, attempted: Attempted<'_>) -> bool {
+/// Whether a call with `effect` moves on to the next node after
+/// `attempted`: when nothing reached an endpoint, or when an idempotent read
+/// was lost without an answer.
+pub fn moves_on(protocol: PeerProtocol, effect: Effect, attempted: Attempted<'_>) -> bool {
     match attempted {
         Attempted::NotConnected => true,
-        Attempted::TimedOut | Attempted::Broke | Attempted::EndpointAnswered => false,
+        Attempted::TimedOut | Attempted::Broke | Attempted::WentSilent => effect == Effect::Read,
+        Attempted::EndpointAnswered => false,
         Attempted::PeerAnswered { status, marked_not_sent, mesh_error } => {
             let refusal = mesh_error.is_some_and(|code| NOTHING_SENT.contains(&code));
             let from_the_mesh_api = match protocol {
@@ -162,32 +196,184 @@ pub fn list(attempts: &[Attempt]) -> String {
 /// A node's answer as failover hands it to the [`Call`].
 pub enum Reply {
     /// Not read yet: for the call to read or pass on as it comes.
-    Stream(reqwest::Response),
+    Stream(Streamed),
     /// A peer's error, read already to see whether it sent anything.
     Read { url: String, status: StatusCode, headers: HeaderMap, body: Bytes },
 }
 
 /// How a call that reached a node was lost.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Lost {
     /// No answer within this long.
+    #[error("no answer within {}", humantime::format_duration(*.0))]
     TimedOut(Duration),
     /// The exchange with `url` broke: `cause`.
+    #[error("the exchange with {url} broke: {cause}")]
     Broke { url: String, cause: String },
+    /// The prober found the peer silent while the call waited on it.
+    #[error("{0}")]
+    WentSilent(WentSilent),
+}
+
+impl Lost {
+    /// What the loss means to [`moves_on`].
+    fn attempted(&self) -> Attempted<'static> {
+        match self {
+            Lost::TimedOut(_) => Attempted::TimedOut,
+            Lost::Broke { .. } => Attempted::Broke,
+            Lost::WentSilent(_) => Attempted::WentSilent,
+        }
+    }
+}
+
+/// A peer the prober found silent (offline in [`Peers`]) while a call waited
+/// on it, and what became of the call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WentSilent {
+    pub node: String,
+    /// The call's method.
+    pub method: Method,
+    /// How long the call had waited on the peer.
+    pub waited: Duration,
+    /// Why the prober's last probe of the peer failed.
+    pub probe: String,
+    /// The node next in the call's order, if any.
+    pub next: Option<String>,
+    /// Whether the answer had begun to stream to the client (then it is cut).
+    pub streaming: bool,
+}
+
+impl WentSilent {
+    /// What happened, without the node's name (for a list of attempts by node).
+    pub fn reason(&self) -> String {
+        let method = &self.method;
+        let waited = self.waited.as_secs_f64();
+        let (while_, waited) = if self.streaming {
+            (format!("its answer to the {method} streamed"), format!("in flight for {waited:.1} s"))
+        } else {
+            (format!("the {method} was in flight"), format!("no answer after {waited:.1} s"))
+        };
+        let then = match (self.streaming, Effect::of(method), &self.next) {
+            (true, _, _) => "; the answer is cut short".to_owned(),
+            (false, Effect::Read, Some(next)) => {
+                format!("; sent again to \"{next}\", as a {method} is safe to send twice")
+            }
+            (false, Effect::Read, None) => "; no other node to send it to".to_owned(),
+            (false, Effect::Write, Some(next)) => {
+                format!("; not retried on \"{next}\": a {method} may not be safe to run twice")
+            }
+            (false, Effect::Write, None) => format!("; not retried: a {method} may not be safe to run twice"),
+        };
+        format!("went silent while {while_} ({waited}; its last health probe: {}){then}", self.probe)
+    }
+}
+
+impl std::fmt::Display for WentSilent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "node \"{}\" {}", self.node, self.reason())
+    }
+}
+
+/// Watches the peer a call waits on for the prober's verdict that it went
+/// silent: woken by [`Peers::changes`], never polling.
+#[derive(Clone)]
+struct Silence {
+    peers: Peers,
+    changes: watch::Receiver<u64>,
+    node: String,
+    method: Method,
+    next: Option<String>,
+    sent: Instant,
+    /// Whether the peer was seen up since the call began. A peer tried
+    /// although known down (as every node of the order was) has not gone
+    /// silent on this call until it was seen answering.
+    seen_up: bool,
+}
+
+impl Silence {
+    fn new(peers: &Peers, node: &str, method: Method, next: Option<&str>) -> Silence {
+        // Subscribed before the state is read, so no change in between is missed.
+        let changes = peers.changes();
+        let seen_up = !peers.known_down(node);
+        let (node, next) = (node.to_owned(), next.map(str::to_owned));
+        Silence { peers: peers.clone(), changes, node, method, next, sent: Instant::now(), seen_up }
+    }
+
+    /// Resolves when the prober finds the peer silent; never otherwise.
+    async fn wait(mut self, streaming: bool) -> WentSilent {
+        loop {
+            let down = self.peers.known_down(&self.node);
+            if down && self.seen_up {
+                let probe = self.peers.get(&self.node).and_then(|peer| peer.last_error).unwrap_or_default();
+                let Silence { node, method, next, sent, .. } = self;
+                return WentSilent { node, method, waited: sent.elapsed(), probe, next, streaming };
+            }
+            self.seen_up |= !down;
+            if self.changes.changed().await.is_err() {
+                // No prober any more: no verdict will come.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// An answer as it arrives from a node: its head, and its body still to
+/// read, raced against the peer going silent when it comes from one.
+pub struct Streamed {
+    response: reqwest::Response,
+    timeout: Option<Duration>,
+    silence: Option<Silence>,
+}
+
+impl Streamed {
+    pub fn status(&self) -> StatusCode {
+        self.response.status()
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        self.response.headers()
+    }
+
+    pub fn url(&self) -> &Url {
+        self.response.url()
+    }
+
+    /// The whole body, or how the call was lost while reading it. Read
+    /// within [`Call::answer`], while failover still races the call against
+    /// the peer going silent.
+    pub async fn bytes(self) -> Result<Bytes, Lost> {
+        let url = self.response.url().to_string();
+        self.response.bytes().await.map_err(|error| lost_while_reading(&url, &error, self.timeout))
+    }
+
+    /// The body chunk by chunk as it comes; when it breaks or the peer goes
+    /// silent, one error saying so, and the end.
+    pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, Lost>> + Send + 'static {
+        let Streamed { response, timeout, silence } = self;
+        let url = response.url().to_string();
+        let body: Pin<Box<dyn Stream<Item = Result<Bytes, Lost>> + Send>> =
+            Box::pin(response.bytes_stream().map_err(move |error| lost_while_reading(&url, &error, timeout)));
+        let silent: Pin<Box<dyn Future<Output = WentSilent> + Send>> = match silence {
+            Some(silence) => Box::pin(silence.wait(true)),
+            None => Box::pin(std::future::pending()),
+        };
+        futures_util::stream::unfold(Some((body, silent)), |state| async move {
+            let (mut body, mut silent) = state?;
+            tokio::select! {
+                chunk = body.next() => chunk.map(|chunk| {
+                    let more = chunk.is_ok();
+                    (chunk, more.then_some((body, silent)))
+                }),
+                went = &mut silent => Some((Err(Lost::WentSilent(went)), None)),
+            }
+        })
+    }
 }
 
 /// Sorts the transport error of a call sent to `url` with `timeout`: nothing
 /// was sent (the reason), or how the call was lost.
 fn sort_transport_error(url: &str, error: &reqwest::Error, timeout: Option<Duration>) -> NoAnswer {
-    let attempted = if error.is_connect() {
-        Attempted::NotConnected
-    } else if error.is_timeout() {
-        Attempted::TimedOut
-    } else {
-        Attempted::Broke
-    };
-    // A transport error is sorted the same whatever protocol the call speaks.
-    if moves_on(PeerProtocol::Route, attempted) {
+    if error.is_connect() {
         return NoAnswer::NothingSent(format!("{url}: {}", root_cause(error)));
     }
     NoAnswer::Lost(lost_while_reading(url, error, timeout))
@@ -195,7 +381,7 @@ fn sort_transport_error(url: &str, error: &reqwest::Error, timeout: Option<Durat
 
 /// How a call whose answer from `url` had begun to arrive was lost: it was
 /// sent, whatever the error.
-pub fn lost_while_reading(url: &str, error: &reqwest::Error, timeout: Option<Duration>) -> Lost {
+fn lost_while_reading(url: &str, error: &reqwest::Error, timeout: Option<Duration>) -> Lost {
     match timeout.filter(|_| error.is_timeout()) {
         Some(after) => Lost::TimedOut(after),
         None => Lost::Broke { url: url.to_owned(), cause: root_cause(error) },
@@ -210,6 +396,9 @@ pub trait Call: Sync {
 
     /// What a peer's answer speaks.
     fn protocol(&self) -> PeerProtocol;
+
+    /// The method it is sent with, which says whether it may be sent twice ([`Effect`]).
+    fn method(&self) -> &Method;
 
     /// The request to this node's endpoint at `host`:`port`.
     fn to_endpoint(&self, http: &reqwest::Client, host: &str, port: u16) -> reqwest::RequestBuilder;
@@ -295,26 +484,37 @@ impl Failover {
         call: &C,
     ) -> Finish<C::Answer> {
         let mut attempts = Vec::new();
-        for &node in nodes {
-            let tried = self.attempt(set, spec, node, call).await;
+        let effect = Effect::of(call.method());
+        for (index, &node) in nodes.iter().enumerate() {
+            let next = nodes.get(index + 1).copied();
+            let tried = self.attempt(set, spec, node, next, call).await;
             let served = matches!(&tried, Tried::Answered(answer) if C::served(answer));
             self.metrics.routed(capability, node, served);
             let (node, earlier) = (node.to_owned(), attempts.clone());
             match tried {
                 Tried::NotSent(reason) => attempts.push(Attempt { node, reason }),
                 Tried::Answered(answer) => return Finish::Answered { node, answer, earlier },
+                Tried::Lost(lost) if moves_on(call.protocol(), effect, lost.attempted()) => {
+                    let reason = match lost {
+                        Lost::WentSilent(silent) => silent.reason(),
+                        other => format!("{other}; sent again, as a {} is safe to send twice", call.method()),
+                    };
+                    attempts.push(Attempt { node, reason });
+                }
                 Tried::Lost(lost) => return Finish::Lost { node, lost, earlier },
             }
         }
         Finish::NotSent { attempts }
     }
 
-    /// Sends `call` to `node` once.
+    /// Sends `call` to `node` once (`next` would be tried after it); a call
+    /// to a peer is raced against the peer going silent.
     async fn attempt<C: Call>(
         &self,
         set: &ManifestSet,
         spec: &CapabilitySpec,
         node: &str,
+        next: Option<&str>,
         call: &C,
     ) -> Tried<C::Answer> {
         let to_peer = node != self.node;
@@ -344,6 +544,27 @@ impl Failover {
             Ok(request) => request,
             Err(error) => return Tried::NotSent(format!("the request could not be made: {}", root_cause(&error))),
         };
+        let silence = to_peer.then(|| Silence::new(&self.peers, node, call.method().clone(), next));
+        let exchange = self.exchange(call, to_peer, request, timeout, silence.clone());
+        match silence {
+            None => exchange.await,
+            Some(silence) => tokio::select! {
+                tried = exchange => tried,
+                silent = silence.wait(false) => Tried::Lost(Lost::WentSilent(silent)),
+            },
+        }
+    }
+
+    /// Sends `request` and reads the answer as `call` does; a body read
+    /// later is raced against `silence`.
+    async fn exchange<C: Call>(
+        &self,
+        call: &C,
+        to_peer: bool,
+        request: reqwest::Request,
+        timeout: Option<Duration>,
+        silence: Option<Silence>,
+    ) -> Tried<C::Answer> {
         let url = request.url().to_string();
         let response = match self.http.execute(request).await {
             Ok(response) => response,
@@ -354,14 +575,15 @@ impl Failover {
                 };
             }
         };
+        let streamed = Streamed { response, timeout, silence };
         let reply = if to_peer {
-            match peer_reply(call.protocol(), url, response, timeout).await {
+            match peer_reply(call.protocol(), url, streamed).await {
                 Ok(reply) => reply,
                 Err(NoAnswer::NothingSent(reason)) => return Tried::NotSent(reason),
                 Err(NoAnswer::Lost(lost)) => return Tried::Lost(lost),
             }
         } else {
-            Reply::Stream(response)
+            Reply::Stream(streamed)
         };
         match call.answer(to_peer, reply).await {
             Ok(answer) => Tried::Answered(answer),
@@ -380,12 +602,7 @@ enum NoAnswer {
 
 /// Sorts a peer's reply: an answer to stream, an error read whole, or its
 /// word that it sent nothing ([`moves_on`]).
-async fn peer_reply(
-    protocol: PeerProtocol,
-    url: String,
-    response: reqwest::Response,
-    timeout: Option<Duration>,
-) -> Result<Reply, NoAnswer> {
+async fn peer_reply(protocol: PeerProtocol, url: String, response: Streamed) -> Result<Reply, NoAnswer> {
     let status = response.status();
     let marked_not_sent = response.headers().contains_key(NOT_SENT_HEADER);
     let may_refuse = match protocol {
@@ -399,12 +616,10 @@ async fn peer_reply(
     let body = match response.bytes().await {
         Ok(body) => body,
         // Its mark says nothing was sent, whether or not its reasons arrive.
-        Err(error) if marked_not_sent => {
-            return Err(NoAnswer::NothingSent(format!("{url} answered {status}, then broke: {}", root_cause(&error))));
+        Err(lost) if marked_not_sent => {
+            return Err(NoAnswer::NothingSent(format!("{url} answered {status}, then: {lost}")));
         }
-        Err(error) => {
-            return Err(NoAnswer::Lost(lost_while_reading(&url, &error, timeout)));
-        }
+        Err(lost) => return Err(NoAnswer::Lost(lost)),
     };
     #[derive(Deserialize)]
     struct MeshError {
@@ -415,7 +630,8 @@ async fn peer_reply(
     // The mesh API's own errors carry a message; Ollama's never do.
     let mesh_error = error.as_ref().filter(|e| e.message.is_some()).map(|e| e.error.as_str());
     let attempted = Attempted::PeerAnswered { status: status.as_u16(), marked_not_sent, mesh_error };
-    if !moves_on(protocol, attempted) {
+    // A peer's answer is sorted the same whatever the call's effect.
+    if !moves_on(protocol, Effect::Write, attempted) {
         return Ok(Reply::Read { url, status, headers, body });
     }
     let reason = match (error, marked_not_sent, protocol) {
@@ -476,40 +692,155 @@ mod tests {
     }
 
     #[test]
-    fn a_call_moves_on_only_while_nothing_reached_an_endpoint() {
+    fn a_call_moves_on_while_nothing_reached_an_endpoint_or_when_a_lost_read_can_be_sent_again() {
         use Attempted::*;
+        use Effect::*;
         use PeerProtocol::*;
         let peer = |status, marked_not_sent, mesh_error| PeerAnswered { status, marked_not_sent, mesh_error };
         let table = [
-            // Transport: only a connection never made moves on.
-            (Route, NotConnected, true),
-            (PassThrough, NotConnected, true),
-            (Route, TimedOut, false),
-            (PassThrough, Broke, false),
-            (Route, EndpointAnswered, false),
+            // Transport: a connection never made moves on, whatever the call.
+            (Route, Write, NotConnected, true),
+            (PassThrough, Write, NotConnected, true),
+            (PassThrough, Read, NotConnected, true),
+            // Sent and lost without an answer: only a read moves on.
+            (Route, Write, TimedOut, false),
+            (PassThrough, Write, Broke, false),
+            (Route, Write, WentSilent, false),
+            (PassThrough, Write, WentSilent, false),
+            (PassThrough, Read, TimedOut, true),
+            (PassThrough, Read, Broke, true),
+            (PassThrough, Read, WentSilent, true),
+            // An answer is the answer, read or not.
+            (Route, Write, EndpointAnswered, false),
+            (PassThrough, Read, EndpointAnswered, false),
             // A peer's router: its refusals move on, its other errors and every answer do not.
-            (Route, peer(503, false, Some("unreachable")), true),
-            (Route, peer(401, false, Some("unauthorized")), true),
-            (Route, peer(400, false, Some("bad_prefer_node")), true),
-            (Route, peer(504, false, Some("timeout")), false),
-            (Route, peer(502, false, Some("bad_gateway")), false),
-            (Route, peer(500, false, None), false),
-            (Route, peer(200, false, None), false),
+            (Route, Write, peer(503, false, Some("unreachable")), true),
+            (Route, Write, peer(401, false, Some("unauthorized")), true),
+            (Route, Write, peer(400, false, Some("bad_prefer_node")), true),
+            (Route, Write, peer(504, false, Some("timeout")), false),
+            (Route, Write, peer(504, false, Some("went_silent")), false),
+            (Route, Write, peer(502, false, Some("bad_gateway")), false),
+            (Route, Write, peer(500, false, None), false),
+            (Route, Write, peer(200, false, None), false),
             // A pass-through: its mark, or the mesh API's 401/404, move on;
-            // a backend's answer, whatever it looks like, does not.
-            (PassThrough, peer(503, true, Some("unreachable")), true),
-            (PassThrough, peer(503, true, None), true),
-            (PassThrough, peer(404, true, Some("unknown_capability")), true),
-            (PassThrough, peer(401, false, Some("unauthorized")), true),
-            (PassThrough, peer(404, false, Some("not_found")), true),
-            (PassThrough, peer(404, false, None), false),
-            (PassThrough, peer(503, false, Some("unreachable")), false),
-            (PassThrough, peer(401, false, Some("http")), false),
-            (PassThrough, peer(200, false, None), false),
+            // a backend's answer, whatever it looks like, does not, even to a read.
+            (PassThrough, Write, peer(503, true, Some("unreachable")), true),
+            (PassThrough, Write, peer(503, true, None), true),
+            (PassThrough, Write, peer(404, true, Some("unknown_capability")), true),
+            (PassThrough, Write, peer(401, false, Some("unauthorized")), true),
+            (PassThrough, Write, peer(404, false, Some("not_found")), true),
+            (PassThrough, Write, peer(404, false, None), false),
+            (PassThrough, Write, peer(503, false, Some("unreachable")), false),
+            (PassThrough, Write, peer(401, false, Some("http")), false),
+            (PassThrough, Write, peer(200, false, None), false),
+            (PassThrough, Read, peer(503, false, Some("unreachable")), false),
+            (PassThrough, Read, peer(504, false, Some("went_silent")), false),
+            (PassThrough, Read, peer(200, false, None), false),
         ];
-        for (protocol, attempted, expected) in table {
-            assert_eq!(moves_on(protocol, attempted), expected, "{protocol:?} {attempted:?}");
+        for (protocol, effect, attempted, expected) in table {
+            assert_eq!(moves_on(protocol, effect, attempted), expected, "{protocol:?} {effect:?} {attempted:?}");
         }
+    }
+
+    #[test]
+    fn only_get_head_and_options_are_reads_safe_to_send_twice() {
+        let table = [
+            (Method::GET, Effect::Read),
+            (Method::HEAD, Effect::Read),
+            (Method::OPTIONS, Effect::Read),
+            (Method::POST, Effect::Write),
+            (Method::PUT, Effect::Write),
+            (Method::DELETE, Effect::Write),
+            (Method::PATCH, Effect::Write),
+            (Method::from_bytes(b"PROPFIND").unwrap(), Effect::Write),
+        ];
+        for (method, effect) in table {
+            assert_eq!(Effect::of(&method), effect, "{method}");
+        }
+    }
+
+    #[test]
+    fn a_silent_peer_is_named_with_what_became_of_the_call() {
+        let silent = |method: Method, next: Option<&str>, streaming| WentSilent {
+            node: "agent-home-mini".into(),
+            method,
+            waited: Duration::from_millis(1_530),
+            probe: "operation timed out".into(),
+            next: next.map(str::to_owned),
+            streaming,
+        };
+        let head = "node \"agent-home-mini\" went silent while";
+        let why = "(no answer after 1.5 s; its last health probe: operation timed out)";
+        let table = [
+            (
+                silent(Method::POST, Some("agent-work-laptop"), false),
+                format!(
+                    "{head} the POST was in flight {why}; not retried on \"agent-work-laptop\": \
+                     a POST may not be safe to run twice"
+                ),
+            ),
+            (
+                silent(Method::POST, None, false),
+                format!("{head} the POST was in flight {why}; not retried: a POST may not be safe to run twice"),
+            ),
+            (
+                silent(Method::GET, Some("agent-work-laptop"), false),
+                format!(
+                    "{head} the GET was in flight {why}; sent again to \"agent-work-laptop\", as a GET is safe to send twice"
+                ),
+            ),
+            (
+                silent(Method::GET, None, false),
+                format!("{head} the GET was in flight {why}; no other node to send it to"),
+            ),
+            (
+                silent(Method::GET, Some("agent-work-laptop"), true),
+                format!(
+                    "{head} its answer to the GET streamed (in flight for 1.5 s; its last health probe: \
+                     operation timed out); the answer is cut short"
+                ),
+            ),
+        ];
+        for (silent, expected) in table {
+            assert_eq!(silent.to_string(), expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn silence_is_a_peer_seen_up_then_found_down_by_the_prober() {
+        let peers = Peers::default();
+        peers.set_members(vec![crate::mesh::peers::PeerState::new("mini", None, "127.0.0.1", 1)]);
+        let down = |reason: &str| {
+            let reason = reason.to_owned();
+            move |peer: &mut crate::mesh::peers::PeerState| {
+                peer.online = false;
+                peer.last_error = Some(reason);
+            }
+        };
+        let up = |peer: &mut crate::mesh::peers::PeerState| {
+            peer.online = true;
+            peer.last_error = None;
+        };
+        let soon = Duration::from_millis(100);
+        // Never probed: not known down, so a call may wait on it; the verdict ends the wait.
+        let silence = Silence::new(&peers, "mini", Method::POST, Some("laptop"));
+        let waiting = tokio::spawn(silence.wait(false));
+        peers.update("mini", up);
+        tokio::time::sleep(soon).await;
+        assert!(!waiting.is_finished(), "an online peer is not silent");
+        peers.update("mini", down("operation timed out"));
+        let silent = tokio::time::timeout(soon * 10, waiting).await.expect("woken by the change").unwrap();
+        assert_eq!((silent.probe.as_str(), silent.next.as_deref()), ("operation timed out", Some("laptop")));
+        // Tried while known down (every node was): silent only once seen up and then down again.
+        let silence = Silence::new(&peers, "mini", Method::GET, None);
+        let waiting = tokio::spawn(silence.wait(true));
+        tokio::time::sleep(soon).await;
+        assert!(!waiting.is_finished(), "down since before the call: no news");
+        peers.update("mini", up);
+        tokio::time::sleep(soon).await;
+        peers.update("mini", down("connection reset"));
+        let silent = tokio::time::timeout(soon * 10, waiting).await.expect("woken by the change").unwrap();
+        assert_eq!((silent.probe.as_str(), silent.streaming), ("connection reset", true));
     }
 
     /// A pass-through call: GET `/x` of this node's endpoint, or of a peer's
@@ -521,6 +852,11 @@ mod tests {
 
         fn protocol(&self) -> PeerProtocol {
             PeerProtocol::PassThrough
+        }
+
+        fn method(&self) -> &Method {
+            static GET: Method = Method::GET;
+            &GET
         }
 
         fn to_endpoint(&self, http: &reqwest::Client, host: &str, port: u16) -> reqwest::RequestBuilder {
@@ -539,7 +875,7 @@ mod tests {
             Ok(match reply {
                 Reply::Stream(response) => {
                     let status = response.status().as_u16();
-                    (status, response.text().await.unwrap())
+                    (status, String::from_utf8_lossy(&response.bytes().await.unwrap()).into_owned())
                 }
                 Reply::Read { status, body, .. } => (status.as_u16(), String::from_utf8_lossy(&body).into_owned()),
             })

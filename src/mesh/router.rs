@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::failover::{
-    Attempt, Call, Failover, Finish, Lost, Order, PeerProtocol, Reply, list, lost_while_reading, order,
-};
+use reqwest::Method;
+
+use super::failover::{Attempt, Call, Failover, Finish, Lost, Order, PeerProtocol, Reply, WentSilent, list, order};
 use super::peers::Peers;
 use super::placement::Placements;
 use crate::api::wire::{RouteCall, Routed};
@@ -69,6 +69,10 @@ pub enum RouteError {
         earlier_suffix(earlier)
     )]
     Broken { capability: String, node: String, reason: String, earlier: Vec<Attempt> },
+    /// The peer that took the call went silent before it answered, as the
+    /// prober found: the call ends at once rather than after its timeout.
+    #[error("the call for capability \"{capability}\" failed: {silent}{}", earlier_suffix(earlier))]
+    WentSilent { capability: String, silent: Box<WentSilent>, earlier: Vec<Attempt> },
     /// A peer took the call and answered with an error of its own, which is
     /// passed on as it is.
     #[error("{message}{}", earlier_suffix(earlier))]
@@ -82,7 +86,7 @@ impl RouteError {
             RouteError::NoSet | RouteError::Unreachable { .. } | RouteError::EndpointDown { .. } => 503,
             RouteError::UnknownCapability { .. } => 404,
             RouteError::NotPlaced { .. } => 400,
-            RouteError::Timeout { .. } => 504,
+            RouteError::Timeout { .. } | RouteError::WentSilent { .. } => 504,
             RouteError::Broken { .. } => 502,
             RouteError::Remote { status, .. } => *status,
         }
@@ -96,6 +100,7 @@ impl RouteError {
             RouteError::NotPlaced { .. } => "bad_prefer_node",
             RouteError::Unreachable { .. } | RouteError::EndpointDown { .. } => "unreachable",
             RouteError::Timeout { .. } => "timeout",
+            RouteError::WentSilent { .. } => "went_silent",
             RouteError::Broken { .. } => "bad_gateway",
             RouteError::Remote { code, .. } => code,
         }
@@ -214,9 +219,11 @@ impl MeshRouter {
             Finish::Lost { node, lost: Lost::TimedOut(after), earlier } => {
                 Err(RouteError::Timeout { capability, node, after, earlier })
             }
-            Finish::Lost { node, lost: Lost::Broke { url, cause }, earlier } => {
-                let reason = format!("the exchange with {url} broke: {cause}");
-                Err(RouteError::Broken { capability, node, reason, earlier })
+            Finish::Lost { node, lost: lost @ Lost::Broke { .. }, earlier } => {
+                Err(RouteError::Broken { capability, node, reason: lost.to_string(), earlier })
+            }
+            Finish::Lost { lost: Lost::WentSilent(silent), earlier, .. } => {
+                Err(RouteError::WentSilent { capability, silent: Box::new(silent), earlier })
             }
             Finish::NotSent { attempts } => {
                 let skipped = order.skipped.iter().map(|node| (*node).to_owned()).collect();
@@ -253,6 +260,12 @@ impl Call for JsonCall<'_> {
         PeerProtocol::Route
     }
 
+    fn method(&self) -> &Method {
+        // The payload is POSTed to the endpoint, and a peer's router takes it the same way.
+        static POST: Method = Method::POST;
+        &POST
+    }
+
     fn to_endpoint(&self, http: &reqwest::Client, host: &str, port: u16) -> reqwest::RequestBuilder {
         http.post(format!("http://{}{}", host_port(host, port), self.path)).json(self.payload)
     }
@@ -267,11 +280,10 @@ impl Call for JsonCall<'_> {
     }
 
     async fn answer(&self, from_peer: bool, reply: Reply) -> Result<Self::Answer, Lost> {
-        let timeout = self.timeout(from_peer);
         match reply {
             Reply::Stream(response) => {
                 let (url, status) = (response.url().to_string(), response.status());
-                let bytes = response.bytes().await.map_err(|error| lost_while_reading(&url, &error, timeout))?;
+                let bytes = response.bytes().await?;
                 if !from_peer {
                     return Ok(Ok(Routed {
                         node: self.here.to_owned(),

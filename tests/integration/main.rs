@@ -16,6 +16,7 @@ mod examples;
 mod files;
 mod fuzz;
 mod git_source;
+mod in_flight;
 mod init;
 mod ollama;
 mod ollama_pulls;
