@@ -1050,6 +1050,7 @@ mod tests {
             role: "primary".into(),
             online: true,
             last_seen: None,
+            unreachable_since: None,
             revision: Some("r1".into()),
             last_error: None,
             objects: Vec::new(),

@@ -239,7 +239,7 @@ fn node_rows(nodes: &[MeshNode], wide: bool) -> Vec<Vec<String>> {
         let online = match (node.online || node.this_node, node.compatible) {
             (true, true) => "yes".to_owned(),
             (true, false) => format!("yes (API {}: incompatible)", node.api_version.as_deref().unwrap_or("?")),
-            (false, _) => "no".to_owned(),
+            (false, _) => super::status::not_online(node.unreachable_since.as_deref(), crate::clock::local_hh_mm),
         };
         let name = if node.this_node { format!("{} (this node)", node.name) } else { node.name.clone() };
         let mut row = vec![name, node.role.clone(), online, node.revision.clone().unwrap_or_else(dash)];
