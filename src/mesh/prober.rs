@@ -628,6 +628,89 @@ mod tests {
         assert_eq!(jumped.unreachable_since(), steady.unreachable_since(), "the time it went is kept as it was");
     }
 
+    /// Every probe fails while `asleep` holds, as a sleeping peer's would.
+    struct Sleeper {
+        asleep: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Probe for Sleeper {
+        async fn probe(&self, _authority: &str) -> Result<Answer, String> {
+            if self.asleep.load(std::sync::atomic::Ordering::SeqCst) { refused() } else { ok() }
+        }
+    }
+
+    /// What the daemon's log would hold: a buffer for a tracing subscriber.
+    #[derive(Clone, Default)]
+    struct LogLines(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for LogLines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The figure of issue #19 point 4, on a paused clock: the prober's own
+    /// loop, with the daemon's event log (which logs each event once), over
+    /// an hour and a half of a peer asleep, then its return. Prints the counts
+    /// (`cargo nextest run --no-capture quiet`).
+    #[tokio::test(start_paused = true)]
+    async fn quiet_a_peer_asleep_for_an_hour_and_a_half_is_told_when_it_goes_once_more_and_when_it_returns() {
+        let lines = LogLines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _logging = tracing::subscriber::set_default(subscriber);
+        let store = Arc::new(std::sync::Mutex::new(crate::controller::status::StatusStore::default()));
+        let peers = Peers::default();
+        peers.set_members(vec![PeerState::new("mini", None, "127.0.0.1", 9)]);
+        let (_revisions, applied_revisions) = watch::channel(None);
+        let recorder = store.clone();
+        let handles = ProberHandles {
+            peers: peers.clone(),
+            metrics: Metrics::default(),
+            api_key: ApiKey::default(),
+            set_in_force: Arc::new(|| None),
+            applied_revisions,
+            events: Arc::new(move |object, event| recorder.lock().unwrap().event(object, event)),
+        };
+        let asleep = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (stop, stopped) = watch::channel(false);
+        let prober = tokio::spawn(run(handles, Sleeper { asleep: asleep.clone() }, stopped));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        asleep.store(true, std::sync::atomic::Ordering::SeqCst);
+        let away = Duration::from_secs(5400);
+        tokio::time::sleep(away).await;
+        let probed = peers.get("mini").unwrap();
+        assert!(!probed.online && probed.unreachable_since.is_some(), "{probed:?}");
+        asleep.store(false, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        stop.send_replace(true);
+        prober.await.unwrap();
+
+        let events = store.lock().unwrap().events(Some("Node/mini"), 1000);
+        let reasons: Vec<&str> = events.iter().map(|e| e.reason.as_str()).collect();
+        let log = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let about: Vec<&str> = log.lines().filter(|line| line.contains("mini")).collect();
+        eprintln!(
+            "a peer asleep {} (probed every second), then back: {} log lines and {} events about it: {reasons:?}",
+            humantime::format_duration(away),
+            about.len(),
+            events.len(),
+        );
+        assert_eq!(reasons, ["PeerOnline", "PeerOffline", "PeerStillOffline", "PeerOnline"]);
+        assert!(events[2].message.starts_with("peer mini still unreachable, since "), "{}", events[2].message);
+        assert!(events[2].message.ends_with(" (1h)"), "{}", events[2].message);
+        assert_eq!(about.len(), events.len(), "one line per event and nothing else:\n{log}");
+    }
+
     #[test]
     fn last_seen_never_goes_backwards_when_the_wall_clock_is_set_back() {
         let cases = [
