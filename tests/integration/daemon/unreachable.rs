@@ -102,3 +102,32 @@ fn a_hung_peer_is_unreachable_since_a_time_in_the_placement_status_get_and_descr
     assert_eq!(view["unreachableSince"], Value::Null, "{view}");
     assert!(!a.meshctl(&["status"]).stdout.contains("unreachable"), "no stale word once it is back");
 }
+
+/// The lines of `daemon`'s log and of its `events` that name node-b.
+fn told_of_b(daemon: &Daemon) -> (usize, usize) {
+    let lines = daemon.log().lines().filter(|line| line.contains(B)).count();
+    let events = daemon.meshctl(&["events"]).stdout.lines().filter(|line| line.contains(B)).count();
+    (lines, events)
+}
+
+#[test]
+fn a_peer_that_stays_away_is_told_of_once_not_at_every_probe_or_recheck() {
+    let (port_a, port_b) = (free_port_on(IP_A), free_port_on(IP_B));
+    let endpoint_port = port_free_on_all(&[IP_A, IP_B]);
+    let _endpoint = Endpoint::start(IP_A, endpoint_port);
+    // node-b never starts: every probe of it is refused.
+    let a = Daemon::builder()
+        .file("manifests/node.yaml", &manifests(port_a, port_b, endpoint_port))
+        .at(A, IP_A, port_a)
+        .start();
+    eventually("node-a serves it in node-b's stead", || {
+        ready_message(&a).filter(|m| m.starts_with(&format!("{B} unreachable since ")))
+    });
+    let first = told_of_b(&a);
+    // Ten probes of node-b and two rechecks of the capability later.
+    std::thread::sleep(Duration::from_secs(11));
+    let later = told_of_b(&a);
+    eprintln!("node-b away: {} log lines and {} events about it, the same 11 s later", later.0, later.1);
+    assert_eq!(later, first, "nothing more about node-b:\n{}", a.log());
+    assert!(first.0 >= 1 && first.1 >= 1, "its going was told: {first:?}\n{}", a.log());
+}
