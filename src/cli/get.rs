@@ -88,7 +88,9 @@ impl Asked {
         let mut offline = Vec::new();
         for Row { status, .. } in rows {
             if !status.online {
-                offline.push(status.name);
+                // "mini (unreachable since 09:12)" for a peer known to be down.
+                let since = super::status::unreachable(status.unreachable_since.as_deref(), crate::clock::local_hh_mm);
+                offline.push(since.map_or_else(|| status.name.clone(), |words| format!("{} ({words})", status.name)));
                 continue;
             }
             let objects = status.objects.into_iter().filter(|o| o.kind == self.kind.as_str() && named(&o.name));

@@ -92,6 +92,11 @@ fn a_hung_peer_is_unreachable_since_a_time_in_the_placement_status_get_and_descr
     let nodes = a.meshctl(&["get", "nodes"]);
     let row = nodes.stdout.lines().find(|line| line.starts_with(B)).unwrap_or_default();
     assert!(row.contains(&format!("no (unreachable since {since})")), "{nodes:?}");
+    let capabilities = a.meshctl(&["get", "capabilities"]);
+    assert!(
+        capabilities.stderr.contains(&format!("offline, not shown: {B} (unreachable since {since})")),
+        "{capabilities:?}"
+    );
     let described = a.meshctl(&["describe", "node", B]);
     assert!(described.stdout.contains(&format!("Mesh:  unreachable since {since}, last seen ")), "{described:?}");
     eprintln!("node-a said node-b unreachable {said:?} after node-b hung");
