@@ -8,6 +8,7 @@ pub mod backoff;
 mod build_info;
 pub mod cli;
 mod client;
+mod clock;
 pub mod config;
 mod controller;
 mod daemon;

@@ -192,6 +192,24 @@ impl Drop for StdinEchoOff {
     }
 }
 
+/// How far this machine's local time is ahead of UTC at `at`, in seconds
+/// (negative west of Greenwich), daylight saving included; 0 when the C
+/// library cannot tell.
+pub(crate) fn utc_offset(at: std::time::SystemTime) -> i64 {
+    let seconds = match at.duration_since(std::time::UNIX_EPOCH) {
+        Ok(after) => after.as_secs() as libc::time_t,
+        Err(before) => -(before.duration().as_secs() as libc::time_t),
+    };
+    // SAFETY: tm is plain integers and a pointer, for which zero is a valid value.
+    let mut local: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: localtime_r reads `seconds` and writes only into `local`; it is
+    // the reentrant form, safe to call from any thread.
+    if unsafe { libc::localtime_r(&seconds, &mut local) }.is_null() {
+        return 0;
+    }
+    local.tm_gmtoff as i64
+}
+
 /// A pid as the C calls take it. Pids are positive `pid_t`s that std hands
 /// out as `u32`, so the conversion never wraps.
 fn raw(pid: u32) -> libc::pid_t {

@@ -177,6 +177,7 @@ pub(crate) fn node_status(shared: &Shared, source: &SourceStatus) -> NodeStatus 
         role: role.to_owned(),
         online: true,
         last_seen: Some(crate::controller::status::now_rfc3339()),
+        unreachable_since: None,
         revision: applied.as_ref().map(|a| a.revision.clone()),
         last_error: shared.last_error(),
         objects: shared.status().objects(),
@@ -215,11 +216,16 @@ async fn mesh(State(state): State<ApiState>) -> Json<Vec<MeshNode>> {
         api_version: Some(wire::API_VERSION.into()),
         compatible: true,
         last_error: None,
+        unreachable_since: None,
         source: me.source,
     };
     let known = &state.handles.peers;
     let peers = known.all().into_iter().map(|peer| MeshNode {
-        known_down: known.known_down(&peer.name),
+        known_down: peer.known_down(),
+        unreachable_since: peer
+            .absence()
+            .and_then(|absence| absence.since)
+            .map(|since| humantime::format_rfc3339_seconds(since).to_string()),
         dial: peer.authority(),
         role: peer.role.unwrap_or_else(|| "unknown".into()),
         this_node: false,

@@ -179,6 +179,9 @@ pub(crate) struct MeshNode {
     /// Why its last probe failed, while it is offline.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// When it stopped answering (RFC 3339), while it is known to be down.
+    #[serde(default)]
+    pub unreachable_since: Option<String>,
     /// What it follows, as it last said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceStatus>,

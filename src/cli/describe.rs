@@ -32,6 +32,12 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
     }
     println!("Kind:  {}", described.kind);
     println!("Name:  {}", described.name);
+    if kind == crate::manifest::Kind::Node {
+        let nodes = runtime()?.block_on(client.mesh())?;
+        if let Some(node) = nodes.iter().find(|node| node.name == name) {
+            println!("Mesh:  {}", reach(node));
+        }
+    }
     if let Some(status) = &described.status {
         println!("Ready: {}", if status.ready { "True" } else { "False" });
         println!("Conditions:");
@@ -76,6 +82,28 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
         }
     }
     Ok(Outcome::Success)
+}
+
+/// How the asked node sees `node`: "this node", "online", "unreachable
+/// since 09:12" or "offline" (not reached yet), with when it last answered
+/// and why not.
+fn reach(node: &crate::api::wire::MeshNode) -> String {
+    if node.this_node {
+        return "this node".to_owned();
+    }
+    let mut words = if node.online {
+        "online".to_owned()
+    } else {
+        super::status::unreachable(node.unreachable_since.as_deref(), crate::clock::local_hh_mm)
+            .unwrap_or_else(|| "offline".to_owned())
+    };
+    if let Some(seen) = &node.last_seen {
+        words.push_str(&format!(", last seen {seen}"));
+    }
+    if let Some(error) = node.last_error.as_ref().filter(|_| !node.online) {
+        words.push_str(&format!(": {error}"));
+    }
+    words
 }
 
 fn print_indented(text: &str) {

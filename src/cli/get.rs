@@ -85,7 +85,9 @@ impl Asked {
         let mut offline = Vec::new();
         for Row { status, .. } in rows {
             if !status.online {
-                offline.push(status.name);
+                // "mini (unreachable since 09:12)" for a peer known to be down.
+                let since = super::status::unreachable(status.unreachable_since.as_deref(), crate::clock::local_hh_mm);
+                offline.push(since.map_or_else(|| status.name.clone(), |words| format!("{} ({words})", status.name)));
                 continue;
             }
             let objects = status.objects.into_iter().filter(|o| o.kind == self.kind.as_str() && named(&o.name));
@@ -249,7 +251,7 @@ fn node_rows(nodes: &[MeshNode], wide: bool) -> Vec<Vec<String>> {
         let online = match (node.online || node.this_node, node.compatible) {
             (true, true) => "yes".to_owned(),
             (true, false) => format!("yes (API {}: incompatible)", node.api_version.as_deref().unwrap_or("?")),
-            (false, _) => "no".to_owned(),
+            (false, _) => super::status::not_online(node.unreachable_since.as_deref(), crate::clock::local_hh_mm),
         };
         let name = if node.this_node { format!("{} (this node)", node.name) } else { node.name.clone() };
         let mut row = vec![name, node.role.clone(), online, node.revision.clone().unwrap_or_else(dash)];

@@ -4,7 +4,7 @@
 //! (and every few seconds, for changes that come with no event).
 
 use std::io::Write as _;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
@@ -118,6 +118,7 @@ pub(super) async fn collect(local: ApiClient, key: Option<String>) -> anyhow::Re
                 role: view.role.clone(),
                 online: false,
                 last_seen: view.last_seen.clone(),
+                unreachable_since: view.unreachable_since.clone(),
                 revision: view.revision.clone(),
                 last_error: None,
                 objects: Vec::new(),
@@ -140,7 +141,7 @@ fn render(rows: &[Row]) -> String {
         let online = match (node.online, view.compatible) {
             (true, true) => "yes".to_owned(),
             (true, false) => format!("yes (API {}: incompatible)", view.api_version.as_deref().unwrap_or("?")),
-            (false, _) => "no".to_owned(),
+            (false, _) => not_online(view.unreachable_since.as_deref(), crate::clock::local_hh_mm),
         };
         table.push(vec![
             node.name.clone(),
@@ -197,6 +198,20 @@ fn render(rows: &[Row]) -> String {
     out
 }
 
+/// The ONLINE column of a node that is not: "no (unreachable since 09:12)",
+/// times of day read on `clock`, for a peer known to be down since
+/// `unreachable_since` (RFC 3339); "no" for one not reached yet.
+pub(super) fn not_online(unreachable_since: Option<&str>, clock: impl Fn(SystemTime) -> String) -> String {
+    unreachable(unreachable_since, clock).map_or_else(|| "no".to_owned(), |words| format!("no ({words})"))
+}
+
+/// "unreachable since 09:12" for a peer known to be down since
+/// `unreachable_since` (RFC 3339), times of day read on `clock`.
+pub(super) fn unreachable(unreachable_since: Option<&str>, clock: impl Fn(SystemTime) -> String) -> Option<String> {
+    let since = humantime::parse_rfc3339_weak(unreachable_since?).ok()?;
+    Some(crate::mesh::absence::Absence { since: Some(since), asleep: false }.words(clock))
+}
+
 /// What a node follows, the revision it last read and when, and why its last
 /// fetch failed.
 fn source_lines(source: &SourceStatus) -> String {
@@ -216,7 +231,8 @@ fn short(revision: &str) -> &str {
 }
 
 /// `llm_inference -> agent-home-mini` for each Capability of `node`: which
-/// node serves it as this node decided (`none` while no node can).
+/// node serves it as this node decided (`none` while no node can), and why
+/// the nodes before it were passed over.
 fn placements(node: &NodeStatus) -> Vec<String> {
     let capabilities = node.objects.iter().filter(|object| object.kind == "Capability");
     capabilities
@@ -224,12 +240,22 @@ fn placements(node: &NodeStatus) -> Vec<String> {
             let Some(served_by) = object.details.get("servedBy") else {
                 return format!("{} -> none", object.name);
             };
-            // "served by laptop (fallback; mini is offline)": the note after the node.
             let ready = object.condition(ConditionType::Ready);
-            let note = ready.and_then(|c| c.message.strip_prefix(&format!("served by {served_by}")));
-            format!("{} -> {served_by}{}", object.name, note.unwrap_or_default())
+            let note = ready.map(|c| placement_note(&c.message, served_by)).unwrap_or_default();
+            format!("{} -> {served_by}{note}", object.name)
         })
         .collect()
+}
+
+/// The notes of a capability's Ready message around `served by NODE`, in
+/// one pair of brackets: "mini unreachable since 09:12; served by laptop
+/// (fallback; desk: endpoint unhealthy)" gives " (mini unreachable since
+/// 09:12; fallback; desk: endpoint unhealthy)".
+fn placement_note(message: &str, served_by: &str) -> String {
+    let Some((before, after)) = message.split_once(&format!("served by {served_by}")) else { return String::new() };
+    let after = after.trim().strip_prefix('(').and_then(|a| a.strip_suffix(')')).unwrap_or(after.trim());
+    let notes: Vec<&str> = [before.trim().trim_end_matches(';'), after].into_iter().filter(|n| !n.is_empty()).collect();
+    if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) }
 }
 
 #[cfg(test)]
@@ -253,6 +279,7 @@ mod tests {
             api_version: Some(api_version.into()),
             compatible: api_version == crate::api::wire::API_VERSION,
             last_error: None,
+            unreachable_since: None,
             source: None,
         }
     }
@@ -263,6 +290,7 @@ mod tests {
             role: "satellite".into(),
             online,
             last_seen: Some("2026-11-28T10:00:00Z".into()),
+            unreachable_since: None,
             revision: Some("r1".into()),
             last_error: None,
             objects: Vec::new(),
@@ -307,11 +335,16 @@ mod tests {
         mini.objects = vec![
             capability("llm_inference", Some("laptop"), "served by laptop (fallback; mini is offline)"),
             capability("vector_db", None, "no node can serve it: mini: GET http://mini:1/ (os error 111)"),
+            capability("pages", Some("laptop"), "mini asleep since 09:12; served by laptop"),
+            capability("search", Some("desk"), "mini unreachable since 09:12; served by desk (fallback; laptop: x)"),
+            capability("notes", Some("mini"), "served by mini"),
         ];
         let table = render(&[Row { status: mini, view: view("mini", true, "v1") }]);
         assert!(
             table.ends_with(
-                "  capabilities:\n    llm_inference -> laptop (fallback; mini is offline)\n    vector_db -> none\n"
+                "  capabilities:\n    llm_inference -> laptop (fallback; mini is offline)\n    vector_db -> none\n    \
+                 pages -> laptop (mini asleep since 09:12)\n    \
+                 search -> desk (mini unreachable since 09:12; fallback; laptop: x)\n    notes -> mini\n"
             ),
             "{table}"
         );
@@ -326,7 +359,7 @@ mod tests {
             interval: Duration::from_secs(30),
             timeout: crate::config::DEFAULT_GIT_TIMEOUT,
         });
-        git.fetched(Some("0123456789abcdef0123456789abcdef01234567".into()), std::time::SystemTime::UNIX_EPOCH);
+        git.fetched(Some("0123456789abcdef0123456789abcdef01234567".into()), SystemTime::UNIX_EPOCH);
         git.failed("cannot fetch: no route to host".into());
         let mut mini = status("mini", true);
         mini.source = Some(git);
@@ -342,6 +375,16 @@ mod tests {
         laptop.source = Some(SourceStatus::folder("/home/me/mesh/manifests"));
         let table = render(&[Row { status: laptop, view: view("laptop", true, "v1") }]);
         assert!(table.contains("  source: folder /home/me/mesh/manifests (nothing read yet)\n"), "{table}");
+    }
+
+    #[test]
+    fn a_peer_known_to_be_down_is_unreachable_since_a_time_not_just_offline() {
+        let utc = |at: SystemTime| crate::clock::hh_mm(at, 0);
+        let table =
+            [(Some("2026-12-06T09:12:59Z"), "no (unreachable since 09:12)"), (None, "no"), (Some("not a time"), "no")];
+        for (since, expected) in table {
+            assert_eq!(not_online(since, utc), expected, "{since:?}");
+        }
     }
 
     #[test]

@@ -176,6 +176,10 @@ pub(crate) struct NodeStatus {
     pub role: String,
     pub online: bool,
     pub last_seen: Option<String>,
+    /// When the node asked stopped seeing it answer (RFC 3339): present only
+    /// for a peer it knows to be down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable_since: Option<String>,
     pub revision: Option<String>,
     /// A rejected snapshot's errors, one per line with file:line; null when the
     /// last snapshot was applied.

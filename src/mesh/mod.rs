@@ -1,6 +1,7 @@
 //! The mesh (design sections 5 and 6): peers and their health, routing calls to
 //! the node that serves a capability.
 
+pub mod absence;
 pub mod failover;
 pub mod joined;
 pub mod peers;

@@ -6,10 +6,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::absence::Absence;
 use crate::manifest::ManifestSet;
 use crate::net::host_port;
 use crate::source_status::SourceStatus;
@@ -36,6 +38,10 @@ pub struct PeerState {
     pub api_version: Option<String>,
     /// Why the last probe failed, while it is offline.
     pub last_error: Option<String>,
+    /// When it stopped answering (the wall clock at its first unanswered
+    /// probe), while it is offline.
+    #[serde(skip)]
+    pub unreachable_since: Option<SystemTime>,
     /// Whether Tailscale sees it connected, when Tailscale discovery is on: a
     /// hint (it lags a waking laptop), never a verdict; the probe decides.
     pub tailnet_online: Option<bool>,
@@ -63,10 +69,22 @@ impl PeerState {
             version: None,
             api_version: None,
             last_error: None,
+            unreachable_since: None,
             tailnet_online: None,
             source: None,
             placements: BTreeMap::new(),
         }
+    }
+
+    /// Whether it is known to be down: probed, and it did not answer. A peer
+    /// never probed yet is not.
+    pub fn known_down(&self) -> bool {
+        !self.online && self.last_error.is_some()
+    }
+
+    /// How it is away, while it is known to be down.
+    pub fn absence(&self) -> Option<Absence> {
+        self.known_down().then_some(Absence { since: self.unreachable_since, asleep: false })
     }
 
     /// `host:port` to call its API at (IPv6 in brackets).
@@ -139,7 +157,12 @@ impl Peers {
     /// Whether `name` is a peer that is known to be down. A peer never probed
     /// yet is not known to be down.
     pub fn known_down(&self, name: &str) -> bool {
-        self.read().peers.get(name).is_some_and(|p| !p.online && p.last_error.is_some())
+        self.read().peers.get(name).is_some_and(PeerState::known_down)
+    }
+
+    /// How `name` is away, while it is a peer known to be down.
+    pub fn absence(&self, name: &str) -> Option<Absence> {
+        self.read().peers.get(name).and_then(PeerState::absence)
     }
 
     /// Makes the table hold exactly `members` (name, role, address, port) and

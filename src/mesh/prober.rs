@@ -7,11 +7,16 @@
 //! its first unanswered probe, and an offline peer is asked once every
 //! [`OFFLINE_RETRY`], never less often (no growing backoff delays its return;
 //! one small request a second costs a sleeping laptop nothing). Its going and
-//! coming back are each logged (and recorded as an event) once.
+//! coming back are each logged (and recorded as an event) once, and while it
+//! stays away, one reminder every [`REMINDER`]: a peer asleep for a night is
+//! not an error storm.
 //!
 //! Each peer is a [`ProbeState`] whose [`ProbeState::step`] takes the result
 //! of one probe and says what changed and when to probe next; the HTTP call is
-//! behind [`Probe`], so the state machine is tested without a server.
+//! behind [`Probe`], so the state machine is tested without a server. Its
+//! schedule runs on the monotonic clock alone; the wall clock only names the
+//! time a peer went away, so setting it (NTP after a sleep) moves no probe
+//! and no reminder.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -40,6 +45,9 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often an offline peer is asked, counted from the start of the last
 /// probe: a peer that answers again is online within a second or so.
 pub const OFFLINE_RETRY: Duration = Duration::from_secs(1);
+/// How often a peer that stays away is mentioned again, counted on the
+/// monotonic clock from when it went.
+pub const REMINDER: Duration = Duration::from_secs(3600);
 /// How often tailscaled is asked for the peers' tailnet addresses.
 const TAILSCALE_REFRESH: Duration = Duration::from_secs(10);
 /// The longest the prober sleeps, so a new member of the set is probed soon.
@@ -93,6 +101,9 @@ pub enum Transition {
     Online { after: Option<Duration> },
     /// It stopped answering (or never answered), for this reason.
     Offline { reason: String },
+    /// It still does not answer, `after` (a whole number of [`REMINDER`]s)
+    /// since it went at `since` (the wall clock then).
+    StillOffline { since: SystemTime, after: Duration },
 }
 
 /// What the prober knows of one peer between probes.
@@ -100,38 +111,69 @@ pub enum Transition {
 pub struct ProbeState {
     /// None until the first probe finished.
     online: Option<bool>,
-    offline_since: Option<Instant>,
+    /// While it is offline, since when.
+    offline: Option<Away>,
     /// When the next probe is due.
     pub next: Instant,
+}
+
+/// When a peer went away: on the monotonic clock, which times the
+/// reminders, and on the wall clock, which users read.
+#[derive(Clone, Copy, Debug)]
+struct Away {
+    since: Instant,
+    wall: SystemTime,
+    /// How many reminders were given.
+    reminded: u32,
 }
 
 impl ProbeState {
     /// A peer to probe now.
     pub fn new(now: Instant) -> Self {
-        ProbeState { online: None, offline_since: None, next: now }
+        ProbeState { online: None, offline: None, next: now }
     }
 
-    /// Takes the result of a probe started at `started` and finished at `now`:
-    /// schedules the next one and returns the transition, if the peer's state
-    /// changed.
-    pub fn step(&mut self, started: Instant, now: Instant, result: &Result<Answer, String>) -> Option<Transition> {
+    /// Takes the result of a probe started at `started` and finished at `now`
+    /// (`wall` being the wall clock then): schedules the next one and returns
+    /// the transition, if the peer's state changed or a reminder is due.
+    pub fn step(
+        &mut self,
+        started: Instant,
+        now: Instant,
+        wall: SystemTime,
+        result: &Result<Answer, String>,
+    ) -> Option<Transition> {
         match result {
             Ok(_) => {
                 self.next = now + ONLINE_INTERVAL;
                 let was = self.online.replace(true);
-                let after = self.offline_since.take().map(|since| now - since);
+                let after = self.offline.take().map(|away| now - away.since);
                 (was != Some(true)).then_some(Transition::Online { after })
             }
             Err(reason) => {
                 self.next = (started + OFFLINE_RETRY).max(now);
                 let was = self.online.replace(false);
-                if was == Some(false) {
-                    return None;
+                match &mut self.offline {
+                    Some(away) if was == Some(false) => {
+                        let due = REMINDER * (away.reminded + 1);
+                        if now - away.since < due {
+                            return None;
+                        }
+                        away.reminded += 1;
+                        Some(Transition::StillOffline { since: away.wall, after: due })
+                    }
+                    _ => {
+                        self.offline = Some(Away { since: now, wall, reminded: 0 });
+                        Some(Transition::Offline { reason: reason.clone() })
+                    }
                 }
-                self.offline_since = Some(now);
-                Some(Transition::Offline { reason: reason.clone() })
             }
         }
+    }
+
+    /// When the peer stopped answering, on the wall clock, while it is offline.
+    pub fn unreachable_since(&self) -> Option<SystemTime> {
+        self.offline.map(|away| away.wall)
     }
 }
 
@@ -221,20 +263,27 @@ pub async fn run<P: Probe>(handles: ProberHandles, probe: P, mut shutdown: watch
         if let Some((name, started)) = in_flight.remove(&id)
             && let Some(state) = states.get_mut(&name)
         {
-            let transition = state.step(started, Instant::now(), &result);
+            let transition = state.step(started, Instant::now(), SystemTime::now(), &result);
             if matches!(transition, Some(Transition::Offline { .. })) {
                 // Tailscale may know why (asleep) or where it went.
                 refresh_tailnet_addresses(&handles).await;
                 next_tailscale = Instant::now() + TAILSCALE_REFRESH;
             }
-            record(&handles, &name, &result, transition);
+            record(&handles, &name, &result, state.unreachable_since(), transition);
         }
     }
 }
 
-/// Writes a probe's result into the table and the metrics; a transition is
-/// logged and recorded as an event, once.
-fn record(handles: &ProberHandles, name: &str, result: &Result<Answer, String>, transition: Option<Transition>) {
+/// Writes a probe's result (and since when the peer is unreachable) into the
+/// table and the metrics; a transition is logged and recorded as an event,
+/// once.
+fn record(
+    handles: &ProberHandles,
+    name: &str,
+    result: &Result<Answer, String>,
+    unreachable_since: Option<SystemTime>,
+    transition: Option<Transition>,
+) {
     let last_seen = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     handles.peers.update(name, |peer| match result {
         Ok(answer) => {
@@ -250,10 +299,12 @@ fn record(handles: &ProberHandles, name: &str, result: &Result<Answer, String>, 
                 peer.role.clone_from(&answer.health.role);
             }
             peer.last_error = None;
+            peer.unreachable_since = None;
         }
         Err(reason) => {
             peer.online = false;
             peer.last_error = Some(reason.clone());
+            peer.unreachable_since = unreachable_since;
         }
     });
     handles.metrics.peer(name, result.is_ok(), result.as_ref().ok().map(|a| a.rtt));
@@ -264,6 +315,14 @@ fn record(handles: &ProberHandles, name: &str, result: &Result<Answer, String>, 
                 reason.push_str("; Tailscale sees it offline too (asleep?)");
             }
             (handles.events)(&object, Event::warning("PeerOffline", format!("peer {name} offline: {reason}")));
+        }
+        Some(Transition::StillOffline { since, after }) => {
+            let message = format!(
+                "peer {name} still unreachable, since {} ({})",
+                crate::clock::local_hh_mm(since),
+                humantime::format_duration(after)
+            );
+            (handles.events)(&object, Event::warning("PeerStillOffline", message));
         }
         Some(Transition::Online { after }) => {
             let mut message = match after {
@@ -446,7 +505,7 @@ mod tests {
         tokio::time::advance(state.next.saturating_duration_since(Instant::now())).await;
         let started = Instant::now();
         tokio::time::advance(took).await;
-        state.step(started, Instant::now(), result)
+        state.step(started, Instant::now(), SystemTime::now(), result)
     }
 
     #[tokio::test(start_paused = true)]
@@ -511,6 +570,145 @@ mod tests {
             Some(Transition::Offline { .. })
         ));
         assert_eq!(probe_when_due(&mut state, Duration::ZERO, &refused()).await, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_away_for_hours_is_mentioned_when_it_goes_once_an_hour_and_when_it_returns() {
+        let mut state = ProbeState::new(Instant::now());
+        probe_when_due(&mut state, Duration::ZERO, &ok()).await;
+        let went = Instant::now();
+        let mut told = Vec::new();
+        // Three and a half hours asleep, some probes timing out.
+        while Instant::now() - went < REMINDER * 7 / 2 {
+            let took = if told.len() % 2 == 0 { Duration::ZERO } else { PROBE_TIMEOUT };
+            if let Some(transition) = probe_when_due(&mut state, took, &refused()).await {
+                told.push(((Instant::now() - went).as_secs(), transition));
+            }
+        }
+        let reminders: Vec<u64> =
+            told.iter().filter_map(|(at, t)| matches!(t, Transition::StillOffline { .. }).then_some(*at)).collect();
+        assert!(matches!(told[0], (0, Transition::Offline { .. })), "{told:?}");
+        assert_eq!(reminders.len(), 3, "{told:?}");
+        for (hour, at) in (1..).zip(&reminders) {
+            assert!(hour * 3600 <= *at && *at <= hour * 3600 + 1, "reminder {hour} at {at}s");
+        }
+        assert_eq!(told.len(), 4, "nothing else: {told:?}");
+        let Transition::StillOffline { after, .. } = &told[1].1 else { unreachable!() };
+        assert_eq!(*after, REMINDER);
+        assert!(matches!(probe_when_due(&mut state, Duration::ZERO, &ok()).await, Some(Transition::Online { .. })));
+        assert_eq!(state.unreachable_since(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wall_clock_jump_moves_no_probe_and_no_reminder() {
+        // Two peers probed at the same monotonic times; the wall clock of the
+        // second is set forward a day, then back two, while it is away.
+        let (mut steady, mut jumped) = (ProbeState::new(Instant::now()), ProbeState::new(Instant::now()));
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_548_379);
+        let mut seen = (Vec::new(), Vec::new());
+        for probe in 0..4000u64 {
+            tokio::time::advance(steady.next.saturating_duration_since(Instant::now())).await;
+            let (started, now) = (Instant::now(), Instant::now());
+            let result = if probe < 2 { ok() } else { refused() };
+            let steady_wall = wall + Duration::from_secs(probe);
+            let day = Duration::from_secs(86_400);
+            let jumped_wall = match probe {
+                0..1000 => steady_wall,
+                1000..2000 => steady_wall + day,
+                _ => steady_wall - day,
+            };
+            let a = steady.step(started, now, steady_wall, &result);
+            let b = jumped.step(started, now, jumped_wall, &result);
+            assert_eq!(steady.next, jumped.next, "probe {probe} scheduled alike");
+            seen.0.push(a.map(|t| std::mem::discriminant(&t)));
+            seen.1.push(b.map(|t| std::mem::discriminant(&t)));
+        }
+        assert_eq!(seen.0, seen.1, "the same transitions at the same probes");
+        assert_eq!(seen.0.iter().flatten().count(), 3, "online, offline, one reminder");
+        assert_eq!(jumped.unreachable_since(), steady.unreachable_since(), "the time it went is kept as it was");
+    }
+
+    /// Every probe fails while `asleep` holds, as a sleeping peer's would.
+    struct Sleeper {
+        asleep: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Probe for Sleeper {
+        async fn probe(&self, _authority: &str) -> Result<Answer, String> {
+            if self.asleep.load(std::sync::atomic::Ordering::SeqCst) { refused() } else { ok() }
+        }
+    }
+
+    /// What the daemon's log would hold: a buffer for a tracing subscriber.
+    #[derive(Clone, Default)]
+    struct LogLines(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for LogLines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The figure of issue #19 point 4, on a paused clock: the prober's own
+    /// loop, with the daemon's event log (which logs each event once), over
+    /// an hour and a half of a peer asleep, then its return. Prints the counts
+    /// (`cargo nextest run --no-capture quiet`).
+    #[tokio::test(start_paused = true)]
+    async fn quiet_a_peer_asleep_for_an_hour_and_a_half_is_told_when_it_goes_once_more_and_when_it_returns() {
+        let lines = LogLines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _logging = tracing::subscriber::set_default(subscriber);
+        let store = Arc::new(std::sync::Mutex::new(crate::controller::status::StatusStore::default()));
+        let peers = Peers::default();
+        peers.set_members(vec![PeerState::new("mini", None, "127.0.0.1", 9)]);
+        let (_revisions, applied_revisions) = watch::channel(None);
+        let recorder = store.clone();
+        let handles = ProberHandles {
+            peers: peers.clone(),
+            metrics: Metrics::default(),
+            api_key: ApiKey::default(),
+            set_in_force: Arc::new(|| None),
+            applied_revisions,
+            events: Arc::new(move |object, event| recorder.lock().unwrap().event(object, event)),
+        };
+        let asleep = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (stop, stopped) = watch::channel(false);
+        let prober = tokio::spawn(run(handles, Sleeper { asleep: asleep.clone() }, stopped));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        asleep.store(true, std::sync::atomic::Ordering::SeqCst);
+        let away = Duration::from_secs(5400);
+        tokio::time::sleep(away).await;
+        let probed = peers.get("mini").unwrap();
+        assert!(!probed.online && probed.unreachable_since.is_some(), "{probed:?}");
+        asleep.store(false, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        stop.send_replace(true);
+        prober.await.unwrap();
+
+        let events = store.lock().unwrap().events(Some("Node/mini"), 1000);
+        let reasons: Vec<&str> = events.iter().map(|e| e.reason.as_str()).collect();
+        let log = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let about: Vec<&str> = log.lines().filter(|line| line.contains("mini")).collect();
+        eprintln!(
+            "a peer asleep {} (probed every second), then back: {} log lines and {} events about it: {reasons:?}",
+            humantime::format_duration(away),
+            about.len(),
+            events.len(),
+        );
+        assert_eq!(reasons, ["PeerOnline", "PeerOffline", "PeerStillOffline", "PeerOnline"]);
+        assert!(events[2].message.starts_with("peer mini still unreachable, since "), "{}", events[2].message);
+        assert!(events[2].message.ends_with(" (1h)"), "{}", events[2].message);
+        assert_eq!(about.len(), events.len(), "one line per event and nothing else:\n{log}");
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! change of health moves the capability.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::context::{Context, Outcome, ReconcileError};
 use crate::api_key::ApiKey;
@@ -21,6 +21,7 @@ use crate::controller::status::{ConditionType, Observed};
 use crate::event::Event;
 use crate::manifest::ManifestSet;
 use crate::manifest::kinds::{CapabilitySpec, Provider, is_loopback_host};
+use crate::mesh::absence::Absence;
 use crate::mesh::failover::HOP_HEADER;
 use crate::mesh::placement::Served;
 use crate::net::{self, host_port, root_cause};
@@ -52,27 +53,38 @@ pub(crate) enum Health {
 pub(crate) struct Decision {
     pub served: Option<Served>,
     /// The nodes passed over, in order, with why.
-    pub tried: Vec<(String, String)>,
+    pub tried: Vec<(String, PassedOver)>,
 }
 
-/// The first node of `spec`'s placement that is online (`this_node` always is)
-/// and whose endpoint is `Healthy` in `health`. `addresses` holds each Node's
-/// `address`, the endpoint's host unless `endpoint.host` says otherwise.
+/// Why a node was passed over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PassedOver {
+    /// This node cannot reach it.
+    Away(Absence),
+    /// Its endpoint could not be placed or checked, or failed its check.
+    Because(String),
+}
+
+/// The first node of `spec`'s placement that is not away (`this_node` never
+/// is; `away` says how a peer is) and whose endpoint is `Healthy` in
+/// `health`. `addresses` holds each Node's `address`, the endpoint's host
+/// unless `endpoint.host` says otherwise.
 pub(crate) fn decide(
     spec: &CapabilitySpec,
     this_node: &str,
     addresses: &BTreeMap<String, String>,
     health: &BTreeMap<String, Health>,
-    online: impl Fn(&str) -> bool,
+    away: impl Fn(&str) -> Option<Absence>,
 ) -> Decision {
     let mut tried = Vec::new();
+    let because = |why: String| PassedOver::Because(why);
     for node in spec.placement.order().map(|n| n.value.as_str()) {
         let Some(host) = spec.endpoint_host(addresses.get(node).map(String::as_str)) else {
-            tried.push((node.to_owned(), "no Node manifest gives its address".to_owned()));
+            tried.push((node.to_owned(), because("no Node manifest gives its address".to_owned())));
             continue;
         };
-        if node != this_node && !online(node) {
-            tried.push((node.to_owned(), "offline".to_owned()));
+        if let Some(absence) = away(node).filter(|_| node != this_node) {
+            tried.push((node.to_owned(), PassedOver::Away(absence)));
             continue;
         }
         match health.get(node).unwrap_or(&Health::Unknown) {
@@ -80,8 +92,8 @@ pub(crate) fn decide(
                 let served = Served { node: node.to_owned(), host: host.to_owned(), port: spec.endpoint.port.0 };
                 return Decision { served: Some(served), tried };
             }
-            Health::Unhealthy(why) => tried.push((node.to_owned(), format!("endpoint unhealthy: {why}"))),
-            Health::Unknown => tried.push((node.to_owned(), "endpoint not probed".to_owned())),
+            Health::Unhealthy(why) => tried.push((node.to_owned(), because(format!("endpoint unhealthy: {why}")))),
+            Health::Unknown => tried.push((node.to_owned(), because("endpoint not probed".to_owned()))),
         }
     }
     Decision { served: None, tried }
@@ -120,34 +132,49 @@ pub(crate) fn health_url_by_node(authority: &str, capability: &str, spec: &Capab
     format!("http://{authority}{}/{capability}{}", crate::api::wire::CAP_PREFIX, health_path(spec))
 }
 
-/// `Served by …`, naming why the nodes before it were passed over.
-fn served_message(spec: &CapabilitySpec, decision: &Decision) -> String {
+/// Why the capability is served where it is, times of day read on `clock`:
+/// the nodes passed over because they are away first (`agent-home-mini
+/// asleep since 09:12; served by agent-work-laptop`), then `served by …`,
+/// then why the other nodes before it were passed over (`(fallback; node-c:
+/// endpoint unhealthy: …)`).
+fn served_message(spec: &CapabilitySpec, decision: &Decision, clock: impl Fn(SystemTime) -> String + Copy) -> String {
     let Some(served) = &decision.served else {
-        return format!("no node can serve it: {}", reasons(&decision.tried));
+        return format!("no node can serve it: {}", reasons(decision.tried.iter(), clock));
     };
-    if decision.tried.is_empty() {
-        return format!("served by {}", served.node);
+    let (away, others): (Vec<_>, Vec<_>) =
+        decision.tried.iter().partition(|(_, why)| matches!(why, PassedOver::Away(_)));
+    let mut message = format!("served by {}", served.node);
+    if !others.is_empty() {
+        let fallback = spec.placement.fallback.iter().any(|n| n.value == served.node);
+        let note = if fallback { "fallback; " } else { "" };
+        message.push_str(&format!(" ({note}{})", reasons(others.into_iter(), clock)));
     }
-    let fallback = spec.placement.fallback.iter().any(|n| n.value == served.node);
-    let note = if fallback { "fallback; " } else { "" };
-    format!("served by {} ({note}{})", served.node, reasons(&decision.tried))
+    if away.is_empty() { message } else { format!("{}; {message}", reasons(away.into_iter(), clock)) }
 }
 
-/// "node-b is offline, node-c's endpoint unhealthy: …".
-fn reasons(tried: &[(String, String)]) -> String {
-    if tried.is_empty() {
+/// "node-b unreachable since 09:12, node-c: endpoint unhealthy: …".
+fn reasons<'a>(
+    tried: impl ExactSizeIterator<Item = &'a (String, PassedOver)>,
+    clock: impl Fn(SystemTime) -> String + Copy,
+) -> String {
+    if tried.len() == 0 {
         return "its placement names no node".into();
     }
-    let reason = |(node, why): &(String, String)| match why.as_str() {
-        "offline" => format!("{node} is offline"),
-        why => format!("{node}: {why}"),
+    let reason = |(node, why): &(String, PassedOver)| match why {
+        PassedOver::Away(absence) => format!("{node} {}", absence.words(clock)),
+        PassedOver::Because(why) => format!("{node}: {why}"),
     };
-    tried.iter().map(reason).collect::<Vec<_>>().join(", ")
+    tried.map(reason).collect::<Vec<_>>().join(", ")
 }
 
-/// The conditions and details of a capability from its decision.
-pub(crate) fn status(spec: &CapabilitySpec, decision: &Decision) -> (Vec<Observed>, BTreeMap<String, String>) {
-    let message = served_message(spec, decision);
+/// The conditions and details of a capability from its decision, times of
+/// day read on `clock`.
+pub(crate) fn status(
+    spec: &CapabilitySpec,
+    decision: &Decision,
+    clock: impl Fn(SystemTime) -> String + Copy,
+) -> (Vec<Observed>, BTreeMap<String, String>) {
+    let message = served_message(spec, decision, clock);
     let mut details = BTreeMap::new();
     let conditions = match &decision.served {
         Some(served) => {
@@ -307,7 +334,8 @@ pub(crate) async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, Reco
     let spec = &capability.spec;
     let addresses: BTreeMap<String, String> =
         ctx.set.nodes.iter().map(|(name, node)| (name.clone(), node.spec.address.value.clone())).collect();
-    let online = |node: &str| node == ctx.handles.node || !ctx.handles.peers.known_down(node);
+    let away = |node: &str| ctx.handles.peers.absence(node).filter(|_| node != ctx.handles.node);
+    let online = |node: &str| away(node).is_none();
     let mut health = BTreeMap::new();
     for node in spec.placement.order().map(|n| n.value.as_str()) {
         let Some(host) = spec.endpoint_host(addresses.get(node).map(String::as_str)) else { continue };
@@ -327,18 +355,18 @@ pub(crate) async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, Reco
             break;
         }
     }
-    let decision = decide(spec, &ctx.handles.node, &addresses, &health, online);
+    let decision = decide(spec, &ctx.handles.node, &addresses, &health, away);
     let before = ctx.handles.placements.set(name, decision.served.clone());
     if before.as_ref().map(|s| &s.node) != decision.served.as_ref().map(|s| &s.node) {
         let from = before.map_or_else(|| "none".to_owned(), |s| s.node);
         let to = decision.served.as_ref().map_or_else(|| "none".to_owned(), |s| s.node.clone());
-        let why = served_message(spec, &decision);
+        let why = served_message(spec, &decision, crate::clock::local_hh_mm);
         let message = format!("{name}: {from} -> {to} ({why})");
         // Moving to no node at all is worth a look; moving to another is failover working.
         let event = if decision.served.is_none() { Event::warning } else { Event::normal };
         outcome.event(event("PlacementChanged", message));
     }
-    let (conditions, details) = status(spec, &decision);
+    let (conditions, details) = status(spec, &decision, crate::clock::local_hh_mm);
     outcome.conditions = conditions;
     outcome.details = details;
     ensure_models(ctx, name, spec, addresses.get(&ctx.handles.node).map(String::as_str), &mut outcome).await;
@@ -494,6 +522,26 @@ mod tests {
         Some(Served { node: node.into(), host: host.into(), port })
     }
 
+    /// A peer away since a time not known.
+    const ABSENT: Absence = Absence { since: None, asleep: false };
+
+    /// "offline" for a node away ([`ABSENT`]), else the reason as written.
+    fn passed(why: &str) -> PassedOver {
+        match why {
+            "offline" => PassedOver::Away(ABSENT),
+            why => PassedOver::Because(why.to_owned()),
+        }
+    }
+
+    /// 09:12:59 on 2026-12-06, UTC.
+    fn nine_twelve() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_548_379)
+    }
+
+    fn utc(at: SystemTime) -> String {
+        crate::clock::hh_mm(at, 0)
+    }
+
     #[test]
     fn decide_takes_the_first_online_healthy_node_in_prefer_then_fallback_order() {
         use Health::*;
@@ -556,14 +604,15 @@ mod tests {
         ];
         for (case, this_node, offline, health, expected, passed_over) in table {
             let health: BTreeMap<String, Health> = health.into_iter().map(|(n, h)| (n.to_owned(), h)).collect();
-            let decision = decide(llm, this_node, &addresses(&set), &health, |n| !offline.contains(&n));
-            let tried: Vec<(String, String)> =
-                passed_over.iter().map(|(n, why)| ((*n).to_owned(), (*why).to_owned())).collect();
+            let away = |n: &str| offline.contains(&n).then_some(ABSENT);
+            let decision = decide(llm, this_node, &addresses(&set), &health, away);
+            let tried: Vec<(String, PassedOver)> =
+                passed_over.iter().map(|(n, why)| ((*n).to_owned(), passed(why))).collect();
             assert_eq!(decision, Decision { served: expected, tried }, "{case}");
         }
         let db = &set.capabilities["db"].spec;
         let health = BTreeMap::from([("b".to_owned(), Healthy)]);
-        let decision = decide(db, "a", &addresses(&set), &health, |_| true);
+        let decision = decide(db, "a", &addresses(&set), &health, |_| None);
         assert_eq!(decision.served, served("b", "db.lan", 8001), "endpoint.host wins over the address");
     }
 
@@ -603,23 +652,46 @@ mod tests {
     fn messages_name_the_fallback_and_why_the_others_were_passed_over() {
         let set = set("");
         let llm = &set.capabilities["llm"].spec;
-        let decision = |served: Option<Served>, tried: &[(&str, &str)]| Decision {
+        let unreachable = PassedOver::Away(Absence { since: Some(nine_twelve()), asleep: false });
+        let asleep = PassedOver::Away(Absence { since: Some(nine_twelve()), asleep: true });
+        let unhealthy = |why: &str| PassedOver::Because(format!("endpoint unhealthy: {why}"));
+        let decision = |served: Option<Served>, tried: &[(&str, &PassedOver)]| Decision {
             served,
-            tried: tried.iter().map(|(n, w)| ((*n).to_owned(), (*w).to_owned())).collect(),
+            tried: tried.iter().map(|(n, w)| ((*n).to_owned(), (*w).clone())).collect(),
         };
         let table = [
             (decision(served("b", "10.0.0.2", 1), &[]), (true, "Served", "served by b")),
             (
-                decision(served("a", "10.0.0.1", 1), &[("b", "offline")]),
-                (true, "Served", "served by a (fallback; b is offline)"),
+                decision(served("a", "10.0.0.1", 1), &[("b", &unreachable)]),
+                (true, "Served", "b unreachable since 09:12; served by a"),
             ),
             (
-                decision(None, &[("b", "offline"), ("a", "endpoint unhealthy: x")]),
-                (false, "NoNodeAvailable", "no node can serve it: b is offline, a: endpoint unhealthy: x"),
+                decision(served("a", "10.0.0.1", 1), &[("b", &asleep)]),
+                (true, "Served", "b asleep since 09:12; served by a"),
+            ),
+            (
+                decision(served("a", "10.0.0.1", 1), &[("b", &PassedOver::Away(ABSENT))]),
+                (true, "Served", "b unreachable; served by a"),
+            ),
+            (
+                decision(served("a", "10.0.0.1", 1), &[("b", &unhealthy("x"))]),
+                (true, "Served", "served by a (fallback; b: endpoint unhealthy: x)"),
+            ),
+            (
+                decision(served("c", "10.0.0.3", 1), &[("b", &asleep), ("a", &unhealthy("x"))]),
+                (true, "Served", "b asleep since 09:12; served by c (fallback; a: endpoint unhealthy: x)"),
+            ),
+            (
+                decision(None, &[("b", &unreachable), ("a", &unhealthy("x"))]),
+                (false, "NoNodeAvailable", "no node can serve it: b unreachable since 09:12, a: endpoint unhealthy: x"),
+            ),
+            (
+                decision(None, &[("b", &asleep), ("a", &unhealthy("x"))]),
+                (false, "NoNodeAvailable", "no node can serve it: b asleep since 09:12, a: endpoint unhealthy: x"),
             ),
         ];
         for (decision, (ready, reason, message)) in table {
-            let (conditions, details) = status(llm, &decision);
+            let (conditions, details) = status(llm, &decision, utc);
             assert_eq!(
                 (conditions[0].status, conditions[0].reason.as_str(), conditions[0].message.as_str()),
                 (ready, reason, message)
@@ -627,7 +699,7 @@ mod tests {
             assert_eq!(conditions[2].status, !ready, "Degraded when no node serves it");
             assert_eq!(details.get("servedBy"), decision.served.as_ref().map(|s| &s.node));
         }
-        let (_, details) = status(llm, &decision(served("a", "10.0.0.1", 11434), &[]));
+        let (_, details) = status(llm, &decision(served("a", "10.0.0.1", 11434), &[]), utc);
         assert_eq!(details["endpoint"], "http://10.0.0.1:11434/v1");
         assert_eq!(health_url(llm, "fd7a::1"), "http://[fd7a::1]:11434/v1");
     }

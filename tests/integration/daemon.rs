@@ -27,6 +27,7 @@ mod settle;
 mod state_folder;
 mod sync;
 mod tailnet;
+mod unreachable;
 mod version;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -22,6 +22,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "event",
             "net",
             "sys",
+            "clock",
             "atomic_file",
             "template",
             "backoff",

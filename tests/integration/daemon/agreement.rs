@@ -76,7 +76,7 @@ fn three_nodes_agree_on_the_serving_node_when_it_hangs_and_when_it_returns() {
     let fell_back = wait_all_agree(&[(&a, "node-c"), (&b, "node-c")], "node-b", false);
     for daemon in [&a, &b] {
         let status = daemon.meshctl(&["status"]);
-        assert!(status.stdout.contains("llm_inference -> node-b (fallback; node-c"), "{status:?}");
+        assert!(status.stdout.contains("llm_inference -> node-b (node-c unreachable since "), "{status:?}");
     }
 
     kill(c.pid(), libc::SIGCONT);
