@@ -166,6 +166,7 @@ mod tests {
             role: "primary".into(),
             online: true,
             last_seen: None,
+            unreachable_since: None,
             revision: Some("r1".into()),
             last_error: None,
             objects: Vec::new(),
