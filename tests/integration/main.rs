@@ -28,3 +28,4 @@ mod support;
 mod syncthing;
 mod tailscale;
 mod wake;
+mod wake_up;
