@@ -178,7 +178,9 @@ pub(crate) async fn pass_through(
     } else {
         let wanted = placement.first().copied().unwrap_or(here);
         wake = failover.wake_first(set, wanted).await;
-        candidates(&placement, served.as_deref(), |node| failover.known_down(node))
+        // A node that answered its wake goes first, before the one serving meanwhile.
+        let woken = wake.as_ref().filter(|wake| wake.answered).map(|_| wanted);
+        candidates(&placement, woken.or(served.as_deref()), |node| failover.known_down(node))
     };
     let call = PassedRequest {
         parts,

@@ -137,17 +137,20 @@ impl MeshRouter {
         // A placement decided under an older revision may name a node no
         // longer in the placement: then it is no preference at all.
         let serving = served.as_deref().and_then(|node| placement.iter().copied().find(|n| *n == node));
-        let choose = || {
-            order(&placement, prefer_node.or(serving), |node| self.inner.failover.known_down(node))
+        let choose = |first| {
+            order(&placement, first, |node| self.inner.failover.known_down(node))
                 .ok_or_else(|| not_placed(capability, prefer_node.unwrap_or_default(), &placement))
         };
-        let chosen = choose()?;
+        let chosen = choose(prefer_node.or(serving))?;
         let wake = match prefer_node.or(placement.first().copied()) {
             Some(wanted) => self.inner.failover.wake_first(&set, wanted).await,
             None => None,
         };
-        // After a wake the woken node may be up: choose again.
-        let order = if wake.is_some() { choose()? } else { chosen };
+        // A node that answered its wake is the one to use, before the node
+        // serving it meanwhile; one that did not is known down still.
+        let woken = wake.as_ref().filter(|wake| wake.answered);
+        let woken = placement.iter().copied().find(|node| woken.is_some_and(|wake| wake.node == *node));
+        let order = if wake.is_some() { choose(woken.or(prefer_node).or(serving))? } else { chosen };
         let routed = self.run(&set, spec, capability, &payload, order).await?;
         Ok(Routed { wake, ..routed })
     }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
-use axum::routing::post;
+use axum::routing::{any, post};
 use serde_json::{Value, json};
 use tokio::net::UdpSocket;
 
@@ -56,7 +56,7 @@ async fn start(wake: Option<String>, mesh: &str) -> Mesh {
 
 /// An endpoint that answers `{node}`.
 fn serve_echo(node: &'static str, listener: tokio::net::TcpListener) {
-    let app = axum::Router::new().route("/echo", post(move || async move { axum::Json(json!({"node": node})) }));
+    let app = axum::Router::new().route("/echo", any(move || async move { axum::Json(json!({"node": node})) }));
     tokio::spawn(async move { axum::serve(listener, app).await });
 }
 
@@ -253,4 +253,30 @@ async fn off_the_lan_a_tailscale_peer_routing_the_wake_address_is_asked_through_
     assert_eq!(sent.len(), 1, "{events:?}");
     assert_eq!(sent[0].1, format!("magic packet for {MAC} sent by lan-box on eth0, via Tailscale peer lan-box"));
     println!("wake through a Tailscale peer: request after {to_request:?}, call answered after {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_through_call_wakes_too_and_its_answer_says_it_waited() {
+    let listener = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let wake = format!("{{mac: \"{MAC}\", address: 127.0.0.1, port: {port}, timeout: 10s}}");
+    let mut mesh = start(Some(wake), "").await;
+    put_mini_to_sleep(&mut mesh).await;
+
+    let url = mesh.laptop.url("/cap/echo/echo");
+    let call = tokio::spawn(async move { reqwest::Client::new().post(url).bearer_auth(Daemon::KEY).send().await });
+    let mut packet = [0u8; 200];
+    let (length, _) = tokio::time::timeout(Duration::from_secs(5), listener.recv_from(&mut packet))
+        .await
+        .expect("a magic packet within 5 s")
+        .unwrap();
+    assert_eq!(length, 102);
+    wake_mini(&mut mesh).await;
+    let response = call.await.unwrap().expect("the laptop answers");
+    assert_eq!(response.status(), 200, "{:?}", response.headers());
+    let header = response.headers()["x-mesh-wake"].to_str().unwrap().to_owned();
+    assert!(header.starts_with("node=mini; via=LAN; waited-ms="), "{header}");
+    assert!(header.ends_with("; answered=true"), "{header}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({"node": "mini"}), "answered by the woken node");
 }
