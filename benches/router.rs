@@ -21,9 +21,11 @@ use std::time::{Duration, Instant};
 
 use agentmesh::api_key::ApiKey;
 use agentmesh::manifest::{SourceFile, validate};
+use agentmesh::mesh::failover::Failover;
 use agentmesh::mesh::peers::Peers;
 use agentmesh::mesh::placement::Placements;
 use agentmesh::mesh::router::{DEFAULT_TIMEOUT, MeshRouter};
+use agentmesh::mesh::wake_up::WakeUp;
 use agentmesh::metrics::Metrics;
 use axum::Json;
 use axum::routing::post;
@@ -53,15 +55,10 @@ fn main() {
     std::fs::write(manifests.join("mesh.yaml"), &text).expect("write manifests");
     let set = Arc::new(validate(&[SourceFile { path: "mesh.yaml".into(), text }], Vec::new()).set);
     let set_in_force = Arc::new(move || Some(set.clone()));
-    let in_process = MeshRouter::new(
-        "bench".into(),
-        ApiKey::new(Some(KEY.into())),
-        Peers::default(),
-        Placements::default(),
-        Metrics::default(),
-        set_in_force,
-        DEFAULT_TIMEOUT,
-    );
+    let peers = Peers::default();
+    let wake_up = WakeUp::new(peers.clone(), Arc::new(|_, _| {}));
+    let failover = Failover::new("bench".into(), ApiKey::new(Some(KEY.into())), peers, Metrics::default(), wake_up);
+    let in_process = MeshRouter::new(failover, Placements::default(), set_in_force, DEFAULT_TIMEOUT);
     let _daemon = Daemon::start(api_port, &manifests, &dir.path().join("state"));
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");

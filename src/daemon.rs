@@ -18,10 +18,13 @@ use crate::config::{self, DaemonConfig, GitSettings};
 use crate::controller::status::StatusStream;
 use crate::controller::{Controller, InForce, Input, Shared};
 use crate::descriptor_limit;
+use crate::event::EventSink;
 use crate::identity::NodeEnv;
+use crate::mesh::failover::Failover;
 use crate::mesh::joined::JoinedPeers;
-use crate::mesh::prober::{self, AppliedRevision, EventSink, HttpProbe, ProberHandles};
+use crate::mesh::prober::{self, AppliedRevision, HttpProbe, ProberHandles};
 use crate::mesh::router::{self, MeshRouter, SetInForce};
+use crate::mesh::wake_up::WakeUp;
 use crate::reconcile::Handles;
 use crate::source::checkout::{self, CheckoutWatch};
 use crate::source::folder::FolderSource;
@@ -244,15 +247,15 @@ fn api_router(
     inbox: mpsc::Sender<Input>,
     source: &Source,
 ) -> Router {
-    let mesh_router = MeshRouter::new(
+    let failover = Failover::new(
         config.node_id.clone(),
         handles.api_key.clone(),
         handles.peers.clone(),
-        handles.placements.clone(),
         shared.metrics().clone(),
-        set_in_force(&shared),
-        router::DEFAULT_TIMEOUT,
+        WakeUp::new(handles.peers.clone(), event_sink(&shared)),
     );
+    let mesh_router =
+        MeshRouter::new(failover, handles.placements.clone(), set_in_force(&shared), router::DEFAULT_TIMEOUT);
     api::router(ApiState {
         shared,
         handles,
@@ -278,18 +281,20 @@ fn prober_handles(
     handles: &Handles,
     applied_revisions: watch::Receiver<Option<AppliedRevision>>,
 ) -> ProberHandles {
-    let events: EventSink = {
-        let events = shared.events();
-        Arc::new(move |object, event| events.record(object, event))
-    };
     ProberHandles {
         peers: handles.peers.clone(),
         metrics: shared.metrics().clone(),
         api_key: handles.api_key.clone(),
         set_in_force: set_in_force(shared),
         applied_revisions,
-        events,
+        events: event_sink(shared),
     }
+}
+
+/// Records events about objects (`Node/<name>`) in the daemon's event log.
+fn event_sink(shared: &Shared) -> EventSink {
+    let events = shared.events();
+    Arc::new(move |object, event| events.record(object, event))
 }
 
 /// On each SIGHUP, reads the settings again and the manifests too.

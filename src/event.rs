@@ -1,6 +1,12 @@
 //! Something the daemon did or saw, as its event log records it: a
 //! [`Severity`], a reason and a message. A leaf, so every layer can report one.
 
+use std::sync::Arc;
+
+/// Records an event about an object (`Node/<name>`), for a part of the daemon
+/// that reports events without knowing the log.
+pub(crate) type EventSink = Arc<dyn Fn(&str, Event) + Send + Sync>;
+
 /// Whether an event is routine or worth a person's look; its JSON is the
 /// variant's name (`"type": "Normal"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

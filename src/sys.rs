@@ -210,6 +210,67 @@ pub(crate) fn utc_offset(at: std::time::SystemTime) -> i64 {
     local.tm_gmtoff as i64
 }
 
+/// One address of one network interface, as `getifaddrs` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct InterfaceAddress {
+    pub(crate) interface: String,
+    pub(crate) address: std::net::IpAddr,
+    /// The network's mask, None when the interface has none (a point-to-point link).
+    pub(crate) netmask: Option<std::net::IpAddr>,
+}
+
+/// Every IPv4 and IPv6 address of this machine's interfaces, loopback too.
+pub(crate) fn interface_addresses() -> io::Result<Vec<InterfaceAddress>> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list it allocates into `list`; it is freed
+    // below with freeifaddrs, once, after the last read.
+    check(unsafe { libc::getifaddrs(&mut list) })?;
+    let mut addresses = Vec::new();
+    let mut entry = list;
+    while !entry.is_null() {
+        // SAFETY: `entry` is a non-null node of the list getifaddrs made, alive until freeifaddrs.
+        let ifaddr = unsafe { &*entry };
+        // SAFETY: ifa_addr and ifa_netmask are null or point at a sockaddr of
+        // the family they say, which `ip_of` reads only as that family.
+        let (address, netmask) = unsafe { (ip_of(ifaddr.ifa_addr), ip_of(ifaddr.ifa_netmask)) };
+        if let Some(address) = address {
+            // SAFETY: ifa_name is a NUL-terminated string of the same list.
+            let name = unsafe { std::ffi::CStr::from_ptr(ifaddr.ifa_name) };
+            let interface = name.to_string_lossy().into_owned();
+            addresses.push(InterfaceAddress { interface, address, netmask });
+        }
+        entry = ifaddr.ifa_next;
+    }
+    // SAFETY: `list` came from getifaddrs and nothing reads it after this.
+    unsafe { libc::freeifaddrs(list) };
+    Ok(addresses)
+}
+
+/// The IP in `address`, None when it is null or neither IPv4 nor IPv6.
+///
+/// # Safety
+/// `address` is null or points at a sockaddr as large as its family says.
+unsafe fn ip_of(address: *const libc::sockaddr) -> Option<std::net::IpAddr> {
+    if address.is_null() {
+        return None;
+    }
+    // SAFETY: non-null, so a sockaddr, whose family field every family shares.
+    let family = c_int::from(unsafe { (*address).sa_family });
+    match family {
+        libc::AF_INET => {
+            // SAFETY: the family says it is a sockaddr_in.
+            let ipv4 = unsafe { &*address.cast::<libc::sockaddr_in>() };
+            Some(std::net::Ipv4Addr::from(u32::from_be(ipv4.sin_addr.s_addr)).into())
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says it is a sockaddr_in6.
+            let ipv6 = unsafe { &*address.cast::<libc::sockaddr_in6>() };
+            Some(std::net::Ipv6Addr::from(ipv6.sin6_addr.s6_addr).into())
+        }
+        _ => None,
+    }
+}
+
 /// A pid as the C calls take it. Pids are positive `pid_t`s that std hands
 /// out as `u32`, so the conversion never wraps.
 fn raw(pid: u32) -> libc::pid_t {
@@ -230,6 +291,13 @@ mod tests {
         assert!(process_group(std::process::id()).is_some());
         assert_eq!(process_group(i32::MAX as u32), None);
         assert_eq!(kill(i32::MAX as u32, 0).unwrap_err().raw_os_error(), Some(libc::ESRCH));
+    }
+
+    #[test]
+    fn loopback_is_among_the_interface_addresses() {
+        let addresses = interface_addresses().unwrap();
+        let loopback = addresses.iter().find(|a| a.address == std::net::Ipv4Addr::LOCALHOST).expect("127.0.0.1 listed");
+        assert_eq!(loopback.netmask, Some(std::net::Ipv4Addr::new(255, 0, 0, 0).into()), "{loopback:?}");
     }
 
     #[test]

@@ -45,6 +45,7 @@ use crate::manifest::kinds::{CapabilitySpec, Provider};
 use crate::mesh::failover::{
     Call, Finish, HOP_HEADER, Lost, NOT_SENT_HEADER, PeerProtocol, Reply, Streamed, candidates, list,
 };
+use crate::mesh::wake_up::WAKE_HEADER;
 use crate::net::host_port;
 
 /// The shape of the pass-through's own errors.
@@ -175,6 +176,7 @@ pub(crate) async fn pass_through(
     let here = failover.node();
     let placement: Vec<&str> = spec.placement.order().map(|node| node.value.as_str()).collect();
     let served = state.handles.placements.get(capability).map(|served| served.node);
+    let mut wake = None;
     let nodes = if parts.headers.contains_key(HOP_HEADER) {
         // Handed over by a peer: served here or not at all, never passed on.
         if !placement.contains(&here) {
@@ -183,7 +185,11 @@ pub(crate) async fn pass_through(
         }
         vec![here]
     } else {
-        candidates(&placement, served.as_deref(), |node| failover.known_down(node))
+        let wanted = placement.first().copied().unwrap_or(here);
+        wake = failover.wake_first(set, wanted).await;
+        // A node that answered its wake goes first, before the one serving meanwhile.
+        let woken = wake.as_ref().filter(|wake| wake.answered).map(|_| wanted);
+        candidates(&placement, woken.or(served.as_deref()), |node| failover.known_down(node))
     };
     let call = PassedRequest {
         parts,
@@ -194,7 +200,7 @@ pub(crate) async fn pass_through(
         body,
         ollama: spec.provider == Provider::Ollama,
     };
-    match failover.run(set, spec, capability, &nodes, &call).await {
+    let mut response = match failover.run(set, spec, capability, &nodes, &call).await {
         Finish::Answered { answer, .. } => reply_response(answer, shape),
         Finish::Lost { lost: Lost::WentSilent(silent), .. } => {
             shape.error(StatusCode::GATEWAY_TIMEOUT, "went_silent", &silent.to_string())
@@ -218,7 +224,11 @@ pub(crate) async fn pass_through(
             let message = format!("no node could serve capability \"{capability}\": {}", list(&attempts));
             shape.not_sent(StatusCode::SERVICE_UNAVAILABLE, "unreachable", &message)
         }
+    };
+    if let Some(value) = wake.and_then(|wake| HeaderValue::from_str(&wake.header_value()).ok()) {
+        response.headers_mut().insert(WAKE_HEADER, value);
     }
+    response
 }
 
 /// A client's request as failover passes it on: to this node's endpoint at

@@ -225,6 +225,29 @@ pub struct Routed {
     /// The endpoint's answer: its JSON, or its text as a JSON string when it is
     /// not JSON.
     pub body: serde_json::Value,
+    /// Present when the call waited for a wake of the node it would rather use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake: Option<WakeWait>,
+}
+
+/// A call's wait for a Wake-on-LAN: the node woken, how the wake went out
+/// (`LAN`, `Tailscale peer lan-box`), how long the call waited and whether
+/// the node answered within its `timeout` (else the call went on without it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WakeWait {
+    pub node: String,
+    pub via: String,
+    pub waited_ms: u64,
+    pub answered: bool,
+}
+
+impl WakeWait {
+    /// `node=mini; via=LAN; waited-ms=3120; answered=true`: the value of a
+    /// pass-through answer's `x-mesh-wake` header.
+    pub fn header_value(&self) -> String {
+        format!("node={}; via={}; waited-ms={}; answered={}", self.node, self.via, self.waited_ms, self.answered)
+    }
 }
 
 /// `POST /mesh/route` as the API reads it. Unknown fields are refused: a

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use super::{Outcome, Target, runtime, target_client};
+use crate::api::wire::Routed;
 use crate::identity::NodeEnv;
 
 #[derive(Debug, clap::Args)]
@@ -33,11 +34,48 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
         serde_json::Value::String(text) => println!("{text}"),
         json => println!("{}", serde_json::to_string_pretty(json)?),
     }
-    eprintln!("served by {} (HTTP {})", routed.node, routed.status);
+    eprintln!("{}", served_line(&routed));
     Ok(if (200..300).contains(&routed.status) { Outcome::Success } else { Outcome::Failure })
+}
+
+/// Which node served the call, and the wake it waited for, if any.
+fn served_line(routed: &Routed) -> String {
+    let served = format!("served by {} (HTTP {})", routed.node, routed.status);
+    let Some(wake) = &routed.wake else { return served };
+    let waited = humantime::format_duration(std::time::Duration::from_millis(wake.waited_ms / 100 * 100));
+    let outcome = if wake.answered { "it answered" } else { "no answer, so the fallback" };
+    format!("{served} after waking {} via {} ({outcome} after {waited})", wake.node, wake.via)
 }
 
 /// A bad `--data` is a usage error (exit 2), said before anything is sent.
 fn parse_json(text: &str) -> Result<serde_json::Value, String> {
     serde_json::from_str(text).map_err(|error| format!("not JSON: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::wire::WakeWait;
+
+    #[test]
+    fn the_served_line_says_which_node_served_and_the_wake_it_waited_for() {
+        let wake =
+            |answered: bool, waited_ms: u64| WakeWait { node: "mini".into(), via: "LAN".into(), waited_ms, answered };
+        let routed =
+            |node: &str, wake: Option<WakeWait>| Routed { node: node.into(), status: 200, body: "ok".into(), wake };
+        let table = [
+            (routed("b", None), "served by b (HTTP 200)"),
+            (
+                routed("mini", Some(wake(true, 2_980))),
+                "served by mini (HTTP 200) after waking mini via LAN (it answered after 2s 900ms)",
+            ),
+            (
+                routed("laptop", Some(wake(false, 15_004))),
+                "served by laptop (HTTP 200) after waking mini via LAN (no answer, so the fallback after 15s)",
+            ),
+        ];
+        for (routed, expected) in table {
+            assert_eq!(served_line(&routed), expected);
+        }
+    }
 }

@@ -39,6 +39,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::peers::Peers;
+use super::wake_up::WakeUp;
+use crate::api::wire::WakeWait;
 use crate::api_key::ApiKey;
 use crate::manifest::ManifestSet;
 use crate::manifest::kinds::CapabilitySpec;
@@ -441,6 +443,7 @@ pub struct Failover {
     /// One client for every call, so connections to endpoints and peers are
     /// kept alive and reused.
     http: reqwest::Client,
+    wake_up: WakeUp,
 }
 
 /// How one node's attempt went.
@@ -451,7 +454,7 @@ enum Tried<T> {
 }
 
 impl Failover {
-    pub fn new(node: String, api_key: ApiKey, peers: Peers, metrics: Metrics) -> Failover {
+    pub fn new(node: String, api_key: ApiKey, peers: Peers, metrics: Metrics, wake_up: WakeUp) -> Failover {
         let http = net::http_client(net::CONNECT_TIMEOUT)
             // Whether a call is sent again is failover's decision alone, and
             // a redirect is the endpoint's answer to pass back: following it
@@ -460,7 +463,7 @@ impl Failover {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a plain HTTP client builds");
-        Failover { node, api_key, peers, metrics, http }
+        Failover { node, api_key, peers, metrics, http, wake_up }
     }
 
     /// The node this runs on.
@@ -471,6 +474,13 @@ impl Failover {
     /// Whether the prober knows `node` to be down now.
     pub fn known_down(&self, node: &str) -> bool {
         self.peers.known_down(node)
+    }
+
+    /// Wakes `node`, the one a call would rather use, when it is known down
+    /// and has `wake`, and waits for it ([`WakeUp::before_fallback`]); call
+    /// before choosing the order, which then finds it up or goes on without it.
+    pub async fn wake_first(&self, set: &ManifestSet, node: &str) -> Option<WakeWait> {
+        self.wake_up.before_fallback(set, node).await
     }
 
     /// Tries `call` for `capability` (`spec` in `set`) on `nodes` in turn
@@ -943,7 +953,9 @@ mod tests {
             let set = validation.set;
             let spec = &set.capabilities["cap"].spec;
             let failover =
-                Failover::new("here".into(), ApiKey::new(Some("key".into())), Peers::default(), Metrics::default());
+                Failover::new("here".into(), ApiKey::new(Some("key".into())), Peers::default(), Metrics::default(), {
+                    WakeUp::new(Peers::default(), std::sync::Arc::new(|_, _| {}))
+                });
             let finish = failover.run(&set, spec, "cap", &["peer", "here"], &PassThroughGet).await;
             let Finish::Answered { node: answered_by, answer, earlier: reasons } = finish else {
                 panic!("peer answered {status}: {finish:?}");

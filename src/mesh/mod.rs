@@ -8,3 +8,4 @@ pub mod peers;
 pub mod placement;
 pub mod prober;
 pub mod router;
+pub mod wake_up;

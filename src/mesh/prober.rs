@@ -31,7 +31,7 @@ use super::peers::{PeerState, Peers};
 use super::router::SetInForce;
 use crate::api::wire::{API_VERSION, Health, ReconcileRequest};
 use crate::api_key::ApiKey;
-use crate::event::Event;
+use crate::event::{Event, EventSink};
 use crate::metrics::Metrics;
 use crate::net::{self, root_cause};
 use crate::tailscale::TailscaleClient;
@@ -61,9 +61,6 @@ pub struct AppliedRevision {
     pub revision: String,
     pub from_git: bool,
 }
-
-/// Records an event about an object (`Node/<name>`).
-pub type EventSink = Arc<dyn Fn(&str, Event) + Send + Sync>;
 
 /// What the prober reads and writes, handed over by whoever runs it.
 pub struct ProberHandles {

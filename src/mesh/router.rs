@@ -13,14 +13,11 @@ use serde::Deserialize;
 use reqwest::Method;
 
 use super::failover::{Attempt, Call, Failover, Finish, Lost, Order, PeerProtocol, Reply, WentSilent, list, order};
-use super::peers::Peers;
 use super::placement::Placements;
 use crate::api::wire::{RouteCall, Routed};
-use crate::api_key::ApiKey;
 use crate::diagnostic::did_you_mean;
 use crate::manifest::ManifestSet;
 use crate::manifest::kinds::CapabilitySpec;
-use crate::metrics::Metrics;
 use crate::net::host_port;
 
 /// How long an endpoint gets to answer once a call reached it.
@@ -122,24 +119,16 @@ struct Inner {
 }
 
 impl MeshRouter {
-    /// A router for node `node`, calling peers with the key in force; an endpoint gets
-    /// `timeout` to answer once a call reached it.
-    pub fn new(
-        node: String,
-        api_key: ApiKey,
-        peers: Peers,
-        placements: Placements,
-        metrics: Metrics,
-        set_in_force: SetInForce,
-        timeout: Duration,
-    ) -> MeshRouter {
-        let failover = Failover::new(node, api_key, peers, metrics);
+    /// A router whose calls take `failover`; an endpoint gets `timeout` to
+    /// answer once a call reached it.
+    pub fn new(failover: Failover, placements: Placements, set_in_force: SetInForce, timeout: Duration) -> MeshRouter {
         MeshRouter { inner: Arc::new(Inner { placements, set_in_force, failover, timeout }) }
     }
 
     /// Calls `capability` with `payload` on the first node, in placement order
     /// (`prefer_node` first, else the node the Capability reconciler found
-    /// serving it), that takes it.
+    /// serving it), that takes it. The node it would rather use (`prefer_node`,
+    /// else the placement's first) is woken first when it sleeps and has `wake`.
     pub async fn route(
         &self,
         capability: &str,
@@ -153,9 +142,22 @@ impl MeshRouter {
         // A placement decided under an older revision may name a node no
         // longer in the placement: then it is no preference at all.
         let serving = served.as_deref().and_then(|node| placement.iter().copied().find(|n| *n == node));
-        let order = order(&placement, prefer_node.or(serving), |node| self.inner.failover.known_down(node))
-            .ok_or_else(|| not_placed(capability, prefer_node.unwrap_or_default(), &placement))?;
-        self.run(&set, spec, capability, &payload, order).await
+        let choose = |first| {
+            order(&placement, first, |node| self.inner.failover.known_down(node))
+                .ok_or_else(|| not_placed(capability, prefer_node.unwrap_or_default(), &placement))
+        };
+        let chosen = choose(prefer_node.or(serving))?;
+        let wake = match prefer_node.or(placement.first().copied()) {
+            Some(wanted) => self.inner.failover.wake_first(&set, wanted).await,
+            None => None,
+        };
+        // A node that answered its wake is the one to use, before the node
+        // serving it meanwhile; one that did not is known down still.
+        let woken = wake.as_ref().filter(|wake| wake.answered);
+        let woken = placement.iter().copied().find(|node| woken.is_some_and(|wake| wake.node == *node));
+        let order = if wake.is_some() { choose(woken.or(prefer_node).or(serving))? } else { chosen };
+        let routed = self.run(&set, spec, capability, &payload, order).await?;
+        Ok(Routed { wake, ..routed })
     }
 
     /// Serves a call another router handed over ([`HOP_HEADER`](super::failover::HOP_HEADER)):
@@ -289,6 +291,7 @@ impl Call for JsonCall<'_> {
                         node: self.here.to_owned(),
                         status: status.as_u16(),
                         body: answer_body(&bytes),
+                        wake: None,
                     }));
                 }
                 Ok(serde_json::from_slice(&bytes).map_err(|error| {
@@ -359,10 +362,13 @@ mod tests {
     use axum::routing::post;
 
     use super::*;
+    use crate::api_key::ApiKey;
     use crate::manifest::{SourceFile, validate};
     use crate::mesh::failover::HOP_HEADER;
-    use crate::mesh::peers::PeerState;
+    use crate::mesh::peers::{PeerState, Peers};
     use crate::mesh::placement::Served;
+    use crate::mesh::wake_up::WakeUp;
+    use crate::metrics::Metrics;
 
     /// What a fake peer's `/mesh/route` answers, and what it was sent.
     #[derive(Clone, Default)]
@@ -446,15 +452,10 @@ mod tests {
             assert!(validation.is_valid(), "{:?}", validation.diagnostics);
             let set = Arc::new(validation.set);
             let metrics = Metrics::default();
-            MeshRouter::new(
-                "here".into(),
-                ApiKey::new(Some("key".into())),
-                self.peers.clone(),
-                self.placements.clone(),
-                metrics,
-                Arc::new(move || Some(set.clone())),
-                timeout,
-            )
+            let wake_up = WakeUp::new(self.peers.clone(), Arc::new(|_, _| {}));
+            let failover =
+                Failover::new("here".into(), ApiKey::new(Some("key".into())), self.peers.clone(), metrics, wake_up);
+            MeshRouter::new(failover, self.placements.clone(), Arc::new(move || Some(set.clone())), timeout)
         }
 
         fn answer(&self, status: StatusCode, body: serde_json::Value) {
@@ -485,7 +486,7 @@ mod tests {
         let routed = f.router("{prefer: [here]}", f.endpoint_port, "/json", LONG).route("cap", 1.into(), None).await;
         assert_eq!(
             routed.unwrap(),
-            Routed { node: "here".into(), status: 200, body: serde_json::json!({"served": true}) }
+            Routed { node: "here".into(), status: 200, body: serde_json::json!({"served": true}), wake: None }
         );
         let routed = f.router("{prefer: [here]}", f.endpoint_port, "/text", LONG).route("cap", 1.into(), None).await;
         assert_eq!(routed.unwrap().body, serde_json::json!("plain words"));
@@ -514,7 +515,7 @@ mod tests {
         f.answer(StatusCode::OK, serde_json::json!({"node": "peer", "status": 201, "body": "made"}));
         let router = f.router("{prefer: [here], fallback: [peer]}", f.closed_port, "/json", LONG);
         let routed = router.route("cap", serde_json::json!({"q": 1}), None).await.unwrap();
-        assert_eq!(routed, Routed { node: "peer".into(), status: 201, body: "made".into() });
+        assert_eq!(routed, Routed { node: "peer".into(), status: 201, body: "made".into(), wake: None });
         let calls = f.peer_calls();
         assert_eq!(calls.len(), 1);
         let (headers, body) = &calls[0];

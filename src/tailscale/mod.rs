@@ -24,6 +24,7 @@ use hyper::StatusCode;
 use tokio::time::Instant;
 
 use crate::manifest::kinds::TailscaleIdentity;
+use crate::net::IpPrefix;
 
 /// The tailnet as this node's tailscaled sees it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -52,6 +53,12 @@ pub struct TailnetPeer {
     /// Whether the coordination server sees it connected.
     pub online: bool,
     pub tags: Vec<String>,
+    /// The networks it routes for the tailnet (`PrimaryRoutes`, `AllowedIPs`;
+    /// its own addresses among them, as host prefixes).
+    pub routes: Vec<IpPrefix>,
+    /// Where its PeerAPI answers (`http://100.101.3.4:40123`), the way to ask
+    /// it for a Wake-on-LAN.
+    pub peerapi_urls: Vec<String>,
 }
 
 impl TailnetStatus {
@@ -421,6 +428,10 @@ mod tests {
         text.parse().unwrap()
     }
 
+    fn prefix(text: &str) -> IpPrefix {
+        IpPrefix::parse(text).unwrap()
+    }
+
     fn peer(host_name: &str, dns_name: &str, ips: &[&str]) -> TailnetPeer {
         TailnetPeer {
             host_name: host_name.into(),
@@ -428,6 +439,8 @@ mod tests {
             ips: ips.iter().map(|text| ip(text)).collect(),
             online: true,
             tags: Vec::new(),
+            routes: Vec::new(),
+            peerapi_urls: Vec::new(),
         }
     }
 
@@ -454,6 +467,11 @@ mod tests {
                     ips: vec![ip("100.101.5.6"), ip("fd7a:115c:a1e0::a01:506")],
                     online: false,
                     tags: vec!["tag:agent".into(), "tag:server".into()],
+                    routes: vec![prefix("100.101.5.6/32"), prefix("fd7a:115c:a1e0::a01:506/128")],
+                    peerapi_urls: vec![
+                        "http://100.101.5.6:40123".into(),
+                        "http://[fd7a:115c:a1e0::a01:506]:40123".into(),
+                    ],
                 },
                 TailnetPeer {
                     host_name: "Mac-mini".into(),
@@ -461,9 +479,26 @@ mod tests {
                     ips: vec![ip("100.101.3.4"), ip("fd7a:115c:a1e0::a01:304")],
                     online: true,
                     tags: Vec::new(),
+                    routes: vec![prefix("100.101.3.4/32"), prefix("fd7a:115c:a1e0::a01:304/128")],
+                    peerapi_urls: vec![
+                        "http://100.101.3.4:40123".into(),
+                        "http://[fd7a:115c:a1e0::a01:304]:40123".into(),
+                    ],
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_subnet_router_lists_its_primary_routes_and_allowed_ips_once_each() {
+        let json = r#"{"BackendState": "Running", "Peer": {"nodekey:c": {
+            "HostName": "lan-box", "DNSName": "lan-box.tail1234.ts.net.", "Online": true,
+            "TailscaleIPs": ["100.101.7.8"], "PrimaryRoutes": ["192.168.1.0/24"],
+            "AllowedIPs": ["100.101.7.8/32", "192.168.1.0/24", "not a prefix"],
+            "PeerAPIURL": ["http://100.101.7.8:41000"]}}}"#;
+        let status = status(json);
+        assert_eq!(status.peers[0].routes, [prefix("192.168.1.0/24"), prefix("100.101.7.8/32")]);
+        assert_eq!(status.peers[0].peerapi_urls, ["http://100.101.7.8:41000"]);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Deserializer};
 
 use super::{Identity, TailnetPeer, TailnetStatus};
+use crate::net::IpPrefix;
 
 /// `GET /localapi/v0/status` (ipnstate.Status).
 #[derive(Debug, Default, Deserialize)]
@@ -48,6 +49,13 @@ struct PeerStatus {
     #[serde(deserialize_with = "nullable")]
     tags: Vec<String>,
     online: bool,
+    /// The subnet routes it serves; absent when none.
+    #[serde(deserialize_with = "nullable")]
+    primary_routes: Vec<String>,
+    #[serde(rename = "AllowedIPs", deserialize_with = "nullable")]
+    allowed_ips: Vec<String>,
+    #[serde(rename = "PeerAPIURL", deserialize_with = "nullable")]
+    peerapi_url: Vec<String>,
 }
 
 /// `GET /localapi/v0/whois` (apitype.WhoIsResponse).
@@ -109,6 +117,8 @@ impl From<PeerStatus> for TailnetPeer {
             ips: peer.tailscale_ips,
             online: peer.online,
             tags: peer.tags,
+            routes: routes(&peer.primary_routes, &peer.allowed_ips),
+            peerapi_urls: peer.peerapi_url,
         }
     }
 }
@@ -122,6 +132,17 @@ impl From<WhoIs> for Identity {
             tags: whois.node.tags,
         }
     }
+}
+
+/// Every prefix of `primary` then `allowed` that parses, each once.
+fn routes(primary: &[String], allowed: &[String]) -> Vec<IpPrefix> {
+    let mut routes = Vec::new();
+    for prefix in primary.iter().chain(allowed).filter_map(|text| IpPrefix::parse(text)) {
+        if !routes.contains(&prefix) {
+            routes.push(prefix);
+        }
+    }
+    routes
 }
 
 /// MagicDNS names come fully qualified (`mini.tail1234.ts.net.`); we compare

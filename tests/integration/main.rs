@@ -29,3 +29,4 @@ mod support;
 mod syncthing;
 mod tailscale;
 mod wake;
+mod wake_up;

@@ -69,7 +69,8 @@ pub struct NodeWake {
     /// The UDP port of the packet (9, "discard", by custom; 7 also works).
     #[serde(default = "default_wake_port")]
     pub port: Port,
-    /// How long the node may take to answer after a wake.
+    /// How long the node may take to answer after a wake: how long a call
+    /// that woke it waits before it uses the fallback.
     #[serde(default = "default_wake_timeout")]
     pub timeout: DurationSpec,
 }
