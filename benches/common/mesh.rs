@@ -2,7 +2,7 @@
 //! 127.0.0.2, node-b on 127.0.0.3), configured by manifests and keys only:
 //! the fixture of the benches that need a mesh.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+use super::netns::ip_command;
 
 pub(crate) const KEY: &str = "bench-key";
 pub(crate) const NODES: [(&str, Ipv4Addr); 2] =
@@ -40,23 +42,34 @@ pub(crate) fn free_port(ip: Ipv4Addr) -> u16 {
 
 /// The body of a 200 answer to `GET path` at `ip:port`, with `headers`.
 pub(crate) fn http_get(ip: Ipv4Addr, port: u16, path: &str, headers: &str) -> Option<String> {
-    let mut stream = TcpStream::connect_timeout(&SocketAddr::from((ip, port)), Duration::from_secs(1)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {ip}\r\n{headers}\r\n").ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    let (head, body) = answer.split_once("\r\n\r\n")?;
-    (head.split_whitespace().nth(1)? == "200").then(|| body.to_owned())
+    let (status, body) = http_exchange(ip, port, &format!("GET {path}"), headers, "", Duration::from_secs(5))?;
+    (status == 200).then_some(body)
 }
 
 /// The status code of `POST path` (no body) at `ip:port`, with `headers`.
 pub(crate) fn http_post(ip: Ipv4Addr, port: u16, path: &str, headers: &str) -> Option<u16> {
+    http_exchange(ip, port, &format!("POST {path}"), headers, "", Duration::from_secs(30)).map(|(status, _)| status)
+}
+
+/// The status and body of one HTTP/1.0 exchange at `ip:port`: `request` is
+/// the method and path, `body` is sent with its length; `None` when no
+/// connection was made within a second or no whole answer came within `patience`.
+pub(crate) fn http_exchange(
+    ip: Ipv4Addr,
+    port: u16,
+    request: &str,
+    headers: &str,
+    body: &str,
+    patience: Duration,
+) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&SocketAddr::from((ip, port)), Duration::from_secs(1)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    write!(stream, "POST {path} HTTP/1.0\r\nHost: {ip}\r\nContent-Length: 0\r\n{headers}\r\n").ok()?;
+    stream.set_read_timeout(Some(patience)).ok()?;
+    let length = body.len();
+    write!(stream, "{request} HTTP/1.0\r\nHost: {ip}\r\nContent-Length: {length}\r\n{headers}\r\n{body}").ok()?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer).ok()?;
-    answer.split_whitespace().nth(1)?.parse().ok()
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    Some((head.split_whitespace().nth(1)?.parse().ok()?, body.to_owned()))
 }
 
 /// The two nodes of a bench: a Syncthing each, and a port for each daemon.
@@ -102,17 +115,33 @@ impl Mesh {
     }
 }
 
-/// `meshctl daemon` in a workspace of its own; stopped (SIGTERM) when dropped.
+/// `meshctl daemon` in a workspace of its own, in the bench's network
+/// namespace or one it made; stopped (SIGTERM) when dropped.
 pub(crate) struct Daemon {
     dir: TempDir,
+    name: String,
     ip: Ipv4Addr,
     port: u16,
+    netns: Option<String>,
     child: Child,
 }
 
 impl Daemon {
     /// Starts it on `manifests` (its `manifests/nodes.yaml`); returns once its API answers.
     pub(crate) fn start(name: &str, ip: Ipv4Addr, port: u16, syncthing_key: &str, manifests: &str) -> Daemon {
+        Daemon::start_in(None, name, ip, port, syncthing_key, manifests)
+    }
+
+    /// As [`Daemon::start`], in network namespace `netns` when it is given
+    /// (through `ip netns exec`, which execs the daemon: its pid is the daemon's).
+    pub(crate) fn start_in(
+        netns: Option<&str>,
+        name: &str,
+        ip: Ipv4Addr,
+        port: u16,
+        syncthing_key: &str,
+        manifests: &str,
+    ) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let env = format!(
             "AGENT_NODE_ID={name}\nMESH_LISTEN={ip}:{port}\nMESH_STATE_DIR={}\nMESH_API_KEY={KEY}\n\
@@ -122,30 +151,68 @@ impl Daemon {
         fs::write(dir.path().join(".env"), env).expect("write .env");
         fs::create_dir(dir.path().join("manifests")).expect("create manifests");
         fs::write(dir.path().join("manifests/nodes.yaml"), manifests).expect("write the Nodes");
-        Daemon::run_in(dir, name, ip, port)
+        Daemon::launch(dir, netns, name, ip, port)
     }
 
     /// Runs it in `dir`, whose `.env` says the rest, listening on `ip:port`;
     /// returns once its API answers.
     pub(crate) fn run_in(dir: TempDir, name: &str, ip: Ipv4Addr, port: u16) -> Daemon {
-        let log = File::create(dir.path().join("daemon.log")).expect("create the log");
-        let child = command(dir.path())
-            .arg("daemon")
-            .stdout(log.try_clone().expect("clone the log"))
-            .stderr(log)
-            .spawn()
-            .expect("meshctl daemon starts");
-        let daemon = Daemon { dir, ip, port, child };
-        wait(&format!("{name}'s API answers"), || http_get(ip, port, "/mesh/health", ""));
+        Daemon::launch(dir, None, name, ip, port)
+    }
+
+    fn launch(dir: TempDir, netns: Option<&str>, name: &str, ip: Ipv4Addr, port: u16) -> Daemon {
+        let child = spawn_daemon(dir.path(), netns);
+        let daemon = Daemon { dir, name: name.to_owned(), ip, port, netns: netns.map(str::to_owned), child };
+        daemon.wait_until_answering();
         daemon
+    }
+
+    fn wait_until_answering(&self) {
+        wait(&format!("{}'s API answers", self.name), || http_get(self.ip, self.port, "/mesh/health", ""));
     }
 
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
+    /// Sends `signal` to the daemon.
+    pub(crate) fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill takes plain integers and touches no memory.
+        assert_eq!(unsafe { libc::kill(self.child.id() as libc::pid_t, signal) }, 0, "signal {signal}");
+    }
+
+    /// Stops it as a service manager does: SIGTERM, then SIGKILL after 5 s
+    /// (a daemon the bench SIGSTOPped is continued first);
+    /// returns once it exited. Its workspace stays for [`Daemon::restart`].
+    pub(crate) fn stop(&mut self) {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill takes plain integers and touches no memory. SIGCONT
+        // first, as a stopped process would not act on SIGTERM.
+        unsafe { (libc::kill(pid, libc::SIGCONT), libc::kill(pid, libc::SIGTERM)) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the stopped daemon again in the same workspace, on the same
+    /// address and port; returns once its API answers.
+    pub(crate) fn restart(&mut self) {
+        self.child = spawn_daemon(self.dir.path(), self.netns.as_deref());
+        self.wait_until_answering();
+    }
+
     pub(crate) fn get(&self, path: &str) -> Option<String> {
         http_get(self.ip, self.port, path, &format!("Authorization: Bearer {KEY}\r\n"))
+    }
+
+    /// The status and body of `request` (method and path) with the JSON
+    /// `body` and the mesh key; `None` when no whole answer came within `patience`.
+    pub(crate) fn call(&self, request: &str, body: &str, patience: Duration) -> Option<(u16, String)> {
+        let headers = format!("Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n");
+        http_exchange(self.ip, self.port, request, &headers, body, patience)
     }
 
     pub(crate) fn meshctl(&self, args: &[&str]) -> std::process::Output {
@@ -155,20 +222,39 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        // SAFETY: kill takes plain integers and touches no memory.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
+}
+
+/// `meshctl daemon` in `workspace` (in network namespace `netns`, if given),
+/// its output in the workspace's `daemon.log`.
+fn spawn_daemon(workspace: &Path, netns: Option<&str>) -> Child {
+    let log = OpenOptions::new().create(true).append(true).open(workspace.join("daemon.log")).expect("open the log");
+    let mut daemon = command_in(workspace, netns);
+    daemon
+        .arg("daemon")
+        .stdout(log.try_clone().expect("clone the log"))
+        .stderr(log)
+        .spawn()
+        .expect("meshctl daemon starts")
 }
 
 /// The optimised `meshctl` in `workspace`, configured by its `.env` only.
 pub(crate) fn command(workspace: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_meshctl"));
+    command_in(workspace, None)
+}
+
+/// [`command`], in network namespace `netns` when it is given.
+fn command_in(workspace: &Path, netns: Option<&str>) -> Command {
+    let meshctl = env!("CARGO_BIN_EXE_meshctl");
+    let mut command = match netns {
+        None => Command::new(meshctl),
+        Some(netns) => {
+            let mut command = Command::new(ip_command());
+            command.args(["netns", "exec", netns, meshctl]);
+            command
+        }
+    };
     command
         .current_dir(workspace)
         .env_clear()

@@ -2,7 +2,9 @@
 //! this module; not every bench uses every helper).
 #![allow(dead_code, reason = "each bench includes this module and uses only some of it")]
 
+pub(crate) mod endpoint;
 pub(crate) mod mesh;
+pub(crate) mod netns;
 
 use std::path::Path;
 use std::time::Duration;

@@ -23,6 +23,7 @@ use crate::manifest::ManifestSet;
 use crate::manifest::kinds::{CapabilitySpec, Provider, is_loopback_host};
 use crate::mesh::absence::Absence;
 use crate::mesh::failover::HOP_HEADER;
+use crate::mesh::peers::Peers;
 use crate::mesh::placement::Served;
 use crate::net::{self, host_port, root_cause};
 use crate::ollama::OllamaClient;
@@ -342,12 +343,19 @@ pub(crate) async fn reconcile(name: &str, ctx: &Context) -> Result<Outcome, Reco
         if !online(node) {
             continue;
         }
-        let found = match health_check(host, node, &ctx.handles.node) {
-            HealthCheck::Direct => probe(&health_url(spec, host), None).await,
-            HealthCheck::ByItsNode => match ctx.handles.peers.authority_of(&ctx.set, node) {
-                Some(authority) => probe(&health_url_by_node(&authority, name, spec), Some(&ctx.handles.api_key)).await,
-                None => Health::Unhealthy(format!("no Node manifest says where \"{node}\" is")),
-            },
+        let check = async {
+            match health_check(host, node, &ctx.handles.node) {
+                HealthCheck::Direct => probe(&health_url(spec, host), None).await,
+                HealthCheck::ByItsNode => match ctx.handles.peers.authority_of(&ctx.set, node) {
+                    Some(authority) => {
+                        probe(&health_url_by_node(&authority, name, spec), Some(&ctx.handles.api_key)).await
+                    }
+                    None => Health::Unhealthy(format!("no Node manifest says where \"{node}\" is")),
+                },
+            }
+        };
+        let Some(found) = unless_down(&ctx.handles.peers, node, check).await else {
+            continue;
         };
         let healthy = found == Health::Healthy;
         health.insert(node.to_owned(), found);
@@ -442,6 +450,29 @@ async fn write_client_env(ctx: &Context, outcome: &mut Outcome) {
     }
 }
 
+/// What `check` finds of `node`'s endpoint, or None as soon as the prober
+/// knows `node` is down: the endpoint of a node that went silent answers no
+/// check, which would hold this reconcile for [`HEALTH_TIMEOUT`], and with it
+/// the one the prober's news asks for (queued behind it), so the fallback.
+async fn unless_down(peers: &Peers, node: &str, check: impl Future<Output = Health>) -> Option<Health> {
+    let mut changes = peers.changes();
+    tokio::pin!(check);
+    loop {
+        // Read after subscribing, so no change between the two is missed.
+        if peers.known_down(node) {
+            return None;
+        }
+        tokio::select! {
+            found = &mut check => return Some(found),
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return Some(check.await);
+                }
+            }
+        }
+    }
+}
+
 /// GETs `url`: Healthy on a 2xx answer within [`HEALTH_TIMEOUT`]. With
 /// `by_node`, `url` is a peer's pass-through, asked with the mesh key and the
 /// router's hop header so the peer answers for its own endpoint only; its
@@ -487,6 +518,7 @@ async fn probe(url: &str, by_node: Option<&ApiKey>) -> Health {
 mod tests {
     use super::*;
     use crate::manifest::{SourceFile, validate};
+    use crate::mesh::peers::PeerState;
 
     /// Nodes a (10.0.0.1), b (10.0.0.2) and c (10.0.0.3); Capabilities `llm`
     /// (prefer [b], fallback [a, c], port 11434) and `db` (prefer [b], with
@@ -768,5 +800,64 @@ mod tests {
         let script = format!("{file}printf '%s\\n' \"$V0\" \"$V1\" \"$V2\" \"$V3\"");
         let output = std::process::Command::new("sh").args(["-c", &script]).output().expect("sh runs");
         assert_eq!(String::from_utf8(output.stdout).unwrap(), values.map(|v| format!("{v}\n")).concat());
+    }
+
+    /// A table where peer `c` is online and `b` is not probed yet.
+    fn peers() -> Peers {
+        let peers = Peers::default();
+        peers.set_members(vec![
+            PeerState::new("b", None, "10.0.0.2", 7420),
+            PeerState::new("c", None, "10.0.0.3", 7420),
+        ]);
+        peers.update("c", |c| c.online = true);
+        peers
+    }
+
+    fn goes_down(peers: &Peers, node: &str) {
+        peers.update(node, |peer| {
+            peer.online = false;
+            peer.last_error = Some("timed out".into());
+        });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_health_check_ends_as_soon_as_the_prober_knows_its_node_is_down() {
+        let peers = peers();
+        let started = tokio::time::Instant::now();
+        let prober = peers.clone();
+        let news = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            // Another peer's news does not end the check; its own node's does.
+            prober.update("b", |b| b.online = true);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            goes_down(&prober, "c");
+        });
+        // An endpoint that does not answer, as one on a node that hung: the
+        // probe would give up at its timeout.
+        let hung = async {
+            tokio::time::sleep(HEALTH_TIMEOUT).await;
+            Health::Unhealthy("timed out".into())
+        };
+        assert_eq!(unless_down(&peers, "c", hung).await, None);
+        assert_eq!(started.elapsed(), Duration::from_millis(500), "ended at the news, not at a timeout");
+        news.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_health_check_of_a_node_up_is_what_it_finds_and_one_known_down_is_not_made() {
+        let peers = peers();
+        let slow = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Health::Healthy
+        };
+        assert_eq!(unless_down(&peers, "c", slow).await, Some(Health::Healthy));
+        goes_down(&peers, "c");
+        let made = std::sync::atomic::AtomicBool::new(false);
+        let check = async {
+            made.store(true, std::sync::atomic::Ordering::SeqCst);
+            Health::Healthy
+        };
+        assert_eq!(unless_down(&peers, "c", check).await, None);
+        assert!(!made.load(std::sync::atomic::Ordering::SeqCst), "no check of a node known down");
     }
 }
