@@ -307,6 +307,7 @@ mod tests {
             api_version: Some(api_version.into()),
             compatible: api_version == crate::api::wire::API_VERSION,
             last_error: None,
+            asleep_since: None,
             source: None,
         }
     }

@@ -13,6 +13,7 @@ mod events;
 mod files;
 mod get;
 mod git_mode;
+mod goodbye;
 mod idle_connections;
 mod join;
 mod loopback;
