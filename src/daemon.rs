@@ -21,6 +21,7 @@ use crate::descriptor_limit;
 use crate::identity::NodeEnv;
 use crate::mesh::joined::JoinedPeers;
 use crate::mesh::prober::{self, AppliedRevision, EventSink, HttpProbe, ProberHandles};
+use crate::mesh::resume::{self, Power};
 use crate::mesh::router::{self, MeshRouter, SetInForce};
 use crate::reconcile::Handles;
 use crate::source::checkout::{self, CheckoutWatch};
@@ -29,7 +30,7 @@ use crate::source::{self, SourceUpdate};
 use crate::source_status::SourceStatus;
 use crate::state_lock::{self, FolderChange, StateFolder};
 use crate::supervisor::Supervisor;
-use crate::tailscale;
+use crate::{sys, tailscale};
 
 /// The peers before any set of manifests loads (a JSON list).
 const MESH_PEERS: &str = "MESH_PEERS";
@@ -78,6 +79,8 @@ pub(crate) async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<P
     let prober = prober_handles(&shared, &handles, controller.applied_revisions());
     let probe = HttpProbe::new(handles.api_key.clone());
     tasks.spawn(prober::run(prober, probe, stopped.clone()));
+    let power = Power::new(handles.peers.clone(), handles.node.clone(), handles.api_key.clone());
+    tasks.spawn(resume::watch(power, sys::asleep_and_awake_clocks, stopped.clone()));
     let watch_in_force = shared.watch_in_force();
     let router = api_router(&config, shared, handles, joined.clone(), inbox.clone(), &source);
     let server = tokio::spawn(api::serve::run(listener, router, max_connections, stopped.clone()));

@@ -50,6 +50,31 @@ pub(crate) fn restore_default_disposition(signal: c_int) {
     }
 }
 
+/// Two clocks read one after the other: the first returned counts the time the
+/// machine was asleep, the second does not, so their difference grows by
+/// each sleep (a process stopped with SIGSTOP moves neither apart). Linux:
+/// `CLOCK_BOOTTIME` and `CLOCK_MONOTONIC`; macOS: `CLOCK_MONOTONIC` (which
+/// goes on while asleep there) and `CLOCK_UPTIME_RAW`.
+pub(crate) fn asleep_and_awake_clocks() -> (std::time::Duration, std::time::Duration) {
+    #[cfg(target_os = "linux")]
+    let clocks = (libc::CLOCK_BOOTTIME, libc::CLOCK_MONOTONIC);
+    #[cfg(target_os = "macos")]
+    let clocks = (libc::CLOCK_MONOTONIC, libc::CLOCK_UPTIME_RAW);
+    // The one without sleep first: read later, the other is never behind it.
+    let without_sleep = clock(clocks.1);
+    (clock(clocks.0), without_sleep)
+}
+
+fn clock(id: libc::clockid_t) -> std::time::Duration {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes only into `now`; the clock ids are ones
+    // the system defines, so it cannot fail.
+    check(unsafe { libc::clock_gettime(id, &mut now) }).expect("the system's clocks can be read");
+    let seconds = u64::try_from(now.tv_sec).unwrap_or_default();
+    let nanos = u32::try_from(now.tv_nsec).unwrap_or_default();
+    std::time::Duration::new(seconds, nanos)
+}
+
 /// Takes an exclusive `flock` on `file` without waiting: `WouldBlock` when
 /// another open file description holds it.
 pub(crate) fn try_lock_exclusive(file: &std::fs::File) -> io::Result<()> {
@@ -206,6 +231,14 @@ fn check(result: c_int) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_clock_that_counts_sleep_is_never_behind_the_one_that_does_not() {
+        let (with_sleep, without_sleep) = asleep_and_awake_clocks();
+        assert!(with_sleep >= without_sleep, "{with_sleep:?} < {without_sleep:?}");
+        let (later, _) = asleep_and_awake_clocks();
+        assert!(later >= with_sleep);
+    }
 
     #[test]
     fn this_process_is_in_a_group_and_a_missing_one_is_not() {

@@ -325,6 +325,8 @@ fn not_found(asked: &Asked, listing: &Listing) -> String {
 async fn watch(asked: &Asked, shown: &mut String) -> anyhow::Result<Outcome> {
     let mut stream = asked.client.events().await?;
     let mut poll = tokio::time::interval(WATCH_POLL);
+    // Held up (a suspended terminal), it lists once, not once per missed tick.
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     poll.tick().await;
     loop {
         tokio::select! {

@@ -2,8 +2,10 @@
 //! the node that serves a capability.
 
 pub mod failover;
+pub mod goodbye;
 pub mod joined;
 pub mod peers;
 pub mod placement;
 pub mod prober;
+pub mod resume;
 pub mod router;
