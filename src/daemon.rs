@@ -30,7 +30,7 @@ use crate::source::{self, SourceUpdate};
 use crate::source_status::SourceStatus;
 use crate::state_lock::{self, FolderChange, StateFolder};
 use crate::supervisor::Supervisor;
-use crate::{sys, tailscale};
+use crate::{sleep_notice, sys, tailscale};
 
 /// The peers before any set of manifests loads (a JSON list).
 const MESH_PEERS: &str = "MESH_PEERS";
@@ -80,7 +80,10 @@ pub(crate) async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<P
     let probe = HttpProbe::new(handles.api_key.clone());
     tasks.spawn(prober::run(prober, probe, stopped.clone()));
     let power = Power::new(handles.peers.clone(), handles.node.clone(), handles.api_key.clone());
-    tasks.spawn(resume::watch(power, sys::asleep_and_awake_clocks, stopped.clone()));
+    tasks.spawn(resume::watch(power.clone(), sys::asleep_and_awake_clocks, stopped.clone()));
+    let (notices, notices_in) = mpsc::channel(1);
+    tasks.spawn(sleep_notice::run(notices, stopped.clone()));
+    tasks.spawn(resume::follow(power, notices_in));
     let watch_in_force = shared.watch_in_force();
     let router = api_router(&config, shared, handles, joined.clone(), inbox.clone(), &source);
     let server = tokio::spawn(api::serve::run(listener, router, max_connections, stopped.clone()));

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use super::peers::{PeerState, Peers};
+use super::peers::Peers;
 use crate::api::wire::{Goodbye, PowerState};
 use crate::client::ApiClient;
 
@@ -15,12 +15,12 @@ use crate::client::ApiClient;
 /// however slow they answer.
 pub const BUDGET: Duration = Duration::from_secs(1);
 
-/// Tells the peers that `node` (this node) is now `state`: before a sleep,
-/// every peer not known to be down; after one, every peer (what this node
-/// knew of them is as old as its sleep). Returns the peers that took it, by
-/// name, within [`BUDGET`].
+/// Tells every peer that `node` (this node) is now `state`, those it sees
+/// down too: what it knows of them may be a probe old, or as old as its
+/// sleep, and one that is down costs only a refused connection within the
+/// budget. Returns the peers that took it, by name, within [`BUDGET`].
 pub(crate) async fn tell_peers(peers: &Peers, node: &str, api_key: Option<&str>, state: PowerState) -> Vec<String> {
-    let told = recipients(peers, state).into_iter().map(|peer| async move {
+    let told = peers.all().into_iter().map(|peer| async move {
         let client = ApiClient::new(&peer.authority(), api_key, BUDGET);
         let goodbye = Goodbye { node: node.to_owned(), state };
         match client.goodbye(&goodbye).await {
@@ -37,19 +37,12 @@ pub(crate) async fn tell_peers(peers: &Peers, node: &str, api_key: Option<&str>,
     took
 }
 
-fn recipients(peers: &Peers, state: PowerState) -> Vec<PeerState> {
-    let all = peers.all();
-    match state {
-        PowerState::Asleep => all.into_iter().filter(|peer| !peers.known_down(&peer.name)).collect(),
-        PowerState::Awake => all,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Instant;
 
     use super::*;
+    use crate::mesh::peers::PeerState;
 
     #[tokio::test]
     async fn a_peer_that_never_answers_holds_a_goodbye_no_longer_than_the_budget() {
@@ -61,15 +54,5 @@ mod tests {
         let told = tell_peers(&peers, "laptop", None, PowerState::Asleep).await;
         assert!(told.is_empty());
         assert!(started.elapsed() < BUDGET + Duration::from_millis(500), "{:?}", started.elapsed());
-    }
-
-    #[test]
-    fn a_goodbye_skips_peers_known_down_and_a_wake_up_tells_them_all() {
-        let peers = Peers::default();
-        peers.set_members(vec![PeerState::new("mini", None, "mini", 8000), PeerState::new("desk", None, "desk", 8000)]);
-        peers.update("desk", |p| p.last_error = Some("Connection refused".into()));
-        let names = |state| recipients(&peers, state).into_iter().map(|p| p.name).collect::<Vec<_>>();
-        assert_eq!(names(PowerState::Asleep), ["mini"]);
-        assert_eq!(names(PowerState::Awake), ["desk", "mini"]);
     }
 }

@@ -2,7 +2,7 @@
 //! run on (SIGSTOP stops no clock), so a sleep shows as a jump in the gap
 //! between a clock that counts the time asleep and one that does not
 //! ([`crate::sys::asleep_and_awake_clocks`]), read every [`CHECK`]. On a
-//! resume (found so, or told by the system through [`Power::resumed`]) every
+//! resume (found so, or told by the system: [`follow`]) every
 //! peer is probed at once and told that this node woke. Nothing is replayed:
 //! every timer of the daemon runs on the clock that stopped, so none fell due
 //! while asleep, and the resume itself starts no reconcile (peers that went
@@ -11,13 +11,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::goodbye::tell_peers;
 use super::peers::Peers;
 use crate::api::wire::PowerState;
 use crate::api_key::ApiKey;
+use crate::sleep_notice::Notice;
 
 /// How often the clocks are compared: a resume is acted on within this.
 pub const CHECK: Duration = Duration::from_secs(1);
@@ -112,6 +113,20 @@ pub async fn watch(
         let (with_sleep, without_sleep) = clocks();
         if let Some(slept) = detector.observe(with_sleep, without_sleep) {
             power.resumed(Some(slept)).await;
+        }
+    }
+}
+
+/// Acts on the system's notices until they end: goodbye before a sleep,
+/// then lets it go on; the resume after it.
+pub async fn follow(power: Power, mut notices: mpsc::Receiver<Notice>) {
+    while let Some(notice) = notices.recv().await {
+        match notice {
+            Notice::Sleeping(done) => {
+                power.going_to_sleep().await;
+                done.finish();
+            }
+            Notice::Woke => power.resumed(None).await,
         }
     }
 }

@@ -16,6 +16,7 @@ mod git_mode;
 mod goodbye;
 mod idle_connections;
 mod join;
+mod logind;
 mod loopback;
 mod model_pulls;
 mod output;
