@@ -7,7 +7,7 @@
 //! message checked against the name's owner).
 
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use zbus::zvariant::OwnedFd;
 
 use super::{Done, Notice};
@@ -16,9 +16,21 @@ const LOGIND: &str = "org.freedesktop.login1";
 const MANAGER_PATH: &str = "/org/freedesktop/login1";
 const MANAGER: &str = "org.freedesktop.login1.Manager";
 
+/// Sends logind's notices to `notices` until `shutdown` turns true.
+pub(super) async fn run(notices: mpsc::Sender<Notice>, mut shutdown: watch::Receiver<bool>) {
+    tokio::select! {
+        _ = shutdown.wait_for(|stop| *stop) => {}
+        result = follow(&notices) => {
+            if let Err(error) = result {
+                tracing::info!("no sleep notices from logind ({error}); a resume is found by the clocks");
+            }
+        }
+    }
+}
+
 /// Follows logind's sleeps until the bus goes or `notices` is closed; an
 /// error when there is no bus or no logind to follow.
-pub(super) async fn follow(notices: &mpsc::Sender<Notice>) -> zbus::Result<()> {
+async fn follow(notices: &mpsc::Sender<Notice>) -> zbus::Result<()> {
     let connection = zbus::Connection::system().await?;
     let manager = zbus::Proxy::new(&connection, LOGIND, MANAGER_PATH, MANAGER).await?;
     let mut signals = manager.receive_signal("PrepareForSleep").await?;

@@ -1,8 +1,11 @@
 //! The system's own notices that this machine is about to sleep or woke:
-//! logind's `PrepareForSleep` on Linux (`logind.rs`). The daemon says goodbye
+//! logind's `PrepareForSleep` on Linux (`logind.rs`), IOKit's system power
+//! messages on macOS (`iokit.rs`). The daemon says goodbye
 //! to its peers on the first and runs its resume on the second; a resume is
 //! also found by the clocks (`mesh::resume`), notice or none.
 
+#[cfg(target_os = "macos")]
+mod iokit;
 #[cfg(target_os = "linux")]
 mod logind;
 
@@ -32,19 +35,9 @@ impl Done {
 
 /// Sends the system's notices to `notices` until `shutdown` turns true. No
 /// notices (no system bus, no logind: a container, CI) is one info line.
-pub async fn run(notices: mpsc::Sender<Notice>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(notices: mpsc::Sender<Notice>, shutdown: watch::Receiver<bool>) {
     #[cfg(target_os = "linux")]
-    tokio::select! {
-        _ = shutdown.wait_for(|stop| *stop) => {}
-        result = logind::follow(&notices) => {
-            if let Err(error) = result {
-                tracing::info!("no sleep notices from logind ({error}); a resume is found by the clocks");
-            }
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        drop(notices);
-        let _ = shutdown.wait_for(|stop| *stop).await;
-    }
+    logind::run(notices, shutdown).await;
+    #[cfg(target_os = "macos")]
+    iokit::follow(notices, shutdown).await;
 }
