@@ -23,16 +23,19 @@ pub(crate) async fn tell_peers(peers: &Peers, node: &str, api_key: Option<&str>,
     let told = peers.all().into_iter().map(|peer| async move {
         let client = ApiClient::new(&peer.authority(), api_key, BUDGET);
         let goodbye = Goodbye { node: node.to_owned(), state };
-        match client.goodbye(&goodbye).await {
-            Ok(()) => Some(peer.name),
-            Err(error) => {
+        match tokio::time::timeout(BUDGET, client.goodbye(&goodbye)).await {
+            Ok(Ok(())) => Some(peer.name),
+            Ok(Err(error)) => {
                 tracing::info!(peer = peer.name, %error, "could not tell the peer this node is {state:?}");
+                None
+            }
+            Err(_) => {
+                tracing::info!(peer = peer.name, "the peer did not take it within {BUDGET:?}: this node is {state:?}");
                 None
             }
         }
     });
-    let took = tokio::time::timeout(BUDGET, join_all(told)).await;
-    let took: Vec<String> = took.unwrap_or_default().into_iter().flatten().collect();
+    let took: Vec<String> = join_all(told).await.into_iter().flatten().collect();
     tracing::info!(?state, peers = ?took, "told the peers");
     took
 }
