@@ -79,6 +79,8 @@ async fn a_peer_that_says_goodbye_is_fallen_back_from_at_once_and_returned_to_wh
     // The laptop's daemon answers every probe: still asleep, no flapping.
     tokio::time::sleep(STILL_ASLEEP).await;
     assert_eq!(served_by(&mini).await, "mini");
+    let view = laptop_as_the_mini_sees_it(&mini).await;
+    assert_eq!((&view["online"], &view["knownDown"]), (&json!(false), &json!(true)), "answering, yet asleep: {view}");
 
     let said = Instant::now();
     assert_eq!(goodbye(&mini, Some(Daemon::KEY), "laptop", "awake").await, 204);
