@@ -23,6 +23,7 @@ use crate::identity::NodeEnv;
 use crate::mesh::failover::Failover;
 use crate::mesh::joined::JoinedPeers;
 use crate::mesh::prober::{self, AppliedRevision, HttpProbe, ProberHandles};
+use crate::mesh::resume::{self, Power};
 use crate::mesh::router::{self, MeshRouter, SetInForce};
 use crate::mesh::wake_up::WakeUp;
 use crate::reconcile::Handles;
@@ -32,7 +33,7 @@ use crate::source::{self, SourceUpdate};
 use crate::source_status::SourceStatus;
 use crate::state_lock::{self, FolderChange, StateFolder};
 use crate::supervisor::Supervisor;
-use crate::tailscale;
+use crate::{sleep_notice, sys, tailscale};
 
 /// The peers before any set of manifests loads (a JSON list).
 const MESH_PEERS: &str = "MESH_PEERS";
@@ -81,6 +82,11 @@ pub(crate) async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<P
     let prober = prober_handles(&shared, &handles, controller.applied_revisions());
     let probe = HttpProbe::new(handles.api_key.clone());
     tasks.spawn(prober::run(prober, probe, stopped.clone()));
+    let power = Power::new(handles.peers.clone(), handles.node.clone(), handles.api_key.clone());
+    tasks.spawn(resume::watch(power.clone(), sys::asleep_and_awake_clocks, stopped.clone()));
+    let (notices, notices_in) = mpsc::channel(1);
+    tasks.spawn(sleep_notice::run(notices, stopped.clone()));
+    tasks.spawn(resume::follow(power, notices_in));
     let watch_in_force = shared.watch_in_force();
     let router = api_router(&config, shared, handles, joined.clone(), inbox.clone(), &source);
     let server = tokio::spawn(api::serve::run(listener, router, max_connections, stopped.clone()));

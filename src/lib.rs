@@ -25,6 +25,7 @@ pub mod metrics;
 mod net;
 pub mod ollama;
 mod reconcile;
+pub mod sleep_notice;
 pub mod source;
 pub mod source_status;
 mod state_lock;

@@ -50,6 +50,189 @@ pub(crate) fn restore_default_disposition(signal: c_int) {
     }
 }
 
+/// Two clocks read one after the other: the first returned counts the time the
+/// machine was asleep, the second does not, so their difference grows by
+/// each sleep (a process stopped with SIGSTOP moves neither apart). Linux:
+/// `CLOCK_BOOTTIME` and `CLOCK_MONOTONIC`; macOS: `CLOCK_MONOTONIC` (which
+/// goes on while asleep there) and `CLOCK_UPTIME_RAW`.
+pub(crate) fn asleep_and_awake_clocks() -> (std::time::Duration, std::time::Duration) {
+    #[cfg(target_os = "linux")]
+    let clocks = (libc::CLOCK_BOOTTIME, libc::CLOCK_MONOTONIC);
+    #[cfg(target_os = "macos")]
+    let clocks = (libc::CLOCK_MONOTONIC, libc::CLOCK_UPTIME_RAW);
+    // The one without sleep first: read later, the other is never behind it.
+    let without_sleep = clock(clocks.1);
+    (clock(clocks.0), without_sleep)
+}
+
+fn clock(id: libc::clockid_t) -> std::time::Duration {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes only into `now`; the clock ids are ones
+    // the system defines, so it cannot fail.
+    check(unsafe { libc::clock_gettime(id, &mut now) }).expect("the system's clocks can be read");
+    let seconds = u64::try_from(now.tv_sec).unwrap_or_default();
+    let nanos = u32::try_from(now.tv_nsec).unwrap_or_default();
+    std::time::Duration::new(seconds, nanos)
+}
+
+/// A message of the system's power domain that this node acts on. IOKit's
+/// `IOMessage.h` spells each `iokit_common_msg(code)`, that is
+/// `sys_iokit | sub_iokit_common | code` = `0xE000_0000 | code`.
+#[cfg(target_os = "macos")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SystemPower {
+    /// `kIOMessageCanSystemSleep` (0x270): an idle sleep that may be refused; it is allowed.
+    CanSleep,
+    /// `kIOMessageSystemWillSleep` (0x280): the sleep comes, once answered (or after 30 s).
+    WillSleep,
+    /// `kIOMessageSystemHasPoweredOn` (0x300): awake again.
+    HasPoweredOn,
+}
+
+#[cfg(target_os = "macos")]
+impl SystemPower {
+    fn from_message(message: u32) -> Option<SystemPower> {
+        const IOKIT_COMMON_MSG: u32 = 0xE000_0000;
+        match message {
+            m if m == IOKIT_COMMON_MSG | 0x270 => Some(SystemPower::CanSleep),
+            m if m == IOKIT_COMMON_MSG | 0x280 => Some(SystemPower::WillSleep),
+            m if m == IOKIT_COMMON_MSG | 0x300 => Some(SystemPower::HasPoweredOn),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(target_os = "macos")]
+mod apple {
+    use std::ffi::c_void;
+
+    pub(super) type CallBack = extern "C" fn(*mut c_void, u32, u32, *mut c_void);
+
+    #[link(name = "IOKit", kind = "framework")]
+    unsafe extern "C" {
+        // IOPMLib.h
+        pub(super) fn IORegisterForSystemPower(
+            refcon: *mut c_void,
+            port: *mut *mut c_void,
+            callback: CallBack,
+            notifier: *mut u32,
+        ) -> u32;
+        pub(super) fn IOAllowPowerChange(kernel_port: u32, notification_id: isize) -> i32;
+        pub(super) fn IODeregisterForSystemPower(notifier: *mut u32) -> i32;
+        // IOKitLib.h
+        pub(super) fn IONotificationPortGetRunLoopSource(port: *mut c_void) -> *mut c_void;
+        pub(super) fn IONotificationPortDestroy(port: *mut c_void);
+        pub(super) fn IOServiceClose(connect: u32) -> i32;
+    }
+
+    #[link(name = "CoreFoundation", kind = "framework")]
+    unsafe extern "C" {
+        pub(super) static kCFRunLoopDefaultMode: *const c_void;
+        pub(super) fn CFRunLoopGetCurrent() -> *mut c_void;
+        pub(super) fn CFRunLoopAddSource(run_loop: *mut c_void, source: *mut c_void, mode: *const c_void);
+        pub(super) fn CFRunLoopRunInMode(mode: *const c_void, seconds: f64, return_after_source: u8) -> i32;
+        pub(super) fn CFRunLoopStop(run_loop: *mut c_void);
+        pub(super) fn CFRetain(object: *const c_void) -> *const c_void;
+        pub(super) fn CFRelease(object: *const c_void);
+    }
+}
+
+/// Stops a [`run_system_power`] loop from any thread.
+#[cfg(target_os = "macos")]
+pub(crate) struct RunLoopStop {
+    /// The loop's thread's run loop, retained.
+    run_loop: *mut std::ffi::c_void,
+    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+// SAFETY: the run loop is retained until drop, and CFRunLoopStop, CFRelease
+// may be called on it from any thread.
+#[cfg(target_os = "macos")]
+unsafe impl Send for RunLoopStop {}
+
+#[cfg(target_os = "macos")]
+impl RunLoopStop {
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+        // SAFETY: the run loop is retained by this value; stopping one that
+        // is not running does nothing.
+        unsafe { apple::CFRunLoopStop(self.run_loop) }
+    }
+}
+
+#[cfg(target_os = "macos")]
+impl Drop for RunLoopStop {
+    fn drop(&mut self) {
+        // SAFETY: released once, as retained once in run_system_power.
+        unsafe { apple::CFRelease(self.run_loop) }
+    }
+}
+
+/// Registers for the system's power messages (IOKit's
+/// `IORegisterForSystemPower`) and runs this thread's run loop until
+/// [`RunLoopStop::stop`]; `started` gets the stopper once registered.
+/// `on_message` runs on this thread for each message; a sleep it was asked
+/// about goes on (`IOAllowPowerChange`) once it returns.
+#[cfg(target_os = "macos")]
+pub(crate) fn run_system_power(
+    started: impl FnOnce(RunLoopStop),
+    mut on_message: impl FnMut(SystemPower),
+) -> io::Result<()> {
+    use std::ffi::c_void;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    struct Context<'a> {
+        root_port: u32,
+        on_message: &'a mut dyn FnMut(SystemPower),
+    }
+
+    extern "C" fn callback(refcon: *mut c_void, _service: u32, message: u32, argument: *mut c_void) {
+        let Some(message) = SystemPower::from_message(message) else { return };
+        // SAFETY: refcon is the boxed Context below, alive and used by this
+        // thread alone while its run loop runs.
+        let context = unsafe { &mut *refcon.cast::<Context<'_>>() };
+        (context.on_message)(message);
+        if matches!(message, SystemPower::CanSleep | SystemPower::WillSleep) {
+            // SAFETY: plain integers: the port IORegisterForSystemPower gave
+            // and the notification's own id.
+            unsafe { apple::IOAllowPowerChange(context.root_port, argument as isize) };
+        }
+    }
+
+    let context = Box::into_raw(Box::new(Context { root_port: 0, on_message: &mut on_message }));
+    let mut port: *mut c_void = std::ptr::null_mut();
+    let mut notifier: u32 = 0;
+    // SAFETY: the call writes `port` and `notifier`; the context outlives the
+    // registration, which ends below before the context is freed.
+    let root_port = unsafe { apple::IORegisterForSystemPower(context.cast(), &mut port, callback, &mut notifier) };
+    if root_port == 0 {
+        // SAFETY: not registered: the context is ours alone again.
+        drop(unsafe { Box::from_raw(context) });
+        return Err(io::Error::other("IORegisterForSystemPower refused to register"));
+    }
+    // SAFETY: no message is handled before the run loop runs, on this thread.
+    unsafe { (*context).root_port = root_port };
+    let stopped = std::sync::Arc::new(AtomicBool::new(false));
+    // SAFETY: the port is valid until destroyed below; this thread's run loop
+    // is retained for the stopper, which releases it.
+    unsafe {
+        let mode = apple::kCFRunLoopDefaultMode;
+        let run_loop = apple::CFRunLoopGetCurrent();
+        apple::CFRunLoopAddSource(run_loop, apple::IONotificationPortGetRunLoopSource(port), mode);
+        apple::CFRetain(run_loop);
+        started(RunLoopStop { run_loop, stopped: stopped.clone() });
+        // A stop that came before the loop ran is seen within a second.
+        while !stopped.load(Ordering::SeqCst) {
+            apple::CFRunLoopRunInMode(mode, 1.0, 0);
+        }
+        apple::IODeregisterForSystemPower(&mut notifier);
+        apple::IOServiceClose(root_port);
+        apple::IONotificationPortDestroy(port);
+        drop(Box::from_raw(context));
+    }
+    Ok(())
+}
+
 /// Takes an exclusive `flock` on `file` without waiting: `WouldBlock` when
 /// another open file description holds it.
 pub(crate) fn try_lock_exclusive(file: &std::fs::File) -> io::Result<()> {
@@ -285,6 +468,28 @@ fn check(result: c_int) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "macos")]
+    #[test]
+    fn the_power_messages_are_iokit_common_messages_of_their_codes() {
+        // IOMessage.h: iokit_common_msg(code) = sys_iokit | sub_iokit_common | code,
+        // sys_iokit = err_system(0x38) = (0x38 & 0x3f) << 26, sub_iokit_common = 0.
+        let common = |code: u32| ((0x38 & 0x3f) << 26) | code;
+        assert_eq!(SystemPower::from_message(common(0x270)), Some(SystemPower::CanSleep));
+        assert_eq!(SystemPower::from_message(common(0x280)), Some(SystemPower::WillSleep));
+        assert_eq!(SystemPower::from_message(common(0x300)), Some(SystemPower::HasPoweredOn));
+        // kIOMessageSystemWillNotSleep, kIOMessageSystemWillPowerOn: nothing to do.
+        assert_eq!(SystemPower::from_message(common(0x290)), None);
+        assert_eq!(SystemPower::from_message(common(0x320)), None);
+    }
+
+    #[test]
+    fn the_clock_that_counts_sleep_is_never_behind_the_one_that_does_not() {
+        let (with_sleep, without_sleep) = asleep_and_awake_clocks();
+        assert!(with_sleep >= without_sleep, "{with_sleep:?} < {without_sleep:?}");
+        let (later, _) = asleep_and_awake_clocks();
+        assert!(later >= with_sleep);
+    }
 
     #[test]
     fn this_process_is_in_a_group_and_a_missing_one_is_not() {

@@ -71,6 +71,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/api/v1/sessions/{id}", get(handoff::session))
         .route("/metrics", get(metrics))
         .route("/mesh/route", post(route))
+        .route("/mesh/goodbye", post(peers::goodbye))
         .route(ollama::PREFIX, any(ollama::proxy))
         .route("/ollama/", any(ollama::proxy))
         .route("/ollama/{*rest}", any(ollama::proxy))
@@ -217,6 +218,7 @@ async fn mesh(State(state): State<ApiState>) -> Json<Vec<MeshNode>> {
         compatible: true,
         last_error: None,
         unreachable_since: None,
+        asleep_since: None,
         source: me.source,
     };
     let known = &state.handles.peers;
@@ -240,6 +242,7 @@ async fn mesh(State(state): State<ApiState>) -> Json<Vec<MeshNode>> {
         version: peer.version,
         api_version: peer.api_version,
         last_error: peer.last_error,
+        asleep_since: peer.asleep_since,
         source: peer.source,
     });
     Json(std::iter::once(this).chain(peers).collect())

@@ -1,7 +1,9 @@
-//! `POST /api/v1/peers`: a node joining the mesh (`meshctl init --join`)
-//! registers where its API answers. The registration is written to the state
-//! folder before it is acknowledged, and the node is probed at once, until
-//! the manifests declare a Node of that name.
+//! What peers tell this node about themselves. `POST /api/v1/peers`: a node
+//! joining the mesh (`meshctl init --join`) registers where its API answers.
+//! The registration is written to the state folder before it is
+//! acknowledged, and the node is probed at once, until the manifests declare
+//! a Node of that name. `POST /mesh/goodbye`: a peer about to sleep, or back
+//! from it.
 
 use axum::Json;
 use axum::extract::State;
@@ -10,7 +12,9 @@ use axum::http::StatusCode;
 
 use super::error::{ApiError, bad_request};
 use super::state::ApiState;
-use super::wire::{PeerRegistered, PeerRegistration};
+use super::wire::{Goodbye, PeerRegistered, PeerRegistration, PowerState};
+use crate::controller::status::now_rfc3339;
+use crate::event::Event;
 use crate::manifest::name_problem;
 
 pub(super) async fn register(
@@ -36,6 +40,39 @@ pub(super) async fn register(
     })?;
     tracing::info!(peer = name, "a node joined: probing it until the manifests declare it");
     Ok(Json(PeerRegistered { node }))
+}
+
+/// A peer says it is about to sleep (it is down here from now: whatever it
+/// serves falls back at once) or that it woke (it is probed now). Like a
+/// handoff message, it takes the mesh key and must name a peer of this node,
+/// the caller itself; this node's own name is refused.
+pub(super) async fn goodbye(
+    State(state): State<ApiState>,
+    request: Result<Json<Goodbye>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(Goodbye { node, state: said }) = request?;
+    let peers = &state.handles.peers;
+    let known = match said {
+        PowerState::Asleep => peers.said_goodbye(&node, now_rfc3339()),
+        PowerState::Awake => peers.said_awake(&node),
+    };
+    if !known {
+        let this = state.shared.node();
+        let message = if node == this {
+            format!("{node} is this node: a goodbye comes from a peer")
+        } else {
+            format!("{node:?} is no peer of {this}")
+        };
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "unknown_node", message));
+    }
+    let object = format!("Node/{node}");
+    let event = match said {
+        PowerState::Asleep => Event::normal("PeerAsleep", format!("peer {node} said it is going to sleep")),
+        PowerState::Awake => Event::normal("PeerAwake", format!("peer {node} said it woke")),
+    };
+    tracing::info!(peer = node, "{}", event.message);
+    state.shared.events().record(&object, event);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Why a registration is refused.

@@ -182,6 +182,9 @@ pub(crate) struct MeshNode {
     /// When it stopped answering (RFC 3339), while it is known to be down.
     #[serde(default)]
     pub unreachable_since: Option<String>,
+    /// When it said it was going to sleep (RFC 3339), until it woke.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asleep_since: Option<String>,
     /// What it follows, as it last said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceStatus>,
@@ -680,6 +683,25 @@ pub(crate) struct PeerRegistration {
     /// A host name or IP the node that takes it can dial.
     pub address: String,
     pub api_port: u16,
+}
+
+/// `POST /mesh/goodbye`: a peer says it is about to sleep, or that it woke.
+/// `node` must be the caller, a peer of the node it tells.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Goodbye {
+    pub node: String,
+    pub state: PowerState,
+}
+
+/// What a [`Goodbye`] says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum PowerState {
+    /// About to sleep: down from now, fall back at once.
+    Asleep,
+    /// Woke: probe it now.
+    Awake,
 }
 
 /// `POST /api/v1/peers`'s answer.

@@ -94,8 +94,7 @@ fn reach(node: &crate::api::wire::MeshNode) -> String {
     let mut words = if node.online {
         "online".to_owned()
     } else {
-        super::status::unreachable(node.unreachable_since.as_deref(), crate::clock::local_hh_mm)
-            .unwrap_or_else(|| "offline".to_owned())
+        super::status::away(node, crate::clock::local_hh_mm).unwrap_or_else(|| "offline".to_owned())
     };
     if let Some(seen) = &node.last_seen {
         words.push_str(&format!(", last seen {seen}"));

@@ -83,10 +83,10 @@ impl Asked {
         let rows = collect(self.client.clone(), self.key.clone()).await?;
         let mut items = Vec::new();
         let mut offline = Vec::new();
-        for Row { status, .. } in rows {
+        for Row { status, view } in rows {
             if !status.online {
                 // "mini (unreachable since 09:12)" for a peer known to be down.
-                let since = super::status::unreachable(status.unreachable_since.as_deref(), crate::clock::local_hh_mm);
+                let since = super::status::away(&view, crate::clock::local_hh_mm);
                 offline.push(since.map_or_else(|| status.name.clone(), |words| format!("{} ({words})", status.name)));
                 continue;
             }
@@ -251,7 +251,7 @@ fn node_rows(nodes: &[MeshNode], wide: bool) -> Vec<Vec<String>> {
         let online = match (node.online || node.this_node, node.compatible) {
             (true, true) => "yes".to_owned(),
             (true, false) => format!("yes (API {}: incompatible)", node.api_version.as_deref().unwrap_or("?")),
-            (false, _) => super::status::not_online(node.unreachable_since.as_deref(), crate::clock::local_hh_mm),
+            (false, _) => super::status::not_online(node, crate::clock::local_hh_mm),
         };
         let name = if node.this_node { format!("{} (this node)", node.name) } else { node.name.clone() };
         let mut row = vec![name, node.role.clone(), online, node.revision.clone().unwrap_or_else(dash)];

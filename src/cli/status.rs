@@ -141,7 +141,7 @@ fn render(rows: &[Row]) -> String {
         let online = match (node.online, view.compatible) {
             (true, true) => "yes".to_owned(),
             (true, false) => format!("yes (API {}: incompatible)", view.api_version.as_deref().unwrap_or("?")),
-            (false, _) => not_online(view.unreachable_since.as_deref(), crate::clock::local_hh_mm),
+            (false, _) => not_online(view, crate::clock::local_hh_mm),
         };
         table.push(vec![
             node.name.clone(),
@@ -198,18 +198,23 @@ fn render(rows: &[Row]) -> String {
     out
 }
 
-/// The ONLINE column of a node that is not: "no (unreachable since 09:12)",
-/// times of day read on `clock`, for a peer known to be down since
-/// `unreachable_since` (RFC 3339); "no" for one not reached yet.
-pub(super) fn not_online(unreachable_since: Option<&str>, clock: impl Fn(SystemTime) -> String) -> String {
-    unreachable(unreachable_since, clock).map_or_else(|| "no".to_owned(), |words| format!("no ({words})"))
+/// The ONLINE column of a node that is not: "no (unreachable since 09:12)"
+/// or "no (asleep since 09:12)", times of day read on `clock`; "no" for one
+/// not reached yet.
+pub(super) fn not_online(view: &MeshNode, clock: impl Fn(SystemTime) -> String) -> String {
+    away(view, clock).map_or_else(|| "no".to_owned(), |words| format!("no ({words})"))
 }
 
-/// "unreachable since 09:12" for a peer known to be down since
-/// `unreachable_since` (RFC 3339), times of day read on `clock`.
-pub(super) fn unreachable(unreachable_since: Option<&str>, clock: impl Fn(SystemTime) -> String) -> Option<String> {
-    let since = humantime::parse_rfc3339_weak(unreachable_since?).ok()?;
-    Some(crate::mesh::absence::Absence { since: Some(since), asleep: false }.words(clock))
+/// "asleep since 09:12" for a peer that said goodbye, "unreachable since
+/// 09:12" for one known to be down, as `view` tells; times of day read on `clock`.
+pub(super) fn away(view: &MeshNode, clock: impl Fn(SystemTime) -> String) -> Option<String> {
+    let (since, asleep) = match (&view.asleep_since, &view.unreachable_since) {
+        (Some(since), _) => (since, true),
+        (None, Some(since)) => (since, false),
+        (None, None) => return None,
+    };
+    let since = humantime::parse_rfc3339_weak(since).ok()?;
+    Some(crate::mesh::absence::Absence { since: Some(since), asleep }.words(clock))
 }
 
 /// What a node follows, the revision it last read and when, and why its last
@@ -280,6 +285,7 @@ mod tests {
             compatible: api_version == crate::api::wire::API_VERSION,
             last_error: None,
             unreachable_since: None,
+            asleep_since: None,
             source: None,
         }
     }
@@ -378,12 +384,20 @@ mod tests {
     }
 
     #[test]
-    fn a_peer_known_to_be_down_is_unreachable_since_a_time_not_just_offline() {
+    fn a_peer_known_to_be_down_is_unreachable_or_asleep_since_a_time_not_just_offline() {
         let utc = |at: SystemTime| crate::clock::hh_mm(at, 0);
-        let table =
-            [(Some("2026-12-06T09:12:59Z"), "no (unreachable since 09:12)"), (None, "no"), (Some("not a time"), "no")];
-        for (since, expected) in table {
-            assert_eq!(not_online(since, utc), expected, "{since:?}");
+        let table = [
+            (Some("2026-12-06T09:12:59Z"), None, "no (unreachable since 09:12)"),
+            (None, Some("2026-12-06T08:30:00Z"), "no (asleep since 08:30)"),
+            (Some("2026-12-06T09:12:59Z"), Some("2026-12-06T08:30:00Z"), "no (asleep since 08:30)"),
+            (None, None, "no"),
+            (Some("not a time"), None, "no"),
+        ];
+        for (unreachable_since, asleep_since, expected) in table {
+            let mut mini = view("mini", false, "v1");
+            mini.unreachable_since = unreachable_since.map(str::to_owned);
+            mini.asleep_since = asleep_since.map(str::to_owned);
+            assert_eq!(not_online(&mini, utc), expected, "{unreachable_since:?} {asleep_since:?}");
         }
     }
 

@@ -3,9 +3,11 @@
 
 pub mod absence;
 pub mod failover;
+pub mod goodbye;
 pub mod joined;
 pub mod peers;
 pub mod placement;
 pub mod prober;
+pub mod resume;
 pub mod router;
 pub mod wake_up;

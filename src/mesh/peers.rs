@@ -2,14 +2,17 @@
 //! before any set loads), and the nodes that joined through the API until the
 //! set declares them — and what the prober last learned about each. Shared by
 //! the prober (which writes), the router (which skips peers known to be down)
-//! and the API (which reports them).
+//! and the API (which reports them). A peer that said it goes to sleep
+//! (`POST /mesh/goodbye`) is down from that moment, without waiting for
+//! probes to fail.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 
 use super::absence::Absence;
 use crate::manifest::ManifestSet;
@@ -51,7 +54,20 @@ pub struct PeerState {
     /// answer (capability -> node).
     #[serde(skip)]
     pub placements: BTreeMap<String, String>,
+    /// When it said it was going to sleep (RFC 3339): down from then until it
+    /// says it woke, or answers for longer than [`SLEEP_CANCELLED_AFTER`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asleep_since: Option<String>,
+    /// Since when it has answered every probe while taken as asleep.
+    #[serde(skip)]
+    pub answering_since: Option<Instant>,
 }
+
+/// How long a peer that said goodbye must answer every probe before its sleep
+/// counts as cancelled: a machine keeps answering for a moment after it says
+/// goodbye (logind waits up to 5 s for its delay locks, a Mac a few seconds
+/// after it is allowed to sleep), and should not flap back meanwhile.
+pub const SLEEP_CANCELLED_AFTER: Duration = Duration::from_secs(10);
 
 impl PeerState {
     /// A peer that has not been probed yet.
@@ -73,18 +89,42 @@ impl PeerState {
             tailnet_online: None,
             source: None,
             placements: BTreeMap::new(),
+            asleep_since: None,
+            answering_since: None,
         }
     }
 
-    /// Whether it is known to be down: probed, and it did not answer. A peer
-    /// never probed yet is not.
-    pub fn known_down(&self) -> bool {
-        !self.online && self.last_error.is_some()
+    /// Takes a probe's result (`answered`, at `now`) while the peer is taken
+    /// as asleep: it wakes only after answering every probe for longer than
+    /// [`SLEEP_CANCELLED_AFTER`]; one unanswered probe starts the count again.
+    pub fn probed_while_asleep(&mut self, answered: bool, now: Instant) {
+        if self.asleep_since.is_none() {
+            return;
+        }
+        if !answered {
+            self.answering_since = None;
+            return;
+        }
+        let since = *self.answering_since.get_or_insert(now);
+        if now - since > SLEEP_CANCELLED_AFTER {
+            self.asleep_since = None;
+            self.answering_since = None;
+        }
     }
 
-    /// How it is away, while it is known to be down.
+    /// Whether it is known to be down: it said it goes to sleep, or it was
+    /// probed and did not answer. A peer never probed yet is not.
+    pub fn known_down(&self) -> bool {
+        self.asleep_since.is_some() || (!self.online && self.last_error.is_some())
+    }
+
+    /// How it is away, while it is known to be down: asleep since it said
+    /// goodbye, else unreachable since its first unanswered probe.
     pub fn absence(&self) -> Option<Absence> {
-        self.known_down().then_some(Absence { since: self.unreachable_since, asleep: false })
+        let asleep_since = self.asleep_since.as_deref().and_then(|at| humantime::parse_rfc3339(at).ok());
+        let asleep = self.asleep_since.is_some();
+        let since = if asleep { asleep_since } else { self.unreachable_since };
+        self.known_down().then_some(Absence { since, asleep })
     }
 
     /// `host:port` to call its API at (IPv6 in brackets).
@@ -101,11 +141,20 @@ pub struct Peers {
     /// a capability served by, so what depends on them (a placement, a
     /// handoff) is decided again at once.
     changes: Arc<watch::Sender<u64>>,
+    /// The peers to probe at once (one that woke, every one after a resume),
+    /// which the prober takes.
+    probe_requests: Arc<ProbeRequests>,
+}
+
+#[derive(Default)]
+struct ProbeRequests {
+    names: Mutex<BTreeSet<String>>,
+    added: Notify,
 }
 
 impl Default for Peers {
     fn default() -> Self {
-        Peers { table: Arc::default(), changes: Arc::new(watch::channel(0).0) }
+        Peers { table: Arc::default(), changes: Arc::new(watch::channel(0).0), probe_requests: Arc::default() }
     }
 }
 
@@ -130,8 +179,8 @@ fn keep_learned(old: &mut BTreeMap<String, PeerState>, member: PeerState) -> Pee
 }
 
 impl Peers {
-    /// Changes each time a peer goes online or offline, or tells of another
-    /// node serving one of its capabilities.
+    /// Changes each time a peer goes online or offline, says it goes to sleep
+    /// or woke, or tells of another node serving one of its capabilities.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }
@@ -154,8 +203,9 @@ impl Peers {
         }
     }
 
-    /// Whether `name` is a peer that is known to be down. A peer never probed
-    /// yet is not known to be down.
+    /// Whether `name` is a peer that is known to be down: it said it is going
+    /// to sleep, or it was probed and did not answer. A peer never probed yet
+    /// is not known to be down.
     pub fn known_down(&self, name: &str) -> bool {
         self.read().peers.get(name).is_some_and(PeerState::known_down)
     }
@@ -163,6 +213,53 @@ impl Peers {
     /// How `name` is away, while it is a peer known to be down.
     pub fn absence(&self, name: &str) -> Option<Absence> {
         self.read().peers.get(name).and_then(PeerState::absence)
+    }
+
+    /// `name` said it is going to sleep, at `now` (RFC 3339): it is down at
+    /// once. False when it is no peer of this node.
+    pub fn said_goodbye(&self, name: &str, now: String) -> bool {
+        let mut known = false;
+        self.update(name, |peer| {
+            known = true;
+            peer.online = false;
+            peer.answering_since = None;
+            peer.asleep_since.get_or_insert(now);
+        });
+        known
+    }
+
+    /// `name` said it woke: it is no longer taken as asleep, and is probed at
+    /// once. False when it is no peer of this node.
+    pub fn said_awake(&self, name: &str) -> bool {
+        let mut known = false;
+        self.update(name, |peer| {
+            known = true;
+            peer.asleep_since = None;
+            peer.answering_since = None;
+        });
+        if known {
+            self.probe_now([name.to_owned()]);
+        }
+        known
+    }
+
+    /// Asks the prober to probe these peers now rather than when due.
+    pub fn probe_now(&self, names: impl IntoIterator<Item = String>) {
+        self.probe_requests.names.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).extend(names);
+        self.probe_requests.added.notify_one();
+    }
+
+    /// Asks the prober to probe every peer now (after this node resumed).
+    pub fn probe_all_now(&self) {
+        let names: Vec<String> = self.read().peers.keys().cloned().collect();
+        self.probe_now(names);
+    }
+
+    /// Waits until a probe is asked for, then takes the names asked for: the
+    /// prober's end of [`Peers::probe_now`].
+    pub async fn probe_requested(&self) -> BTreeSet<String> {
+        self.probe_requests.added.notified().await;
+        std::mem::take(&mut *self.probe_requests.names.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
     /// Makes the table hold exactly `members` (name, role, address, port) and
@@ -203,9 +300,10 @@ impl Peers {
     pub fn update(&self, name: &str, change: impl FnOnce(&mut PeerState)) {
         let changed = match self.write().peers.get_mut(name) {
             Some(peer) => {
-                let (was_online, placements) = (peer.online, peer.placements.clone());
+                let (was_online, placements, asleep) =
+                    (peer.online, peer.placements.clone(), peer.asleep_since.is_some());
                 change(peer);
-                peer.online != was_online || peer.placements != placements
+                peer.online != was_online || peer.placements != placements || peer.asleep_since.is_some() != asleep
             }
             None => false,
         };
@@ -284,6 +382,71 @@ mod tests {
 
         peers.set_members(vec![PeerState::new("mini", Some("primary"), "mini", 8000)]);
         assert!(peers.get("desk").is_none(), "declared once, then left out: no peer any more");
+    }
+
+    #[test]
+    fn a_peer_that_said_goodbye_is_down_at_once_and_told_until_it_says_it_woke() {
+        let peers = Peers::default();
+        peers.set_members(vec![PeerState::new("mini", None, "mini", 8000)]);
+        peers.update("mini", |p| p.online = true);
+        let mut changes = peers.changes();
+        assert!(!peers.known_down("mini"));
+
+        assert!(peers.said_goodbye("mini", "2026-12-06T09:12:00Z".into()));
+        assert!(peers.known_down("mini"), "down without a failed probe");
+        assert!(changes.has_changed().unwrap(), "placements are decided again at once");
+        changes.mark_unchanged();
+        assert!(peers.said_goodbye("mini", "2026-12-06T09:12:01Z".into()));
+        assert_eq!(peers.get("mini").unwrap().asleep_since.as_deref(), Some("2026-12-06T09:12:00Z"), "the first one");
+        assert!(!changes.has_changed().unwrap(), "a second goodbye changes nothing");
+
+        assert!(peers.said_awake("mini"));
+        assert!(!peers.known_down("mini"), "back at once, before a probe");
+        assert!(changes.has_changed().unwrap());
+        assert!(!peers.said_goodbye("desk", "2026-12-06T09:12:00Z".into()), "no peer of ours");
+        assert!(!peers.said_awake("desk"));
+    }
+
+    #[test]
+    fn a_peer_asleep_wakes_only_after_answering_every_probe_for_longer_than_the_grace() {
+        let start = Instant::now();
+        let at = |seconds: f64| start + Duration::from_secs_f64(seconds);
+        let grace = SLEEP_CANCELLED_AFTER.as_secs_f64();
+        // Probes (at seconds, answered), and whether it is still asleep after the last.
+        type Probes<'a> = &'a [(f64, bool)];
+        let cases: [(&str, Probes<'_>, bool); 6] = [
+            ("no probe yet", &[], true),
+            ("answers for a moment after its goodbye", &[(0.0, true), (0.5, true), (1.0, true)], true),
+            ("answers for exactly the grace", &[(0.0, true), (grace, true)], true),
+            ("answers for longer than the grace: the sleep was cancelled", &[(0.0, true), (grace + 0.5, true)], false),
+            (
+                "one unanswered probe starts the count again",
+                &[(0.0, true), (5.0, false), (6.0, true), (grace + 0.5, true)],
+                true,
+            ),
+            ("silent, then answering for longer", &[(0.0, false), (1.0, true), (grace + 1.5, true)], false),
+        ];
+        for (what, probes, asleep) in cases {
+            let mut peer = PeerState::new("mini", None, "mini", 8000);
+            peer.asleep_since = Some("2026-12-06T09:12:00Z".into());
+            for &(seconds, answered) in probes {
+                peer.probed_while_asleep(answered, at(seconds));
+            }
+            assert_eq!(peer.asleep_since.is_some(), asleep, "{what}");
+        }
+        let mut awake = PeerState::new("mini", None, "mini", 8000);
+        awake.probed_while_asleep(true, start);
+        assert_eq!(awake.answering_since, None, "a peer awake keeps no count");
+    }
+
+    #[tokio::test]
+    async fn a_probe_asked_for_before_the_prober_waits_is_not_lost() {
+        let peers = Peers::default();
+        peers.set_members(vec![PeerState::new("mini", None, "mini", 8000), PeerState::new("desk", None, "desk", 8000)]);
+        peers.probe_now(["mini".to_owned()]);
+        peers.probe_all_now();
+        let asked = tokio::time::timeout(Duration::from_secs(5), peers.probe_requested()).await.unwrap();
+        assert_eq!(asked, BTreeSet::from(["desk".to_owned(), "mini".to_owned()]));
     }
 
     #[test]

@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::peers::{PeerState, Peers};
+use super::peers::{PeerState, Peers, SLEEP_CANCELLED_AFTER};
 use super::router::SetInForce;
 use crate::api::wire::{API_VERSION, Health, ReconcileRequest};
 use crate::api_key::ApiKey;
@@ -251,6 +251,14 @@ pub async fn run<P: Probe>(handles: ProberHandles, probe: P, mut shutdown: watch
                 }
                 continue;
             }
+            asked = handles.peers.probe_requested() => {
+                // One that woke, or every one after this node resumed: due now.
+                let now = Instant::now();
+                for (_, state) in states.iter_mut().filter(|(name, _)| asked.contains(*name)) {
+                    state.next = now;
+                }
+                continue;
+            }
             () = tokio::time::sleep_until(wake) => continue,
         };
         let (id, result) = match done {
@@ -282,31 +290,24 @@ fn record(
     transition: Option<Transition>,
 ) {
     let last_seen = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    handles.peers.update(name, |peer| match result {
-        Ok(answer) => {
-            peer.online = true;
-            peer.last_seen = Some(never_earlier(peer.last_seen.as_deref(), last_seen));
-            peer.rtt_ms = Some(answer.rtt.as_secs_f64() * 1000.0);
-            peer.revision.clone_from(&answer.health.revision);
-            peer.version = Some(answer.health.version.clone());
-            peer.api_version = Some(answer.health.api_version.clone());
-            peer.source = answer.health.source.as_deref().cloned();
-            peer.placements.clone_from(&answer.health.placements);
-            if answer.health.role.is_some() {
-                peer.role.clone_from(&answer.health.role);
-            }
-            peer.last_error = None;
-            peer.unreachable_since = None;
-        }
-        Err(reason) => {
-            peer.online = false;
-            peer.last_error = Some(reason.clone());
-            peer.unreachable_since = unreachable_since;
-        }
+    let (mut was_asleep, mut asleep) = (false, false);
+    handles.peers.update(name, |peer| {
+        was_asleep = peer.asleep_since.is_some();
+        take_result(peer, result, last_seen, unreachable_since);
+        peer.probed_while_asleep(result.is_ok(), Instant::now());
+        // It said it goes to sleep: down, though it may answer for a moment.
+        asleep = peer.asleep_since.is_some();
+        peer.online &= !asleep;
     });
+    if was_asleep && !asleep {
+        let grace = humantime::format_duration(SLEEP_CANCELLED_AFTER);
+        tracing::info!(peer = name, "the peer answered for {grace} after its goodbye: its sleep was cancelled");
+    }
     handles.metrics.peer(name, result.is_ok(), result.as_ref().ok().map(|a| a.rtt));
     let object = format!("Node/{name}");
     match transition {
+        // Its goodbye was the event of its going.
+        Some(Transition::Offline { .. }) if asleep => {}
         Some(Transition::Offline { mut reason }) => {
             if handles.peers.get(name).and_then(|p| p.tailnet_online) == Some(false) {
                 reason.push_str("; Tailscale sees it offline too (asleep?)");
@@ -337,6 +338,37 @@ fn record(
             (handles.events)(&object, Event::normal("PeerOnline", message));
         }
         None => {}
+    }
+}
+
+/// Writes what one probe found into the peer's state.
+fn take_result(
+    peer: &mut PeerState,
+    result: &Result<Answer, String>,
+    last_seen: String,
+    unreachable_since: Option<SystemTime>,
+) {
+    match result {
+        Ok(answer) => {
+            peer.online = true;
+            peer.last_seen = Some(never_earlier(peer.last_seen.as_deref(), last_seen));
+            peer.rtt_ms = Some(answer.rtt.as_secs_f64() * 1000.0);
+            peer.revision.clone_from(&answer.health.revision);
+            peer.version = Some(answer.health.version.clone());
+            peer.api_version = Some(answer.health.api_version.clone());
+            peer.source = answer.health.source.as_deref().cloned();
+            peer.placements.clone_from(&answer.health.placements);
+            if answer.health.role.is_some() {
+                peer.role.clone_from(&answer.health.role);
+            }
+            peer.last_error = None;
+            peer.unreachable_since = None;
+        }
+        Err(reason) => {
+            peer.online = false;
+            peer.last_error = Some(reason.clone());
+            peer.unreachable_since = unreachable_since;
+        }
     }
 }
 

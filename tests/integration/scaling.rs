@@ -1,7 +1,8 @@
 //! Validation time grows linearly with the number of documents, whatever their
-//! shape (issue #13, point 6): ten times the documents take at most about twelve
-//! times the time, in a debug build. The release bench (`benches/validate.rs`)
-//! holds the absolute figures.
+//! shape (issue #13, point 6): ten times the documents take about ten times the
+//! time, never the hundred times a quadratic step would, in a debug build. The
+//! bound leaves room for a machine busy with other builds (a loaded run measured
+//! 16×); the release bench (`benches/validate.rs`) prints the figures.
 
 use std::time::{Duration, Instant};
 
@@ -11,8 +12,8 @@ use crate::support::shapes::SHAPES;
 
 /// Documents in the small set; the large one holds ten times as many.
 const SMALL: usize = 100;
-/// Linear is 10×; the rest is room for a busy machine.
-const MAX_RATIO: f64 = 12.5;
+/// Linear is 10×, quadratic 100×; the rest is room for a busy machine.
+const MAX_RATIO: f64 = 25.0;
 
 /// The fastest of five validations of `files`: the least disturbed by whatever
 /// else the machine is doing.
@@ -28,7 +29,7 @@ fn fastest(files: &[SourceFile]) -> Duration {
 }
 
 #[test]
-fn ten_times_the_documents_take_at_most_about_twelve_times_the_time() {
+fn ten_times_the_documents_take_about_ten_times_the_time_not_a_hundred() {
     let mut report = Vec::new();
     for shape in &SHAPES {
         let (small, large) = ((shape.files)(SMALL), (shape.files)(10 * SMALL));

@@ -34,7 +34,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("model", &["manifest", "identity", "env_location", "api_key", "config", "source_status"]),
-    ("system", &["git", "supervisor", "syncthing", "ollama", "tailscale", "wake"]),
+    ("system", &["git", "supervisor", "syncthing", "ollama", "tailscale", "wake", "sleep_notice"]),
     ("domain", &["handoff", "controller::status", "controller::state"]),
     ("contract", &["api::wire"]),
     ("client", &["client"]),
