@@ -110,9 +110,9 @@ async def test_without_a_handoff_policy_there_are_no_sessions_to_write_to_or_han
     assert unknown.value.message == "no conversation c-1 on this node"
     with pytest.raises(agentmesh.BadRequest):
         await laptop.can_write("../etc")
-    with pytest.raises(agentmesh.MeshError) as refused:
-        await laptop.handoff("c-1")
-    assert refused.value.status is not None and 400 <= refused.value.status < 500, refused.value
+    with pytest.raises(agentmesh.NotFound) as refused:
+        await laptop.handoff("c-1", to="agent-elsewhere")
+    assert (refused.value.status, refused.value.message) == (404, "no conversation c-1 on this node")
 
 
 async def test_the_event_stream_sends_the_recent_events_then_live(laptop: Mesh) -> None:
