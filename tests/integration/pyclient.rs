@@ -95,9 +95,11 @@ async fn the_python_clients_tests_pass_against_two_daemons() {
 }
 
 /// The seed's call, as the README shows it: `Mesh()` finds the laptop's
-/// daemon from `MESH_LISTEN` and `MESH_API_KEY`.
+/// daemon from `MESH_LISTEN` and `MESH_API_KEY`; then Ollama's own client
+/// streams through the laptop's `/ollama`.
 const SEED_CALL: &str = r#"
 import asyncio
+import ollama
 from agentmesh import Mesh
 
 async def main():
@@ -108,19 +110,24 @@ async def main():
         print(answer.node, answer.status, answer.body["response"])
         print(answer)
 
+        client = ollama.AsyncClient(host=mesh.ollama_host(), headers=mesh.auth_headers())
+        async for chunk in await client.generate(model="tiny", prompt="hello", stream=True):
+            print(repr(chunk.response), chunk.done)
+
 asyncio.run(main())
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_seeds_call_on_the_laptop_is_answered_by_the_minis_endpoint() {
+async fn the_readmes_seed_call_and_ollamas_stream_on_the_laptop_are_answered_by_the_mini() {
     let pair = Pair::start().await;
     let env = [("MESH_LISTEN", pair.laptop.api().to_string()), ("MESH_API_KEY", Daemon::KEY.to_owned())];
     let output = python(&["-c", SEED_CALL], &env).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     println!("{stdout}");
-    assert!(
-        stdout.starts_with("agent-home-mini 200 [mini] w1 w2\nRouted(node='agent-home-mini', status=200, "),
-        "{stdout}"
-    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "agent-home-mini 200 [mini] w1 w2", "{stdout}");
+    assert!(lines[1].starts_with("Routed(node='agent-home-mini', status=200, body={"), "{stdout}");
+    assert!(lines[1].ends_with(", wake=None)"), "{stdout}");
+    assert_eq!(lines[2..], ["'[mini]' False", "' w1' False", "' w2' False", "'' True"], "{stdout}");
 }
