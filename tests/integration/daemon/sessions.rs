@@ -122,13 +122,16 @@ fn the_agent_hands_its_conversation_over_with_the_python_script_of_the_docs() {
     let pair = pair_with_a_conversation();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/handoff_from_agent.py");
     let run = |args: &[&str]| {
-        let output = std::process::Command::new(super::support::python())
+        // The script's client finds node-a's daemon as meshctl would.
+        let output = std::process::Command::new(crate::support::agent_python())
             .arg(&script)
             .args(args)
-            .env("MESH_API", format!("http://{}", pair.a.api_address()))
+            .env("PYTHONPATH", crate::support::agent_client_src())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("MESH_LISTEN", pair.a.api_address().to_string())
             .env("MESH_API_KEY", super::support::Daemon::KEY)
             .output()
-            .expect("python3 runs");
+            .expect("python runs");
         (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned())
     };
     let (code, stdout) = run(&["c-1", B]);

@@ -146,6 +146,32 @@ pub(crate) fn venv_python(variable: &str, venv: &str, package: &str, version: &s
     python
 }
 
+/// The interpreter of the CI venv (`.ci/run`) with what the agent's Python
+/// client and its tests need: httpx, websockets, pytest, pytest-asyncio and
+/// the real `ollama` client. The client itself is run from
+/// `clients/python/src` (see [`agent_client_src`]), so the tests always
+/// drive this checkout's client, whatever the venv holds.
+pub(crate) fn agent_python() -> &'static Path {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let python = venv_python("AGENTMESH_TEST_PYTHON", ".venv-ci", "ollama", "0.6.3");
+        let modules = "httpx, websockets, pytest, pytest_asyncio";
+        let output = StdCommand::new(&python).args(["-c", &format!("import {modules}")]).output().expect("python runs");
+        assert!(
+            output.status.success(),
+            "{} cannot import {modules}: {}; run `.ci/run`, which installs them",
+            python.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        python
+    })
+}
+
+/// The source of the agent's Python client, put on `PYTHONPATH`.
+pub(crate) fn agent_client_src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/src")
+}
+
 /// A bare Git remote (`remote.git`, branch `main`) and a work clone to push to it
 /// from, in a temporary folder; for the daemon's tests, which are Linux only.
 #[cfg(target_os = "linux")]
