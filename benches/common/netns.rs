@@ -2,9 +2,7 @@
 //! on a LAN whose link the bench can cut (`ip link set down` on the pair's
 //! inner end). Needs root and iproute2 (`ip`).
 
-use std::fs::File;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd as _;
 use std::path::Path;
 use std::process::Command;
 
@@ -65,11 +63,19 @@ impl Namespace {
 
     /// Moves the calling thread into the namespace (a socket it binds then
     /// lives there).
+    #[cfg(target_os = "linux")]
     pub(crate) fn enter(&self) {
-        let file = File::open(Path::new("/var/run/netns").join(&self.name)).expect("open the network namespace");
+        use std::os::fd::AsRawFd as _;
+        let path = Path::new("/var/run/netns").join(&self.name);
+        let file = std::fs::File::open(path).expect("open the network namespace");
         // SAFETY: setns takes a descriptor we hold open and a flag.
         let entered = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
         assert_eq!(entered, 0, "enter network namespace {}: {}", self.name, std::io::Error::last_os_error());
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) fn enter(&self) {
+        panic!("network namespace {}: there are network namespaces on Linux only", self.name);
     }
 
     fn inside_ip(&self, args: &[&str]) {
