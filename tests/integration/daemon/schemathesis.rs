@@ -6,7 +6,8 @@
 //! in a network namespace with only loopback, so the peers a generated
 //! `POST /api/v1/peers` registers are probed there and nowhere else. The
 //! daemon's Ollama capability is a fake Ollama (any method and path: 200 and
-//! `{}`), so `/ollama/…` passes through rather than finding nothing.
+//! `{}`), so `/ollama/…` passes through rather than finding nothing; a
+//! HandoffPolicy with a conversation gives the handoff routes something to act on.
 //! Needs root and iproute2 (`ip`).
 
 use std::path::Path;
@@ -16,6 +17,11 @@ use super::support::{Daemon, NODE, Namespace, eventually, ip_command, python, se
 
 /// Any port: the namespace is new, nothing else listens in it.
 const OLLAMA_PORT: u16 = 11434;
+
+/// A peer Node that never answers (nothing listens in the namespace), so the
+/// handoff and session operations have a policy and a conversation to act on.
+const PEER: &str = "node-b";
+const PEER_PORT: u16 = 7431;
 
 /// Test cases per operation and phase.
 const EXAMPLES: &str = "25";
@@ -47,7 +53,12 @@ fn manifests(script: &Path) -> String {
     let service = service("fake-ollama", &[python(), &script.display().to_string(), &port], &more);
     format!(
         "{service}---\napiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata:\n  name: llm_inference\nspec:\n  \
-         provider: ollama\n  placement:\n    prefer: [{NODE}]\n  endpoint:\n    port: {port}\n    healthPath: /\n"
+         provider: ollama\n  placement:\n    prefer: [{NODE}]\n  endpoint:\n    port: {port}\n    healthPath: /\n---\n\
+         apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: {PEER}\nspec:\n  role: satellite\n  \
+         address: 127.0.0.1\n  apiPort: {PEER_PORT}\n---\n\
+         apiVersion: agentmesh/v1alpha1\nkind: SyncFolder\nmetadata:\n  name: agent_data\nspec:\n  paths:\n    \
+         {NODE}: ~/agent_data\n    {PEER}: ~/agent_data\n---\n\
+         apiVersion: agentmesh/v1alpha1\nkind: HandoffPolicy\nmetadata:\n  name: chats\nspec:\n  syncFolder: agent_data\n"
     )
 }
 
@@ -61,7 +72,12 @@ fn every_operation_answers_as_the_openapi_document_says() {
     let builder = Daemon::builder();
     let script = builder.path().join("fake_ollama.py");
     std::fs::write(&script, FAKE_OLLAMA).expect("write the fake Ollama");
-    let daemon = builder.file("manifests/ollama.yaml", &manifests(&script)).netns(&namespace.0).start();
+    let daemon = builder
+        .file("manifests/mesh.yaml", &manifests(&script))
+        .file("agent_data/chat-1/notes.md", "hello\n")
+        .netns(&namespace.0)
+        .start();
+    eventually("conversation chat-1 is claimed", || daemon.api_get("/api/v1/sessions/chat-1"));
     let capability = eventually("the fake Ollama serves llm_inference", || {
         daemon.object("Capability", "llm_inference").filter(|c| c["ready"] == true)
     });
