@@ -1,7 +1,8 @@
 //! The mesh API (design section 5) served by every node's controller: axum
 //! handlers over the controller's shared state, the bearer key checked in
-//! constant time on everything but `/mesh/health` (or, when the Mesh enables
-//! it, the caller's Tailscale identity). Errors are JSON `{error, message}`,
+//! constant time on everything but `/mesh/health` and the OpenAPI document
+//! (`openapi.rs`) (or, when the Mesh enables it, the caller's Tailscale
+//! identity). Errors are JSON `{error, message}`,
 //! but for the Ollama proxy's own (`ollama.rs`), which are Ollama's `{error}`:
 //! every rejection of axum's (body, path, upgrade, method, route) is turned
 //! into that shape, and no input gets a 500. `/ollama/` and `/cap/<name>/`
@@ -12,6 +13,7 @@ pub(crate) mod cap;
 mod error;
 mod handoff;
 pub(crate) mod ollama;
+pub(crate) mod openapi;
 pub(crate) mod passthrough;
 mod peers;
 pub(crate) mod serve;
@@ -81,6 +83,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
     Router::new()
         .route("/mesh/health", get(health))
+        .route(openapi::PATH, get(openapi_document))
         .merge(protected)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         // After every route: it is set on the routes there are. axum adds `Allow`.
@@ -156,6 +159,11 @@ async fn health(State(state): State<ApiState>, headers: HeaderMap) -> Json<Healt
         source: with_key.then(|| Box::new(state.source.borrow().clone())),
         placements: if with_key { served_by(&state.handles.placements) } else { BTreeMap::new() },
     })
+}
+
+/// Open to anyone, like health: it describes the API and holds nothing secret.
+async fn openapi_document() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], openapi::document_text()).into_response()
 }
 
 /// Which node serves each capability, as this node decided.

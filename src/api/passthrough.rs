@@ -40,6 +40,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
 use super::state::{ApiState, MAX_BODY_BYTES};
+use super::wire::{ErrorBody, OllamaError};
 use crate::manifest::ManifestSet;
 use crate::manifest::kinds::{CapabilitySpec, Provider};
 use crate::mesh::failover::{
@@ -60,11 +61,13 @@ pub(crate) enum ErrorShape {
 impl ErrorShape {
     /// An error of this shape.
     pub(crate) fn error(self, status: StatusCode, code: &str, message: &str) -> Response {
-        let body = match self {
-            ErrorShape::Ollama => serde_json::json!({ "error": message }),
-            ErrorShape::Mesh => serde_json::json!({ "error": code, "message": message }),
-        };
-        (status, axum::Json(body)).into_response()
+        match self {
+            ErrorShape::Ollama => (status, axum::Json(OllamaError { error: message.into() })).into_response(),
+            ErrorShape::Mesh => {
+                let body = ErrorBody { error: code.into(), message: message.into(), diagnostics: Vec::new() };
+                (status, axum::Json(body)).into_response()
+            }
+        }
     }
 
     /// The error when the request was sent to no endpoint (503: none could

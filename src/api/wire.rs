@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::controller::status::{EventRecord, ObjectStatus, StreamItem};
@@ -24,7 +25,7 @@ pub(crate) const API_VERSION: &str = "v1";
 /// `/cap/<name>`, which stands for its endpoint's root.
 pub(crate) const CAP_PREFIX: &str = "/cap";
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Health {
     pub node: String,
@@ -48,7 +49,7 @@ pub struct Health {
     pub placements: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ErrorBody {
     pub error: String,
@@ -58,8 +59,15 @@ pub(crate) struct ErrorBody {
     pub diagnostics: Vec<String>,
 }
 
+/// An error of the Ollama proxy's own, in Ollama's shape, which Ollama
+/// clients show.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub(crate) struct OllamaError {
+    pub error: String,
+}
+
 /// `POST /api/v1/apply`: a bundle (`revision`, `files`) and `dryRun`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", from = "StrictApplyRequest")]
 pub(crate) struct ApplyRequest {
     #[serde(flatten)]
@@ -70,7 +78,7 @@ pub(crate) struct ApplyRequest {
 
 /// [`ApplyRequest`] as it is read: serde cannot refuse unknown fields
 /// next to a flattened one, so the bundle's fields are spelled out here.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct StrictApplyRequest {
     revision: String,
@@ -87,7 +95,7 @@ impl From<StrictApplyRequest> for ApplyRequest {
 
 /// The plan of a candidate set on one node, as `diff` and `apply --dry-run`
 /// show it (made by `reconcile::plan`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Plan {
     pub node: String,
@@ -98,7 +106,7 @@ pub(crate) struct Plan {
     pub unchanged: usize,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Op {
     Add,
@@ -109,7 +117,7 @@ pub(crate) enum Op {
     Act,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Change {
     pub op: Op,
@@ -123,14 +131,14 @@ pub(crate) struct Change {
     pub action: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ApplyResponse {
     pub applied: bool,
     pub plan: Plan,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct ReconcileRequest {
     /// Wait until this revision is in force (fetching it first with a Git source).
@@ -138,7 +146,7 @@ pub(crate) struct ReconcileRequest {
     pub revision: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ReconcileResponse {
     pub scheduled: bool,
@@ -146,7 +154,7 @@ pub(crate) struct ReconcileResponse {
 }
 
 /// One node in `GET /api/v1/mesh`: this node's view of it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct MeshNode {
     pub name: String,
@@ -219,7 +227,7 @@ pub(crate) struct RouteCall<'a> {
 }
 
 /// A call's answer, and the JSON answer of `POST /mesh/route`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Routed {
     /// The node whose endpoint answered.
     pub node: String,
@@ -236,7 +244,7 @@ pub struct Routed {
 /// A call's wait for a Wake-on-LAN: the node woken, how the wake went out
 /// (`LAN`, `Tailscale peer lan-box`), how long the call waited and whether
 /// the node answered within its `timeout` (else the call went on without it).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WakeWait {
     pub node: String,
@@ -255,7 +263,7 @@ impl WakeWait {
 
 /// `POST /mesh/route` as the API reads it. Unknown fields are refused: a
 /// caller writing `prefer_node` must hear about it, not have it ignored.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct RouteRequest {
     pub capability: String,
@@ -264,7 +272,7 @@ pub(crate) struct RouteRequest {
     pub prefer_node: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Describe {
     pub kind: String,
@@ -278,7 +286,7 @@ pub(crate) struct Describe {
 }
 
 /// One line a Service wrote.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub(crate) struct LogLine {
     pub stream: String,
     pub line: String,
@@ -305,7 +313,7 @@ pub(crate) fn spec_json(set: &ManifestSet, kind: Kind, name: &str) -> Option<ser
 
 /// One message of the event stream, `GET /api/v1/events`, sent as a JSON text
 /// frame tagged by `type`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub(crate) enum StreamMessage {
     /// A controller event. Its own `Normal`/`Warning` is `eventType`, since
@@ -361,13 +369,13 @@ impl From<EventRecord> for StreamMessage {
 }
 
 /// What a client of the event stream may ask: `{"action": "pause"}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Intervention {
     pub action: Action,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum)]
 #[serde(rename_all = "camelCase")]
 pub(crate) enum Action {
     /// Stop dispatching reconciles; changes keep queueing.
@@ -514,7 +522,7 @@ mod tests {
 
 /// `GET /api/v1/syncthing/device`: this node's Syncthing device, so peers pair
 /// with it without anyone copying an ID.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct SyncthingDevice {
     pub node: String,
@@ -533,7 +541,7 @@ pub(crate) const HANDOFF_PROTOCOL: u32 = 1;
 /// `POST /api/v1/handoff/message`: one protocol message between the two
 /// controllers, about one conversation of one HandoffPolicy. Unknown fields
 /// are ignored, so nodes one release apart still talk.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct HandoffMessage {
     /// [`HANDOFF_PROTOCOL`] of the sender; a message without it is from a
@@ -597,7 +605,7 @@ pub(crate) enum ReadError {
 
 /// The answer to `POST /api/v1/handoff/messages`: how many messages were
 /// taken, and the ones dropped (by their index in the batch), with why.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct HandoffBatch {
     pub taken: usize,
@@ -605,7 +613,7 @@ pub(crate) struct HandoffBatch {
     pub dropped: Vec<DroppedMessage>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct DroppedMessage {
     pub index: usize,
@@ -614,7 +622,7 @@ pub(crate) struct DroppedMessage {
 }
 
 /// `GET /api/v1/sessions[/ID]`: one conversation as this node sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Session {
     pub id: String,
@@ -657,7 +665,7 @@ pub(crate) use crate::handoff::store::Progress as HandoffProgress;
 
 /// `POST /api/v1/handoff`: hand conversation `id` to `to` (by default the
 /// policy's `defaultTarget`, else the other node), or take it over (`force`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct HandoffRequest {
     pub id: String,
@@ -673,7 +681,7 @@ pub(crate) struct HandoffRequest {
 /// `POST /api/v1/peers`: a node that joins the mesh (`meshctl init --join`)
 /// says where its API answers; the node it joins probes it until its
 /// manifests declare a Node of that name.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct PeerRegistration {
     pub name: String,
@@ -687,7 +695,7 @@ pub(crate) struct PeerRegistration {
 
 /// `POST /mesh/goodbye`: a peer says it is about to sleep, or that it woke.
 /// `node` must be the caller, a peer of the node it tells.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Goodbye {
     pub node: String,
@@ -695,7 +703,7 @@ pub(crate) struct Goodbye {
 }
 
 /// What a [`Goodbye`] says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum PowerState {
     /// About to sleep: down from now, fall back at once.
@@ -705,7 +713,7 @@ pub(crate) enum PowerState {
 }
 
 /// `POST /api/v1/peers`'s answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PeerRegistered {
     /// The node that took the registration.

@@ -11,6 +11,7 @@ const EXAMPLES: &[(&str, &str)] = &[
   cat m.yaml | meshctl validate - --strict",
     ),
     ("schema", "  meshctl schema --out schemas/"),
+    ("openapi", "  meshctl openapi --out docs/openapi.json\n  meshctl openapi > openapi.json"),
     (
         "status",
         "  meshctl status

@@ -18,6 +18,7 @@ mod join;
 mod kinds;
 mod logs;
 mod man;
+mod openapi;
 mod output;
 mod platform;
 mod route;
@@ -69,6 +70,8 @@ enum Command {
     Validate(validate::Args),
     /// Write the manifests' JSON Schemas.
     Schema(schema::Args),
+    /// Print the mesh API's OpenAPI 3.1 description (as served at /api/v1/openapi.json).
+    Openapi(openapi::Args),
     /// Run this node's controller until SIGTERM or SIGINT.
     Daemon(daemon::Args),
     /// Show every node of the mesh and its objects.
@@ -153,6 +156,7 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate::run(args, env_file),
         Command::Schema(args) => schema::run(args),
+        Command::Openapi(args) => openapi::run(args),
         Command::Daemon(args) => daemon::run(args, env_file),
         Command::Status(args) => status::run(args, env_file),
         Command::Sessions(args) => sessions::run(args, env_file),

@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
@@ -65,7 +66,7 @@ impl fmt::Display for ConditionType {
 /// `Ready`, `Progressing` or `Degraded`, with `True`, `False` or `Unknown`.
 /// The wire shape: `type` stays a string, so a client reads the status of a
 /// daemon that knows more condition types than it does.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Condition {
     #[serde(rename = "type")]
@@ -149,7 +150,7 @@ impl Observed {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ObjectStatus {
     pub kind: String,
@@ -169,7 +170,7 @@ impl ObjectStatus {
 }
 
 /// A node's entry in `status -o json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct NodeStatus {
     pub name: String,
@@ -197,7 +198,7 @@ pub(crate) struct NodeStatus {
 }
 
 /// An [`Event`] as the log keeps it: when, and about which object.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct EventRecord {
     pub time: String,

@@ -107,10 +107,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Names one handoff attempt; a retry of the same attempt reuses it.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub(crate) struct HandoffId(pub String);
 
@@ -122,7 +123,7 @@ impl fmt::Display for HandoffId {
 
 /// What a node knows of one conversation's ownership: persisted (atomically) in
 /// its state folder and sent to the peer as `RecordOf`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Record {
     pub owner: String,
@@ -151,7 +152,7 @@ impl Record {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "state", rename_all = "camelCase")]
 pub(crate) enum Phase {
     /// No handoff under way on this node.
@@ -165,7 +166,7 @@ pub(crate) enum Phase {
     Forcing { epoch: u64, waiting: BTreeSet<String> },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) enum Stage {
     /// Waiting for the barrier; `Accept` was not sent, so giving up is safe.
@@ -176,7 +177,7 @@ pub(crate) enum Stage {
     Aborting,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "decision", rename_all = "camelCase")]
 pub(crate) enum Decision {
     Accepted { epoch: u64 },
@@ -184,7 +185,7 @@ pub(crate) enum Decision {
 }
 
 /// Why a handoff did not happen, for the peer, the agent and `meshctl`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "reason", rename_all = "camelCase")]
 pub(crate) enum Reason {
     /// The target knows a newer epoch than the source's.
@@ -224,8 +225,9 @@ pub(crate) enum Reason {
     Other,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase")]
+#[schemars(rename = "HandoffProtocolMessage")]
 pub(crate) enum Message {
     Accept {
         handoff: HandoffId,
@@ -264,7 +266,7 @@ pub(crate) enum Message {
 }
 
 /// A message between two nodes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Envelope {
     pub from: String,

@@ -18,6 +18,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::protocol::{Decision, Envelope, HandoffId, Input, Message, Node, Reason, Record, Step};
@@ -52,8 +53,9 @@ struct ContentCache(BTreeMap<PathBuf, (u64, super::folder::Content)>);
 /// How one handoff started on this node goes, for `meshctl handoff` to follow
 /// (the API shows it as `wire::HandoffProgress`). Kept in `<state dir>/handoff-progress.json`,
 /// so that a follower of a handoff whose daemon restarted learns how it ended.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "HandoffProgress")]
 pub(crate) struct Progress {
     pub handoff: String,
     pub policy: String,

@@ -1,19 +1,20 @@
 //! A set of manifest files with its revision: what `apply` sends, what a peer
 //! receives, and what the controller remembers it applied.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::parse::SourceFile;
 
 /// The files and the revision they were read at.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Bundle {
     pub revision: String,
     pub files: Vec<BundleFile>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BundleFile {
     pub path: String,
     pub text: String,

@@ -23,6 +23,7 @@ mod output;
 mod output_burst;
 mod partition;
 mod peers;
+mod schemathesis;
 mod service;
 mod sessions;
 mod settle;

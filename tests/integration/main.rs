@@ -20,6 +20,7 @@ mod in_flight;
 mod init;
 mod ollama;
 mod ollama_pulls;
+mod openapi;
 mod pyclient;
 mod router;
 mod scaling;

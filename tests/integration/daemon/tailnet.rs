@@ -6,11 +6,10 @@
 //! Needs root and iproute2 (`ip`).
 
 use std::net::Ipv4Addr;
-use std::process::Command;
 
 use serde_json::Value;
 
-use super::support::{Daemon, eventually, ip_command};
+use super::support::{Daemon, Namespace, eventually};
 use crate::tailscale::fake::{self, FakeTailscaled};
 
 const A: &str = "node-a";
@@ -19,30 +18,6 @@ const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 /// Any port: the namespace is new, nothing else listens in it.
 const PORT: u16 = 7430;
-
-/// A network namespace with loopback up and nothing else, deleted on drop.
-struct Namespace(String);
-
-impl Namespace {
-    fn new() -> Namespace {
-        let name = format!("am-ts-{}", std::process::id());
-        run_ip(&["netns", "add", &name]);
-        let namespace = Namespace(name);
-        run_ip(&["netns", "exec", &namespace.0, ip_command(), "link", "set", "lo", "up"]);
-        namespace
-    }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let _ = Command::new(ip_command()).args(["netns", "delete", &self.0]).status();
-    }
-}
-
-fn run_ip(args: &[&str]) {
-    let output = Command::new(ip_command()).args(args).output().expect("this test needs iproute2 (`ip`)");
-    assert!(output.status.success(), "`ip {}`: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
-}
 
 /// The LocalAPI status a node's tailscaled gives: the fixture's online peer
 /// renamed to `peer`, at `ip`.
@@ -75,7 +50,7 @@ fn view_of(daemon: &Daemon, node: &str) -> Option<Value> {
 
 #[test]
 fn peers_are_dialled_at_their_tailnet_ips_and_let_in_by_identity_without_a_key() {
-    let namespace = Namespace::new();
+    let namespace = Namespace::new("am-ts");
     // The fakes serve from this runtime's threads while the test waits.
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     let _entered = runtime.enter();

@@ -828,6 +828,27 @@ impl Drop for Link {
     }
 }
 
+/// A network namespace with loopback up and nothing else, deleted on drop:
+/// nothing a daemon in it dials (a name lookup included) leaves the machine.
+pub(crate) struct Namespace(pub String);
+
+impl Namespace {
+    /// `<prefix>-<pid>`, so tests of one run do not collide.
+    pub(crate) fn new(prefix: &str) -> Namespace {
+        let name = format!("{prefix}-{}", std::process::id());
+        ip(&["netns", "add", &name]);
+        let namespace = Namespace(name);
+        ip(&["netns", "exec", &namespace.0, ip_command(), "link", "set", "lo", "up"]);
+        namespace
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = Command::new(ip_command()).args(["netns", "delete", &self.0]).status();
+    }
+}
+
 /// `ip` of iproute2: `/usr/sbin/ip` where it is, else whatever PATH finds.
 pub(crate) fn ip_command() -> &'static str {
     if Path::new("/usr/sbin/ip").exists() { "/usr/sbin/ip" } else { "ip" }

@@ -1,0 +1,604 @@
+//! The OpenAPI 3.1 description of the mesh API, served at
+//! `GET /api/v1/openapi.json` and committed as `docs/openapi.json`: the
+//! schemas are schemars' JSON Schema 2020-12 of the wire types the handlers
+//! use (OpenAPI 3.1's own schema dialect), requests as they are read and
+//! answers as they are written; the paths are [`operations`], one entry per
+//! route, listing every status its handler answers.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde_json::{Map, Value, json};
+
+use super::wire::{
+    ApplyRequest, ApplyResponse, Describe, ErrorBody, FORCE_HEADER, Goodbye, HandoffBatch, HandoffMessage,
+    HandoffProgress, HandoffRequest, Health, Intervention, MeshNode, OllamaError, PeerRegistered, PeerRegistration,
+    ReconcileRequest, ReconcileResponse, RouteRequest, Routed, Session, StreamMessage, SyncthingDevice,
+};
+use crate::controller::status::NodeStatus;
+
+/// Where the document is served, without a key: it holds nothing secret.
+pub(crate) const PATH: &str = "/api/v1/openapi.json";
+
+/// Where OpenAPI keeps the schemas a `$ref` names.
+const SCHEMAS: &str = "/components/schemas";
+
+/// The document as pretty JSON ending in a newline, as committed.
+pub(crate) fn document_text() -> &'static str {
+    static TEXT: LazyLock<String> = LazyLock::new(|| {
+        let mut text = serde_json::to_string_pretty(&document()).expect("the document serializes");
+        text.push('\n');
+        text
+    });
+    &TEXT
+}
+
+/// How a body is described: a wire type's schema, text of a media type, or
+/// anything (a pass-through's body is the backend's).
+#[derive(Clone, Copy)]
+enum Payload {
+    Json(fn(&mut SchemaGenerator) -> Schema),
+    Text(&'static str),
+    Anything,
+    Empty,
+}
+
+/// The schema of `T`, as a `$ref` when it is a named type.
+fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
+}
+
+/// One status an operation answers with.
+struct Answer {
+    /// `200`, or `default` for a pass-through's backend answer.
+    status: &'static str,
+    description: &'static str,
+    payload: Payload,
+}
+
+fn ok(status: &'static str, description: &'static str, payload: Payload) -> Answer {
+    Answer { status, description, payload }
+}
+
+/// An error of the mesh API's `{error, message}` shape.
+fn error(status: &'static str, description: &'static str) -> Answer {
+    Answer { status, description, payload: Payload::Json(schema::<ErrorBody>) }
+}
+
+/// An error of the Ollama proxy's own, in Ollama's `{error}` shape.
+fn ollama_error(status: &'static str, description: &'static str) -> Answer {
+    Answer { status, description, payload: Payload::Json(schema::<OllamaError>) }
+}
+
+/// One route and method of the API.
+struct Operation {
+    method: &'static str,
+    path: &'static str,
+    id: String,
+    summary: &'static str,
+    description: &'static str,
+    /// Answered without the key (`/mesh/health`, this document).
+    open: bool,
+    parameters: Vec<Value>,
+    /// The request body, and whether it is required.
+    request: Option<(Payload, bool)>,
+    answers: Vec<Answer>,
+}
+
+impl Operation {
+    fn new(method: &'static str, path: &'static str, id: impl Into<String>, summary: &'static str) -> Operation {
+        Operation {
+            method,
+            path,
+            id: id.into(),
+            summary,
+            description: "",
+            open: false,
+            parameters: Vec::new(),
+            request: None,
+            answers: Vec::new(),
+        }
+    }
+
+    fn described(mut self, description: &'static str) -> Self {
+        self.description = description;
+        self
+    }
+
+    fn open(mut self) -> Self {
+        self.open = true;
+        self
+    }
+
+    fn parameter(mut self, parameter: Value) -> Self {
+        self.parameters.push(parameter);
+        self
+    }
+
+    /// A required JSON body of type `T`, read as the handler reads it.
+    fn body<T: JsonSchema>(mut self) -> Self {
+        self.request = Some((Payload::Json(schema::<T>), true));
+        self
+    }
+
+    fn optional_body<T: JsonSchema>(mut self) -> Self {
+        self.request = Some((Payload::Json(schema::<T>), false));
+        self
+    }
+
+    fn any_body(mut self) -> Self {
+        self.request = Some((Payload::Anything, false));
+        self
+    }
+
+    fn answers(mut self, answers: impl IntoIterator<Item = Answer>) -> Self {
+        self.answers.extend(answers);
+        self
+    }
+
+    /// Its answers with those every such route gives: 401 without the key,
+    /// and 400, 413 and 415 for a JSON body that does not read.
+    fn all_answers(&self) -> Vec<&Answer> {
+        static KEY: Answer = Answer {
+            status: "401",
+            description: "`unauthorized`: no key, or the wrong one (and no allowed Tailscale identity)",
+            payload: Payload::Json(schema::<ErrorBody>),
+        };
+        static JSON_BODY: [Answer; 3] = [
+            Answer {
+                status: "400",
+                description: "`bad_request`: the body is not JSON, or not of the request's shape",
+                payload: Payload::Json(schema::<ErrorBody>),
+            },
+            Answer {
+                status: "413",
+                description: "`too_large`: the body is over 16 MiB",
+                payload: Payload::Json(schema::<ErrorBody>),
+            },
+            Answer {
+                status: "415",
+                description: "`unsupported_media_type`: a body not sent as `application/json`",
+                payload: Payload::Json(schema::<ErrorBody>),
+            },
+        ];
+        let mut all: Vec<&Answer> = self.answers.iter().collect();
+        if !self.open {
+            all.push(&KEY);
+        }
+        if matches!(self.request, Some((Payload::Json(_), _))) {
+            all.extend(&JSON_BODY);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        all.retain(|answer| seen.insert(answer.status));
+        all.sort_by_key(|answer| answer.status);
+        all
+    }
+}
+
+/// A path parameter: a non-empty string (an empty one names another route).
+fn path_parameter(name: &str, description: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "description": description,
+        "schema": {"type": "string", "minLength": 1}})
+}
+
+const PASS_THROUGH_METHODS: [&str; 7] = ["get", "put", "post", "delete", "options", "head", "patch"];
+
+/// Every route of the API but the page at `/`, in the router's order.
+fn operations() -> Vec<Operation> {
+    let kind =
+        path_parameter("kind", "A kind, in any case: Node, Service, Capability, SyncFolder, HandoffPolicy or Mesh.");
+    let mut operations = vec![
+        Operation::new("get", "/mesh/health", "health", "Whether the node answers, and what it runs")
+            .described(
+                "Open to anyone. With the key it also says what the node follows (`source`) and which node \
+                 serves each capability (`placements`): its peers' probes.",
+            )
+            .open()
+            .answers([ok("200", "The node's health", Payload::Json(schema::<Health>))]),
+        Operation::new("get", PATH, "openapi", "This document").open().answers([ok(
+            "200",
+            "The OpenAPI 3.1 description of this API",
+            Payload::Json(schema::<Value>),
+        )]),
+        Operation::new("get", "/api/v1/status", "status", "This node's status, as `meshctl status -o json`")
+            .answers([ok("200", "The node and the objects it reports", Payload::Json(schema::<NodeStatus>))]),
+        Operation::new("get", "/api/v1/mesh", "mesh", "This node's view of every node: itself, then its peers")
+            .answers([ok("200", "One entry per node", Payload::Json(schema::<Vec<MeshNode>>))]),
+        Operation::new("post", "/api/v1/peers", "registerPeer", "A node joining the mesh says where its API answers")
+            .body::<PeerRegistration>()
+            .answers([
+                ok(
+                    "200",
+                    "Recorded; the node is probed until the manifests declare it",
+                    Payload::Json(schema::<PeerRegistered>),
+                ),
+                error("400", "`bad_request`: a bad name, role, address or port"),
+                error("409", "`name_taken`: the name is this node's own"),
+                error("500", "`state_unwritable`: the state folder could not record it"),
+            ]),
+        Operation::new("post", "/api/v1/apply", "apply", "Apply a bundle of manifest files, or plan it (`dryRun`)")
+            .parameter(json!({"name": FORCE_HEADER, "in": "header", "required": false,
+                "description": "Present: a node that follows Git takes the bundle anyway, until its next commit.",
+                "schema": {"type": "string"}}))
+            .body::<ApplyRequest>()
+            .answers([
+                ok("200", "The plan, applied or not", Payload::Json(schema::<ApplyResponse>)),
+                error("409", "`follows_git`: the node follows Git and the request is not forced"),
+                error("422", "`invalid`: the bundle has errors, each in `diagnostics` with file:line"),
+                error("503", "`stopping`: the controller is shutting down"),
+            ]),
+        Operation::new(
+            "post",
+            "/api/v1/reconcile",
+            "reconcile",
+            "Fetch (with a Git source) and reconcile every object now",
+        )
+        .described("With `revision`, waits (up to 30 s) until that revision is in force.")
+        .optional_body::<ReconcileRequest>()
+        .answers([
+            ok("200", "Scheduled; the revision in force", Payload::Json(schema::<ReconcileResponse>)),
+            error("503", "`stopping`: the controller is shutting down"),
+            error("504", "`timeout`: the revision asked for is not in force after 30 s"),
+        ]),
+        Operation::new("get", "/api/v1/objects/{kind}", "names", "The names of one kind's objects in the applied set")
+            .parameter(kind.clone())
+            .answers([
+                ok("200", "The names, sorted", Payload::Json(schema::<Vec<String>>)),
+                error("400", "`bad_request`: an unknown kind"),
+            ]),
+        Operation::new(
+            "get",
+            "/api/v1/objects/{kind}/{name}",
+            "describe",
+            "One object: spec, status, recent events, output",
+        )
+        .parameter(kind)
+        .parameter(path_parameter("name", "The object's name."))
+        .answers([
+            ok("200", "The object", Payload::Json(schema::<Describe>)),
+            error("400", "`bad_request`: an unknown kind, or a name no object can have"),
+            error("404", "`not_found`: no such object in the applied set"),
+        ]),
+        Operation::new("get", "/api/v1/events", "events", "The event stream, a WebSocket")
+            .described(
+                "A WebSocket (send the usual upgrade headers). The server sends JSON text frames, each a \
+                 `StreamMessage` (see components/schemas) tagged by `type`: up to 50 recent `event`s, then \
+                 `live`, then `event`s and Service output (`log`) as they happen; `lagged` when the client \
+                 fell behind. The client may send an `Intervention` (`{\"action\": \"pause\" | \"resume\" | \
+                 \"reconcile\"}`), answered by an `ack` or an `error`.",
+            )
+            .answers([
+                ok("101", "Switching to the WebSocket protocol", Payload::Empty),
+                error("400", "`bad_request`: not a WebSocket handshake"),
+                error("426", "`bad_request`: the connection cannot be upgraded"),
+            ]),
+        Operation::new(
+            "get",
+            "/api/v1/syncthing/device",
+            "syncthingDevice",
+            "This node's Syncthing device, for peers to pair",
+        )
+        .answers([
+            ok("200", "The device ID and the address peers dial", Payload::Json(schema::<SyncthingDevice>)),
+            error("404", "`no_syncthing`: this node declares no Syncthing"),
+            error("503", "`not_ready` (no manifests in force yet) or `syncthing_unreachable`"),
+        ]),
+        Operation::new("post", "/api/v1/handoff", "handoff", "Hand a conversation to another node, or take it over")
+            .body::<HandoffRequest>()
+            .answers([
+                ok("200", "Taken over (`force`): done", Payload::Json(schema::<HandoffProgress>)),
+                ok("202", "Begun: follow it at /api/v1/handoff/{handoff}", Payload::Json(schema::<HandoffProgress>)),
+                error("400", "`bad_request`, `no_target` or `unknown_node`"),
+                error("403", "`force_not_allowed`: the policy does not allow a forced takeover"),
+                error("404", "`not_found`: no such conversation"),
+                error("409", "`owner_online`, `rejected` or `target_offline`"),
+                error("500", "`state_not_saved`: the record could not be persisted"),
+                error("503", "`not_ready`: no manifests in force yet"),
+            ]),
+        Operation::new(
+            "post",
+            "/api/v1/handoff/message",
+            "handoffMessage",
+            "One handoff protocol message from the peer's controller",
+        )
+        .body::<HandoffMessage>()
+        .answers([
+            ok("202", "Taken", Payload::Empty),
+            error("400", "`bad_request`, `unsupported_protocol` or `wrong_node`"),
+            error("500", "`state_not_saved`: the record could not be persisted"),
+        ]),
+        Operation::new(
+            "post",
+            "/api/v1/handoff/messages",
+            "handoffMessages",
+            "A batch of handoff protocol messages from the peer",
+        )
+        .described(
+            "A message that is refused is dropped and named in the answer; a newer protocol refuses the whole batch.",
+        )
+        .body::<Vec<HandoffMessage>>()
+        .answers([
+            ok("202", "How many were taken, and the ones dropped", Payload::Json(schema::<HandoffBatch>)),
+            error("400", "`bad_request` or `unsupported_protocol`"),
+            error("500", "`state_not_saved`: a record could not be persisted"),
+        ]),
+        Operation::new(
+            "get",
+            "/api/v1/handoff/{handoff}",
+            "handoffProgress",
+            "How a handoff started on this node goes",
+        )
+        .parameter(path_parameter("handoff", "The handoff's id, from the answer that started it."))
+        .answers([
+            ok("200", "Its progress", Payload::Json(schema::<HandoffProgress>)),
+            error("400", "`bad_request`: an id no handoff can have"),
+            error("404", "`not_found`: no such handoff started here"),
+        ]),
+        Operation::new("get", "/api/v1/sessions", "sessions", "Every conversation of every HandoffPolicy on this node")
+            .answers([
+                ok("200", "The conversations", Payload::Json(schema::<Vec<Session>>)),
+                error("500", "`internal`: listing the folders failed"),
+                error("503", "`not_ready`: no manifests in force yet"),
+            ]),
+        Operation::new("get", "/api/v1/sessions/{id}", "session", "One conversation, by id")
+            .parameter(path_parameter("id", "The conversation's id."))
+            .answers([
+                ok("200", "The conversation", Payload::Json(schema::<Session>)),
+                error("400", "`bad_request`: an id no conversation can have"),
+                error("404", "`not_found`: no such conversation on this node"),
+                error("500", "`internal`: listing the folders failed"),
+                error("503", "`not_ready`: no manifests in force yet"),
+            ]),
+        Operation::new("get", "/metrics", "metrics", "Prometheus metrics").answers([ok(
+            "200",
+            "OpenMetrics text",
+            Payload::Text("application/openmetrics-text"),
+        )]),
+        Operation::new("post", "/mesh/goodbye", "goodbye", "A peer says it is about to sleep, or that it woke")
+            .described(
+                "`asleep`: the peer is down here at once (whatever it serves falls back) and stays so until it says \
+                 `awake` or answers every probe for 10 s. `awake`: it is probed at once. `node` must be the \
+                 caller, a peer of this node.",
+            )
+            .body::<Goodbye>()
+            .answers([
+                ok("204", "Taken", Payload::Empty),
+                error("400", "`bad_request`, or `unknown_node`: this node's own name or no peer of it"),
+            ]),
+        Operation::new("post", "/mesh/route", "route", "Call a capability on the node that serves it")
+            .described(
+                "Answers 200 whenever an endpoint answered, whatever its own status (`status`). A call another \
+                 router handed over (header `x-mesh-route-hop`) is served here or not at all.",
+            )
+            .body::<RouteRequest>()
+            .answers([
+                ok("200", "The endpoint's answer and the node that gave it", Payload::Json(schema::<Routed>)),
+                error("400", "`bad_request`, or `bad_prefer_node`: `preferNode` is not in the placement"),
+                error("404", "`unknown_capability`"),
+                error("502", "`bad_gateway`: the exchange broke after the call reached a node"),
+                error("503", "`no_set` or `unreachable`: no node could take the call; nothing was sent"),
+                error("504", "`timeout` or `went_silent`: a node took the call but did not answer"),
+            ]),
+    ];
+    for method in PASS_THROUGH_METHODS {
+        operations.push(
+            Operation::new(
+                method,
+                "/ollama/{path}",
+                pass_through_id("ollama", method),
+                "Ollama's own API, on the node serving it",
+            )
+            .described(
+                "Any method and path (`/ollama/api/generate`, `/ollama/v1/...`; `/ollama` alone is the root): \
+                     passed to the node that serves the Capability with `provider: ollama` (`llm_inference` of \
+                     several), streaming included. Body and answer are Ollama's. The proxy's own errors are \
+                     Ollama's `{error}`.",
+            )
+            .parameter(path_parameter("path", "The rest of Ollama's path, slashes included."))
+            .any_body()
+            .answers([
+                ok("default", "Ollama's answer", Payload::Anything),
+                ollama_error("413", "The body is over 16 MiB"),
+                ollama_error("502", "The exchange broke after the request reached a node"),
+                ollama_error("503", "No manifests in force, no Ollama capability, or no node could take it"),
+                ollama_error("504", "A node took the request but did not answer in time"),
+            ]),
+        );
+    }
+    for method in PASS_THROUGH_METHODS {
+        operations.push(
+            Operation::new(
+                method,
+                "/cap/{name}/{path}",
+                pass_through_id("cap", method),
+                "A capability's own HTTP API, on the node serving it",
+            )
+            .described(
+                "Any method and path: `/cap/<name>/x` reaches `/x` on the endpoint of the node serving \
+                     capability `<name>` (`/cap/<name>` alone is its root), streaming included. Body and answer \
+                     are the endpoint's.",
+            )
+            .parameter(path_parameter("name", "The Capability's name."))
+            .parameter(path_parameter("path", "The endpoint's path, slashes included."))
+            .any_body()
+            .answers([
+                ok("default", "The endpoint's answer", Payload::Anything),
+                error("404", "`unknown_capability`"),
+                error("413", "`too_large`: the body is over 16 MiB"),
+                error("502", "`bad_gateway`: the exchange broke after the request reached a node"),
+                error("503", "`no_set`, `bad_prefer_node` or `unreachable`: nothing was sent"),
+                error("504", "`timeout` or `went_silent`: a node took the request but did not answer"),
+            ]),
+        );
+    }
+    operations
+}
+
+/// `ollamaPost`: the operation id of one method of a pass-through.
+fn pass_through_id(mount: &str, method: &str) -> String {
+    format!("{mount}{}{}", method[..1].to_ascii_uppercase(), &method[1..])
+}
+
+/// The description of the API, with the auth schemes.
+const DESCRIPTION: &str = "The mesh API every agentmesh node serves (design section 5). Every route but \
+    `/mesh/health` and this document takes the mesh key as `Authorization: Bearer <MESH_API_KEY>`, or no key from \
+    a caller whose Tailscale identity the Mesh allows (`spec.auth.tailscaleIdentity`: when enabled, a caller \
+    without the key whose address tailscaled's whois maps to an allowed login, node or tag). Errors are JSON \
+    `{error, message}` (`error` a stable code), but for the Ollama proxy's own, which are Ollama's `{error}`. \
+    The page at `/` is not described.";
+
+fn document() -> Value {
+    let mut requests = generator(SchemaSettings::draft2020_12().for_deserialize());
+    let mut answers = generator(SchemaSettings::draft2020_12().for_serialize());
+    let mut paths: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
+    for operation in operations() {
+        let item = paths.entry(operation.path).or_default();
+        let value = operation_json(&operation, &mut requests, &mut answers);
+        assert!(item.insert(operation.method.into(), value).is_none(), "{} {} twice", operation.method, operation.path);
+    }
+    // The event stream's messages, which no HTTP body carries.
+    answers.subschema_for::<StreamMessage>();
+    requests.subschema_for::<Intervention>();
+    json!({
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "info": {"title": "agentmesh mesh API", "version": crate::build_info::VERSION, "description": DESCRIPTION},
+        "security": [{"meshKey": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"meshKey": {"type": "http", "scheme": "bearer",
+                "description": "The mesh key, MESH_API_KEY. A caller with an allowed Tailscale identity needs none."}},
+            "schemas": merged(requests, answers),
+        },
+    })
+}
+
+fn generator(settings: SchemaSettings) -> SchemaGenerator {
+    let mut settings = settings;
+    settings.definitions_path = SCHEMAS.into();
+    settings.meta_schema = None;
+    settings.into_generator()
+}
+
+/// The named schemas of both contracts. A type named in both must read the
+/// same in both: a `$ref` cannot tell them apart.
+fn merged(mut requests: SchemaGenerator, mut answers: SchemaGenerator) -> Map<String, Value> {
+    let mut schemas = requests.take_definitions(true);
+    for (name, schema) in answers.take_definitions(true) {
+        if let Some(request) = schemas.get(&name) {
+            assert_eq!(request, &schema, "{name} reads differently in requests and answers: give one a schemars name");
+        }
+        schemas.insert(name, schema);
+    }
+    schemas.sort_keys();
+    schemas
+}
+
+fn operation_json(operation: &Operation, requests: &mut SchemaGenerator, answers: &mut SchemaGenerator) -> Value {
+    let mut out = json!({"operationId": operation.id, "summary": operation.summary});
+    if !operation.description.is_empty() {
+        out["description"] = operation.description.into();
+    }
+    if operation.open {
+        out["security"] = json!([]);
+    }
+    if !operation.parameters.is_empty() {
+        out["parameters"] = operation.parameters.clone().into();
+    }
+    if let Some((payload, required)) = operation.request {
+        out["requestBody"] = json!({"required": required, "content": content(payload, requests)});
+    }
+    let responses: Map<String, Value> = operation
+        .all_answers()
+        .into_iter()
+        .map(|answer| {
+            let mut response = json!({"description": answer.description});
+            if !matches!(answer.payload, Payload::Empty) {
+                response["content"] = content(answer.payload, answers);
+            }
+            (answer.status.to_owned(), response)
+        })
+        .collect();
+    out["responses"] = responses.into();
+    out
+}
+
+fn content(payload: Payload, generator: &mut SchemaGenerator) -> Value {
+    match payload {
+        Payload::Json(schema) => json!({"application/json": {"schema": schema(generator)}}),
+        Payload::Text(media) => json!({media: {"schema": {"type": "string"}}}),
+        Payload::Anything | Payload::Empty => json!({"*/*": {}}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `$ref` under `value`.
+    fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(fields) => {
+                if let Some(Value::String(target)) = fields.get("$ref") {
+                    out.push(target);
+                }
+                fields.values().for_each(|field| refs(field, out));
+            }
+            Value::Array(items) => items.iter().for_each(|item| refs(item, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_names_a_schema_of_the_document() {
+        let document = document();
+        let mut found = Vec::new();
+        refs(&document, &mut found);
+        assert!(found.len() > 40, "{found:?}");
+        for target in found {
+            let name = target.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("{target}"));
+            assert!(document["components"]["schemas"].get(name).is_some(), "{target} names no schema");
+        }
+    }
+
+    #[test]
+    fn the_key_and_a_json_body_bring_their_errors_to_every_operation() {
+        let document = document();
+        let mut ids = std::collections::BTreeSet::new();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let what = format!("{method} {path}");
+                assert!(ids.insert(operation["operationId"].as_str().unwrap().to_owned()), "{what}: its id again");
+                let statuses: Vec<&str> =
+                    operation["responses"].as_object().unwrap().keys().map(String::as_str).collect();
+                let open = operation.get("security") == Some(&json!([]));
+                assert_eq!(open, ["/mesh/health", PATH].contains(&path.as_str()), "{what}");
+                assert_eq!(statuses.contains(&"401"), !open, "{what}: {statuses:?}");
+                let json_body = operation.pointer("/requestBody/content/application~1json").is_some();
+                for status in ["400", "413", "415"] {
+                    assert!(!json_body || statuses.contains(&status), "{what}: {status} missing from {statuses:?}");
+                }
+            }
+        }
+        for method in PASS_THROUGH_METHODS {
+            assert!(ids.contains(&pass_through_id("ollama", method)) && ids.contains(&pass_through_id("cap", method)));
+        }
+    }
+
+    #[test]
+    fn requests_are_described_as_read_and_answers_as_written() {
+        let document = document();
+        let schemas = &document["components"]["schemas"];
+        // Read: unknown fields refused, the bundle's fields spelled out.
+        assert_eq!(schemas["ApplyRequest"]["additionalProperties"], false);
+        assert_eq!(schemas["ApplyRequest"]["required"], json!(["revision", "files"]));
+        assert_eq!(schemas["RouteRequest"]["required"], json!(["capability", "payload"]));
+        // Written: a field left out when empty is not required.
+        let required = schemas["Health"]["required"].as_array().unwrap();
+        assert!(required.contains(&json!("uptimeSeconds")) && !required.contains(&json!("placements")), "{required:?}");
+        assert!(schemas.get("StreamMessage").is_some() && schemas.get("Intervention").is_some());
+        assert_eq!(document["components"]["securitySchemes"]["meshKey"]["scheme"], "bearer");
+    }
+}
