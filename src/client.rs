@@ -9,7 +9,7 @@ use crate::api::wire::{
     ApplyRequest, ApplyResponse, Describe, ErrorBody, HandoffMessage, Health, MeshNode, PeerRegistered,
     PeerRegistration, ReconcileRequest, ReconcileResponse, RouteCall, Routed, Session,
 };
-use crate::api::wire::{FORCE_HEADER, Goodbye, SyncthingDevice};
+use crate::api::wire::{FORCE_HEADER, Goodbye, SyncthingDevice, UiTicket};
 use crate::api::wire::{HandoffProgress, HandoffRequest};
 use crate::controller::status::NodeStatus;
 use crate::manifest::Bundle;
@@ -152,6 +152,11 @@ impl ApiClient {
     /// The node's Syncthing device ID and the address its peers dial.
     pub(crate) async fn syncthing_device(&self) -> Result<SyncthingDevice, ClientError> {
         self.send(self.http.get(self.url("/api/v1/syncthing/device"))).await
+    }
+
+    /// A one-time ticket the status page trades for a session (`POST /ui/ticket`).
+    pub(crate) async fn ui_ticket(&self) -> Result<UiTicket, ClientError> {
+        self.send(self.http.post(self.url("/ui/ticket"))).await
     }
 
     /// Tells this peer that this node is about to sleep or woke (`POST /mesh/goodbye`).

@@ -271,6 +271,7 @@ fn api_router(
         tailscale: tailscale::Connector::default(),
         router: mesh_router,
         joined,
+        ui_tokens: Default::default(),
     })
 }
 

@@ -14,10 +14,13 @@ mod error;
 mod handoff;
 pub(crate) mod ollama;
 pub(crate) mod openapi;
+pub(crate) mod page;
 pub(crate) mod passthrough;
 mod peers;
 pub(crate) mod serve;
 mod state;
+mod ui_session;
+pub(crate) mod ui_tokens;
 pub(crate) mod wire;
 
 pub(crate) use self::state::ApiState;
@@ -40,6 +43,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::oneshot;
 
 use self::error::{ApiError, bad_request};
+use self::ui_session::bearer_key;
 use self::wire::{
     Action, ApplyRequest, ApplyResponse, Describe, Health, Intervention, MeshNode, ReconcileRequest, ReconcileResponse,
     RouteRequest, Routed, StreamMessage, SyncthingDevice,
@@ -74,6 +78,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         .route("/mesh/route", post(route))
         .route("/mesh/goodbye", post(peers::goodbye))
+        .route("/ui/ticket", post(ui_session::ticket))
         .route(ollama::PREFIX, any(ollama::proxy))
         .route("/ollama/", any(ollama::proxy))
         .route("/ollama/{*rest}", any(ollama::proxy))
@@ -84,6 +89,10 @@ pub(crate) fn router(state: ApiState) -> Router {
     Router::new()
         .route("/mesh/health", get(health))
         .route(openapi::PATH, get(openapi_document))
+        .route("/", get(page::shell))
+        .route("/ui/app.js", get(page::script))
+        .route("/ui/app.css", get(page::style))
+        .route("/ui/session", post(ui_session::open).delete(ui_session::forget))
         .merge(protected)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         // After every route: it is set on the routes there are. axum adds `Allow`.
@@ -102,6 +111,11 @@ async fn require_key(State(state): State<ApiState>, headers: HeaderMap, request:
     if presented.is_some_and(|key| state.handles.api_key.matches(key)) {
         return next.run(request).await;
     }
+    match ui_session::admission(&state, &headers, request.method()) {
+        ui_session::Admission::Admitted => return next.run(request).await,
+        ui_session::Admission::Refused(error) => return error.into_response(),
+        ui_session::Admission::NoSession => {}
+    }
     let caller = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(caller)| *caller);
     if let Some(caller) = caller
         && tailscale_identity_allowed(&state, caller).await
@@ -113,12 +127,6 @@ async fn require_key(State(state): State<ApiState>, headers: HeaderMap, request:
         None => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "send Authorization: Bearer <MESH_API_KEY>")
             .into_response(),
     }
-}
-
-/// The key of an `Authorization: Bearer` header.
-fn bearer_key(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    value.strip_prefix("Bearer ").map(str::trim)
 }
 
 /// Whether the Mesh in force enables Tailscale identity auth and allows the

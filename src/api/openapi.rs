@@ -16,6 +16,7 @@ use super::wire::{
     ApplyRequest, ApplyResponse, Describe, ErrorBody, FORCE_HEADER, Goodbye, HandoffBatch, HandoffMessage,
     HandoffProgress, HandoffRequest, Health, Intervention, MeshNode, OllamaError, PeerRegistered, PeerRegistration,
     ReconcileRequest, ReconcileResponse, RouteRequest, Routed, Session, StreamMessage, SyncthingDevice,
+    UiSessionGranted, UiSessionRequest, UiTicket,
 };
 use crate::controller::status::NodeStatus;
 
@@ -202,6 +203,31 @@ fn operations() -> Vec<Operation> {
             "The OpenAPI 3.1 description of this API",
             Payload::Json(schema::<Value>),
         )]),
+        Operation::new(
+            "post",
+            "/ui/session",
+            "openUiSession",
+            "Trade the key or a ticket for the page's session cookie",
+        )
+        .described(
+            "The key as `Authorization: Bearer` or `{\"key\"}`, or a one-time ticket from `POST /ui/ticket` \
+                 as `{\"ticket\"}`. The answer sets `mesh_session` (`HttpOnly; SameSite=Strict; Path=/`), which \
+                 the API and the event stream then accept like the key, from the page's own origin.",
+        )
+        .open()
+        .optional_body::<UiSessionRequest>()
+        .answers([
+            ok("200", "Granted; the cookie is set", Payload::Json(schema::<UiSessionGranted>)),
+            error("401", "`unauthorized`: no key or ticket, a wrong key, or a ticket unknown, used or expired"),
+            error("403", "`cross_origin`: sent from another origin"),
+            error("500", "`no_randomness`: the system gave no random bytes"),
+        ]),
+        Operation::new("delete", "/ui/session", "forgetUiSession", "End the page's session (the Forget button)")
+            .open()
+            .answers([
+                ok("204", "Ended; the cookie is cleared", Payload::Empty),
+                error("403", "`cross_origin`: sent from another origin"),
+            ]),
         Operation::new("get", "/api/v1/status", "status", "This node's status, as `meshctl status -o json`")
             .answers([ok("200", "The node and the objects it reports", Payload::Json(schema::<NodeStatus>))]),
         Operation::new("get", "/api/v1/mesh", "mesh", "This node's view of every node: itself, then its peers")
@@ -367,6 +393,12 @@ fn operations() -> Vec<Operation> {
                 ok("204", "Taken", Payload::Empty),
                 error("400", "`bad_request`, or `unknown_node`: this node's own name or no peer of it"),
             ]),
+        Operation::new("post", "/ui/ticket", "uiTicket", "A one-time ticket for the page, valid 60 s")
+            .described("`meshctl ui` puts it in the page's URL fragment (`/#ticket=…`) instead of the key.")
+            .answers([
+                ok("200", "The ticket", Payload::Json(schema::<UiTicket>)),
+                error("500", "`no_randomness`: the system gave no random bytes"),
+            ]),
         Operation::new("post", "/mesh/route", "route", "Call a capability on the node that serves it")
             .described(
                 "Answers 200 whenever an endpoint answered, whatever its own status (`status`). A call another \
@@ -465,11 +497,15 @@ fn document() -> Value {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "info": {"title": "agentmesh mesh API", "version": crate::build_info::VERSION, "description": DESCRIPTION},
-        "security": [{"meshKey": []}],
+        "security": [{"meshKey": []}, {"pageSession": []}],
         "paths": paths,
         "components": {
             "securitySchemes": {"meshKey": {"type": "http", "scheme": "bearer",
-                "description": "The mesh key, MESH_API_KEY. A caller with an allowed Tailscale identity needs none."}},
+                "description": "The mesh key, MESH_API_KEY. A caller with an allowed Tailscale identity needs none."},
+                "pageSession": {"type": "apiKey", "in": "cookie", "name": "mesh_session",
+                "description": "The status page's session, from POST /ui/session. A request it authenticates that \
+                    is not a GET, HEAD or OPTIONS, or that opens the event stream, must carry the page's own Origin \
+                    (else 403 `cross_origin`)."}},
             "schemas": merged(requests, answers),
         },
     })
@@ -574,8 +610,10 @@ mod tests {
                 let statuses: Vec<&str> =
                     operation["responses"].as_object().unwrap().keys().map(String::as_str).collect();
                 let open = operation.get("security") == Some(&json!([]));
-                assert_eq!(open, ["/mesh/health", PATH].contains(&path.as_str()), "{what}");
-                assert_eq!(statuses.contains(&"401"), !open, "{what}: {statuses:?}");
+                assert_eq!(open, ["/mesh/health", PATH, "/ui/session"].contains(&path.as_str()), "{what}");
+                // The page's session route is open, and checks the key it is given itself.
+                let checks_a_key = !open || what == "post /ui/session";
+                assert_eq!(statuses.contains(&"401"), checks_a_key, "{what}: {statuses:?}");
                 let json_body = operation.pointer("/requestBody/content/application~1json").is_some();
                 for status in ["400", "413", "415"] {
                     assert!(!json_body || statuses.contains(&status), "{what}: {status} missing from {statuses:?}");

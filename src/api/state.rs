@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
+use super::ui_tokens::UiTokens;
 use crate::controller::{Input, Shared};
 use crate::mesh::joined::JoinedPeers;
 use crate::mesh::router::MeshRouter;
@@ -32,4 +33,6 @@ pub(crate) struct ApiState {
     pub router: MeshRouter,
     /// The nodes that joined through `POST /api/v1/peers`.
     pub joined: Arc<JoinedPeers>,
+    /// The status page's sessions and `meshctl ui` tickets.
+    pub ui_tokens: Arc<UiTokens>,
 }

@@ -719,3 +719,29 @@ pub(crate) struct PeerRegistered {
     /// The node that took the registration.
     pub node: String,
 }
+
+/// What `POST /ui/session` trades for a session cookie: the key (or send it
+/// as `Authorization: Bearer`), or a one-time ticket from `POST /ui/ticket`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct UiSessionRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+}
+
+/// A session the page was given: the cookie carries it, this says how long.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UiSessionGranted {
+    pub expires_in_seconds: u64,
+}
+
+/// A one-time ticket for the page (`meshctl ui` puts it in the URL fragment).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UiTicket {
+    pub ticket: String,
+    pub expires_in_seconds: u64,
+}

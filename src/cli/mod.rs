@@ -28,6 +28,7 @@ mod sessions;
 mod status;
 mod stream;
 mod table;
+mod ui;
 mod validate;
 mod version;
 mod wake;
@@ -110,6 +111,8 @@ enum Command {
     UninstallService(service::UninstallArgs),
     /// The installed controller's service: status, restart, logs.
     Service(service::ServiceArgs),
+    /// Open this node's status page in a browser, signed in with a one-time ticket (never the key).
+    Ui(ui::Args),
     /// Send a Node's Wake-on-LAN magic packet, as its manifest's `wake` says.
     Wake(wake::Args),
     /// Print this client's version and commit, and those of this node's daemon.
@@ -176,6 +179,7 @@ pub fn run() -> ExitCode {
         Command::InstallService(args) => service::install(args, env_file),
         Command::UninstallService(args) => service::uninstall(args),
         Command::Service(args) => service::service(args),
+        Command::Ui(args) => ui::run(args, env_file),
         Command::Wake(args) => wake::run(args, env_file),
         Command::Version(args) => version::run(args, env_file),
         Command::Completion(args) => completion::run(args),

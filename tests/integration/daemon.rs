@@ -21,6 +21,7 @@ mod loopback;
 mod model_pulls;
 mod output;
 mod output_burst;
+mod page;
 mod partition;
 mod peers;
 mod schemathesis;

@@ -1,0 +1,204 @@
+//! How the page at `/` authenticates: it trades the key (or a `meshctl ui`
+//! ticket) for a session cookie (`POST /ui/session`), which the key
+//! middleware then accepts like the key; `DELETE /ui/session` forgets it. A
+//! cookie is never usable cross-site: `SameSite=Strict`, and a request it
+//! authenticates that changes state or opens the event stream must come
+//! from the page's own origin. The daemon serves plain HTTP, so the cookie
+//! has no `Secure` flag.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+use super::state::ApiState;
+use super::ui_tokens::{SESSION_LIFETIME, TICKET_LIFETIME};
+use super::wire::{UiSessionGranted, UiSessionRequest, UiTicket};
+
+/// The session cookie's name.
+pub(super) const COOKIE: &str = "mesh_session";
+
+/// What a request's session cookie says to the key middleware.
+pub(super) enum Admission {
+    /// No live session cookie: the key or a Tailscale identity decides.
+    NoSession,
+    Admitted,
+    /// A live session, used from another origin where that is refused.
+    Refused(ApiError),
+}
+
+/// Whether the request's session cookie lets it in.
+pub(super) fn admission(state: &ApiState, headers: &HeaderMap, method: &Method) -> Admission {
+    let Some(token) = session_cookie(headers) else { return Admission::NoSession };
+    if !state.ui_tokens.session_valid(token, Instant::now()) {
+        return Admission::NoSession;
+    }
+    if needs_same_origin(method, headers) && !same_origin(headers) {
+        return Admission::Refused(cross_origin());
+    }
+    Admission::Admitted
+}
+
+/// `POST /ui/session`: the key (bearer header or body) or a ticket, traded
+/// for a session cookie.
+pub(super) async fn open(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    request: Result<Option<Json<UiSessionRequest>>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let request = request?.map(|Json(request)| request).unwrap_or_default();
+    if origin(&headers).is_some() && !same_origin(&headers) {
+        return Err(cross_origin());
+    }
+    let now = Instant::now();
+    let key = bearer_key(&headers).or(request.key.as_deref());
+    let granted = match (key, request.ticket.as_deref()) {
+        (Some(key), _) => state.handles.api_key.matches(key).then_some(()).ok_or("the key is wrong"),
+        (None, Some(ticket)) => {
+            state.ui_tokens.redeem_ticket(ticket, now).then_some(()).ok_or("the ticket is unknown, used or expired")
+        }
+        (None, None) => Err("send the key (Authorization: Bearer, or {\"key\"}) or a ticket ({\"ticket\"})"),
+    };
+    granted.map_err(|message| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message))?;
+    let session = state.ui_tokens.open_session(now).map_err(no_randomness)?;
+    let cookie =
+        format!("{COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}", SESSION_LIFETIME.as_secs());
+    let granted = UiSessionGranted { expires_in_seconds: SESSION_LIFETIME.as_secs() };
+    Ok(([(header::SET_COOKIE, header_value(cookie))], Json(granted)).into_response())
+}
+
+/// `DELETE /ui/session`: the "forget" button. Ends the cookie's session, if
+/// any, and tells the browser to drop the cookie.
+pub(super) async fn forget(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if origin(&headers).is_some() && !same_origin(&headers) {
+        return Err(cross_origin());
+    }
+    if let Some(token) = session_cookie(&headers) {
+        state.ui_tokens.end_session(token);
+    }
+    let expired = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, header_value(expired))]).into_response())
+}
+
+/// `POST /ui/ticket` (behind the key): a one-time ticket `meshctl ui` puts
+/// in the page's URL fragment instead of the key.
+pub(super) async fn ticket(State(state): State<ApiState>) -> Result<Json<UiTicket>, ApiError> {
+    let ticket = state.ui_tokens.issue_ticket(Instant::now()).map_err(no_randomness)?;
+    Ok(Json(UiTicket { ticket, expires_in_seconds: TICKET_LIFETIME.as_secs() }))
+}
+
+/// The key of an `Authorization: Bearer` header.
+pub(super) fn bearer_key(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(str::trim)
+}
+
+/// The value of the `mesh_session` cookie, in any `Cookie` header.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .filter(|token| !token.is_empty())
+}
+
+/// Whether a request must come from the page's origin to use a cookie: it
+/// may change state (every method but GET, HEAD and OPTIONS) or opens the
+/// event stream, on which the client may intervene.
+fn needs_same_origin(method: &Method, headers: &HeaderMap) -> bool {
+    let upgrade = headers.get(header::UPGRADE).is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    upgrade || !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+fn origin(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::ORIGIN)?.to_str().ok()
+}
+
+/// Whether the `Origin` header names the host the request was sent to. A
+/// missing or `null` origin is not the same origin.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|host| host.to_str().ok()) else { return false };
+    let Some(origin) = origin(headers) else { return false };
+    let authority = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+    authority.is_some_and(|authority| authority.eq_ignore_ascii_case(host))
+}
+
+fn cross_origin() -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "cross_origin", "a session cookie is accepted from the page's own origin only")
+}
+
+fn no_randomness(error: getrandom::Error) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "no_randomness", format!("no random bytes for a token: {error}"))
+}
+
+/// A header value made of a token and fixed text: always valid.
+fn header_value(text: String) -> HeaderValue {
+    HeaderValue::try_from(text).expect("a cookie of hex and fixed text is a valid header value")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Pairs = &'static [(&'static str, &'static str)];
+
+    fn headers(pairs: Pairs) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let cases: [(Pairs, Option<&str>); 5] = [
+            (&[("cookie", "mesh_session=abc")], Some("abc")),
+            (&[("cookie", "theme=dark; mesh_session=abc; x=y")], Some("abc")),
+            (&[("cookie", "theme=dark"), ("cookie", "mesh_session=abc")], Some("abc")),
+            (&[("cookie", "mesh_sessionx=abc; mesh_session=")], None),
+            (&[], None),
+        ];
+        for (pairs, expected) in cases {
+            assert_eq!(session_cookie(&headers(pairs)), expected, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_page_s_own_origin_is_the_same_origin() {
+        let cases: [(Pairs, bool); 6] = [
+            (&[("host", "127.0.0.1:7000"), ("origin", "http://127.0.0.1:7000")], true),
+            (&[("host", "mini.tail:7000"), ("origin", "https://MINI.tail:7000")], true),
+            (&[("host", "127.0.0.1:7000"), ("origin", "http://evil.example")], false),
+            (&[("host", "127.0.0.1:7000"), ("origin", "http://127.0.0.1:7001")], false),
+            (&[("host", "127.0.0.1:7000"), ("origin", "null")], false),
+            (&[("host", "127.0.0.1:7000")], false),
+        ];
+        for (pairs, expected) in cases {
+            assert_eq!(same_origin(&headers(pairs)), expected, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn a_cookie_must_be_same_origin_to_change_state_or_open_the_stream() {
+        let upgrade = headers(&[("upgrade", "websocket")]);
+        let plain = HeaderMap::new();
+        let cases = [
+            (Method::GET, &plain, false),
+            (Method::HEAD, &plain, false),
+            (Method::GET, &upgrade, true),
+            (Method::POST, &plain, true),
+            (Method::DELETE, &plain, true),
+            (Method::PUT, &plain, true),
+        ];
+        for (method, headers, expected) in cases {
+            assert_eq!(needs_same_origin(&method, headers), expected, "{method} {headers:?}");
+        }
+    }
+}
