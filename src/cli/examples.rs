@@ -57,6 +57,10 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("join-token", "  meshctl join-token                # then, on the other machine: meshctl init --join -"),
     ("install-service", "  meshctl install-service --dry-run\n  meshctl install-service"),
     ("service", "  meshctl service status\n  meshctl service logs -f"),
+    (
+        "ui",
+        "  meshctl ui                        # this node's status page, signed in with a one-time ticket\n  meshctl ui --print                # print the URL instead (the ticket works once, for 60 s)",
+    ),
     ("wake", "  meshctl wake mini                 # the magic packet of the Node mini's `wake`"),
     ("version", "  meshctl version\n  meshctl version -o json\n  meshctl version --client"),
     (
