@@ -77,7 +77,8 @@ async fn the_shell_loads_without_a_key_with_a_strict_policy_and_holds_no_data() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_key_buys_a_session_cookie_that_works_until_forgotten_and_only_from_the_page() {
-    let daemon = Daemon::builder().start();
+    // At debug level, so that the log holds every line that could leak the key.
+    let daemon = Daemon::builder().process_env("RUST_LOG", "debug").start();
     daemon.ready().await;
     let page = format!("http://{}", daemon.api());
 
@@ -129,7 +130,9 @@ async fn the_key_buys_a_session_cookie_that_works_until_forgotten_and_only_from_
 
     let by_header = http().post(daemon.url("/ui/session")).bearer_auth(Daemon::KEY).send().await.unwrap();
     assert_eq!(by_header.status(), StatusCode::OK, "the key as a bearer header");
-    assert!(!daemon.log().contains(Daemon::KEY), "the key is in the daemon's log");
+    let log = daemon.log();
+    assert!(log.contains("DEBUG"), "the daemon logs at debug level");
+    assert!(!log.contains(Daemon::KEY), "the key is in the daemon's log");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
