@@ -34,7 +34,8 @@ pub(super) enum Admission {
 /// Whether the request's session cookie lets it in.
 pub(super) fn admission(state: &ApiState, headers: &HeaderMap, method: &Method) -> Admission {
     let Some(token) = session_cookie(headers) else { return Admission::NoSession };
-    if !state.ui_tokens.session_valid(token, Instant::now()) {
+    let key = state.handles.api_key.get();
+    if !state.ui_tokens.session_valid(token, Instant::now(), key.as_deref()) {
         return Admission::NoSession;
     }
     if needs_same_origin(method, headers) && !same_origin(headers) {
@@ -55,16 +56,19 @@ pub(super) async fn open(
         return Err(cross_origin());
     }
     let now = Instant::now();
+    let in_force = state.handles.api_key.get();
     let key = bearer_key(&headers).or(request.key.as_deref());
     let granted = match (key, request.ticket.as_deref()) {
         (Some(key), _) => state.handles.api_key.matches(key).then_some(()).ok_or("the key is wrong"),
-        (None, Some(ticket)) => {
-            state.ui_tokens.redeem_ticket(ticket, now).then_some(()).ok_or("the ticket is unknown, used or expired")
-        }
+        (None, Some(ticket)) => state
+            .ui_tokens
+            .redeem_ticket(ticket, now, in_force.as_deref())
+            .then_some(())
+            .ok_or("the ticket is unknown, used or expired"),
         (None, None) => Err("send the key (Authorization: Bearer, or {\"key\"}) or a ticket ({\"ticket\"})"),
     };
     granted.map_err(|message| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message))?;
-    let session = state.ui_tokens.open_session(now).map_err(no_randomness)?;
+    let session = state.ui_tokens.open_session(now, in_force).map_err(no_randomness)?;
     let cookie =
         format!("{COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}", SESSION_LIFETIME.as_secs());
     let granted = UiSessionGranted { expires_in_seconds: SESSION_LIFETIME.as_secs() };
@@ -87,7 +91,7 @@ pub(super) async fn forget(State(state): State<ApiState>, headers: HeaderMap) ->
 /// `POST /ui/ticket` (behind the key): a one-time ticket `meshctl ui` puts
 /// in the page's URL fragment instead of the key.
 pub(super) async fn ticket(State(state): State<ApiState>) -> Result<Json<UiTicket>, ApiError> {
-    let ticket = state.ui_tokens.issue_ticket(Instant::now()).map_err(no_randomness)?;
+    let ticket = state.ui_tokens.issue_ticket(Instant::now(), state.handles.api_key.get()).map_err(no_randomness)?;
     Ok(Json(UiTicket { ticket, expires_in_seconds: TICKET_LIFETIME.as_secs() }))
 }
 
