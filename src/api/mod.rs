@@ -12,6 +12,7 @@
 pub(crate) mod cap;
 mod error;
 mod handoff;
+mod metrics;
 pub(crate) mod ollama;
 pub(crate) mod openapi;
 pub(crate) mod page;
@@ -75,7 +76,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/api/v1/handoff/{handoff}", get(handoff::progress))
         .route("/api/v1/sessions", get(handoff::sessions))
         .route("/api/v1/sessions/{id}", get(handoff::session))
-        .route("/metrics", get(metrics))
+        .route(metrics::PATH, get(metrics::scrape))
         .route("/mesh/route", post(route))
         .route("/mesh/goodbye", post(peers::goodbye))
         .route("/ui/ticket", post(ui_session::ticket))
@@ -97,6 +98,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         // After every route: it is set on the routes there are. axum adds `Allow`.
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::count_request))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -109,6 +111,9 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 async fn require_key(State(state): State<ApiState>, headers: HeaderMap, request: Request, next: Next) -> Response {
     let presented = bearer_key(&headers);
     if presented.is_some_and(|key| state.handles.api_key.matches(key)) {
+        return next.run(request).await;
+    }
+    if metrics::metrics_key_opens(&state, &request, presented) {
         return next.run(request).await;
     }
     match ui_session::admission(&state, &headers, request.method()) {
@@ -502,13 +507,6 @@ async fn intervene(state: &ApiState, text: &str) -> StreamMessage {
         Ok(()) => StreamMessage::Ack { action },
         Err(_) => StreamMessage::Error { message: "the controller is shutting down".into() },
     }
-}
-
-/// Prometheus' content type for the OpenMetrics text that `prometheus-client` writes.
-const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-async fn metrics(State(state): State<ApiState>) -> Response {
-    ([(header::CONTENT_TYPE, OPENMETRICS)], state.shared.metrics().render()).into_response()
 }
 
 /// Calls a capability through the MeshRouter. A call another router handed

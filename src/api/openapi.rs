@@ -41,7 +41,8 @@ pub(crate) fn document_text() -> &'static str {
 #[derive(Clone, Copy)]
 enum Payload {
     Json(fn(&mut SchemaGenerator) -> Schema),
-    Text(&'static str),
+    /// Text in any of these media types, as the request's `Accept` chooses.
+    Text(&'static [&'static str]),
     Anything,
     Empty,
 }
@@ -377,11 +378,16 @@ fn operations() -> Vec<Operation> {
                 error("500", "`internal`: listing the folders failed"),
                 error("503", "`not_ready`: no manifests in force yet"),
             ]),
-        Operation::new("get", "/metrics", "metrics", "Prometheus metrics").answers([ok(
-            "200",
-            "OpenMetrics text",
-            Payload::Text("application/openmetrics-text"),
-        )]),
+        Operation::new("get", "/metrics", "metrics", "Prometheus metrics")
+            .described(
+                "OpenMetrics when `Accept` names `application/openmetrics-text`, else the Prometheus text format \
+                 0.0.4. The mesh key or `MESH_METRICS_KEY` (which opens this route only) may read it.",
+            )
+            .answers([ok(
+                "200",
+                "The metrics, as text",
+                Payload::Text(&["application/openmetrics-text", "text/plain"]),
+            )]),
         Operation::new("post", "/mesh/goodbye", "goodbye", "A peer says it is about to sleep, or that it woke")
             .described(
                 "`asleep`: the peer is down here at once (whatever it serves falls back) and stays so until it says \
@@ -564,7 +570,9 @@ fn operation_json(operation: &Operation, requests: &mut SchemaGenerator, answers
 fn content(payload: Payload, generator: &mut SchemaGenerator) -> Value {
     match payload {
         Payload::Json(schema) => json!({"application/json": {"schema": schema(generator)}}),
-        Payload::Text(media) => json!({media: {"schema": {"type": "string"}}}),
+        Payload::Text(media) => {
+            media.iter().map(|media| (media.to_string(), json!({"schema": {"type": "string"}}))).collect()
+        }
         Payload::Anything | Payload::Empty => json!({"*/*": {}}),
     }
 }

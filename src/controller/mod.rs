@@ -35,6 +35,7 @@ use crate::manifest::{self, ManifestSet};
 use crate::mesh::peers::{PeerState, Peers};
 use crate::mesh::placement::Placements;
 use crate::mesh::prober::AppliedRevision;
+use crate::metrics::Metrics;
 use crate::ollama::pulls::ModelPulls;
 use crate::reconcile::client_env::ClientEnvFile;
 use crate::reconcile::plan;
@@ -127,9 +128,10 @@ impl Controller {
         // Without a Mesh, the key can only come from MESH_API_KEY, which cannot fail.
         let api_key = ApiKey::new(api_key::resolve(&env, None).unwrap_or_default());
         let (notices, syncthing_notices) = mpsc::channel(4);
+        let metrics = Metrics::default();
         let handles = Arc::new(Handles {
             syncthing: Arc::new(SyncState::load(&state_dir, notices)),
-            handoff: Arc::new(HandoffStore::load(&state_dir, &node)),
+            handoff: Arc::new(HandoffStore::load(&state_dir, &node).counting_into(metrics.clone())),
             node: node.clone(),
             supervisor,
             peers: Peers::default(),
@@ -140,7 +142,7 @@ impl Controller {
             handoff_tasks: TaskSet::default(),
         });
         let peer_changes = handles.peers.changes();
-        let shared = Arc::new(Shared::new(node, env, StatusStore::new(stream)));
+        let shared = Arc::new(Shared::new(node, env, StatusStore::new(stream), metrics));
         let state = ControllerState::load(&state_dir);
         let controller = Controller {
             shared,

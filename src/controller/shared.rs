@@ -44,12 +44,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(super) fn new(node: String, env: Arc<NodeEnv>, status: StatusStore) -> Shared {
+    pub(super) fn new(node: String, env: Arc<NodeEnv>, status: StatusStore, metrics: Metrics) -> Shared {
         Shared {
             node,
             env: RwLock::new(env),
             started: Instant::now(),
-            metrics: Metrics::default(),
+            metrics,
             in_force: watch::channel(None).0,
             status: Arc::new(Mutex::new(status)),
             last_error: Mutex::new(None),

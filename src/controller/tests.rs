@@ -15,6 +15,7 @@ use super::{Controller, Input, Shared};
 use crate::backoff::{Jitter, KeyedBackoff};
 use crate::identity::{NODE_ID, NodeEnv};
 use crate::manifest::{Kind, SourceFile};
+use crate::metrics::{Format, Now};
 use crate::reconcile::Handles;
 use crate::source::{Snapshot, SourceUpdate};
 use crate::supervisor::{Phase, Supervisor};
@@ -97,7 +98,7 @@ impl Harness {
     /// from the metrics as `/metrics` renders them.
     fn reconciles(&self, kind: Kind, result: &str) -> u64 {
         let sample = format!("agentmesh_reconciles_total{{kind=\"{kind}\",result=\"{result}\"}} ");
-        let text = self.shared.metrics().render();
+        let text = self.shared.metrics().render(&Now::default(), Format::OpenMetrics);
         text.lines().find_map(|line| line.strip_prefix(&sample)).map_or(0, |count| count.parse().unwrap())
     }
 
@@ -254,7 +255,7 @@ async fn paused_reconciles_wait_in_the_queue_and_run_once_resumed() {
     assert_eq!(h.succeeded(Kind::Service), 3, "each queued once");
     let reasons: Vec<String> = h.shared.status().events(None, 50).into_iter().map(|e| e.reason).collect();
     assert!(reasons.contains(&"Paused".to_owned()) && reasons.contains(&"Resumed".to_owned()), "{reasons:?}");
-    let metrics = h.shared.metrics().render();
+    let metrics = h.shared.metrics().render(&Now::default(), Format::OpenMetrics);
     assert!(metrics.contains("agentmesh_snapshots_total{result=\"applied\"} 2"), "{metrics}");
     assert!(metrics.contains("agentmesh_reconciles_total{kind=\"Service\",result=\"ok\"} 3"), "{metrics}");
     h.stop().await;

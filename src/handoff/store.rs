@@ -17,12 +17,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::protocol::{Decision, Envelope, HandoffId, Input, Message, Node, Reason, Record, Step};
 use super::wake::{self, Clocks};
+use crate::metrics::Metrics;
 
 /// How many handoffs' progress is kept.
 const KEEP_PROGRESS: usize = 64;
@@ -84,6 +86,9 @@ struct Inner {
     entries: BTreeMap<Key, Entry>,
     /// The handoffs started here, by id.
     progress: BTreeMap<String, Progress>,
+    /// When each handoff under way began, since this daemon started: its
+    /// duration for the metrics.
+    started: BTreeMap<String, Instant>,
     /// Steps of the restart, whose messages are still to be sent.
     pending: Vec<(Key, Step)>,
     /// Handoffs refused because this node had no record of the conversation.
@@ -118,6 +123,8 @@ pub(crate) struct HandoffStore {
     /// Owned conversations last found equal to their shadow: the epoch and
     /// their files' fingerprint then. The same again means nothing to look at.
     quiet: Mutex<BTreeMap<Key, (u64, u64)>>,
+    /// Where each handoff's end is counted.
+    metrics: Metrics,
 }
 
 impl HandoffStore {
@@ -133,6 +140,7 @@ impl HandoffStore {
             contents: Mutex::default(),
             shadows: Mutex::default(),
             quiet: Mutex::default(),
+            metrics: Metrics::default(),
         };
         let mut inner = Inner { progress: read_progress(&store.progress_path()), ..Inner::default() };
         for (key, record) in read_all(&store.dir) {
@@ -335,6 +343,12 @@ impl HandoffStore {
         self.lock().entries.get(&(policy.to_owned(), id.to_owned())).map(|entry| entry.node.record_for(peer))
     }
 
+    /// The store, counting each handoff's end (outcome and duration) into `metrics`.
+    pub(crate) fn counting_into(mut self, metrics: Metrics) -> HandoffStore {
+        self.metrics = metrics;
+        self
+    }
+
     /// Starts following a handoff. Blocking (the progress is saved).
     pub(crate) fn begin(&self, progress: Progress) {
         {
@@ -344,7 +358,9 @@ impl HandoffStore {
                 let oldest = inner.progress.iter().find(|(_, p)| p.done).map(|(id, _)| id.clone());
                 let Some(oldest) = oldest.or_else(|| inner.progress.keys().next().cloned()) else { break };
                 inner.progress.remove(&oldest);
+                inner.started.remove(&oldest);
             }
+            inner.started.insert(progress.handoff.clone(), Instant::now());
             inner.progress.insert(progress.handoff.clone(), progress);
         }
         self.save_progress();
@@ -375,6 +391,8 @@ impl HandoffStore {
             if let Some(Record { owner, epoch, .. }) = now {
                 (progress.owner, progress.epoch) = (owner, epoch);
             }
+            let took = inner.started.remove(handoff).map(|started| started.elapsed());
+            self.metrics.handoff_ended(failed_step.is_none(), took);
         }
         self.save_progress();
     }
@@ -624,6 +642,29 @@ mod tests {
         assert_eq!(ended.lines, ["freeze: the conversation is frozen", "this daemon restarted during the handoff"]);
         assert_eq!((ended.done, ended.succeeded, ended.failed_step.as_deref()), (true, false, Some("barrier")));
         assert_eq!(again.progress("nope"), None);
+    }
+
+    #[test]
+    fn each_handoff_end_is_counted_once_by_outcome_and_timed_when_it_began_here() {
+        use crate::metrics::{Format, Now};
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Metrics::default();
+        let store = HandoffStore::load(dir.path(), "a").counting_into(metrics.clone());
+        let progress = |id: &str| Progress { handoff: id.into(), policy: "chats".into(), ..Progress::default() };
+        store.begin(progress("a-1"));
+        store.begin(progress("a-2"));
+        store.finish("a-1", None, "release: b owns the conversation".into());
+        store.finish("a-1", Some("accept"), "a late outcome of the same handoff".into());
+        store.finish("a-2", Some("barrier"), "the target did not hold the same content".into());
+        let text = metrics.render(&Now::default(), Format::OpenMetrics);
+        for line in [
+            "agentmesh_handoffs_total{outcome=\"succeeded\"} 1",
+            "agentmesh_handoffs_total{outcome=\"failed\"} 1",
+            "agentmesh_handoff_duration_seconds_count{outcome=\"succeeded\"} 1",
+            "agentmesh_handoff_duration_seconds_count{outcome=\"failed\"} 1",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
     }
 
     #[test]

@@ -135,6 +135,17 @@ impl ModelPulls {
         self.lock().release(capability, |_| false);
     }
 
+    /// The model and the last progress line of each pull under way, for the
+    /// metrics; a model pulled from two Ollamas appears twice.
+    pub fn under_way(&self) -> Vec<(String, PullProgress)> {
+        let table = self.lock();
+        let pulling = table.pulls.iter().filter_map(|((_, model), pull)| match &pull.state {
+            PullState::Pulling(progress) => Some((model.clone(), progress.clone())),
+            PullState::Pulled | PullState::Failed { .. } => None,
+        });
+        pulling.collect()
+    }
+
     /// Cancels every pull and waits until each task is gone (the daemon stops).
     pub async fn cancel_all(&self) {
         let mut tasks = {

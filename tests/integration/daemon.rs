@@ -18,6 +18,7 @@ mod idle_connections;
 mod join;
 mod logind;
 mod loopback;
+mod metrics;
 mod model_pulls;
 mod output;
 mod output_burst;

@@ -151,7 +151,8 @@ async fn metrics_count_snapshots_reconciles_and_restarts_and_want_the_key() {
     assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
 
     let text = eventually_async_within(STREAM_PATIENCE, "two restarts are counted", || async {
-        let response = http.get(&url).bearer_auth(Daemon::KEY).send().await.unwrap();
+        let request = http.get(&url).bearer_auth(Daemon::KEY).header("accept", "application/openmetrics-text");
+        let response = request.send().await.unwrap();
         assert_eq!(response.status(), 200);
         let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
         assert_eq!(content_type, "application/openmetrics-text; version=1.0.0; charset=utf-8");

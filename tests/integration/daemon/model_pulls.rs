@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::support::{Daemon, NODE, eventually_within, free_port};
 use crate::support::ollama::{Config, FakeOllama};
+use crate::support::wait::eventually_async;
 
 /// Each pull line comes this long after the last; a pull sends eight.
 const PULL_DELAY: Duration = Duration::from_millis(500);
@@ -50,16 +51,33 @@ async fn assert_cancelled(fake: &FakeOllama) {
     assert_eq!(pulls(fake), 1);
 }
 
+/// This daemon's `/metrics`.
+async fn metrics(daemon: &Daemon) -> String {
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let response = http.get(daemon.url("/metrics")).bearer_auth(Daemon::KEY).send().await.unwrap();
+    response.text().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_the_capability_cancels_its_ollama_model_pull() {
     let fake = fake_with_newmodel().await;
     let daemon = daemon_pulling(&fake, &capability(&fake, NODE, "newmodel"));
+    // The fake's layer is 3000 bytes, pulled 1000 at a time.
+    let size = r#"agentmesh_model_pull_size_bytes{model="newmodel"} 3000"#;
+    let text = eventually_async("the metrics show the pull's bytes", || async {
+        let text = metrics(&daemon).await;
+        text.contains(size).then_some(text)
+    })
+    .await;
+    assert!(text.contains(r#"agentmesh_model_pull_completed_bytes{model="newmodel"} "#), "{text}");
 
     daemon.remove("manifests/llm.yaml");
     eventually_within(Duration::from_secs(20), "the Capability is gone", || {
         daemon.object("Capability", "llm_inference").is_none().then_some(())
     });
     assert_cancelled(&fake).await;
+    let text = metrics(&daemon).await;
+    assert!(!text.contains("agentmesh_model_pull"), "a cancelled pull is still shown:\n{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -139,6 +139,10 @@ fn the_agent_hands_its_conversation_over_with_the_python_script_of_the_docs() {
     assert!(stdout.contains("  freeze: the conversation is frozen"), "{stdout}");
     assert!(stdout.ends_with(&format!("{B} now owns c-1 at epoch 2\n")), "{stdout}");
     wait_for_session(&pair.b, "c-1", "owned by node-b at epoch 2", |s| s["owner"] == B && s["writable"] == true);
+    // The source counts and times the handoff it started.
+    assert_eq!(pair.a.metric(r#"agentmesh_handoffs_total{outcome="succeeded"}"#), Some(1.0));
+    assert_eq!(pair.a.metric(r#"agentmesh_handoff_duration_seconds_count{outcome="succeeded"}"#), Some(1.0));
+    assert_eq!(pair.b.metric(r#"agentmesh_handoffs_total{outcome="succeeded"}"#), None, "node-b started none");
 
     // Again, from node-a, which no longer owns it.
     let (code, stdout) = run(&["c-1"]);
@@ -165,6 +169,8 @@ fn a_barrier_that_does_not_pass_in_time_fails_the_handoff_at_that_step_and_node_
     assert!(!pair.a.syncthing.data(OBJECT).join("sessions/c-1/.agentmesh-frozen").exists(), "unfrozen");
     assert_eq!(pair.a.events("handoff.unfreeze").len(), 1);
     assert!(pair.b.events("handoff.resume").is_empty());
+    assert_eq!(pair.a.metric(r#"agentmesh_handoffs_total{outcome="failed"}"#), Some(1.0));
+    assert_eq!(pair.a.metric(r#"agentmesh_handoffs_total{outcome="succeeded"}"#), None);
 
     // The record is in the state folder, and read back by a restarted daemon.
     let saved: Value =

@@ -249,9 +249,14 @@ impl Side {
     /// `agentmesh_reconciles_total{kind="SyncFolder",result="ok"}` of this
     /// daemon's `/metrics`.
     fn sync_folder_reconciles(&self) -> f64 {
+        self.metric(r#"agentmesh_reconciles_total{kind="SyncFolder",result="ok"}"#).unwrap_or(0.0)
+    }
+
+    /// The value of the sample `series` (`name{labels}`) in this daemon's
+    /// `/metrics`; None while it has none.
+    pub(super) fn metric(&self, series: &str) -> Option<f64> {
         let text = api_text(self.ip, self.daemon.port(), "/metrics").expect("the daemon serves /metrics");
-        let series = r#"agentmesh_reconciles_total{kind="SyncFolder",result="ok"}"#;
-        text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
+        text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
     }
 
     /// The events of `meshctl events -o json` with `reason`.

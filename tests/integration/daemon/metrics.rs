@@ -1,0 +1,164 @@
+//! `GET /metrics` (issue #21, point 6) scraped from a live daemon of a
+//! two-node mesh with a Service, a Capability, a peer and a routed call: the
+//! Prometheus text format unless the scraper asks for OpenMetrics, every
+//! family the issue names with samples, the read-only `MESH_METRICS_KEY` that
+//! opens `/metrics` and nothing else, and `promtool check metrics` (Debian's
+//! `prometheus` package) on both formats when `AGENTMESH_TEST_PROMTOOL` names
+//! it (CI sets it).
+
+use std::io::Write as _;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+use axum::Json;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use super::support::{Daemon, free_address, node_manifest};
+use crate::support::wait::eventually_async;
+
+const A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+const B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+const METRICS_KEY: &str = "metrics-only-5c1e";
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_shows_the_mesh_in_either_format_to_the_metrics_key_alone() {
+    let endpoint = tokio::net::TcpListener::bind((A, 0)).await.unwrap();
+    let endpoint_port = endpoint.local_addr().unwrap().port();
+    // GET is its health check; POST echoes the payload.
+    let echo = axum::Router::new()
+        .route("/echo", get(|| async { "ok" }).post(|Json(payload): Json<Value>| async move { Json(payload) }));
+    tokio::spawn(async move { axum::serve(endpoint, echo).await });
+    let (a_api, b_api) = (free_address(A), free_address(B));
+    let manifests = [
+        node_manifest("a", "primary", a_api),
+        node_manifest("b", "satellite", b_api),
+        format!(
+            "apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {{name: echo}}\n\
+             spec: {{provider: http, placement: {{prefer: [a], fallback: [b]}}, endpoint: {{port: {endpoint_port}, path: /echo}}}}\n---\n"
+        ),
+        "apiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata: {name: worker}\n\
+         spec: {nodes: [a], command: [sleep, '1000']}\n"
+            .to_owned(),
+    ]
+    .concat();
+    let a = Daemon::builder()
+        .file("manifests/node.yaml", &manifests)
+        .setting("MESH_METRICS_KEY", METRICS_KEY)
+        .at("a", A, a_api.port())
+        .start();
+    let b = Daemon::builder().file("manifests/node.yaml", &manifests).at("b", B, b_api.port()).start();
+    a.ready().await;
+    b.ready().await;
+    a.sees_online("b").await;
+    a.served_by("echo", "a").await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let routed = http
+        .post(a.url("/mesh/route"))
+        .bearer_auth(Daemon::KEY)
+        .json(&json!({"capability": "echo", "payload": {"hello": "mesh"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(routed.status(), 200);
+
+    let scrape = |accept: Option<&'static str>, key: Option<&'static str>| {
+        let mut request = http.get(a.url("/metrics"));
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+            (status, content_type, response.text().await.unwrap())
+        }
+    };
+    let text = eventually_async("the Service is Ready and the routed call counted", || async {
+        let (status, content_type, text) = scrape(None, Some(METRICS_KEY)).await;
+        assert_eq!((status, content_type.as_deref()), (200, Some(PROMETHEUS_TEXT)), "{text}");
+        let ready = r#"agentmesh_object_condition{kind="Service",name="worker",type="Ready",status="True"} 1"#;
+        (text.contains(ready) && text.contains("agentmesh_http_requests_total{route=\"/mesh/route\"")).then_some(text)
+    })
+    .await;
+    for expected in [
+        format!("agentmesh_build_info{{version=\"{}\",", env!("CARGO_PKG_VERSION")),
+        r#"agentmesh_object_condition{kind="Service",name="worker",type="Ready",status="False"} 0"#.into(),
+        r#"agentmesh_object_condition{kind="Capability",name="echo",type="Ready",status="True"} 1"#.into(),
+        r#"agentmesh_capability_served_by{capability="echo",node="a"} 1"#.into(),
+        r#"agentmesh_peer_rtt_seconds{peer="b"} "#.into(),
+        r#"agentmesh_route_calls_total{capability="echo",node="a",result="ok"} "#.into(),
+        r#"agentmesh_http_requests_total{route="/mesh/route",method="POST",code="200"} 1"#.into(),
+        r#"agentmesh_http_request_duration_seconds_count{route="/mesh/route",method="POST"} 1"#.into(),
+        "# TYPE agentmesh_http_requests_total counter".into(),
+    ] {
+        assert!(text.contains(&expected), "missing {expected} in\n{text}");
+    }
+    assert!(!text.contains("# EOF"), "{text}");
+
+    let (status, content_type, openmetrics) = scrape(Some("application/openmetrics-text"), Some(METRICS_KEY)).await;
+    assert_eq!((status, content_type.as_deref()), (200, Some(OPENMETRICS)));
+    assert!(openmetrics.ends_with("# EOF\n"), "{openmetrics}");
+    assert!(openmetrics.contains("# TYPE agentmesh_http_requests counter"), "{openmetrics}");
+    assert!(openmetrics.contains(r#"agentmesh_capability_served_by{capability="echo",node="a"} 1"#));
+
+    // The metrics key reads /metrics and nothing else; the mesh key reads it too.
+    let (status, _, _) = scrape(None, Some(Daemon::KEY)).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = scrape(None, None).await;
+    assert_eq!(status, 401);
+    let (status, _, _) = scrape(None, Some("not-the-metrics-key")).await;
+    assert_eq!(status, 401);
+    for path in ["/api/v1/status", "/api/v1/mesh", "/api/v1/sessions"] {
+        let answer = http.get(a.url(path)).bearer_auth(METRICS_KEY).send().await.unwrap();
+        assert_eq!(answer.status(), 401, "{path} let the metrics key in");
+    }
+    let route = http.post(a.url("/mesh/route")).bearer_auth(METRICS_KEY).json(&json!({"capability": "echo"}));
+    assert_eq!(route.send().await.unwrap().status(), 401);
+    // Its own peer has no metrics key: the metrics key of one node opens no other.
+    let on_b = http.get(b.url("/metrics")).bearer_auth(METRICS_KEY).send().await.unwrap();
+    assert_eq!(on_b.status(), 401);
+    for secret in [METRICS_KEY, Daemon::KEY] {
+        assert!(!a.log().contains(secret), "a key is in the daemon's log");
+    }
+
+    let Ok(promtool) = std::env::var("AGENTMESH_TEST_PROMTOOL") else {
+        eprintln!("skipping promtool: AGENTMESH_TEST_PROMTOOL is not set (.ci/run sets it)");
+        return;
+    };
+    let complaints = promtool_check(&promtool, &text);
+    assert!(complaints.is_empty(), "promtool check metrics on the Prometheus text format:\n{complaints}\n{text}");
+    // promtool reads the Prometheus text format only: in OpenMetrics a
+    // counter's HELP names its family, whose samples end in `_total`, which
+    // it takes for samples without help. That is all it may say.
+    let complaints = promtool_check(&promtool, &openmetrics);
+    for complaint in complaints.lines() {
+        let family = complaint.strip_suffix("_total no help text");
+        let counter = family.is_some_and(|family| openmetrics.contains(&format!("# TYPE {family} counter\n")));
+        assert!(counter, "promtool check metrics on OpenMetrics: {complaint}\n{openmetrics}");
+    }
+}
+
+/// What `promtool check metrics` says of `text`: nothing when it passes.
+fn promtool_check(promtool: &str, text: &str) -> String {
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot run {promtool}: {error}"));
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    match (output.status.success(), said.trim()) {
+        (true, "") => String::new(),
+        (_, "") => format!("promtool failed without a word: {}", output.status),
+        (_, said) => said.to_owned(),
+    }
+}
