@@ -35,10 +35,9 @@ use hyper::body::Bytes;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::peers::Peers;
+use super::peers::{PeerState, Peers};
 use super::wake_up::WakeUp;
 use crate::api::wire::WakeWait;
 use crate::api_key::ApiKey;
@@ -281,41 +280,32 @@ impl std::fmt::Display for WentSilent {
 #[derive(Clone)]
 struct Silence {
     peers: Peers,
-    changes: watch::Receiver<u64>,
     node: String,
     method: Method,
     next: Option<String>,
     sent: Instant,
-    /// Whether the peer was seen up since the call began. A peer tried
-    /// although known down (as every node of the order was) has not gone
-    /// silent on this call until it was seen answering.
+    /// Whether the peer was up when the call began. A peer tried although
+    /// known down (as every node of the order was) has not gone silent on
+    /// this call until it was seen answering.
     seen_up: bool,
 }
 
 impl Silence {
     fn new(peers: &Peers, node: &str, method: Method, next: Option<&str>) -> Silence {
-        // Subscribed before the state is read, so no change in between is missed.
-        let changes = peers.changes();
         let seen_up = !peers.known_down(node);
         let (node, next) = (node.to_owned(), next.map(str::to_owned));
-        Silence { peers: peers.clone(), changes, node, method, next, sent: Instant::now(), seen_up }
+        Silence { peers: peers.clone(), node, method, next, sent: Instant::now(), seen_up }
     }
 
     /// Resolves when the prober finds the peer silent; never otherwise.
-    async fn wait(mut self, streaming: bool) -> WentSilent {
-        loop {
-            let down = self.peers.known_down(&self.node);
-            if down && self.seen_up {
-                let probe = self.peers.get(&self.node).and_then(|peer| peer.last_error).unwrap_or_default();
-                let Silence { node, method, next, sent, .. } = self;
-                return WentSilent { node, method, waited: sent.elapsed(), probe, next, streaming };
-            }
-            self.seen_up |= !down;
-            if self.changes.changed().await.is_err() {
-                // No prober any more: no verdict will come.
-                std::future::pending::<()>().await;
-            }
+    async fn wait(self, streaming: bool) -> WentSilent {
+        if !self.seen_up {
+            self.peers.until(&self.node, |peer| !peer.known_down()).await;
         }
+        self.peers.until(&self.node, PeerState::known_down).await;
+        let probe = self.peers.get(&self.node).and_then(|peer| peer.last_error).unwrap_or_default();
+        let Silence { node, method, next, sent, .. } = self;
+        WentSilent { node, method, waited: sent.elapsed(), probe, next, streaming }
     }
 }
 
@@ -819,15 +809,15 @@ mod tests {
     #[tokio::test]
     async fn silence_is_a_peer_seen_up_then_found_down_by_the_prober() {
         let peers = Peers::default();
-        peers.set_members(vec![crate::mesh::peers::PeerState::new("mini", None, "127.0.0.1", 1)]);
+        peers.set_members(vec![PeerState::new("mini", None, "127.0.0.1", 1)]);
         let down = |reason: &str| {
             let reason = reason.to_owned();
-            move |peer: &mut crate::mesh::peers::PeerState| {
+            move |peer: &mut PeerState| {
                 peer.online = false;
                 peer.last_error = Some(reason);
             }
         };
-        let up = |peer: &mut crate::mesh::peers::PeerState| {
+        let up = |peer: &mut PeerState| {
             peer.online = true;
             peer.last_error = None;
         };

@@ -185,6 +185,21 @@ impl Peers {
         self.changes.subscribe()
     }
 
+    /// Resolves once `holds` is true of peer `name` (at once when it is now);
+    /// never, once no one updates the table. Subscribed before the first look,
+    /// so no change in between is missed. The one way to wait on a peer.
+    pub async fn until(&self, name: &str, holds: impl Fn(&PeerState) -> bool) {
+        let mut changes = self.changes();
+        loop {
+            if self.read().peers.get(name).is_some_and(&holds) {
+                return;
+            }
+            if changes.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Every peer, by name.
     pub fn all(&self) -> Vec<PeerState> {
         self.read().peers.values().cloned().collect()

@@ -237,18 +237,7 @@ impl WakeUp {
 
     /// Waits until `node` answers probes (true) or `until` passes (false).
     async fn until_online(&self, node: &str, until: Instant) -> bool {
-        let mut changes = self.peers.changes();
-        loop {
-            if self.peers.get(node).is_some_and(|peer| peer.online) {
-                return true;
-            }
-            tokio::select! {
-                changed = changes.changed() => if changed.is_err() { return false },
-                () = tokio::time::sleep_until(until) => {
-                    return self.peers.get(node).is_some_and(|peer| peer.online);
-                }
-            }
-        }
+        tokio::time::timeout_at(until, self.peers.until(node, |peer| peer.online)).await.is_ok()
     }
 }
 

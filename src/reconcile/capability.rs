@@ -23,7 +23,7 @@ use crate::manifest::ManifestSet;
 use crate::manifest::kinds::{CapabilitySpec, Provider, is_loopback_host};
 use crate::mesh::absence::Absence;
 use crate::mesh::failover::HOP_HEADER;
-use crate::mesh::peers::Peers;
+use crate::mesh::peers::{PeerState, Peers};
 use crate::mesh::placement::Served;
 use crate::net::{self, host_port, root_cause};
 use crate::ollama::OllamaClient;
@@ -455,21 +455,9 @@ async fn write_client_env(ctx: &Context, outcome: &mut Outcome) {
 /// check, which would hold this reconcile for [`HEALTH_TIMEOUT`], and with it
 /// the one the prober's news asks for (queued behind it), so the fallback.
 async fn unless_down(peers: &Peers, node: &str, check: impl Future<Output = Health>) -> Option<Health> {
-    let mut changes = peers.changes();
-    tokio::pin!(check);
-    loop {
-        // Read after subscribing, so no change between the two is missed.
-        if peers.known_down(node) {
-            return None;
-        }
-        tokio::select! {
-            found = &mut check => return Some(found),
-            changed = changes.changed() => {
-                if changed.is_err() {
-                    return Some(check.await);
-                }
-            }
-        }
+    tokio::select! {
+        found = check => Some(found),
+        () = peers.until(node, PeerState::known_down) => None,
     }
 }
 
