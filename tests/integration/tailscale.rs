@@ -12,7 +12,7 @@ use agentmesh::tailscale::{Endpoint, Error, TailscaleClient};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use self::fake::{FakeTailscaled, SilentTailscaled};
-use crate::support::daemon::{Daemon, free_port};
+use crate::support::daemon::{Daemon, free_port, http};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -229,10 +229,6 @@ async fn get_status(client: &reqwest::Client, daemon: &Daemon, key: Option<&str>
         request = request.bearer_auth(key);
     }
     request.send().await.expect("the daemon answers").status()
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::keys;
-use super::support::{Daemon, NODE, eventually};
+use super::support::{Daemon, NODE, eventually, http};
 
 /// The peer Node of the test daemon's HandoffPolicy.
 const PEER: &str = "node-b";
@@ -132,10 +132,6 @@ struct Answer {
     content_type: Option<String>,
     allow: Option<String>,
     body: Value,
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
 async fn call(daemon: &Daemon, method: &str, path: &str, body: &Body) -> Answer {

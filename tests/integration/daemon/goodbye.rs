@@ -9,27 +9,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::support::{Daemon, Endpoint, LAPTOP, MINI, laptop_and_mini, port_free_on_all};
+use super::support::{
+    Daemon, Endpoint, LAPTOP, MINI, http_within_5s, laptop_and_mini, llm_on_laptop_then_mini, port_free_on_all,
+};
 
 /// The issue's figure: the fallback is named within half a second.
 const AT_ONCE: Duration = Duration::from_millis(500);
 /// Longer than a few probes of the laptop, which answers all along.
 const STILL_ASLEEP: Duration = Duration::from_secs(3);
 
-fn capability(endpoint_port: u16) -> String {
-    format!(
-        "apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {{name: llm}}\n\
-         spec:\n  provider: http\n  placement: {{prefer: [laptop], fallback: [mini]}}\n  \
-         endpoint: {{port: {endpoint_port}, path: /}}\n"
-    )
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().unwrap()
-}
-
 async fn api_get(daemon: &Daemon, path: &str) -> Value {
-    let response = http().get(daemon.url(path)).bearer_auth(Daemon::KEY).send().await.unwrap();
+    let response = http_within_5s().get(daemon.url(path)).bearer_auth(Daemon::KEY).send().await.unwrap();
     response.json().await.unwrap()
 }
 
@@ -38,7 +28,7 @@ async fn served_by(daemon: &Daemon) -> Value {
 }
 
 async fn goodbye(daemon: &Daemon, key: Option<&str>, node: &str, state: &str) -> reqwest::StatusCode {
-    let mut request = http().post(daemon.url("/mesh/goodbye")).json(&json!({"node": node, "state": state}));
+    let mut request = http_within_5s().post(daemon.url("/mesh/goodbye")).json(&json!({"node": node, "state": state}));
     if let Some(key) = key {
         request = request.bearer_auth(key);
     }
@@ -63,7 +53,7 @@ async fn laptop_as_the_mini_sees_it(mini: &Daemon) -> Value {
 async fn a_peer_that_says_goodbye_is_fallen_back_from_at_once_and_returned_to_when_it_says_it_woke() {
     let port = port_free_on_all(&[LAPTOP, MINI]);
     let _endpoints = [Endpoint::start(LAPTOP, port), Endpoint::start(MINI, port)];
-    let (_laptop, mini) = laptop_and_mini(&capability(port)).await;
+    let (_laptop, mini) = laptop_and_mini(&llm_on_laptop_then_mini(port)).await;
     mini.sees_online("laptop").await;
     mini.served_by("llm", "laptop").await;
 

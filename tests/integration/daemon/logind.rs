@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::support::{Daemon, Endpoint, LAPTOP, MINI, eventually, free_address, node_manifest, port_free_on_all};
+use super::support::{
+    Daemon, Endpoint, LAPTOP, MINI, eventually, free_address, http_within_5s, llm_on_laptop_then_mini, node_manifest,
+    port_free_on_all,
+};
 
 /// The issue's figure: the fallback is named within half a second.
 const AT_ONCE: Duration = Duration::from_millis(500);
@@ -97,21 +100,9 @@ async fn prepare_for_sleep(logind: &zbus::Connection, start: bool) {
     logind.emit_signal(None::<&str>, path, interface, "PrepareForSleep", &(start,)).await.unwrap();
 }
 
-fn capability(endpoint_port: u16) -> String {
-    format!(
-        "apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {{name: llm}}\n\
-         spec:\n  provider: http\n  placement: {{prefer: [laptop], fallback: [mini]}}\n  \
-         endpoint: {{port: {endpoint_port}, path: /}}\n"
-    )
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().unwrap()
-}
-
 async fn served_by(daemon: &Daemon) -> Value {
     let url = daemon.url("/api/v1/objects/Capability/llm");
-    let object: Value = http().get(url).bearer_auth(Daemon::KEY).send().await.unwrap().json().await.unwrap();
+    let object: Value = http_within_5s().get(url).bearer_auth(Daemon::KEY).send().await.unwrap().json().await.unwrap();
     object["status"]["details"]["servedBy"].clone()
 }
 
@@ -126,7 +117,15 @@ async fn until_served_by(daemon: &Daemon, node: &str) {
 
 /// Every reconcile the daemon ran, of any kind and result.
 async fn reconciles(daemon: &Daemon) -> f64 {
-    let text = http().get(daemon.url("/metrics")).bearer_auth(Daemon::KEY).send().await.unwrap().text().await.unwrap();
+    let text = http_within_5s()
+        .get(daemon.url("/metrics"))
+        .bearer_auth(Daemon::KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let counts = text.lines().filter(|line| line.starts_with("agentmesh_reconciles_total{"));
     counts.filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok()).sum()
 }
@@ -158,7 +157,7 @@ async fn a_node_that_logind_puts_to_sleep_says_goodbye_first_and_says_it_woke_af
     let (laptop_api, mini_api) = (free_address(LAPTOP), free_address(MINI));
     let manifests = [node_manifest("laptop", "primary", laptop_api), node_manifest("mini", "satellite", mini_api)]
         .concat()
-        + &capability(port);
+        + &llm_on_laptop_then_mini(port);
     let daemon = |node: &str, api: std::net::SocketAddr, bus: Option<&str>| {
         let std::net::SocketAddr::V4(api) = api else { unreachable!() };
         let mut builder = Daemon::builder().file("manifests/node.yaml", &manifests).at(node, *api.ip(), api.port());

@@ -9,11 +9,7 @@ use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use super::support::Daemon;
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
+use super::support::{Daemon, http};
 
 /// The `mesh_session=…` pair of a `Set-Cookie` answer, as a browser sends it back.
 fn session_cookie(headers: &HeaderMap) -> Option<String> {

@@ -637,8 +637,23 @@ fn enter_netns(netns: &str) {
 }
 
 /// A client for the API on loopback, whatever proxy the environment names.
-fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().expect("an HTTP client")
+}
+
+/// The same, giving each call at most 5 s: a test waits on its own terms.
+pub(crate) fn http_within_5s() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().expect("an HTTP client")
+}
+
+/// `llm`, an http Capability on port `endpoint_port` of each node, served
+/// by the laptop, else the mini.
+pub(crate) fn llm_on_laptop_then_mini(endpoint_port: u16) -> String {
+    format!(
+        "apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {{name: llm}}\n\
+         spec:\n  provider: http\n  placement: {{prefer: [laptop], fallback: [mini]}}\n  \
+         endpoint: {{port: {endpoint_port}, path: /}}\n"
+    )
 }
 
 // --- meshes of several daemons ---------------------------------------------------
