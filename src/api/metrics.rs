@@ -44,7 +44,7 @@ pub(super) fn metrics_key_opens(state: &ApiState, request: &Request, presented: 
     let scrape = request.extensions().get::<MatchedPath>().is_some_and(|path| path.as_str() == PATH);
     let (true, Some(presented)) = (scrape, presented) else { return false };
     let env = state.shared.env();
-    let key = env.value(MESH_METRICS_KEY).map(str::trim).filter(|key| !key.is_empty());
+    let key = env.value(MESH_METRICS_KEY);
     key.is_some_and(|key| bool::from(presented.as_bytes().ct_eq(key.as_bytes())))
 }
 
