@@ -455,9 +455,11 @@ async fn write_client_env(ctx: &Context, outcome: &mut Outcome) {
 /// check, which would hold this reconcile for [`HEALTH_TIMEOUT`], and with it
 /// the one the prober's news asks for (queued behind it), so the fallback.
 async fn unless_down(peers: &Peers, node: &str, check: impl Future<Output = Health>) -> Option<Health> {
+    // Biased, news first: a node already known down is not checked at all.
     tokio::select! {
-        found = check => Some(found),
+        biased;
         () = peers.until(node, PeerState::known_down) => None,
+        found = check => Some(found),
     }
 }
 
