@@ -7,6 +7,7 @@
 
 use std::sync::LazyLock;
 
+use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha1::{Digest, Sha1};
@@ -23,23 +24,29 @@ pub(crate) struct Asset {
     pub(crate) body: &'static str,
 }
 
-/// Every file of the page, the shell first.
-pub(crate) const ASSETS: [Asset; 3] = [
-    Asset { path: "/", content_type: "text/html; charset=utf-8", body: include_str!("page/index.html") },
-    Asset { path: "/ui/app.js", content_type: "text/javascript; charset=utf-8", body: include_str!("page/app.js") },
+/// Every file of the page, the shell first; the rest are served under `/ui/`.
+pub(crate) const ASSETS: &[Asset] = &[
+    Asset { path: "/", content_type: HTML, body: include_str!("page/index.html") },
+    Asset { path: "/ui/app.js", content_type: SCRIPT, body: include_str!("page/app.js") },
+    Asset { path: "/ui/session.js", content_type: SCRIPT, body: include_str!("page/session.js") },
+    Asset { path: "/ui/views.js", content_type: SCRIPT, body: include_str!("page/views.js") },
     Asset { path: "/ui/app.css", content_type: "text/css; charset=utf-8", body: include_str!("page/app.css") },
 ];
+
+const HTML: &str = "text/html; charset=utf-8";
+const SCRIPT: &str = "text/javascript; charset=utf-8";
 
 pub(super) async fn shell(headers: HeaderMap) -> Response {
     serve(&ASSETS[0], &headers)
 }
 
-pub(super) async fn script(headers: HeaderMap) -> Response {
-    serve(&ASSETS[1], &headers)
-}
-
-pub(super) async fn style(headers: HeaderMap) -> Response {
-    serve(&ASSETS[2], &headers)
+/// `/ui/{file}`: one of the page's files, else `404`.
+pub(super) async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    let path = format!("/ui/{file}");
+    match ASSETS.iter().find(|asset| asset.path == path) {
+        Some(asset) => serve(asset, &headers),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// The asset, or `304` when the browser's copy (`If-None-Match`) is current.
@@ -95,7 +102,7 @@ mod tests {
             assert!(!shell.contains(forbidden), "the shell holds {forbidden:?}");
         }
         assert!(!shell.contains("<script>"), "no inline script: the CSP refuses it");
-        for asset in &ASSETS {
+        for asset in ASSETS {
             assert!(!asset.body.contains("//cdn") && !asset.body.contains("https://"), "{} reaches out", asset.path);
         }
     }

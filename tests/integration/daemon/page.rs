@@ -44,8 +44,12 @@ async fn the_shell_loads_without_a_key_with_a_strict_policy_and_holds_no_data() 
     daemon.ready().await;
     let node = daemon.api_get("/api/v1/status").unwrap()["name"].as_str().unwrap().to_owned();
     let revision = daemon.revision().expect("a revision in force");
+    let shell = http().get(daemon.url("/")).send().await.unwrap().text().await.unwrap();
+    let assets: Vec<&str> = shell.split('"').filter(|part| part.starts_with("/ui/")).collect();
+    assert!(assets.len() >= 3, "the shell loads its script, style and modules: {assets:?}");
+    assert_eq!(http().get(daemon.url("/ui/none.js")).send().await.unwrap().status(), StatusCode::NOT_FOUND);
     let mut total = 0;
-    for path in ["/", "/ui/app.js", "/ui/app.css"] {
+    for path in ["/"].into_iter().chain(assets) {
         let answer = http().get(daemon.url(path)).send().await.unwrap();
         assert_eq!(answer.status(), StatusCode::OK, "{path}");
         let headers = answer.headers().clone();
