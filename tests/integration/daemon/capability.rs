@@ -10,12 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::support::{Daemon, Endpoint, eventually, free_port_on, port_free_on_all, two_nodes};
-
-const A: &str = "node-a";
-const B: &str = "node-b";
-const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+use super::support::{A, B, Daemon, Endpoint, IP_A, IP_B, eventually, free_port_on, port_free_on_all, two_nodes};
 
 /// How soon a placement must follow its endpoint: a recheck every 5 s, a
 /// probe, and slack for a busy machine.

@@ -10,11 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::support::{Daemon, eventually, free_port_on, node, node_in_status, sleeper, two_nodes};
+use super::support::{A, B, Daemon, eventually, free_port_on, node, node_in_status, sleeper, two_nodes};
 use crate::support::GitRemote;
 
-const A: &str = "node-a";
-const B: &str = "node-b";
 const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 4);
 const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 5);
 

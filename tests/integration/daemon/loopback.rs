@@ -12,10 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::support::{Daemon, Link, eventually, ip_command, python, two_nodes};
+use super::support::{A, B, Daemon, Link, eventually, ip_command, python, two_nodes};
 
-const A: &str = "node-a";
-const B: &str = "node-b";
 /// Any ports: the namespaces are new, nothing else listens in them.
 const API_PORT: u16 = 7420;
 const ENDPOINT_PORT: u16 = 11434;

@@ -6,10 +6,8 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use super::support::{Daemon, Link, eventually, two_nodes};
+use super::support::{A, B, Daemon, Link, eventually, two_nodes};
 
-const A: &str = "node-a";
-const B: &str = "node-b";
 /// Any port: the namespaces are new, nothing else listens in them.
 const PORT: u16 = 7420;
 

@@ -3,16 +3,10 @@
 //! is back, and a commit pushed to their Git remote reaches the second by
 //! nudge, long before its own Git interval.
 
-use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use super::support::{Daemon, eventually, free_port_on, node_in_status, two_nodes};
+use super::support::{A, B, Daemon, IP_A, IP_B, eventually, free_port_on, node_in_status, two_nodes};
 use crate::support::GitRemote;
-
-const A: &str = "node-a";
-const B: &str = "node-b";
-const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 
 /// How soon a change of a peer must show: the offline backoff is capped at
 /// 5 s; the rest is slack for a busy machine.

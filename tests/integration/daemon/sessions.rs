@@ -8,7 +8,8 @@ use serde_json::Value;
 use super::support::eventually_within;
 use std::time::{Duration, Instant};
 
-use super::sync::{A, B, C, OBJECT, PATIENCE, Pair, Side, Syncthings, Trio};
+use super::support::{A, B, C};
+use super::sync::{OBJECT, PATIENCE, Pair, Side, Syncthings, Trio};
 
 const POLICY: &str = "chats";
 

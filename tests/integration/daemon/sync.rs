@@ -16,16 +16,9 @@ use std::time::{Duration, Instant};
 use agentmesh::syncthing::{Client, Device, Folder, FolderDevice};
 use serde_json::{Value, json};
 
-use super::support::{Daemon, eventually_within, free_port_on};
+use super::support::{A, B, C, Daemon, IP_A, IP_B, IP_C, eventually_within, free_port_on};
 use crate::support::syncthing::Syncthing;
 use crate::support::wait::Check;
-
-pub(super) const A: &str = "node-a";
-pub(super) const B: &str = "node-b";
-pub(super) const C: &str = "node-c";
-const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
-const IP_C: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 4);
 
 /// The SyncFolder of every test, and its Syncthing folder ID.
 pub(super) const OBJECT: &str = "shared";

@@ -9,13 +9,9 @@ use std::net::Ipv4Addr;
 
 use serde_json::Value;
 
-use super::support::{Daemon, Namespace, eventually};
+use super::support::{A, B, Daemon, IP_A, IP_B, Namespace, eventually};
 use crate::tailscale::fake::{self, FakeTailscaled};
 
-const A: &str = "node-a";
-const B: &str = "node-b";
-const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 /// Any port: the namespace is new, nothing else listens in it.
 const PORT: u16 = 7430;
 

@@ -5,17 +5,13 @@
 //! `describe node` show "unreachable since HH:MM" where they showed "offline".
 //! Once node-b answers again, every word of it is gone.
 
-use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::support::{Daemon, Endpoint, eventually, free_port_on, kill, node_manifest, object_in, port_free_on_all};
-
-const A: &str = "node-a";
-const B: &str = "node-b";
-const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+use super::support::{
+    A, B, Daemon, Endpoint, IP_A, IP_B, eventually, free_port_on, kill, node_manifest, object_in, port_free_on_all,
+};
 
 /// The goal is 2 s (printed); the rest is slack for a machine running the
 /// whole suite.

@@ -734,6 +734,15 @@ pub(crate) fn llm_on_laptop_then_mini(endpoint_port: u16) -> String {
 
 // --- meshes of several daemons ---------------------------------------------------
 
+/// The nodes of the mesh tests that name theirs by letter, and the loopback
+/// address each runs on.
+pub(crate) const A: &str = "node-a";
+pub(crate) const B: &str = "node-b";
+pub(crate) const C: &str = "node-c";
+pub(crate) const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+pub(crate) const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+pub(crate) const IP_C: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 4);
+
 /// The laptop's and the mini's addresses in the two-node tests.
 pub(crate) const LAPTOP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 pub(crate) const MINI: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
