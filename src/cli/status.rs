@@ -290,28 +290,13 @@ mod tests {
         }
     }
 
-    fn status(name: &str, online: bool) -> NodeStatus {
-        NodeStatus {
-            name: name.into(),
-            role: "satellite".into(),
-            online,
-            last_seen: Some("2026-11-28T10:00:00Z".into()),
-            unreachable_since: None,
-            revision: Some("r1".into()),
-            last_error: None,
-            objects: Vec::new(),
-            paused: false,
-            source: None,
-        }
-    }
-
     #[test]
     fn watching_reprints_on_a_change_but_not_when_only_last_seen_moved() {
         let mesh = |last_seen: &str, revision: &str| MeshStatus {
             nodes: vec![NodeStatus {
                 last_seen: Some(last_seen.into()),
                 revision: Some(revision.into()),
-                ..status("mini", true)
+                ..NodeStatus::fixture("mini")
             }],
         };
         let before = mesh("2026-11-28T10:00:00Z", "r1");
@@ -337,7 +322,7 @@ mod tests {
             }],
             details: served_by.map(|node| [("servedBy".to_owned(), node.to_owned())].into()).unwrap_or_default(),
         };
-        let mut mini = status("mini", true);
+        let mut mini = NodeStatus::fixture("mini");
         mini.objects = vec![
             capability("llm_inference", Some("laptop"), "served by laptop (fallback; mini is offline)"),
             capability("vector_db", None, "no node can serve it: mini: GET http://mini:1/ (os error 111)"),
@@ -367,7 +352,7 @@ mod tests {
         });
         git.fetched(Some("0123456789abcdef0123456789abcdef01234567".into()), SystemTime::UNIX_EPOCH);
         git.failed("cannot fetch: no route to host".into());
-        let mut mini = status("mini", true);
+        let mut mini = NodeStatus::fixture("mini");
         mini.source = Some(git);
         let table = render(&[Row { status: mini, view: view("mini", true, "v1") }]);
         assert!(
@@ -377,7 +362,7 @@ mod tests {
             ),
             "{table}"
         );
-        let mut laptop = status("laptop", true);
+        let mut laptop = NodeStatus::fixture("laptop");
         laptop.source = Some(SourceStatus::folder("/home/me/mesh/manifests"));
         let table = render(&[Row { status: laptop, view: view("laptop", true, "v1") }]);
         assert!(table.contains("  source: folder /home/me/mesh/manifests (nothing read yet)\n"), "{table}");
@@ -404,8 +389,11 @@ mod tests {
     #[test]
     fn the_table_shows_rtt_offline_peers_and_incompatible_api_versions() {
         let rows = [
-            Row { status: status("laptop", false), view: view("laptop", false, "v1") },
-            Row { status: status("mini", true), view: view("mini", true, "v2") },
+            Row {
+                status: NodeStatus { online: false, ..NodeStatus::fixture("laptop") },
+                view: view("laptop", false, "v1"),
+            },
+            Row { status: NodeStatus::fixture("mini"), view: view("mini", true, "v2") },
         ];
         let table = render(&rows);
         let lines: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();

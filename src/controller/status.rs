@@ -197,6 +197,26 @@ pub(crate) struct NodeStatus {
     pub source: Option<SourceStatus>,
 }
 
+#[cfg(test)]
+impl NodeStatus {
+    /// The one test fixture of a node's status: online, at revision `r1`,
+    /// last seen at a fixed time, with no objects, no error and no source.
+    pub(crate) fn fixture(name: &str) -> Self {
+        NodeStatus {
+            name: name.into(),
+            role: "satellite".into(),
+            online: true,
+            last_seen: Some("2026-11-28T10:00:00Z".into()),
+            unreachable_since: None,
+            revision: Some("r1".into()),
+            last_error: None,
+            objects: Vec::new(),
+            paused: false,
+            source: None,
+        }
+    }
+}
+
 /// An [`Event`] as the log keeps it: when, and about which object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -483,11 +483,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_nudge_under_way_ends_with_the_prober() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let peers = Peers::default();
-        peers.set_members(vec![PeerState::new("b", None, "127.0.0.1", listener.local_addr().unwrap().port())]);
+    /// The prober's handles over `peers`, its events given to `events`, and
+    /// the sender of the revisions it is told were applied.
+    fn prober_handles(peers: &Peers, events: EventSink) -> (watch::Sender<Option<AppliedRevision>>, ProberHandles) {
         let (revisions, applied_revisions) = watch::channel(None);
         let handles = ProberHandles {
             peers: peers.clone(),
@@ -495,8 +493,17 @@ mod tests {
             api_key: ApiKey::default(),
             set_in_force: Arc::new(|| None),
             applied_revisions,
-            events: Arc::new(|_, _| {}),
+            events,
         };
+        (revisions, handles)
+    }
+
+    #[tokio::test]
+    async fn a_nudge_under_way_ends_with_the_prober() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peers = Peers::default();
+        peers.set_members(vec![PeerState::new("b", None, "127.0.0.1", listener.local_addr().unwrap().port())]);
+        let (revisions, handles) = prober_handles(&peers, Arc::new(|_, _| {}));
         let (stop, stopped) = watch::channel(false);
         let prober = tokio::spawn(run(handles, AlwaysAnswers, stopped));
         let within = Duration::from_secs(5);
@@ -700,16 +707,9 @@ mod tests {
         let store = Arc::new(std::sync::Mutex::new(crate::controller::status::StatusStore::default()));
         let peers = Peers::default();
         peers.set_members(vec![PeerState::new("mini", None, "127.0.0.1", 9)]);
-        let (_revisions, applied_revisions) = watch::channel(None);
         let recorder = store.clone();
-        let handles = ProberHandles {
-            peers: peers.clone(),
-            metrics: Metrics::default(),
-            api_key: ApiKey::default(),
-            set_in_force: Arc::new(|| None),
-            applied_revisions,
-            events: Arc::new(move |object, event| recorder.lock().unwrap().event(object, event)),
-        };
+        let (_revisions, handles) =
+            prober_handles(&peers, Arc::new(move |object, event| recorder.lock().unwrap().event(object, event)));
         let asleep = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (stop, stopped) = watch::channel(false);
         let prober = tokio::spawn(run(handles, Sleeper { asleep: asleep.clone() }, stopped));

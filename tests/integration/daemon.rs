@@ -309,8 +309,7 @@ fn a_commit_pushed_to_the_git_remote_is_applied_within_the_interval() {
     // The workspace's own manifests folder is not read when a Git remote is set.
     let daemon = Daemon::builder()
         .file("manifests/worker.yaml", &sleeper("unread"))
-        .setting("MESH_GIT_REMOTE", &format!("file://{}", repo.remote.display()))
-        .setting("MESH_GIT_INTERVAL", "1s")
+        .git(&format!("file://{}", repo.remote.display()), "1s")
         .start();
     daemon.wait_for_revision(&first);
     assert_eq!(daemon.object("Service", "unread"), None);
@@ -336,8 +335,7 @@ fn a_remote_behind_a_host_alias_of_the_users_ssh_config_is_followed() {
     // As a user sets it: their own ssh command, their own config file; the Git
     // URL names only the alias.
     let daemon = Daemon::builder()
-        .setting("MESH_GIT_REMOTE", &format!("{}:{}", Sshd::ALIAS, repo.remote.display()))
-        .setting("MESH_GIT_INTERVAL", "1s")
+        .git(&format!("{}:{}", Sshd::ALIAS, repo.remote.display()), "1s")
         .process_env("GIT_SSH_COMMAND", &format!("ssh -F {}", sshd.ssh_config().display()))
         .start();
     daemon.wait_for_revision(&first);

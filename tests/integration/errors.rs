@@ -87,20 +87,19 @@ struct Case {
     expect: &'static [&'static [&'static str]],
 }
 
+/// Each diagnostic of `blocks` and a blank line, as stderr shows them.
+fn rendered(blocks: &[&[&str]]) -> String {
+    blocks.iter().map(|block| format!("{}\n\n", block.join("\n"))).collect()
+}
+
 /// The whole of stderr a failing run prints for `blocks`: each diagnostic and a
 /// blank line, then the summary.
 fn expected_stderr(blocks: &[&[&str]]) -> String {
-    let mut out = String::new();
-    for block in blocks {
-        out.push_str(&block.join("\n"));
-        out.push_str("\n\n");
-    }
     let errors = match blocks.len() {
         1 => "1 error".to_owned(),
         n => format!("{n} errors"),
     };
-    out.push_str(&format!("manifests: {errors}\n"));
-    out
+    format!("{}manifests: {errors}\n", rendered(blocks))
 }
 
 const CASES: &[Case] = &[
@@ -1368,6 +1367,123 @@ const CASES: &[Case] = &[
             "   |                              ^^^^^",
         ]],
     },
+    // --- many problems in one run, across files, in file and line order ----
+    Case {
+        name: "one run reports every problem across files, in file and line order",
+        files: &[
+            (
+                "manifests/b.yaml",
+                "
+                apiVersion: agentmesh/v1alpha1
+                kind: Capability
+                metadata:
+                  name: llm_inference
+                spec:
+                  provider: ollama
+                  placement:
+                    prefer: [agent-home-mac]
+                    fallback: [agent-work-laptp]
+                  endpoint: {port: 0}
+            ",
+            ),
+            (
+                "manifests/a.yaml",
+                "
+                apiVersion: agentmesh/v1alpha1
+                kind: Node
+                metadata:
+                  name: Bad_Name
+                spec:
+                  role: primary
+                  address: x
+                ---
+                apiVersion: agentmesh/v1alpha1
+                kind: Servce
+                metadata:
+                  name: s
+                spec: {}
+            ",
+            ),
+            (
+                "manifests/c/handoff.yaml",
+                "
+                apiVersion: agentmesh/v1alpha1
+                kind: HandoffPolicy
+                metadata:
+                  name: conversations
+                spec:
+                  syncFolder: nowhere
+                  sessionsDir: ../x
+            ",
+            ),
+        ],
+        expect: &[
+            &[
+                r#"manifests/a.yaml:4:9: Node/Bad_Name: metadata.name "Bad_Name" may only hold lowercase letters, digits, '-' and '_'"#,
+                " 4 |   name: Bad_Name",
+                "   |         ^^^^^^^^",
+            ],
+            &[
+                r#"manifests/a.yaml:10:7: Servce/s: unknown kind "Servce", expected one of Node, Service, Capability, SyncFolder, HandoffPolicy, Mesh"#,
+                " 10 | kind: Servce",
+                "    |       ^^^^^^",
+                r#"    = help: did you mean "Service"?"#,
+            ],
+            &[
+                "manifests/b.yaml:10:20: Capability/llm_inference: port 0 is out of range 1-65535",
+                " 10 |   endpoint: {port: 0}",
+                "    |                    ^",
+            ],
+            &[
+                r#"manifests/c/handoff.yaml:6:15: HandoffPolicy/conversations: syncFolder names unknown SyncFolder "nowhere""#,
+                " 6 |   syncFolder: nowhere",
+                "   |               ^^^^^^^",
+            ],
+            &[
+                r#"manifests/c/handoff.yaml:7:16: HandoffPolicy/conversations: sessionsDir "../x" escapes its SyncFolder"#,
+                " 7 |   sessionsDir: ../x",
+                "   |                ^^^^",
+            ],
+        ],
+    },
+    Case {
+        name: "cross-reference errors in a valid document are all reported together",
+        files: &[(
+            "manifests/llm.yaml",
+            "
+            apiVersion: agentmesh/v1alpha1
+            kind: Capability
+            metadata:
+              name: llm_inference
+            spec:
+              provider: ollama
+              service: olama
+              placement:
+                prefer: [agent-home-mac]
+                fallback: [agent-work-laptp]
+              endpoint: {port: 11434}
+        ",
+        )],
+        expect: &[
+            &[
+                r#"manifests/llm.yaml:7:12: Capability/llm_inference: service names unknown Service "olama""#,
+                " 7 |   service: olama",
+                "   |            ^^^^^",
+            ],
+            &[
+                r#"manifests/llm.yaml:9:14: Capability/llm_inference: placement.prefer names unknown node "agent-home-mac""#,
+                " 9 |     prefer: [agent-home-mac]",
+                "   |              ^^^^^^^^^^^^^^",
+                r#"   = help: did you mean "agent-home-mini"?"#,
+            ],
+            &[
+                r#"manifests/llm.yaml:10:16: Capability/llm_inference: placement.fallback names unknown node "agent-work-laptp""#,
+                " 10 |     fallback: [agent-work-laptp]",
+                "    |                ^^^^^^^^^^^^^^^^",
+                r#"    = help: did you mean "agent-work-laptop"?"#,
+            ],
+        ],
+    },
 ];
 
 #[test]
@@ -1393,108 +1509,6 @@ fn every_rule_renders_its_exact_error_with_file_line_and_column() {
         }
     }
     assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), CASES.len(), failures.join("\n"));
-}
-
-#[test]
-fn one_run_reports_every_problem_across_files_in_file_and_line_order() {
-    let run = workspace(&[
-        (
-            "manifests/b.yaml",
-            "
-            apiVersion: agentmesh/v1alpha1
-            kind: Capability
-            metadata:
-              name: llm_inference
-            spec:
-              provider: ollama
-              placement:
-                prefer: [agent-home-mac]
-                fallback: [agent-work-laptp]
-              endpoint: {port: 0}
-        ",
-        ),
-        (
-            "manifests/a.yaml",
-            "
-            apiVersion: agentmesh/v1alpha1
-            kind: Node
-            metadata:
-              name: Bad_Name
-            spec:
-              role: primary
-              address: x
-            ---
-            apiVersion: agentmesh/v1alpha1
-            kind: Servce
-            metadata:
-              name: s
-            spec: {}
-        ",
-        ),
-        (
-            "manifests/c/handoff.yaml",
-            "
-            apiVersion: agentmesh/v1alpha1
-            kind: HandoffPolicy
-            metadata:
-              name: conversations
-            spec:
-              syncFolder: nowhere
-              sessionsDir: ../x
-        ",
-        ),
-    ])
-    .run(&["validate", "manifests"]);
-    assert_eq!(run.code, 1, "{run:?}");
-    let firsts: Vec<&str> = run.stderr.lines().filter(|line| line.starts_with("manifests/")).collect();
-    assert_eq!(
-        firsts,
-        [
-            r#"manifests/a.yaml:4:9: Node/Bad_Name: metadata.name "Bad_Name" may only hold lowercase letters, digits, '-' and '_'"#,
-            r#"manifests/a.yaml:10:7: Servce/s: unknown kind "Servce", expected one of Node, Service, Capability, SyncFolder, HandoffPolicy, Mesh"#,
-            "manifests/b.yaml:10:20: Capability/llm_inference: port 0 is out of range 1-65535",
-            r#"manifests/c/handoff.yaml:6:15: HandoffPolicy/conversations: syncFolder names unknown SyncFolder "nowhere""#,
-            r#"manifests/c/handoff.yaml:7:16: HandoffPolicy/conversations: sessionsDir "../x" escapes its SyncFolder"#,
-        ],
-        "stderr:\n{}",
-        run.stderr
-    );
-    assert!(run.stderr.ends_with("\nmanifests: 5 errors\n"), "stderr:\n{}", run.stderr);
-    assert_eq!(run.stdout, "");
-}
-
-#[test]
-fn cross_reference_errors_in_a_valid_document_are_all_reported_together() {
-    let run = workspace(&[(
-        "manifests/llm.yaml",
-        "
-        apiVersion: agentmesh/v1alpha1
-        kind: Capability
-        metadata:
-          name: llm_inference
-        spec:
-          provider: ollama
-          service: olama
-          placement:
-            prefer: [agent-home-mac]
-            fallback: [agent-work-laptp]
-          endpoint: {port: 11434}
-    ",
-    )])
-    .run(&["validate", "manifests"]);
-    assert_eq!(run.code, 1, "{run:?}");
-    let firsts: Vec<&str> = run.stderr.lines().filter(|line| line.starts_with("manifests/")).collect();
-    assert_eq!(
-        firsts,
-        [
-            r#"manifests/llm.yaml:7:12: Capability/llm_inference: service names unknown Service "olama""#,
-            r#"manifests/llm.yaml:9:14: Capability/llm_inference: placement.prefer names unknown node "agent-home-mac""#,
-            r#"manifests/llm.yaml:10:16: Capability/llm_inference: placement.fallback names unknown node "agent-work-laptp""#,
-        ],
-        "stderr:\n{}",
-        run.stderr
-    );
-    assert!(run.stderr.ends_with("\nmanifests: 3 errors\n"), "stderr:\n{}", run.stderr);
 }
 
 // --- hostile input: refused quickly, with a clear message -----------------------
@@ -1583,99 +1597,116 @@ fn deeply_indented_block_mappings_are_refused_at_the_first_line_too_deep() {
 
 // --- warnings -----------------------------------------------------------------
 
-#[test]
-fn a_warning_alone_keeps_exit_zero_and_renders_with_its_place() {
-    let run = workspace(&[(
-        "manifests/sync.yaml",
-        "
-        apiVersion: agentmesh/v1alpha1
-        kind: SyncFolder
-        metadata:
-          name: scratch
-        spec:
-          paths:
-            agent-home-mini: ~/scratch
-    ",
-    )])
-    .run(&["validate", "manifests"]);
-    assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(
-        run.stderr,
-        "manifests/sync.yaml:7:5: SyncFolder/scratch: warning: paths names a single node: nothing is shared\n \
-         7 |     agent-home-mini: ~/scratch\n   \
-         |     ^\n\n"
-    );
-    assert_eq!(run.stdout, "manifests: 3 objects in 2 files are valid, 1 warning\n");
+/// One valid input with a warning: the run exits 0, renders the warning with
+/// its place on stderr, and counts it in the summary on stdout.
+struct Warned {
+    name: &'static str,
+    files: &'static [(&'static str, &'static str)],
+    expect: &'static [&'static [&'static str]],
+    stdout: &'static str,
 }
 
-#[test]
-fn a_placement_on_a_node_the_service_skips_is_a_warning_at_the_value() {
-    let run = workspace(&[(
-        "manifests/llm.yaml",
-        "
-        apiVersion: agentmesh/v1alpha1
-        kind: Service
-        metadata:
-          name: ollama
-        spec:
-          nodes: [agent-home-mini]
-          command: [ollama, serve]
-        ---
-        apiVersion: agentmesh/v1alpha1
-        kind: Capability
-        metadata:
-          name: llm_inference
-        spec:
-          provider: ollama
-          service: ollama
-          placement:
-            prefer: [agent-home-mini]
-            fallback: [agent-work-laptop]
-          endpoint: {port: 11434}
-    ",
-    )])
-    .run(&["validate", "manifests"]);
-    assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(
-        run.stderr,
-        "manifests/llm.yaml:18:16: Capability/llm_inference: warning: node \"agent-work-laptop\" is in the placement \
-         but Service/ollama does not run there\n \
-         18 |     fallback: [agent-work-laptop]\n    \
-         |                ^^^^^^^^^^^^^^^^^\n\n"
-    );
-    assert_eq!(run.stdout, "manifests: 4 objects in 2 files are valid, 1 warning\n");
-}
+const WARNINGS: &[Warned] = &[
+    Warned {
+        name: "a SyncFolder on a single node",
+        files: &[(
+            "manifests/sync.yaml",
+            "
+            apiVersion: agentmesh/v1alpha1
+            kind: SyncFolder
+            metadata:
+              name: scratch
+            spec:
+              paths:
+                agent-home-mini: ~/scratch
+        ",
+        )],
+        expect: &[&[
+            "manifests/sync.yaml:7:5: SyncFolder/scratch: warning: paths names a single node: nothing is shared",
+            " 7 |     agent-home-mini: ~/scratch",
+            "   |     ^",
+        ]],
+        stdout: "manifests: 3 objects in 2 files are valid, 1 warning\n",
+    },
+    Warned {
+        name: "a placement on a node the Service skips, at the value",
+        files: &[(
+            "manifests/llm.yaml",
+            "
+            apiVersion: agentmesh/v1alpha1
+            kind: Service
+            metadata:
+              name: ollama
+            spec:
+              nodes: [agent-home-mini]
+              command: [ollama, serve]
+            ---
+            apiVersion: agentmesh/v1alpha1
+            kind: Capability
+            metadata:
+              name: llm_inference
+            spec:
+              provider: ollama
+              service: ollama
+              placement:
+                prefer: [agent-home-mini]
+                fallback: [agent-work-laptop]
+              endpoint: {port: 11434}
+        ",
+        )],
+        expect: &[&[
+            "manifests/llm.yaml:18:16: Capability/llm_inference: warning: node \"agent-work-laptop\" is in the \
+             placement but Service/ollama does not run there",
+            " 18 |     fallback: [agent-work-laptop]",
+            "    |                ^^^^^^^^^^^^^^^^^",
+        ]],
+        stdout: "manifests: 4 objects in 2 files are valid, 1 warning\n",
+    },
+    Warned {
+        name: "a loopback endpoints host in the client env, at the value",
+        files: &[(
+            "manifests/vector-db.yaml",
+            "
+            apiVersion: agentmesh/v1alpha1
+            kind: Capability
+            metadata:
+              name: vector_db
+            spec:
+              provider: http
+              placement:
+                prefer: [agent-home-mini]
+              endpoint: {host: 127.0.0.1, port: 8001}
+              clientEnv:
+                CHROMA_HOST: \"{{host}}\"
+                CHROMA_URL: \"{{api}}/cap/vector_db\"
+        ",
+        )],
+        expect: &[&[
+            "manifests/vector-db.yaml:11:18: Capability/vector_db: warning: clientEnv.CHROMA_HOST uses {{host}}, \
+             which is 127.0.0.1: a client on another node cannot reach it there; use \"{{api}}/cap/vector_db\" \
+             (through its own node's mesh API, with {{apiKey}})",
+            " 11 |     CHROMA_HOST: \"{{host}}\"",
+            "    |                  ^^^^^^^^^^",
+        ]],
+        stdout: "manifests: 3 objects in 2 files are valid, 1 warning\n",
+    },
+];
 
 #[test]
-fn a_loopback_endpoints_host_in_the_client_env_is_a_warning_at_the_value() {
-    let run = workspace(&[(
-        "manifests/vector-db.yaml",
-        "
-        apiVersion: agentmesh/v1alpha1
-        kind: Capability
-        metadata:
-          name: vector_db
-        spec:
-          provider: http
-          placement:
-            prefer: [agent-home-mini]
-          endpoint: {host: 127.0.0.1, port: 8001}
-          clientEnv:
-            CHROMA_HOST: \"{{host}}\"
-            CHROMA_URL: \"{{api}}/cap/vector_db\"
-    ",
-    )])
-    .run(&["validate", "manifests"]);
-    assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(
-        run.stderr,
-        "manifests/vector-db.yaml:11:18: Capability/vector_db: warning: clientEnv.CHROMA_HOST uses {{host}}, which is \
-         127.0.0.1: a client on another node cannot reach it there; use \"{{api}}/cap/vector_db\" (through its own \
-         node's mesh API, with {{apiKey}})\n \
-         11 |     CHROMA_HOST: \"{{host}}\"\n    \
-         |                  ^^^^^^^^^^\n\n"
-    );
-    assert_eq!(run.stdout, "manifests: 3 objects in 2 files are valid, 1 warning\n");
+fn every_warning_alone_keeps_exit_zero_and_renders_with_its_place() {
+    let mut failures = Vec::new();
+    for case in WARNINGS {
+        let run = workspace(case.files).run(&["validate", "manifests"]);
+        let expected = rendered(case.expect);
+        if run.code != 0 || run.stderr != expected || run.stdout != case.stdout {
+            failures.push(format!(
+                "--- case: {}\nexit code: {} (expected 0)\n--- expected stderr:\n{expected}--- actual stderr:\n{}\
+                 --- expected stdout:\n{}--- actual stdout:\n{}",
+                case.name, run.code, run.stderr, case.stdout, run.stdout
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), WARNINGS.len(), failures.join("\n"));
 }
 
 #[test]

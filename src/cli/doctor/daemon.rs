@@ -161,19 +161,7 @@ mod tests {
     }
 
     fn answered(node: &str) -> DaemonFound {
-        let status = NodeStatus {
-            name: node.into(),
-            role: "primary".into(),
-            online: true,
-            last_seen: None,
-            unreachable_since: None,
-            revision: Some("r1".into()),
-            last_error: None,
-            objects: Vec::new(),
-            paused: false,
-            source: None,
-        };
-        DaemonFound::Answered { health: health(node), status: Box::new(Ok(status)) }
+        DaemonFound::Answered { health: health(node), status: Box::new(Ok(NodeStatus::fixture(node))) }
     }
 
     #[test]

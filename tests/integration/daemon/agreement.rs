@@ -8,7 +8,7 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use super::support::{Daemon, Endpoint, eventually, free_port_on, kill, port_free_on_all};
+use super::support::{Daemon, Endpoint, eventually, free_port_on, kill, node_manifest, port_free_on_all};
 
 const NODES: [(&str, Ipv4Addr); 3] = [
     ("node-a", Ipv4Addr::new(127, 0, 0, 2)),
@@ -23,10 +23,7 @@ const SOON: Duration = Duration::from_secs(10);
 fn manifests(api_ports: [u16; 3], endpoint_port: u16) -> String {
     let mut text = String::new();
     for ((name, ip), port) in NODES.iter().zip(api_ports) {
-        text.push_str(&format!(
-            "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: {name}}}\n\
-             spec: {{role: satellite, address: {ip}, apiPort: {port}}}\n---\n"
-        ));
+        text.push_str(&node_manifest(name, "satellite", (*ip, port).into()));
     }
     text.push_str(&format!(
         "apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {{name: llm_inference}}\n\
@@ -39,8 +36,7 @@ fn manifests(api_ports: [u16; 3], endpoint_port: u16) -> String {
 /// Who `daemon` says serves the capability, and whether it sees `peer` online.
 fn view(daemon: &Daemon, peer: &str) -> Option<(String, bool)> {
     let served = daemon.object("Capability", "llm_inference")?["details"]["servedBy"].as_str()?.to_owned();
-    let mesh = daemon.api_get("/api/v1/mesh")?;
-    let online = mesh.as_array()?.iter().find(|node| node["name"] == peer)?["online"].as_bool()?;
+    let online = daemon.view_of(peer)?["online"].as_bool()?;
     Some((served, online))
 }
 

@@ -6,14 +6,14 @@
 //! enter; an `Accept` for a conversation that does not exist creates nothing.
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::keys;
-use super::support::{Daemon, NODE, eventually, http};
+use super::support::{Daemon, NODE, eventually, http, node_manifest};
 
 /// The peer Node of the test daemon's HandoffPolicy.
 const PEER: &str = "node-b";
@@ -23,10 +23,9 @@ const POLICY: &str = "chats";
 /// and a HandoffPolicy on it. No Syncthing: the daemon claims new
 /// conversation folders at once.
 fn handoff_manifests(port: u16) -> String {
+    let peer = node_manifest(PEER, "satellite", (Ipv4Addr::LOCALHOST, port).into());
     format!(
-        "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: {PEER}\nspec:\n  role: satellite\n  \
-         address: 127.0.0.1\n  apiPort: {port}\n---\n\
-         apiVersion: agentmesh/v1alpha1\nkind: SyncFolder\nmetadata:\n  name: agent_data\nspec:\n  paths:\n    \
+        "{peer}apiVersion: agentmesh/v1alpha1\nkind: SyncFolder\nmetadata:\n  name: agent_data\nspec:\n  paths:\n    \
          {NODE}: ~/agent_data\n    {PEER}: ~/agent_data\n---\n\
          apiVersion: agentmesh/v1alpha1\nkind: HandoffPolicy\nmetadata:\n  name: {POLICY}\nspec:\n  \
          syncFolder: agent_data\n"

@@ -10,29 +10,19 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::support::{Daemon, Endpoint, eventually, free_port_on, port_free_on_all};
-
-const A: &str = "node-a";
-const B: &str = "node-b";
-const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+use super::support::{A, B, Daemon, Endpoint, IP_A, IP_B, eventually, free_port_on, port_free_on_all, two_nodes};
 
 /// How soon a placement must follow its endpoint: a recheck every 5 s, a
 /// probe, and slack for a busy machine.
 const SOON: Duration = Duration::from_secs(10);
 
 fn manifests(port_a: u16, port_b: u16, endpoint_port: u16) -> String {
-    let node = |name: &str, role: &str, ip: Ipv4Addr, port: u16| {
-        format!(
-            "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: {name}\nspec:\n  role: {role}\n  address: {ip}\n  apiPort: {port}\n"
-        )
-    };
     let capability = format!(
         "apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata:\n  name: llm_inference\nspec:\n  provider: http\n  \
          placement:\n    prefer: [{B}]\n    fallback: [{A}]\n  endpoint:\n    port: {endpoint_port}\n    path: /\n  \
          clientEnv:\n    LLM_URL: \"http://{{{{host}}}}:{{{{port}}}}\"\n    LLM_NODE: \"{{{{node}}}}\"\n"
     );
-    format!("{}---\n{}---\n{capability}", node(A, "primary", IP_A, port_a), node(B, "satellite", IP_B, port_b))
+    two_nodes((A, IP_A, port_a), (B, IP_B, port_b)) + &capability
 }
 
 /// `meshctl env -o json` of `daemon`, None while it fails.

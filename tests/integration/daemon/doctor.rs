@@ -9,14 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::support::{Daemon, eventually, free_port_on};
+use super::support::{A, B, Daemon, IP_A, IP_B, eventually, free_port_on};
 use crate::support::Run;
 use crate::support::syncthing::Syncthing;
-
-const A: &str = "node-a";
-const B: &str = "node-b";
-const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 
 /// Every check makes at most two calls of 2 s each, concurrently with the others.
 const DOCTOR_LIMIT: Duration = Duration::from_secs(8);

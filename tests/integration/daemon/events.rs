@@ -248,30 +248,12 @@ async fn a_stopping_daemon_closes_the_stream_instead_of_waiting_on_it() {
 fn meshctl_events_follow_prints_events_and_output_as_they_happen() {
     let daemon = Daemon::builder().start();
     eventually("the first revision is applied", || daemon.revision());
-    let mut follow = daemon.meshctl_spawn(&["events", "-f"]);
-    let (lines, received) = std::sync::mpsc::channel();
-    let stdout = follow.stdout.take().expect("a piped stdout");
-    std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
-            let Ok(line) = line else { return };
-            if lines.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let next_line = |what: &str, check: &dyn Fn(&str) -> bool| loop {
-        let line = received.recv_timeout(STREAM_PATIENCE).unwrap_or_else(|_| panic!("no line with {what}"));
-        if check(&line) {
-            return line;
-        }
-    };
+    let follow = daemon.meshctl_follow(&["events", "-f"]);
     // The recent events come first: once one is printed, the client follows.
-    next_line("the recent Applied event", &|l| l.contains("Applied"));
+    follow.until_within(STREAM_PATIENCE, "the recent Applied event", |l| l.contains("Applied"));
 
     let command = ["sh", "-c", "while true; do echo tick; sleep 0.2; done"];
     daemon.write("manifests/ticker.yaml", &service("ticker", &command, ""));
-    next_line("the start", &|l| l.contains("Starting") && l.contains("Service/ticker"));
-    next_line("the output", &|l| l == "ticker | tick");
-    let _ = follow.kill();
-    let _ = follow.wait();
+    follow.until_within(STREAM_PATIENCE, "the start", |l| l.contains("Starting") && l.contains("Service/ticker"));
+    follow.until_within(STREAM_PATIENCE, "the output", |l| l == "ticker | tick");
 }

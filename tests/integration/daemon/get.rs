@@ -4,17 +4,11 @@
 //! forms; a Service's output, and `logs -f` seeing a new line.
 
 use std::path::Path;
-use std::process::Child;
-use std::sync::mpsc::Receiver;
-use std::time::Duration;
 
 use serde_json::Value;
 
 use super::support::{eventually, laptop_and_mini};
 use crate::support::Run;
-
-/// The longest a line a following `meshctl` prints may take to come.
-const FOLLOW_PATIENCE: Duration = Duration::from_secs(20);
 
 /// A Service on the laptop that prints two lines, then `line-after` each
 /// time the file `trigger` appears (and removes it); a Service on the mini;
@@ -54,40 +48,6 @@ fn rows(run: &Run) -> Vec<(String, String)> {
 
 fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
     expected.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
-}
-
-/// The standard output of a `meshctl` that runs until killed, line by line.
-fn lines_of(child: &mut Child) -> Receiver<String> {
-    let (lines, received) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().expect("a piped stdout");
-    std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
-            let Ok(line) = line else { return };
-            if lines.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    received
-}
-
-/// Reads lines until one satisfies `check`; returns the lines read.
-fn until(received: &Receiver<String>, what: &str, check: impl Fn(&str) -> bool) -> Vec<String> {
-    let mut seen = Vec::new();
-    loop {
-        let line =
-            received.recv_timeout(FOLLOW_PATIENCE).unwrap_or_else(|_| panic!("no line with {what}; got {seen:#?}"));
-        let done = check(&line);
-        seen.push(line);
-        if done {
-            return seen;
-        }
-    }
-}
-
-fn stop(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -171,17 +131,16 @@ async fn get_lists_each_kind_by_every_name_across_both_nodes_and_watches_for_cha
     assert!(unknown.stderr.contains("services (svc)"), "{unknown:?}");
 
     // -w: the table, then again once a Service is added.
-    let mut watch = laptop.meshctl_spawn(&["get", "svc", "-w"]);
-    let lines = lines_of(&mut watch);
-    until(&lines, "the first listing", |line| line.starts_with("mini") && line.contains("quiet"));
+    let watch = laptop.meshctl_follow(&["get", "svc", "-w"]);
+    watch.until("the first listing", |line| line.starts_with("mini") && line.contains("quiet"));
     laptop.write(
         "manifests/newcomer.yaml",
         "apiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata: {name: newcomer}\n\
          spec: {nodes: [laptop], command: [sleep, '1000']}\n",
     );
-    let again = until(&lines, "the newcomer", |line| line.starts_with("laptop") && line.contains("newcomer"));
+    let again = watch.until("the newcomer", |line| line.starts_with("laptop") && line.contains("newcomer"));
     assert!(again.iter().any(|line| line.starts_with("NODE")), "printed again with its header: {again:#?}");
-    stop(watch);
+    drop(watch);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -224,14 +183,13 @@ async fn describe_takes_every_form_and_logs_prints_and_follows_a_services_output
     assert!(missing.stderr.contains("Error from server (NotFound): services \"nope\" not found"), "{missing:?}");
 
     // -f: the last lines, then a line written afterwards.
-    let mut follow = mini.meshctl_spawn(&["logs", "service/talker", "-f"]);
-    let lines = lines_of(&mut follow);
-    let first = until(&lines, "the last lines", |line| line == "line-two");
+    let follow = mini.meshctl_follow(&["logs", "service/talker", "-f"]);
+    let first = follow.until("the last lines", |line| line == "line-two");
     assert_eq!(first, ["line-one", "line-two"]);
     std::fs::write(&go, "").expect("write the trigger");
-    let next = until(&lines, "the new line", |line| line == "line-after");
+    let next = follow.until("the new line", |line| line == "line-after");
     assert_eq!(next, ["line-after"], "nothing printed twice");
-    stop(follow);
+    drop(follow);
 
     // A Service that never stops writing is followed all the same.
     laptop.write(
@@ -240,8 +198,6 @@ async fn describe_takes_every_form_and_logs_prints_and_follows_a_services_output
          spec: {nodes: [laptop], command: [sh, -c, 'while true; do echo tick; sleep 0.02; done']}\n",
     );
     laptop.wait_until_ready("chatter");
-    let mut follow = laptop.meshctl_spawn(&["logs", "svc/chatter", "-f"]);
-    let lines = lines_of(&mut follow);
-    until(&lines, "a tick", |line| line == "tick");
-    stop(follow);
+    let follow = laptop.meshctl_follow(&["logs", "svc/chatter", "-f"]);
+    follow.until("a tick", |line| line == "tick");
 }

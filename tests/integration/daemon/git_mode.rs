@@ -10,11 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::support::{Daemon, eventually, free_port_on, node, node_in_status, sleeper, two_nodes};
+use super::support::{A, B, Daemon, eventually, free_port_on, node, node_in_status, sleeper, two_nodes};
 use crate::support::GitRemote;
 
-const A: &str = "node-a";
-const B: &str = "node-b";
 const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 4);
 const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 5);
 
@@ -51,14 +49,6 @@ fn post_apply(daemon: &Daemon, forced: bool) -> (u16, Value) {
     (status, serde_json::from_str(body).expect("JSON"))
 }
 
-fn online(daemon: &Daemon, node: &str, online: bool) {
-    eventually(&format!("{node} is online: {online}"), || {
-        let mesh = daemon.api_get("/api/v1/mesh")?;
-        let view = mesh.as_array()?.iter().find(|n| n["name"] == node)?.clone();
-        (view["online"] == online).then_some(())
-    });
-}
-
 #[test]
 fn apply_is_refused_in_git_mode_and_a_forced_folder_runs_until_the_next_commit() {
     let repo = GitRemote::new();
@@ -66,11 +56,7 @@ fn apply_is_refused_in_git_mode_and_a_forced_folder_runs_until_the_next_commit()
     repo.push("manifests/pushed.yaml", &sleeper("pushed"));
     let first = repo.push("manifests/node.yaml", &node());
     // The folder here holds stale starter files, as in the issue.
-    let daemon = Daemon::builder()
-        .file("manifests/local.yaml", &sleeper("local"))
-        .setting("MESH_GIT_REMOTE", &remote)
-        .setting("MESH_GIT_INTERVAL", "1s")
-        .start();
+    let daemon = Daemon::builder().file("manifests/local.yaml", &sleeper("local")).git(&remote, "1s").start();
     daemon.wait_for_revision(&first);
     daemon.wait_until_ready("pushed");
 
@@ -124,15 +110,11 @@ fn status_shows_each_nodes_source_on_both_nodes_and_a_fetch_error() {
     let (port_a, port_b) = (free_port_on(IP_A), free_port_on(IP_B));
     let mesh = two_nodes((A, IP_A, port_a), (B, IP_B, port_b));
     let first = repo.push("manifests/node.yaml", &mesh);
-    let a = Daemon::builder()
-        .at(A, IP_A, port_a)
-        .setting("MESH_GIT_REMOTE", &remote)
-        .setting("MESH_GIT_INTERVAL", "1s")
-        .start();
+    let a = Daemon::builder().at(A, IP_A, port_a).git(&remote, "1s").start();
     let mut b = Daemon::builder().file("manifests/node.yaml", &mesh).at(B, IP_B, port_b).start();
     a.wait_for_revision(&first);
-    online(&a, B, true);
-    online(&b, A, true);
+    a.wait_until_sees_online(B);
+    b.wait_until_sees_online(A);
 
     let source = node_in_status(&b, A)["source"].clone();
     assert_eq!(source["type"], "git", "{source}");
@@ -168,7 +150,7 @@ fn status_shows_each_nodes_source_on_both_nodes_and_a_fetch_error() {
 
     // Offline, node-b is shown with the source it last told node-a.
     b.kill();
-    online(&a, B, false);
+    a.wait_until_sees_offline(B);
     let last_known = node_in_status(&a, B);
     assert_eq!(last_known["online"], false);
     assert_eq!(last_known["source"]["type"], "folder", "{last_known}");
@@ -184,18 +166,13 @@ fn a_push_from_the_nodes_checkout_reaches_both_nodes_long_before_the_interval() 
     // Node-a's manifests folder is in the user's checkout; node-b's is not.
     let a = Daemon::builder()
         .at(A, IP_A, port_a)
-        .setting("MESH_GIT_REMOTE", &remote)
-        .setting("MESH_GIT_INTERVAL", "60s")
+        .git(&remote, "60s")
         .setting("MESH_MANIFESTS", &repo.work.join("manifests").display().to_string())
         .start();
-    let b = Daemon::builder()
-        .at(B, IP_B, port_b)
-        .setting("MESH_GIT_REMOTE", &remote)
-        .setting("MESH_GIT_INTERVAL", "60s")
-        .start();
+    let b = Daemon::builder().at(B, IP_B, port_b).git(&remote, "60s").start();
     a.wait_for_revision(&first);
     b.wait_for_revision(&first);
-    online(&a, B, true);
+    a.wait_until_sees_online(B);
     assert!(a.log().contains("a git push from this checkout is fetched at once"), "{}", a.log());
 
     let pushed = Instant::now();
@@ -217,11 +194,7 @@ fn doctor_checks_the_followed_commit_the_remote_and_whether_the_local_folder_dif
     let repo = GitRemote::new();
     let remote = repo.remote.display().to_string();
     let first = repo.push("manifests/node.yaml", &node());
-    let daemon = Daemon::builder()
-        .file("manifests/local.yaml", &sleeper("local"))
-        .setting("MESH_GIT_REMOTE", &remote)
-        .setting("MESH_GIT_INTERVAL", "60s")
-        .start();
+    let daemon = Daemon::builder().file("manifests/local.yaml", &sleeper("local")).git(&remote, "60s").start();
     daemon.wait_for_revision(&first);
     let followed = format!("git {remote}@main at {}", &first[..12]);
 

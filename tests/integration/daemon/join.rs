@@ -18,16 +18,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use super::support::{Daemon, eventually, eventually_within, free_port_on, node_manifest};
+use super::support::{A, B, C, Daemon, IP_A, IP_B, IP_C, eventually, eventually_within, free_port_on, node_manifest};
 use crate::support::daemon::{finish, meshctl_in};
 use crate::support::{Run, Workspace};
-
-const A: &str = "node-a";
-const B: &str = "node-b";
-const C: &str = "node-c";
-const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
-const IP_C: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 4);
 
 /// "Within seconds": a probe every 2 s once online, the first at once; the
 /// rest is slack for a busy machine.

@@ -12,10 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::support::{Daemon, Link, eventually, ip_command, python};
+use super::support::{A, B, Daemon, Link, eventually, ip_command, python, two_nodes};
 
-const A: &str = "node-a";
-const B: &str = "node-b";
 /// Any ports: the namespaces are new, nothing else listens in them.
 const API_PORT: u16 = 7420;
 const ENDPOINT_PORT: u16 = 11434;
@@ -56,18 +54,13 @@ impl Drop for Endpoint {
 }
 
 fn manifests(link: &Link) -> String {
-    let node = |name: &str, role: &str, ip: std::net::Ipv4Addr| {
-        format!(
-            "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: {name}\nspec:\n  role: {role}\n  address: {ip}\n  apiPort: {API_PORT}\n---\n"
-        )
-    };
     let capability = format!(
         "apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata:\n  name: llm_inference\nspec:\n  provider: ollama\n  \
          placement:\n    prefer: [{A}]\n    fallback: [{B}]\n  \
          endpoint:\n    host: 127.0.0.1\n    port: {ENDPOINT_PORT}\n    path: /\n    healthPath: /who\n  \
          clientEnv:\n    OLLAMA_HOST: \"{{{{api}}}}/ollama\"\n    LLM_NODE: \"{{{{node}}}}\"\n"
     );
-    [node(A, "primary", link.ips[0]), node(B, "satellite", link.ips[1]), capability].concat()
+    two_nodes((A, link.ips[0], API_PORT), (B, link.ips[1], API_PORT)) + &capability
 }
 
 /// node-b's Capability: who serves it, and its Ready message.

@@ -2,9 +2,10 @@
 //! cancelled when the Capability that declared the model is removed, stops
 //! listing the model, or is no longer placed on this node.
 
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use super::support::{Daemon, NODE, eventually_within, free_port};
+use super::support::{Daemon, NODE, eventually_within, free_port, node_manifest};
 use crate::support::ollama::{Config, FakeOllama};
 use crate::support::wait::eventually_async;
 
@@ -98,11 +99,7 @@ async fn a_capability_no_longer_placed_on_this_node_cancels_its_pull() {
     let fake = fake_with_newmodel().await;
     let daemon = daemon_pulling(&fake, &capability(&fake, NODE, "newmodel"));
 
-    let elsewhere = format!(
-        "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: elsewhere\nspec:\n  role: satellite\n  \
-         address: 127.0.0.1\n  apiPort: {}\n",
-        free_port()
-    );
+    let elsewhere = node_manifest("elsewhere", "satellite", (Ipv4Addr::LOCALHOST, free_port()).into());
     daemon.write("manifests/elsewhere.yaml", &elsewhere);
     daemon.write("manifests/llm.yaml", &capability(&fake, "elsewhere", "newmodel"));
     eventually_within(Duration::from_secs(20), "the Capability no longer counts models here", || {

@@ -3,18 +3,12 @@
 //! set `docs/cli.md` documents, and its YAML is the same data.
 
 use std::collections::BTreeSet;
-use std::io::BufRead as _;
-use std::sync::mpsc;
-use std::time::Duration;
 
 use serde_json::Value;
 
 use super::keys;
 use super::support::{Daemon, NODE, eventually, free_port, service, sleeper, web};
 use crate::support::Run;
-
-/// How long a watching `status -w` gets to print a change.
-const WATCH_PATIENCE: Duration = Duration::from_secs(20);
 
 /// `meshctl args… -o json` and `-o yaml`, read as one value each; equal once
 /// `normalize` removed what differs between two runs a moment apart (retried
@@ -172,41 +166,16 @@ fn diff_exits_0_without_changes_1_with_changes_and_2_on_errors() {
 fn status_watch_prints_the_table_again_when_an_object_changes() {
     let daemon = Daemon::builder().file("manifests/worker.yaml", &sleeper("worker")).start();
     daemon.wait_until_ready("worker");
-    let mut watch = daemon.meshctl_spawn(&["status", "-w"]);
-    let (lines, received) = mpsc::channel();
-    let stdout = watch.stdout.take().expect("a piped stdout");
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if lines.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let seen = std::cell::RefCell::new(String::new());
-    let next_line = |what: &str, check: &dyn Fn(&str) -> bool| loop {
-        let Ok(line) = received.recv_timeout(WATCH_PATIENCE) else {
-            panic!("no line with {what} in:\n{}", seen.borrow())
-        };
-        seen.borrow_mut().push_str(&format!("{line}\n"));
-        if check(&line) {
-            return line;
-        }
-    };
-    next_line("the first table's worker", &|l| l.split_whitespace().take(3).eq(["Service", "worker", "True"]));
+    let mut watch = daemon.meshctl_follow(&["status", "-w"]);
+    watch.until("the first table's worker", |l| l.split_whitespace().take(3).eq(["Service", "worker", "True"]));
 
     daemon.write("manifests/extra.yaml", &sleeper("extra"));
-    next_line("the new Service Ready", &|l| l.split_whitespace().take(3).eq(["Service", "extra", "True"]));
-    assert_eq!(watch.try_wait().expect("try_wait"), None, "status -w keeps watching");
-    let _ = watch.kill();
-    let _ = watch.wait();
+    watch.until("the new Service Ready", |l| l.split_whitespace().take(3).eq(["Service", "extra", "True"]));
+    assert!(watch.is_running(), "status -w keeps watching");
+    drop(watch);
 
     // Watching as JSON: one status per line, of the shape of `status -o json`.
-    let mut watch = daemon.meshctl_spawn(&["status", "-w", "-o", "json"]);
-    let mut first = String::new();
-    std::io::BufReader::new(watch.stdout.take().expect("a piped stdout")).read_line(&mut first).expect("a line");
-    let _ = watch.kill();
-    let _ = watch.wait();
+    let first = daemon.meshctl_follow(&["status", "-w", "-o", "json"]).until("a status", |_| true).remove(0);
     let status: Value = serde_json::from_str(&first).expect("one JSON status per line");
     assert_eq!(keys(&status), set(["nodes"]));
     assert!(super::support::object_in(&status["nodes"][0], "Service", "extra").is_some(), "{status}");

@@ -6,12 +6,8 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use super::support::{A, B, Daemon, Link, eventually, two_nodes};
 
-use super::support::{Daemon, Link, eventually};
-
-const A: &str = "node-a";
-const B: &str = "node-b";
 /// Any port: the namespaces are new, nothing else listens in them.
 const PORT: u16 = 7420;
 
@@ -23,21 +19,11 @@ const SOON: Duration = Duration::from_secs(10);
 
 /// The two Nodes, each at its namespace's address.
 fn nodes(ips: [Ipv4Addr; 2]) -> String {
-    let node = |name: &str, role: &str, ip: Ipv4Addr| {
-        format!(
-            "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: {name}\nspec:\n  role: {role}\n  address: {ip}\n  apiPort: {PORT}\n"
-        )
-    };
-    format!("{}---\n{}", node(A, "primary", ips[0]), node(B, "satellite", ips[1]))
-}
-
-/// `node`'s entry in `daemon`'s `GET /api/v1/mesh`.
-fn view_of(daemon: &Daemon, node: &str) -> Option<Value> {
-    daemon.api_get("/api/v1/mesh")?.as_array()?.iter().find(|n| n["name"] == node).cloned()
+    two_nodes((A, ips[0], PORT), (B, ips[1], PORT))
 }
 
 fn is_online(daemon: &Daemon, node: &str, online: bool) -> bool {
-    view_of(daemon, node).is_some_and(|view| view["online"] == online)
+    daemon.view_of(node).is_some_and(|view| view["online"] == online)
 }
 
 /// Waits until both daemons show each other `online`; how long it took.

@@ -3,33 +3,14 @@
 //! is back, and a commit pushed to their Git remote reaches the second by
 //! nudge, long before its own Git interval.
 
-use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use super::support::{Daemon, eventually, free_port_on, node_in_status, two_nodes};
+use super::support::{A, B, Daemon, IP_A, IP_B, eventually, free_port_on, node_in_status, two_nodes};
 use crate::support::GitRemote;
-
-const A: &str = "node-a";
-const B: &str = "node-b";
-const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 
 /// How soon a change of a peer must show: the offline backoff is capped at
 /// 5 s; the rest is slack for a busy machine.
 const SOON: Duration = Duration::from_secs(9);
-
-/// `node`'s entry in `daemon`'s `GET /api/v1/mesh`.
-fn view_of(daemon: &Daemon, node: &str) -> Option<Value> {
-    daemon.api_get("/api/v1/mesh")?.as_array()?.iter().find(|n| n["name"] == node).cloned()
-}
-
-fn wait_online(daemon: &Daemon, node: &str, online: bool) -> Duration {
-    let started = Instant::now();
-    eventually(&format!("{node} is online: {online}"), || (view_of(daemon, node)?["online"] == online).then_some(()));
-    started.elapsed()
-}
 
 fn count(log: &str, needle: &str) -> usize {
     log.matches(needle).count()
@@ -42,9 +23,9 @@ fn two_daemons_see_each_other_and_a_dead_one_goes_offline_then_back() {
     let a = Daemon::builder().file("manifests/node.yaml", &mesh).at(A, IP_A, port_a).start();
     let mut b = Daemon::builder().file("manifests/node.yaml", &mesh).at(B, IP_B, port_b).start();
 
-    wait_online(&b, A, true);
+    b.wait_until_sees_online(A);
     // Online, and probed since it applied its manifests.
-    let view = eventually("node-a sees node-b's revision", || view_of(&a, B).filter(|v| v["revision"].is_string()));
+    let view = eventually("node-a sees node-b's revision", || a.view_of(B).filter(|v| v["revision"].is_string()));
     assert_eq!(view["online"], true);
     assert_eq!(view["role"], "satellite");
     assert_eq!(view["apiVersion"], "v1");
@@ -61,7 +42,9 @@ fn two_daemons_see_each_other_and_a_dead_one_goes_offline_then_back() {
     // Node-a may have found node-b down once already, before it started.
     let logged_before = a.log().len();
     b.kill();
-    let took = wait_online(&a, B, false);
+    let went = Instant::now();
+    a.wait_until_sees_offline(B);
+    let took = went.elapsed();
     assert!(took < SOON, "offline after {took:?}");
     let last_known = node_in_status(&a, B);
     assert_eq!(last_known["online"], false);
@@ -72,9 +55,11 @@ fn two_daemons_see_each_other_and_a_dead_one_goes_offline_then_back() {
     assert!(apply.stdout.contains(&format!("node {B}: offline")), "{apply:?}");
 
     b.restart();
-    let took = wait_online(&a, B, true);
+    let restarted = Instant::now();
+    a.wait_until_sees_online(B);
+    let took = restarted.elapsed();
     assert!(took < SOON, "online again after {took:?}");
-    wait_online(&b, A, true);
+    b.wait_until_sees_online(A);
     let log = a.log().split_off(logged_before);
     assert_eq!(count(&log, &format!("peer {B} offline")), 1, "{log}");
     assert_eq!(count(&log, &format!("peer {B} online again after")), 1, "{log}");
@@ -88,19 +73,11 @@ fn a_push_reaches_the_other_node_by_nudge_before_its_git_interval() {
     let (port_a, port_b) = (free_port_on(IP_A), free_port_on(IP_B));
     let mesh = two_nodes((A, IP_A, port_a), (B, IP_B, port_b));
     let first = push(&mesh);
-    let a = Daemon::builder()
-        .at(A, IP_A, port_a)
-        .setting("MESH_GIT_REMOTE", &remote)
-        .setting("MESH_GIT_INTERVAL", "1s")
-        .start();
-    let b = Daemon::builder()
-        .at(B, IP_B, port_b)
-        .setting("MESH_GIT_REMOTE", &remote)
-        .setting("MESH_GIT_INTERVAL", "60s")
-        .start();
+    let a = Daemon::builder().at(A, IP_A, port_a).git(&remote, "1s").start();
+    let b = Daemon::builder().at(B, IP_B, port_b).git(&remote, "60s").start();
     a.wait_for_revision(&first);
     b.wait_for_revision(&first);
-    wait_online(&a, B, true);
+    a.wait_until_sees_online(B);
 
     let second = push(&format!("{mesh}# a comment, a new commit\n"));
     let pushed = Instant::now();

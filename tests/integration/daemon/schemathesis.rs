@@ -10,10 +10,11 @@
 //! HandoffPolicy with a conversation gives the handoff routes something to act on.
 //! Needs root and iproute2 (`ip`).
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
 
-use super::support::{Daemon, NODE, Namespace, eventually, ip_command, python, service};
+use super::support::{Daemon, NODE, Namespace, eventually, ip_command, node_manifest, python, service};
 
 /// Any port: the namespace is new, nothing else listens in it.
 const OLLAMA_PORT: u16 = 11434;
@@ -51,12 +52,11 @@ fn manifests(script: &Path) -> String {
     let port = OLLAMA_PORT.to_string();
     let more = format!("  healthCheck:\n    http: {{port: {port}, path: /}}\n    interval: 200ms\n");
     let service = service("fake-ollama", &[python(), &script.display().to_string(), &port], &more);
+    let peer = node_manifest(PEER, "satellite", (Ipv4Addr::LOCALHOST, PEER_PORT).into());
     format!(
         "{service}---\napiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata:\n  name: llm_inference\nspec:\n  \
          provider: ollama\n  placement:\n    prefer: [{NODE}]\n  endpoint:\n    port: {port}\n    healthPath: /\n---\n\
-         apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata:\n  name: {PEER}\nspec:\n  role: satellite\n  \
-         address: 127.0.0.1\n  apiPort: {PEER_PORT}\n---\n\
-         apiVersion: agentmesh/v1alpha1\nkind: SyncFolder\nmetadata:\n  name: agent_data\nspec:\n  paths:\n    \
+         {peer}apiVersion: agentmesh/v1alpha1\nkind: SyncFolder\nmetadata:\n  name: agent_data\nspec:\n  paths:\n    \
          {NODE}: ~/agent_data\n    {PEER}: ~/agent_data\n---\n\
          apiVersion: agentmesh/v1alpha1\nkind: HandoffPolicy\nmetadata:\n  name: chats\nspec:\n  syncFolder: agent_data\n"
     )

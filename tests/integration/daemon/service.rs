@@ -35,19 +35,15 @@ fn calls(dir: &Path) -> String {
 /// `meshctl args…` in `dir` with only `PATH` and `HOME` set (the node's
 /// settings come from `dir/.env`).
 fn meshctl(dir: &Path, path: &str, home: &str, args: &[&str]) -> Run {
-    let output = Command::new(assert_cmd::cargo::cargo_bin("meshctl"))
+    Command::new(assert_cmd::cargo::cargo_bin("meshctl"))
         .current_dir(dir)
         .args(args)
         .env_clear()
         .env("PATH", path)
         .env("HOME", home)
         .output()
-        .expect("meshctl runs");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
-        stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
-    }
+        .expect("meshctl runs")
+        .into()
 }
 
 #[test]

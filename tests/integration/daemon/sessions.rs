@@ -8,7 +8,8 @@ use serde_json::Value;
 use super::support::eventually_within;
 use std::time::{Duration, Instant};
 
-use super::sync::{A, B, C, OBJECT, PATIENCE, Pair, Side, Syncthings, Trio};
+use super::support::{A, B, C};
+use super::sync::{OBJECT, PATIENCE, Pair, Side, Syncthings, Trio};
 
 const POLICY: &str = "chats";
 
@@ -370,8 +371,7 @@ fn a_conversation_written_on_node_a_is_owned_by_node_a_on_both_nodes_and_node_b_
 /// Waits until `side` sees `peer`'s daemon as offline.
 fn wait_until_offline(side: &Side, peer: &str) {
     eventually_within(PATIENCE, &format!("{} sees {peer} offline", side.name), || {
-        let mesh = side.daemon.api_get("/api/v1/mesh")?;
-        mesh.as_array()?.iter().any(|node| node["name"] == peer && node["online"] == false).then_some(())
+        side.daemon.view_of(peer).filter(|view| view["online"] == false)
     });
 }
 
@@ -436,16 +436,14 @@ fn a_source_daemon_killed_mid_handoff_comes_back_with_one_owner_at_one_epoch_on_
     std::fs::write(pair.b.syncthing.data(OBJECT).join("sessions/c-1/only-here.tmp"), "not synced").unwrap();
     wait_for_session(&pair.a, "c-1", "out of sync", |s| s["inSync"] == false);
 
-    let mut follower = pair.a.daemon.meshctl_spawn(&["handoff", "c-1", "--to", B, "--timeout", "5m"]);
-    let mut started = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(follower.stdout.take().unwrap()), &mut started).unwrap();
+    let follower = pair.a.daemon.meshctl_follow(&["handoff", "c-1", "--to", B, "--timeout", "5m"]);
+    let started = follower.until("the handoff's start", |_| true).remove(0);
     let handoff = started.split_whitespace().nth(1).expect("`handoff ID of c-1 to node-b started`").to_owned();
     let frozen = wait_for_session(&pair.a, "c-1", "frozen for the handoff", |s| s["phase"] == "frozen");
     assert_eq!(frozen["writable"], false, "no writing while frozen: {frozen}");
     assert!(pair.a.syncthing.data(OBJECT).join("sessions/c-1/.agentmesh-frozen").exists(), "frozen on disk");
     pair.a.daemon.kill();
-    let _ = follower.kill();
-    let _ = follower.wait();
+    drop(follower);
 
     pair.a.daemon.restart();
     let settled = eventually_within(PATIENCE, "both nodes agree on one owner at one epoch, unfrozen", || {

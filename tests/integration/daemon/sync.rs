@@ -16,16 +16,9 @@ use std::time::{Duration, Instant};
 use agentmesh::syncthing::{Client, Device, Folder, FolderDevice};
 use serde_json::{Value, json};
 
-use super::support::{Daemon, eventually_within, free_port_on};
+use super::support::{A, B, C, Daemon, IP_A, IP_B, IP_C, eventually_within, free_port_on};
 use crate::support::syncthing::Syncthing;
 use crate::support::wait::Check;
-
-pub(super) const A: &str = "node-a";
-pub(super) const B: &str = "node-b";
-pub(super) const C: &str = "node-c";
-const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
-const IP_C: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 4);
 
 /// The SyncFolder of every test, and its Syncthing folder ID.
 pub(super) const OBJECT: &str = "shared";
@@ -95,22 +88,36 @@ impl Syncthings {
     /// Starts a daemon per node on the Nodes, the Mesh, the SyncFolder and
     /// `extra` manifests (none when empty).
     pub(super) fn start_daemons_with(self, extra: &str) -> Pair {
-        let (port_a, port_b) = (free_port_on(IP_A), free_port_on(IP_B));
-        let mesh = mesh(&[(A, IP_A, port_a, &self.a), (B, IP_B, port_b, &self.b)]);
-        let folder = sync_folder(FOLDER_ID, &self.a.data(OBJECT), &self.b.data(OBJECT));
-        let start = |name: &'static str, ip: Ipv4Addr, port: u16, syncthing: Syncthing| {
-            let mut builder = Daemon::builder().file("manifests/node.yaml", &mesh).file("manifests/sync.yaml", &folder);
-            if !extra.is_empty() {
-                builder = builder.file("manifests/extra.yaml", extra);
-            }
-            let builder = builder.setting("SYNCTHING_API_KEY", syncthing.api_key()).at(name, ip, port);
-            let client = Client::new(&syncthing.api_url(), syncthing.api_key());
-            Side { name, ip, daemon: builder.start(), syncthing, client }
-        };
         let Syncthings { a, b, runtime } = self;
-        let (a, b) = (start(A, IP_A, port_a, a), start(B, IP_B, port_b, b));
+        let (mesh, [a, b]) = start_sides([a, b], extra);
         Pair { a, b, mesh, runtime }
     }
+}
+
+/// Nodes `A`, `B` (and `C` for three) on their addresses, each with its
+/// Syncthing of `syncthings` and a daemon on the Nodes, the Mesh, the
+/// SyncFolder (shared by all) and the `extra` manifests (none when empty).
+/// Returns the manifest of the Mesh and the Nodes, and the sides.
+fn start_sides<const N: usize>(syncthings: [Syncthing; N], extra: &str) -> (String, [Side; N]) {
+    let nodes: [(&'static str, Ipv4Addr); N] = std::array::from_fn(|index| [(A, IP_A), (B, IP_B), (C, IP_C)][index]);
+    let ports = nodes.map(|(_, ip)| free_port_on(ip));
+    let described: Vec<_> =
+        nodes.iter().zip(&ports).zip(&syncthings).map(|(((name, ip), port), st)| (*name, *ip, *port, st)).collect();
+    let mesh = mesh(&described);
+    let paths: Vec<_> =
+        nodes.iter().zip(&syncthings).map(|((name, _), syncthing)| (*name, syncthing.data(OBJECT))).collect();
+    let folder = sync_folder(&paths);
+    let mut sides = nodes.into_iter().zip(ports).zip(syncthings).map(|(((name, ip), port), syncthing)| {
+        let mut builder = Daemon::builder().file("manifests/node.yaml", &mesh).file("manifests/sync.yaml", &folder);
+        if !extra.is_empty() {
+            builder = builder.file("manifests/extra.yaml", extra);
+        }
+        let builder = builder.setting("SYNCTHING_API_KEY", syncthing.api_key()).at(name, ip, port);
+        let client = Client::new(&syncthing.api_url(), syncthing.api_key());
+        Side { name, ip, daemon: builder.start(), syncthing, client }
+    });
+    let sides = std::array::from_fn(|_| sides.next().expect("a side per node"));
+    (mesh, sides)
 }
 
 /// Three nodes, each a real Syncthing and a real daemon, sharing the
@@ -124,30 +131,7 @@ impl Trio {
     /// Mesh, the SyncFolder (shared by all three) and the `extra` manifests.
     pub(super) fn start_with(extra: &str) -> Trio {
         let syncthings = [Syncthing::start("a"), Syncthing::start("b"), Syncthing::start("c")];
-        let nodes = [(A, IP_A), (B, IP_B), (C, IP_C)];
-        let ports = nodes.map(|(_, ip)| free_port_on(ip));
-        let described: Vec<_> =
-            nodes.iter().zip(&ports).zip(&syncthings).map(|(((name, ip), port), st)| (*name, *ip, *port, st)).collect();
-        let mesh = mesh(&described);
-        let mut folder = format!(
-            "apiVersion: agentmesh/v1alpha1\nkind: SyncFolder\nmetadata:\n  name: {OBJECT}\nspec:\n  folderId: {FOLDER_ID}\n  \
-             label: {LABEL}\n  type: sendreceive\n  paths:\n"
-        );
-        for ((name, _), syncthing) in nodes.iter().zip(&syncthings) {
-            folder.push_str(&format!("    {name}: {}\n", syncthing.data(OBJECT).display()));
-        }
-        let mut sides = Vec::new();
-        for (((name, ip), port), syncthing) in nodes.into_iter().zip(ports).zip(syncthings) {
-            let builder = Daemon::builder()
-                .file("manifests/node.yaml", &mesh)
-                .file("manifests/sync.yaml", &folder)
-                .file("manifests/extra.yaml", extra)
-                .setting("SYNCTHING_API_KEY", syncthing.api_key())
-                .at(name, ip, port);
-            let client = Client::new(&syncthing.api_url(), syncthing.api_key());
-            sides.push(Side { name, ip, daemon: builder.start(), syncthing, client });
-        }
-        let Ok(sides) = <[Side; 3]>::try_from(sides) else { unreachable!("three sides") };
+        let (_, sides) = start_sides(syncthings, extra);
         Trio { sides }
     }
 
@@ -311,14 +295,17 @@ fn mesh(nodes: &[(&str, Ipv4Addr, u16, &Syncthing)]) -> String {
     text
 }
 
-/// A SyncFolder shared by both nodes, at `path_a` on node-a and `path_b` on node-b.
-fn sync_folder(folder_id: &str, path_a: &Path, path_b: &Path) -> String {
-    format!(
-        "apiVersion: agentmesh/v1alpha1\nkind: SyncFolder\nmetadata:\n  name: {OBJECT}\nspec:\n  folderId: {folder_id}\n  \
-         label: {LABEL}\n  paths:\n    {A}: {}\n    {B}: {}\n  type: sendreceive\n  ignore:\n    - \"*.tmp\"\n",
-        path_a.display(),
-        path_b.display()
-    )
+/// The SyncFolder, at each node's path of `paths`; `*.tmp` is not synced.
+fn sync_folder(paths: &[(&str, PathBuf)]) -> String {
+    let mut text = format!(
+        "apiVersion: agentmesh/v1alpha1\nkind: SyncFolder\nmetadata:\n  name: {OBJECT}\nspec:\n  folderId: {FOLDER_ID}\n  \
+         label: {LABEL}\n  paths:\n"
+    );
+    for (node, path) in paths {
+        text.push_str(&format!("    {node}: {}\n", path.display()));
+    }
+    text.push_str("  type: sendreceive\n  ignore:\n    - \"*.tmp\"\n");
+    text
 }
 
 /// The `(status, reason)` of one condition of an object.

@@ -9,13 +9,9 @@ use std::net::Ipv4Addr;
 
 use serde_json::Value;
 
-use super::support::{Daemon, Namespace, eventually};
+use super::support::{A, B, Daemon, IP_A, IP_B, Namespace, eventually};
 use crate::tailscale::fake::{self, FakeTailscaled};
 
-const A: &str = "node-a";
-const B: &str = "node-b";
-const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 /// Any port: the namespace is new, nothing else listens in it.
 const PORT: u16 = 7430;
 
@@ -43,11 +39,6 @@ fn manifests() -> String {
     )
 }
 
-/// `daemon`'s view of `node` in `GET /api/v1/mesh`.
-fn view_of(daemon: &Daemon, node: &str) -> Option<Value> {
-    daemon.api_get("/api/v1/mesh")?.as_array()?.iter().find(|n| n["name"] == node).cloned()
-}
-
 #[test]
 fn peers_are_dialled_at_their_tailnet_ips_and_let_in_by_identity_without_a_key() {
     let namespace = Namespace::new("am-ts");
@@ -70,10 +61,10 @@ fn peers_are_dialled_at_their_tailnet_ips_and_let_in_by_identity_without_a_key()
     let a = start(A, IP_A, &tailscaled_a);
     let mut b = start(B, IP_B, &tailscaled_b);
 
-    let seen = eventually("node-a sees node-b online", || view_of(&a, B).filter(|v| v["online"] == true));
+    let seen = a.wait_until_sees_online(B);
     assert_eq!(seen["dial"], format!("{IP_B}:{PORT}"), "dialled at its tailnet IP: {seen}");
     assert_eq!(seen["address"], B, "{seen}");
-    eventually("node-b sees node-a online", || view_of(&b, A).filter(|v| v["online"] == true));
+    b.wait_until_sees_online(A);
     assert!(a.log().contains("dialling the peer at its tailnet address"), "{}", a.log());
     assert!(a.log().contains("MESH_API_KEY is not set"), "{}", a.log());
 
@@ -98,7 +89,7 @@ fn peers_are_dialled_at_their_tailnet_ips_and_let_in_by_identity_without_a_key()
     // Node-b goes to sleep: Tailscale sees it offline, and so does node-a.
     tailscaled_a.set_status(&status_with_peer(B, IP_B, false));
     b.kill();
-    eventually("node-a sees node-b offline", || view_of(&a, B).filter(|v| v["online"] == false));
+    a.wait_until_sees_offline(B);
     eventually("the offline event says Tailscale agrees", || {
         a.log().contains("Tailscale sees it offline too").then_some(())
     });

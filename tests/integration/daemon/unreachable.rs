@@ -5,35 +5,25 @@
 //! `describe node` show "unreachable since HH:MM" where they showed "offline".
 //! Once node-b answers again, every word of it is gone.
 
-use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::support::{Daemon, Endpoint, eventually, free_port_on, kill, object_in, port_free_on_all};
-
-const A: &str = "node-a";
-const B: &str = "node-b";
-const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+use super::support::{
+    A, B, Daemon, Endpoint, IP_A, IP_B, eventually, free_port_on, kill, node_manifest, object_in, port_free_on_all,
+};
 
 /// The goal is 2 s (printed); the rest is slack for a machine running the
 /// whole suite.
 const SOON: Duration = Duration::from_secs(10);
 
 fn manifests(port_a: u16, port_b: u16, endpoint_port: u16) -> String {
-    let node = |name: &str, ip: Ipv4Addr, port: u16| {
-        format!(
-            "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: {name}}}\n\
-             spec: {{role: satellite, address: {ip}, apiPort: {port}}}\n---\n"
-        )
-    };
     format!(
         "{}{}apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {{name: llm_inference}}\n\
          spec:\n  provider: http\n  placement: {{prefer: [{B}], fallback: [{A}]}}\n  \
          endpoint: {{port: {endpoint_port}, path: /}}\n",
-        node(A, IP_A, port_a),
-        node(B, IP_B, port_b),
+        node_manifest(A, "satellite", (IP_A, port_a).into()),
+        node_manifest(B, "satellite", (IP_B, port_b).into()),
     )
 }
 
@@ -43,11 +33,6 @@ fn ready_message(daemon: &Daemon) -> Option<String> {
     let object = object_in(&daemon.api_get("/api/v1/status")?, "Capability", "llm_inference")?;
     let ready = object["conditions"].as_array()?.iter().find(|c| c["type"] == "Ready")?.clone();
     Some(ready["message"].as_str()?.to_owned())
-}
-
-/// node-b in node-a's `GET /api/v1/mesh`.
-fn view_of_b(a: &Daemon) -> Option<Value> {
-    a.api_get("/api/v1/mesh")?.as_array()?.iter().find(|node| node["name"] == B).cloned()
 }
 
 /// "HH:MM" of a message that holds "unreachable since HH:MM".
@@ -67,7 +52,7 @@ fn a_hung_peer_is_unreachable_since_a_time_in_the_placement_status_get_and_descr
     let a = Daemon::builder().file("manifests/node.yaml", &mesh).at(A, IP_A, port_a).start();
     let b = Daemon::builder().file("manifests/node.yaml", &mesh).at(B, IP_B, port_b).start();
     eventually("node-a has node-b serve it", || (ready_message(&a)? == format!("served by {B}")).then_some(()));
-    let view = eventually("node-a sees node-b online", || view_of_b(&a).filter(|v| v["online"] == true));
+    let view = a.wait_until_sees_online(B);
     assert_eq!(view["unreachableSince"], Value::Null, "an online peer is not unreachable: {view}");
 
     kill(b.pid(), libc::SIGSTOP);
@@ -78,7 +63,7 @@ fn a_hung_peer_is_unreachable_since_a_time_in_the_placement_status_get_and_descr
     let said = stopped.elapsed();
     let since = time_of_day(&message).unwrap_or_else(|| panic!("a time of day: {message}")).to_owned();
     assert_eq!(message, format!("{B} unreachable since {since}; served by {A}"));
-    let view = view_of_b(&a).expect("node-b in the mesh view");
+    let view = a.view_of(B).expect("node-b in the mesh view");
     assert_eq!((view["online"].as_bool(), view["knownDown"].as_bool()), (Some(false), Some(true)), "{view}");
     let unreachable_since = view["unreachableSince"].as_str().unwrap_or_else(|| panic!("unreachableSince: {view}"));
     assert!(humantime::parse_rfc3339(unreachable_since).is_ok(), "RFC 3339: {unreachable_since}");
@@ -104,7 +89,7 @@ fn a_hung_peer_is_unreachable_since_a_time_in_the_placement_status_get_and_descr
 
     kill(b.pid(), libc::SIGCONT);
     eventually("node-b serves it again", || (ready_message(&a)? == format!("served by {B}")).then_some(()));
-    let view = eventually("node-a sees node-b online again", || view_of_b(&a).filter(|v| v["online"] == true));
+    let view = a.wait_until_sees_online(B);
     assert_eq!(view["unreachableSince"], Value::Null, "{view}");
     assert!(!a.meshctl(&["status"]).stdout.contains("unreachable"), "no stale word once it is back");
 }

@@ -8,12 +8,13 @@
 #![cfg_attr(not(target_os = "linux"), allow(dead_code, unused_imports, reason = "the daemon tests run on Linux only"))]
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -215,6 +216,12 @@ impl Builder {
         self
     }
 
+    /// Follows the Git remote `remote` (`MESH_GIT_REMOTE`), fetched every
+    /// `interval` (`MESH_GIT_INTERVAL`, e.g. `1s`).
+    pub(crate) fn git(self, remote: &str, interval: &str) -> Self {
+        self.setting("MESH_GIT_REMOTE", remote).setting("MESH_GIT_INTERVAL", interval)
+    }
+
     /// Sets `NAME=value` in the daemon's process environment (as a service
     /// manager would), where it wins over `.env`.
     pub(crate) fn process_env(mut self, name: &str, value: &str) -> Self {
@@ -401,12 +408,7 @@ impl Daemon {
     pub(crate) fn meshctl_from(&self, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
         let mut command = self.command();
         command.current_dir(dir).envs(env.iter().copied());
-        let output = command.args(args).output().expect("meshctl runs");
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
-            stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
-        }
+        command.args(args).output().expect("meshctl runs").into()
     }
 
     /// `GET path` of the daemon's API with the key; the answer's JSON.
@@ -471,6 +473,26 @@ impl Daemon {
         .await;
     }
 
+    /// `node`'s entry in this daemon's `GET /api/v1/mesh`, asked of its API
+    /// alone (in its network namespace, if it has one).
+    pub(crate) fn view_of(&self, node: &str) -> Option<Value> {
+        self.api_get("/api/v1/mesh")?.as_array()?.iter().find(|view| view["name"] == node).cloned()
+    }
+
+    /// Waits until this daemon's view shows `peer` online; returns that view.
+    pub(crate) fn wait_until_sees_online(&self, peer: &str) -> Value {
+        self.wait_for_view(&format!("{} sees {peer} online", self.api()), peer, true)
+    }
+
+    /// Waits until this daemon's view shows `peer` offline; returns that view.
+    pub(crate) fn wait_until_sees_offline(&self, peer: &str) -> Value {
+        self.wait_for_view(&format!("{} sees {peer} offline", self.api()), peer, false)
+    }
+
+    fn wait_for_view(&self, what: &str, peer: &str, online: bool) -> Value {
+        eventually(what, || self.view_of(peer).filter(|view| view["online"] == online))
+    }
+
     /// Runs `meshctl args…` in the workspace as [`Daemon::meshctl`] does, but
     /// kills it and returns None if it has not ended within `patience`.
     pub(crate) fn meshctl_within(&self, patience: Duration, args: &[&str]) -> Option<Run> {
@@ -485,18 +507,19 @@ impl Daemon {
             }
             std::thread::sleep(POLL);
         }
-        let output = child.wait_with_output().expect("meshctl's output");
-        Some(Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
-            stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
-        })
+        Some(child.wait_with_output().expect("meshctl's output").into())
     }
 
     /// Starts `meshctl args…` in the workspace with its stdout piped, for a
     /// command that runs until stopped (`events -f`).
     pub(crate) fn meshctl_spawn(&self, args: &[&str]) -> Child {
         self.command().args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("meshctl starts")
+    }
+
+    /// Starts `meshctl args…` in the workspace, a command that prints until
+    /// stopped (`events -f`, `status -w`), and reads what it prints line by line.
+    pub(crate) fn meshctl_follow(&self, args: &[&str]) -> Following {
+        Following::of(self.meshctl_spawn(args))
     }
 
     /// This node's entry of `meshctl status -o json`.
@@ -566,6 +589,64 @@ impl Daemon {
     }
 }
 
+/// How long a followed `meshctl` may take to print the next line a test waits for.
+pub(crate) const FOLLOW_PATIENCE: Duration = Duration::from_secs(20);
+
+/// A `meshctl` that prints until stopped, its standard output read line by
+/// line on a thread of its own. Dropping it kills and reaps the command.
+pub(crate) struct Following {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Following {
+    fn of(mut child: Child) -> Following {
+        let (sender, lines) = mpsc::channel();
+        let stdout = child.stdout.take().expect("a piped stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Following { child, lines }
+    }
+
+    /// Reads lines until one satisfies `check`, each within [`FOLLOW_PATIENCE`];
+    /// returns the lines read, that one last.
+    pub(crate) fn until(&self, what: &str, check: impl Fn(&str) -> bool) -> Vec<String> {
+        self.until_within(FOLLOW_PATIENCE, what, check)
+    }
+
+    /// [`Following::until`], each line within `patience`.
+    pub(crate) fn until_within(&self, patience: Duration, what: &str, check: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            let line =
+                self.lines.recv_timeout(patience).unwrap_or_else(|_| panic!("no line with {what}; got {seen:#?}"));
+            let done = check(&line);
+            seen.push(line);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    /// Whether the command still runs.
+    pub(crate) fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Runs in workspace `dir` with a clean environment (but `PATH`), `dir` as
 /// HOME: only the workspace's files configure it.
 fn in_workspace(command: &mut Command, dir: &Path) {
@@ -593,12 +674,7 @@ pub(crate) fn finish(mut child: Child, input: &str) -> Run {
     let mut stdin = child.stdin.take().expect("a piped stdin");
     stdin.write_all(input.as_bytes()).expect("write to meshctl's stdin");
     drop(stdin);
-    let output = child.wait_with_output().expect("meshctl's output");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
-        stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
-    }
+    child.wait_with_output().expect("meshctl's output").into()
 }
 
 impl Drop for Daemon {
@@ -657,6 +733,15 @@ pub(crate) fn llm_on_laptop_then_mini(endpoint_port: u16) -> String {
 }
 
 // --- meshes of several daemons ---------------------------------------------------
+
+/// The nodes of the mesh tests that name theirs by letter, and the loopback
+/// address each runs on.
+pub(crate) const A: &str = "node-a";
+pub(crate) const B: &str = "node-b";
+pub(crate) const C: &str = "node-c";
+pub(crate) const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+pub(crate) const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+pub(crate) const IP_C: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 4);
 
 /// The laptop's and the mini's addresses in the two-node tests.
 pub(crate) const LAPTOP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);

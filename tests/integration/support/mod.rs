@@ -85,11 +85,18 @@ impl Workspace {
         for (name, value) in env {
             command.env(name, value);
         }
-        let output = command.output().expect("meshctl runs");
+        command.output().expect("meshctl runs").into()
+    }
+}
+
+/// A finished `meshctl`'s exit code (-1 when a signal ended it) and what it
+/// printed, which must be UTF-8.
+impl From<std::process::Output> for Run {
+    fn from(output: std::process::Output) -> Self {
         Run {
             code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8(output.stdout).expect("utf-8 stdout"),
-            stderr: String::from_utf8(output.stderr).expect("utf-8 stderr"),
+            stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
+            stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
         }
     }
 }
