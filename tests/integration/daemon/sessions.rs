@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::support::eventually_within;
+use super::support::{eventually, eventually_within};
 use std::time::{Duration, Instant};
 
 use super::support::{A, B, C};
@@ -213,6 +213,8 @@ fn a_handoff_to_a_node_the_prober_has_not_heard_from_yet_is_refused_without_free
     let _silent = std::net::TcpListener::bind(pair.b.api_address()).expect("take node-b's API address");
     pair.a.daemon.kill();
     pair.a.daemon.restart();
+    // Its API answers before its manifests are in force; a handoff asked then is refused for that.
+    eventually("node-a has its set in force again", || pair.a.daemon.revision());
 
     let started = Instant::now();
     let run = pair.a.daemon.meshctl(&["handoff", "c-1", "--to", B]);
