@@ -227,6 +227,10 @@ fn session_to_wire(me: &str, view: ConversationView) -> Session {
     let peer_hash = view.others.first().and_then(|node| view.hashes.get(node)).cloned();
     let ConversationView { policy, id, dir, content, record, writable, .. } = view;
     let hash = content.as_ref().map(|content| content.hash.clone());
+    let (handoff, target) = match record.as_ref().map(|record| &record.phase) {
+        Some(Phase::Frozen { handoff, target, .. }) => (Some(handoff.to_string()), Some(target.clone())),
+        _ => (None, None),
+    };
     let phase = match record.as_ref().map(|record| &record.phase) {
         None => "unclaimed",
         Some(Phase::Owned) => "owned",
@@ -248,5 +252,7 @@ fn session_to_wire(me: &str, view: ConversationView) -> Session {
         hash,
         peer_hash,
         writable,
+        handoff,
+        target,
     }
 }
