@@ -23,8 +23,8 @@ use crate::support::wait::Check;
 pub(super) const A: &str = "node-a";
 pub(super) const B: &str = "node-b";
 pub(super) const C: &str = "node-c";
-const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+pub(super) const IP_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+pub(super) const IP_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 const IP_C: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 4);
 
 /// The SyncFolder of every test, and its Syncthing folder ID.
@@ -95,6 +95,11 @@ impl Syncthings {
     /// Starts a daemon per node on the Nodes, the Mesh, the SyncFolder and
     /// `extra` manifests (none when empty).
     pub(super) fn start_daemons_with(self, extra: &str) -> Pair {
+        self.start_daemons_with_env(extra, &[])
+    }
+
+    /// [`Syncthings::start_daemons_with`], each daemon's process with `env` too.
+    pub(super) fn start_daemons_with_env(self, extra: &str, env: &[(&str, &str)]) -> Pair {
         let (port_a, port_b) = (free_port_on(IP_A), free_port_on(IP_B));
         let mesh = mesh(&[(A, IP_A, port_a, &self.a), (B, IP_B, port_b, &self.b)]);
         let folder = sync_folder(FOLDER_ID, &self.a.data(OBJECT), &self.b.data(OBJECT));
@@ -102,6 +107,9 @@ impl Syncthings {
             let mut builder = Daemon::builder().file("manifests/node.yaml", &mesh).file("manifests/sync.yaml", &folder);
             if !extra.is_empty() {
                 builder = builder.file("manifests/extra.yaml", extra);
+            }
+            for (name, value) in env {
+                builder = builder.process_env(name, value);
             }
             let builder = builder.setting("SYNCTHING_API_KEY", syncthing.api_key()).at(name, ip, port);
             let client = Client::new(&syncthing.api_url(), syncthing.api_key());
