@@ -227,6 +227,10 @@ fn session_to_wire(me: &str, view: ConversationView) -> Session {
     let peer_hash = view.others.first().and_then(|node| view.hashes.get(node)).cloned();
     let ConversationView { policy, id, dir, content, record, writable, .. } = view;
     let hash = content.as_ref().map(|content| content.hash.clone());
+    let (handoff, target) = match record.as_ref().map(|record| &record.phase) {
+        Some(Phase::Frozen { handoff, target, .. }) => (Some(handoff.to_string()), Some(target.clone())),
+        _ => (None, None),
+    };
     let phase = match record.as_ref().map(|record| &record.phase) {
         None => "unclaimed",
         Some(Phase::Owned) => "owned",
@@ -248,5 +252,42 @@ fn session_to_wire(me: &str, view: ConversationView) -> Session {
         hash,
         peer_hash,
         writable,
+        handoff,
+        target,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handoff::protocol::{HandoffId, Record, Stage};
+
+    fn view(phase: Option<Phase>) -> ConversationView {
+        ConversationView {
+            policy: "chats".into(),
+            id: "c-1".into(),
+            dir: "/sessions/c-1".into(),
+            content: None,
+            record: phase.map(|phase| Record { phase, ..Record::new("a") }),
+            others: vec!["b".into()],
+            hashes: Default::default(),
+            writable: false,
+        }
+    }
+
+    /// The page follows a handoff under way from the conversation it froze.
+    #[test]
+    fn a_frozen_conversation_names_its_handoff_and_target_and_no_other_does() {
+        let frozen = Phase::Frozen { handoff: HandoffId("h-7".into()), target: "b".into(), stage: Stage::Barrier };
+        let cases = [
+            (Some(frozen), "frozen", Some("h-7"), Some("b")),
+            (Some(Phase::Owned), "owned", None, None),
+            (None, "unclaimed", None, None),
+        ];
+        for (phase, expected_phase, handoff, target) in cases {
+            let session = session_to_wire("a", view(phase));
+            assert_eq!(session.phase, expected_phase);
+            assert_eq!((session.handoff.as_deref(), session.target.as_deref()), (handoff, target), "{expected_phase}");
+        }
     }
 }

@@ -44,7 +44,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::oneshot;
 
 use self::error::{ApiError, bad_request};
-use self::ui_session::bearer_key;
+use self::ui_session::{LetIn, MayAct, bearer_key};
 use self::wire::{
     Action, ApplyRequest, ApplyResponse, Describe, Health, Intervention, MeshNode, ReconcileRequest, ReconcileResponse,
     RouteRequest, Routed, StreamMessage, SyncthingDevice,
@@ -80,6 +80,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/mesh/route", post(route))
         .route("/mesh/goodbye", post(peers::goodbye))
         .route("/ui/ticket", post(ui_session::ticket))
+        .route("/ui/authority", get(ui_session::authority))
         .route(ollama::PREFIX, any(ollama::proxy))
         .route("/ollama/", any(ollama::proxy))
         .route("/ollama/{*rest}", any(ollama::proxy))
@@ -110,13 +111,16 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 async fn require_key(State(state): State<ApiState>, headers: HeaderMap, request: Request, next: Next) -> Response {
     let presented = bearer_key(&headers);
     if presented.is_some_and(|key| state.handles.api_key.matches(key)) {
-        return next.run(request).await;
+        return let_in(LetIn::Key, &headers, request, next).await;
     }
     if metrics::metrics_key_opens(&state, &request, presented) {
         return next.run(request).await;
     }
     match ui_session::admission(&state, &headers, request.method()) {
-        ui_session::Admission::Admitted => return next.run(request).await,
+        ui_session::Admission::Admitted => {
+            let under_key = state.handles.api_key.get().is_some();
+            return let_in(LetIn::Session { under_key }, &headers, request, next).await;
+        }
         ui_session::Admission::Refused(error) => return error.into_response(),
         ui_session::Admission::NoSession => {}
     }
@@ -124,13 +128,24 @@ async fn require_key(State(state): State<ApiState>, headers: HeaderMap, request:
     if let Some(caller) = caller
         && tailscale_identity_allowed(&state, caller).await
     {
-        return next.run(request).await;
+        return let_in(LetIn::Identity, &headers, request, next).await;
     }
     match presented {
         Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the bearer key is wrong").into_response(),
         None => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "send Authorization: Bearer <MESH_API_KEY>")
             .into_response(),
     }
+}
+
+/// Runs a request that was let in, telling the handlers whether it may act;
+/// an action it may not take is refused here (`403 key_required`).
+async fn let_in(how: LetIn, headers: &HeaderMap, mut request: Request, next: Next) -> Response {
+    let may_act = ui_session::may_act(how, ui_session::from_browser(headers));
+    if !may_act && ui_session::is_action(request.method(), request.uri().path()) {
+        return ui_session::key_required().into_response();
+    }
+    request.extensions_mut().insert(MayAct(may_act));
+    next.run(request).await
 }
 
 /// Whether the Mesh in force enables Tailscale identity auth and allows the
@@ -439,12 +454,16 @@ const RECENT_EVENTS: usize = 50;
 /// upgrade, by the same middleware as every other route.
 async fn events(
     State(state): State<ApiState>,
+    may_act: Option<axum::Extension<MayAct>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    Ok(upgrade?.on_upgrade(move |socket| stream_events(state, socket)))
+    let may_act = may_act.is_some_and(|axum::Extension(MayAct(may))| may);
+    Ok(upgrade?.on_upgrade(move |socket| stream_events(state, socket, may_act)))
 }
 
-async fn stream_events(state: ApiState, socket: WebSocket) {
+/// Streams to one client; its interventions are taken only when `may_act`
+/// (a browser let in by its Tailscale identity alone watches).
+async fn stream_events(state: ApiState, socket: WebSocket, may_act: bool) {
     let (recent, mut items) = state.shared.status().subscribe(RECENT_EVENTS);
     let (mut sink, mut incoming) = socket.split();
     for event in recent {
@@ -464,6 +483,7 @@ async fn stream_events(state: ApiState, socket: WebSocket) {
                 Err(RecvError::Closed) => break,
             },
             frame = incoming.next() => match frame {
+                Some(Ok(Message::Text(_))) if !may_act => StreamMessage::Error { message: KEY_REQUIRED.into() },
                 Some(Ok(Message::Text(text))) => intervene(&state, &text).await,
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return,
                 // Pings are answered by axum; nothing else means anything here.
@@ -484,6 +504,9 @@ async fn send(
     let text = serde_json::to_string(message).expect("stream messages serialize");
     sink.send(Message::Text(text.into())).await
 }
+
+/// Why an intervention of a stream that may not act is refused.
+const KEY_REQUIRED: &str = "key_required: an intervention from the page needs the key; open the stream with it";
 
 /// Hands a client's intervention to the controller, which records it as an
 /// event; the answer is the acknowledgement or what was wrong.

@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use super::wire::{
     ApplyRequest, ApplyResponse, Describe, ErrorBody, FORCE_HEADER, Goodbye, HandoffBatch, HandoffMessage,
     HandoffProgress, HandoffRequest, Health, Intervention, MeshNode, OllamaError, PeerRegistered, PeerRegistration,
-    ReconcileRequest, ReconcileResponse, RouteRequest, Routed, Session, StreamMessage, SyncthingDevice,
+    ReconcileRequest, ReconcileResponse, RouteRequest, Routed, Session, StreamMessage, SyncthingDevice, UiAuthority,
     UiSessionGranted, UiSessionRequest, UiTicket,
 };
 use crate::controller::status::NodeStatus;
@@ -140,6 +140,13 @@ impl Operation {
         self
     }
 
+    /// Whether the key middleware takes it for an action (`ui_session::is_action`).
+    fn is_action(&self) -> bool {
+        let method = axum::http::Method::from_bytes(self.method.to_ascii_uppercase().as_bytes())
+            .expect("an operation's method is an HTTP method");
+        super::ui_session::is_action(&method, self.path)
+    }
+
     /// Its answers with those every such route gives: 401 without the key,
     /// and 400, 413 and 415 for a JSON body that does not read.
     fn all_answers(&self) -> Vec<&Answer> {
@@ -165,9 +172,18 @@ impl Operation {
                 payload: Payload::Json(schema::<ErrorBody>),
             },
         ];
+        static ACTION: Answer = Answer {
+            status: "403",
+            description: "`key_required`: a browser let in without the key's authority (its Tailscale identity \
+                alone); `cross_origin`: a session cookie sent from another origin",
+            payload: Payload::Json(schema::<ErrorBody>),
+        };
         let mut all: Vec<&Answer> = self.answers.iter().collect();
         if !self.open {
             all.push(&KEY);
+        }
+        if !self.open && self.is_action() {
+            all.push(&ACTION);
         }
         if matches!(self.request, Some((Payload::Json(_), _))) {
             all.extend(&JSON_BODY);
@@ -405,6 +421,12 @@ fn operations() -> Vec<Operation> {
                 ok("200", "The ticket", Payload::Json(schema::<UiTicket>)),
                 error("500", "`no_randomness`: the system gave no random bytes"),
             ]),
+        Operation::new("get", "/ui/authority", "uiAuthority", "Whether the caller may act (the page's actions)")
+            .described(
+                "False for a browser let in by its Tailscale identity alone (or by a session of a node without a \
+                 key): its actions are refused with 403 `key_required`, so the page asks for the key on confirming.",
+            )
+            .answers([ok("200", "Whether it may act", Payload::Json(schema::<UiAuthority>))]),
         Operation::new("post", "/mesh/route", "route", "Call a capability on the node that serves it")
             .described(
                 "Answers 200 whenever an endpoint answered, whatever its own status (`status`). A call another \

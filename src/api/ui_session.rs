@@ -4,7 +4,9 @@
 //! cookie is never usable cross-site: `SameSite=Strict`, and a request it
 //! authenticates that changes state or opens the event stream must come
 //! from the page's own origin. The daemon serves plain HTTP, so the cookie
-//! has no `Secure` flag.
+//! has no `Secure` flag. The page's actions need the key's authority: a
+//! browser let in by its Tailscale identity alone reads, and is asked for the
+//! key before it acts (`MayAct`).
 
 use std::time::Instant;
 
@@ -17,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 use super::state::ApiState;
 use super::ui_tokens::{SESSION_LIFETIME, TICKET_LIFETIME};
-use super::wire::{UiSessionGranted, UiSessionRequest, UiTicket};
+use super::wire::{UiAuthority, UiSessionGranted, UiSessionRequest, UiTicket};
 
 /// The session cookie's name.
 pub(super) const COOKIE: &str = "mesh_session";
@@ -42,6 +44,63 @@ pub(super) fn admission(state: &ApiState, headers: &HeaderMap, method: &Method) 
         return Admission::Refused(cross_origin());
     }
     Admission::Admitted
+}
+
+/// How the key middleware let a request in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum LetIn {
+    /// The key itself, as a bearer header.
+    Key,
+    /// A live session cookie; `under_key` when the node has a key, which the
+    /// session was opened with (or with a ticket, issued behind it).
+    Session { under_key: bool },
+    /// An allowed Tailscale identity, without the key.
+    Identity,
+}
+
+/// Whether a request that was let in may act (change state, intervene on
+/// the event stream), set by the key middleware for the handlers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct MayAct(pub(super) bool);
+
+/// Issue #21: the page's actions need the key. A browser (its requests carry
+/// `Origin`) let in by its identity alone, or by a session of a node without
+/// a key, reads only; a client that is not a browser (the CLI, the peers)
+/// acts by its identity as before, and the key always acts.
+pub(super) fn may_act(let_in: LetIn, from_browser: bool) -> bool {
+    match let_in {
+        LetIn::Key => true,
+        LetIn::Session { under_key } => under_key,
+        LetIn::Identity => !from_browser,
+    }
+}
+
+/// Whether a request is an action of the mesh's own API (not of the Ollama
+/// and capability pass-throughs, whose callers are the agents' own).
+pub(super) fn is_action(method: &Method, path: &str) -> bool {
+    let changes_state = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    changes_state && (path.starts_with("/api/v1/") || path.starts_with("/ui/"))
+}
+
+/// Whether the request comes from a browser, which sends `Origin` with
+/// every request that may change state and every WebSocket handshake.
+pub(super) fn from_browser(headers: &HeaderMap) -> bool {
+    origin(headers).is_some()
+}
+
+/// The refusal of an action a browser sent without the key's authority.
+pub(super) fn key_required() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "key_required",
+        "an action from the page needs the key: open the page with the key (it asks for it on confirming)",
+    )
+}
+
+/// `GET /ui/authority`: whether this browser's session may act, so that the
+/// page asks for the key on confirming an action only when it must.
+pub(super) async fn authority(may: Option<axum::Extension<MayAct>>) -> Json<UiAuthority> {
+    Json(UiAuthority { may_act: may.is_some_and(|axum::Extension(MayAct(may))| may) })
 }
 
 /// `POST /ui/session`: the key (bearer header or body) or a ticket, traded
@@ -186,6 +245,40 @@ mod tests {
         ];
         for (pairs, expected) in cases {
             assert_eq!(same_origin(&headers(pairs)), expected, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_key_s_authority_acts_from_a_browser() {
+        let cases = [
+            (LetIn::Key, true, true),
+            (LetIn::Key, false, true),
+            (LetIn::Session { under_key: true }, true, true),
+            (LetIn::Session { under_key: false }, true, false),
+            (LetIn::Identity, true, false),
+            (LetIn::Identity, false, true),
+        ];
+        for (let_in, browser, expected) in cases {
+            assert_eq!(may_act(let_in, browser), expected, "{let_in:?} from a browser: {browser}");
+        }
+    }
+
+    #[test]
+    fn the_actions_are_the_mesh_api_s_changes_of_state() {
+        let cases = [
+            (Method::POST, "/api/v1/reconcile", true),
+            (Method::POST, "/api/v1/handoff", true),
+            (Method::POST, "/ui/ticket", true),
+            (Method::DELETE, "/api/v1/x", true),
+            (Method::GET, "/api/v1/status", false),
+            (Method::GET, "/api/v1/events", false),
+            (Method::HEAD, "/api/v1/mesh", false),
+            (Method::POST, "/ollama/api/generate", false),
+            (Method::POST, "/cap/chroma/api", false),
+            (Method::POST, "/mesh/route", false),
+        ];
+        for (method, path, expected) in cases {
+            assert_eq!(is_action(&method, path), expected, "{method} {path}");
         }
     }
 

@@ -656,6 +656,13 @@ pub(crate) struct Session {
     /// for a handoff. A write anywhere else is stale and is kept aside.
     #[serde(default)]
     pub writable: bool,
+    /// The handoff under way while the conversation is frozen here (its
+    /// progress: `GET /api/v1/handoff/{handoff}` on this node, which started it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<String>,
+    /// The node it is being handed to, while frozen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// `POST /api/v1/handoff`'s answer and `GET /api/v1/handoff/{handoff}`: how
@@ -736,6 +743,15 @@ pub(crate) struct UiSessionRequest {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct UiSessionGranted {
     pub expires_in_seconds: u64,
+}
+
+/// `GET /ui/authority`: whether the caller's requests may act (issue #21:
+/// the page's actions need the key). False for a browser let in by its
+/// Tailscale identity alone: the page asks it for the key on confirming.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UiAuthority {
+    pub may_act: bool,
 }
 
 /// A one-time ticket for the page (`meshctl ui` puts it in the URL fragment).

@@ -7,6 +7,7 @@
 mod agreement;
 mod anywhere;
 mod bad_requests;
+mod browser;
 mod capability;
 mod doctor;
 mod events;

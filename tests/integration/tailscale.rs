@@ -275,3 +275,88 @@ async fn a_caller_whose_login_is_not_allowed_gets_401() {
     assert_eq!(get_status(&http(), &daemon, None).await, 401);
     assert_eq!(tailscaled.whois_asked().len(), 1);
 }
+
+/// Opens the event stream from `origin` (with `cookie` when given), sends
+/// one intervention and returns the answer to it.
+async fn intervene(daemon: &Daemon, origin: &str, cookie: Option<&str>, action: &str) -> serde_json::Value {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = format!("ws://127.0.0.1:{}/api/v1/events", daemon.port()).into_client_request().unwrap();
+    request.headers_mut().insert("origin", origin.parse().unwrap());
+    if let Some(cookie) = cookie {
+        request.headers_mut().insert("cookie", cookie.parse().unwrap());
+    }
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("the stream opens");
+    socket.send(Message::text(format!("{{\"action\":\"{action}\"}}"))).await.unwrap();
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), socket.next()).await.expect("an answer within 5 s");
+        let Some(Ok(Message::Text(text))) = frame else { panic!("the stream ended: {frame:?}") };
+        let message: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if message["type"] == "ack" || message["type"] == "error" {
+            return message;
+        }
+    }
+}
+
+/// Issue #21: the page's actions need the key. A browser let in by its
+/// Tailscale identity reads the mesh and follows the stream, but its actions
+/// and interventions are refused until it trades the key for a session; the
+/// CLI (no `Origin`) acts by identity as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_let_in_by_its_identity_reads_but_acts_only_with_the_key() {
+    let tailscaled = FakeTailscaled::start();
+    tailscaled.answer_whois(LOOPBACK, fake::WHOIS_USER);
+    let daemon = daemon_with_tailscale_auth(tailscaled.socket()).await;
+    let page = format!("http://{}", daemon.api());
+    let authority = |origin: Option<&str>, cookie: Option<&str>| {
+        let mut request = http().get(daemon.url("/ui/authority"));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        async move { request.send().await.unwrap().json::<serde_json::Value>().await.unwrap()["mayAct"].clone() }
+    };
+    let reconcile = |origin: Option<&str>, cookie: Option<&str>| {
+        let mut request = http().post(daemon.url("/api/v1/reconcile")).json(&serde_json::json!({}));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        async move { request.send().await.unwrap() }
+    };
+
+    assert_eq!(get_status(&http(), &daemon, None).await, 200, "the browser reads by identity");
+    assert_eq!(authority(Some(&page), None).await, false);
+    let refused = reconcile(Some(&page), None).await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(refused.json::<serde_json::Value>().await.unwrap()["error"], "key_required");
+    let answer = intervene(&daemon, &page, None, "pause").await;
+    assert_eq!(answer["type"], "error", "{answer}");
+    assert!(answer["message"].as_str().unwrap().starts_with("key_required"), "{answer}");
+    assert_ne!(daemon.status()["paused"], true, "the refused pause changed nothing");
+
+    assert_eq!(authority(None, None).await, true, "the CLI acts by identity");
+    assert_eq!(reconcile(None, None).await.status(), 200);
+
+    let granted = http()
+        .post(daemon.url("/ui/session"))
+        .header("origin", &page)
+        .json(&serde_json::json!({"key": Daemon::KEY}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(granted.status(), 200);
+    let set = granted.headers()["set-cookie"].to_str().unwrap();
+    let cookie = set.split(';').next().unwrap().to_owned();
+    assert_eq!(authority(Some(&page), Some(&cookie)).await, true);
+    assert_eq!(reconcile(Some(&page), Some(&cookie)).await.status(), 200);
+    let answer = intervene(&daemon, &page, Some(&cookie), "pause").await;
+    assert_eq!((&answer["type"], &answer["action"]), (&"ack".into(), &"pause".into()), "{answer}");
+    crate::support::wait::eventually("the node is paused", || (daemon.status()["paused"] == true).then_some(()));
+    assert!(!daemon.log().contains(Daemon::KEY), "the key is never logged");
+}

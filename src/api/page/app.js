@@ -4,6 +4,8 @@
 
 import { api, closeSession, notice, openSession, takeFragment } from "./session.js";
 import { drawCapabilities, drawNodes } from "./views.js";
+import { drawConversations } from "./conversations.js";
+import { drawPaused, handOver, learnAuthority, setupActions } from "./actions.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -16,12 +18,15 @@ const RECONNECT_MS = 2000;
 
 let stream = null;
 let redrawTimer = null;
+/** The mesh's node names, as last drawn: the targets of a handoff. */
+let nodeNames = [];
 
 start();
 
 async function start() {
   $("login").addEventListener("submit", onLogin);
   $("forget").addEventListener("click", forget);
+  setupActions(scheduleRedraw);
   const secret = takeFragment();
   if (secret) await openSession(secret);
   await show();
@@ -40,6 +45,7 @@ async function forget() {
   if (stream) stream.close();
   stream = null;
   $("mesh").hidden = true;
+  $("conversations").hidden = true;
   $("forget").hidden = true;
   $("login").hidden = false;
   notice("This browser forgot the session.");
@@ -52,6 +58,8 @@ async function show() {
   $("login").hidden = true;
   $("forget").hidden = false;
   $("mesh").hidden = false;
+  $("conversations").hidden = false;
+  await learnAuthority();
   if (!stream) follow();
 }
 
@@ -66,7 +74,11 @@ async function redraw() {
   // This node decides where each capability is served for the whole mesh.
   const status = await api("/api/v1/status");
   if (mesh) drawNodes(mesh);
+  if (mesh) nodeNames = mesh.map((node) => node.name);
   if (status) drawCapabilities(status);
+  if (status) drawPaused(status.paused === true);
+  const sessions = await api("/api/v1/sessions");
+  if (sessions) await drawConversations(sessions, (session) => handOver(session, nodeNames));
   return true;
 }
 

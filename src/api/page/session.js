@@ -16,8 +16,8 @@ export function takeFragment() {
   return secret;
 }
 
-/** Trades `{key}` or `{ticket}` for the session cookie; false when refused. */
-export async function openSession(secret) {
+/** Trades `{key}` or `{ticket}` for the session cookie; false when refused (said by `report`). */
+export async function openSession(secret, report = notice) {
   const answer = await fetch("/ui/session", {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -25,10 +25,10 @@ export async function openSession(secret) {
     credentials: "same-origin",
   });
   if (!answer.ok) {
-    notice(await errorOf(answer, "the node refused the key"), true);
+    report(await errorOf(answer, "the node refused the key"), true);
     return false;
   }
-  notice("");
+  report("");
   return true;
 }
 
@@ -39,9 +39,10 @@ export async function closeSession() {
 
 /**
  * GETs `path` of the API: its JSON, null when the node does not let this
- * browser in (401), undefined when it failed otherwise (said in the notice).
+ * browser in (401), undefined when it failed otherwise (said in the notice,
+ * unless `quiet`).
  */
-export async function api(path) {
+export async function api(path, { quiet = false } = {}) {
   let answer;
   try {
     answer = await fetch(path, { credentials: "same-origin", headers: { accept: "application/json" } });
@@ -51,7 +52,7 @@ export async function api(path) {
   }
   if (answer.status === 401) return null;
   if (!answer.ok) {
-    notice(await errorOf(answer, `${path} answered ${answer.status}`), true);
+    if (!quiet) notice(await errorOf(answer, `${path} answered ${answer.status}`), true);
     return undefined;
   }
   return answer.json();

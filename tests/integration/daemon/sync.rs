@@ -88,8 +88,13 @@ impl Syncthings {
     /// Starts a daemon per node on the Nodes, the Mesh, the SyncFolder and
     /// `extra` manifests (none when empty).
     pub(super) fn start_daemons_with(self, extra: &str) -> Pair {
+        self.start_daemons_with_env(extra, &[])
+    }
+
+    /// [`Syncthings::start_daemons_with`], each daemon's process with `env` too.
+    pub(super) fn start_daemons_with_env(self, extra: &str, env: &[(&str, &str)]) -> Pair {
         let Syncthings { a, b, runtime } = self;
-        let (mesh, [a, b]) = start_sides([a, b], extra);
+        let (mesh, [a, b]) = start_sides([a, b], extra, env);
         Pair { a, b, mesh, runtime }
     }
 }
@@ -98,7 +103,7 @@ impl Syncthings {
 /// Syncthing of `syncthings` and a daemon on the Nodes, the Mesh, the
 /// SyncFolder (shared by all) and the `extra` manifests (none when empty).
 /// Returns the manifest of the Mesh and the Nodes, and the sides.
-fn start_sides<const N: usize>(syncthings: [Syncthing; N], extra: &str) -> (String, [Side; N]) {
+fn start_sides<const N: usize>(syncthings: [Syncthing; N], extra: &str, env: &[(&str, &str)]) -> (String, [Side; N]) {
     let nodes: [(&'static str, Ipv4Addr); N] = std::array::from_fn(|index| [(A, IP_A), (B, IP_B), (C, IP_C)][index]);
     let ports = nodes.map(|(_, ip)| free_port_on(ip));
     let described: Vec<_> =
@@ -111,6 +116,9 @@ fn start_sides<const N: usize>(syncthings: [Syncthing; N], extra: &str) -> (Stri
         let mut builder = Daemon::builder().file("manifests/node.yaml", &mesh).file("manifests/sync.yaml", &folder);
         if !extra.is_empty() {
             builder = builder.file("manifests/extra.yaml", extra);
+        }
+        for (name, value) in env {
+            builder = builder.process_env(name, value);
         }
         let builder = builder.setting("SYNCTHING_API_KEY", syncthing.api_key()).at(name, ip, port);
         let client = Client::new(&syncthing.api_url(), syncthing.api_key());
@@ -131,7 +139,7 @@ impl Trio {
     /// Mesh, the SyncFolder (shared by all three) and the `extra` manifests.
     pub(super) fn start_with(extra: &str) -> Trio {
         let syncthings = [Syncthing::start("a"), Syncthing::start("b"), Syncthing::start("c")];
-        let (_, sides) = start_sides(syncthings, extra);
+        let (_, sides) = start_sides(syncthings, extra, &[]);
         Trio { sides }
     }
 
