@@ -14,9 +14,9 @@ use serde_json::{Map, Value, json};
 
 use super::wire::{
     ApplyRequest, ApplyResponse, Describe, ErrorBody, FORCE_HEADER, Goodbye, HandoffBatch, HandoffMessage,
-    HandoffProgress, HandoffRequest, Health, Intervention, MeshNode, OllamaError, PeerRegistered, PeerRegistration,
-    ReconcileRequest, ReconcileResponse, RouteRequest, Routed, Session, StreamMessage, SyncthingDevice,
-    UiSessionGranted, UiSessionRequest, UiTicket,
+    HandoffProgress, HandoffRequest, Health, Intervention, MeshNode, MeshStatus, OllamaError, PeerRegistered,
+    PeerRegistration, ReconcileRequest, ReconcileResponse, RouteRequest, Routed, Session, StreamMessage,
+    SyncthingDevice, UiSessionGranted, UiSessionRequest, UiTicket,
 };
 use crate::controller::status::NodeStatus;
 
@@ -233,6 +233,14 @@ fn operations() -> Vec<Operation> {
             .answers([ok("200", "The node and the objects it reports", Payload::Json(schema::<NodeStatus>))]),
         Operation::new("get", "/api/v1/mesh", "mesh", "This node's view of every node: itself, then its peers")
             .answers([ok("200", "One entry per node", Payload::Json(schema::<Vec<MeshNode>>))]),
+        Operation::new("get", "/api/v1/mesh/status", "meshStatus", "Every node's status, as this node gathers it")
+            .described(
+                "This node's status, and each peer's `GET /api/v1/status` asked by this node with the mesh key, all \
+                 at once: a peer known to be down is not asked, and one that does not answer within 1.5 s is given \
+                 with its last known state, offline, and `unanswered` saying why. It answers within about 1.5 s \
+                 whatever the peers do.",
+            )
+            .answers([ok("200", "This node first, then its peers", Payload::Json(schema::<MeshStatus>))]),
         Operation::new("post", "/api/v1/peers", "registerPeer", "A node joining the mesh says where its API answers")
             .body::<PeerRegistration>()
             .answers([

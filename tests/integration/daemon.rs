@@ -18,6 +18,7 @@ mod idle_connections;
 mod join;
 mod logind;
 mod loopback;
+mod mesh_status;
 mod metrics;
 mod model_pulls;
 mod output;
