@@ -30,6 +30,7 @@ pub(crate) const ASSETS: &[Asset] = &[
     Asset { path: "/ui/app.js", content_type: SCRIPT, body: include_str!("page/app.js") },
     Asset { path: "/ui/session.js", content_type: SCRIPT, body: include_str!("page/session.js") },
     Asset { path: "/ui/views.js", content_type: SCRIPT, body: include_str!("page/views.js") },
+    Asset { path: "/ui/topology.js", content_type: SCRIPT, body: include_str!("page/topology.js") },
     Asset { path: "/ui/app.css", content_type: "text/css; charset=utf-8", body: include_str!("page/app.css") },
 ];
 
