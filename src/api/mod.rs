@@ -12,6 +12,7 @@
 pub(crate) mod cap;
 mod error;
 mod handoff;
+pub(crate) mod jsdoc;
 mod metrics;
 pub(crate) mod ollama;
 pub(crate) mod openapi;

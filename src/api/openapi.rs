@@ -495,7 +495,7 @@ const DESCRIPTION: &str = "The mesh API every agentmesh node serves (design sect
     `{error, message}` (`error` a stable code), but for the Ollama proxy's own, which are Ollama's `{error}`. \
     The page at `/` is not described.";
 
-fn document() -> Value {
+pub(crate) fn document() -> Value {
     let mut requests = generator(SchemaSettings::draft2020_12().for_deserialize());
     let mut answers = generator(SchemaSettings::draft2020_12().for_serialize());
     let mut paths: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
