@@ -194,7 +194,7 @@ function condition(object, type) {
 function orNone(rows, what, words = "none declared") {
   if (rows.length) return rows;
   const none = row([[what, words, "muted"]]);
-  none.firstChild.colSpan = 9;
+  /** @type {HTMLTableCellElement} */ (none.firstChild).colSpan = 9;
   return [none];
 }
 
