@@ -24,7 +24,8 @@ const EVENTS_KEPT = 50;
 
 let stream = null;
 let redrawTimer = null;
-/** What the page last had: this node's view of every node, every node's status, the stream's events (newest first), this node's Services' last lines. */
+// What the page last had: this node's view of every node, every node's
+// status, the stream's events (newest first), this node's Services' last lines.
 /** @type {MeshNode[]} */
 let views = [];
 /** @type {MeshStatus} */
