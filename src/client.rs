@@ -15,6 +15,8 @@ use crate::controller::status::NodeStatus;
 use crate::manifest::Bundle;
 use crate::net::{self, root_cause};
 
+pub(crate) mod statuses;
+
 /// How long `route` waits: longer than the router's own worst case (a connect
 /// timeout per node that is down, then one endpoint's whole timeout), so its
 /// error, which says what it tried, arrives rather than a timeout of ours.

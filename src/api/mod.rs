@@ -12,6 +12,7 @@
 pub(crate) mod cap;
 mod error;
 mod handoff;
+pub(crate) mod jsdoc;
 mod metrics;
 pub(crate) mod ollama;
 pub(crate) mod openapi;
@@ -46,10 +47,11 @@ use tokio::sync::oneshot;
 use self::error::{ApiError, bad_request};
 use self::ui_session::{LetIn, MayAct, bearer_key};
 use self::wire::{
-    Action, ApplyRequest, ApplyResponse, Describe, Health, Intervention, MeshNode, ReconcileRequest, ReconcileResponse,
-    RouteRequest, Routed, StreamMessage, SyncthingDevice,
+    Action, ApplyRequest, ApplyResponse, Describe, Health, Intervention, MeshNode, MeshStatus, ReconcileRequest,
+    ReconcileResponse, RouteRequest, Routed, StreamMessage, SyncthingDevice,
 };
 use crate::build_info;
+use crate::client::statuses;
 use crate::controller::status::{NodeStatus, ObjectKey};
 use crate::controller::{InForce, Input, Shared, validate_off_runtime};
 use crate::manifest::Kind;
@@ -63,6 +65,7 @@ pub(crate) fn router(state: ApiState) -> Router {
     let protected = Router::new()
         .route("/api/v1/status", get(status))
         .route("/api/v1/mesh", get(mesh))
+        .route("/api/v1/mesh/status", get(mesh_status))
         .route("/api/v1/peers", post(peers::register))
         .route("/api/v1/apply", post(apply))
         .route("/api/v1/reconcile", post(reconcile_now))
@@ -229,6 +232,27 @@ async fn status(State(state): State<ApiState>) -> Json<NodeStatus> {
 /// This node's view of every node: itself, then each peer as the prober last
 /// saw it, so a client can reach every peer and knows which are down.
 async fn mesh(State(state): State<ApiState>) -> Json<Vec<MeshNode>> {
+    Json(mesh_view(&state))
+}
+
+/// How long a peer gets to answer `GET /api/v1/mesh/status`'s question: the
+/// prober's own patience, so a peer that does not answer in it is one the
+/// prober is about to call down anyway.
+const PEER_STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// Every node's status: this node's, and each peer's asked with the mesh key
+/// (the page may call only its own node, and only this node holds the key),
+/// all at once; a peer known to be down is not asked, and one that does not
+/// answer in [`PEER_STATUS_TIMEOUT`] is marked with why.
+async fn mesh_status(State(state): State<ApiState>) -> Json<MeshStatus> {
+    let mine = node_status(&state.shared, &state.source.borrow());
+    let views = mesh_view(&state);
+    let key = state.handles.api_key.get();
+    let nodes = statuses::gather(mine, views, key.as_deref(), PEER_STATUS_TIMEOUT).await;
+    Json(MeshStatus { nodes })
+}
+
+fn mesh_view(state: &ApiState) -> Vec<MeshNode> {
     let shared = &state.shared;
     let me = node_status(shared, &state.source.borrow());
     let (address, api_port) = {
@@ -280,7 +304,7 @@ async fn mesh(State(state): State<ApiState>) -> Json<Vec<MeshNode>> {
         asleep_since: peer.asleep_since,
         source: peer.source,
     });
-    Json(std::iter::once(this).chain(peers).collect())
+    std::iter::once(this).chain(peers).collect()
 }
 
 /// Validates the bundle again here; a dry run returns the plan, a real one

@@ -14,9 +14,9 @@ use serde_json::{Map, Value, json};
 
 use super::wire::{
     ApplyRequest, ApplyResponse, Describe, ErrorBody, FORCE_HEADER, Goodbye, HandoffBatch, HandoffMessage,
-    HandoffProgress, HandoffRequest, Health, Intervention, MeshNode, OllamaError, PeerRegistered, PeerRegistration,
-    ReconcileRequest, ReconcileResponse, RouteRequest, Routed, Session, StreamMessage, SyncthingDevice, UiAuthority,
-    UiSessionGranted, UiSessionRequest, UiTicket,
+    HandoffProgress, HandoffRequest, Health, Intervention, MeshNode, MeshStatus, OllamaError, PeerRegistered,
+    PeerRegistration, ReconcileRequest, ReconcileResponse, RouteRequest, Routed, Session, StreamMessage,
+    SyncthingDevice, UiAuthority, UiSessionGranted, UiSessionRequest, UiTicket,
 };
 use crate::controller::status::NodeStatus;
 
@@ -249,6 +249,14 @@ fn operations() -> Vec<Operation> {
             .answers([ok("200", "The node and the objects it reports", Payload::Json(schema::<NodeStatus>))]),
         Operation::new("get", "/api/v1/mesh", "mesh", "This node's view of every node: itself, then its peers")
             .answers([ok("200", "One entry per node", Payload::Json(schema::<Vec<MeshNode>>))]),
+        Operation::new("get", "/api/v1/mesh/status", "meshStatus", "Every node's status, as this node gathers it")
+            .described(
+                "This node's status, and each peer's `GET /api/v1/status` asked by this node with the mesh key, all \
+                 at once: a peer known to be down is not asked, and one that does not answer within 1.5 s is given \
+                 with its last known state, offline, and `unanswered` saying why. It answers within about 1.5 s \
+                 whatever the peers do.",
+            )
+            .answers([ok("200", "This node first, then its peers", Payload::Json(schema::<MeshStatus>))]),
         Operation::new("post", "/api/v1/peers", "registerPeer", "A node joining the mesh says where its API answers")
             .body::<PeerRegistration>()
             .answers([
@@ -509,7 +517,7 @@ const DESCRIPTION: &str = "The mesh API every agentmesh node serves (design sect
     `{error, message}` (`error` a stable code), but for the Ollama proxy's own, which are Ollama's `{error}`. \
     The page at `/` is not described.";
 
-fn document() -> Value {
+pub(crate) fn document() -> Value {
     let mut requests = generator(SchemaSettings::draft2020_12().for_deserialize());
     let mut answers = generator(SchemaSettings::draft2020_12().for_serialize());
     let mut paths: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();

@@ -32,6 +32,7 @@ pub(crate) const ASSETS: &[Asset] = &[
     Asset { path: "/ui/views.js", content_type: SCRIPT, body: include_str!("page/views.js") },
     Asset { path: "/ui/conversations.js", content_type: SCRIPT, body: include_str!("page/conversations.js") },
     Asset { path: "/ui/actions.js", content_type: SCRIPT, body: include_str!("page/actions.js") },
+    Asset { path: "/ui/topology.js", content_type: SCRIPT, body: include_str!("page/topology.js") },
     Asset { path: "/ui/app.css", content_type: "text/css; charset=utf-8", body: include_str!("page/app.css") },
 ];
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::controller::status::{EventRecord, ObjectStatus, StreamItem};
+use crate::controller::status::{EventRecord, NodeStatus, ObjectStatus, StreamItem};
 use crate::handoff::protocol::Envelope;
 use crate::manifest::Bundle;
 use crate::manifest::{Kind, ManifestSet};
@@ -205,6 +205,28 @@ impl MeshNode {
     pub(crate) fn authority(&self) -> String {
         if self.dial.is_empty() { crate::net::host_port(&self.address, self.api_port) } else { self.dial.clone() }
     }
+}
+
+/// `GET /api/v1/mesh/status`: every node's status, as this node gathered it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub(crate) struct MeshStatus {
+    /// This node first, then each peer in the order of `GET /api/v1/mesh`.
+    pub nodes: Vec<MeshNodeStatus>,
+}
+
+/// One node of [`MeshStatus`].
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MeshNodeStatus {
+    /// This node's view of it, as in `GET /api/v1/mesh`.
+    pub view: MeshNode,
+    /// Its own `GET /api/v1/status`; for a node that did not answer, its last
+    /// known state from the view, offline and with no objects.
+    pub status: NodeStatus,
+    /// Why it did not answer (not asked while known to be down, no answer
+    /// in time, refused…); absent when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unanswered: Option<String>,
 }
 
 fn unknown_commit() -> String {

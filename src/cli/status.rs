@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::{Outcome, Output, Target, output, runtime, stream, table, target_client};
 use crate::api::wire::MeshNode;
 use crate::client::ApiClient;
+use crate::client::statuses;
 use crate::controller::status::{ConditionType, NodeStatus};
 use std::path::Path;
 
@@ -106,32 +107,9 @@ pub(super) struct Row {
 /// last known state from the local daemon's view, marked offline.
 pub(super) async fn collect(local: ApiClient, key: Option<String>) -> anyhow::Result<Vec<Row>> {
     let mine = local.status().await?;
-    let mut nodes = local.mesh().await?;
-    let this = nodes.iter().position(|n| n.this_node).map(|i| nodes.remove(i));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, view) in nodes.into_iter().enumerate() {
-        let client = ApiClient::new(&view.authority(), key.as_deref(), PEER_TIMEOUT);
-        tasks.spawn(async move {
-            let fetched = if view.known_down { None } else { client.status().await.ok() };
-            let status = fetched.unwrap_or_else(|| NodeStatus {
-                name: view.name.clone(),
-                role: view.role.clone(),
-                online: false,
-                last_seen: view.last_seen.clone(),
-                unreachable_since: view.unreachable_since.clone(),
-                revision: view.revision.clone(),
-                last_error: None,
-                objects: Vec::new(),
-                paused: false,
-                source: view.source.clone(),
-            });
-            (index, Row { status, view })
-        });
-    }
-    let mut others: Vec<(usize, Row)> = tasks.join_all().await;
-    others.sort_by_key(|(index, _)| *index);
-    let this = this.map(|view| Row { status: mine, view });
-    Ok(this.into_iter().chain(others.into_iter().map(|(_, row)| row)).collect())
+    let nodes = local.mesh().await?;
+    let gathered = statuses::gather(mine, nodes, key.as_deref(), PEER_TIMEOUT).await;
+    Ok(gathered.into_iter().map(|node| Row { status: node.status, view: node.view }).collect())
 }
 
 fn render(rows: &[Row]) -> String {

@@ -19,6 +19,7 @@ mod idle_connections;
 mod join;
 mod logind;
 mod loopback;
+mod mesh_status;
 mod metrics;
 mod model_pulls;
 mod output;

@@ -3,9 +3,14 @@
 // step, no dependency.
 
 import { api, closeSession, notice, openSession, takeFragment } from "./session.js";
-import { drawCapabilities, drawNodes } from "./views.js";
+import { drawTopology } from "./topology.js";
+import { LAST_LINES, drawCapabilities, drawEvents, drawFolders, drawNodes, drawPulls, drawServices } from "./views.js";
 import { drawConversations } from "./conversations.js";
 import { drawPaused, handOver, learnAuthority, setupActions } from "./actions.js";
+
+/** @typedef {import("./api-types.js").MeshNode} MeshNode */
+/** @typedef {import("./api-types.js").MeshStatus} MeshStatus */
+/** @typedef {import("./api-types.js").StreamMessage} StreamMessage */
 
 const $ = (id) => document.getElementById(id);
 
@@ -16,8 +21,21 @@ const REFRESH_MS = 5000;
 /** How long to wait before opening the event stream again after it closed. */
 const RECONNECT_MS = 2000;
 
+/** How many of the stream's events the page keeps (the stream sends 50 recent ones first). */
+const EVENTS_KEPT = 50;
+
 let stream = null;
 let redrawTimer = null;
+// What the page last had: this node's view of every node, every node's
+// status, the stream's events (newest first), this node's Services' last lines.
+/** @type {MeshNode[]} */
+let views = [];
+/** @type {MeshStatus} */
+let meshStatus = { nodes: [] };
+/** @type {import("./api-types.js").EventRecord[]} */
+let events = [];
+/** @type {Map<string, import("./api-types.js").LogLine[]>} */
+const logs = new Map();
 /** The mesh's node names, as last drawn: the targets of a handoff. */
 let nodeNames = [];
 
@@ -63,23 +81,70 @@ async function show() {
   if (!stream) follow();
 }
 
-/** Fetches the mesh and this node's status; false when not let in. */
+/**
+ * Fetches this node's view of the mesh, drawn at once, and every node's
+ * status, which may wait up to 1.5 s on a peer that does not answer; false
+ * when not let in.
+ */
 async function redraw() {
+  const gathered = api("/api/v1/mesh/status");
+  const sessions = api("/api/v1/sessions");
   const mesh = await api("/api/v1/mesh");
   if (mesh === null) {
     $("login").hidden = false;
     $("mesh").hidden = true;
     return false;
   }
-  // This node decides where each capability is served for the whole mesh.
-  const status = await api("/api/v1/status");
-  if (mesh) drawNodes(mesh);
-  if (mesh) nodeNames = mesh.map((node) => node.name);
-  if (status) drawCapabilities(status);
-  if (status) drawPaused(status.paused === true);
-  const sessions = await api("/api/v1/sessions");
-  if (sessions) await drawConversations(sessions, (session) => handOver(session, nodeNames));
+  if (mesh) {
+    views = mesh;
+    nodeNames = mesh.map((node) => node.name);
+    drawMesh();
+  }
+  const conversations = await sessions;
+  if (conversations) await drawConversations(conversations, (session) => handOver(session, nodeNames));
+  const status = await gathered;
+  if (status) {
+    meshStatus = status;
+    await readLogs();
+    drawMesh();
+    const here = status.nodes.find((node) => node.view.thisNode);
+    if (here?.status) drawPaused(here.status.paused === true);
+  }
   return true;
+}
+
+/** The last lines of each of this node's Services (peers' are on their own pages). */
+async function readLogs() {
+  const here = meshStatus.nodes.find((node) => node.view.thisNode);
+  const services = (here?.status.objects ?? []).filter((object) => object.kind === "Service");
+  await Promise.all(services.map(async ({ name }) => {
+    const described = await api(`/api/v1/objects/Service/${encodeURIComponent(name)}`);
+    if (described) logs.set(name, described.logs.slice(-LAST_LINES));
+  }));
+}
+
+function drawMesh() {
+  const byName = new Map(meshStatus.nodes.map((node) => [node.view.name, node]));
+  drawTopology(views);
+  drawNodes(views, byName);
+  drawCapabilities(meshStatus.nodes.find((node) => node.view.thisNode), events);
+  drawServices(meshStatus.nodes, logs);
+  drawFolders(meshStatus.nodes);
+  drawPulls(meshStatus.nodes);
+  drawEvents(events);
+}
+
+/** An event joins the list at once; a Service's line its output at once; both without a fetch. */
+function take(/** @type {StreamMessage} */ item) {
+  if (item.type === "event") {
+    events = [{ ...item, type: item.eventType }, ...events].slice(0, EVENTS_KEPT);
+    drawEvents(events);
+    drawCapabilities(meshStatus.nodes.find((node) => node.view.thisNode), events);
+  } else if (item.type === "log") {
+    const lines = [...(logs.get(item.service) ?? []), { stream: item.stream, line: item.line }];
+    logs.set(item.service, lines.slice(-LAST_LINES));
+    drawServices(meshStatus.nodes, logs);
+  }
 }
 
 /** Follows the event stream: every event redraws the page shortly after. */
@@ -87,9 +152,12 @@ function follow() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const socket = new WebSocket(`${scheme}//${location.host}/api/v1/events`);
   stream = socket;
+  // The stream starts with its recent events again.
+  events = [];
   const refresh = setInterval(scheduleRedraw, REFRESH_MS);
   socket.addEventListener("message", (message) => {
     const item = JSON.parse(message.data);
+    take(item);
     if (item.type === "live") live(true);
     else if (item.type === "event" || item.type === "lagged") scheduleRedraw();
   });
@@ -102,9 +170,13 @@ function follow() {
   });
 }
 
+/** One redraw at most REDRAW_DELAY_MS after the first event of a burst, so a steady stream still redraws. */
 function scheduleRedraw() {
-  clearTimeout(redrawTimer);
-  redrawTimer = setTimeout(redraw, REDRAW_DELAY_MS);
+  if (redrawTimer) return;
+  redrawTimer = setTimeout(() => {
+    redrawTimer = null;
+    redraw();
+  }, REDRAW_DELAY_MS);
 }
 
 function live(on) {
