@@ -8,7 +8,7 @@ import pytest
 
 import agentmesh
 from agentmesh.errors import error_from_answer
-from agentmesh.wire import Event, Lagged, Live, Log, Routed, Unknown, WakeWait, stream_message
+from agentmesh.wire import Event, Lagged, Live, Log, Routed, Session, Unknown, WakeWait, stream_message
 
 
 @pytest.mark.parametrize(
@@ -70,3 +70,11 @@ def test_stream_messages_read_by_their_type() -> None:
     assert stream_message({"type": "live"}) == Live()
     assert stream_message({"type": "lagged", "skipped": 3}) == Lagged(3)
     assert stream_message({"type": "newThing", "x": 1}) == Unknown("newThing", {"type": "newThing", "x": 1})
+
+
+def test_a_session_frozen_for_a_handoff_names_it_and_its_target() -> None:
+    base = {"id": "c-1", "policy": "chats", "owner": "laptop", "epoch": 3, "path": "/s/c-1", "files": 2}
+    frozen = Session.from_json({**base, "phase": "frozen", "handoff": "h-7", "target": "mini"})
+    assert (frozen.phase, frozen.handoff, frozen.target, frozen.writable) == ("frozen", "h-7", "mini", False)
+    owned = Session.from_json({**base, "phase": "owned", "writable": True})
+    assert (owned.handoff, owned.target, owned.writable) == (None, None, True)

@@ -168,6 +168,10 @@ class Session:
     holders: list[str]
     writable: bool
     """The agent on this node may write to it now: owned here, not frozen."""
+    handoff: str | None
+    """While it is frozen here for a handoff: that handoff's id (its progress: `GET /api/v1/handoff/{id}`)."""
+    target: str | None
+    """While it is frozen here for a handoff: the node it is handed to."""
     raw: dict[str, Json] = field(repr=False)
 
     @classmethod
@@ -188,6 +192,8 @@ class Session:
             in_sync=_bool(data, "inSync"),
             holders=_strs(data, "holders"),
             writable=_bool(data, "writable"),
+            handoff=_opt_str(data, "handoff"),
+            target=_opt_str(data, "target"),
             raw=data,
         )
 
