@@ -263,7 +263,7 @@ async fn mesh(State(state): State<ApiState>) -> Json<Vec<MeshNode>> {
         version: peer.version,
         api_version: peer.api_version,
         last_error: peer.last_error,
-        asleep_since: peer.asleep_since,
+        asleep_since: peer.asleep_since.map(|since| humantime::format_rfc3339_seconds(since).to_string()),
         source: peer.source,
     });
     Json(std::iter::once(this).chain(peers).collect())
