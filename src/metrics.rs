@@ -222,7 +222,11 @@ impl Default for Metrics {
             service_restarts.clone(),
         );
         let routes = Family::<RouteLabels, Counter>::default();
-        registry.register("route_calls", "MeshRouter calls by capability, serving node and result", routes.clone());
+        registry.register(
+            "route_calls",
+            "Calls clients made through the mesh by capability, node tried and result; not health checks",
+            routes.clone(),
+        );
         let snapshots = Family::<SnapshotLabels, Counter>::default();
         registry.register("snapshots", "Manifest snapshots by result (applied, rejected)", snapshots.clone());
         let handoffs = Family::<HandoffLabels, Counter>::default();

@@ -301,7 +301,7 @@ fn mesh_view(state: &ApiState) -> Vec<MeshNode> {
         version: peer.version,
         api_version: peer.api_version,
         last_error: peer.last_error,
-        asleep_since: peer.asleep_since,
+        asleep_since: peer.asleep_since.map(|since| humantime::format_rfc3339_seconds(since).to_string()),
         source: peer.source,
     });
     std::iter::once(this).chain(peers).collect()

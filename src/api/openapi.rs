@@ -203,7 +203,9 @@ fn path_parameter(name: &str, description: &str) -> Value {
 
 const PASS_THROUGH_METHODS: [&str; 7] = ["get", "put", "post", "delete", "options", "head", "patch"];
 
-/// Every route of the API but the page at `/`, in the router's order.
+/// Every route of the API, in the router's order, but those named in the
+/// test's `NOT_DESCRIBED` (the page and its assets, the pass-throughs' roots);
+/// the test reads the router's routes and fails on one described nowhere.
 fn operations() -> Vec<Operation> {
     let kind =
         path_parameter("kind", "A kind, in any case: Node, Service, Capability, SyncFolder, HandoffPolicy or Mesh.");
@@ -610,6 +612,120 @@ fn content(payload: Payload, generator: &mut SchemaGenerator) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The routes of [`router`](super::super::router) deliberately not in the
+    /// description (method or `ANY`, path, why). Every other route must be
+    /// described.
+    const NOT_DESCRIBED: [(&str, &str, &str); 7] = [
+        ("GET", "/", "the page: HTML for a browser, not an API"),
+        ("GET", "/ui/app.js", "the page's script"),
+        ("GET", "/ui/app.css", "the page's style sheet"),
+        ("ANY", "/ollama", "Ollama's root, told in `/ollama/{path}`: a path parameter is never empty"),
+        ("ANY", "/ollama/", "Ollama's root, as `/ollama`"),
+        ("ANY", "/cap/{name}", "an endpoint's root, told in `/cap/{name}/{path}`"),
+        ("ANY", "/cap/{name}/", "an endpoint's root, as `/cap/{name}`"),
+    ];
+
+    /// Each `.route(path, methods)` of `router()` in src/api/mod.rs, read
+    /// from its source (axum does not list a router's routes): the path, its
+    /// rest parameter spelled `{path}` as the description does, and its
+    /// methods (`ANY` for `any(…)`). Panics on what it cannot read, so a
+    /// route is never missed: a path in neither quotes nor a known constant,
+    /// or a router grown by other means than `.route` and `.merge`.
+    fn routes() -> Vec<(String, Vec<String>)> {
+        let source = include_str!("mod.rs");
+        let start = source.find("pub(crate) fn router(").expect("router() in src/api/mod.rs");
+        let body = &source[start..start + source[start..].find("\n}\n").expect("the end of router()")];
+        for other in [".nest", ".route_service", ".fallback_service"] {
+            assert!(!body.contains(other), "router() uses {other}: teach this test to read it");
+        }
+        let constants = [
+            ("metrics::PATH", super::super::metrics::PATH),
+            ("openapi::PATH", PATH),
+            ("ollama::PREFIX", super::super::ollama::PREFIX),
+        ];
+        let mut routes = Vec::new();
+        for (at, _) in body.match_indices(".route(") {
+            let call = &body[at + ".route(".len()..];
+            let (mut depth, mut comma, mut end) = (0, None, None);
+            for (index, char) in call.char_indices() {
+                match char {
+                    '(' => depth += 1,
+                    ')' if depth == 0 => {
+                        end = Some(index);
+                        break;
+                    }
+                    ')' => depth -= 1,
+                    ',' if depth == 0 => comma = comma.or(Some(index)),
+                    _ => {}
+                }
+            }
+            let (comma, end) = (comma.expect("two arguments"), end.expect("a closed call"));
+            let path = call[..comma].trim();
+            let path = match path.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
+                Some(literal) => literal,
+                None => {
+                    constants
+                        .iter()
+                        .find(|(name, _)| *name == path)
+                        .unwrap_or_else(|| panic!("{path}: a constant this test does not know"))
+                        .1
+                }
+            };
+            let methods = method_routers(&call[comma + 1..end]);
+            routes.push((path.replace("{*rest}", "{path}"), methods));
+        }
+        routes
+    }
+
+    /// The methods of a method router as written (`get(a).delete(b)`,
+    /// `any(c)`), upper case.
+    fn method_routers(written: &str) -> Vec<String> {
+        let starts_a_word = |at: usize| at == 0 || !written[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_');
+        ["get", "post", "put", "delete", "patch", "head", "options", "any"]
+            .into_iter()
+            .filter(|method| written.match_indices(&format!("{method}(")).any(|(at, _)| starts_a_word(at)))
+            .map(str::to_ascii_uppercase)
+            .collect()
+    }
+
+    #[test]
+    fn every_route_of_the_router_is_described_or_named_as_not_and_nothing_else_is() {
+        let routes = routes();
+        assert!(routes.len() > 20, "read too few routes: {routes:?}");
+        let described: std::collections::BTreeSet<(String, String)> =
+            operations().iter().map(|op| (op.method.to_ascii_uppercase(), op.path.to_owned())).collect();
+        let not_described = |method: &str, path: &str| NOT_DESCRIBED.iter().any(|(m, p, _)| *m == method && *p == path);
+        let mut routed = std::collections::BTreeSet::new();
+        for (path, methods) in &routes {
+            assert!(!methods.is_empty(), "{path}: no method read");
+            for method in methods {
+                if not_described(method, path) {
+                    continue;
+                }
+                let each: Vec<String> = match method.as_str() {
+                    "ANY" => PASS_THROUGH_METHODS.iter().map(|m| m.to_ascii_uppercase()).collect(),
+                    _ => vec![method.clone()],
+                };
+                for method in each {
+                    assert!(
+                        described.contains(&(method.clone(), path.clone())),
+                        "{method} {path} is routed but not in the API description: describe it in operations(), or name it in NOT_DESCRIBED and say why"
+                    );
+                    routed.insert((method, path.clone()));
+                }
+            }
+        }
+        for (method, path) in &described {
+            assert!(routed.contains(&(method.clone(), path.clone())), "{method} {path} is described but not routed");
+        }
+        for (method, path, _) in NOT_DESCRIBED {
+            assert!(
+                routes.iter().any(|(p, m)| p == path && m.iter().any(|m| m == method)),
+                "{method} {path} is named as not described but not routed"
+            );
+        }
+    }
 
     /// Every `$ref` under `value`.
     fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {

@@ -44,7 +44,7 @@ use super::wire::{ErrorBody, OllamaError};
 use crate::manifest::ManifestSet;
 use crate::manifest::kinds::{CapabilitySpec, Provider};
 use crate::mesh::failover::{
-    Call, Finish, HOP_HEADER, Lost, NOT_SENT_HEADER, PeerProtocol, Reply, Streamed, candidates, list,
+    Call, Finish, HEALTH_CHECK_HOP, HOP_HEADER, Lost, NOT_SENT_HEADER, PeerProtocol, Reply, Streamed, candidates, list,
 };
 use crate::mesh::wake_up::WAKE_HEADER;
 use crate::net::host_port;
@@ -202,6 +202,7 @@ pub(crate) async fn pass_through(
         rest,
         body,
         ollama: spec.provider == Provider::Ollama,
+        health_check: parts.headers.get(HOP_HEADER).is_some_and(|hop| hop == HEALTH_CHECK_HOP),
     };
     let mut response = match failover.run(set, spec, capability, &nodes, &call).await {
         Finish::Answered { answer, .. } => reply_response(answer, shape),
@@ -248,6 +249,9 @@ struct PassedRequest<'a> {
     body: Bytes,
     /// The endpoint is Ollama's, which checks the `Host`.
     ollama: bool,
+    /// A peer's health check of this node's endpoint ([`HEALTH_CHECK_HOP`]),
+    /// not a client's call.
+    health_check: bool,
 }
 
 impl Call for PassedRequest<'_> {
@@ -291,6 +295,10 @@ impl Call for PassedRequest<'_> {
             Reply::Read { status, .. } => *status,
         };
         status.as_u16() < 500
+    }
+
+    fn counted(&self) -> bool {
+        !self.health_check
     }
 }
 

@@ -5,6 +5,8 @@
 //! a Node of that name. `POST /mesh/goodbye`: a peer about to sleep, or back
 //! from it.
 
+use std::time::SystemTime;
+
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -13,7 +15,6 @@ use axum::http::StatusCode;
 use super::error::{ApiError, bad_request};
 use super::state::ApiState;
 use super::wire::{Goodbye, PeerRegistered, PeerRegistration, PowerState};
-use crate::controller::status::now_rfc3339;
 use crate::event::Event;
 use crate::manifest::name_problem;
 
@@ -53,7 +54,7 @@ pub(super) async fn goodbye(
     let Json(Goodbye { node, state: said }) = request?;
     let peers = &state.handles.peers;
     let known = match said {
-        PowerState::Asleep => peers.said_goodbye(&node, now_rfc3339()),
+        PowerState::Asleep => peers.said_goodbye(&node, SystemTime::now()),
         PowerState::Awake => peers.said_awake(&node),
     };
     if !known {

@@ -8,7 +8,7 @@
 //! `diff` exits as `kubectl diff`: 0 no change, 1 changes, 2 error.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
@@ -258,8 +258,7 @@ fn send(env: &NodeEnv, checked: &Checked, dry_run: bool, force: bool) -> anyhow:
         for (name, written) in peers {
             let view = views.iter().find(|v| v.name == *name);
             if let Some(view) = view.filter(|v| v.known_down) {
-                let since = view.last_seen.as_deref().map_or_else(String::new, |t| format!(", last seen {t}"));
-                let reason = format!("offline{since}; skipped, it picks the change up from its own source");
+                let reason = skipped_because(view, crate::clock::local_hh_mm);
                 sent.answers.push(Answer::Skipped(Skipped { node: name.clone(), reason }));
                 continue;
             }
@@ -279,6 +278,15 @@ fn send(env: &NodeEnv, checked: &Checked, dry_run: bool, force: bool) -> anyhow:
         }
     });
     Ok(sent)
+}
+
+/// Why a peer the local daemon knows to be down is not sent the bundle, in
+/// the words status uses: "unreachable since 09:12, last seen …; skipped, …"
+/// (times of day read on `clock`).
+fn skipped_because(view: &MeshNode, clock: impl Fn(SystemTime) -> String) -> String {
+    let away = super::status::away(view, clock).unwrap_or_else(|| "unreachable".into());
+    let seen = view.last_seen.as_deref().map_or_else(String::new, |t| format!(", last seen {t}"));
+    format!("{away}{seen}; skipped, it picks the change up from its own source")
 }
 
 /// Whether `apply` may send a folder to a node that follows `git` (None: the
@@ -330,6 +338,40 @@ fn report(node: &str, error: &ClientError) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_known_down_is_skipped_as_asleep_or_unreachable_since_a_time_as_status_says() {
+        let utc = |at: SystemTime| crate::clock::hh_mm(at, 0);
+        let then = ", last seen 2026-12-06T08:29:00Z; skipped, it picks the change up from its own source";
+        let table = [
+            (Some("2026-12-06T09:12:59Z"), None, format!("unreachable since 09:12{then}")),
+            (Some("2026-12-06T08:30:00Z"), Some("2026-12-06T08:30:00Z"), format!("asleep since 08:30{then}")),
+            (None, None, format!("unreachable{then}")),
+        ];
+        for (unreachable_since, asleep_since, expected) in table {
+            let mini = MeshNode {
+                name: "mini".into(),
+                role: "primary".into(),
+                address: "10.0.0.2".into(),
+                api_port: 8000,
+                this_node: false,
+                dial: "10.0.0.2:8000".into(),
+                online: false,
+                known_down: true,
+                last_seen: Some("2026-12-06T08:29:00Z".into()),
+                rtt_ms: None,
+                revision: None,
+                version: None,
+                api_version: None,
+                compatible: true,
+                last_error: Some("connection refused".into()),
+                unreachable_since: unreachable_since.map(str::to_owned),
+                asleep_since: asleep_since.map(str::to_owned),
+                source: None,
+            };
+            assert_eq!(skipped_because(&mini, utc), expected, "{unreachable_since:?} {asleep_since:?}");
+        }
+    }
 
     #[test]
     fn diff_exits_0_without_changes_1_with_and_2_when_a_node_refused() {

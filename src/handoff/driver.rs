@@ -32,6 +32,7 @@ use crate::client::{ApiClient, ClientError};
 use crate::event::Event;
 use crate::manifest::kinds::HandoffPolicySpec;
 use crate::manifest::{DurationSpec, ManifestSet};
+use crate::mesh::absence::Absence;
 use crate::mesh::peers::Peers;
 use crate::syncthing::Client as Syncthing;
 
@@ -308,21 +309,26 @@ fn new_handoff_id(node: &str) -> HandoffId {
     HandoffId(format!("{node}-{millis}"))
 }
 
-/// Refuses at once a target the prober knows down. A peer the prober has not
-/// reached yet (this daemon just started) is asked now, so an offline one is
-/// refused here too, not at the barrier.
+/// Refuses at once a target the prober knows down, in the words status uses
+/// ("asleep since 09:12", "unreachable since 09:12"). A peer the prober has
+/// not reached yet (this daemon just started) is asked now, so an unreachable
+/// one is refused here too, not at the barrier.
 async fn target_answers(peers: &Peers, target: &str, id: &str, record: &Record) -> Result<(), StartError> {
     let Some(peer) = peers.get(target) else { return Err(StartError::UnknownNode(target.to_owned())) };
-    let never_probed = !peer.online && peer.last_error.is_none();
+    // A peer asleep is known down without a probe: it is not asked.
+    let never_probed = !peer.online && !peer.known_down();
     let unanswered = match never_probed {
         true => ApiClient::new(&peer.authority(), None, PEER_TIMEOUT).health().await.err().map(|e| e.to_string()),
         false => None,
     };
-    if peers.known_down(target) || unanswered.is_some() {
-        let why = unanswered.or(peer.last_error).unwrap_or_else(|| "it does not answer".into());
+    if peer.known_down() || unanswered.is_some() {
+        let away = peer.absence().unwrap_or(Absence { since: None, asleep: false });
+        let why = unanswered.or(peer.last_error).map(|why| format!(" ({why})")).unwrap_or_default();
         let message = format!(
-            "{target} is offline ({why}): refused at once; {id} stays with {} at epoch {}",
-            record.owner, record.epoch
+            "{target} is {}{why}: refused at once; {id} stays with {} at epoch {}",
+            away.words(crate::clock::local_hh_mm),
+            record.owner,
+            record.epoch
         );
         return Err(StartError::TargetOffline(message));
     }
@@ -612,6 +618,7 @@ impl Driver {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+    use std::time::SystemTime;
 
     use super::*;
     use crate::handoff::protocol::{Envelope, Message};
@@ -750,6 +757,32 @@ mod tests {
                 assert!(why.starts_with("refused every connection for "), "{why}");
                 assert!(why.contains("Connection refused"), "{why}");
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_target_known_down_is_refused_as_asleep_or_unreachable_since_a_time_as_status_says() {
+        let went = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_548_379);
+        let peers = Peers::default();
+        peers.set_members(vec![
+            PeerState::new("node-b", None, "127.0.0.1", 9),
+            PeerState::new("node-c", None, "127.0.0.1", 9),
+        ]);
+        assert!(peers.said_goodbye("node-b", went));
+        peers.update("node-c", |peer| {
+            peer.last_error = Some("connection refused".into());
+            peer.unreachable_since = Some(went);
+        });
+        let record = Record { epoch: 3, ..Record::new("node-a") };
+        let hh_mm = crate::clock::local_hh_mm(went);
+        let stays = "refused at once; c-1 stays with node-a at epoch 3";
+        let cases = [
+            ("node-b", format!("node-b is asleep since {hh_mm}: {stays}")),
+            ("node-c", format!("node-c is unreachable since {hh_mm} (connection refused): {stays}")),
+        ];
+        for (target, expected) in cases {
+            let refused = target_answers(&peers, target, "c-1", &record).await;
+            assert!(matches!(&refused, Err(StartError::TargetOffline(message)) if *message == expected), "{refused:?}");
         }
     }
 

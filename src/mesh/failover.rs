@@ -51,6 +51,13 @@ use crate::net::{self, root_cause};
 /// has a newer revision) cannot pass a call back and forth.
 pub const HOP_HEADER: &str = "x-mesh-route-hop";
 
+/// The value of [`HOP_HEADER`] on a node's health check of a peer's endpoint
+/// through the peer's pass-through: served there like any call handed over
+/// (a peer that reads only the header's presence does just that), but not
+/// counted in `agentmesh_route_calls_total`, which counts the calls clients
+/// made.
+pub const HEALTH_CHECK_HOP: &str = "health-check";
+
 /// Set on a pass-through's own error when it sent the request to no
 /// endpoint, so a peer's "I could not reach my backend" is told apart from a
 /// backend's 503 (Ollama's "queue full"), and the calling node moves on.
@@ -409,6 +416,12 @@ pub trait Call: Sync {
 
     /// Whether `answer` counts as served in the metrics.
     fn served(answer: &Self::Answer) -> bool;
+
+    /// Whether its attempts count in the metrics: a client's call does, a
+    /// node's health check of its endpoint ([`HEALTH_CHECK_HOP`]) does not.
+    fn counted(&self) -> bool {
+        true
+    }
 }
 
 /// How a call ended.
@@ -474,7 +487,8 @@ impl Failover {
     }
 
     /// Tries `call` for `capability` (`spec` in `set`) on `nodes` in turn
-    /// until one takes it, counting each attempt in the metrics.
+    /// until one takes it, counting each attempt in the metrics unless the
+    /// call is not [`Call::counted`].
     pub async fn run<C: Call>(
         &self,
         set: &ManifestSet,
@@ -488,8 +502,10 @@ impl Failover {
         for (index, &node) in nodes.iter().enumerate() {
             let next = nodes.get(index + 1).copied();
             let tried = self.attempt(set, spec, node, next, call).await;
-            let served = matches!(&tried, Tried::Answered(answer) if C::served(answer));
-            self.metrics.routed(capability, node, served);
+            if call.counted() {
+                let served = matches!(&tried, Tried::Answered(answer) if C::served(answer));
+                self.metrics.routed(capability, node, served);
+            }
             let (node, earlier) = (node.to_owned(), attempts.clone());
             match tried {
                 Tried::NotSent(reason) => attempts.push(Attempt { node, reason }),

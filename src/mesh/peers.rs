@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
@@ -20,8 +19,7 @@ use crate::net::host_port;
 use crate::source_status::SourceStatus;
 
 /// One peer as this node sees it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PeerState {
     pub name: String,
     pub role: Option<String>,
@@ -43,7 +41,6 @@ pub struct PeerState {
     pub last_error: Option<String>,
     /// When it stopped answering (the wall clock at its first unanswered
     /// probe), while it is offline.
-    #[serde(skip)]
     pub unreachable_since: Option<SystemTime>,
     /// Whether Tailscale sees it connected, when Tailscale discovery is on: a
     /// hint (it lags a waking laptop), never a verdict; the probe decides.
@@ -52,14 +49,12 @@ pub struct PeerState {
     pub source: Option<SourceStatus>,
     /// Which node it has each capability served by, from its last health
     /// answer (capability -> node).
-    #[serde(skip)]
     pub placements: BTreeMap<String, String>,
-    /// When it said it was going to sleep (RFC 3339): down from then until it
-    /// says it woke, or answers for longer than [`SLEEP_CANCELLED_AFTER`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub asleep_since: Option<String>,
+    /// When it said it was going to sleep (the wall clock here): down from
+    /// then until it says it woke, or answers for longer than
+    /// [`SLEEP_CANCELLED_AFTER`].
+    pub asleep_since: Option<SystemTime>,
     /// Since when it has answered every probe while taken as asleep.
-    #[serde(skip)]
     pub answering_since: Option<Instant>,
 }
 
@@ -121,9 +116,8 @@ impl PeerState {
     /// How it is away, while it is known to be down: asleep since it said
     /// goodbye, else unreachable since its first unanswered probe.
     pub fn absence(&self) -> Option<Absence> {
-        let asleep_since = self.asleep_since.as_deref().and_then(|at| humantime::parse_rfc3339(at).ok());
         let asleep = self.asleep_since.is_some();
-        let since = if asleep { asleep_since } else { self.unreachable_since };
+        let since = if asleep { self.asleep_since } else { self.unreachable_since };
         self.known_down().then_some(Absence { since, asleep })
     }
 
@@ -230,9 +224,9 @@ impl Peers {
         self.read().peers.get(name).and_then(PeerState::absence)
     }
 
-    /// `name` said it is going to sleep, at `now` (RFC 3339): it is down at
-    /// once. False when it is no peer of this node.
-    pub fn said_goodbye(&self, name: &str, now: String) -> bool {
+    /// `name` said it is going to sleep, at `now`: it is down at once. False
+    /// when it is no peer of this node.
+    pub fn said_goodbye(&self, name: &str, now: SystemTime) -> bool {
         let mut known = false;
         self.update(name, |peer| {
             known = true;
@@ -407,18 +401,19 @@ mod tests {
         let mut changes = peers.changes();
         assert!(!peers.known_down("mini"));
 
-        assert!(peers.said_goodbye("mini", "2026-12-06T09:12:00Z".into()));
+        let at = |rfc3339: &str| humantime::parse_rfc3339(rfc3339).unwrap();
+        assert!(peers.said_goodbye("mini", at("2026-12-06T09:12:00Z")));
         assert!(peers.known_down("mini"), "down without a failed probe");
         assert!(changes.has_changed().unwrap(), "placements are decided again at once");
         changes.mark_unchanged();
-        assert!(peers.said_goodbye("mini", "2026-12-06T09:12:01Z".into()));
-        assert_eq!(peers.get("mini").unwrap().asleep_since.as_deref(), Some("2026-12-06T09:12:00Z"), "the first one");
+        assert!(peers.said_goodbye("mini", at("2026-12-06T09:12:01Z")));
+        assert_eq!(peers.get("mini").unwrap().asleep_since, Some(at("2026-12-06T09:12:00Z")), "the first one");
         assert!(!changes.has_changed().unwrap(), "a second goodbye changes nothing");
 
         assert!(peers.said_awake("mini"));
         assert!(!peers.known_down("mini"), "back at once, before a probe");
         assert!(changes.has_changed().unwrap());
-        assert!(!peers.said_goodbye("desk", "2026-12-06T09:12:00Z".into()), "no peer of ours");
+        assert!(!peers.said_goodbye("desk", at("2026-12-06T09:12:00Z")), "no peer of ours");
         assert!(!peers.said_awake("desk"));
     }
 
@@ -443,7 +438,7 @@ mod tests {
         ];
         for (what, probes, asleep) in cases {
             let mut peer = PeerState::new("mini", None, "mini", 8000);
-            peer.asleep_since = Some("2026-12-06T09:12:00Z".into());
+            peer.asleep_since = Some(SystemTime::UNIX_EPOCH);
             for &(seconds, answered) in probes {
                 peer.probed_while_asleep(answered, at(seconds));
             }

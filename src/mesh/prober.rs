@@ -290,15 +290,16 @@ fn record(
     transition: Option<Transition>,
 ) {
     let last_seen = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let (mut was_asleep, mut asleep) = (false, false);
+    let (mut was_asleep, mut asleep_since) = (false, None);
     handles.peers.update(name, |peer| {
         was_asleep = peer.asleep_since.is_some();
         take_result(peer, result, last_seen, unreachable_since);
         peer.probed_while_asleep(result.is_ok(), Instant::now());
         // It said it goes to sleep: down, though it may answer for a moment.
-        asleep = peer.asleep_since.is_some();
-        peer.online &= !asleep;
+        asleep_since = peer.asleep_since;
+        peer.online &= asleep_since.is_none();
     });
+    let asleep = asleep_since.is_some();
     if was_asleep && !asleep {
         let grace = humantime::format_duration(SLEEP_CANCELLED_AFTER);
         tracing::info!(peer = name, "the peer answered for {grace} after its goodbye: its sleep was cancelled");
@@ -315,12 +316,16 @@ fn record(
             (handles.events)(&object, Event::warning("PeerOffline", format!("peer {name} offline: {reason}")));
         }
         Some(Transition::StillOffline { since, after }) => {
+            // A peer that said goodbye is asleep since then: expected, not a
+            // warning.
+            let (state, since) = asleep_since.map_or(("unreachable", since), |at| ("asleep", at));
             let message = format!(
-                "peer {name} still unreachable, since {} ({})",
+                "peer {name} still {state}, since {} ({})",
                 crate::clock::local_hh_mm(since),
                 humantime::format_duration(after)
             );
-            (handles.events)(&object, Event::warning("PeerStillOffline", message));
+            let event = if asleep { Event::normal } else { Event::warning };
+            (handles.events)(&object, event("PeerStillOffline", message));
         }
         Some(Transition::Online { after }) => {
             let mut message = match after {
@@ -738,6 +743,42 @@ mod tests {
         assert!(events[2].message.starts_with("peer mini still unreachable, since "), "{}", events[2].message);
         assert!(events[2].message.ends_with(" (1h)"), "{}", events[2].message);
         assert_eq!(about.len(), events.len(), "one line per event and nothing else:\n{log}");
+    }
+
+    #[test]
+    fn the_hourly_reminder_calls_a_peer_that_said_goodbye_asleep_since_then_not_unreachable() {
+        let store = Arc::new(std::sync::Mutex::new(crate::controller::status::StatusStore::default()));
+        let peers = Peers::default();
+        peers.set_members(vec![
+            PeerState::new("mini", None, "127.0.0.1", 9),
+            PeerState::new("desk", None, "127.0.0.1", 9),
+        ]);
+        let (_revisions, applied_revisions) = watch::channel(None);
+        let recorder = store.clone();
+        let handles = ProberHandles {
+            peers: peers.clone(),
+            metrics: Metrics::default(),
+            api_key: ApiKey::default(),
+            set_in_force: Arc::new(|| None),
+            applied_revisions,
+            events: Arc::new(move |object, event| recorder.lock().unwrap().event(object, event)),
+        };
+        let went_to_sleep = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_548_379);
+        let went_silent = went_to_sleep + Duration::from_secs(300);
+        assert!(peers.said_goodbye("mini", went_to_sleep));
+        let reminder = Transition::StillOffline { since: went_silent, after: REMINDER };
+        for name in ["mini", "desk"] {
+            record(&handles, name, &refused(), Some(went_silent), Some(reminder.clone()));
+        }
+
+        let store = store.lock().unwrap();
+        let told = |name: &str| store.events(Some(&format!("Node/{name}")), 10).pop().unwrap();
+        let (asleep, unreachable) = (told("mini"), told("desk"));
+        let hh_mm = crate::clock::local_hh_mm;
+        assert_eq!(asleep.message, format!("peer mini still asleep, since {} (1h)", hh_mm(went_to_sleep)));
+        assert_eq!(asleep.event_type, "Normal", "a peer that said goodbye is expected away");
+        assert_eq!(unreachable.message, format!("peer desk still unreachable, since {} (1h)", hh_mm(went_silent)));
+        assert_eq!(unreachable.event_type, "Warning");
     }
 
     #[test]

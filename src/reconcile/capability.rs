@@ -22,7 +22,7 @@ use crate::event::Event;
 use crate::manifest::ManifestSet;
 use crate::manifest::kinds::{CapabilitySpec, Provider, is_loopback_host};
 use crate::mesh::absence::Absence;
-use crate::mesh::failover::HOP_HEADER;
+use crate::mesh::failover::{HEALTH_CHECK_HOP, HOP_HEADER};
 use crate::mesh::peers::{PeerState, Peers};
 use crate::mesh::placement::Served;
 use crate::net::{self, host_port, root_cause};
@@ -477,7 +477,7 @@ async fn probe(url: &str, by_node: Option<&ApiKey>) -> Health {
     });
     let mut request = http.get(url);
     if let Some(api_key) = by_node {
-        request = request.header(HOP_HEADER, "1");
+        request = request.header(HOP_HEADER, HEALTH_CHECK_HOP);
         // Without a key, the peer lets this node in by its Tailscale identity.
         if let Some(key) = api_key.get() {
             request = request.bearer_auth(key);

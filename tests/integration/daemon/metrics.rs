@@ -144,6 +144,57 @@ async fn a_scrape_shows_the_mesh_in_either_format_to_the_metrics_key_alone() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_health_check_through_a_peer_is_no_routed_call_and_a_clients_call_is_one() {
+    // On loopback, as Ollama.app on a Mac: node a checks b's endpoint through
+    // b's pass-through (b's word), as often as it reconciles the Capability.
+    let endpoint = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let endpoint_port = endpoint.local_addr().unwrap().port();
+    let echo = axum::Router::new()
+        .route("/echo", get(|| async { "ok" }).post(|Json(payload): Json<Value>| async move { Json(payload) }));
+    tokio::spawn(async move { axum::serve(endpoint, echo).await });
+    let (a_api, b_api) = (free_address(A), free_address(B));
+    let manifests = [
+        node_manifest("a", "primary", a_api),
+        node_manifest("b", "satellite", b_api),
+        format!(
+            "apiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {{name: echo}}\n\
+             spec: {{provider: http, placement: {{prefer: [b], fallback: [a]}}, \
+             endpoint: {{host: 127.0.0.1, port: {endpoint_port}, path: /echo}}}}\n"
+        ),
+    ]
+    .concat();
+    let a = Daemon::builder().file("manifests/node.yaml", &manifests).at("a", A, a_api.port()).start();
+    let b = Daemon::builder().file("manifests/node.yaml", &manifests).at("b", B, b_api.port()).start();
+    a.ready().await;
+    b.ready().await;
+    a.sees_online("b").await;
+    // Placed on b by b's word: b answered a's health check.
+    a.served_by("echo", "b").await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let scrape_b = || async {
+        let response = http.get(b.url("/metrics")).bearer_auth(Daemon::KEY).send().await.unwrap();
+        response.text().await.unwrap()
+    };
+    let checked = r#"agentmesh_http_requests_total{route="/cap/{name}/{*rest}",method="GET",code="200"} "#;
+    let text = scrape_b().await;
+    assert!(text.contains(checked), "b answered a's health check:\n{text}");
+    assert!(!text.contains("agentmesh_route_calls_total{"), "a health check is no routed call:\n{text}");
+
+    let called = http
+        .post(a.url("/cap/echo/echo"))
+        .bearer_auth(Daemon::KEY)
+        .json(&json!({"hello": "mesh"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(called.status(), 200);
+    let counted = r#"agentmesh_route_calls_total{capability="echo",node="b",result="ok"} 1"#;
+    let text = scrape_b().await;
+    let on_b: Vec<&str> = text.lines().filter(|line| line.starts_with("agentmesh_route_calls_total{")).collect();
+    assert_eq!(on_b, [counted], "the client's call, handed to b, and nothing else:\n{text}");
+}
+
 /// What `promtool check metrics` says of `text`: nothing when it passes.
 fn promtool_check(promtool: &str, text: &str) -> String {
     let mut child = Command::new(promtool)

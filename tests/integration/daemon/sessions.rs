@@ -197,7 +197,7 @@ fn a_handoff_to_a_stopped_node_is_refused_at_once_and_changes_nothing() {
     let run = pair.a.daemon.meshctl(&["handoff", "c-1", "--to", B]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(started.elapsed() < Duration::from_secs(3), "refused at once, not after {:?}", started.elapsed());
-    assert!(run.stderr.contains(&format!("{B} is offline")), "{run:?}");
+    assert!(run.stderr.contains(&format!("{B} is unreachable")), "{run:?}");
     assert!(run.stderr.contains("c-1 stays with node-a at epoch 1"), "{run:?}");
     let session = pair.a.daemon.api_get("/api/v1/sessions/c-1").unwrap();
     assert_eq!((&session["owner"], &session["epoch"], &session["phase"]), (&A.into(), &1.into(), &"owned".into()));
@@ -219,7 +219,7 @@ fn a_handoff_to_a_node_the_prober_has_not_heard_from_yet_is_refused_without_free
     let started = Instant::now();
     let run = pair.a.daemon.meshctl(&["handoff", "c-1", "--to", B]);
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains(&format!("{B} is offline")), "{run:?}");
+    assert!(run.stderr.contains(&format!("{B} is unreachable")), "{run:?}");
     assert!(run.stderr.contains("c-1 stays with node-a at epoch 1"), "{run:?}");
     assert!(started.elapsed() < Duration::from_secs(8), "refused after {:?}", started.elapsed());
     assert!(pair.a.events("handoff.freeze").is_empty(), "nothing was frozen");
@@ -256,7 +256,7 @@ fn without_the_barrier_a_handoff_whose_every_accept_is_refused_fails_within_10_s
     let started = Instant::now();
     let run = pair.a.daemon.meshctl(&["handoff", "c-1", "--to", B, "--timeout", "60s"]);
     let took = started.elapsed();
-    let path = if run.stderr.contains("is offline") { "the prober knew" } else { "every Accept refused" };
+    let path = if run.stderr.contains("is unreachable") { "the prober knew" } else { "every Accept refused" };
     println!("a handoff without the barrier to a daemon killed just before failed after {took:?} ({path})");
     assert_eq!(run.code, 1, "{run:?}");
     assert!(took < Duration::from_secs(10), "failed after {took:?}, not within the 60 s timeout's time");
