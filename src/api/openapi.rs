@@ -616,10 +616,9 @@ mod tests {
     /// The routes of [`router`](super::super::router) deliberately not in the
     /// description (method or `ANY`, path, why). Every other route must be
     /// described.
-    const NOT_DESCRIBED: [(&str, &str, &str); 7] = [
+    const NOT_DESCRIBED: [(&str, &str, &str); 6] = [
         ("GET", "/", "the page: HTML for a browser, not an API"),
-        ("GET", "/ui/app.js", "the page's script"),
-        ("GET", "/ui/app.css", "the page's style sheet"),
+        ("GET", "/ui/{file}", "the page's scripts and style sheet"),
         ("ANY", "/ollama", "Ollama's root, told in `/ollama/{path}`: a path parameter is never empty"),
         ("ANY", "/ollama/", "Ollama's root, as `/ollama`"),
         ("ANY", "/cap/{name}", "an endpoint's root, told in `/cap/{name}/{path}`"),
