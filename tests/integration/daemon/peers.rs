@@ -52,7 +52,7 @@ fn two_daemons_see_each_other_and_a_dead_one_goes_offline_then_back() {
     assert!(last_known["lastSeen"].is_string() && last_known["revision"].is_string(), "{last_known}");
     let apply = a.meshctl(&["apply"]);
     assert_eq!(apply.code, 0, "{apply:?}");
-    assert!(apply.stdout.contains(&format!("node {B}: offline")), "{apply:?}");
+    assert!(apply.stdout.contains(&format!("node {B}: unreachable since ")), "{apply:?}");
 
     b.restart();
     let restarted = Instant::now();
