@@ -279,20 +279,17 @@ struct Force {
 /// through the API, a refusal or a newer record ends it too).
 async fn follow_force(force: Force, handoff: String, deadline: Instant) {
     let Force { handoffs, conversation, nodes } = force;
-    let mut last_sent = Instant::now();
+    let mut asking = Asking::until(deadline);
     let record = loop {
         tokio::time::sleep(POLL).await;
         let Some(record) = handoffs.io.store.record(&conversation.policy, &conversation.id) else { return };
         if !matches!(record.phase, Phase::Forcing { .. }) {
             break record;
         }
-        let input = if Instant::now() >= deadline {
-            Input::Timeout
-        } else if last_sent.elapsed() >= RESEND_EVERY {
-            last_sent = Instant::now();
-            Input::Force { nodes: nodes.clone() }
-        } else {
-            continue;
+        let input = match asking.due(Instant::now(), true) {
+            Due::GiveUp => Input::Timeout,
+            Due::AskAgain => Input::Force { nodes: nodes.clone() },
+            Due::Nothing => continue,
         };
         match persist(&handoffs, &conversation, input).await {
             Ok(step) => carry_out(&handoffs, &conversation, step).await,
@@ -362,6 +359,44 @@ async fn persist(handoffs: &Handoffs, conversation: &Conversation, input: Input)
 async fn carry_out(handoffs: &Handoffs, conversation: &Conversation, step: Step) {
     let events = handoffs.io.carry_out(conversation, step).await;
     (handoffs.events)(&conversation.policy, events);
+}
+
+/// The clock of a wait for other nodes' answers (a handoff's `Accept`, a
+/// force's promises), looked at every [`POLL`].
+struct Asking {
+    deadline: Instant,
+    last_asked: Instant,
+}
+
+/// What is due at a look.
+#[derive(Debug, PartialEq, Eq)]
+enum Due {
+    /// The deadline passed.
+    GiveUp,
+    /// [`RESEND_EVERY`] passed since the last ask: ask again.
+    AskAgain,
+    Nothing,
+}
+
+impl Asking {
+    /// Asked just now; gives up at `deadline`.
+    fn until(deadline: Instant) -> Asking {
+        Asking { deadline, last_asked: Instant::now() }
+    }
+
+    /// What is due at `now`: giving up once the deadline passed, else asking
+    /// again every [`RESEND_EVERY`] (when it `may_ask`: not while an ask is
+    /// still on its way), which counts as asked.
+    fn due(&mut self, now: Instant, may_ask: bool) -> Due {
+        if now >= self.deadline {
+            Due::GiveUp
+        } else if may_ask && now.duration_since(self.last_asked) >= RESEND_EVERY {
+            self.last_asked = now;
+            Due::AskAgain
+        } else {
+            Due::Nothing
+        }
+    }
 }
 
 /// The target's refusals of the connection, as calls to it go.
@@ -529,7 +564,7 @@ impl Driver {
     /// says it is awaited, steps `Unreachable` when the target refused every
     /// one for [`REFUSED_FOR`], and `Timeout` at the deadline.
     async fn await_answer(&self, deadline: Instant, accepts: &Accepts) {
-        let mut last_sent = Instant::now();
+        let mut asking = Asking::until(deadline);
         loop {
             tokio::time::sleep(POLL).await;
             let Conversation { policy, id, .. } = &self.located.conversation;
@@ -540,7 +575,8 @@ impl Driver {
             if !accepting {
                 return;
             }
-            if Instant::now() >= deadline {
+            let due = asking.due(Instant::now(), !accepts.out());
+            if due == Due::GiveUp {
                 self.note("accept: no answer in time; asking the target to abort".into()).await;
                 self.feed(Input::Timeout, accepts).await;
                 return;
@@ -550,8 +586,7 @@ impl Driver {
                 self.feed(Input::Unreachable { handoff: self.handoff.clone() }, accepts).await;
                 return;
             }
-            if last_sent.elapsed() >= RESEND_EVERY && !accepts.out() {
-                last_sent = Instant::now();
+            if due == Due::AskAgain {
                 let resend = Input::StartHandoff { handoff: self.handoff.clone(), target: self.target.clone() };
                 self.feed(resend, accepts).await;
             }
@@ -695,6 +730,27 @@ mod tests {
         let validation = validate(&[SourceFile { path: "m.yaml".into(), text }], Vec::new());
         assert!(validation.is_valid(), "{:?}", validation.diagnostics);
         validation.set
+    }
+
+    #[test]
+    fn a_wait_asks_again_every_second_unless_an_ask_is_out_and_gives_up_at_its_deadline() {
+        let start = Instant::now();
+        let at = |millis: u64| start + Duration::from_millis(millis);
+        // (looked at, may ask, due), in turn, with a deadline at 3 s.
+        let looks = [
+            (300, true, Due::Nothing),
+            (1_000, false, Due::Nothing),
+            (1_200, true, Due::AskAgain),
+            (1_500, true, Due::Nothing),
+            (2_200, true, Due::AskAgain),
+            (2_900, true, Due::Nothing),
+            (3_000, true, Due::GiveUp),
+            (3_300, false, Due::GiveUp),
+        ];
+        let mut asking = Asking { deadline: at(3_000), last_asked: start };
+        for (millis, may_ask, due) in looks {
+            assert_eq!(asking.due(at(millis), may_ask), due, "at {millis} ms, may ask {may_ask}");
+        }
     }
 
     #[test]
