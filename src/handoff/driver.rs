@@ -10,7 +10,9 @@
 //! conversation, from its `GET /api/v1/sessions/{id}`, equals this node's; a
 //! rescan of the conversation is asked for first so this takes about a
 //! second), then resends `Accept` every second until the target answers or
-//! the timeout: then `Timeout` asks the target to abort, and the
+//! the timeout (each `Accept` in a task of its own, one at a time, so a target
+//! that takes the connection and never answers holds up neither the resends'
+//! clock nor the timeout): then `Timeout` asks the target to abort, and the
 //! HandoffPolicy reconciler keeps asking until it answers. A target whose
 //! daemon refuses every connection for [`REFUSED_FOR`] fails the handoff
 //! sooner: at the barrier, or with `Unreachable` when every `Accept` was
@@ -19,14 +21,14 @@
 //! `Accepted` arrives at the API).
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::folder;
 use super::io::{Conversation, HandoffIo, failed_step, off_thread, written_after_freeze};
-use super::protocol::{HandoffId, Input, Message, Notice, Phase, Record, Stage, Step};
+use super::protocol::{Envelope, HandoffId, Input, Message, Notice, Phase, Record, Stage, Step};
 use super::store::Progress;
 use crate::client::{ApiClient, ClientError};
 use crate::event::Event;
@@ -226,16 +228,8 @@ async fn take_over(
     let node = &handoffs.node;
     if let Phase::Forcing { epoch, waiting } = &now.phase {
         let waiting = waiting.iter().map(String::as_str).collect::<Vec<_>>().join(", ");
-        let begun = Progress {
-            handoff: new_handoff_id(node).0,
-            target: node.clone(),
-            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-            lines: vec![format!("force: asking {waiting} to promise epoch {epoch}")],
-            ..progress
-        };
-        let store = handoffs.io.store.clone();
-        let follow = begun.clone();
-        off_thread(move || store.begin(follow)).await.map_err(StartError::NotSaved)?;
+        let lines = vec![format!("force: asking {waiting} to promise epoch {epoch}")];
+        let begun = begin(handoffs, &new_handoff_id(node), node, timeout, Progress { lines, ..progress }).await?;
         let force = Force { handoffs: handoffs.clone(), conversation: located.conversation.clone(), nodes };
         handoffs.io.spawn(follow_force(force, begun.handoff.clone(), Instant::now() + timeout));
         return Ok(Started::Begun(begun));
@@ -249,6 +243,26 @@ async fn take_over(
         epoch: now.epoch,
         ..progress
     }))
+}
+
+/// Saves the progress of handoff (or force) `handoff` to `target`, which
+/// begins now and may take `timeout`: what `meshctl handoff` follows.
+async fn begin(
+    handoffs: &Handoffs,
+    handoff: &HandoffId,
+    target: &str,
+    timeout: Duration,
+    progress: Progress,
+) -> Result<Progress, StartError> {
+    let begun = Progress {
+        handoff: handoff.0.clone(),
+        target: target.to_owned(),
+        timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        ..progress
+    };
+    let (store, saved) = (handoffs.io.store.clone(), begun.clone());
+    off_thread(move || store.begin(saved)).await.map_err(StartError::NotSaved)?;
+    Ok(begun)
 }
 
 /// A force waiting for the other nodes' promises.
@@ -265,20 +279,17 @@ struct Force {
 /// through the API, a refusal or a newer record ends it too).
 async fn follow_force(force: Force, handoff: String, deadline: Instant) {
     let Force { handoffs, conversation, nodes } = force;
-    let mut last_sent = Instant::now();
+    let mut asking = Asking::until(deadline);
     let record = loop {
         tokio::time::sleep(POLL).await;
         let Some(record) = handoffs.io.store.record(&conversation.policy, &conversation.id) else { return };
         if !matches!(record.phase, Phase::Forcing { .. }) {
             break record;
         }
-        let input = if Instant::now() >= deadline {
-            Input::Timeout
-        } else if last_sent.elapsed() >= RESEND_EVERY {
-            last_sent = Instant::now();
-            Input::Force { nodes: nodes.clone() }
-        } else {
-            continue;
+        let input = match asking.due(Instant::now(), true) {
+            Due::GiveUp => Input::Timeout,
+            Due::AskAgain => Input::Force { nodes: nodes.clone() },
+            Due::Nothing => continue,
         };
         match persist(&handoffs, &conversation, input).await {
             Ok(step) => carry_out(&handoffs, &conversation, step).await,
@@ -350,6 +361,44 @@ async fn carry_out(handoffs: &Handoffs, conversation: &Conversation, step: Step)
     (handoffs.events)(&conversation.policy, events);
 }
 
+/// The clock of a wait for other nodes' answers (a handoff's `Accept`, a
+/// force's promises), looked at every [`POLL`].
+struct Asking {
+    deadline: Instant,
+    last_asked: Instant,
+}
+
+/// What is due at a look.
+#[derive(Debug, PartialEq, Eq)]
+enum Due {
+    /// The deadline passed.
+    GiveUp,
+    /// [`RESEND_EVERY`] passed since the last ask: ask again.
+    AskAgain,
+    Nothing,
+}
+
+impl Asking {
+    /// Asked just now; gives up at `deadline`.
+    fn until(deadline: Instant) -> Asking {
+        Asking { deadline, last_asked: Instant::now() }
+    }
+
+    /// What is due at `now`: giving up once the deadline passed, else asking
+    /// again every [`RESEND_EVERY`] (when it `may_ask`: not while an ask is
+    /// still on its way), which counts as asked.
+    fn due(&mut self, now: Instant, may_ask: bool) -> Due {
+        if now >= self.deadline {
+            Due::GiveUp
+        } else if may_ask && now.duration_since(self.last_asked) >= RESEND_EVERY {
+            self.last_asked = now;
+            Due::AskAgain
+        } else {
+            Due::Nothing
+        }
+    }
+}
+
 /// The target's refusals of the connection, as calls to it go.
 #[derive(Debug, Default)]
 struct Refusals {
@@ -389,6 +438,49 @@ impl Refusals {
     }
 }
 
+/// The `Accept`s sent to the target, each delivered in a task of its own
+/// (a target that takes the connection and never answers would hold the
+/// driver for the send's timeout): how they went, and whether one is out.
+#[derive(Clone, Default)]
+struct Accepts(Arc<Mutex<AcceptsSent>>);
+
+#[derive(Default)]
+struct AcceptsSent {
+    refusals: Refusals,
+    /// How many are still on their way.
+    out: usize,
+}
+
+impl Accepts {
+    fn lock(&self) -> std::sync::MutexGuard<'_, AcceptsSent> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Delivers `offer` to its node in a task of `io`, noting how it went.
+    fn send(&self, io: &HandoffIo, conversation: &Conversation, offer: Envelope) {
+        self.lock().out += 1;
+        let (accepts, task_io, conversation) = (self.clone(), io.clone(), conversation.clone());
+        io.spawn(async move {
+            let outcome = task_io.deliver(&conversation, offer).await;
+            let mut sent = accepts.lock();
+            sent.refusals.note(&outcome, Instant::now());
+            sent.out -= 1;
+        });
+    }
+
+    /// Whether an `Accept` is still on its way.
+    fn out(&self) -> bool {
+        self.lock().out > 0
+    }
+
+    /// Why, when none is out and every one was refused for [`REFUSED_FOR`]:
+    /// none of them can have reached the target.
+    fn never_reached(&self, now: Instant) -> Option<String> {
+        let sent = self.lock();
+        if sent.out > 0 { None } else { sent.refusals.never_reached(now) }
+    }
+}
+
 /// One handoff under way on this node, the source: from the barrier to the
 /// target's answer or the deadline.
 struct Driver {
@@ -408,15 +500,7 @@ impl Driver {
         require_in_sync: bool,
         syncthing: Result<Syncthing, String>,
     ) -> Result<Started, StartError> {
-        let begun = Progress {
-            handoff: self.handoff.0.clone(),
-            target: self.target.clone(),
-            timeout_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
-            ..progress
-        };
-        let store = self.handoffs.io.store.clone();
-        let follow = begun.clone();
-        off_thread(move || store.begin(follow)).await.map_err(StartError::NotSaved)?;
+        let begun = begin(&self.handoffs, &self.handoff, &self.target, self.timeout, progress).await?;
         let input = Input::StartHandoff { handoff: self.handoff.clone(), target: self.target.clone() };
         let started = persist(&self.handoffs, &self.located.conversation, input).await?;
         if let Some(Notice::Rejected { reason }) = started.notices.first() {
@@ -454,9 +538,9 @@ impl Driver {
                 Input::BarrierFailed { handoff: self.handoff.clone() }
             }
         };
-        let mut accepts = Refusals::default();
-        if self.feed_sending(input, &mut accepts).await {
-            self.await_answer(deadline, accepts).await;
+        let accepts = Accepts::default();
+        if self.feed(input, &accepts).await {
+            self.await_answer(deadline, &accepts).await;
         }
     }
 
@@ -476,11 +560,11 @@ impl Driver {
         (self.handoffs.events)(&self.located.conversation.policy, vec![Event::warning("handoff.lateWrite", message)]);
     }
 
-    /// Resends `Accept` every second while the record says it is awaited,
-    /// steps `Unreachable` when the target refused every one for
-    /// [`REFUSED_FOR`], and `Timeout` at the deadline.
-    async fn await_answer(&self, deadline: Instant, mut accepts: Refusals) {
-        let mut last_sent = Instant::now();
+    /// Resends `Accept` every second (not while one is out) while the record
+    /// says it is awaited, steps `Unreachable` when the target refused every
+    /// one for [`REFUSED_FOR`], and `Timeout` at the deadline.
+    async fn await_answer(&self, deadline: Instant, accepts: &Accepts) {
+        let mut asking = Asking::until(deadline);
         loop {
             tokio::time::sleep(POLL).await;
             let Conversation { policy, id, .. } = &self.located.conversation;
@@ -491,20 +575,20 @@ impl Driver {
             if !accepting {
                 return;
             }
-            if Instant::now() >= deadline {
+            let due = asking.due(Instant::now(), !accepts.out());
+            if due == Due::GiveUp {
                 self.note("accept: no answer in time; asking the target to abort".into()).await;
-                self.feed(Input::Timeout).await;
+                self.feed(Input::Timeout, accepts).await;
                 return;
             }
             if let Some(why) = accepts.never_reached(Instant::now()) {
                 self.note(format!("accept: {} {why}; no Accept reached it", self.target)).await;
-                self.feed(Input::Unreachable { handoff: self.handoff.clone() }).await;
+                self.feed(Input::Unreachable { handoff: self.handoff.clone() }, accepts).await;
                 return;
             }
-            if last_sent.elapsed() >= RESEND_EVERY {
-                last_sent = Instant::now();
+            if due == Due::AskAgain {
                 let resend = Input::StartHandoff { handoff: self.handoff.clone(), target: self.target.clone() };
-                self.feed_sending(resend, &mut accepts).await;
+                self.feed(resend, accepts).await;
             }
         }
     }
@@ -513,10 +597,10 @@ impl Driver {
         self.handoffs.io.note(&self.handoff.0, line).await;
     }
 
-    /// Steps and carries out, sending the step's `Accept` to the target
-    /// itself to note whether the connection was refused; false when the
-    /// record could not be persisted.
-    async fn feed_sending(&self, input: Input, accepts: &mut Refusals) -> bool {
+    /// Steps and carries out `input`, the step's `Accept` through `accepts`
+    /// (which note whether the target refused it); false when the record
+    /// could not be persisted.
+    async fn feed(&self, input: Input, accepts: &Accepts) -> bool {
         let conversation = &self.located.conversation;
         let mut step = match persist(&self.handoffs, conversation, input).await {
             Ok(step) => step,
@@ -532,25 +616,9 @@ impl Driver {
         step.send = others;
         carry_out(&self.handoffs, conversation, step).await;
         for offer in offers {
-            let outcome = self.handoffs.io.deliver(conversation, offer).await;
-            accepts.note(&outcome, Instant::now());
+            accepts.send(&self.handoffs.io, conversation, offer);
         }
         true
-    }
-
-    /// Steps and carries out; false when the record could not be persisted.
-    async fn feed(&self, input: Input) -> bool {
-        match persist(&self.handoffs, &self.located.conversation, input).await {
-            Ok(step) => {
-                carry_out(&self.handoffs, &self.located.conversation, step).await;
-                true
-            }
-            Err(error) => {
-                let message = format!("cannot persist the record: {error}");
-                self.handoffs.io.finish(&self.handoff.0, "freeze", message).await;
-                false
-            }
-        }
     }
 
     /// Until `deadline`: Syncthing reports the folder complete for the target,
@@ -662,6 +730,27 @@ mod tests {
         let validation = validate(&[SourceFile { path: "m.yaml".into(), text }], Vec::new());
         assert!(validation.is_valid(), "{:?}", validation.diagnostics);
         validation.set
+    }
+
+    #[test]
+    fn a_wait_asks_again_every_second_unless_an_ask_is_out_and_gives_up_at_its_deadline() {
+        let start = Instant::now();
+        let at = |millis: u64| start + Duration::from_millis(millis);
+        // (looked at, may ask, due), in turn, with a deadline at 3 s.
+        let looks = [
+            (300, true, Due::Nothing),
+            (1_000, false, Due::Nothing),
+            (1_200, true, Due::AskAgain),
+            (1_500, true, Due::Nothing),
+            (2_200, true, Due::AskAgain),
+            (2_900, true, Due::Nothing),
+            (3_000, true, Due::GiveUp),
+            (3_300, false, Due::GiveUp),
+        ];
+        let mut asking = Asking { deadline: at(3_000), last_asked: start };
+        for (millis, may_ask, due) in looks {
+            assert_eq!(asking.due(at(millis), may_ask), due, "at {millis} ms, may ask {may_ask}");
+        }
     }
 
     #[test]
@@ -786,9 +875,12 @@ mod tests {
         }
     }
 
-    /// A handoff of c-1 from node-a to node-b at `port` (requireInSync off, a
-    /// 60 s timeout): the store, the tasks and the handoff's id.
-    async fn handoff_to_port(port: u16) -> (Arc<HandoffStore>, TaskSet, String, tempfile::TempDir, tempfile::TempDir) {
+    /// A handoff of c-1 from node-a to node-b at `port` (requireInSync off,
+    /// `timeout`): the store, the tasks and the handoff's id.
+    async fn handoff_to_port(
+        port: u16,
+        timeout: &str,
+    ) -> (Arc<HandoffStore>, TaskSet, String, tempfile::TempDir, tempfile::TempDir) {
         let (state, synced) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         std::fs::create_dir_all(synced.path().join("sessions/c-1")).unwrap();
         let store = Arc::new(HandoffStore::load(state.path(), "node-a"));
@@ -801,7 +893,7 @@ mod tests {
         let io = HandoffIo::new(store.clone(), peers, None, tasks.clone());
         let handoffs = Handoffs { io, node: "node-a".into(), events: Arc::new(|_: &str, _: Vec<Event>| {}) };
         let request =
-            Request { id: "c-1".into(), to: Some("node-b".into()), timeout: Some("60s".into()), force: false };
+            Request { id: "c-1".into(), to: Some("node-b".into()), timeout: Some(timeout.into()), force: false };
         let started = start(&handoffs, &set(synced.path()), Err("no Syncthing".into()), request).await;
         let Ok(Started::Begun(begun)) = started else { panic!("not begun: {started:?}") };
         (store, tasks, begun.handoff, state, synced)
@@ -811,7 +903,7 @@ mod tests {
     async fn a_target_that_refuses_every_accept_fails_the_handoff_within_6_s_and_the_source_keeps_it_unfrozen() {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let started = Instant::now();
-        let (store, tasks, handoff, _state, _synced) = handoff_to_port(closed).await;
+        let (store, tasks, handoff, _state, _synced) = handoff_to_port(closed, "60s").await;
         let ended = loop {
             let progress = store.progress(&handoff).expect("followed");
             if progress.done || started.elapsed() > Duration::from_secs(15) {
@@ -833,11 +925,35 @@ mod tests {
     async fn a_target_that_took_an_accept_and_never_answered_keeps_the_source_waiting_frozen() {
         // The kernel takes the connections; nothing reads them: the Accept may have arrived.
         let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let (store, tasks, handoff, _state, _synced) = handoff_to_port(silent.local_addr().unwrap().port()).await;
+        let (store, tasks, handoff, _state, _synced) =
+            handoff_to_port(silent.local_addr().unwrap().port(), "60s").await;
         tokio::time::sleep(Duration::from_secs(8)).await;
         assert!(!store.progress(&handoff).expect("followed").done, "still waiting for the answer or the timeout");
         let record = store.record("chats", "c-1").expect("the record");
         assert!(matches!(record.phase, Phase::Frozen { stage: Stage::Accepting, .. }), "{record:?}");
+        tasks.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_target_that_never_answers_an_accept_holds_up_neither_the_resends_nor_the_timeout() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let started = Instant::now();
+        let (store, tasks, _handoff, _state, _synced) =
+            handoff_to_port(silent.local_addr().unwrap().port(), "1s").await;
+        let aborting = loop {
+            let record = store.record("chats", "c-1").expect("the record");
+            if matches!(record.phase, Phase::Frozen { stage: Stage::Aborting, .. })
+                || started.elapsed() > Duration::from_secs(6)
+            {
+                break record;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let took = started.elapsed();
+        assert!(matches!(aborting.phase, Phase::Frozen { stage: Stage::Aborting, .. }), "{aborting:?}");
+        // Each Accept waits up to 3 s for its answer: inline, the first alone
+        // would have held the timeout back until then.
+        assert!(took < Duration::from_millis(2_500), "Timeout stepped after {took:?}, not at the 1 s deadline");
         tasks.shutdown().await;
     }
 
