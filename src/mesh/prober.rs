@@ -753,16 +753,9 @@ mod tests {
             PeerState::new("mini", None, "127.0.0.1", 9),
             PeerState::new("desk", None, "127.0.0.1", 9),
         ]);
-        let (_revisions, applied_revisions) = watch::channel(None);
         let recorder = store.clone();
-        let handles = ProberHandles {
-            peers: peers.clone(),
-            metrics: Metrics::default(),
-            api_key: ApiKey::default(),
-            set_in_force: Arc::new(|| None),
-            applied_revisions,
-            events: Arc::new(move |object, event| recorder.lock().unwrap().event(object, event)),
-        };
+        let events: EventSink = Arc::new(move |object, event| recorder.lock().unwrap().event(object, event));
+        let (_revisions, handles) = prober_handles(&peers, events);
         let went_to_sleep = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_548_379);
         let went_silent = went_to_sleep + Duration::from_secs(300);
         assert!(peers.said_goodbye("mini", went_to_sleep));

@@ -23,14 +23,20 @@ const METRICS_KEY: &str = "metrics-only-5c1e";
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_scrape_shows_the_mesh_in_either_format_to_the_metrics_key_alone() {
-    let endpoint = tokio::net::TcpListener::bind((A, 0)).await.unwrap();
-    let endpoint_port = endpoint.local_addr().unwrap().port();
-    // GET is its health check; POST echoes the payload.
+/// An HTTP endpoint on `ip` for the Capability `echo`, its port: GET is its
+/// health check, POST echoes the payload. It lives as long as the test's runtime.
+async fn echo_endpoint(ip: Ipv4Addr) -> u16 {
+    let endpoint = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+    let port = endpoint.local_addr().unwrap().port();
     let echo = axum::Router::new()
         .route("/echo", get(|| async { "ok" }).post(|Json(payload): Json<Value>| async move { Json(payload) }));
     tokio::spawn(async move { axum::serve(endpoint, echo).await });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_shows_the_mesh_in_either_format_to_the_metrics_key_alone() {
+    let endpoint_port = echo_endpoint(A).await;
     let (a_api, b_api) = (free_address(A), free_address(B));
     let manifests = [
         node_manifest("a", "primary", a_api),
@@ -148,11 +154,7 @@ async fn a_scrape_shows_the_mesh_in_either_format_to_the_metrics_key_alone() {
 async fn a_health_check_through_a_peer_is_no_routed_call_and_a_clients_call_is_one() {
     // On loopback, as Ollama.app on a Mac: node a checks b's endpoint through
     // b's pass-through (b's word), as often as it reconciles the Capability.
-    let endpoint = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-    let endpoint_port = endpoint.local_addr().unwrap().port();
-    let echo = axum::Router::new()
-        .route("/echo", get(|| async { "ok" }).post(|Json(payload): Json<Value>| async move { Json(payload) }));
-    tokio::spawn(async move { axum::serve(endpoint, echo).await });
+    let endpoint_port = echo_endpoint(Ipv4Addr::LOCALHOST).await;
     let (a_api, b_api) = (free_address(A), free_address(B));
     let manifests = [
         node_manifest("a", "primary", a_api),
