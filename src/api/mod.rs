@@ -71,6 +71,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/api/v1/reconcile", post(reconcile_now))
         .route("/api/v1/objects/{kind}", get(names_of_kind))
         .route("/api/v1/objects/{kind}/{name}", get(describe))
+        .route("/api/v1/mesh/nodes/{node}/objects/{kind}/{name}", get(describe_on))
         .route("/api/v1/events", get(events))
         .route("/api/v1/syncthing/device", get(syncthing_device))
         .route("/api/v1/handoff", post(handoff::start))
@@ -425,10 +426,21 @@ async fn describe(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<Describe>, ApiError> {
     let Path((kind, name)) = path?;
-    let kind = kind_named(&kind)?;
-    if let Some(problem) = crate::manifest::name_problem(&name) {
-        return Err(bad_request(format!("{name:?} cannot name a {kind}: {problem}")));
+    let kind = object_named(&kind, &name)?;
+    describe_here(&state, kind, name).map(Json)
+}
+
+/// `kind` and `name` of a request, checked: a kind there is, a valid name.
+fn object_named(kind: &str, name: &str) -> Result<Kind, ApiError> {
+    let kind = kind_named(kind)?;
+    match crate::manifest::name_problem(name) {
+        Some(problem) => Err(bad_request(format!("{name:?} cannot name a {kind}: {problem}"))),
+        None => Ok(kind),
     }
+}
+
+/// What `meshctl describe` shows of one object of this node.
+fn describe_here(state: &ApiState, kind: Kind, name: String) -> Result<Describe, ApiError> {
     let spec = state.shared.applied_set().and_then(|set| wire::spec_json(&set, kind, &name));
     let status_store = state.shared.status();
     let status = status_store.object(&ObjectKey::new(kind, name.clone())).cloned();
@@ -447,7 +459,38 @@ async fn describe(
     } else {
         Vec::new()
     };
-    Ok(Json(Describe { kind: kind.to_string(), name, spec, status, events, logs }))
+    Ok(Describe { kind: kind.to_string(), name, spec, status, events, logs })
+}
+
+/// `describe` of an object on `node`, this one or a peer asked with the mesh
+/// key within [`PEER_STATUS_TIMEOUT`]: the page, which may call only its own
+/// node, reads a peer's Service output through it. A peer known to be down
+/// is not asked (503, with how it is away); one that fails to answer is 502.
+async fn describe_on(
+    State(state): State<ApiState>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+) -> Result<Json<Describe>, ApiError> {
+    let Path((node, kind, name)) = path?;
+    let kind = object_named(&kind, &name)?;
+    if node == state.shared.node() {
+        return describe_here(&state, kind, name).map(Json);
+    }
+    let Some(peer) = state.handles.peers.get(&node) else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no node {node:?} in the mesh")));
+    };
+    if let Some(absence) = peer.absence() {
+        let message = format!("{node} is {}: not asked", absence.words(crate::clock::local_hh_mm));
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "peer_down", message));
+    }
+    let key = state.handles.api_key.get();
+    let client = crate::client::ApiClient::new(&peer.authority(), key.as_deref(), PEER_STATUS_TIMEOUT);
+    match client.describe(kind.as_str(), &name).await {
+        Ok(described) => Ok(Json(described)),
+        Err(crate::client::ClientError::Api { status, error, message, .. }) if status == StatusCode::NOT_FOUND => {
+            Err(ApiError::new(status, &error, format!("{node}: {message}")))
+        }
+        Err(error) => Err(ApiError::new(StatusCode::BAD_GATEWAY, "peer_failed", format!("{node}: {error}"))),
+    }
 }
 
 /// The names of one kind's objects in the applied set, sorted: `meshctl get`

@@ -307,12 +307,33 @@ fn operations() -> Vec<Operation> {
             "describe",
             "One object: spec, status, recent events, output",
         )
-        .parameter(kind)
+        .parameter(kind.clone())
         .parameter(path_parameter("name", "The object's name."))
         .answers([
             ok("200", "The object", Payload::Json(schema::<Describe>)),
             error("400", "`bad_request`: an unknown kind, or a name no object can have"),
             error("404", "`not_found`: no such object in the applied set"),
+        ]),
+        Operation::new(
+            "get",
+            "/api/v1/mesh/nodes/{node}/objects/{kind}/{name}",
+            "describeOn",
+            "One object of any node, as `describe` on that node",
+        )
+        .described(
+            "This node's own `describe`, or a peer's asked by this node with the mesh key within 1.5 s: how the \
+             status page, which may call only its own node, reads a peer's Service output. A peer known to be down \
+             is not asked.",
+        )
+        .parameter(path_parameter("node", "A node of the mesh: this one or a peer."))
+        .parameter(kind)
+        .parameter(path_parameter("name", "The object's name."))
+        .answers([
+            ok("200", "The object, as its node describes it", Payload::Json(schema::<Describe>)),
+            error("400", "`bad_request`: an unknown kind, or a name no object can have"),
+            error("404", "`not_found`: no such node in the mesh, or no such object on it"),
+            error("502", "`peer_failed`: the peer did not answer in time, or failed"),
+            error("503", "`peer_down`: the peer is known to be down (asleep or unreachable since a time): not asked"),
         ]),
         Operation::new("get", "/api/v1/events", "events", "The event stream, a WebSocket")
             .described(

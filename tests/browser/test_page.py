@@ -18,6 +18,8 @@ KEY = ENV["AGENTMESH_TEST_KEY"]
 NODE = ENV["AGENTMESH_TEST_NODE"]
 PEER = ENV["AGENTMESH_TEST_PEER"]
 CAPABILITY = ENV["AGENTMESH_TEST_CAPABILITY"]
+PEER_SERVICE = ENV["AGENTMESH_TEST_PEER_SERVICE"]
+PEER_SERVICE_SAYS = ENV["AGENTMESH_TEST_PEER_SERVICE_SAYS"]
 CONVERSATION = ENV["AGENTMESH_TEST_CONVERSATION"]
 SHOTS = Path(ENV["AGENTMESH_TEST_SCREENSHOTS"])
 
@@ -53,6 +55,9 @@ def test_the_page_lists_both_nodes_and_the_capability_placement(page):
     expect(page.locator("#stream")).to_have_text("live")
     assert KEY not in page.url, "the key is dropped from the address bar"
     expect(row_of(page, "conversation-rows", CONVERSATION)).to_contain_text(NODE)
+    # A peer's Service, with its output read through this node.
+    expect(row_of(page, "services", PEER_SERVICE)).to_contain_text(PEER, timeout=10_000)
+    expect(row_of(page, "services", PEER_SERVICE)).to_contain_text(PEER_SERVICE_SAYS, timeout=10_000)
     shot(page, "1-mesh")
 
 

@@ -27,14 +27,14 @@ const EVENTS_KEPT = 50;
 let stream = null;
 let redrawTimer = null;
 // What the page last had: this node's view of every node, every node's
-// status, the stream's events (newest first), this node's Services' last lines.
+// status, the stream's events (newest first), every Service's last lines.
 /** @type {MeshNode[]} */
 let views = [];
 /** @type {MeshStatus} */
 let meshStatus = { nodes: [] };
 /** @type {import("./api-types.js").EventRecord[]} */
 let events = [];
-/** @type {Map<string, import("./api-types.js").LogLine[]>} */
+/** By `node/service`. @type {Map<string, import("./api-types.js").LogLine[]>} */
 const logs = new Map();
 /** The mesh's node names, as last drawn: the targets of a handoff. */
 let nodeNames = [];
@@ -113,14 +113,23 @@ async function redraw() {
   return true;
 }
 
-/** The last lines of each of this node's Services (peers' are on their own pages). */
+/**
+ * The last lines of every node's Services: a peer's through this node
+ * (the page may call only its own), asked only of a node that just answered.
+ */
 async function readLogs() {
-  const here = meshStatus.nodes.find((node) => node.view.thisNode);
-  const services = (here?.status.objects ?? []).filter((object) => object.kind === "Service");
-  await Promise.all(services.map(async ({ name }) => {
-    const described = await api(`/api/v1/objects/Service/${encodeURIComponent(name)}`);
-    if (described) logs.set(name, described.logs.slice(-LAST_LINES));
-  }));
+  const asks = [];
+  for (const node of meshStatus.nodes) {
+    if (node.unanswered) continue;
+    for (const { kind, name } of node.status.objects ?? []) {
+      if (kind !== "Service") continue;
+      const path = `/api/v1/mesh/nodes/${encodeURIComponent(node.view.name)}/objects/Service/${encodeURIComponent(name)}`;
+      asks.push(api(path, { quiet: true }).then((described) => {
+        if (described) logs.set(`${node.view.name}/${name}`, described.logs.slice(-LAST_LINES));
+      }));
+    }
+  }
+  await Promise.all(asks);
 }
 
 function drawMesh() {
@@ -141,8 +150,11 @@ function take(/** @type {StreamMessage} */ item) {
     drawEvents(events);
     drawCapabilities(meshStatus.nodes.find((node) => node.view.thisNode), events);
   } else if (item.type === "log") {
-    const lines = [...(logs.get(item.service) ?? []), { stream: item.stream, line: item.line }];
-    logs.set(item.service, lines.slice(-LAST_LINES));
+    // The stream is this node's: its Services' lines.
+    const here = views.find((node) => node.thisNode)?.name;
+    const key = `${here}/${item.service}`;
+    const lines = [...(logs.get(key) ?? []), { stream: item.stream, line: item.line }];
+    logs.set(key, lines.slice(-LAST_LINES));
     drawServices(meshStatus.nodes, logs);
   }
 }

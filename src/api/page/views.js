@@ -92,10 +92,9 @@ export function drawCapabilities(here, events) {
 }
 
 /**
- * Every node's Services: health, restarts, and for this node's the last
- * lines of output.
+ * Every node's Services: health, restarts, and the last lines of output.
  * @param {MeshNodeStatus[]} nodes
- * @param {Map<string, LogLine[]>} logs this node's, by Service
+ * @param {Map<string, LogLine[]>} logs by `node/service`
  */
 export function drawServices(nodes, logs) {
   const rows = [];
@@ -103,16 +102,15 @@ export function drawServices(nodes, logs) {
     for (const object of objectsOf(node, "Service")) {
       const details = object.details ?? {};
       const health = details.healthy === "false" ? ["unhealthy", "unreachable"] : object.ready ? ["ready", "online"] : [condition(object, "Ready")?.reason ?? "not ready", "asleep"];
-      const lines = node.view.thisNode
-        ? (logs.get(object.name) ?? []).map((line) => line.line).join("\n") || "no output yet"
-        : "on its node's page";
+      const read = logs.get(`${node.view.name}/${object.name}`);
+      const lines = read ? read.map((line) => line.line).join("\n") || "no output yet" : "not read";
       rows.push(row([
         ["Service", object.name],
         ["Node", node.view.name],
         ["Health", health[0], health[1]],
         ["Restarts", details.restarts ?? "0"],
         ["Last exit", details.lastExit ?? "–"],
-        ["Output", lines, node.view.thisNode ? "lines" : "muted"],
+        ["Output", lines, read ? "lines" : "muted"],
       ]));
     }
   }

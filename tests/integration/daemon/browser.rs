@@ -22,12 +22,19 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CONVERSATION: &str = "c-1";
 const CAPABILITY: &str = "llm";
 
-/// A HandoffPolicy on the shared folder, and `llm`, served by node-b, else node-a.
+/// A Service on node-b, and what it prints first: the page shows a peer's output.
+const SERVICE: &str = "greeter";
+const SERVICE_SAYS: &str = "hello from node-b";
+
+/// A HandoffPolicy on the shared folder, `llm`, served by node-b, else node-a,
+/// and the Service `greeter` on node-b.
 fn manifests(endpoint_port: u16) -> String {
     format!(
         "apiVersion: agentmesh/v1alpha1\nkind: HandoffPolicy\nmetadata:\n  name: chats\nspec:\n  syncFolder: {OBJECT}\n  \
          sessionsDir: sessions\n---\napiVersion: agentmesh/v1alpha1\nkind: Capability\nmetadata: {{name: {CAPABILITY}}}\n\
-         spec:\n  provider: http\n  placement: {{prefer: [{B}], fallback: [{A}]}}\n  endpoint: {{port: {endpoint_port}, path: /}}\n"
+         spec:\n  provider: http\n  placement: {{prefer: [{B}], fallback: [{A}]}}\n  endpoint: {{port: {endpoint_port}, path: /}}\n\
+         ---\napiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata: {{name: {SERVICE}}}\n\
+         spec: {{nodes: [{B}], command: [sh, -c, 'echo {SERVICE_SAYS}; exec sleep 1000']}}\n"
     )
 }
 
@@ -91,6 +98,8 @@ fn the_page_in_a_real_browser_shows_the_mesh_hands_over_and_sees_a_peer_stop() {
         ("AGENTMESH_TEST_PEER", B.to_owned()),
         ("AGENTMESH_TEST_PEER_PID", pair.b.daemon.pid().to_string()),
         ("AGENTMESH_TEST_CAPABILITY", CAPABILITY.to_owned()),
+        ("AGENTMESH_TEST_PEER_SERVICE", SERVICE.to_owned()),
+        ("AGENTMESH_TEST_PEER_SERVICE_SAYS", SERVICE_SAYS.to_owned()),
         ("AGENTMESH_TEST_CONVERSATION", CONVERSATION.to_owned()),
         ("AGENTMESH_TEST_CHROMIUM", CHROMIUM.to_owned()),
         ("AGENTMESH_TEST_SCREENSHOTS", screenshots.display().to_string()),

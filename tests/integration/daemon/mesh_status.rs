@@ -2,7 +2,9 @@
 //! both nodes' objects (the mini's asked with the key); with the mini hung
 //! (SIGSTOP) it still answers within its peer timeout, the mini marked as not
 //! answering, and once the prober knows the mini is down, at once, the mini
-//! not asked at all.
+//! not asked at all. Likewise `describe` of a peer's object through the
+//! laptop (`/api/v1/mesh/nodes/{node}/objects/…`), the page's way to a peer's
+//! Service output.
 
 use std::time::{Duration, Instant};
 
@@ -13,12 +15,20 @@ use super::support::{Daemon, http_within_5s, kill, laptop_and_mini};
 /// The endpoint's 1.5 s peer timeout, and slack for a busy machine.
 const PEER_TIMEOUT_AND_SLACK: Duration = Duration::from_millis(2500);
 
-/// A Service that sleeps on `node` only.
+/// A Service on `node` only that says where it runs, then sleeps.
 fn sleeper_on(name: &str, node: &str) -> String {
     format!(
         "---\napiVersion: agentmesh/v1alpha1\nkind: Service\nmetadata: {{name: {name}}}\n\
-         spec: {{nodes: [{node}], command: [sleep, '1000']}}\n"
+         spec: {{nodes: [{node}], command: [sh, -c, 'echo up on {node}; exec sleep 1000']}}\n"
     )
+}
+
+/// `describe` of `kind/name` on `node`, asked of `daemon`: status and body.
+async fn describe_on(daemon: &Daemon, node: &str, kind: &str, name: &str) -> (u16, Value, Duration) {
+    let started = Instant::now();
+    let path = format!("/api/v1/mesh/nodes/{node}/objects/{kind}/{name}");
+    let answer = http_within_5s().get(daemon.url(&path)).bearer_auth(Daemon::KEY).send().await.expect("it answers");
+    (answer.status().as_u16(), answer.json().await.unwrap(), started.elapsed())
 }
 
 async fn mesh_status(daemon: &Daemon) -> (Value, Duration) {
@@ -60,6 +70,29 @@ async fn every_nodes_objects_come_from_one_node_and_a_hung_peer_never_holds_the_
     assert!(node(&status, "mini").get("unanswered").is_none(), "{status}");
     assert_eq!(node(&status, "mini")["status"]["online"], true);
 
+    // The mini's Service, described by the mini, through the laptop: its output too.
+    let mut said = None;
+    for _ in 0..50 {
+        let (code, described, _) = describe_on(&laptop, "mini", "Service", "on-mini").await;
+        assert_eq!(code, 200, "{described}");
+        if described["logs"].as_array().is_some_and(|lines| lines.iter().any(|l| l["line"] == "up on mini")) {
+            said = Some(described);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let described = said.expect("the mini's Service output reaches the laptop's caller");
+    assert_eq!((&described["kind"], &described["name"]), (&"Service".into(), &"on-mini".into()));
+    let (code, here, _) = describe_on(&laptop, "laptop", "Service", "on-laptop").await;
+    assert_eq!((code, &here["name"]), (200, &"on-laptop".into()), "{here}");
+    let (code, missing, _) = describe_on(&laptop, "mini", "Service", "no-such").await;
+    assert_eq!((code, &missing["error"]), (404, &"not_found".into()), "the mini's own refusal: {missing}");
+    assert!(missing["message"].as_str().unwrap().starts_with("mini: "), "{missing}");
+    let (code, nowhere, _) = describe_on(&laptop, "desk", "Service", "on-mini").await;
+    assert_eq!((code, &nowhere["error"]), (404, &"not_found".into()), "{nowhere}");
+    let (code, bad, _) = describe_on(&laptop, "mini", "Gadget", "on-mini").await;
+    assert_eq!((code, &bad["error"]), (400, &"bad_request".into()), "checked before asking: {bad}");
+
     kill(mini.pid(), libc::SIGSTOP);
     let (status, took) = mesh_status(&laptop).await;
     println!("answered in {took:?} with the mini hung");
@@ -69,6 +102,9 @@ async fn every_nodes_objects_come_from_one_node_and_a_hung_peer_never_holds_the_
     assert_eq!(hung["status"]["online"], false);
     assert!(services(hung).is_empty(), "{status}");
     assert_eq!(services(node(&status, "laptop")), ["on-laptop"]);
+    let (code, failed, took) = describe_on(&laptop, "mini", "Service", "on-mini").await;
+    assert!(took < PEER_TIMEOUT_AND_SLACK, "a hung peer held describe {took:?}");
+    assert!(code == 502 || failed["error"] == "peer_down", "{code} {failed}");
 
     let mut known_down = None;
     for _ in 0..50 {
@@ -83,5 +119,9 @@ async fn every_nodes_objects_come_from_one_node_and_a_hung_peer_never_holds_the_
     println!("answered in {took:?} with the mini known down");
     assert_eq!(node(&status, "mini")["unanswered"], "not asked: known to be down");
     assert!(took < Duration::from_secs(1), "a peer known down is not asked, yet the answer took {took:?}");
+    let (code, down, took) = describe_on(&laptop, "mini", "Service", "on-mini").await;
+    assert_eq!((code, &down["error"]), (503, &"peer_down".into()), "{down}");
+    assert!(down["message"].as_str().unwrap().contains("mini is unreachable since "), "{down}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
     kill(mini.pid(), libc::SIGCONT);
 }
