@@ -16,11 +16,13 @@ use crate::atomic_file::write_atomic;
 /// The file in the state folder.
 pub(crate) const JOINED_PEERS_FILE: &str = "joined-peers.json";
 
-/// The registrations, on disk and in the peer table.
+/// The registrations, on disk and here: their one record. `Peers` keeps no
+/// list of them, only a peer for each one it was handed (which the set in
+/// force ends by declaring its name).
 pub(crate) struct JoinedPeers {
     path: PathBuf,
     peers: Peers,
-    /// By name; the lock also orders the writes of the file.
+    /// By name, as on disk; the lock also orders the writes of the file.
     registrations: Mutex<BTreeMap<String, PeerRegistration>>,
 }
 

@@ -154,13 +154,13 @@ impl Default for Peers {
 
 #[derive(Default)]
 struct Table {
-    /// Every peer, declared or joined, by name.
+    /// Every peer, declared or joined, by name, with what was learned about
+    /// it: a peer whose name `declared` lacks is a joined one (`JoinedPeers`
+    /// keeps their registrations and hands each one in with [`Peers::join`]).
     peers: BTreeMap<String, PeerState>,
     /// The names the set in force (or `MESH_PEERS`) declares: they win over a
     /// joined peer of the same name.
     declared: Vec<String>,
-    /// The nodes that joined through the API, as they registered.
-    joined: BTreeMap<String, PeerState>,
 }
 
 /// `member`, with what was learned about the peer of that name in `old`
@@ -276,13 +276,16 @@ impl Peers {
     /// whose address did not change.
     pub fn set_members(&self, members: Vec<PeerState>) {
         let mut table = self.write();
-        table.declared = members.iter().map(|member| member.name.clone()).collect();
+        let was_declared =
+            std::mem::replace(&mut table.declared, members.iter().map(|member| member.name.clone()).collect());
+        let mut old = std::mem::take(&mut table.peers);
         // A joined node the set declares is the set's from now on: should a
         // later set leave it out, it is no peer any more.
-        let Table { declared, joined, .. } = &mut *table;
-        joined.retain(|name, _| !declared.contains(name));
-        let joined: Vec<PeerState> = table.joined.values().cloned().collect();
-        let mut old = std::mem::take(&mut table.peers);
+        let joined: Vec<PeerState> = old
+            .values()
+            .filter(|peer| !was_declared.contains(&peer.name) && !table.declared.contains(&peer.name))
+            .cloned()
+            .collect();
         for member in members.into_iter().chain(joined) {
             let peer = keep_learned(&mut old, member);
             table.peers.insert(peer.name.clone(), peer);
@@ -294,7 +297,6 @@ impl Peers {
     pub fn join(&self, member: PeerState) {
         let mut table = self.write();
         if !table.declared.contains(&member.name) {
-            table.joined.insert(member.name.clone(), member.clone());
             let peer = keep_learned(&mut table.peers, member);
             table.peers.insert(peer.name.clone(), peer);
         }
