@@ -181,12 +181,7 @@ impl NodeEnv {
             ));
         }
         if let Some(role) = self.get(ROLE) {
-            let parsed = match role.value.as_str() {
-                "primary" => Some(Role::Primary),
-                "satellite" => Some(Role::Satellite),
-                _ => None,
-            };
-            match (parsed, node) {
+            match (Role::parse(&role.value), node) {
                 (None, _) => out.push(setting_diagnostic(
                     role,
                     ROLE,

@@ -55,6 +55,7 @@ use crate::client::statuses;
 use crate::controller::status::{NodeStatus, ObjectKey};
 use crate::controller::{InForce, Input, Shared, validate_off_runtime};
 use crate::manifest::Kind;
+use crate::manifest::kinds::Role;
 use crate::mesh::failover::HOP_HEADER;
 use crate::mesh::placement::Placements;
 use crate::reconcile::{plan, sync_folder};
@@ -181,7 +182,7 @@ async fn health(State(state): State<ApiState>, headers: HeaderMap) -> Json<Healt
     let applied = shared.in_force();
     Json(Health {
         node: shared.node().to_owned(),
-        role: applied.as_ref().and_then(|a| a.set.nodes.get(shared.node())).map(|n| n.spec.role.as_str().to_owned()),
+        role: applied.as_ref().and_then(|a| a.set.nodes.get(shared.node())).map(|n| n.spec.role),
         version: build_info::VERSION.into(),
         commit: build_info::COMMIT.into(),
         api_version: wire::API_VERSION.into(),
@@ -289,7 +290,7 @@ fn mesh_view(state: &ApiState) -> Vec<MeshNode> {
             .and_then(|absence| absence.since)
             .map(|since| humantime::format_rfc3339_seconds(since).to_string()),
         dial: peer.authority(),
-        role: peer.role.unwrap_or_else(|| "unknown".into()),
+        role: peer.role.map_or("unknown", Role::as_str).to_owned(),
         this_node: false,
         compatible: peer.api_version.as_deref().is_none_or(|v| v == wire::API_VERSION),
         name: peer.name,

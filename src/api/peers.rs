@@ -85,15 +85,14 @@ enum Problem {
 }
 
 fn problem(registration: &PeerRegistration, this_node: &str) -> Option<Problem> {
-    let PeerRegistration { name, role, address, api_port } = registration;
+    // A role that is neither primary nor satellite is refused by its type, as
+    // the body is read (a 400 naming it).
+    let PeerRegistration { name, role: _, address, api_port } = registration;
     if let Some(problem) = name_problem(name) {
         return Some(Problem::Invalid(format!("{name:?} cannot name a node: {problem}")));
     }
     if name == this_node {
         return Some(Problem::ThisNode);
-    }
-    if let Some(role) = role.as_deref().filter(|role| !["primary", "satellite"].contains(role)) {
-        return Some(Problem::Invalid(format!("role {role:?} is neither primary nor satellite")));
     }
     let plain = |c: char| c.is_ascii_alphanumeric() || "-._:[]".contains(c);
     if address.is_empty() || !address.chars().all(plain) {
@@ -108,12 +107,13 @@ fn problem(registration: &PeerRegistration, this_node: &str) -> Option<Problem> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::kinds::Role;
 
     #[test]
     fn registrations_are_checked_before_they_are_kept() {
         let good = PeerRegistration {
             name: "desk".into(),
-            role: Some("satellite".into()),
+            role: Some(Role::Satellite),
             address: "100.64.0.7".into(),
             api_port: 8000,
         };
@@ -128,7 +128,6 @@ mod tests {
         assert_eq!(with(|r| r.name = "mini".into()), Some(Problem::ThisNode));
         for (what, refused) in [
             ("a bad name", with(|r| r.name = "Desk!".into())),
-            ("a bad role", with(|r| r.role = Some("leader".into()))),
             ("an empty address", with(|r| r.address = String::new())),
             ("a URL for an address", with(|r| r.address = "http://desk/".into())),
             ("port 0", with(|r| r.api_port = 0)),

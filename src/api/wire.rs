@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::controller::status::{EventRecord, NodeStatus, ObjectStatus, StreamItem};
 use crate::handoff::protocol::Envelope;
 use crate::manifest::Bundle;
+use crate::manifest::kinds::Role;
 use crate::manifest::{Kind, ManifestSet};
 use crate::source_status::SourceStatus;
 use crate::supervisor;
@@ -29,7 +30,7 @@ pub(crate) const CAP_PREFIX: &str = "/cap";
 #[serde(rename_all = "camelCase")]
 pub struct Health {
     pub node: String,
-    pub role: Option<String>,
+    pub role: Option<Role>,
     pub version: String,
     /// The commit the daemon was built from; "unknown" from nodes of earlier
     /// versions, which lack it.
@@ -716,7 +717,7 @@ pub(crate) struct PeerRegistration {
     pub name: String,
     /// `primary` or `satellite`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
+    pub role: Option<Role>,
     /// A host name or IP the node that takes it can dial.
     pub address: String,
     pub api_port: u16,

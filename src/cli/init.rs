@@ -152,7 +152,7 @@ pub(super) fn run(args: Args, env_file: Option<&Path>) -> anyhow::Result<Outcome
         return Ok(Outcome::Failure);
     }
     let members = match &token {
-        Some(token) => join::join(token, &registration(&settings, &this_address))?,
+        Some(token) => join::join(token, &registration(&settings, &this_address, &env_path)?)?,
         None => Vec::new(),
     };
 
@@ -237,14 +237,24 @@ fn peers_json(token: &JoinToken) -> String {
     serde_json::to_string(&[crate::net::host_port(&token.address, token.api_port)]).expect("strings serialize")
 }
 
-/// How the nodes of the mesh reach this one.
-fn registration(settings: &Settings, address: &str) -> PeerRegistration {
-    PeerRegistration {
+/// How the nodes of the mesh reach this one. An `AGENT_ROLE` kept from
+/// `env_path` that names no role is refused here, before any node is told.
+fn registration(settings: &Settings, address: &str, env_path: &Path) -> anyhow::Result<PeerRegistration> {
+    let role = match settings.get(ROLE) {
+        Some(text) => Some(Role::parse(text).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: AGENT_ROLE \"{text}\" is not a role: use primary or satellite (or --role); nothing was written",
+                env_path.display()
+            )
+        })?),
+        None => None,
+    };
+    Ok(PeerRegistration {
         name: settings.get(NODE_ID).unwrap_or_default().to_owned(),
-        role: settings.get(ROLE).map(str::to_owned),
+        role,
         address: address.to_owned(),
         api_port: listen_port(settings),
-    }
+    })
 }
 
 fn listen_port(settings: &Settings) -> u16 {

@@ -465,7 +465,7 @@ impl Controller {
             .nodes
             .values()
             .filter(|n| n.name() != node)
-            .map(|n| PeerState::new(n.name(), Some(n.spec.role.as_str()), &n.spec.address.value, n.spec.api_port.0))
+            .map(|n| PeerState::new(n.name(), Some(n.spec.role), &n.spec.address.value, n.spec.api_port.0))
             .collect();
         self.handles.peers.set_members(peers);
         self.put_api_key_in_force(&set);

@@ -92,20 +92,16 @@ impl JoinedPeers {
 }
 
 fn peer_of(registration: &PeerRegistration) -> PeerState {
-    PeerState::new(&registration.name, registration.role.as_deref(), &registration.address, registration.api_port)
+    PeerState::new(&registration.name, registration.role, &registration.address, registration.api_port)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::kinds::Role;
 
     fn registration(name: &str, port: u16) -> PeerRegistration {
-        PeerRegistration {
-            name: name.into(),
-            role: Some("satellite".into()),
-            address: "127.0.0.1".into(),
-            api_port: port,
-        }
+        PeerRegistration { name: name.into(), role: Some(Role::Satellite), address: "127.0.0.1".into(), api_port: port }
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::absence::Absence;
 use crate::manifest::ManifestSet;
+use crate::manifest::kinds::Role;
 use crate::net::host_port;
 use crate::source_status::SourceStatus;
 
@@ -22,7 +23,7 @@ use crate::source_status::SourceStatus;
 #[derive(Clone, Debug, PartialEq)]
 pub struct PeerState {
     pub name: String,
-    pub role: Option<String>,
+    pub role: Option<Role>,
     /// What the manifests say: a tailnet name, host name or IP.
     pub address: String,
     pub api_port: u16,
@@ -66,10 +67,10 @@ pub const SLEEP_CANCELLED_AFTER: Duration = Duration::from_secs(10);
 
 impl PeerState {
     /// A peer that has not been probed yet.
-    pub fn new(name: &str, role: Option<&str>, address: &str, api_port: u16) -> Self {
+    pub fn new(name: &str, role: Option<Role>, address: &str, api_port: u16) -> Self {
         PeerState {
             name: name.to_owned(),
-            role: role.map(str::to_owned),
+            role,
             address: address.to_owned(),
             api_port,
             dial_host: address.to_owned(),
@@ -168,7 +169,7 @@ struct Table {
 fn keep_learned(old: &mut BTreeMap<String, PeerState>, member: PeerState) -> PeerState {
     old.remove(&member.name)
         .filter(|old| old.address == member.address && old.api_port == member.api_port)
-        .map(|old| PeerState { role: member.role.clone(), ..old })
+        .map(|old| PeerState { role: member.role, ..old })
         .unwrap_or(member)
 }
 
@@ -339,14 +340,14 @@ mod tests {
     #[test]
     fn members_keep_their_state_unless_their_address_changed() {
         let peers = Peers::default();
-        peers.set_members(vec![PeerState::new("mini", Some("primary"), "mini", 8000)]);
+        peers.set_members(vec![PeerState::new("mini", Some(Role::Primary), "mini", 8000)]);
         peers.update("mini", |p| p.online = true);
         peers.set_members(vec![
-            PeerState::new("mini", Some("primary"), "mini", 8000),
+            PeerState::new("mini", Some(Role::Primary), "mini", 8000),
             PeerState::new("laptop", None, "laptop", 8000),
         ]);
         assert!(peers.get("mini").unwrap().online, "same address: state kept");
-        peers.set_members(vec![PeerState::new("mini", Some("primary"), "mini.lan", 8000)]);
+        peers.set_members(vec![PeerState::new("mini", Some(Role::Primary), "mini.lan", 8000)]);
         assert!(!peers.get("mini").unwrap().online, "new address: probed afresh");
         assert!(peers.get("laptop").is_none(), "no longer a member");
     }
@@ -377,21 +378,21 @@ mod tests {
     #[test]
     fn a_joined_peer_stays_until_the_set_declares_its_name() {
         let peers = Peers::default();
-        peers.set_members(vec![PeerState::new("mini", Some("primary"), "mini", 8000)]);
-        peers.join(PeerState::new("desk", Some("satellite"), "10.0.0.9", 8100));
+        peers.set_members(vec![PeerState::new("mini", Some(Role::Primary), "mini", 8000)]);
+        peers.join(PeerState::new("desk", Some(Role::Satellite), "10.0.0.9", 8100));
         assert_eq!(peers.get("desk").map(|p| p.authority()).as_deref(), Some("10.0.0.9:8100"));
         peers.update("desk", |p| p.online = true);
 
-        peers.set_members(vec![PeerState::new("mini", Some("primary"), "mini", 8000)]);
+        peers.set_members(vec![PeerState::new("mini", Some(Role::Primary), "mini", 8000)]);
         assert!(peers.get("desk").is_some_and(|p| p.online), "a new set without it keeps it, and what was learned");
 
-        peers.set_members(vec![PeerState::new("desk", Some("primary"), "desk.lan", 8000)]);
+        peers.set_members(vec![PeerState::new("desk", Some(Role::Primary), "desk.lan", 8000)]);
         assert_eq!(peers.get("desk").map(|p| p.authority()).as_deref(), Some("desk.lan:8000"), "the set wins");
         assert!(peers.get("mini").is_none());
         peers.join(PeerState::new("desk", None, "10.0.0.10", 8100));
         assert_eq!(peers.get("desk").map(|p| p.authority()).as_deref(), Some("desk.lan:8000"), "still declared");
 
-        peers.set_members(vec![PeerState::new("mini", Some("primary"), "mini", 8000)]);
+        peers.set_members(vec![PeerState::new("mini", Some(Role::Primary), "mini", 8000)]);
         assert!(peers.get("desk").is_none(), "declared once, then left out: no peer any more");
     }
 

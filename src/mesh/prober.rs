@@ -364,7 +364,7 @@ fn take_result(
             peer.source = answer.health.source.as_deref().cloned();
             peer.placements.clone_from(&answer.health.placements);
             if answer.health.role.is_some() {
-                peer.role.clone_from(&answer.health.role);
+                peer.role = answer.health.role;
             }
             peer.last_error = None;
             peer.unreachable_since = None;
@@ -463,11 +463,12 @@ pub fn bootstrap_peers(json: &str, default_port: u16) -> Result<Vec<PeerState>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::kinds::Role;
 
     fn ok() -> Result<Answer, String> {
         let health = Health {
             node: "b".into(),
-            role: Some("satellite".into()),
+            role: Some(Role::Satellite),
             version: "0.1.0".into(),
             commit: "1a2b3c4".into(),
             api_version: API_VERSION.into(),

@@ -167,7 +167,7 @@
  * @property {string} node
  * @property {Object<string, string>} [placements] Which node this node has each capability served by now (capability -> node; told to callers with the key): a peer that sees it change decides again at once, so nodes agree within a probe.
  * @property {(string | null)} revision
- * @property {(string | null)} role
+ * @property {(Role | null)} role
  * @property {(SourceStatus | null)} [source] What the node follows; peers show it while the node is offline. Absent from nodes of earlier versions. Boxed: the answer is mostly small.
  * @property {number} uptimeSeconds
  * @property {string} version
@@ -272,7 +272,7 @@
  * @property {string} address A host name or IP the node that takes it can dial.
  * @property {number} apiPort
  * @property {string} name
- * @property {(string | null)} [role] `primary` or `satellite`.
+ * @property {(Role | null)} [role] `primary` or `satellite`.
  */
 
 /**
@@ -320,6 +320,10 @@
  * @property {string} owner
  * @property {Phase} phase This node's part in a handoff it started; `Frozen` only on the owner.
  * @property {number} [promised] The highest epoch this node promised a forced takeover: it owns nothing at or below it by a handoff, and offers nothing below it.
+ */
+
+/**
+ * @typedef {("primary" | "satellite")} Role
  */
 
 /**

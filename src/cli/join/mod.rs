@@ -194,7 +194,7 @@ pub(super) fn join(token: &JoinToken, this: &PeerRegistration) -> anyhow::Result
         for node in mesh.into_iter().filter(|node| !node.this_node && node.name != this.name) {
             register_at(&node, &token.key, this).await;
             members.push(Member {
-                role: if node.role == Role::Primary.as_str() { Role::Primary } else { Role::Satellite },
+                role: Role::parse(&node.role).unwrap_or(Role::Satellite),
                 name: node.name,
                 address: node.address,
                 api_port: node.api_port,
@@ -261,10 +261,7 @@ fn declared_node(env: &NodeEnv, node: &str) -> Option<Object<NodeSpec>> {
 
 /// This node's role: its Node manifest's, else `AGENT_ROLE`, else satellite.
 fn role_of(env: &NodeEnv, declared: Option<&Object<NodeSpec>>) -> Role {
-    declared.map(|node| node.spec.role).unwrap_or_else(|| match env.value(ROLE) {
-        Some("primary") => Role::Primary,
-        _ => Role::Satellite,
-    })
+    declared.map(|node| node.spec.role).or_else(|| env.value(ROLE).and_then(Role::parse)).unwrap_or(Role::Satellite)
 }
 
 /// This machine's Tailscale IP, when Tailscale is up.

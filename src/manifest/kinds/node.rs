@@ -33,6 +33,15 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role `text` names (`primary` or `satellite`), if any.
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "primary" => Some(Role::Primary),
+            "satellite" => Some(Role::Satellite),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Primary => "primary",

@@ -174,6 +174,17 @@ fn a_malformed_token_an_unreachable_node_and_a_wrong_key_are_each_refused_nothin
         messages.push(run.stderr);
     }
     assert!(messages[2].contains("refused the join token's key"), "{}", messages[2]);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = "AGENT_ROLE=leader\n";
+    std::fs::write(dir.path().join(".env"), env).expect("the .env");
+    let listen = format!("{IP_B}:{}", free_port_on(IP_B));
+    let child = meshctl_in(dir.path(), &["init", "--join", "-", "--node", B, "--listen", &listen, "--force"]);
+    let run = finish(child, &format!("{token}\n"));
+    assert_eq!(run.code, 1, "a .env whose AGENT_ROLE is no role: {run:?}");
+    assert!(run.stderr.contains("\"leader\"") && run.stderr.contains("nothing was written"), "{run:?}");
+    assert_eq!(std::fs::read_to_string(dir.path().join(".env")).expect("the .env"), env);
+    assert_eq!(std::fs::read_dir(dir.path()).expect("the folder").count(), 1);
     assert!(a.api_get("/api/v1/mesh").is_some_and(|mesh| !mesh.to_string().contains(B)), "no node joined");
 
     let dir = tempfile::tempdir().expect("temp dir");
