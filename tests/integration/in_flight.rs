@@ -40,7 +40,7 @@ struct Stopped(u32);
 
 impl Stopped {
     fn new(pid: u32) -> Stopped {
-        crate::support::daemon::kill(pid, libc::SIGSTOP);
+        crate::support::daemon::stop(pid);
         Stopped(pid)
     }
 }

@@ -147,16 +147,17 @@ async fn a_wrong_key_and_an_unreachable_syncthing_are_told_apart() {
 
     // With a GUI user and password set, Syncthing answers 401 instead.
     let gui = format!("{}/rest/config/gui", syncthing.api_url());
-    let response = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let patch = http
         .patch(gui)
         .header("X-API-Key", syncthing.api_key())
-        .json(&json!({"user": "someone", "password": "a password"}))
-        .send()
-        .await
-        .unwrap();
+        .json(&json!({"user": "someone", "password": "a password"}));
+    // On a busy machine Syncthing may still be restarting its listener after
+    // its first start: a refused connection is asked again, an answer is final.
+    let response = eventually_async_within(PATIENCE, "Syncthing takes the GUI settings", || async {
+        patch.try_clone().expect("a JSON body clones").send().await.ok()
+    })
+    .await;
     assert!(response.status().is_success(), "{}", response.status());
     // A change to the GUI settings restarts the API's listener: for a moment
     // the old one still answers 403, then nothing answers, then the new one.

@@ -8,7 +8,7 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use super::support::{Daemon, Endpoint, eventually, free_port_on, kill, node_manifest, port_free_on_all};
+use super::support::{Daemon, Endpoint, eventually, free_port_on, kill, node_manifest, port_free_on_all, stop};
 
 const NODES: [(&str, Ipv4Addr); 3] = [
     ("node-a", Ipv4Addr::new(127, 0, 0, 2)),
@@ -68,7 +68,7 @@ fn three_nodes_agree_on_the_serving_node_when_it_hangs_and_when_it_returns() {
     let everyone = [(&a, "node-c"), (&b, "node-c"), (&c, "node-a")];
     wait_all_agree(&everyone, "node-c", true);
 
-    kill(c.pid(), libc::SIGSTOP);
+    stop(c.pid());
     let fell_back = wait_all_agree(&[(&a, "node-c"), (&b, "node-c")], "node-b", false);
     for daemon in [&a, &b] {
         let status = daemon.meshctl(&["status"]);

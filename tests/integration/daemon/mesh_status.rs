@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::support::{Daemon, http_within_5s, kill, laptop_and_mini};
+use super::support::{Daemon, http_within_5s, kill, laptop_and_mini, stop};
 
 /// The endpoint's 1.5 s peer timeout, and slack for a busy machine.
 const PEER_TIMEOUT_AND_SLACK: Duration = Duration::from_millis(2500);
@@ -93,7 +93,7 @@ async fn every_nodes_objects_come_from_one_node_and_a_hung_peer_never_holds_the_
     let (code, bad, _) = describe_on(&laptop, "mini", "Gadget", "on-mini").await;
     assert_eq!((code, &bad["error"]), (400, &"bad_request".into()), "checked before asking: {bad}");
 
-    kill(mini.pid(), libc::SIGSTOP);
+    stop(mini.pid());
     let (status, took) = mesh_status(&laptop).await;
     println!("answered in {took:?} with the mini hung");
     assert!(took < PEER_TIMEOUT_AND_SLACK, "a hung peer held the answer {took:?}");

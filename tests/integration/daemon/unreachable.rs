@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::support::{
     A, B, Daemon, Endpoint, IP_A, IP_B, eventually, free_port_on, kill, node_manifest, object_in, port_free_on_all,
+    stop,
 };
 
 /// The goal is 2 s (printed); the rest is slack for a machine running the
@@ -55,7 +56,7 @@ fn a_hung_peer_is_unreachable_since_a_time_in_the_placement_status_get_and_descr
     let view = a.wait_until_sees_online(B);
     assert_eq!(view["unreachableSince"], Value::Null, "an online peer is not unreachable: {view}");
 
-    kill(b.pid(), libc::SIGSTOP);
+    stop(b.pid());
     let stopped = Instant::now();
     let message = eventually("node-a's condition says node-b is unreachable", || {
         ready_message(&a).filter(|m| m.starts_with(&format!("{B} unreachable since ")))

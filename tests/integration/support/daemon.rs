@@ -103,6 +103,22 @@ pub(crate) fn kill(pid: u32, signal: libc::c_int) {
     assert_eq!(unsafe { libc::kill(target, signal) }, 0, "signal {signal} to process {pid}");
 }
 
+/// Stops `pid` (SIGSTOP) and returns once every thread of it is stopped.
+/// `kill` returning is not enough: the kernel stops the other threads only
+/// after one of them takes the signal, and on a busy machine a thread that
+/// is running goes on for milliseconds, long enough to answer a request.
+pub(crate) fn stop(pid: u32) {
+    kill(pid, libc::SIGSTOP);
+    let stopped = |task: std::fs::DirEntry| {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        stat.rfind(')').is_none_or(|end| stat[end + 1..].trim_start().starts_with(['T', 't']))
+    };
+    eventually(&format!("every thread of process {pid} is stopped"), || {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        tasks.flatten().all(stopped).then_some(())
+    });
+}
+
 /// Whether `pid` has ended: gone, or a zombie that nobody reaped yet (a child
 /// of a killed daemon is reparented to init, which may take its time).
 pub(crate) fn is_dead(pid: u32) -> bool {
