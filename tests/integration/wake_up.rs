@@ -15,12 +15,10 @@ use axum::routing::{any, post};
 use serde_json::{Value, json};
 use tokio::net::UdpSocket;
 
-use crate::support::daemon::{Daemon, free_address, mesh_of, same_port_on};
+use crate::support::daemon::{Daemon, LAPTOP, MINI, free_address, mesh_of, same_port_on};
 use crate::support::wait::eventually_async;
 use crate::tailscale::fake::FakeTailscaled;
 
-const LAPTOP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-const MINI: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 const MAC: &str = "aa:bb:cc:dd:ee:0f";
 
 struct Mesh {
@@ -124,6 +122,14 @@ fn off_every_link() -> Ipv4Addr {
         .expect("this machine is on every TEST-NET; the test would send outside loopback")
 }
 
+/// A loopback listener for magic packets, and the Node's `wake` that sends
+/// them there: no packet leaves the machine.
+async fn wake_on_loopback() -> (UdpSocket, String) {
+    let listener = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, format!("{{mac: \"{MAC}\", address: 127.0.0.1, port: {port}, timeout: 10s}}"))
+}
+
 /// Restarts mini's daemon ("it woke") from the async test.
 async fn wake_mini(mesh: &mut Mesh) {
     tokio::task::block_in_place(|| mesh.mini.restart());
@@ -131,9 +137,8 @@ async fn wake_mini(mesh: &mut Mesh) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_wakes_the_sleeping_preferred_node_on_the_lan_and_waits_for_it() {
-    let listener = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let (listener, wake) = wake_on_loopback().await;
     let port = listener.local_addr().unwrap().port();
-    let wake = format!("{{mac: \"{MAC}\", address: 127.0.0.1, port: {port}, timeout: 10s}}");
     let mut mesh = start(Some(wake), "").await;
     put_mini_to_sleep(&mut mesh).await;
 
@@ -257,9 +262,7 @@ async fn off_the_lan_a_tailscale_peer_routing_the_wake_address_is_asked_through_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pass_through_call_wakes_too_and_its_answer_says_it_waited() {
-    let listener = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let wake = format!("{{mac: \"{MAC}\", address: 127.0.0.1, port: {port}, timeout: 10s}}");
+    let (listener, wake) = wake_on_loopback().await;
     let mut mesh = start(Some(wake), "").await;
     put_mini_to_sleep(&mut mesh).await;
 

@@ -14,11 +14,9 @@ use axum::Json;
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::support::{Daemon, free_address, node_manifest};
+use super::support::{Daemon, IP_A, IP_B, free_address, mesh_of, node_manifest};
 use crate::support::wait::eventually_async;
 
-const A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-const B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 const METRICS_KEY: &str = "metrics-only-5c1e";
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -36,8 +34,8 @@ async fn echo_endpoint(ip: Ipv4Addr) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scrape_shows_the_mesh_in_either_format_to_the_metrics_key_alone() {
-    let endpoint_port = echo_endpoint(A).await;
-    let (a_api, b_api) = (free_address(A), free_address(B));
+    let endpoint_port = echo_endpoint(IP_A).await;
+    let (a_api, b_api) = (free_address(IP_A), free_address(IP_B));
     let manifests = [
         node_manifest("a", "primary", a_api),
         node_manifest("b", "satellite", b_api),
@@ -53,9 +51,9 @@ async fn a_scrape_shows_the_mesh_in_either_format_to_the_metrics_key_alone() {
     let a = Daemon::builder()
         .file("manifests/node.yaml", &manifests)
         .setting("MESH_METRICS_KEY", METRICS_KEY)
-        .at("a", A, a_api.port())
+        .at("a", IP_A, a_api.port())
         .start();
-    let b = Daemon::builder().file("manifests/node.yaml", &manifests).at("b", B, b_api.port()).start();
+    let b = Daemon::builder().file("manifests/node.yaml", &manifests).at("b", IP_B, b_api.port()).start();
     a.ready().await;
     b.ready().await;
     a.sees_online("b").await;
@@ -155,7 +153,7 @@ async fn a_health_check_through_a_peer_is_no_routed_call_and_a_clients_call_is_o
     // On loopback, as Ollama.app on a Mac: node a checks b's endpoint through
     // b's pass-through (b's word), as often as it reconciles the Capability.
     let endpoint_port = echo_endpoint(Ipv4Addr::LOCALHOST).await;
-    let (a_api, b_api) = (free_address(A), free_address(B));
+    let (a_api, b_api) = (free_address(IP_A), free_address(IP_B));
     let manifests = [
         node_manifest("a", "primary", a_api),
         node_manifest("b", "satellite", b_api),
@@ -166,8 +164,7 @@ async fn a_health_check_through_a_peer_is_no_routed_call_and_a_clients_call_is_o
         ),
     ]
     .concat();
-    let a = Daemon::builder().file("manifests/node.yaml", &manifests).at("a", A, a_api.port()).start();
-    let b = Daemon::builder().file("manifests/node.yaml", &manifests).at("b", B, b_api.port()).start();
+    let [a, b] = mesh_of([("a", a_api), ("b", b_api)], &manifests);
     a.ready().await;
     b.ready().await;
     a.sees_online("b").await;
