@@ -6,8 +6,8 @@
 //! started from the page completes; node-b stopped (SIGSTOP) shows as
 //! unreachable within 5 s without a reload; no request URL the browser made
 //! holds the key, and neither does either daemon's log, at debug level.
-//! Screenshots of each state go to `target/browser/`. Skipped, saying so,
-//! without AGENTMESH_TEST_PYTHON (`.ci/run` sets it) or /usr/bin/chromium.
+//! Screenshots of each state go to `target/browser/`. It needs
+//! /usr/bin/chromium and Playwright in the CI venv (`.ci/run` installs both).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::support::{A, B, Daemon, Endpoint, IP_A, IP_B, kill, port_free_on_all};
 use super::sync::{OBJECT, PATIENCE, Side, Syncthings};
+use crate::support::venv_python;
 use crate::support::wait::eventually_within;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -38,27 +39,11 @@ fn manifests(endpoint_port: u16) -> String {
     )
 }
 
-/// The Python with Playwright and pytest, and chromium; None (the test says why) when either is not there.
-fn browser_python() -> Option<PathBuf> {
-    let Some(python) = std::env::var_os("AGENTMESH_TEST_PYTHON").map(PathBuf::from) else {
-        eprintln!("skipped: set AGENTMESH_TEST_PYTHON to a python with playwright and pytest (.ci/run does)");
-        return None;
-    };
-    if !Path::new(CHROMIUM).exists() {
-        eprintln!("skipped: no {CHROMIUM} (Debian's chromium package; .ci/run installs it)");
-        return None;
-    }
-    let output = std::process::Command::new(&python)
-        .args(["-c", "import playwright, pytest"])
-        .output()
-        .unwrap_or_else(|error| panic!("{} does not run: {error}", python.display()));
-    assert!(
-        output.status.success(),
-        "{} cannot import playwright and pytest: {}; run `.ci/run`, which installs them",
-        python.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Some(python)
+/// The CI venv's Python with Playwright (and pytest), once chromium is
+/// there: like every test of real parts, it fails, never skips, without them.
+fn browser_python() -> PathBuf {
+    assert!(Path::new(CHROMIUM).exists(), "no {CHROMIUM}: install Debian's chromium package (.ci/run does)");
+    venv_python("AGENTMESH_TEST_PYTHON", ".venv-ci", "playwright", "1.65.3")
 }
 
 /// Waits until `side` shows the conversation as `check` wants it.
@@ -70,7 +55,7 @@ fn wait_for_conversation(side: &Side, what: &str, check: impl Fn(&Value) -> bool
 
 #[test]
 fn the_page_in_a_real_browser_shows_the_mesh_hands_over_and_sees_a_peer_stop() {
-    let Some(python) = browser_python() else { return };
+    let python = browser_python();
     let endpoint_port = port_free_on_all(&[IP_A, IP_B]);
     let _endpoints = [Endpoint::start(IP_A, endpoint_port), Endpoint::start(IP_B, endpoint_port)];
     let pair = Syncthings::start().start_daemons_with_env(&manifests(endpoint_port), &[("RUST_LOG", "debug")]);
