@@ -234,7 +234,8 @@ async fn status(State(state): State<ApiState>) -> Json<NodeStatus> {
 /// This node's view of every node: itself, then each peer as the prober last
 /// saw it, so a client can reach every peer and knows which are down.
 async fn mesh(State(state): State<ApiState>) -> Json<Vec<MeshNode>> {
-    Json(mesh_view(&state))
+    let me = node_status(&state.shared, &state.source.borrow());
+    Json(mesh_view(&state, &me))
 }
 
 /// How long a peer gets to answer `GET /api/v1/mesh/status`'s question: the
@@ -248,39 +249,39 @@ const PEER_STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_milli
 /// answer in [`PEER_STATUS_TIMEOUT`] is marked with why.
 async fn mesh_status(State(state): State<ApiState>) -> Json<MeshStatus> {
     let mine = node_status(&state.shared, &state.source.borrow());
-    let views = mesh_view(&state);
+    let views = mesh_view(&state, &mine);
     let key = state.handles.api_key.get();
     let nodes = statuses::gather(mine, views, key.as_deref(), PEER_STATUS_TIMEOUT).await;
     Json(MeshStatus { nodes })
 }
 
-fn mesh_view(state: &ApiState) -> Vec<MeshNode> {
+/// Every node as this one sees it: `me` (its own status), then each peer.
+fn mesh_view(state: &ApiState, me: &NodeStatus) -> Vec<MeshNode> {
     let shared = &state.shared;
-    let me = node_status(shared, &state.source.borrow());
     let (address, api_port) = {
         let set = shared.applied_set();
         let node = set.as_ref().and_then(|set| set.nodes.get(shared.node()));
         node.map_or_else(|| (String::new(), 0), |n| (n.spec.address.value.clone(), n.spec.api_port.0))
     };
     let this = MeshNode {
-        name: me.name,
-        role: me.role,
+        name: me.name.clone(),
+        role: me.role.clone(),
         dial: format!("{address}:{api_port}"),
         address,
         api_port,
         this_node: true,
         online: true,
         known_down: false,
-        last_seen: me.last_seen,
+        last_seen: me.last_seen.clone(),
         rtt_ms: None,
-        revision: me.revision,
+        revision: me.revision.clone(),
         version: Some(env!("CARGO_PKG_VERSION").into()),
         api_version: Some(wire::API_VERSION.into()),
         compatible: true,
         last_error: None,
         unreachable_since: None,
         asleep_since: None,
-        source: me.source,
+        source: me.source.clone(),
     };
     let known = &state.handles.peers;
     let peers = known.all().into_iter().map(|peer| MeshNode {
