@@ -13,6 +13,12 @@
 //! - `GET /ollama/api/version`: which node's endpoint answered through the proxy;
 //! - and node-a's status (`servedBy`), for comparison with the figures before.
 //!
+//! Two more pollers read the other nodes' status (`servedBy`): node-b's
+//! always, node-c's once it is back. "Nodes agree" (point 2) is, per round,
+//! the later of node-a's and node-b's on a fallback, and the latest of the
+//! three on a return: from then on every node that can reach the others
+//! names the same serving node.
+//!
 //! A round silences node-c and times, per poller, the first answer naming
 //! node-b among the calls started after that ("fallback"); then ends the
 //! silence and times the first naming node-c again ("back"). The silences:
@@ -44,7 +50,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::endpoint::NamedEndpoint;
-use common::mesh::{Daemon, free_port, wait};
+use common::mesh::{Daemon, KEY, free_port, http_get, wait};
 use common::netns::Namespace;
 use common::{millis, quantile};
 use serde_json::Value;
@@ -75,7 +81,7 @@ const CALL_PATIENCE: Duration = Duration::from_secs(3);
 /// The pause between two runs of `meshctl` or two status reads.
 const RUN_EVERY: Duration = Duration::from_millis(20);
 
-/// What a user looks at.
+/// What a user looks at: node-a's views, then the other nodes' status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum View {
     Env,
@@ -83,9 +89,15 @@ enum View {
     Route,
     Ollama,
     Status,
+    FallbackStatus,
+    PreferredStatus,
 }
 
-const VIEWS: [View; 5] = [View::Env, View::Exec, View::Route, View::Ollama, View::Status];
+const VIEWS: [View; 7] =
+    [View::Env, View::Exec, View::Route, View::Ollama, View::Status, View::FallbackStatus, View::PreferredStatus];
+
+/// The views whose times say when the nodes agree.
+const STATUSES: [View; 3] = [View::Status, View::FallbackStatus, View::PreferredStatus];
 
 impl View {
     fn label(self) -> &'static str {
@@ -95,7 +107,15 @@ impl View {
             View::Route => "POST /mesh/route",
             View::Ollama => "/ollama/api/version",
             View::Status => "status servedBy",
+            View::FallbackStatus => "node-b's servedBy",
+            View::PreferredStatus => "node-c's servedBy",
         }
+    }
+
+    /// Whether it is looked at while node-c is silent: node-c's own status
+    /// cannot be asked then.
+    fn while_silent(self) -> bool {
+        self != View::PreferredStatus
     }
 
     /// Calls through the API start on a cadence, since one may wait for a
@@ -140,10 +160,12 @@ struct Mesh {
     _endpoints: [NamedEndpoint; 3],
 }
 
-/// node-a, from which the pollers look, and where every node is.
+/// node-a, from which the pollers look, and where every node is (their
+/// API on port `api`).
 struct Watcher {
     daemon: Daemon,
     nodes: [(&'static str, Ipv4Addr); 3],
+    api: u16,
 }
 
 /// node-c, and its namespace for the link-down silence.
@@ -166,7 +188,7 @@ impl Mesh {
         let text = manifests(&nodes, api, endpoint);
         let [a, b, c] = nodes.map(|(name, ip)| Daemon::start(name, ip, api, "unused", &text));
         Mesh {
-            watcher: Watcher { daemon: a, nodes },
+            watcher: Watcher { daemon: a, nodes, api },
             _fallback: b,
             preferred: Preferred { daemon: c, namespace: None },
             _endpoints: endpoints,
@@ -196,7 +218,7 @@ impl Mesh {
         let (a, b) = (Daemon::start(a.0, a.1, api, "unused", &text), Daemon::start(b.0, b.1, api, "unused", &text));
         let c = Daemon::start_in(Some(&namespace.name), PREFERRED, namespace.inside, api, "unused", &text);
         Mesh {
-            watcher: Watcher { daemon: a, nodes },
+            watcher: Watcher { daemon: a, nodes, api },
             _fallback: b,
             preferred: Preferred { daemon: c, namespace: Some(namespace) },
             _endpoints: endpoints,
@@ -234,14 +256,25 @@ impl Watcher {
                 let answer: Value = serde_json::from_str(&body).ok().filter(|_| status == 200)?;
                 Some(answer["node"].as_str()?.to_owned())
             }
-            View::Status => {
-                let status: Value = serde_json::from_str(&a.get("/api/v1/status")?).ok()?;
-                let objects = status["objects"].as_array()?;
-                let capability = objects.iter().find(|o| o["kind"] == "Capability" && o["name"] == CAPABILITY)?;
-                Some(capability["details"]["servedBy"].as_str()?.to_owned())
-            }
+            View::Status => served_by(&a.get("/api/v1/status")?),
+            View::FallbackStatus => self.status_of(1),
+            View::PreferredStatus => self.status_of(2),
         }
     }
+
+    /// The node that node `index` names as serving the capability.
+    fn status_of(&self, index: usize) -> Option<String> {
+        let auth = format!("Authorization: Bearer {KEY}\r\n");
+        served_by(&http_get(self.nodes[index].1, self.api, "/api/v1/status", &auth)?)
+    }
+}
+
+/// The capability's `servedBy` in a node's status.
+fn served_by(status: &str) -> Option<String> {
+    let status: Value = serde_json::from_str(status).ok()?;
+    let objects = status["objects"].as_array()?;
+    let capability = objects.iter().find(|o| o["kind"] == "Capability" && o["name"] == CAPABILITY)?;
+    Some(capability["details"]["servedBy"].as_str()?.to_owned())
 }
 
 impl Preferred {
@@ -305,9 +338,9 @@ impl Seen {
         self.looks.lock().expect("the looks").push(look);
     }
 
-    /// How long after `since` each view first named `node`, in a look started
-    /// then or later; None for a view that has not yet.
-    fn first(&self, since: Instant, node: &str) -> Vec<Option<Duration>> {
+    /// How long after `since` each of `views` first named `node`, in a look
+    /// started then or later; None for a view that has not yet.
+    fn first(&self, views: &[View], since: Instant, node: &str) -> Vec<Option<Duration>> {
         let looks = self.looks.lock().expect("the looks");
         let named = |view| {
             looks
@@ -316,16 +349,17 @@ impl Seen {
                 .map(|look| look.ended - since)
                 .min()
         };
-        VIEWS.map(named).to_vec()
+        views.iter().copied().map(named).collect()
     }
 
-    /// Waits until every view named `node` after `since`; the figures, a view
-    /// that did not within [`PATIENCE`] counted at it (and said so).
-    fn until_all_name(&self, since: Instant, node: &str) -> Vec<Duration> {
+    /// Waits until every one of `views` named `node` after `since`; the
+    /// figures, a view that did not within [`PATIENCE`] counted at it (and
+    /// said so).
+    fn until_all_name(&self, views: &[View], since: Instant, node: &str) -> Vec<Duration> {
         loop {
-            let found = self.first(since, node);
+            let found = self.first(views, since, node);
             if found.iter().all(Option::is_some) || since.elapsed() > PATIENCE {
-                return VIEWS
+                return views
                     .iter()
                     .zip(found)
                     .map(|(view, found)| {
@@ -341,12 +375,32 @@ impl Seen {
     }
 }
 
-/// Times `rounds` silences of node-c of `silence`; per view, the fallback and
-/// back figures.
-fn measure(mesh: &mut Mesh, silence: Silence, rounds: usize) -> Vec<(Vec<Duration>, Vec<Duration>)> {
+/// The fallback and back times of one view over the rounds (no fallback
+/// times for a view not looked at while node-c is silent).
+#[derive(Clone, Default)]
+struct Times {
+    fallback: Vec<Duration>,
+    back: Vec<Duration>,
+}
+
+/// What the rounds of one silence measured: per view (in [`VIEWS`]' order),
+/// and when the nodes agreed.
+struct Measured {
+    views: Vec<Times>,
+    agree: Times,
+}
+
+/// The latest of the status views' times among `times` (of `views`).
+fn latest_status(views: &[View], times: &[Duration]) -> Duration {
+    views.iter().zip(times).filter(|(view, _)| STATUSES.contains(view)).map(|(_, took)| *took).max().unwrap_or_default()
+}
+
+/// Times `rounds` silences of node-c of `silence`.
+fn measure(mesh: &mut Mesh, silence: Silence, rounds: usize) -> Measured {
     let seen = Seen::default();
     let stopping = AtomicBool::new(false);
-    let mut figures = vec![(Vec::new(), Vec::new()); VIEWS.len()];
+    let silent_views: Vec<View> = VIEWS.into_iter().filter(|view| view.while_silent()).collect();
+    let mut measured = Measured { views: vec![Times::default(); VIEWS.len()], agree: Times::default() };
     let (watcher, preferred) = (&mesh.watcher, &mut mesh.preferred);
     std::thread::scope(|scope| {
         for view in VIEWS {
@@ -368,23 +422,31 @@ fn measure(mesh: &mut Mesh, silence: Silence, rounds: usize) -> Vec<(Vec<Duratio
         }
         // A panic below still ends the pollers, so the scope can end.
         let _stop = StopOnDrop(&stopping);
-        let ready = seen.until_all_name(Instant::now(), PREFERRED);
+        let ready = seen.until_all_name(&VIEWS, Instant::now(), PREFERRED);
         assert!(ready.iter().all(|took| *took < PATIENCE), "every view names {PREFERRED} at the start");
         for round in 1..=rounds {
             settle(SILENCE_PHASE);
             let silenced = preferred.set_silent(silence, true);
-            let fell_back = seen.until_all_name(silenced, FALLBACK);
+            let fell_back = seen.until_all_name(&silent_views, silenced, FALLBACK);
             settle(RETURN_PHASE);
             let returned = preferred.set_silent(silence, false);
-            let came_back = seen.until_all_name(returned, PREFERRED);
-            for (view, (fallback, back)) in figures.iter_mut().enumerate() {
-                fallback.push(fell_back[view]);
-                back.push(came_back[view]);
+            let came_back = seen.until_all_name(&VIEWS, returned, PREFERRED);
+            for (view, took) in silent_views.iter().zip(&fell_back) {
+                measured.views[position(*view)].fallback.push(*took);
             }
+            for (times, took) in measured.views.iter_mut().zip(&came_back) {
+                times.back.push(*took);
+            }
+            measured.agree.fallback.push(latest_status(&silent_views, &fell_back));
+            measured.agree.back.push(latest_status(&VIEWS, &came_back));
             eprintln!("{} round {round}: fallback {:?}, back {:?}", silence.label(), ms(&fell_back), ms(&came_back));
         }
     });
-    figures
+    measured
+}
+
+fn position(view: View) -> usize {
+    VIEWS.iter().position(|known| *known == view).expect("every view is in VIEWS")
 }
 
 /// Sets its flag when dropped.
@@ -400,6 +462,11 @@ impl Drop for StopOnDrop<'_> {
 fn settle(phase: Duration) {
     let random = RandomState::new().build_hasher().finish();
     std::thread::sleep(SETTLE + phase.mul_f64((random % 1_000) as f64 / 1_000.0));
+}
+
+/// The `q` quantile of `times` in whole milliseconds; "-" when there are none.
+fn figure(times: &[Duration], q: f64) -> String {
+    if times.is_empty() { "-".to_owned() } else { format!("{:.0}", millis(quantile(times, q))) }
 }
 
 fn ms(figures: &[Duration]) -> Vec<u128> {
@@ -421,22 +488,23 @@ fn main() {
         table.push((Silence::LinkDown, measure(&mut mesh, Silence::LinkDown, rounds)));
     }
 
-    println!("what node-a shows when {PREFERRED}, the preferred node, goes silent and returns");
+    println!("what the nodes show when {PREFERRED}, the preferred node, goes silent and returns");
     println!("({rounds} rounds of each silence; goal: fallback and back within 2 s each; ms)");
     println!(
         "  {:<20} {:<10} {:>16} {:>8} {:>12} {:>8}",
         "view", "silence", "fallback median", "p95", "back median", "p95"
     );
-    for (silence, views) in &table {
-        for (view, (fallback, back)) in VIEWS.iter().zip(views) {
+    for (silence, measured) in &table {
+        let rows = VIEWS.iter().map(|view| view.label()).zip(&measured.views);
+        for (label, times) in rows.chain([("nodes agree", &measured.agree)]) {
             println!(
-                "  {:<20} {:<10} {:>16.0} {:>8.0} {:>12.0} {:>8.0}",
-                view.label(),
+                "  {:<20} {:<10} {:>16} {:>8} {:>12} {:>8}",
+                label,
                 silence.label(),
-                millis(quantile(fallback, 0.5)),
-                millis(quantile(fallback, 0.95)),
-                millis(quantile(back, 0.5)),
-                millis(quantile(back, 0.95)),
+                figure(&times.fallback, 0.5),
+                figure(&times.fallback, 0.95),
+                figure(&times.back, 0.5),
+                figure(&times.back, 0.95),
             );
         }
     }
