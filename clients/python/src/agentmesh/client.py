@@ -75,8 +75,10 @@ class Mesh:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def ollama_host(self) -> str:
-        """This node's Ollama proxy, for Ollama's own clients (`OLLAMA_HOST`,
-        `ollama.AsyncClient(host=…, headers=mesh.auth_headers())`): it passes
+        """This node's Ollama proxy, for Ollama's own clients
+        (`ollama.AsyncClient(host=…, headers=mesh.auth_headers())`; as
+        `OLLAMA_HOST` alone it carries no key, so only a caller the Mesh lets
+        in by its Tailscale identity gets through): it passes
         every request, streams included, to the node serving the Ollama
         capability, failing over as `route` does."""
         return f"{self.base_url}/ollama"
