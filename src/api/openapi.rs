@@ -83,6 +83,8 @@ struct Operation {
     description: &'static str,
     /// Answered without the key (`/mesh/health`, this document).
     open: bool,
+    /// A WebSocket handshake (the event stream).
+    websocket: bool,
     parameters: Vec<Value>,
     /// The request body, and whether it is required.
     request: Option<(Payload, bool)>,
@@ -98,6 +100,7 @@ impl Operation {
             summary,
             description: "",
             open: false,
+            websocket: false,
             parameters: Vec::new(),
             request: None,
             answers: Vec::new(),
@@ -111,6 +114,11 @@ impl Operation {
 
     fn open(mut self) -> Self {
         self.open = true;
+        self
+    }
+
+    fn websocket(mut self) -> Self {
+        self.websocket = true;
         self
     }
 
@@ -142,14 +150,24 @@ impl Operation {
 
     /// Whether the key middleware takes it for an action (`ui_session::is_action`).
     fn is_action(&self) -> bool {
-        let method = axum::http::Method::from_bytes(self.method.to_ascii_uppercase().as_bytes())
-            .expect("an operation's method is an HTTP method");
-        super::ui_session::is_action(&method, self.path)
+        super::ui_session::is_action(&self.http_method(), self.path)
+    }
+
+    /// Whether a session cookie is refused on it without the page's Origin
+    /// (`ui_session::same_origin_required`).
+    fn needs_same_origin(&self) -> bool {
+        super::ui_session::same_origin_required(&self.http_method(), self.websocket)
+    }
+
+    fn http_method(&self) -> axum::http::Method {
+        axum::http::Method::from_bytes(self.method.to_ascii_uppercase().as_bytes())
+            .expect("an operation's method is an HTTP method")
     }
 
     /// Its answers with those every such route gives: 401 without the key,
-    /// and 400, 413 and 415 for a JSON body that does not read.
-    fn all_answers(&self) -> Vec<&Answer> {
+    /// 403 where a session cookie could act (`require_key`), and 400, 413 and
+    /// 415 for a JSON body that does not read.
+    fn all_answers(&self) -> Vec<(&'static str, String, Payload)> {
         static KEY: Answer = Answer {
             status: "401",
             description: "`unauthorized`: no key, or the wrong one (and no allowed Tailscale identity)",
@@ -178,20 +196,38 @@ impl Operation {
                 alone); `cross_origin`: a session cookie sent from another origin",
             payload: Payload::Json(schema::<ErrorBody>),
         };
+        static CROSS_ORIGIN: Answer = Answer {
+            status: "403",
+            description: "`cross_origin`: a session cookie sent from another origin",
+            payload: Payload::Json(schema::<ErrorBody>),
+        };
         let mut all: Vec<&Answer> = self.answers.iter().collect();
         if !self.open {
             all.push(&KEY);
         }
         if !self.open && self.is_action() {
             all.push(&ACTION);
+        } else if !self.open && self.needs_same_origin() {
+            all.push(&CROSS_ORIGIN);
         }
         if matches!(self.request, Some((Payload::Json(_), _))) {
             all.extend(&JSON_BODY);
         }
-        let mut seen = std::collections::BTreeSet::new();
-        all.retain(|answer| seen.insert(answer.status));
-        all.sort_by_key(|answer| answer.status);
-        all
+        // A status the route lists itself keeps its payload; the reasons the
+        // common answers add for it are joined to its description.
+        let mut merged: Vec<(&'static str, String, Payload)> = Vec::new();
+        for answer in all {
+            match merged.iter_mut().find(|(status, ..)| *status == answer.status) {
+                Some((_, description, _)) if !description.contains(answer.description) => {
+                    description.push_str("; ");
+                    description.push_str(answer.description);
+                }
+                Some(_) => {}
+                None => merged.push((answer.status, answer.description.to_owned(), answer.payload)),
+            }
+        }
+        merged.sort_by_key(|(status, ..)| *status);
+        merged
     }
 }
 
@@ -336,6 +372,7 @@ fn operations() -> Vec<Operation> {
             error("503", "`peer_down`: the peer is known to be down (asleep or unreachable since a time): not asked"),
         ]),
         Operation::new("get", "/api/v1/events", "events", "The event stream, a WebSocket")
+            .websocket()
             .described(
                 "A WebSocket (send the usual upgrade headers). The server sends JSON text frames, each a \
                  `StreamMessage` (see components/schemas) tagged by `type`: up to 50 recent `event`s, then \
@@ -608,12 +645,12 @@ fn operation_json(operation: &Operation, requests: &mut SchemaGenerator, answers
     let responses: Map<String, Value> = operation
         .all_answers()
         .into_iter()
-        .map(|answer| {
-            let mut response = json!({"description": answer.description});
-            if !matches!(answer.payload, Payload::Empty) {
-                response["content"] = content(answer.payload, answers);
+        .map(|(status, description, payload)| {
+            let mut response = json!({"description": description});
+            if !matches!(payload, Payload::Empty) {
+                response["content"] = content(payload, answers);
             }
-            (answer.status.to_owned(), response)
+            (status.to_owned(), response)
         })
         .collect();
     out["responses"] = responses.into();
@@ -791,6 +828,13 @@ mod tests {
                 let json_body = operation.pointer("/requestBody/content/application~1json").is_some();
                 for status in ["400", "413", "415"] {
                     assert!(!json_body || statuses.contains(&status), "{what}: {status} missing from {statuses:?}");
+                }
+                // A session cookie without the page's Origin is refused where it could act.
+                if !open {
+                    let acts = !["get", "head", "options"].contains(&method.as_str()) || path == "/api/v1/events";
+                    assert_eq!(statuses.contains(&"403"), acts, "{what}: {statuses:?}");
+                    let refusal = operation["responses"]["403"]["description"].as_str().unwrap_or_default();
+                    assert!(!acts || refusal.contains("`cross_origin`"), "{what}: {refusal}");
                 }
             }
         }

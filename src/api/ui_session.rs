@@ -176,7 +176,13 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 /// event stream, on which the client may intervene.
 fn needs_same_origin(method: &Method, headers: &HeaderMap) -> bool {
     let upgrade = headers.get(header::UPGRADE).is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"));
-    upgrade || !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+    same_origin_required(method, upgrade)
+}
+
+/// [`needs_same_origin`] by method and whether the request is a WebSocket
+/// handshake, for the OpenAPI document's list of who may answer `cross_origin`.
+pub(super) fn same_origin_required(method: &Method, websocket: bool) -> bool {
+    websocket || !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 fn origin(headers: &HeaderMap) -> Option<&str> {

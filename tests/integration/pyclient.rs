@@ -4,7 +4,8 @@
 //! endpoint of `llm_inference` (an `http` capability on `/api/generate`, as
 //! the seed's agent calls it through `/mesh/route`) and of `chat` (an
 //! `ollama` capability, behind each node's `/ollama`). Runs the client's
-//! pytest suite, then the seed's own call.
+//! pytest suite, then the seed's own call as README.md shows it, output and
+//! all; and `mypy --strict` over the client and its tests.
 
 use std::process::Output;
 use std::time::Duration;
@@ -94,40 +95,56 @@ async fn the_python_clients_tests_pass_against_two_daemons() {
     assert!(summary.contains(" passed") && !summary.contains("skipped"), "{stdout}");
 }
 
-/// The seed's call, as the README shows it: `Mesh()` finds the laptop's
-/// daemon from `MESH_LISTEN` and `MESH_API_KEY`; then Ollama's own client
-/// streams through the laptop's `/ollama`.
-const SEED_CALL: &str = r#"
-import asyncio
-import ollama
-from agentmesh import Mesh
+/// The mypy `.ci/run` pins in the client's venv.
+const MYPY_VERSION: &str = "2.4.1";
 
-async def main():
-    async with Mesh() as mesh:
-        answer = await mesh.route(capability="llm_inference",
-                                  payload={"model": "tiny", "prompt": "hello", "stream": False},
-                                  prefer_node="agent-home-mini")
-        print(answer.node, answer.status, answer.body["response"])
-        print(answer)
+/// The client is typed to the letter: `mypy --strict` over its source and its
+/// tests finds nothing (the cache goes nowhere, so the checkout stays clean).
+#[tokio::test]
+async fn the_python_client_and_its_tests_are_clean_under_mypy_strict() {
+    let args = ["-m", "mypy", "--strict", "--cache-dir=/dev/null", "clients/python/src", "clients/python/tests"];
+    let output = python(&args, &[]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("No module named mypy"),
+        "{} has no mypy: run `.ci/run`, or pip install mypy=={MYPY_VERSION} into it",
+        agent_python().display()
+    );
+    println!("{stdout}");
+    assert!(
+        output.status.success() && stdout.starts_with("Success: no issues found"),
+        "mypy --strict:\n{stdout}\n{stderr}"
+    );
+}
 
-        client = ollama.AsyncClient(host=mesh.ollama_host(), headers=mesh.auth_headers())
-        async for chunk in await client.generate(model="tiny", prompt="hello", stream=True):
-            print(repr(chunk.response), chunk.done)
+/// The seed's call and its output, as README.md's "For the agent" shows them:
+/// its ```python block and the ```text block after it.
+fn readme_seed_call() -> (String, String) {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+    let section = readme.split("\n## For the agent\n").nth(1).expect("README.md has a \"For the agent\" section");
+    let block = |text: &str, fence: &str| -> (String, usize) {
+        let start = text.find(fence).unwrap_or_else(|| panic!("no {fence:?} block in \"For the agent\"")) + fence.len();
+        let length = text[start..].find("```\n").unwrap_or_else(|| panic!("the {fence:?} block is not closed"));
+        (text[start..start + length].to_owned(), start + length)
+    };
+    let (code, end) = block(section, "```python\n");
+    let (output, _) = block(&section[end..], "```text\n");
+    (code, output)
+}
 
-asyncio.run(main())
-"#;
-
+/// `Mesh()` finds the laptop's daemon from `MESH_LISTEN` and `MESH_API_KEY`;
+/// then Ollama's own client streams through the laptop's `/ollama`. The
+/// output is the README's, to the byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readmes_seed_call_and_ollamas_stream_on_the_laptop_are_answered_by_the_mini() {
+    let (code, shown) = readme_seed_call();
+    assert!(code.contains("Mesh()") && shown.lines().count() > 2, "the README's blocks: {code}\n{shown}");
     let pair = Pair::start().await;
     let env = [("MESH_LISTEN", pair.laptop.api().to_string()), ("MESH_API_KEY", Daemon::KEY.to_owned())];
-    let output = python(&["-c", SEED_CALL], &env).await;
+    let output = python(&["-c", &code], &env).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     println!("{stdout}");
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines[0], "agent-home-mini 200 [mini] w1 w2", "{stdout}");
-    assert!(lines[1].starts_with("Routed(node='agent-home-mini', status=200, body={"), "{stdout}");
-    assert!(lines[1].ends_with(", wake=None)"), "{stdout}");
-    assert_eq!(lines[2..], ["'[mini]' False", "' w1' False", "' w2' False", "'' True"], "{stdout}");
+    assert_eq!(stdout, shown, "the README's output of its seed call");
 }

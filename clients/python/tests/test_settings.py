@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
+from agentmesh import Mesh
 from agentmesh.settings import (
     SettingsError,
+    api_key_from,
     base_url_for,
     context_file_in,
+    default_base_url,
     find_env_file,
     parse_env,
     settings_from,
+    takes_connections,
 )
 
 
@@ -79,12 +84,12 @@ def test_an_env_file_reads_as_meshctl_reads_it() -> None:
 @pytest.mark.parametrize(
     ("environ", "from_file", "url", "key"),
     [
-        ({}, {}, "http://127.0.0.1:8000", None),
+        ({}, {}, "default", None),
         ({}, {"MESH_LISTEN": "100.64.0.2:8000", "MESH_API_KEY": "f"}, "http://100.64.0.2:8000", "f"),
         ({"MESH_LISTEN": "127.0.0.2:9000"}, {"MESH_LISTEN": "100.64.0.2:8000"}, "http://127.0.0.2:9000", None),
-        ({"MESH_API_KEY": "e"}, {"MESH_API_KEY": "f"}, "http://127.0.0.1:8000", "e"),
-        ({"MESH_API_KEY": "  "}, {"MESH_API_KEY": "f"}, "http://127.0.0.1:8000", None),
-        ({"MESH_LISTEN": " "}, {"MESH_LISTEN": "100.64.0.2:8000"}, "http://127.0.0.1:8000", None),
+        ({"MESH_API_KEY": "e"}, {"MESH_API_KEY": "f"}, "default", "e"),
+        ({"MESH_API_KEY": "  "}, {"MESH_API_KEY": "f"}, "default", None),
+        ({"MESH_LISTEN": " "}, {"MESH_LISTEN": "100.64.0.2:8000"}, "default", None),
         ({"MESH_LISTEN": "0.0.0.0:8000"}, {}, "http://127.0.0.1:8000", None),
         ({"MESH_LISTEN": "[::]:8001"}, {}, "http://[::1]:8001", None),
         ({"MESH_LISTEN": "[fd7a::2]:8002"}, {}, "http://[fd7a::2]:8002", None),
@@ -93,8 +98,61 @@ def test_an_env_file_reads_as_meshctl_reads_it() -> None:
 def test_the_environment_wins_over_the_env_file_and_unspecified_addresses_are_dialled_on_loopback(
     environ: dict[str, str], from_file: dict[str, str], url: str, key: str | None
 ) -> None:
-    found = settings_from(environ, from_file, Path("/n/.env"))
+    found = settings_from(environ, from_file, Path("/n/.env"), lambda: "default")
     assert (found.base_url, found.api_key) == (url, key)
+    assert api_key_from(environ, from_file) == key
+
+
+@pytest.mark.parametrize(
+    ("tailnet_ip", "answering", "url", "asked"),
+    [
+        ("100.101.1.2", True, "http://100.101.1.2:8000", [("100.101.1.2", 8000)]),
+        ("100.101.1.2", False, "http://127.0.0.1:8000", [("100.101.1.2", 8000)]),
+        (None, True, "http://127.0.0.1:8000", []),
+        (None, False, "http://127.0.0.1:8000", []),
+    ],
+)
+def test_without_mesh_listen_the_tailnet_ip_is_called_when_it_answers_else_loopback(
+    tailnet_ip: str | None, answering: bool, url: str, asked: list[tuple[str, int]]
+) -> None:
+    dialled: list[tuple[str, int]] = []
+
+    def answers(host: str, port: int) -> bool:
+        dialled.append((host, port))
+        return answering
+
+    assert default_base_url(tailnet_ip, answers) == url
+    assert dialled == asked
+
+
+def test_a_connection_check_is_true_only_where_something_listens() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port: int = listener.getsockname()[1]
+        assert takes_connections("127.0.0.1", port)
+    assert not takes_connections("127.0.0.1", port)
+
+
+def test_the_default_url_is_not_looked_for_when_mesh_listen_is_set() -> None:
+    def never() -> str:
+        raise AssertionError("Tailscale asked although MESH_LISTEN is set")
+
+    found = settings_from({"MESH_LISTEN": "127.0.0.2:9000"}, {}, None, never)
+    assert found.base_url == "http://127.0.0.2:9000"
+
+
+async def test_a_mesh_given_its_url_reads_only_the_key_so_a_bad_listen_address_does_not_matter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = tmp_path / ".env"
+    env.write_text("MESH_LISTEN=not-an-address\nMESH_API_KEY=k1\n")
+    monkeypatch.delenv("MESH_LISTEN", raising=False)
+    monkeypatch.delenv("MESH_API_KEY", raising=False)
+    async with Mesh(base_url="http://127.0.0.1:9/", env_file=env) as mesh:
+        assert (mesh.base_url, mesh.api_key) == ("http://127.0.0.1:9", "k1")
+    with pytest.raises(SettingsError, match=f'MESH_LISTEN "not-an-address" from {env} is not an address:port'):
+        Mesh(env_file=env)
 
 
 @pytest.mark.parametrize("listen", ["8000", "127.0.0.1", "127.0.0.1:port", ":8000", "127.0.0.1:70000"])

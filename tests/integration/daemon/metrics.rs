@@ -3,11 +3,12 @@
 //! Prometheus text format unless the scraper asks for OpenMetrics, every
 //! family the issue names with samples, the read-only `MESH_METRICS_KEY` that
 //! opens `/metrics` and nothing else, and `promtool check metrics` (Debian's
-//! `prometheus` package) on both formats when `AGENTMESH_TEST_PROMTOOL` names
-//! it (CI sets it).
+//! `prometheus` package) on both formats: `AGENTMESH_TEST_PROMTOOL`, else
+//! where `.ci/run` unpacks it; the test fails without it.
 
 use std::io::Write as _;
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use axum::Json;
@@ -15,6 +16,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::support::{Daemon, IP_A, IP_B, free_address, mesh_of, node_manifest};
+use crate::support::tool;
 use crate::support::wait::eventually_async;
 
 const METRICS_KEY: &str = "metrics-only-5c1e";
@@ -131,10 +133,7 @@ async fn a_scrape_shows_the_mesh_in_either_format_to_the_metrics_key_alone() {
         assert!(!a.log().contains(secret), "a key is in the daemon's log");
     }
 
-    let Ok(promtool) = std::env::var("AGENTMESH_TEST_PROMTOOL") else {
-        eprintln!("skipping promtool: AGENTMESH_TEST_PROMTOOL is not set (.ci/run sets it)");
-        return;
-    };
+    let promtool = promtool();
     let complaints = promtool_check(&promtool, &text);
     assert!(complaints.is_empty(), "promtool check metrics on the Prometheus text format:\n{complaints}\n{text}");
     // promtool reads the Prometheus text format only: in OpenMetrics a
@@ -194,15 +193,31 @@ async fn a_health_check_through_a_peer_is_no_routed_call_and_a_clients_call_is_o
     assert_eq!(on_b, [counted], "the client's call, handed to b, and nothing else:\n{text}");
 }
 
+/// promtool from Debian's `prometheus` package, where `.ci/run` unpacks it:
+/// `${XDG_CACHE_HOME:-$HOME/.cache}/agentmesh/promtool`.
+fn promtool() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
+        .expect("HOME or XDG_CACHE_HOME is set");
+    tool(
+        "AGENTMESH_TEST_PROMTOOL",
+        cache.join("agentmesh/promtool/usr/bin/promtool"),
+        "promtool, version",
+        "`apt-get download prometheus && dpkg-deb -x prometheus_*.deb .` in ~/.cache/agentmesh/promtool",
+    )
+}
+
 /// What `promtool check metrics` says of `text`: nothing when it passes.
-fn promtool_check(promtool: &str, text: &str) -> String {
+fn promtool_check(promtool: &Path, text: &str) -> String {
     let mut child = Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|error| panic!("cannot run {promtool}: {error}"));
+        .unwrap_or_else(|error| panic!("cannot run {}: {error}", promtool.display()));
     child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let output = child.wait_with_output().unwrap();
     let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));

@@ -153,6 +153,22 @@ pub(crate) fn venv_python(variable: &str, venv: &str, package: &str, version: &s
     python
 }
 
+/// A tool's executable: `$variable` when it is set (`.ci/run` sets it), else
+/// `fallback`, where `.ci/run` installs it. A test fails, never skips, when it
+/// does not run or `--version` does not say `version`: the message says how to
+/// install it.
+pub(crate) fn tool(variable: &str, fallback: PathBuf, version: &str, install: &str) -> PathBuf {
+    let program = std::env::var_os(variable).map_or(fallback, PathBuf::from);
+    let how = format!("the test needs `{version}`: run `.ci/run`, or {install}, or set {variable} to it");
+    let output = StdCommand::new(&program)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|error| panic!("{} does not run ({error}); {how}", program.display()));
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && said.contains(version), "{} --version says {said:?}; {how}", program.display());
+    program
+}
+
 /// The interpreter of the CI venv (`.ci/run`) with what the agent's Python
 /// client and its tests need: httpx, websockets, pytest, pytest-asyncio and
 /// the real `ollama` client. The client itself is run from

@@ -17,7 +17,7 @@ import websockets
 from websockets.asyncio.client import connect
 
 from .errors import DaemonUnreachable, HandoffUndecided, MeshError, error_from_answer
-from .settings import locate
+from .settings import locate, locate_key
 from .wire import HandoffProgress, NodeStatus, Routed, Session, StreamMessage, stream_message
 
 # A routed call may wait for a node to wake and for an endpoint (an LLM) that
@@ -33,8 +33,10 @@ HANDOFF_GRACE = 30.0
 class Mesh:
     """This node's mesh API. Without `base_url`, it is found as `meshctl`
     finds it (`MESH_LISTEN` and `MESH_API_KEY` from the environment, else the
-    nearest `.env`, or `env_file`); `api_key` likewise. Use it as an async
-    context manager, or call `aclose()`."""
+    nearest `.env`, or `env_file`; without `MESH_LISTEN`, this node's tailnet
+    IP when the daemon takes a connection there, else loopback); `api_key`
+    likewise, and only the key is read when `base_url` is given. Use it as an
+    async context manager, or call `aclose()`."""
 
     def __init__(
         self,
@@ -44,10 +46,13 @@ class Mesh:
         env_file: str | Path | None = None,
         timeout: httpx.Timeout | float | None = DEFAULT_TIMEOUT,
     ):
-        if base_url is None or api_key is None:
-            found = locate(Path(env_file) if env_file is not None else None)
-            base_url = base_url or found.base_url
+        env_path = Path(env_file) if env_file is not None else None
+        if not base_url:
+            found = locate(env_path)
+            base_url = found.base_url
             api_key = api_key if api_key is not None else found.api_key
+        elif api_key is None:
+            api_key = locate_key(env_path)
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         # The daemon is on loopback or the tailnet: no proxy from the environment.
@@ -70,8 +75,10 @@ class Mesh:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def ollama_host(self) -> str:
-        """This node's Ollama proxy, for Ollama's own clients (`OLLAMA_HOST`,
-        `ollama.AsyncClient(host=…, headers=mesh.auth_headers())`): it passes
+        """This node's Ollama proxy, for Ollama's own clients
+        (`ollama.AsyncClient(host=…, headers=mesh.auth_headers())`; as
+        `OLLAMA_HOST` alone it carries no key, so only a caller the Mesh lets
+        in by its Tailscale identity gets through): it passes
         every request, streams included, to the node serving the Ollama
         capability, failing over as `route` does."""
         return f"{self.base_url}/ollama"

@@ -2,22 +2,31 @@
 finds them: `MESH_LISTEN` and `MESH_API_KEY` from the environment, else from
 the nearest `.env` (the current folder or its nearest parent holding one,
 else the node folder the user's context file names); a listen address of
-0.0.0.0 or :: is dialled on loopback; no `MESH_LISTEN` means
-127.0.0.1:8000. Pure functions over their inputs, and `locate()` which reads
-the process environment and the files."""
+0.0.0.0 or :: is dialled on loopback; no `MESH_LISTEN` means where a daemon
+without it listens: this node's tailnet IP when Tailscale is up and a
+connection there is taken within half a second, else 127.0.0.1:8000. Pure
+functions over their inputs, and `locate()`/`locate_key()` which read the
+process environment, the files and Tailscale."""
 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .tailnet import local_tailnet_ipv4
+
 ENV_FILE = ".env"
 LISTEN = "MESH_LISTEN"
 API_KEY = "MESH_API_KEY"
 DEFAULT_PORT = 8000
+LOOPBACK_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
+
+# This node's own tailnet IP answers at once or not at all (as `meshctl`).
+TAILNET_CONNECT_TIMEOUT = 0.5
 
 
 @dataclass(frozen=True)
@@ -37,11 +46,23 @@ class SettingsError(ValueError):
 def locate(env_file: Path | None = None) -> DaemonSettings:
     """The daemon's settings for this process: `env_file` when given, else
     the search from the current folder; the process environment wins."""
+    env_file, from_file = _read_env(env_file)
+    return settings_from(os.environ, from_file, env_file, find_default_base_url)
+
+
+def locate_key(env_file: Path | None = None) -> str | None:
+    """Only the key, found as `locate()` finds it, for a caller that names
+    the URL: `MESH_LISTEN` is not read, so a bad one does not stand in the way."""
+    _, from_file = _read_env(env_file)
+    return api_key_from(os.environ, from_file)
+
+
+def _read_env(env_file: Path | None) -> tuple[Path | None, dict[str, str]]:
     if env_file is None:
         context = context_file_in(sys.platform == "darwin", _home(), os.environ.get("XDG_CONFIG_HOME"))
         env_file = find_env_file(Path.cwd(), read_context(context), lambda folder: (folder / ENV_FILE).is_file())
     from_file = parse_env(env_file.read_text(encoding="utf-8")) if env_file is not None else {}
-    return settings_from(os.environ, from_file, env_file)
+    return env_file, from_file
 
 
 def find_env_file(start: Path, context_folder: Path | None, has_env: Callable[[Path], bool]) -> Path | None:
@@ -123,19 +144,54 @@ def _value(raw: str) -> str:
     return (raw[:comment] if comment >= 0 else raw).strip()
 
 
-def settings_from(environ: Mapping[str, str], from_file: Mapping[str, str], env_file: Path | None) -> DaemonSettings:
-    """The settings the environment gives, else the `.env`'s; a blank value is unset."""
+def settings_from(
+    environ: Mapping[str, str], from_file: Mapping[str, str], env_file: Path | None, default_url: Callable[[], str]
+) -> DaemonSettings:
+    """The settings the environment gives, else the `.env`'s; a blank value is
+    unset. `default_url` is asked only when `MESH_LISTEN` is unset."""
+    listen = _setting(environ, from_file, env_file, LISTEN)
+    base_url = default_url() if listen is None else base_url_for(*listen)
+    return DaemonSettings(base_url=base_url, api_key=api_key_from(environ, from_file), env_file=env_file)
 
-    def value(name: str) -> tuple[str, str] | None:
-        # As `meshctl`: the environment's value replaces the file's, even blank.
-        source, where = (environ, "the environment") if name in environ else (from_file, str(env_file))
-        text = source.get(name, "").strip()
-        return (text, where) if text else None
 
-    listen = value(LISTEN)
-    base_url = f"http://127.0.0.1:{DEFAULT_PORT}" if listen is None else base_url_for(*listen)
-    key = value(API_KEY)
-    return DaemonSettings(base_url=base_url, api_key=key[0] if key else None, env_file=env_file)
+def api_key_from(environ: Mapping[str, str], from_file: Mapping[str, str]) -> str | None:
+    """`MESH_API_KEY` from the environment, else the `.env`; None when blank."""
+    key = _setting(environ, from_file, None, API_KEY)
+    return key[0] if key else None
+
+
+def _setting(
+    environ: Mapping[str, str], from_file: Mapping[str, str], env_file: Path | None, name: str
+) -> tuple[str, str] | None:
+    # As `meshctl`: the environment's value replaces the file's, even blank.
+    source, where = (environ, "the environment") if name in environ else (from_file, str(env_file))
+    text = source.get(name, "").strip()
+    return (text, where) if text else None
+
+
+def default_base_url(tailnet_ip: str | None, answers: Callable[[str, int], bool]) -> str:
+    """Where a daemon without `MESH_LISTEN` is called, as `meshctl` calls it:
+    at this node's tailnet IP (where such a daemon binds when Tailscale is
+    up) when it takes a connection there, else on loopback, as when the
+    daemon started before Tailscale came up. `answers` is not asked without
+    a tailnet IP."""
+    if tailnet_ip is not None and answers(tailnet_ip, DEFAULT_PORT):
+        return f"http://{tailnet_ip}:{DEFAULT_PORT}"
+    return LOOPBACK_URL
+
+
+def find_default_base_url() -> str:
+    """`default_base_url` for this node: Tailscale's answer and a real connection check."""
+    return default_base_url(local_tailnet_ipv4(), takes_connections)
+
+
+def takes_connections(host: str, port: int) -> bool:
+    """Whether `host:port` takes a TCP connection within half a second."""
+    try:
+        with socket.create_connection((host, port), timeout=TAILNET_CONNECT_TIMEOUT):
+            return True
+    except OSError:
+        return False
 
 
 def base_url_for(listen: str, where: str = "MESH_LISTEN") -> str:
