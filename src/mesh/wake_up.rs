@@ -43,6 +43,12 @@ pub const WAKE_HEADER: &str = "x-mesh-wake";
 /// every call its `timeout`.
 pub const UNANSWERED_REST: Duration = Duration::from_secs(300);
 
+/// How long a wake may take to go out, all its steps together (resolving the
+/// address, listing this machine's interfaces, asking tailscaled, then a
+/// Tailscale peer): past that the call goes on without it, since only a wake
+/// sent is worth a wait.
+pub const SEND_WITHIN: Duration = Duration::from_secs(1);
+
 /// How often the wakes of a node that stays away are told again: as often as
 /// the prober's reminder that it is still away.
 pub const TOLD_AGAIN_AFTER: Duration = Duration::from_secs(3600);
@@ -226,10 +232,13 @@ impl WakeUp {
         }
     }
 
-    /// Sends `node`'s wake the way [`via`] picks, and records the event when
-    /// it is told: how it went out, or None when it could not.
+    /// Sends `node`'s wake the way [`via`] picks, within [`SEND_WITHIN`], and
+    /// records the event when it is told: how it went out, or None when it
+    /// could not.
     async fn send(&self, set: &ManifestSet, node: &str, wake: &NodeWake, tell: bool) -> Option<String> {
-        let sent = self.try_send(set, node, wake).await;
+        let sent = tokio::time::timeout(SEND_WITHIN, self.try_send(set, node, wake))
+            .await
+            .unwrap_or_else(|_| Err(format!("it did not go out within {}", humantime::format_duration(SEND_WITHIN))));
         let event = match &sent {
             Ok((via, detail)) => {
                 Event::normal("WakeSent", format!("magic packet for {} {detail}, via {via}", wake.mac))
