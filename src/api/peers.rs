@@ -71,7 +71,6 @@ pub(super) async fn goodbye(
         PowerState::Asleep => Event::normal("PeerAsleep", format!("peer {node} said it is going to sleep")),
         PowerState::Awake => Event::normal("PeerAwake", format!("peer {node} said it woke")),
     };
-    tracing::info!(peer = node, "{}", event.message);
     state.shared.events().record(&object, event);
     Ok(StatusCode::NO_CONTENT)
 }

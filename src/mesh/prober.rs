@@ -464,6 +464,7 @@ pub fn bootstrap_peers(json: &str, default_port: u16) -> Result<Vec<PeerState>, 
 mod tests {
     use super::*;
     use crate::manifest::kinds::Role;
+    use crate::mesh::wake_up::{TOLD_AGAIN_AFTER, UNANSWERED_REST, WakeUp};
 
     fn ok() -> Result<Answer, String> {
         let health = Health {
@@ -743,6 +744,88 @@ mod tests {
         assert_eq!(reasons, ["PeerOnline", "PeerOffline", "PeerStillOffline", "PeerOnline"]);
         assert!(events[2].message.starts_with("peer mini still unreachable, since "), "{}", events[2].message);
         assert!(events[2].message.ends_with(" (1h)"), "{}", events[2].message);
+        assert_eq!(about.len(), events.len(), "one line per event and nothing else:\n{log}");
+    }
+
+    /// Issue #19 point 4 with Wake-on-LAN: the prober's loop and the wakes
+    /// of calls through the mesh, with the daemon's event log, over an hour
+    /// and a half of a node with `wake` that never answers it (it is off), a
+    /// call every minute, then its return. Its magic packets go to a
+    /// loopback listener. Prints the counts
+    /// (`cargo nextest run --no-capture quiet`).
+    #[tokio::test(start_paused = true)]
+    async fn quiet_a_node_woken_in_vain_for_an_hour_and_a_half_is_told_of_one_wake_and_one_an_hour_later() {
+        let lines = LogLines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _logging = tracing::subscriber::set_default(subscriber);
+        let store = Arc::new(std::sync::Mutex::new(crate::controller::status::StatusStore::default()));
+        let recorder = store.clone();
+        let events: EventSink = Arc::new(move |object, event| recorder.lock().unwrap().event(object, event));
+        let packets = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        packets.set_nonblocking(true).unwrap();
+        let text = format!(
+            "apiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: here}}\nspec: {{role: primary, address: 127.0.0.1}}\n\
+             ---\napiVersion: agentmesh/v1alpha1\nkind: Node\nmetadata: {{name: mini}}\n\
+             spec: {{role: satellite, address: 127.0.0.1, apiPort: 9, \
+             wake: {{mac: \"aa:bb:cc:dd:ee:0f\", address: 127.0.0.1, port: {}, timeout: 15s}}}}\n",
+            packets.local_addr().unwrap().port()
+        );
+        let validation =
+            crate::manifest::validate(&[crate::manifest::SourceFile { path: "m.yaml".into(), text }], Vec::new());
+        assert!(validation.is_valid(), "{:?}", validation.diagnostics);
+        let set = validation.set;
+        let peers = Peers::default();
+        peers.set_members(vec![PeerState::new("mini", None, "127.0.0.1", 9)]);
+        let (_revisions, handles) = prober_handles(&peers, events.clone());
+        let asleep = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (stop, stopped) = watch::channel(false);
+        let prober = tokio::spawn(run(handles, Sleeper { asleep: asleep.clone() }, stopped));
+        let wake_up = WakeUp::new(peers.clone(), events);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        asleep.store(true, std::sync::atomic::Ordering::SeqCst);
+        let went = Instant::now();
+        let away = Duration::from_secs(5400);
+        let (mut calls, mut waited, mut sent) = (0, 0, 0);
+        for minute in 1..=away.as_secs() / 60 {
+            tokio::time::sleep_until(went + Duration::from_secs(60 * minute)).await;
+            calls += 1;
+            if let Some(wait) = wake_up.before_fallback(&set, "mini").await {
+                assert!(!wait.answered, "{wait:?}");
+                waited += 1;
+            }
+            while packets.recv(&mut [0; 200]).is_ok() {
+                sent += 1;
+            }
+        }
+        tokio::time::sleep_until(went + away).await;
+        asleep.store(false, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        stop.send_replace(true);
+        prober.await.unwrap();
+
+        let events = store.lock().unwrap().events(Some("Node/mini"), 1000);
+        let reasons: Vec<&str> = events.iter().map(|e| e.reason.as_str()).collect();
+        let log = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let about: Vec<&str> = log.lines().filter(|line| line.contains("mini")).collect();
+        eprintln!(
+            "a node with wake off for {}, a call a minute ({calls} calls, {waited} waited for {sent} wakes), then back: \
+             {} log lines and {} events about it: {reasons:?}",
+            humantime::format_duration(away),
+            about.len(),
+            events.len(),
+        );
+        assert_eq!(TOLD_AGAIN_AFTER, REMINDER, "wakes are told again as often as the prober reminds");
+        assert_eq!(sent, 18, "a wake every {} while calls come", humantime::format_duration(UNANSWERED_REST));
+        let count = |reason: &str| reasons.iter().filter(|r| **r == reason).count();
+        assert_eq!(reasons[..4], ["PeerOnline", "PeerOffline", "WakeSent", "WakeUnanswered"], "{reasons:?}");
+        assert_eq!(reasons.last(), Some(&"PeerOnline"), "{reasons:?}");
+        assert_eq!((count("WakeSent"), count("WakeUnanswered"), count("PeerStillOffline")), (2, 2, 1), "{reasons:?}");
+        assert_eq!(events.len(), 8, "{reasons:?}");
         assert_eq!(about.len(), events.len(), "one line per event and nothing else:\n{log}");
     }
 

@@ -7,13 +7,20 @@
 //! The decisions are pure and table-tested: whether to send, join a wake
 //! already sent or go on ([`plan`]), how to send ([`via`], [`relay_peer`]).
 //! [`WakeUp`] does the I/O: one wake per node per `timeout` window, shared by
-//! every call that comes meanwhile (single flight, no packet storm), and one
-//! `WakeSent` event on `Node/<name>` per wake.
+//! every call that comes meanwhile (single flight, no packet storm).
+//!
+//! A node that is off gets a wake every [`UNANSWERED_REST`] while calls come;
+//! telling each would be an error storm. So in one absence of the node (from
+//! its going until the prober sees it answer again) the wakes are told as
+//! events (`WakeSent`, then `WakeUnanswered`, or `WakeFailed`), which the event
+//! log also logs, only for the first wake and at most once every
+//! [`TOLD_AGAIN_AFTER`] after it ([`worth_telling`]); the others go to the
+//! debug log.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -35,6 +42,35 @@ pub const WAKE_HEADER: &str = "x-mesh-wake";
 /// for it, for this long: a machine that is off (not asleep) must not cost
 /// every call its `timeout`.
 pub const UNANSWERED_REST: Duration = Duration::from_secs(300);
+
+/// How long a wake may take to go out, all its steps together (resolving the
+/// address, listing this machine's interfaces, asking tailscaled, then a
+/// Tailscale peer): past that the call goes on without it, since only a wake
+/// sent is worth a wait.
+pub const SEND_WITHIN: Duration = Duration::from_secs(1);
+
+/// How often the wakes of a node that stays away are told again: as often as
+/// the prober's reminder that it is still away.
+pub const TOLD_AGAIN_AFTER: Duration = Duration::from_secs(3600);
+
+/// The last wake of one node told in the event log, and in which absence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Told {
+    /// When that absence began, which tells it from the next one.
+    pub absence: Option<SystemTime>,
+    pub at: Instant,
+}
+
+/// Whether a wake at `now` of a node away since `absence` is told as events
+/// (and info log lines) or only at debug level: the first wake of an
+/// absence is, then one per [`TOLD_AGAIN_AFTER`] at most. A new absence (the
+/// node answered in between) starts again.
+pub fn worth_telling(last: Option<&Told>, absence: Option<SystemTime>, now: Instant) -> bool {
+    match last {
+        Some(told) if told.absence == absence => now >= told.at + TOLD_AGAIN_AFTER,
+        _ => true,
+    }
+}
 
 /// The last wake of one node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,12 +161,14 @@ pub struct WakeUp {
     /// The last wake of each node. Held while a wake is sent, so calls that
     /// come meanwhile join it rather than send their own.
     last: Arc<Mutex<HashMap<String, LastWake>>>,
+    /// The last wake of each node that was told ([`worth_telling`]).
+    told: Arc<std::sync::Mutex<HashMap<String, Told>>>,
 }
 
 impl WakeUp {
     pub fn new(peers: Peers, events: EventSink) -> WakeUp {
         let http = net::http_client(net::CONNECT_TIMEOUT).build().expect("a plain HTTP client builds");
-        WakeUp { peers, events, http, last: Arc::default() }
+        WakeUp { peers, events, http, last: Arc::default(), told: Arc::default() }
     }
 
     /// Wakes `node` if it is known down and its Node in `set` has `wake`,
@@ -144,14 +182,16 @@ impl WakeUp {
         let wake = wake?;
         let started = Instant::now();
         let mut last = self.last.lock().await;
+        // Whether this call sent the wake, and then whether it is told.
         let (until, via, sent_here) = match plan(self.peers.known_down(node), true, last.get(node), Instant::now()) {
             Plan::GoOn => return None,
-            Plan::Join { until, via } => (until, via, false),
+            Plan::Join { until, via } => (until, via, None),
             Plan::Send => {
                 let at = Instant::now();
-                let via = self.send(set, node, wake).await;
+                let tell = self.tell(node, at);
+                let via = self.send(set, node, wake, tell).await;
                 last.insert(node.to_owned(), LastWake { at, until: at + wake.timeout.duration, via: via.clone() });
-                (at + wake.timeout.duration, via?, true)
+                (at + wake.timeout.duration, via?, Some(tell))
             }
         };
         drop(last);
@@ -159,34 +199,55 @@ impl WakeUp {
         let waited = started.elapsed();
         if answered {
             self.last.lock().await.remove(node);
-        } else if sent_here {
+        } else if let Some(tell) = sent_here {
             let message = format!(
                 "{node} did not answer within {} of its wake",
                 humantime::format_duration(wake.timeout.duration)
             );
-            (self.events)(&format!("Node/{node}"), Event::warning("WakeUnanswered", message));
+            self.record(node, tell, Event::warning("WakeUnanswered", message));
         }
         let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
         Some(WakeWait { node: node.to_owned(), via, waited_ms, answered })
     }
 
-    /// Sends `node`'s wake the way [`via`] picks, and records the event: how
-    /// it went out, or None when it could not.
-    async fn send(&self, set: &ManifestSet, node: &str, wake: &NodeWake) -> Option<String> {
-        let object = format!("Node/{node}");
-        let sent = self.try_send(set, node, wake).await;
-        match &sent {
+    /// Whether the wake of `node` sent at `now` is told ([`worth_telling`]);
+    /// if so, it is the last told.
+    fn tell(&self, node: &str, now: Instant) -> bool {
+        let absence = self.peers.absence(node).and_then(|absence| absence.since);
+        let mut told = self.told.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let tell = worth_telling(told.get(node), absence, now);
+        if tell {
+            told.insert(node.to_owned(), Told { absence, at: now });
+        }
+        tell
+    }
+
+    /// Records `event` on `node` when its wake is told (the event log logs it
+    /// too), else logs it at debug level only.
+    fn record(&self, node: &str, tell: bool, event: Event) {
+        if tell {
+            (self.events)(&format!("Node/{node}"), event);
+        } else {
+            tracing::debug!(node, reason = event.reason, "{}", event.message);
+        }
+    }
+
+    /// Sends `node`'s wake the way [`via`] picks, within [`SEND_WITHIN`], and
+    /// records the event when it is told: how it went out, or None when it
+    /// could not.
+    async fn send(&self, set: &ManifestSet, node: &str, wake: &NodeWake, tell: bool) -> Option<String> {
+        let sent = tokio::time::timeout(SEND_WITHIN, self.try_send(set, node, wake))
+            .await
+            .unwrap_or_else(|_| Err(format!("it did not go out within {}", humantime::format_duration(SEND_WITHIN))));
+        let event = match &sent {
             Ok((via, detail)) => {
-                let message = format!("magic packet for {} {detail}, via {via}", wake.mac);
-                tracing::info!(node, %message, "wake sent");
-                (self.events)(&object, Event::normal("WakeSent", message));
+                Event::normal("WakeSent", format!("magic packet for {} {detail}, via {via}", wake.mac))
             }
             Err(reason) => {
-                let message = format!("cannot send the magic packet for {}: {reason}", wake.mac);
-                tracing::warn!(node, %message, "wake failed");
-                (self.events)(&object, Event::warning("WakeFailed", message));
+                Event::warning("WakeFailed", format!("cannot send the magic packet for {}: {reason}", wake.mac))
             }
-        }
+        };
+        self.record(node, tell, event);
         sent.ok().map(|(via, _)| via)
     }
 
@@ -272,6 +333,30 @@ mod tests {
         ];
         for (index, (known_down, has_wake, last, expected)) in table.into_iter().enumerate() {
             assert_eq!(plan(known_down, has_wake, last.as_ref(), now), expected, "case {index}");
+        }
+    }
+
+    #[test]
+    fn the_first_wake_of_an_absence_is_told_then_one_an_hour_at_most() {
+        // Later than any told wake of the table, whenever the machine booted.
+        let now = Instant::now() + TOLD_AGAIN_AFTER;
+        let went = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_548_379);
+        let went_again = went + Duration::from_secs(7200);
+        let told = |absence: Option<SystemTime>, ago: u64| Told { absence, at: now - Duration::from_secs(ago) };
+        // (last told, absence of this wake, told)
+        let table = [
+            (None, Some(went), true),
+            (None, None, true),
+            (Some(told(Some(went), 0)), Some(went), false),
+            (Some(told(Some(went), 300)), Some(went), false),
+            (Some(told(Some(went), 3599)), Some(went), false),
+            (Some(told(Some(went), 3600)), Some(went), true),
+            (Some(told(Some(went), 300)), Some(went_again), true),
+            (Some(told(None, 300)), None, false),
+            (Some(told(None, 300)), Some(went), true),
+        ];
+        for (index, (last, absence, expected)) in table.into_iter().enumerate() {
+            assert_eq!(worth_telling(last.as_ref(), absence, now), expected, "case {index}");
         }
     }
 

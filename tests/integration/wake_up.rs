@@ -203,15 +203,27 @@ async fn without_wake_the_fallback_answers_at_once() {
     assert!(!events_of(&mesh.laptop, "Node/mini").iter().any(|(reason, _)| reason.starts_with("Wake")));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn off_the_lan_a_tailscale_peer_routing_the_wake_address_is_asked_through_its_peerapi() {
-    // The PeerAPI of a Tailscale peer on mini's LAN, on loopback.
+/// A Tailscale peer `lan-box` routing a TEST-NET /24 on no network of this
+/// machine, with its PeerAPI on loopback, answering after `delay`, and the
+/// fake tailscaled that lists it.
+struct Relay {
+    /// The `POST /v0/wol` requests it was sent.
+    asked: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+    /// mini's `wake`: a broadcast address on that /24, sent to through lan-box.
+    wake: String,
+    /// The Mesh manifest that turns Tailscale discovery on with `tailscaled`.
+    mesh: String,
+    _tailscaled: FakeTailscaled,
+}
+
+async fn relay_on_loopback(delay: Duration) -> Relay {
     let asked: Arc<Mutex<Vec<(HeaderMap, String)>>> = Arc::default();
     let record = asked.clone();
     let peerapi = axum::Router::new().route(
         "/v0/wol",
         post(move |headers: HeaderMap, body: String| async move {
             record.lock().unwrap().push((headers, body));
+            tokio::time::sleep(delay).await;
             axum::Json(json!({"SentTo": ["eth0"], "Errors": null}))
         }),
     );
@@ -228,14 +240,21 @@ async fn off_the_lan_a_tailscale_peer_routing_the_wake_address_is_asked_through_
             "AllowedIPs": ["100.101.7.8/32", "{network}/24"],
             "PeerAPIURL": ["http://127.0.0.1:{peerapi_port}"]}}}}}}"#
     ));
-    let mesh_manifest = format!(
+    let mesh = format!(
         "---\napiVersion: agentmesh/v1alpha1\nkind: Mesh\nmetadata: {{name: mesh}}\n\
          spec: {{discovery: {{tailscale: true, localApiSocket: {}}}}}\n",
         tailscaled.socket().display()
     );
     // A TEST-NET address on no network of this machine: nothing is sent to it.
     let wake = format!("{{mac: \"{MAC}\", address: {address}, port: 9, timeout: 10s}}");
-    let mut mesh = start(Some(wake), &mesh_manifest).await;
+    Relay { asked, wake, mesh, _tailscaled: tailscaled }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_the_lan_a_tailscale_peer_routing_the_wake_address_is_asked_through_its_peerapi() {
+    let relay = relay_on_loopback(Duration::ZERO).await;
+    let asked = relay.asked.clone();
+    let mut mesh = start(Some(relay.wake.clone()), &relay.mesh).await;
     put_mini_to_sleep(&mut mesh).await;
 
     let started = Instant::now();
@@ -282,4 +301,89 @@ async fn a_pass_through_call_wakes_too_and_its_answer_says_it_waited() {
     assert!(header.ends_with("; answered=true"), "{header}");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body, json!({"node": "mini"}), "answered by the woken node");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wake_that_cannot_be_sent_holds_no_call_and_is_told_once() {
+    // A TEST-NET address on no network of this machine, and no Tailscale
+    // peer to relay: the wake cannot go out, and nothing is sent.
+    let wake = format!("{{mac: \"{MAC}\", address: {}, port: 9, timeout: 10s}}", off_every_link());
+    let mut mesh = start(Some(wake), "").await;
+    put_mini_to_sleep(&mut mesh).await;
+
+    for call in ["first", "second"] {
+        let (took, answer) = call_echo(&mesh.laptop).await.unwrap();
+        assert_eq!(answer["node"], "laptop", "the {call} call falls back: {answer}");
+        assert!(answer.get("wake").is_none(), "no wake sent, no wait: {answer}");
+        assert!(took < Duration::from_secs(2), "the {call} call falls back within 2 s: {took:?}");
+        println!("wake that cannot be sent: the {call} call answered by the fallback after {took:?}");
+    }
+    let events = events_of(&mesh.laptop, "Node/mini");
+    let wakes: Vec<_> = events.iter().filter(|(reason, _)| reason.starts_with("Wake")).collect();
+    assert_eq!(wakes.len(), 1, "{events:?}");
+    assert_eq!(wakes[0].0, "WakeFailed", "{events:?}");
+    assert!(
+        wakes[0].1.starts_with(&format!("cannot send the magic packet for {MAC}: no interface of this machine")),
+        "{wakes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wake_unanswered_holds_the_call_its_timeout_then_none_for_a_while() {
+    let (listener, wake) = wake_on_loopback().await;
+    let wake = wake.replace("timeout: 10s", "timeout: 2s");
+    let mut mesh = start(Some(wake), "").await;
+    put_mini_to_sleep(&mut mesh).await;
+
+    let (took, answer) = call_echo(&mesh.laptop).await.unwrap();
+    let mut packet = [0u8; 200];
+    let (length, _) = tokio::time::timeout(Duration::from_millis(300), listener.recv_from(&mut packet))
+        .await
+        .expect("the magic packet went out")
+        .unwrap();
+    assert_eq!(length, 102);
+    assert_eq!(answer["node"], "laptop", "the fallback answers once the wake's timeout passed: {answer}");
+    let wake = &answer["wake"];
+    assert_eq!((&wake["node"], &wake["via"], &wake["answered"]), (&json!("mini"), &json!("LAN"), &json!(false)));
+    let waited = Duration::from_millis(wake["waitedMs"].as_u64().unwrap());
+    assert!(waited >= Duration::from_millis(1_900) && waited < Duration::from_secs(3), "{answer}");
+    assert!(took >= Duration::from_millis(1_900) && took < Duration::from_secs(4), "about the timeout: {took:?}");
+
+    // Woken in vain a moment ago: the next call does not wait, nor wake again.
+    let (again, answer) = call_echo(&mesh.laptop).await.unwrap();
+    assert_eq!(answer["node"], "laptop", "{answer}");
+    assert!(answer.get("wake").is_none(), "no wait: {answer}");
+    assert!(again < Duration::from_secs(2), "the next call falls back within 2 s: {again:?}");
+    let second = tokio::time::timeout(Duration::from_millis(300), listener.recv_from(&mut packet)).await;
+    assert!(second.is_err(), "one magic packet");
+    println!("wake unanswered: the call answered by the fallback after {took:?}, the next one after {again:?}");
+
+    let events = events_of(&mesh.laptop, "Node/mini");
+    let wakes: Vec<&str> =
+        events.iter().map(|(reason, _)| reason.as_str()).filter(|reason| reason.starts_with("Wake")).collect();
+    assert_eq!(wakes, ["WakeSent", "WakeUnanswered"], "{events:?}");
+    let unanswered = events.iter().find(|(reason, _)| reason == "WakeUnanswered").unwrap();
+    assert_eq!(unanswered.1, "mini did not answer within 2s of its wake");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wake_that_does_not_go_out_within_a_second_holds_the_call_no_longer() {
+    // lan-box takes the request but answers only after the call is long over.
+    let relay = relay_on_loopback(Duration::from_secs(10)).await;
+    let mut mesh = start(Some(relay.wake.clone()), &relay.mesh).await;
+    put_mini_to_sleep(&mut mesh).await;
+
+    let (took, answer) = call_echo(&mesh.laptop).await.unwrap();
+    assert_eq!(relay.asked.lock().unwrap().len(), 1, "lan-box was asked");
+    assert_eq!(answer["node"], "laptop", "{answer}");
+    assert!(answer.get("wake").is_none(), "not sent, no wait: {answer}");
+    assert!(took < Duration::from_secs(2), "the fallback answers within 2 s: {took:?}");
+    println!("wake through a Tailscale peer that does not answer: the fallback answered after {took:?}");
+    let events = events_of(&mesh.laptop, "Node/mini");
+    let wakes: Vec<_> = events.iter().filter(|(reason, _)| reason.starts_with("Wake")).collect();
+    assert_eq!(
+        wakes,
+        [&("WakeFailed".to_owned(), format!("cannot send the magic packet for {MAC}: it did not go out within 1s"))],
+        "{events:?}"
+    );
 }
