@@ -176,6 +176,8 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+    use crate::mesh::goodbye::BUDGET;
+    use crate::sleep_notice::Done;
 
     #[test]
     fn a_resume_is_the_one_handled_only_while_the_machine_slept_less_than_the_least_sleep_since() {
@@ -263,6 +265,56 @@ mod tests {
 
         stop.send_replace(true);
         tokio::time::timeout(CHECK, resumes).await.expect("the resume loop stops").unwrap();
+    }
+
+    /// A peer whose network is not there yet: it reads each request, notes
+    /// which state it tells ("awake", "asleep") and closes the connection
+    /// without an answer.
+    async fn unanswering_peer() -> (PeerState, Arc<Mutex<Vec<String>>>, tokio::task::JoinHandle<()>) {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = PeerState::new("mini", None, "127.0.0.1", listener.local_addr().unwrap().port());
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let heard = told.clone();
+        let serving = tokio::spawn(async move {
+            loop {
+                let (mut connection, _) = listener.accept().await.unwrap();
+                let mut request = vec![0; 4096];
+                let read = connection.read(&mut request).await.unwrap_or_default();
+                let request = String::from_utf8_lossy(&request[..read]).into_owned();
+                let state = ["awake", "asleep"].into_iter().find(|state| request.contains(&format!("\"{state}\"")));
+                heard.lock().unwrap().push(state.unwrap_or("?").to_owned());
+            }
+        });
+        (peer, told, serving)
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_did_not_take_awake_is_told_again_until_the_next_sleep() {
+        let (mini, told, serving) = unanswering_peer().await;
+        let peers = Peers::default();
+        peers.set_members(vec![mini]);
+        let clocks = Arc::new(Mutex::new((100.0, 40.0)));
+        let (stop, stopped) = watch::channel(false);
+        let (notices, notices_in) = mpsc::channel(1);
+        let power = Power::new(peers, "laptop".into(), ApiKey::default(), injected(&clocks));
+        let resumes = tokio::spawn(run(power, notices_in, stopped));
+
+        notices.send(Notice::Woke).await.unwrap();
+        tokio::time::sleep(TELL_AGAIN_EVERY * 2 + TELL_AGAIN_EVERY / 2).await;
+        let awake = told.lock().unwrap().clone();
+        assert!(awake.len() >= 2 && awake.iter().all(|state| state == "awake"), "told again: {awake:?}");
+
+        let (done, sleep_goes_on) = Done::new();
+        notices.send(Notice::Sleeping(done)).await.unwrap();
+        tokio::time::timeout(BUDGET * 2, sleep_goes_on).await.expect("the sleep goes on").unwrap();
+        tokio::time::sleep(TELL_AGAIN_EVERY * 2).await;
+        let after = told.lock().unwrap()[awake.len()..].to_vec();
+        assert_eq!(after, ["asleep"], "the goodbye, and no awake after it");
+
+        stop.send_replace(true);
+        tokio::time::timeout(CHECK, resumes).await.expect("the resume loop stops").unwrap();
+        serving.abort();
     }
 
     #[tokio::test(start_paused = true)]
