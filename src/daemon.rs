@@ -82,11 +82,11 @@ pub(crate) async fn serve(config: DaemonConfig, env: NodeEnv, env_file: Option<P
     let prober = prober_handles(&shared, &handles, controller.applied_revisions());
     let probe = HttpProbe::new(handles.api_key.clone());
     tasks.spawn(prober::run(prober, probe, stopped.clone()));
-    let power = Power::new(handles.peers.clone(), handles.node.clone(), handles.api_key.clone());
-    tasks.spawn(resume::watch(power.clone(), sys::asleep_and_awake_clocks, stopped.clone()));
+    let clocks = Box::new(sys::asleep_and_awake_clocks);
+    let power = Power::new(handles.peers.clone(), handles.node.clone(), handles.api_key.clone(), clocks);
     let (notices, notices_in) = mpsc::channel(1);
     tasks.spawn(sleep_notice::run(notices, stopped.clone()));
-    tasks.spawn(resume::follow(power, notices_in));
+    tasks.spawn(resume::run(power, notices_in, stopped.clone()));
     let watch_in_force = shared.watch_in_force();
     let router = api_router(&config, shared, handles, joined.clone(), inbox.clone(), &source);
     let server = tokio::spawn(api::serve::run(listener, router, max_connections, stopped.clone()));

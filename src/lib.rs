@@ -25,6 +25,7 @@ pub mod metrics;
 mod net;
 pub mod ollama;
 mod reconcile;
+mod sleep_clock;
 pub mod sleep_notice;
 pub mod source;
 pub mod source_status;

@@ -7,8 +7,8 @@
 //! async. `sim.rs` is its deterministic simulation with two and three nodes
 //! under message loss, duplication, reordering, partitions, sleeps and
 //! crashes. `stale.rs` (pure) plans how a stale write from another node is
-//! kept aside instead of replacing the owner's; `wake.rs` (pure) tells a sleep
-//! of the machine from the clocks.
+//! kept aside instead of replacing the owner's. A sleep of the machine is told
+//! by `sleep_clock`, from the clocks that count sleep and not.
 //!
 //! The I/O half: `store.rs` keeps each conversation's node and persists its
 //! record in the state folder before a step is acted on; `io.rs` carries a step
@@ -28,7 +28,6 @@ pub(crate) mod shadow;
 pub(crate) mod stale;
 pub(crate) mod store;
 pub(crate) mod view;
-pub(crate) mod wake;
 
 #[cfg(test)]
 mod sim;

@@ -17,14 +17,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::protocol::{Decision, Envelope, HandoffId, Input, Message, Node, Reason, Record, Step};
-use super::wake::{self, Clocks};
 use crate::metrics::Metrics;
+use crate::sleep_clock::SleepDetector;
 
 /// How many handoffs' progress is kept.
 const KEEP_PROGRESS: usize = 64;
@@ -103,8 +103,8 @@ struct Inner {
     /// since it started or woke: the policy-wide wake gate, for the
     /// conversations it has no record of yet (claims).
     heard_policies: BTreeSet<String>,
-    /// The clocks at the last look for a sleep ([`HandoffStore::notice_sleep`]).
-    last_clocks: Option<Clocks>,
+    /// Finds the sleeps in the clocks read at each look ([`HandoffStore::notice_sleep`]).
+    sleeps: SleepDetector,
 }
 
 /// Every conversation's ownership as this node knows it.
@@ -463,12 +463,12 @@ impl HandoffStore {
         self.lock().heard_policies.contains(policy)
     }
 
-    /// Looks for a sleep since the last look, with the clocks read `now`;
-    /// how long it slept, once, when it did (the caller then calls
-    /// [`HandoffStore::woke`]).
-    pub(crate) fn notice_sleep(&self, now: Clocks) -> Option<std::time::Duration> {
-        let before = self.lock().last_clocks.replace(now)?;
-        wake::slept(before, now)
+    /// Looks for a sleep since the last look, with `clocks` read now (with
+    /// sleep, without: [`crate::sys::asleep_and_awake_clocks`]); how long it
+    /// slept, once, when it did (the caller then calls [`HandoffStore::woke`]).
+    /// The wall clock is not read: setting it is no sleep and hides none.
+    pub(crate) fn notice_sleep(&self, clocks: (Duration, Duration)) -> Option<Duration> {
+        self.lock().sleeps.observe(clocks)
     }
 
     /// This node slept: every conversation's node is fed `Input::Woke` and
@@ -615,18 +615,37 @@ mod tests {
         assert!(store.heard_current("chats", "c-1"));
         assert!(!store.heard_current("chats", "c-2"), "nothing was heard of c-2");
 
-        let start = Clocks::now();
-        assert_eq!(store.notice_sleep(start), None, "the first look only reads the clocks");
-        let awake =
-            Clocks { wall: start.wall + Duration::from_secs(2), monotonic: start.monotonic + Duration::from_secs(2) };
-        assert_eq!(store.notice_sleep(awake), None);
+        let secs = Duration::from_secs;
+        assert_eq!(store.notice_sleep((secs(100), secs(40))), None, "the first look only reads the clocks");
+        assert_eq!(store.notice_sleep((secs(102), secs(42))), None, "awake");
         assert!(store.heard_policy("chats"));
-        let woken =
-            Clocks { wall: awake.wall + Duration::from_secs(602), monotonic: awake.monotonic + Duration::from_secs(2) };
-        assert_eq!(store.notice_sleep(woken), Some(Duration::from_secs(600)));
+        assert_eq!(store.notice_sleep((secs(704), secs(44))), Some(secs(600)), "asleep for ten minutes");
+        assert_eq!(store.notice_sleep((secs(705), secs(45))), None, "told once");
         store.woke();
         assert!(!store.heard_policy("chats") && !store.heard_current("chats", "c-1"), "closed by the sleep");
         assert_eq!(store.record("chats", "c-1").map(|record| record.epoch), Some(1), "the record stays");
+    }
+
+    #[test]
+    fn a_wall_clock_jump_is_no_wake_and_hides_none() {
+        let secs = Duration::from_secs;
+        // (what happened between two looks, how far the wall clock moved, the
+        // clock with sleep (BOOTTIME), the one without (MONOTONIC), the sleep
+        // found): the gate reads the last two, which setting the time moves not.
+        let cases = [
+            ("awake", 2, 2, 2, None),
+            ("the wall clock set an hour forward while awake", 3_602, 2, 2, None),
+            ("the wall clock set an hour back while awake", -3_598, 2, 2, None),
+            ("asleep for ten minutes", 602, 602, 2, Some(secs(600))),
+            ("asleep for ten minutes, the wall clock set an hour back at once", -2_998, 602, 2, Some(secs(600))),
+        ];
+        for (what, wall, with_sleep, without_sleep, expected) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let store = HandoffStore::load(dir.path(), "b");
+            store.notice_sleep((secs(1_000), secs(400)));
+            let found = store.notice_sleep((secs(1_000 + with_sleep), secs(400 + without_sleep)));
+            assert_eq!(found, expected, "{what} (wall clock moved {wall:+} s)");
+        }
     }
 
     #[test]

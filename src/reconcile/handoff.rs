@@ -22,8 +22,8 @@ use crate::handoff::protocol::{Input, Phase, Record, Stage};
 use crate::handoff::shadow::Shadow;
 use crate::handoff::stale;
 use crate::handoff::store::HandoffStore;
-use crate::handoff::wake::Clocks;
 use crate::syncthing::{Client, FileRecord};
+use crate::sys;
 
 /// How often the records are sent to the peer (and new folders looked for).
 pub(crate) const EXCHANGE_EVERY: Duration = Duration::from_secs(2);
@@ -101,12 +101,13 @@ impl<'a> Pass<'a> {
         }
     }
 
-    /// A machine that slept may have missed handoffs: once the clocks show a
-    /// sleep, every conversation's wake gate closes until a peer's record
-    /// comes again (the first pass of any policy after the sleep notices it).
+    /// A machine that slept may have missed handoffs: once the clocks that
+    /// count sleep and not (as the mesh's resume reads them) show a sleep,
+    /// every conversation's wake gate closes until a peer's record comes
+    /// again (the first pass of any policy after the sleep notices it).
     async fn notice_sleep(&mut self) {
         let store = &self.ctx.handles.handoff;
-        let Some(asleep) = store.notice_sleep(Clocks::now()) else { return };
+        let Some(asleep) = store.notice_sleep(sys::asleep_and_awake_clocks()) else { return };
         let store = store.clone();
         let _ = off_thread(move || store.woke()).await;
         self.outcome.event(Event::normal(

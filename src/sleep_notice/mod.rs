@@ -27,6 +27,13 @@ pub enum Notice {
 pub struct Done(oneshot::Sender<()>);
 
 impl Done {
+    /// A `Done` as the system's notice holds it, and what finishing it tells.
+    #[cfg(test)]
+    pub(crate) fn new() -> (Done, oneshot::Receiver<()>) {
+        let (done, told) = oneshot::channel();
+        (Done(done), told)
+    }
+
     /// This node is ready to sleep.
     pub fn finish(self) {
         let _ = self.0.send(());

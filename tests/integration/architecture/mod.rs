@@ -22,6 +22,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "event",
             "net",
             "sys",
+            "sleep_clock",
             "clock",
             "atomic_file",
             "template",
