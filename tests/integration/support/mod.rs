@@ -156,7 +156,8 @@ pub(crate) fn venv_python(variable: &str, venv: &str, package: &str, version: &s
 /// A tool's executable: `$variable` when it is set (`.ci/run` sets it), else
 /// `fallback`, where `.ci/run` installs it. A test fails, never skips, when it
 /// does not run or `--version` does not say `version`: the message says how to
-/// install it.
+/// install it. (Its tests are the daemon's, which are Linux only.)
+#[cfg(target_os = "linux")]
 pub(crate) fn tool(variable: &str, fallback: PathBuf, version: &str, install: &str) -> PathBuf {
     let program = std::env::var_os(variable).map_or(fallback, PathBuf::from);
     let how = format!("the test needs `{version}`: run `.ci/run`, or {install}, or set {variable} to it");
