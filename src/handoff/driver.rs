@@ -937,6 +937,12 @@ mod tests {
     /// A handoff of c-1 from node-a to node-b at `port` (requireInSync off,
     /// `timeout`).
     async fn handoff_to_port(port: u16, timeout: &str) -> Begun {
+        handoff_through(port, timeout, Err("no Syncthing".into())).await
+    }
+
+    /// A handoff of c-1 from node-a to node-b at `port` (`timeout`), with
+    /// the barrier when node-a has `syncthing`.
+    async fn handoff_through(port: u16, timeout: &str, syncthing: Result<Syncthing, String>) -> Begun {
         let (state, synced) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         std::fs::create_dir_all(synced.path().join("sessions/c-1")).unwrap();
         let store = Arc::new(HandoffStore::load(state.path(), "node-a"));
@@ -950,7 +956,11 @@ mod tests {
         let handoffs = Handoffs { io, node: "node-a".into(), events: Arc::new(|_: &str, _: Vec<Event>| {}) };
         let request =
             Request { id: "c-1".into(), to: Some("node-b".into()), timeout: Some(timeout.into()), force: false };
-        let started = start(&handoffs, &set(synced.path()), Err("no Syncthing".into()), request).await;
+        let mut set = set(synced.path());
+        if let Some(policy) = set.handoff_policies.get_mut("chats") {
+            policy.spec.require_in_sync = syncthing.is_ok();
+        }
+        let started = start(&handoffs, &set, syncthing, request).await;
         let Ok(Started::Begun(begun)) = started else { panic!("not begun: {started:?}") };
         Begun { store, tasks, handoff: begun.handoff, peers, _dirs: (state, synced) }
     }
@@ -987,6 +997,28 @@ mod tests {
         assert_eq!((ended.done, ended.succeeded, ended.failed_step.as_deref()), (true, false, Some("accept")));
         assert!(ended.message.as_deref().is_some_and(|m| m.contains("refused every connection")), "{ended:?}");
         assert!(ended.lines.iter().any(|line| line.contains("Connection refused")), "{ended:?}");
+        let record = store.record("chats", "c-1").expect("the record");
+        assert_eq!((record.owner.as_str(), record.epoch, record.phase), ("node-a", 1, Phase::Owned));
+        tasks.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_target_the_prober_learns_is_down_fails_the_handoff_at_the_barrier_at_once_whatever_it_waits_for() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // node-a's Syncthing takes the barrier's calls and never answers.
+        let syncthing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = Syncthing::new(&format!("http://{}", syncthing.local_addr().unwrap()), "key");
+        let Begun { store, tasks, handoff, peers, .. } = handoff_through(closed, "60s", Ok(client)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let known = Instant::now();
+        probe_refused(&peers);
+        let ended = ended(&store, &handoff).await;
+        let took = known.elapsed();
+        assert!(took < Duration::from_secs(1), "failed {took:?} after the prober knew, not at once");
+        assert_eq!((ended.done, ended.succeeded), (true, false), "{ended:?}");
+        let line = ended.lines.iter().find(|line| line.starts_with("barrier: ")).expect("why");
+        assert!(line.starts_with("barrier: node-b is unreachable since "), "{line}");
+        assert!(line.ends_with(" (Connection refused)"), "{line}");
         let record = store.record("chats", "c-1").expect("the record");
         assert_eq!((record.owner.as_str(), record.epoch, record.phase), ("node-a", 1, Phase::Owned));
         tasks.shutdown().await;
