@@ -13,12 +13,14 @@
 //! the timeout (each `Accept` in a task of its own, one at a time, so a target
 //! that takes the connection and never answers holds up neither the resends'
 //! clock nor the timeout): then `Timeout` asks the target to abort, and the
-//! HandoffPolicy reconciler keeps asking until it answers. A target whose
-//! daemon refuses every connection for [`REFUSED_FOR`] fails the handoff
-//! sooner: at the barrier, or with `Unreachable` when every `Accept` was
-//! refused (none can have reached it; one that may have keeps the wait). The outcome comes
-//! through the notices, wherever the step that makes them runs (the target's
-//! `Accepted` arrives at the API).
+//! HandoffPolicy reconciler keeps asking until it answers. A target that
+//! cannot answer fails the handoff sooner, only while no `Accept` can have
+//! reached it: at the barrier as soon as the prober knows it down, or its
+//! daemon refused every connection for [`REFUSED_FOR`]; after, with
+//! `Unreachable`, when every `Accept` was refused at connect and either the
+//! prober knows it down or [`REFUSED_FOR`] passed (an `Accept` that may have
+//! reached it keeps the wait). The outcome comes through the notices, wherever
+//! the step that makes them runs (the target's `Accepted` arrives at the API).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -35,7 +37,7 @@ use crate::event::Event;
 use crate::manifest::kinds::HandoffPolicySpec;
 use crate::manifest::{DurationSpec, ManifestSet};
 use crate::mesh::absence::Absence;
-use crate::mesh::peers::Peers;
+use crate::mesh::peers::{PeerState, Peers};
 use crate::syncthing::Client as Syncthing;
 
 /// How often the barrier is looked at, and `Accept` resent.
@@ -43,8 +45,10 @@ const POLL: Duration = Duration::from_millis(300);
 const RESEND_EVERY: Duration = Duration::from_secs(1);
 /// How long one call to the target may take.
 const PEER_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long a target may refuse every connection before the handoff fails.
-const REFUSED_FOR: Duration = Duration::from_secs(5);
+/// How long a target may refuse every connection before the handoff fails,
+/// when the prober does not know it down meanwhile (it knows within a second
+/// or so): a handoff to a daemon that is not running fails within 5 s.
+const REFUSED_FOR: Duration = Duration::from_secs(3);
 
 /// Where a handoff's events go: the log of the conversation's policy.
 pub(crate) type EventSink = Arc<dyn Fn(&str, Vec<Event>) + Send + Sync>;
@@ -346,6 +350,16 @@ async fn target_answers(peers: &Peers, target: &str, id: &str, record: &Record) 
     Ok(())
 }
 
+/// How the prober knows `target` down, in the words status uses ("unreachable
+/// since 09:12 (Connection refused)", "asleep since 09:12"); None while it
+/// does not.
+fn known_down_in_words(peers: &Peers, target: &str) -> Option<String> {
+    let peer = peers.get(target)?;
+    let away = peer.absence()?;
+    let why = peer.last_error.map(|why| format!(" ({why})")).unwrap_or_default();
+    Some(format!("{}{why}", away.words(crate::clock::local_hh_mm)))
+}
+
 async fn persist(handoffs: &Handoffs, conversation: &Conversation, input: Input) -> Result<Step, StartError> {
     handoffs
         .io
@@ -431,10 +445,18 @@ impl Refusals {
         Some(format!("refused every connection for {seconds} s ({})", self.last))
     }
 
-    /// Why, when no call was ever taken and every one was refused for
-    /// [`REFUSED_FOR`]: none of them can have reached the target.
-    fn never_reached(&self, now: Instant) -> Option<String> {
-        self.for_long(now).filter(|_| !self.reached)
+    /// Why, when no call was ever taken and every one was refused: none of
+    /// them can have reached the target. Given up on at once when the prober
+    /// knows the target down (`down`, in its words), else after
+    /// [`REFUSED_FOR`].
+    fn never_reached(&self, now: Instant, down: Option<String>) -> Option<String> {
+        if self.reached || self.since.is_none() {
+            return None;
+        }
+        match down {
+            Some(down) => Some(format!("is {down} and refused every Accept ({})", self.last)),
+            None => self.for_long(now),
+        }
     }
 }
 
@@ -473,11 +495,12 @@ impl Accepts {
         self.lock().out > 0
     }
 
-    /// Why, when none is out and every one was refused for [`REFUSED_FOR`]:
-    /// none of them can have reached the target.
-    fn never_reached(&self, now: Instant) -> Option<String> {
+    /// Why, when none is out and every one was refused (and the prober knows
+    /// the target `down`, or that lasted [`REFUSED_FOR`]): none of them can
+    /// have reached the target.
+    fn never_reached(&self, now: Instant, down: Option<String>) -> Option<String> {
         let sent = self.lock();
-        if sent.out > 0 { None } else { sent.refusals.never_reached(now) }
+        if sent.out > 0 { None } else { sent.refusals.never_reached(now, down) }
     }
 }
 
@@ -522,10 +545,22 @@ impl Driver {
 
     async fn run(self, require_in_sync: bool, syncthing: Result<Syncthing, String>) {
         let deadline = Instant::now() + self.timeout;
-        let barrier = match (require_in_sync, syncthing) {
-            (false, _) => Ok(()),
-            (true, Ok(syncthing)) => self.barrier(&syncthing, deadline).await,
-            (true, Err(why)) => Err(why),
+        let peers = self.handoffs.io.peers().clone();
+        // No `Accept` went out yet: the handoff may fail as soon as the
+        // prober knows the target down, whatever the barrier is waiting for.
+        let barrier = tokio::select! {
+            biased;
+            () = peers.until(&self.target, PeerState::known_down) => {
+                let down = known_down_in_words(&peers, &self.target).unwrap_or_else(|| "down".into());
+                Err(format!("{} is {down}", self.target))
+            }
+            passed = async {
+                match (require_in_sync, syncthing) {
+                    (false, _) => Ok(()),
+                    (true, Ok(syncthing)) => self.barrier(&syncthing, deadline).await,
+                    (true, Err(why)) => Err(why),
+                }
+            } => passed,
         };
         let input = match barrier {
             Ok(()) => {
@@ -562,7 +597,8 @@ impl Driver {
 
     /// Resends `Accept` every second (not while one is out) while the record
     /// says it is awaited, steps `Unreachable` when the target refused every
-    /// one for [`REFUSED_FOR`], and `Timeout` at the deadline.
+    /// one and the prober knows it down (or that lasted [`REFUSED_FOR`]), and
+    /// `Timeout` at the deadline.
     async fn await_answer(&self, deadline: Instant, accepts: &Accepts) {
         let mut asking = Asking::until(deadline);
         loop {
@@ -581,7 +617,8 @@ impl Driver {
                 self.feed(Input::Timeout, accepts).await;
                 return;
             }
-            if let Some(why) = accepts.never_reached(Instant::now()) {
+            let down = known_down_in_words(self.handoffs.io.peers(), &self.target);
+            if let Some(why) = accepts.never_reached(Instant::now(), down) {
                 self.note(format!("accept: {} {why}; no Accept reached it", self.target)).await;
                 self.feed(Input::Unreachable { handoff: self.handoff.clone() }, accepts).await;
                 return;
@@ -814,7 +851,7 @@ mod tests {
     }
 
     #[test]
-    fn a_target_is_unreachable_only_after_refusing_every_call_for_5_s_and_never_if_one_was_taken() {
+    fn a_target_is_unreachable_after_refusing_every_call_for_3_s_or_at_once_when_known_down_never_if_one_was_taken() {
         let start = Instant::now();
         let at = |seconds: u64| start + Duration::from_secs(seconds);
         let refused = || -> Result<(), ClientError> {
@@ -823,28 +860,40 @@ mod tests {
         let taken = || -> Result<(), ClientError> {
             Err(ClientError::Unreachable { base: "b".into(), reason: "timed out".into(), refused: false })
         };
-        // (outcomes at seconds, checked at, refused for long, never reached)
+        let down = || Some("unreachable since 09:12 (Connection refused)".to_owned());
+        // (outcomes at seconds, checked at, refused for long, never reached,
+        // never reached when the prober knows the target down)
         type Outcome = fn() -> Result<(), ClientError>;
-        type Case<'a> = (&'a [(u64, Outcome)], u64, bool, bool);
-        let cases: [Case<'_>; 6] = [
-            (&[(0, refused), (1, refused)], 4, false, false),
-            (&[(0, refused), (1, refused)], 5, true, true),
-            (&[(0, refused), (1, taken), (2, refused)], 6, false, false),
-            (&[(0, refused), (1, taken), (2, refused)], 7, true, false),
-            (&[(0, taken)], 9, false, false),
-            (&[(0, || Ok(())), (1, refused)], 9, true, false),
+        type Case<'a> = (&'a [(u64, Outcome)], u64, bool, bool, bool);
+        let cases: [Case<'_>; 8] = [
+            (&[], 9, false, false, false),
+            (&[(0, refused), (1, refused)], 2, false, false, true),
+            (&[(0, refused), (1, refused)], 3, true, true, true),
+            (&[(0, refused), (1, taken), (2, refused)], 4, false, false, false),
+            (&[(0, refused), (1, taken), (2, refused)], 5, true, false, false),
+            (&[(0, taken)], 1, false, false, false),
+            (&[(0, taken)], 9, false, false, false),
+            (&[(0, || Ok(())), (1, refused)], 9, true, false, false),
         ];
-        for (outcomes, checked, long, never) in cases {
+        for (outcomes, checked, long, never, never_when_down) in cases {
             let mut refusals = Refusals::default();
             for (second, outcome) in outcomes {
                 refusals.note(&outcome(), at(*second));
             }
             let why = refusals.for_long(at(checked));
             assert_eq!(why.is_some(), long, "{outcomes:?} at {checked}");
-            assert_eq!(refusals.never_reached(at(checked)).is_some(), never, "{outcomes:?} at {checked}");
+            assert_eq!(refusals.never_reached(at(checked), None).is_some(), never, "{outcomes:?} at {checked}");
+            let when_down = refusals.never_reached(at(checked), down());
+            assert_eq!(when_down.is_some(), never_when_down, "{outcomes:?} at {checked}, known down");
             if let Some(why) = why {
                 assert!(why.starts_with("refused every connection for "), "{why}");
                 assert!(why.contains("Connection refused"), "{why}");
+            }
+            if let Some(why) = when_down {
+                assert!(
+                    why.starts_with("is unreachable since 09:12 (Connection refused) and refused every Accept ("),
+                    "{why}"
+                );
             }
         }
     }
@@ -875,12 +924,25 @@ mod tests {
         }
     }
 
+    /// A handoff of c-1 from node-a to node-b under way.
+    struct Begun {
+        store: Arc<HandoffStore>,
+        tasks: TaskSet,
+        handoff: String,
+        /// node-a's peers, node-b online in them.
+        peers: Peers,
+        _dirs: (tempfile::TempDir, tempfile::TempDir),
+    }
+
     /// A handoff of c-1 from node-a to node-b at `port` (requireInSync off,
-    /// `timeout`): the store, the tasks and the handoff's id.
-    async fn handoff_to_port(
-        port: u16,
-        timeout: &str,
-    ) -> (Arc<HandoffStore>, TaskSet, String, tempfile::TempDir, tempfile::TempDir) {
+    /// `timeout`).
+    async fn handoff_to_port(port: u16, timeout: &str) -> Begun {
+        handoff_through(port, timeout, Err("no Syncthing".into())).await
+    }
+
+    /// A handoff of c-1 from node-a to node-b at `port` (`timeout`), with
+    /// the barrier when node-a has `syncthing`.
+    async fn handoff_through(port: u16, timeout: &str, syncthing: Result<Syncthing, String>) -> Begun {
         let (state, synced) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         std::fs::create_dir_all(synced.path().join("sessions/c-1")).unwrap();
         let store = Arc::new(HandoffStore::load(state.path(), "node-a"));
@@ -890,29 +952,48 @@ mod tests {
         // The prober does not know it is down yet.
         peers.update("node-b", |peer| peer.online = true);
         let tasks = TaskSet::default();
-        let io = HandoffIo::new(store.clone(), peers, None, tasks.clone());
+        let io = HandoffIo::new(store.clone(), peers.clone(), None, tasks.clone());
         let handoffs = Handoffs { io, node: "node-a".into(), events: Arc::new(|_: &str, _: Vec<Event>| {}) };
         let request =
             Request { id: "c-1".into(), to: Some("node-b".into()), timeout: Some(timeout.into()), force: false };
-        let started = start(&handoffs, &set(synced.path()), Err("no Syncthing".into()), request).await;
+        let mut set = set(synced.path());
+        if let Some(policy) = set.handoff_policies.get_mut("chats") {
+            policy.spec.require_in_sync = syncthing.is_ok();
+        }
+        let started = start(&handoffs, &set, syncthing, request).await;
         let Ok(Started::Begun(begun)) = started else { panic!("not begun: {started:?}") };
-        (store, tasks, begun.handoff, state, synced)
+        Begun { store, tasks, handoff: begun.handoff, peers, _dirs: (state, synced) }
+    }
+
+    /// node-b as the prober sees it once its probe was refused.
+    fn probe_refused(peers: &Peers) {
+        peers.update("node-b", |peer| {
+            peer.online = false;
+            peer.last_error = Some("Connection refused".into());
+            peer.unreachable_since = Some(SystemTime::now());
+        });
+    }
+
+    /// The progress of `handoff` once it is done, or after 15 s.
+    async fn ended(store: &HandoffStore, handoff: &str) -> Progress {
+        let started = Instant::now();
+        loop {
+            let progress = store.progress(handoff).expect("followed");
+            if progress.done || started.elapsed() > Duration::from_secs(15) {
+                return progress;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     #[tokio::test]
-    async fn a_target_that_refuses_every_accept_fails_the_handoff_within_6_s_and_the_source_keeps_it_unfrozen() {
+    async fn a_target_that_refuses_every_accept_fails_the_handoff_within_4_s_and_the_source_keeps_it_unfrozen() {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let started = Instant::now();
-        let (store, tasks, handoff, _state, _synced) = handoff_to_port(closed, "60s").await;
-        let ended = loop {
-            let progress = store.progress(&handoff).expect("followed");
-            if progress.done || started.elapsed() > Duration::from_secs(15) {
-                break progress;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let Begun { store, tasks, handoff, .. } = handoff_to_port(closed, "60s").await;
+        let ended = ended(&store, &handoff).await;
         let took = started.elapsed();
-        assert!(took < Duration::from_secs(7), "failed after {took:?}, not at once after 5 s of refusals");
+        assert!(took < Duration::from_secs(4), "failed after {took:?}, not at once after 3 s of refusals");
         assert_eq!((ended.done, ended.succeeded, ended.failed_step.as_deref()), (true, false, Some("accept")));
         assert!(ended.message.as_deref().is_some_and(|m| m.contains("refused every connection")), "{ended:?}");
         assert!(ended.lines.iter().any(|line| line.contains("Connection refused")), "{ended:?}");
@@ -922,11 +1003,78 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_target_the_prober_learns_is_down_fails_the_handoff_at_the_barrier_at_once_whatever_it_waits_for() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // node-a's Syncthing takes the barrier's calls and never answers.
+        let syncthing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = Syncthing::new(&format!("http://{}", syncthing.local_addr().unwrap()), "key");
+        let Begun { store, tasks, handoff, peers, .. } = handoff_through(closed, "60s", Ok(client)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let known = Instant::now();
+        probe_refused(&peers);
+        let ended = ended(&store, &handoff).await;
+        let took = known.elapsed();
+        assert!(took < Duration::from_secs(1), "failed {took:?} after the prober knew, not at once");
+        assert_eq!((ended.done, ended.succeeded), (true, false), "{ended:?}");
+        let line = ended.lines.iter().find(|line| line.starts_with("barrier: ")).expect("why");
+        assert!(line.starts_with("barrier: node-b is unreachable since "), "{line}");
+        assert!(line.ends_with(" (Connection refused)"), "{line}");
+        let record = store.record("chats", "c-1").expect("the record");
+        assert_eq!((record.owner.as_str(), record.epoch, record.phase), ("node-a", 1, Phase::Owned));
+        tasks.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_target_the_prober_knows_down_fails_the_handoff_at_once_once_every_accept_was_refused() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let Begun { store, tasks, handoff, peers, .. } = handoff_to_port(closed, "60s").await;
+        // The first Accept is refused at once; then the prober learns it too.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let known = Instant::now();
+        probe_refused(&peers);
+        let ended = ended(&store, &handoff).await;
+        let took = known.elapsed();
+        assert!(took < Duration::from_secs(1), "failed {took:?} after the prober knew, not at once");
+        assert_eq!((ended.done, ended.succeeded, ended.failed_step.as_deref()), (true, false, Some("accept")));
+        let line = ended.lines.iter().find(|line| line.contains("refused every Accept")).expect("why");
+        assert!(line.starts_with("accept: node-b is unreachable since "), "{line}");
+        assert!(line.contains("(Connection refused) and refused every Accept ("), "{line}");
+        let record = store.record("chats", "c-1").expect("the record");
+        assert_eq!((record.owner.as_str(), record.epoch, record.phase), ("node-a", 1, Phase::Owned));
+        tasks.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_target_the_prober_knows_down_after_it_may_have_taken_an_accept_keeps_the_source_waiting_frozen() {
+        // The kernel takes the connections; nothing reads them: the Accept may have arrived.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let Begun { store, tasks, handoff, peers, .. } =
+            handoff_to_port(silent.local_addr().unwrap().port(), "60s").await;
+        // Known down once the Accept went out (before, the barrier fails).
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !store
+                .record("chats", "c-1")
+                .is_some_and(|r| matches!(r.phase, Phase::Frozen { stage: Stage::Accepting, .. }))
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the Accept goes out");
+        probe_refused(&peers);
+        // Past the Accept's own timeout (3 s) and REFUSED_FOR.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!store.progress(&handoff).expect("followed").done, "still waiting for the answer or the timeout");
+        let record = store.record("chats", "c-1").expect("the record");
+        assert!(matches!(record.phase, Phase::Frozen { stage: Stage::Accepting, .. }), "{record:?}");
+        tasks.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn a_target_that_took_an_accept_and_never_answered_keeps_the_source_waiting_frozen() {
         // The kernel takes the connections; nothing reads them: the Accept may have arrived.
         let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let (store, tasks, handoff, _state, _synced) =
-            handoff_to_port(silent.local_addr().unwrap().port(), "60s").await;
+        let Begun { store, tasks, handoff, .. } = handoff_to_port(silent.local_addr().unwrap().port(), "60s").await;
         tokio::time::sleep(Duration::from_secs(8)).await;
         assert!(!store.progress(&handoff).expect("followed").done, "still waiting for the answer or the timeout");
         let record = store.record("chats", "c-1").expect("the record");
@@ -938,8 +1086,7 @@ mod tests {
     async fn a_target_that_never_answers_an_accept_holds_up_neither_the_resends_nor_the_timeout() {
         let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let started = Instant::now();
-        let (store, tasks, _handoff, _state, _synced) =
-            handoff_to_port(silent.local_addr().unwrap().port(), "1s").await;
+        let Begun { store, tasks, .. } = handoff_to_port(silent.local_addr().unwrap().port(), "1s").await;
         let aborting = loop {
             let record = store.record("chats", "c-1").expect("the record");
             if matches!(record.phase, Phase::Frozen { stage: Stage::Aborting, .. })

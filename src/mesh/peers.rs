@@ -132,9 +132,10 @@ impl PeerState {
 #[derive(Clone)]
 pub struct Peers {
     table: Arc<RwLock<Table>>,
-    /// Counts the times a peer went online or offline or changed who it has
-    /// a capability served by, so what depends on them (a placement, a
-    /// handoff) is decided again at once.
+    /// Counts the times a peer went online or offline, became known to be
+    /// down or stopped being so, or changed who it has a capability served
+    /// by, so what depends on them (a placement, a handoff) is decided again
+    /// at once.
     changes: Arc<watch::Sender<u64>>,
     /// The peers to probe at once (one that woke, every one after a resume),
     /// which the prober takes.
@@ -174,8 +175,10 @@ fn keep_learned(old: &mut BTreeMap<String, PeerState>, member: PeerState) -> Pee
 }
 
 impl Peers {
-    /// Changes each time a peer goes online or offline, says it goes to sleep
-    /// or woke, or tells of another node serving one of its capabilities.
+    /// Changes each time a peer goes online or offline, becomes known to be
+    /// down (a peer never answered yet whose first probe fails) or stops being
+    /// so, says it goes to sleep or woke, or tells of another node serving one
+    /// of its capabilities.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }
@@ -312,10 +315,13 @@ impl Peers {
     pub fn update(&self, name: &str, change: impl FnOnce(&mut PeerState)) {
         let changed = match self.write().peers.get_mut(name) {
             Some(peer) => {
-                let (was_online, placements, asleep) =
-                    (peer.online, peer.placements.clone(), peer.asleep_since.is_some());
+                let (was_online, placements, asleep, was_down) =
+                    (peer.online, peer.placements.clone(), peer.asleep_since.is_some(), peer.known_down());
                 change(peer);
-                peer.online != was_online || peer.placements != placements || peer.asleep_since.is_some() != asleep
+                peer.online != was_online
+                    || peer.placements != placements
+                    || peer.asleep_since.is_some() != asleep
+                    || peer.known_down() != was_down
             }
             None => false,
         };
@@ -373,6 +379,25 @@ mod tests {
         changes.mark_unchanged();
         peers.update("mini", |p| p.placements = serving("mini"));
         assert!(!changes.has_changed().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_peer_never_answered_whose_first_probe_fails_is_told_as_known_down() {
+        let peers = Peers::default();
+        peers.set_members(vec![PeerState::new("mini", None, "mini", 8000)]);
+        let mut changes = peers.changes();
+        let waiting = tokio::spawn({
+            let peers = peers.clone();
+            async move { peers.until("mini", PeerState::known_down).await }
+        });
+        tokio::task::yield_now().await;
+        // Still offline, as it was: only "known down" flips.
+        peers.update("mini", |p| p.last_error = Some("connection refused".into()));
+        assert!(changes.has_changed().unwrap(), "known down is told");
+        tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("the waiter wakes").unwrap();
+        changes.mark_unchanged();
+        peers.update("mini", |p| p.last_error = Some("timed out".into()));
+        assert!(!changes.has_changed().unwrap(), "another reason while down is not");
     }
 
     #[test]

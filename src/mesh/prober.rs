@@ -217,13 +217,17 @@ pub async fn run<P: Probe>(handles: ProberHandles, probe: P, mut shutdown: watch
     // The probes under way, by task, with their peer and start: the peer is
     // not due again until the probe reports back (or its task fails).
     let mut in_flight: HashMap<tokio::task::Id, (String, Instant)> = HashMap::new();
+    // The Tailscale refresh under way, one at a time, in a task of its own:
+    // a slow tailscaled (up to its 3 s timeout) holds up no probe and no
+    // verdict. Aborted when the prober returns.
+    let mut refreshing = JoinSet::new();
     let mut revisions = handles.applied_revisions.clone();
     let mut next_tailscale = Instant::now();
     loop {
         let now = Instant::now();
-        if now >= next_tailscale {
+        if now >= next_tailscale && refreshing.is_empty() {
             next_tailscale = now + TAILSCALE_REFRESH;
-            refresh_tailnet_addresses(&handles).await;
+            refreshing.spawn(refresh_tailnet_addresses(handles.peers.clone(), handles.set_in_force.clone()));
         }
         let peers = handles.peers.all();
         states.retain(|name, _| peers.iter().any(|p| &p.name == name));
@@ -241,6 +245,7 @@ pub async fn run<P: Probe>(handles: ProberHandles, probe: P, mut shutdown: watch
             _ = shutdown.wait_for(|stop| *stop) => return,
             Some(done) = probing.join_next_with_id() => done,
             Some(_nudged) = nudges.join_next() => continue,
+            Some(_refreshed) = refreshing.join_next() => continue,
             Ok(()) = revisions.changed() => {
                 // A new set may turn discovery on or name new peers: ask
                 // Tailscale where they are before probing them by name.
@@ -269,26 +274,32 @@ pub async fn run<P: Probe>(handles: ProberHandles, probe: P, mut shutdown: watch
             && let Some(state) = states.get_mut(&name)
         {
             let transition = state.step(started, Instant::now(), SystemTime::now(), &result);
-            if matches!(transition, Some(Transition::Offline { .. })) {
+            // Down first: what waits on it (a fallback, a handoff) must not
+            // wait for tailscaled.
+            let untold = record(&handles, &name, &result, state.unreachable_since(), transition);
+            if let Some(reason) = untold {
                 // Tailscale may know why (asleep) or where it went.
-                refresh_tailnet_addresses(&handles).await;
+                let (peers, set_in_force, events) =
+                    (handles.peers.clone(), handles.set_in_force.clone(), handles.events.clone());
+                refreshing.spawn(tell_offline(peers, set_in_force, events, name, reason));
                 next_tailscale = Instant::now() + TAILSCALE_REFRESH;
             }
-            record(&handles, &name, &result, state.unreachable_since(), transition);
         }
     }
 }
 
 /// Writes a probe's result (and since when the peer is unreachable) into the
 /// table and the metrics; a transition is logged and recorded as an event,
-/// once.
+/// once, but for a going offline: its reason is returned, for
+/// [`tell_offline`] (a peer that said goodbye has none: that was the event of
+/// its going).
 fn record(
     handles: &ProberHandles,
     name: &str,
     result: &Result<Answer, String>,
     unreachable_since: Option<SystemTime>,
     transition: Option<Transition>,
-) {
+) -> Option<String> {
     let last_seen = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let (mut was_asleep, mut asleep_since) = (false, None);
     handles.peers.update(name, |peer| {
@@ -309,12 +320,7 @@ fn record(
     match transition {
         // Its goodbye was the event of its going.
         Some(Transition::Offline { .. }) if asleep => {}
-        Some(Transition::Offline { mut reason }) => {
-            if handles.peers.get(name).and_then(|p| p.tailnet_online) == Some(false) {
-                reason.push_str("; Tailscale sees it offline too (asleep?)");
-            }
-            (handles.events)(&object, Event::warning("PeerOffline", format!("peer {name} offline: {reason}")));
-        }
+        Some(Transition::Offline { reason }) => return Some(reason),
         Some(Transition::StillOffline { since, after }) => {
             // A peer that said goodbye is asleep since then: expected, not a
             // warning.
@@ -344,6 +350,18 @@ fn record(
         }
         None => {}
     }
+    None
+}
+
+/// Tells of peer `name`'s going offline (`reason`) once Tailscale was asked
+/// where it is and whether it sees it offline too: the table already says it
+/// is down, so a slow tailscaled delays this event alone.
+async fn tell_offline(peers: Peers, set_in_force: SetInForce, events: EventSink, name: String, mut reason: String) {
+    refresh_tailnet_addresses(peers.clone(), set_in_force).await;
+    if peers.get(&name).and_then(|p| p.tailnet_online) == Some(false) {
+        reason.push_str("; Tailscale sees it offline too (asleep?)");
+    }
+    events(&format!("Node/{name}"), Event::warning("PeerOffline", format!("peer {name} offline: {reason}")));
 }
 
 /// Writes what one probe found into the peer's state.
@@ -395,8 +413,8 @@ fn round(duration: Duration) -> Duration {
 /// With `Mesh.spec.discovery.tailscale` on, dials each peer Tailscale knows at
 /// its tailnet IPv4: MagicDNS may fail where the IP works. Tailscale's own
 /// online flag is only a hint (it lags a waking laptop), so probing goes on.
-async fn refresh_tailnet_addresses(handles: &ProberHandles) {
-    let set = (handles.set_in_force)();
+async fn refresh_tailnet_addresses(peers: Peers, set_in_force: SetInForce) {
+    let set = set_in_force();
     let discovery = set.as_ref().and_then(|set| set.mesh.as_ref()).map(|m| m.spec.discovery.clone());
     let Some(discovery) = discovery.filter(|d| d.tailscale) else { return };
     let socket = discovery.local_api_socket.as_deref().map(crate::config::expand_home);
@@ -408,7 +426,7 @@ async fn refresh_tailnet_addresses(handles: &ProberHandles) {
             return;
         }
     };
-    for peer in handles.peers.all() {
+    for peer in peers.all() {
         let tailnet = status.peer_for(&peer.address);
         let ipv4 = tailnet.and_then(|p| p.ips.iter().find(|ip| matches!(ip, IpAddr::V4(_)))).map(ToString::to_string);
         let tailnet_online = tailnet.map(|p| p.online);
@@ -416,7 +434,7 @@ async fn refresh_tailnet_addresses(handles: &ProberHandles) {
         if dial != peer.dial_host {
             tracing::info!(peer = peer.name, dial, "dialling the peer at its tailnet address");
         }
-        handles.peers.update(&peer.name, |p| {
+        peers.update(&peer.name, |p| {
             p.dial_host = dial;
             p.tailnet_online = tailnet_online;
         });
@@ -827,6 +845,45 @@ mod tests {
         assert_eq!((count("WakeSent"), count("WakeUnanswered"), count("PeerStillOffline")), (2, 2, 1), "{reasons:?}");
         assert_eq!(events.len(), 8, "{reasons:?}");
         assert_eq!(about.len(), events.len(), "one line per event and nothing else:\n{log}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_is_down_at_its_first_refused_probe_however_long_tailscaled_takes_to_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("tailscaled.sock");
+        // tailscaled takes the connections and never answers: each status
+        // call waits for its whole timeout.
+        let _tailscaled = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let text = format!(
+            "apiVersion: agentmesh/v1alpha1\nkind: Mesh\nmetadata: {{name: mesh}}\n\
+             spec: {{discovery: {{tailscale: true, localApiSocket: '{}'}}}}\n",
+            socket.display()
+        );
+        let validation =
+            crate::manifest::validate(&[crate::manifest::SourceFile { path: "m.yaml".into(), text }], vec![]);
+        assert!(validation.is_valid(), "{:?}", validation.diagnostics);
+        let set = Arc::new(validation.set);
+        let store = Arc::new(std::sync::Mutex::new(crate::controller::status::StatusStore::default()));
+        let peers = Peers::default();
+        peers.set_members(vec![PeerState::new("mini", None, "127.0.0.1", 9)]);
+        let recorder = store.clone();
+        let (_revisions, mut handles) =
+            prober_handles(&peers, Arc::new(move |object, event| recorder.lock().unwrap().event(object, event)));
+        handles.set_in_force = Arc::new(move || Some(set.clone()));
+        let (stop, stopped) = watch::channel(false);
+        let asleep = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let prober = tokio::spawn(run(handles, Sleeper { asleep }, stopped));
+
+        let down = tokio::time::timeout(Duration::from_millis(500), peers.until("mini", PeerState::known_down)).await;
+        assert!(down.is_ok(), "known down at its first refused probe, not after tailscaled's timeout");
+        // Its going is told once tailscaled was given up on.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let events = store.lock().unwrap().events(Some("Node/mini"), 10);
+        let reasons: Vec<&str> = events.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(reasons, ["PeerOffline"]);
+        assert_eq!(events[0].message, "peer mini offline: Connection refused");
+        stop.send_replace(true);
+        prober.await.unwrap();
     }
 
     #[test]
