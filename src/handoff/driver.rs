@@ -934,6 +934,18 @@ mod tests {
         _dirs: (tempfile::TempDir, tempfile::TempDir),
     }
 
+    impl Begun {
+        /// Asserts that the handoff waits, frozen at Accepting, for the
+        /// target's answer or its timeout; then stops its tasks.
+        async fn still_waiting_frozen(self) {
+            let done = self.store.progress(&self.handoff).expect("followed").done;
+            assert!(!done, "still waiting for the answer or the timeout");
+            let record = self.store.record("chats", "c-1").expect("the record");
+            assert!(matches!(record.phase, Phase::Frozen { stage: Stage::Accepting, .. }), "{record:?}");
+            self.tasks.shutdown().await;
+        }
+    }
+
     /// A handoff of c-1 from node-a to node-b at `port` (requireInSync off,
     /// `timeout`).
     async fn handoff_to_port(port: u16, timeout: &str) -> Begun {
@@ -1048,8 +1060,8 @@ mod tests {
     async fn a_target_the_prober_knows_down_after_it_may_have_taken_an_accept_keeps_the_source_waiting_frozen() {
         // The kernel takes the connections; nothing reads them: the Accept may have arrived.
         let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let Begun { store, tasks, handoff, peers, .. } =
-            handoff_to_port(silent.local_addr().unwrap().port(), "60s").await;
+        let begun = handoff_to_port(silent.local_addr().unwrap().port(), "60s").await;
+        let (store, peers) = (&begun.store, &begun.peers);
         // Known down once the Accept went out (before, the barrier fails).
         tokio::time::timeout(Duration::from_secs(5), async {
             while !store
@@ -1061,25 +1073,19 @@ mod tests {
         })
         .await
         .expect("the Accept goes out");
-        probe_refused(&peers);
+        probe_refused(peers);
         // Past the Accept's own timeout (3 s) and REFUSED_FOR.
         tokio::time::sleep(Duration::from_secs(5)).await;
-        assert!(!store.progress(&handoff).expect("followed").done, "still waiting for the answer or the timeout");
-        let record = store.record("chats", "c-1").expect("the record");
-        assert!(matches!(record.phase, Phase::Frozen { stage: Stage::Accepting, .. }), "{record:?}");
-        tasks.shutdown().await;
+        begun.still_waiting_frozen().await;
     }
 
     #[tokio::test]
     async fn a_target_that_took_an_accept_and_never_answered_keeps_the_source_waiting_frozen() {
         // The kernel takes the connections; nothing reads them: the Accept may have arrived.
         let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let Begun { store, tasks, handoff, .. } = handoff_to_port(silent.local_addr().unwrap().port(), "60s").await;
+        let begun = handoff_to_port(silent.local_addr().unwrap().port(), "60s").await;
         tokio::time::sleep(Duration::from_secs(8)).await;
-        assert!(!store.progress(&handoff).expect("followed").done, "still waiting for the answer or the timeout");
-        let record = store.record("chats", "c-1").expect("the record");
-        assert!(matches!(record.phase, Phase::Frozen { stage: Stage::Accepting, .. }), "{record:?}");
-        tasks.shutdown().await;
+        begun.still_waiting_frozen().await;
     }
 
     #[tokio::test]

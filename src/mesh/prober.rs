@@ -704,6 +704,20 @@ mod tests {
     #[derive(Clone, Default)]
     struct LogLines(Arc<std::sync::Mutex<Vec<u8>>>);
 
+    impl LogLines {
+        /// What this thread logs at info level from now on, while the guard lives.
+        fn capture() -> (LogLines, tracing::subscriber::DefaultGuard) {
+            let lines = LogLines::default();
+            let writer = lines.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::INFO)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish();
+            (lines, tracing::subscriber::set_default(subscriber))
+        }
+    }
+
     impl std::io::Write for LogLines {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
             self.0.lock().unwrap().extend_from_slice(bytes);
@@ -721,14 +735,7 @@ mod tests {
     /// (`cargo nextest run --no-capture quiet`).
     #[tokio::test(start_paused = true)]
     async fn quiet_a_peer_asleep_for_an_hour_and_a_half_is_told_when_it_goes_once_more_and_when_it_returns() {
-        let lines = LogLines::default();
-        let writer = lines.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        let _logging = tracing::subscriber::set_default(subscriber);
+        let (lines, _logging) = LogLines::capture();
         let store = Arc::new(std::sync::Mutex::new(crate::controller::status::StatusStore::default()));
         let peers = Peers::default();
         peers.set_members(vec![PeerState::new("mini", None, "127.0.0.1", 9)]);
@@ -773,14 +780,7 @@ mod tests {
     /// (`cargo nextest run --no-capture quiet`).
     #[tokio::test(start_paused = true)]
     async fn quiet_a_node_woken_in_vain_for_an_hour_and_a_half_is_told_of_one_wake_and_one_an_hour_later() {
-        let lines = LogLines::default();
-        let writer = lines.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        let _logging = tracing::subscriber::set_default(subscriber);
+        let (lines, _logging) = LogLines::capture();
         let store = Arc::new(std::sync::Mutex::new(crate::controller::status::StatusStore::default()));
         let recorder = store.clone();
         let events: EventSink = Arc::new(move |object, event| recorder.lock().unwrap().event(object, event));
