@@ -935,6 +935,26 @@ mod tests {
     }
 
     impl Begun {
+        /// How the handoff ended once, 100 ms in, the prober learned node-b
+        /// is down; it must end within a second of that.
+        async fn ended_once_known_down(&self) -> Progress {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let known = Instant::now();
+            probe_refused(&self.peers);
+            let ended = ended(&self.store, &self.handoff).await;
+            let took = known.elapsed();
+            assert!(took < Duration::from_secs(1), "failed {took:?} after the prober knew, not at once");
+            ended
+        }
+
+        /// Asserts that node-a still owns c-1 at epoch 1, unfrozen; then
+        /// stops the handoff's tasks.
+        async fn still_owned_unfrozen(self) {
+            let record = self.store.record("chats", "c-1").expect("the record");
+            assert_eq!((record.owner.as_str(), record.epoch, record.phase), ("node-a", 1, Phase::Owned));
+            self.tasks.shutdown().await;
+        }
+
         /// Asserts that the handoff waits, frozen at Accepting, for the
         /// target's answer or its timeout; then stops its tasks.
         async fn still_waiting_frozen(self) {
@@ -1002,16 +1022,14 @@ mod tests {
     async fn a_target_that_refuses_every_accept_fails_the_handoff_within_4_s_and_the_source_keeps_it_unfrozen() {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let started = Instant::now();
-        let Begun { store, tasks, handoff, .. } = handoff_to_port(closed, "60s").await;
-        let ended = ended(&store, &handoff).await;
+        let begun = handoff_to_port(closed, "60s").await;
+        let ended = ended(&begun.store, &begun.handoff).await;
         let took = started.elapsed();
         assert!(took < Duration::from_secs(4), "failed after {took:?}, not at once after 3 s of refusals");
         assert_eq!((ended.done, ended.succeeded, ended.failed_step.as_deref()), (true, false, Some("accept")));
         assert!(ended.message.as_deref().is_some_and(|m| m.contains("refused every connection")), "{ended:?}");
         assert!(ended.lines.iter().any(|line| line.contains("Connection refused")), "{ended:?}");
-        let record = store.record("chats", "c-1").expect("the record");
-        assert_eq!((record.owner.as_str(), record.epoch, record.phase), ("node-a", 1, Phase::Owned));
-        tasks.shutdown().await;
+        begun.still_owned_unfrozen().await;
     }
 
     #[tokio::test]
@@ -1020,40 +1038,26 @@ mod tests {
         // node-a's Syncthing takes the barrier's calls and never answers.
         let syncthing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let client = Syncthing::new(&format!("http://{}", syncthing.local_addr().unwrap()), "key");
-        let Begun { store, tasks, handoff, peers, .. } = handoff_through(closed, "60s", Ok(client)).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let known = Instant::now();
-        probe_refused(&peers);
-        let ended = ended(&store, &handoff).await;
-        let took = known.elapsed();
-        assert!(took < Duration::from_secs(1), "failed {took:?} after the prober knew, not at once");
+        let begun = handoff_through(closed, "60s", Ok(client)).await;
+        let ended = begun.ended_once_known_down().await;
         assert_eq!((ended.done, ended.succeeded), (true, false), "{ended:?}");
         let line = ended.lines.iter().find(|line| line.starts_with("barrier: ")).expect("why");
         assert!(line.starts_with("barrier: node-b is unreachable since "), "{line}");
         assert!(line.ends_with(" (Connection refused)"), "{line}");
-        let record = store.record("chats", "c-1").expect("the record");
-        assert_eq!((record.owner.as_str(), record.epoch, record.phase), ("node-a", 1, Phase::Owned));
-        tasks.shutdown().await;
+        begun.still_owned_unfrozen().await;
     }
 
     #[tokio::test]
     async fn a_target_the_prober_knows_down_fails_the_handoff_at_once_once_every_accept_was_refused() {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let Begun { store, tasks, handoff, peers, .. } = handoff_to_port(closed, "60s").await;
         // The first Accept is refused at once; then the prober learns it too.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let known = Instant::now();
-        probe_refused(&peers);
-        let ended = ended(&store, &handoff).await;
-        let took = known.elapsed();
-        assert!(took < Duration::from_secs(1), "failed {took:?} after the prober knew, not at once");
+        let begun = handoff_to_port(closed, "60s").await;
+        let ended = begun.ended_once_known_down().await;
         assert_eq!((ended.done, ended.succeeded, ended.failed_step.as_deref()), (true, false, Some("accept")));
         let line = ended.lines.iter().find(|line| line.contains("refused every Accept")).expect("why");
         assert!(line.starts_with("accept: node-b is unreachable since "), "{line}");
         assert!(line.contains("(Connection refused) and refused every Accept ("), "{line}");
-        let record = store.record("chats", "c-1").expect("the record");
-        assert_eq!((record.owner.as_str(), record.epoch, record.phase), ("node-a", 1, Phase::Owned));
-        tasks.shutdown().await;
+        begun.still_owned_unfrozen().await;
     }
 
     #[tokio::test]

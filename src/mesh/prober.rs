@@ -716,6 +716,16 @@ mod tests {
                 .finish();
             (lines, tracing::subscriber::set_default(subscriber))
         }
+
+        /// The events recorded on `Node/mini` and the log lines that name it.
+        fn told_about_mini(
+            &self,
+            store: &std::sync::Mutex<crate::controller::status::StatusStore>,
+        ) -> (Vec<crate::controller::status::EventRecord>, Vec<String>) {
+            let events = store.lock().unwrap().events(Some("Node/mini"), 1000);
+            let log = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+            (events, log.lines().filter(|line| line.contains("mini")).map(str::to_owned).collect())
+        }
     }
 
     impl std::io::Write for LogLines {
@@ -756,10 +766,8 @@ mod tests {
         stop.send_replace(true);
         prober.await.unwrap();
 
-        let events = store.lock().unwrap().events(Some("Node/mini"), 1000);
+        let (events, about) = lines.told_about_mini(&store);
         let reasons: Vec<&str> = events.iter().map(|e| e.reason.as_str()).collect();
-        let log = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
-        let about: Vec<&str> = log.lines().filter(|line| line.contains("mini")).collect();
         eprintln!(
             "a peer asleep {} (probed every second), then back: {} log lines and {} events about it: {reasons:?}",
             humantime::format_duration(away),
@@ -769,7 +777,7 @@ mod tests {
         assert_eq!(reasons, ["PeerOnline", "PeerOffline", "PeerStillOffline", "PeerOnline"]);
         assert!(events[2].message.starts_with("peer mini still unreachable, since "), "{}", events[2].message);
         assert!(events[2].message.ends_with(" (1h)"), "{}", events[2].message);
-        assert_eq!(about.len(), events.len(), "one line per event and nothing else:\n{log}");
+        assert_eq!(about.len(), events.len(), "one line per event and nothing else:\n{}", about.join("\n"));
     }
 
     /// Issue #19 point 4 with Wake-on-LAN: the prober's loop and the wakes
@@ -826,10 +834,8 @@ mod tests {
         stop.send_replace(true);
         prober.await.unwrap();
 
-        let events = store.lock().unwrap().events(Some("Node/mini"), 1000);
+        let (events, about) = lines.told_about_mini(&store);
         let reasons: Vec<&str> = events.iter().map(|e| e.reason.as_str()).collect();
-        let log = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
-        let about: Vec<&str> = log.lines().filter(|line| line.contains("mini")).collect();
         eprintln!(
             "a node with wake off for {}, a call a minute ({calls} calls, {waited} waited for {sent} wakes), then back: \
              {} log lines and {} events about it: {reasons:?}",
@@ -844,7 +850,7 @@ mod tests {
         assert_eq!(reasons.last(), Some(&"PeerOnline"), "{reasons:?}");
         assert_eq!((count("WakeSent"), count("WakeUnanswered"), count("PeerStillOffline")), (2, 2, 1), "{reasons:?}");
         assert_eq!(events.len(), 8, "{reasons:?}");
-        assert_eq!(about.len(), events.len(), "one line per event and nothing else:\n{log}");
+        assert_eq!(about.len(), events.len(), "one line per event and nothing else:\n{}", about.join("\n"));
     }
 
     #[tokio::test(start_paused = true)]
