@@ -50,6 +50,11 @@ pub const OFFLINE_RETRY: Duration = Duration::from_secs(1);
 pub const REMINDER: Duration = Duration::from_secs(3600);
 /// How often tailscaled is asked for the peers' tailnet addresses.
 const TAILSCALE_REFRESH: Duration = Duration::from_secs(10);
+/// How long tailscaled is waited for before new peers are probed by name, and
+/// before a peer's going offline is told without its word: less than the
+/// prober's second between two probes of a silent peer, so its return is
+/// never told before its going.
+const TAILSCALE_WITHIN: Duration = Duration::from_millis(500);
 /// The longest the prober sleeps, so a new member of the set is probed soon.
 const IDLE: Duration = Duration::from_millis(250);
 /// A nudged peer waits for the revision (up to 30 s) before answering.
@@ -217,13 +222,21 @@ pub async fn run<P: Probe>(handles: ProberHandles, probe: P, mut shutdown: watch
     // The probes under way, by task, with their peer and start: the peer is
     // not due again until the probe reports back (or its task fails).
     let mut in_flight: HashMap<tokio::task::Id, (String, Instant)> = HashMap::new();
-    // The Tailscale refresh under way, one at a time, in a task of its own:
-    // a slow tailscaled (up to its 3 s timeout) holds up no probe and no
-    // verdict. Aborted when the prober returns.
+    // The Tailscale lookups under way, each in a task of its own (the
+    // periodic refresh, one at a time, and one per peer gone offline): a slow
+    // tailscaled holds up no probe and no verdict. Aborted when the prober
+    // returns.
     let mut refreshing = JoinSet::new();
     let mut revisions = handles.applied_revisions.clone();
+    // Before the first probes, and when a new set may turn discovery on or
+    // name new peers.
+    let mut look_up_first = true;
     let mut next_tailscale = Instant::now();
     loop {
+        if std::mem::take(&mut look_up_first) {
+            look_up_before_probing(&handles).await;
+            next_tailscale = Instant::now() + TAILSCALE_REFRESH;
+        }
         let now = Instant::now();
         if now >= next_tailscale && refreshing.is_empty() {
             next_tailscale = now + TAILSCALE_REFRESH;
@@ -247,9 +260,7 @@ pub async fn run<P: Probe>(handles: ProberHandles, probe: P, mut shutdown: watch
             Some(_nudged) = nudges.join_next() => continue,
             Some(_refreshed) = refreshing.join_next() => continue,
             Ok(()) = revisions.changed() => {
-                // A new set may turn discovery on or name new peers: ask
-                // Tailscale where they are before probing them by name.
-                next_tailscale = Instant::now();
+                look_up_first = true;
                 let applied = revisions.borrow_and_update().clone();
                 if let Some(revision) = applied.filter(|a| a.from_git).map(|a| a.revision) {
                     nudge(&handles.peers, &revision, handles.api_key.get().as_deref(), &mut nudges);
@@ -353,11 +364,20 @@ fn record(
     None
 }
 
-/// Tells of peer `name`'s going offline (`reason`) once Tailscale was asked
-/// where it is and whether it sees it offline too: the table already says it
-/// is down, so a slow tailscaled delays this event alone.
+/// Asks Tailscale where the peers are before new ones are probed by name
+/// (MagicDNS may fail where the tailnet IP works), waiting [`TAILSCALE_WITHIN`]
+/// at most.
+async fn look_up_before_probing(handles: &ProberHandles) {
+    let lookup = refresh_tailnet_addresses(handles.peers.clone(), handles.set_in_force.clone());
+    let _ = tokio::time::timeout(TAILSCALE_WITHIN, lookup).await;
+}
+
+/// Tells of peer `name`'s going offline (`reason`) once Tailscale was asked,
+/// for [`TAILSCALE_WITHIN`] at most, where it is and whether it sees it
+/// offline too: the table already says it is down, so a slow tailscaled
+/// delays this event alone, and never past the peer's next probe.
 async fn tell_offline(peers: Peers, set_in_force: SetInForce, events: EventSink, name: String, mut reason: String) {
-    refresh_tailnet_addresses(peers.clone(), set_in_force).await;
+    let _ = tokio::time::timeout(TAILSCALE_WITHIN, refresh_tailnet_addresses(peers.clone(), set_in_force)).await;
     if peers.get(&name).and_then(|p| p.tailnet_online) == Some(false) {
         reason.push_str("; Tailscale sees it offline too (asleep?)");
     }
@@ -880,10 +900,13 @@ mod tests {
         let asleep = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let prober = tokio::spawn(run(handles, Sleeper { asleep }, stopped));
 
-        let down = tokio::time::timeout(Duration::from_millis(500), peers.until("mini", PeerState::known_down)).await;
+        // Tailscale is waited for TAILSCALE_WITHIN before the first probe,
+        // not for its own 3 s timeout; the probe is refused at once.
+        let first_probe = TAILSCALE_WITHIN + Duration::from_millis(100);
+        let down = tokio::time::timeout(first_probe, peers.until("mini", PeerState::known_down)).await;
         assert!(down.is_ok(), "known down at its first refused probe, not after tailscaled's timeout");
-        // Its going is told once tailscaled was given up on.
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        // Its going is told once tailscaled was given up on, before its next probe.
+        tokio::time::sleep(TAILSCALE_WITHIN + Duration::from_millis(100)).await;
         let events = store.lock().unwrap().events(Some("Node/mini"), 10);
         let reasons: Vec<&str> = events.iter().map(|e| e.reason.as_str()).collect();
         assert_eq!(reasons, ["PeerOffline"]);
