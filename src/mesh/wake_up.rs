@@ -75,6 +75,10 @@ pub fn worth_telling(last: Option<&Told>, absence: Option<SystemTime>, now: Inst
 /// The last wake of one node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LastWake {
+    /// When the absence it was sent in began: a wake of an earlier absence
+    /// (the node came back, then went again) neither opens a window nor
+    /// rests the node now.
+    pub absence: Option<SystemTime>,
     pub at: Instant,
     /// The end of its window: `at` + the Node's `timeout`.
     pub until: Instant,
@@ -95,13 +99,21 @@ pub enum Plan {
     Join { until: Instant, via: String },
 }
 
-/// Whether a call for a node that is `known_down` and `has_wake` sends a
-/// wake, joins the one sent in the window still open, or goes on.
-pub fn plan(known_down: bool, has_wake: bool, last: Option<&LastWake>, now: Instant) -> Plan {
+/// Whether a call for a node that is `known_down` (since `absence` began)
+/// and `has_wake` sends a wake, joins the one sent in the window still open,
+/// or goes on.
+pub fn plan(
+    known_down: bool,
+    has_wake: bool,
+    last: Option<&LastWake>,
+    absence: Option<SystemTime>,
+    now: Instant,
+) -> Plan {
     if !known_down || !has_wake {
         return Plan::GoOn;
     }
     match last {
+        Some(last) if last.absence != absence => Plan::Send,
         Some(LastWake { until, via: Some(via), .. }) if now < *until => Plan::Join { until: *until, via: via.clone() },
         Some(LastWake { at, .. }) if now < *at + UNANSWERED_REST => Plan::GoOn,
         _ => Plan::Send,
@@ -176,24 +188,28 @@ impl WakeUp {
     /// wake was sent, so the call goes on at once.
     pub async fn before_fallback(&self, set: &ManifestSet, node: &str) -> Option<WakeWait> {
         let wake = set.nodes.get(node).and_then(|object| object.spec.wake.as_ref());
-        if plan(self.peers.known_down(node), wake.is_some(), None, Instant::now()) == Plan::GoOn {
+        let absence = || self.peers.absence(node).and_then(|absence| absence.since);
+        if plan(self.peers.known_down(node), wake.is_some(), None, absence(), Instant::now()) == Plan::GoOn {
             return None;
         }
         let wake = wake?;
         let started = Instant::now();
         let mut last = self.last.lock().await;
+        let absence = absence();
         // Whether this call sent the wake, and then whether it is told.
-        let (until, via, sent_here) = match plan(self.peers.known_down(node), true, last.get(node), Instant::now()) {
-            Plan::GoOn => return None,
-            Plan::Join { until, via } => (until, via, None),
-            Plan::Send => {
-                let at = Instant::now();
-                let tell = self.tell(node, at);
-                let via = self.send(set, node, wake, tell).await;
-                last.insert(node.to_owned(), LastWake { at, until: at + wake.timeout.duration, via: via.clone() });
-                (at + wake.timeout.duration, via?, Some(tell))
-            }
-        };
+        let (until, via, sent_here) =
+            match plan(self.peers.known_down(node), true, last.get(node), absence, Instant::now()) {
+                Plan::GoOn => return None,
+                Plan::Join { until, via } => (until, via, None),
+                Plan::Send => {
+                    let at = Instant::now();
+                    let tell = self.tell(node, absence, at);
+                    let via = self.send(set, node, wake, tell).await;
+                    let until = at + wake.timeout.duration;
+                    last.insert(node.to_owned(), LastWake { absence, at, until, via: via.clone() });
+                    (until, via?, Some(tell))
+                }
+            };
         drop(last);
         let answered = self.until_online(node, until).await;
         let waited = started.elapsed();
@@ -210,10 +226,9 @@ impl WakeUp {
         Some(WakeWait { node: node.to_owned(), via, waited_ms, answered })
     }
 
-    /// Whether the wake of `node` sent at `now` is told ([`worth_telling`]);
-    /// if so, it is the last told.
-    fn tell(&self, node: &str, now: Instant) -> bool {
-        let absence = self.peers.absence(node).and_then(|absence| absence.since);
+    /// Whether the wake of `node` (away since `absence` began) sent at `now`
+    /// is told ([`worth_telling`]); if so, it is the last told.
+    fn tell(&self, node: &str, absence: Option<SystemTime>, now: Instant) -> bool {
         let mut told = self.told.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let tell = worth_telling(told.get(node), absence, now);
         if tell {
@@ -309,30 +324,39 @@ mod tests {
 
     #[test]
     fn a_call_sends_a_wake_joins_the_open_window_or_goes_on() {
-        let now = Instant::now();
+        // Later than any wake of the table, whenever the machine booted.
+        let now = Instant::now() + UNANSWERED_REST + Duration::from_secs(10);
         let secs = Duration::from_secs;
+        let went = Some(SystemTime::UNIX_EPOCH + secs(1_796_548_379));
+        let went_again = Some(SystemTime::UNIX_EPOCH + secs(1_796_548_679));
         let sent = |ago: u64, window: u64| LastWake {
+            absence: went,
             at: now - secs(ago),
             until: now - secs(ago) + secs(window),
             via: Some("LAN".into()),
         };
         let failed = |ago: u64| LastWake { via: None, ..sent(ago, 15) };
         let join = |ago: u64, window: u64| Plan::Join { until: now - secs(ago) + secs(window), via: "LAN".into() };
-        // (known down, has wake, last wake, plan)
+        // (known down, has wake, last wake, absence now, plan)
         let table = [
-            (false, true, None, Plan::GoOn),
-            (true, false, None, Plan::GoOn),
-            (false, false, Some(sent(1, 15)), Plan::GoOn),
-            (true, true, None, Plan::Send),
-            (true, true, Some(sent(3, 15)), join(3, 15)),
-            (true, true, Some(sent(15, 15)), Plan::GoOn),
-            (true, true, Some(sent(299, 15)), Plan::GoOn),
-            (true, true, Some(sent(300, 15)), Plan::Send),
-            (true, true, Some(failed(1)), Plan::GoOn),
-            (true, true, Some(failed(301)), Plan::Send),
+            (false, true, None, went, Plan::GoOn),
+            (true, false, None, went, Plan::GoOn),
+            (false, false, Some(sent(1, 15)), went, Plan::GoOn),
+            (true, true, None, went, Plan::Send),
+            (true, true, Some(sent(3, 15)), went, join(3, 15)),
+            (true, true, Some(sent(15, 15)), went, Plan::GoOn),
+            (true, true, Some(sent(299, 15)), went, Plan::GoOn),
+            (true, true, Some(sent(300, 15)), went, Plan::Send),
+            (true, true, Some(failed(1)), went, Plan::GoOn),
+            (true, true, Some(failed(301)), went, Plan::Send),
+            // The node came back and went again: the last wake was of the
+            // absence before, and neither rests it nor is joined.
+            (true, true, Some(sent(60, 15)), went_again, Plan::Send),
+            (true, true, Some(sent(3, 15)), went_again, Plan::Send),
+            (true, true, Some(failed(1)), went_again, Plan::Send),
         ];
-        for (index, (known_down, has_wake, last, expected)) in table.into_iter().enumerate() {
-            assert_eq!(plan(known_down, has_wake, last.as_ref(), now), expected, "case {index}");
+        for (index, (known_down, has_wake, last, absence, expected)) in table.into_iter().enumerate() {
+            assert_eq!(plan(known_down, has_wake, last.as_ref(), absence, now), expected, "case {index}");
         }
     }
 
