@@ -627,28 +627,6 @@ mod tests {
     }
 
     #[test]
-    fn a_wall_clock_jump_is_no_wake_and_hides_none() {
-        let secs = Duration::from_secs;
-        // (what happened between two looks, how far the wall clock moved, the
-        // clock with sleep (BOOTTIME), the one without (MONOTONIC), the sleep
-        // found): the gate reads the last two, which setting the time moves not.
-        let cases = [
-            ("awake", 2, 2, 2, None),
-            ("the wall clock set an hour forward while awake", 3_602, 2, 2, None),
-            ("the wall clock set an hour back while awake", -3_598, 2, 2, None),
-            ("asleep for ten minutes", 602, 602, 2, Some(secs(600))),
-            ("asleep for ten minutes, the wall clock set an hour back at once", -2_998, 602, 2, Some(secs(600))),
-        ];
-        for (what, wall, with_sleep, without_sleep, expected) in cases {
-            let dir = tempfile::tempdir().unwrap();
-            let store = HandoffStore::load(dir.path(), "b");
-            store.notice_sleep((secs(1_000), secs(400)));
-            let found = store.notice_sleep((secs(1_000 + with_sleep), secs(400 + without_sleep)));
-            assert_eq!(found, expected, "{what} (wall clock moved {wall:+} s)");
-        }
-    }
-
-    #[test]
     fn a_handoffs_progress_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let store = HandoffStore::load(dir.path(), "a");

@@ -279,11 +279,19 @@ mod tests {
         let serving = tokio::spawn(async move {
             loop {
                 let (mut connection, _) = listener.accept().await.unwrap();
-                let mut request = vec![0; 4096];
-                let read = connection.read(&mut request).await.unwrap_or_default();
-                let request = String::from_utf8_lossy(&request[..read]).into_owned();
-                let state = ["awake", "asleep"].into_iter().find(|state| request.contains(&format!("\"{state}\"")));
-                heard.lock().unwrap().push(state.unwrap_or("?").to_owned());
+                // Read until the body says which, as the head and the body
+                // may come apart; the client ends the connection by its timeout.
+                let (mut request, mut buffer) = (Vec::new(), [0; 4096]);
+                let state = loop {
+                    let read = connection.read(&mut buffer).await.unwrap_or_default();
+                    request.extend_from_slice(&buffer[..read]);
+                    let text = String::from_utf8_lossy(&request);
+                    let said = ["awake", "asleep"].into_iter().find(|state| text.contains(&format!("\"{state}\"")));
+                    if let Some(state) = said.or((read == 0).then_some("?")) {
+                        break state;
+                    }
+                };
+                heard.lock().unwrap().push(state.to_owned());
             }
         });
         (peer, told, serving)
