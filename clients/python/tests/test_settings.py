@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from agentmesh import Mesh
+from agentmesh import DaemonUnreachable, Mesh, client, settings
 from agentmesh.settings import (
     SettingsError,
     api_key_from,
@@ -159,3 +163,67 @@ async def test_a_mesh_given_its_url_reads_only_the_key_so_a_bad_listen_address_d
 def test_a_listen_address_that_does_not_read_names_the_setting_and_where_it_came_from(listen: str) -> None:
     with pytest.raises(SettingsError, match=f'MESH_LISTEN "{listen}" from /n/.env is not an address:port'):
         base_url_for(listen, "/n/.env")
+
+
+class _Sessions(BaseHTTPRequestHandler):
+    """A daemon that knows no conversation."""
+
+    def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+        body = b"[]"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def daemon_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Sessions)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _closed_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+async def test_a_daemon_found_without_mesh_listen_is_looked_for_again_when_a_call_finds_none_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, daemon_url: str
+) -> None:
+    env = tmp_path / ".env"
+    env.write_text("MESH_API_KEY=k1\n")
+    monkeypatch.delenv("MESH_LISTEN", raising=False)
+    monkeypatch.delenv("MESH_API_KEY", raising=False)
+    # Where the daemon is found: nowhere yet (Tailscale not up), then at `daemon_url`.
+    where = [_closed_url()]
+    monkeypatch.setattr(settings, "find_default_base_url", lambda: where[0])
+    monkeypatch.setattr(client, "find_default_base_url", lambda: where[0])
+    async with Mesh(env_file=env) as mesh:
+        assert mesh.base_url == where[0]
+        where[0] = daemon_url
+        assert await mesh.sessions() == []
+        assert mesh.base_url == daemon_url
+
+
+async def test_a_daemon_at_its_mesh_listen_is_not_looked_for_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, daemon_url: str
+) -> None:
+    env = tmp_path / ".env"
+    closed = _closed_url()
+    env.write_text(f"MESH_LISTEN={closed.removeprefix('http://')}\nMESH_API_KEY=k1\n")
+    monkeypatch.delenv("MESH_LISTEN", raising=False)
+    monkeypatch.delenv("MESH_API_KEY", raising=False)
+    monkeypatch.setattr(client, "find_default_base_url", lambda: daemon_url)
+    async with Mesh(env_file=env) as mesh:
+        with pytest.raises(DaemonUnreachable):
+            await mesh.sessions()
+        assert mesh.base_url == closed

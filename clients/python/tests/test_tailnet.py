@@ -42,6 +42,11 @@ RUNNING = "Running"
         ({"BackendState": "NeedsLogin"}, None),
         ({"BackendState": RUNNING, "TailscaleIPs": ["100.128.0.1", "10.0.0.1", "not an ip", 7]}, None),
         ({"BackendState": RUNNING, "TailscaleIPs": ["fd7a:115c:a1e0::1"]}, None),
+        # What tailscaled never writes reads as no address, not a crash.
+        ({"BackendState": RUNNING, "TailscaleIPs": None, "Self": "x"}, None),
+        ({"BackendState": RUNNING, "TailscaleIPs": "100.64.0.7"}, None),
+        ({"BackendState": RUNNING, "TailscaleIPs": [1681915905]}, None),
+        ({"BackendState": RUNNING, "TailscaleIPs": {"100.64.0.7": 1}}, None),
     ],
 )
 def test_only_a_running_nodes_cgnat_ipv4_counts(status: dict[str, Any], expected: str | None) -> None:

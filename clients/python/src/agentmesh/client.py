@@ -17,7 +17,7 @@ import websockets
 from websockets.asyncio.client import connect
 
 from .errors import DaemonUnreachable, HandoffUndecided, MeshError, error_from_answer
-from .settings import locate, locate_key
+from .settings import find_default_base_url, locate, locate_key
 from .wire import HandoffProgress, NodeStatus, Routed, Session, StreamMessage, stream_message
 
 # A routed call may wait for a node to wake and for an endpoint (an LLM) that
@@ -34,9 +34,10 @@ class Mesh:
     """This node's mesh API. Without `base_url`, it is found as `meshctl`
     finds it (`MESH_LISTEN` and `MESH_API_KEY` from the environment, else the
     nearest `.env`, or `env_file`; without `MESH_LISTEN`, this node's tailnet
-    IP when the daemon takes a connection there, else loopback); `api_key`
-    likewise, and only the key is read when `base_url` is given. Use it as an
-    async context manager, or call `aclose()`."""
+    IP when the daemon takes a connection there, else loopback, looked for
+    again when a call finds no daemon there); `api_key` likewise, and only
+    the key is read when `base_url` is given. Use it as an async context
+    manager, or call `aclose()`."""
 
     def __init__(
         self,
@@ -47,18 +48,39 @@ class Mesh:
         timeout: httpx.Timeout | float | None = DEFAULT_TIMEOUT,
     ):
         env_path = Path(env_file) if env_file is not None else None
+        # Whether the daemon's address was found without `MESH_LISTEN`, and
+        # so may be elsewhere later (Tailscale came up after it was looked for).
+        self._may_move = False
         if not base_url:
             found = locate(env_path)
             base_url = found.base_url
+            self._may_move = found.defaulted
             api_key = api_key if api_key is not None else found.api_key
         elif api_key is None:
             api_key = locate_key(env_path)
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
+        self._timeout = timeout
+        self._http = self._client()
+
+    def _client(self) -> httpx.AsyncClient:
         # The daemon is on loopback or the tailnet: no proxy from the environment.
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, headers=self.auth_headers(), timeout=timeout, trust_env=False
+        return httpx.AsyncClient(
+            base_url=self.base_url, headers=self.auth_headers(), timeout=self._timeout, trust_env=False
         )
+
+    async def _found_elsewhere(self) -> bool:
+        """Whether the daemon, found without `MESH_LISTEN`, is now found at
+        another address (looked for off the event loop); the calls go there."""
+        if not self._may_move:
+            return False
+        base_url = await asyncio.to_thread(find_default_base_url)
+        if base_url == self.base_url:
+            return False
+        await self._http.aclose()
+        self.base_url = base_url
+        self._http = self._client()
+        return True
 
     async def __aenter__(self) -> Mesh:
         return self
@@ -176,7 +198,13 @@ class Mesh:
     async def _call(self, method: str, path: str, body: Any = None) -> Any:
         """One API call: its JSON answer, or the error it answered raised."""
         try:
-            answer = await self._http.request(method, path, json=body)
+            try:
+                answer = await self._http.request(method, path, json=body)
+            except httpx.ConnectError:
+                # Nothing was sent: safe to send again where the daemon is now.
+                if not await self._found_elsewhere():
+                    raise
+                answer = await self._http.request(method, path, json=body)
         except httpx.TransportError as error:
             raise DaemonUnreachable(self.base_url, str(error) or type(error).__name__) from error
         if answer.is_error:

@@ -37,6 +37,9 @@ class DaemonSettings:
     base_url: str
     api_key: str | None
     env_file: Path | None
+    # No `MESH_LISTEN`: `base_url` is where the daemon was found, which may
+    # change (Tailscale came up after this looked), so it may be looked for again.
+    defaulted: bool = False
 
 
 class SettingsError(ValueError):
@@ -151,7 +154,8 @@ def settings_from(
     unset. `default_url` is asked only when `MESH_LISTEN` is unset."""
     listen = _setting(environ, from_file, env_file, LISTEN)
     base_url = default_url() if listen is None else base_url_for(*listen)
-    return DaemonSettings(base_url=base_url, api_key=api_key_from(environ, from_file), env_file=env_file)
+    api_key = api_key_from(environ, from_file)
+    return DaemonSettings(base_url=base_url, api_key=api_key, env_file=env_file, defaulted=listen is None)
 
 
 def api_key_from(environ: Mapping[str, str], from_file: Mapping[str, str]) -> str | None:

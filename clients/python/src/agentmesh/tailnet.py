@@ -11,10 +11,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -30,9 +31,9 @@ MACOS_SOCKETS = ("/var/run/tailscaled.socket",)
 # The CLI inside the macOS app, for when `tailscale` is not in PATH.
 APP_COMMAND = "/Applications/Tailscale.app/Contents/MacOS/Tailscale"
 
-# tailscaled answers its socket at once; the command needs its start-up. Both
-# are waited for only when `MESH_LISTEN` is unset.
-SOCKET_TIMEOUT = 1.0
+# As `meshctl` waits for Tailscale (3 s a call), so both find the same
+# address from a busy tailscaled. Waited for only when `MESH_LISTEN` is unset.
+SOCKET_TIMEOUT = 3.0
 COMMAND_TIMEOUT = 3.0
 
 # Tailscale's addresses are in 100.64.0.0/10.
@@ -44,7 +45,7 @@ class Way:
     """How to ask Tailscale: `socket` (a LocalAPI socket) or `command` (the
     `tailscale` program), at `path`."""
 
-    kind: str
+    kind: Literal["socket", "command"]
     path: Path
 
 
@@ -64,11 +65,16 @@ def tailnet_ipv4(status: Mapping[str, Any]) -> str | None:
     while the backend is `Running`."""
     if status.get("BackendState") != "Running":
         return None
-    ips = status.get("TailscaleIPs") or (status.get("Self") or {}).get("TailscaleIPs") or []
+    own = status.get("Self")
+    ips = status.get("TailscaleIPs") or (own.get("TailscaleIPs") if isinstance(own, dict) else None)
+    if not isinstance(ips, list):
+        return None
     for text in ips:
+        if not isinstance(text, str):
+            continue
         try:
             ip = ipaddress.ip_address(text)
-        except (TypeError, ValueError):
+        except ValueError:
             continue
         if isinstance(ip, ipaddress.IPv4Address) and ip in CGNAT:
             return str(ip)
@@ -77,14 +83,21 @@ def tailnet_ipv4(status: Mapping[str, Any]) -> str | None:
 
 def status_from_socket(socket: Path, timeout: float = SOCKET_TIMEOUT) -> dict[str, Any] | None:
     """`GET /localapi/v0/status?peers=false` on tailscaled's socket; None when
-    it does not answer 200 with a JSON object in time."""
+    it does not answer 200 with a JSON object within `timeout` in all."""
     transport = httpx.HTTPTransport(uds=str(socket))
+    url = f"http://{LOCALAPI_HOST}/localapi/v0/status"
+    deadline = time.monotonic() + timeout
     try:
         with httpx.Client(transport=transport, timeout=timeout, trust_env=False) as client:
-            answer = client.get(f"http://{LOCALAPI_HOST}/localapi/v0/status", params={"peers": "false"})
+            with client.stream("GET", url, params={"peers": "false"}) as answer:
+                body = bytearray()
+                for chunk in answer.iter_bytes():
+                    body += chunk
+                    if time.monotonic() > deadline:
+                        return None
     except httpx.HTTPError:
         return None
-    return _object(answer.content) if answer.status_code == 200 else None
+    return _object(bytes(body)) if answer.status_code == 200 else None
 
 
 def status_from_command(program: Path, timeout: float = COMMAND_TIMEOUT) -> dict[str, Any] | None:
@@ -116,9 +129,12 @@ def local_tailnet_ipv4() -> str | None:
 
 
 def find_command() -> Path | None:
-    """`tailscale` in PATH, else the macOS app's CLI."""
+    """`tailscale` in PATH (never the current folder, which an empty entry
+    would name), else the macOS app's CLI."""
     for folder in os.environ.get("PATH", "").split(os.pathsep):
-        candidate = Path(folder or ".") / "tailscale"
+        if not folder:
+            continue
+        candidate = Path(folder) / "tailscale"
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate
     app = Path(APP_COMMAND)
