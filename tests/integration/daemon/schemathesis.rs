@@ -32,6 +32,13 @@ const PEER_PORT: u16 = 7431;
 /// Test cases per operation and phase.
 const EXAMPLES: &str = "25";
 
+/// Hypothesis' health checks judge the generator, not the API, and can fail
+/// by the seed or the machine's load alone: in one CI run, too many of the
+/// strings generated for the pass-throughs' path parameters could not be
+/// carried by a URL (`filter_too_much`). The run still tests every operation
+/// and generates enough cases (both asserted below).
+const SUPPRESSED_HEALTH_CHECKS: &str = "all";
+
 /// The floor on the cases the whole run generates, per operation: an
 /// operation without parameters or body gives few, one with a body many; 40
 /// operations gave 2,759 in all (about 69 each).
@@ -108,6 +115,7 @@ fn every_operation_answers_as_the_openapi_document_says() {
         .args(["--header", &format!("Authorization: Bearer {}", Daemon::KEY)])
         .args(["--checks", "not_a_server_error,response_schema_conformance,status_code_conformance"])
         .args(["--max-examples", EXAMPLES, "--request-timeout", "20", "--no-color"])
+        .args(["--suppress-health-check", SUPPRESSED_HEALTH_CHECKS])
         .env("SCHEMATHESIS_HOOKS", root.join("tests/fixtures/schemathesis/hooks.py"))
         .env("AGENTMESH_REVISION_IN_FORCE", &revision)
         .current_dir(work.path())
