@@ -338,13 +338,9 @@ async fn target_answers(peers: &Peers, target: &str, id: &str, record: &Record) 
     };
     if peer.known_down() || unanswered.is_some() {
         let away = peer.absence().unwrap_or(Absence { since: None, asleep: false });
-        let why = unanswered.or(peer.last_error).map(|why| format!(" ({why})")).unwrap_or_default();
-        let message = format!(
-            "{target} is {}{why}: refused at once; {id} stays with {} at epoch {}",
-            away.words(crate::clock::local_hh_mm),
-            record.owner,
-            record.epoch
-        );
+        let away = away_in_words(&away, unanswered.or(peer.last_error));
+        let message =
+            format!("{target} is {away}: refused at once; {id} stays with {} at epoch {}", record.owner, record.epoch);
         return Err(StartError::TargetOffline(message));
     }
     Ok(())
@@ -355,9 +351,13 @@ async fn target_answers(peers: &Peers, target: &str, id: &str, record: &Record) 
 /// does not.
 fn known_down_in_words(peers: &Peers, target: &str) -> Option<String> {
     let peer = peers.get(target)?;
-    let away = peer.absence()?;
-    let why = peer.last_error.map(|why| format!(" ({why})")).unwrap_or_default();
-    Some(format!("{}{why}", away.words(crate::clock::local_hh_mm)))
+    Some(away_in_words(&peer.absence()?, peer.last_error))
+}
+
+/// A node away in the words status uses, with `why` when known.
+fn away_in_words(away: &Absence, why: Option<String>) -> String {
+    let why = why.map(|why| format!(" ({why})")).unwrap_or_default();
+    format!("{}{why}", away.words(crate::clock::local_hh_mm))
 }
 
 async fn persist(handoffs: &Handoffs, conversation: &Conversation, input: Input) -> Result<Step, StartError> {
