@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::support::daemon::{Daemon, LAPTOP, MINI, free_address, mesh_of, node_manifest, same_port_on};
 use crate::support::ollama::{Config, FakeOllama};
-use crate::support::{agent_client_src, agent_python};
+use crate::support::{agent_client_src, agent_python, pytest_passed};
 
 const LAPTOP_NODE: &str = "agent-work-laptop";
 const MINI_NODE: &str = "agent-home-mini";
@@ -87,12 +87,7 @@ async fn the_python_clients_tests_pass_against_two_daemons() {
         ("AGENTMESH_TEST_KEY", Daemon::KEY.to_owned()),
     ];
     let output = python(&["-m", "pytest", "-p", "no:cacheprovider", "-q", "clients/python/tests"], &env).await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "pytest failed:\n{stdout}\n{stderr}");
-    let summary = stdout.lines().last().unwrap_or_default();
-    println!("pytest: {summary}");
-    assert!(summary.contains(" passed") && !summary.contains("skipped"), "{stdout}");
+    pytest_passed(&output);
 }
 
 /// The mypy `.ci/run` pins in the client's venv.

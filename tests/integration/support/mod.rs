@@ -170,6 +170,19 @@ pub(crate) fn tool(variable: &str, fallback: PathBuf, version: &str, install: &s
     program
 }
 
+/// The summary line of a pytest run (`-q`) that passed with nothing
+/// skipped, printed for the test's output; fails the test with pytest's
+/// output otherwise.
+pub(crate) fn pytest_passed(output: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "pytest failed:\n{stdout}\n{stderr}");
+    let summary = stdout.lines().last().unwrap_or_default().to_owned();
+    println!("pytest: {summary}");
+    assert!(summary.contains(" passed") && !summary.contains("skipped"), "{stdout}");
+    summary
+}
+
 /// The interpreter of the CI venv (`.ci/run`) with what the agent's Python
 /// client and its tests need: httpx, websockets, pytest, pytest-asyncio and
 /// the real `ollama` client. The client itself is run from
