@@ -714,6 +714,18 @@ mod tests {
         asleep: Arc<std::sync::atomic::AtomicBool>,
     }
 
+    /// The sleeper answers again; 5 s later the prober is stopped.
+    async fn back_then_stopped(
+        asleep: &std::sync::atomic::AtomicBool,
+        stop: watch::Sender<bool>,
+        prober: tokio::task::JoinHandle<()>,
+    ) {
+        asleep.store(false, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        stop.send_replace(true);
+        prober.await.unwrap();
+    }
+
     impl Probe for Sleeper {
         async fn probe(&self, _authority: &str) -> Result<Answer, String> {
             if self.asleep.load(std::sync::atomic::Ordering::SeqCst) { refused() } else { ok() }
@@ -781,10 +793,7 @@ mod tests {
         tokio::time::sleep(away).await;
         let probed = peers.get("mini").unwrap();
         assert!(!probed.online && probed.unreachable_since.is_some(), "{probed:?}");
-        asleep.store(false, std::sync::atomic::Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        stop.send_replace(true);
-        prober.await.unwrap();
+        back_then_stopped(&asleep, stop, prober).await;
 
         let (events, about) = lines.told_about_mini(&store);
         let reasons: Vec<&str> = events.iter().map(|e| e.reason.as_str()).collect();
@@ -849,10 +858,7 @@ mod tests {
             }
         }
         tokio::time::sleep_until(went + away).await;
-        asleep.store(false, std::sync::atomic::Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        stop.send_replace(true);
-        prober.await.unwrap();
+        back_then_stopped(&asleep, stop, prober).await;
 
         let (events, about) = lines.told_about_mini(&store);
         let reasons: Vec<&str> = events.iter().map(|e| e.reason.as_str()).collect();
